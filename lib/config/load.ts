@@ -1,0 +1,78 @@
+import { readFileSync } from 'node:fs';
+import { parseDocument } from 'yaml';
+import type { z } from 'zod';
+import { configSchema, type GatewayConfig } from './schema.ts';
+
+/** A config file rxgate refuses; the message names the file and the key's path. */
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+  constructor(readonly file: string, readonly problems: readonly string[]) {
+    super(`invalid config ${file}:\n` + problems.map((p) => `  - ${p}`).join('\n'));
+  }
+}
+
+const ENV_REF = /\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
+
+/** `routes[0].service`-style path for error messages. */
+export function formatPath(path: readonly PropertyKey[]): string {
+  let out = '';
+  for (const key of path) {
+    if (typeof key === 'number') out += `[${key}]`;
+    else out += (out === '' ? '' : '.') + String(key);
+  }
+  return out === '' ? '(top level)' : out;
+}
+
+/**
+ * Replaces `${VAR}` and `${VAR:-default}` in every string value (not in
+ * keys, and after YAML parsing, so a variable can never inject YAML).
+ */
+export function substituteEnv(value: unknown, env: NodeJS.ProcessEnv, path: PropertyKey[] = [], problems: string[] = []): unknown {
+  if (typeof value === 'string') {
+    return value.replace(ENV_REF, (_, name: string, fallback: string | undefined) => {
+      const v = env[name];
+      if (v !== undefined && v !== '') return v;
+      if (fallback !== undefined) return fallback;
+      problems.push(`${formatPath(path)}: environment variable ${name} is not set and has no default (\${${name}:-default})`);
+      return '';
+    });
+  }
+  if (Array.isArray(value)) return value.map((v, i) => substituteEnv(v, env, [...path, i], problems));
+  if (value !== null && typeof value === 'object') {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(value)) out[k] = substituteEnv(v, env, [...path, k], problems);
+    return out;
+  }
+  return value;
+}
+
+function describeIssue(issue: z.core.$ZodIssue): string {
+  if (issue.code === 'unrecognized_keys') {
+    return issue.keys.map((k) => `${formatPath([...issue.path, k])}: unknown key`).join('\n  - ');
+  }
+  return `${formatPath(issue.path)}: ${issue.message}`;
+}
+
+/** Parses and validates config text; throws ConfigError listing every problem. */
+export function parseConfig(text: string, file = '<config>', env: NodeJS.ProcessEnv = process.env): GatewayConfig {
+  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    throw new ConfigError(file, doc.errors.map((e) => `YAML syntax: ${e.message}`));
+  }
+  const problems: string[] = [];
+  const raw = substituteEnv(doc.toJS(), env, [], problems);
+  if (problems.length > 0) throw new ConfigError(file, problems);
+  const result = configSchema.safeParse(raw);
+  if (!result.success) throw new ConfigError(file, result.error.issues.map(describeIssue));
+  return result.data;
+}
+
+export function loadConfig(file: string, env: NodeJS.ProcessEnv = process.env): GatewayConfig {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError(file, [`cannot read the file: ${(err as Error).message}`]);
+  }
+  return parseConfig(text, file, env);
+}

@@ -1,0 +1,157 @@
+/**
+ * The closed set of errors rxgate answers with. Each has a literal HTTP
+ * `status`, a stable `code` (the JSON body's `error.code`), whether a retry
+ * may help, and the underlying `cause`. Only the server edge turns one into a
+ * response (see `errorResponseBody`); everything else throws or emits these.
+ */
+
+const kGatewayError = Symbol.for('rxgate.error');
+
+export type ErrorCode =
+  | 'BAD_REQUEST'
+  | 'UNAUTHORIZED'
+  | 'FORBIDDEN'
+  | 'ROUTE_NOT_FOUND'
+  | 'METHOD_NOT_ALLOWED'
+  | 'PAYLOAD_TOO_LARGE'
+  | 'RATE_LIMITED'
+  | 'INTERNAL_ERROR'
+  | 'BAD_GATEWAY'
+  | 'SERVICE_UNAVAILABLE'
+  | 'CIRCUIT_OPEN'
+  | 'GATEWAY_TIMEOUT'
+  | 'CLIENT_ABORTED';
+
+export interface GatewayErrorOptions {
+  cause?: unknown;
+  /** Extra response headers, e.g. `retry-after`, `www-authenticate`, `allow`. */
+  headers?: Record<string, string>;
+}
+
+export abstract class GatewayError extends Error {
+  abstract readonly status: number;
+  abstract readonly code: ErrorCode;
+  /** Whether repeating the same request upstream may succeed. */
+  readonly retryable: boolean = false;
+  readonly headers: Record<string, string> | undefined;
+  readonly [kGatewayError] = true;
+
+  constructor(message: string, options: GatewayErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.headers = options.headers;
+  }
+
+  override get name(): string {
+    return this.constructor.name;
+  }
+}
+
+/** True for any rxgate error, even one from a second copy of the package. */
+export function isGatewayError(err: unknown): err is GatewayError {
+  return typeof err === 'object' && err !== null && (err as Record<symbol, unknown>)[kGatewayError] === true;
+}
+
+export class BadRequestError extends GatewayError {
+  readonly status = 400;
+  readonly code = 'BAD_REQUEST';
+}
+
+export class UnauthorizedError extends GatewayError {
+  readonly status = 401;
+  readonly code = 'UNAUTHORIZED';
+}
+
+export class ForbiddenError extends GatewayError {
+  readonly status = 403;
+  readonly code = 'FORBIDDEN';
+}
+
+export class RouteNotFoundError extends GatewayError {
+  readonly status = 404;
+  readonly code = 'ROUTE_NOT_FOUND';
+}
+
+export class MethodNotAllowedError extends GatewayError {
+  readonly status = 405;
+  readonly code = 'METHOD_NOT_ALLOWED';
+}
+
+export class PayloadTooLargeError extends GatewayError {
+  readonly status = 413;
+  readonly code = 'PAYLOAD_TOO_LARGE';
+}
+
+export class RateLimitedError extends GatewayError {
+  readonly status = 429;
+  readonly code = 'RATE_LIMITED';
+}
+
+export class InternalError extends GatewayError {
+  readonly status = 500;
+  readonly code = 'INTERNAL_ERROR';
+}
+
+/** The upstream could not be reached or broke the exchange. */
+export class BadGatewayError extends GatewayError {
+  readonly status = 502;
+  readonly code = 'BAD_GATEWAY';
+  override readonly retryable = true;
+}
+
+/** No upstream instance is usable (all unhealthy, none configured). */
+export class ServiceUnavailableError extends GatewayError {
+  readonly status = 503;
+  readonly code = 'SERVICE_UNAVAILABLE';
+  override readonly retryable = true;
+}
+
+export class CircuitOpenError extends GatewayError {
+  readonly status = 503;
+  readonly code = 'CIRCUIT_OPEN';
+}
+
+export class GatewayTimeoutError extends GatewayError {
+  readonly status = 504;
+  readonly code = 'GATEWAY_TIMEOUT';
+  override readonly retryable = true;
+}
+
+/** The client went away. Never written to anyone; it only tears the pipeline down. */
+export class ClientAbortedError extends GatewayError {
+  readonly status = 499;
+  readonly code = 'CLIENT_ABORTED';
+}
+
+const CONNECT_CODES = new Set([
+  'ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN',
+  'UND_ERR_SOCKET', 'UND_ERR_CLOSED', 'UND_ERR_CONNECT', 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH',
+  'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH', 'HPE_INVALID_CONSTANT', 'UND_ERR_INFO',
+]);
+const TIMEOUT_CODES = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'ETIMEDOUT']);
+
+/**
+ * Maps anything thrown below the edge to one rxgate error: undici's
+ * connection errors to 502, its timeouts and RxJS's `TimeoutError` to 504,
+ * anything unknown to 500 (its message is not shown to the client).
+ */
+export function toGatewayError(err: unknown): GatewayError {
+  if (isGatewayError(err)) return err;
+  const e = err as { code?: string; name?: string; message?: string } | null;
+  const code = e?.code;
+  if (code !== undefined && TIMEOUT_CODES.has(code)) {
+    return new GatewayTimeoutError('upstream timed out', { cause: err });
+  }
+  if (e?.name === 'TimeoutError') return new GatewayTimeoutError('upstream timed out', { cause: err });
+  if (code !== undefined && (CONNECT_CODES.has(code) || code.startsWith('UND_ERR') || code.startsWith('HPE_'))) {
+    return new BadGatewayError(code === 'ECONNREFUSED' ? 'upstream refused the connection' : 'upstream connection failed', { cause: err });
+  }
+  if (code === 'ERR_SSL_WRONG_VERSION_NUMBER' || code?.startsWith('ERR_TLS') || code?.startsWith('CERT_')) {
+    return new BadGatewayError('upstream TLS handshake failed', { cause: err });
+  }
+  return new InternalError('internal gateway error', { cause: err });
+}
+
+/** The JSON body every error response carries. */
+export function errorResponseBody(err: GatewayError): string {
+  return JSON.stringify({ error: { code: err.code, message: err.message } });
+}

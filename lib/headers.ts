@@ -1,0 +1,37 @@
+/**
+ * Hop-by-hop headers (RFC 9110 §7.6.1) never cross the gateway in either
+ * direction, nor does any header a `Connection` header names.
+ */
+export const HOP_BY_HOP: ReadonlySet<string> = new Set([
+  'connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization',
+  'te', 'trailer', 'transfer-encoding', 'upgrade',
+]);
+
+/** Lower-case names listed in a `Connection` header value, or null when none. */
+export function connectionTokens(value: string | undefined): Set<string> | null {
+  if (value === undefined || value === '') return null;
+  const set = new Set<string>();
+  for (const token of value.split(',')) {
+    const t = token.trim().toLowerCase();
+    if (t !== '' && t !== 'close' && t !== 'keep-alive') set.add(t);
+  }
+  return set.size === 0 ? null : set;
+}
+
+/** Looks a header up in a flat response header list; the first value wins. */
+export function getHeader(headers: readonly string[], name: string): string | undefined {
+  for (let i = 0; i < headers.length; i += 2) {
+    if (headers[i] === name) return headers[i + 1];
+  }
+  return undefined;
+}
+
+/** A copy of a flat header list with `name` removed and, unless undefined, set to `value`. */
+export function setHeader(headers: readonly string[], name: string, value: string | undefined): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < headers.length; i += 2) {
+    if (headers[i] !== name) out.push(headers[i]!, headers[i + 1]!);
+  }
+  if (value !== undefined) out.push(name, value);
+  return out;
+}

@@ -1,0 +1,153 @@
+import { MethodNotAllowedError, RouteNotFoundError } from '../errors.ts';
+
+export interface RouteRewrite {
+  /** A regular expression applied to the upstream path… */
+  pattern?: string;
+  /** …replaced by this (`$1` etc. allowed). */
+  replacement?: string;
+  /** Or: remove this prefix from the path. */
+  stripPrefix?: string;
+}
+
+export interface RouteDefinition<T> {
+  /** `/exact`, `/users/:id`, or a prefix `/api/*` (which also matches `/api`). */
+  path: string;
+  /** Allowed methods; all when absent. */
+  methods?: readonly string[];
+  rewrite?: RouteRewrite;
+  /** What the route carries (its composed handler). */
+  value: T;
+}
+
+export interface RouteMatch<T> {
+  route: CompiledRoute<T>;
+  params: Record<string, string>;
+}
+
+const enum Kind { Wild = 1, Param = 2, Static = 3 }
+
+interface Segment {
+  kind: Kind;
+  /** Static text or the parameter's name. */
+  text: string;
+}
+
+export class CompiledRoute<T> {
+  readonly segments: Segment[];
+  readonly prefix: boolean;
+  readonly methods: ReadonlySet<string> | null;
+  readonly rewrite: ((path: string) => string) | null;
+
+  constructor(readonly definition: RouteDefinition<T>) {
+    const path = definition.path;
+    if (!path.startsWith('/')) throw new TypeError(`route path ${JSON.stringify(path)} must start with /`);
+    const parts = path.split('/').slice(1);
+    this.prefix = parts[parts.length - 1] === '*';
+    if (this.prefix) parts.pop();
+    if (parts.includes('*')) throw new TypeError(`route path ${path}: * is only allowed as the last segment`);
+    this.segments = parts.filter((p) => p !== '').map((p) => (p.startsWith(':') ? { kind: Kind.Param, text: p.slice(1) } : { kind: Kind.Static, text: p }));
+    if (this.prefix) this.segments.push({ kind: Kind.Wild, text: '*' });
+    this.methods = definition.methods === undefined ? null : new Set(definition.methods.map((m) => m.toUpperCase()));
+    this.rewrite = compileRewrite(definition.rewrite);
+  }
+
+  get value(): T {
+    return this.definition.value;
+  }
+
+  /** Matches decoded path segments; fills `params` on success. */
+  matches(parts: readonly string[], params: Record<string, string>): boolean {
+    const segs = this.segments;
+    const n = this.prefix ? segs.length - 1 : segs.length;
+    if (this.prefix ? parts.length < n : parts.length !== n) return false;
+    for (let i = 0; i < n; i++) {
+      const seg = segs[i]!;
+      const part = parts[i]!;
+      if (seg.kind === Kind.Static) {
+        if (seg.text !== part) return false;
+      } else {
+        if (part === '') return false;
+        params[seg.text] = part;
+      }
+    }
+    return true;
+  }
+}
+
+function compileRewrite(rewrite: RouteRewrite | undefined): ((path: string) => string) | null {
+  if (rewrite === undefined) return null;
+  if (rewrite.stripPrefix !== undefined) {
+    const prefix = rewrite.stripPrefix.replace(/\/$/, '');
+    return (path) => {
+      if (!path.startsWith(prefix)) return path;
+      const rest = path.slice(prefix.length);
+      return rest === '' ? '/' : rest.startsWith('/') ? rest : path;
+    };
+  }
+  if (rewrite.pattern === undefined) throw new TypeError('rewrite needs pattern+replacement or stripPrefix');
+  let re: RegExp;
+  try {
+    re = new RegExp(rewrite.pattern);
+  } catch (err) {
+    throw new TypeError(`rewrite pattern ${JSON.stringify(rewrite.pattern)}: ${(err as Error).message}`);
+  }
+  const replacement = rewrite.replacement ?? '';
+  return (path) => {
+    const out = path.replace(re, replacement);
+    return out.startsWith('/') ? out : '/' + out;
+  };
+}
+
+/** Orders routes most specific first: static > :param > *, then longer. */
+function compareSpecificity(a: CompiledRoute<unknown>, b: CompiledRoute<unknown>): number {
+  const n = Math.min(a.segments.length, b.segments.length);
+  for (let i = 0; i < n; i++) {
+    const d = b.segments[i]!.kind - a.segments[i]!.kind;
+    if (d !== 0) return d;
+  }
+  const next = (r: CompiledRoute<unknown>): number => r.segments[n]?.kind ?? 0;
+  // `/api` before `/api/*`; otherwise the longer, more constrained route first.
+  if (next(a) === Kind.Wild && next(b) === 0) return 1;
+  if (next(b) === Kind.Wild && next(a) === 0) return -1;
+  return b.segments.length - a.segments.length;
+}
+
+/**
+ * The route table. Most specific path first; among routes whose path
+ * matches, the first that allows the method wins. A path that matches only
+ * routes for other methods is a 405 with `Allow`.
+ */
+export class Router<T> {
+  private readonly routes: CompiledRoute<T>[] = [];
+
+  add(definition: RouteDefinition<T>): this {
+    this.routes.push(new CompiledRoute(definition));
+    this.routes.sort(compareSpecificity);
+    return this;
+  }
+
+  get size(): number {
+    return this.routes.length;
+  }
+
+  /** Matches a normalised path; throws RouteNotFoundError or MethodNotAllowedError. */
+  match(method: string, path: string): RouteMatch<T> {
+    const parts = path === '/' ? [] : path.slice(1).split('/');
+    if (parts.length > 0 && parts[parts.length - 1] === '') parts.pop();
+    let allowed: Set<string> | null = null;
+    for (const route of this.routes) {
+      const params: Record<string, string> = {};
+      if (!route.matches(parts, params)) continue;
+      if (route.methods === null || route.methods.has(method) || (method === 'HEAD' && route.methods.has('GET'))) {
+        return { route, params };
+      }
+      allowed ??= new Set();
+      for (const m of route.methods) allowed.add(m);
+    }
+    if (allowed !== null) {
+      const allow = [...allowed].join(', ');
+      throw new MethodNotAllowedError(`method ${method} is not allowed on ${path}`, { headers: { allow } });
+    }
+    throw new RouteNotFoundError(`no route for ${method} ${path}`);
+  }
+}

@@ -1,0 +1,45 @@
+import type { Duration } from '../duration.ts';
+
+export interface HealthOptions {
+  /** Path probed with GET on every instance; no active checks when absent. */
+  path?: string;
+  /** Time between probes. @default '5s' */
+  interval?: Duration;
+  /** Consecutive failed probes that mark an instance down. @default 2 */
+  unhealthyAfter?: number;
+  /** Consecutive good probes that bring it back. @default 2 */
+  healthyAfter?: number;
+}
+
+/**
+ * Health of one upstream instance from probe outcomes: UP until
+ * `unhealthyAfter` failures in a row, then DOWN until `healthyAfter`
+ * successes in a row. Synchronous; the probing lives in `Service`.
+ */
+export class HealthTracker {
+  healthy = true;
+  private streak = 0;
+  private readonly unhealthyAfter: number;
+  private readonly healthyAfter: number;
+
+  constructor(options: HealthOptions) {
+    this.unhealthyAfter = options.unhealthyAfter ?? 2;
+    this.healthyAfter = options.healthyAfter ?? 2;
+    if (this.unhealthyAfter < 1 || this.healthyAfter < 1) throw new TypeError('health thresholds must be at least 1');
+  }
+
+  /** Records one probe; returns true when the state changed. */
+  record(ok: boolean): boolean {
+    if (ok === this.healthy) {
+      this.streak = 0;
+      return false;
+    }
+    this.streak++;
+    if (this.streak >= (this.healthy ? this.unhealthyAfter : this.healthyAfter)) {
+      this.healthy = !this.healthy;
+      this.streak = 0;
+      return true;
+    }
+    return false;
+  }
+}

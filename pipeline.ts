@@ -20,7 +20,7 @@ export const defaultPipeline: PipelineFactory = ({ route, service }) =>
   )(forward(service, { preserveHost: route.preserveHost ?? false }));
 
 export async function main(argv: string[] = process.argv.slice(2)): Promise<void> {
-  await runCli(argv, defaultPipeline);
+  await runCli(argv, defaultPipeline, import.meta.url);
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {

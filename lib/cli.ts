@@ -5,6 +5,7 @@ import { buildGateway, type PipelineFactory } from './config/build.ts';
 import { ConfigError, loadConfig } from './config/load.ts';
 import type { Gateway } from './gateway.ts';
 import { createLogger } from './observe/log.ts';
+import { startWorkers, workerContext } from './server/workers.ts';
 
 export const USAGE = `Usage: rxgate --config FILE [--port N] [--host H]
        rxgate --demo        (the bundled example with its demo upstreams)
@@ -12,6 +13,7 @@ export const USAGE = `Usage: rxgate --config FILE [--port N] [--host H]
   -c, --config FILE   YAML config (routes, services, policies)
   -p, --port N        listen on this port (overrides listen.port; 0 = any free port)
       --host H        listen on this address (overrides listen.host)
+  -w, --workers N     run N gateway threads sharing the port (overrides workers)
       --check         validate the config and exit
       --demo          start demo upstreams on :3001-3003 and use examples/demo.yaml
   -h, --help          this text
@@ -24,7 +26,7 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
  * Runs the gateway from command-line arguments with the given pipeline
  * factory. Exits the process with status 2 on a bad config or bad arguments.
  */
-export async function runCli(argv: string[], pipeline: PipelineFactory): Promise<Gateway | null> {
+export async function runCli(argv: string[], pipeline: PipelineFactory, pipelineModule?: string): Promise<Gateway | null> {
   let args;
   try {
     args = parseArgs({
@@ -33,6 +35,7 @@ export async function runCli(argv: string[], pipeline: PipelineFactory): Promise
         config: { type: 'string', short: 'c' },
         port: { type: 'string', short: 'p' },
         host: { type: 'string' },
+        workers: { type: 'string', short: 'w' },
         check: { type: 'boolean' },
         demo: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
@@ -78,6 +81,11 @@ export async function runCli(argv: string[], pipeline: PipelineFactory): Promise
 
   const logger = createLogger(config.log?.level);
   const closers: Array<() => Promise<void>> = [];
+  const workers = args.workers !== undefined ? Number(args.workers) : config.workers ?? 1;
+  if (!Number.isInteger(workers) || workers < 1) {
+    process.stderr.write(`rxgate: --workers must be a whole number of at least 1, got ${args.workers}\n`);
+    process.exit(2);
+  }
   if (args.demo === true) {
     const { startDemoUpstreams } = await import('../examples/demo-upstreams.ts');
     const servers = await startDemoUpstreams();
@@ -85,6 +93,29 @@ export async function runCli(argv: string[], pipeline: PipelineFactory): Promise
     closers.push(async () => {
       for (const s of servers) s.close();
     });
+  }
+
+  if (workers > 1 && workerContext() === null) {
+    if (pipelineModule === undefined) throw new TypeError('runCli: workers need the pipeline module URL');
+    const workerArgv = ['--config', file, '--workers', '1',
+      ...(port !== undefined ? ['--port', String(port)] : []),
+      ...(args.host !== undefined ? ['--host', args.host] : [])];
+    const threads = startWorkers(workers, { argv: workerArgv, pipelineModule }, logger);
+    logger.info({ workers }, 'rxgate started worker threads sharing one port');
+    const stopAll = (): void => {
+      const exited = threads.map((t) => new Promise((resolve) => {
+        t.once('exit', resolve);
+        t.postMessage('stop');
+      }));
+      // Open keep-alive connections can hold a worker; give them a moment.
+      const grace = new Promise((resolve) => setTimeout(resolve, 3000).unref());
+      void Promise.race([Promise.all(exited), grace])
+        .then(() => Promise.all(closers.map((c) => c())))
+        .finally(() => process.exit(0));
+    };
+    process.once('SIGINT', stopAll);
+    process.once('SIGTERM', stopAll);
+    return null;
   }
 
   let gateway: Gateway;
@@ -114,7 +145,9 @@ export async function runCli(argv: string[], pipeline: PipelineFactory): Promise
     logger.info({ signal }, 'rxgate stopping');
     void gateway.close().then(() => Promise.all(closers.map((c) => c()))).finally(() => process.exit(0));
   };
-  process.once('SIGINT', () => stop('SIGINT'));
-  process.once('SIGTERM', () => stop('SIGTERM'));
+  if (workerContext() === null) {
+    process.once('SIGINT', () => stop('SIGINT'));
+    process.once('SIGTERM', () => stop('SIGTERM'));
+  }
   return gateway;
 }

@@ -1,0 +1,17 @@
+// Entry of one gateway worker thread (see workers.ts).
+import { parentPort, workerData } from 'node:worker_threads';
+import { runCli } from '../cli.ts';
+import type { PipelineFactory } from '../config/build.ts';
+import type { WorkerData } from './workers.ts';
+
+const data = workerData as WorkerData;
+const mod = (await import(data.pipelineModule)) as { defaultPipeline: PipelineFactory };
+const gateway = await runCli(data.argv, mod.defaultPipeline);
+// Stop on the main thread's word: close the listen socket and the upstream
+// pools so this thread's loop empties and the worker exits by itself
+// (terminating a thread that still has uWS sockets aborts the process).
+parentPort?.on('message', (msg) => {
+  if (msg === 'stop') {
+    void gateway?.close().finally(() => parentPort?.close());
+  }
+});

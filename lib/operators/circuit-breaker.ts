@@ -1,0 +1,165 @@
+import { Observable } from 'rxjs';
+import { Breaker, type BreakerOptions, type BreakerPermit, type BreakerTransition } from '../breaker/breaker.ts';
+import { defaultIsFailure, type CallOutcome } from '../breaker/outcome.ts';
+import { BreakerRegistry } from '../breaker/registry.ts';
+import { BufferedBody } from '../body.ts';
+import { CircuitOpenError, isGatewayError } from '../errors.ts';
+import type { GatewayRequest, GatewayResponse, Handler, Policy } from '../types.ts';
+
+/** A fixed answer while the circuit is open, instead of the 503 error. */
+export interface CircuitFallback {
+  status: number;
+  /** Header names in lower case. A `retry-after` is added unless given here. */
+  headers?: Record<string, string>;
+  body?: string;
+}
+
+/** How the operator uses its breakers (the part that is not the breaker's own bookkeeping). */
+export interface CircuitBreakerCallOptions {
+  /**
+   * Which breaker a request goes through, e.g. `(req) => req.locals.upstream`
+   * for one per upstream instance. Required with a `BreakerRegistry`; null:
+   * one breaker for everything the operator wraps.
+   * @default null
+   */
+  keyBy?: ((req: GatewayRequest) => string) | null;
+  /** Whether an outcome counts as a failure. @default defaultIsFailure (retryable errors; 5xx but 501) */
+  isFailure?: (outcome: CallOutcome) => boolean;
+  /** Answer with this while open instead of erroring with `CircuitOpenError`. @default null */
+  fallback?: CircuitFallback | null;
+}
+
+export type CircuitBreakerOptions = BreakerOptions & CircuitBreakerCallOptions;
+
+/** The operator, with the breakers it drives for metrics and logs. */
+export interface CircuitBreakerPolicy extends Policy {
+  /** Every transition of every breaker it uses. */
+  readonly state$: Observable<BreakerTransition>;
+  /** The breaker a request goes through. */
+  breakerFor(req: GatewayRequest): Breaker;
+}
+
+const callDefaults = {
+  keyBy: null,
+  isFailure: defaultIsFailure,
+  fallback: null,
+} satisfies Required<CircuitBreakerCallOptions>;
+
+function isBreakerSource(x: unknown): x is Breaker | BreakerRegistry {
+  return x instanceof Breaker || x instanceof BreakerRegistry;
+}
+
+/**
+ * Fails fast while an upstream is failing. Each call takes a permit from its
+ * breaker; the verdict is given at the response head (its status), or on an
+ * error before it; unsubscribing first (client abort) gives none. While open
+ * it errors at once with `CircuitOpenError` (503, `retry-after`), or answers
+ * with `fallback`.
+ *
+ * `circuitBreaker(options)` builds its own breaker (or registry, with
+ * `keyBy`); `circuitBreaker(breaker)` or `circuitBreaker(registry, { keyBy })`
+ * shares one built elsewhere.
+ */
+export function circuitBreaker(options?: CircuitBreakerOptions): CircuitBreakerPolicy;
+export function circuitBreaker(source: Breaker | BreakerRegistry, options?: CircuitBreakerCallOptions): CircuitBreakerPolicy;
+export function circuitBreaker(
+  first: CircuitBreakerOptions | Breaker | BreakerRegistry = {},
+  second: CircuitBreakerCallOptions = {},
+): CircuitBreakerPolicy {
+  const call = { ...callDefaults, ...(isBreakerSource(first) ? second : pickCall(first)) };
+  const { keyBy, isFailure, fallback } = call;
+  let source: Breaker | BreakerRegistry;
+  if (isBreakerSource(first)) {
+    source = first;
+  } else {
+    const { keyBy: _k, isFailure: _f, fallback: _b, ...breakerOptions } = first;
+    source = keyBy === null ? new Breaker(breakerOptions) : new BreakerRegistry(breakerOptions);
+  }
+  if (source instanceof BreakerRegistry && keyBy === null) throw new TypeError('circuitBreaker: a BreakerRegistry needs keyBy');
+  if (source instanceof Breaker && keyBy !== null) throw new TypeError('circuitBreaker: keyBy needs a BreakerRegistry, not one Breaker');
+  if (fallback !== null && (!Number.isInteger(fallback.status) || fallback.status < 200 || fallback.status > 599)) {
+    throw new TypeError(`circuitBreaker: fallback.status must be an HTTP status, got ${fallback.status}`);
+  }
+  const fallbackBody = fallback?.body === undefined ? null : BufferedBody.of(fallback.body);
+  const breakerFor = source instanceof Breaker
+    ? (() => source) as (req: GatewayRequest) => Breaker
+    : (req: GatewayRequest) => source.get(keyBy!(req));
+
+  function reject(breaker: Breaker): Observable<GatewayResponse> | CircuitOpenError {
+    const retryAfter = String(Math.max(1, Math.ceil(breaker.retryAfter() / 1000)));
+    if (fallback === null) return new CircuitOpenError('circuit breaker is open', { headers: { 'retry-after': retryAfter } });
+    const headers: string[] = [];
+    for (const [name, value] of Object.entries(fallback.headers ?? {})) headers.push(name.toLowerCase(), value);
+    if (!headers.some((h, i) => i % 2 === 0 && h === 'retry-after')) headers.push('retry-after', retryAfter);
+    return new Observable((s) => {
+      s.next({ status: fallback.status, headers, body: fallbackBody?.replay() ?? null });
+      s.complete();
+    });
+  }
+
+  const policy = (next: Handler): Handler => function circuitBreakerHandler(req) {
+    return new Observable<GatewayResponse>((subscriber) => {
+      const breaker = breakerFor(req);
+      const permit = breaker.tryAcquire();
+      if (permit === null) {
+        const r = reject(breaker);
+        if (r instanceof CircuitOpenError) subscriber.error(r);
+        else return r.subscribe(subscriber);
+        return;
+      }
+      return judged(breaker, permit, next(req), isFailure).subscribe(subscriber);
+    });
+  };
+  const state$ = source.state$;
+  return Object.assign(policy, { state$, breakerFor });
+}
+
+function pickCall(o: CircuitBreakerOptions): CircuitBreakerCallOptions {
+  const out: CircuitBreakerCallOptions = {};
+  if (o.keyBy !== undefined) out.keyBy = o.keyBy;
+  if (o.isFailure !== undefined) out.isFailure = o.isFailure;
+  if (o.fallback !== undefined) out.fallback = o.fallback;
+  return out;
+}
+
+/**
+ * Runs `call$` under a permit already taken from `breaker`, settling it at the
+ * response head (or an error before it; unsubscribing first releases it).
+ * The operator's inner half, exported for a stage that picks an upstream
+ * instance itself and keeps a breaker per instance (see the README).
+ */
+export function judged(
+  breaker: Breaker,
+  permit: BreakerPermit,
+  call$: Observable<GatewayResponse>,
+  isFailure: (outcome: CallOutcome) => boolean = defaultIsFailure,
+): Observable<GatewayResponse> {
+  return new Observable<GatewayResponse>((subscriber) => {
+    let settled = false;
+    const settle = (verdict: 'success' | 'failure' | 'release'): void => {
+      if (settled) return;
+      settled = true;
+      breaker[verdict](permit);
+    };
+    const inner = call$.subscribe({
+      next(res) {
+        settle(isFailure({ response: res }) ? 'failure' : 'success');
+        subscriber.next(res);
+      },
+      error(err: unknown) {
+        // A client abort, or an error the verdict does not blame on the upstream, counts for nothing.
+        const aborted = isGatewayError(err) && err.code === 'CLIENT_ABORTED';
+        settle(!aborted && isFailure({ error: err }) ? 'failure' : 'release');
+        subscriber.error(err);
+      },
+      complete() {
+        settle('release');
+        subscriber.complete();
+      },
+    });
+    return () => {
+      settle('release');
+      inner.unsubscribe();
+    };
+  });
+}

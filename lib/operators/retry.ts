@@ -1,0 +1,186 @@
+import { asyncScheduler, defer, map, mergeMap, Observable, retry as rxRetry, throwError, timer, type SchedulerLike } from 'rxjs';
+import type { BufferedBody } from '../body.ts';
+import { parseDuration, type Duration } from '../duration.ts';
+import { isGatewayError } from '../errors.ts';
+import { getHeader } from '../headers.ts';
+import { fullJitter, parseRetryAfter } from '../retry/backoff.ts';
+import { RetryBudget, type RetryBudgetOptions } from '../retry/budget.ts';
+import { bufferBody } from '../retry/replayable.ts';
+import type { Body, GatewayRequest, GatewayResponse, Handler, Policy } from '../types.ts';
+
+
+export interface RetryOptions {
+  /** Attempts in all, the first included; 1 turns retrying off. @default 3 */
+  attempts?: number;
+  /** Backoff base: the first retry waits up to this long. @default '100ms' */
+  base?: Duration;
+  /** Longest wait before a retry, `Retry-After` included. @default '5s' */
+  cap?: Duration;
+  /** Methods that may be retried (idempotent ones). @default ['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE'] */
+  methods?: readonly string[];
+  /** Response statuses retried (the response is discarded). @default [502, 503, 504] */
+  statuses?: readonly number[];
+  /** Errors retried (before any response). @default isRetryableError: rxgate errors marked `retryable` */
+  retryOn?: (err: unknown) => boolean;
+  /** A streamed request body of known length up to this many bytes is buffered so it can be replayed. @default 65536 */
+  bufferLimit?: number;
+  /** The retry budget: options, a shared `RetryBudget`, or false for none. @default {} (20% over 10s, 3 minimum) */
+  budget?: RetryBudgetOptions | RetryBudget | false;
+  /** Wait as a 429 or 503's `Retry-After` says (up to `cap`) instead of the backoff. @default true */
+  retryAfter?: boolean;
+  /** Response header carrying the attempts made; null: none. @default 'x-gateway-attempts' */
+  attemptsHeader?: string | null;
+  /** Where the backoff delays run. @default asyncScheduler */
+  scheduler?: SchedulerLike;
+  /** Uniform in [0, 1), for the jitter. @default Math.random */
+  random?: () => number;
+  /** Wall-clock ms since the epoch, for `Retry-After` dates. @default Date.now */
+  dateNow?: () => number;
+  /** Called before each retry's wait. @default null */
+  onRetry?: ((event: RetryEvent) => void) | null;
+  /** Called when the budget refuses a retry. @default null */
+  onRefused?: ((event: RetryEvent) => void) | null;
+}
+
+/** What `onRetry` and `onRefused` receive. */
+export interface RetryEvent {
+  req: GatewayRequest;
+  /** The attempt that failed, 1-based. */
+  attempt: number;
+  /** Why it failed: its response status, or its error. */
+  status?: number;
+  error?: unknown;
+  /** The wait before the next attempt (`onRetry` only). */
+  delay?: number;
+}
+
+/** The operator, with running totals for metrics. */
+export interface RetryPolicy extends Policy {
+  readonly counts: { readonly requests: number; readonly retries: number; readonly refused: number };
+  readonly budget: RetryBudget | null;
+}
+
+/** Whether an error is worth another attempt: rxgate errors marked `retryable` (502, 503, 504). */
+export function isRetryableError(err: unknown): boolean {
+  return isGatewayError(err) && err.retryable;
+}
+
+const defaults = {
+  attempts: 3,
+  base: '100ms',
+  cap: '5s',
+  methods: ['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE'],
+  statuses: [502, 503, 504],
+  retryOn: isRetryableError,
+  bufferLimit: 64 * 1024, // 64 KiB
+  budget: {},
+  retryAfter: true,
+  attemptsHeader: 'x-gateway-attempts',
+  scheduler: asyncScheduler,
+  random: Math.random,
+  dateNow: Date.now,
+  onRetry: null,
+  onRefused: null,
+} satisfies Required<RetryOptions>;
+
+/** Thrown inside an attempt to drop a retryable response and try again after `delay`. */
+class RetrySignal {
+  constructor(readonly delay: number) {}
+}
+
+function isBuffered(body: Body): body is BufferedBody {
+  return typeof (body as Partial<BufferedBody>).replay === 'function';
+}
+
+/**
+ * Tries again, after exponential backoff with full jitter, when an attempt
+ * fails before any response went downstream: on a retryable error, or on a
+ * retryable status (that response is discarded, its body destroyed). Only
+ * idempotent methods with a replayable body (none, a `BufferedBody`, or one
+ * short enough to buffer first), and only while the retry budget allows.
+ * Each attempt sets `req.locals.attempt`, `attempts` and `avoid`; the
+ * response carries `x-gateway-attempts`.
+ */
+export function retry(options: RetryOptions = {}): RetryPolicy {
+  const o = { ...defaults, ...options };
+  const max = o.attempts;
+  if (!Number.isInteger(max) || max < 1) throw new TypeError(`retry.attempts: expected a positive integer, got ${max}`);
+  const baseMs = parseDuration(o.base, 'retry.base');
+  const capMs = parseDuration(o.cap, 'retry.cap');
+  if (!Number.isInteger(o.bufferLimit) || o.bufferLimit < 0) throw new TypeError(`retry.bufferLimit: expected a byte count, got ${o.bufferLimit}`);
+  const methods = new Set(o.methods.map((m) => m.toUpperCase()));
+  const statuses = new Set(o.statuses);
+  for (const s of statuses) if (!Number.isInteger(s) || s < 100 || s > 599) throw new TypeError(`retry.statuses: expected HTTP statuses, got ${s}`);
+  const budget = o.budget === false ? null : o.budget instanceof RetryBudget ? o.budget : new RetryBudget(o.budget);
+  const { retryOn, attemptsHeader, scheduler, random, dateNow, onRetry, onRefused } = o;
+  const counts = { requests: 0, retries: 0, refused: 0 };
+
+  if (max === 1) return Object.assign((next: Handler) => next, { counts, budget });
+
+  /** The wait before the next attempt, or null when the budget says no. */
+  function decide(event: RetryEvent, retryAfter: string | undefined): number | null {
+    if (budget !== null && !budget.tryRetry()) {
+      counts.refused++;
+      onRefused?.(event);
+      return null;
+    }
+    counts.retries++;
+    let delay = fullJitter(event.attempt, baseMs, capMs, random);
+    const asked = o.retryAfter ? parseRetryAfter(retryAfter, dateNow()) : null;
+    if (asked !== null) delay = Math.min(asked, capMs);
+    onRetry?.({ ...event, delay });
+    return delay;
+  }
+
+  function attempts$(next: Handler, req: GatewayRequest, body: BufferedBody | null, limit: number): Observable<GatewayResponse> {
+    let attempt = 0;
+    let emitted = false;
+    const avoid: string[] = [];
+    const one$ = defer(() => {
+      attempt++;
+      const used = req.locals.upstream;
+      if (attempt > 1 && typeof used === 'string' && !avoid.includes(used)) avoid.push(used);
+      req.locals.attempt = attempt;
+      req.locals.attempts = attempt;
+      req.locals.avoid = avoid;
+      if (body !== null) req.body = body.replay();
+      return next(req).pipe(map((res) => {
+        if (attempt < limit && statuses.has(res.status)) {
+          const ra = res.status === 429 || res.status === 503 ? getHeader(res.headers, 'retry-after') : undefined;
+          const delay = decide({ req, attempt, status: res.status }, ra);
+          if (delay !== null) {
+            res.body?.destroy();
+            throw new RetrySignal(delay);
+          }
+        }
+        emitted = true;
+        return attemptsHeader === null ? res : { ...res, headers: [...res.headers, attemptsHeader, String(attempt)] };
+      }));
+    });
+    return one$.pipe(rxRetry({
+      delay(err: unknown) {
+        if (err instanceof RetrySignal) return timer(err.delay, scheduler);
+        if (emitted || attempt >= limit || !retryOn(err)) return throwError(() => err);
+        const ra = isGatewayError(err) && (err.status === 429 || err.status === 503) ? err.headers?.['retry-after'] : undefined;
+        const delay = decide({ req, attempt, error: err }, ra);
+        return delay === null ? throwError(() => err) : timer(delay, scheduler);
+      },
+    }));
+  }
+
+  const policy = (next: Handler): Handler => function retryHandler(req) {
+    return defer(() => {
+      counts.requests++;
+      budget?.request();
+      const body = req.body;
+      if (!methods.has(req.method)) return attempts$(next, req, null, 1);
+      if (body === null) return attempts$(next, req, null, max);
+      if (isBuffered(body)) return attempts$(next, req, body, max);
+      if (body.length !== null && body.length <= o.bufferLimit) {
+        return bufferBody(body).pipe(mergeMap((buffered) => attempts$(next, req, buffered, max)));
+      }
+      return attempts$(next, req, null, 1);
+    });
+  };
+  return Object.assign(policy, { counts, budget });
+}

@@ -1,0 +1,261 @@
+import { Observable } from 'rxjs';
+import { TestScheduler } from 'rxjs/testing';
+import { beforeEach, describe, expect, it } from 'vitest';
+import { BufferedBody, collectBody } from '../../lib/body.ts';
+import { BadGatewayError, BadRequestError, GatewayTimeoutError, ServiceUnavailableError } from '../../lib/errors.ts';
+import { retry } from '../../lib/operators/retry.ts';
+import { RetryBudget } from '../../lib/retry/budget.ts';
+import type { Body, GatewayRequest, GatewayResponse, Handler } from '../../lib/types.ts';
+
+let scheduler: TestScheduler;
+beforeEach(() => {
+  scheduler = new TestScheduler((actual, expected) => expect(actual).toEqual(expected));
+});
+
+function request(method = 'GET', body: Body | null = null): GatewayRequest {
+  return {
+    id: 'r1', method, path: '/', query: '', normalizedPath: '/', headers: {},
+    remoteAddress: '127.0.0.1', protocol: 'http', body, params: {}, receivedAt: 0, locals: {},
+  };
+}
+
+const res = (status: number, headers: string[] = [], body: Body | null = null): GatewayResponse => ({ status, headers, body });
+const withAttempts = (r: GatewayResponse, n: number): GatewayResponse => ({ ...r, headers: [...r.headers, 'x-gateway-attempts', String(n)] });
+
+/** A handler giving attempt i the i-th observable. */
+function attemptsOf(list: Observable<GatewayResponse>[]): Handler & { seen: GatewayRequest['locals'][] } {
+  const seen: GatewayRequest['locals'][] = [];
+  let i = 0;
+  return Object.assign((req: GatewayRequest) => {
+    seen.push({ ...req.locals, avoid: [...(req.locals.avoid ?? [])] });
+    return list[Math.min(i++, list.length - 1)]!;
+  }, { seen });
+}
+
+/** A one-shot body that records being destroyed. */
+function streamBody(text: string, length: number | null) {
+  return {
+    length,
+    destroyed: false,
+    pipe(sink: { write(c: Uint8Array): boolean; end(): void }) {
+      sink.write(Buffer.from(text));
+      sink.end();
+    },
+    resume() {},
+    destroy() {
+      this.destroyed = true;
+    },
+  };
+}
+
+// random() = 0.5 makes the first retry wait 50ms with base 100ms, the second 100ms.
+const fixed = { base: 100, cap: 1000, random: () => 0.5, budget: false } as const;
+
+describe('retry', () => {
+  it('re-subscribes after a retryable error, waiting the jittered backoff', () => {
+    scheduler.run(({ cold, expectObservable, expectSubscriptions }) => {
+      const ok = res(200);
+      const a1 = cold<GatewayResponse>('--#', undefined, new BadGatewayError('refused'));
+      const a2 = cold<GatewayResponse>('--#', undefined, new GatewayTimeoutError('slow'));
+      const a3 = cold('--a|', { a: ok });
+      const h = retry({ ...fixed, scheduler })(attemptsOf([a1, a2, a3]));
+      // a1 errs at 2, wait 50; a2 from 52 errs at 54, wait 100; a3 from 154
+      expectObservable(h(request())).toBe('156ms a|', { a: withAttempts(ok, 3) });
+      expectSubscriptions(a1.subscriptions).toBe('^-!');
+      expectSubscriptions(a2.subscriptions).toBe('52ms ^-!');
+      expectSubscriptions(a3.subscriptions).toBe('154ms ^--!');
+    });
+  });
+
+  it('discards a retryable status response, destroying its body, and tries again', () => {
+    scheduler.run(({ cold, expectObservable, expectSubscriptions }) => {
+      const body = streamBody('busy', 4);
+      const a1 = cold('-a', { a: res(503, [], body) });
+      const a2 = cold('-b|', { b: res(200) });
+      const h = retry({ ...fixed, retryAfter: false, scheduler })(attemptsOf([a1, a2]));
+      expectObservable(h(request())).toBe('52ms b|', { b: withAttempts(res(200), 2) });
+      expectSubscriptions(a1.subscriptions).toBe('^!');
+      scheduler.flush();
+      expect(body.destroyed).toBe(true);
+    });
+  });
+
+  it('lets the last attempt\'s retryable status through with the attempt count', () => {
+    scheduler.run(({ cold, expectObservable }) => {
+      const a = cold('-a|', { a: res(502) });
+      const h = retry({ ...fixed, attempts: 2, scheduler })(attemptsOf([a]));
+      expectObservable(h(request())).toBe('52ms a|', { a: withAttempts(res(502), 2) });
+    });
+  });
+
+  it('does not retry a POST', () => {
+    scheduler.run(({ cold, expectObservable, expectSubscriptions }) => {
+      const err = new BadGatewayError('refused');
+      const a = cold<GatewayResponse>('--#', undefined, err);
+      const h = retry({ ...fixed, scheduler })(attemptsOf([a]));
+      expectObservable(h(request('POST'))).toBe('--#', undefined, err);
+      expectSubscriptions(a.subscriptions).toBe('^-!');
+    });
+  });
+
+  it('does not retry when the request body cannot be replayed', () => {
+    scheduler.run(({ cold, expectObservable, expectSubscriptions }) => {
+      const err = new BadGatewayError('refused');
+      const a = cold<GatewayResponse>('-#', undefined, err);
+      const h = retry({ ...fixed, scheduler })(attemptsOf([a]));
+      // unknown length, and a known one over the buffer limit
+      expectObservable(h(request('PUT', streamBody('x', null)))).toBe('-#', undefined, err);
+      const small = retry({ ...fixed, bufferLimit: 10, scheduler })(attemptsOf([a]));
+      expectObservable(small(request('PUT', streamBody('x'.repeat(11), 11)))).toBe('-#', undefined, err);
+      expectSubscriptions(a.subscriptions).toBe(['^!', '^!']);
+    });
+  });
+
+  it('buffers a short streamed body and gives every attempt a replay of the same bytes', async () => {
+    const bodies: Body[] = [];
+    let n = 0;
+    const upstream: Handler = (req) => new Observable((s) => {
+      bodies.push(req.body!);
+      if (++n === 1) s.error(new BadGatewayError('reset'));
+      else {
+        s.next(res(200));
+        s.complete();
+      }
+    });
+    const h = retry({ ...fixed, base: 0 })(upstream);
+    const out = await new Promise<GatewayResponse>((resolve, reject) => {
+      h(request('PUT', streamBody('{"a":1}', 7))).subscribe({ next: resolve, error: reject });
+    });
+    expect(out.status).toBe(200);
+    expect(bodies).toHaveLength(2);
+    expect(bodies[0]).not.toBe(bodies[1]);
+    for (const b of bodies) expect((await collectBody(b)).toString()).toBe('{"a":1}');
+  });
+
+  it('replays a BufferedBody request body on every attempt', () => {
+    scheduler.run(({ cold, expectObservable }) => {
+      const original = BufferedBody.of('hello');
+      const seen: Body[] = [];
+      const a1 = cold<GatewayResponse>('-#', undefined, new BadGatewayError('x'));
+      const a2 = cold('-a|', { a: res(200) });
+      const list = [a1, a2];
+      const h = retry({ ...fixed, scheduler })((req) => {
+        seen.push(req.body!);
+        return list[seen.length - 1]!;
+      });
+      expectObservable(h(request('PUT', original))).toBe('52ms a|', { a: withAttempts(res(200), 2) });
+      scheduler.flush();
+      expect(seen).toHaveLength(2);
+      expect(seen.every((b) => b instanceof BufferedBody && b !== original && b.length === 5)).toBe(true);
+    });
+  });
+
+  it('never retries once a response went downstream', () => {
+    scheduler.run(({ cold, expectObservable, expectSubscriptions }) => {
+      const err = new BadGatewayError('body broke');
+      const a = cold('-a-#', { a: res(200) }, err);
+      const h = retry({ ...fixed, scheduler })(attemptsOf([a]));
+      expectObservable(h(request())).toBe('-a-#', { a: withAttempts(res(200), 1) }, err);
+      expectSubscriptions(a.subscriptions).toBe('^--!');
+    });
+  });
+
+  it('does not retry errors that are not retryable', () => {
+    scheduler.run(({ cold, expectObservable }) => {
+      const err = new BadRequestError('no');
+      const h = retry({ ...fixed, scheduler })(attemptsOf([cold<GatewayResponse>('-#', undefined, err)]));
+      expectObservable(h(request())).toBe('-#', undefined, err);
+    });
+  });
+
+  it('propagates unsubscription to the attempt under way and cancels a pending wait', () => {
+    scheduler.run(({ cold, expectObservable, expectSubscriptions }) => {
+      const a1 = cold<GatewayResponse>('--#', undefined, new BadGatewayError('x'));
+      const a2 = cold<GatewayResponse>('------a|', { a: res(200) });
+      const h = retry({ ...fixed, scheduler })(attemptsOf([a1, a2]));
+      expectObservable(h(request()), '^ 53ms !').toBe('');
+      expectSubscriptions(a1.subscriptions).toBe('^-!');
+      expectSubscriptions(a2.subscriptions).toBe('52ms ^-!');
+      const b1 = cold<GatewayResponse>('--#', undefined, new BadGatewayError('x'));
+      const b2 = cold<GatewayResponse>('-a|', { a: res(200) });
+      const h2 = retry({ ...fixed, scheduler })(attemptsOf([b1, b2]));
+      expectObservable(h2(request()), '^ 10ms !').toBe('');
+      expectSubscriptions(b2.subscriptions).toBe([]);
+    });
+  });
+
+  it('runs the inner teardown when unsubscribed', () => {
+    let tornDown = false;
+    const h = retry({ ...fixed })(() => new Observable<GatewayResponse>(() => () => (tornDown = true)));
+    h(request()).subscribe().unsubscribe();
+    expect(tornDown).toBe(true);
+  });
+
+  it('waits as Retry-After says on a 503, in seconds or as an HTTP date, up to the cap', () => {
+    scheduler.run(({ cold, expectObservable }) => {
+      const ok = res(200);
+      const secs = cold('-a', { a: res(503, ['retry-after', '1']) });
+      const h = retry({ ...fixed, cap: 5000, scheduler })(attemptsOf([secs, cold('-a|', { a: ok })]));
+      expectObservable(h(request())).toBe('1002ms a|', { a: withAttempts(ok, 2) });
+
+      const date = cold('-a', { a: res(503, ['retry-after', 'Sun, 06 Nov 1994 08:49:39 GMT']) });
+      const h2 = retry({ ...fixed, cap: 5000, dateNow: () => Date.parse('Sun, 06 Nov 1994 08:49:37 GMT'), scheduler })(
+        attemptsOf([date, cold('-a|', { a: ok })]),
+      );
+      expectObservable(h2(request())).toBe('2002ms a|', { a: withAttempts(ok, 2) });
+
+      const long = cold('-a', { a: res(503, ['retry-after', '3600']) });
+      const h3 = retry({ ...fixed, cap: 800, scheduler })(attemptsOf([long, cold('-a|', { a: ok })]));
+      expectObservable(h3(request())).toBe('802ms a|', { a: withAttempts(ok, 2) });
+    });
+  });
+
+  it('stops retrying when the budget is spent, says so, and counts the refusal', () => {
+    scheduler.run(({ cold, expectObservable }) => {
+      const err = new ServiceUnavailableError('none');
+      const refused: number[] = [];
+      const budget = new RetryBudget({ ratio: 0, minRetries: 1, clock: { now: () => scheduler.now() } });
+      const policy = retry({ ...fixed, budget, onRefused: (e) => refused.push(e.attempt), scheduler });
+      const a = cold<GatewayResponse>('-#', undefined, err);
+      const h = policy(attemptsOf([a]));
+      // first request: one retry allowed, then refused; second request: refused at once
+      expectObservable(h(request())).toBe('52ms #', undefined, err);
+      expectObservable(h(request()), '60ms ^').toBe('61ms #', undefined, err);
+      scheduler.flush();
+      expect(refused).toEqual([2, 1]);
+      expect(policy.counts).toEqual({ requests: 2, retries: 1, refused: 2 });
+      expect(budget.counts).toEqual({ requests: 2, retries: 1, refused: 2 });
+    });
+  });
+
+  it('sets locals.attempt, locals.attempts and locals.avoid from the upstreams already tried', () => {
+    scheduler.run(({ cold, expectObservable }) => {
+      let n = 0;
+      const seen: { attempt: number | undefined; attempts: number | undefined; avoid: string[] }[] = [];
+      const h = retry({ ...fixed, scheduler })((req) => {
+        const l = req.locals;
+        seen.push({ attempt: l.attempt, attempts: l.attempts, avoid: [...(l.avoid ?? [])] });
+        l.upstream = `http://u${++n}`; // what forward does
+        return n < 3 ? cold<GatewayResponse>('-#', undefined, new BadGatewayError('x')) : cold('-a|', { a: res(200) });
+      });
+      const req = request();
+      expectObservable(h(req)).toBe('153ms a|', { a: withAttempts(res(200), 3) });
+      scheduler.flush();
+      expect(seen).toEqual([
+        { attempt: 1, attempts: 1, avoid: [] },
+        { attempt: 2, attempts: 2, avoid: ['http://u1'] },
+        { attempt: 3, attempts: 3, avoid: ['http://u1', 'http://u2'] },
+      ]);
+      expect(req.locals.attempts).toBe(3);
+    });
+  });
+
+  it('is the identity with attempts: 1, and throws TypeError on bad configuration', () => {
+    const next: Handler = () => new Observable();
+    expect(retry({ attempts: 1 })(next)).toBe(next);
+    expect(() => retry({ attempts: 0 })).toThrow(TypeError);
+    expect(() => retry({ base: 'often' })).toThrow(TypeError);
+    expect(() => retry({ statuses: [700] })).toThrow(TypeError);
+    expect(() => retry({ budget: { ratio: -1 } })).toThrow(TypeError);
+  });
+});

@@ -1,0 +1,68 @@
+/**
+ * `Cache-Control` parsing (RFC 9111 §5.2): directive names in lower case,
+ * values unquoted, `true` for a directive without a value. The first
+ * occurrence of a repeated directive wins.
+ */
+export type CacheControl = Readonly<Record<string, string | true>>;
+
+const EMPTY: CacheControl = Object.freeze(Object.create(null) as Record<string, string | true>);
+
+function isSpace(c: string | undefined): boolean {
+  return c === ' ' || c === '\t';
+}
+
+export function parseCacheControl(value: string | undefined): CacheControl {
+  if (value === undefined || value === '') return EMPTY;
+  const out = Object.create(null) as Record<string, string | true>;
+  const n = value.length;
+  let i = 0;
+  while (i < n) {
+    while (i < n && (value[i] === ',' || isSpace(value[i]))) i++;
+    if (i >= n) break;
+    let start = i;
+    while (i < n && value[i] !== '=' && value[i] !== ',') i++;
+    const name = value.slice(start, i).trim().toLowerCase();
+    let arg: string | true = true;
+    if (value[i] === '=') {
+      i++;
+      while (i < n && isSpace(value[i])) i++;
+      if (value[i] === '"') {
+        // quoted-string: commas inside belong to the value (`private="a, b"`)
+        i++;
+        let s = '';
+        while (i < n && value[i] !== '"') {
+          if (value[i] === '\\' && i + 1 < n) i++;
+          s += value[i];
+          i++;
+        }
+        arg = s;
+        while (i < n && value[i] !== ',') i++;
+      } else {
+        start = i;
+        while (i < n && value[i] !== ',') i++;
+        arg = value.slice(start, i).trim();
+      }
+    }
+    if (name !== '' && !(name in out)) out[name] = arg;
+  }
+  return out;
+}
+
+/** The largest delta-seconds RFC 9111 §1.2.2 asks caches to handle (2^31). */
+const MAX_DELTA = 2_147_483_648;
+
+/**
+ * A directive's delta-seconds value. `undefined` when the directive is absent;
+ * a present but malformed value counts as 0, so a bad `max-age` means stale
+ * (RFC 9111 §4.2.1) rather than the route's default TTL.
+ */
+export function deltaSeconds(cc: CacheControl, name: string): number | undefined {
+  const v = cc[name];
+  if (v === undefined) return undefined;
+  if (v === true || !/^\d+$/.test(v)) return 0;
+  return Math.min(Number(v), MAX_DELTA);
+}
+
+export function has(cc: CacheControl, name: string): boolean {
+  return cc[name] !== undefined;
+}

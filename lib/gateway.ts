@@ -42,6 +42,7 @@ export class Gateway {
   readonly metrics: GatewayMetrics;
   private readonly router = new Router<RouteEntry>();
   private readonly edge: Edge;
+  private readonly answered = new Map<string, { inc(): void }>();
   port = 0;
 
   constructor(private readonly options: GatewayOptions) {
@@ -60,8 +61,15 @@ export class Gateway {
       logger: this.logger,
       dispatch: (req) => this.dispatch(req),
       onAnswer: (req, status) => {
+        // Cached label children: prom-client hashes a label object on every inc().
         const route = (req.locals.route as string | undefined) ?? 'none';
-        metrics.requests.inc({ route, status: `${(status / 100) | 0}xx` });
+        const key = route + ((status / 100) | 0);
+        let child = this.answered.get(key);
+        if (child === undefined) {
+          child = metrics.requests.labels(route, `${(status / 100) | 0}xx`);
+          this.answered.set(key, child);
+        }
+        child.inc();
       },
       onClientAbort: () => metrics.clientAborts.inc(),
       onBroken: () => metrics.brokenResponses.inc(),

@@ -65,8 +65,16 @@ export interface RequestLocals {
   claims?: Record<string, unknown>;
   /** Headers every stage may add to the response on its way out. */
   responseHeaders?: string[];
-  /** Upstream attempts made (set by forward, counted by retry). */
+  /** Attempts made so far (set by retry; 1-based). */
   attempts?: number;
+  /** The current attempt, 1-based (set by retry). */
+  attempt?: number;
+  /** Upstream origins a retry wants to avoid (set by retry, honoured by forward). */
+  avoid?: string[];
+  /** The origin forward sent the current attempt to. */
+  upstream?: string;
+  /** The matched route's name (set by the gateway). */
+  route?: string;
   [key: string]: unknown;
 }
 

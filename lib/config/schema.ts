@@ -32,18 +32,20 @@ export const healthSchema = z.strictObject({
 
 export const breakerSchema = z.strictObject({
   enabled: z.boolean().optional(),
-  consecutiveFailures: z.number().int().min(1).optional(),
-  failureRate: z.number().gt(0).max(1).optional(),
-  window: z.union([z.number().int().min(1), duration]).optional(),
-  windowType: z.enum(['count', 'time']).optional(),
-  minimumCalls: z.number().int().min(1).optional(),
-  slowCall: duration.optional(),
-  resetTimeout: duration.optional(),
-  maxResetTimeout: duration.optional(),
-  resetBackoff: z.number().min(1).optional(),
-  halfOpenProbes: z.number().int().min(1).optional(),
-  successesToClose: z.number().int().min(1).optional(),
   perInstance: z.boolean().optional(),
+  consecutiveFailures: z.number().int().min(0).optional(),
+  failureRate: z.number().min(0).max(1).optional(),
+  windowType: z.enum(['time', 'count']).optional(),
+  window: duration.optional(),
+  windowSize: z.number().int().min(1).optional(),
+  minimumCalls: z.number().int().min(1).optional(),
+  slowCallDuration: duration.optional(),
+  resetTimeout: duration.optional(),
+  resetBackoff: z.number().min(1).optional(),
+  maxResetTimeout: duration.optional(),
+  probes: z.number().int().min(1).optional(),
+  probeSuccesses: z.number().int().min(1).optional(),
+  failureStatuses: z.array(z.number().int().min(100).max(599)).optional(),
   fallback: z.strictObject({
     status: z.number().int().min(100).max(599),
     headers: z.record(z.string(), z.string()).optional(),
@@ -52,24 +54,29 @@ export const breakerSchema = z.strictObject({
 });
 
 export const retrySchema = z.strictObject({
-  enabled: z.boolean().optional(),
   attempts: z.number().int().min(1).optional(),
   base: duration.optional(),
   cap: duration.optional(),
   methods: z.array(method).optional(),
   statuses: z.array(z.number().int().min(100).max(599)).optional(),
-  maxBufferedBody: z.number().int().nonnegative().optional(),
-  budget: z.strictObject({
-    ratio: z.number().min(0).max(10).optional(),
-    window: duration.optional(),
-    minPerWindow: z.number().int().nonnegative().optional(),
-  }).optional(),
+  bufferLimit: z.number().int().nonnegative().optional(),
+  retryAfter: z.boolean().optional(),
+  attemptsHeader: z.union([z.string(), z.null()]).optional(),
+  budget: z.union([
+    z.literal(false),
+    z.strictObject({
+      ratio: z.number().min(0).max(10).optional(),
+      window: duration.optional(),
+      minRetries: z.number().int().nonnegative().optional(),
+    }),
+  ]).optional(),
 });
 
-export const timeoutSchema = z.union([
-  duration,
-  z.strictObject({ total: duration.optional(), perAttempt: duration.optional() }),
-]);
+export const timeoutsSchema = z.strictObject({
+  total: duration.optional(),
+  perAttempt: duration.optional(),
+  exchange: duration.optional(),
+});
 
 export const authSchema = z.union([
   z.enum(['required', 'optional', 'none']),
@@ -111,14 +118,20 @@ export const cacheSchema = z.strictObject({
   cacheAuthorized: z.boolean().optional(),
   staleWhileRevalidate: duration.optional(),
   staleIfError: duration.optional(),
+  coalesce: z.boolean().optional(),
   store: z.enum(['memory', 'redis']).optional(),
-  maxBytes: z.number().int().min(1).optional(),
+});
+
+export const cacheStoresSchema = z.strictObject({
+  memory: z.strictObject({ maxBytes: z.number().int().min(1024).optional() }).optional(),
+  redis: z.strictObject({ keyPrefix: z.string().optional(), timeout: duration.optional() }).optional(),
 });
 
 /** Policies a service sets for all its routes, and a route may override. */
 const servicePolicies = {
-  breaker: breakerSchema.optional(),
-  retry: retrySchema.optional(),
+  timeouts: timeoutsSchema.optional(),
+  retry: z.union([retrySchema, z.literal(false)]).optional(),
+  circuitBreaker: z.union([breakerSchema, z.literal(false)]).optional(),
 };
 
 export const serviceSchema = z.strictObject({
@@ -144,7 +157,6 @@ export const routeSchema = z.strictObject({
   auth: authSchema.optional(),
   rateLimit: rateLimitSchema.optional(),
   cache: cacheSchema.optional(),
-  timeout: timeoutSchema.optional(),
   ...servicePolicies,
 });
 
@@ -156,6 +168,8 @@ export const configSchema = z.strictObject({
   workers: z.number().int().min(1).max(64).optional(),
   log: z.strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).optional() }).optional(),
   redis: z.strictObject({ url: z.string() }).optional(),
+  /** Cache store settings shared by every cached route. */
+  cache: cacheStoresSchema.optional(),
   /** Defaults for every route's `auth` object (keys, issuer…); routes set the mode. */
   auth: authSchema.optional(),
   services: z.record(z.string().regex(/^[A-Za-z0-9_.-]+$/, 'service names are letters, digits, _ . -'), serviceSchema),

@@ -31,49 +31,72 @@ export class ResponseWriter implements BodySink {
   private total = 0;
   private pending: Uint8Array | null = null;
   private pendingOffset = 0;
+  /** A head not yet written: it goes out with the first body chunk, in one send. */
+  private head: GatewayResponse | null = null;
+  private extra: readonly string[] = [];
 
   constructor(private readonly res: HttpResponse) {}
 
   /**
-   * Writes the status line and headers; `extra` is a flat list of headers
-   * the edge adds. Ends the response at once when there is no body.
+   * Starts the response; `extra` is a flat list of headers the edge adds.
+   * Without a body it is written and ended at once. With one, the head waits
+   * for the first chunk (undici usually delivers both in the same tick) so
+   * head and body leave in one corked send; a microtask writes it alone if
+   * the body is slow to start.
    */
   writeHead(response: GatewayResponse, extra: readonly string[], isHead: boolean): void {
     const res = this.res;
-    const headers = response.headers;
-    let contentLength: string | undefined;
-    res.cork(() => {
-      res.writeStatus(statusLine(response.status, response.statusText));
-      for (let i = 0; i < headers.length; i += 2) {
-        const name = headers[i]!;
-        const value = headers[i + 1]!;
-        if (SKIP.has(name)) {
-          if (name === 'content-length') contentLength = value;
-          continue;
-        }
-        // Header bytes pass through as received (undici gives them as latin1).
-        res.writeHeader(name, NON_ASCII.test(value) ? Buffer.from(value, 'latin1') : value);
-      }
-      for (let i = 0; i < extra.length; i += 2) res.writeHeader(extra[i]!, extra[i + 1]!);
-      const body = response.body;
-      if (body === null || isHead) {
-        if (body !== null) body.destroy();
-        this.closed = true;
+    const body = response.body;
+    if (body === null || isHead) {
+      if (body !== null) body.destroy();
+      this.closed = true;
+      res.cork(() => {
+        const contentLength = this.writeHeaders(response, extra);
         const status = response.status;
         if (status === 204 || status === 304 || (status >= 100 && status < 200)) res.endWithoutBody();
         else if (isHead) {
           const n = contentLength !== undefined ? Number(contentLength) : body?.length ?? undefined;
-          if (n !== undefined && Number.isFinite(n)) res.endWithoutBody(n);
-          else res.endWithoutBody();
+          // endWithoutBody(n) waits for n body bytes in this uWS build: write the header ourselves.
+          if (n !== undefined && Number.isFinite(n)) res.writeHeader('content-length', String(n));
+          res.endWithoutBody();
         } else res.end();
-      }
-    });
-    const body = response.body;
-    if (body === null || isHead) return;
+      });
+      return;
+    }
+    this.head = response;
+    this.extra = extra;
     this.body = body;
     if (body.length !== null) this.total = body.length;
     res.onWritable((offset) => this.onWritable(offset));
     body.pipe(this);
+    if (this.head !== null) queueMicrotask(() => this.flushHead());
+  }
+
+  private flushHead(): void {
+    if (this.head === null || this.closed) return;
+    this.res.cork(() => this.writeHeaders(this.head!, this.extra));
+    this.head = null;
+  }
+
+  /** Status line and headers; returns the upstream's content-length, if any. */
+  private writeHeaders(response: GatewayResponse, extra: readonly string[]): string | undefined {
+    const res = this.res;
+    const headers = response.headers;
+    let contentLength: string | undefined;
+    res.writeStatus(statusLine(response.status, response.statusText));
+    for (let i = 0; i < headers.length; i += 2) {
+      const name = headers[i]!;
+      const value = headers[i + 1]!;
+      if (SKIP.has(name)) {
+        if (name === 'content-length') contentLength = value;
+        continue;
+      }
+      // Header bytes pass through as received (undici gives them as latin1).
+      res.writeHeader(name, NON_ASCII.test(value) ? Buffer.from(value, 'latin1') : value);
+    }
+    for (let i = 0; i < extra.length; i += 2) res.writeHeader(extra[i]!, extra[i + 1]!);
+    this.head = null;
+    return contentLength;
   }
 
   /** Writes a complete small response (errors, built-in endpoints). */
@@ -90,16 +113,20 @@ export class ResponseWriter implements BodySink {
   write(chunk: Uint8Array): boolean {
     if (this.closed) return false;
     const res = this.res;
+    const head = this.head;
     if (this.body!.length === null) {
       let ok = false;
       res.cork(() => {
+        if (head !== null) this.writeHeaders(head, this.extra);
         ok = res.write(chunk);
       });
       return ok;
     }
-    const offset = res.getWriteOffset();
+    let offset = 0;
     let result: [boolean, boolean] = [false, false];
     res.cork(() => {
+      if (head !== null) this.writeHeaders(head, this.extra);
+      offset = res.getWriteOffset();
       result = res.tryEnd(chunk, this.total);
     });
     if (result[1]) {
@@ -118,8 +145,12 @@ export class ResponseWriter implements BodySink {
     if (this.closed) return;
     this.closed = true;
     const res = this.res;
-    if (this.body!.length === null) {
-      res.cork(() => res.end());
+    const head = this.head;
+    if (this.body!.length === null || this.total === 0) {
+      res.cork(() => {
+        if (head !== null) this.writeHeaders(head, this.extra);
+        res.end();
+      });
     } else {
       // The body ended short of its Content-Length: never pass it off as complete.
       res.close();

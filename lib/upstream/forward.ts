@@ -1,7 +1,10 @@
 import { Readable } from 'node:stream';
-import { Observable, type Subscriber } from 'rxjs';
+import { defer, Observable, throwError, type Subscriber } from 'rxjs';
+import type { BreakerRegistry } from '../breaker/registry.ts';
+import type { CallOutcome } from '../breaker/outcome.ts';
+import { judged } from '../operators/circuit-breaker.ts';
 import { BufferedBody } from '../body.ts';
-import { ClientAbortedError, ServiceUnavailableError, toGatewayError } from '../errors.ts';
+import { CircuitOpenError, ClientAbortedError, ServiceUnavailableError, toGatewayError } from '../errors.ts';
 import { connectionTokens, HOP_BY_HOP } from '../headers.ts';
 import type { Body, BodySink, GatewayRequest, GatewayResponse, Handler } from '../types.ts';
 import type { Service, Upstream } from './service.ts';
@@ -13,6 +16,14 @@ export interface ForwardOptions {
    * @default false
    */
   preserveHost?: boolean | string;
+  /**
+   * One circuit breaker per upstream instance (keyed by origin): an instance
+   * whose breaker is open is skipped; when all are, `CircuitOpenError`.
+   * @default null
+   */
+  breakers?: BreakerRegistry | null;
+  /** What counts as a failure for those breakers. @default defaultIsFailure */
+  isFailure?: (outcome: CallOutcome) => boolean;
 }
 
 /** Request headers the gateway sets itself; the client's copies are dropped. */
@@ -31,13 +42,11 @@ const REPLACED = new Set(['host', 'expect', 'x-forwarded-for', 'x-forwarded-prot
  */
 export function forward(service: Service, options: ForwardOptions = {}): Handler {
   const preserveHost = options.preserveHost ?? false;
-  return function forwardRequest(req) {
-    return new Observable<GatewayResponse>((subscriber) => {
-      const upstream = service.pick(req.locals.avoid as string[] | undefined);
-      if (upstream === undefined) {
-        subscriber.error(new ServiceUnavailableError(`no healthy upstream for service ${service.name}`));
-        return;
-      }
+  const breakers = options.breakers ?? null;
+  const isFailure = options.isFailure;
+
+  const send = (req: GatewayRequest, upstream: Upstream): Observable<GatewayResponse> =>
+    new Observable<GatewayResponse>((subscriber) => {
       req.locals.upstream = upstream.origin;
       const exchange = new Exchange(subscriber, req.method === 'HEAD');
       upstream.pool.dispatch({
@@ -51,6 +60,32 @@ export function forward(service: Service, options: ForwardOptions = {}): Handler
         bodyTimeout: service.timeoutMs,
       }, exchange);
       return () => exchange.cancel();
+    });
+
+  if (breakers === null) {
+    return function forwardRequest(req) {
+      const upstream = service.pick(req.locals.avoid);
+      if (upstream === undefined) return throwError(() => new ServiceUnavailableError(`no healthy upstream for service ${service.name}`));
+      return send(req, upstream);
+    };
+  }
+  // Per-instance breakers: skip instances whose breaker refuses.
+  return function forwardRequestWithBreakers(req) {
+    return defer(() => {
+      const avoid = [...(req.locals.avoid ?? [])];
+      let soonest: number | null = null;
+      for (let i = 0; i < service.upstreams.length; i++) {
+        const upstream = service.pick(avoid);
+        if (upstream === undefined || (i > 0 && avoid.includes(upstream.origin))) break;
+        const breaker = breakers.get(upstream.origin);
+        const permit = breaker.tryAcquire();
+        if (permit !== null) return judged(breaker, permit, send(req, upstream), isFailure);
+        soonest = soonest === null ? breaker.retryAfter() : Math.min(soonest, breaker.retryAfter());
+        avoid.push(upstream.origin);
+      }
+      if (soonest === null) return throwError(() => new ServiceUnavailableError(`no healthy upstream for service ${service.name}`));
+      const retryAfter = String(Math.max(1, Math.ceil(soonest / 1000)));
+      return throwError(() => new CircuitOpenError(`every instance of ${service.name} has an open circuit`, { headers: { 'retry-after': retryAfter } }));
     });
   };
 }

@@ -1,0 +1,199 @@
+import { failOnStatuses } from '../breaker/outcome.ts';
+import { BreakerRegistry } from '../breaker/registry.ts';
+import { Breaker, type BreakerOptions } from '../breaker/breaker.ts';
+import { keySource, type KeySource } from '../auth/keys.ts';
+import { cache } from '../operators/cache.ts';
+import { circuitBreaker } from '../operators/circuit-breaker.ts';
+import { jwtAuth, type JwtAuthOptions } from '../operators/jwt-auth.ts';
+import { rateLimit } from '../operators/rate-limit.ts';
+import { retry, type RetryOptions } from '../operators/retry.ts';
+import { timeout } from '../operators/timeout.ts';
+import { MemoryCacheStore } from '../stores/cache-memory.ts';
+import { RedisCacheStore } from '../stores/cache-redis.ts';
+import { MemoryRateLimitStore } from '../stores/rate-limit-memory.ts';
+import { RedisRateLimitStore } from '../stores/rate-limit-redis.ts';
+import { createRedisClient, type RedisClient } from '../stores/redis-client.ts';
+import { tap } from 'rxjs';
+import type { Policy } from '../types.ts';
+import type { RouteContext } from './build.ts';
+
+/**
+ * Turns one route's YAML into the stages `pipeline.ts` composes. Each
+ * function returns null when the stage is off for the route. Services set
+ * defaults for `timeouts`, `retry` and `circuitBreaker`; a route's object is
+ * merged over its service's, and `false` turns a stage off.
+ */
+
+/** Defaults that apply when neither service nor route says anything. */
+const RETRY_DEFAULT = { attempts: 2 }; // one retry, like nginx's proxy_next_upstream
+const BREAKER_DEFAULT: BreakerOptions = {};
+
+function merged<T extends object>(service: T | false | undefined, route: T | false | undefined, fallback: T): T | null {
+  if (route === false || (route === undefined && service === false)) return null;
+  return { ...fallback, ...(service === false ? {} : service), ...(route === undefined ? {} : route) };
+}
+
+function shared<T>(ctx: RouteContext, key: string, make: () => T): T {
+  let v = ctx.shared.get(key) as T | undefined;
+  if (v === undefined) {
+    v = make();
+    ctx.shared.set(key, v);
+  }
+  return v;
+}
+
+/** The one Redis client every Redis-backed store of this gateway uses. */
+export function redisClient(ctx: RouteContext): RedisClient {
+  return shared(ctx, 'redis', () => {
+    const url = ctx.config.redis?.url;
+    if (url === undefined) throw new TypeError('a store: redis needs the top-level redis.url');
+    let down = false;
+    const client = createRedisClient(url, {
+      onError: (err) => {
+        if (!down) ctx.logger.warn({ err: (err as Error).message }, 'redis unreachable: rate limits fall back and the cache bypasses');
+        down = true;
+        ctx.metrics.degraded.inc({ reason: 'redis_error' });
+      },
+    });
+    client.on('ready', () => {
+      if (down) ctx.logger.info('redis reachable again');
+      down = false;
+    });
+    ctx.onClose(async () => {
+      client.disconnect();
+    });
+    return client;
+  });
+}
+
+export function authStage(ctx: RouteContext): Policy | null {
+  const top = ctx.config.auth;
+  const own = ctx.route.auth;
+  if (own === undefined || own === 'none' || (typeof own === 'object' && own.mode === 'none')) return null;
+  const base = typeof top === 'object' ? top : {};
+  const routeObj = typeof own === 'string' ? { mode: own } : own;
+  const options = { ...base, ...routeObj } as JwtAuthOptions;
+  // Routes that use the top-level keys share one key source (one JWKS cache).
+  const ownsKeys = 'secret' in routeObj || 'publicKey' in routeObj || 'jwksUrl' in routeObj;
+  if (!ownsKeys && typeof top === 'object') {
+    const keys = shared<KeySource>(ctx, 'auth:keys', () => keySource(top as JwtAuthOptions));
+    const { secret: _s, publicKey: _p, jwksUrl: _j, jwks: _k, ...rest } = options;
+    return jwtAuth({ ...rest, keys });
+  }
+  return jwtAuth(options);
+}
+
+export function rateLimitStage(ctx: RouteContext): Policy | null {
+  const rl = ctx.route.rateLimit;
+  if (rl === undefined) return null;
+  const { store: kind, failOpen, ...options } = rl;
+  const store = kind === 'redis'
+    ? shared(ctx, `ratelimit:redis:${failOpen ?? true}`, () => new RedisRateLimitStore({
+      client: redisClient(ctx),
+      failOpen: failOpen ?? true,
+      onFallback: () => ctx.metrics.degraded.inc({ reason: 'ratelimit_redis_fallback' }),
+      logger: ctx.logger,
+    }))
+    : shared(ctx, 'ratelimit:memory', () => new MemoryRateLimitStore());
+  const limited = ctx.metrics.rateLimited.labels(ctx.route.name ?? ctx.route.path);
+  const policy = rateLimit({ ...options, id: ctx.route.name ?? ctx.route.path, store } as Parameters<typeof rateLimit>[0]);
+  return countRejections(policy, 'RATE_LIMITED', () => limited.inc());
+}
+
+export function cacheStage(ctx: RouteContext): Policy | null {
+  const c = ctx.route.cache;
+  if (c === undefined) return null;
+  const { store: kind, ...options } = c;
+  const stores = ctx.config.cache;
+  const store = kind === 'redis'
+    ? shared(ctx, 'cache:redis', () => new RedisCacheStore(redisClient(ctx), {
+      ...(stores?.redis?.keyPrefix !== undefined ? { keyPrefix: stores.redis.keyPrefix } : {}),
+      ...(stores?.redis?.timeout !== undefined ? { timeout: stores.redis.timeout } : {}),
+    }))
+    : shared(ctx, 'cache:memory', () => new MemoryCacheStore({ maxBytes: stores?.memory?.maxBytes ?? 64 * 1024 * 1024 }));
+  return cache({
+    ...options,
+    store,
+    onStoreError: (err) => {
+      ctx.metrics.degraded.inc({ reason: 'cache_store_bypass' });
+      ctx.logger.debug({ err: (err as Error).message }, 'cache store failed; bypassing');
+    },
+  } as Parameters<typeof cache>[0]);
+}
+
+/** `timeouts.total` (+ `exchange`): outside retry, bounds every attempt together. */
+export function totalTimeoutStage(ctx: RouteContext): Policy | null {
+  const t = { ...ctx.serviceConfig.timeouts, ...ctx.route.timeouts };
+  if (t.total === undefined && t.exchange === undefined) return null;
+  return timeout({ head: t.total ?? null, exchange: t.exchange ?? null });
+}
+
+/** `timeouts.perAttempt`: inside retry, each attempt on its own. */
+export function attemptTimeoutStage(ctx: RouteContext): Policy | null {
+  const t = { ...ctx.serviceConfig.timeouts, ...ctx.route.timeouts };
+  return t.perAttempt === undefined ? null : timeout({ head: t.perAttempt });
+}
+
+export function retryStage(ctx: RouteContext): Policy | null {
+  const options = merged<Record<string, unknown>>(ctx.serviceConfig.retry, ctx.route.retry, RETRY_DEFAULT) as RetryOptions | null;
+  if (options === null || options.attempts === 1) return null;
+  const service = ctx.service.name;
+  const attempts = ctx.metrics.attempts.labels(service);
+  return retry({
+    ...options,
+    onRetry: () => attempts.inc(),
+    onRefused: (event) => {
+      ctx.metrics.degraded.inc({ reason: 'retry_budget_refused' });
+      ctx.logger.warn({ service, reqId: event.req?.id }, 'retry refused: retry budget spent');
+    },
+  });
+}
+
+/**
+ * One breaker per service, shared by all its routes (a route with its own
+ * `circuitBreaker` object gets its own); `perInstance: true` keeps one per
+ * upstream instance.
+ */
+export function breakerStage(ctx: RouteContext): Policy | null {
+  const own = ctx.route.circuitBreaker;
+  const options = merged(ctx.serviceConfig.circuitBreaker, own, BREAKER_DEFAULT as Record<string, unknown>);
+  if (options === null || (options as { enabled?: boolean }).enabled === false) return null;
+  const { perInstance, failureStatuses, fallback, enabled: _e, ...breakerOptions } = options as Record<string, unknown> & {
+    perInstance?: boolean; failureStatuses?: number[]; fallback?: { status: number; headers?: Record<string, string>; body?: string }; enabled?: boolean;
+  };
+  const service = ctx.service.name;
+  const key = own !== undefined && own !== false ? `breaker:${service}:${ctx.route.path}` : `breaker:${service}`;
+  const onTransition = (t: { key: string; from: string; to: string }): void => {
+    ctx.metrics.breakerTransitions.inc({ service, to: t.to });
+    ctx.metrics.breakerState.set({ service }, t.to === 'closed' ? 0 : t.to === 'half-open' ? 1 : 2);
+    ctx.logger.warn({ service, breaker: t.key, from: t.from, to: t.to }, 'circuit breaker transition');
+  };
+  const call = {
+    ...(failureStatuses !== undefined ? { isFailure: failOnStatuses(failureStatuses) } : {}),
+    ...(fallback !== undefined ? { fallback } : {}),
+  };
+  if (perInstance === true) {
+    // forward() consults these when it picks an instance (see breakersFor).
+    shared(ctx, `breakers:${service}`, () => new BreakerRegistry({ ...breakerOptions, onTransition } as BreakerOptions));
+    return null;
+  }
+  const breaker = shared(ctx, key, () => new Breaker({ ...breakerOptions, key: service, onTransition } as BreakerOptions));
+  return circuitBreaker(breaker, call);
+}
+
+/** Counts a stage's rejections with a given error code. */
+function countRejections(policy: Policy, code: string, count: () => void): Policy {
+  const onError = (err: unknown): void => {
+    if ((err as { code?: string } | null)?.code === code) count();
+  };
+  return (next) => {
+    const handler = policy(next);
+    return (req) => handler(req).pipe(tap({ error: onError }));
+  };
+}
+
+/** The per-instance breakers of the route's service, when `perInstance: true`. */
+export function instanceBreakers(ctx: RouteContext): BreakerRegistry | undefined {
+  breakerStage(ctx);
+  return ctx.shared.get(`breakers:${ctx.service.name}`) as BreakerRegistry | undefined;
+}

@@ -29,6 +29,8 @@ export interface GatewayOptions {
   metrics?: GatewayMetrics;
   /** Runs after the server and services are closed (Redis clients…). */
   onClose?: () => Promise<void>;
+  /** Awaited before listening (e.g. waiting briefly for Redis to connect). */
+  beforeListen?: () => Promise<void>;
 }
 
 interface RouteEntry {
@@ -96,6 +98,7 @@ export class Gateway {
   }
 
   async listen(): Promise<number> {
+    await this.options.beforeListen?.();
     this.port = await this.edge.listen(this.options.host ?? '0.0.0.0', this.options.port ?? 8080);
     this.logger.info({ host: this.options.host ?? '0.0.0.0', port: this.port, routes: this.router.size }, 'rxgate listening');
     return this.port;

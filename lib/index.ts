@@ -17,3 +17,25 @@ export { GatewayMetrics } from './observe/metrics.ts';
 export { createLogger, silentLogger, type Logger } from './observe/log.ts';
 export { runCli } from './cli.ts';
 export { loadUws } from './server/uws.ts';
+// Stages
+export { circuitBreaker, judged, type CircuitBreakerOptions, type CircuitBreakerPolicy, type CircuitFallback } from './operators/circuit-breaker.ts';
+export { retry, isRetryableError, type RetryOptions, type RetryPolicy } from './operators/retry.ts';
+export { timeout, type TimeoutOptions } from './operators/timeout.ts';
+export { jwtAuth, type JwtAuthOptions, type AuthMode } from './operators/jwt-auth.ts';
+export { rateLimit, type RateLimitOptions } from './operators/rate-limit.ts';
+export { cache, type CacheOptions, type CacheStatus } from './operators/cache.ts';
+// Cores and stores
+export { Breaker, type BreakerOptions, type BreakerState, type BreakerTransition } from './breaker/breaker.ts';
+export { BreakerRegistry } from './breaker/registry.ts';
+export { defaultIsFailure, failOnStatuses, type CallOutcome } from './breaker/outcome.ts';
+export type { TripRule } from './breaker/trip-rule.ts';
+export { RetryBudget } from './retry/budget.ts';
+export { keySource, type KeySource } from './auth/keys.ts';
+export { gcraRule } from './ratelimit/gcra.ts';
+export type { RateLimitStore } from './ratelimit/store.ts';
+export { MemoryRateLimitStore } from './stores/rate-limit-memory.ts';
+export { RedisRateLimitStore } from './stores/rate-limit-redis.ts';
+export { MemoryCacheStore } from './stores/cache-memory.ts';
+export { RedisCacheStore } from './stores/cache-redis.ts';
+export type { CacheStore } from './cache/entry.ts';
+export { createRedisClient, redisReady, type RedisClient } from './stores/redis-client.ts';

@@ -20,10 +20,27 @@ export interface VerifierOptions {
   requiredClaims: string[];
   /** Wall clock (Unix ms) for `exp`/`nbf`. */
   clock: Clock;
+  /** Verified tokens remembered (0 = off). */
+  cacheSize?: number;
+  /** How long a verified token is remembered at most (ms); never past its `exp`. */
+  cacheTtlMs?: number;
 }
 
-/** Verifies one compact JWT; rejects with `UnauthorizedError` (401) or `ServiceUnavailableError` (503). */
-export type Verifier = (token: string) => Promise<Claims>;
+/**
+ * Verifies one compact JWT; rejects with `UnauthorizedError` (401) or
+ * `ServiceUnavailableError` (503). A token verified recently answers
+ * synchronously from the cache (no Promise), as Envoy's jwt_authn cache does:
+ * the same bytes were already checked, only time-based claims are re-checked.
+ */
+export type Verifier = (token: string) => Claims | Promise<Claims>;
+
+interface Remembered {
+  claims: Claims;
+  /** Unix ms after which the entry is not used. */
+  until: number;
+  /** `nbf` in Unix ms, or 0. */
+  notBefore: number;
+}
 
 /** Marks a failure to obtain keys (JWKS down or garbage), as opposed to a bad token. */
 class KeyFetchError extends Error {}
@@ -42,14 +59,39 @@ export function createVerifier(source: KeySource, options: VerifierOptions): Ver
   if (options.issuer !== undefined) base.issuer = options.issuer;
   if (options.audience !== undefined) base.audience = options.audience;
   const clock = options.clock;
+  const cacheSize = options.cacheSize ?? 10_000;
+  const cacheTtl = options.cacheTtlMs ?? 60_000;
+  const skewMs = options.clockSkewSeconds * 1000;
+  const cache = new Map<string, Remembered>();
 
-  return async function verifyJwt(token) {
+  async function verifyJwt(token: string): Promise<Claims> {
+    const now = clock.now();
+    let payload: Claims;
     try {
-      const { payload } = await jwtVerify(token, key as JWTVerifyGetKey, { ...base, currentDate: new Date(clock.now()) });
-      return payload as Claims;
+      payload = (await jwtVerify(token, key as JWTVerifyGetKey, { ...base, currentDate: new Date(now) })).payload as Claims;
     } catch (err) {
       throw authError(err);
     }
+    if (cacheSize > 0 && typeof payload.exp === 'number') {
+      if (cache.size >= cacheSize) cache.delete(cache.keys().next().value!);
+      cache.set(token, {
+        claims: payload,
+        until: Math.min(payload.exp * 1000 + skewMs, now + cacheTtl),
+        notBefore: typeof payload.nbf === 'number' ? payload.nbf * 1000 - skewMs : 0,
+      });
+    }
+    return payload;
+  }
+
+  if (cacheSize === 0) return verifyJwt;
+  return function verifyCached(token) {
+    const hit = cache.get(token);
+    if (hit !== undefined) {
+      const now = clock.now();
+      if (now < hit.until && now >= hit.notBefore) return hit.claims;
+      cache.delete(token);
+    }
+    return verifyJwt(token);
   };
 }
 

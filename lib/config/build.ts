@@ -19,6 +19,8 @@ export interface RouteContext {
   shared: Map<string, unknown>;
   /** Cleanup to run when the gateway closes (e.g. quitting Redis clients). */
   onClose(fn: () => Promise<void> | void): void;
+  /** Work to await before the gateway listens (e.g. connecting to Redis). */
+  beforeListen(fn: () => Promise<void>): void;
 }
 
 export type PipelineFactory = (ctx: RouteContext) => Handler;
@@ -46,10 +48,11 @@ export function buildGateway(config: GatewayConfig, pipeline: PipelineFactory, o
   }
   const shared = new Map<string, unknown>();
   const closers: Array<() => Promise<void> | void> = [];
+  const starters: Array<() => Promise<void>> = [];
   const routes = config.routes.map((route) => {
     const handler = pipeline({
       config, route, serviceConfig: config.services[route.service]!, service: services.get(route.service)!,
-      logger, metrics, shared, onClose: (fn) => closers.push(fn),
+      logger, metrics, shared, onClose: (fn) => closers.push(fn), beforeListen: (fn) => starters.push(fn),
     });
     return {
       path: route.path,
@@ -64,6 +67,9 @@ export function buildGateway(config: GatewayConfig, pipeline: PipelineFactory, o
     port: options.port ?? config.listen?.port ?? 8080,
     routes, logger, metrics,
     services: [...services.values()],
+    beforeListen: async () => {
+      await Promise.all(starters.map((fn) => fn()));
+    },
     onClose: async () => {
       await Promise.all(closers.map((fn) => fn()));
     },

@@ -94,6 +94,10 @@ export const authSchema = z.union([
     scopeClaim: z.string().optional(),
     forwardClaims: z.record(z.string(), z.string()).optional(),
     stripAuthorization: z.boolean().optional(),
+    realm: z.string().optional(),
+    tokenCache: z.number().int().nonnegative().optional(),
+    tokenCacheTtl: duration.optional(),
+    jwks: z.strictObject({ cooldown: duration.optional(), cacheMaxAge: duration.optional(), timeout: duration.optional() }).optional(),
   }),
 ]);
 
@@ -108,6 +112,9 @@ export const rateLimitSchema = z.strictObject({
   ]).optional(),
   store: z.enum(['memory', 'redis']).optional(),
   failOpen: z.boolean().optional(),
+  /** Bucket namespace: routes with the same id share buckets. Default: the route's name or path. */
+  id: z.string().optional(),
+  headers: z.boolean().optional(),
 });
 
 export const cacheSchema = z.strictObject({

@@ -12,7 +12,7 @@ import { MemoryCacheStore } from '../stores/cache-memory.ts';
 import { RedisCacheStore } from '../stores/cache-redis.ts';
 import { MemoryRateLimitStore } from '../stores/rate-limit-memory.ts';
 import { RedisRateLimitStore } from '../stores/rate-limit-redis.ts';
-import { createRedisClient, type RedisClient } from '../stores/redis-client.ts';
+import { createRedisClient, redisReady, type RedisClient } from '../stores/redis-client.ts';
 import { tap } from 'rxjs';
 import type { Policy } from '../types.ts';
 import type { RouteContext } from './build.ts';
@@ -62,6 +62,12 @@ export function redisClient(ctx: RouteContext): RedisClient {
     ctx.onClose(async () => {
       client.disconnect();
     });
+    // Give Redis a moment at start so the first requests see it; if it is
+    // down, start anyway: the stores fall back (logged and counted).
+    ctx.beforeListen(() => redisReady(client, '3s').catch((err: Error) => {
+      ctx.logger.warn({ url: redactUrl(url), err: err.message }, 'redis not reachable at start: rate limits fall back, cache bypasses');
+      ctx.metrics.degraded.inc({ reason: 'redis_unreachable_at_start' });
+    }));
     return client;
   });
 }
@@ -96,7 +102,7 @@ export function rateLimitStage(ctx: RouteContext): Policy | null {
     }))
     : shared(ctx, 'ratelimit:memory', () => new MemoryRateLimitStore());
   const limited = ctx.metrics.rateLimited.labels(ctx.route.name ?? ctx.route.path);
-  const policy = rateLimit({ ...options, id: ctx.route.name ?? ctx.route.path, store } as Parameters<typeof rateLimit>[0]);
+  const policy = rateLimit({ id: ctx.route.name ?? ctx.route.path, ...options, store } as Parameters<typeof rateLimit>[0]);
   return countRejections(policy, 'RATE_LIMITED', () => limited.inc());
 }
 
@@ -196,4 +202,8 @@ function countRejections(policy: Policy, code: string, count: () => void): Polic
 export function instanceBreakers(ctx: RouteContext): BreakerRegistry | undefined {
   breakerStage(ctx);
   return ctx.shared.get(`breakers:${ctx.service.name}`) as BreakerRegistry | undefined;
+}
+
+function redactUrl(url: string): string {
+  return url.replace(/\/\/[^@/]*@/, '//***@');
 }

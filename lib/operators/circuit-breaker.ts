@@ -6,6 +6,13 @@ import { BufferedBody } from '../body.ts';
 import { CircuitOpenError, isGatewayError } from '../errors.ts';
 import type { GatewayRequest, GatewayResponse, Handler, Policy } from '../types.ts';
 
+/**
+ * Marks the response an open circuit answers with (its `fallback`): another
+ * attempt cannot help, so `retry` passes it on as it is. `Symbol.for`, so
+ * `retry` needs no import and a second copy of the package agrees.
+ */
+export const kCircuitFallback = Symbol.for('rxgate.circuitFallback');
+
 /** A fixed answer while the circuit is open, instead of the 503 error. */
 export interface CircuitFallback {
   status: number;
@@ -17,9 +24,12 @@ export interface CircuitFallback {
 /** How the operator uses its breakers (the part that is not the breaker's own bookkeeping). */
 export interface CircuitBreakerCallOptions {
   /**
-   * Which breaker a request goes through, e.g. `(req) => req.locals.upstream`
-   * for one per upstream instance. Required with a `BreakerRegistry`; null:
-   * one breaker for everything the operator wraps.
+   * Which breaker a request goes through, e.g. `(req) => req.locals.route`
+   * for one per route. Required with a `BreakerRegistry`; null: one breaker
+   * for everything the operator wraps. Not for one per upstream instance:
+   * this runs before `forward` picks the instance, so `req.locals.upstream`
+   * is unset (first attempt) or the previous attempt's; use forward's
+   * `breakers` option for that.
    * @default null
    */
   keyBy?: ((req: GatewayRequest) => string) | null;
@@ -92,7 +102,7 @@ export function circuitBreaker(
     for (const [name, value] of Object.entries(fallback.headers ?? {})) headers.push(name.toLowerCase(), value);
     if (!headers.some((h, i) => i % 2 === 0 && h === 'retry-after')) headers.push('retry-after', retryAfter);
     return new Observable((s) => {
-      s.next({ status: fallback.status, headers, body: fallbackBody?.replay() ?? null });
+      s.next(Object.assign({ status: fallback.status, headers, body: fallbackBody?.replay() ?? null }, { [kCircuitFallback]: true }));
       s.complete();
     });
   }

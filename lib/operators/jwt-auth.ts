@@ -74,6 +74,18 @@ export interface JwtAuthOptions extends KeySourceOptions {
    * @default Date.now
    */
   clock?: Clock;
+  /**
+   * Verified tokens remembered, so a client reusing its token skips signature
+   * checks (like Envoy's jwt_cache_config); 0 turns it off.
+   * @default 10000
+   */
+  tokenCache?: number;
+  /**
+   * How long a verified token is remembered at most (never past its `exp`):
+   * bounds how long a key removed from the JWKS keeps being honoured.
+   * @default '60s'
+   */
+  tokenCacheTtl?: Duration;
 }
 
 const systemClock: Clock = { now: () => Date.now() };
@@ -88,6 +100,8 @@ const defaults = {
   stripAuthorization: false,
   realm: 'rxgate',
   clock: systemClock,
+  tokenCache: 10_000,
+  tokenCacheTtl: '60s',
 } satisfies Required<Omit<JwtAuthOptions, keyof KeySourceOptions | 'keys' | 'algorithms' | 'issuer' | 'audience'>>;
 
 const MODES: readonly AuthMode[] = ['required', 'optional', 'none'];
@@ -130,6 +144,8 @@ export function jwtAuth(options: JwtAuthOptions = {}): Policy {
     clockSkewSeconds: clockTolerance / 1000,
     requiredClaims: options.requiredClaims ?? defaults.requiredClaims,
     clock: options.clock ?? defaults.clock,
+    cacheSize: options.tokenCache ?? defaults.tokenCache,
+    cacheTtlMs: parseDuration(options.tokenCacheTtl ?? defaults.tokenCacheTtl, 'jwtAuth.tokenCacheTtl'),
   });
 
   // A stripped header is remembered so a retry that re-subscribes this stage
@@ -169,7 +185,13 @@ export function jwtAuth(options: JwtAuthOptions = {}): Policy {
           headers: { 'www-authenticate': invalidTokenChallenge('malformed token') },
         }));
       }
-      return from(verify(token)).pipe(switchMap((claims) => {
+      const verified = verify(token);
+      if (!(verified instanceof Promise)) {
+        // Cached: no Promise, no extra tick on the hot path.
+        admit(req, verified, authorization!);
+        return next(req);
+      }
+      return from(verified).pipe(switchMap((claims) => {
         admit(req, claims, authorization!);
         return next(req);
       }));

@@ -83,6 +83,9 @@ const defaults = {
   onRefused: null,
 } satisfies Required<RetryOptions>;
 
+/** Set by `circuitBreaker` on its fallback answer: the circuit is open, another attempt cannot help. */
+const kCircuitFallback = Symbol.for('rxgate.circuitFallback');
+
 /** Thrown inside an attempt to drop a retryable response and try again after `delay`. */
 class RetrySignal {
   constructor(readonly delay: number) {}
@@ -145,7 +148,7 @@ export function retry(options: RetryOptions = {}): RetryPolicy {
       req.locals.avoid = avoid;
       if (body !== null) req.body = body.replay();
       return next(req).pipe(map((res) => {
-        if (attempt < limit && statuses.has(res.status)) {
+        if (attempt < limit && statuses.has(res.status) && !(kCircuitFallback in res)) {
           const ra = res.status === 429 || res.status === 503 ? getHeader(res.headers, 'retry-after') : undefined;
           const delay = decide({ req, attempt, status: res.status }, ra);
           if (delay !== null) {

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { Observable, Subscription } from 'rxjs';
 import type { HttpRequest, HttpResponse, TemplatedApp, us_listen_socket } from 'uWebSockets.js';
-import { errorResponseBody, toGatewayError, type GatewayError } from '../errors.ts';
+import { BadRequestError, errorResponseBody, toGatewayError, type GatewayError } from '../errors.ts';
 import { normalizePath } from '../router/normalize.ts';
 import type { Logger } from '../observe/log.ts';
 import type { GatewayRequest, GatewayResponse } from '../types.ts';
@@ -23,6 +23,7 @@ export interface EdgeHooks {
 }
 
 const JSON_HEADERS = ['content-type', 'application/json'];
+const NON_ASCII = /[^\x00-\x7f]/;
 
 /**
  * The uWebSockets.js edge: turns each uWS request into a `GatewayRequest`,
@@ -93,13 +94,15 @@ export class Edge {
     let normalized;
     let badPath: unknown = null;
     try {
+      // Bytes that were not UTF-8 arrive as U+FFFD: they cannot be forwarded as received.
+      if (path.includes('\uFFFD')) throw new BadRequestError('request path is not valid UTF-8');
       normalized = normalizePath(path);
     } catch (err) {
       badPath = err;
       normalized = { match: path, forward: path };
     }
     const req: GatewayRequest = {
-      id, method, path: normalized.forward, query, normalizedPath: normalized.match, headers,
+      id, method, path: latin1Bytes(normalized.forward), query, normalizedPath: normalized.match, headers,
       remoteAddress: Buffer.from(res.getRemoteAddressAsText()).toString(),
       protocol: 'http',
       body: hasBody ? new UwsRequestBody(res, writer, cl === undefined ? null : Number(cl)) : null,
@@ -181,6 +184,14 @@ export class Edge {
     }
     writer.writeSimple(error.status, headers, errorResponseBody(error));
   }
+}
+
+/**
+ * uWS hands the request line over decoded as UTF-8, and undici writes the
+ * path as latin1: re-encode so the bytes sent upstream are the ones received.
+ */
+function latin1Bytes(path: string): string {
+  return NON_ASCII.test(path) ? Buffer.from(path, 'utf8').toString('latin1') : path;
 }
 
 function hasHeader(headers: readonly string[], name: string): boolean {

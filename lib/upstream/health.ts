@@ -25,7 +25,9 @@ export class HealthTracker {
   constructor(options: HealthOptions) {
     this.unhealthyAfter = options.unhealthyAfter ?? 2;
     this.healthyAfter = options.healthyAfter ?? 2;
-    if (this.unhealthyAfter < 1 || this.healthyAfter < 1) throw new TypeError('health thresholds must be at least 1');
+    if (!Number.isInteger(this.unhealthyAfter) || !Number.isInteger(this.healthyAfter) || this.unhealthyAfter < 1 || this.healthyAfter < 1) {
+      throw new TypeError('health thresholds must be whole numbers of at least 1');
+    }
   }
 
   /** Records one probe; returns true when the state changed. */

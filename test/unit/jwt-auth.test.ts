@@ -412,3 +412,46 @@ describe('jwtAuth with a JWKS URL', () => {
     expect(err.code).toBe('SERVICE_UNAVAILABLE');
   });
 });
+
+describe('jwtAuth token cache', () => {
+  it('answers a token it verified before synchronously, without a promise tick', async () => {
+    const token = await hs256();
+    const next = upstream();
+    const handler = jwtAuth({ clock, secret: SECRET })(next);
+    await firstValueFrom(handler(request(bearer(token))));
+    let sync = false;
+    handler(request(bearer(token))).subscribe(() => { sync = true; });
+    expect(sync).toBe(true);
+    expect(next.seen).toHaveLength(2);
+  });
+
+  it('still refuses a cached token once it has expired on the injected clock', async () => {
+    let now = NOW_S * 1000;
+    const moving = { now: () => now };
+    const token = await hs256({ exp: NOW_S + 10 });
+    const handler = jwtAuth({ clock: moving, secret: SECRET, clockTolerance: 0 })(upstream());
+    await firstValueFrom(handler(request(bearer(token))));
+    now += 11_000;
+    const err = await failure(handler(request(bearer(token))));
+    expect(err.status).toBe(401);
+  });
+
+  it('does not remember a token that failed verification', async () => {
+    const good = await hs256();
+    const forged = good.slice(0, -2) + (good.endsWith('AA') ? 'BB' : 'AA');
+    const handler = jwtAuth({ clock, secret: SECRET })(upstream());
+    await firstValueFrom(handler(request(bearer(good))));
+    expect((await failure(handler(request(bearer(forged))))).status).toBe(401);
+    expect((await failure(handler(request(bearer(forged))))).status).toBe(401);
+  });
+
+  it('verifies every time with tokenCache: 0', async () => {
+    const token = await hs256();
+    const handler = jwtAuth({ clock, secret: SECRET, tokenCache: 0 })(upstream());
+    await firstValueFrom(handler(request(bearer(token))));
+    let sync = false;
+    const sub = handler(request(bearer(token))).subscribe(() => { sync = true; });
+    expect(sync).toBe(false);
+    sub.unsubscribe();
+  });
+});

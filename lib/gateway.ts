@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks';
 import { throwError, type Observable } from 'rxjs';
 import { Edge } from './server/edge.ts';
 import { Router, type RouteRewrite } from './router/router.ts';
@@ -44,7 +45,7 @@ export class Gateway {
   readonly metrics: GatewayMetrics;
   private readonly router = new Router<RouteEntry>();
   private readonly edge: Edge;
-  private readonly answered = new Map<string, { inc(): void }>();
+  private readonly answered = new Map<string, { requests: { inc(): void }; duration: { observe(v: number): void } }>();
   port = 0;
 
   constructor(private readonly options: GatewayOptions) {
@@ -62,16 +63,21 @@ export class Gateway {
     this.edge = new Edge({
       logger: this.logger,
       dispatch: (req) => this.dispatch(req),
-      onAnswer: (req, status) => {
+      onAnswer: (req, status, error) => {
         // Cached label children: prom-client hashes a label object on every inc().
-        const route = (req.locals.route as string | undefined) ?? 'none';
+        const route = req.locals.route ?? 'none';
         const key = route + ((status / 100) | 0);
         let child = this.answered.get(key);
         if (child === undefined) {
-          child = metrics.requests.labels(route, `${(status / 100) | 0}xx`);
+          child = {
+            requests: metrics.requests.labels(route, `${(status / 100) | 0}xx`),
+            duration: metrics.duration.labels(route),
+          };
           this.answered.set(key, child);
         }
-        child.inc();
+        child.requests.inc();
+        child.duration.observe((performance.now() - req.receivedAt) / 1000);
+        if (error !== null) metrics.errors.inc({ code: error.code });
       },
       onClientAbort: () => metrics.clientAborts.inc(),
       onBroken: () => metrics.brokenResponses.inc(),

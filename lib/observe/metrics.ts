@@ -49,10 +49,6 @@ export class GatewayMetrics {
     name: 'rxgate_rate_limited_total', help: 'Requests refused by a rate limit, by route',
     labelNames: ['route'] as const, registers: [this.registry],
   });
-  readonly cache = new Counter({
-    name: 'rxgate_cache_total', help: 'Cache outcomes (HIT, MISS, STALE, BYPASS), by route',
-    labelNames: ['route', 'result'] as const, registers: [this.registry],
-  });
 
   constructor(options: { defaultMetrics?: boolean } = {}) {
     if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: 'rxgate_process_' });

@@ -142,9 +142,8 @@ export function toGatewayError(err: unknown): GatewayError {
     return new GatewayTimeoutError('upstream timed out', { cause: err });
   }
   if (e?.name === 'TimeoutError') return new GatewayTimeoutError('upstream timed out', { cause: err });
-  if (e?.name === 'HTTPParserError' || e?.name === 'SocketError') {
-    return new BadGatewayError('upstream sent an invalid HTTP response', { cause: err });
-  }
+  if (e?.name === 'HTTPParserError') return new BadGatewayError('upstream sent an invalid HTTP response', { cause: err });
+  if (e?.name === 'SocketError') return new BadGatewayError('upstream connection failed', { cause: err });
   if (code !== undefined && (CONNECT_CODES.has(code) || code.startsWith('UND_ERR') || code.startsWith('HPE_'))) {
     return new BadGatewayError(code === 'ECONNREFUSED' ? 'upstream refused the connection' : 'upstream connection failed', { cause: err });
   }

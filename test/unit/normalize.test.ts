@@ -1,0 +1,101 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { BadRequestError } from '../../lib/errors.ts';
+import { normalizePath } from '../../lib/router/normalize.ts';
+
+describe('normalizePath', () => {
+  it.each([
+    ['/a/b', '/a/b', '/a/b'],
+    ['/', '/', '/'],
+    ['//admin', '/admin', '/admin'],
+    ['/a//b///c', '/a/b/c', '/a/b/c'],
+    ['/public/../admin', '/admin', '/admin'],
+    ['/public/%2e%2e/admin', '/admin', '/admin'],
+    ['/public/%2E%2e/admin', '/admin', '/admin'],
+    ['/public/.%2e/admin', '/admin', '/admin'],
+    ['/public/%2e/admin', '/public/admin', '/public/admin'],
+    ['/admin/./x', '/admin/x', '/admin/x'],
+    ['/../../x', '/x', '/x'],
+    ['/..', '/', '/'],
+    ['/a/b/..', '/a/', '/a/'],
+    ['/a/b/.', '/a/b/', '/a/b/'],
+    ['/a/', '/a/', '/a/'],
+    ['/a//', '/a/', '/a/'],
+  ])('resolves %s to %s for matching and %s upstream', (path, match, forward) => {
+    expect(normalizePath(path)).toEqual({ match, forward });
+  });
+
+  it('decodes segments for matching and keeps their bytes for the upstream', () => {
+    expect(normalizePath('/caf%C3%A9/x')).toEqual({ match: '/café/x', forward: '/caf%C3%A9/x' });
+    expect(normalizePath('/a%20b/%7e')).toEqual({ match: '/a b/~', forward: '/a%20b/%7e' });
+  });
+
+  it('keeps an encoded slash inside its segment, in both forms', () => {
+    expect(normalizePath('/a%2Fb/c')).toEqual({ match: '/a%2Fb/c', forward: '/a%2Fb/c' });
+    expect(normalizePath('/a%2fb')).toEqual({ match: '/a%2Fb', forward: '/a%2fb' });
+    expect(normalizePath('/public/..%2fadmin')).toEqual({ match: '/public/..%2Fadmin', forward: '/public/..%2fadmin' });
+  });
+
+  it('does not treat a backslash as a separator', () => {
+    expect(normalizePath('/public/..\\admin')).toEqual({ match: '/public/..\\admin', forward: '/public/..\\admin' });
+  });
+
+  it('resolves dot-segments after the encoded slash rule, so %2e%2e%2f is one ordinary segment', () => {
+    expect(normalizePath('/a/%2e%2e%2fb').match).toBe('/a/..%2Fb');
+  });
+
+  it.each(['/bad%zz', '/%', '/a/%E0%A4%A', '/%C3%28'])('refuses malformed percent-encoding in %s with a 400', (path) => {
+    expect(() => normalizePath(path)).toThrow(BadRequestError);
+    try {
+      normalizePath(path);
+    } catch (err) {
+      expect((err as BadRequestError).status).toBe(400);
+    }
+  });
+
+  it('returns the same object shape for paths that need no work', () => {
+    const r = normalizePath('/users/42/orders');
+    expect(r.match).toBe('/users/42/orders');
+    expect(r.forward).toBe('/users/42/orders');
+  });
+});
+
+describe('normalizePath properties', () => {
+  const segment = fc.oneof(
+    fc.constantFrom('', '.', '..', '%2e', '%2E%2e', '.%2e', 'a', 'b', 'admin', '%2F', '%2f', 'caf%C3%A9', '%20', '~', 'x.y', '...'),
+    fc.stringMatching(/^[a-z0-9._~-]{1,6}$/),
+  );
+  const path = fc.array(segment, { maxLength: 10 }).map((segs) => '/' + segs.join('/'));
+
+  it('never leaves a dot-segment or an empty segment (other than a trailing slash) in what it matches or forwards', () => {
+    fc.assert(fc.property(path, (p) => {
+      const { match, forward } = normalizePath(p);
+      for (const out of [match, forward]) {
+        expect(out.startsWith('/')).toBe(true);
+        const segs = out.slice(1).split('/');
+        segs.slice(0, -1).forEach((s) => expect(s).not.toBe(''));
+        for (const s of segs) expect(['.', '..']).not.toContain(s);
+      }
+      for (const s of forward.slice(1).split('/')) {
+        expect(decodeURIComponent(s.replace(/%2f/gi, '%252F'))).not.toMatch(/^\.\.?$/);
+      }
+    }));
+  });
+
+  it('keeps forward and match aligned segment for segment', () => {
+    fc.assert(fc.property(path, (p) => {
+      const { match, forward } = normalizePath(p);
+      const m = match.split('/');
+      const f = forward.split('/');
+      expect(m.length).toBe(f.length);
+      f.forEach((raw, i) => expect(decodeURIComponent(raw.replace(/%2f/gi, '%252F'))).toBe(m[i]));
+    }));
+  });
+
+  it('is idempotent on the forwarded path', () => {
+    fc.assert(fc.property(path, (p) => {
+      const once = normalizePath(p);
+      expect(normalizePath(once.forward)).toEqual(once);
+    }));
+  });
+});

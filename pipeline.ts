@@ -7,7 +7,7 @@
  * ends in `forward`, which streams the request to an upstream with undici.
  * Copy this file to build your own: reorder stages, drop some, add yours (a
  * stage is just `(next: Handler) => Handler`), then run it with
- * `node --import tsx my-pipeline.ts --config gateway.yaml`.
+ * `node --import ./bin/loader/register.mjs my-pipeline.ts --config gateway.yaml`.
  */
 import { pathToFileURL } from 'node:url';
 import { compose } from './lib/compose.ts';

@@ -2,7 +2,7 @@
  * The strongest Node alternative: fastify + @fastify/http-proxy, which
  * forwards with undici (its default: a pool of 128 connections). No logger.
  *
- *   node --import tsx bench/fastify-proxy.ts --port 8082 --upstream http://127.0.0.1:9000
+ *   node --import ./bin/loader/register.mjs bench/fastify-proxy.ts --port 8082 --upstream http://127.0.0.1:9000
  */
 import proxy from '@fastify/http-proxy';
 import Fastify from 'fastify';

@@ -5,7 +5,7 @@
  * controller.pause/resume against uWS tryEnd/onWritable) and aborts the
  * upstream request when the client goes away.
  *
- *   node --import tsx bench/minimal-forwarder.ts --port 8081 --upstream http://127.0.0.1:9000
+ *   node --import ./bin/loader/register.mjs bench/minimal-forwarder.ts --port 8081 --upstream http://127.0.0.1:9000
  */
 import { STATUS_CODES } from 'node:http';
 import { Pool, type Dispatcher } from 'undici';

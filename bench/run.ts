@@ -32,7 +32,7 @@ function log(message: string): void {
 }
 
 function nodeTsx(file: string, args: string[]): [string, string[]] {
-  return [process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'bench', file), ...args]];
+  return [process.execPath, ['--import', join(REPO_ROOT, 'bin', 'loader', 'register.mjs'), join(REPO_ROOT, 'bench', file), ...args]];
 }
 
 async function signToken(secret: string): Promise<string> {

@@ -3,7 +3,8 @@
  * child process, forwarding to the shared upstream process.
  */
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { prepareNginx } from './nginx.ts';
 
 export interface TargetContext {
@@ -43,20 +44,19 @@ export interface Target {
   launch(ctx: TargetContext): Launch;
 }
 
-const tsx = (file: string, args: string[]): Launch => ({
+const LOADER = join(dirname(fileURLToPath(import.meta.url)), '..', 'bin', 'loader', 'register.mjs');
+
+/** A TypeScript file run with rxgate's own loader (the same one the CLI uses). */
+const typescript = (file: string, args: string[]): Launch => ({
   kind: 'spawn',
   command: process.execPath,
-  args: ['--import', 'tsx', file, ...args],
+  args: ['--import', LOADER, file, ...args],
 });
 
-/** `node --import tsx pipeline.ts`, else `node bin/rxgate.mjs`, with a config. */
+/** `node bin/rxgate.mjs`, the CLI users run, with a config. */
 function rxgate(ctx: TargetContext, config: string, extra: string[] = []): Launch {
   const args = ['--config', join(ctx.repoRoot, 'bench', 'configs', config), '--port', String(ctx.port), ...extra];
   const env = { BENCH_UPSTREAM: ctx.upstreamOrigin, BENCH_JWT_SECRET: ctx.jwtSecret, NODE_ENV: 'production' };
-  const pipeline = join(ctx.repoRoot, 'pipeline.ts');
-  if (existsSync(pipeline)) {
-    return { kind: 'spawn', command: process.execPath, args: ['--import', 'tsx', pipeline, ...args], env };
-  }
   const bin = join(ctx.repoRoot, 'bin', 'rxgate.mjs');
   if (existsSync(bin)) return { kind: 'spawn', command: process.execPath, args: [bin, ...args], env };
   // Reported as "failed to start", like any other start failure.
@@ -102,14 +102,14 @@ export const TARGETS: readonly Target[] = [
     label: 'hand-written uWebSockets.js + undici forwarder, no RxJS (`bench/minimal-forwarder.ts`, the floor of our stack)',
     fixedUrl: false,
     launch: (ctx) =>
-      tsx(join(ctx.repoRoot, 'bench', 'minimal-forwarder.ts'), ['--port', String(ctx.port), '--upstream', ctx.upstreamOrigin]),
+      typescript(join(ctx.repoRoot, 'bench', 'minimal-forwarder.ts'), ['--port', String(ctx.port), '--upstream', ctx.upstreamOrigin]),
   },
   {
     name: 'fastify',
     label: 'fastify + @fastify/http-proxy (undici) (`bench/fastify-proxy.ts`)',
     fixedUrl: false,
     launch: (ctx) =>
-      tsx(join(ctx.repoRoot, 'bench', 'fastify-proxy.ts'), ['--port', String(ctx.port), '--upstream', ctx.upstreamOrigin]),
+      typescript(join(ctx.repoRoot, 'bench', 'fastify-proxy.ts'), ['--port', String(ctx.port), '--upstream', ctx.upstreamOrigin]),
   },
   {
     name: 'nginx',

@@ -4,7 +4,7 @@
  * keep-alive, cacheable for 60 s (the cache hit-path target relies on that;
  * the other targets ignore it).
  *
- *   node --import tsx bench/upstream.ts --port 9000
+ *   node --import ./bin/loader/register.mjs bench/upstream.ts --port 9000
  */
 import { argValue, onStop, portArg } from './args.ts';
 import { PAYLOAD } from './payload.ts';

@@ -2,8 +2,8 @@
  * A gateway built in code, no YAML: two services, three routes, each route
  * its own composition of stages. Run it next to the demo upstreams:
  *
- *   node --import tsx examples/demo-upstreams.ts &   # or: npm start in another shell
- *   node --import tsx examples/custom-pipeline.ts
+ *   node --import ./bin/loader/register.mjs examples/demo-upstreams.ts &   # or: npm start in another shell
+ *   node --import ./bin/loader/register.mjs examples/custom-pipeline.ts
  */
 import { map } from 'rxjs';
 import {

@@ -3,7 +3,7 @@
  * sampling the gateway process's resident memory (VmRSS from /proc) the
  * whole time. Reports the peak growth over the idle baseline.
  *
- *   node --import tsx bench/memory/streaming.ts [--size-mib 1024] [--json]
+ *   node --import ./bin/loader/register.mjs bench/memory/streaming.ts [--size-mib 1024] [--json]
  *
  * Everything runs on 127.0.0.1; the gateway runs in its own process (the
  * real CLI); every process started here is stopped by PID at the end.

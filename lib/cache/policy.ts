@@ -13,7 +13,8 @@ export type RequestMode = 'bypass' | 'refresh' | 'lookup';
 
 export function requestMode(req: GatewayRequest, cacheAuthorized: boolean): RequestMode {
   if (req.method !== 'GET' && req.method !== 'HEAD') return 'bypass';
-  if (!cacheAuthorized && req.headers.authorization !== undefined) return 'bypass';
+  // A token the auth stage verified (and may have stripped) still makes the request personal.
+  if (!cacheAuthorized && (req.headers.authorization !== undefined || req.locals.claims !== undefined)) return 'bypass';
   const raw = req.headers['cache-control'];
   if (raw === undefined) {
     return req.headers.pragma?.toLowerCase().includes('no-cache') === true ? 'refresh' : 'lookup';

@@ -2,6 +2,7 @@ import { failOnStatuses } from '../breaker/outcome.ts';
 import { BreakerRegistry } from '../breaker/registry.ts';
 import { Breaker, type BreakerOptions } from '../breaker/breaker.ts';
 import { keySource, type KeySource } from '../auth/keys.ts';
+import type { CacheStore } from '../cache/entry.ts';
 import { cache } from '../operators/cache.ts';
 import { circuitBreaker } from '../operators/circuit-breaker.ts';
 import { jwtAuth, type JwtAuthOptions } from '../operators/jwt-auth.ts';
@@ -119,12 +120,24 @@ export function cacheStage(ctx: RouteContext): Policy | null {
     : shared(ctx, 'cache:memory', () => new MemoryCacheStore({ maxBytes: stores?.memory?.maxBytes ?? 64 * 1024 * 1024 }));
   return cache({
     ...options,
-    store,
+    // Keys name the request after its route's rewrite: the service completes
+    // them, or two services' `/items` would share one entry.
+    store: namespaced(store, ctx.service.name),
     onStoreError: (err) => {
       ctx.metrics.degraded.inc({ reason: 'cache_store_bypass' });
       ctx.logger.debug({ err: (err as Error).message }, 'cache store failed; bypassing');
     },
   } as Parameters<typeof cache>[0]);
+}
+
+/** A view of `store` whose keys all start with `ns`. */
+function namespaced(store: CacheStore, ns: string): CacheStore {
+  const k = (key: string): string => `${ns} ${key}`;
+  return {
+    get: (key) => store.get(k(key)),
+    set: (key, record, ttl) => store.set(k(key), record, ttl),
+    ...(store.delete !== undefined ? { delete: (key: string) => store.delete!(k(key)) } : {}),
+  };
 }
 
 /** `timeouts.total` (+ `exchange`): outside retry, bounds every attempt together. */

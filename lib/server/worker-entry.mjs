@@ -1,6 +1,5 @@
-// Worker threads do not inherit the main thread's tsx loader: register it here,
-// then run the TypeScript worker entry.
-import { register } from 'tsx/esm/api';
+// Worker threads do not inherit the main thread's module hooks: register the
+// TypeScript loader here, then run the TypeScript worker entry.
+import '../../bin/loader/register.mjs';
 
-register();
 await import('./worker-main.ts');

@@ -147,7 +147,9 @@ export function toGatewayError(err: unknown): GatewayError {
   if (code !== undefined && (CONNECT_CODES.has(code) || code.startsWith('UND_ERR') || code.startsWith('HPE_'))) {
     return new BadGatewayError(code === 'ECONNREFUSED' ? 'upstream refused the connection' : 'upstream connection failed', { cause: err });
   }
-  if (code === 'ERR_SSL_WRONG_VERSION_NUMBER' || code?.startsWith('ERR_TLS') || code?.startsWith('CERT_')) {
+  // OpenSSL verification codes (DEPTH_ZERO_SELF_SIGNED_CERT, CERT_HAS_EXPIRED,
+  // UNABLE_TO_VERIFY_LEAF_SIGNATURE…) and Node's TLS errors.
+  if (code !== undefined && (code.startsWith('ERR_SSL') || code.startsWith('ERR_TLS') || /CERT|SELF_SIGNED|^UNABLE_TO_/.test(code))) {
     return new BadGatewayError('upstream TLS handshake failed', { cause: err });
   }
   return new InternalError('internal gateway error', { cause: err });

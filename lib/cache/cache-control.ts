@@ -11,8 +11,26 @@ function isSpace(c: string | undefined): boolean {
   return c === ' ' || c === '\t';
 }
 
+/**
+ * Parsed values by header text: upstreams send the same few Cache-Control
+ * strings over and over, so the miss path parses each once. Bounded: cleared
+ * when full, so varied values cannot grow it.
+ */
+const memo = new Map<string, CacheControl>();
+const MEMO_SIZE = 256;
+
 export function parseCacheControl(value: string | undefined): CacheControl {
   if (value === undefined || value === '') return EMPTY;
+  let cc = memo.get(value);
+  if (cc === undefined) {
+    cc = Object.freeze(parse(value));
+    if (memo.size >= MEMO_SIZE) memo.clear();
+    memo.set(value, cc);
+  }
+  return cc;
+}
+
+function parse(value: string): Record<string, string | true> {
   const out = Object.create(null) as Record<string, string | true>;
   const n = value.length;
   let i = 0;

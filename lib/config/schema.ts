@@ -147,6 +147,7 @@ export const serviceSchema = z.strictObject({
   connections: z.number().int().min(1).optional(),
   keepAlive: duration.optional(),
   tlsVerify: z.boolean().optional(),
+  tlsCa: z.string().optional(),
   health: healthSchema.optional(),
   ...servicePolicies,
 });

@@ -157,10 +157,10 @@ export function retryStage(ctx: RouteContext): Policy | null {
   const options = merged<Record<string, unknown>>(ctx.serviceConfig.retry, ctx.route.retry, RETRY_DEFAULT) as RetryOptions | null;
   if (options === null || options.attempts === 1) return null;
   const service = ctx.service.name;
-  const attempts = ctx.metrics.attempts.labels(service);
+  const retries = ctx.metrics.retries.labels(service);
   return retry({
     ...options,
-    onRetry: () => attempts.inc(),
+    onRetry: () => retries.inc(),
     onRefused: (event) => {
       ctx.metrics.degraded.inc({ reason: 'retry_budget_refused' });
       ctx.logger.warn({ service, reqId: event.req?.id }, 'retry refused: retry budget spent');

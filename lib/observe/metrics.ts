@@ -41,8 +41,8 @@ export class GatewayMetrics {
     name: 'rxgate_circuit_transitions_total', help: 'Circuit breaker transitions',
     labelNames: ['service', 'to'] as const, registers: [this.registry],
   });
-  readonly attempts = new Counter({
-    name: 'rxgate_upstream_attempts_total', help: 'Upstream attempts (retries included), by service',
+  readonly retries = new Counter({
+    name: 'rxgate_retries_total', help: 'Upstream attempts made again by retry, by service',
     labelNames: ['service'] as const, registers: [this.registry],
   });
   readonly rateLimited = new Counter({

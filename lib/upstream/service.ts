@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { Pool } from 'undici';
 import { parseDuration, type Duration } from '../duration.ts';
 import { HealthTracker, type HealthOptions } from './health.ts';
@@ -22,6 +23,11 @@ export interface ServiceOptions {
   keepAlive?: Duration;
   /** Verify upstream TLS certificates. @default true */
   tlsVerify?: boolean;
+  /**
+   * Path of a PEM file with the CA certificate(s) to trust for https
+   * upstreams, instead of Node's bundled roots (an internal CA).
+   */
+  tlsCa?: string;
   /** Active health checking: `GET <path>` on every instance. Off when absent. */
   health?: HealthOptions;
 }
@@ -31,7 +37,7 @@ const defaults = {
   connections: 128,
   keepAlive: '4s',
   tlsVerify: true,
-} satisfies Required<Omit<ServiceOptions, 'upstreams' | 'health'>>;
+} satisfies Required<Omit<ServiceOptions, 'upstreams' | 'health' | 'tlsCa'>>;
 
 /** One upstream instance: its origin, a keep-alive pool and its health. */
 export class Upstream {
@@ -43,7 +49,7 @@ export class Upstream {
   readonly pool: Pool;
   readonly health: HealthTracker;
 
-  constructor(url: string, options: { connections: number; keepAliveMs: number; timeoutMs: number; tlsVerify: boolean; health: HealthTracker }) {
+  constructor(url: string, options: { connections: number; keepAliveMs: number; timeoutMs: number; tlsVerify: boolean; ca: string | undefined; health: HealthTracker }) {
     let u: URL;
     try {
       u = new URL(url);
@@ -61,7 +67,7 @@ export class Upstream {
       keepAliveTimeout: options.keepAliveMs,
       headersTimeout: options.timeoutMs,
       bodyTimeout: options.timeoutMs,
-      connect: { rejectUnauthorized: options.tlsVerify },
+      connect: { rejectUnauthorized: options.tlsVerify, ...(options.ca !== undefined ? { ca: options.ca } : {}) },
     });
   }
 }
@@ -83,11 +89,20 @@ export class Service {
     const timeoutMs = parseDuration(options.timeout ?? defaults.timeout, `service ${name} timeout`);
     const keepAliveMs = parseDuration(options.keepAlive ?? defaults.keepAlive, `service ${name} keepAlive`);
     this.timeoutMs = timeoutMs;
+    let ca: string | undefined;
+    if (options.tlsCa !== undefined) {
+      try {
+        ca = readFileSync(options.tlsCa, 'utf8');
+      } catch (err) {
+        throw new TypeError(`service ${name} tlsCa: cannot read ${options.tlsCa} (${(err as Error).message})`);
+      }
+    }
     this.upstreams = options.upstreams.map((url) => new Upstream(url, {
       connections: options.connections ?? defaults.connections,
       keepAliveMs,
       timeoutMs,
       tlsVerify: options.tlsVerify ?? defaults.tlsVerify,
+      ca,
       health: new HealthTracker(options.health ?? {}),
     }));
     if (options.health?.path !== undefined) this.startHealthChecks(options.health);

@@ -30,7 +30,7 @@ export const defaultPipeline: PipelineFactory = (ctx) =>
     attemptTimeoutStage(ctx),// 504 for one attempt                  (`timeouts.perAttempt`)
   )(forward(ctx.service, {
     preserveHost: ctx.route.preserveHost ?? false,
-    breakers: instanceBreakers(ctx) ?? null,
+    ...instanceBreakers(ctx),   // one breaker per instance, with `perInstance: true`
   }));
 
 export async function main(argv: string[] = process.argv.slice(2)): Promise<void> {

@@ -37,7 +37,13 @@ export abstract class GatewayError extends Error {
   readonly [kGatewayError] = true;
 
   constructor(message: string, options: GatewayErrorOptions = {}) {
+    // These are answers, not bugs: an open circuit or a rate limit may make
+    // thousands a second, and capturing a stack trace is most of an Error's
+    // cost. The underlying `cause` keeps its own stack.
+    const limit = Error.stackTraceLimit;
+    Error.stackTraceLimit = 0;
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    Error.stackTraceLimit = limit;
     this.headers = options.headers;
   }
 

@@ -1,4 +1,4 @@
-import { failOnStatuses } from '../breaker/outcome.ts';
+import { failOnStatuses, type CallOutcome } from '../breaker/outcome.ts';
 import { BreakerRegistry } from '../breaker/registry.ts';
 import { Breaker, type BreakerOptions } from '../breaker/breaker.ts';
 import { keySource, type KeySource } from '../auth/keys.ts';
@@ -168,15 +168,21 @@ export function retryStage(ctx: RouteContext): Policy | null {
   });
 }
 
+type BreakerPlan =
+  | { kind: 'off' }
+  | { kind: 'service'; policy: Policy }
+  | { kind: 'instance'; registry: BreakerRegistry; isFailure?: (outcome: CallOutcome) => boolean };
+
 /**
  * One breaker per service, shared by all its routes (a route with its own
- * `circuitBreaker` object gets its own); `perInstance: true` keeps one per
- * upstream instance.
+ * `circuitBreaker` object gets its own), or with `perInstance: true` one per
+ * upstream instance, which `forward` consults when it picks an instance.
+ * Build time only; the Breaker objects are shared through `ctx.shared`.
  */
-export function breakerStage(ctx: RouteContext): Policy | null {
+function breakerPlan(ctx: RouteContext): BreakerPlan {
   const own = ctx.route.circuitBreaker;
   const options = merged(ctx.serviceConfig.circuitBreaker, own, BREAKER_DEFAULT as Record<string, unknown>);
-  if (options === null || (options as { enabled?: boolean }).enabled === false) return null;
+  if (options === null || (options as { enabled?: boolean }).enabled === false) return { kind: 'off' };
   const { perInstance, failureStatuses, fallback, enabled: _e, ...breakerOptions } = options as Record<string, unknown> & {
     perInstance?: boolean; failureStatuses?: number[]; fallback?: { status: number; headers?: Record<string, string>; body?: string }; enabled?: boolean;
   };
@@ -187,17 +193,32 @@ export function breakerStage(ctx: RouteContext): Policy | null {
     ctx.metrics.breakerState.set({ service }, t.to === 'closed' ? 0 : t.to === 'half-open' ? 1 : 2);
     ctx.logger.warn({ service, breaker: t.key, from: t.from, to: t.to }, 'circuit breaker transition');
   };
-  const call = {
-    ...(failureStatuses !== undefined ? { isFailure: failOnStatuses(failureStatuses) } : {}),
-    ...(fallback !== undefined ? { fallback } : {}),
-  };
+  const isFailure = failureStatuses !== undefined ? failOnStatuses(failureStatuses) : undefined;
   if (perInstance === true) {
-    // forward() consults these when it picks an instance (see breakersFor).
-    shared(ctx, `breakers:${service}`, () => new BreakerRegistry({ ...breakerOptions, onTransition } as BreakerOptions));
-    return null;
+    const registry = shared(ctx, `${key}:instances`, () => new BreakerRegistry({ ...breakerOptions, onTransition } as BreakerOptions));
+    return isFailure === undefined ? { kind: 'instance', registry } : { kind: 'instance', registry, isFailure };
   }
   const breaker = shared(ctx, key, () => new Breaker({ ...breakerOptions, key: service, onTransition } as BreakerOptions));
-  return circuitBreaker(breaker, call);
+  return {
+    kind: 'service',
+    policy: circuitBreaker(breaker, {
+      ...(isFailure !== undefined ? { isFailure } : {}),
+      ...(fallback !== undefined ? { fallback } : {}),
+    }),
+  };
+}
+
+/** The route's circuit breaker stage, or null when it is off or kept per instance. */
+export function breakerStage(ctx: RouteContext): Policy | null {
+  const plan = breakerPlan(ctx);
+  return plan.kind === 'service' ? plan.policy : null;
+}
+
+/** `forward`'s options for per-instance breakers (`perInstance: true`); empty otherwise. */
+export function instanceBreakers(ctx: RouteContext): { breakers?: BreakerRegistry; isFailure?: (outcome: CallOutcome) => boolean } {
+  const plan = breakerPlan(ctx);
+  if (plan.kind !== 'instance') return {};
+  return plan.isFailure === undefined ? { breakers: plan.registry } : { breakers: plan.registry, isFailure: plan.isFailure };
 }
 
 /** Counts a stage's rejections with a given error code. */
@@ -209,12 +230,6 @@ function countRejections(policy: Policy, code: string, count: () => void): Polic
     const handler = policy(next);
     return (req) => handler(req).pipe(tap({ error: onError }));
   };
-}
-
-/** The per-instance breakers of the route's service, when `perInstance: true`. */
-export function instanceBreakers(ctx: RouteContext): BreakerRegistry | undefined {
-  breakerStage(ctx);
-  return ctx.shared.get(`breakers:${ctx.service.name}`) as BreakerRegistry | undefined;
 }
 
 function redactUrl(url: string): string {

@@ -1,9 +1,9 @@
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { exportJWK, exportSPKI, generateKeyPair, SignJWT, type CryptoKey, type JWTPayload } from 'jose';
-import { request } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startGatewayFromYaml, startUpstream, type TestUpstream } from '../support/servers.ts';
+import { type Answer, errorBody, get } from '../support/answer.ts';
 
 /**
  * JWT auth through real gateways built from YAML: the `auth` keys (route
@@ -37,17 +37,6 @@ async function gateway(yaml: string): Promise<{ url: string }> {
   return gw;
 }
 
-interface Answer {
-  status: number;
-  headers: Record<string, string | string[] | undefined>;
-  body: string;
-}
-
-async function get(url: string, headers: Record<string, string> = {}): Promise<Answer> {
-  const res = await request(url, { headers, headersTimeout: 5000, bodyTimeout: 5000 });
-  return { status: res.statusCode, headers: res.headers, body: await res.body.text() };
-}
-
 const nowSeconds = (): number => Math.floor(Date.now() / 1000);
 
 async function hs256(claims: JWTPayload, exp: number = nowSeconds() + 3600): Promise<string> {
@@ -61,11 +50,6 @@ async function signed(alg: string, key: CryptoKey, claims: JWTPayload, kid?: str
 }
 
 const bearer = (token: string): Record<string, string> => ({ authorization: `Bearer ${token}` });
-
-/** The JSON error body the gateway answers with. */
-function errorBody(a: Answer): { code: string; message: string } {
-  return (JSON.parse(a.body) as { error: { code: string; message: string } }).error;
-}
 
 describe('JWT auth from YAML with a shared secret', () => {
   it('lets a valid HS256 token through to the upstream and refuses expired and missing ones with 401', async () => {

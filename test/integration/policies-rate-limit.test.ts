@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { SignJWT } from 'jose';
-import { request } from 'undici';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { redisUrl } from '../support/redis.ts';
 import { startGatewayFromYaml, startUpstream, type TestUpstream } from '../support/servers.ts';
+import { type Answer, get } from '../support/answer.ts';
 
 /**
  * Rate limits through real gateways built from YAML: the `rateLimit` keys,
@@ -33,17 +33,6 @@ async function gateway(yaml: string): Promise<{ url: string }> {
   const gw = await startGatewayFromYaml(yaml);
   cleanups.push(() => gw.close());
   return gw;
-}
-
-interface Answer {
-  status: number;
-  headers: Record<string, string | string[] | undefined>;
-  body: string;
-}
-
-async function get(url: string, headers: Record<string, string> = {}): Promise<Answer> {
-  const res = await request(url, { headers, headersTimeout: 5000, bodyTimeout: 5000 });
-  return { status: res.statusCode, headers: res.headers, body: await res.body.text() };
 }
 
 const remaining = (a: Answer): number => Number(a.headers['ratelimit-remaining']);

@@ -1,10 +1,13 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { request } from 'undici';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { freePort } from '../support/global-setup.ts';
 import { redisUrl } from '../support/redis.ts';
 import { startGatewayFromYaml, startUpstream, type TestUpstream } from '../support/servers.ts';
+import { get as getWithin, type Answer } from '../support/answer.ts';
+
+/** Every request must finish within 3 s: a hang fails it instead of stalling the run. */
+const get = (url: string, headers: Record<string, string> = {}): Promise<Answer> => getWithin(url, headers, 3000);
 
 /**
  * A Redis that dies under a running gateway: the rate limit fails open (or
@@ -59,18 +62,6 @@ async function gateway(yaml: string): Promise<{ url: string }> {
   const gw = await startGatewayFromYaml(yaml);
   cleanups.push(() => gw.close());
   return gw;
-}
-
-interface Answer {
-  status: number;
-  headers: Record<string, string | string[] | undefined>;
-  body: string;
-}
-
-/** Every request must finish: a hang fails it through the timeouts instead of stalling the run. */
-async function get(url: string, headers: Record<string, string> = {}): Promise<Answer> {
-  const res = await request(url, { headers, headersTimeout: 3000, bodyTimeout: 3000 });
-  return { status: res.statusCode, headers: res.headers, body: await res.body.text() };
 }
 
 /** `rxgate_degraded_total` by reason, from the gateway's metrics endpoint. */

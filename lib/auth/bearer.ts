@@ -14,6 +14,13 @@ const B64TOKEN = /^[A-Za-z0-9\-._~+/]+=*$/;
  */
 export function bearerToken(authorization: string | undefined): string | null | undefined {
   if (authorization === undefined) return undefined;
+  // Fast path for the form every client sends, `Bearer <token>` with one
+  // space and nothing around it: the general path below would give the same
+  // token (nothing to trim, and a b64token has no space or line break).
+  if (authorization.length > 7 && authorization.charCodeAt(6) === 32 && authorization.slice(0, 6).toLowerCase() === 'bearer') {
+    const token = authorization.slice(7);
+    if (B64TOKEN.test(token)) return token;
+  }
   const m = BEARER.exec(authorization.trim());
   if (m === null) return undefined;
   const token = m[1]?.trim() ?? '';

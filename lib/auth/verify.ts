@@ -63,6 +63,12 @@ export function createVerifier(source: KeySource, options: VerifierOptions): Ver
   const cacheTtl = options.cacheTtlMs ?? 60_000;
   const skewMs = options.clockSkewSeconds * 1000;
   const cache = new Map<string, Remembered>();
+  // The last token looked up and its entry: a client sends the same token
+  // request after request, and comparing it with the last one costs less
+  // than hashing it for the Map (a JWT is a few hundred characters). Cleared
+  // whenever the cache changes.
+  let lastToken: string | undefined;
+  let lastHit: Remembered | undefined;
 
   async function verifyJwt(token: string): Promise<Claims> {
     const now = clock.now();
@@ -74,6 +80,7 @@ export function createVerifier(source: KeySource, options: VerifierOptions): Ver
     }
     if (cacheSize > 0 && typeof payload.exp === 'number') {
       if (cache.size >= cacheSize) cache.delete(cache.keys().next().value!);
+      lastToken = undefined; // the entry evicted, or replaced, may be the remembered one
       cache.set(token, {
         claims: payload,
         until: Math.min(payload.exp * 1000 + skewMs, now + cacheTtl),
@@ -85,11 +92,21 @@ export function createVerifier(source: KeySource, options: VerifierOptions): Ver
 
   if (cacheSize === 0) return verifyJwt;
   return function verifyCached(token) {
-    const hit = cache.get(token);
+    let hit: Remembered | undefined;
+    if (token === lastToken) {
+      hit = lastHit;
+    } else {
+      hit = cache.get(token);
+      if (hit !== undefined) {
+        lastToken = token;
+        lastHit = hit;
+      }
+    }
     if (hit !== undefined) {
       const now = clock.now();
       if (now < hit.until && now >= hit.notBefore) return hit.claims;
       cache.delete(token);
+      lastToken = undefined;
     }
     return verifyJwt(token);
   };

@@ -1,4 +1,5 @@
-import { Observable } from 'rxjs';
+import { config, Observable, Subscriber } from 'rxjs';
+// How rxjs reports a throw from an observer it cannot deliver (async, or config.onUnhandledError).
 import { Breaker, type BreakerOptions, type BreakerPermit, type BreakerTransition } from '../breaker/breaker.ts';
 import { defaultIsFailure, type CallOutcome } from '../breaker/outcome.ts';
 import { BreakerRegistry } from '../breaker/registry.ts';
@@ -117,7 +118,9 @@ export function circuitBreaker(
         else return r.subscribe(subscriber);
         return;
       }
-      return judged(breaker, permit, next(req), isFailure).subscribe(subscriber);
+      // judged() inlined: one Observable per request instead of two.
+      next(req).subscribe(new JudgedSubscriber(subscriber, breaker, permit, isFailure));
+      return;
     });
   };
   const state$ = source.state$;
@@ -145,31 +148,99 @@ export function judged(
   isFailure: (outcome: CallOutcome) => boolean = defaultIsFailure,
 ): Observable<GatewayResponse> {
   return new Observable<GatewayResponse>((subscriber) => {
-    let settled = false;
-    const settle = (verdict: 'success' | 'failure' | 'release'): void => {
-      if (settled) return;
-      settled = true;
-      breaker[verdict](permit);
-    };
-    const inner = call$.subscribe({
-      next(res) {
-        settle(isFailure({ response: res }) ? 'failure' : 'success');
-        subscriber.next(res);
-      },
-      error(err: unknown) {
-        // A client abort, or an error the verdict does not blame on the upstream, counts for nothing.
-        const aborted = isGatewayError(err) && err.code === 'CLIENT_ABORTED';
-        settle(!aborted && isFailure({ error: err }) ? 'failure' : 'release');
-        subscriber.error(err);
-      },
-      complete() {
-        settle('release');
-        subscriber.complete();
-      },
-    });
-    return () => {
-      settle('release');
-      inner.unsubscribe();
-    };
+    call$.subscribe(new JudgedSubscriber(subscriber, breaker, permit, isFailure));
+  });
+}
+
+/**
+ * Subscribes a call for `judged`: settles the permit at the response head, at
+ * an error before it, or (releasing it) at completion or unsubscription.
+ * A Subscriber of our own rather than an observer object and closures: it is
+ * one allocation per request where those were half a dozen.
+ */
+class JudgedSubscriber extends Subscriber<GatewayResponse> {
+  private settled = false;
+  /** Set when the verdict threw on an error: unsubscribing then does not release. */
+  private unsettledAtTeardown = false;
+
+  constructor(
+    private readonly downstream: Subscriber<GatewayResponse>,
+    private readonly breaker: Breaker,
+    private readonly permit: BreakerPermit,
+    private readonly isFailure: (outcome: CallOutcome) => boolean,
+  ) {
+    super(downstream);
+  }
+
+  protected override _next(res: GatewayResponse): void {
+    let failed: boolean;
+    try {
+      failed = this.isFailure({ response: res });
+    } catch (err) {
+      // As judged() always did with a throwing verdict (its observer threw):
+      // report it, pass nothing on, settle nothing yet.
+      reportUnhandledError(err);
+      return;
+    }
+    if (!this.settled) {
+      this.settled = true;
+      if (failed) this.breaker.failure(this.permit);
+      else this.breaker.success(this.permit);
+    }
+    this.downstream.next(res);
+  }
+
+  protected override _error(err: unknown): void {
+    // A client abort, or an error the verdict does not blame on the upstream, counts for nothing.
+    const aborted = isGatewayError(err) && err.code === 'CLIENT_ABORTED';
+    let failed: boolean;
+    try {
+      failed = !aborted && this.isFailure({ error: err });
+    } catch (thrown) {
+      // As judged() always did with a throwing verdict: report it, tear the
+      // call down, and neither error downstream nor settle the permit until
+      // the downstream goes away.
+      reportUnhandledError(thrown);
+      this.unsettledAtTeardown = true;
+      this.downstream.add(() => this.release());
+      this.unsubscribe();
+      return;
+    }
+    if (!this.settled) {
+      this.settled = true;
+      if (failed) this.breaker.failure(this.permit);
+      else this.breaker.release(this.permit);
+    }
+    super._error(err);
+  }
+
+  protected override _complete(): void {
+    this.release();
+    super._complete();
+  }
+
+  override unsubscribe(): void {
+    // Settle before the call is torn down, as judged() always did.
+    if (!this.closed && !this.unsettledAtTeardown) this.release();
+    super.unsubscribe();
+  }
+
+  private release(): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.breaker.release(this.permit);
+  }
+}
+
+/**
+ * What RxJS does with an error nobody can receive: hand it to
+ * `config.onUnhandledError`, or throw it on a later tick. (RxJS's own helper
+ * is internal, so not imported.)
+ */
+function reportUnhandledError(err: unknown): void {
+  setTimeout(() => {
+    const handler = config.onUnhandledError;
+    if (handler !== null) handler(err);
+    else throw err;
   });
 }

@@ -1,4 +1,4 @@
-import { defer, from, switchMap, throwError } from 'rxjs';
+import { from, Observable, switchMap } from 'rxjs';
 import {
   bearerToken, grantedScopes, insufficientScopeChallenge, invalidTokenChallenge, missingScopes, missingTokenChallenge,
 } from '../auth/bearer.ts';
@@ -153,13 +153,15 @@ export function jwtAuth(options: JwtAuthOptions = {}): Policy {
   const stripped = new WeakMap<GatewayRequest, string>();
 
   function admit(req: GatewayRequest, claims: Claims, authorization: string): void {
-    const missing = missingScopes(grantedScopes(claims, scopeClaim), scopes);
+    // No scopes required (the usual case): no granted-scope Set to build.
+    const missing = scopes.length === 0 ? scopes : missingScopes(grantedScopes(claims, scopeClaim), scopes);
     if (missing.length > 0) {
       const description = `token lacks required scope: ${missing.join(' ')}`;
       throw new ForbiddenError(description, { headers: { 'www-authenticate': insufficientScopeChallenge(description, scopes) } });
     }
     req.locals.claims = claims;
-    for (const [claim, header] of forward) {
+    for (let i = 0; i < forward.length; i++) {
+      const [claim, header] = forward[i]!;
       const value = headerValue(claims[claim]);
       if (value !== undefined) req.headers[header] = value;
     }
@@ -169,32 +171,55 @@ export function jwtAuth(options: JwtAuthOptions = {}): Policy {
     }
   }
 
+  let lastAuthorization: string | undefined;
+  let lastToken: string | null | undefined;
+
+  // Not `defer`: on the hot path (a cached token) the checks run and the
+  // next stage is subscribed right here, with no inner Observable to build.
+  // A throw in here (admit's 403) reaches the subscriber as its error, as it
+  // did from defer's factory.
   return (next) => function jwtAuthHandler(req) {
-    return defer(() => {
-      for (const [, header] of forward) delete req.headers[header];
+    return new Observable((subscriber) => {
+      // Indexed loops: no iterator (and no [claim, header] array) per request when nothing is forwarded.
+      for (let i = 0; i < forward.length; i++) delete req.headers[forward[i]![1]];
       const authorization = req.headers.authorization ?? stripped.get(req);
-      const token = bearerToken(authorization);
+      // bearerToken is pure, and a client sends the same header request after
+      // request: comparing it with the last one is cheaper than parsing it again
+      // (and hands verify the very same token string, which it compares for free).
+      let token: string | null | undefined;
+      if (authorization !== undefined && authorization === lastAuthorization) {
+        token = lastToken;
+      } else {
+        token = bearerToken(authorization);
+        lastAuthorization = authorization;
+        lastToken = token;
+      }
       if (token === undefined) {
-        if (mode === 'optional') return next(req);
-        return throwError(() => new UnauthorizedError('missing bearer token', {
-          headers: { 'www-authenticate': missingTokenChallenge(realm) },
-        }));
+        if (mode === 'optional') next(req).subscribe(subscriber);
+        else {
+          subscriber.error(new UnauthorizedError('missing bearer token', {
+            headers: { 'www-authenticate': missingTokenChallenge(realm) },
+          }));
+        }
+        return;
       }
       if (token === null) {
-        return throwError(() => new UnauthorizedError('malformed token', {
+        subscriber.error(new UnauthorizedError('malformed token', {
           headers: { 'www-authenticate': invalidTokenChallenge('malformed token') },
         }));
+        return;
       }
       const verified = verify(token);
       if (!(verified instanceof Promise)) {
         // Cached: no Promise, no extra tick on the hot path.
         admit(req, verified, authorization!);
-        return next(req);
+        next(req).subscribe(subscriber);
+        return;
       }
-      return from(verified).pipe(switchMap((claims) => {
+      from(verified).pipe(switchMap((claims) => {
         admit(req, claims, authorization!);
         return next(req);
-      }));
+      })).subscribe(subscriber);
     });
   };
 }

@@ -1,4 +1,4 @@
-import { asyncScheduler, defer, map, mergeMap, Observable, retry as rxRetry, throwError, timer, type SchedulerLike } from 'rxjs';
+import { asyncScheduler, mergeMap, Observable, Subscriber, type SchedulerAction, type SchedulerLike, type Subscription } from 'rxjs';
 import type { BufferedBody } from '../body.ts';
 import { parseDuration, type Duration } from '../duration.ts';
 import { isGatewayError } from '../errors.ts';
@@ -86,11 +86,6 @@ const defaults = {
 /** Set by `circuitBreaker` on its fallback answer: the circuit is open, another attempt cannot help. */
 const kCircuitFallback = Symbol.for('rxgate.circuitFallback');
 
-/** Thrown inside an attempt to drop a retryable response and try again after `delay`. */
-class RetrySignal {
-  constructor(readonly delay: number) {}
-}
-
 function isBuffered(body: Body): body is BufferedBody {
   return typeof (body as Partial<BufferedBody>).replay === 'function';
 }
@@ -135,55 +130,171 @@ export function retry(options: RetryOptions = {}): RetryPolicy {
     return delay;
   }
 
+  const core: RetryCore = { statuses, retryOn, attemptsHeader, scheduler, decide };
+
   function attempts$(next: Handler, req: GatewayRequest, body: BufferedBody | null, limit: number): Observable<GatewayResponse> {
-    let attempt = 0;
-    let emitted = false;
-    const avoid: string[] = [];
-    const one$ = defer(() => {
-      attempt++;
-      const used = req.locals.upstream;
-      if (attempt > 1 && typeof used === 'string' && !avoid.includes(used)) avoid.push(used);
-      req.locals.attempt = attempt;
-      req.locals.attempts = attempt;
-      req.locals.avoid = avoid;
-      if (body !== null) req.body = body.replay();
-      return next(req).pipe(map((res) => {
-        if (attempt < limit && statuses.has(res.status) && !(kCircuitFallback in res)) {
-          const ra = res.status === 429 || res.status === 503 ? getHeader(res.headers, 'retry-after') : undefined;
-          const delay = decide({ req, attempt, status: res.status }, ra);
-          if (delay !== null) {
-            res.body?.destroy();
-            throw new RetrySignal(delay);
-          }
-        }
-        emitted = true;
-        return attemptsHeader === null ? res : { ...res, headers: [...res.headers, attemptsHeader, String(attempt)] };
-      }));
-    });
-    return one$.pipe(rxRetry({
-      delay(err: unknown) {
-        if (err instanceof RetrySignal) return timer(err.delay, scheduler);
-        if (emitted || attempt >= limit || !retryOn(err)) return throwError(() => err);
-        const ra = isGatewayError(err) && (err.status === 429 || err.status === 503) ? err.headers?.['retry-after'] : undefined;
-        const delay = decide({ req, attempt, error: err }, ra);
-        return delay === null ? throwError(() => err) : timer(delay, scheduler);
-      },
-    }));
+    return new Observable<GatewayResponse>((subscriber) => new RetryRun(core, next, req, body, limit, subscriber).start());
   }
 
+  // One Observable per request, and the attempts subscribed by hand (see
+  // RetryRun): a request that needs no retry costs a run and one subscriber,
+  // not rxjs retry's and map's machinery.
   const policy = (next: Handler): Handler => function retryHandler(req) {
-    return defer(() => {
+    return new Observable<GatewayResponse>((subscriber) => {
       counts.requests++;
       budget?.request();
       const body = req.body;
-      if (!methods.has(req.method)) return attempts$(next, req, null, 1);
-      if (body === null) return attempts$(next, req, null, max);
-      if (isBuffered(body)) return attempts$(next, req, body, max);
-      if (body.length !== null && body.length <= o.bufferLimit) {
-        return bufferBody(body).pipe(mergeMap((buffered) => attempts$(next, req, buffered, max)));
+      let limit = 1;
+      let replay: BufferedBody | null = null;
+      if (methods.has(req.method)) {
+        if (body === null) {
+          limit = max;
+        } else if (isBuffered(body)) {
+          limit = max;
+          replay = body;
+        } else if (body.length !== null && body.length <= o.bufferLimit) {
+          bufferBody(body).pipe(mergeMap((buffered) => attempts$(next, req, buffered, max))).subscribe(subscriber);
+          return;
+        }
       }
-      return attempts$(next, req, null, 1);
+      new RetryRun(core, next, req, replay, limit, subscriber).start();
     });
   };
   return Object.assign(policy, { counts, budget });
+}
+
+/** What every request through one `retry` stage shares. */
+interface RetryCore {
+  readonly statuses: ReadonlySet<number>;
+  readonly retryOn: (err: unknown) => boolean;
+  readonly attemptsHeader: string | null;
+  readonly scheduler: SchedulerLike;
+  /** The wait before the next attempt, or null when the budget says no. */
+  readonly decide: (event: RetryEvent, retryAfter: string | undefined) => number | null;
+}
+
+/**
+ * One request's attempts, one at a time, and the waits between them: what
+ * `defer` + `map` + rxjs `retry({ delay })` did, written out, in the same
+ * order of events. An attempt that fails before its response went downstream
+ * (a retryable error, or a retryable status, its body destroyed) is torn down
+ * (aborting its upstream request) and the next one starts after the wait;
+ * unsubscribing stops the attempt under way or the wait.
+ */
+class RetryRun {
+  attempt = 0;
+  /** Whether a response went downstream: nothing is retried after that. */
+  emitted = false;
+  readonly avoid: string[] = [];
+
+  constructor(
+    readonly core: RetryCore,
+    readonly next: Handler,
+    readonly req: GatewayRequest,
+    readonly body: BufferedBody | null,
+    readonly limit: number,
+    readonly downstream: Subscriber<GatewayResponse>,
+  ) {}
+
+  start(): void {
+    const req = this.req;
+    const attempt = ++this.attempt;
+    let source: Observable<GatewayResponse>;
+    try {
+      const used = req.locals.upstream;
+      if (attempt > 1 && typeof used === 'string' && !this.avoid.includes(used)) this.avoid.push(used);
+      req.locals.attempt = attempt;
+      req.locals.attempts = attempt;
+      req.locals.avoid = this.avoid;
+      if (this.body !== null) req.body = this.body.replay();
+      source = this.next(req);
+    } catch (err) {
+      this.failed(err, null);
+      return;
+    }
+    source.subscribe(new AttemptSubscriber(this));
+  }
+
+  /** An attempt's response head. */
+  response(res: GatewayResponse, from: AttemptSubscriber): void {
+    const { core, attempt } = this;
+    try {
+      if (attempt < this.limit && core.statuses.has(res.status) && !(kCircuitFallback in res)) {
+        const ra = res.status === 429 || res.status === 503 ? getHeader(res.headers, 'retry-after') : undefined;
+        const delay = core.decide({ req: this.req, attempt, status: res.status }, ra);
+        if (delay !== null) {
+          res.body?.destroy();
+          this.again(delay, from);
+          return;
+        }
+      }
+      this.emitted = true;
+      let out = res;
+      if (core.attemptsHeader !== null) {
+        const headers = res.headers.slice();
+        headers.push(core.attemptsHeader, String(attempt));
+        out = { ...res, headers };
+      }
+      this.downstream.next(out);
+    } catch (err) {
+      this.failed(err, from);
+    }
+  }
+
+  /** An attempt failed (`from`: its subscriber; null when it could not even start). */
+  failed(err: unknown, from: AttemptSubscriber | null): void {
+    const { core, attempt } = this;
+    let delay: number | null = null;
+    try {
+      if (!this.emitted && attempt < this.limit && core.retryOn(err)) {
+        const ra = isGatewayError(err) && (err.status === 429 || err.status === 503) ? err.headers?.['retry-after'] : undefined;
+        delay = core.decide({ req: this.req, attempt, error: err }, ra);
+      }
+    } catch (thrown) {
+      this.downstream.error(thrown);
+      return;
+    }
+    if (delay === null) this.downstream.error(err);
+    else this.again(delay, from);
+  }
+
+  /** Tears the failed attempt down (aborting its upstream request), then waits `delay` before the next. */
+  private again(delay: number, from: AttemptSubscriber | null): void {
+    from?.unsubscribe();
+    const wait = this.core.scheduler.schedule(nextAttempt, delay < 0 ? 0 : delay, this); // as rxjs timer() clamps
+    this.downstream.add(wait);
+  }
+}
+
+/** The wait is over: the next attempt. */
+function nextAttempt(this: SchedulerAction<RetryRun>, run?: RetryRun): void {
+  this.unsubscribe();
+  run!.start();
+}
+
+/** Subscribes one attempt for its RetryRun; a child of the downstream subscriber, so unsubscribing stops it. */
+class AttemptSubscriber extends Subscriber<GatewayResponse> {
+  constructor(private readonly run: RetryRun) {
+    super(run.downstream);
+  }
+
+  protected override _next(res: GatewayResponse): void {
+    this.run.response(res, this);
+  }
+
+  protected override _error(err: unknown): void {
+    try {
+      this.run.failed(err, this);
+    } finally {
+      this.unsubscribe();
+    }
+  }
+
+  protected override _complete(): void {
+    try {
+      this.run.downstream.complete();
+    } finally {
+      this.unsubscribe();
+    }
+  }
 }

@@ -1,4 +1,4 @@
-import { asyncScheduler, Observable, throwError, timeout as rxTimeout, type SchedulerLike } from 'rxjs';
+import { asyncScheduler, Observable, Subscriber, type SchedulerAction, type SchedulerLike, type Subscription } from 'rxjs';
 import { parseDuration, type Duration } from '../duration.ts';
 import { GatewayTimeoutError } from '../errors.ts';
 import type { GatewayResponse, Handler, Policy } from '../types.ts';
@@ -32,9 +32,26 @@ export function timeout(options: TimeoutOptions = {}): Policy {
   if (headMs === null && exchangeMs === null) return (next) => next;
 
   const headError = () => new GatewayTimeoutError(`no response from upstream within ${headMs}ms`);
-  const withHead = headMs === null
-    ? (source: Observable<GatewayResponse>) => source
-    : rxTimeout<GatewayResponse, Observable<never>>({ first: headMs, with: () => throwError(headError), scheduler });
+
+  /**
+   * What rxjs `timeout({ first: headMs })` did, written out: it cost a lifted
+   * Observable, an operator subscriber and several closures per request.
+   * Same order of events: subscribe the source, start the timer unless the
+   * head came synchronously, stop it at the head; on expiry unsubscribe the
+   * source, then error.
+   */
+  function withHead(source: Observable<GatewayResponse>): Observable<GatewayResponse> {
+    if (headMs === null) return source;
+    return new Observable<GatewayResponse>((subscriber) => {
+      const watch = new HeadWatch(subscriber, headError);
+      source.subscribe(watch);
+      // A source that ended synchronously needs no timer (rxjs would start one and cancel it at once).
+      if (!watch.seen && !subscriber.closed) {
+        watch.timer = scheduler.schedule(expire, headMs, watch);
+        subscriber.add(watch.timer);
+      }
+    });
+  }
 
   function withExchange(source: Observable<GatewayResponse>): Observable<GatewayResponse> {
     if (exchangeMs === null) return source;
@@ -60,4 +77,45 @@ export function timeout(options: TimeoutOptions = {}): Policy {
   return (next) => function timeoutHandler(req) {
     return withExchange(withHead(next(req)));
   };
+}
+
+/** Subscribes an exchange for `timeout`'s head limit: notes the head, stops the timer. */
+class HeadWatch extends Subscriber<GatewayResponse> {
+  /** The head timer, once started. */
+  timer: Subscription | null = null;
+  /** Whether the response head came. */
+  seen = false;
+
+  constructor(readonly downstream: Subscriber<GatewayResponse>, readonly timeoutError: () => GatewayTimeoutError) {
+    super(downstream);
+  }
+
+  protected override _next(res: GatewayResponse): void {
+    this.timer?.unsubscribe();
+    this.seen = true;
+    // As an rxjs operator would: a throw downstream becomes its error.
+    try {
+      this.downstream.next(res);
+    } catch (err) {
+      this.downstream.error(err);
+    }
+  }
+
+  override unsubscribe(): void {
+    if (this.closed) return;
+    super.unsubscribe();
+    this.timer?.unsubscribe();
+  }
+}
+
+/** The head timer fired: stop the exchange (aborting the upstream request), then fail with 504. */
+function expire(this: SchedulerAction<HeadWatch>, watch?: HeadWatch): void {
+  const w = watch!;
+  try {
+    w.unsubscribe();
+    w.downstream.error(w.timeoutError());
+  } catch (err) {
+    w.downstream.error(err);
+  }
+  this.unsubscribe();
 }

@@ -34,6 +34,8 @@ export class MemoryRateLimitStore implements RateLimitStore {
   private readonly tats = new Map<string, number>();
   private readonly clock: Clock;
   private readonly maxKeys: number;
+  /** The key admitted last, so already at the back of `tats`. */
+  private last: string | undefined;
 
   constructor(options: MemoryRateLimitStoreOptions = {}) {
     this.clock = options.clock ?? defaults.clock;
@@ -50,21 +52,34 @@ export class MemoryRateLimitStore implements RateLimitStore {
 
   consume(key: string, rule: GcraRule): RateLimitResult {
     const now = toMicros(this.clock.now());
-    this.sweep(now);
+    this.sweep(now, key);
     const step = gcra(this.tats.get(key), now, rule);
     if (step.allowed) {
-      this.tats.delete(key); // re-insert at the back: the Map stays in admission order
+      // Re-insert at the back: the Map stays in admission order. The key
+      // admitted last is there already (a busy client, or a per-route key):
+      // a plain set keeps its place and skips the delete.
+      if (key !== this.last) {
+        this.tats.delete(key);
+        this.last = key;
+      }
       this.tats.set(key, step.tat);
       if (this.tats.size > this.maxKeys) this.tats.delete(this.tats.keys().next().value!);
     }
     return gcraResult(rule, step.allowed, step.aheadUs, step.retryAfterUs);
   }
 
-  private sweep(now: number): void {
+  /**
+   * Forgets up to SWEEP_PER_CHECK expired keys from the front. `current`, the
+   * key being checked, is left in place: an expired TAT counts exactly as no
+   * TAT, the check admits it and moves it to the back anyway, and a Map
+   * delete + re-insert of the same key costs far more than an update (it is
+   * the common case for a busy client under a generous limit).
+   */
+  private sweep(now: number, current: string): void {
     let n = 0;
     for (const [key, tat] of this.tats) {
       if (n++ >= SWEEP_PER_CHECK || tat > now) return;
-      this.tats.delete(key);
+      if (key !== current) this.tats.delete(key);
     }
   }
 }

@@ -223,7 +223,10 @@ export function cache(options: CacheOptions = {}): Policy {
             },
             () => {
               if (chunks === null) return;
-              const data = new BufferedBody(chunks.length <= 1 ? chunks : [Buffer.concat(chunks)]);
+              // Always a copy of exactly `size` bytes: a chunk from undici is a view
+              // into its socket read buffer, and keeping the view would keep the
+              // whole buffer alive (the LRU counts only the view's bytes).
+              const data = new BufferedBody([compact(chunks, size)]);
               chunks = null;
               const entry = entryOf(res, plan, data);
               done({ entry, key: write(base, req, entry), status: 'HIT' });
@@ -371,4 +374,15 @@ export function cache(options: CacheOptions = {}): Policy {
       });
     };
   };
+}
+
+/** The chunks copied into one buffer of exactly `size` bytes (small ones share Node's 8 KiB pool slabs, which LRU order frees roughly in turn). */
+function compact(chunks: readonly Uint8Array[], size: number): Buffer {
+  const out = Buffer.allocUnsafe(size);
+  let offset = 0;
+  for (const c of chunks) {
+    out.set(c, offset);
+    offset += c.byteLength;
+  }
+  return out;
 }

@@ -14,7 +14,7 @@ import { compose } from './lib/compose.ts';
 import { runCli } from './lib/cli.ts';
 import type { PipelineFactory } from './lib/config/build.ts';
 import {
-  attemptTimeoutStage, authStage, breakerStage, cacheStage, instanceBreakers,
+  attemptTimeoutStage, authStage, bodyLimitStage, breakerStage, cacheStage, instanceBreakers,
   rateLimitStage, retryStage, totalTimeoutStage,
 } from './lib/config/stages.ts';
 import { forward } from './lib/upstream/forward.ts';
@@ -23,6 +23,7 @@ export const defaultPipeline: PipelineFactory = (ctx) =>
   compose(
     authStage(ctx),          // 401/403 before anything else runs   (route `auth`)
     rateLimitStage(ctx),     // 429 once the caller is known         (route `rateLimit`)
+    bodyLimitStage(ctx),     // 413 for request bodies over the limit (`maxBodySize`)
     cacheStage(ctx),         // answer from cache, or coalesce misses (route `cache`)
     totalTimeoutStage(ctx),  // 504 for all attempts together        (`timeouts.total`)
     retryStage(ctx),         // re-subscribe what follows on failure (`retry`)

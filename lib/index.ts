@@ -21,6 +21,7 @@ export { loadUws } from './server/uws.ts';
 export { circuitBreaker, judged, type CircuitBreakerOptions, type CircuitBreakerPolicy, type CircuitFallback } from './operators/circuit-breaker.ts';
 export { retry, isRetryableError, type RetryOptions, type RetryPolicy } from './operators/retry.ts';
 export { timeout, type TimeoutOptions } from './operators/timeout.ts';
+export { bodyLimit, type BodyLimitOptions } from './operators/body-limit.ts';
 export { jwtAuth, type JwtAuthOptions, type AuthMode } from './operators/jwt-auth.ts';
 export { rateLimit, type RateLimitOptions } from './operators/rate-limit.ts';
 export { cache, type CacheOptions, type CacheStatus } from './operators/cache.ts';

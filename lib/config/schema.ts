@@ -136,6 +136,8 @@ export const cacheStoresSchema = z.strictObject({
 
 /** Policies a service sets for all its routes, and a route may override. */
 const servicePolicies = {
+  /** Largest request body accepted (bytes); 413 above it. */
+  maxBodySize: z.number().int().nonnegative().optional(),
   timeouts: timeoutsSchema.optional(),
   retry: z.union([retrySchema, z.literal(false)]).optional(),
   circuitBreaker: z.union([breakerSchema, z.literal(false)]).optional(),

@@ -3,6 +3,7 @@ import { BreakerRegistry } from '../breaker/registry.ts';
 import { Breaker, type BreakerOptions } from '../breaker/breaker.ts';
 import { keySource, type KeySource } from '../auth/keys.ts';
 import type { CacheStore } from '../cache/entry.ts';
+import { bodyLimit } from '../operators/body-limit.ts';
 import { cache } from '../operators/cache.ts';
 import { circuitBreaker } from '../operators/circuit-breaker.ts';
 import { jwtAuth, type JwtAuthOptions } from '../operators/jwt-auth.ts';
@@ -138,6 +139,12 @@ function namespaced(store: CacheStore, ns: string): CacheStore {
     set: (key, record, ttl) => store.set(k(key), record, ttl),
     ...(store.delete !== undefined ? { delete: (key: string) => store.delete!(k(key)) } : {}),
   };
+}
+
+/** `maxBodySize` (route over service): 413 for larger request bodies. */
+export function bodyLimitStage(ctx: RouteContext): Policy | null {
+  const maxBytes = ctx.route.maxBodySize ?? ctx.serviceConfig.maxBodySize;
+  return maxBytes === undefined ? null : bodyLimit({ maxBytes });
 }
 
 /** `timeouts.total` (+ `exchange`): outside retry, bounds every attempt together. */

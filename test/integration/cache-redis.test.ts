@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { Observable } from 'rxjs';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -10,6 +10,7 @@ import { RedisCacheStore } from '../../lib/stores/cache-redis.ts';
 import { createRedisClient, type RedisClient } from '../../lib/stores/redis-client.ts';
 import type { GatewayRequest, GatewayResponse, Handler } from '../../lib/types.ts';
 import { freePort } from '../support/global-setup.ts';
+import { startRedisServer, stopRedisServer } from '../support/redis-server.ts';
 import { redisUrl } from '../support/redis.ts';
 
 const url = redisUrl();
@@ -81,11 +82,7 @@ describe.skipIf(!url)('cache over Redis', () => {
 
   afterEach(async () => {
     for (const c of clients.splice(0)) c.disconnect();
-    if (own !== undefined && own.exitCode === null && own.signalCode === null) {
-      const exited = new Promise((r) => own!.once('exit', r));
-      own.kill('SIGKILL');
-      await exited;
-    }
+    if (own !== undefined) await stopRedisServer(own, 'SIGKILL');
     own = undefined;
   });
 
@@ -117,17 +114,7 @@ describe.skipIf(!url)('cache over Redis', () => {
 
   it('turns into a BYPASS without failing or hanging requests when its Redis dies', async () => {
     const port = await freePort();
-    own = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
-      stdio: ['ignore', 'pipe', 'ignore'],
-    });
-    await new Promise<void>((resolve, reject) => {
-      let out = '';
-      own!.stdout!.on('data', (d: Buffer) => {
-        out += d.toString();
-        if (out.includes('Ready to accept connections')) resolve();
-      });
-      own!.once('exit', (code) => reject(new Error(`redis-server exited early (${code})`)));
-    });
+    own = await startRedisServer(port);
     const client = createRedisClient(`redis://127.0.0.1:${port}`, { commandTimeout: '100ms' });
     clients.push(client);
     await ready(client);
@@ -141,9 +128,7 @@ describe.skipIf(!url)('cache over Redis', () => {
     await store.flushed();
     expect((await send(gateway)).xCache).toBe('HIT');
 
-    const exited = new Promise((r) => own!.once('exit', r));
-    own.kill('SIGKILL');
-    await exited;
+    await stopRedisServer(own, 'SIGKILL');
 
     const during = [await send(gateway), await send(gateway), await send(gateway)];
     expect(during).toEqual(Array(3).fill({ status: 200, body: 'U:-', xCache: 'BYPASS' }));

@@ -1,7 +1,8 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { freePort } from '../support/global-setup.ts';
+import { startRedisServer, stopRedisServer } from '../support/redis-server.ts';
 import { redisUrl } from '../support/redis.ts';
 import { startGatewayFromYaml, startUpstream, type TestUpstream } from '../support/servers.ts';
 import { get as getWithin, type Answer } from '../support/answer.ts';
@@ -25,26 +26,9 @@ afterEach(async () => {
 
 /** Starts a redis-server of this test's own on `port`; stopped by PID in afterEach if still running. */
 async function ownRedis(port: number): Promise<ChildProcess> {
-  const proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
-    stdio: ['ignore', 'pipe', 'ignore'],
-  });
-  cleanups.push(() => stopRedis(proc, 'SIGTERM'));
-  await new Promise<void>((resolve, reject) => {
-    let out = '';
-    proc.stdout!.on('data', (d: Buffer) => {
-      out += d.toString();
-      if (out.includes('Ready to accept connections')) resolve();
-    });
-    proc.once('exit', (code) => reject(new Error(`redis-server exited early (${code}): ${out}`)));
-  });
+  const proc = await startRedisServer(port);
+  cleanups.push(() => stopRedisServer(proc));
   return proc;
-}
-
-async function stopRedis(proc: ChildProcess, signal: NodeJS.Signals): Promise<void> {
-  if (proc.pid === undefined || proc.exitCode !== null || proc.signalCode !== null) return;
-  const exited = new Promise((resolve) => proc.once('exit', resolve));
-  process.kill(proc.pid, signal);
-  await exited;
 }
 
 async function countingUpstream(): Promise<TestUpstream & { hits: () => number }> {
@@ -106,7 +90,7 @@ routes:
     }, { timeout: 5000, interval: 20 });
     const before = await degraded(gw.url);
 
-    await stopRedis(redis, 'SIGKILL');
+    await stopRedisServer(redis, 'SIGKILL');
 
     const hitsBefore = up.hits();
     const during: Answer[] = [];
@@ -160,7 +144,7 @@ routes:
       expect(remaining(second)).toBe(remaining(first) - 1);
     }, { timeout: 5000, interval: 50 });
 
-    await stopRedis(redis, 'SIGKILL');
+    await stopRedisServer(redis, 'SIGKILL');
 
     const hitsBefore = up.hits();
     for (let i = 0; i < 3; i++) {

@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { createServer, type Server, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { Redis } from 'ioredis';
@@ -11,6 +11,7 @@ import { RedisRateLimitStore, type RateLimitLogger } from '../../lib/stores/rate
 import { createRedisClient, redisReady, type RedisClient } from '../../lib/stores/redis-client.ts';
 import type { GatewayRequest, GatewayResponse } from '../../lib/types.ts';
 import { freePort } from '../support/global-setup.ts';
+import { startRedisServer, stopRedisServer } from '../support/redis-server.ts';
 import { redisUrl } from '../support/redis.ts';
 
 const OK: GatewayResponse = { status: 200, headers: [], body: null };
@@ -45,26 +46,9 @@ async function client(target: string): Promise<RedisClient> {
 
 /** A redis-server of this test's own, so killing it leaves the shared one alone. */
 async function ownRedis(port: number): Promise<ChildProcess> {
-  const proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
-    stdio: ['ignore', 'pipe', 'ignore'],
-  });
-  cleanup.push(() => stop(proc));
-  await new Promise<void>((resolve, reject) => {
-    let out = '';
-    proc.stdout!.on('data', (d: Buffer) => {
-      out += d.toString();
-      if (out.includes('Ready to accept connections')) resolve();
-    });
-    proc.once('exit', (code) => reject(new Error(`redis-server exited early (${code})`)));
-  });
+  const proc = await startRedisServer(port);
+  cleanup.push(() => stopRedisServer(proc, 'SIGKILL'));
   return proc;
-}
-
-async function stop(proc: ChildProcess): Promise<void> {
-  if (proc.exitCode !== null || proc.signalCode !== null) return;
-  const exited = new Promise((r) => proc.once('exit', r));
-  process.kill(proc.pid!, 'SIGKILL');
-  await exited;
 }
 
 /**
@@ -164,7 +148,7 @@ describe.skipIf(!url)('rate limiting when Redis goes away', () => {
     expect(await outcome(handler(request()))).toBe(200);
     expect(await outcome(handler(request()))).toBe(429); // Redis is counting
 
-    await stop(proc);
+    await stopRedisServer(proc, 'SIGKILL');
     const statuses = await Promise.all([1, 2, 3].map(() => outcome(handler(request()))));
     expect(statuses).toEqual([200, 200, 200]);
     expect(store.fallbacks).toBe(3);
@@ -188,7 +172,7 @@ describe.skipIf(!url)('rate limiting when Redis goes away', () => {
     const handler = rateLimit({ limit: 10, store })(next);
     expect(await outcome(handler(request()))).toBe(200);
 
-    await stop(proc);
+    await stopRedisServer(proc, 'SIGKILL');
     const err: unknown = await firstValueFrom(handler(request())).catch((e: unknown) => e);
     expect(isGatewayError(err) && err.code).toBe('SERVICE_UNAVAILABLE');
     expect(isGatewayError(err) && err.headers).toEqual({ 'retry-after': '1' });

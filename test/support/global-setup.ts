@@ -1,4 +1,5 @@
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync, type ChildProcess } from 'node:child_process';
+import { startRedisServer, stopRedisServer } from './redis-server.ts';
 import { createServer } from 'node:net';
 import type { TestProject } from 'vitest/node';
 
@@ -19,25 +20,12 @@ export async function setup(project: TestProject): Promise<void> {
     return;
   }
   const port = await freePort();
-  redis = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  await new Promise<void>((resolve, reject) => {
-    let out = '';
-    redis!.stdout!.on('data', (d: Buffer) => {
-      out += d.toString();
-      if (out.includes('Ready to accept connections')) resolve();
-    });
-    redis!.once('exit', (code) => reject(new Error(`redis-server exited early (${code}): ${out}`)));
-  });
+  redis = await startRedisServer(port);
   project.provide('redisUrl', `redis://127.0.0.1:${port}`);
 }
 
 export async function teardown(): Promise<void> {
-  if (redis?.pid !== undefined && redis.exitCode === null) {
-    redis.kill('SIGTERM');
-    await new Promise((r) => redis!.once('exit', r));
-  }
+  if (redis !== undefined) await stopRedisServer(redis);
 }
 
 export function freePort(): Promise<number> {

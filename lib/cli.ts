@@ -5,7 +5,8 @@ import { buildGateway, type PipelineFactory } from './config/build.ts';
 import { ConfigError, loadConfig } from './config/load.ts';
 import type { Gateway } from './gateway.ts';
 import { createLogger } from './observe/log.ts';
-import { startWorkers, workerContext } from './server/workers.ts';
+import { isMainThread } from 'node:worker_threads';
+import { startWorkers } from './server/workers.ts';
 
 export const USAGE = `Usage: rxgate --config FILE [--port N] [--host H]
        rxgate --demo        (the bundled example with its demo upstreams)
@@ -95,7 +96,7 @@ export async function runCli(argv: string[], pipeline: PipelineFactory, pipeline
     });
   }
 
-  if (workers > 1 && workerContext() === null) {
+  if (workers > 1 && isMainThread) {
     if (pipelineModule === undefined) throw new TypeError('runCli: workers need the pipeline module URL');
     const workerArgv = ['--config', file, '--workers', '1',
       ...(port !== undefined ? ['--port', String(port)] : []),
@@ -145,7 +146,8 @@ export async function runCli(argv: string[], pipeline: PipelineFactory, pipeline
     logger.info({ signal }, 'rxgate stopping');
     void gateway.close().then(() => Promise.all(closers.map((c) => c()))).finally(() => process.exit(0));
   };
-  if (workerContext() === null) {
+  // In a worker thread the main thread decides when to stop (see workers.ts).
+  if (isMainThread) {
     process.once('SIGINT', () => stop('SIGINT'));
     process.once('SIGTERM', () => stop('SIGTERM'));
   }

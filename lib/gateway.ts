@@ -45,7 +45,7 @@ export class Gateway {
   readonly metrics: GatewayMetrics;
   private readonly router = new Router<RouteEntry>();
   private readonly edge: Edge;
-  private readonly answered = new Map<string, { requests: { inc(): void }; duration: { observe(v: number): void } }>();
+  private readonly answered = new Map<string, { requests: Array<{ inc(): void }>; duration: { observe(v: number): void } }>();
   port = 0;
 
   constructor(private readonly options: GatewayOptions) {
@@ -64,19 +64,17 @@ export class Gateway {
       logger: this.logger,
       dispatch: (req) => this.dispatch(req),
       onAnswer: (req, status, error) => {
-        // Cached label children: prom-client hashes a label object on every inc().
+        // Label children cached per route and status class: prom-client
+        // hashes a label object on every inc(), and this runs per request.
         const route = req.locals.route ?? 'none';
-        const key = route + ((status / 100) | 0);
-        let child = this.answered.get(key);
-        if (child === undefined) {
-          child = {
-            requests: metrics.requests.labels(route, `${(status / 100) | 0}xx`),
-            duration: metrics.duration.labels(route),
-          };
-          this.answered.set(key, child);
+        let children = this.answered.get(route);
+        if (children === undefined) {
+          children = { requests: [], duration: metrics.duration.labels(route) };
+          this.answered.set(route, children);
         }
-        child.requests.inc();
-        child.duration.observe((performance.now() - req.receivedAt) / 1000);
+        const cls = (status / 100) | 0;
+        (children.requests[cls] ??= metrics.requests.labels(route, `${cls}xx`)).inc();
+        children.duration.observe((performance.now() - req.receivedAt) / 1000);
         if (error !== null) metrics.errors.inc({ code: error.code });
       },
       onClientAbort: () => metrics.clientAborts.inc(),

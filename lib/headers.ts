@@ -7,6 +7,9 @@ export const HOP_BY_HOP: ReadonlySet<string> = new Set([
   'te', 'trailer', 'transfer-encoding', 'upgrade',
 ]);
 
+/** Any byte outside ASCII: such header values and paths need byte-exact handling. */
+export const NON_ASCII = /[^\x00-\x7f]/;
+
 /** Lower-case names listed in a `Connection` header value, or null when none. */
 export function connectionTokens(value: string | undefined): Set<string> | null {
   if (value === undefined || value === '') return null;

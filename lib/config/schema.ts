@@ -31,7 +31,6 @@ export const healthSchema = z.strictObject({
 });
 
 export const breakerSchema = z.strictObject({
-  enabled: z.boolean().optional(),
   perInstance: z.boolean().optional(),
   consecutiveFailures: z.number().int().min(0).optional(),
   failureRate: z.number().min(0).max(1).optional(),

@@ -189,9 +189,9 @@ type BreakerPlan =
 function breakerPlan(ctx: RouteContext): BreakerPlan {
   const own = ctx.route.circuitBreaker;
   const options = merged(ctx.serviceConfig.circuitBreaker, own, BREAKER_DEFAULT as Record<string, unknown>);
-  if (options === null || (options as { enabled?: boolean }).enabled === false) return { kind: 'off' };
-  const { perInstance, failureStatuses, fallback, enabled: _e, ...breakerOptions } = options as Record<string, unknown> & {
-    perInstance?: boolean; failureStatuses?: number[]; fallback?: { status: number; headers?: Record<string, string>; body?: string }; enabled?: boolean;
+  if (options === null) return { kind: 'off' };
+  const { perInstance, failureStatuses, fallback, ...breakerOptions } = options as Record<string, unknown> & {
+    perInstance?: boolean; failureStatuses?: number[]; fallback?: { status: number; headers?: Record<string, string>; body?: string };
   };
   const service = ctx.service.name;
   const key = own !== undefined && own !== false ? `breaker:${service}:${ctx.route.path}` : `breaker:${service}`;

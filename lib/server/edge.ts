@@ -3,6 +3,7 @@ import { performance } from 'node:perf_hooks';
 import type { Observable, Subscription } from 'rxjs';
 import type { HttpRequest, HttpResponse, TemplatedApp, us_listen_socket } from 'uWebSockets.js';
 import { BadRequestError, errorResponseBody, toGatewayError, type GatewayError } from '../errors.ts';
+import { NON_ASCII } from '../headers.ts';
 import { normalizePath } from '../router/normalize.ts';
 import type { Logger } from '../observe/log.ts';
 import type { GatewayRequest, GatewayResponse } from '../types.ts';
@@ -23,7 +24,6 @@ export interface EdgeHooks {
 }
 
 const JSON_HEADERS = ['content-type', 'application/json'];
-const NON_ASCII = /[^\x00-\x7f]/;
 
 /**
  * The uWebSockets.js edge: turns each uWS request into a `GatewayRequest`,

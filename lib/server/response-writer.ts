@@ -1,10 +1,10 @@
 import { STATUS_CODES } from 'node:http';
 import type { HttpResponse } from 'uWebSockets.js';
+import { NON_ASCII } from '../headers.ts';
 import type { Body, BodySink, GatewayResponse } from '../types.ts';
 
 /** Headers uWS writes itself, or that must not be copied from the upstream. */
 const SKIP = new Set(['content-length', 'date', 'transfer-encoding', 'connection', 'keep-alive']);
-const NON_ASCII = /[^\x00-\x7f]/;
 
 const statusLines = new Map<number, string>();
 export function statusLine(status: number, text?: string): string {
@@ -74,8 +74,8 @@ export class ResponseWriter implements BodySink {
 
   private flushHead(): void {
     if (this.head === null || this.closed) return;
-    this.res.cork(() => this.writeHeaders(this.head!, this.extra));
-    this.head = null;
+    const head = this.head;
+    this.res.cork(() => this.writeHeaders(head, this.extra));
   }
 
   /** Status line and headers; returns the upstream's content-length, if any. */

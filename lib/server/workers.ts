@@ -1,4 +1,4 @@
-import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
+import { Worker } from 'node:worker_threads';
 import type { Logger } from '../observe/log.ts';
 
 export interface WorkerData {
@@ -26,9 +26,4 @@ export function startWorkers(count: number, data: WorkerData, logger: Logger): W
     workers.push(worker);
   }
   return workers;
-}
-
-export function workerContext(): { data: WorkerData; port: typeof parentPort } | null {
-  if (isMainThread) return null;
-  return { data: workerData as WorkerData, port: parentPort };
 }

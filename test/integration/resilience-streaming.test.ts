@@ -1,4 +1,3 @@
-import { Readable } from 'node:stream';
 import { request } from 'undici';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { compose } from '../../lib/compose.ts';
@@ -8,28 +7,11 @@ import { retry, type RetryPolicy } from '../../lib/operators/retry.ts';
 import { timeout } from '../../lib/operators/timeout.ts';
 import { forward } from '../../lib/upstream/forward.ts';
 import { Service } from '../../lib/upstream/service.ts';
-import { digestStream, patternChunk, patternDigest } from '../support/http.ts';
+import { digestStream, patternStream, patternDigest } from '../support/http.ts';
 import { startGateway, startUpstream, type TestUpstream } from '../support/servers.ts';
 
 const MB = 1024 * 1024;
 const CHUNK = 64 * 1024;
-
-/** `total` bytes of pattern chunks, produced only as fast as they are read. */
-function patternStream(total: number): Readable {
-  let i = 0;
-  let sent = 0;
-  return new Readable({
-    read() {
-      if (sent >= total) {
-        this.push(null);
-        return;
-      }
-      const n = Math.min(CHUNK, total - sent);
-      this.push(patternChunk(i++, CHUNK).subarray(0, n));
-      sent += n;
-    },
-  });
-}
 
 let upstream: TestUpstream;
 let gateway: Gateway & { url: string };

@@ -1,11 +1,10 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { Readable } from 'node:stream';
 import { request } from 'undici';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { Gateway } from '../../lib/gateway.ts';
 import { forward } from '../../lib/upstream/forward.ts';
 import { Service } from '../../lib/upstream/service.ts';
-import { digestStream, openSocket, patternChunk, patternDigest } from '../support/http.ts';
+import { digestStream, openSocket, patternChunk, patternStream, patternDigest } from '../support/http.ts';
 import { startGateway, startUpstream, type TestUpstream } from '../support/servers.ts';
 
 const MB = 1024 * 1024;
@@ -25,23 +24,6 @@ afterEach(async () => {
   await gateway.close();
   await upstream.close();
 });
-
-/** `total` bytes of pattern chunks, produced only as fast as they are read. */
-function patternStream(total: number, chunkSize = CHUNK): Readable {
-  let i = 0;
-  let sent = 0;
-  return new Readable({
-    read() {
-      if (sent >= total) {
-        this.push(null);
-        return;
-      }
-      const n = Math.min(chunkSize, total - sent);
-      this.push(patternChunk(i++, chunkSize).subarray(0, n));
-      sent += n;
-    },
-  });
-}
 
 /** Upstream handler that hashes the request body and answers with the digest as JSON. */
 function hashRequestBody(req: IncomingMessage, res: ServerResponse): void {

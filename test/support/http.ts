@@ -1,3 +1,4 @@
+import { Readable } from 'node:stream';
 import { createHash, type Hash } from 'node:crypto';
 import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 import type { IncomingMessage } from 'node:http';
@@ -371,4 +372,21 @@ export async function startRawUpstream(onRequest: (head: Buffer, socket: Socket)
       server.close(() => resolve());
     }),
   };
+}
+
+/** `total` bytes of pattern chunks, produced only as fast as they are read. */
+export function patternStream(total: number, chunkSize = 64 * 1024): Readable {
+  let i = 0;
+  let sent = 0;
+  return new Readable({
+    read() {
+      if (sent >= total) {
+        this.push(null);
+        return;
+      }
+      const n = Math.min(chunkSize, total - sent);
+      this.push(patternChunk(i++, chunkSize).subarray(0, n));
+      sent += n;
+    },
+  });
 }

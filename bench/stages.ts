@@ -11,12 +11,12 @@ import { Observable } from 'rxjs';
 import { SignJWT } from 'jose';
 import { BufferedBody } from '../lib/body.ts';
 import { compose } from '../lib/compose.ts';
-import { cache } from '../lib/operators/cache.ts';
-import { circuitBreaker } from '../lib/operators/circuit-breaker.ts';
-import { jwtAuth } from '../lib/operators/jwt-auth.ts';
-import { rateLimit } from '../lib/operators/rate-limit.ts';
-import { retry } from '../lib/operators/retry.ts';
-import { timeout } from '../lib/operators/timeout.ts';
+import { cache } from '../lib/stages/cache/cache.ts';
+import { circuitBreaker } from '../lib/stages/circuit-breaker/circuit-breaker.ts';
+import { jwtAuth } from '../lib/stages/auth/jwt-auth.ts';
+import { rateLimit } from '../lib/stages/rate-limit/rate-limit.ts';
+import { retry } from '../lib/stages/retry/retry.ts';
+import { timeout } from '../lib/stages/timeout/timeout.ts';
 import type { GatewayRequest, GatewayResponse, Handler, Policy } from '../lib/types.ts';
 
 const { values } = parseArgs({ options: { requests: { type: 'string' } } });

@@ -1,8 +1,8 @@
 import { Readable } from 'node:stream';
 import { defer, Observable, throwError, type Subscriber } from 'rxjs';
-import type { BreakerRegistry } from '../breaker/registry.ts';
-import type { CallOutcome } from '../breaker/outcome.ts';
-import { judged } from '../operators/circuit-breaker.ts';
+import type { BreakerRegistry } from '../stages/circuit-breaker/registry.ts';
+import type { CallOutcome } from '../stages/circuit-breaker/outcome.ts';
+import { judged } from '../stages/circuit-breaker/circuit-breaker.ts';
 import { BufferedBody } from '../body.ts';
 import { CircuitOpenError, ClientAbortedError, ServiceUnavailableError, toGatewayError } from '../errors.ts';
 import { connectionTokens, HOP_BY_HOP } from '../headers.ts';

@@ -1,12 +1,12 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { request } from 'undici';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { Breaker, type BreakerOptions, type BreakerTransition } from '../../lib/breaker/breaker.ts';
-import { BreakerRegistry } from '../../lib/breaker/registry.ts';
+import { Breaker, type BreakerOptions, type BreakerTransition } from '../../lib/stages/circuit-breaker/breaker.ts';
+import { BreakerRegistry } from '../../lib/stages/circuit-breaker/registry.ts';
 import { compose } from '../../lib/compose.ts';
-import { circuitBreaker, type CircuitFallback } from '../../lib/operators/circuit-breaker.ts';
-import { retry, type RetryOptions } from '../../lib/operators/retry.ts';
-import { timeout } from '../../lib/operators/timeout.ts';
+import { circuitBreaker, type CircuitFallback } from '../../lib/stages/circuit-breaker/circuit-breaker.ts';
+import { retry, type RetryOptions } from '../../lib/stages/retry/retry.ts';
+import { timeout } from '../../lib/stages/timeout/timeout.ts';
 import { forward } from '../../lib/upstream/forward.ts';
 import { Service } from '../../lib/upstream/service.ts';
 import type { Handler, Policy } from '../../lib/types.ts';

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { backoffCeiling, fullJitter, parseRetryAfter } from '../../lib/retry/backoff.ts';
+import { backoffCeiling, fullJitter, parseRetryAfter } from '../../lib/stages/retry/backoff.ts';
 
 const unit = fc.double({ min: 0, max: 1, maxExcluded: true, noNaN: true });
 const ms = fc.integer({ min: 0, max: 60_000 });

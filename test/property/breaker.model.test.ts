@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { Breaker, type BreakerPermit, type BreakerState } from '../../lib/breaker/breaker.ts';
+import { Breaker, type BreakerPermit, type BreakerState } from '../../lib/stages/circuit-breaker/breaker.ts';
 
 /** The breaker settings a run draws. */
 interface Settings {

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { LruBytes } from '../../lib/cache/lru.ts';
+import { LruBytes } from '../../lib/stages/cache/lru.ts';
 
 const MAX = 100;
 

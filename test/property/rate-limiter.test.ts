@@ -1,10 +1,10 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { gcraRule, type GcraRule, type RateLimitResult } from '../../lib/ratelimit/gcra.ts';
-import type { RateLimitStore } from '../../lib/ratelimit/store.ts';
-import { MemoryRateLimitStore } from '../../lib/stores/rate-limit-memory.ts';
-import { createRedisClient, redisReady, type RedisClient } from '../../lib/stores/redis-client.ts';
-import { RedisRateLimitStore } from '../../lib/stores/rate-limit-redis.ts';
+import { gcraRule, type GcraRule, type RateLimitResult } from '../../lib/stages/rate-limit/gcra.ts';
+import type { RateLimitStore } from '../../lib/stages/rate-limit/store.ts';
+import { MemoryRateLimitStore } from '../../lib/stages/rate-limit/memory-store.ts';
+import { createRedisClient, redisReady, type RedisClient } from '../../lib/resources/redis-client.ts';
+import { RedisRateLimitStore } from '../../lib/stages/rate-limit/redis-store.ts';
 import { redisUrl } from '../support/redis.ts';
 
 /**

@@ -2,8 +2,8 @@ import fc from 'fast-check';
 import { TestScheduler } from 'rxjs/testing';
 import { describe, expect, it } from 'vitest';
 import { BadGatewayError } from '../../lib/errors.ts';
-import { retry } from '../../lib/operators/retry.ts';
-import { RetryBudget } from '../../lib/retry/budget.ts';
+import { retry } from '../../lib/stages/retry/retry.ts';
+import { RetryBudget } from '../../lib/stages/retry/budget.ts';
 import type { GatewayRequest, GatewayResponse } from '../../lib/types.ts';
 
 interface Settings {

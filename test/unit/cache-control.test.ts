@@ -1,12 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { BufferedBody } from '../../lib/body.ts';
-import { deltaSeconds, parseCacheControl } from '../../lib/cache/cache-control.ts';
-import { decodeRecord, encodeRecord } from '../../lib/cache/codec.ts';
-import { storableHeaders, type CacheEntry } from '../../lib/cache/entry.ts';
-import { ageSeconds, entryState, freshnessOf, retention, type FreshnessPolicy } from '../../lib/cache/freshness.ts';
-import { Inflight } from '../../lib/cache/inflight.ts';
-import { baseKey, parseVary, sortedQuery, variantKey } from '../../lib/cache/key.ts';
-import { planStorage, requestMode } from '../../lib/cache/policy.ts';
+import { deltaSeconds, parseCacheControl } from '../../lib/stages/cache/cache-control.ts';
+import { decodeRecord, encodeRecord } from '../../lib/stages/cache/codec.ts';
+import { storableHeaders, type CacheEntry } from '../../lib/stages/cache/entry.ts';
+import { ageSeconds, entryState, freshnessOf, retention, type FreshnessPolicy } from '../../lib/stages/cache/freshness.ts';
+import { Inflight } from '../../lib/stages/cache/inflight.ts';
+import { baseKey, parseVary, sortedQuery, variantKey } from '../../lib/stages/cache/key.ts';
+import { planStorage, requestMode } from '../../lib/stages/cache/policy.ts';
 import type { GatewayRequest } from '../../lib/types.ts';
 
 const policy: FreshnessPolicy = { ttl: 60_000, maxTtl: null, staleWhileRevalidate: 0, staleIfError: 0 };

@@ -1,11 +1,11 @@
 import { Observable, Subject } from 'rxjs';
 import { describe, expect, it } from 'vitest';
 import { BufferedBody, collectBody } from '../../lib/body.ts';
-import type { CacheRecord, CacheStore } from '../../lib/cache/entry.ts';
+import type { CacheRecord, CacheStore } from '../../lib/stages/cache/entry.ts';
 import { BadGatewayError, BadRequestError } from '../../lib/errors.ts';
 import { getHeader } from '../../lib/headers.ts';
-import { cache, type CacheOptions } from '../../lib/operators/cache.ts';
-import { MemoryCacheStore } from '../../lib/stores/cache-memory.ts';
+import { cache, type CacheOptions } from '../../lib/stages/cache/cache.ts';
+import { MemoryCacheStore } from '../../lib/stages/cache/memory-store.ts';
 import type { Body, BodySink, GatewayRequest, GatewayResponse, Handler } from '../../lib/types.ts';
 
 class FakeClock {

@@ -1,10 +1,10 @@
 import { Observable, Subject } from 'rxjs';
 import { describe, expect, it } from 'vitest';
-import { Breaker, type BreakerTransition } from '../../lib/breaker/breaker.ts';
-import { BreakerRegistry } from '../../lib/breaker/registry.ts';
+import { Breaker, type BreakerTransition } from '../../lib/stages/circuit-breaker/breaker.ts';
+import { BreakerRegistry } from '../../lib/stages/circuit-breaker/registry.ts';
 import { collectBody } from '../../lib/body.ts';
 import { BadGatewayError, BadRequestError, CircuitOpenError, ClientAbortedError, GatewayTimeoutError } from '../../lib/errors.ts';
-import { circuitBreaker, judged } from '../../lib/operators/circuit-breaker.ts';
+import { circuitBreaker, judged } from '../../lib/stages/circuit-breaker/circuit-breaker.ts';
 import type { GatewayRequest, GatewayResponse, Handler } from '../../lib/types.ts';
 
 function request(locals: Record<string, unknown> = {}): GatewayRequest {

@@ -3,9 +3,9 @@ import type { AddressInfo } from 'node:net';
 import { exportJWK, exportSPKI, generateKeyPair, SignJWT, type CryptoKey, type JWK, type JWTPayload } from 'jose';
 import { firstValueFrom, of, type Observable } from 'rxjs';
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { keySource } from '../../lib/auth/keys.ts';
+import { keySource } from '../../lib/stages/auth/keys.ts';
 import { isGatewayError, type GatewayError } from '../../lib/errors.ts';
-import { jwtAuth, type JwtAuthOptions } from '../../lib/operators/jwt-auth.ts';
+import { jwtAuth, type JwtAuthOptions } from '../../lib/stages/auth/jwt-auth.ts';
 import type { GatewayRequest, GatewayResponse, Handler } from '../../lib/types.ts';
 
 const SECRET = 'a-test-secret-that-is-long-enough-for-hs256!';

@@ -1,12 +1,12 @@
 import { firstValueFrom, of, type Observable } from 'rxjs';
 import { describe, expect, it, vi } from 'vitest';
 import { isGatewayError, ServiceUnavailableError, type GatewayError } from '../../lib/errors.ts';
-import { rateLimit, type RateLimitOptions } from '../../lib/operators/rate-limit.ts';
-import { gcraRule } from '../../lib/ratelimit/gcra.ts';
-import type { RateLimitStore } from '../../lib/ratelimit/store.ts';
+import { rateLimit, type RateLimitOptions } from '../../lib/stages/rate-limit/rate-limit.ts';
+import { gcraRule } from '../../lib/stages/rate-limit/gcra.ts';
+import type { RateLimitStore } from '../../lib/stages/rate-limit/store.ts';
 import { Cluster, Redis } from 'ioredis';
-import { MemoryRateLimitStore } from '../../lib/stores/rate-limit-memory.ts';
-import { createRedisClient, parseRedisUrl } from '../../lib/stores/redis-client.ts';
+import { MemoryRateLimitStore } from '../../lib/stages/rate-limit/memory-store.ts';
+import { createRedisClient, parseRedisUrl } from '../../lib/resources/redis-client.ts';
 import type { GatewayRequest, GatewayResponse, Handler } from '../../lib/types.ts';
 
 const OK: GatewayResponse = { status: 200, headers: ['content-type', 'text/plain'], body: null };

@@ -3,8 +3,8 @@ import { TestScheduler } from 'rxjs/testing';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { BufferedBody, collectBody } from '../../lib/body.ts';
 import { BadGatewayError, BadRequestError, GatewayTimeoutError, ServiceUnavailableError } from '../../lib/errors.ts';
-import { retry } from '../../lib/operators/retry.ts';
-import { RetryBudget } from '../../lib/retry/budget.ts';
+import { retry } from '../../lib/stages/retry/retry.ts';
+import { RetryBudget } from '../../lib/stages/retry/budget.ts';
 import type { Body, GatewayRequest, GatewayResponse, Handler } from '../../lib/types.ts';
 
 let scheduler: TestScheduler;

@@ -2,8 +2,8 @@ import { Observable } from 'rxjs';
 import { TestScheduler } from 'rxjs/testing';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { GatewayTimeoutError } from '../../lib/errors.ts';
-import { retry } from '../../lib/operators/retry.ts';
-import { timeout } from '../../lib/operators/timeout.ts';
+import { retry } from '../../lib/stages/retry/retry.ts';
+import { timeout } from '../../lib/stages/timeout/timeout.ts';
 import type { GatewayRequest, GatewayResponse, Handler } from '../../lib/types.ts';
 
 let scheduler: TestScheduler;

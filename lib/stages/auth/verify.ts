@@ -1,0 +1,159 @@
+import { errors, jwtVerify, type JWTVerifyGetKey, type JWTVerifyOptions } from 'jose';
+import { ServiceUnavailableError, UnauthorizedError, type GatewayError } from '../../errors.ts';
+import type { Clock } from '../../types.ts';
+import { invalidTokenChallenge } from './bearer.ts';
+import type { KeySource } from './keys.ts';
+
+/** Verified JWT claims, as `req.locals.claims` carries them. */
+export type Claims = Record<string, unknown>;
+
+export interface VerifierOptions {
+  /** Accepted `alg` values (already checked against the key source). */
+  algorithms: string[];
+  /** Accepted `iss` values; unchecked when undefined. */
+  issuer: string | string[] | undefined;
+  /** Accepted `aud` values (one must match); unchecked when undefined. */
+  audience: string | string[] | undefined;
+  /** Tolerance for `exp`, `nbf` and `iat`, in seconds. */
+  clockSkewSeconds: number;
+  /** Claims that must be present. */
+  requiredClaims: string[];
+  /** Wall clock (Unix ms) for `exp`/`nbf`. */
+  clock: Clock;
+  /** Verified tokens remembered (0 = off). */
+  cacheSize?: number;
+  /** How long a verified token is remembered at most (ms); never past its `exp`. */
+  cacheTtlMs?: number;
+}
+
+/**
+ * Verifies one compact JWT; rejects with `UnauthorizedError` (401) or
+ * `ServiceUnavailableError` (503). A token verified recently answers
+ * synchronously from the cache (no Promise), as Envoy's jwt_authn cache does:
+ * the same bytes were already checked, only time-based claims are re-checked.
+ */
+export type Verifier = (token: string) => Claims | Promise<Claims>;
+
+interface Remembered {
+  claims: Claims;
+  /** Unix ms after which the entry is not used. */
+  until: number;
+  /** `nbf` in Unix ms, or 0. */
+  notBefore: number;
+}
+
+/** Marks a failure to obtain keys (JWKS down or garbage), as opposed to a bad token. */
+class KeyFetchError extends Error {}
+
+/**
+ * Builds the verification core: jose's `jwtVerify` with our options, and
+ * every failure mapped to one gateway error whose message says why.
+ */
+export function createVerifier(source: KeySource, options: VerifierOptions): Verifier {
+  const key = source.kind === 'jwks' ? separateFetchFailures(source.key as JWTVerifyGetKey) : source.key;
+  const base: JWTVerifyOptions = {
+    algorithms: options.algorithms,
+    clockTolerance: options.clockSkewSeconds,
+    requiredClaims: options.requiredClaims,
+  };
+  if (options.issuer !== undefined) base.issuer = options.issuer;
+  if (options.audience !== undefined) base.audience = options.audience;
+  const clock = options.clock;
+  const cacheSize = options.cacheSize ?? 10_000;
+  const cacheTtl = options.cacheTtlMs ?? 60_000;
+  const skewMs = options.clockSkewSeconds * 1000;
+  const cache = new Map<string, Remembered>();
+  // The last token looked up and its entry: a client sends the same token
+  // request after request, and comparing it with the last one costs less
+  // than hashing it for the Map (a JWT is a few hundred characters). Cleared
+  // whenever the cache changes.
+  let lastToken: string | undefined;
+  let lastHit: Remembered | undefined;
+
+  async function verifyJwt(token: string): Promise<Claims> {
+    const now = clock.now();
+    let payload: Claims;
+    try {
+      payload = (await jwtVerify(token, key as JWTVerifyGetKey, { ...base, currentDate: new Date(now) })).payload as Claims;
+    } catch (err) {
+      throw authError(err);
+    }
+    if (cacheSize > 0 && typeof payload.exp === 'number') {
+      if (cache.size >= cacheSize) cache.delete(cache.keys().next().value!);
+      lastToken = undefined; // the entry evicted, or replaced, may be the remembered one
+      cache.set(token, {
+        claims: payload,
+        until: Math.min(payload.exp * 1000 + skewMs, now + cacheTtl),
+        notBefore: typeof payload.nbf === 'number' ? payload.nbf * 1000 - skewMs : 0,
+      });
+    }
+    return payload;
+  }
+
+  if (cacheSize === 0) return verifyJwt;
+  return function verifyCached(token) {
+    let hit: Remembered | undefined;
+    if (token === lastToken) {
+      hit = lastHit;
+    } else {
+      hit = cache.get(token);
+      if (hit !== undefined) {
+        lastToken = token;
+        lastHit = hit;
+      }
+    }
+    if (hit !== undefined) {
+      const now = clock.now();
+      if (now < hit.until && now >= hit.notBefore) return hit.claims;
+      cache.delete(token);
+      lastToken = undefined;
+    }
+    return verifyJwt(token);
+  };
+}
+
+/**
+ * jose reports an unreachable JWKS with the same kinds of errors it uses for
+ * bad tokens; wrap the resolver so a fetch failure stays recognisable (it is
+ * our outage, a 503, not the client's fault).
+ */
+function separateFetchFailures(getKey: JWTVerifyGetKey): JWTVerifyGetKey {
+  return async function resolveJwk(header, token) {
+    try {
+      return await getKey(header, token);
+    } catch (err) {
+      if (err instanceof errors.JWKSNoMatchingKey || err instanceof errors.JWKSMultipleMatchingKeys) throw err;
+      throw new KeyFetchError('JWKS fetch failed', { cause: err });
+    }
+  };
+}
+
+function unauthorized(description: string, cause: unknown): UnauthorizedError {
+  return new UnauthorizedError(description, { cause, headers: { 'www-authenticate': invalidTokenChallenge(description) } });
+}
+
+/** Maps a jose (or JWKS fetch) failure to the error the client sees. */
+export function authError(err: unknown): GatewayError {
+  if (err instanceof KeyFetchError) {
+    return new ServiceUnavailableError('token signing keys are unavailable', { cause: err.cause, headers: { 'retry-after': '5' } });
+  }
+  if (err instanceof errors.JWTExpired) {
+    return unauthorized(err.claim === 'iat' ? 'token too old' : 'token expired', err);
+  }
+  if (err instanceof errors.JWTClaimValidationFailed) {
+    if (err.reason === 'missing') return unauthorized(`token lacks required claim ${err.claim}`, err);
+    switch (err.claim) {
+      case 'nbf': return unauthorized('token not yet valid', err);
+      case 'iat': return unauthorized('token issued in the future', err);
+      case 'iss': return unauthorized('wrong token issuer', err);
+      case 'aud': return unauthorized('wrong token audience', err);
+      default: return unauthorized(`invalid ${err.claim} claim`, err);
+    }
+  }
+  if (err instanceof errors.JWSSignatureVerificationFailed) return unauthorized('bad token signature', err);
+  if (err instanceof errors.JOSEAlgNotAllowed) return unauthorized('token algorithm not allowed', err);
+  if (err instanceof errors.JWKSNoMatchingKey) return unauthorized('no signing key matches the token', err);
+  if (err instanceof errors.JWKSMultipleMatchingKeys) return unauthorized('several signing keys match the token', err);
+  if (err instanceof errors.JWSInvalid || err instanceof errors.JWTInvalid) return unauthorized('malformed token', err);
+  return unauthorized('invalid token', err);
+}

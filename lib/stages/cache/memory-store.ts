@@ -1,0 +1,62 @@
+import type { CacheRecord, CacheStore } from './entry.ts';
+import { recordSize } from './entry.ts';
+import { LruBytes } from './lru.ts';
+import type { Clock } from '../../types.ts';
+
+export interface MemoryCacheStoreOptions {
+  /**
+   * Bound on the bytes held (bodies, headers, keys); least recently used
+   * entries go first. An entry larger than this is not stored.
+   * @default 67108864 (64 MiB)
+   */
+  maxBytes?: number;
+  /**
+   * Time source for expiry; give it the same clock as the `cache` operator.
+   * @default Date.now
+   */
+  clock?: Clock;
+}
+
+const defaults = {
+  maxBytes: 64 * 1024 * 1024, // 64 MiB
+  clock: { now: () => Date.now() },
+} satisfies Required<MemoryCacheStoreOptions>;
+
+/** An in-process cache store: synchronous, an LRU bounded by bytes, entries expire after their TTL. */
+export class MemoryCacheStore implements CacheStore {
+  private readonly lru: LruBytes<CacheRecord>;
+  private readonly clock: Clock;
+
+  constructor(options: MemoryCacheStoreOptions = {}) {
+    const { maxBytes = defaults.maxBytes, clock = defaults.clock } = options;
+    this.lru = new LruBytes(maxBytes);
+    this.clock = clock;
+  }
+
+  get(key: string): CacheRecord | undefined {
+    return this.lru.get(key, this.clock.now());
+  }
+
+  set(key: string, record: CacheRecord, ttl: number): void {
+    this.lru.set(key, record, recordSize(key, record), this.clock.now() + ttl);
+  }
+
+  delete(key: string): void {
+    this.lru.delete(key);
+  }
+
+  /** Bytes held now. */
+  get bytes(): number {
+    return this.lru.bytes;
+  }
+
+  /** Records held now (entries and vary records). */
+  get size(): number {
+    return this.lru.size;
+  }
+
+  /** Records evicted to stay under `maxBytes`. */
+  get evictions(): number {
+    return this.lru.evictions;
+  }
+}

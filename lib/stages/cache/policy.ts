@@ -1,0 +1,63 @@
+import type { GatewayRequest, GatewayResponse } from '../../types.ts';
+import { has, parseCacheControl } from './cache-control.ts';
+import { headerValue, storableHeaders } from './entry.ts';
+import { freshnessOf, retention, type Freshness, type FreshnessPolicy } from './freshness.ts';
+import { parseVary } from './key.ts';
+
+/**
+ * What to do with a request: `bypass` goes upstream and stores nothing;
+ * `refresh` skips the lookup (client `no-cache`) but may store the answer;
+ * `lookup` consults the cache.
+ */
+export type RequestMode = 'bypass' | 'refresh' | 'lookup';
+
+export function requestMode(req: GatewayRequest, cacheAuthorized: boolean): RequestMode {
+  if (req.method !== 'GET' && req.method !== 'HEAD') return 'bypass';
+  // A token the auth stage verified (and may have stripped) still makes the request personal.
+  if (!cacheAuthorized && (req.headers.authorization !== undefined || req.locals.claims !== undefined)) return 'bypass';
+  const raw = req.headers['cache-control'];
+  if (raw === undefined) {
+    return req.headers.pragma?.toLowerCase().includes('no-cache') === true ? 'refresh' : 'lookup';
+  }
+  const cc = parseCacheControl(raw);
+  if (has(cc, 'no-store')) return 'bypass';
+  if (has(cc, 'no-cache')) return 'refresh';
+  return 'lookup';
+}
+
+export interface StoragePolicy extends FreshnessPolicy {
+  readonly statuses: ReadonlySet<number>;
+}
+
+/** What a storable response becomes, minus its body. */
+export interface StoragePlan {
+  readonly freshness: Freshness;
+  readonly headers: string[];
+  readonly vary: readonly string[];
+}
+
+/**
+ * Whether a response arriving at `now` may be stored, and how. Not stored: a
+ * status outside the list, `no-store`, `private`, `no-cache` (it could only be
+ * served after revalidation, which this cache does not do), `Set-Cookie`,
+ * `Vary: *`, and anything with no time left to live.
+ */
+export function planStorage(res: GatewayResponse, now: number, policy: StoragePolicy): StoragePlan | null {
+  if (!policy.statuses.has(res.status)) return null;
+  const headers = res.headers;
+  const cc = parseCacheControl(headerValue(headers, 'cache-control'));
+  if (has(cc, 'no-store') || has(cc, 'private') || has(cc, 'no-cache')) return null;
+  if (headerValue(headers, 'set-cookie') !== undefined) return null;
+  const vary = parseVary(headerValue(headers, 'vary'));
+  if (vary === '*') return null;
+  const freshness = freshnessOf(
+    cc,
+    headerValue(headers, 'expires'),
+    headerValue(headers, 'date'),
+    headerValue(headers, 'age'),
+    now,
+    policy,
+  );
+  if (retention(freshness, now) <= 0) return null;
+  return { freshness, headers: storableHeaders(headers), vary };
+}

@@ -1,0 +1,44 @@
+import type { BufferedBody } from '../../body.ts';
+import type { GatewayRequest, GatewayResponse } from '../../types.ts';
+import type { CacheEntry } from './entry.ts';
+import { ageSeconds } from './freshness.ts';
+import type { StoragePlan } from './policy.ts';
+
+/** The `x-cache` values. */
+export type CacheStatus = 'HIT' | 'MISS' | 'STALE' | 'BYPASS';
+
+/** A response replayed from `entry` at `now`: its headers plus `x-cache` and `age`, a fresh body (none for HEAD). */
+export function replay(entry: CacheEntry, method: string, status: CacheStatus, now: number): GatewayResponse {
+  const headers = entry.headers.slice();
+  headers.push('x-cache', status, 'age', String(ageSeconds(entry, now)));
+  const body = method === 'HEAD' || entry.body === null ? null : entry.body.replay();
+  return entry.statusText === undefined
+    ? { status: entry.status, headers, body }
+    : { status: entry.status, statusText: entry.statusText, headers, body };
+}
+
+/** `res` with an `x-cache` header added. */
+export function tagged(res: GatewayResponse, status: CacheStatus): GatewayResponse {
+  return { ...res, headers: [...res.headers, 'x-cache', status] };
+}
+
+export function entryOf(res: GatewayResponse, plan: StoragePlan, body: BufferedBody | null): CacheEntry {
+  return {
+    kind: 'entry', status: res.status, statusText: res.statusText, headers: plan.headers, body, vary: plan.vary,
+    ...plan.freshness,
+  };
+}
+
+/**
+ * The GET a background revalidation sends for `req`: same target and
+ * headers, its own header object and locals (minus the response headers
+ * meant for the client), so it cannot disturb the request it came from.
+ */
+export function backgroundRequest(req: GatewayRequest): GatewayRequest {
+  const { responseHeaders: _, ...locals } = req.locals;
+  return {
+    id: req.id, method: 'GET', path: req.path, query: req.query, normalizedPath: req.normalizedPath,
+    headers: { ...req.headers }, remoteAddress: req.remoteAddress, protocol: req.protocol, body: null,
+    params: req.params, receivedAt: req.receivedAt, locals,
+  };
+}

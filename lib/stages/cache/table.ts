@@ -1,0 +1,59 @@
+import type { GatewayRequest } from '../../types.ts';
+import { isPromiseLike, type CacheEntry, type CacheRecord, type CacheStore } from './entry.ts';
+import { retention } from './freshness.ts';
+import { variantKey } from './key.ts';
+
+export interface Found {
+  entry: CacheEntry | undefined;
+  /** Where the entry is (or would be): the base key, or a variant key when a vary record was found. */
+  key: string;
+}
+
+/**
+ * Entries and vary records over a store. A response without `Vary` sits at
+ * its base key; one with `Vary` leaves a vary record there naming the
+ * headers, and sits at the variant key. Lookups stay synchronous when the
+ * store is, so a memory hit costs no microtask.
+ */
+export class CacheTable {
+  constructor(
+    private readonly store: CacheStore,
+    private readonly onError: (err: unknown) => void,
+  ) {}
+
+  /** The base record, then the variant its vary record points to. Throws or rejects if the store does. */
+  lookup(req: GatewayRequest, base: string): Found | PromiseLike<Found> {
+    const rec = this.store.get(base);
+    return isPromiseLike(rec) ? rec.then((r) => this.variant(req, base, r)) : this.variant(req, base, rec);
+  }
+
+  private variant(req: GatewayRequest, base: string, rec: CacheRecord | undefined): Found | PromiseLike<Found> {
+    if (rec === undefined || rec.kind === 'entry') return { entry: rec, key: base };
+    const key = variantKey(base, req.headers, rec.names);
+    const got = this.store.get(key);
+    return isPromiseLike(got) ? got.then((e) => found(e, key)) : found(got, key);
+  }
+
+  /** Stores `entry` for `req` until its stale windows close, without waiting; returns its key. */
+  write(base: string, req: GatewayRequest, entry: CacheEntry, now: number): string {
+    const key = variantKey(base, req.headers, entry.vary);
+    const ttl = retention(entry, now);
+    if (ttl <= 0) return key;
+    if (entry.vary.length > 0) this.set(base, { kind: 'vary', names: entry.vary }, ttl);
+    this.set(key, entry, ttl);
+    return key;
+  }
+
+  private set(key: string, record: CacheRecord, ttl: number): void {
+    try {
+      const r = this.store.set(key, record, ttl);
+      if (isPromiseLike(r)) r.then(undefined, this.onError);
+    } catch (err) {
+      this.onError(err);
+    }
+  }
+}
+
+function found(e: CacheRecord | undefined, key: string): Found {
+  return { entry: e?.kind === 'entry' ? e : undefined, key };
+}

@@ -1,0 +1,85 @@
+import { gcra, gcraResult, toMicros, type GcraRule, type RateLimitResult } from './gcra.ts';
+import type { RateLimitStore } from './store.ts';
+import type { Clock } from '../../types.ts';
+
+export interface MemoryRateLimitStoreOptions {
+  /**
+   * Source of time, in ms (monotonic is best).
+   * @default performance.now
+   */
+  clock?: Clock;
+  /**
+   * Most keys kept. Past it the least recently admitted key is forgotten
+   * (which forgives that client: fail open, never closed).
+   * @default 100_000
+   */
+  maxKeys?: number;
+}
+
+const defaults = {
+  clock: { now: () => performance.now() },
+  maxKeys: 100_000,
+} satisfies Required<MemoryRateLimitStoreOptions>;
+
+/** Expired entries looked at per check: enough to keep up with inserts, O(1) per check. */
+const SWEEP_PER_CHECK = 2;
+
+/**
+ * Rate-limit state in this process: one number (the key's TAT) per key, in a
+ * Map ordered by last admission so expired keys are swept from the front a
+ * couple per check, no timers. Synchronous: `consume` returns the result.
+ * Limits are per gateway instance; use the Redis store to share them.
+ */
+export class MemoryRateLimitStore implements RateLimitStore {
+  private readonly tats = new Map<string, number>();
+  private readonly clock: Clock;
+  private readonly maxKeys: number;
+  /** The key admitted last, so already at the back of `tats`. */
+  private last: string | undefined;
+
+  constructor(options: MemoryRateLimitStoreOptions = {}) {
+    this.clock = options.clock ?? defaults.clock;
+    this.maxKeys = options.maxKeys ?? defaults.maxKeys;
+    if (!Number.isInteger(this.maxKeys) || this.maxKeys < 1) {
+      throw new TypeError(`memoryRateLimitStore: maxKeys must be a positive integer, got ${this.maxKeys}`);
+    }
+  }
+
+  /** Keys currently held. */
+  get size(): number {
+    return this.tats.size;
+  }
+
+  consume(key: string, rule: GcraRule): RateLimitResult {
+    const now = toMicros(this.clock.now());
+    this.sweep(now, key);
+    const step = gcra(this.tats.get(key), now, rule);
+    if (step.allowed) {
+      // Re-insert at the back: the Map stays in admission order. The key
+      // admitted last is there already (a busy client, or a per-route key):
+      // a plain set keeps its place and skips the delete.
+      if (key !== this.last) {
+        this.tats.delete(key);
+        this.last = key;
+      }
+      this.tats.set(key, step.tat);
+      if (this.tats.size > this.maxKeys) this.tats.delete(this.tats.keys().next().value!);
+    }
+    return gcraResult(rule, step.allowed, step.aheadUs, step.retryAfterUs);
+  }
+
+  /**
+   * Forgets up to SWEEP_PER_CHECK expired keys from the front. `current`, the
+   * key being checked, is left in place: an expired TAT counts exactly as no
+   * TAT, the check admits it and moves it to the back anyway, and a Map
+   * delete + re-insert of the same key costs far more than an update (it is
+   * the common case for a busy client under a generous limit).
+   */
+  private sweep(now: number, current: string): void {
+    let n = 0;
+    for (const [key, tat] of this.tats) {
+      if (n++ >= SWEEP_PER_CHECK || tat > now) return;
+      if (key !== current) this.tats.delete(key);
+    }
+  }
+}

@@ -1,0 +1,66 @@
+import { asyncScheduler, type SchedulerAction, type SchedulerLike, type Subscription } from 'rxjs';
+
+/**
+ * Where time and chance come from. Every stage, store and probe gets one,
+ * so a gateway (YAML-built included) runs on virtual time in tests: pass
+ * `virtualRuntime(scheduler)` with an RxJS `TestScheduler` or
+ * `VirtualTimeScheduler`.
+ */
+export interface Runtime {
+  /** Runs delays and periodic work (backoff waits, timeouts, probes, breaker resets). */
+  readonly scheduler: SchedulerLike;
+  /** Monotonic time in ms (durations, deadlines, token buckets). */
+  now(): number;
+  /** Wall-clock ms since the epoch (`Retry-After` dates, JWT `exp`, HTTP dates). */
+  wallNow(): number;
+  /** Uniform in [0, 1) (jitter, sampling). */
+  random(): number;
+}
+
+/** The real thing: the async scheduler, `performance.now()`, `Date.now()`, `Math.random()`. */
+export const systemRuntime: Runtime = {
+  scheduler: asyncScheduler,
+  now: () => performance.now(),
+  wallNow: () => Date.now(),
+  random: Math.random,
+};
+
+/**
+ * A runtime whose clocks are `scheduler.now()` (wall time starts at
+ * `epoch`), for tests on virtual time. `random` defaults to a fixed sequence
+ * so runs repeat.
+ */
+export function virtualRuntime(scheduler: SchedulerLike, options: { epoch?: number; random?: () => number } = {}): Runtime {
+  const epoch = options.epoch ?? Date.UTC(2026, 0, 1);
+  return {
+    scheduler,
+    now: () => scheduler.now(),
+    wallNow: () => epoch + scheduler.now(),
+    random: options.random ?? seeded(1),
+  };
+}
+
+/** Runs `work` every `periodMs` on the runtime's scheduler until unsubscribed. */
+export function every(runtime: Runtime, periodMs: number, work: () => void): Subscription {
+  return runtime.scheduler.schedule(function tick(this: SchedulerAction<undefined>) {
+    work();
+    this.schedule(undefined, periodMs);
+  }, periodMs);
+}
+
+/** Runs `work` once after `delayMs` on the runtime's scheduler, unless unsubscribed first. */
+export function after(runtime: Runtime, delayMs: number, work: () => void): Subscription {
+  return runtime.scheduler.schedule(work, delayMs < 0 ? 0 : delayMs);
+}
+
+/** A small deterministic generator (mulberry32) for virtual runs. */
+function seeded(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}

@@ -60,7 +60,7 @@ function request(): GatewayRequest {
     body: null,
     params: {},
     receivedAt: 0,
-    locals: {},
+    locals: {}, attempt: { number: 1, tried: [], instance: null },
   };
 }
 

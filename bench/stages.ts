@@ -35,7 +35,7 @@ let counter = 0;
 const request = (): GatewayRequest => ({
   id: 'bench', method: 'GET', path: '/bench', query: `r=${counter++}`, normalizedPath: '/bench',
   headers: { host: 'gateway', authorization: `Bearer ${token}` }, remoteAddress: '127.0.0.1', protocol: 'http',
-  body: null, params: {}, receivedAt: 0, locals: {},
+  body: null, params: {}, receivedAt: 0, locals: {}, attempt: { number: 1, tried: [], instance: null },
 });
 const sink = { write: () => true, end: () => {} };
 

@@ -56,26 +56,38 @@ export interface GatewayRequest {
   params: Record<string, string>;
   /** When the gateway received the request, from `performance.now()`. */
   readonly receivedAt: number;
-  /** Per-request bag for later stages (verified JWT claims, rate-limit result…). */
+  /** Per-request data for later stages (verified JWT claims, rate-limit result…). */
   readonly locals: RequestLocals;
+  /**
+   * This attempt at the upstream: what retry, the balancer and forward share.
+   * Made anew by retry for each attempt (on the request it passes down).
+   */
+  readonly attempt: Attempt;
 }
 
-/** Stages write here; extend it by declaration merging. */
+/** One attempt at the upstream, made by the edge (attempt 1) and by retry (the rest). */
+export interface Attempt {
+  /** 1-based. */
+  readonly number: number;
+  /** Instances (origins) earlier attempts of this request went to, oldest first. */
+  readonly tried: readonly string[];
+  /** The instance this attempt went to: set by `forward` when it picks one; null before. */
+  instance: string | null;
+}
+
+/**
+ * Typed data stages leave for later stages. A stage of your own adds its
+ * fields by declaration merging (`declare module 'rxgate' { interface
+ * RequestLocals { tenant?: string } }`); there is no index signature, so a
+ * typo does not compile.
+ */
 export interface RequestLocals {
+  /** Verified JWT claims (set by auth). */
   claims?: Record<string, unknown>;
   /** Headers every stage may add to the response on its way out. */
   responseHeaders?: string[];
-  /** Attempts made so far (set by retry; 1-based). */
-  attempts?: number;
-  /** The current attempt, 1-based (set by retry). */
-  attempt?: number;
-  /** Upstream origins a retry wants to avoid (set by retry, honoured by forward). */
-  avoid?: string[];
-  /** The origin forward sent the current attempt to. */
-  upstream?: string;
   /** The matched route's name (set by the gateway). */
   route?: string;
-  [key: string]: unknown;
 }
 
 export interface GatewayResponse {

@@ -11,6 +11,9 @@ import { UwsRequestBody } from './request-body.ts';
 import { ResponseWriter } from './response-writer.ts';
 import { loadUws } from './uws.ts';
 
+/** Attempt 1 has tried nothing yet (shared: it is never written to). */
+const NO_ORIGINS: readonly string[] = [];
+
 export interface EdgeHooks {
   /** Runs the request through routing and the route's pipeline. */
   dispatch(req: GatewayRequest): Observable<GatewayResponse>;
@@ -109,6 +112,7 @@ export class Edge {
       params: {},
       receivedAt: performance.now(),
       locals: {},
+      attempt: { number: 1, tried: NO_ORIGINS, instance: null },
     };
 
     let subscription: Subscription | null = null;

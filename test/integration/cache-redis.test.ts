@@ -19,7 +19,7 @@ function request(headers: Record<string, string> = {}): GatewayRequest {
   return {
     id: 'r', method: 'GET', path: '/catalog', query: 'page=1', normalizedPath: '/catalog',
     headers: { host: 'shop.test', ...headers }, remoteAddress: '127.0.0.1', protocol: 'http', body: null,
-    params: {}, receivedAt: 0, locals: {},
+    params: {}, receivedAt: 0, locals: {}, attempt: { number: 1, tried: [], instance: null },
   };
 }
 

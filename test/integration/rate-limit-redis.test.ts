@@ -20,7 +20,7 @@ const url = redisUrl();
 function request(ip = '10.0.0.1'): GatewayRequest {
   return {
     id: 'r', method: 'GET', path: '/', query: '', normalizedPath: '/', headers: {}, remoteAddress: ip,
-    protocol: 'http', body: null, params: {}, receivedAt: 0, locals: {},
+    protocol: 'http', body: null, params: {}, receivedAt: 0, locals: {}, attempt: { number: 1, tried: [], instance: null },
   };
 }
 

@@ -83,7 +83,7 @@ const commandsArb = fc.commands<Model, Real>([
 function request(): GatewayRequest {
   return {
     id: 'r', method: 'GET', path: '/', query: '', normalizedPath: '/', headers: {},
-    remoteAddress: '127.0.0.1', protocol: 'http', body: null, params: {}, receivedAt: 0, locals: {},
+    remoteAddress: '127.0.0.1', protocol: 'http', body: null, params: {}, receivedAt: 0, locals: {}, attempt: { number: 1, tried: [], instance: null },
   };
 }
 

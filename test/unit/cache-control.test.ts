@@ -14,7 +14,7 @@ const policy: FreshnessPolicy = { ttl: 60_000, maxTtl: null, staleWhileRevalidat
 function request(over: Partial<GatewayRequest> = {}): GatewayRequest {
   return {
     id: 'r1', method: 'GET', path: '/a', query: '', normalizedPath: '/a', headers: { host: 'Api.Test' },
-    remoteAddress: '127.0.0.1', protocol: 'https', body: null, params: {}, receivedAt: 0, locals: {}, ...over,
+    remoteAddress: '127.0.0.1', protocol: 'https', body: null, params: {}, receivedAt: 0, locals: {}, attempt: { number: 1, tried: [], instance: null }, ...over,
   };
 }
 

@@ -20,7 +20,7 @@ function request(over: Partial<GatewayRequest> = {}): GatewayRequest {
   return {
     id: 'r1', method: 'GET', path: '/items', query: '', normalizedPath: '/items',
     headers: { host: 'api.test' }, remoteAddress: '127.0.0.1', protocol: 'http', body: null,
-    params: {}, receivedAt: 0, locals: {}, ...over,
+    params: {}, receivedAt: 0, locals: {}, attempt: { number: 1, tried: [], instance: null }, ...over,
   };
 }
 

@@ -10,7 +10,7 @@ import type { GatewayRequest, GatewayResponse, Handler } from '../../lib/types.t
 function request(locals: Record<string, unknown> = {}): GatewayRequest {
   return {
     id: 'r1', method: 'GET', path: '/', query: '', normalizedPath: '/', headers: {},
-    remoteAddress: '127.0.0.1', protocol: 'http', body: null, params: {}, receivedAt: 0, locals,
+    remoteAddress: '127.0.0.1', protocol: 'http', body: null, params: {}, receivedAt: 0, locals, attempt: { number: 1, tried: [], instance: null },
   };
 }
 

@@ -17,7 +17,7 @@ const OK: GatewayResponse = { status: 200, headers: ['content-type', 'text/plain
 function request(headers: Record<string, string> = {}): GatewayRequest {
   return {
     id: 'r1', method: 'GET', path: '/', query: '', normalizedPath: '/', headers, remoteAddress: '127.0.0.1',
-    protocol: 'http', body: null, params: {}, receivedAt: 0, locals: {},
+    protocol: 'http', body: null, params: {}, receivedAt: 0, locals: {}, attempt: { number: 1, tried: [], instance: null },
   };
 }
 

@@ -15,7 +15,7 @@ function request(init: { ip?: string; headers?: Record<string, string>; claims?:
   const locals = init.claims === undefined ? {} : { claims: init.claims };
   return {
     id: 'r', method: 'GET', path: '/', query: '', normalizedPath: '/', headers: init.headers ?? {},
-    remoteAddress: init.ip ?? '10.0.0.1', protocol: 'http', body: null, params: {}, receivedAt: 0, locals,
+    remoteAddress: init.ip ?? '10.0.0.1', protocol: 'http', body: null, params: {}, receivedAt: 0, locals, attempt: { number: 1, tried: [], instance: null },
   };
 }
 

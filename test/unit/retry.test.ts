@@ -15,7 +15,7 @@ beforeEach(() => {
 function request(method = 'GET', body: Body | null = null): GatewayRequest {
   return {
     id: 'r1', method, path: '/', query: '', normalizedPath: '/', headers: {},
-    remoteAddress: '127.0.0.1', protocol: 'http', body, params: {}, receivedAt: 0, locals: {},
+    remoteAddress: '127.0.0.1', protocol: 'http', body, params: {}, receivedAt: 0, locals: {}, attempt: { number: 1, tried: [], instance: null },
   };
 }
 

@@ -39,6 +39,6 @@ export function backgroundRequest(req: GatewayRequest): GatewayRequest {
   return {
     id: req.id, method: 'GET', path: req.path, query: req.query, normalizedPath: req.normalizedPath,
     headers: { ...req.headers }, remoteAddress: req.remoteAddress, protocol: req.protocol, body: null,
-    params: req.params, receivedAt: req.receivedAt, locals,
+    params: req.params, receivedAt: req.receivedAt, locals, attempt: req.attempt,
   };
 }

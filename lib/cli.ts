@@ -2,6 +2,7 @@ import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 import { buildGateway, type PipelineFactory } from './config/build.ts';
+import type { StageDefinition } from './stages/define.ts';
 import { ConfigError, loadConfig } from './config/load.ts';
 import type { Gateway } from './gateway.ts';
 import { createLogger } from './observe/log.ts';
@@ -23,11 +24,27 @@ Environment: RXGATE_LOG_LEVEL (info), and any \${VAR:-default} the config uses.`
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 
+export interface CliOptions {
+  /** Builds each YAML route's handler. @default stagePipeline (the route's stages in order, then forward) */
+  pipeline?: PipelineFactory;
+  /** Stages registered in code, usable by name from YAML. */
+  stages?: readonly StageDefinition[];
+  /**
+   * URL of the module that exports `defaultPipeline` and `stages` (pass
+   * `import.meta.url`): worker threads (`--workers`) import it to build
+   * their own gateway.
+   */
+  module?: string;
+}
+
 /**
- * Runs the gateway from command-line arguments with the given pipeline
- * factory. Exits the process with status 2 on a bad config or bad arguments.
+ * Runs the gateway from command-line arguments. Exits the process with
+ * status 2 on a bad config or bad arguments.
  */
-export async function runCli(argv: string[], pipeline: PipelineFactory, pipelineModule?: string): Promise<Gateway | null> {
+export async function runCli(argv: string[], options: CliOptions = {}): Promise<Gateway | null> {
+  const pipeline = options.pipeline ?? null;
+  const stages = options.stages ?? [];
+  const pipelineModule = options.module;
   let args;
   try {
     args = parseArgs({
@@ -67,7 +84,7 @@ export async function runCli(argv: string[], pipeline: PipelineFactory, pipeline
 
   let config;
   try {
-    config = loadConfig(file);
+    config = loadConfig(file, process.env, stages);
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`rxgate: ${err.message}\n`);
@@ -123,6 +140,7 @@ export async function runCli(argv: string[], pipeline: PipelineFactory, pipeline
   try {
     gateway = buildGateway(config, pipeline, {
       logger,
+      stages,
       ...(port !== undefined ? { port } : {}),
       ...(args.host !== undefined ? { host: args.host } : {}),
     });

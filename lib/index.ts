@@ -1,5 +1,5 @@
 // rxgate's public API. Stages are Policies: (next: Handler) => Handler.
-export type { Body, BodySink, Clock, GatewayRequest, GatewayResponse, Handler, Policy, RequestHeaders, RequestLocals, ResponseHeaders } from './types.ts';
+export type { Attempt, Body, BodySink, Clock, GatewayRequest, GatewayResponse, Handler, Policy, RequestHeaders, RequestLocals, ResponseHeaders } from './types.ts';
 export { compose } from './compose.ts';
 export { BufferedBody, collectBody, tapBody } from './body.ts';
 export { parseDuration, type Duration } from './duration.ts';
@@ -11,32 +11,25 @@ export { HealthTracker, type HealthOptions } from './upstream/health.ts';
 export { Router, type RouteDefinition, type RouteRewrite } from './router/router.ts';
 export { normalizePath } from './router/normalize.ts';
 export { loadConfig, parseConfig, ConfigError } from './config/load.ts';
-export { buildGateway, type PipelineFactory, type RouteContext, type BuildOptions } from './config/build.ts';
-export type { GatewayConfig, RouteConfig, ServiceConfig } from './config/schema.ts';
+export { buildGateway, stagePipeline, stageRegistry, type PipelineFactory, type RouteContext, type BuildOptions } from './config/build.ts';
+export { configSchema, type GatewayConfig, type RouteConfig, type ServiceConfig } from './config/schema.ts';
 export { GatewayMetrics } from './observe/metrics.ts';
+export { GatewayEvents, type GatewayEventMap, type GatewayEventType } from './observe/events.ts';
 export { createLogger, silentLogger, type Logger } from './observe/log.ts';
-export { runCli } from './cli.ts';
+export { runCli, type CliOptions } from './cli.ts';
 export { loadUws } from './server/uws.ts';
-// Stages
-export { circuitBreaker, judged, type CircuitBreakerOptions, type CircuitBreakerPolicy, type CircuitFallback } from './stages/circuit-breaker/circuit-breaker.ts';
-export { retry, isRetryableError, type RetryOptions, type RetryPolicy } from './stages/retry/retry.ts';
-export { timeout, type TimeoutOptions } from './stages/timeout/timeout.ts';
-export { bodyLimit, type BodyLimitOptions } from './stages/body-limit/body-limit.ts';
-export { jwtAuth, type JwtAuthOptions, type AuthMode } from './stages/auth/jwt-auth.ts';
-export { rateLimit, type RateLimitOptions } from './stages/rate-limit/rate-limit.ts';
-export { cache, type CacheOptions, type CacheStatus } from './stages/cache/cache.ts';
-// Cores and stores
-export { Breaker, type BreakerOptions, type BreakerState, type BreakerTransition } from './stages/circuit-breaker/breaker.ts';
-export { BreakerRegistry } from './stages/circuit-breaker/registry.ts';
-export { defaultIsFailure, failOnStatuses, type CallOutcome } from './stages/circuit-breaker/outcome.ts';
-export type { TripRule } from './stages/circuit-breaker/trip-rule.ts';
-export { RetryBudget } from './stages/retry/budget.ts';
-export { keySource, type KeySource } from './stages/auth/keys.ts';
-export { gcraRule } from './stages/rate-limit/gcra.ts';
-export type { RateLimitStore } from './stages/rate-limit/store.ts';
-export { MemoryRateLimitStore } from './stages/rate-limit/memory-store.ts';
-export { RedisRateLimitStore } from './stages/rate-limit/redis-store.ts';
-export { MemoryCacheStore } from './stages/cache/memory-store.ts';
-export { RedisCacheStore } from './stages/cache/redis-store.ts';
-export type { CacheStore } from './stages/cache/entry.ts';
+export { systemRuntime, virtualRuntime, every, after, type Runtime } from './runtime.ts';
+export { Resources } from './resources/registry.ts';
 export { createRedisClient, redisReady, type RedisClient } from './resources/redis-client.ts';
+export { InnerSubscriber } from './subscriber.ts';
+// The stage model: define a stage, register it, name it in YAML.
+export { defineStage, StageRegistry, type StageContext, type StageDefinition, type StageSpec } from './stages/define.ts';
+export { BUILTIN_STAGES, DEFAULT_PIPELINE } from './stages/builtin.ts';
+// Stages: each folder's factory (the code form), its YAML stage, its cores and stores.
+export * from './stages/auth/index.ts';
+export * from './stages/rate-limit/index.ts';
+export * from './stages/body-limit/index.ts';
+export * from './stages/cache/index.ts';
+export * from './stages/timeout/index.ts';
+export * from './stages/retry/index.ts';
+export * from './stages/circuit-breaker/index.ts';

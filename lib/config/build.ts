@@ -1,29 +1,36 @@
+import { compose } from '../compose.ts';
 import { Gateway } from '../gateway.ts';
+import { GatewayEvents } from '../observe/events.ts';
 import { createLogger, type Logger } from '../observe/log.ts';
 import { GatewayMetrics } from '../observe/metrics.ts';
-import type { Handler } from '../types.ts';
-import { Service, type ServiceOptions } from '../upstream/service.ts';
+import { observe } from '../observe/wire.ts';
+import { Resources } from '../resources/registry.ts';
+import { systemRuntime, type Runtime } from '../runtime.ts';
+import { BUILTIN_STAGES } from '../stages/builtin.ts';
+import { instanceBreakers } from '../stages/circuit-breaker/index.ts';
+import { StageRegistry, type StageContext, type StageDefinition } from '../stages/define.ts';
+import type { Handler, Policy } from '../types.ts';
+import { forward } from '../upstream/forward.ts';
+import { Service } from '../upstream/service.ts';
+import { defined } from './defined.ts';
+import { pipelineFor } from './pipeline.ts';
 import type { GatewayConfig, RouteConfig, ServiceConfig } from './schema.ts';
 
 /** What a pipeline factory gets for one route of a YAML config. */
-export interface RouteContext {
-  config: GatewayConfig;
-  route: RouteConfig;
-  /** The route's service as configured (its breaker/retry defaults live here). */
-  serviceConfig: ServiceConfig;
-  /** The running service: instances, pools, health. */
-  service: Service;
-  logger: Logger;
-  metrics: GatewayMetrics;
-  /** Objects shared across routes (Redis clients, breakers per service…), by key. */
-  shared: Map<string, unknown>;
-  /** Cleanup to run when the gateway closes (e.g. quitting Redis clients). */
-  onClose(fn: () => Promise<void> | void): void;
-  /** Work to await before the gateway listens (e.g. connecting to Redis). */
-  beforeListen(fn: () => Promise<void>): void;
+export interface RouteContext extends StageContext {
+  readonly metrics: GatewayMetrics;
+  /** The route's stages in order (its `pipeline`, the top-level one, or the default). */
+  readonly pipeline: readonly string[];
+  /** Builds the registered stage `name` for this route with its options; null when it is off here. */
+  stage(name: string): Policy | null;
+  /** The terminal stage: forwards to the route's service. */
+  forward(): Handler;
 }
 
 export type PipelineFactory = (ctx: RouteContext) => Handler;
+
+/** The pipeline every YAML route gets unless you pass your own: its stages in order, then forward. */
+export const stagePipeline: PipelineFactory = (ctx) => compose(...ctx.pipeline.map((name) => ctx.stage(name)))(ctx.forward());
 
 export interface BuildOptions {
   logger?: Logger;
@@ -31,33 +38,42 @@ export interface BuildOptions {
   /** Overrides `listen.port` (the CLI's `--port`). */
   port?: number;
   host?: string;
+  /** Stages registered in code, usable by name from YAML (give the same list to `parseConfig`). */
+  stages?: readonly StageDefinition[];
+  /** Scheduler, clocks and randomness for every stage, store and probe. @default systemRuntime */
+  runtime?: Runtime;
+  /** A registry to take shared objects from (a rebuild reuses its predecessor's). @default a new one */
+  resources?: Resources;
+}
+
+/** The built-in stages plus `extra`, by name. */
+export function stageRegistry(extra: readonly StageDefinition[] = []): StageRegistry {
+  return new StageRegistry([...BUILTIN_STAGES, ...extra]);
 }
 
 /**
  * Turns a validated config into a Gateway: one `Service` per service, and
- * per route the handler the pipeline factory composes (pipeline.ts's
- * `defaultPipeline` unless you pass your own).
+ * per route the handler the pipeline factory composes (`stagePipeline`, the
+ * route's stages in order, unless you pass your own).
  */
-export function buildGateway(config: GatewayConfig, pipeline: PipelineFactory, options: BuildOptions = {}): Gateway {
+export function buildGateway(config: GatewayConfig, pipeline: PipelineFactory | null = null, options: BuildOptions = {}): Gateway {
   const logger = options.logger ?? createLogger(config.log?.level);
   const metrics = options.metrics ?? new GatewayMetrics();
-  const services = new Map<string, Service>();
-  for (const [name, sc] of Object.entries(config.services)) {
-    // zod's output marks absent keys `| undefined`; absent keys are simply absent.
-    services.set(name, new Service(name, sc as ServiceOptions));
-  }
-  const shared = new Map<string, unknown>();
-  const closers: Array<() => Promise<void> | void> = [];
-  const starters: Array<() => Promise<void>> = [];
+  const runtime = options.runtime ?? systemRuntime;
+  const resources = options.resources ?? new Resources();
+  const stages = stageRegistry(options.stages);
+  const events = new GatewayEvents();
+  observe(events, metrics, logger);
+  const build = pipeline ?? stagePipeline;
+
   const routes = config.routes.map((route) => {
-    const handler = pipeline({
-      config, route, serviceConfig: config.services[route.service]!, service: services.get(route.service)!,
-      logger, metrics, shared, onClose: (fn) => closers.push(fn), beforeListen: (fn) => starters.push(fn),
-    });
+    const serviceConfig = config.services[route.service]!;
+    const service = serviceFor(route.service, serviceConfig, resources, runtime);
+    const ctx = routeContext({ config, route, serviceConfig, service, runtime, events, logger, resources, metrics }, stages);
     return {
       path: route.path,
-      handler,
-      ...(route.name !== undefined ? { name: route.name } : {}),
+      handler: build(ctx),
+      name: ctx.routeName,
       ...(route.methods !== undefined ? { methods: route.methods } : {}),
       ...(route.rewrite !== undefined ? { rewrite: route.rewrite } : {}),
     };
@@ -66,12 +82,61 @@ export function buildGateway(config: GatewayConfig, pipeline: PipelineFactory, o
     host: options.host ?? config.listen?.host ?? '0.0.0.0',
     port: options.port ?? config.listen?.port ?? 8080,
     routes, logger, metrics,
-    services: [...services.values()],
-    beforeListen: async () => {
-      await Promise.all(starters.map((fn) => fn()));
-    },
-    onClose: async () => {
-      await Promise.all(closers.map((fn) => fn()));
-    },
+    beforeListen: () => resources.ready(),
+    onClose: () => resources.close(),
   });
+}
+
+function serviceFor(name: string, sc: ServiceConfig, resources: Resources, runtime: Runtime): Service {
+  const { upstreams, timeout, connections, keepAlive, tlsVerify, tlsCa, health } = sc;
+  const own = defined({ timeout, connections, keepAlive, tlsVerify, tlsCa, health: health === undefined ? undefined : defined(health) });
+  void runtime;
+  return resources.get(`service:${name}:${JSON.stringify({ upstreams, ...own })}`, () => new Service(name, { ...own, upstreams }), (s) => s.close());
+}
+
+type ContextBase = Omit<RouteContext, 'routeName' | 'pipeline' | 'stage' | 'forward'>;
+
+function routeContext(base: ContextBase, stages: StageRegistry): RouteContext {
+  const { route, config, serviceConfig } = base;
+  const order = pipelineFor(route, config, stages);
+  const explicit = route.pipeline ?? config.pipeline;
+  const ctx: RouteContext = {
+    ...base,
+    routeName: route.name ?? route.path,
+    pipeline: order,
+    stage(name) {
+      const def = stages.get(name);
+      if (def === undefined) throw new TypeError(`unknown stage ${JSON.stringify(name)} (known: ${stages.names.join(', ')})`);
+      let value = optionsFor(def, route, serviceConfig);
+      if (value === false) return null;
+      if (value === undefined) {
+        if (!def.onByDefault && !(explicit?.includes(name) ?? false)) return null;
+        value = def.options.parse({});
+      }
+      return def.build(value, ctx);
+    },
+    forward() {
+      const breaker = stages.get('circuitBreaker');
+      return forward(base.service, {
+        preserveHost: route.preserveHost ?? false,
+        ...(breaker === undefined ? {} : instanceBreakers(optionsFor(breaker, route, serviceConfig), ctx)),
+      });
+    },
+  };
+  return ctx;
+}
+
+/** A stage's options for a route: the route's object merged over its service's; `false` on either turns it off. */
+function optionsFor(def: StageDefinition, route: RouteConfig, service: ServiceConfig): unknown {
+  const r = route[def.key];
+  if (!def.service) return r;
+  const s = service[def.key];
+  if (r === false || (r === undefined && s === false)) return false;
+  if (r === undefined) return s;
+  if (s === undefined || s === false) return r;
+  return isObject(r) && isObject(s) ? { ...s, ...r } : r;
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }

@@ -1,6 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { parseDocument } from 'yaml';
 import type { z } from 'zod';
+import type { StageDefinition } from '../stages/define.ts';
+import { stageRegistry } from './build.ts';
 import { configSchema, type GatewayConfig } from './schema.ts';
 
 /** A config file rxgate refuses; the message names the file and the key's path. */
@@ -46,15 +48,25 @@ export function substituteEnv(value: unknown, env: NodeJS.ProcessEnv, path: Prop
   return value;
 }
 
-function describeIssue(issue: z.core.$ZodIssue): string {
+function describeIssue(issue: z.core.$ZodIssue, prefix: readonly PropertyKey[] = []): string {
+  const path = [...prefix, ...issue.path];
   if (issue.code === 'unrecognized_keys') {
-    return issue.keys.map((k) => `${formatPath([...issue.path, k])}: unknown key`).join('\n  - ');
+    return issue.keys.map((k) => `${formatPath([...path, k])}: unknown key`).join('\n  - ');
   }
-  return `${formatPath(issue.path)}: ${issue.message}`;
+  if (issue.code === 'invalid_union') {
+    // `retry: { … } | false` and the like: when one branch got past the
+    // value's type, its issues say what is wrong, with their key path.
+    const branch = issue.errors.find((errs) => errs.some((e) => e.path.length > 0));
+    if (branch !== undefined) return branch.map((e) => describeIssue(e, path)).join('\n  - ');
+  }
+  return `${formatPath(path)}: ${issue.message}`;
 }
 
-/** Parses and validates config text; throws ConfigError listing every problem. */
-export function parseConfig(text: string, file = '<config>', env: NodeJS.ProcessEnv = process.env): GatewayConfig {
+/**
+ * Parses and validates config text; throws ConfigError listing every
+ * problem. `stages`: stages registered in code, whose options routes may set.
+ */
+export function parseConfig(text: string, file = '<config>', env: NodeJS.ProcessEnv = process.env, stages: readonly StageDefinition[] = []): GatewayConfig {
   const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
   if (doc.errors.length > 0) {
     throw new ConfigError(file, doc.errors.map((e) => `YAML syntax: ${e.message}`));
@@ -62,17 +74,17 @@ export function parseConfig(text: string, file = '<config>', env: NodeJS.Process
   const problems: string[] = [];
   const raw = substituteEnv(doc.toJS(), env, [], problems);
   if (problems.length > 0) throw new ConfigError(file, problems);
-  const result = configSchema.safeParse(raw);
-  if (!result.success) throw new ConfigError(file, result.error.issues.map(describeIssue));
+  const result = configSchema(stageRegistry(stages)).safeParse(raw);
+  if (!result.success) throw new ConfigError(file, result.error.issues.map((issue) => describeIssue(issue)));
   return result.data;
 }
 
-export function loadConfig(file: string, env: NodeJS.ProcessEnv = process.env): GatewayConfig {
+export function loadConfig(file: string, env: NodeJS.ProcessEnv = process.env, stages: readonly StageDefinition[] = []): GatewayConfig {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
   } catch (err) {
     throw new ConfigError(file, [`cannot read the file: ${(err as Error).message}`]);
   }
-  return parseConfig(text, file, env);
+  return parseConfig(text, file, env, stages);
 }

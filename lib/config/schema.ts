@@ -1,27 +1,20 @@
 import { z } from 'zod';
+import { BUILTIN_STAGES } from '../stages/builtin.ts';
+import { authOptions } from '../stages/auth/schema.ts';
+import { cacheStoresOptions } from '../stages/cache/schema.ts';
+import { StageRegistry, type StageDefinition } from '../stages/define.ts';
+import { duration, httpUrl, method } from './common.ts';
+import { pipelineFor } from './pipeline.ts';
 
 /**
- * The YAML config's shape, validated once at start. Every object is strict:
- * an unknown key is an error naming its path, so a typo never silently turns
- * a policy off.
+ * The YAML config's shape, validated once at start. The fixed part is here;
+ * each registered stage adds its options key to routes (and services, for
+ * stages a service may set), so the schema of a gateway with a custom stage
+ * validates that stage's options too. Every object is strict: an unknown key
+ * is an error naming its path, so a typo never silently turns a policy off.
  */
 
-const durationPattern = /^\d+(\.\d+)?(ms|s|m|h)$/;
-export const duration = z.union([
-  z.number().nonnegative(),
-  z.string().regex(durationPattern, 'expected a duration like 250ms, 30s or 5m'),
-]);
-
-const method = z.string().regex(/^[A-Za-z]+$/, 'expected an HTTP method').transform((m) => m.toUpperCase());
-
-const url = z.string().refine((s) => {
-  try {
-    const u = new URL(s);
-    return u.protocol === 'http:' || u.protocol === 'https:';
-  } catch {
-    return false;
-  }
-}, 'expected an http:// or https:// URL');
+export { duration } from './common.ts';
 
 export const healthSchema = z.strictObject({
   path: z.string().startsWith('/'),
@@ -30,130 +23,19 @@ export const healthSchema = z.strictObject({
   healthyAfter: z.number().int().min(1).optional(),
 });
 
-export const breakerSchema = z.strictObject({
-  perInstance: z.boolean().optional(),
-  consecutiveFailures: z.number().int().min(0).optional(),
-  failureRate: z.number().min(0).max(1).optional(),
-  windowType: z.enum(['time', 'count']).optional(),
-  window: duration.optional(),
-  windowSize: z.number().int().min(1).optional(),
-  minimumCalls: z.number().int().min(1).optional(),
-  slowCallDuration: duration.optional(),
-  resetTimeout: duration.optional(),
-  resetBackoff: z.number().min(1).optional(),
-  maxResetTimeout: duration.optional(),
-  probes: z.number().int().min(1).optional(),
-  probeSuccesses: z.number().int().min(1).optional(),
-  failureStatuses: z.array(z.number().int().min(100).max(599)).optional(),
-  fallback: z.strictObject({
-    status: z.number().int().min(100).max(599),
-    headers: z.record(z.string(), z.string()).optional(),
-    body: z.string().optional(),
-  }).optional(),
-});
+const stageName = z.string().regex(/^[A-Za-z][A-Za-z0-9]*$/, 'expected a stage name');
 
-export const retrySchema = z.strictObject({
-  attempts: z.number().int().min(1).optional(),
-  base: duration.optional(),
-  cap: duration.optional(),
-  methods: z.array(method).optional(),
-  statuses: z.array(z.number().int().min(100).max(599)).optional(),
-  bufferLimit: z.number().int().nonnegative().optional(),
-  retryAfter: z.boolean().optional(),
-  attemptsHeader: z.union([z.string(), z.null()]).optional(),
-  budget: z.union([
-    z.literal(false),
-    z.strictObject({
-      ratio: z.number().min(0).max(10).optional(),
-      window: duration.optional(),
-      minRetries: z.number().int().nonnegative().optional(),
-    }),
-  ]).optional(),
-});
-
-export const timeoutsSchema = z.strictObject({
-  total: duration.optional(),
-  perAttempt: duration.optional(),
-  exchange: duration.optional(),
-});
-
-export const authSchema = z.union([
-  z.enum(['required', 'optional', 'none']),
-  z.strictObject({
-    mode: z.enum(['required', 'optional', 'none']).optional(),
-    secret: z.string().min(1).optional(),
-    publicKey: z.string().min(1).optional(),
-    jwksUrl: url.optional(),
-    algorithms: z.array(z.string()).optional(),
-    issuer: z.union([z.string(), z.array(z.string())]).optional(),
-    audience: z.union([z.string(), z.array(z.string())]).optional(),
-    clockTolerance: duration.optional(),
-    requiredClaims: z.array(z.string()).optional(),
-    scopes: z.array(z.string()).optional(),
-    scopeClaim: z.string().optional(),
-    forwardClaims: z.record(z.string(), z.string()).optional(),
-    stripAuthorization: z.boolean().optional(),
-    realm: z.string().optional(),
-    tokenCache: z.number().int().nonnegative().optional(),
-    tokenCacheTtl: duration.optional(),
-    jwks: z.strictObject({ cooldown: duration.optional(), cacheMaxAge: duration.optional(), timeout: duration.optional() }).optional(),
-  }),
-]);
-
-export const rateLimitSchema = z.strictObject({
-  limit: z.number().int().min(1),
-  window: duration,
-  burst: z.number().int().min(1).optional(),
-  key: z.union([
-    z.enum(['ip', 'route']),
-    z.strictObject({ claim: z.string() }),
-    z.strictObject({ header: z.string() }),
-  ]).optional(),
-  store: z.enum(['memory', 'redis']).optional(),
-  failOpen: z.boolean().optional(),
-  /** Bucket namespace: routes with the same id share buckets. Default: the route's name or path. */
-  id: z.string().optional(),
-  headers: z.boolean().optional(),
-});
-
-export const cacheSchema = z.strictObject({
-  ttl: duration.optional(),
-  maxTtl: duration.optional(),
-  maxEntrySize: z.number().int().min(1).optional(),
-  statuses: z.array(z.number().int().min(100).max(599)).optional(),
-  cacheAuthorized: z.boolean().optional(),
-  staleWhileRevalidate: duration.optional(),
-  staleIfError: duration.optional(),
-  coalesce: z.boolean().optional(),
-  store: z.enum(['memory', 'redis']).optional(),
-});
-
-export const cacheStoresSchema = z.strictObject({
-  memory: z.strictObject({ maxBytes: z.number().int().min(1024).optional() }).optional(),
-  redis: z.strictObject({ keyPrefix: z.string().optional(), timeout: duration.optional() }).optional(),
-});
-
-/** Policies a service sets for all its routes, and a route may override. */
-const servicePolicies = {
-  /** Largest request body accepted (bytes); 413 above it. */
-  maxBodySize: z.number().int().nonnegative().optional(),
-  timeouts: timeoutsSchema.optional(),
-  retry: z.union([retrySchema, z.literal(false)]).optional(),
-  circuitBreaker: z.union([breakerSchema, z.literal(false)]).optional(),
-};
-
-export const serviceSchema = z.strictObject({
-  upstreams: z.array(url).min(1, 'needs at least one upstream URL'),
+const serviceBase = z.strictObject({
+  upstreams: z.array(httpUrl).min(1, 'needs at least one upstream URL'),
   timeout: duration.optional(),
   connections: z.number().int().min(1).optional(),
   keepAlive: duration.optional(),
   tlsVerify: z.boolean().optional(),
   tlsCa: z.string().optional(),
   health: healthSchema.optional(),
-  ...servicePolicies,
 });
 
-export const routeSchema = z.strictObject({
+const routeBase = z.strictObject({
   name: z.string().optional(),
   path: z.string().regex(/^\/[^*]*(\*)?$/, 'expected a path starting with / (":param" segments, "/*" at the end for a prefix)'),
   service: z.string(),
@@ -163,13 +45,11 @@ export const routeSchema = z.strictObject({
     z.strictObject({ stripPrefix: z.string().startsWith('/') }),
   ]).optional(),
   preserveHost: z.union([z.boolean(), z.string()]).optional(),
-  auth: authSchema.optional(),
-  rateLimit: rateLimitSchema.optional(),
-  cache: cacheSchema.optional(),
-  ...servicePolicies,
+  /** The route's stages in order; default: the top-level `pipeline`, else the built-in order. */
+  pipeline: z.array(stageName).optional(),
 });
 
-export const configSchema = z.strictObject({
+const topLevel = {
   listen: z.strictObject({
     host: z.string().optional(),
     port: z.number().int().min(0).max(65535).optional(),
@@ -178,23 +58,99 @@ export const configSchema = z.strictObject({
   log: z.strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).optional() }).optional(),
   redis: z.strictObject({ url: z.string() }).optional(),
   /** Cache store settings shared by every cached route. */
-  cache: cacheStoresSchema.optional(),
+  cache: cacheStoresOptions.optional(),
   /** Defaults for every route's `auth` object (keys, issuer…); routes set the mode. */
-  auth: authSchema.optional(),
-  services: z.record(z.string().regex(/^[A-Za-z0-9_.-]+$/, 'service names are letters, digits, _ . -'), serviceSchema),
-  routes: z.array(routeSchema).min(1, 'needs at least one route'),
-}).superRefine((config, ctx) => {
-  config.routes.forEach((route, i) => {
-    if (!(route.service in config.services)) {
-      ctx.addIssue({ code: 'custom', path: ['routes', i, 'service'], message: `unknown service ${JSON.stringify(route.service)} (known: ${Object.keys(config.services).join(', ') || 'none'})` });
-    }
-    const usesRedis = route.rateLimit?.store === 'redis' || route.cache?.store === 'redis';
-    if (usesRedis && config.redis === undefined) {
-      ctx.addIssue({ code: 'custom', path: ['routes', i], message: 'uses store: redis but the config has no top-level redis.url' });
-    }
-  });
-});
+  auth: authOptions.optional(),
+  /** Every route's stages in order, unless a route lists its own. */
+  pipeline: z.array(stageName).optional(),
+};
 
-export type GatewayConfig = z.output<typeof configSchema>;
-export type ServiceConfig = z.output<typeof serviceSchema>;
-export type RouteConfig = z.output<typeof routeSchema>;
+/** Stage options by YAML key; what each registered stage adds to a route or service. */
+type StageKeys = { readonly [key: string]: unknown };
+export type ServiceConfig = z.output<typeof serviceBase> & StageKeys;
+export type RouteConfig = z.output<typeof routeBase> & StageKeys;
+export type GatewayConfig = {
+  [K in keyof typeof topLevel]?: z.output<(typeof topLevel)[K]>;
+} & { services: Record<string, ServiceConfig>; routes: RouteConfig[] };
+
+/** The config schema for the built-in stages plus `extra` ones registered in code. */
+export function configSchema(stages: StageRegistry = new StageRegistry(BUILTIN_STAGES)): z.ZodType<GatewayConfig> {
+  const routeKeys: Record<string, z.ZodType> = {};
+  const serviceKeys: Record<string, z.ZodType> = {};
+  for (const s of stages) {
+    const option = z.union([s.options, z.literal(false)]).optional();
+    routeKeys[s.key] = option;
+    if (s.service) serviceKeys[s.key] = option;
+  }
+  const service = serviceBase.extend(serviceKeys);
+  const route = routeBase.extend(routeKeys);
+  const schema = z.strictObject({
+    ...topLevel,
+    services: z.record(z.string().regex(/^[A-Za-z0-9_.-]+$/, 'service names are letters, digits, _ . -'), service),
+    routes: z.array(route).min(1, 'needs at least one route'),
+  }).superRefine((config, ctx) => {
+    checkPipeline(config.pipeline, ['pipeline'], stages, ctx);
+    config.routes.forEach((r, i) => {
+      const services = config.services as Record<string, StageKeys>;
+      const routeCfg = r as RouteConfig;
+      if (!(routeCfg.service in services)) {
+        ctx.addIssue({ code: 'custom', path: ['routes', i, 'service'], message: `unknown service ${JSON.stringify(routeCfg.service)} (known: ${Object.keys(services).join(', ') || 'none'})` });
+        return;
+      }
+      checkPipeline(routeCfg.pipeline, ['routes', i, 'pipeline'], stages, ctx);
+      checkRouteStages(config as GatewayConfig, i, stages, ctx);
+      const usesRedis = storeOf(routeCfg.rateLimit) === 'redis' || storeOf(routeCfg.cache) === 'redis';
+      if (usesRedis && config.redis === undefined) {
+        ctx.addIssue({ code: 'custom', path: ['routes', i], message: 'uses store: redis but the config has no top-level redis.url' });
+      }
+    });
+  });
+  // The schema is assembled at run time from the registered stages, so its
+  // inferred type is only Record-shaped; GatewayConfig is what it checks.
+  return schema as unknown as z.ZodType<GatewayConfig>;
+}
+
+function storeOf(options: unknown): unknown {
+  return typeof options === 'object' && options !== null ? (options as { store?: unknown }).store : undefined;
+}
+
+function checkPipeline(list: readonly string[] | undefined, path: Array<string | number>, stages: StageRegistry, ctx: z.RefinementCtx): void {
+  if (list === undefined) return;
+  const seen = new Set<string>();
+  list.forEach((name, j) => {
+    if (stages.get(name) === undefined) {
+      ctx.addIssue({ code: 'custom', path: [...path, j], message: `unknown stage ${JSON.stringify(name)} (known: ${stages.names.join(', ')})` });
+    } else if (seen.has(name)) {
+      ctx.addIssue({ code: 'custom', path: [...path, j], message: `stage ${name} is listed twice` });
+    }
+    seen.add(name);
+  });
+}
+
+/**
+ * A stage the route's own list names must have options (or take none); a
+ * stage the route configures must be in its list.
+ */
+function checkRouteStages(config: GatewayConfig, i: number, stages: StageRegistry, ctx: z.RefinementCtx): void {
+  const route = config.routes[i]!;
+  const service = config.services[route.service]!;
+  const order = pipelineFor(route, config, stages);
+  const explicit = route.pipeline ?? config.pipeline;
+  const listed = new Set(order.map((n) => stages.get(n)?.key));
+  for (const name of order) {
+    const s = stages.get(name);
+    if (s === undefined || s.onByDefault || explicit === undefined) continue;
+    const given = route[s.key] !== undefined || (s.service && service[s.key] !== undefined);
+    if (!given && !s.options.safeParse({}).success) {
+      ctx.addIssue({ code: 'custom', path: ['routes', i, s.key], message: `stage ${name} is in the pipeline but has no options here` });
+    }
+  }
+  if (explicit === undefined) return;
+  for (const s of stages) {
+    if (route[s.key] !== undefined && route[s.key] !== false && !listed.has(s.key)) {
+      ctx.addIssue({ code: 'custom', path: ['routes', i, s.key], message: `set, but the pipeline (${order.join(', ')}) does not list ${s.name}` });
+    }
+  }
+}
+
+export type { StageDefinition };

@@ -1,0 +1,59 @@
+import diagnostics from 'node:diagnostics_channel';
+import type { BreakerState } from '../stages/circuit-breaker/breaker.ts';
+
+/**
+ * What stages and the core report, by event type. Stages publish here and
+ * never import a metrics or log library: `lib/observe/wire.ts` turns events
+ * into Prometheus metrics and log lines. Every event is also published on
+ * the `node:diagnostics_channel` channel `rxgate:<type>` when something
+ * subscribes there (as undici does), for tooling outside the gateway.
+ */
+export interface GatewayEventMap {
+  /** A retry is about to wait and try again. */
+  retry: { service: string; route: string; attempt: number; status?: number; error?: unknown; delay?: number };
+  /** The retry budget refused a retry. */
+  retryRefused: { service: string; route: string; requestId: string };
+  /** A request refused by a rate limit. */
+  rateLimited: { route: string };
+  /** A circuit breaker changed state. */
+  breakerTransition: { service: string; breaker: string; from: BreakerState; to: BreakerState };
+  /** Anything that degrades without failing: a Redis fallback, a bypassed cache… */
+  degraded: { reason: string; message?: string; err?: unknown };
+  /** A degraded dependency is back. */
+  recovered: { reason: string; message?: string };
+}
+
+export type GatewayEventType = keyof GatewayEventMap;
+type Listener<K extends GatewayEventType> = (event: GatewayEventMap[K]) => void;
+
+const channels = new Map<string, diagnostics.Channel>();
+function channel(type: string): diagnostics.Channel {
+  let ch = channels.get(type);
+  if (ch === undefined) {
+    ch = diagnostics.channel(`rxgate:${type}`);
+    channels.set(type, ch);
+  }
+  return ch;
+}
+
+/** One gateway's typed event bus (several gateways in a process keep separate counts). */
+export class GatewayEvents {
+  private readonly listeners: { [K in GatewayEventType]?: Array<Listener<K>> } = {};
+
+  /** Listens for `type`; returns the function that stops listening. */
+  on<K extends GatewayEventType>(type: K, listener: Listener<K>): () => void {
+    const list = (this.listeners[type] ??= []) as Array<Listener<K>>;
+    list.push(listener);
+    return () => {
+      const i = list.indexOf(listener);
+      if (i >= 0) list.splice(i, 1);
+    };
+  }
+
+  emit<K extends GatewayEventType>(type: K, event: GatewayEventMap[K]): void {
+    const list = this.listeners[type] as Array<Listener<K>> | undefined;
+    if (list !== undefined) for (let i = 0; i < list.length; i++) list[i]!(event);
+    const ch = channel(type);
+    if (ch.hasSubscribers) ch.publish(event);
+  }
+}

@@ -1,0 +1,49 @@
+import type { GatewayEvents } from './events.ts';
+import type { Logger } from './log.ts';
+import type { GatewayMetrics } from './metrics.ts';
+
+const STATE_VALUE = { closed: 0, 'half-open': 1, open: 2 } as const;
+
+/**
+ * Turns a gateway's events into Prometheus metrics and log lines: the one
+ * place that knows both. Label children are cached (prom-client hashes the
+ * label object on every `inc()`).
+ */
+export function observe(events: GatewayEvents, metrics: GatewayMetrics, logger: Logger): void {
+  const child = <T>(cache: Map<string, T>, key: string, make: () => T): T => {
+    let c = cache.get(key);
+    if (c === undefined) {
+      c = make();
+      cache.set(key, c);
+    }
+    return c;
+  };
+  const retries = new Map<string, { inc(): void }>();
+  const limited = new Map<string, { inc(): void }>();
+  const degraded = new Map<string, { inc(): void }>();
+  const countDegraded = (reason: string): void => child(degraded, reason, () => metrics.degraded.labels(reason)).inc();
+
+  events.on('retry', (e) => child(retries, e.service, () => metrics.retries.labels(e.service)).inc());
+  events.on('retryRefused', (e) => {
+    countDegraded('retry_budget_refused');
+    logger.warn({ service: e.service, route: e.route, reqId: e.requestId }, 'retry refused: retry budget spent');
+  });
+  events.on('rateLimited', (e) => child(limited, e.route, () => metrics.rateLimited.labels(e.route)).inc());
+  events.on('breakerTransition', (e) => {
+    metrics.breakerTransitions.inc({ service: e.service, to: e.to });
+    metrics.breakerState.set({ service: e.service }, STATE_VALUE[e.to]);
+    logger.warn({ service: e.service, breaker: e.breaker, from: e.from, to: e.to }, 'circuit breaker transition');
+  });
+  events.on('degraded', (e) => {
+    countDegraded(e.reason);
+    if (e.message !== undefined) logger.warn({ reason: e.reason, err: errorText(e.err) }, e.message);
+    else if (e.err !== undefined) logger.debug({ reason: e.reason, err: errorText(e.err) }, 'degraded');
+  });
+  events.on('recovered', (e) => {
+    if (e.message !== undefined) logger.info({ reason: e.reason }, e.message);
+  });
+}
+
+function errorText(err: unknown): string | undefined {
+  return err === undefined ? undefined : err instanceof Error ? err.message : String(err);
+}

@@ -1,0 +1,33 @@
+import { defined } from '../../config/defined.ts';
+import { defineStage } from '../define.ts';
+import { jwtAuth } from './jwt-auth.ts';
+import { keySource, type KeySource } from './keys.ts';
+import { authOptions } from './schema.ts';
+
+export { jwtAuth, type AuthMode, type JwtAuthOptions } from './jwt-auth.ts';
+export { keySource, type KeySource } from './keys.ts';
+
+/**
+ * `auth`: JWT verification (401/403 before anything else runs). The
+ * top-level `auth` object holds defaults (keys, issuer…) for every route;
+ * a route sets the mode (`auth: required`) or its own object over them.
+ */
+export const authStage = defineStage({
+  name: 'auth',
+  options: authOptions,
+  build(own, ctx) {
+    if (own === 'none' || (typeof own === 'object' && own.mode === 'none')) return null;
+    const top = ctx.config.auth;
+    const base = typeof top === 'object' ? defined(top) : {};
+    const routeObj = typeof own === 'string' ? { mode: own } : defined(own);
+    const clock = { now: ctx.runtime.wallNow };
+    // Routes that use the top-level keys share one key source (one JWKS cache).
+    const ownsKeys = 'secret' in routeObj || 'publicKey' in routeObj || 'jwksUrl' in routeObj;
+    if (!ownsKeys && typeof top === 'object') {
+      const keys = ctx.resources.get<KeySource>(`auth:keys:${JSON.stringify(top)}`, () => keySource(defined(top)));
+      const { secret: _s, publicKey: _p, jwksUrl: _j, jwks: _k, ...rest } = { ...base, ...routeObj };
+      return jwtAuth({ ...rest, keys, clock });
+    }
+    return jwtAuth({ ...base, ...routeObj, clock });
+  },
+});

@@ -1,0 +1,30 @@
+import { authStage } from './auth/index.ts';
+import { maxBodySizeStage } from './body-limit/index.ts';
+import { cacheStage } from './cache/index.ts';
+import { circuitBreakerStage } from './circuit-breaker/index.ts';
+import type { StageDefinition } from './define.ts';
+import { rateLimitStage } from './rate-limit/index.ts';
+import { retryStage } from './retry/index.ts';
+import { attemptTimeoutStage, timeoutStage } from './timeout/index.ts';
+
+/** Every stage rxgate ships, in the default order. */
+export const BUILTIN_STAGES: readonly StageDefinition[] = [
+  authStage,           // 401/403 before anything else runs
+  rateLimitStage,      // 429 once the caller is known
+  maxBodySizeStage,    // 413 for request bodies over the limit
+  cacheStage,          // answer from cache, or coalesce misses
+  timeoutStage,        // 504 for all attempts together (timeouts.total)
+  retryStage,          // re-subscribe what follows on failure
+  circuitBreakerStage, // 503 at once while the service is sick
+  attemptTimeoutStage, // 504 for one attempt (timeouts.perAttempt)
+];
+
+/**
+ * The order a route's stages run in when neither it nor the top level
+ * lists them. Stages registered in code that a route configures run after
+ * the access stages and before the cache (see `pipelineFor`).
+ */
+export const DEFAULT_PIPELINE: readonly string[] = BUILTIN_STAGES.map((s) => s.name);
+
+/** Where registered stages go in the default order: before this one. */
+export const CUSTOM_STAGES_BEFORE = 'cache';

@@ -1,0 +1,57 @@
+import { defined } from '../../config/defined.ts';
+import { redisClient } from '../../resources/redis.ts';
+import { defineStage, type StageContext } from '../define.ts';
+import { cache } from './cache.ts';
+import type { CacheStore } from './entry.ts';
+import { MemoryCacheStore } from './memory-store.ts';
+import { RedisCacheStore } from './redis-store.ts';
+import { cacheOptions } from './schema.ts';
+
+export { cache, type CacheOptions, type CacheStatus } from './cache.ts';
+export type { CacheStore } from './entry.ts';
+export { MemoryCacheStore } from './memory-store.ts';
+export { RedisCacheStore } from './redis-store.ts';
+
+const MEMORY_DEFAULT = 64 * 1024 * 1024; // 64 MiB
+
+/** `cache` on a route: answers from cache (Cache-Control aware), coalesces misses. */
+export const cacheStage = defineStage({
+  name: 'cache',
+  options: cacheOptions,
+  build(options, ctx) {
+    const { store: kind, ...rest } = defined(options);
+    const store = kind === 'redis' ? redisStore(ctx) : memoryStore(ctx);
+    const events = ctx.events;
+    return cache({
+      ...rest,
+      clock: { now: ctx.runtime.wallNow },
+      // Keys name the request after its route's rewrite: the service completes
+      // them, or two services' `/items` would share one entry.
+      store: namespaced(store, ctx.service.name),
+      onStoreError: (err) => events.emit('degraded', { reason: 'cache_store_bypass', err }),
+    });
+  },
+});
+
+function memoryStore(ctx: StageContext): CacheStore {
+  const maxBytes = ctx.config.cache?.memory?.maxBytes ?? MEMORY_DEFAULT;
+  return ctx.resources.get(`cache:memory:${maxBytes}`, () => new MemoryCacheStore({ maxBytes, clock: { now: ctx.runtime.wallNow } }));
+}
+
+function redisStore(ctx: StageContext): CacheStore {
+  const r = ctx.config.cache?.redis;
+  return ctx.resources.get(`cache:redis:${JSON.stringify(r ?? {})}`, () => new RedisCacheStore(redisClient(ctx), {
+    ...(r?.keyPrefix !== undefined ? { keyPrefix: r.keyPrefix } : {}),
+    ...(r?.timeout !== undefined ? { timeout: r.timeout } : {}),
+  }));
+}
+
+/** A view of `store` whose keys all start with `ns`. */
+function namespaced(store: CacheStore, ns: string): CacheStore {
+  const k = (key: string): string => `${ns} ${key}`;
+  return {
+    get: (key) => store.get(k(key)),
+    set: (key, record, ttl) => store.set(k(key), record, ttl),
+    ...(store.delete !== undefined ? { delete: (key: string) => store.delete!(k(key)) } : {}),
+  };
+}

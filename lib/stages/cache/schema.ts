@@ -1,0 +1,22 @@
+import { z } from 'zod';
+import { duration, status } from '../../config/common.ts';
+
+/** `cache:` on a route. */
+export const cacheOptions = z.strictObject({
+  ttl: duration.optional(),
+  maxTtl: duration.optional(),
+  maxEntrySize: z.number().int().min(1).optional(),
+  statuses: z.array(status).optional(),
+  cacheAuthorized: z.boolean().optional(),
+  staleWhileRevalidate: duration.optional(),
+  staleIfError: duration.optional(),
+  coalesce: z.boolean().optional(),
+  store: z.enum(['memory', 'redis']).optional(),
+});
+export type CacheConfig = z.output<typeof cacheOptions>;
+
+/** The top-level `cache:` key: store settings shared by every cached route. */
+export const cacheStoresOptions = z.strictObject({
+  memory: z.strictObject({ maxBytes: z.number().int().min(1024).optional() }).optional(),
+  redis: z.strictObject({ keyPrefix: z.string().optional(), timeout: duration.optional() }).optional(),
+});

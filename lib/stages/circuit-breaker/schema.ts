@@ -1,0 +1,26 @@
+import { z } from 'zod';
+import { duration, status } from '../../config/common.ts';
+
+/** `circuitBreaker:` on a service or route (`false` turns it off). */
+export const circuitBreakerOptions = z.strictObject({
+  perInstance: z.boolean().optional(),
+  consecutiveFailures: z.number().int().min(0).optional(),
+  failureRate: z.number().min(0).max(1).optional(),
+  windowType: z.enum(['time', 'count']).optional(),
+  window: duration.optional(),
+  windowSize: z.number().int().min(1).optional(),
+  minimumCalls: z.number().int().min(1).optional(),
+  slowCallDuration: duration.optional(),
+  resetTimeout: duration.optional(),
+  resetBackoff: z.number().min(1).optional(),
+  maxResetTimeout: duration.optional(),
+  probes: z.number().int().min(1).optional(),
+  probeSuccesses: z.number().int().min(1).optional(),
+  failureStatuses: z.array(status).optional(),
+  fallback: z.strictObject({
+    status,
+    headers: z.record(z.string(), z.string()).optional(),
+    body: z.string().optional(),
+  }).optional(),
+});
+export type CircuitBreakerConfig = z.output<typeof circuitBreakerOptions>;

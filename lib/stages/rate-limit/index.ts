@@ -1,0 +1,54 @@
+import { defined } from '../../config/defined.ts';
+import { redisClient } from '../../resources/redis.ts';
+import { defineStage, type StageContext } from '../define.ts';
+import type { GcraRule, RateLimitResult } from './gcra.ts';
+import { MemoryRateLimitStore } from './memory-store.ts';
+import { rateLimit } from './rate-limit.ts';
+import { RedisRateLimitStore } from './redis-store.ts';
+import { rateLimitOptions } from './schema.ts';
+import { isThenable, type RateLimitStore } from './store.ts';
+
+export { rateLimit, type RateLimitOptions } from './rate-limit.ts';
+export { gcraRule } from './gcra.ts';
+export type { RateLimitStore } from './store.ts';
+export { MemoryRateLimitStore } from './memory-store.ts';
+export { RedisRateLimitStore } from './redis-store.ts';
+
+/** `rateLimit` on a route: GCRA per client (or claim, header, route), 429 over the limit. */
+export const rateLimitStage = defineStage({
+  name: 'rateLimit',
+  options: rateLimitOptions,
+  build(options, ctx) {
+    const { store: kind, failOpen, ...rest } = defined(options);
+    const store = kind === 'redis' ? redisStore(ctx, failOpen ?? true) : ctx.resources.get('ratelimit:memory', () => new MemoryRateLimitStore({ clock: ctx.runtime }));
+    const route = ctx.routeName;
+    const events = ctx.events;
+    return rateLimit({ id: route, ...rest, store: new ObservedStore(store, () => events.emit('rateLimited', { route })) });
+  },
+});
+
+function redisStore(ctx: StageContext, failOpen: boolean): RedisRateLimitStore {
+  return ctx.resources.get(`ratelimit:redis:${failOpen}`, () => new RedisRateLimitStore({
+    client: redisClient(ctx),
+    failOpen,
+    onFallback: () => ctx.events.emit('degraded', { reason: 'ratelimit_redis_fallback' }),
+    logger: ctx.logger,
+  }));
+}
+
+/** A store that reports each refusal (for metrics), with no cost on the admitted path. */
+class ObservedStore implements RateLimitStore {
+  constructor(private readonly inner: RateLimitStore, private readonly onLimited: () => void) {}
+
+  consume(key: string, rule: GcraRule): RateLimitResult | Promise<RateLimitResult> {
+    const r = this.inner.consume(key, rule);
+    if (isThenable(r)) {
+      return Promise.resolve(r).then((result) => {
+        if (!result.allowed) this.onLimited();
+        return result;
+      });
+    }
+    if (!r.allowed) this.onLimited();
+    return r;
+  }
+}

@@ -1,0 +1,33 @@
+import { defined } from '../../config/defined.ts';
+import { defineStage } from '../define.ts';
+import { retry } from './retry.ts';
+import { retryOptions } from './schema.ts';
+
+export { retry, isRetryableError, type RetryOptions, type RetryPolicy } from './retry.ts';
+export { RetryBudget } from './budget.ts';
+
+/** What YAML gets when neither service nor route says anything: one retry, as nginx's `proxy_next_upstream`. */
+const YAML_DEFAULTS = { attempts: 2 };
+
+/** `retry` (route over service; on by default; `false` turns it off): re-subscribes what follows on failure. */
+export const retryStage = defineStage({
+  name: 'retry',
+  options: retryOptions,
+  service: true,
+  onByDefault: true,
+  build(options, ctx) {
+    const o = { ...YAML_DEFAULTS, ...defined(options) };
+    if (o.attempts === 1) return null;
+    const service = ctx.service.name;
+    const route = ctx.routeName;
+    const { runtime, events } = ctx;
+    return retry({
+      ...o,
+      scheduler: runtime.scheduler,
+      random: runtime.random,
+      dateNow: runtime.wallNow,
+      onRetry: (e) => events.emit('retry', { service, route, attempt: e.attempt, ...(e.status !== undefined ? { status: e.status } : {}), ...(e.delay !== undefined ? { delay: e.delay } : {}) }),
+      onRefused: (e) => events.emit('retryRefused', { service, route, requestId: e.req.id }),
+    });
+  },
+});

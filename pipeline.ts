@@ -16,6 +16,7 @@
  * it with `node --import ./bin/loader/register.mjs my-pipeline.ts --config gateway.yaml`.
  */
 import { pathToFileURL } from 'node:url';
+import { isMainThread } from 'node:worker_threads';
 import { compose } from './lib/compose.ts';
 import { runCli } from './lib/cli.ts';
 import type { PipelineFactory } from './lib/config/build.ts';
@@ -32,6 +33,7 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<void
   await runCli(argv, { pipeline: defaultPipeline, stages, module: import.meta.url });
 }
 
-if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+// Worker threads (`--workers`) import this module for its exports only.
+if (isMainThread && import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   await main();
 }

@@ -1,7 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { parseConfig } from '../../lib/config/load.ts';
-import { buildGateway, type PipelineFactory } from '../../lib/config/build.ts';
+import { buildGateway, type BuildOptions, type PipelineFactory } from '../../lib/config/build.ts';
 import { Gateway, type GatewayRoute } from '../../lib/gateway.ts';
 import { silentLogger } from '../../lib/observe/log.ts';
 import { GatewayMetrics } from '../../lib/observe/metrics.ts';
@@ -41,9 +41,9 @@ export async function startGateway(routes: GatewayRoute[], extra: { services?: i
 }
 
 /** A gateway on a free loopback port from YAML text (config form), with the default pipeline unless given. */
-export async function startGatewayFromYaml(yaml: string, pipeline: PipelineFactory = defaultPipeline, env: NodeJS.ProcessEnv = process.env): Promise<Gateway & { url: string }> {
-  const gw = buildGateway(parseConfig(yaml, 'test.yaml', env), pipeline, {
-    logger: silentLogger, metrics: new GatewayMetrics({ defaultMetrics: false }), host: '127.0.0.1', port: 0,
+export async function startGatewayFromYaml(yaml: string, pipeline: PipelineFactory = defaultPipeline, env: NodeJS.ProcessEnv = process.env, extra: BuildOptions = {}): Promise<Gateway & { url: string }> {
+  const gw = buildGateway(parseConfig(yaml, 'test.yaml', env, extra.stages ?? []), pipeline, {
+    logger: silentLogger, metrics: new GatewayMetrics({ defaultMetrics: false }), host: '127.0.0.1', port: 0, ...extra,
   });
   const port = await gw.listen();
   return Object.assign(gw, { url: `http://127.0.0.1:${port}` });

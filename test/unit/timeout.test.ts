@@ -1,7 +1,8 @@
-import { Observable } from 'rxjs';
+import { Observable, of, Subject, VirtualTimeScheduler } from 'rxjs';
 import { TestScheduler } from 'rxjs/testing';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { GatewayTimeoutError } from '../../lib/errors.ts';
+import { virtualRuntime } from '../../lib/runtime.ts';
 import { retry } from '../../lib/stages/retry/retry.ts';
 import { timeout } from '../../lib/stages/timeout/timeout.ts';
 import type { GatewayRequest, GatewayResponse, Handler } from '../../lib/types.ts';
@@ -98,5 +99,42 @@ describe('timeout', () => {
     expect(timeout({ head: null })(next)).toBe(next);
     expect(() => timeout({ head: 'later' })).toThrow(TypeError);
     expect(() => timeout({ exchange: -1 })).toThrow(TypeError);
+  });
+
+  // Outside TestScheduler.run (which would make the default asyncScheduler
+  // virtual too), so only a timer on the given runtime can fire here.
+  it('runs its timers on the runtime it is given', () => {
+    const vts = new VirtualTimeScheduler();
+    const h = timeout({ head: 5, runtime: virtualRuntime(vts) })(() => new Observable<GatewayResponse>());
+    const errors: unknown[] = [];
+    h(request()).subscribe({ error: (e: unknown) => errors.push([vts.now(), e]) });
+    vts.flush();
+    expect(errors).toEqual([[5, new GatewayTimeoutError('no response from upstream within 5ms')]]);
+  });
+
+  it('takes scheduler over runtime when given both', () => {
+    const onRuntime = new VirtualTimeScheduler();
+    const scheduler = new VirtualTimeScheduler();
+    const h = timeout({ head: 5, runtime: virtualRuntime(onRuntime), scheduler })(() => new Observable<GatewayResponse>());
+    h(request()).subscribe({ error: () => {} });
+    expect(onRuntime.actions).toHaveLength(0);
+    expect(scheduler.actions).toHaveLength(1);
+  });
+
+  it('cuts the exchange short on the runtime, and leaves no timer behind once an exchange ends', () => {
+    const vts = new VirtualTimeScheduler();
+    const body = new Subject<GatewayResponse>();
+    const policy = timeout({ head: 3, exchange: 10, runtime: virtualRuntime(vts) });
+    const slow = policy(() => body);
+    const seen: unknown[] = [];
+    slow(request()).subscribe({ next: (r) => seen.push(r.status), error: (e: unknown) => seen.push([vts.now(), (e as GatewayTimeoutError).status]) });
+    vts.schedule(() => body.next(ok), 1);
+    vts.flush();
+    expect(seen).toEqual([200, [10, 504]]);
+    expect(body.observed).toBe(false);
+
+    const fast = policy(() => of(ok));
+    fast(request()).subscribe();
+    expect(vts.actions).toHaveLength(0);
   });
 });

@@ -1,22 +1,26 @@
-import { asyncScheduler, Observable, Subscriber, type SchedulerAction, type SchedulerLike, type Subscription } from 'rxjs';
+import { Observable, type SchedulerAction, type SchedulerLike, type Subscriber, type Subscription } from 'rxjs';
 import { parseDuration, type Duration } from '../../duration.ts';
 import { GatewayTimeoutError } from '../../errors.ts';
-import type { GatewayResponse, Handler, Policy } from '../../types.ts';
+import { systemRuntime, type Runtime } from '../../runtime.ts';
+import { InnerSubscriber } from '../../subscriber.ts';
+import type { GatewayResponse, Policy } from '../../types.ts';
 
 export interface TimeoutOptions {
   /** Longest wait for the response head; null: none. @default '30s' */
   head?: Duration | null;
   /** Longest time for the whole exchange, until the body has ended; null: none. @default null */
   exchange?: Duration | null;
-  /** Where the timers run. @default asyncScheduler */
+  /** Where the timers run, and the clocks (`virtualRuntime(testScheduler)` in tests). @default systemRuntime */
+  runtime?: Runtime;
+  /** Where the timers run; overrides `runtime.scheduler`. @default runtime.scheduler */
   scheduler?: SchedulerLike;
 }
 
 const defaults = {
   head: '30s',
   exchange: null,
-  scheduler: asyncScheduler,
-} satisfies Required<TimeoutOptions>;
+  runtime: systemRuntime,
+} satisfies Required<Omit<TimeoutOptions, 'scheduler'>>;
 
 /**
  * Gives up on the inner exchange after `head` without a response head, or
@@ -28,10 +32,11 @@ export function timeout(options: TimeoutOptions = {}): Policy {
   const o = { ...defaults, ...options };
   const headMs = o.head === null ? null : parseDuration(o.head, 'timeout.head');
   const exchangeMs = o.exchange === null ? null : parseDuration(o.exchange, 'timeout.exchange');
-  const { scheduler } = o;
+  const scheduler = o.scheduler ?? o.runtime.scheduler;
   if (headMs === null && exchangeMs === null) return (next) => next;
 
   const headError = () => new GatewayTimeoutError(`no response from upstream within ${headMs}ms`);
+  const exchangeError = () => new GatewayTimeoutError(`upstream exchange took longer than ${exchangeMs}ms`);
 
   /**
    * What rxjs `timeout({ first: headMs })` did, written out: it cost a lifted
@@ -43,34 +48,21 @@ export function timeout(options: TimeoutOptions = {}): Policy {
   function withHead(source: Observable<GatewayResponse>): Observable<GatewayResponse> {
     if (headMs === null) return source;
     return new Observable<GatewayResponse>((subscriber) => {
-      const watch = new HeadWatch(subscriber, headError);
+      const watch = new Watch(subscriber, headError, true);
       source.subscribe(watch);
       // A source that ended synchronously needs no timer (rxjs would start one and cancel it at once).
-      if (!watch.seen && !subscriber.closed) {
-        watch.timer = scheduler.schedule(expire, headMs, watch);
-        subscriber.add(watch.timer);
-      }
+      if (!watch.seen && !subscriber.closed) watch.start(scheduler, headMs);
     });
   }
 
   function withExchange(source: Observable<GatewayResponse>): Observable<GatewayResponse> {
     if (exchangeMs === null) return source;
     return new Observable<GatewayResponse>((subscriber) => {
-      // An observer of our own, not `subscriber` itself: RxJS would adopt it,
-      // and unsubscribing the inner would then silence the error below.
-      const inner = source.subscribe({
-        next: (res) => subscriber.next(res),
-        error: (err: unknown) => subscriber.error(err),
-        complete: () => subscriber.complete(),
-      });
-      const timer = scheduler.schedule(() => {
-        inner.unsubscribe();
-        subscriber.error(new GatewayTimeoutError(`upstream exchange took longer than ${exchangeMs}ms`));
-      }, exchangeMs);
-      return () => {
-        timer.unsubscribe();
-        inner.unsubscribe();
-      };
+      // A watch of our own, not `subscriber` itself: RxJS would adopt it, and
+      // unsubscribing the inner would then silence the 504.
+      const watch = new Watch(subscriber, exchangeError, false);
+      source.subscribe(watch);
+      if (!subscriber.closed) watch.start(scheduler, exchangeMs);
     });
   }
 
@@ -79,20 +71,34 @@ export function timeout(options: TimeoutOptions = {}): Policy {
   };
 }
 
-/** Subscribes an exchange for `timeout`'s head limit: notes the head, stops the timer. */
-class HeadWatch extends Subscriber<GatewayResponse> {
-  /** The head timer, once started. */
-  timer: Subscription | null = null;
+/**
+ * Subscribes an exchange for `timeout`: one object per request and limit
+ * holding its timer. A head watch stops the timer at the response head; an
+ * exchange watch only when the exchange ends.
+ */
+class Watch extends InnerSubscriber<GatewayResponse> {
+  /** The timer, once started. */
+  private timer: Subscription | null = null;
   /** Whether the response head came. */
   seen = false;
 
-  constructor(readonly downstream: Subscriber<GatewayResponse>, readonly timeoutError: () => GatewayTimeoutError) {
+  constructor(
+    downstream: Subscriber<GatewayResponse>,
+    private readonly timeoutError: () => GatewayTimeoutError,
+    private readonly headOnly: boolean,
+  ) {
     super(downstream);
   }
 
-  protected override _next(res: GatewayResponse): void {
-    this.timer?.unsubscribe();
+  start(scheduler: SchedulerLike, ms: number): void {
+    this.timer = scheduler.schedule(expire, ms, this);
+    // Unsubscribing downstream stops the timer too (this watch is its child as well).
+    this.downstream.add(this.timer);
+  }
+
+  protected onNext(res: GatewayResponse): void {
     this.seen = true;
+    if (this.headOnly) this.timer?.unsubscribe();
     // As an rxjs operator would: a throw downstream becomes its error.
     try {
       this.downstream.next(res);
@@ -106,16 +112,19 @@ class HeadWatch extends Subscriber<GatewayResponse> {
     super.unsubscribe();
     this.timer?.unsubscribe();
   }
+
+  /** The timer fired: stop the exchange (aborting the upstream request), then fail with 504. */
+  expire(): void {
+    try {
+      this.unsubscribe();
+      this.downstream.error(this.timeoutError());
+    } catch (err) {
+      this.downstream.error(err);
+    }
+  }
 }
 
-/** The head timer fired: stop the exchange (aborting the upstream request), then fail with 504. */
-function expire(this: SchedulerAction<HeadWatch>, watch?: HeadWatch): void {
-  const w = watch!;
-  try {
-    w.unsubscribe();
-    w.downstream.error(w.timeoutError());
-  } catch (err) {
-    w.downstream.error(err);
-  }
+function expire(this: SchedulerAction<Watch>, watch?: Watch): void {
+  watch!.expire();
   this.unsubscribe();
 }

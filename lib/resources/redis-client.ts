@@ -1,5 +1,6 @@
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import { parseDuration, type Duration } from '../duration.ts';
+import { after, systemRuntime, type Runtime } from '../runtime.ts';
 
 /** What the gateway's Redis stores talk to: one server, a Sentinel-managed master, or a Cluster. */
 export type RedisClient = Redis | Cluster;
@@ -193,18 +194,19 @@ export function createRedisClient(url: string, options: RedisClientOptions = {})
  * Resolves once the client is ready for commands. With the offline queue off,
  * commands sent before that fail at once (and the stores fall back), so call
  * this at startup when the first requests should already see Redis. Rejects
- * when `client` is not ready within `timeout`.
+ * when `client` is not ready within `timeout` (on `runtime`'s scheduler,
+ * default `systemRuntime`).
  */
-export function redisReady(client: RedisClient, timeout: Duration = '5s'): Promise<void> {
+export function redisReady(client: RedisClient, timeout: Duration = '5s', runtime: Runtime = systemRuntime): Promise<void> {
   if (client.status === 'ready') return Promise.resolve();
   const ms = parseDuration(timeout, 'redisReady.timeout');
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
+    const timer = after(runtime, ms, () => {
       client.off('ready', onReady);
       reject(new Error(`redis not ready within ${ms}ms (status ${client.status})`));
-    }, ms);
+    });
     function onReady(): void {
-      clearTimeout(timer);
+      timer.unsubscribe();
       resolve();
     }
     client.once('ready', onReady);

@@ -1,4 +1,4 @@
-import { firstValueFrom, of, type Observable } from 'rxjs';
+import { firstValueFrom, of, VirtualTimeScheduler, type Observable } from 'rxjs';
 import { describe, expect, it, vi } from 'vitest';
 import { isGatewayError, ServiceUnavailableError, type GatewayError } from '../../lib/errors.ts';
 import { rateLimit, type RateLimitOptions } from '../../lib/stages/rate-limit/rate-limit.ts';
@@ -6,7 +6,9 @@ import { gcraRule } from '../../lib/stages/rate-limit/gcra.ts';
 import type { RateLimitStore } from '../../lib/stages/rate-limit/store.ts';
 import { Cluster, Redis } from 'ioredis';
 import { MemoryRateLimitStore } from '../../lib/stages/rate-limit/memory-store.ts';
-import { createRedisClient, parseRedisUrl } from '../../lib/resources/redis-client.ts';
+import { createRedisClient, parseRedisUrl, redisReady, type RedisClient } from '../../lib/resources/redis-client.ts';
+import { RedisRateLimitStore } from '../../lib/stages/rate-limit/redis-store.ts';
+import { virtualRuntime } from '../../lib/runtime.ts';
 import type { GatewayRequest, GatewayResponse, Handler } from '../../lib/types.ts';
 
 const OK: GatewayResponse = { status: 200, headers: ['content-type', 'text/plain'], body: null };
@@ -232,6 +234,72 @@ describe('rateLimit configuration', () => {
     ['an empty claim key', { key: { claim: '' } }],
   ])('throws TypeError for %s', (_, options) => {
     expect(() => rateLimit(options)).toThrow(TypeError);
+  });
+});
+
+describe('rateLimit on a virtual runtime', () => {
+  /** Moves `vts` (and so the runtime's clock) forward by `ms`, running the work due. */
+  function advance(vts: VirtualTimeScheduler, ms: number): void {
+    vts.schedule(() => {}, ms);
+    vts.maxFrames = vts.now() + ms; // run what is due by then, nothing later
+    vts.flush();
+    vts.maxFrames = Infinity;
+  }
+
+  it('refills the bucket of its default store as virtual time advances', () => {
+    const vts = new VirtualTimeScheduler();
+    const handler = rateLimit({ limit: 2, window: '1s', runtime: virtualRuntime(vts) })(() => of(OK));
+    expect([call(handler), call(handler), call(handler)].map(admitted)).toEqual([true, true, false]);
+    advance(vts, 499);
+    expect(admitted(call(handler))).toBe(false);
+    advance(vts, 1);
+    expect(admitted(call(handler))).toBe(true);
+    expect(admitted(call(handler))).toBe(false);
+  });
+
+  it('gives a memory store the clock of the runtime unless it has a clock of its own', () => {
+    const vts = new VirtualTimeScheduler();
+    const rule = gcraRule(1, 1000);
+    const onRuntime = new MemoryRateLimitStore({ runtime: virtualRuntime(vts) });
+    const clock = fakeClock();
+    const ownClock = new MemoryRateLimitStore({ runtime: virtualRuntime(vts), clock });
+    expect([onRuntime.consume('k', rule).allowed, ownClock.consume('k', rule).allowed]).toEqual([true, true]);
+    advance(vts, 1000);
+    expect([onRuntime.consume('k', rule).allowed, ownClock.consume('k', rule).allowed]).toEqual([true, false]);
+    clock.advance(1000);
+    expect(ownClock.consume('k', rule).allowed).toBe(true);
+  });
+
+  it('falls back when Redis has not answered by the timeout on the scheduler of the runtime', async () => {
+    const vts = new VirtualTimeScheduler();
+    const silent = { defineCommand() {}, rxgateGcra: () => new Promise(() => {}) } as unknown as RedisClient;
+    const onFallback = vi.fn();
+    const logger = { warn: vi.fn(), info: vi.fn() };
+    const store = new RedisRateLimitStore({ client: silent, timeout: '200ms', runtime: virtualRuntime(vts), onFallback, logger });
+    const result = store.consume('k', gcraRule(5, 1000));
+    advance(vts, 199);
+    await new Promise((r) => setImmediate(r)); // every microtask so far has run
+    expect(onFallback).not.toHaveBeenCalled();
+    advance(vts, 1);
+    await new Promise((r) => setImmediate(r));
+    expect(onFallback).toHaveBeenCalledTimes(1);
+    expect((await result).allowed).toBe(true);
+    expect(store.fallbacks).toBe(1);
+  });
+
+  it('gives up waiting for a Redis client to be ready by the timeout on the scheduler of the runtime', async () => {
+    const vts = new VirtualTimeScheduler();
+    const never = { status: 'connecting', once() {}, off() {} } as unknown as RedisClient;
+    let settled = false;
+    const ready = redisReady(never, '3s', virtualRuntime(vts));
+    ready.then(() => (settled = true), () => (settled = true));
+    advance(vts, 2999);
+    await new Promise((r) => setImmediate(r));
+    expect(settled).toBe(false);
+    advance(vts, 1);
+    await new Promise((r) => setImmediate(r));
+    expect(settled).toBe(true);
+    await expect(ready).rejects.toThrow(/not ready within 3000ms/);
   });
 });
 

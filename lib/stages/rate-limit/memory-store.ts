@@ -1,13 +1,19 @@
 import { gcra, gcraResult, toMicros, type GcraRule, type RateLimitResult } from './gcra.ts';
 import type { RateLimitStore } from './store.ts';
+import { systemRuntime, type Runtime } from '../../runtime.ts';
 import type { Clock } from '../../types.ts';
 
 export interface MemoryRateLimitStoreOptions {
   /**
-   * Source of time, in ms (monotonic is best).
-   * @default performance.now
+   * Source of time, in ms (monotonic is best); overrides `runtime.now`.
+   * @default runtime.now
    */
   clock?: Clock;
+  /**
+   * Where time comes from (its monotonic `now()`): `virtualRuntime(testScheduler)` in tests.
+   * @default systemRuntime
+   */
+  runtime?: Runtime;
   /**
    * Most keys kept. Past it the least recently admitted key is forgotten
    * (which forgives that client: fail open, never closed).
@@ -17,9 +23,9 @@ export interface MemoryRateLimitStoreOptions {
 }
 
 const defaults = {
-  clock: { now: () => performance.now() },
+  runtime: systemRuntime,
   maxKeys: 100_000,
-} satisfies Required<MemoryRateLimitStoreOptions>;
+} satisfies Required<Omit<MemoryRateLimitStoreOptions, 'clock'>>;
 
 /** Expired entries looked at per check: enough to keep up with inserts, O(1) per check. */
 const SWEEP_PER_CHECK = 2;
@@ -38,7 +44,7 @@ export class MemoryRateLimitStore implements RateLimitStore {
   private last: string | undefined;
 
   constructor(options: MemoryRateLimitStoreOptions = {}) {
-    this.clock = options.clock ?? defaults.clock;
+    this.clock = options.clock ?? options.runtime ?? defaults.runtime;
     this.maxKeys = options.maxKeys ?? defaults.maxKeys;
     if (!Number.isInteger(this.maxKeys) || this.maxKeys < 1) {
       throw new TypeError(`memoryRateLimitStore: maxKeys must be a positive integer, got ${this.maxKeys}`);

@@ -1,6 +1,8 @@
-import { from, Observable, Subscriber, switchMap } from 'rxjs';
+import { from, Observable, switchMap, type Subscriber } from 'rxjs';
 import { parseDuration, type Duration } from '../../duration.ts';
 import { RateLimitedError } from '../../errors.ts';
+import { systemRuntime, type Runtime } from '../../runtime.ts';
+import { InnerSubscriber } from '../../subscriber.ts';
 import { gcraRule, type RateLimitResult } from './gcra.ts';
 import { compileKey, type RateLimitKey } from './key.ts';
 import { isThenable, type RateLimitStore } from './store.ts';
@@ -45,9 +47,15 @@ export interface RateLimitOptions {
   id?: string;
   /**
    * Where state lives.
-   * @default a new MemoryRateLimitStore (per stage, per process)
+   * @default a new MemoryRateLimitStore on `runtime` (per stage, per process)
    */
   store?: RateLimitStore;
+  /**
+   * Clocks for the default store (`virtualRuntime(testScheduler)` in tests).
+   * A store passed in keeps its own.
+   * @default systemRuntime
+   */
+  runtime?: Runtime;
   /**
    * Add `ratelimit-limit`/`-remaining`/`-reset` to admitted responses.
    * (Refused ones always carry them.)
@@ -62,6 +70,7 @@ const defaults = {
   key: 'ip',
   id: 'default',
   headers: true,
+  runtime: systemRuntime,
 } satisfies Required<Omit<RateLimitOptions, 'burst' | 'store'>>;
 
 /**
@@ -93,26 +102,25 @@ function appendHeaders(h: string[], r: RateLimitResult, limit: string): string[]
 }
 
 /**
- * Passes the response head on with our headers. A Subscriber of our own
+ * Passes the response head on with our headers. A subscriber of our own
  * rather than `pipe(map(...))`: this runs once per admitted request, and
  * `map` costs a lifted Observable, an operator closure and a subscriber full
  * of closures each time. Like `map`, a throw goes downstream as the error.
  */
-class HeadersSubscriber extends Subscriber<GatewayResponse> {
-  constructor(destination: Subscriber<GatewayResponse>, private readonly result: RateLimitResult, private readonly limit: string) {
-    super(destination);
+class HeadersSubscriber extends InnerSubscriber<GatewayResponse> {
+  constructor(downstream: Subscriber<GatewayResponse>, private readonly result: RateLimitResult, private readonly limit: string) {
+    super(downstream);
   }
 
-  protected override _next(res: GatewayResponse): void {
-    const destination = this.destination;
+  protected onNext(res: GatewayResponse): void {
     let out: GatewayResponse;
     try {
       out = withRateLimitHeaders(res, this.result, this.limit);
     } catch (err) {
-      destination.error(err);
+      this.error(err);
       return;
     }
-    destination.next(out);
+    this.downstream.next(out);
   }
 }
 
@@ -139,7 +147,7 @@ export function rateLimit(options: RateLimitOptions = {}): Policy {
   const rule = gcraRule(limit, windowMs, options.burst ?? limit);
   const keyOf = compileKey(options.key ?? defaults.key);
   const prefix = `${options.id ?? defaults.id}:`;
-  const store = options.store ?? new MemoryRateLimitStore();
+  const store = options.store ?? new MemoryRateLimitStore({ runtime: options.runtime ?? defaults.runtime });
   const withHeaders = options.headers ?? defaults.headers;
   const limitHeader = String(rule.limit);
   // The last key and its prefixed form, reused while the key repeats: the

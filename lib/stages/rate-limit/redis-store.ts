@@ -1,7 +1,9 @@
+import type { Subscription } from 'rxjs';
 import { ServiceUnavailableError } from '../../errors.ts';
 import { parseDuration, type Duration } from '../../duration.ts';
 import { gcraResult, toMicros, type GcraRule, type RateLimitResult } from './gcra.ts';
 import type { RateLimitStore } from './store.ts';
+import { after, systemRuntime, type Runtime } from '../../runtime.ts';
 import type { Clock } from '../../types.ts';
 import { createRedisClient, type RedisClient } from '../../resources/redis-client.ts';
 
@@ -78,6 +80,12 @@ export interface RedisRateLimitStoreOptions {
    */
   logger?: RateLimitLogger;
   /**
+   * Where the `timeout` timer runs. Its clocks are not used: time is Redis
+   * TIME, so instances with skewed clocks agree (see `clock`).
+   * @default systemRuntime
+   */
+  runtime?: Runtime;
+  /**
    * Tests only: pass this clock's time to the script instead of Redis TIME,
    * so a property test can drive time. Never set it in production: instances
    * would then disagree by their clock skew.
@@ -96,6 +104,7 @@ const defaults = {
   timeout: '200ms',
   onFallback: () => {},
   logger: consoleLogger,
+  runtime: systemRuntime,
 } satisfies Required<Omit<RedisRateLimitStoreOptions, 'client' | 'url' | 'clock'>>;
 
 /**
@@ -112,6 +121,7 @@ export class RedisRateLimitStore implements RateLimitStore {
   private readonly onFallback: (err: unknown) => void;
   private readonly logger: RateLimitLogger;
   private readonly clock: Clock | undefined;
+  private readonly runtime: Runtime;
   private readonly command: GcraCommand;
   private healthy = true;
   private fallbackCount = 0;
@@ -128,6 +138,7 @@ export class RedisRateLimitStore implements RateLimitStore {
     this.onFallback = options.onFallback ?? defaults.onFallback;
     this.logger = options.logger ?? defaults.logger;
     this.clock = options.clock;
+    this.runtime = options.runtime ?? defaults.runtime;
     this.client.defineCommand(COMMAND, { numberOfKeys: 1, lua: GCRA_LUA });
     const client = this.client as unknown as Record<string, GcraCommand>;
     this.command = client[COMMAND]!.bind(client);
@@ -178,10 +189,10 @@ export class RedisRateLimitStore implements RateLimitStore {
    * covers one handed in without it (an I/O guard, not limiter logic).
    */
   private withTimeout<T>(promise: Promise<T>): Promise<T> {
-    let timer: NodeJS.Timeout | undefined;
+    let timer: Subscription | undefined;
     const expired = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`redis did not answer within ${this.timeout}ms`)), this.timeout);
+      timer = after(this.runtime, this.timeout, () => reject(new Error(`redis did not answer within ${this.timeout}ms`)));
     });
-    return Promise.race([promise, expired]).finally(() => clearTimeout(timer));
+    return Promise.race([promise, expired]).finally(() => timer!.unsubscribe());
   }
 }

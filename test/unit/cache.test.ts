@@ -1,4 +1,4 @@
-import { Observable, Subject } from 'rxjs';
+import { Observable, Subject, VirtualTimeScheduler } from 'rxjs';
 import { describe, expect, it } from 'vitest';
 import { BufferedBody, collectBody } from '../../lib/body.ts';
 import type { CacheRecord, CacheStore } from '../../lib/stages/cache/entry.ts';
@@ -6,6 +6,8 @@ import { BadGatewayError, BadRequestError } from '../../lib/errors.ts';
 import { getHeader } from '../../lib/headers.ts';
 import { cache, type CacheOptions } from '../../lib/stages/cache/cache.ts';
 import { MemoryCacheStore } from '../../lib/stages/cache/memory-store.ts';
+import { CacheStoreTimeoutError, RedisCacheStore } from '../../lib/stages/cache/redis-store.ts';
+import { virtualRuntime } from '../../lib/runtime.ts';
 import type { Body, BodySink, GatewayRequest, GatewayResponse, Handler } from '../../lib/types.ts';
 
 class FakeClock {
@@ -527,6 +529,71 @@ describe('cache', () => {
     expect(() => cache({ ttl: 'soon' })).toThrow(TypeError);
     expect(() => cache({ maxEntrySize: -1 })).toThrow(TypeError);
     expect(() => cache({ statuses: [42] })).toThrow(TypeError);
+  });
+});
+
+describe('cache on a virtual runtime', () => {
+  /** Moves `vts` (and so the runtime's clocks) forward by `ms`, running the work due. */
+  function advance(vts: VirtualTimeScheduler, ms: number): void {
+    vts.schedule(() => {}, ms);
+    vts.maxFrames = vts.now() + ms; // run what is due by then, nothing later
+    vts.flush();
+    vts.maxFrames = Infinity;
+  }
+
+  it('lets an entry go stale, then expire, as virtual time advances', async () => {
+    const vts = new VirtualTimeScheduler();
+    const up = upstream((_r, n) => ({ headers: ['cache-control', 'max-age=10, stale-while-revalidate=5'], body: `v${n}` }));
+    const handler = cache({ runtime: virtualRuntime(vts) })(up.handler);
+    await send(handler);
+    advance(vts, 9_999);
+    expect(await send(handler)).toMatchObject({ xCache: 'HIT', age: '9', body: 'v1' });
+    advance(vts, 1);
+    // stale: served, and refreshed in the background (v2)
+    expect(await send(handler)).toMatchObject({ xCache: 'STALE', body: 'v1' });
+    expect(up.calls).toBe(2);
+    advance(vts, 15_000);
+    expect(await send(handler)).toMatchObject({ xCache: 'MISS', body: 'v3' });
+  });
+
+  it('times the wall clock of the runtime, so Age and Expires agree with it', async () => {
+    const vts = new VirtualTimeScheduler();
+    const runtime = virtualRuntime(vts, { epoch: Date.UTC(2026, 0, 1) });
+    const expires = new Date(Date.UTC(2026, 0, 1, 0, 1)).toUTCString(); // a minute after the epoch
+    const date = new Date(Date.UTC(2026, 0, 1)).toUTCString();
+    const up = upstream(() => ({ headers: ['expires', expires, 'date', date] }));
+    const handler = cache({ runtime })(up.handler);
+    await send(handler);
+    advance(vts, 59_000);
+    expect(await send(handler)).toMatchObject({ xCache: 'HIT', age: '59' });
+    advance(vts, 1_000);
+    expect((await send(handler)).xCache).toBe('MISS');
+  });
+
+  it('gives a memory store the wall clock of the runtime unless it has a clock of its own', () => {
+    const vts = new VirtualTimeScheduler();
+    const record: CacheRecord = { kind: 'vary', names: ['accept'] };
+    const onRuntime = new MemoryCacheStore({ runtime: virtualRuntime(vts) });
+    const ownClock = new MemoryCacheStore({ runtime: virtualRuntime(vts), clock: new FakeClock() });
+    onRuntime.set('k', record, 1_000);
+    ownClock.set('k', record, 1_000);
+    advance(vts, 1_000);
+    expect(onRuntime.get('k')).toBeUndefined();
+    expect(ownClock.get('k')).toEqual(record);
+  });
+
+  it('gives up on a Redis command by the timeout on the scheduler of the runtime', async () => {
+    const vts = new VirtualTimeScheduler();
+    const silent = { getBuffer: () => new Promise(() => {}) } as unknown as ConstructorParameters<typeof RedisCacheStore>[0];
+    const errors: unknown[] = [];
+    const store = new RedisCacheStore(silent, { timeout: '250ms', runtime: virtualRuntime(vts), onError: (e) => errors.push(e) });
+    const got = store.get('k');
+    advance(vts, 249);
+    expect(errors).toEqual([]);
+    advance(vts, 1);
+    expect(errors).toHaveLength(1);
+    await expect(got).rejects.toBeInstanceOf(CacheStoreTimeoutError);
+    expect(store.errors).toBe(1);
   });
 });
 

@@ -1,6 +1,7 @@
 import type { CacheRecord, CacheStore } from './entry.ts';
 import { recordSize } from './entry.ts';
 import { LruBytes } from './lru.ts';
+import { systemRuntime, type Runtime } from '../../runtime.ts';
 import type { Clock } from '../../types.ts';
 
 export interface MemoryCacheStoreOptions {
@@ -11,16 +12,22 @@ export interface MemoryCacheStoreOptions {
    */
   maxBytes?: number;
   /**
-   * Time source for expiry; give it the same clock as the `cache` operator.
-   * @default Date.now
+   * Time source (wall-clock ms) for expiry; give it the same clock as the
+   * `cache` operator. Overrides `runtime.wallNow`.
+   * @default runtime.wallNow
    */
   clock?: Clock;
+  /**
+   * Where time comes from, unless `clock` is given (`virtualRuntime(testScheduler)` in tests).
+   * @default systemRuntime
+   */
+  runtime?: Runtime;
 }
 
 const defaults = {
   maxBytes: 64 * 1024 * 1024, // 64 MiB
-  clock: { now: () => Date.now() },
-} satisfies Required<MemoryCacheStoreOptions>;
+  runtime: systemRuntime,
+} satisfies Required<Omit<MemoryCacheStoreOptions, 'clock'>>;
 
 /** An in-process cache store: synchronous, an LRU bounded by bytes, entries expire after their TTL. */
 export class MemoryCacheStore implements CacheStore {
@@ -28,9 +35,9 @@ export class MemoryCacheStore implements CacheStore {
   private readonly clock: Clock;
 
   constructor(options: MemoryCacheStoreOptions = {}) {
-    const { maxBytes = defaults.maxBytes, clock = defaults.clock } = options;
+    const { maxBytes = defaults.maxBytes, runtime = defaults.runtime } = options;
     this.lru = new LruBytes(maxBytes);
-    this.clock = clock;
+    this.clock = options.clock ?? { now: () => runtime.wallNow() };
   }
 
   get(key: string): CacheRecord | undefined {

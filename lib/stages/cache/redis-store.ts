@@ -1,7 +1,9 @@
 import type { Cluster, Redis } from 'ioredis';
+import type { Subscription } from 'rxjs';
 import { decodeRecord, encodeRecord } from './codec.ts';
 import type { CacheRecord, CacheStore } from './entry.ts';
 import { parseDuration, type Duration } from '../../duration.ts';
+import { after, systemRuntime, type Runtime } from '../../runtime.ts';
 
 export interface RedisCacheStoreOptions {
   /**
@@ -18,12 +20,18 @@ export interface RedisCacheStoreOptions {
   timeout?: Duration;
   /** Called for every failed or timed-out command (the cache keeps serving, as a bypass). */
   onError?: (err: unknown) => void;
+  /**
+   * Where the `timeout` timer runs (entries expire by Redis's own clock).
+   * @default systemRuntime
+   */
+  runtime?: Runtime;
 }
 
 const defaults = {
   keyPrefix: 'rxgate:cache:',
   timeout: '250ms',
   onError: () => {},
+  runtime: systemRuntime,
 } satisfies Required<RedisCacheStoreOptions>;
 
 /** Raised when a command outlives `timeout`. */
@@ -43,11 +51,13 @@ export class RedisCacheStore implements CacheStore {
   private readonly prefix: string;
   private readonly timeout: number;
   private readonly onError: (err: unknown) => void;
+  private readonly runtime: Runtime;
   /** Commands that failed or timed out since the store was built. */
   errors = 0;
 
   constructor(private readonly client: Redis | Cluster, options: RedisCacheStoreOptions = {}) {
-    const { keyPrefix = defaults.keyPrefix, timeout = defaults.timeout, onError = defaults.onError } = options;
+    const { keyPrefix = defaults.keyPrefix, timeout = defaults.timeout, onError = defaults.onError, runtime = defaults.runtime } = options;
+    this.runtime = runtime;
     this.prefix = keyPrefix;
     this.timeout = parseDuration(timeout, 'timeout');
     this.onError = onError;
@@ -71,11 +81,11 @@ export class RedisCacheStore implements CacheStore {
   private guard<T>(command: Promise<T>): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       let settled = false;
-      let timer: NodeJS.Timeout | undefined;
+      let timer: Subscription | undefined;
       const fail = (err: unknown): void => {
         if (settled) return;
         settled = true;
-        if (timer !== undefined) clearTimeout(timer);
+        timer?.unsubscribe();
         this.errors++;
         this.onError(err);
         reject(err);
@@ -83,13 +93,12 @@ export class RedisCacheStore implements CacheStore {
       if (this.timeout > 0) {
         // An I/O adapter's own deadline, not operator logic: a client left with
         // an offline queue would otherwise hold requests until Redis returns.
-        timer = setTimeout(() => fail(new CacheStoreTimeoutError(`redis command timed out after ${this.timeout}ms`)), this.timeout);
-        timer.unref();
+        timer = after(this.runtime, this.timeout, () => fail(new CacheStoreTimeoutError(`redis command timed out after ${this.timeout}ms`)));
       }
       command.then((v) => {
         if (settled) return;
         settled = true;
-        if (timer !== undefined) clearTimeout(timer);
+        timer?.unsubscribe();
         resolve(v);
       }, fail);
     });

@@ -1,0 +1,123 @@
+import type { Subscriber } from 'rxjs';
+import { toGatewayError } from '../../errors.ts';
+import { InnerSubscriber } from '../../subscriber.ts';
+import type { GatewayRequest, GatewayResponse } from '../../types.ts';
+import { storeEntry, type CacheContext, type Settled } from './context.ts';
+import type { CacheEntry } from './entry.ts';
+import { planStorage } from './policy.ts';
+import { entryOf, replay, tagged, type CacheStatus } from './replay.ts';
+import { StoreTee, type TeeOwner } from './tee.ts';
+
+/** Sends `req` upstream for `downstream`; see `MissSubscriber`. */
+export function goUpstream(
+  ctx: CacheContext,
+  downstream: Subscriber<GatewayResponse>,
+  req: GatewayRequest,
+  base: string,
+  status: CacheStatus,
+  storeIt: boolean,
+  stale?: CacheEntry,
+  settle?: (v: Settled | null) => void,
+  lookupKey: string = base,
+): void {
+  ctx.next(req).subscribe(new MissSubscriber(downstream, ctx, req, base, status, storeIt, stale, settle, lookupKey));
+}
+
+/**
+ * Subscribes the upstream exchange of a miss (or a refresh or bypass, which
+ * store nothing or just tag). With `storeIt`, a storable response is copied
+ * while it streams to the client and stored when it ends (too large: the
+ * copy is dropped). With `stale`, an upstream failure answers with that
+ * entry. `settle` tells coalesced waiters what came of it, once. One object
+ * per request, in place of an Observable, an observer and their closures.
+ */
+export class MissSubscriber extends InnerSubscriber<GatewayResponse> implements TeeOwner {
+  /** The exchange ended: its body is through, or a stale entry answered. */
+  private completed = false;
+  /** Waiters were told (or there are none). */
+  private settled: boolean;
+
+  constructor(
+    downstream: Subscriber<GatewayResponse>,
+    private readonly ctx: CacheContext,
+    private readonly req: GatewayRequest,
+    private readonly base: string,
+    private readonly status: CacheStatus,
+    private readonly storeIt: boolean,
+    private readonly stale: CacheEntry | undefined,
+    private readonly settle: ((v: Settled | null) => void) | undefined,
+    private readonly lookupKey: string,
+  ) {
+    super(downstream);
+    this.settled = settle === undefined;
+  }
+
+  protected onNext(res: GatewayResponse): void {
+    if (this.stale !== undefined && res.status >= 500) {
+      res.body?.destroy();
+      this.serveStale(this.stale);
+      return;
+    }
+    const ctx = this.ctx;
+    const plan = this.storeIt ? planStorage(res, ctx.clock.now(), ctx.policy) : null;
+    const body = res.body;
+    if (plan === null || (body !== null && body.length !== null && body.length > ctx.maxEntrySize)) {
+      this.dropped();
+      this.downstream.next(tagged(res, this.status));
+      return;
+    }
+    if (body === null) {
+      this.stored(entryOf(res, plan, null));
+      this.downstream.next(tagged(res, this.status));
+      return;
+    }
+    const tee = new StoreTee(body, ctx.maxEntrySize, this, res, plan);
+    this.downstream.next({ ...res, headers: [...res.headers, 'x-cache', this.status], body: tee });
+  }
+
+  protected override onError(err: unknown): void {
+    if (this.stale !== undefined && toGatewayError(err).status >= 500) {
+      this.serveStale(this.stale);
+      return;
+    }
+    this.dropped();
+    this.downstream.error(err);
+  }
+
+  protected override onComplete(): void {
+    this.completed = true;
+    this.downstream.complete();
+  }
+
+  override unsubscribe(): void {
+    if (this.closed) return;
+    super.unsubscribe();
+    // A handler completes once its body has ended; unsubscribed earlier,
+    // the body never will, so waiters must not wait for it.
+    if (!this.completed) this.dropped();
+  }
+
+  /** Stores `entry` and hands it to the waiters. */
+  stored(entry: CacheEntry): void {
+    const key = storeEntry(this.ctx, this.base, this.req, entry);
+    if (!this.settled) this.tell({ entry, key, status: 'HIT' });
+  }
+
+  /** Nothing to share: each waiter goes upstream itself. */
+  dropped(): void {
+    if (!this.settled) this.tell(null);
+  }
+
+  private tell(v: Settled | null): void {
+    this.settled = true;
+    this.settle!(v);
+  }
+
+  private serveStale(entry: CacheEntry): void {
+    // waiters share the fallback: during an outage they would fail the same way
+    if (!this.settled) this.tell({ entry, key: this.lookupKey, status: 'STALE' });
+    this.completed = true;
+    this.downstream.next(replay(entry, this.req.method, 'STALE', this.ctx.clock.now()));
+    this.downstream.complete();
+  }
+}

@@ -1,0 +1,90 @@
+import { BufferedBody } from '../../body.ts';
+import type { Body, BodySink, GatewayResponse } from '../../types.ts';
+import type { CacheEntry } from './entry.ts';
+import type { StoragePlan } from './policy.ts';
+import { entryOf } from './replay.ts';
+
+/** Who hears how a tee's copy ended: whole (an entry to store) or given up. */
+export interface TeeOwner {
+  stored(entry: CacheEntry): void;
+  dropped(): void;
+}
+
+/**
+ * A response body that streams to the client while a copy of it is kept,
+ * and stored as an entry once the body ends. A copy growing past `limit`
+ * is dropped and the body keeps streaming; a destroyed body stores nothing.
+ * One object per stored miss: it is both the client's Body and the sink the
+ * upstream body writes into.
+ */
+export class StoreTee implements Body, BodySink {
+  readonly length: number | null;
+  private sink: BodySink | null = null;
+  private chunks: Uint8Array[] | null = [];
+  private size = 0;
+
+  constructor(
+    private readonly source: Body,
+    private readonly limit: number,
+    private readonly owner: TeeOwner,
+    private readonly res: GatewayResponse,
+    private readonly plan: StoragePlan,
+  ) {
+    this.length = source.length;
+  }
+
+  pipe(sink: BodySink): void {
+    this.sink = sink;
+    this.source.pipe(this);
+  }
+
+  resume(): void {
+    this.source.resume();
+  }
+
+  destroy(): void {
+    this.chunks = null;
+    this.owner.dropped();
+    this.source.destroy();
+  }
+
+  /** From the upstream body: copy, then pass on. */
+  write(chunk: Uint8Array): boolean {
+    const chunks = this.chunks;
+    if (chunks !== null) {
+      this.size += chunk.byteLength;
+      if (this.size > this.limit) {
+        this.chunks = null; // too large: drop the copy, keep streaming
+        this.owner.dropped();
+      } else {
+        chunks.push(chunk);
+      }
+    }
+    return this.sink!.write(chunk);
+  }
+
+  /** From the upstream body: store the copy, then end the client's body. */
+  end(): void {
+    const chunks = this.chunks;
+    if (chunks !== null) {
+      // Always a copy of exactly `size` bytes: a chunk from undici is a view
+      // into its socket read buffer, and keeping the view would keep the
+      // whole buffer alive (the LRU counts only the view's bytes).
+      const data = new BufferedBody([compact(chunks, this.size)]);
+      this.chunks = null;
+      this.owner.stored(entryOf(this.res, this.plan, data));
+    }
+    this.sink!.end();
+  }
+}
+
+/** The chunks copied into one buffer of exactly `size` bytes (small ones share Node's 8 KiB pool slabs, which LRU order frees roughly in turn). */
+function compact(chunks: readonly Uint8Array[], size: number): Buffer {
+  const out = Buffer.allocUnsafe(size);
+  let offset = 0;
+  for (const c of chunks) {
+    out.set(c, offset);
+    offset += c.byteLength;
+  }
+  return out;
+}

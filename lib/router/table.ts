@@ -1,0 +1,59 @@
+import { throwError, type Observable } from 'rxjs';
+import type { GatewayRequest, GatewayResponse, Handler } from '../types.ts';
+import { Router, type RouteRewrite } from './router.ts';
+
+/** A route in code form: where it matches and the pipeline it runs. */
+export interface GatewayRoute {
+  /** Name used in metrics and logs. @default the path */
+  name?: string;
+  /** `/exact`, `/users/:id`, or a prefix `/api/*`. */
+  path: string;
+  methods?: readonly string[];
+  rewrite?: RouteRewrite;
+  /** The route's pipeline, e.g. `compose(jwtAuth(…), retry())(forward(users))`. */
+  handler: Handler;
+}
+
+interface Entry {
+  name: string;
+  handler: Handler;
+}
+
+/**
+ * The routes a gateway serves, built once and never changed: a new config
+ * builds a new table, and the gateway swaps it in whole (requests in flight
+ * keep the pipeline they started with).
+ */
+export class RouteTable {
+  private readonly router = new Router<Entry>();
+
+  constructor(routes: readonly GatewayRoute[]) {
+    for (const route of routes) {
+      this.router.add({
+        path: route.path,
+        value: { name: route.name ?? route.path, handler: route.handler },
+        ...(route.methods !== undefined ? { methods: route.methods } : {}),
+        ...(route.rewrite !== undefined ? { rewrite: route.rewrite } : {}),
+      });
+    }
+  }
+
+  get size(): number {
+    return this.router.size;
+  }
+
+  /** Routes one request and runs its route's pipeline. */
+  dispatch(req: GatewayRequest): Observable<GatewayResponse> {
+    let match;
+    try {
+      match = this.router.match(req.method, req.normalizedPath);
+    } catch (err) {
+      return throwError(() => err);
+    }
+    const route = match.route;
+    req.params = match.params;
+    req.locals.route = route.value.name;
+    if (route.rewrite !== null) req.path = route.rewrite(req.path);
+    return route.value.handler(req);
+  }
+}

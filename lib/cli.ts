@@ -6,6 +6,7 @@ import type { StageDefinition } from './stages/define.ts';
 import { ConfigError, loadConfig } from './config/load.ts';
 import type { Gateway } from './gateway.ts';
 import { createLogger } from './observe/log.ts';
+import { after, systemRuntime } from './runtime.ts';
 import { isMainThread } from 'node:worker_threads';
 import { startWorkers } from './server/workers.ts';
 
@@ -126,7 +127,7 @@ export async function runCli(argv: string[], options: CliOptions = {}): Promise<
         t.postMessage('stop');
       }));
       // Open keep-alive connections can hold a worker; give them a moment.
-      const grace = new Promise((resolve) => setTimeout(resolve, 3000).unref());
+      const grace = new Promise((resolve) => after(systemRuntime, 3000, () => resolve(undefined)));
       void Promise.race([Promise.all(exited), grace])
         .then(() => Promise.all(closers.map((c) => c())))
         .finally(() => process.exit(0));

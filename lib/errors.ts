@@ -26,6 +26,8 @@ export interface GatewayErrorOptions {
   cause?: unknown;
   /** Extra response headers, e.g. `retry-after`, `www-authenticate`, `allow`. */
   headers?: Record<string, string>;
+  /** False when the gateway knows the upstream never got the request. @default true */
+  sent?: boolean;
 }
 
 export abstract class GatewayError extends Error {
@@ -34,6 +36,13 @@ export abstract class GatewayError extends Error {
   /** Whether repeating the same request upstream may succeed. */
   readonly retryable: boolean = false;
   readonly headers: Record<string, string> | undefined;
+  /**
+   * Whether the request may have reached the upstream. False only when the
+   * gateway knows no byte of it was sent (connection refused, DNS failure,
+   * connect timeout, no instance to send to): repeating it is then safe
+   * whatever its method, and its request body was not read.
+   */
+  readonly sent: boolean;
   readonly [kGatewayError] = true;
 
   constructor(message: string, options: GatewayErrorOptions = {}) {
@@ -45,6 +54,7 @@ export abstract class GatewayError extends Error {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     Error.stackTraceLimit = limit;
     this.headers = options.headers;
+    this.sent = options.sent ?? true;
   }
 
   override get name(): string {
@@ -55,6 +65,11 @@ export abstract class GatewayError extends Error {
 /** True for any rxgate error, even one from a second copy of the package. */
 export function isGatewayError(err: unknown): err is GatewayError {
   return typeof err === 'object' && err !== null && (err as Record<symbol, unknown>)[kGatewayError] === true;
+}
+
+/** True for an rxgate error the upstream never saw (`sent: false`): safe to repeat on another instance. */
+export function isUnsentError(err: unknown): err is GatewayError {
+  return isGatewayError(err) && !err.sent;
 }
 
 export class BadRequestError extends GatewayError {
@@ -135,30 +150,37 @@ const CONNECT_CODES = new Set([
 ]);
 const TIMEOUT_CODES = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'ETIMEDOUT']);
 
+// Errors that can only happen before a connection exists: the request was never sent.
+const UNSENT_CODES = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'UND_ERR_CONNECT_TIMEOUT']);
+
 /**
  * Maps anything thrown below the edge to one rxgate error: undici's
  * connection errors to 502, its timeouts and RxJS's `TimeoutError` to 504,
  * anything unknown to 500 (its message is not shown to the client).
+ * Connect-time failures (refused, DNS, connect timeout) come out `sent:
+ * false`; pass `sent: false` when the caller knows more (`forward` does:
+ * undici never handed the request to a socket).
  */
-export function toGatewayError(err: unknown): GatewayError {
+export function toGatewayError(err: unknown, sent = true): GatewayError {
   if (isGatewayError(err)) return err;
   const e = err as { code?: string; name?: string; message?: string } | null;
   const code = e?.code;
+  const options = { cause: err, sent: sent && (code === undefined || !UNSENT_CODES.has(code)) };
   if (code !== undefined && TIMEOUT_CODES.has(code)) {
-    return new GatewayTimeoutError('upstream timed out', { cause: err });
+    return new GatewayTimeoutError(code === 'UND_ERR_CONNECT_TIMEOUT' ? 'upstream connect timed out' : 'upstream timed out', options);
   }
-  if (e?.name === 'TimeoutError') return new GatewayTimeoutError('upstream timed out', { cause: err });
-  if (e?.name === 'HTTPParserError') return new BadGatewayError('upstream sent an invalid HTTP response', { cause: err });
-  if (e?.name === 'SocketError') return new BadGatewayError('upstream connection failed', { cause: err });
+  if (e?.name === 'TimeoutError') return new GatewayTimeoutError('upstream timed out', options);
+  if (e?.name === 'HTTPParserError') return new BadGatewayError('upstream sent an invalid HTTP response', options);
+  if (e?.name === 'SocketError') return new BadGatewayError('upstream connection failed', options);
   if (code !== undefined && (CONNECT_CODES.has(code) || code.startsWith('UND_ERR') || code.startsWith('HPE_'))) {
-    return new BadGatewayError(code === 'ECONNREFUSED' ? 'upstream refused the connection' : 'upstream connection failed', { cause: err });
+    return new BadGatewayError(code === 'ECONNREFUSED' ? 'upstream refused the connection' : 'upstream connection failed', options);
   }
   // OpenSSL verification codes (DEPTH_ZERO_SELF_SIGNED_CERT, CERT_HAS_EXPIRED,
   // UNABLE_TO_VERIFY_LEAF_SIGNATURE…) and Node's TLS errors.
   if (code !== undefined && (code.startsWith('ERR_SSL') || code.startsWith('ERR_TLS') || /CERT|SELF_SIGNED|^UNABLE_TO_/.test(code))) {
-    return new BadGatewayError('upstream TLS handshake failed', { cause: err });
+    return new BadGatewayError('upstream TLS handshake failed', options);
   }
-  return new InternalError('internal gateway error', { cause: err });
+  return new InternalError('internal gateway error', options);
 }
 
 /** The JSON body every error response carries. */

@@ -97,6 +97,11 @@ export interface GatewayResponse {
   headers: ResponseHeaders;
   /** Null for responses without a body (HEAD, 204, 304, or empty). */
   body: Body | null;
+  /**
+   * Another attempt cannot help (an open circuit's fallback answer): `retry`
+   * passes it on as it is, and no breaker counts it.
+   */
+  final?: true;
 }
 
 /**

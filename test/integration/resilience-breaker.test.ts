@@ -5,6 +5,7 @@ import { Breaker, type BreakerOptions, type BreakerTransition } from '../../lib/
 import { BreakerRegistry } from '../../lib/stages/circuit-breaker/registry.ts';
 import { compose } from '../../lib/compose.ts';
 import { circuitBreaker, type CircuitFallback } from '../../lib/stages/circuit-breaker/circuit-breaker.ts';
+import { failOnStatuses, type CallOutcome } from '../../lib/stages/circuit-breaker/outcome.ts';
 import { retry, type RetryOptions } from '../../lib/stages/retry/retry.ts';
 import { timeout } from '../../lib/stages/timeout/timeout.ts';
 import { forward } from '../../lib/upstream/forward.ts';
@@ -40,7 +41,9 @@ function manualClock() {
  * `timeout(total) → retry → circuitBreaker → timeout(perAttempt) → forward`
  * around it, with a breaker on an injected clock.
  */
-async function setup(options: { breaker?: BreakerOptions; retry?: RetryOptions; perAttempt?: string; fallback?: CircuitFallback } = {}) {
+async function setup(options: {
+  breaker?: BreakerOptions; retry?: RetryOptions; perAttempt?: string; fallback?: CircuitFallback; isFailure?: (o: CallOutcome) => boolean;
+} = {}) {
   const hits: Hit[] = [];
   const state = { mode: 'ok' as Mode, byPath: {} as Record<string, Mode> };
   const up = await startUpstream((req: IncomingMessage, res: ServerResponse) => {
@@ -66,7 +69,10 @@ async function setup(options: { breaker?: BreakerOptions; retry?: RetryOptions; 
   const handler = compose(
     timeout({ head: '5s' }),
     policy,
-    circuitBreaker(breaker, options.fallback === undefined ? {} : { fallback: options.fallback }),
+    circuitBreaker(breaker, {
+      ...(options.fallback === undefined ? {} : { fallback: options.fallback }),
+      ...(options.isFailure === undefined ? {} : { isFailure: options.isFailure }),
+    }),
     timeout({ head: options.perAttempt ?? '2s' }),
   )(forward(svc));
   const gw = await startGateway([{ path: '/*', handler }], { services: [svc] });
@@ -171,8 +177,19 @@ describe('circuit breaker through the gateway', () => {
     await vi.waitFor(() => expect(hits.every((h) => h.aborted)).toBe(true));
   });
 
-  it('does not count a 4xx as a failure', async () => {
+  it('does not count upstream responses by default, 5xx included', async () => {
     const { hits, state, breaker, gw } = await setup({ breaker: { consecutiveFailures: 2 } });
+    state.mode = 500;
+    for (let i = 0; i < 5; i++) expect((await get(`${gw.url}/broken/${i}`)).status).toBe(500);
+    state.mode = 404;
+    for (let i = 0; i < 3; i++) expect((await get(`${gw.url}/missing/${i}`)).status).toBe(404);
+    expect(hits).toHaveLength(8);
+    expect(breaker.state).toBe('closed');
+    expect(breaker.counts.open).toBe(0);
+  });
+
+  it('does not count a 4xx as a failure when 5xx statuses are counted', async () => {
+    const { hits, state, breaker, gw } = await setup({ breaker: { consecutiveFailures: 2 }, isFailure: failOnStatuses([500, 502, 503, 504]) });
     state.mode = 404;
     for (let i = 0; i < 5; i++) {
       const res = await get(`${gw.url}/missing/${i}`);

@@ -3,16 +3,20 @@ import { describe, expect, it } from 'vitest';
 import { Breaker, type BreakerTransition } from '../../lib/stages/circuit-breaker/breaker.ts';
 import { BreakerRegistry } from '../../lib/stages/circuit-breaker/registry.ts';
 import { collectBody } from '../../lib/body.ts';
-import { BadGatewayError, BadRequestError, CircuitOpenError, ClientAbortedError, GatewayTimeoutError } from '../../lib/errors.ts';
+import { BadGatewayError, BadRequestError, CircuitOpenError, ClientAbortedError, GatewayTimeoutError, ServiceUnavailableError } from '../../lib/errors.ts';
 import { circuitBreaker, judged } from '../../lib/stages/circuit-breaker/circuit-breaker.ts';
+import { failOnStatuses } from '../../lib/stages/circuit-breaker/outcome.ts';
 import type { GatewayRequest, GatewayResponse, Handler } from '../../lib/types.ts';
 
-function request(locals: Record<string, unknown> = {}): GatewayRequest {
+function request(path = '/'): GatewayRequest {
   return {
-    id: 'r1', method: 'GET', path: '/', query: '', normalizedPath: '/', headers: {},
-    remoteAddress: '127.0.0.1', protocol: 'http', body: null, params: {}, receivedAt: 0, locals, attempt: { number: 1, tried: [], instance: null },
+    id: 'r1', method: 'GET', path, query: '', normalizedPath: path, headers: {},
+    remoteAddress: '127.0.0.1', protocol: 'http', body: null, params: {}, receivedAt: 0, locals: {}, attempt: { number: 1, tried: [], instance: null },
   };
 }
+
+/** A transport failure the gateway itself saw: what the default verdict counts. */
+const refused = (): BadGatewayError => new BadGatewayError('upstream refused the connection');
 
 const response = (status: number): GatewayResponse => ({ status, headers: [], body: null });
 
@@ -60,11 +64,11 @@ function scripted(outcomes: (number | Error)[]): Handler & { subscribed: number 
 }
 
 describe('circuitBreaker', () => {
-  it('opens after the configured consecutive 5xx responses and then rejects with a 503 CircuitOpenError carrying retry-after', () => {
+  it('opens after the configured consecutive transport failures and timeouts, then rejects with a 503 CircuitOpenError carrying retry-after', () => {
     const clock = manualClock();
-    const upstream = scripted([500, 502, 503]);
+    const upstream = scripted([refused(), new ServiceUnavailableError('no instance'), new GatewayTimeoutError('no head')]);
     const h = circuitBreaker({ consecutiveFailures: 3, resetTimeout: '10s', clock })(upstream);
-    for (let i = 0; i < 3; i++) expect(call(h).value?.status).toBeGreaterThanOrEqual(500);
+    for (let i = 0; i < 3; i++) expect(call(h).error).toHaveProperty('retryable', true);
     clock.t = 2500;
     const rejected = call(h);
     expect(rejected.error).toBeInstanceOf(CircuitOpenError);
@@ -75,14 +79,45 @@ describe('circuitBreaker', () => {
     expect(upstream.subscribed).toBe(3);
   });
 
-  it('does not count 4xx responses or a 501 as failures', () => {
-    const upstream = scripted([404, 429, 501, 501, 400, 404]);
+  it('does not count any upstream response status by default, 5xx included', () => {
+    const upstream = scripted([500, 502, 503, 504, 404, 429, 501, 500, 503]);
     const policy = circuitBreaker({ consecutiveFailures: 2, clock: manualClock() });
     const h = policy(upstream);
-    for (let i = 0; i < 6; i++) call(h);
+    for (let i = 0; i < 9; i++) call(h);
     expect(policy.breakerFor(request()).state).toBe('closed');
     expect(call(h).value?.status).toBe(200);
-    expect(upstream.subscribed).toBe(7);
+    expect(upstream.subscribed).toBe(10);
+  });
+
+  it('counts the listed statuses, and transport failures still, with failOnStatuses', () => {
+    const breaker = new Breaker({ consecutiveFailures: 2, clock: manualClock() });
+    const h = circuitBreaker(breaker, { isFailure: failOnStatuses([502, 503]) })(scripted([500, 502, 404, 503, refused(), 200]));
+    call(h);
+    call(h);
+    call(h);
+    expect(breaker.state).toBe('closed');
+    call(h);
+    call(h);
+    expect(breaker.state).toBe('open');
+  });
+
+  it('does not count another breaker\'s answer: its fallback (final) or its CircuitOpenError', () => {
+    const clock = manualClock();
+    const inner = new Breaker({ consecutiveFailures: 1, clock });
+    const innerWithFallback = new Breaker({ consecutiveFailures: 1, clock });
+    inner.trip();
+    innerWithFallback.trip();
+    const outer = new Breaker({ consecutiveFailures: 1, clock });
+    const everything = () => true;
+    const h1 = circuitBreaker(outer, { isFailure: everything })(circuitBreaker(inner)(scripted([])));
+    const h2 = circuitBreaker(outer, { isFailure: failOnStatuses([503]) })(
+      circuitBreaker(innerWithFallback, { fallback: { status: 503 } })(scripted([])),
+    );
+    expect(call(h1).error).toBeInstanceOf(CircuitOpenError);
+    const fb = call(h2).value!;
+    expect(fb.status).toBe(503);
+    expect(fb.final).toBe(true);
+    expect(outer.state).toBe('closed');
   });
 
   it('counts retryable errors as failures but not other errors', () => {
@@ -103,9 +138,8 @@ describe('circuitBreaker', () => {
     const breaker = new Breaker({ consecutiveFailures: 1, resetTimeout: 1000, clock });
     const { handler, calls } = drivenHandler();
     const h = circuitBreaker(breaker)(handler);
-    const first: GatewayResponse[] = [];
-    h(request()).subscribe((r) => first.push(r));
-    calls[0]!.subject.next(response(503));
+    h(request()).subscribe({ error: () => {} });
+    calls[0]!.subject.error(refused());
     expect(breaker.state).toBe('open');
     clock.t = 1000;
     const probe: GatewayResponse[] = [];
@@ -120,7 +154,7 @@ describe('circuitBreaker', () => {
 
   it('re-opens on a failed probe with the reset timeout backed off', () => {
     const clock = manualClock();
-    const h = circuitBreaker({ consecutiveFailures: 1, resetTimeout: '1s', resetBackoff: 2, maxResetTimeout: '3s', clock })(scripted([500, 500, 500, 200]));
+    const h = circuitBreaker({ consecutiveFailures: 1, resetTimeout: '1s', resetBackoff: 2, maxResetTimeout: '3s', clock })(scripted([refused(), refused(), refused(), 200]));
     call(h);
     expect((call(h).error as CircuitOpenError).headers).toEqual({ 'retry-after': '1' });
     clock.t = 1000;
@@ -189,7 +223,7 @@ describe('circuitBreaker', () => {
     const h = circuitBreaker({
       consecutiveFailures: 1, resetTimeout: '30s', clock,
       fallback: { status: 200, headers: { 'content-type': 'application/json' }, body: '{"items":[]}' },
-    })(scripted([500]));
+    })(scripted([refused()]));
     call(h);
     const fb = call(h).value!;
     expect(fb.status).toBe(200);
@@ -203,7 +237,7 @@ describe('circuitBreaker', () => {
     const logged: string[] = [];
     const policy = circuitBreaker({ key: 'users', consecutiveFailures: 1, resetTimeout: 100, clock, onTransition: (t) => logged.push(`${t.from}->${t.to}`) });
     policy.state$.subscribe((t) => seen.push(t));
-    const h = policy(scripted([500, 200]));
+    const h = policy(scripted([refused(), 200]));
     call(h);
     clock.t = 100;
     call(h);
@@ -222,14 +256,14 @@ describe('circuitBreaker', () => {
     const registry = new BreakerRegistry({ consecutiveFailures: 1, clock });
     const keys: string[] = [];
     registry.state$.subscribe((t) => keys.push(t.key));
-    const h = circuitBreaker(registry, { keyBy: (req) => String(req.locals.upstream) })(scripted([500, 200, 200]));
-    const out = (u: string) => call(h, request({ upstream: u }));
-    out('http://a');
-    expect(out('http://a').error).toBeInstanceOf(CircuitOpenError);
-    expect(out('http://b').value?.status).toBe(200);
-    expect(registry.get('http://a').state).toBe('open');
-    expect(registry.get('http://b').state).toBe('closed');
-    expect(keys).toEqual(['http://a']);
+    const h = circuitBreaker(registry, { keyBy: (req) => req.path })(scripted([refused(), 200, 200]));
+    const out = (path: string) => call(h, request(path));
+    out('/a');
+    expect(out('/a').error).toBeInstanceOf(CircuitOpenError);
+    expect(out('/b').value?.status).toBe(200);
+    expect(registry.get('/a').state).toBe('open');
+    expect(registry.get('/b').state).toBe('closed');
+    expect(keys).toEqual(['/a']);
   });
 
   it('uses a custom isFailure verdict', () => {
@@ -242,18 +276,19 @@ describe('circuitBreaker', () => {
     const registry = new BreakerRegistry({ consecutiveFailures: 1, clock: manualClock() });
     const origins = ['http://a', 'http://b'];
     // what a forward stage would do: skip an instance whose breaker rejects
-    const pickAndCall = (status: number) => {
+    const pickAndCall = (outcome: number | Error) => {
       for (const origin of origins) {
         const breaker = registry.get(origin);
         const permit = breaker.tryAcquire();
-        if (permit !== null) return { origin, out: call(() => judged(breaker, permit, scripted([status])(request()))) };
+        if (permit !== null) return { origin, out: call(() => judged(breaker, permit, scripted([outcome])(request()))) };
       }
       return null;
     };
-    expect(pickAndCall(502)?.origin).toBe('http://a');
+    expect(pickAndCall(refused())?.origin).toBe('http://a');
     expect(registry.get('http://a').state).toBe('open');
     expect(pickAndCall(200)?.origin).toBe('http://b');
     expect(pickAndCall(500)?.out.value?.status).toBe(500);
+    expect(pickAndCall(new GatewayTimeoutError('no head'))?.out.error).toBeInstanceOf(GatewayTimeoutError);
     expect(pickAndCall(200)).toBeNull();
   });
 

@@ -1,18 +1,12 @@
-import { config, Observable, Subscriber } from 'rxjs';
-// How rxjs reports a throw from an observer it cannot deliver (async, or config.onUnhandledError).
+import { config, Observable, type Subscriber } from 'rxjs';
 import { Breaker, type BreakerOptions, type BreakerPermit, type BreakerTransition } from './breaker.ts';
 import { defaultIsFailure, type CallOutcome } from './outcome.ts';
 import { BreakerRegistry } from './registry.ts';
 import { BufferedBody } from '../../body.ts';
 import { CircuitOpenError, isGatewayError } from '../../errors.ts';
+import { systemRuntime } from '../../runtime.ts';
+import { InnerSubscriber } from '../../subscriber.ts';
 import type { GatewayRequest, GatewayResponse, Handler, Policy } from '../../types.ts';
-
-/**
- * Marks the response an open circuit answers with (its `fallback`): another
- * attempt cannot help, so `retry` passes it on as it is. `Symbol.for`, so
- * `retry` needs no import and a second copy of the package agrees.
- */
-export const kCircuitFallback = Symbol.for('rxgate.circuitFallback');
 
 /** A fixed answer while the circuit is open, instead of the 503 error. */
 export interface CircuitFallback {
@@ -28,13 +22,12 @@ export interface CircuitBreakerCallOptions {
    * Which breaker a request goes through, e.g. `(req) => req.locals.route`
    * for one per route. Required with a `BreakerRegistry`; null: one breaker
    * for everything the operator wraps. Not for one per upstream instance:
-   * this runs before `forward` picks the instance, so `req.locals.upstream`
-   * is unset (first attempt) or the previous attempt's; use forward's
-   * `breakers` option for that.
+   * this runs before `forward` picks the instance (`req.attempt.instance`
+   * is still null); use forward's `breakers` option for that.
    * @default null
    */
   keyBy?: ((req: GatewayRequest) => string) | null;
-  /** Whether an outcome counts as a failure. @default defaultIsFailure (retryable errors; 5xx but 501) */
+  /** Whether an outcome counts as a failure. @default defaultIsFailure (the gateway's own retryable errors: 502, 503, 504; no response status) */
   isFailure?: (outcome: CallOutcome) => boolean;
   /** Answer with this while open instead of erroring with `CircuitOpenError`. @default null */
   fallback?: CircuitFallback | null;
@@ -103,7 +96,8 @@ export function circuitBreaker(
     for (const [name, value] of Object.entries(fallback.headers ?? {})) headers.push(name.toLowerCase(), value);
     if (!headers.some((h, i) => i % 2 === 0 && h === 'retry-after')) headers.push('retry-after', retryAfter);
     return new Observable((s) => {
-      s.next(Object.assign({ status: fallback.status, headers, body: fallbackBody?.replay() ?? null }, { [kCircuitFallback]: true }));
+      // final: another attempt cannot help, and no breaker around this one counts it.
+      s.next({ status: fallback.status, headers, body: fallbackBody?.replay() ?? null, final: true });
       s.complete();
     });
   }
@@ -155,16 +149,16 @@ export function judged(
 /**
  * Subscribes a call for `judged`: settles the permit at the response head, at
  * an error before it, or (releasing it) at completion or unsubscription.
- * A Subscriber of our own rather than an observer object and closures: it is
- * one allocation per request where those were half a dozen.
+ * An InnerSubscriber rather than an observer object and closures: one
+ * allocation per request where those were half a dozen.
  */
-class JudgedSubscriber extends Subscriber<GatewayResponse> {
+class JudgedSubscriber extends InnerSubscriber<GatewayResponse> {
   private settled = false;
   /** Set when the verdict threw on an error: unsubscribing then does not release. */
   private unsettledAtTeardown = false;
 
   constructor(
-    private readonly downstream: Subscriber<GatewayResponse>,
+    downstream: Subscriber<GatewayResponse>,
     private readonly breaker: Breaker,
     private readonly permit: BreakerPermit,
     private readonly isFailure: (outcome: CallOutcome) => boolean,
@@ -172,10 +166,11 @@ class JudgedSubscriber extends Subscriber<GatewayResponse> {
     super(downstream);
   }
 
-  protected override _next(res: GatewayResponse): void {
+  protected onNext(res: GatewayResponse): void {
     let failed: boolean;
     try {
-      failed = this.isFailure({ response: res });
+      // Another breaker's answer (a fallback) says nothing about this call's upstream.
+      failed = res.final !== true && this.isFailure({ response: res });
     } catch (err) {
       // As judged() always did with a throwing verdict (its observer threw):
       // report it, pass nothing on, settle nothing yet.
@@ -184,18 +179,20 @@ class JudgedSubscriber extends Subscriber<GatewayResponse> {
     }
     if (!this.settled) {
       this.settled = true;
-      if (failed) this.breaker.failure(this.permit);
+      if (res.final === true) this.breaker.release(this.permit);
+      else if (failed) this.breaker.failure(this.permit);
       else this.breaker.success(this.permit);
     }
     this.downstream.next(res);
   }
 
-  protected override _error(err: unknown): void {
-    // A client abort, or an error the verdict does not blame on the upstream, counts for nothing.
-    const aborted = isGatewayError(err) && err.code === 'CLIENT_ABORTED';
+  protected override onError(err: unknown): void {
+    // A client abort, another breaker's refusal, or an error the verdict does
+    // not blame on the upstream counts for nothing.
+    const noVerdict = isGatewayError(err) && (err.code === 'CLIENT_ABORTED' || err.code === 'CIRCUIT_OPEN');
     let failed: boolean;
     try {
-      failed = !aborted && this.isFailure({ error: err });
+      failed = !noVerdict && this.isFailure({ error: err });
     } catch (thrown) {
       // As judged() always did with a throwing verdict: report it, tear the
       // call down, and neither error downstream nor settle the permit until
@@ -211,12 +208,12 @@ class JudgedSubscriber extends Subscriber<GatewayResponse> {
       if (failed) this.breaker.failure(this.permit);
       else this.breaker.release(this.permit);
     }
-    super._error(err);
+    this.downstream.error(err);
   }
 
-  protected override _complete(): void {
+  protected override onComplete(): void {
     this.release();
-    super._complete();
+    this.downstream.complete();
   }
 
   override unsubscribe(): void {
@@ -238,7 +235,7 @@ class JudgedSubscriber extends Subscriber<GatewayResponse> {
  * is internal, so not imported.)
  */
 function reportUnhandledError(err: unknown): void {
-  setTimeout(() => {
+  systemRuntime.scheduler.schedule(() => {
     const handler = config.onUnhandledError;
     if (handler !== null) handler(err);
     else throw err;

@@ -1,4 +1,5 @@
 import { parseDuration, type Duration } from '../../duration.ts';
+import { systemRuntime, type Runtime } from '../../runtime.ts';
 import type { Clock } from '../../types.ts';
 import { CountWindowRule } from './count-window.ts';
 import { TimeWindowRule } from './time-window.ts';
@@ -47,8 +48,10 @@ export interface BreakerOptions {
   probes?: number;
   /** Probe successes that close it again. @default 1 */
   probeSuccesses?: number;
-  /** Source of time, in ms. @default performance.now */
+  /** Source of time, in ms; overrides `runtime`'s. @default runtime */
   clock?: Clock;
+  /** Where time comes from (its monotonic `now()`). @default systemRuntime */
+  runtime?: Runtime;
   /** Called on every state change (log it here). @default null */
   onTransition?: ((transition: BreakerTransition) => void) | null;
 }
@@ -68,7 +71,8 @@ const defaults = {
   maxResetTimeout: '5m',
   probes: 1,
   probeSuccesses: 1,
-  clock: { now: () => performance.now() },
+  clock: systemRuntime,
+  runtime: systemRuntime,
   onTransition: null,
 } satisfies Required<BreakerOptions>;
 
@@ -124,7 +128,7 @@ export function resolveBreakerOptions(options: BreakerOptions = {}): BreakerConf
     maxResetMs: Math.max(resetMs, maxResetMs),
     probes: positiveInt(o.probes, 'probes'),
     probeSuccesses: positiveInt(o.probeSuccesses, 'probeSuccesses'),
-    clock: o.clock,
+    clock: options.clock ?? o.runtime,
     onTransition: o.onTransition,
   };
 }

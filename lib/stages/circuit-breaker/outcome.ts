@@ -5,23 +5,21 @@ import type { GatewayResponse } from '../../types.ts';
 export type CallOutcome = { response: GatewayResponse; error?: undefined } | { error: unknown; response?: undefined };
 
 /**
- * The default verdict: an error counts when it is `retryable` (connection
- * errors 502, no instance 503, timeouts 504), a response when its status is
- * 5xx other than 501. Anything else is no failure — a 4xx says the client
- * erred, not the upstream. (A client abort never reaches this: it is no
- * verdict at all.)
+ * The default verdict: only what the gateway itself saw go wrong counts — an
+ * error that is `retryable` (connection refused or reset 502, no instance
+ * 503, timeout 504). Upstream responses never count, whatever their status:
+ * one endpoint answering 500 says nothing about the rest of the service, and
+ * must not open a breaker that every route shares. List statuses with
+ * `failOnStatuses` to count them. (A client abort never reaches this: it is
+ * no verdict at all.)
  */
 export function defaultIsFailure(outcome: CallOutcome): boolean {
-  if (outcome.response !== undefined) {
-    const s = outcome.response.status;
-    return s >= 500 && s <= 599 && s !== 501;
-  }
-  return isGatewayError(outcome.error) && outcome.error.retryable;
+  return outcome.response === undefined && isGatewayError(outcome.error) && outcome.error.retryable;
 }
 
 /**
- * A verdict that fails the listed response statuses (and retryable errors,
- * as the default does): what YAML's `failureStatuses` turns into.
+ * A verdict that fails the listed response statuses, and retryable errors as
+ * the default does: what YAML's `failureStatuses` turns into.
  */
 export function failOnStatuses(statuses: Iterable<number>): (outcome: CallOutcome) => boolean {
   const set = new Set(statuses);

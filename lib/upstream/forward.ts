@@ -1,13 +1,13 @@
-import { Readable } from 'node:stream';
-import { defer, Observable, throwError, type Subscriber } from 'rxjs';
+import { defer, Observable, throwError } from 'rxjs';
 import type { BreakerRegistry } from '../stages/circuit-breaker/registry.ts';
 import type { CallOutcome } from '../stages/circuit-breaker/outcome.ts';
 import { judged } from '../stages/circuit-breaker/circuit-breaker.ts';
-import { BufferedBody } from '../body.ts';
-import { CircuitOpenError, ClientAbortedError, ServiceUnavailableError, toGatewayError } from '../errors.ts';
-import { connectionTokens, HOP_BY_HOP } from '../headers.ts';
-import type { Body, BodySink, GatewayRequest, GatewayResponse, Handler } from '../types.ts';
-import type { Service, Upstream } from './service.ts';
+import { CircuitOpenError, ServiceUnavailableError } from '../errors.ts';
+import type { GatewayRequest, GatewayResponse, Handler } from '../types.ts';
+import { Exchange, requestBody } from './exchange.ts';
+import type { Service } from './service.ts';
+import { upstreamHeaders } from './upstream-headers.ts';
+import type { Upstream } from './upstream.ts';
 
 export interface ForwardOptions {
   /**
@@ -26,9 +26,6 @@ export interface ForwardOptions {
   isFailure?: (outcome: CallOutcome) => boolean;
 }
 
-/** Request headers the gateway sets itself; the client's copies are dropped. */
-const REPLACED = new Set(['host', 'expect', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-real-ip', 'x-request-id']);
-
 /**
  * The terminal stage: sends the request to one instance of `service` with
  * undici's low-level `dispatch()` and emits the response head as soon as it
@@ -37,8 +34,10 @@ const REPLACED = new Set(['host', 'expect', 'x-forwarded-for', 'x-forwarded-prot
  * upstream request (undici destroys that socket, so nothing half-read is
  * reused).
  *
- * Per attempt it sets `req.locals.upstream` (the origin used) and honours
- * `req.locals.avoid` (origins a retry wants to skip).
+ * It picks an instance not in `req.attempt.tried` when it can, and records
+ * the one it picked in `req.attempt.instance`. An error before the request
+ * reached a socket (connection refused, DNS, connect timeout) comes out with
+ * `sent: false`, the request body unread.
  */
 export function forward(service: Service, options: ForwardOptions = {}): Handler {
   const preserveHost = options.preserveHost ?? false;
@@ -47,8 +46,8 @@ export function forward(service: Service, options: ForwardOptions = {}): Handler
 
   const send = (req: GatewayRequest, upstream: Upstream): Observable<GatewayResponse> =>
     new Observable<GatewayResponse>((subscriber) => {
-      req.locals.upstream = upstream.origin;
-      const exchange = new Exchange(subscriber, req.method === 'HEAD');
+      req.attempt.instance = upstream.origin;
+      const exchange = new Exchange(subscriber, req.method === 'HEAD', service, upstream);
       upstream.pool.dispatch({
         path: upstream.basePath + req.path + (req.query === '' ? '' : '?' + req.query),
         method: req.method,
@@ -62,17 +61,19 @@ export function forward(service: Service, options: ForwardOptions = {}): Handler
       return () => exchange.cancel();
     });
 
+  const unavailable = (): Observable<never> =>
+    throwError(() => new ServiceUnavailableError(`no healthy upstream for service ${service.name}`, { sent: false }));
+
   if (breakers === null) {
     return function forwardRequest(req) {
-      const upstream = service.pick(req.locals.avoid);
-      if (upstream === undefined) return throwError(() => new ServiceUnavailableError(`no healthy upstream for service ${service.name}`));
-      return send(req, upstream);
+      const upstream = service.pick(req.attempt.tried);
+      return upstream === undefined ? unavailable() : send(req, upstream);
     };
   }
   // Per-instance breakers: skip instances whose breaker refuses.
   return function forwardRequestWithBreakers(req) {
     return defer(() => {
-      const avoid = [...(req.locals.avoid ?? [])];
+      const avoid = [...req.attempt.tried];
       let soonest: number | null = null;
       for (let i = 0; i < service.upstreams.length; i++) {
         const upstream = service.pick(avoid);
@@ -83,175 +84,9 @@ export function forward(service: Service, options: ForwardOptions = {}): Handler
         soonest = soonest === null ? breaker.retryAfter() : Math.min(soonest, breaker.retryAfter());
         avoid.push(upstream.origin);
       }
-      if (soonest === null) return throwError(() => new ServiceUnavailableError(`no healthy upstream for service ${service.name}`));
+      if (soonest === null) return unavailable();
       const retryAfter = String(Math.max(1, Math.ceil(soonest / 1000)));
-      return throwError(() => new CircuitOpenError(`every instance of ${service.name} has an open circuit`, { headers: { 'retry-after': retryAfter } }));
+      return throwError(() => new CircuitOpenError(`every instance of ${service.name} has an open circuit`, { headers: { 'retry-after': retryAfter }, sent: false }));
     });
   };
-}
-
-function upstreamHeaders(req: GatewayRequest, upstream: Upstream, preserveHost: boolean | string): string[] {
-  const headers = req.headers;
-  const named = connectionTokens(headers.connection);
-  const out: string[] = [];
-  for (const name in headers) {
-    if (HOP_BY_HOP.has(name) || REPLACED.has(name) || (named !== null && named.has(name))) continue;
-    out.push(name, headers[name]!);
-  }
-  const clientHost = headers.host ?? '';
-  const ip = req.remoteAddress;
-  const xff = headers['x-forwarded-for'];
-  out.push(
-    'host', preserveHost === false ? upstream.host : preserveHost === true ? clientHost || upstream.host : preserveHost,
-    'x-forwarded-for', xff === undefined ? ip : `${xff}, ${ip}`,
-    'x-forwarded-proto', req.protocol,
-    'x-forwarded-host', clientHost,
-    'x-real-ip', ip,
-    'x-request-id', req.id,
-  );
-  return out;
-}
-
-function requestBody(body: Body | null): Buffer | Readable | null {
-  if (body === null) return null;
-  // A replayable body (buffered by retry) goes as bytes: undici can resend it.
-  if (body instanceof BufferedBody) return Buffer.concat(body.chunks as Uint8Array[]);
-  const readable = new Readable({
-    read() {
-      body.resume();
-    },
-    destroy(err, cb) {
-      body.destroy();
-      cb(err);
-    },
-  });
-  body.pipe({
-    write: (chunk) => readable.push(chunk),
-    end: () => void readable.push(null),
-  });
-  return readable;
-}
-
-/**
- * One upstream exchange: undici's dispatch handler on one side (the legacy
- * handler API, which skips undici's per-request header re-parsing wrapper),
- * and the response `Body` on the other.
- */
-class Exchange implements Body {
-  length: number | null = null;
-  private sink: BodySink | null = null;
-  private queue: Buffer[] | null = null;
-  private upstreamResume: (() => void) | null = null;
-  private abort: ((err: Error) => void) | null = null;
-  /** undici is finished with this request (completed or failed). */
-  private settled = false;
-  /** The upstream body has ended, whether or not the sink has seen it yet. */
-  private ended = false;
-  private cancelled = false;
-  private bodyless = true;
-
-  constructor(private readonly subscriber: Subscriber<GatewayResponse>, private readonly head: boolean) {}
-
-  cancel(): void {
-    if (this.settled || this.cancelled) return;
-    this.cancelled = true;
-    this.sink = null;
-    this.queue = null;
-    this.abort?.(new ClientAbortedError('request cancelled'));
-  }
-
-  // ---- undici DispatchHandler ----
-
-  onConnect(abort: (err: Error) => void): void {
-    if (this.cancelled) abort(new ClientAbortedError('request cancelled'));
-    else this.abort = abort;
-  }
-
-  onHeaders(status: number, raw: Buffer[], resume: () => void, statusText: string): boolean {
-    if (status < 200 || this.cancelled) return true;
-    this.upstreamResume = resume;
-    const headers: string[] = [];
-    let named: Set<string> | null = null;
-    for (let i = 0; i < raw.length; i += 2) {
-      const name = raw[i]!.toString('latin1').toLowerCase();
-      const value = raw[i + 1]!.toString('latin1');
-      if (name === 'connection') named = connectionTokens(value);
-      else if (name === 'content-length') this.length = Number(value);
-      if (HOP_BY_HOP.has(name)) continue;
-      headers.push(name, value);
-    }
-    if (named !== null) {
-      for (let i = headers.length - 2; i >= 0; i -= 2) {
-        if (named.has(headers[i]!)) headers.splice(i, 2);
-      }
-    }
-    const hasBody = !this.head && status !== 204 && status !== 304;
-    this.bodyless = !hasBody;
-    const response: GatewayResponse = { status, statusText, headers, body: hasBody ? this : null };
-    this.subscriber.next(response);
-    return this.sink !== null || !hasBody;
-  }
-
-  onData(chunk: Buffer): boolean {
-    if (this.cancelled) return true;
-    const sink = this.sink;
-    if (sink === null || this.queue !== null) {
-      (this.queue ??= []).push(chunk);
-      return false;
-    }
-    return sink.write(chunk);
-  }
-
-  onComplete(): void {
-    this.settled = true;
-    this.ended = true;
-    if (this.cancelled) return;
-    this.flush();
-  }
-
-  onError(err: Error): void {
-    this.settled = true;
-    if (this.cancelled) return;
-    this.sink = null;
-    this.queue = null;
-    this.subscriber.error(toGatewayError(err));
-  }
-
-  // ---- Body ----
-
-  pipe(sink: BodySink): void {
-    this.sink = sink;
-    this.resume();
-  }
-
-  resume(): void {
-    if (this.flush() && !this.ended) this.upstreamResume?.();
-  }
-
-  destroy(): void {
-    this.cancel();
-  }
-
-  /** Hands queued chunks on; false when the sink asked to pause again. */
-  private flush(): boolean {
-    const sink = this.sink;
-    if (sink === null) {
-      // A response without a body is over once undici says so.
-      if (this.ended && this.bodyless) this.subscriber.complete();
-      return false;
-    }
-    const queue = this.queue;
-    if (queue !== null) {
-      while (queue.length > 0) {
-        if (!sink.write(queue.shift()!)) return false;
-      }
-      this.queue = null;
-    }
-    if (this.ended) {
-      this.sink = null;
-      sink.end();
-      this.subscriber.complete();
-    }
-    return true;
-  }
 }

@@ -1,7 +1,12 @@
 import { readFileSync } from 'node:fs';
-import { Pool } from 'undici';
+import { Subscription } from 'rxjs';
 import { parseDuration, type Duration } from '../duration.ts';
+import { after, every, systemRuntime, type Runtime } from '../runtime.ts';
 import { HealthTracker, type HealthOptions } from './health.ts';
+import { OutlierTracker, type OutlierConfig } from './outlier.ts';
+import { Upstream } from './upstream.ts';
+
+export { Upstream };
 
 export interface ServiceOptions {
   /** Upstream base URLs, `http://` or `https://`; a path part is prefixed to every request. */
@@ -30,6 +35,34 @@ export interface ServiceOptions {
   tlsCa?: string;
   /** Active health checking: `GET <path>` on every instance. Off when absent. */
   health?: HealthOptions;
+  /**
+   * Passive ejection (nginx's `fail_timeout`, Envoy's outlier detection): an
+   * instance that refused a connection or timed out `ejectAfter` times in a
+   * row is taken out of rotation this long at once. `0` turns it off.
+   * @default '10s'
+   */
+  ejectFor?: Duration;
+  /**
+   * Connection failures or timeouts in a row that eject an instance (nginx's `max_fails`).
+   * @default 1
+   */
+  ejectAfter?: number;
+  /**
+   * Each ejection of an instance that has not answered since the last one
+   * doubles `ejectFor`, up to this.
+   * @default '5m'
+   */
+  maxEjectFor?: Duration;
+  /**
+   * When every instance is out (ejected, or unhealthy by active checks),
+   * pick one anyway (Envoy's panic mode) rather than answer 503: an instance
+   * that may be up beats a certain error, and a service is never black-holed
+   * by its own bookkeeping. `false` fails fast with `ServiceUnavailableError`.
+   * @default true
+   */
+  panic?: boolean;
+  /** Where probe timers, the ejection clock and the probe jitter come from. @default systemRuntime */
+  runtime?: Runtime;
 }
 
 const defaults = {
@@ -37,58 +70,43 @@ const defaults = {
   connections: 128,
   keepAlive: '4s',
   tlsVerify: true,
+  ejectFor: '10s',
+  ejectAfter: 1,
+  maxEjectFor: '5m',
+  panic: true,
+  runtime: systemRuntime,
 } satisfies Required<Omit<ServiceOptions, 'upstreams' | 'health' | 'tlsCa'>>;
 
-/** One upstream instance: its origin, a keep-alive pool and its health. */
-export class Upstream {
-  readonly origin: string;
-  /** Path prefix from the upstream URL ('' when none). */
-  readonly basePath: string;
-  /** Host header value for this instance. */
-  readonly host: string;
-  readonly pool: Pool;
-  readonly health: HealthTracker;
-
-  constructor(url: string, options: { connections: number; keepAliveMs: number; timeoutMs: number; tlsVerify: boolean; ca: string | undefined; health: HealthTracker }) {
-    let u: URL;
-    try {
-      u = new URL(url);
-    } catch {
-      throw new TypeError(`upstream ${JSON.stringify(url)} is not a URL`);
-    }
-    if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new TypeError(`upstream ${url}: only http and https are supported`);
-    this.origin = u.origin;
-    this.basePath = u.pathname === '/' ? '' : u.pathname.replace(/\/$/, '');
-    this.host = u.host;
-    this.health = options.health;
-    this.pool = new Pool(u.origin, {
-      connections: options.connections,
-      pipelining: 1,
-      keepAliveTimeout: options.keepAliveMs,
-      headersTimeout: options.timeoutMs,
-      bodyTimeout: options.timeoutMs,
-      connect: { rejectUnauthorized: options.tlsVerify, ...(options.ca !== undefined ? { ca: options.ca } : {}) },
-    });
-  }
-}
-
 /**
- * A named upstream service: its instances, picked round-robin among the
- * healthy ones, skipping those a retry asks to avoid.
+ * A named upstream service: its instances, picked round-robin among those in
+ * rotation (healthy by active checks and not ejected), skipping those a
+ * retry already tried.
  */
 export class Service {
   readonly upstreams: Upstream[];
   readonly timeoutMs: number;
+  /** Whether `pick` falls back to an instance out of rotation when none is in. */
+  readonly panic: boolean;
+  private readonly runtime: Runtime;
   private next = 0;
-  private healthTimer: NodeJS.Timeout | undefined;
+  /** The latest `ejectedUntil` of any instance: until then `pick` looks at the clock. */
+  private outUntil = -Infinity;
+  private healthTimer: Subscription | null = null;
 
   constructor(readonly name: string, options: ServiceOptions) {
     if (!Array.isArray(options.upstreams) || options.upstreams.length === 0) {
       throw new TypeError(`service ${name}: needs at least one upstream URL`);
     }
-    const timeoutMs = parseDuration(options.timeout ?? defaults.timeout, `service ${name} timeout`);
-    const keepAliveMs = parseDuration(options.keepAlive ?? defaults.keepAlive, `service ${name} keepAlive`);
+    const o = { ...defaults, ...options };
+    const timeoutMs = parseDuration(o.timeout, `service ${name} timeout`);
+    const keepAliveMs = parseDuration(o.keepAlive, `service ${name} keepAlive`);
+    const ejectMs = parseDuration(o.ejectFor, `service ${name} ejectFor`);
+    const maxEjectMs = Math.max(ejectMs, parseDuration(o.maxEjectFor, `service ${name} maxEjectFor`));
+    if (!Number.isInteger(o.ejectAfter) || o.ejectAfter < 1) throw new TypeError(`service ${name} ejectAfter: expected a positive integer, got ${o.ejectAfter}`);
+    const outlier: OutlierConfig = { ejectAfter: o.ejectAfter, ejectMs, maxEjectMs };
     this.timeoutMs = timeoutMs;
+    this.panic = o.panic;
+    this.runtime = o.runtime;
     let ca: string | undefined;
     if (options.tlsCa !== undefined) {
       try {
@@ -98,40 +116,75 @@ export class Service {
       }
     }
     this.upstreams = options.upstreams.map((url) => new Upstream(url, {
-      connections: options.connections ?? defaults.connections,
+      connections: o.connections,
       keepAliveMs,
       timeoutMs,
-      tlsVerify: options.tlsVerify ?? defaults.tlsVerify,
+      tlsVerify: o.tlsVerify,
       ca,
       health: new HealthTracker(options.health ?? {}),
+      outlier: new OutlierTracker(outlier),
     }));
     if (options.health?.path !== undefined) this.startHealthChecks(options.health);
   }
 
   /**
-   * The next usable instance, or undefined when none is. `avoid` lists origins
-   * already tried by this request; they are used only if nothing else is left.
+   * The next instance, or undefined when none may be used. In order of
+   * preference: in rotation and not in `avoid` (origins this request already
+   * tried); in rotation; then, in panic mode, out of rotation and not in
+   * `avoid`; out of rotation.
    */
   pick(avoid?: readonly string[]): Upstream | undefined {
     const list = this.upstreams;
     const n = list.length;
-    if (n === 1) return list[0]!.health.healthy ? list[0] : undefined;
-    let fallback: Upstream | undefined;
-    for (let i = 0; i < n; i++) {
-      const u = list[(this.next + i) % n]!;
-      if (!u.health.healthy) continue;
-      if (avoid !== undefined && avoid.includes(u.origin)) {
-        fallback ??= u;
-        continue;
-      }
-      this.next = (this.next + i + 1) % n;
-      return u;
+    // Nothing ejected (the usual case): no clock read.
+    let now = -Infinity;
+    if (this.outUntil !== -Infinity) {
+      now = this.runtime.now();
+      if (now >= this.outUntil) this.outUntil = -Infinity;
     }
-    return fallback;
+    if (n === 1) {
+      const u = list[0]!;
+      return this.panic || (u.health.healthy && !u.outlier.ejected(now)) ? u : undefined;
+    }
+    const avoiding = avoid !== undefined && avoid.length > 0;
+    let best: Upstream | undefined;
+    let bestRank = 4;
+    for (let i = 0; i < n; i++) {
+      const index = (this.next + i) % n;
+      const u = list[index]!;
+      const out = !u.health.healthy || u.outlier.ejected(now);
+      const avoided = avoiding && avoid.includes(u.origin);
+      if (!out && !avoided) {
+        this.next = (index + 1) % n;
+        return u;
+      }
+      const rank = (out ? 2 : 0) + (avoided ? 1 : 0);
+      if (rank < bestRank) {
+        best = u;
+        bestRank = rank;
+      }
+    }
+    if (bestRank >= 2 && !this.panic) return undefined;
+    return best;
+  }
+
+  /**
+   * `upstream` refused a connection or timed out (forward reports it): one
+   * more strike towards ejecting it.
+   */
+  failed(upstream: Upstream): void {
+    const until = upstream.outlier.failure(this.runtime.now());
+    if (until !== null && until > this.outUntil) this.outUntil = until;
+  }
+
+  /** Whether `upstream` is in rotation now (healthy and not ejected). */
+  inRotation(upstream: Upstream): boolean {
+    return upstream.health.healthy && !upstream.outlier.ejected(this.runtime.now());
   }
 
   private startHealthChecks(options: HealthOptions): void {
     const intervalMs = parseDuration(options.interval ?? '5s', `service ${this.name} health.interval`);
+    if (intervalMs <= 0) throw new TypeError(`service ${this.name} health.interval: expected a positive duration`);
     const path = options.path!;
     const probe = (): void => {
       for (const u of this.upstreams) {
@@ -143,12 +196,20 @@ export class Service {
       }
     };
     probe();
-    this.healthTimer = setInterval(probe, intervalMs);
-    this.healthTimer.unref();
+    // The periodic probes start at a random phase within the first interval,
+    // so gateways (and services) started together do not probe in lockstep.
+    const runtime = this.runtime;
+    const timers = new Subscription();
+    timers.add(after(runtime, runtime.random() * intervalMs, () => {
+      probe();
+      timers.add(every(runtime, intervalMs, probe));
+    }));
+    this.healthTimer = timers;
   }
 
   async close(): Promise<void> {
-    clearInterval(this.healthTimer);
+    this.healthTimer?.unsubscribe();
+    this.healthTimer = null;
     await Promise.all(this.upstreams.map((u) => u.pool.close().catch(() => u.pool.destroy())));
   }
 }

@@ -79,7 +79,7 @@ describe('upstream failures', () => {
     await expectErrorResponse(`${gw.url}/slow`, 504, 'GATEWAY_TIMEOUT');
   });
 
-  it('answers 503 SERVICE_UNAVAILABLE once health checks mark every instance down, and recovers', async () => {
+  it('answers 503 SERVICE_UNAVAILABLE once health checks mark every instance down with panic: false, and recovers', async () => {
     let healthy = false;
     const handler = (req: IncomingMessage, res: ServerResponse): void => {
       if (req.url === '/health') {
@@ -92,6 +92,7 @@ describe('upstream failures', () => {
     const gw = await gatewayFor({
       upstreams: [a.url, b.url],
       health: { path: '/health', interval: '30ms', unhealthyAfter: 1, healthyAfter: 1 },
+      panic: false,
     });
     await vi.waitFor(async () => {
       await expectErrorResponse(`${gw.url}/x`, 503, 'SERVICE_UNAVAILABLE');

@@ -1,0 +1,34 @@
+import { connectionTokens, HOP_BY_HOP } from '../headers.ts';
+import type { GatewayRequest } from '../types.ts';
+import type { Upstream } from './upstream.ts';
+
+/** Request headers the gateway sets itself; the client's copies are dropped. */
+const REPLACED = new Set(['host', 'expect', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-real-ip', 'x-request-id']);
+
+/**
+ * The headers sent upstream, as undici's flat `[name, value, …]` list: the
+ * client's, less hop-by-hop ones (and those `Connection` names), with
+ * `Host` as `preserveHost` says and the `X-Forwarded-*` family, `X-Real-IP`
+ * and `X-Request-Id` set by the gateway.
+ */
+export function upstreamHeaders(req: GatewayRequest, upstream: Upstream, preserveHost: boolean | string): string[] {
+  const headers = req.headers;
+  const named = connectionTokens(headers.connection);
+  const out: string[] = [];
+  for (const name in headers) {
+    if (HOP_BY_HOP.has(name) || REPLACED.has(name) || (named !== null && named.has(name))) continue;
+    out.push(name, headers[name]!);
+  }
+  const clientHost = headers.host ?? '';
+  const ip = req.remoteAddress;
+  const xff = headers['x-forwarded-for'];
+  out.push(
+    'host', preserveHost === false ? upstream.host : preserveHost === true ? clientHost || upstream.host : preserveHost,
+    'x-forwarded-for', xff === undefined ? ip : `${xff}, ${ip}`,
+    'x-forwarded-proto', req.protocol,
+    'x-forwarded-host', clientHost,
+    'x-real-ip', ip,
+    'x-request-id', req.id,
+  );
+  return out;
+}

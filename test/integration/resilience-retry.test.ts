@@ -65,7 +65,8 @@ function failsThenRecovers(k: number, failure: '503' | 'reset'): Behaviour {
   };
 }
 
-const fast = { base: '1ms', cap: '5ms' } as const;
+// The statuses are listed: by default only a missing response is retried (see safe-defaults.test.ts).
+const fast = { base: '1ms', cap: '5ms', statuses: [502, 503, 504] } as const;
 
 /** The stack the resilience docs recommend, around `forward`. */
 async function gatewayFor(urls: string[], retryOptions: RetryOptions, extra: { breaker?: boolean } = {}) {
@@ -256,7 +257,8 @@ describe('the retry budget through the gateway', () => {
     const hits: Hit[] = [];
     const url = await flakyUpstream('a', hits, (_hit, _req, res) => res.writeHead(503).end('down'));
     const clock = { now: () => 1_000 }; // every request in the same window slice
-    const budget = new RetryBudget({ ratio: 0.2, minRetries: 3, window: '10s', clock });
+    // No concurrency floor: this checks the ratio.
+    const budget = new RetryBudget({ ratio: 0.2, minRetries: 3, minConcurrent: 0, window: '10s', clock });
     let refusedEvents = 0;
     const { gw, policy } = await gatewayFor([url], { attempts: 3, budget, onRefused: () => { refusedEvents++; } });
 

@@ -9,18 +9,22 @@ import type { GatewayRequest, GatewayResponse } from '../../lib/types.ts';
 interface Settings {
   ratio: number;
   minRetries: number;
+  minConcurrent: number;
   window: number;
 }
 
 const settingsArb: fc.Arbitrary<Settings> = fc.record({
   ratio: fc.constantFrom(0, 0.1, 0.2, 0.5, 1),
   minRetries: fc.integer({ min: 0, max: 4 }),
+  minConcurrent: fc.integer({ min: 0, max: 3 }),
   window: fc.constantFrom(100, 1000, 10_000),
 });
 
 /** Every request and granted retry with its time; the window counted from scratch. */
 class Model {
   now = 0;
+  /** Granted retries not yet done. */
+  active = 0;
   events: { t: number; retry: boolean }[] = [];
   constructor(readonly s: Settings) {}
   inWindow(): { requests: number; retries: number } {
@@ -51,16 +55,33 @@ class Request implements fc.Command<Model, Real> {
 class Retry implements fc.Command<Model, Real> {
   check = () => true;
   run(m: Model, r: Real): void {
-    const expected = m.inWindow().retries + 1 <= m.allowed();
+    const byConcurrency = m.active < m.s.minConcurrent;
+    const expected = byConcurrency || m.inWindow().retries + 1 <= m.allowed();
     const granted = r.budget.tryRetry();
     expect(granted).toBe(expected);
-    if (granted) m.events.push({ t: m.now, retry: true });
-    // a grant never takes the window past what the budget allows (requests
-    // sliding out later may leave it over, but then nothing more is granted)
-    if (granted) expect(m.inWindow().retries).toBeLessThanOrEqual(m.allowed());
+    if (granted) {
+      m.events.push({ t: m.now, retry: true });
+      m.active++;
+    }
+    // a grant beyond the concurrency floor never takes the window past what
+    // the budget allows (requests sliding out later may leave it over, but
+    // then nothing more is granted)
+    if (granted && !byConcurrency) expect(m.inWindow().retries).toBeLessThanOrEqual(m.allowed());
     expect(r.budget.window()).toEqual(m.inWindow());
+    expect(r.budget.active).toBe(m.active);
   }
   toString = () => 'retry';
+}
+
+/** The attempt of a granted retry is over. */
+class Done implements fc.Command<Model, Real> {
+  check = (m: Readonly<Model>) => m.active > 0;
+  run(m: Model, r: Real): void {
+    m.active--;
+    r.budget.retryDone();
+    expect(r.budget.active).toBe(m.active);
+  }
+  toString = () => 'done';
 }
 
 class Advance implements fc.Command<Model, Real> {
@@ -77,6 +98,7 @@ class Advance implements fc.Command<Model, Real> {
 const commandsArb = fc.commands<Model, Real>([
   fc.constant(new Request()),
   fc.constant(new Retry()),
+  fc.constant(new Done()),
   fc.oneof(fc.constantFrom(10, 100, 1000), fc.integer({ min: 1, max: 3000 })).map((ms) => new Advance(ms)),
 ], { maxCommands: 200, size: 'medium' });
 
@@ -101,7 +123,8 @@ describe('RetryBudget', () => {
     fc.assert(fc.property(settingsArb, fc.integer({ min: 1, max: 40 }), fc.integer({ min: 1, max: 5 }), (s, requests, attempts) => {
       const scheduler = new TestScheduler((a, b) => expect(a).toEqual(b));
       scheduler.run(({ cold }) => {
-        const budget = new RetryBudget({ ...s, window: '1h', clock: { now: () => scheduler.now() } });
+        // No concurrency floor here: this bounds the ratio part alone.
+        const budget = new RetryBudget({ ...s, minConcurrent: 0, window: '1h', clock: { now: () => scheduler.now() } });
         let calls = 0;
         const h = retry({ attempts, budget, base: 1, random: () => 0.5, scheduler })(() => {
           calls++;
@@ -115,5 +138,22 @@ describe('RetryBudget', () => {
         expect(budget.counts.retries).toBe(retries);
       });
     }), { numRuns: 100 });
+  });
+
+  it('never refuses a retry while fewer than minConcurrent granted retries are in flight, whatever the window', () => {
+    fc.assert(fc.property(fc.integer({ min: 1, max: 5 }), fc.array(fc.boolean(), { maxLength: 60 }), (minConcurrent, ops) => {
+      const budget = new RetryBudget({ ratio: 0, minRetries: 0, minConcurrent, clock: { now: () => 0 } });
+      let active = 0;
+      for (const retry of ops) {
+        if (retry) {
+          const granted = budget.tryRetry();
+          expect(granted).toBe(active < minConcurrent);
+          if (granted) active++;
+        } else if (active > 0) {
+          budget.retryDone();
+          active--;
+        }
+      }
+    }), { numRuns: 200 });
   });
 });

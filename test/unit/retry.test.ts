@@ -3,6 +3,7 @@ import { TestScheduler } from 'rxjs/testing';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { BufferedBody, collectBody } from '../../lib/body.ts';
 import { BadGatewayError, BadRequestError, GatewayTimeoutError, ServiceUnavailableError } from '../../lib/errors.ts';
+import { virtualRuntime } from '../../lib/runtime.ts';
 import { retry } from '../../lib/stages/retry/retry.ts';
 import { RetryBudget } from '../../lib/stages/retry/budget.ts';
 import type { Body, GatewayRequest, GatewayResponse, Handler } from '../../lib/types.ts';
@@ -22,12 +23,12 @@ function request(method = 'GET', body: Body | null = null): GatewayRequest {
 const res = (status: number, headers: string[] = [], body: Body | null = null): GatewayResponse => ({ status, headers, body });
 const withAttempts = (r: GatewayResponse, n: number): GatewayResponse => ({ ...r, headers: [...r.headers, 'x-gateway-attempts', String(n)] });
 
-/** A handler giving attempt i the i-th observable. */
-function attemptsOf(list: Observable<GatewayResponse>[]): Handler & { seen: GatewayRequest['locals'][] } {
-  const seen: GatewayRequest['locals'][] = [];
+/** A handler giving attempt i the i-th observable, and recording each attempt's request. */
+function attemptsOf(list: Observable<GatewayResponse>[]): Handler & { seen: GatewayRequest[] } {
+  const seen: GatewayRequest[] = [];
   let i = 0;
   return Object.assign((req: GatewayRequest) => {
-    seen.push({ ...req.locals, avoid: [...(req.locals.avoid ?? [])] });
+    seen.push(req);
     return list[Math.min(i++, list.length - 1)]!;
   }, { seen });
 }
@@ -49,7 +50,8 @@ function streamBody(text: string, length: number | null) {
 }
 
 // random() = 0.5 makes the first retry wait 50ms with base 100ms, the second 100ms.
-const fixed = { base: 100, cap: 1000, random: () => 0.5, budget: false } as const;
+// Statuses are listed: by default none is retried (see 'the safe defaults').
+const fixed = { base: 100, cap: 1000, random: () => 0.5, budget: false, statuses: [502, 503, 504] } as const;
 
 describe('retry', () => {
   it('re-subscribes after a retryable error, waiting the jittered backoff', () => {
@@ -132,7 +134,7 @@ describe('retry', () => {
     for (const b of bodies) expect((await collectBody(b)).toString()).toBe('{"a":1}');
   });
 
-  it('replays a BufferedBody request body on every attempt', () => {
+  it('passes a BufferedBody request body to the first attempt and a replay of it to every other', () => {
     scheduler.run(({ cold, expectObservable }) => {
       const original = BufferedBody.of('hello');
       const seen: Body[] = [];
@@ -146,7 +148,10 @@ describe('retry', () => {
       expectObservable(h(request('PUT', original))).toBe('52ms a|', { a: withAttempts(res(200), 2) });
       scheduler.flush();
       expect(seen).toHaveLength(2);
-      expect(seen.every((b) => b instanceof BufferedBody && b !== original && b.length === 5)).toBe(true);
+      expect(seen[0]).toBe(original);
+      expect(seen[1]).toBeInstanceOf(BufferedBody);
+      expect(seen[1]).not.toBe(original);
+      expect(seen[1]!.length).toBe(5);
     });
   });
 
@@ -214,7 +219,7 @@ describe('retry', () => {
     scheduler.run(({ cold, expectObservable }) => {
       const err = new ServiceUnavailableError('none');
       const refused: number[] = [];
-      const budget = new RetryBudget({ ratio: 0, minRetries: 1, clock: { now: () => scheduler.now() } });
+      const budget = new RetryBudget({ ratio: 0, minRetries: 1, minConcurrent: 0, clock: { now: () => scheduler.now() } });
       const policy = retry({ ...fixed, budget, onRefused: (e) => refused.push(e.attempt), scheduler });
       const a = cold<GatewayResponse>('-#', undefined, err);
       const h = policy(attemptsOf([a]));
@@ -228,25 +233,28 @@ describe('retry', () => {
     });
   });
 
-  it('sets locals.attempt, locals.attempts and locals.avoid from the upstreams already tried', () => {
+  it('gives each further attempt its own attempt context listing the instances tried, leaving the request it got alone', () => {
     scheduler.run(({ cold, expectObservable }) => {
       let n = 0;
-      const seen: { attempt: number | undefined; attempts: number | undefined; avoid: string[] }[] = [];
+      const seen: GatewayRequest[] = [];
       const h = retry({ ...fixed, scheduler })((req) => {
-        const l = req.locals;
-        seen.push({ attempt: l.attempt, attempts: l.attempts, avoid: [...(l.avoid ?? [])] });
-        l.upstream = `http://u${++n}`; // what forward does
+        seen.push(req);
+        // what forward does; the second attempt fails before it picks an instance
+        if (++n !== 2) req.attempt.instance = `http://u${n}`;
         return n < 3 ? cold<GatewayResponse>('-#', undefined, new BadGatewayError('x')) : cold('-a|', { a: res(200) });
       });
       const req = request();
       expectObservable(h(req)).toBe('153ms a|', { a: withAttempts(res(200), 3) });
       scheduler.flush();
-      expect(seen).toEqual([
-        { attempt: 1, attempts: 1, avoid: [] },
-        { attempt: 2, attempts: 2, avoid: ['http://u1'] },
-        { attempt: 3, attempts: 3, avoid: ['http://u1', 'http://u2'] },
+      expect(seen.map((r) => ({ ...r.attempt }))).toEqual([
+        { number: 1, tried: [], instance: 'http://u1' },
+        { number: 2, tried: ['http://u1'], instance: null },
+        { number: 3, tried: ['http://u1'], instance: 'http://u3' },
       ]);
-      expect(req.locals.attempts).toBe(3);
+      expect(seen[0]).toBe(req);
+      expect(seen[1]).not.toBe(req);
+      expect(seen[1]!.locals).toBe(req.locals);
+      expect(req.attempt).toEqual({ number: 1, tried: [], instance: 'http://u1' });
     });
   });
 
@@ -257,5 +265,107 @@ describe('retry', () => {
     expect(() => retry({ base: 'often' })).toThrow(TypeError);
     expect(() => retry({ statuses: [700] })).toThrow(TypeError);
     expect(() => retry({ budget: { ratio: -1 } })).toThrow(TypeError);
+  });
+});
+
+describe('retry: the safe defaults', () => {
+  const unsent = () => new BadGatewayError('upstream refused the connection', { sent: false });
+
+  it('passes a 502 or 503 response on without a retry unless its status is listed', () => {
+    scheduler.run(({ cold, expectObservable, expectSubscriptions }) => {
+      for (const status of [500, 502, 503, 504]) {
+        const a = cold('-a|', { a: res(status) });
+        const h = retry({ attempts: 2, budget: false, scheduler })(attemptsOf([a]));
+        expectObservable(h(request())).toBe('-a|', { a: withAttempts(res(status), 1) });
+        expectSubscriptions(a.subscriptions).toBe('^-!');
+      }
+    });
+  });
+
+  it('retries an idempotent request once on an error before any response, with attempts: 2', () => {
+    scheduler.run(({ cold, expectObservable }) => {
+      const a1 = cold<GatewayResponse>('-#', undefined, new GatewayTimeoutError('no head'));
+      const a2 = cold('-a|', { a: res(200) });
+      const h = retry({ attempts: 2, budget: false, random: () => 0.5, scheduler })(attemptsOf([a1, a2]));
+      // default base 100ms: the first retry waits 50ms
+      expectObservable(h(request())).toBe('52ms a|', { a: withAttempts(res(200), 2) });
+    });
+  });
+
+  it('retries a POST at once when the upstream never saw it, passing its unread streamed body on', () => {
+    scheduler.run(({ cold, expectObservable }) => {
+      const body = streamBody('{"qty":1}', 9);
+      const a1 = cold<GatewayResponse>('-#', undefined, unsent());
+      const a2 = cold('-a|', { a: res(201) });
+      const upstream = attemptsOf([a1, a2]);
+      const h = retry({ attempts: 2, budget: false, scheduler })(upstream);
+      expectObservable(h(request('POST', body))).toBe('--a|', { a: withAttempts(res(201), 2) });
+      scheduler.flush();
+      expect(upstream.seen.map((r) => r.body)).toEqual([body, body]);
+      expect(body.destroyed).toBe(false);
+    });
+  });
+
+  it('does not retry a POST the upstream may have seen', () => {
+    scheduler.run(({ cold, expectObservable, expectSubscriptions }) => {
+      const err = new GatewayTimeoutError('no head');
+      const a = cold<GatewayResponse>('-#', undefined, err);
+      const h = retry({ attempts: 2, budget: false, scheduler })(attemptsOf([a]));
+      expectObservable(h(request('POST', streamBody('x', 1)))).toBe('-#', undefined, err);
+      expectSubscriptions(a.subscriptions).toBe('^!');
+    });
+  });
+
+  it('never retries a final response (an open circuit\'s fallback), even with its status listed', () => {
+    scheduler.run(({ cold, expectObservable, expectSubscriptions }) => {
+      const fallback: GatewayResponse = { status: 503, headers: [], body: null, final: true };
+      const a = cold('-a|', { a: fallback });
+      const h = retry({ ...fixed, scheduler })(attemptsOf([a]));
+      expectObservable(h(request())).toBe('-a|', { a: withAttempts(fallback, 1) });
+      expectSubscriptions(a.subscriptions).toBe('^-!');
+    });
+  });
+
+  it('takes its scheduler, jitter and wall clock from one runtime option', () => {
+    scheduler.run(({ cold, expectObservable }) => {
+      const runtime = virtualRuntime(scheduler, { random: () => 0.5, epoch: Date.parse('Sun, 06 Nov 1994 08:49:37 GMT') });
+      const a1 = cold<GatewayResponse>('-#', undefined, new BadGatewayError('reset'));
+      const a2 = cold('-a', { a: res(503, ['retry-after', 'Sun, 06 Nov 1994 08:49:40 GMT']) });
+      const a3 = cold('-a|', { a: res(200) });
+      const h = retry({ runtime, statuses: [503], budget: false })(attemptsOf([a1, a2, a3]));
+      // 50ms jitter (random 0.5 × 100ms); the 503 at 53ms asks for epoch + 3s on the
+      // virtual wall clock, so the third attempt starts at 3000ms
+      expectObservable(h(request())).toBe('3001ms a|', { a: withAttempts(res(200), 3) });
+    });
+  });
+});
+
+describe('RetryBudget minimum concurrency', () => {
+  it('grants up to minConcurrent retries in flight whatever the ratio, and frees a slot when its attempt ends', () => {
+    const budget = new RetryBudget({ ratio: 0, minRetries: 0, minConcurrent: 2, clock: { now: () => 0 } });
+    expect(budget.tryRetry()).toBe(true);
+    expect(budget.tryRetry()).toBe(true);
+    expect(budget.tryRetry()).toBe(false);
+    budget.retryDone();
+    expect(budget.tryRetry()).toBe(true);
+    expect(budget.active).toBe(2);
+    expect(budget.counts).toEqual({ requests: 0, retries: 3, refused: 1 });
+  });
+
+  it('gives the slot back when the retried attempt answers, and when the client goes away during it', () => {
+    scheduler.run(({ cold, expectObservable }) => {
+      const budget = new RetryBudget({ ratio: 0, minRetries: 0, minConcurrent: 1, clock: { now: () => scheduler.now() } });
+      const fail = () => cold<GatewayResponse>('-#', undefined, new BadGatewayError('reset'));
+      const h = retry({ ...fixed, budget, scheduler })(attemptsOf([fail(), cold('-a|', { a: res(200) })]));
+      expectObservable(h(request())).toBe('52ms a|', { a: withAttempts(res(200), 2) });
+      scheduler.flush();
+      expect(budget.active).toBe(0);
+
+      const hang = retry({ ...fixed, budget, scheduler })(attemptsOf([fail(), cold<GatewayResponse>('-')]));
+      expectObservable(hang(request()), '^ 100ms !').toBe('');
+      scheduler.flush();
+      expect(budget.active).toBe(0);
+      expect(budget.counts.retries).toBe(2);
+    });
   });
 });

@@ -1,0 +1,167 @@
+import type { Observable, SchedulerAction, Subscriber } from 'rxjs';
+import type { BufferedBody } from '../../body.ts';
+import { isGatewayError, isUnsentError } from '../../errors.ts';
+import { getHeader } from '../../headers.ts';
+import { InnerSubscriber } from '../../subscriber.ts';
+import type { GatewayRequest, GatewayResponse, Handler } from '../../types.ts';
+import type { RetryDecider } from './decide.ts';
+
+/**
+ * One request's attempts, one at a time, and the waits between them: what
+ * `defer` + `map` + rxjs `retry({ delay })` did, written out, in the same
+ * order of events. An attempt that fails before its response went downstream
+ * is torn down (aborting its upstream request) and the next one starts after
+ * the wait; unsubscribing stops the attempt under way or the wait.
+ *
+ * Which failures are retried:
+ * - an error `retryOn` accepts, for an idempotent request whose body can be
+ *   replayed (none, or buffered);
+ * - the same error when the upstream never saw the request (`sent: false`),
+ *   whatever the method, the body being unread: at once, on another instance;
+ * - a response whose status is listed, for an idempotent replayable request,
+ *   unless it is `final` (an open circuit's fallback).
+ *
+ * Attempt 1 is the request as it came (with its body buffered when retry had
+ * to buffer it); attempt n > 1 is a shallow copy with its own `attempt`
+ * context, listing the instances tried before.
+ */
+export class RetryRun {
+  private n = 0;
+  /** Whether a response went downstream: nothing is retried after that. */
+  private emitted = false;
+  /** The request of the attempt under way. */
+  private current: GatewayRequest;
+  /** Whether a retry granted by the budget is in flight (see RetryBudget.minConcurrent). */
+  private holding = false;
+
+  constructor(
+    private readonly decider: RetryDecider,
+    private readonly next: Handler,
+    first: GatewayRequest,
+    /** The bytes each further attempt replays; null when the body is none, or streamed. */
+    private readonly replay: BufferedBody | null,
+    /** Idempotent, and its body (if any) can be replayed: any retryable failure may be retried. */
+    private readonly repeatable: boolean,
+    readonly downstream: Subscriber<GatewayResponse>,
+  ) {
+    this.current = first;
+  }
+
+  start(): void {
+    const n = ++this.n;
+    let source: Observable<GatewayResponse>;
+    try {
+      if (n > 1) this.current = this.following(n);
+      source = this.next(this.current);
+    } catch (err) {
+      this.failed(err, null);
+      return;
+    }
+    source.subscribe(new AttemptSubscriber(this));
+  }
+
+  /** Attempt `n`'s request, made from the previous one. */
+  private following(n: number): GatewayRequest {
+    const prev = this.current;
+    const { tried, instance } = prev.attempt;
+    return {
+      ...prev,
+      // A streamed body is passed on only after an unsent failure: it was never read.
+      body: this.replay !== null ? this.replay.replay() : prev.body,
+      attempt: { number: n, tried: instance === null ? tried : [...tried, instance], instance: null },
+    };
+  }
+
+  /** An attempt's response head. */
+  response(res: GatewayResponse, from: AttemptSubscriber): void {
+    const { decider, n } = this;
+    const s = decider.settings;
+    try {
+      this.release();
+      if (this.repeatable && n < s.attempts && s.statuses.has(res.status) && res.final !== true) {
+        const ra = res.status === 429 || res.status === 503 ? getHeader(res.headers, 'retry-after') : undefined;
+        const delay = decider.decide({ req: this.current, attempt: n, status: res.status }, ra, false);
+        if (delay !== null) {
+          res.body?.destroy();
+          this.again(delay, from);
+          return;
+        }
+      }
+      this.emitted = true;
+      let out = res;
+      if (s.attemptsHeader !== null) {
+        const headers = res.headers.slice();
+        headers.push(s.attemptsHeader, String(n));
+        out = { ...res, headers };
+      }
+      this.downstream.next(out);
+    } catch (err) {
+      this.failed(err, from);
+    }
+  }
+
+  /** An attempt failed (`from`: its subscriber; null when it could not even start). */
+  failed(err: unknown, from: AttemptSubscriber | null): void {
+    const { decider, n } = this;
+    const s = decider.settings;
+    let delay: number | null = null;
+    try {
+      this.release();
+      if (!this.emitted && n < s.attempts && s.retryOn(err)) {
+        const unsent = isUnsentError(err);
+        if (unsent || this.repeatable) {
+          const ra = isGatewayError(err) && (err.status === 429 || err.status === 503) ? err.headers?.['retry-after'] : undefined;
+          delay = decider.decide({ req: this.current, attempt: n, error: err }, ra, unsent);
+        }
+      }
+    } catch (thrown) {
+      this.downstream.error(thrown);
+      return;
+    }
+    if (delay === null) this.downstream.error(err);
+    else this.again(delay, from);
+  }
+
+  /** Tears the failed attempt down (aborting its upstream request), then waits `delay` before the next. */
+  private again(delay: number, from: AttemptSubscriber | null): void {
+    from?.unsubscribe();
+    // Once per request, at its first retry: give the budget slot back if the client goes away.
+    if (this.n === 1) this.downstream.add(this);
+    this.holding = true;
+    const wait = this.decider.settings.scheduler.schedule(nextAttempt, delay < 0 ? 0 : delay, this); // as rxjs timer() clamps
+    this.downstream.add(wait);
+  }
+
+  /** The granted retry's attempt is over: its budget slot is free again. */
+  private release(): void {
+    if (!this.holding) return;
+    this.holding = false;
+    this.decider.done();
+  }
+
+  /** Teardown of the downstream subscriber (added once a retry was granted). */
+  unsubscribe(): void {
+    this.release();
+  }
+}
+
+/** The wait is over: the next attempt. */
+function nextAttempt(this: SchedulerAction<RetryRun>, run?: RetryRun): void {
+  this.unsubscribe();
+  run!.start();
+}
+
+/** Subscribes one attempt for its RetryRun; a child of the downstream subscriber, so unsubscribing stops it. */
+class AttemptSubscriber extends InnerSubscriber<GatewayResponse> {
+  constructor(private readonly run: RetryRun) {
+    super(run.downstream);
+  }
+
+  protected onNext(res: GatewayResponse): void {
+    this.run.response(res, this);
+  }
+
+  protected override onError(err: unknown): void {
+    this.run.failed(err, this);
+  }
+}

@@ -6,6 +6,7 @@ import { checkAlgorithms, keySource, type KeySource, type KeySourceOptions } fro
 import { createVerifier, type Claims } from './verify.ts';
 import { parseDuration, type Duration } from '../../duration.ts';
 import { ForbiddenError, UnauthorizedError } from '../../errors.ts';
+import { systemRuntime } from '../../runtime.ts';
 import type { Clock, GatewayRequest, Policy } from '../../types.ts';
 
 /** `required`: no valid token, no entry. `optional`: no token passes without claims, a bad one is refused. `none`: the stage is skipped. */
@@ -60,7 +61,9 @@ export interface JwtAuthOptions extends KeySourceOptions {
    */
   forwardClaims?: Record<string, string>;
   /**
-   * Remove `authorization` before the request goes upstream (once verified).
+   * Remove `authorization` before the request goes upstream (once verified):
+   * the next stage gets a copy of the request without it, so a retry above
+   * this stage still finds the token on the request the client sent.
    * @default false
    */
   stripAuthorization?: boolean;
@@ -71,7 +74,7 @@ export interface JwtAuthOptions extends KeySourceOptions {
   realm?: string;
   /**
    * Wall clock (Unix ms) for `exp`/`nbf`/`iat`.
-   * @default Date.now
+   * @default systemRuntime.wallNow
    */
   clock?: Clock;
   /**
@@ -88,7 +91,7 @@ export interface JwtAuthOptions extends KeySourceOptions {
   tokenCacheTtl?: Duration;
 }
 
-const systemClock: Clock = { now: () => Date.now() };
+const systemClock: Clock = { now: systemRuntime.wallNow };
 
 const defaults = {
   mode: 'required',
@@ -148,11 +151,8 @@ export function jwtAuth(options: JwtAuthOptions = {}): Policy {
     cacheTtlMs: parseDuration(options.tokenCacheTtl ?? defaults.tokenCacheTtl, 'jwtAuth.tokenCacheTtl'),
   });
 
-  // A stripped header is remembered so a retry that re-subscribes this stage
-  // with the same request still finds the token.
-  const stripped = new WeakMap<GatewayRequest, string>();
-
-  function admit(req: GatewayRequest, claims: Claims, authorization: string): void {
+  /** Checks scopes, sets the claims; returns the request to pass on. */
+  function admit(req: GatewayRequest, claims: Claims): GatewayRequest {
     // No scopes required (the usual case): no granted-scope Set to build.
     const missing = scopes.length === 0 ? scopes : missingScopes(grantedScopes(claims, scopeClaim), scopes);
     if (missing.length > 0) {
@@ -165,10 +165,10 @@ export function jwtAuth(options: JwtAuthOptions = {}): Policy {
       const value = headerValue(claims[claim]);
       if (value !== undefined) req.headers[header] = value;
     }
-    if (stripAuthorization) {
-      stripped.set(req, authorization);
-      delete req.headers.authorization;
-    }
+    if (!stripAuthorization) return req;
+    const headers: Record<string, string> = {};
+    for (const name in req.headers) if (name !== 'authorization') headers[name] = req.headers[name]!;
+    return { ...req, headers };
   }
 
   let lastAuthorization: string | undefined;
@@ -182,7 +182,7 @@ export function jwtAuth(options: JwtAuthOptions = {}): Policy {
     return new Observable((subscriber) => {
       // Indexed loops: no iterator (and no [claim, header] array) per request when nothing is forwarded.
       for (let i = 0; i < forward.length; i++) delete req.headers[forward[i]![1]];
-      const authorization = req.headers.authorization ?? stripped.get(req);
+      const authorization = req.headers.authorization;
       // bearerToken is pure, and a client sends the same header request after
       // request: comparing it with the last one is cheaper than parsing it again
       // (and hands verify the very same token string, which it compares for free).
@@ -212,14 +212,10 @@ export function jwtAuth(options: JwtAuthOptions = {}): Policy {
       const verified = verify(token);
       if (!(verified instanceof Promise)) {
         // Cached: no Promise, no extra tick on the hot path.
-        admit(req, verified, authorization!);
-        next(req).subscribe(subscriber);
+        next(admit(req, verified)).subscribe(subscriber);
         return;
       }
-      from(verified).pipe(switchMap((claims) => {
-        admit(req, claims, authorization!);
-        return next(req);
-      })).subscribe(subscriber);
+      from(verified).pipe(switchMap((claims) => next(admit(req, claims)))).subscribe(subscriber);
     });
   };
 }

@@ -1,0 +1,202 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { systemRuntime, type Runtime } from '../../lib/runtime.ts';
+import { OutlierTracker } from '../../lib/upstream/outlier.ts';
+import { Service } from '../../lib/upstream/service.ts';
+
+interface Settings {
+  instances: number;
+  ejectAfter: number;
+  ejectFor: number;
+  maxEjectFor: number;
+  panic: boolean;
+}
+
+const settingsArb: fc.Arbitrary<Settings> = fc.record({
+  instances: fc.integer({ min: 1, max: 4 }),
+  ejectAfter: fc.integer({ min: 1, max: 3 }),
+  ejectFor: fc.constantFrom(0, 100, 1000),
+  maxEjectFor: fc.constantFrom(100, 500, 4000),
+  panic: fc.boolean(),
+});
+
+/**
+ * The reference, written the obvious way: per instance the strikes and
+ * ejections since its last success and the time it is out until; a pick
+ * walks the instances round-robin and takes the first in rotation that the
+ * request has not tried, else the best of the rest.
+ */
+class Model {
+  now = 0;
+  next = 0;
+  readonly strikes: number[];
+  readonly ejections: number[];
+  readonly until: number[];
+  readonly origins: string[];
+
+  constructor(readonly s: Settings) {
+    this.strikes = Array.from({ length: s.instances }, () => 0);
+    this.ejections = Array.from({ length: s.instances }, () => 0);
+    this.until = Array.from({ length: s.instances }, () => -Infinity);
+    this.origins = Array.from({ length: s.instances }, (_, i) => `http://10.0.0.${i + 1}:8080`);
+  }
+
+  out(i: number): boolean {
+    return this.now < this.until[i]!;
+  }
+
+  fail(i: number): void {
+    if (this.s.ejectFor === 0) return;
+    if (++this.strikes[i]! < this.s.ejectAfter) return;
+    this.strikes[i] = 0;
+    const length = Math.min(Math.max(this.s.ejectFor, this.s.maxEjectFor), this.s.ejectFor * 2 ** this.ejections[i]!);
+    this.ejections[i]!++;
+    this.until[i] = this.now + length;
+  }
+
+  succeed(i: number): void {
+    this.strikes[i] = 0;
+    this.ejections[i] = 0;
+  }
+
+  pick(avoid: readonly string[]): number | undefined {
+    const n = this.s.instances;
+    if (n === 1) return this.s.panic || !this.out(0) ? 0 : undefined;
+    // preference: in rotation and untried, in rotation, out and untried, out
+    const ranked: number[][] = [[], [], [], []];
+    for (let k = 0; k < n; k++) {
+      const i = (this.next + k) % n;
+      ranked[(this.out(i) ? 2 : 0) + (avoid.includes(this.origins[i]!) ? 1 : 0)]!.push(i);
+    }
+    if (ranked[0]!.length > 0) {
+      const i = ranked[0]![0]!;
+      this.next = (i + 1) % n;
+      return i;
+    }
+    if (ranked[1]!.length > 0) return ranked[1]![0];
+    if (!this.s.panic) return undefined;
+    return ranked[2]![0] ?? ranked[3]![0];
+  }
+}
+
+interface Real {
+  clock: { t: number };
+  service: Service;
+}
+
+class Fail implements fc.Command<Model, Real> {
+  constructor(readonly i: number) {}
+  check = (m: Readonly<Model>) => this.i < m.s.instances;
+  run(m: Model, r: Real): void {
+    m.fail(this.i);
+    r.service.failed(r.service.upstreams[this.i]!);
+  }
+  toString = () => `fail(${this.i})`;
+}
+
+class Succeed implements fc.Command<Model, Real> {
+  constructor(readonly i: number) {}
+  check = (m: Readonly<Model>) => this.i < m.s.instances;
+  run(m: Model, r: Real): void {
+    m.succeed(this.i);
+    r.service.upstreams[this.i]!.outlier.success();
+  }
+  toString = () => `succeed(${this.i})`;
+}
+
+class Pick implements fc.Command<Model, Real> {
+  constructor(readonly tried: number[]) {}
+  check = () => true;
+  run(m: Model, r: Real): void {
+    const avoid = this.tried.filter((i) => i < m.s.instances).map((i) => m.origins[i]!);
+    const expected = m.pick(avoid);
+    const picked = r.service.pick(avoid);
+    expect(picked?.origin).toBe(expected === undefined ? undefined : m.origins[expected]);
+    // Never black-holed in panic mode; never an ejected instance while another is in rotation.
+    if (m.s.panic) expect(picked).toBeDefined();
+    const anyIn = m.origins.some((_, i) => !m.out(i));
+    if (picked !== undefined && anyIn) expect(r.service.inRotation(picked)).toBe(true);
+    for (let i = 0; i < m.s.instances; i++) expect(r.service.inRotation(r.service.upstreams[i]!)).toBe(!m.out(i));
+  }
+  toString = () => `pick(tried ${JSON.stringify(this.tried)})`;
+}
+
+class Advance implements fc.Command<Model, Real> {
+  constructor(readonly ms: number) {}
+  check = () => true;
+  run(m: Model, r: Real): void {
+    m.now += this.ms;
+    r.clock.t += this.ms;
+  }
+  toString = () => `advance(${this.ms})`;
+}
+
+const instance = fc.integer({ min: 0, max: 3 });
+const commandsArb = fc.commands<Model, Real>([
+  instance.map((i) => new Fail(i)),
+  instance.map((i) => new Succeed(i)),
+  fc.uniqueArray(instance, { maxLength: 4 }).map((tried) => new Pick(tried)),
+  fc.oneof(fc.constantFrom(50, 100, 1000), fc.integer({ min: 1, max: 5000 })).map((ms) => new Advance(ms)),
+], { maxCommands: 120 });
+
+function manualRuntime(clock: { t: number }): Runtime {
+  return { ...systemRuntime, now: () => clock.t };
+}
+
+describe('passive ejection and panic in Service.pick', () => {
+  it('follows the model for any sequence of failures, successes, picks and time', () => {
+    fc.assert(fc.property(settingsArb, commandsArb, (s, cmds) => {
+      fc.modelRun(() => {
+        const model = new Model(s);
+        const clock = { t: 0 };
+        const service = new Service('model', {
+          upstreams: model.origins,
+          ejectAfter: s.ejectAfter,
+          ejectFor: s.ejectFor,
+          maxEjectFor: s.maxEjectFor,
+          panic: s.panic,
+          runtime: manualRuntime(clock),
+        });
+        return { model, real: { clock, service } };
+      }, cmds);
+    }), { numRuns: 300 });
+  });
+});
+
+describe('OutlierTracker', () => {
+  const config = { ejectAfter: 1, ejectMs: 10_000, maxEjectMs: 35_000 };
+
+  it('ejects on the first failure with ejectAfter: 1, for ejectFor, and lets the instance back once it is over', () => {
+    const o = new OutlierTracker(config);
+    expect(o.failure(1_000)).toBe(11_000);
+    expect(o.ejected(10_999)).toBe(true);
+    expect(o.ejected(11_000)).toBe(false);
+  });
+
+  it('doubles the ejection while the instance keeps failing without answering, up to the cap', () => {
+    const o = new OutlierTracker(config);
+    expect([0, 1, 2, 3].map((k) => o.failure(k * 100_000)! - k * 100_000)).toEqual([10_000, 20_000, 35_000, 35_000]);
+  });
+
+  it('forgets past ejections once the instance answers', () => {
+    const o = new OutlierTracker(config);
+    o.failure(0);
+    o.failure(20_000);
+    o.success();
+    expect(o.failure(100_000)).toBe(110_000);
+  });
+
+  it('needs ejectAfter failures in a row, an answer in between starting the count again', () => {
+    const o = new OutlierTracker({ ...config, ejectAfter: 2 });
+    expect(o.failure(0)).toBeNull();
+    o.success();
+    expect(o.failure(1)).toBeNull();
+    expect(o.failure(2)).toBe(10_002);
+  });
+
+  it('never ejects with ejectFor 0', () => {
+    const o = new OutlierTracker({ ...config, ejectMs: 0 });
+    expect(o.failure(0)).toBeNull();
+    expect(o.ejected(0)).toBe(false);
+  });
+});

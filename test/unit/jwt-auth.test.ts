@@ -239,6 +239,9 @@ describe('jwtAuth forwarding', () => {
     await firstValueFrom(obs); // what a retry around this stage does
     expect(next.seen).toHaveLength(2);
     expect(next.seen.map((r) => r.headers.authorization)).toEqual([undefined, undefined]);
+    // The next stage got a copy: the request stays as the client sent it.
+    expect(req.headers.authorization).toMatch(/^Bearer /);
+    expect(req.locals.claims).toMatchObject({ sub: 'user-1' });
   });
 });
 

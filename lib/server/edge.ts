@@ -2,13 +2,12 @@ import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { Observable, Subscription } from 'rxjs';
 import type { HttpRequest, HttpResponse, TemplatedApp, us_listen_socket } from 'uWebSockets.js';
-import { BadRequestError, errorResponseBody, toGatewayError, type GatewayError } from '../errors.ts';
+import { BadRequestError, toGatewayError, type GatewayError } from '../errors.ts';
 import { NON_ASCII } from '../headers.ts';
 import { normalizePath } from '../router/normalize.ts';
 import type { Logger } from '../observe/log.ts';
 import type { GatewayRequest, GatewayResponse } from '../types.ts';
-import { UwsRequestBody } from './request-body.ts';
-import { ResponseWriter } from './response-writer.ts';
+import { Exchange } from './connection.ts';
 import { loadUws } from './uws.ts';
 
 /** Attempt 1 has tried nothing yet (shared: it is never written to). */
@@ -26,13 +25,12 @@ export interface EdgeHooks {
   logger: Logger;
 }
 
-const JSON_HEADERS = ['content-type', 'application/json'];
-
 /**
- * The uWebSockets.js edge: turns each uWS request into a `GatewayRequest`,
- * subscribes to its pipeline, writes what it emits, and unsubscribes when the
- * client goes away (`onAborted`), which aborts the upstream request. The one
- * place where errors become responses.
+ * The uWebSockets.js edge: turns each uWS request into a `GatewayRequest`
+ * and hands it, with its uWS response, to an `Exchange` (connection.ts),
+ * which subscribes to its pipeline, writes what it emits, and unsubscribes
+ * when the client goes away (`onAborted`), which aborts the upstream
+ * request. The one place where errors become responses.
  */
 export class Edge {
   readonly app: TemplatedApp;
@@ -81,12 +79,9 @@ export class Edge {
   }
 
   private handle(res: HttpResponse, uwsReq: HttpRequest): void {
-    const writer = new ResponseWriter(res);
     const headers: Record<string, string> = {};
-    uwsReq.forEach((name, value) => {
-      const prev = headers[name];
-      headers[name] = prev === undefined ? value : prev + (name === 'cookie' ? '; ' : ', ') + value;
-    });
+    collecting = headers;
+    uwsReq.forEach(collectHeader);
     const method = uwsReq.getCaseSensitiveMethod().toUpperCase();
     const path = uwsReq.getUrl();
     const query = uwsReq.getQuery() ?? '';
@@ -108,86 +103,25 @@ export class Edge {
       id, method, path: latin1Bytes(normalized.forward), query, normalizedPath: normalized.match, headers,
       remoteAddress: Buffer.from(res.getRemoteAddressAsText()).toString(),
       protocol: 'http',
-      body: hasBody ? new UwsRequestBody(res, writer, cl === undefined ? null : Number(cl)) : null,
+      body: null,
       params: {},
       receivedAt: performance.now(),
       locals: {},
       attempt: { number: 1, tried: NO_ORIGINS, instance: null },
     };
-
-    let subscription: Subscription | null = null;
-    let settled = false;
-    res.onAborted(() => {
-      writer.closed = true;
-      if (settled) return;
-      settled = true;
-      if (subscription !== null) {
-        subscription.unsubscribe();
-        this.inflight.delete(subscription);
-      }
-      req.body?.destroy();
-      this.hooks.onClientAbort?.(req);
-    });
-
-    if (badPath !== null) {
-      settled = true;
-      this.writeError(writer, req, toGatewayError(badPath));
-      return;
-    }
-
-    let headSent = false;
-    const sub = this.hooks.dispatch(req).subscribe({
-      next: (response) => {
-        if (writer.closed) return;
-        headSent = true;
-        this.hooks.onAnswer?.(req, response.status, null);
-        const extra = [
-          'x-gateway-response-time', (performance.now() - req.receivedAt).toFixed(1) + 'ms',
-        ];
-        if (!hasHeader(response.headers, 'x-request-id')) extra.push('x-request-id', req.id);
-        writer.writeHead(response, extra, method === 'HEAD');
-      },
-      error: (err: unknown) => {
-        settled = true;
-        if (subscription !== null) this.inflight.delete(subscription);
-        req.body?.destroy();
-        const error = toGatewayError(err);
-        if (writer.closed && !headSent) return;
-        if (headSent) {
-          // Never let a truncated body look complete: drop the connection.
-          this.hooks.onBroken?.(req, error);
-          this.hooks.logger.warn({ reqId: req.id, code: error.code, err: error.cause ?? error }, 'upstream failed mid-response; connection closed');
-          writer.abort();
-          return;
-        }
-        this.writeError(writer, req, error);
-      },
-      complete: () => {
-        settled = true;
-        if (subscription !== null) this.inflight.delete(subscription);
-        if (!headSent && !writer.closed) {
-          this.writeError(writer, req, toGatewayError(new Error('pipeline completed without a response')));
-        }
-      },
-    });
-    if (!settled) {
-      subscription = sub;
-      this.inflight.add(sub);
-    }
+    const exchange = new Exchange(res, req, this.hooks, this.inflight);
+    if (hasBody) req.body = exchange.readBody(cl === undefined ? null : Number(cl));
+    if (badPath !== null) exchange.reject(toGatewayError(badPath));
+    else exchange.respond(this.hooks.dispatch(req));
   }
+}
 
-  private writeError(writer: ResponseWriter, req: GatewayRequest, error: GatewayError): void {
-    this.hooks.onAnswer?.(req, error.status, error);
-    if (error.status >= 500 && error.code === 'INTERNAL_ERROR') {
-      this.hooks.logger.error({ reqId: req.id, err: error.cause ?? error }, 'internal error');
-    }
-    const headers = [...JSON_HEADERS, 'x-request-id', req.id,
-      'x-gateway-response-time', (performance.now() - req.receivedAt).toFixed(1) + 'ms'];
-    if (error.headers !== undefined) {
-      for (const [k, v] of Object.entries(error.headers)) headers.push(k, v);
-    }
-    writer.writeSimple(error.status, headers, errorResponseBody(error));
-  }
+/** The headers `collectHeader` adds to: `forEach` takes a callback, and a shared one allocates no closure per request. */
+let collecting: Record<string, string> = {};
+
+function collectHeader(name: string, value: string): void {
+  const prev = collecting[name];
+  collecting[name] = prev === undefined ? value : prev + (name === 'cookie' ? '; ' : ', ') + value;
 }
 
 /**
@@ -198,8 +132,4 @@ function latin1Bytes(path: string): string {
   return NON_ASCII.test(path) ? Buffer.from(path, 'utf8').toString('latin1') : path;
 }
 
-function hasHeader(headers: readonly string[], name: string): boolean {
-  for (let i = 0; i < headers.length; i += 2) if (headers[i] === name) return true;
-  return false;
-}
 

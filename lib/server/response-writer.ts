@@ -1,167 +1,131 @@
-import { STATUS_CODES } from 'node:http';
+import { performance } from 'node:perf_hooks';
 import type { HttpResponse } from 'uWebSockets.js';
-import { NON_ASCII } from '../headers.ts';
-import type { Body, BodySink, GatewayResponse } from '../types.ts';
+import { errorResponseBody, type GatewayError } from '../errors.ts';
+import type { Body, BodySink, GatewayRequest, GatewayResponse } from '../types.ts';
+import { bodyless, writeErrorHead, writeHead } from './response-head.ts';
 
-/** Headers uWS writes itself, or that must not be copied from the upstream. */
-const SKIP = new Set(['content-length', 'date', 'transfer-encoding', 'connection', 'keep-alive']);
+// What a corked `flush` sends after the head (when the head is still unsent).
+const HEAD = 0; // nothing more
+const WRITE = 1; // a chunk of a body of unknown length (chunked)
+const TRY_END = 2; // a chunk of a body of known length
+const END = 3; // the end of the body
+const NO_BODY = 4; // the end of a response without a body
+const ERROR = 5; // an error answer
+type Op = typeof HEAD | typeof WRITE | typeof TRY_END | typeof END | typeof NO_BODY | typeof ERROR;
 
-const statusLines = new Map<number, string>();
-export function statusLine(status: number, text?: string): string {
-  const standard = STATUS_CODES[status];
-  if (text !== undefined && text !== '' && text !== standard) return `${status} ${text}`;
-  let line = statusLines.get(status);
-  if (line === undefined) {
-    line = `${status} ${standard ?? 'Unknown'}`;
-    statusLines.set(status, line);
-  }
-  return line;
-}
+/** The writer whose `flush` runs in `cork`: one shared callback rather than a closure per write. */
+let corking: ResponseWriter | null = null;
+/** Heads waiting for their first body chunk: written alone at the end of the tick if none came. */
+const waitingHeads: ResponseWriter[] = [];
 
 /**
- * Writes one response to a uWS `HttpResponse`: head, then the body with
+ * The "head + body" answer of an `Exchange` (connection.ts), which is the
+ * one object per request on the uWS side; this is its response half, in its
+ * own file. It owns the uWS `HttpResponse` and whether uWS still owns it
+ * (`closed`), and writes the response: head, then the body with
  * backpressure — `tryEnd` when the length is known (uWS sets
  * Content-Length), chunked `write` otherwise — resuming the source from
- * `onWritable`. All calls after the uWS handler returned are corked.
+ * `onWritable`, which is registered only once a write is refused. All
+ * writes are corked.
  */
-export class ResponseWriter implements BodySink {
-  /** Set once uWS no longer owns `res` (aborted or ended). */
-  closed = false;
-  private body: Body | null = null;
-  private total = 0;
-  private pending: Uint8Array | null = null;
-  private pendingOffset = 0;
+export abstract class ResponseWriter implements BodySink {
+  /** uWS no longer owns `res` (the client went away, or the response ended): never touch it again. */
+  protected closed = false;
   /** A head not yet written: it goes out with the first body chunk, in one send. */
   private head: GatewayResponse | null = null;
-  private extra: readonly string[] = [];
+  private body: Body | null = null;
+  /** The body's length, -1 when unknown (sent chunked). */
+  private total = -1;
+  private responseTime = '';
+  private failure: GatewayError | null = null;
+  private writable = false;
+  /** A chunk `tryEnd` did not take in full, and the write offset it started at. */
+  private pending: Uint8Array | null = null;
+  private pendingOffset = 0;
+  // In and out of a corked `flush`.
+  private op: Op = HEAD;
+  private chunk: Uint8Array | null = null;
+  private sent = false;
+  private sentAll = false;
+  private sentFrom = 0;
 
-  constructor(private readonly res: HttpResponse) {}
+  /** Answers to HEAD get the head alone, whatever the pipeline's response carries. */
+  private readonly isHead: boolean;
+
+  constructor(protected readonly res: HttpResponse, readonly req: GatewayRequest) {
+    this.isHead = req.method === 'HEAD';
+  }
 
   /**
-   * Starts the response; `extra` is a flat list of headers the edge adds.
-   * Without a body it is written and ended at once. With one, the head waits
-   * for the first chunk (undici usually delivers both in the same tick) so
-   * head and body leave in one corked send; a microtask writes it alone if
-   * the body is slow to start.
+   * Starts the response. Without a body it is written and ended at once.
+   * With one, the head waits for the first chunk (undici usually delivers
+   * both in the same tick) so head and body leave in one corked send; at the
+   * end of the tick it is written alone if the body is slow to start.
    */
-  writeHead(response: GatewayResponse, extra: readonly string[], isHead: boolean): void {
-    const res = this.res;
+  protected writeResponse(response: GatewayResponse): void {
+    this.responseTime = elapsed(this.req);
+    this.head = response;
     const body = response.body;
-    if (body === null || isHead) {
-      if (body !== null) body.destroy();
+    if (body === null || this.isHead) {
+      body?.destroy();
       this.closed = true;
-      res.cork(() => {
-        const contentLength = this.writeHeaders(response, extra);
-        const status = response.status;
-        if (status === 204 || status === 304 || (status >= 100 && status < 200)) res.endWithoutBody();
-        else if (isHead) {
-          const n = contentLength !== undefined ? Number(contentLength) : body?.length ?? undefined;
-          // endWithoutBody(n) waits for n body bytes in this uWS build: write the header ourselves.
-          if (n !== undefined && Number.isFinite(n)) res.writeHeader('content-length', String(n));
-          res.endWithoutBody();
-        } else res.end();
-      });
+      this.cork(NO_BODY, null);
       return;
     }
-    this.head = response;
-    this.extra = extra;
     this.body = body;
     if (body.length !== null) this.total = body.length;
-    res.onWritable((offset) => this.onWritable(offset));
     body.pipe(this);
-    if (this.head !== null) queueMicrotask(() => this.flushHead());
+    if (this.head !== null && waitingHeads.push(this) === 1) queueMicrotask(ResponseWriter.flushWaitingHeads);
   }
 
-  private flushHead(): void {
-    if (this.head === null || this.closed) return;
-    const head = this.head;
-    this.res.cork(() => this.writeHeaders(head, this.extra));
-  }
-
-  /** Status line and headers; returns the upstream's content-length, if any. */
-  private writeHeaders(response: GatewayResponse, extra: readonly string[]): string | undefined {
-    const res = this.res;
-    const headers = response.headers;
-    let contentLength: string | undefined;
-    res.writeStatus(statusLine(response.status, response.statusText));
-    for (let i = 0; i < headers.length; i += 2) {
-      const name = headers[i]!;
-      const value = headers[i + 1]!;
-      if (SKIP.has(name)) {
-        if (name === 'content-length') contentLength = value;
-        continue;
-      }
-      // Header bytes pass through as received (undici gives them as latin1).
-      res.writeHeader(name, NON_ASCII.test(value) ? Buffer.from(value, 'latin1') : value);
-    }
-    for (let i = 0; i < extra.length; i += 2) res.writeHeader(extra[i]!, extra[i + 1]!);
-    this.head = null;
-    return contentLength;
-  }
-
-  /** Writes a complete small response (errors, built-in endpoints). */
-  writeSimple(status: number, headers: readonly string[], payload: string): void {
-    const res = this.res;
-    res.cork(() => {
-      res.writeStatus(statusLine(status));
-      for (let i = 0; i < headers.length; i += 2) res.writeHeader(headers[i]!, headers[i + 1]!);
-      res.end(payload);
-    });
+  /** Writes a complete error answer. */
+  protected writeError(error: GatewayError): void {
+    this.responseTime = elapsed(this.req);
+    this.failure = error;
+    this.cork(ERROR, null);
     this.closed = true;
+  }
+
+  /** The upstream failed after the head was sent: close the connection. */
+  protected drop(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.res.close();
   }
 
   write(chunk: Uint8Array): boolean {
     if (this.closed) return false;
-    const res = this.res;
-    const head = this.head;
-    if (this.body!.length === null) {
-      let ok = false;
-      res.cork(() => {
-        if (head !== null) this.writeHeaders(head, this.extra);
-        ok = res.write(chunk);
-      });
-      return ok;
+    if (this.total < 0) {
+      this.cork(WRITE, chunk);
+      if (this.sent) return true;
+      this.awaitWritable();
+      return false;
     }
-    let offset = 0;
-    let result: [boolean, boolean] = [false, false];
-    res.cork(() => {
-      if (head !== null) this.writeHeaders(head, this.extra);
-      offset = res.getWriteOffset();
-      result = res.tryEnd(chunk, this.total);
-    });
-    if (result[1]) {
+    this.cork(TRY_END, chunk);
+    if (this.sentAll) {
       this.closed = true;
       return true;
     }
-    if (!result[0]) {
-      this.pending = chunk;
-      this.pendingOffset = offset;
-      return false;
-    }
-    return true;
+    if (this.sent) return true;
+    this.pending = chunk;
+    this.pendingOffset = this.sentFrom;
+    this.awaitWritable();
+    return false;
   }
 
   end(): void {
     if (this.closed) return;
     this.closed = true;
-    const res = this.res;
-    const head = this.head;
-    if (this.body!.length === null || this.total === 0) {
-      res.cork(() => {
-        if (head !== null) this.writeHeaders(head, this.extra);
-        res.end();
-      });
-    } else {
-      // The body ended short of its Content-Length: never pass it off as complete.
-      res.close();
-    }
+    if (this.total <= 0) this.cork(END, null);
+    // The body ended short of its Content-Length: never pass it off as complete.
+    else this.res.close();
   }
 
-  /** The upstream failed after the head was sent: close the connection. */
-  abort(): void {
-    if (this.closed) return;
-    this.closed = true;
-    this.res.close();
+  /** `onWritable` costs a closure: registered only once a write is refused. */
+  private awaitWritable(): void {
+    if (this.writable) return;
+    this.writable = true;
+    this.res.onWritable((offset) => this.onWritable(offset));
   }
 
   private onWritable(offset: number): boolean {
@@ -179,4 +143,74 @@ export class ResponseWriter implements BodySink {
     this.body?.resume();
     return true;
   }
+
+  private cork(op: Op, chunk: Uint8Array | null): void {
+    this.op = op;
+    this.chunk = chunk;
+    corking = this;
+    this.res.cork(ResponseWriter.flushCorking);
+    corking = null;
+    this.chunk = null;
+  }
+
+  private static flushCorking(this: void): void {
+    corking!.flush();
+  }
+
+  /** Runs in `cork`: the head if still unsent, then what `op` says. */
+  private flush(): void {
+    const res = this.res;
+    const head = this.head;
+    let contentLength: string | undefined;
+    if (head !== null) {
+      this.head = null;
+      contentLength = writeHead(res, head, this.responseTime, this.req.id);
+    }
+    switch (this.op) {
+      case WRITE:
+        this.sent = res.write(this.chunk!);
+        break;
+      case TRY_END: {
+        this.sentFrom = res.getWriteOffset();
+        const [ok, done] = res.tryEnd(this.chunk!, this.total);
+        this.sent = ok;
+        this.sentAll = done;
+        break;
+      }
+      case END:
+        res.end();
+        break;
+      case NO_BODY: {
+        if (bodyless(head!.status)) res.endWithoutBody();
+        else if (this.isHead) {
+          const n = contentLength !== undefined ? Number(contentLength) : head!.body?.length ?? undefined;
+          // endWithoutBody(n) waits for n body bytes in this uWS build: write the header ourselves.
+          if (n !== undefined && Number.isFinite(n)) res.writeHeader('content-length', String(n));
+          res.endWithoutBody();
+        } else res.end();
+        break;
+      }
+      case ERROR: {
+        const error = this.failure!;
+        writeErrorHead(res, error.status, error.headers, this.responseTime, this.req.id);
+        res.end(errorResponseBody(error));
+        break;
+      }
+    }
+  }
+
+  private static flushWaitingHeads(this: void): void {
+    try {
+      for (let i = 0; i < waitingHeads.length; i++) {
+        const writer = waitingHeads[i]!;
+        if (writer.head !== null && !writer.closed) writer.cork(HEAD, null);
+      }
+    } finally {
+      waitingHeads.length = 0;
+    }
+  }
+}
+
+function elapsed(req: GatewayRequest): string {
+  return (performance.now() - req.receivedAt).toFixed(1) + 'ms';
 }

@@ -1,0 +1,185 @@
+import type { Observable, Observer, Subscription } from 'rxjs';
+import type { HttpResponse } from 'uWebSockets.js';
+import { toGatewayError, type GatewayError } from '../errors.ts';
+import type { Body, BodySink, GatewayRequest, GatewayResponse } from '../types.ts';
+import type { EdgeHooks } from './edge.ts';
+import { RequestBody } from './request-body.ts';
+import { ResponseWriter } from './response-writer.ts';
+
+/**
+ * One request/response exchange on the uWS side, from the uWS handler to the
+ * end of the response or the client going away: the one object that owns
+ * the uWS `HttpResponse` for that time, so whether uWS still owns it
+ * (`closed`) is known in one place. It reads the request body from it
+ * (`onData`, pause/resume), writes the response to it (the `ResponseWriter`
+ * it extends: cork, `tryEnd`/`write`, `onWritable`), and on `onAborted`
+ * unsubscribes from the pipeline, which aborts the upstream request.
+ *
+ * It is the pipeline's observer and the response body's sink; the request
+ * body the pipeline reads is a thin view of it (`RequestBody`).
+ */
+export class Exchange extends ResponseWriter implements Observer<GatewayResponse> {
+  /** The pipeline is over: it completed, failed, or was unsubscribed. */
+  private settled = false;
+  /** The pipeline's response was taken: from here a failure can only drop the connection. */
+  private answered = false;
+  private subscription: Subscription | null = null;
+
+  // The request body: uWS `onData` → the pipeline's sink.
+  private inSink: BodySink | null = null;
+  private inQueue: Buffer[] | null = null;
+  private inPaused = false;
+  private inLast = false;
+  private inDone = false;
+
+  constructor(res: HttpResponse, req: GatewayRequest, private readonly hooks: EdgeHooks, private readonly inflight: Set<Subscription>) {
+    super(res, req);
+    res.onAborted(() => this.onAborted());
+  }
+
+  /**
+   * Starts reading the request body, paused until the pipeline pipes it.
+   * Call in the uWS handler, before any stage runs, or the first chunks are lost.
+   */
+  readBody(length: number | null): Body {
+    this.res.onData((ab, isLast) => this.onData(ab, isLast));
+    return new RequestBody(this, length);
+  }
+
+  /** Answers with what the pipeline emits: one head, then its body. */
+  respond(response$: Observable<GatewayResponse>): void {
+    const subscription = response$.subscribe(this);
+    if (!this.settled) {
+      this.subscription = subscription;
+      this.inflight.add(subscription);
+    }
+  }
+
+  /** Answers with an error without running the pipeline (a path that cannot be routed). */
+  reject(error: GatewayError): void {
+    this.settled = true;
+    this.fail(error);
+  }
+
+  // An answer that is not "head + body" goes here, beside `respond`: a
+  // WebSocket upgrade would be `upgrade(...)` calling `res.upgrade` and
+  // setting `closed`, sharing `onAborted` and the subscription's teardown.
+
+  // ---- the pipeline's observer ----
+
+  next(response: GatewayResponse): void {
+    if (this.closed) return;
+    this.answered = true;
+    this.hooks.onAnswer?.(this.req, response.status, null);
+    this.writeResponse(response);
+  }
+
+  error(err: unknown): void {
+    this.settle();
+    this.req.body?.destroy();
+    const error = toGatewayError(err);
+    if (this.answered) {
+      // Never let a truncated body look complete: drop the connection.
+      this.hooks.onBroken?.(this.req, error);
+      this.hooks.logger.warn({ reqId: this.req.id, code: error.code, err: error.cause ?? error }, 'upstream failed mid-response; connection closed');
+      this.drop();
+      return;
+    }
+    if (!this.closed) this.fail(error);
+  }
+
+  complete(): void {
+    this.settle();
+    if (!this.answered && !this.closed) this.fail(toGatewayError(new Error('pipeline completed without a response')));
+  }
+
+  private settle(): void {
+    this.settled = true;
+    if (this.subscription !== null) this.inflight.delete(this.subscription);
+  }
+
+  private onAborted(): void {
+    this.closed = true;
+    if (this.settled) return;
+    this.settled = true;
+    const subscription = this.subscription;
+    if (subscription !== null) {
+      subscription.unsubscribe();
+      this.inflight.delete(subscription);
+    }
+    this.req.body?.destroy();
+    this.hooks.onClientAbort?.(this.req);
+  }
+
+  private fail(error: GatewayError): void {
+    this.hooks.onAnswer?.(this.req, error.status, error);
+    if (error.status >= 500 && error.code === 'INTERNAL_ERROR') {
+      this.hooks.logger.error({ reqId: this.req.id, err: error.cause ?? error }, 'internal error');
+    }
+    this.writeError(error);
+  }
+
+  // ---- the request body (see RequestBody) ----
+
+  private onData(ab: ArrayBuffer, isLast: boolean): void {
+    if (this.inDone) return;
+    // uWS reuses the ArrayBuffer after this call returns: copy.
+    const chunk = Buffer.from(new Uint8Array(ab));
+    if (isLast) this.inLast = true;
+    const sink = this.inSink;
+    if (sink !== null && this.inQueue === null && !this.inPaused) {
+      if (chunk.byteLength > 0 && !sink.write(chunk)) this.pauseBody();
+    } else {
+      if (chunk.byteLength > 0) (this.inQueue ??= []).push(chunk);
+      this.pauseBody();
+    }
+    if (isLast && this.inQueue === null && this.inSink !== null && !this.inPaused) this.finishBody();
+  }
+
+  pipeBody(sink: BodySink): void {
+    this.inSink = sink;
+    this.resumeBody();
+  }
+
+  resumeBody(): void {
+    const sink = this.inSink;
+    if (sink === null || this.inDone) return;
+    // Re-read each time: the sink may destroy the body while it writes.
+    while (this.inQueue !== null) {
+      const chunk = this.inQueue.shift()!;
+      if (this.inQueue.length === 0) this.inQueue = null;
+      if (!sink.write(chunk)) return;
+    }
+    if (this.inDone) return;
+    if (this.inLast) {
+      this.finishBody();
+      return;
+    }
+    if (this.inPaused) {
+      this.inPaused = false;
+      if (!this.closed) this.res.resume();
+    }
+  }
+
+  destroyBody(): void {
+    if (this.inDone) return;
+    this.inDone = true;
+    this.inSink = null;
+    this.inQueue = null;
+    // Let uWS read and drop the rest rather than stall the connection.
+    if (this.inPaused && !this.closed) this.res.resume();
+  }
+
+  private pauseBody(): void {
+    if (this.inPaused || this.inLast) return;
+    this.inPaused = true;
+    if (!this.closed) this.res.pause();
+  }
+
+  private finishBody(): void {
+    const sink = this.inSink!;
+    this.inSink = null;
+    this.inDone = true;
+    sink.end();
+  }
+}

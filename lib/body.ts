@@ -54,9 +54,10 @@ export class BufferedBody implements Body {
 }
 
 /**
- * Wraps a body so every chunk is also handed to `tap` (the cache uses this to
- * keep a copy of small responses while they stream to the client). `onEnd`
- * runs once the body has ended; `destroy` passes through.
+ * Wraps a body so every chunk is also handed to `tap` (to keep a copy while
+ * it streams to the client, say). `onEnd` runs once the body has ended;
+ * `destroy` passes through. The cache has a one-object version of its own
+ * (stages/cache/tee.ts): this one costs several closures per body.
  */
 export function tapBody(body: Body, tap: (chunk: Uint8Array) => void, onEnd: () => void): Body {
   return {

@@ -287,6 +287,46 @@ describe('cache', () => {
     expect((await again).xCache).toBe('MISS');
   });
 
+  it('aborts the upstream exchange and stores nothing when the client goes away during a miss', () => {
+    const bodies: PushBody[] = [];
+    let aborted = 0;
+    const next: Handler = () =>
+      new Observable((s) => {
+        const body = new PushBody();
+        bodies.push(body);
+        s.next({ status: 200, headers: [], body });
+        return () => aborted++; // completes only once the body has ended
+      });
+    const handler = cache({ clock: new FakeClock() })(next);
+    const client = handler(request()).subscribe((r) => r.body!.pipe({ write: () => true, end: () => {} }));
+    bodies[0]!.push('half');
+    client.unsubscribe();
+    expect(aborted).toBe(1);
+    handler(request()).subscribe((r) => r.body!.pipe({ write: () => true, end: () => {} }));
+    expect(bodies).toHaveLength(2); // a miss again: the first never got stored
+  });
+
+  it('stores nothing when the client destroys the body before it ends', async () => {
+    const bodies: PushBody[] = [];
+    const next: Handler = () =>
+      new Observable((s) => {
+        const body = new PushBody();
+        bodies.push(body);
+        s.next({ status: 200, headers: [], body });
+        s.complete();
+      });
+    const handler = cache({ clock: new FakeClock() })(next);
+    handler(request()).subscribe((r) => {
+      r.body!.pipe({ write: () => true, end: () => {} });
+      r.body!.destroy();
+    });
+    expect(bodies[0]!.destroyed).toBe(true);
+    const again = send(handler);
+    bodies[1]!.push('ok');
+    bodies[1]!.end();
+    expect(await again).toMatchObject({ xCache: 'MISS', body: 'ok' });
+  });
+
   it('makes one upstream request for concurrent misses and gives every waiter the stored body', async () => {
     const clock = new FakeClock();
     const release = new Subject<void>();

@@ -53,6 +53,15 @@ export class MissSubscriber extends InnerSubscriber<GatewayResponse> implements 
   }
 
   protected onNext(res: GatewayResponse): void {
+    // As an rxjs operator would: a throw (here or downstream) becomes the error.
+    try {
+      this.answer(res);
+    } catch (err) {
+      this.error(err);
+    }
+  }
+
+  private answer(res: GatewayResponse): void {
     if (this.stale !== undefined && res.status >= 500) {
       res.body?.destroy();
       this.serveStale(this.stale);

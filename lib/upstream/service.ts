@@ -136,8 +136,9 @@ export class Service {
   pick(avoid?: readonly string[]): Upstream | undefined {
     const list = this.upstreams;
     const n = list.length;
-    // Nothing ejected (the usual case): no clock read.
-    let now = -Infinity;
+    // No ejection in force (the usual case): no clock read, and `now` past
+    // every instance's `ejectedUntil`.
+    let now = Infinity;
     if (this.outUntil !== -Infinity) {
       now = this.runtime.now();
       if (now >= this.outUntil) this.outUntil = -Infinity;

@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { throwError } from 'rxjs';
+import { throwError, VirtualAction, VirtualTimeScheduler } from 'rxjs';
+import { virtualRuntime } from '../../lib/runtime.ts';
 import { request } from 'undici';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { Gateway, GatewayRoute } from '../../lib/gateway.ts';
@@ -122,6 +123,30 @@ describe('upstream failures', () => {
       for (let i = 0; i < 4; i++) bodies.push(await (await request(`${gw.url}/x`)).body.text());
       expect(bodies).toEqual(['good', 'good', 'good', 'good']);
     }, { timeout: 5_000, interval: 20 });
+  });
+});
+
+describe('health probes', () => {
+  it('run on the service\'s runtime: once at start, then every interval from a random phase', async () => {
+    const up = await upstreamWith((_req, res) => res.end('ok'));
+    const scheduler = new VirtualTimeScheduler(VirtualAction, 0);
+    const runtime = virtualRuntime(scheduler, { random: () => 0.25 });
+    const service = new Service('probed', { upstreams: [up.url], health: { path: '/health', interval: '1s' }, runtime });
+    cleanups.push(() => service.close());
+    // The probe at start went out in the constructor; count the periodic ones.
+    const probe = vi.spyOn(service.upstreams[0]!.pool, 'request');
+    const probesAt = (frame: number): number => {
+      scheduler.maxFrames = frame;
+      scheduler.flush();
+      return probe.mock.calls.length;
+    };
+    expect(probesAt(249)).toBe(0);
+    expect(probesAt(250)).toBe(1); // phase: random() × interval
+    expect(probesAt(1249)).toBe(1);
+    expect(probesAt(1250)).toBe(2);
+    expect(probesAt(3250)).toBe(4);
+    await service.close();
+    expect(probesAt(10_000)).toBe(4);
   });
 });
 

@@ -88,10 +88,9 @@ export function buildGateway(config: GatewayConfig, pipeline: PipelineFactory | 
 }
 
 function serviceFor(name: string, sc: ServiceConfig, resources: Resources, runtime: Runtime): Service {
-  const { upstreams, timeout, connections, keepAlive, tlsVerify, tlsCa, health } = sc;
-  const own = defined({ timeout, connections, keepAlive, tlsVerify, tlsCa, health: health === undefined ? undefined : defined(health) });
-  void runtime;
-  return resources.get(`service:${name}:${JSON.stringify({ upstreams, ...own })}`, () => new Service(name, { ...own, upstreams }), (s) => s.close());
+  const { upstreams, timeout, connections, keepAlive, tlsVerify, tlsCa, health, ejectFor, ejectAfter, maxEjectFor, panic } = sc;
+  const own = defined({ timeout, connections, keepAlive, tlsVerify, tlsCa, health, ejectFor, ejectAfter, maxEjectFor, panic });
+  return resources.get(`service:${name}:${JSON.stringify({ upstreams, ...own })}`, () => new Service(name, { ...own, upstreams, runtime }), (s) => s.close());
 }
 
 type ContextBase = Omit<RouteContext, 'routeName' | 'pipeline' | 'stage' | 'forward'>;

@@ -33,6 +33,12 @@ const serviceBase = z.strictObject({
   tlsVerify: z.boolean().optional(),
   tlsCa: z.string().optional(),
   health: healthSchema.optional(),
+  /** Passive ejection: an instance that refused or timed out `ejectAfter` times in a row is out this long (0: off). */
+  ejectFor: duration.optional(),
+  ejectAfter: z.number().int().min(1).optional(),
+  maxEjectFor: duration.optional(),
+  /** When every instance is out, use them anyway (true) or answer 503 at once (false). */
+  panic: z.boolean().optional(),
 });
 
 const routeBase = z.strictObject({

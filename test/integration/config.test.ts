@@ -99,9 +99,34 @@ routes:
     expect(JSON.parse(body)).toMatchObject({ error: { code: 'GATEWAY_TIMEOUT' } });
   });
 
-  it('answers 503 once YAML health checks mark the only upstream down', async () => {
+  it('answers 503 once YAML health checks mark the only upstream down, with panic: false', async () => {
     const sick = await namedUpstream('sick', (req, res) => {
       if (req.url !== '/healthz') return false;
+      res.statusCode = 500;
+      res.end();
+      return true;
+    });
+    const gw = await gatewayFromYaml(`
+services:
+  sick:
+    upstreams: ["${sick.url}"]
+    health: { path: /healthz, interval: 30ms, unhealthyAfter: 1 }
+    panic: false
+routes:
+  - { path: /*, service: sick }
+`);
+    await vi.waitFor(async () => {
+      const [status, body] = await text(`${gw.url}/x`);
+      expect(status).toBe(503);
+      expect(JSON.parse(body)).toMatchObject({ error: { code: 'SERVICE_UNAVAILABLE' } });
+    }, { timeout: 5_000, interval: 20 });
+  });
+
+  it('still forwards to the only upstream its health checks mark down, by default (panic)', async () => {
+    let probes = 0;
+    const sick = await namedUpstream('sick', (req, res) => {
+      if (req.url !== '/healthz') return false;
+      probes++;
       res.statusCode = 500;
       res.end();
       return true;
@@ -114,11 +139,9 @@ services:
 routes:
   - { path: /*, service: sick }
 `);
-    await vi.waitFor(async () => {
-      const [status, body] = await text(`${gw.url}/x`);
-      expect(status).toBe(503);
-      expect(JSON.parse(body)).toMatchObject({ error: { code: 'SERVICE_UNAVAILABLE' } });
-    }, { timeout: 5_000, interval: 20 });
+    // After a failed probe the instance is unhealthy; with no other, it is used anyway.
+    await vi.waitFor(() => expect(probes).toBeGreaterThanOrEqual(2), { timeout: 5_000, interval: 20 });
+    expect(await text(`${gw.url}/x`)).toEqual([200, expect.stringMatching(/^sick GET \/x /)]);
   });
 
   it('serves examples/demo.yaml against upstreams given by environment variables', async () => {

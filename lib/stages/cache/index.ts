@@ -24,7 +24,7 @@ export const cacheStage = defineStage({
     const events = ctx.events;
     return cache({
       ...rest,
-      clock: { now: ctx.runtime.wallNow },
+      runtime: ctx.runtime,
       // Keys name the request after its route's rewrite: the service completes
       // them, or two services' `/items` would share one entry.
       store: namespaced(store, ctx.service.name),
@@ -35,7 +35,7 @@ export const cacheStage = defineStage({
 
 function memoryStore(ctx: StageContext): CacheStore {
   const maxBytes = ctx.config.cache?.memory?.maxBytes ?? MEMORY_DEFAULT;
-  return ctx.resources.get(`cache:memory:${maxBytes}`, () => new MemoryCacheStore({ maxBytes, clock: { now: ctx.runtime.wallNow } }));
+  return ctx.resources.get(`cache:memory:${maxBytes}`, () => new MemoryCacheStore({ maxBytes, runtime: ctx.runtime }));
 }
 
 function redisStore(ctx: StageContext): CacheStore {
@@ -43,6 +43,7 @@ function redisStore(ctx: StageContext): CacheStore {
   return ctx.resources.get(`cache:redis:${JSON.stringify(r ?? {})}`, () => new RedisCacheStore(redisClient(ctx), {
     ...(r?.keyPrefix !== undefined ? { keyPrefix: r.keyPrefix } : {}),
     ...(r?.timeout !== undefined ? { timeout: r.timeout } : {}),
+    runtime: ctx.runtime,
   }));
 }
 

@@ -31,13 +31,13 @@ function plan(options: CircuitBreakerConfig, ctx: StageContext): Plan {
   const onTransition = (t: BreakerTransition): void => {
     ctx.events.emit('breakerTransition', { service, breaker: t.key, from: t.from, to: t.to });
   };
-  const clock = ctx.runtime;
+  const runtime = ctx.runtime;
   const isFailure = failureStatuses !== undefined ? failOnStatuses(failureStatuses) : undefined;
   if (perInstance === true) {
-    const registry = ctx.resources.get(`${key}:instances`, () => new BreakerRegistry({ ...rest, clock, onTransition }));
+    const registry = ctx.resources.get(`${key}:instances`, () => new BreakerRegistry({ ...rest, runtime, onTransition }));
     return isFailure === undefined ? { kind: 'instance', registry } : { kind: 'instance', registry, isFailure };
   }
-  const breaker = ctx.resources.get(key, () => new Breaker({ ...rest, key: service, clock, onTransition }));
+  const breaker = ctx.resources.get(key, () => new Breaker({ ...rest, key: service, runtime, onTransition }));
   return {
     kind: 'service',
     policy: circuitBreaker(breaker, {

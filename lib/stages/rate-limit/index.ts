@@ -20,7 +20,7 @@ export const rateLimitStage = defineStage({
   options: rateLimitOptions,
   build(options, ctx) {
     const { store: kind, failOpen, ...rest } = defined(options);
-    const store = kind === 'redis' ? redisStore(ctx, failOpen ?? true) : ctx.resources.get('ratelimit:memory', () => new MemoryRateLimitStore({ clock: ctx.runtime }));
+    const store = kind === 'redis' ? redisStore(ctx, failOpen ?? true) : ctx.resources.get('ratelimit:memory', () => new MemoryRateLimitStore({ runtime: ctx.runtime }));
     const route = ctx.routeName;
     const events = ctx.events;
     return rateLimit({ id: route, ...rest, store: new ObservedStore(store, () => events.emit('rateLimited', { route })) });
@@ -33,6 +33,7 @@ function redisStore(ctx: StageContext, failOpen: boolean): RedisRateLimitStore {
     failOpen,
     onFallback: () => ctx.events.emit('degraded', { reason: 'ratelimit_redis_fallback' }),
     logger: ctx.logger,
+    runtime: ctx.runtime,
   }));
 }
 

@@ -23,9 +23,7 @@ export const retryStage = defineStage({
     const { runtime, events } = ctx;
     return retry({
       ...o,
-      scheduler: runtime.scheduler,
-      random: runtime.random,
-      dateNow: runtime.wallNow,
+      runtime,
       onRetry: (e) => events.emit('retry', { service, route, attempt: e.attempt, ...(e.status !== undefined ? { status: e.status } : {}), ...(e.delay !== undefined ? { delay: e.delay } : {}) }),
       onRefused: (e) => events.emit('retryRefused', { service, route, requestId: e.req.id }),
     });

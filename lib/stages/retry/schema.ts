@@ -17,6 +17,7 @@ export const retryOptions = z.strictObject({
       ratio: z.number().min(0).max(10).optional(),
       window: duration.optional(),
       minRetries: z.number().int().nonnegative().optional(),
+      minConcurrent: z.number().int().nonnegative().optional(),
     }),
   ]).optional(),
 });

@@ -12,7 +12,7 @@ export const timeoutStage = defineStage({
   service: true,
   build(t, ctx) {
     if (t.total === undefined && t.exchange === undefined) return null;
-    return timeout({ head: t.total ?? null, exchange: t.exchange ?? null, scheduler: ctx.runtime.scheduler });
+    return timeout({ head: t.total ?? null, exchange: t.exchange ?? null, runtime: ctx.runtime });
   },
 });
 
@@ -22,5 +22,5 @@ export const attemptTimeoutStage = defineStage({
   key: 'timeouts',
   options: timeoutsOptions,
   service: true,
-  build: (t, ctx) => (t.perAttempt === undefined ? null : timeout({ head: t.perAttempt, scheduler: ctx.runtime.scheduler })),
+  build: (t, ctx) => (t.perAttempt === undefined ? null : timeout({ head: t.perAttempt, runtime: ctx.runtime })),
 });

@@ -38,8 +38,10 @@ export class Exchange extends ResponseWriter implements Observer<GatewayResponse
   }
 
   /**
-   * Starts reading the request body, paused until the pipeline pipes it.
-   * Call in the uWS handler, before any stage runs, or the first chunks are lost.
+   * Starts reading the request body: chunks that come before the pipeline
+   * pipes it are queued and the client paused, so memory stays at one chunk
+   * whatever the body's size. Call in the uWS handler, before any stage
+   * runs, or the first chunks are lost.
    */
   readBody(length: number | null): Body {
     this.res.onData((ab, isLast) => this.onData(ab, isLast));
@@ -135,6 +137,8 @@ export class Exchange extends ResponseWriter implements Observer<GatewayResponse
     }
     if (isLast && this.inQueue === null && this.inSink !== null && !this.inPaused) this.finishBody();
   }
+
+  // The `RequestBody` view's three methods.
 
   pipeBody(sink: BodySink): void {
     this.inSink = sink;

@@ -15,7 +15,7 @@ type Op = typeof HEAD | typeof WRITE | typeof TRY_END | typeof END | typeof NO_B
 
 /** The writer whose `flush` runs in `cork`: one shared callback rather than a closure per write. */
 let corking: ResponseWriter | null = null;
-/** Heads waiting for their first body chunk: written alone at the end of the tick if none came. */
+/** Heads waiting for their first body chunk: written alone at the end of the tick if none came (one microtask for all). */
 const waitingHeads: ResponseWriter[] = [];
 
 /**

@@ -18,6 +18,7 @@ export type ErrorCode =
   | 'INTERNAL_ERROR'
   | 'BAD_GATEWAY'
   | 'SERVICE_UNAVAILABLE'
+  | 'NO_HEALTHY_UPSTREAM'
   | 'CIRCUIT_OPEN'
   | 'GATEWAY_TIMEOUT'
   | 'CLIENT_ABORTED';
@@ -124,6 +125,12 @@ export class ServiceUnavailableError extends GatewayError {
   readonly status = 503;
   readonly code = 'SERVICE_UNAVAILABLE';
   override readonly retryable = true;
+}
+
+/** Every instance of the service is ejected or unhealthy, and the service has `panic: false`. */
+export class NoHealthyUpstreamError extends GatewayError {
+  readonly status = 503;
+  readonly code = 'NO_HEALTHY_UPSTREAM';
 }
 
 export class CircuitOpenError extends GatewayError {

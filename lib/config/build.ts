@@ -68,7 +68,7 @@ export function buildGateway(config: GatewayConfig, pipeline: PipelineFactory | 
 
   const routes = config.routes.map((route) => {
     const serviceConfig = config.services[route.service]!;
-    const service = serviceFor(route.service, serviceConfig, resources, runtime);
+    const service = serviceFor(route.service, serviceConfig, resources, runtime, events);
     const ctx = routeContext({ config, route, serviceConfig, service, runtime, events, logger, resources, metrics }, stages);
     return {
       path: route.path,
@@ -87,10 +87,15 @@ export function buildGateway(config: GatewayConfig, pipeline: PipelineFactory | 
   });
 }
 
-function serviceFor(name: string, sc: ServiceConfig, resources: Resources, runtime: Runtime): Service {
-  const { upstreams, timeout, connections, keepAlive, tlsVerify, tlsCa, health, ejectFor, ejectAfter, maxEjectFor, panic } = sc;
-  const own = defined({ timeout, connections, keepAlive, tlsVerify, tlsCa, health, ejectFor, ejectAfter, maxEjectFor, panic });
-  return resources.get(`service:${name}:${JSON.stringify({ upstreams, ...own })}`, () => new Service(name, { ...own, upstreams, runtime }), (s) => s.close());
+function serviceFor(name: string, sc: ServiceConfig, resources: Resources, runtime: Runtime, events: GatewayEvents): Service {
+  const { upstreams, balancer, hash, timeout, connections, keepAlive, tlsVerify, tlsCa, health, ejectFor, ejectAfter, maxEjectFor, maxEjectionPercent, panic } = sc;
+  const own = defined({ balancer, timeout, connections, keepAlive, tlsVerify, tlsCa, ejectFor, ejectAfter, maxEjectFor, maxEjectionPercent, panic });
+  const extra = {
+    ...(hash !== undefined ? { hash: defined(hash) } : {}),
+    ...(health !== undefined ? { health: defined(health) } : {}),
+  };
+  const specs = upstreams.map((u) => typeof u === 'string' ? u : defined(u));
+  return resources.get(`service:${name}:${JSON.stringify({ upstreams, ...own, ...extra })}`, () => new Service(name, { ...own, ...extra, upstreams: specs, runtime, events }), (s) => s.close());
 }
 
 type ContextBase = Omit<RouteContext, 'routeName' | 'pipeline' | 'stage' | 'forward'>;
@@ -118,6 +123,7 @@ function routeContext(base: ContextBase, stages: StageRegistry): RouteContext {
       const breaker = stages.get('circuitBreaker');
       return forward(base.service, {
         preserveHost: route.preserveHost ?? false,
+        events: base.events,
         ...(breaker === undefined ? {} : instanceBreakers(optionsFor(breaker, route, serviceConfig), ctx)),
       });
     },

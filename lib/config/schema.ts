@@ -3,7 +3,9 @@ import { BUILTIN_STAGES } from '../stages/builtin.ts';
 import { authOptions } from '../stages/auth/schema.ts';
 import { cacheStoresOptions } from '../stages/cache/schema.ts';
 import { StageRegistry, type StageDefinition } from '../stages/define.ts';
-import { duration, httpUrl, method } from './common.ts';
+import { balancerNames } from '../upstream/balancer.ts';
+import '../upstream/balancers.ts';
+import { duration, httpUrl, method, status } from './common.ts';
 import { pipelineFor } from './pipeline.ts';
 
 /**
@@ -19,14 +21,34 @@ export { duration } from './common.ts';
 export const healthSchema = z.strictObject({
   path: z.string().startsWith('/'),
   interval: duration.optional(),
+  timeout: duration.optional(),
+  expectedStatuses: z.array(status).min(1).optional(),
   unhealthyAfter: z.number().int().min(1).optional(),
   healthyAfter: z.number().int().min(1).optional(),
 });
 
 const stageName = z.string().regex(/^[A-Za-z][A-Za-z0-9]*$/, 'expected a stage name');
 
+/** An instance: a URL, or `{ url, weight }`. */
+const upstreamSpec = z.union([httpUrl, z.strictObject({ url: httpUrl, weight: z.number().positive().optional() })]);
+
+export const hashSchema = z.strictObject({
+  header: z.string().min(1).optional(),
+  cookie: z.string().min(1).optional(),
+  ip: z.boolean().optional(),
+  loadFactor: z.number().min(1).optional(),
+}).refine((h) => [h.header, h.cookie, h.ip === true ? true : undefined].filter((v) => v !== undefined).length <= 1, 'set one of header, cookie or ip');
+
+/** A registered balancer's name (checked when the config is parsed, so balancers registered in code count). */
+const balancerName = z.string().superRefine((name, ctx) => {
+  if (!balancerNames().includes(name)) ctx.addIssue({ code: 'custom', message: `unknown balancer ${JSON.stringify(name)} (known: ${balancerNames().join(', ')})` });
+});
+
 const serviceBase = z.strictObject({
-  upstreams: z.array(httpUrl).min(1, 'needs at least one upstream URL'),
+  upstreams: z.array(upstreamSpec).min(1, 'needs at least one upstream URL'),
+  /** How an instance is chosen; default p2c-ewma with more than one instance. */
+  balancer: balancerName.optional(),
+  hash: hashSchema.optional(),
   timeout: duration.optional(),
   connections: z.number().int().min(1).optional(),
   keepAlive: duration.optional(),
@@ -37,6 +59,8 @@ const serviceBase = z.strictObject({
   ejectFor: duration.optional(),
   ejectAfter: z.number().int().min(1).optional(),
   maxEjectFor: duration.optional(),
+  /** Never more than this share of the instances ejected at once (percent). */
+  maxEjectionPercent: z.number().min(0).max(100).optional(),
   /** When every instance is out, use them anyway (true) or answer 503 at once (false). */
   panic: z.boolean().optional(),
 });

@@ -21,6 +21,18 @@ export interface GatewayEventMap {
   degraded: { reason: string; message?: string; err?: unknown };
   /** A degraded dependency is back. */
   recovered: { reason: string; message?: string };
+  /** Passive ejection took an upstream instance out of rotation for `forMs`. */
+  upstreamEjected: { service: string; instance: string; forMs: number; ejections: number };
+  /** Active health checks marked an instance up or down. */
+  upstreamHealth: { service: string; instance: string; healthy: boolean };
+  /** A route had no usable instance to send to (panic: false). */
+  noHealthyUpstream: { service: string };
+  /** A hedged request sent another attempt; `won` is reported once a head arrives. */
+  hedge: { service: string; route: string; outcome: 'sent' | 'won' | 'lost' };
+  /** A mirrored copy of a request was sent, skipped (limit, sampling) or failed. */
+  mirror: { service: string; route: string; outcome: 'sent' | 'dropped' | 'failed' };
+  /** The adaptive concurrency limit refused a request, or moved. */
+  concurrencyLimited: { service: string; limit: number };
 }
 
 export type GatewayEventType = keyof GatewayEventMap;

@@ -50,6 +50,31 @@ export class GatewayMetrics {
     labelNames: ['route'] as const, registers: [this.registry],
   });
 
+  readonly ejections = new Counter({
+    name: 'rxgate_upstream_ejections_total', help: 'Upstream instances taken out of rotation by passive ejection, by service',
+    labelNames: ['service'] as const, registers: [this.registry],
+  });
+  readonly healthChanges = new Counter({
+    name: 'rxgate_upstream_health_changes_total', help: 'Instances marked up or down by active health checks',
+    labelNames: ['service', 'to'] as const, registers: [this.registry],
+  });
+  readonly noHealthyUpstream = new Counter({
+    name: 'rxgate_no_healthy_upstream_total', help: 'Requests answered 503 NO_HEALTHY_UPSTREAM, by service',
+    labelNames: ['service'] as const, registers: [this.registry],
+  });
+  readonly hedges = new Counter({
+    name: 'rxgate_hedges_total', help: 'Hedged attempts: sent, won (its head came first), lost',
+    labelNames: ['service', 'outcome'] as const, registers: [this.registry],
+  });
+  readonly mirrored = new Counter({
+    name: 'rxgate_mirror_total', help: 'Mirrored requests: sent, dropped (limit), failed',
+    labelNames: ['service', 'outcome'] as const, registers: [this.registry],
+  });
+  readonly concurrencyLimited = new Counter({
+    name: 'rxgate_concurrency_limited_total', help: 'Requests refused by the adaptive concurrency limit, by service',
+    labelNames: ['service'] as const, registers: [this.registry],
+  });
+
   constructor(options: { defaultMetrics?: boolean } = {}) {
     if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: 'rxgate_process_' });
   }

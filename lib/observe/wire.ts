@@ -39,6 +39,18 @@ export function observe(events: GatewayEvents, metrics: GatewayMetrics, logger: 
     if (e.message !== undefined) logger.warn({ reason: e.reason, err: errorText(e.err) }, e.message);
     else if (e.err !== undefined) logger.debug({ reason: e.reason, err: errorText(e.err) }, 'degraded');
   });
+  events.on('upstreamEjected', (e) => {
+    metrics.ejections.inc({ service: e.service });
+    logger.warn({ service: e.service, instance: e.instance, forMs: e.forMs, ejections: e.ejections }, 'upstream instance ejected');
+  });
+  events.on('upstreamHealth', (e) => {
+    metrics.healthChanges.inc({ service: e.service, to: e.healthy ? 'up' : 'down' });
+    logger.warn({ service: e.service, instance: e.instance, healthy: e.healthy }, e.healthy ? 'upstream instance healthy' : 'upstream instance unhealthy');
+  });
+  events.on('noHealthyUpstream', (e) => metrics.noHealthyUpstream.inc({ service: e.service }));
+  events.on('hedge', (e) => metrics.hedges.inc({ service: e.service, outcome: e.outcome }));
+  events.on('mirror', (e) => metrics.mirrored.inc({ service: e.service, outcome: e.outcome }));
+  events.on('concurrencyLimited', (e) => metrics.concurrencyLimited.inc({ service: e.service }));
   events.on('recovered', (e) => {
     if (e.message !== undefined) logger.info({ reason: e.reason }, e.message);
   });

@@ -64,17 +64,30 @@ export class Exchange implements Body {
   private ended = false;
   private cancelled = false;
   private bodyless = true;
+  /** The service was told this request is over (in-flight count). */
+  private released = false;
+  /** Clock time the request was handed to undici (`Service.started`). */
+  private readonly sentAt: number;
 
   constructor(
     private readonly subscriber: Subscriber<GatewayResponse>,
     private readonly head: boolean,
     private readonly service: Service,
     private readonly upstream: Upstream,
-  ) {}
+  ) {
+    this.sentAt = service.started(upstream);
+  }
+
+  private release(): void {
+    if (this.released) return;
+    this.released = true;
+    this.service.finished(this.upstream);
+  }
 
   cancel(): void {
     if (this.settled || this.cancelled) return;
     this.cancelled = true;
+    this.release();
     this.sink = null;
     this.queue = null;
     this.abort?.(new ClientAbortedError('request cancelled'));
@@ -93,6 +106,7 @@ export class Exchange implements Body {
     if (status < 200 || this.cancelled) return true;
     this.headed = true;
     this.upstream.outlier.success();
+    this.service.answered(this.upstream, this.sentAt, true);
     this.upstreamResume = resume;
     const headers: string[] = [];
     let named: Set<string> | null = null;
@@ -129,12 +143,14 @@ export class Exchange implements Body {
   onComplete(): void {
     this.settled = true;
     this.ended = true;
+    this.release();
     if (this.cancelled) return;
     this.flush();
   }
 
   onError(err: Error): void {
     this.settled = true;
+    this.release();
     if (this.cancelled) return;
     this.sink = null;
     this.queue = null;
@@ -143,6 +159,7 @@ export class Exchange implements Body {
     if (!this.headed && (error.code === 'GATEWAY_TIMEOUT' || (error.code === 'BAD_GATEWAY' && !error.sent && !NOT_THE_INSTANCE.has((err as { code?: string }).code ?? '')))) {
       this.service.failed(this.upstream);
     }
+    if (!this.headed) this.service.answered(this.upstream, this.sentAt, false);
     this.subscriber.error(error);
   }
 

@@ -2,7 +2,8 @@ import { defer, Observable, throwError } from 'rxjs';
 import type { BreakerRegistry } from '../stages/circuit-breaker/registry.ts';
 import type { CallOutcome } from '../stages/circuit-breaker/outcome.ts';
 import { judged } from '../stages/circuit-breaker/circuit-breaker.ts';
-import { CircuitOpenError, ServiceUnavailableError } from '../errors.ts';
+import { CircuitOpenError, NoHealthyUpstreamError } from '../errors.ts';
+import type { GatewayEvents } from '../observe/events.ts';
 import type { GatewayRequest, GatewayResponse, Handler } from '../types.ts';
 import { Exchange, requestBody } from './exchange.ts';
 import type { Service } from './service.ts';
@@ -24,6 +25,8 @@ export interface ForwardOptions {
   breakers?: BreakerRegistry | null;
   /** What counts as a failure for those breakers. @default defaultIsFailure */
   isFailure?: (outcome: CallOutcome) => boolean;
+  /** Where a request with no usable instance is reported (`noHealthyUpstream`). */
+  events?: GatewayEvents | null;
 }
 
 /**
@@ -61,12 +64,15 @@ export function forward(service: Service, options: ForwardOptions = {}): Handler
       return () => exchange.cancel();
     });
 
-  const unavailable = (): Observable<never> =>
-    throwError(() => new ServiceUnavailableError(`no healthy upstream for service ${service.name}`, { sent: false }));
+  const events = options.events ?? null;
+  const unavailable = (): Observable<never> => {
+    events?.emit('noHealthyUpstream', { service: service.name });
+    return throwError(() => new NoHealthyUpstreamError(`no healthy upstream for service ${service.name}`, { sent: false }));
+  };
 
   if (breakers === null) {
     return function forwardRequest(req) {
-      const upstream = service.pick(req.attempt.tried);
+      const upstream = service.pick(req.attempt.tried, req);
       return upstream === undefined ? unavailable() : send(req, upstream);
     };
   }
@@ -76,7 +82,7 @@ export function forward(service: Service, options: ForwardOptions = {}): Handler
       const avoid = [...req.attempt.tried];
       let soonest: number | null = null;
       for (let i = 0; i < service.upstreams.length; i++) {
-        const upstream = service.pick(avoid);
+        const upstream = service.pick(avoid, req);
         if (upstream === undefined || (i > 0 && avoid.includes(upstream.origin))) break;
         const breaker = breakers.get(upstream.origin);
         const permit = breaker.tryAcquire();

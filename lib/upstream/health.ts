@@ -3,8 +3,12 @@ import type { Duration } from '../duration.ts';
 export interface HealthOptions {
   /** Path probed with GET on every instance; no active checks when absent. */
   path?: string;
-  /** Time between probes. @default '5s' */
+  /** Time between probes (each starts at a random phase within the first). @default '5s' */
   interval?: Duration;
+  /** A probe without a response head (and body) in this time failed. @default '2s' */
+  timeout?: Duration;
+  /** Statuses that pass. @default every 2xx and 3xx (nginx's) */
+  expectedStatuses?: number[];
   /** Consecutive failed probes that mark an instance down. @default 2 */
   unhealthyAfter?: number;
   /** Consecutive good probes that bring it back. @default 2 */

@@ -32,11 +32,17 @@ export class OutlierTracker {
   /**
    * The instance refused a connection or timed out at `now`. Returns the
    * clock time it is ejected until when this failure ejected it, else null.
+   * With `mayEject` false (the pool's ejection share is spent) it stays in,
+   * its strikes kept, so its next failure tries again.
    */
-  failure(now: number): number | null {
+  failure(now: number, mayEject = true): number | null {
     const { ejectAfter, ejectMs, maxEjectMs } = this.config;
     if (ejectMs === 0) return null;
     if (++this.failures < ejectAfter) return null;
+    if (!mayEject) {
+      this.failures = ejectAfter - 1;
+      return null;
+    }
     this.failures = 0;
     const grown = ejectMs * 2 ** this.ejections;
     this.ejections++;

@@ -1,94 +1,47 @@
 import { readFileSync } from 'node:fs';
-import { Subscription } from 'rxjs';
-import { parseDuration, type Duration } from '../duration.ts';
-import { after, every, systemRuntime, type Runtime } from '../runtime.ts';
+import type { Subscription } from 'rxjs';
+import { parseDuration } from '../duration.ts';
+import type { GatewayEvents } from '../observe/events.ts';
+import type { Runtime } from '../runtime.ts';
+import type { GatewayRequest } from '../types.ts';
+import { balancerFactory, balancerNames, type Balancer } from './balancer.ts';
+import './balancers.ts';
 import { HealthTracker, type HealthOptions } from './health.ts';
 import { OutlierTracker, type OutlierConfig } from './outlier.ts';
-import { Upstream } from './upstream.ts';
+import { startProbes } from './probe.ts';
+import { serviceDefaults, type ServiceOptions, type UpstreamSpec } from './service-options.ts';
+import { Upstream, type UpstreamSettings } from './upstream.ts';
 
 export { Upstream };
 
-export interface ServiceOptions {
-  /** Upstream base URLs, `http://` or `https://`; a path part is prefixed to every request. */
-  upstreams: string[];
-  /**
-   * Time allowed for the upstream's response head, and between body chunks.
-   * @default '30s'
-   */
-  timeout?: Duration;
-  /**
-   * Keep-alive connections per upstream instance.
-   * @default 128
-   */
-  connections?: number;
-  /**
-   * Idle keep-alive sockets are closed after this long.
-   * @default '4s'
-   */
-  keepAlive?: Duration;
-  /** Verify upstream TLS certificates. @default true */
-  tlsVerify?: boolean;
-  /**
-   * Path of a PEM file with the CA certificate(s) to trust for https
-   * upstreams, instead of Node's bundled roots (an internal CA).
-   */
-  tlsCa?: string;
-  /** Active health checking: `GET <path>` on every instance. Off when absent. */
-  health?: HealthOptions;
-  /**
-   * Passive ejection (nginx's `fail_timeout`, Envoy's outlier detection): an
-   * instance that refused a connection or timed out `ejectAfter` times in a
-   * row is taken out of rotation this long at once. `0` turns it off.
-   * @default '10s'
-   */
-  ejectFor?: Duration;
-  /**
-   * Connection failures or timeouts in a row that eject an instance (nginx's `max_fails`).
-   * @default 1
-   */
-  ejectAfter?: number;
-  /**
-   * Each ejection of an instance that has not answered since the last one
-   * doubles `ejectFor`, up to this.
-   * @default '5m'
-   */
-  maxEjectFor?: Duration;
-  /**
-   * When every instance is out (ejected, or unhealthy by active checks),
-   * pick one anyway (Envoy's panic mode) rather than answer 503: an instance
-   * that may be up beats a certain error, and a service is never black-holed
-   * by its own bookkeeping. `false` fails fast with `ServiceUnavailableError`.
-   * @default true
-   */
-  panic?: boolean;
-  /** Where probe timers, the ejection clock and the probe jitter come from. @default systemRuntime */
-  runtime?: Runtime;
-}
-
-const defaults = {
-  timeout: '30s',
-  connections: 128,
-  keepAlive: '4s',
-  tlsVerify: true,
-  ejectFor: '10s',
-  ejectAfter: 1,
-  maxEjectFor: '5m',
-  panic: true,
-  runtime: systemRuntime,
-} satisfies Required<Omit<ServiceOptions, 'upstreams' | 'health' | 'tlsCa'>>;
+/** The latency a failed request counts as, at least (see `answered`). */
+const FAILURE_PENALTY_MS = 1000; // 1s
+export type { ServiceOptions, UpstreamSpec };
 
 /**
- * A named upstream service: its instances, picked round-robin among those in
- * rotation (healthy by active checks and not ejected), skipping those a
- * retry already tried.
+ * A named upstream service: its instances and the balancer that picks one
+ * per attempt among those it may use (see `pick`); it keeps each instance's
+ * load (in flight, peak-EWMA latency), its passive ejection and its active
+ * health checks.
  */
 export class Service {
-  readonly upstreams: Upstream[];
+  /** The instances now (replaced whole when discovery changes them). */
+  upstreams: readonly Upstream[];
   readonly timeoutMs: number;
   /** Whether `pick` falls back to an instance out of rotation when none is in. */
   readonly panic: boolean;
-  private readonly runtime: Runtime;
-  private next = 0;
+  /** The balancer's name, as configured (or the default). */
+  readonly balancerName: string;
+  readonly balancer: Balancer;
+  readonly runtime: Runtime;
+  private readonly settings: Omit<UpstreamSettings, 'health' | 'outlier' | 'weight' | 'id'>;
+  private readonly outlierConfig: OutlierConfig;
+  private readonly maxEjectionPercent: number;
+  private readonly healthOptions: HealthOptions;
+  private readonly events: GatewayEvents | null;
+  private nextId = 0;
+  /** Reused by every `pick` (nothing per request). */
+  private readonly candidates: Upstream[] = [];
   /** The latest `ejectedUntil` of any instance: until then `pick` looks at the clock. */
   private outUntil = -Infinity;
   private healthTimer: Subscription | null = null;
@@ -97,16 +50,21 @@ export class Service {
     if (!Array.isArray(options.upstreams) || options.upstreams.length === 0) {
       throw new TypeError(`service ${name}: needs at least one upstream URL`);
     }
-    const o = { ...defaults, ...options };
+    const o = { ...serviceDefaults, ...options };
     const timeoutMs = parseDuration(o.timeout, `service ${name} timeout`);
     const keepAliveMs = parseDuration(o.keepAlive, `service ${name} keepAlive`);
     const ejectMs = parseDuration(o.ejectFor, `service ${name} ejectFor`);
     const maxEjectMs = Math.max(ejectMs, parseDuration(o.maxEjectFor, `service ${name} maxEjectFor`));
     if (!Number.isInteger(o.ejectAfter) || o.ejectAfter < 1) throw new TypeError(`service ${name} ejectAfter: expected a positive integer, got ${o.ejectAfter}`);
-    const outlier: OutlierConfig = { ejectAfter: o.ejectAfter, ejectMs, maxEjectMs };
+    if (!(o.maxEjectionPercent >= 0 && o.maxEjectionPercent <= 100)) throw new TypeError(`service ${name} maxEjectionPercent: expected 0 to 100, got ${o.maxEjectionPercent}`);
+    this.outlierConfig = { ejectAfter: o.ejectAfter, ejectMs, maxEjectMs };
+    this.maxEjectionPercent = o.maxEjectionPercent;
     this.timeoutMs = timeoutMs;
     this.panic = o.panic;
     this.runtime = o.runtime;
+    this.events = options.events ?? null;
+    this.healthOptions = options.health ?? {};
+    new HealthTracker(this.healthOptions); // bad thresholds throw here
     let ca: string | undefined;
     if (options.tlsCa !== undefined) {
       try {
@@ -115,25 +73,40 @@ export class Service {
         throw new TypeError(`service ${name} tlsCa: cannot read ${options.tlsCa} (${(err as Error).message})`);
       }
     }
-    this.upstreams = options.upstreams.map((url) => new Upstream(url, {
-      connections: o.connections,
-      keepAliveMs,
-      timeoutMs,
-      tlsVerify: o.tlsVerify,
-      ca,
-      health: new HealthTracker(options.health ?? {}),
-      outlier: new OutlierTracker(outlier),
-    }));
-    if (options.health?.path !== undefined) this.startHealthChecks(options.health);
+    this.settings = { connections: o.connections, keepAliveMs, timeoutMs, tlsVerify: o.tlsVerify, ca };
+    this.balancerName = options.balancer ?? (options.upstreams.length > 1 ? 'p2c-ewma' : 'round-robin');
+    const factory = balancerFactory(this.balancerName);
+    if (factory === undefined) throw new TypeError(`service ${name} balancer: unknown balancer ${JSON.stringify(this.balancerName)} (known: ${balancerNames().join(', ')})`);
+    this.balancer = factory({ service: name, runtime: this.runtime, options: this.balancerName === 'hash' ? options.hash : options.balancerOptions });
+    this.upstreams = options.upstreams.map((spec) => this.instance(spec));
+    this.balancer.update?.(this.upstreams);
+    if (options.health?.path !== undefined) {
+      this.healthTimer = startProbes(name, options.health, this.runtime, () => this.upstreams, (u) => {
+        this.events?.emit('upstreamHealth', { service: name, instance: u.url, healthy: u.health.healthy });
+      });
+    }
+  }
+
+  /** Makes an instance of this service from its spec. */
+  protected instance(spec: UpstreamSpec): Upstream {
+    const url = typeof spec === 'string' ? spec : spec.url;
+    const weight = typeof spec === 'string' ? 1 : spec.weight ?? 1;
+    return new Upstream(url, {
+      ...this.settings,
+      weight,
+      id: this.nextId++,
+      health: new HealthTracker(this.healthOptions),
+      outlier: new OutlierTracker(this.outlierConfig),
+    });
   }
 
   /**
-   * The next instance, or undefined when none may be used. In order of
-   * preference: in rotation and not in `avoid` (origins this request already
-   * tried); in rotation; then, in panic mode, out of rotation and not in
-   * `avoid`; out of rotation.
+   * The instance for this attempt, or undefined when none may be used. The
+   * balancer chooses among the best tier of instances: in rotation and not
+   * in `avoid` (origins this request already tried); else in rotation; then,
+   * in panic mode, out of rotation and not in `avoid`; else out of rotation.
    */
-  pick(avoid?: readonly string[]): Upstream | undefined {
+  pick(avoid?: readonly string[], req: GatewayRequest | null = null): Upstream | undefined {
     const list = this.upstreams;
     const n = list.length;
     // No ejection in force (the usual case): no clock read, and `now` past
@@ -148,34 +121,66 @@ export class Service {
       return this.panic || (u.health.healthy && !u.outlier.ejected(now)) ? u : undefined;
     }
     const avoiding = avoid !== undefined && avoid.length > 0;
-    let best: Upstream | undefined;
-    let bestRank = 4;
+    const c = this.candidates;
+    c.length = 0;
+    let tier = 4;
     for (let i = 0; i < n; i++) {
-      const index = (this.next + i) % n;
-      const u = list[index]!;
-      const out = !u.health.healthy || u.outlier.ejected(now);
-      const avoided = avoiding && avoid.includes(u.origin);
-      if (!out && !avoided) {
-        this.next = (index + 1) % n;
-        return u;
+      const u = list[i]!;
+      const rank = (!u.health.healthy || u.outlier.ejected(now) ? 2 : 0) + (avoiding && avoid.includes(u.origin) ? 1 : 0);
+      if (rank < tier) {
+        tier = rank;
+        c.length = 0;
       }
-      const rank = (out ? 2 : 0) + (avoided ? 1 : 0);
-      if (rank < bestRank) {
-        best = u;
-        bestRank = rank;
-      }
+      if (rank === tier) c.push(u);
     }
-    if (bestRank >= 2 && !this.panic) return undefined;
-    return best;
+    if (tier >= 2 && !this.panic) return undefined;
+    const picked = c.length === 1 ? c[0]! : this.balancer.pick(c, req);
+    c.length = 0;
+    return picked;
+  }
+
+  /** A request is about to go to `upstream`: returns the clock time it went, for `answered`. */
+  started(upstream: Upstream): number {
+    upstream.inFlight++;
+    return this.runtime.now();
+  }
+
+  /** `upstream` sent a response head (ok) or failed, for a request `started` at `since`. */
+  answered(upstream: Upstream, since: number, ok: boolean): void {
+    const now = this.runtime.now();
+    // A failure costs at least a second of latency: a refused connection is
+    // fast, and must not make a dead instance look like the best one.
+    const ms = ok ? now - since : Math.max(now - since, FAILURE_PENALTY_MS);
+    upstream.observe(ms, now);
+    this.balancer.observe?.(upstream, ms, ok);
+  }
+
+  /** A request `started` on `upstream` is over (completed, failed or cancelled). */
+  finished(upstream: Upstream): void {
+    upstream.inFlight--;
+    if (upstream.draining && upstream.inFlight === 0) void upstream.pool.close().catch(() => upstream.pool.destroy());
   }
 
   /**
    * `upstream` refused a connection or timed out (forward reports it): one
-   * more strike towards ejecting it.
+   * more strike towards ejecting it, unless `maxEjectionPercent` of the
+   * instances are out already.
    */
   failed(upstream: Upstream): void {
-    const until = upstream.outlier.failure(this.runtime.now());
-    if (until !== null && until > this.outUntil) this.outUntil = until;
+    const now = this.runtime.now();
+    const until = upstream.outlier.failure(now, this.mayEject(upstream, now));
+    if (until === null) return;
+    if (until > this.outUntil) this.outUntil = until;
+    this.events?.emit('upstreamEjected', { service: this.name, instance: upstream.url, forMs: until - now, ejections: upstream.outlier.ejections });
+  }
+
+  private mayEject(upstream: Upstream, now: number): boolean {
+    const list = this.upstreams;
+    let out = 0;
+    for (let i = 0; i < list.length; i++) {
+      if (list[i] !== upstream && list[i]!.outlier.ejected(now)) out++;
+    }
+    return out + 1 <= Math.max(1, Math.floor(list.length * this.maxEjectionPercent / 100));
   }
 
   /** Whether `upstream` is in rotation now (healthy and not ejected). */
@@ -183,29 +188,31 @@ export class Service {
     return upstream.health.healthy && !upstream.outlier.ejected(this.runtime.now());
   }
 
-  private startHealthChecks(options: HealthOptions): void {
-    const intervalMs = parseDuration(options.interval ?? '5s', `service ${this.name} health.interval`);
-    if (intervalMs <= 0) throw new TypeError(`service ${this.name} health.interval: expected a positive duration`);
-    const path = options.path!;
-    const probe = (): void => {
-      for (const u of this.upstreams) {
-        u.pool.request({ path: u.basePath + path, method: 'GET', headersTimeout: this.timeoutMs, bodyTimeout: this.timeoutMs })
-          .then(async (res) => {
-            await res.body.dump();
-            u.health.record(res.statusCode >= 200 && res.statusCode < 400);
-          }, () => u.health.record(false));
-      }
-    };
-    probe();
-    // The periodic probes start at a random phase within the first interval,
-    // so gateways (and services) started together do not probe in lockstep.
-    const runtime = this.runtime;
-    const timers = new Subscription();
-    timers.add(after(runtime, runtime.random() * intervalMs, () => {
-      probe();
-      timers.add(every(runtime, intervalMs, probe));
-    }));
-    this.healthTimer = timers;
+  /** Whether some instance is in rotation now (the health view's verdict). */
+  usable(): boolean {
+    return this.upstreams.some((u) => this.inRotation(u));
+  }
+
+  /**
+   * Replaces the instances with `specs` (discovery): instances whose URL and
+   * weight stay keep their state; new ones join; removed ones leave rotation
+   * at once and close their pool once their requests in flight are done.
+   */
+  setUpstreams(specs: readonly UpstreamSpec[]): void {
+    if (specs.length === 0) return; // an empty answer is a discovery hiccup, not an empty service
+    const old = new Map(this.upstreams.map((u) => [`${u.url} ${u.weight}`, u]));
+    const next = specs.map((spec) => {
+      const key = typeof spec === 'string' ? `${spec} 1` : `${spec.url} ${spec.weight ?? 1}`;
+      const kept = old.get(key);
+      old.delete(key);
+      return kept ?? this.instance(spec);
+    });
+    this.upstreams = next;
+    this.balancer.update?.(next);
+    for (const u of old.values()) {
+      u.draining = true;
+      if (u.inFlight === 0) void u.pool.close().catch(() => u.pool.destroy());
+    }
   }
 
   async close(): Promise<void> {

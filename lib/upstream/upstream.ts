@@ -11,11 +11,34 @@ export interface UpstreamSettings {
   ca: string | undefined;
   health: HealthTracker;
   outlier: OutlierTracker;
+  /** Share of traffic relative to the service's other instances. @default 1 */
+  weight?: number;
+  /** Unique within the service, so balancers can keep per-instance state in arrays. @default 0 */
+  id?: number;
 }
 
-/** One upstream instance: its origin, a keep-alive pool, its active and passive health. */
+/** The outcome of the latest active health check of an instance. */
+export interface CheckResult {
+  readonly ok: boolean;
+  /** The status the probe got; null when it got no response. */
+  readonly status: number | null;
+  /** Wall-clock ms of the check. */
+  readonly at: number;
+  readonly error?: string;
+}
+
+/** Decay time of the peak-EWMA latency (Finagle's and linkerd's default). */
+export const EWMA_DECAY_MS = 10_000; // 10s
+
+/**
+ * One upstream instance: its origin, a keep-alive pool, its active and
+ * passive health, and its load (requests in flight, peak-EWMA latency),
+ * which balancers read.
+ */
 export class Upstream {
   readonly origin: string;
+  /** The URL as configured (origin and path prefix). */
+  readonly url: string;
   /** Path prefix from the upstream URL ('' when none). */
   readonly basePath: string;
   /** Host header value for this instance. */
@@ -25,6 +48,17 @@ export class Upstream {
   readonly health: HealthTracker;
   /** Passive health, from traffic (ejection after connection failures and timeouts). */
   readonly outlier: OutlierTracker;
+  readonly weight: number;
+  readonly id: number;
+  /** Requests sent to this instance and not yet finished. */
+  inFlight = 0;
+  /** Peak-EWMA latency to the response head in ms, as of `ewmaAt`; 0 before the first response. */
+  ewma = 0;
+  ewmaAt = 0;
+  /** The latest active health check; null before the first. */
+  lastCheck: CheckResult | null = null;
+  /** Removed from its service by discovery: it finishes what it has, then its pool closes. */
+  draining = false;
 
   constructor(url: string, options: UpstreamSettings) {
     let u: URL;
@@ -34,11 +68,16 @@ export class Upstream {
       throw new TypeError(`upstream ${JSON.stringify(url)} is not a URL`);
     }
     if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new TypeError(`upstream ${url}: only http and https are supported`);
+    const weight = options.weight ?? 1;
+    if (!(weight > 0) || !Number.isFinite(weight)) throw new TypeError(`upstream ${url}: weight must be a positive number, got ${weight}`);
     this.origin = u.origin;
+    this.url = url;
     this.basePath = u.pathname === '/' ? '' : u.pathname.replace(/\/$/, '');
     this.host = u.host;
     this.health = options.health;
     this.outlier = options.outlier;
+    this.weight = weight;
+    this.id = options.id ?? 0;
     this.pool = new Pool(u.origin, {
       connections: options.connections,
       pipelining: 1,
@@ -47,5 +86,27 @@ export class Upstream {
       bodyTimeout: options.timeoutMs,
       connect: { rejectUnauthorized: options.tlsVerify, ...(options.ca !== undefined ? { ca: options.ca } : {}) },
     });
+  }
+
+  /**
+   * The peak-EWMA latency at clock time `now`: it decays towards 0 while no
+   * response comes (Finagle reads it the same way), so an instance that was
+   * slow once is tried again after a while instead of being starved forever.
+   */
+  latency(now: number): number {
+    const ewma = this.ewma;
+    if (ewma === 0) return 0;
+    const dt = now - this.ewmaAt;
+    return dt <= 0 ? ewma : ewma * Math.exp(-dt / EWMA_DECAY_MS);
+  }
+
+  /** One more latency sample `ms`, taken at `now`: a peak is taken at once, a dip averaged in. */
+  observe(ms: number, now: number): void {
+    if (ms >= this.ewma) this.ewma = ms;
+    else {
+      const w = Math.exp(-Math.max(0, now - this.ewmaAt) / EWMA_DECAY_MS);
+      this.ewma = this.ewma * w + ms * (1 - w);
+    }
+    this.ewmaAt = now;
   }
 }

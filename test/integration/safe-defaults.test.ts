@@ -81,6 +81,7 @@ routes:
 services:
   svc:
     upstreams: ["${dead}", "${a.url}", "${b.url}"]
+    balancer: round-robin
 routes:
   - { path: /*, service: svc }
 `);
@@ -132,7 +133,7 @@ routes:
     expect((await send(`${strict.gw.url}/x`)).status).toBe(504);
     const refused = await send(`${strict.gw.url}/x`);
     expect(refused.status).toBe(503);
-    expect(JSON.parse(refused.text)).toMatchObject({ error: { code: 'SERVICE_UNAVAILABLE' } });
+    expect(JSON.parse(refused.text)).toMatchObject({ error: { code: 'NO_HEALTHY_UPSTREAM' } });
     expect(calls).toBe(1);
   });
 });

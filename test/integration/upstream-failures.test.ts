@@ -80,7 +80,7 @@ describe('upstream failures', () => {
     await expectErrorResponse(`${gw.url}/slow`, 504, 'GATEWAY_TIMEOUT');
   });
 
-  it('answers 503 SERVICE_UNAVAILABLE once health checks mark every instance down with panic: false, and recovers', async () => {
+  it('answers 503 NO_HEALTHY_UPSTREAM once health checks mark every instance down with panic: false, and recovers', async () => {
     let healthy = false;
     const handler = (req: IncomingMessage, res: ServerResponse): void => {
       if (req.url === '/health') {
@@ -96,7 +96,7 @@ describe('upstream failures', () => {
       panic: false,
     });
     await vi.waitFor(async () => {
-      await expectErrorResponse(`${gw.url}/x`, 503, 'SERVICE_UNAVAILABLE');
+      await expectErrorResponse(`${gw.url}/x`, 503, 'NO_HEALTHY_UPSTREAM');
     }, { timeout: 5_000, interval: 20 });
 
     healthy = true;

@@ -1,0 +1,104 @@
+import type { Runtime } from '../runtime.ts';
+import { defineBalancer, type Balancer } from './balancer.ts';
+import { hashBalancer } from './hash-balancer.ts';
+import type { Upstream } from './upstream.ts';
+
+/**
+ * Smooth weighted round-robin (nginx's): each pick adds every candidate's
+ * weight to its running score, takes the highest, and takes the total off
+ * it. Weights 5:1:1 give a a b a c a a, not a a a a a b c; equal weights give
+ * plain rotation.
+ */
+export function roundRobin(): Balancer {
+  const score: number[] = [];
+  return {
+    pick(candidates) {
+      let total = 0;
+      let best: Upstream = candidates[0]!;
+      let bestScore = -Infinity;
+      for (let i = 0; i < candidates.length; i++) {
+        const u = candidates[i]!;
+        const s = (score[u.id] ?? 0) + u.weight;
+        score[u.id] = s;
+        total += u.weight;
+        if (s > bestScore) {
+          bestScore = s;
+          best = u;
+        }
+      }
+      score[best.id] = bestScore - total;
+      return best;
+    },
+  };
+}
+
+/** Weighted random: each candidate with probability weight / total. */
+export function weightedRandom(runtime: Runtime): Balancer {
+  return {
+    pick(candidates) {
+      let total = 0;
+      for (let i = 0; i < candidates.length; i++) total += candidates[i]!.weight;
+      let r = runtime.random() * total;
+      for (let i = 0; i < candidates.length; i++) {
+        r -= candidates[i]!.weight;
+        if (r < 0) return candidates[i]!;
+      }
+      return candidates[candidates.length - 1]!;
+    },
+  };
+}
+
+/**
+ * Least requests: the fewest requests in flight per unit of weight; ties go
+ * to the one after the last pick, so an idle service still rotates.
+ */
+export function leastRequest(): Balancer {
+  let start = 0;
+  return {
+    pick(candidates) {
+      const n = candidates.length;
+      let best: Upstream = candidates[start % n]!;
+      let bestLoad = Infinity;
+      for (let k = 0; k < n; k++) {
+        const u = candidates[(start + k) % n]!;
+        const load = (u.inFlight + 1) / u.weight;
+        if (load < bestLoad) {
+          bestLoad = load;
+          best = u;
+        }
+      }
+      start = (start + 1) % 1_000_000;
+      return best;
+    },
+  };
+}
+
+/**
+ * Power of two choices over peak-EWMA latency × (in flight + 1) / weight
+ * (Finagle's and linkerd's): two distinct random candidates, the cheaper
+ * wins. A slow instance loses nearly every comparison but is not starved for
+ * ever (its latency decays while it gets nothing); a new one, with no
+ * latency yet, is tried at once.
+ */
+export function p2cEwma(runtime: Runtime): Balancer {
+  const cost = (u: Upstream, now: number): number => (u.latency(now) + 0.001) * (u.inFlight + 1) / u.weight;
+  return {
+    pick(candidates) {
+      const n = candidates.length;
+      if (n === 1) return candidates[0]!;
+      const i = Math.floor(runtime.random() * n);
+      let j = Math.floor(runtime.random() * (n - 1));
+      if (j >= i) j++;
+      const a = candidates[i]!;
+      const b = candidates[j]!;
+      const now = runtime.now();
+      return cost(b, now) < cost(a, now) ? b : a;
+    },
+  };
+}
+
+defineBalancer('round-robin', () => roundRobin());
+defineBalancer('random', (ctx) => weightedRandom(ctx.runtime));
+defineBalancer('least-request', () => leastRequest());
+defineBalancer('p2c-ewma', (ctx) => p2cEwma(ctx.runtime));
+defineBalancer('hash', (ctx) => hashBalancer(ctx));

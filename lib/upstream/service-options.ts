@@ -1,0 +1,96 @@
+import type { Duration } from '../duration.ts';
+import type { GatewayEvents } from '../observe/events.ts';
+import { systemRuntime, type Runtime } from '../runtime.ts';
+import type { HealthOptions } from './health.ts';
+import type { HashOptions } from './hash-balancer.ts';
+
+/** An instance as configured: a URL, or a URL with a weight. */
+export type UpstreamSpec = string | { url: string; weight?: number };
+
+export interface ServiceOptions {
+  /** Upstream base URLs, `http://` or `https://` (a path part is prefixed to every request), each optionally with a `weight`. */
+  upstreams: UpstreamSpec[];
+  /**
+   * How an instance is chosen: `p2c-ewma`, `round-robin`, `random`,
+   * `least-request`, `hash`, or a name registered with `defineBalancer`.
+   * @default 'p2c-ewma' with more than one instance
+   */
+  balancer?: string;
+  /** Options of the `hash` balancer. */
+  hash?: HashOptions;
+  /** Options for a balancer registered in code (its factory's `ctx.options`). */
+  balancerOptions?: unknown;
+  /**
+   * Time allowed for the upstream's response head, and between body chunks.
+   * @default '30s'
+   */
+  timeout?: Duration;
+  /**
+   * Keep-alive connections per upstream instance.
+   * @default 128
+   */
+  connections?: number;
+  /**
+   * Idle keep-alive sockets are closed after this long.
+   * @default '4s'
+   */
+  keepAlive?: Duration;
+  /** Verify upstream TLS certificates. @default true */
+  tlsVerify?: boolean;
+  /**
+   * Path of a PEM file with the CA certificate(s) to trust for https
+   * upstreams, instead of Node's bundled roots (an internal CA).
+   */
+  tlsCa?: string;
+  /** Active health checking: `GET <path>` on every instance. Off when absent. */
+  health?: HealthOptions;
+  /**
+   * Passive ejection (nginx's `fail_timeout`, Envoy's outlier detection): an
+   * instance that refused a connection or timed out `ejectAfter` times in a
+   * row is taken out of rotation this long at once. `0` turns it off.
+   * @default '10s'
+   */
+  ejectFor?: Duration;
+  /**
+   * Connection failures or timeouts in a row that eject an instance (nginx's `max_fails`).
+   * @default 1
+   */
+  ejectAfter?: number;
+  /**
+   * Each ejection of an instance that has not answered since the last one
+   * doubles `ejectFor`, up to this.
+   * @default '5m'
+   */
+  maxEjectFor?: Duration;
+  /**
+   * Never more than this share of the instances ejected at once, in percent
+   * (Envoy's `max_ejection_percent`); one instance may always be ejected.
+   * @default 50
+   */
+  maxEjectionPercent?: number;
+  /**
+   * When every instance is out (ejected, or unhealthy by active checks),
+   * pick one anyway (Envoy's panic mode) rather than answer 503: an instance
+   * that may be up beats a certain error, and a service is never black-holed
+   * by its own bookkeeping. `false` fails fast with `NoHealthyUpstreamError`.
+   * @default true
+   */
+  panic?: boolean;
+  /** Where probe timers, the ejection clock, balancer randomness and the probe jitter come from. @default systemRuntime */
+  runtime?: Runtime;
+  /** Where ejections and health changes are reported. */
+  events?: GatewayEvents;
+}
+
+export const serviceDefaults = {
+  timeout: '30s',
+  connections: 128,
+  keepAlive: '4s',
+  tlsVerify: true,
+  ejectFor: '10s',
+  ejectAfter: 1,
+  maxEjectFor: '5m',
+  maxEjectionPercent: 50,
+  panic: true,
+  runtime: systemRuntime,
+} satisfies Required<Omit<ServiceOptions, 'upstreams' | 'health' | 'tlsCa' | 'balancer' | 'hash' | 'balancerOptions' | 'events'>>;

@@ -9,6 +9,8 @@ export interface Cli {
   connections: number;
   rounds: number;
   warmupSec: number;
+  /** Seconds of load right before each measured round of a target (not measured). */
+  roundWarmupSec: number;
   targets: string[] | null;
   workers: number;
   generator: 'wrk' | 'autocannon' | undefined;
@@ -25,6 +27,7 @@ export const USAGE = `usage: npm run bench -- [options]
   --connections N       keep-alive connections (default 50)
   --rounds N            interleaved rounds, median reported (default 3)
   --warmup N            seconds of warmup per target before round 1 (default 3)
+  --round-warmup N      seconds of unmeasured load right before each measured round (default 1)
   --targets a,b,c       subset of: ${TARGETS.map((t) => t.name).join(', ')}
   --workers N           worker threads for the 'workers' target (default: cores)
   --generator NAME      wrk (default when installed) or autocannon
@@ -44,6 +47,7 @@ export function parseCli(argv: readonly string[]): Cli {
     connections: 50,
     rounds: 3,
     warmupSec: 3,
+    roundWarmupSec: 1,
     targets: null,
     workers: availableParallelism(),
     generator: undefined,
@@ -75,6 +79,11 @@ export function parseCli(argv: readonly string[]): Cli {
       case 'warmup': {
         const v = value().replace(/s$/, '');
         cli.warmupSec = v === '0' ? 0 : positiveInt(name, v);
+        break;
+      }
+      case 'round-warmup': {
+        const v = value().replace(/s$/, '');
+        cli.roundWarmupSec = v === '0' ? 0 : positiveInt(name, v);
         break;
       }
       case 'targets':
@@ -109,6 +118,7 @@ export function parseCli(argv: readonly string[]): Cli {
     if (!given.has('duration')) cli.durationSec = 2;
     if (!given.has('rounds')) cli.rounds = 1;
     if (!given.has('warmup')) cli.warmupSec = 0;
+    if (!given.has('round-warmup')) cli.roundWarmupSec = 0;
   }
   return cli;
 }

@@ -42,6 +42,8 @@ export interface Settings {
   durationSec: number;
   rounds: number;
   warmupSec: number;
+  /** Unmeasured load right before each measured round, seconds. */
+  roundWarmupSec: number;
   quick: boolean;
   workers: number;
   payloadBytes: number;
@@ -63,6 +65,8 @@ export interface Summary {
   non2xx: number;
   targetCpu: number | null;
   upstreamCpu: number | null;
+  /** The target's CPU time per request, µs (median over rounds): the most stable figure on a shared machine. */
+  cpuUsPerRequest: number | null;
 }
 
 export function machineInfo(): Machine {
@@ -89,6 +93,11 @@ function medianOrNull(values: readonly (number | null)[]): number | null {
   return known.length > 0 ? median(known) : null;
 }
 
+/** µs of target CPU per response in one round (CPU % of one core × 10⁴ / req/s). */
+export function cpuPerRequest(s: RoundSample): number | null {
+  return s.targetCpu === null || s.rps <= 0 ? null : (s.targetCpu * 10_000) / s.rps;
+}
+
 export function summarize(samples: readonly RoundSample[]): Summary | null {
   if (samples.length === 0) return null;
   return {
@@ -99,6 +108,7 @@ export function summarize(samples: readonly RoundSample[]): Summary | null {
     non2xx: samples.reduce((sum, s) => sum + s.non2xx, 0),
     targetCpu: medianOrNull(samples.map((s) => s.targetCpu)),
     upstreamCpu: medianOrNull(samples.map((s) => s.upstreamCpu)),
+    cpuUsPerRequest: medianOrNull(samples.map(cpuPerRequest)),
   };
 }
 
@@ -114,6 +124,14 @@ function ratio(value: number, base: number | undefined): string {
   return `${Math.round((value / base) * 100)}%`;
 }
 
+function us(value: number | null): string {
+  return value === null ? '—' : value.toFixed(1);
+}
+
+function times(value: number | null, base: number | null): string {
+  return value === null || base === null || base <= 0 ? '—' : `${(value / base).toFixed(2)}×`;
+}
+
 function pct(value: number | null): string {
   return value === null ? '—' : `${Math.round(value)}%`;
 }
@@ -123,30 +141,33 @@ export function markdown(report: RunReport): string {
   const summaries = new Map(report.targets.map((t) => [t.name, t.status === 'ok' ? summarize(t.samples) : null]));
   const direct = summaries.get('direct')?.rps;
   const minimal = summaries.get('minimal')?.rps;
+  const minimalCpu = summaries.get('minimal')?.cpuUsPerRequest ?? null;
   const lines: string[] = [];
   lines.push(`### Results (${report.date})`, '');
   lines.push(
-    '| target | req/s (median) | p50 | p99 | socket errors / non-2xx | vs direct | vs minimal | target CPU | upstream CPU |',
-    '|---|---:|---:|---:|---:|---:|---:|---:|---:|',
+    '| target | req/s (median) | p50 | p99 | socket errors / non-2xx | vs direct | vs minimal | CPU µs/req | CPU vs minimal | target CPU | upstream CPU |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
   );
   for (const t of report.targets) {
     const sum = summaries.get(t.name);
     if (!sum) {
-      lines.push(`| ${t.name} | ${t.status} | | | | | | | |`);
+      lines.push(`| ${t.name} | ${t.status} | | | | | | | | | |`);
       continue;
     }
     const flagged = t.note?.includes('NOT') ? ' (see note)' : '';
     lines.push(
       `| ${t.name}${flagged} | ${int.format(sum.rps)} | ${ms(sum.p50Ms)} | ${ms(sum.p99Ms)} | ${sum.socketErrors} / ${sum.non2xx} | ` +
-        `${ratio(sum.rps, direct)} | ${ratio(sum.rps, minimal)} | ${pct(sum.targetCpu)} | ${pct(sum.upstreamCpu)} |`,
+        `${ratio(sum.rps, direct)} | ${ratio(sum.rps, minimal)} | ${us(sum.cpuUsPerRequest)} | ${times(sum.cpuUsPerRequest, minimalCpu)} | ${pct(sum.targetCpu)} | ${pct(sum.upstreamCpu)} |`,
     );
   }
   lines.push('');
   lines.push(
     `Medians of ${s.rounds} interleaved round(s) of ${s.durationSec} s per target` +
       `${s.warmupSec > 0 ? ` after a ${s.warmupSec} s warmup each` : ', no warmup'}` +
+      `${s.roundWarmupSec > 0 ? `, each round preceded by ${s.roundWarmupSec} s of unmeasured load on its target` : ''}` +
       `; ${s.connections} keep-alive connections; GET, ~${s.payloadBytes} B JSON answers; load generator: ${s.generator}. ` +
-      'CPU columns: CPU time of the target process tree and of the upstream during a round, in % of one core (median).',
+      'CPU columns: CPU time of the target process tree and of the upstream during a round, in % of one core (median); ' +
+      'CPU µs/req is the target\'s CPU time per response (median over rounds), and its ratio to the minimal forwarder\'s.',
   );
   if (s.quick) lines.push('', '**Quick run** (`--quick`): a smoke test of the harness, not a measurement.');
   lines.push('', '**Targets**', '');

@@ -193,6 +193,10 @@ async function bench(cli: Cli, scratchDir: string): Promise<number> {
   }
   for (let round = 1; round <= cli.rounds; round++) {
     for (const entry of live()) {
+      // A target idle while the others ran has had its heap shrunk by V8's
+      // memory reducer; a short warmup right before its round keeps that
+      // burst of collections out of the measurement.
+      if (cli.roundWarmupSec > 0) await measure(entry, generator, upstream, loadFor(entry, cli.roundWarmupSec), 0);
       const sample = await measure(entry, generator, upstream, loadFor(entry, cli.durationSec), round);
       if (sample === null) {
         log(`  round ${round}/${cli.rounds} ${entry.target.name}: ${entry.outcome.note}`);
@@ -217,6 +221,7 @@ async function bench(cli: Cli, scratchDir: string): Promise<number> {
       durationSec: cli.durationSec,
       rounds: cli.rounds,
       warmupSec: cli.warmupSec,
+      roundWarmupSec: cli.roundWarmupSec,
       quick: cli.quick,
       workers: cli.workers,
       payloadBytes: Buffer.byteLength(PAYLOAD),

@@ -1,11 +1,18 @@
-import type { Observable } from 'rxjs';
+import { of, type Observable } from 'rxjs';
+import { BufferedBody } from './body.ts';
 import { Edge } from './server/edge.ts';
 import { RouteTable, type GatewayRoute } from './router/table.ts';
 import { createLogger, type Logger } from './observe/log.ts';
 import { GatewayMetrics } from './observe/metrics.ts';
 import { RequestMetrics } from './observe/request-metrics.ts';
 import type { GatewayRequest, GatewayResponse } from './types.ts';
+import { healthReport, type HealthReport } from './upstream/health-view.ts';
 import type { Service } from './upstream/service.ts';
+
+/** The aggregated health view: 200 when every service has an instance in rotation, else 503. */
+export const HEALTH_PATH = '/__rxgate/health';
+/** Liveness: 200 while the process serves requests, whatever the upstreams do. */
+export const LIVE_PATH = '/__rxgate/live';
 
 export type { GatewayRoute } from './router/table.ts';
 
@@ -23,6 +30,8 @@ export interface GatewayOptions {
   onClose?: () => Promise<void>;
   /** Awaited before listening (e.g. waiting briefly for Redis to connect). */
   beforeListen?: () => Promise<void>;
+  /** The health view's content. @default a report over `services` */
+  health?: () => HealthReport;
 }
 
 /** A running gateway: the uWS edge, the route table, metrics and logs. */
@@ -47,7 +56,7 @@ export class Gateway {
       onClientAbort: () => metrics.clientAborts.inc(),
       onBroken: () => metrics.brokenResponses.inc(),
       endpoints: {
-        '/__rxgate/health': () => ({ contentType: 'application/json', body: '{"status":"ok"}' }),
+        [LIVE_PATH]: () => ({ contentType: 'application/json', body: '{"status":"ok"}' }),
         '/__rxgate/metrics': async () => ({ contentType: metrics.registry.contentType, body: await metrics.registry.metrics() }),
       },
     });
@@ -55,7 +64,23 @@ export class Gateway {
 
   /** Routes one request and runs its route's pipeline. */
   dispatch(req: GatewayRequest): Observable<GatewayResponse> {
+    // The health view answers 503 too, which the edge's plain endpoints cannot.
+    if (req.path === HEALTH_PATH) return this.healthView();
     return this.table.dispatch(req);
+  }
+
+  /** What `GET /__rxgate/health` shows now. */
+  health(): HealthReport {
+    return this.options.health?.() ?? healthReport(this.options.services ?? []);
+  }
+
+  private healthView(): Observable<GatewayResponse> {
+    const report = this.health();
+    return of({
+      status: report.status === 'ok' ? 200 : 503,
+      headers: ['content-type', 'application/json', 'cache-control', 'no-store'],
+      body: BufferedBody.of(JSON.stringify(report)),
+    });
   }
 
   /**

@@ -12,6 +12,7 @@ import { StageRegistry, type StageContext, type StageDefinition } from '../stage
 import type { Handler, Policy } from '../types.ts';
 import { forward } from '../upstream/forward.ts';
 import { Service } from '../upstream/service.ts';
+import { HealthSources } from '../upstream/health-sources.ts';
 import { defined } from './defined.ts';
 import { pipelineFor } from './pipeline.ts';
 import type { GatewayConfig, RouteConfig, ServiceConfig } from './schema.ts';
@@ -65,11 +66,13 @@ export function buildGateway(config: GatewayConfig, pipeline: PipelineFactory | 
   const events = new GatewayEvents();
   observe(events, metrics, logger);
   const build = pipeline ?? stagePipeline;
+  const health = new HealthSources(events);
 
   const routes = config.routes.map((route) => {
     const serviceConfig = config.services[route.service]!;
     const service = serviceFor(route.service, serviceConfig, resources, runtime, events);
-    const ctx = routeContext({ config, route, serviceConfig, service, runtime, events, logger, resources, metrics }, stages);
+    health.services.add(service);
+    const ctx = routeContext({ config, route, serviceConfig, service, runtime, events, logger, resources, metrics }, stages, health);
     return {
       path: route.path,
       handler: build(ctx),
@@ -83,6 +86,7 @@ export function buildGateway(config: GatewayConfig, pipeline: PipelineFactory | 
     port: options.port ?? config.listen?.port ?? 8080,
     routes, logger, metrics,
     beforeListen: () => resources.ready(),
+    health: () => health.report(),
     onClose: () => resources.close(),
   });
 }
@@ -100,7 +104,7 @@ function serviceFor(name: string, sc: ServiceConfig, resources: Resources, runti
 
 type ContextBase = Omit<RouteContext, 'routeName' | 'pipeline' | 'stage' | 'forward'>;
 
-function routeContext(base: ContextBase, stages: StageRegistry): RouteContext {
+function routeContext(base: ContextBase, stages: StageRegistry, health: HealthSources): RouteContext {
   const { route, config, serviceConfig } = base;
   const order = pipelineFor(route, config, stages);
   const explicit = route.pipeline ?? config.pipeline;
@@ -121,11 +125,9 @@ function routeContext(base: ContextBase, stages: StageRegistry): RouteContext {
     },
     forward() {
       const breaker = stages.get('circuitBreaker');
-      return forward(base.service, {
-        preserveHost: route.preserveHost ?? false,
-        events: base.events,
-        ...(breaker === undefined ? {} : instanceBreakers(optionsFor(breaker, route, serviceConfig), ctx)),
-      });
+      const perInstance = breaker === undefined ? {} : instanceBreakers(optionsFor(breaker, route, serviceConfig), ctx);
+      if (perInstance.breakers !== undefined) health.instanceBreakers.set(perInstance.breakers, base.service.name);
+      return forward(base.service, { preserveHost: route.preserveHost ?? false, events: base.events, ...perInstance });
     },
   };
   return ctx;

@@ -3,7 +3,7 @@ import { ConfigError, parseConfig } from '../../lib/config/load.ts';
 import { defineBalancer } from '../../lib/upstream/balancer.ts';
 import { Service } from '../../lib/upstream/service.ts';
 
-function problems(yaml: string): string[] {
+function problems(yaml: string): readonly string[] {
   try {
     parseConfig(yaml, 't.yaml', {});
     return [];

@@ -8,10 +8,14 @@ import type { Gateway } from './gateway.ts';
 import { createLogger } from './observe/log.ts';
 import { after, systemRuntime } from './runtime.ts';
 import { isMainThread } from 'node:worker_threads';
+import { z } from 'zod';
+import { stageRegistry } from './config/build.ts';
+import { configSchema } from './config/schema.ts';
 import { startWorkers } from './server/workers.ts';
 
 export const USAGE = `Usage: rxgate --config FILE [--port N] [--host H]
        rxgate --demo        (the bundled example with its demo upstreams)
+       rxgate schema        (print the config's JSON Schema, for editors)
 
   -c, --config FILE   YAML config (routes, services, policies)
   -p, --port N        listen on this port (overrides listen.port; 0 = any free port)
@@ -23,7 +27,51 @@ export const USAGE = `Usage: rxgate --config FILE [--port N] [--host H]
 
 Environment: RXGATE_LOG_LEVEL (info), and any \${VAR:-default} the config uses.`;
 
+// lib/cli.ts in a clone, dist/cli.js in the package: the root is one up from either.
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+
+/**
+ * The YAML config's JSON Schema (draft 2020-12), generated from the zod
+ * schema of the built-in stages plus `stages`: what `rxgate schema` prints
+ * and `rxgate.schema.json` ships. It describes what you write (durations as
+ * `'30s'` or ms); the cross-key checks (a route's service exists, a listed
+ * stage has options) stay with `rxgate --check`. Pipeline lists enumerate the
+ * registered stage names so editors complete them.
+ */
+export function configJsonSchema(stages: readonly StageDefinition[] = []): Record<string, unknown> {
+  const registry = stageRegistry(stages);
+  const schema = z.toJSONSchema(configSchema(registry), { io: 'input', unrepresentable: 'any' }) as JsonSchemaNode;
+  const stageName = { type: 'string', enum: [...registry.names] };
+  const routes = schema.properties?.['routes']?.items;
+  for (const list of [schema.properties?.['pipeline'], routes?.properties?.['pipeline']]) {
+    if (list?.items === undefined) throw new TypeError('configJsonSchema: the config schema has no pipeline list where expected');
+    list.items = stageName;
+  }
+  dropZodFormats(schema);
+  return { $schema: schema.$schema, title: 'rxgate gateway config', ...schema };
+}
+
+// zod names its string checks as `format` beside the `pattern` that does the
+// check ("starts_with"); they are no JSON Schema formats, and validators refuse
+// unknown ones.
+const ZOD_FORMATS = new Set(['starts_with', 'ends_with', 'includes', 'regex']);
+
+function dropZodFormats(node: unknown): void {
+  if (Array.isArray(node)) {
+    for (const item of node) dropZodFormats(item);
+  } else if (typeof node === 'object' && node !== null) {
+    const obj = node as Record<string, unknown>;
+    if (typeof obj['format'] === 'string' && ZOD_FORMATS.has(obj['format']) && 'pattern' in obj) delete obj['format'];
+    for (const value of Object.values(obj)) dropZodFormats(value);
+  }
+}
+
+interface JsonSchemaNode {
+  $schema?: string;
+  properties?: Record<string, JsonSchemaNode | undefined>;
+  items?: JsonSchemaNode;
+  [key: string]: unknown;
+}
 
 export interface CliOptions {
   /** Builds each YAML route's handler. @default stagePipeline (the route's stages in order, then forward) */
@@ -46,6 +94,10 @@ export async function runCli(argv: string[], options: CliOptions = {}): Promise<
   const pipeline = options.pipeline ?? null;
   const stages = options.stages ?? [];
   const pipelineModule = options.module;
+  if (argv[0] === 'schema') {
+    process.stdout.write(JSON.stringify(configJsonSchema(stages), null, 2) + '\n');
+    return null;
+  }
   let args;
   try {
     args = parseArgs({
@@ -106,7 +158,7 @@ export async function runCli(argv: string[], options: CliOptions = {}): Promise<
     process.exit(2);
   }
   if (args.demo === true) {
-    const { startDemoUpstreams } = await import('../examples/demo-upstreams.ts');
+    const { startDemoUpstreams } = await import('./demo-upstreams.ts');
     const servers = await startDemoUpstreams();
     logger.info('demo upstreams on 127.0.0.1:3001 (users), :3002 and :3003 (orders)');
     closers.push(async () => {

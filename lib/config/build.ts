@@ -12,6 +12,10 @@ import { StageRegistry, type StageContext, type StageDefinition } from '../stage
 import type { Handler, Policy } from '../types.ts';
 import { forward } from '../upstream/forward.ts';
 import { Service } from '../upstream/service.ts';
+import { matchHandler, requestMatcher, splitHandler } from '../upstream/traffic.ts';
+import { RouteNotFoundError } from '../errors.ts';
+import type { GatewayRoute } from '../gateway.ts';
+import { throwError } from 'rxjs';
 import { HealthSources } from '../upstream/health-sources.ts';
 import { defined } from './defined.ts';
 import { pipelineFor } from './pipeline.ts';
@@ -68,19 +72,18 @@ export function buildGateway(config: GatewayConfig, pipeline: PipelineFactory | 
   const build = pipeline ?? stagePipeline;
   const health = new HealthSources(events);
 
-  const routes = config.routes.map((route) => {
-    const serviceConfig = config.services[route.service]!;
-    const service = serviceFor(route.service, serviceConfig, resources, runtime, events);
-    health.services.add(service);
-    const ctx = routeContext({ config, route, serviceConfig, service, runtime, events, logger, resources, metrics }, stages, health);
-    return {
-      path: route.path,
-      handler: build(ctx),
-      name: ctx.routeName,
-      ...(route.methods !== undefined ? { methods: route.methods } : {}),
-      ...(route.rewrite !== undefined ? { rewrite: route.rewrite } : {}),
-    };
+  const built = config.routes.map((route) => {
+    const backends = (route.backends ?? [{ service: route.service, weight: 1 }]).map((b) => {
+      const serviceConfig = config.services[b.service]!;
+      const service = serviceFor(b.service, serviceConfig, resources, runtime, events);
+      health.services.add(service);
+      const own = { ...route, service: b.service };
+      const ctx = routeContext({ config, route: own, serviceConfig, service, runtime, events, logger, resources, metrics }, stages, health);
+      return { weight: b.weight, handler: build(ctx), name: ctx.routeName };
+    });
+    return { route, name: backends[0]!.name, handler: splitHandler(backends, runtime) };
   });
+  const routes = tableRoutes(built);
   return new Gateway({
     host: options.host ?? config.listen?.host ?? '0.0.0.0',
     port: options.port ?? config.listen?.port ?? 8080,
@@ -89,6 +92,47 @@ export function buildGateway(config: GatewayConfig, pipeline: PipelineFactory | 
     health: () => health.report(),
     onClose: () => resources.close(),
   });
+}
+
+/**
+ * Table entries: routes with the same path and methods become one entry
+ * that tries them in order by their `match` (none: always), 404 when none
+ * holds. They must rewrite alike, the table applying the rewrite.
+ */
+function tableRoutes(built: ReadonlyArray<{ route: RouteConfig; name: string; handler: Handler }>): GatewayRoute[] {
+  const groups = new Map<string, Array<(typeof built)[number]>>();
+  for (const b of built) {
+    const key = `${b.route.path} ${JSON.stringify(b.route.methods ?? null)}`;
+    const group = groups.get(key);
+    if (group === undefined) groups.set(key, [b]);
+    else group.push(b);
+  }
+  return [...groups.values()].map((group) => {
+    const first = group[0]!;
+    const { route } = first;
+    if (group.some((b) => JSON.stringify(b.route.rewrite) !== JSON.stringify(route.rewrite))) {
+      throw new TypeError(`routes on ${route.path} differ only by match, so they must rewrite alike`);
+    }
+    const handler = group.length === 1 && route.match === undefined ? first.handler : matchHandler(group.map((b) => ({
+      match: b.route.match === undefined ? null : requestMatcher(defined(b.route.match)),
+      handler: group.length === 1 ? b.handler : named(b.name, b.handler),
+    })), (req) => throwError(() => new RouteNotFoundError(`no route for ${req.method} ${req.normalizedPath} matches this request`)));
+    return {
+      path: route.path,
+      handler,
+      name: first.name,
+      ...(route.methods !== undefined ? { methods: route.methods } : {}),
+      ...(route.rewrite !== undefined ? { rewrite: route.rewrite } : {}),
+    };
+  });
+}
+
+/** The matched route's name for metrics and logs, when routes share a table entry. */
+function named(name: string, handler: Handler): Handler {
+  return (req) => {
+    req.locals.route = name;
+    return handler(req);
+  };
 }
 
 function serviceFor(name: string, sc: ServiceConfig, resources: Resources, runtime: Runtime, events: GatewayEvents): Service {

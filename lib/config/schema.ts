@@ -65,10 +65,22 @@ const serviceBase = z.strictObject({
   panic: z.boolean().optional(),
 });
 
+const valueMatch = z.union([z.string(), z.boolean(), z.strictObject({ regex: z.string() })]);
+
+/** Conditions on headers, query parameters and cookies, beyond path and method. */
+export const matchSchema = z.strictObject({
+  headers: z.record(z.string(), valueMatch).optional(),
+  query: z.record(z.string(), valueMatch).optional(),
+  cookies: z.record(z.string(), valueMatch).optional(),
+});
+
 const routeBase = z.strictObject({
   name: z.string().optional(),
   path: z.string().regex(/^\/[^*]*(\*)?$/, 'expected a path starting with / (":param" segments, "/*" at the end for a prefix)'),
-  service: z.string(),
+  /** The service; or `backends` for a weighted split between services. */
+  service: z.string().optional(),
+  backends: z.array(z.strictObject({ service: z.string(), weight: z.number().min(0) })).min(1).optional(),
+  match: matchSchema.optional(),
   methods: z.array(method).min(1).optional(),
   rewrite: z.union([
     z.strictObject({ pattern: z.string(), replacement: z.string() }),
@@ -98,7 +110,8 @@ const topLevel = {
 /** Stage options by YAML key; what each registered stage adds to a route or service. */
 type StageKeys = { readonly [key: string]: unknown };
 export type ServiceConfig = z.output<typeof serviceBase> & StageKeys;
-export type RouteConfig = z.output<typeof routeBase> & StageKeys;
+/** A route as built: `service` is its own, or its first backend's. */
+export type RouteConfig = Omit<z.output<typeof routeBase>, 'service'> & { service: string } & StageKeys;
 export type GatewayConfig = {
   [K in keyof typeof topLevel]?: z.output<(typeof topLevel)[K]>;
 } & { services: Record<string, ServiceConfig>; routes: RouteConfig[] };
@@ -122,22 +135,39 @@ export function configSchema(stages: StageRegistry = new StageRegistry(BUILTIN_S
     checkPipeline(config.pipeline, ['pipeline'], stages, ctx);
     config.routes.forEach((r, i) => {
       const services = config.services as Record<string, StageKeys>;
-      const routeCfg = r as RouteConfig;
-      if (!(routeCfg.service in services)) {
-        ctx.addIssue({ code: 'custom', path: ['routes', i, 'service'], message: `unknown service ${JSON.stringify(routeCfg.service)} (known: ${Object.keys(services).join(', ') || 'none'})` });
+      const given = r as z.output<typeof routeBase> & StageKeys;
+      if ((given.service === undefined) === (given.backends === undefined)) {
+        ctx.addIssue({ code: 'custom', path: ['routes', i, 'service'], message: 'set service, or backends (not both)' });
         return;
       }
+      const names = given.backends?.map((b) => b.service) ?? [given.service!];
+      const unknown = names.find((n) => !(n in services));
+      if (unknown !== undefined) {
+        const where = given.backends === undefined ? ['routes', i, 'service'] : ['routes', i, 'backends', names.indexOf(unknown), 'service'];
+        ctx.addIssue({ code: 'custom', path: where, message: `unknown service ${JSON.stringify(unknown)} (known: ${Object.keys(services).join(', ') || 'none'})` });
+        return;
+      }
+      const routeCfg = { ...given, service: names[0]! } as RouteConfig;
       checkPipeline(routeCfg.pipeline, ['routes', i, 'pipeline'], stages, ctx);
-      checkRouteStages(config as GatewayConfig, i, stages, ctx);
+      for (const name of new Set(names)) checkRouteStages(config as GatewayConfig, { ...routeCfg, service: name }, i, stages, ctx);
       const usesRedis = storeOf(routeCfg.rateLimit) === 'redis' || storeOf(routeCfg.cache) === 'redis';
       if (usesRedis && config.redis === undefined) {
         ctx.addIssue({ code: 'custom', path: ['routes', i], message: 'uses store: redis but the config has no top-level redis.url' });
       }
     });
   });
+  // A route with backends gets its first backend as `service` (for the
+  // stages that key on the route's service), so every route has one.
+  const filled = schema.transform((config) => ({
+    ...config,
+    routes: config.routes.map((r) => {
+      const route = r as { service?: string; backends?: Array<{ service: string }> };
+      return route.service === undefined && route.backends !== undefined ? { ...r, service: route.backends[0]!.service } : r;
+    }),
+  }));
   // The schema is assembled at run time from the registered stages, so its
   // inferred type is only Record-shaped; GatewayConfig is what it checks.
-  return schema as unknown as z.ZodType<GatewayConfig>;
+  return filled as unknown as z.ZodType<GatewayConfig>;
 }
 
 function storeOf(options: unknown): unknown {
@@ -161,8 +191,7 @@ function checkPipeline(list: readonly string[] | undefined, path: Array<string |
  * A stage the route's own list names must have options (or take none); a
  * stage the route configures must be in its list.
  */
-function checkRouteStages(config: GatewayConfig, i: number, stages: StageRegistry, ctx: z.RefinementCtx): void {
-  const route = config.routes[i]!;
+function checkRouteStages(config: GatewayConfig, route: RouteConfig, i: number, stages: StageRegistry, ctx: z.RefinementCtx): void {
   const service = config.services[route.service]!;
   const order = pipelineFor(route, config, stages);
   const explicit = route.pipeline ?? config.pipeline;

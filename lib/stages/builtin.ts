@@ -3,6 +3,7 @@ import { maxBodySizeStage } from './body-limit/index.ts';
 import { cacheStage } from './cache/index.ts';
 import { circuitBreakerStage } from './circuit-breaker/index.ts';
 import type { StageDefinition } from './define.ts';
+import { hedgeStage } from './hedge/index.ts';
 import { rateLimitStage } from './rate-limit/index.ts';
 import { retryStage } from './retry/index.ts';
 import { attemptTimeoutStage, timeoutStage } from './timeout/index.ts';
@@ -15,6 +16,7 @@ export const BUILTIN_STAGES: readonly StageDefinition[] = [
   cacheStage,          // answer from cache, or coalesce misses
   timeoutStage,        // 504 for all attempts together (timeouts.total)
   retryStage,          // re-subscribe what follows on failure
+  hedgeStage,          // a second attempt on another instance when the first is slow
   circuitBreakerStage, // 503 at once while the service is sick
   attemptTimeoutStage, // 504 for one attempt (timeouts.perAttempt)
 ];

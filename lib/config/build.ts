@@ -11,7 +11,8 @@ import { instanceBreakers } from '../stages/circuit-breaker/index.ts';
 import { StageRegistry, type StageContext, type StageDefinition } from '../stages/define.ts';
 import type { Handler, Policy } from '../types.ts';
 import { forward } from '../upstream/forward.ts';
-import { Service } from '../upstream/service.ts';
+import type { Service } from '../upstream/service.ts';
+import { serviceFor } from '../upstream/service-for.ts';
 import { matchHandler, requestMatcher, splitHandler } from '../upstream/traffic.ts';
 import { RouteNotFoundError } from '../errors.ts';
 import type { GatewayRoute } from '../gateway.ts';
@@ -133,17 +134,6 @@ function named(name: string, handler: Handler): Handler {
     req.locals.route = name;
     return handler(req);
   };
-}
-
-function serviceFor(name: string, sc: ServiceConfig, resources: Resources, runtime: Runtime, events: GatewayEvents): Service {
-  const { upstreams, balancer, hash, timeout, connections, keepAlive, tlsVerify, tlsCa, health, ejectFor, ejectAfter, maxEjectFor, maxEjectionPercent, panic } = sc;
-  const own = defined({ balancer, timeout, connections, keepAlive, tlsVerify, tlsCa, ejectFor, ejectAfter, maxEjectFor, maxEjectionPercent, panic });
-  const extra = {
-    ...(hash !== undefined ? { hash: defined(hash) } : {}),
-    ...(health !== undefined ? { health: defined(health) } : {}),
-  };
-  const specs = upstreams.map((u) => typeof u === 'string' ? u : defined(u));
-  return resources.get(`service:${name}:${JSON.stringify({ upstreams, ...own, ...extra })}`, () => new Service(name, { ...own, ...extra, upstreams: specs, runtime, events }), (s) => s.close());
 }
 
 type ContextBase = Omit<RouteContext, 'routeName' | 'pipeline' | 'stage' | 'forward'>;

@@ -147,6 +147,10 @@ export function configSchema(stages: StageRegistry = new StageRegistry(BUILTIN_S
         ctx.addIssue({ code: 'custom', path: where, message: `unknown service ${JSON.stringify(unknown)} (known: ${Object.keys(services).join(', ') || 'none'})` });
         return;
       }
+      const mirrored = (given as { mirror?: { service?: unknown } }).mirror?.service;
+      if (typeof mirrored === 'string' && !(mirrored in services)) {
+        ctx.addIssue({ code: 'custom', path: ['routes', i, 'mirror', 'service'], message: `unknown service ${JSON.stringify(mirrored)} (known: ${Object.keys(services).join(', ')})` });
+      }
       const routeCfg = { ...given, service: names[0]! } as RouteConfig;
       checkPipeline(routeCfg.pipeline, ['routes', i, 'pipeline'], stages, ctx);
       for (const name of new Set(names)) checkRouteStages(config as GatewayConfig, { ...routeCfg, service: name }, i, stages, ctx);

@@ -4,6 +4,7 @@ import { cacheStage } from './cache/index.ts';
 import { circuitBreakerStage } from './circuit-breaker/index.ts';
 import type { StageDefinition } from './define.ts';
 import { hedgeStage } from './hedge/index.ts';
+import { mirrorStage } from './mirror/index.ts';
 import { rateLimitStage } from './rate-limit/index.ts';
 import { retryStage } from './retry/index.ts';
 import { attemptTimeoutStage, timeoutStage } from './timeout/index.ts';
@@ -14,6 +15,7 @@ export const BUILTIN_STAGES: readonly StageDefinition[] = [
   rateLimitStage,      // 429 once the caller is known
   maxBodySizeStage,    // 413 for request bodies over the limit
   cacheStage,          // answer from cache, or coalesce misses
+  mirrorStage,         // a copy of the request to a shadow service, response discarded
   timeoutStage,        // 504 for all attempts together (timeouts.total)
   retryStage,          // re-subscribe what follows on failure
   hedgeStage,          // a second attempt on another instance when the first is slow

@@ -1,0 +1,21 @@
+import { defined } from '../config/defined.ts';
+import type { ServiceConfig } from '../config/schema.ts';
+import type { GatewayEvents } from '../observe/events.ts';
+import type { Resources } from '../resources/registry.ts';
+import type { Runtime } from '../runtime.ts';
+import { Service } from './service.ts';
+
+/**
+ * The running `Service` for a service's YAML config, from the resource
+ * registry (routes, mirrors and a rebuild with the same config share one).
+ */
+export function serviceFor(name: string, sc: ServiceConfig, resources: Resources, runtime: Runtime, events: GatewayEvents): Service {
+  const { upstreams, balancer, hash, timeout, connections, keepAlive, tlsVerify, tlsCa, health, ejectFor, ejectAfter, maxEjectFor, maxEjectionPercent, panic } = sc;
+  const own = defined({ balancer, timeout, connections, keepAlive, tlsVerify, tlsCa, ejectFor, ejectAfter, maxEjectFor, maxEjectionPercent, panic });
+  const extra = {
+    ...(hash !== undefined ? { hash: defined(hash) } : {}),
+    ...(health !== undefined ? { health: defined(health) } : {}),
+  };
+  const specs = upstreams.map((u) => typeof u === 'string' ? u : defined(u));
+  return resources.get(`service:${name}:${JSON.stringify({ upstreams, ...own, ...extra })}`, () => new Service(name, { ...own, ...extra, upstreams: specs, runtime, events }), (s) => s.close());
+}

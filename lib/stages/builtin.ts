@@ -2,6 +2,7 @@ import { authStage } from './auth/index.ts';
 import { maxBodySizeStage } from './body-limit/index.ts';
 import { cacheStage } from './cache/index.ts';
 import { circuitBreakerStage } from './circuit-breaker/index.ts';
+import { adaptiveConcurrencyStage } from './adaptive-concurrency/index.ts';
 import type { StageDefinition } from './define.ts';
 import { hedgeStage } from './hedge/index.ts';
 import { mirrorStage } from './mirror/index.ts';
@@ -17,6 +18,7 @@ export const BUILTIN_STAGES: readonly StageDefinition[] = [
   cacheStage,          // answer from cache, or coalesce misses
   mirrorStage,         // a copy of the request to a shadow service, response discarded
   timeoutStage,        // 504 for all attempts together (timeouts.total)
+  adaptiveConcurrencyStage, // 503 at once over a limit that follows latency
   retryStage,          // re-subscribe what follows on failure
   hedgeStage,          // a second attempt on another instance when the first is slow
   circuitBreakerStage, // 503 at once while the service is sick

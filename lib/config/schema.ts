@@ -44,8 +44,22 @@ const balancerName = z.string().superRefine((name, ctx) => {
   if (!balancerNames().includes(name)) ctx.addIssue({ code: 'custom', message: `unknown balancer ${JSON.stringify(name)} (known: ${balancerNames().join(', ')})` });
 });
 
+const dnsDiscovery = z.strictObject({
+  name: z.string().min(1),
+  type: z.enum(['A', 'AAAA', 'A+AAAA', 'SRV']).optional(),
+  port: z.number().int().min(1).max(65535).optional(),
+  scheme: z.enum(['http', 'https']).optional(),
+  servers: z.array(z.string()).min(1).optional(),
+  minInterval: duration.optional(),
+  maxInterval: duration.optional(),
+});
+
+const fileDiscovery = z.strictObject({ path: z.string().min(1), interval: duration.optional() });
+
 const serviceBase = z.strictObject({
-  upstreams: z.array(upstreamSpec).min(1, 'needs at least one upstream URL'),
+  /** Static instances; with `discovery`, the ones used until it answers (may be left out). */
+  upstreams: z.array(upstreamSpec).min(1, 'needs at least one upstream URL').optional(),
+  discovery: z.strictObject({ dns: dnsDiscovery.optional(), file: fileDiscovery.optional() }).optional(),
   /** How an instance is chosen; default p2c-ewma with more than one instance. */
   balancer: balancerName.optional(),
   hash: hashSchema.optional(),
@@ -133,6 +147,12 @@ export function configSchema(stages: StageRegistry = new StageRegistry(BUILTIN_S
     routes: z.array(route).min(1, 'needs at least one route'),
   }).superRefine((config, ctx) => {
     checkPipeline(config.pipeline, ['pipeline'], stages, ctx);
+    for (const [name, svc] of Object.entries(config.services)) {
+      const { upstreams, discovery } = svc as { upstreams?: unknown[]; discovery?: Record<string, unknown> };
+      if (upstreams === undefined && Object.values(discovery ?? {}).every((d) => d === undefined)) {
+        ctx.addIssue({ code: 'custom', path: ['services', name, 'upstreams'], message: 'needs at least one upstream URL, or discovery' });
+      }
+    }
     config.routes.forEach((r, i) => {
       const services = config.services as Record<string, StageKeys>;
       const given = r as z.output<typeof routeBase> & StageKeys;

@@ -10,12 +10,18 @@ import { Service } from './service.ts';
  * registry (routes, mirrors and a rebuild with the same config share one).
  */
 export function serviceFor(name: string, sc: ServiceConfig, resources: Resources, runtime: Runtime, events: GatewayEvents): Service {
-  const { upstreams, balancer, hash, timeout, connections, keepAlive, tlsVerify, tlsCa, health, ejectFor, ejectAfter, maxEjectFor, maxEjectionPercent, panic } = sc;
+  const { upstreams = [], discovery, balancer, hash, timeout, connections, keepAlive, tlsVerify, tlsCa, health, ejectFor, ejectAfter, maxEjectFor, maxEjectionPercent, panic } = sc;
   const own = defined({ balancer, timeout, connections, keepAlive, tlsVerify, tlsCa, ejectFor, ejectAfter, maxEjectFor, maxEjectionPercent, panic });
   const extra = {
     ...(hash !== undefined ? { hash: defined(hash) } : {}),
     ...(health !== undefined ? { health: defined(health) } : {}),
+    ...(discovery !== undefined ? { discovery: defined(discovery) as Record<string, unknown> } : {}),
   };
   const specs = upstreams.map((u) => typeof u === 'string' ? u : defined(u));
-  return resources.get(`service:${name}:${JSON.stringify({ upstreams, ...own, ...extra })}`, () => new Service(name, { ...own, ...extra, upstreams: specs, runtime, events }), (s) => s.close());
+  return resources.get(`service:${name}:${JSON.stringify({ upstreams, ...own, ...extra })}`, () => {
+    const service = new Service(name, { ...own, ...extra, upstreams: specs, runtime, events });
+    // Listen once discovery has answered (or failed) once, so the first requests have instances.
+    if (discovery !== undefined) resources.beforeListen(() => service.discovered);
+    return service;
+  }, (s) => s.close());
 }

@@ -18,6 +18,12 @@ export interface ServiceOptions {
   balancer?: string;
   /** Options of the `hash` balancer. */
   hash?: HashOptions;
+  /**
+   * Instances found at run time, by source: `{ dns: DnsDiscoveryOptions }`,
+   * `{ file: FileDiscoveryOptions }`, or a source registered with
+   * `defineDiscovery`. They replace `upstreams` once found.
+   */
+  discovery?: Record<string, unknown>;
   /** Options for a balancer registered in code (its factory's `ctx.options`). */
   balancerOptions?: unknown;
   /**
@@ -93,4 +99,4 @@ export const serviceDefaults = {
   maxEjectionPercent: 50,
   panic: true,
   runtime: systemRuntime,
-} satisfies Required<Omit<ServiceOptions, 'upstreams' | 'health' | 'tlsCa' | 'balancer' | 'hash' | 'balancerOptions' | 'events'>>;
+} satisfies Required<Omit<ServiceOptions, 'upstreams' | 'health' | 'tlsCa' | 'balancer' | 'hash' | 'balancerOptions' | 'events' | 'discovery'>>;

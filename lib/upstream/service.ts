@@ -6,6 +6,8 @@ import type { Runtime } from '../runtime.ts';
 import type { GatewayRequest } from '../types.ts';
 import { balancerFactory, balancerNames, type Balancer } from './balancer.ts';
 import './balancers.ts';
+import { discoveryFactory, type Discovery } from './discovery.ts';
+import './dns-discovery.ts';
 import { HealthTracker, type HealthOptions } from './health.ts';
 import { OutlierTracker, type OutlierConfig } from './outlier.ts';
 import { startProbes } from './probe.ts';
@@ -47,8 +49,9 @@ export class Service {
   private healthTimer: Subscription | null = null;
 
   constructor(readonly name: string, options: ServiceOptions) {
-    if (!Array.isArray(options.upstreams) || options.upstreams.length === 0) {
-      throw new TypeError(`service ${name}: needs at least one upstream URL`);
+    const discovery = Object.entries(options.discovery ?? {});
+    if (!Array.isArray(options.upstreams) || (options.upstreams.length === 0 && discovery.length === 0)) {
+      throw new TypeError(`service ${name}: needs at least one upstream URL, or discovery`);
     }
     const o = { ...serviceDefaults, ...options };
     const timeoutMs = parseDuration(o.timeout, `service ${name} timeout`);
@@ -74,17 +77,40 @@ export class Service {
       }
     }
     this.settings = { connections: o.connections, keepAliveMs, timeoutMs, tlsVerify: o.tlsVerify, ca };
-    this.balancerName = options.balancer ?? (options.upstreams.length > 1 ? 'p2c-ewma' : 'round-robin');
+    this.balancerName = options.balancer ?? (options.upstreams.length > 1 || discovery.length > 0 ? 'p2c-ewma' : 'round-robin');
     const factory = balancerFactory(this.balancerName);
     if (factory === undefined) throw new TypeError(`service ${name} balancer: unknown balancer ${JSON.stringify(this.balancerName)} (known: ${balancerNames().join(', ')})`);
     this.balancer = factory({ service: name, runtime: this.runtime, options: this.balancerName === 'hash' ? options.hash : options.balancerOptions });
     this.upstreams = options.upstreams.map((spec) => this.instance(spec));
     this.balancer.update?.(this.upstreams);
+    this.discovered = this.discover(discovery);
     if (options.health?.path !== undefined) {
       this.healthTimer = startProbes(name, options.health, this.runtime, () => this.upstreams, (u) => {
         this.events?.emit('upstreamHealth', { service: name, instance: u.url, healthy: u.health.healthy });
       });
     }
+  }
+
+  /** Settles once every discovery source has answered once (at once without discovery). */
+  readonly discovered: Promise<void>;
+  private readonly sources: Discovery[] = [];
+
+  private discover(sources: Array<[string, unknown]>): Promise<void> {
+    const unknown = sources.find(([kind]) => discoveryFactory(kind) === undefined);
+    if (unknown !== undefined) throw new TypeError(`service ${this.name} discovery: unknown source ${JSON.stringify(unknown[0])}`);
+    return Promise.all(sources.map(([kind, options]) => new Promise<void>((resolve) => {
+      this.sources.push(discoveryFactory(kind)!({
+        service: this.name, runtime: this.runtime, options,
+        update: (specs) => {
+          this.setUpstreams(specs);
+          resolve();
+        },
+        error: (err) => {
+          this.events?.emit('degraded', { reason: 'discovery', message: `service ${this.name}: ${kind} discovery failed`, err });
+          resolve();
+        },
+      }));
+    }))).then(() => undefined);
   }
 
   /** Makes an instance of this service from its spec. */
@@ -116,7 +142,8 @@ export class Service {
       now = this.runtime.now();
       if (now >= this.outUntil) this.outUntil = -Infinity;
     }
-    if (n === 1) {
+    if (n <= 1) {
+      if (n === 0) return undefined; // discovery has found none yet
       const u = list[0]!;
       return this.panic || (u.health.healthy && !u.outlier.ejected(now)) ? u : undefined;
     }
@@ -216,6 +243,7 @@ export class Service {
   }
 
   async close(): Promise<void> {
+    for (const d of this.sources) d.stop();
     this.healthTimer?.unsubscribe();
     this.healthTimer = null;
     await Promise.all(this.upstreams.map((u) => u.pool.close().catch(() => u.pool.destroy())));

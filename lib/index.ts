@@ -11,6 +11,9 @@ export { defineBalancer, type Balancer, type BalancerContext, type BalancerFacto
 export { roundRobin, weightedRandom, leastRequest, p2cEwma } from './upstream/balancers.ts';
 export { hashBalancer, type HashOptions } from './upstream/hash-balancer.ts';
 export type { HealthReport, ServiceHealth, InstanceHealth, BreakerHealth } from './upstream/health-view.ts';
+export { defineDiscovery, fileDiscovery, type Discovery, type DiscoveryContext, type DiscoveryFactory, type FileDiscoveryOptions } from './upstream/discovery.ts';
+export { dnsDiscovery, type DnsDiscoveryOptions } from './upstream/dns-discovery.ts';
+export { requestMatcher, type RequestMatch, type ValueMatch } from './upstream/traffic.ts';
 export { OutlierTracker } from './upstream/outlier.ts';
 export { HealthTracker, type HealthOptions } from './upstream/health.ts';
 export { Router, type RouteDefinition, type RouteRewrite } from './router/router.ts';
@@ -39,3 +42,6 @@ export * from './stages/timeout/index.ts';
 export * from './stages/retry/index.ts';
 export type { RetryEvent } from './stages/retry/retry.ts';
 export * from './stages/circuit-breaker/index.ts';
+export * from './stages/hedge/index.ts';
+export * from './stages/mirror/index.ts';
+export * from './stages/adaptive-concurrency/index.ts';

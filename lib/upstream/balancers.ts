@@ -92,7 +92,11 @@ export function p2cEwma(runtime: Runtime): Balancer {
       const a = candidates[i]!;
       const b = candidates[j]!;
       const now = runtime.now();
-      return cost(b, now) < cost(a, now) ? b : a;
+      const ca = cost(a, now);
+      const cb = cost(b, now);
+      // Ties (a fresh service: no latency, nothing in flight) go to the one
+      // listed first, so the first request of a fresh service is predictable.
+      return cb < ca || (cb === ca && j < i) ? b : a;
     },
   };
 }

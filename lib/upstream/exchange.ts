@@ -87,6 +87,10 @@ export class Exchange implements Body {
   cancel(): void {
     if (this.settled || this.cancelled) return;
     this.cancelled = true;
+    // A hedge's loser, or a client that left: no head yet after this long is
+    // a lower bound on the instance's latency, which it must not escape by
+    // always being the one cancelled.
+    if (!this.headed) this.service.abandoned(this.upstream, this.sentAt);
     this.release();
     this.sink = null;
     this.queue = null;

@@ -182,6 +182,12 @@ export class Service {
     this.balancer.observe?.(upstream, ms, ok);
   }
 
+  /** A request `started` at `since` was cancelled before its head: it took at least this long. */
+  abandoned(upstream: Upstream, since: number): void {
+    const now = this.runtime.now();
+    if (now - since > upstream.latency(now)) upstream.observe(now - since, now);
+  }
+
   /** A request `started` on `upstream` is over (completed, failed or cancelled). */
   finished(upstream: Upstream): void {
     upstream.inFlight--;

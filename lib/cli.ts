@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
-import { buildGateway, type PipelineFactory } from './config/build.ts';
+import { buildGateway, stageRegistry, type PipelineFactory } from './config/build.ts';
 import type { StageDefinition } from './stages/define.ts';
 import { ConfigError, loadConfig } from './config/load.ts';
 import type { Gateway } from './gateway.ts';
@@ -9,7 +9,6 @@ import { createLogger } from './observe/log.ts';
 import { after, systemRuntime } from './runtime.ts';
 import { isMainThread } from 'node:worker_threads';
 import { z } from 'zod';
-import { stageRegistry } from './config/build.ts';
 import { configSchema } from './config/schema.ts';
 import { startWorkers } from './server/workers.ts';
 

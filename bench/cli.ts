@@ -32,7 +32,8 @@ export const USAGE = `usage: npm run bench -- [options]
   --workers N           worker threads for the 'workers' target (default: cores)
   --generator NAME      wrk (default when installed) or autocannon
   --out FILE            markdown report path (default bench/results/latest.md)
-  --overhead [...]      run the pipeline overhead micro-benchmark instead (bench/overhead.ts)`;
+  --overhead [...]      run the pipeline overhead micro-benchmark instead (bench/overhead.ts)
+  --scenario NAME [...] run a scenario instead: slow-instance (bench/slow-instance.ts: --duration S, --connections N)`;
 
 function positiveInt(name: string, value: string | undefined): number {
   const n = Number(value);

@@ -243,7 +243,21 @@ async function bench(cli: Cli, scratchDir: string): Promise<number> {
   return live().some((e) => e.outcome.samples.length > 0) ? 0 : 1;
 }
 
+/** Scenarios with a script of their own (`--scenario NAME` runs bench/NAME.ts with the other arguments). */
+const SCENARIOS = ['slow-instance'];
+
+function runScenario(name: string | undefined, args: string[]): number {
+  if (name === undefined || !SCENARIOS.includes(name)) {
+    log(`unknown scenario ${JSON.stringify(name)} (known: ${SCENARIOS.join(', ')})`);
+    return 2;
+  }
+  const [command, argv] = nodeTsx(`${name}.ts`, args);
+  return spawnSync(command, argv, { stdio: 'inherit', cwd: REPO_ROOT, timeout: 10 * 60_000 }).status ?? 1;
+}
+
 async function main(): Promise<number> {
+  const at = process.argv.indexOf('--scenario');
+  if (at >= 0) return runScenario(process.argv[at + 1], process.argv.slice(2).filter((_, i) => i !== at - 2 && i !== at - 1));
   const cli = parseCli(process.argv.slice(2));
   if (cli.help) {
     log(USAGE);

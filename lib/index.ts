@@ -25,7 +25,7 @@ export { GatewayMetrics } from './observe/metrics.ts';
 export { GatewayEvents, type GatewayEventMap, type GatewayEventType } from './observe/events.ts';
 export { createLogger, silentLogger, type Logger } from './observe/log.ts';
 export { runCli, type CliOptions } from './cli.ts';
-export { loadUws } from './server/uws.ts';
+export { chooseUws, currentHost, loadUws, uwsBuild } from './server/uws.ts';
 export { systemRuntime, virtualRuntime, every, after, type Runtime } from './runtime.ts';
 export { Resources } from './resources/registry.ts';
 export { createRedisClient, redisReady, type RedisClient } from './resources/redis-client.ts';

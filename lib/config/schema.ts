@@ -73,6 +73,8 @@ const serviceBase = z.strictObject({
   ejectFor: duration.optional(),
   ejectAfter: z.number().int().min(1).optional(),
   maxEjectFor: duration.optional(),
+  /** Upstream statuses that are also strikes towards ejection (e.g. [502, 503, 504]). */
+  ejectOnStatuses: z.array(status).optional(),
   /** Never more than this share of the instances ejected at once (percent). */
   maxEjectionPercent: z.number().min(0).max(100).optional(),
   /** When every instance is out, use them anyway (true) or answer 503 at once (false). */

@@ -33,6 +33,35 @@ export function discoveryFactory(name: string): DiscoveryFactory | undefined {
   return sources.get(name);
 }
 
+/**
+ * Starts each source (`[name, options]`), pushing them on `running`; the
+ * promise settles once every source has answered or failed once.
+ */
+export function startDiscovery(
+  sources: Array<[string, unknown]>,
+  base: Pick<DiscoveryContext, 'service' | 'runtime'>,
+  running: Discovery[],
+  update: (instances: UpstreamSpec[]) => void,
+  error: (kind: string, err: unknown) => void,
+): Promise<void> {
+  const unknown = sources.find(([kind]) => discoveryFactory(kind) === undefined);
+  if (unknown !== undefined) throw new TypeError(`service ${base.service} discovery: unknown source ${JSON.stringify(unknown[0])}`);
+  return Promise.all(sources.map(([kind, options]) => new Promise<void>((resolve) => {
+    running.push(discoveryFactory(kind)!({
+      ...base,
+      options,
+      update: (specs) => {
+        update(specs);
+        resolve();
+      },
+      error: (err) => {
+        error(kind, err);
+        resolve();
+      },
+    }));
+  }))).then(() => undefined);
+}
+
 /** `discovery: { file: { path, interval } }`. */
 export interface FileDiscoveryOptions {
   /** A JSON array of instances (`"http://…"` or `{ "url", "weight" }`), or one URL a line (`#` comments). */

@@ -109,7 +109,8 @@ export class Exchange implements Body {
   onHeaders(status: number, raw: Buffer[], resume: () => void, statusText: string): boolean {
     if (status < 200 || this.cancelled) return true;
     this.headed = true;
-    this.upstream.outlier.success();
+    if (this.service.strikeStatus[status] === 1) this.service.failed(this.upstream);
+    else this.upstream.outlier.success();
     this.service.answered(this.upstream, this.sentAt, true);
     this.upstreamResume = resume;
     const headers: string[] = [];

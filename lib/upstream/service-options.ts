@@ -69,6 +69,13 @@ export interface ServiceOptions {
    */
   maxEjectFor?: Duration;
   /**
+   * Upstream statuses that count as a strike towards ejection too (Envoy's
+   * `consecutive_gateway_failure` with `[502, 503, 504]`); any other response
+   * is a success. Off by default: a 5xx the upstream sends is its answer.
+   * @default []
+   */
+  ejectOnStatuses?: number[];
+  /**
    * Never more than this share of the instances ejected at once, in percent
    * (Envoy's `max_ejection_percent`); one instance may always be ejected.
    * @default 50
@@ -99,4 +106,4 @@ export const serviceDefaults = {
   maxEjectionPercent: 50,
   panic: true,
   runtime: systemRuntime,
-} satisfies Required<Omit<ServiceOptions, 'upstreams' | 'health' | 'tlsCa' | 'balancer' | 'hash' | 'balancerOptions' | 'events' | 'discovery'>>;
+} satisfies Required<Omit<ServiceOptions, 'upstreams' | 'health' | 'tlsCa' | 'balancer' | 'hash' | 'balancerOptions' | 'events' | 'discovery' | 'ejectOnStatuses'>>;

@@ -6,7 +6,7 @@ import type { Runtime } from '../runtime.ts';
 import type { GatewayRequest } from '../types.ts';
 import { balancerFactory, balancerNames, type Balancer } from './balancer.ts';
 import './balancers.ts';
-import { discoveryFactory, type Discovery } from './discovery.ts';
+import { startDiscovery, type Discovery } from './discovery.ts';
 import './dns-discovery.ts';
 import { HealthTracker, type HealthOptions } from './health.ts';
 import { OutlierTracker, type OutlierConfig } from './outlier.ts';
@@ -36,6 +36,8 @@ export class Service {
   readonly balancerName: string;
   readonly balancer: Balancer;
   readonly runtime: Runtime;
+  /** 1 for each status that is a strike towards ejection (`ejectOnStatuses`). */
+  readonly strikeStatus = new Uint8Array(600);
   private readonly settings: Omit<UpstreamSettings, 'health' | 'outlier' | 'weight' | 'id'>;
   private readonly outlierConfig: OutlierConfig;
   private readonly maxEjectionPercent: number;
@@ -62,6 +64,7 @@ export class Service {
     if (!(o.maxEjectionPercent >= 0 && o.maxEjectionPercent <= 100)) throw new TypeError(`service ${name} maxEjectionPercent: expected 0 to 100, got ${o.maxEjectionPercent}`);
     this.outlierConfig = { ejectAfter: o.ejectAfter, ejectMs, maxEjectMs };
     this.maxEjectionPercent = o.maxEjectionPercent;
+    for (const status of options.ejectOnStatuses ?? []) this.strikeStatus[status] = 1;
     this.timeoutMs = timeoutMs;
     this.panic = o.panic;
     this.runtime = o.runtime;
@@ -83,7 +86,9 @@ export class Service {
     this.balancer = factory({ service: name, runtime: this.runtime, options: this.balancerName === 'hash' ? options.hash : options.balancerOptions });
     this.upstreams = options.upstreams.map((spec) => this.instance(spec));
     this.balancer.update?.(this.upstreams);
-    this.discovered = this.discover(discovery);
+    this.discovered = startDiscovery(discovery, { service: name, runtime: this.runtime }, this.sources, (specs) => this.setUpstreams(specs), (kind, err) => {
+      this.events?.emit('degraded', { reason: 'discovery', message: `service ${name}: ${kind} discovery failed`, err });
+    });
     if (options.health?.path !== undefined) {
       this.healthTimer = startProbes(name, options.health, this.runtime, () => this.upstreams, (u) => {
         this.events?.emit('upstreamHealth', { service: name, instance: u.url, healthy: u.health.healthy });
@@ -94,24 +99,6 @@ export class Service {
   /** Settles once every discovery source has answered once (at once without discovery). */
   readonly discovered: Promise<void>;
   private readonly sources: Discovery[] = [];
-
-  private discover(sources: Array<[string, unknown]>): Promise<void> {
-    const unknown = sources.find(([kind]) => discoveryFactory(kind) === undefined);
-    if (unknown !== undefined) throw new TypeError(`service ${this.name} discovery: unknown source ${JSON.stringify(unknown[0])}`);
-    return Promise.all(sources.map(([kind, options]) => new Promise<void>((resolve) => {
-      this.sources.push(discoveryFactory(kind)!({
-        service: this.name, runtime: this.runtime, options,
-        update: (specs) => {
-          this.setUpstreams(specs);
-          resolve();
-        },
-        error: (err) => {
-          this.events?.emit('degraded', { reason: 'discovery', message: `service ${this.name}: ${kind} discovery failed`, err });
-          resolve();
-        },
-      }));
-    }))).then(() => undefined);
-  }
 
   /** Makes an instance of this service from its spec. */
   protected instance(spec: UpstreamSpec): Upstream {

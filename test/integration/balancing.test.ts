@@ -181,4 +181,29 @@ routes:
     sick = false;
     await vi.waitFor(async () => expect((await spread(`${gw.url}/x`, 6)).get('c') ?? 0).toBeGreaterThan(0), { timeout: 5_000, interval: 20 });
   });
+
+  it('ejects an instance on the statuses listed in ejectOnStatuses, never more than maxEjectionPercent of them', async () => {
+    const hits = new Map<string, number>();
+    const a = await instance('a', hits);
+    const sick = await startUpstream((req, res) => {
+      req.resume();
+      hits.set('sick', (hits.get('sick') ?? 0) + 1);
+      res.writeHead(503).end('sick');
+    });
+    open.push(sick);
+    const gw = await yamlGateway(`
+services:
+  svc:
+    upstreams: ["${sick.url}", "${a.url}"]
+    balancer: round-robin
+    ejectOnStatuses: [502, 503, 504]
+routes:
+  - { path: /*, service: svc }
+`);
+    const statuses: number[] = [];
+    for (let i = 0; i < 10; i++) statuses.push((await get(`${gw.url}/x`)).status);
+    // The first 503 is the sick instance's answer; from then on it is out.
+    expect(statuses).toEqual([503, 200, 200, 200, 200, 200, 200, 200, 200, 200]);
+    expect(hits.get('sick')).toBe(1);
+  });
 });

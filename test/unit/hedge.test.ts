@@ -89,4 +89,24 @@ describe('hedge', () => {
     expect(hedge({ max: 0 })(next)).toBe(next);
     expect(() => hedge({ after: 'soon' })).toThrow(TypeError);
   });
+
+  it('with after: p95, hedges at the 95th percentile of recent times to a head (50 ms until 32 are known)', () => {
+    scheduler.run(({ cold, expectObservable }) => {
+      const slow = cold('40ms a|', { a });
+      const fast = cold('2ms b|', { b });
+      let n = 0;
+      const sources = (): Observable<GatewayResponse> => {
+        n++;
+        if (n <= 32) return cold('a|', { a }); // 32 heads at once: p95 = 0, floored to 1 ms
+        return n === 33 ? slow : fast;
+      };
+      const h = hedge({ after: 'p95', runtime: virtualRuntime(scheduler) })((req) => {
+        req.attempt.instance = `http://i${n}`;
+        return sources();
+      });
+      for (let i = 0; i < 32; i++) h(request()).subscribe();
+      expectObservable(h(request())).toBe('3ms b|', { b });
+    });
+    expect(() => hedge({ after: 'p100' as 'p95' })).toThrow(TypeError);
+  });
 });

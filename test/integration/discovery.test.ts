@@ -86,6 +86,7 @@ describe('service discovery', () => {
 services:
   api:
     discovery: { dns: { name: api.test, port: ${a.port}, servers: ["${dns.address}"], minInterval: 50ms } }
+    balancer: round-robin
   slow:
     discovery: { dns: { name: slow.test, port: ${slow.port}, servers: ["${dns.address}"], minInterval: 50ms } }
     upstreams: ["http://127.0.0.1:${slow.port}"]
@@ -153,6 +154,7 @@ routes:
 services:
   api:
     discovery: { file: { path: "${file}", interval: 30ms } }
+    balancer: round-robin
 routes:
   - { path: /*, service: api }
 `);

@@ -11,6 +11,8 @@ import { instanceBreakers } from '../stages/circuit-breaker/index.ts';
 import { StageRegistry, type StageContext, type StageDefinition } from '../stages/define.ts';
 import type { Handler, Policy } from '../types.ts';
 import { forward } from '../upstream/forward.ts';
+import { websocketLimits } from '../server/websocket-options.ts';
+import { websocketForward } from '../server/ws-connect.ts';
 import type { Service } from '../upstream/service.ts';
 import { serviceFor } from '../upstream/service-for.ts';
 import { matchHandler, requestMatcher, splitHandler } from '../upstream/traffic.ts';
@@ -82,6 +84,9 @@ export function buildGateway(config: GatewayConfig, pipeline: PipelineFactory | 
       const ctx = routeContext({ config, route: own, serviceConfig, service, runtime, events, logger, resources, metrics }, stages, health);
       return { weight: b.weight, handler: build(ctx), name: ctx.routeName };
     });
+    // A mirror's shadow service is in the health view too (the same object its stage gets).
+    const shadow = (route.mirror as { service?: string } | false | undefined || undefined)?.service;
+    if (shadow !== undefined && config.services[shadow] !== undefined) health.services.add(serviceFor(shadow, config.services[shadow], resources, runtime, events));
     return { route, name: backends[0]!.name, handler: splitHandler(backends, runtime) };
   });
   const routes = tableRoutes(built);
@@ -161,7 +166,12 @@ function routeContext(base: ContextBase, stages: StageRegistry, health: HealthSo
       const breaker = stages.get('circuitBreaker');
       const perInstance = breaker === undefined ? {} : instanceBreakers(optionsFor(breaker, route, serviceConfig), ctx);
       if (perInstance.breakers !== undefined) health.instanceBreakers.set(perInstance.breakers, base.service.name);
-      return forward(base.service, { preserveHost: route.preserveHost ?? false, events: base.events, ...perInstance });
+      const http = forward(base.service, { preserveHost: route.preserveHost ?? false, events: base.events, ...perInstance });
+      if (route.websocket === undefined || route.websocket === false) return http;
+      return websocketForward(base.service, http, {
+        route: ctx.routeName, limits: websocketLimits(defined(route.websocket), `route ${ctx.routeName}`), runtime: base.runtime,
+        preserveHost: route.preserveHost ?? false, tlsVerify: serviceConfig.tlsVerify ?? true, tlsCa: serviceConfig.tlsCa ?? null, events: base.events,
+      });
     },
   };
   return ctx;

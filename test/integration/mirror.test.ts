@@ -40,6 +40,8 @@ describe('request mirroring', () => {
     const get = await request(`${gw.url}/items`);
     expect(await get.body.text()).toBe('real GET /items ');
     await vi.waitFor(() => expect(copies.sort()).toEqual(['GET /items ', 'POST /orders?x=1 order 1']));
+    const health = await (await request(`${gw.url}/__rxgate/health`)).body.json() as { services: Record<string, unknown> };
+    expect(Object.keys(health.services).sort()).toEqual(['api', 'shadow']);
   });
 
   it('never delays or fails the client when the shadow hangs, fails or refuses, and bounds copies in flight', async () => {

@@ -7,6 +7,7 @@ import { balancerNames } from '../upstream/balancer.ts';
 import '../upstream/balancers.ts';
 import { duration, httpUrl, method, status } from './common.ts';
 import { pipelineFor } from './pipeline.ts';
+import { websocketOptions } from '../server/websocket-options.ts';
 
 /**
  * The YAML config's shape, validated once at start. The fixed part is here;
@@ -103,6 +104,10 @@ const routeBase = z.strictObject({
     z.strictObject({ stripPrefix: z.string().startsWith('/') }),
   ]).optional(),
   preserveHost: z.union([z.boolean(), z.string()]).optional(),
+  /** Accept WebSocket upgrades here and proxy them to the service (`true`, or limits). */
+  websocket: z.union([z.boolean(), websocketOptions]).optional(),
+  /** Longest gap between two chunks of a `text/event-stream` response; `false` (default): none. */
+  streamIdleTimeout: z.union([duration, z.literal(false)]).optional(),
   /** The route's stages in order; default: the top-level `pipeline`, else the built-in order. */
   pipeline: z.array(stageName).optional(),
 });

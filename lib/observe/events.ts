@@ -33,6 +33,10 @@ export interface GatewayEventMap {
   mirror: { service: string; route: string; outcome: 'sent' | 'dropped' | 'failed' };
   /** The adaptive concurrency limit refused a request, or moved. */
   concurrencyLimited: { service: string; limit: number };
+  /** A proxied WebSocket opened, or closed (how, after how long, how many messages each way). */
+  websocket:
+    | { route: string; phase: 'open' }
+    | { route: string; phase: 'close'; end: string; code: number; durationMs: number; messagesIn: number; messagesOut: number };
 }
 
 export type GatewayEventType = keyof GatewayEventMap;

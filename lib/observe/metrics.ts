@@ -74,6 +74,23 @@ export class GatewayMetrics {
     name: 'rxgate_concurrency_limited_total', help: 'Requests refused by the adaptive concurrency limit, by service',
     labelNames: ['service'] as const, registers: [this.registry],
   });
+  readonly websockets = new Gauge({
+    name: 'rxgate_websocket_connections', help: 'Proxied WebSocket connections open, by route',
+    labelNames: ['route'] as const, registers: [this.registry],
+  });
+  readonly websocketsClosed = new Counter({
+    name: 'rxgate_websocket_closed_total', help: 'Proxied WebSocket connections closed, by route and what ended them',
+    labelNames: ['route', 'end'] as const, registers: [this.registry],
+  });
+  readonly websocketDuration = new Histogram({
+    name: 'rxgate_websocket_duration_seconds', help: 'How long proxied WebSocket connections lasted, by route',
+    labelNames: ['route'] as const, registers: [this.registry],
+    buckets: [0.1, 1, 10, 60, 300, 1800, 3600, 14400],
+  });
+  readonly websocketMessages = new Counter({
+    name: 'rxgate_websocket_messages_total', help: 'WebSocket messages relayed (counted at close), by route and direction',
+    labelNames: ['route', 'direction'] as const, registers: [this.registry],
+  });
 
   constructor(options: { defaultMetrics?: boolean } = {}) {
     if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: 'rxgate_process_' });

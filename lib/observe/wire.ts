@@ -51,6 +51,17 @@ export function observe(events: GatewayEvents, metrics: GatewayMetrics, logger: 
   events.on('hedge', (e) => metrics.hedges.inc({ service: e.service, outcome: e.outcome }));
   events.on('mirror', (e) => metrics.mirrored.inc({ service: e.service, outcome: e.outcome }));
   events.on('concurrencyLimited', (e) => metrics.concurrencyLimited.inc({ service: e.service }));
+  events.on('websocket', (e) => {
+    if (e.phase === 'open') {
+      metrics.websockets.inc({ route: e.route });
+      return;
+    }
+    metrics.websockets.dec({ route: e.route });
+    metrics.websocketsClosed.inc({ route: e.route, end: e.end });
+    metrics.websocketDuration.observe({ route: e.route }, e.durationMs / 1000);
+    metrics.websocketMessages.inc({ route: e.route, direction: 'in' }, e.messagesIn);
+    metrics.websocketMessages.inc({ route: e.route, direction: 'out' }, e.messagesOut);
+  });
   events.on('recovered', (e) => {
     if (e.message !== undefined) logger.info({ reason: e.reason }, e.message);
   });

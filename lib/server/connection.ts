@@ -1,10 +1,12 @@
 import type { Observable, Observer, Subscription } from 'rxjs';
-import type { HttpResponse } from 'uWebSockets.js';
-import { toGatewayError, type GatewayError } from '../errors.ts';
+import type { HttpResponse, us_socket_context_t } from 'uWebSockets.js';
+import { BadRequestError, toGatewayError, type GatewayError } from '../errors.ts';
 import type { Body, BodySink, GatewayRequest, GatewayResponse } from '../types.ts';
 import type { EdgeHooks } from './edge.ts';
 import { RequestBody } from './request-body.ts';
 import { ResponseWriter } from './response-writer.ts';
+import { completeUpgrade } from './websocket.ts';
+import { upgradeOf } from './ws-connect.ts';
 
 /**
  * One request/response exchange on the uWS side, from the uWS handler to the
@@ -32,7 +34,13 @@ export class Exchange extends ResponseWriter implements Observer<GatewayResponse
   private inLast = false;
   private inDone = false;
 
-  constructor(res: HttpResponse, req: GatewayRequest, private readonly hooks: EdgeHooks, private readonly inflight: Set<Subscription>) {
+  /**
+   * @param upgrade the uWS socket context when the request came through `app.ws` (an opening handshake), else null
+   */
+  constructor(
+    res: HttpResponse, req: GatewayRequest, private readonly hooks: EdgeHooks, private readonly inflight: Set<Subscription>,
+    private readonly upgrade: us_socket_context_t | null = null,
+  ) {
     super(res, req);
     res.onAborted(() => this.onAborted());
   }
@@ -63,13 +71,25 @@ export class Exchange extends ResponseWriter implements Observer<GatewayResponse
     this.fail(error);
   }
 
-  // An answer that is not "head + body" goes here, beside `respond`: a
-  // WebSocket upgrade would be `upgrade(...)` calling `res.upgrade` and
-  // setting `closed`, sharing `onAborted` and the subscription's teardown.
-
   // ---- the pipeline's observer ----
 
   next(response: GatewayResponse): void {
+    const link = upgradeOf(response);
+    if (link !== null) {
+      // An answer that is not "head + body": the upstream accepted a WebSocket.
+      if (this.closed) link.abort();
+      else if (this.upgrade === null) {
+        link.abort();
+        this.answered = true;
+        this.fail(new BadRequestError('a WebSocket upgrade needs a valid Sec-WebSocket-Key and Sec-WebSocket-Version: 13'));
+      } else {
+        this.answered = true;
+        this.closed = true;
+        this.hooks.onAnswer?.(this.req, 101, null);
+        completeUpgrade(this.res, this.req, this.upgrade, link);
+      }
+      return;
+    }
     if (this.closed) return;
     this.answered = true;
     this.hooks.onAnswer?.(this.req, response.status, null);

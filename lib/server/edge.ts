@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { Observable, Subscription } from 'rxjs';
-import type { HttpRequest, HttpResponse, TemplatedApp, us_listen_socket } from 'uWebSockets.js';
+import type { HttpRequest, HttpResponse, TemplatedApp, us_listen_socket, us_socket_context_t } from 'uWebSockets.js';
 import { BadRequestError, toGatewayError, type GatewayError } from '../errors.ts';
 import { NON_ASCII } from '../headers.ts';
 import { normalizePath } from '../router/normalize.ts';
@@ -9,6 +9,7 @@ import type { Logger } from '../observe/log.ts';
 import type { GatewayRequest, GatewayResponse } from '../types.ts';
 import { Exchange } from './connection.ts';
 import { loadUws } from './uws.ts';
+import { websocketBehavior } from './websocket.ts';
 
 /** Attempt 1 has tried nothing yet (shared: it is never written to). */
 const NO_ORIGINS: readonly string[] = [];
@@ -49,6 +50,8 @@ export class Edge {
         });
       });
     }
+    // Upgrades take the same path (routing, the route's pipeline) and may end as a WebSocket.
+    this.app.ws('/*', websocketBehavior((res, req, context) => this.handle(res, req, context)));
     this.app.any('/*', (res, req) => this.handle(res, req));
   }
 
@@ -79,7 +82,7 @@ export class Edge {
     (this.app as { close?: () => void }).close?.();
   }
 
-  private handle(res: HttpResponse, uwsReq: HttpRequest): void {
+  private handle(res: HttpResponse, uwsReq: HttpRequest, upgrade: us_socket_context_t | null = null): void {
     const headers: Record<string, string> = {};
     collecting = headers;
     uwsReq.forEach(collectHeader);
@@ -110,7 +113,7 @@ export class Edge {
       locals: {},
       attempt: { number: 1, tried: NO_ORIGINS, instance: null },
     };
-    const exchange = new Exchange(res, req, this.hooks, this.inflight);
+    const exchange = new Exchange(res, req, this.hooks, this.inflight, upgrade);
     if (hasBody) req.body = exchange.readBody(cl === undefined ? null : Number(cl));
     if (badPath !== null) exchange.reject(toGatewayError(badPath));
     else exchange.respond(this.hooks.dispatch(req));

@@ -1,0 +1,40 @@
+import type { HttpRequest, HttpResponse, us_socket_context_t, WebSocketBehavior } from 'uWebSockets.js';
+import type { GatewayRequest } from '../types.ts';
+import { UWS_MAX_PAYLOAD } from './websocket-options.ts';
+import type { ClientData, WsLink } from './ws-link.ts';
+
+/**
+ * The uWS side of every WebSocket route: one `app.ws('/*')` behavior whose
+ * `upgrade` runs the request through the ordinary edge path (routing and the
+ * route's pipeline), so a route without `websocket` answers an upgrade as
+ * plain HTTP, and a refused one (401, 429, 503…) never upgrades. Per-route
+ * limits live on each link: uWS's own are only outer bounds here (its
+ * `idleTimeout` and backpressure limits are the gateway's to enforce).
+ * uWS hands `ws` only requests with a valid `Sec-WebSocket-Key`; the rest of
+ * the same paths still reach `any('/*')`.
+ */
+export function websocketBehavior(handle: (res: HttpResponse, req: HttpRequest, context: us_socket_context_t) => void): WebSocketBehavior<ClientData> {
+  return {
+    maxPayloadLength: UWS_MAX_PAYLOAD,
+    idleTimeout: 0,
+    maxBackpressure: 1024 * 1024 * 1024, // 1 GiB: never reached, links close slow consumers first
+    closeOnBackpressureLimit: 0,
+    sendPingsAutomatically: false,
+    upgrade: handle,
+    open: (ws) => ws.getUserData().link.opened(ws),
+    message: (ws, message, isBinary) => ws.getUserData().link.fromClient(message, isBinary),
+    drain: (ws) => ws.getUserData().link.clientDrained(),
+    close: (ws, code, message) => ws.getUserData().link.clientClosed(code, message),
+  };
+}
+
+/**
+ * Completes the client's upgrade once the upstream accepted: after an async
+ * wait, so corked, and only while uWS still owns `res` (the caller checks
+ * `onAborted`).
+ */
+export function completeUpgrade(res: HttpResponse, req: GatewayRequest, context: us_socket_context_t, link: WsLink): void {
+  res.cork(() => {
+    res.upgrade<ClientData>({ link }, req.headers['sec-websocket-key'] ?? '', link.protocol, '', context);
+  });
+}

@@ -1,0 +1,135 @@
+import { readFileSync } from 'node:fs';
+import { Observable, throwError } from 'rxjs';
+import WebSocket from 'ws';
+import { BadGatewayError, GatewayTimeoutError, NoHealthyUpstreamError, ServiceUnavailableError } from '../errors.ts';
+import type { GatewayEvents } from '../observe/events.ts';
+import type { Runtime } from '../runtime.ts';
+import type { GatewayRequest, GatewayResponse, Handler } from '../types.ts';
+import type { Service } from '../upstream/service.ts';
+import { upstreamHeaders } from '../upstream/upstream-headers.ts';
+import type { Upstream } from '../upstream/upstream.ts';
+import type { WebSocketLimits } from './websocket-options.ts';
+import { WsLink } from './ws-link.ts';
+
+/** The upstream link a `101` response carries to the edge (a symbol key survives `{ ...response }`). */
+const UPGRADE = Symbol('rxgate.websocket');
+
+type UpgradeResponse = GatewayResponse & { [UPGRADE]?: WsLink };
+
+/** The link to hand the client's socket to, when `response` accepts an upgrade. */
+export function upgradeOf(response: GatewayResponse): WsLink | null {
+  return (response as UpgradeResponse)[UPGRADE] ?? null;
+}
+
+/** A WebSocket opening handshake (RFC 6455 4.1); anything else on a websocket route is plain HTTP. */
+export function isUpgrade(req: GatewayRequest): boolean {
+  return req.method === 'GET' && req.headers.upgrade?.toLowerCase() === 'websocket' && req.headers['sec-websocket-key'] !== undefined;
+}
+
+/** Handshake headers `ws` writes itself: the client's copies must not go too. */
+const HANDSHAKE = new Set(['sec-websocket-key', 'sec-websocket-version', 'sec-websocket-extensions', 'sec-websocket-protocol']);
+
+export interface WebSocketForwardOptions {
+  /** The route's name, for metrics. */
+  route: string;
+  limits: WebSocketLimits;
+  runtime: Runtime;
+  preserveHost?: boolean | string;
+  /** Verify `wss://` upstream certificates (the service's `tlsVerify`). @default true */
+  tlsVerify?: boolean;
+  /** PEM file of a CA to trust for `wss://` upstreams (the service's `tlsCa`). @default null */
+  tlsCa?: string | null;
+  events?: GatewayEvents | null;
+}
+
+/**
+ * The terminal stage of a `websocket: true` route. An opening handshake
+ * (after the stages before it: auth, rate limit, breaker…) opens a
+ * WebSocket to the instance the service's balancer picks, offering every
+ * subprotocol the client offered, with the request's headers and
+ * `X-Forwarded-*`/`X-Request-Id`; once the upstream accepted, it emits a
+ * `101` carrying the link, which the edge completes with `res.upgrade`. A
+ * refusal is `502`, no answer within `connectTimeout` `504`. Any other
+ * request goes to `http` (the route's ordinary forward).
+ */
+export function websocketForward(service: Service, http: Handler, options: WebSocketForwardOptions): Handler {
+  const { route, limits, runtime } = options;
+  const preserveHost = options.preserveHost ?? false;
+  const events = options.events ?? null;
+  const tlsVerify = options.tlsVerify ?? true;
+  const ca = options.tlsCa == null ? null : readFileSync(options.tlsCa, 'utf8');
+  let open = 0;
+
+  const connect = (req: GatewayRequest, upstream: Upstream): Observable<GatewayResponse> =>
+    new Observable<GatewayResponse>((subscriber) => {
+      req.attempt.instance = upstream.origin;
+      const url = upstream.origin.replace(/^http/, 'ws') + upstream.basePath + req.path + (req.query === '' ? '' : '?' + req.query);
+      const offered = (req.headers['sec-websocket-protocol'] ?? '').split(',').map((p) => p.trim()).filter((p) => p !== '');
+      const list = upstreamHeaders(req, upstream, preserveHost);
+      const headers: Record<string, string> = {};
+      for (let i = 0; i < list.length; i += 2) if (!HANDSHAKE.has(list[i]!)) headers[list[i]!] = list[i + 1]!;
+      const sentAt = service.started(upstream);
+      let settled = false;
+      const settle = (ok: boolean): void => {
+        settled = true;
+        service.answered(upstream, sentAt, ok);
+        service.finished(upstream);
+      };
+      const socket = new WebSocket(url, offered, {
+        headers,
+        handshakeTimeout: limits.connectTimeoutMs,
+        maxPayload: limits.maxMessageSize,
+        perMessageDeflate: false,
+        followRedirects: false,
+        rejectUnauthorized: tlsVerify,
+        ...(ca !== null ? { ca } : {}),
+      });
+      socket.on('error', (err) => {
+        if (settled) return;
+        settle(false);
+        service.failed(upstream);
+        subscriber.error(/timed out/i.test(err.message)
+          ? new GatewayTimeoutError(`upstream ${upstream.origin} did not accept the WebSocket upgrade in time`, { cause: err })
+          : new BadGatewayError(`WebSocket to upstream ${upstream.origin} failed: ${err.message}`, { cause: err, sent: false }));
+      });
+      socket.once('unexpected-response', (request, response) => {
+        settle(true);
+        response.resume();
+        request.destroy();
+        subscriber.error(new BadGatewayError(`upstream ${upstream.origin} refused the WebSocket upgrade with ${response.statusCode}`));
+      });
+      socket.once('open', () => {
+        settle(true);
+        // Nothing is read until the client's socket is open too.
+        socket.pause();
+        open++;
+        events?.emit('websocket', { route, phase: 'open' });
+        const link = new WsLink(socket, limits, runtime, (summary) => {
+          open--;
+          events?.emit('websocket', { route, phase: 'close', ...summary });
+        });
+        const response: UpgradeResponse = { status: 101, headers: [], body: null, [UPGRADE]: link };
+        subscriber.next(response);
+        subscriber.complete();
+      });
+      return () => {
+        if (settled) return;
+        settled = true;
+        service.finished(upstream);
+        socket.terminate();
+      };
+    });
+
+  return function forwardWebSocket(req) {
+    if (!isUpgrade(req)) return http(req);
+    if (open >= limits.maxConnections) {
+      return throwError(() => new ServiceUnavailableError(`route ${route} has its ${limits.maxConnections} WebSocket connections open`, { sent: false }));
+    }
+    const upstream = service.pick(req.attempt.tried, req);
+    if (upstream === undefined) {
+      events?.emit('noHealthyUpstream', { service: service.name });
+      return throwError(() => new NoHealthyUpstreamError(`no healthy upstream for service ${service.name}`, { sent: false }));
+    }
+    return connect(req, upstream);
+  };
+}

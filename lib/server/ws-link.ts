@@ -1,0 +1,270 @@
+import type { Subscription } from 'rxjs';
+import type { WebSocket as ClientSocket } from 'uWebSockets.js';
+import type WebSocket from 'ws';
+import { after, type Runtime } from '../runtime.ts';
+import type { WebSocketLimits } from './websocket-options.ts';
+
+/** How a link ended, for metrics and logs. */
+export type LinkEnd = 'client' | 'upstream' | 'idle' | 'slow-client' | 'slow-upstream' | 'too-big' | 'aborted';
+
+export interface LinkSummary {
+  readonly end: LinkEnd;
+  /** The close code the side that ended it gave (1006: abrupt). */
+  readonly code: number;
+  readonly durationMs: number;
+  /** Messages client → upstream, and upstream → client. */
+  readonly messagesIn: number;
+  readonly messagesOut: number;
+}
+
+/** The uWS socket's user data: the link it belongs to. */
+export interface ClientData {
+  link: WsLink;
+}
+
+/** `pause`/`resume` on a uWS WebSocket exist from uWS 20.4x (the Node 22 build), not in the Node 20 one. */
+type Pausable = { pause?: () => void; resume?: () => void };
+
+/** Codes a close frame may carry (RFC 6455 7.4: not 1004-1006, 1015). */
+function sendable(code: number): boolean {
+  return (code >= 1000 && code <= 1014 && code !== 1004 && code !== 1005 && code !== 1006) || (code >= 3000 && code <= 4999);
+}
+
+/** A close reason fits a control frame: 123 bytes. */
+function shortReason(reason: string): string {
+  const b = Buffer.from(reason);
+  return b.byteLength <= 123 ? reason : b.subarray(0, 123).toString().replace(/\uFFFD$/, '');
+}
+
+/**
+ * One proxied WebSocket: the client's uWS socket and the upstream's `ws`
+ * socket, relaying frames both ways unchanged, with backpressure (a side
+ * whose buffer passes `highWaterMark` stops the gateway reading from the
+ * other; past `maxBuffered`, or paused longer than `stallTimeout`, it is a
+ * slow consumer: closed with 1008, the other side with 1013), close codes
+ * and reasons passed on (an abrupt close becomes 1001 upstream, 1011 to the
+ * client), and an idle limit.
+ */
+export class WsLink {
+  private client: ClientSocket<ClientData> | null = null;
+  private done = false;
+  private upstreamPaused = true;
+  private clientPaused = false;
+  private stall: Subscription | null = null;
+  private idle: Subscription | null = null;
+  private lastActivity: number;
+  private readonly openedAt: number;
+  private messagesIn = 0;
+  private messagesOut = 0;
+  /** The upstream closed before the client's socket opened: close it as soon as it does. */
+  private pendingClose: { code: number; reason: string } | null = null;
+
+  /**
+   * @param upstream an open `ws` socket, paused (nothing is read until the client's socket opens)
+   */
+  constructor(
+    readonly upstream: WebSocket,
+    private readonly limits: WebSocketLimits,
+    private readonly runtime: Runtime,
+    private readonly onEnd: (summary: LinkSummary) => void,
+  ) {
+    this.openedAt = this.lastActivity = runtime.now();
+    upstream.on('message', (data, isBinary) => this.fromUpstream(data as Buffer, isBinary));
+    upstream.on('close', (code, reason) => this.upstreamClosed(code, reason.toString()));
+    // A 'close' always follows an 'error'.
+    upstream.on('error', () => {});
+  }
+
+  /** The subprotocol the upstream chose ('' when none). */
+  get protocol(): string {
+    return this.upstream.protocol;
+  }
+
+  /** Bytes waiting to go to the upstream. */
+  get upstreamBuffered(): number {
+    return this.upstream.bufferedAmount;
+  }
+
+  /** Whether the gateway has stopped reading the upstream because the client does not drain. */
+  get readingUpstream(): boolean {
+    return !this.upstreamPaused;
+  }
+
+  /** The client's upgrade never completed (it went away first): close the upstream. */
+  abort(): void {
+    if (this.done) return;
+    this.closeUpstream(1001, 'client went away');
+    this.finish('aborted', 1006);
+  }
+
+  // ---- uWS behavior callbacks ----
+
+  opened(client: ClientSocket<ClientData>): void {
+    this.client = client;
+    if (this.pendingClose !== null) {
+      const { code, reason } = this.pendingClose;
+      client.end(code, reason);
+      return;
+    }
+    this.armIdle();
+    this.resumeUpstream();
+  }
+
+  fromClient(data: ArrayBuffer, isBinary: boolean): void {
+    if (this.done) return;
+    if (data.byteLength > this.limits.maxMessageSize) {
+      this.closeUpstream(1001, 'client sent a message too big');
+      this.endClient(1009, 'message too big', 'too-big');
+      return;
+    }
+    this.lastActivity = this.runtime.now();
+    this.messagesIn++;
+    const upstream = this.upstream;
+    if (upstream.bufferedAmount > this.limits.maxBuffered) {
+      this.closeUpstream(1008, 'slow consumer');
+      this.endClient(1013, 'upstream too slow', 'slow-upstream');
+      return;
+    }
+    // uWS takes the ArrayBuffer back when this callback returns: copy it.
+    upstream.send(Buffer.from(new Uint8Array(data)), { binary: isBinary }, () => this.upstreamDrained());
+    if (upstream.bufferedAmount > this.limits.highWaterMark) this.pauseClient();
+  }
+
+  clientDrained(): void {
+    const client = this.client;
+    if (this.done || client === null || !this.upstreamPaused) return;
+    if (client.getBufferedAmount() <= this.limits.highWaterMark) this.resumeUpstream();
+  }
+
+  clientClosed(code: number, message: ArrayBuffer): void {
+    this.client = null;
+    if (this.done) return;
+    if (sendable(code)) this.closeUpstream(code, shortReason(Buffer.from(message).toString()));
+    else if (code === 1005) this.closeUpstream(null, '');
+    else this.closeUpstream(1001, 'client went away');
+    this.finish('client', code);
+  }
+
+  // ---- the upstream's events ----
+
+  private fromUpstream(data: Buffer, isBinary: boolean): void {
+    const client = this.client;
+    if (this.done || client === null) return;
+    this.lastActivity = this.runtime.now();
+    this.messagesOut++;
+    // Pausing stops reading, but what was already read still arrives: up to one message past the mark.
+    if (client.getBufferedAmount() > this.limits.maxBuffered) {
+      this.closeUpstream(1013, 'client too slow');
+      this.endClient(1008, 'slow consumer', 'slow-client');
+      return;
+    }
+    client.send(data, isBinary);
+    if (client.getBufferedAmount() > this.limits.highWaterMark) this.pauseUpstream();
+  }
+
+  private upstreamClosed(code: number, reason: string): void {
+    if (this.done) return;
+    const out = sendable(code) ? code : code === 1005 ? 1000 : 1011;
+    const text = sendable(code) ? shortReason(reason) : code === 1005 ? '' : 'upstream went away';
+    if (this.client === null) {
+      this.pendingClose = { code: out, reason: text };
+      return;
+    }
+    this.endClient(out, text, 'upstream', code);
+  }
+
+  // ---- backpressure ----
+
+  private pauseUpstream(): void {
+    if (this.upstreamPaused) return;
+    this.upstreamPaused = true;
+    this.upstream.pause();
+    this.armStall(() => {
+      this.closeUpstream(1013, 'client too slow');
+      this.endClient(1008, 'slow consumer', 'slow-client');
+    });
+  }
+
+  private resumeUpstream(): void {
+    if (!this.upstreamPaused) return;
+    this.upstreamPaused = false;
+    this.disarmStall();
+    this.upstream.resume();
+  }
+
+  private pauseClient(): void {
+    const client = this.client as (ClientSocket<ClientData> & Pausable) | null;
+    // Without pause (uWS 20.30), maxBuffered alone bounds what waits for the upstream.
+    if (this.clientPaused || client === null || client.pause === undefined) return;
+    this.clientPaused = true;
+    client.pause();
+    this.armStall(() => {
+      this.closeUpstream(1008, 'slow consumer');
+      this.endClient(1013, 'upstream too slow', 'slow-upstream');
+    });
+  }
+
+  private upstreamDrained(): void {
+    if (!this.clientPaused || this.done || this.upstream.bufferedAmount > this.limits.highWaterMark) return;
+    this.clientPaused = false;
+    this.disarmStall();
+    (this.client as (ClientSocket<ClientData> & Pausable) | null)?.resume?.();
+  }
+
+  private armStall(onStall: () => void): void {
+    if (this.stall !== null || this.limits.stallTimeoutMs === 0) return;
+    this.stall = after(this.runtime, this.limits.stallTimeoutMs, () => {
+      this.stall = null;
+      if (!this.done) onStall();
+    });
+  }
+
+  private disarmStall(): void {
+    if (this.upstreamPaused || this.clientPaused) return;
+    this.stall?.unsubscribe();
+    this.stall = null;
+  }
+
+  private armIdle(): void {
+    const idleMs = this.limits.idleTimeoutMs;
+    if (idleMs === 0) return;
+    const check = (): void => {
+      if (this.done) return;
+      const quiet = this.runtime.now() - this.lastActivity;
+      if (quiet < idleMs) {
+        this.idle = after(this.runtime, idleMs - quiet, check);
+        return;
+      }
+      this.closeUpstream(1001, 'idle timeout');
+      this.endClient(1001, 'idle timeout', 'idle');
+    };
+    this.idle = after(this.runtime, idleMs, check);
+  }
+
+  // ---- closing ----
+
+  private closeUpstream(code: number | null, reason: string): void {
+    const up = this.upstream;
+    if (up.readyState === up.CLOSING || up.readyState === up.CLOSED) return;
+    // A paused socket never reads the upstream's close frame: let it.
+    up.resume();
+    if (code === null) up.close();
+    else up.close(code, reason);
+  }
+
+  private endClient(code: number, reason: string, end: LinkEnd, upstreamCode = code): void {
+    const client = this.client;
+    this.finish(end, upstreamCode);
+    this.client = null;
+    // uWS calls `close` from inside `end`, and `finish` made it a no-op.
+    client?.end(code, reason);
+  }
+
+  private finish(end: LinkEnd, code: number): void {
+    if (this.done) return;
+    this.done = true;
+    this.stall?.unsubscribe();
+    this.idle?.unsubscribe();
+    this.onEnd({ end, code, durationMs: this.runtime.now() - this.openedAt, messagesIn: this.messagesIn, messagesOut: this.messagesOut });
+  }
+}

@@ -4,6 +4,9 @@ import { headerValue, storableHeaders } from './entry.ts';
 import { freshnessOf, retention, type Freshness, type FreshnessPolicy } from './freshness.ts';
 import { parseVary } from './key.ts';
 
+/** Server-Sent Events: a live stream, never stored or shared. */
+const EVENT_STREAM = 'text/event-stream';
+
 /**
  * What to do with a request: `bypass` goes upstream and stores nothing;
  * `refresh` skips the lookup (client `no-cache`) but may store the answer;
@@ -13,6 +16,8 @@ export type RequestMode = 'bypass' | 'refresh' | 'lookup';
 
 export function requestMode(req: GatewayRequest, cacheAuthorized: boolean): RequestMode {
   if (req.method !== 'GET' && req.method !== 'HEAD') return 'bypass';
+  // Streams are never shared: a WebSocket handshake, or a client asking for Server-Sent Events.
+  if (req.headers.upgrade !== undefined || req.headers.accept?.includes(EVENT_STREAM) === true) return 'bypass';
   // A token the auth stage verified (and may have stripped) still makes the request personal.
   if (!cacheAuthorized && (req.headers.authorization !== undefined || req.locals.claims !== undefined)) return 'bypass';
   const raw = req.headers['cache-control'];
@@ -40,11 +45,13 @@ export interface StoragePlan {
  * Whether a response arriving at `now` may be stored, and how. Not stored: a
  * status outside the list, `no-store`, `private`, `no-cache` (it could only be
  * served after revalidation, which this cache does not do), `Set-Cookie`,
+ * `text/event-stream`,
  * `Vary: *`, and anything with no time left to live.
  */
 export function planStorage(res: GatewayResponse, now: number, policy: StoragePolicy): StoragePlan | null {
   if (!policy.statuses.has(res.status)) return null;
   const headers = res.headers;
+  if (headerValue(headers, 'content-type')?.toLowerCase().includes(EVENT_STREAM) === true) return null;
   const cc = parseCacheControl(headerValue(headers, 'cache-control'));
   if (has(cc, 'no-store') || has(cc, 'private') || has(cc, 'no-cache')) return null;
   if (headerValue(headers, 'set-cookie') !== undefined) return null;

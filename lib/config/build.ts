@@ -12,6 +12,7 @@ import { StageRegistry, type StageContext, type StageDefinition } from '../stage
 import type { Handler, Policy } from '../types.ts';
 import { forward } from '../upstream/forward.ts';
 import { websocketLimits } from '../server/websocket-options.ts';
+import { parseDuration } from '../duration.ts';
 import { websocketForward } from '../server/ws-connect.ts';
 import type { Service } from '../upstream/service.ts';
 import { serviceFor } from '../upstream/service-for.ts';
@@ -166,7 +167,11 @@ function routeContext(base: ContextBase, stages: StageRegistry, health: HealthSo
       const breaker = stages.get('circuitBreaker');
       const perInstance = breaker === undefined ? {} : instanceBreakers(optionsFor(breaker, route, serviceConfig), ctx);
       if (perInstance.breakers !== undefined) health.instanceBreakers.set(perInstance.breakers, base.service.name);
-      const http = forward(base.service, { preserveHost: route.preserveHost ?? false, events: base.events, ...perInstance });
+      const streamIdle = route.streamIdleTimeout ?? false;
+      const http = forward(base.service, {
+        preserveHost: route.preserveHost ?? false, events: base.events, ...perInstance,
+        streamIdleTimeoutMs: streamIdle === false ? 0 : parseDuration(streamIdle, `route ${ctx.routeName} streamIdleTimeout`),
+      });
       if (route.websocket === undefined || route.websocket === false) return http;
       return websocketForward(base.service, http, {
         route: ctx.routeName, limits: websocketLimits(defined(route.websocket), `route ${ctx.routeName}`), runtime: base.runtime,

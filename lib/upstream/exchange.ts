@@ -1,9 +1,11 @@
 import { Readable } from 'node:stream';
 import type { Subscriber } from 'rxjs';
+import { errors } from 'undici';
 import { BufferedBody } from '../body.ts';
 import { ClientAbortedError, toGatewayError } from '../errors.ts';
 import { connectionTokens, HOP_BY_HOP } from '../headers.ts';
 import type { Body, BodySink, GatewayResponse } from '../types.ts';
+import { BodyGap } from './body-gap.ts';
 import type { Service } from './service.ts';
 import type { Upstream } from './upstream.ts';
 
@@ -68,12 +70,16 @@ export class Exchange implements Body {
   private released = false;
   /** Clock time the request was handed to undici (`Service.started`). */
   private readonly sentAt: number;
+  /** The body's gap limit (undici's own `bodyTimeout` is off, so an event stream may stay quiet). */
+  private gap: BodyGap | null = null;
 
   constructor(
     private readonly subscriber: Subscriber<GatewayResponse>,
     private readonly head: boolean,
     private readonly service: Service,
     private readonly upstream: Upstream,
+    /** Gap limit for a `text/event-stream` body, ms; 0: none. Other bodies get the service's timeout. */
+    private readonly streamIdleMs = 0,
   ) {
     this.sentAt = service.started(upstream);
   }
@@ -87,6 +93,7 @@ export class Exchange implements Body {
   cancel(): void {
     if (this.settled || this.cancelled) return;
     this.cancelled = true;
+    this.gap?.stop();
     // A hedge's loser, or a client that left: no head yet after this long is
     // a lower bound on the instance's latency, which it must not escape by
     // always being the one cancelled.
@@ -130,6 +137,10 @@ export class Exchange implements Body {
     }
     const hasBody = !this.head && status !== 204 && status !== 304;
     this.bodyless = !hasBody;
+    if (hasBody) {
+      const limit = isEventStream(headers) ? this.streamIdleMs : this.service.timeoutMs;
+      if (limit > 0) this.gap = new BodyGap(this.service.runtime, limit, () => this.abort?.(new errors.BodyTimeoutError()));
+    }
     const response: GatewayResponse = { status, statusText, headers, body: hasBody ? this : null };
     this.subscriber.next(response);
     return this.sink !== null || !hasBody;
@@ -137,16 +148,21 @@ export class Exchange implements Body {
 
   onData(chunk: Buffer): boolean {
     if (this.cancelled) return true;
+    this.gap?.touch();
     const sink = this.sink;
     if (sink === null || this.queue !== null) {
       (this.queue ??= []).push(chunk);
+      this.gap?.hold(true);
       return false;
     }
-    return sink.write(chunk);
+    if (sink.write(chunk)) return true;
+    this.gap?.hold(true);
+    return false;
   }
 
   onComplete(): void {
     this.settled = true;
+    this.gap?.stop();
     this.ended = true;
     this.release();
     if (this.cancelled) return;
@@ -155,6 +171,7 @@ export class Exchange implements Body {
 
   onError(err: Error): void {
     this.settled = true;
+    this.gap?.stop();
     this.release();
     if (this.cancelled) return;
     this.sink = null;
@@ -176,7 +193,10 @@ export class Exchange implements Body {
   }
 
   resume(): void {
-    if (this.flush() && !this.ended) this.upstreamResume?.();
+    if (this.flush() && !this.ended) {
+      this.gap?.hold(false);
+      this.upstreamResume?.();
+    }
   }
 
   destroy(): void {
@@ -205,4 +225,12 @@ export class Exchange implements Body {
     }
     return true;
   }
+}
+
+/** Server-Sent Events: long-lived, quiet between events, so only the route's `streamIdleTimeout` bounds their gaps. */
+function isEventStream(headers: readonly string[]): boolean {
+  for (let i = 0; i < headers.length; i += 2) {
+    if (headers[i] === 'content-type') return headers[i + 1]!.toLowerCase().startsWith('text/event-stream');
+  }
+  return false;
 }

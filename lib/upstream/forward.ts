@@ -25,6 +25,12 @@ export interface ForwardOptions {
   breakers?: BreakerRegistry | null;
   /** What counts as a failure for those breakers. @default defaultIsFailure */
   isFailure?: (outcome: CallOutcome) => boolean;
+  /**
+   * Longest gap between two chunks of a `text/event-stream` body, ms; 0: none
+   * (other bodies: the service's timeout).
+   * @default 0
+   */
+  streamIdleTimeoutMs?: number;
   /** Where a request with no usable instance is reported (`noHealthyUpstream`). */
   events?: GatewayEvents | null;
 }
@@ -46,20 +52,22 @@ export function forward(service: Service, options: ForwardOptions = {}): Handler
   const preserveHost = options.preserveHost ?? false;
   const breakers = options.breakers ?? null;
   const isFailure = options.isFailure;
+  const streamIdleMs = options.streamIdleTimeoutMs ?? 0;
 
   const send = (req: GatewayRequest, upstream: Upstream): Observable<GatewayResponse> =>
     new Observable<GatewayResponse>((subscriber) => {
       req.attempt.instance = upstream.origin;
-      const exchange = new Exchange(subscriber, req.method === 'HEAD', service, upstream);
+      const exchange = new Exchange(subscriber, req.method === 'HEAD', service, upstream, streamIdleMs);
       upstream.pool.dispatch({
         path: upstream.basePath + req.path + (req.query === '' ? '' : '?' + req.query),
         method: req.method,
         headers: upstreamHeaders(req, upstream, preserveHost),
         body: requestBody(req.body),
-        // The service's timeout bounds the head and each gap in the body;
-        // total and per-attempt limits are the timeout operator's.
+        // The service's timeout bounds the head; the exchange bounds each gap
+        // in the body (not an event stream's); total and per-attempt limits
+        // are the timeout operator's.
         headersTimeout: service.timeoutMs,
-        bodyTimeout: service.timeoutMs,
+        bodyTimeout: 0,
       }, exchange);
       return () => exchange.cancel();
     });

@@ -72,12 +72,12 @@ routes:
     expect(await text(`${gw.url}/things?q=1`)).toEqual([200, `base GET /v1/things?q=1 host=127.0.0.1:${up.port}`]);
   });
 
-  it('spreads requests round-robin over a service\'s upstreams', async () => {
+  it('spreads requests round-robin over a service\'s upstreams with balancer: round-robin', async () => {
     const a = await namedUpstream('a');
     const b = await namedUpstream('b');
     const gw = await gatewayFromYaml(`
 services:
-  pair: { upstreams: ["${a.url}", "${b.url}"] }
+  pair: { upstreams: ["${a.url}", "${b.url}"], balancer: round-robin }
 routes:
   - { path: /*, service: pair }
 `);
@@ -118,7 +118,7 @@ routes:
     await vi.waitFor(async () => {
       const [status, body] = await text(`${gw.url}/x`);
       expect(status).toBe(503);
-      expect(JSON.parse(body)).toMatchObject({ error: { code: 'SERVICE_UNAVAILABLE' } });
+      expect(JSON.parse(body)).toMatchObject({ error: { code: 'NO_HEALTHY_UPSTREAM' } });
     }, { timeout: 5_000, interval: 20 });
   });
 
@@ -167,7 +167,7 @@ routes: [{ path: /*, service: up }]
     const res = await request(`${gw.url}/__rxgate/health`);
     expect(res.statusCode).toBe(200);
     expect(res.headers['content-type']).toBe('application/json');
-    expect(await res.body.json()).toEqual({ status: 'ok' });
+    expect(await res.body.json()).toMatchObject({ status: 'ok', services: { up: { status: 'ok', instances: [{ url: up.url, healthy: true, ejected: false }] } } });
   });
 
   it('counts answered requests on GET /__rxgate/metrics', async () => {

@@ -291,7 +291,8 @@ async function twoInstances(modes: Record<'a' | 'b', Mode>) {
     closers.push(() => up.close());
     origins[instance] = up.url;
   }
-  const svc = new Service('pair', { upstreams: [origins.a, origins.b], timeout: '5s' });
+  // Round-robin, so the order instances are tried in is known.
+  const svc = new Service('pair', { upstreams: [origins.a, origins.b], timeout: '5s', balancer: 'round-robin' });
   return { hits, origins, svc };
 }
 

@@ -3,6 +3,7 @@ import type { WebSocket as ClientSocket } from 'uWebSockets.js';
 import type WebSocket from 'ws';
 import { after, type Runtime } from '../runtime.ts';
 import type { WebSocketLimits } from './websocket-options.ts';
+import { sendable, shortReason } from './ws-close.ts';
 
 /** How a link ended, for metrics and logs. */
 export type LinkEnd = 'client' | 'upstream' | 'idle' | 'slow-client' | 'slow-upstream' | 'too-big' | 'aborted';
@@ -24,17 +25,6 @@ export interface ClientData {
 
 /** `pause`/`resume` on a uWS WebSocket exist from uWS 20.4x (the Node 22 build), not in the Node 20 one. */
 type Pausable = { pause?: () => void; resume?: () => void };
-
-/** Codes a close frame may carry (RFC 6455 7.4: not 1004-1006, 1015). */
-function sendable(code: number): boolean {
-  return (code >= 1000 && code <= 1014 && code !== 1004 && code !== 1005 && code !== 1006) || (code >= 3000 && code <= 4999);
-}
-
-/** A close reason fits a control frame: 123 bytes. */
-function shortReason(reason: string): string {
-  const b = Buffer.from(reason);
-  return b.byteLength <= 123 ? reason : b.subarray(0, 123).toString().replace(/\uFFFD$/, '');
-}
 
 /**
  * One proxied WebSocket: the client's uWS socket and the upstream's `ws`

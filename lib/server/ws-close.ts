@@ -1,0 +1,12 @@
+/** Close frames as RFC 6455 (7.4) allows them. */
+
+/** Codes a close frame may carry: not 1004-1006 or 1015 (reserved, or meaning "no frame"). */
+export function sendable(code: number): boolean {
+  return (code >= 1000 && code <= 1014 && code !== 1004 && code !== 1005 && code !== 1006) || (code >= 3000 && code <= 4999);
+}
+
+/** A close reason cut to fit a control frame (123 bytes of UTF-8, never half a character). */
+export function shortReason(reason: string): string {
+  const b = Buffer.from(reason);
+  return b.byteLength <= 123 ? reason : b.subarray(0, 123).toString().replace(/\uFFFD+$/, '');
+}

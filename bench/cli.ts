@@ -33,7 +33,8 @@ export const USAGE = `usage: npm run bench -- [options]
   --generator NAME      wrk (default when installed) or autocannon
   --out FILE            markdown report path (default bench/results/latest.md)
   --overhead [...]      run the pipeline overhead micro-benchmark instead (bench/overhead.ts)
-  --scenario NAME [...] run a scenario instead: slow-instance (bench/slow-instance.ts: --duration S, --connections N)`;
+  --scenario NAME [...] run a scenario instead: slow-instance (bench/slow-instance.ts: --duration S, --connections N),
+                        websocket (bench/websocket.ts: --duration S, --connections N, --sse-clients N)`;
 
 function positiveInt(name: string, value: string | undefined): number {
   const n = Number(value);

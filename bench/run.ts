@@ -244,7 +244,7 @@ async function bench(cli: Cli, scratchDir: string): Promise<number> {
 }
 
 /** Scenarios with a script of their own (`--scenario NAME` runs bench/NAME.ts with the other arguments). */
-const SCENARIOS = ['slow-instance'];
+const SCENARIOS = ['slow-instance', 'websocket'];
 
 function runScenario(name: string | undefined, args: string[]): number {
   if (name === undefined || !SCENARIOS.includes(name)) {

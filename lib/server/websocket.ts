@@ -24,6 +24,8 @@ export function websocketBehavior(handle: (res: HttpResponse, req: HttpRequest, 
     open: (ws) => ws.getUserData().link.opened(ws),
     message: (ws, message, isBinary) => ws.getUserData().link.fromClient(message, isBinary),
     drain: (ws) => ws.getUserData().link.clientDrained(),
+    ping: (ws) => ws.getUserData().link.touch(),
+    pong: (ws) => ws.getUserData().link.touch(),
     close: (ws, code, message) => ws.getUserData().link.clientClosed(code, message),
   };
 }

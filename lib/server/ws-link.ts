@@ -61,6 +61,8 @@ export class WsLink {
     this.openedAt = this.lastActivity = runtime.now();
     upstream.on('message', (data, isBinary) => this.fromUpstream(data as Buffer, isBinary));
     upstream.on('close', (code, reason) => this.upstreamClosed(code, reason.toString()));
+    upstream.on('ping', () => this.touch());
+    upstream.on('pong', () => this.touch());
     // A 'close' always follows an 'error'.
     upstream.on('error', () => {});
   }
@@ -118,6 +120,11 @@ export class WsLink {
     // uWS takes the ArrayBuffer back when this callback returns: copy it.
     upstream.send(Buffer.from(new Uint8Array(data)), { binary: isBinary }, () => this.upstreamDrained());
     if (upstream.bufferedAmount > this.limits.highWaterMark) this.pauseClient();
+  }
+
+  /** A control frame (ping or pong) from either side: the connection is alive, if not chatty. */
+  touch(): void {
+    this.lastActivity = this.runtime.now();
   }
 
   clientDrained(): void {

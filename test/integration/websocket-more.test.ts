@@ -64,6 +64,32 @@ describe('control frames and fragments', () => {
   });
 });
 
+describe('routes without websocket', () => {
+  it('answer an upgrade as plain HTTP, as before', async () => {
+    const gw = await gateway(oneRoute((await upstream(echo)).url, 'retry: false'));
+    const err = (await connect(`${gw.ws}/chat/a`).catch((e: unknown) => e)) as { status: number; body: string };
+    expect(err.status).toBe(200);
+    expect(err.body).toBe('plain');
+  });
+});
+
+describe('idle timeout', () => {
+  it('counts pings as activity', async () => {
+    let upstreamSide!: WebSocket;
+    const gw = await gateway(oneRoute((await upstream((ws) => { upstreamSide = ws; })).url, 'websocket: { idleTimeout: 400ms }'));
+    const ws = await client(`${gw.ws}/chat/a`);
+    let closedEarly = false;
+    ws.once('close', () => { closedEarly = true; });
+    // Pings every 100 ms for 1 s, well past the 400 ms idle limit.
+    for (let i = 0; i < 10; i++) {
+      ws.ping();
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(closedEarly).toBe(false);
+    expect(upstreamSide.readyState).toBe(upstreamSide.OPEN);
+  });
+});
+
 describe('limits on the upstream side', () => {
   it('closes the client with 1013 when the upstream stops reading and maxBuffered fills', async () => {
     let upstreamClose!: Promise<{ code: number; reason: string }>;

@@ -4,24 +4,9 @@ import type WebSocket from 'ws';
 import { after, type Runtime } from '../runtime.ts';
 import type { WebSocketLimits } from './websocket-options.ts';
 import { sendable, shortReason } from './ws-close.ts';
+import type { ClientData, LinkEnd, LinkSummary } from './ws-types.ts';
 
-/** How a link ended, for metrics and logs. */
-export type LinkEnd = 'client' | 'upstream' | 'idle' | 'slow-client' | 'slow-upstream' | 'too-big' | 'aborted';
-
-export interface LinkSummary {
-  readonly end: LinkEnd;
-  /** The close code the side that ended it gave (1006: abrupt). */
-  readonly code: number;
-  readonly durationMs: number;
-  /** Messages client → upstream, and upstream → client. */
-  readonly messagesIn: number;
-  readonly messagesOut: number;
-}
-
-/** The uWS socket's user data: the link it belongs to. */
-export interface ClientData {
-  link: WsLink;
-}
+export type { ClientData, LinkEnd, LinkSummary };
 
 /** `pause`/`resume` on a uWS WebSocket exist from uWS 20.4x (the Node 22 build), not in the Node 20 one. */
 type Pausable = { pause?: () => void; resume?: () => void };
@@ -62,6 +47,10 @@ export class WsLink {
     upstream.on('message', (data, isBinary) => this.fromUpstream(data as Buffer, isBinary));
     upstream.on('close', (code, reason) => this.upstreamClosed(code, reason.toString()));
     upstream.on('ping', () => this.touch());
+    // A stage that drops the 101 (a hedge's loser, a timeout's race) never hands the link to the edge: close it.
+    this.idle = after(runtime, limits.connectTimeoutMs, () => {
+      if (this.client === null) this.abort();
+    });
     upstream.on('pong', () => this.touch());
     // A 'close' always follows an 'error'.
     upstream.on('error', () => {});
@@ -93,6 +82,8 @@ export class WsLink {
 
   opened(client: ClientSocket<ClientData>): void {
     this.client = client;
+    this.idle?.unsubscribe();
+    this.idle = null;
     if (this.pendingClose !== null) {
       const { code, reason } = this.pendingClose;
       client.end(code, reason);

@@ -1,0 +1,20 @@
+/** What a proxied WebSocket link reports, and what the client's uWS socket carries. */
+import type { WsLink } from './ws-link.ts';
+
+/** How a link ended, for metrics and logs. */
+export type LinkEnd = 'client' | 'upstream' | 'idle' | 'slow-client' | 'slow-upstream' | 'too-big' | 'aborted';
+
+export interface LinkSummary {
+  readonly end: LinkEnd;
+  /** The close code the side that ended it gave (1006: abrupt). */
+  readonly code: number;
+  readonly durationMs: number;
+  /** Messages client → upstream, and upstream → client. */
+  readonly messagesIn: number;
+  readonly messagesOut: number;
+}
+
+/** The uWS socket's user data: the link it belongs to. */
+export interface ClientData {
+  link: WsLink;
+}

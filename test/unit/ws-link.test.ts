@@ -1,0 +1,151 @@
+import { EventEmitter } from 'node:events';
+import { VirtualTimeScheduler } from 'rxjs';
+import { describe, expect, it } from 'vitest';
+import { virtualRuntime } from '../../lib/runtime.ts';
+import { websocketLimits } from '../../lib/server/websocket-options.ts';
+import { WsLink, type LinkSummary } from '../../lib/server/ws-link.ts';
+
+/** WsLink's rules on virtual time, with a fake upstream `ws` and a fake uWS client. */
+
+class FakeUpstream extends EventEmitter {
+  readonly CLOSING = 2;
+  readonly CLOSED = 3;
+  readyState = 1;
+  protocol = '';
+  bufferedAmount = 0;
+  paused = false;
+  sent: Buffer[] = [];
+  closedWith: [number | undefined, string | undefined] | null = null;
+  pause(): void { this.paused = true; }
+  resume(): void { this.paused = false; }
+  send(data: Buffer): void { this.sent.push(data); }
+  close(code?: number, reason?: string): void {
+    this.readyState = this.CLOSING;
+    this.closedWith = [code, reason];
+  }
+}
+
+class FakeClient {
+  buffered = 0;
+  sent: Buffer[] = [];
+  ended: [number, string] | null = null;
+  constructor(private readonly link: () => WsLink) {}
+  send(data: Buffer): number { this.sent.push(data); this.buffered += data.length; return 1; }
+  getBufferedAmount(): number { return this.buffered; }
+  // uWS calls `close` from inside `end`.
+  end(code: number, reason: string): void {
+    this.ended = [code, reason];
+    this.link().clientClosed(code, new TextEncoder().encode(reason).buffer);
+  }
+}
+
+function setup(options: Parameters<typeof websocketLimits>[0] = true) {
+  const vts = new VirtualTimeScheduler(undefined, 0);
+  const runtime = virtualRuntime(vts);
+  const upstream = new FakeUpstream();
+  upstream.paused = true;
+  const ends: LinkSummary[] = [];
+  const link = new WsLink(upstream as never, websocketLimits(options), runtime, (s) => ends.push(s));
+  const client = new FakeClient(() => link);
+  const advanceTo = (ms: number): void => {
+    vts.maxFrames = ms;
+    vts.flush();
+    // The clock stands at the last action run: move it on to `ms`.
+    vts.frame = Math.max(vts.frame, ms);
+  };
+  return { link, upstream, client, ends, advanceTo, open: () => link.opened(client as never) };
+}
+
+describe('WsLink', () => {
+  it('reads nothing from the upstream until the client socket is open', () => {
+    const { upstream, open } = setup();
+    expect(upstream.paused).toBe(true);
+    open();
+    expect(upstream.paused).toBe(false);
+  });
+
+  it('pauses the upstream past highWaterMark and resumes it when the client drains', () => {
+    const { link, upstream, client, open } = setup({ highWaterMark: 4096, maxBuffered: 65536 });
+    open();
+    upstream.emit('message', Buffer.alloc(5000), true);
+    expect(upstream.paused).toBe(true);
+    client.buffered = 1000;
+    link.clientDrained();
+    expect(upstream.paused).toBe(false);
+  });
+
+  it('closes a client that stays over highWaterMark for stallTimeout: 1008 to it, 1013 upstream', () => {
+    const { upstream, client, ends, advanceTo, open } = setup({ highWaterMark: 4096, maxBuffered: 65536, stallTimeout: 1000 });
+    open();
+    upstream.emit('message', Buffer.alloc(5000), true);
+    advanceTo(999);
+    expect(client.ended).toBe(null);
+    advanceTo(1000);
+    expect(client.ended).toEqual([1008, 'slow consumer']);
+    expect(upstream.closedWith).toEqual([1013, 'client too slow']);
+    expect(ends.map((e) => e.end)).toEqual(['slow-client']);
+  });
+
+  it('closes a client whose buffer passed maxBuffered at the next upstream message', () => {
+    const { upstream, client, open } = setup({ highWaterMark: 4096, maxBuffered: 8192, stallTimeout: false });
+    open();
+    upstream.emit('message', Buffer.alloc(9000), true);
+    expect(client.ended).toBe(null);
+    upstream.emit('message', Buffer.alloc(10), true);
+    expect(client.ended).toEqual([1008, 'slow consumer']);
+    expect(client.sent).toHaveLength(1);
+  });
+
+  it('closes an upstream that does not drain past maxBuffered: 1008 to it, 1013 to the client', () => {
+    const { link, upstream, client, open } = setup({ highWaterMark: 4096, maxBuffered: 8192 });
+    open();
+    upstream.bufferedAmount = 9000;
+    link.fromClient(new ArrayBuffer(10), true);
+    expect(upstream.closedWith).toEqual([1008, 'slow consumer']);
+    expect(client.ended).toEqual([1013, 'upstream too slow']);
+  });
+
+  it('closes both sides with 1001 after idleTimeout without messages, re-arming on activity', () => {
+    const { link, upstream, client, advanceTo, open } = setup({ idleTimeout: 1000 });
+    open();
+    advanceTo(600);
+    link.fromClient(new ArrayBuffer(1), false);
+    advanceTo(1000);
+    expect(client.ended).toBe(null);
+    advanceTo(1600);
+    expect(client.ended).toEqual([1001, 'idle timeout']);
+    expect(upstream.closedWith).toEqual([1001, 'idle timeout']);
+  });
+
+  it('closes the upstream if no client socket opens within connectTimeout', () => {
+    const { upstream, ends, advanceTo } = setup({ connectTimeout: 500 });
+    advanceTo(500);
+    expect(upstream.closedWith).toEqual([1001, 'client went away']);
+    expect(ends.map((e) => e.end)).toEqual(['aborted']);
+  });
+
+  it('maps an abrupt upstream close to 1011 and an abrupt client close to 1001', () => {
+    const a = setup();
+    a.open();
+    a.upstream.emit('close', 1006, Buffer.alloc(0));
+    expect(a.client.ended).toEqual([1011, 'upstream went away']);
+    const b = setup();
+    b.open();
+    b.link.clientClosed(1006, new ArrayBuffer(0));
+    expect(b.upstream.closedWith).toEqual([1001, 'client went away']);
+  });
+
+  it('passes close codes and reasons both ways, and reports the link once', () => {
+    const a = setup();
+    a.open();
+    a.upstream.emit('close', 4000, Buffer.from('bye'));
+    expect(a.client.ended).toEqual([4000, 'bye']);
+    expect(a.ends).toHaveLength(1);
+    const b = setup();
+    b.open();
+    b.link.clientClosed(4001, new TextEncoder().encode('later').buffer);
+    b.upstream.emit('close', 4001, Buffer.from('later'));
+    expect(b.upstream.closedWith).toEqual([4001, 'later']);
+    expect(b.ends).toHaveLength(1);
+  });
+});

@@ -73,6 +73,17 @@ describe('routes without websocket', () => {
   });
 });
 
+describe('the pipeline on connect', () => {
+  it('rate-limits upgrades: past the limit 429, and the upstream never sees the refused one', async () => {
+    const up = await upstream(echo);
+    const gw = await gateway(oneRoute(up.url, 'websocket: true\n    rateLimit: { limit: 1, window: 1m, key: ip }'));
+    await client(`${gw.ws}/chat/a`);
+    const err = (await connect(`${gw.ws}/chat/b`).catch((e: unknown) => e)) as { status: number };
+    expect(err.status).toBe(429);
+    expect(up.attempts).toBe(1);
+  });
+});
+
 describe('idle timeout', () => {
   it('counts pings as activity', async () => {
     let upstreamSide!: WebSocket;

@@ -11,6 +11,7 @@ export type ErrorCode =
   | 'BAD_REQUEST'
   | 'UNAUTHORIZED'
   | 'FORBIDDEN'
+  | 'IP_FORBIDDEN'
   | 'ROUTE_NOT_FOUND'
   | 'METHOD_NOT_ALLOWED'
   | 'PAYLOAD_TOO_LARGE'
@@ -86,6 +87,12 @@ export class UnauthorizedError extends GatewayError {
 export class ForbiddenError extends GatewayError {
   readonly status = 403;
   readonly code = 'FORBIDDEN';
+}
+
+/** The client's address is denied, or not allowed, by an `ipFilter`. */
+export class IpForbiddenError extends GatewayError {
+  readonly status = 403;
+  readonly code = 'IP_FORBIDDEN';
 }
 
 export class RouteNotFoundError extends GatewayError {

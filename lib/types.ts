@@ -48,6 +48,13 @@ export interface GatewayRequest {
   headers: RequestHeaders;
   /** The client's address as uWS reports it. */
   readonly remoteAddress: string;
+  /**
+   * The client's address behind trusted proxies (top-level `trustedProxies`:
+   * `X-Forwarded-For` read right to left), canonical: set by the `ipFilter`
+   * stage, which runs first. Absent when that stage is off: read it as
+   * `req.clientAddress ?? req.remoteAddress`.
+   */
+  clientAddress?: string;
   /** 'http' or 'https' as seen by the client. */
   readonly protocol: string;
   /** Null when the request has no body. */

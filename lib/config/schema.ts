@@ -2,6 +2,8 @@ import { z } from 'zod';
 import { BUILTIN_STAGES } from '../stages/builtin.ts';
 import { authOptions } from '../stages/auth/schema.ts';
 import { cacheStoresOptions } from '../stages/cache/schema.ts';
+import { checkGatewayWideIpFilter } from '../stages/ip-filter/config-check.ts';
+import { ipFilterOptions, trustedProxiesOption } from '../stages/ip-filter/schema.ts';
 import { StageRegistry, type StageDefinition } from '../stages/define.ts';
 import { balancerNames } from '../upstream/balancer.ts';
 import '../upstream/balancers.ts';
@@ -126,6 +128,10 @@ const topLevel = {
   auth: authOptions.optional(),
   /** Every route's stages in order, unless a route lists its own. */
   pipeline: z.array(stageName).optional(),
+  /** Peers (CIDRs) whose X-Forwarded-For is believed: the client is the first untrusted hop from the right. */
+  trustedProxies: trustedProxiesOption.optional(),
+  /** allow/deny CIDRs for every route; a route's `ipFilter` keys replace these. */
+  ipFilter: ipFilterOptions.optional(),
 };
 
 /** Stage options by YAML key; what each registered stage adds to a route or service. */
@@ -154,6 +160,7 @@ export function configSchema(stages: StageRegistry = new StageRegistry(BUILTIN_S
     routes: z.array(route).min(1, 'needs at least one route'),
   }).superRefine((config, ctx) => {
     checkPipeline(config.pipeline, ['pipeline'], stages, ctx);
+    checkGatewayWideIpFilter(config as GatewayConfig, stages, ctx);
     for (const [name, svc] of Object.entries(config.services)) {
       const { upstreams, discovery } = svc as { upstreams?: unknown[]; discovery?: Record<string, unknown> };
       if (upstreams === undefined && Object.values(discovery ?? {}).every((d) => d === undefined)) {

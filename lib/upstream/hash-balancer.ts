@@ -69,7 +69,7 @@ export function hashBalancer(ctx: BalancerContext): Balancer {
   const header = o.header?.toLowerCase();
   const cookie = o.cookie;
   const keyOf = (req: GatewayRequest): string | undefined =>
-    header !== undefined ? req.headers[header] : cookie !== undefined ? cookieValue(req.headers.cookie, cookie) : req.remoteAddress;
+    header !== undefined ? req.headers[header] : cookie !== undefined ? cookieValue(req.headers.cookie, cookie) : req.clientAddress ?? req.remoteAddress;
   let points = new Uint32Array(0);
   let owners: Upstream[] = [];
   const random = ctx.runtime.random;

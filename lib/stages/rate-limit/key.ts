@@ -14,8 +14,8 @@ const MAX_KEY_LENGTH = 128;
 
 /**
  * Compiles a `key` option into a function from request to bucket name.
- * `'ip'` uses `req.remoteAddress` (put the `realIp`/trusted-proxy stage before
- * this one if the gateway sits behind a load balancer); `'route'` is one
+ * `'ip'` uses `req.clientAddress` (the address behind the top-level
+ * `trustedProxies`, set by the `ipFilter` stage), else `req.remoteAddress`; `'route'` is one
  * bucket for everyone on the route. A claim or header that is absent (or a
  * function returning undefined) falls back to the client IP, so a request
  * cannot escape the limit by leaving it out.
@@ -27,7 +27,7 @@ export function compileKey(key: RateLimitKey): (req: GatewayRequest) => string {
   let lastAddress: string | undefined;
   let lastIpKey = '';
   const byIp = (req: GatewayRequest): string => {
-    const address = req.remoteAddress;
+    const address = req.clientAddress ?? req.remoteAddress;
     if (address !== lastAddress) {
       lastAddress = address;
       lastIpKey = `ip:${address}`;

@@ -34,7 +34,8 @@ export function negotiate(accept: string | undefined, offered: readonly Encoding
       bestQ = v;
     }
   }
-  const identityQ = identity >= 0 ? identity : 1;
+  // Identity is always acceptable, but preferred only when named with a higher q.
+  const identityQ = identity >= 0 ? identity : 0;
   // Identity preferred outright (`gzip;q=0.1, identity`): send it as it is.
   return best !== null && bestQ >= identityQ ? best : null;
 }

@@ -23,7 +23,8 @@ export function upgradeOf(response: GatewayResponse): WsLink | null {
 
 /** A WebSocket opening handshake (RFC 6455 4.1); anything else on a websocket route is plain HTTP. */
 export function isUpgrade(req: GatewayRequest): boolean {
-  return req.method === 'GET' && req.headers.upgrade?.toLowerCase() === 'websocket' && req.headers['sec-websocket-key'] !== undefined;
+  // uWS's `ws` route takes only keys of 24 characters (16 bytes, base64): other requests arrive at `any`.
+  return req.method === 'GET' && req.headers.upgrade?.toLowerCase() === 'websocket' && req.headers['sec-websocket-key']?.length === 24;
 }
 
 /** Handshake headers `ws` writes itself: the client's copies must not go too. */

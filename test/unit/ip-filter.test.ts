@@ -57,6 +57,15 @@ describe('CidrList', () => {
     expect(mapped.has('192.169.0.1')).toBe(false);
   });
 
+  it('keeps IPv4 clients out of IPv6 networks such as ::/0, as nginx does (shrunk counter-example)', () => {
+    expect(new CidrList(['::/0']).has('0.0.0.0')).toBe(false);
+    expect(new CidrList(['::/0']).has('::ffff:10.0.0.1')).toBe(false);
+    expect(new CidrList(['::/0']).has('2001:db8::1')).toBe(true);
+    const wide = new CidrList(['::ffff:10.0.0.0/80']);
+    expect(wide.has('10.0.0.1')).toBe(false);
+    expect(wide.has('::abcd:0:0')).toBe(true);
+  });
+
   it('never matches what is not an address', () => {
     const list = new CidrList(['0.0.0.0/0', '::/0']);
     for (const bad of ['', 'unknown', '1.2.3', '1.2.3.4.5', '256.1.1.1', '01.2.3.4', '1.2.3.4:80', 'fe80:::1', '[::1]']) {

@@ -116,9 +116,14 @@ export class CidrList {
         v4.push([(addr as ipaddr.IPv4).octets.reduce((v, o) => v * 256 + o, 0), bits]);
         return;
       }
-      const kind = wordsOf((addr as ipaddr.IPv6).parts, words);
-      if (kind === 4 && bits >= 96) v4.push([words[0]!, bits - 96]);
-      else v6.push([words.slice(), bits]);
+      const parts = (addr as ipaddr.IPv6).parts;
+      if (wordsOf(parts, words) === 4 && bits >= 96) {
+        v4.push([words[0]!, bits - 96]);
+        return;
+      }
+      // An IPv6 network (`::/0` too) never holds IPv4 clients, mapped or not, as in nginx: list 0.0.0.0/0 for those.
+      for (let w = 0; w < 4; w++) words[w] = ((parts[2 * w]! << 16) | parts[2 * w + 1]!) >>> 0;
+      v6.push([words.slice(), bits]);
     });
     this.size = cidrs.length;
     this.v4Net = new Uint32Array(v4.length);

@@ -45,3 +45,6 @@ export * from './stages/circuit-breaker/index.ts';
 export * from './stages/hedge/index.ts';
 export * from './stages/mirror/index.ts';
 export * from './stages/adaptive-concurrency/index.ts';
+export * from './stages/ip-filter/index.ts';
+export * from './stages/cors/index.ts';
+export * from './stages/compression/index.ts';

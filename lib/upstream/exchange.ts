@@ -78,7 +78,11 @@ export class Exchange implements Body {
     private readonly head: boolean,
     private readonly service: Service,
     private readonly upstream: Upstream,
-    /** Gap limit for a `text/event-stream` body, ms; 0: none. Other bodies get the service's timeout. */
+    /**
+     * Gap limit for a `text/event-stream` body, ms; 0: none (other bodies get
+     * the service's timeout). -1: undici's own `bodyTimeout` bounds the body
+     * and the exchange keeps no timer.
+     */
     private readonly streamIdleMs = 0,
   ) {
     this.sentAt = service.started(upstream);
@@ -137,7 +141,7 @@ export class Exchange implements Body {
     }
     const hasBody = !this.head && status !== 204 && status !== 304;
     this.bodyless = !hasBody;
-    if (hasBody) {
+    if (hasBody && this.streamIdleMs >= 0) {
       const limit = isEventStream(headers) ? this.streamIdleMs : this.service.timeoutMs;
       if (limit > 0) this.gap = new BodyGap(this.service.runtime, limit, () => this.abort?.(new errors.BodyTimeoutError()));
     }

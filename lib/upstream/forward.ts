@@ -57,17 +57,22 @@ export function forward(service: Service, options: ForwardOptions = {}): Handler
   const send = (req: GatewayRequest, upstream: Upstream): Observable<GatewayResponse> =>
     new Observable<GatewayResponse>((subscriber) => {
       req.attempt.instance = upstream.origin;
-      const exchange = new Exchange(subscriber, req.method === 'HEAD', service, upstream, streamIdleMs);
+      // Only a client that accepts an event stream (EventSource always says
+      // so) may get one, so only its exchange keeps its own body-gap timer;
+      // every other body is bounded by undici's coarse, cheaper bodyTimeout.
+      const streaming = acceptsEventStream(req.headers.accept);
+      const exchange = new Exchange(subscriber, req.method === 'HEAD', service, upstream, streaming ? streamIdleMs : -1);
       upstream.pool.dispatch({
         path: upstream.basePath + req.path + (req.query === '' ? '' : '?' + req.query),
         method: req.method,
         headers: upstreamHeaders(req, upstream, preserveHost),
         body: requestBody(req.body),
-        // The service's timeout bounds the head; the exchange bounds each gap
-        // in the body (not an event stream's); total and per-attempt limits
-        // are the timeout operator's.
+        // The service's timeout bounds the head and each gap in the body
+        // (for a client accepting an event stream, the exchange does that,
+        // and not for an event stream); total and per-attempt limits are
+        // the timeout operator's.
         headersTimeout: service.timeoutMs,
-        bodyTimeout: 0,
+        bodyTimeout: streaming ? 0 : service.timeoutMs,
       }, exchange);
       return () => exchange.cancel();
     });
@@ -103,4 +108,9 @@ export function forward(service: Service, options: ForwardOptions = {}): Handler
       return throwError(() => new CircuitOpenError(`every instance of ${service.name} has an open circuit`, { headers: { 'retry-after': retryAfter }, sent: false }));
     });
   };
+}
+
+/** Whether an `Accept` header admits `text/event-stream` (what `EventSource` sends). */
+function acceptsEventStream(accept: string | undefined): boolean {
+  return accept !== undefined && accept.includes('text/event-stream');
 }

@@ -136,6 +136,18 @@ describe('compression from YAML', () => {
     expect(head.headers['content-length']).toBe(String(json.length));
   });
 
+  it('drops Accept-Encoding upstream with removeAcceptEncoding, and still compresses for the client', async () => {
+    const seen: Array<string | undefined> = [];
+    const url = await setup((req, res) => {
+      seen.push(req.headers['accept-encoding']);
+      sendJson(req, res);
+    }, 'compression: { removeAcceptEncoding: true, encodings: [gzip] }');
+    const res = await get(`${url}/items`, { 'accept-encoding': 'gzip, br' });
+    expect(seen).toEqual([undefined]);
+    expect(res.headers['content-encoding']).toBe('gzip');
+    expect(zlib.gunzipSync(res.body).equals(json)).toBe(true);
+  });
+
   it('compresses a chunked body of unknown length whatever its size', async () => {
     const url = await setup((_req, res) => {
       res.setHeader('content-type', 'text/plain');

@@ -3,6 +3,7 @@ import { Readable } from 'node:stream';
 import * as zlib from 'node:zlib';
 import { request } from 'undici';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { HAS_ZSTD } from '../../lib/stages/compression/compressed-body.ts';
 import { digestStream, openSocket, patternChunk, patternDigest } from '../support/http.ts';
 import { startGatewayFromYaml, startUpstream } from '../support/servers.ts';
 
@@ -67,6 +68,20 @@ describe('compression from YAML', () => {
     expect(res.headers.etag).toBe('W/"v1"');
     expect(res.body.length).toBeLessThan(json.length / 4);
     expect(decode(res.body).equals(json)).toBe(true);
+  });
+
+  it.skipIf(!HAS_ZSTD)('compresses with zstd where node:zlib has it (Node 22.15+), when offered', async () => {
+    const url = await setup(sendJson, 'compression: { encodings: [zstd, br, gzip] }');
+    const res = await get(`${url}/items`, { 'accept-encoding': 'gzip, br, zstd' });
+    expect(res.headers['content-encoding']).toBe('zstd');
+    const decode = (zlib as unknown as { zstdDecompressSync(b: Buffer): Buffer }).zstdDecompressSync;
+    expect(decode(res.body).equals(json)).toBe(true);
+  });
+
+  it.skipIf(HAS_ZSTD)('offers the other codings when zstd is listed on a Node without it', async () => {
+    const url = await setup(sendJson, 'compression: { encodings: [zstd, gzip] }');
+    const res = await get(`${url}/items`, { 'accept-encoding': 'zstd, gzip' });
+    expect(res.headers['content-encoding']).toBe('gzip');
   });
 
   it('sends identity with Vary to a client that accepts no offered coding', async () => {

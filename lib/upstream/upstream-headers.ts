@@ -27,7 +27,8 @@ export function upstreamHeaders(req: GatewayRequest, upstream: Upstream, preserv
     'x-forwarded-for', xff === undefined ? ip : `${xff}, ${ip}`,
     'x-forwarded-proto', req.protocol,
     'x-forwarded-host', clientHost,
-    'x-real-ip', ip,
+    // The client as trusted proxies report it (ipFilter's trustedProxies), else the peer.
+    'x-real-ip', req.clientAddress ?? ip,
     'x-request-id', req.id,
   );
   return out;

@@ -140,7 +140,7 @@ routes:
 
   it('refuses an unknown stage in a pipeline list, at the top level and on a route', () => {
     expect(problems(`pipeline: [auth, nope]\n${base}  - { path: /a, service: api, pipeline: [retry, retyr] }\n`)).toEqual([
-      expect.stringMatching(/^pipeline\[1\]: unknown stage "nope" \(known: auth, rateLimit, .*requireHeader/),
+      expect.stringMatching(/^pipeline\[1\]: unknown stage "nope" \(known: ipFilter, cors, auth, rateLimit, .*requireHeader/),
       expect.stringMatching(/^routes\[0\]\.pipeline\[1\]: unknown stage "retyr"/),
     ]);
   });

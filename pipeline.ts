@@ -8,7 +8,8 @@
  * undici. The order is the route's `pipeline:` list, else the top-level one,
  * else the built-in order:
  *
- *   auth → rateLimit → maxBodySize → (your stages) → cache → timeout → retry → circuitBreaker → attemptTimeout → forward
+ *   ipFilter → cors → auth → rateLimit → maxBodySize → compression → (your stages) → cache → mirror → timeout
+ *   → adaptiveConcurrency → retry → hedge → circuitBreaker → attemptTimeout → forward
  *
  * Copy this file to build your own: register stages of your own in `stages`
  * (see examples/require-header.ts; YAML then names them), or replace

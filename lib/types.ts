@@ -45,6 +45,12 @@ export interface GatewayRequest {
   query: string;
   /** The path used for route matching: dot-segments resolved, slashes collapsed. */
   readonly normalizedPath: string;
+  /**
+   * The path holds an encoded slash or backslash (`%2F`, `%5C`) or a raw `\`:
+   * the route table refuses it (400) unless the matched route keeps them
+   * (`encodedSlashes: keep`).
+   */
+  readonly encodedSlash?: boolean;
   headers: RequestHeaders;
   /** The client's address as uWS reports it. */
   readonly remoteAddress: string;

@@ -124,10 +124,13 @@ function tableRoutes(built: ReadonlyArray<{ route: RouteConfig; name: string; ha
       match: b.route.match === undefined ? null : requestMatcher(defined(b.route.match)),
       handler: group.length === 1 ? b.handler : named(b.name, b.handler),
     })), (req) => throwError(() => new RouteNotFoundError(`no route for ${req.method} ${req.normalizedPath} matches this request`)));
+    // Routes sharing an entry keep encoded slashes only if every one of them does.
+    const keep = group.every((b) => b.route.encodedSlashes === 'keep');
     return {
       path: route.path,
       handler,
       name: first.name,
+      ...(keep ? { encodedSlashes: 'keep' as const } : {}),
       ...(route.methods !== undefined ? { methods: route.methods } : {}),
       ...(route.rewrite !== undefined ? { rewrite: route.rewrite } : {}),
     };

@@ -106,6 +106,8 @@ const routeBase = z.strictObject({
     z.strictObject({ stripPrefix: z.string().startsWith('/') }),
   ]).optional(),
   preserveHost: z.union([z.boolean(), z.string()]).optional(),
+  /** A path with `%2F`, `%5C` or a raw `\`: `reject` (default) answers 400; `keep` forwards it as received. */
+  encodedSlashes: z.enum(['reject', 'keep']).optional(),
   /** Accept WebSocket upgrades here and proxy them to the service (`true`, or limits). */
   websocket: z.union([z.boolean(), websocketOptions]).optional(),
   /** Longest gap between two chunks of a `text/event-stream` response; `false` (default): none. */

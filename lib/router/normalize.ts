@@ -5,16 +5,20 @@ export interface NormalizedPath {
   match: string;
   /** The same structure with every segment's bytes as received: what goes upstream. */
   forward: string;
+  /** Set when the path holds `%2F`, `%5C` (either case) or a raw `\`: refused unless the route keeps them. */
+  encodedSlash?: true;
 }
 
 const NEEDS_WORK = /%|\/\/|\/\.|\\/;
+const ENCODED_SLASH = /%2f|%5c|\\/i;
 
 /**
  * Resolves `.` and `..` segments (also percent-encoded ones) and collapses
  * repeated slashes, so `/public/%2e%2e/admin` and `//admin` match the route
  * `/admin` and nothing else. Segments keep their encoding for the upstream;
  * an encoded slash (`%2F`) stays inside its segment. Invalid percent-encoding
- * is a 400.
+ * is a 400. A path with an encoded slash or backslash is marked
+ * (`encodedSlash`): the route table refuses it unless the route keeps them.
  */
 export function normalizePath(path: string): NormalizedPath {
   if (!NEEDS_WORK.test(path)) return { match: path, forward: path };
@@ -47,7 +51,9 @@ export function normalizePath(path: string): NormalizedPath {
     outRaw.push(raw);
     outDec.push(dec);
   }
-  return { match: '/' + outDec.join('/'), forward: '/' + outRaw.join('/') };
+  const out: NormalizedPath = { match: '/' + outDec.join('/'), forward: '/' + outRaw.join('/') };
+  if (ENCODED_SLASH.test(path)) out.encodedSlash = true;
+  return out;
 }
 
 function decodeSegment(raw: string): string {

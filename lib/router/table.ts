@@ -1,4 +1,5 @@
 import { throwError, type Observable } from 'rxjs';
+import { BadRequestError } from '../errors.ts';
 import type { GatewayRequest, GatewayResponse, Handler } from '../types.ts';
 import { Router, type RouteRewrite } from './router.ts';
 
@@ -10,6 +11,12 @@ export interface GatewayRoute {
   path: string;
   methods?: readonly string[];
   rewrite?: RouteRewrite;
+  /**
+   * A path with an encoded slash or backslash (`%2F`, `%5C`, raw `\`):
+   * `reject` answers 400 BAD_REQUEST; `keep` forwards it as received.
+   * @default 'reject'
+   */
+  encodedSlashes?: 'reject' | 'keep';
   /** The route's pipeline, e.g. `compose(jwtAuth(…), retry())(forward(users))`. */
   handler: Handler;
 }
@@ -17,6 +24,7 @@ export interface GatewayRoute {
 interface Entry {
   name: string;
   handler: Handler;
+  keepEncodedSlashes: boolean;
 }
 
 /**
@@ -31,7 +39,7 @@ export class RouteTable {
     for (const route of routes) {
       this.router.add({
         path: route.path,
-        value: { name: route.name ?? route.path, handler: route.handler },
+        value: { name: route.name ?? route.path, handler: route.handler, keepEncodedSlashes: route.encodedSlashes === 'keep' },
         ...(route.methods !== undefined ? { methods: route.methods } : {}),
         ...(route.rewrite !== undefined ? { rewrite: route.rewrite } : {}),
       });
@@ -51,6 +59,9 @@ export class RouteTable {
       return throwError(() => err);
     }
     const route = match.route;
+    if (req.encodedSlash === true && !route.value.keepEncodedSlashes) {
+      return throwError(() => new BadRequestError('encoded slash or backslash in the path (the route does not set encodedSlashes: keep)'));
+    }
     req.params = match.params;
     req.locals.route = route.value.name;
     if (route.rewrite !== null) req.path = route.rewrite(req.path);

@@ -71,6 +71,20 @@ export class Exchange extends ResponseWriter implements Observer<GatewayResponse
     this.fail(error);
   }
 
+  /**
+   * Answers `error` and closes the connection, so nothing after this request
+   * on it is parsed. Called on a later turn than the uWS handler: inside it
+   * uWS has the socket corked, so `end(body, closeConnection)` could not
+   * close before uWS parsed the rest of the read (a body smuggled as a
+   * request). Left pending, the request makes uWS close the connection
+   * itself if another request follows in that read (then no answer is sent).
+   */
+  rejectAndClose(error: GatewayError): void {
+    if (this.closed) return;
+    this.closeAfterError = true;
+    this.reject(error);
+  }
+
   // ---- the pipeline's observer ----
 
   next(response: GatewayResponse): void {

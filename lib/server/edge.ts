@@ -5,6 +5,7 @@ import type { HttpRequest, HttpResponse, TemplatedApp, us_listen_socket, us_sock
 import { BadRequestError, toGatewayError, type GatewayError } from '../errors.ts';
 import { NON_ASCII } from '../headers.ts';
 import { normalizePath } from '../router/normalize.ts';
+import { readHead } from './head-rules.ts';
 import type { Logger } from '../observe/log.ts';
 import type { GatewayRequest, GatewayResponse } from '../types.ts';
 import { Exchange } from './connection.ts';
@@ -84,8 +85,7 @@ export class Edge {
 
   private handle(res: HttpResponse, uwsReq: HttpRequest, upgrade: us_socket_context_t | null = null): void {
     const headers: Record<string, string> = {};
-    collecting = headers;
-    uwsReq.forEach(collectHeader);
+    const headProblem = readHead(uwsReq, headers);
     const method = uwsReq.getCaseSensitiveMethod().toUpperCase();
     const path = uwsReq.getUrl();
     const query = uwsReq.getQuery() ?? '';
@@ -104,7 +104,8 @@ export class Edge {
       normalized = { match: path, forward: path };
     }
     const req: GatewayRequest = {
-      id, method, path: latin1Bytes(normalized.forward), query, normalizedPath: normalized.match, headers,
+      id, method, path: latin1Bytes(normalized.forward), query, normalizedPath: normalized.match,
+      encodedSlash: normalized.encodedSlash === true, headers,
       remoteAddress: Buffer.from(res.getRemoteAddressAsText()).toString(),
       protocol: 'http',
       body: null,
@@ -114,18 +115,16 @@ export class Edge {
       attempt: { number: 1, tried: NO_ORIGINS, instance: null },
     };
     const exchange = new Exchange(res, req, this.hooks, this.inflight, upgrade);
+    if (headProblem !== null) {
+      // Answer and close on the next turn (see rejectAndClose): what follows this head is never parsed.
+      const error = new BadRequestError(`malformed request head: ${headProblem}`);
+      setImmediate(() => exchange.rejectAndClose(error));
+      return;
+    }
     if (hasBody) req.body = exchange.readBody(cl === undefined ? null : Number(cl));
     if (badPath !== null) exchange.reject(toGatewayError(badPath));
     else exchange.respond(this.hooks.dispatch(req));
   }
-}
-
-/** The headers `collectHeader` adds to: `forEach` takes a callback, and a shared one allocates no closure per request. */
-let collecting: Record<string, string> = {};
-
-function collectHeader(name: string, value: string): void {
-  const prev = collecting[name];
-  collecting[name] = prev === undefined ? value : prev + (name === 'cookie' ? '; ' : ', ') + value;
 }
 
 /**

@@ -31,6 +31,8 @@ const waitingHeads: ResponseWriter[] = [];
 export abstract class ResponseWriter implements BodySink {
   /** uWS no longer owns `res` (the client went away, or the response ended): never touch it again. */
   protected closed = false;
+  /** The error answer closes the connection (a head rxgate refused). */
+  protected closeAfterError = false;
   /** A head not yet written: it goes out with the first body chunk, in one send. */
   private head: GatewayResponse | null = null;
   private body: Body | null = null;
@@ -193,7 +195,7 @@ export abstract class ResponseWriter implements BodySink {
       case ERROR: {
         const error = this.failure!;
         writeErrorHead(res, error.status, error.headers, this.responseTime, this.req.id);
-        res.end(errorResponseBody(error));
+        res.end(errorResponseBody(error), this.closeAfterError);
         break;
       }
     }

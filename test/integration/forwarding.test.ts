@@ -31,7 +31,8 @@ beforeEach(async () => {
     });
   });
   const service = new Service('up', { upstreams: [upstream.url] });
-  gateway = await startGateway([{ path: '/*', handler: forward(service) }], { services: [service] });
+  // encodedSlashes: keep, so the path tests below see %2F forwarded as received.
+  gateway = await startGateway([{ path: '/*', handler: forward(service), encodedSlashes: 'keep' }], { services: [service] });
 });
 
 afterEach(async () => {

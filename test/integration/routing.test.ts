@@ -189,8 +189,16 @@ describe('normalised matching', () => {
     expect(await served(path)).toBe(expected);
   });
 
-  it('keeps an encoded slash inside its segment rather than treating it as a separator', async () => {
-    await gatewayWith([{ name: 'public', path: '/public/*' }, { name: 'admin', path: '/admin/*' }]);
+  it('keeps an encoded slash inside its segment rather than treating it as a separator, on a route with encodedSlashes: keep', async () => {
+    await gatewayWith([{ name: 'public', path: '/public/*', encodedSlashes: 'keep' }, { name: 'admin', path: '/admin/*' }]);
     expect(await served('/public/..%2fadmin')).toBe('public /public/..%2fadmin');
   });
+
+  it.each(['/public/..%2fadmin/secret', '/public/..%2Fadmin', '/public/a%5cb', '/public/a%5Cb'])(
+    'answers 400 for %s by default, without contacting any upstream', async (path) => {
+      await gatewayWith([{ name: 'public', path: '/public/*' }, { name: 'admin', path: '/admin/*' }]);
+      expect(await served(path)).toBe('400');
+      expect(params).toEqual([]);
+    },
+  );
 });

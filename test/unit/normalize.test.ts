@@ -30,14 +30,22 @@ describe('normalizePath', () => {
     expect(normalizePath('/a%20b/%7e')).toEqual({ match: '/a b/~', forward: '/a%20b/%7e' });
   });
 
-  it('keeps an encoded slash inside its segment, in both forms', () => {
-    expect(normalizePath('/a%2Fb/c')).toEqual({ match: '/a%2Fb/c', forward: '/a%2Fb/c' });
-    expect(normalizePath('/a%2fb')).toEqual({ match: '/a%2Fb', forward: '/a%2fb' });
-    expect(normalizePath('/public/..%2fadmin')).toEqual({ match: '/public/..%2Fadmin', forward: '/public/..%2fadmin' });
+  it('keeps an encoded slash inside its segment, in both forms, and marks the path (for routes with encodedSlashes: keep)', () => {
+    expect(normalizePath('/a%2Fb/c')).toEqual({ match: '/a%2Fb/c', forward: '/a%2Fb/c', encodedSlash: true });
+    expect(normalizePath('/a%2fb')).toEqual({ match: '/a%2Fb', forward: '/a%2fb', encodedSlash: true });
+    expect(normalizePath('/public/..%2fadmin')).toEqual({ match: '/public/..%2Fadmin', forward: '/public/..%2fadmin', encodedSlash: true });
   });
 
-  it('does not treat a backslash as a separator', () => {
-    expect(normalizePath('/public/..\\admin')).toEqual({ match: '/public/..\\admin', forward: '/public/..\\admin' });
+  it('does not treat a backslash as a separator, and marks the path', () => {
+    expect(normalizePath('/public/..\\admin')).toEqual({ match: '/public/..\\admin', forward: '/public/..\\admin', encodedSlash: true });
+  });
+
+  it.each(['/a%5Cb', '/a%5cb', '/a\\b', '/x/%2F', '/%2f'])('marks %s as holding an encoded slash or backslash', (path) => {
+    expect(normalizePath(path).encodedSlash).toBe(true);
+  });
+
+  it.each(['/a/b', '/a%20b', '/a/%2e%2e/b', '/a%2Eb', '/%252F'])('does not mark %s', (path) => {
+    expect(normalizePath(path).encodedSlash).toBeUndefined();
   });
 
   it('resolves dot-segments after the encoded slash rule, so %2e%2e%2f is one ordinary segment', () => {
@@ -92,10 +100,19 @@ describe('normalizePath properties', () => {
     }));
   });
 
-  it('is idempotent on the forwarded path', () => {
+  it('is idempotent on the forwarded path (the encoded-slash mark is about the path as received)', () => {
     fc.assert(fc.property(path, (p) => {
       const once = normalizePath(p);
-      expect(normalizePath(once.forward)).toEqual(once);
+      const twice = normalizePath(once.forward);
+      expect({ match: twice.match, forward: twice.forward }).toEqual({ match: once.match, forward: once.forward });
+      // A forwarded path holding an encoded slash came from a received one holding it.
+      if (twice.encodedSlash === true) expect(once.encodedSlash).toBe(true);
+    }));
+  });
+
+  it('marks exactly the paths that hold %2F, %5C or a backslash as received', () => {
+    fc.assert(fc.property(path, (p) => {
+      expect(normalizePath(p).encodedSlash === true).toBe(/%2f|%5c|\\/i.test(p));
     }));
   });
 });

@@ -1,0 +1,73 @@
+import type { HttpRequest } from 'uWebSockets.js';
+
+/**
+ * The request-head rules rxgate adds to uWebSockets.js's parser (RFC 9112
+ * §6.1, §6.3, §3.2): a head that breaks one is answered 400 and its
+ * connection closed, so nothing that follows it on that connection (a body
+ * another parser would read as a request) is ever parsed or forwarded.
+ *
+ * - `Content-Length` repeated (even with equal values) or not a decimal number;
+ * - `Content-Length` together with `Transfer-Encoding`;
+ * - `Transfer-Encoding` other than exactly one `chunked` (uWS decodes no other coding);
+ * - `Host` repeated;
+ * - CR, LF or NUL inside a header value.
+ *
+ * A missing `Host` on HTTP/1.1 is not checked: uWS 20.30 does not expose the
+ * request's HTTP version.
+ *
+ * The checks ride on the one `forEach` that collects the headers: a shared
+ * callback and a flag word, no allocation per request.
+ */
+
+const REPEATED_CONTENT_LENGTH = 1;
+const REPEATED_HOST = 2;
+const CONTROL_IN_VALUE = 4;
+
+const CONTROL = /[\r\n\0]/;
+const DECIMAL = /^[0-9]+$/;
+
+/** The headers `collectHeader` adds to: `forEach` takes a callback, and a shared one allocates no closure per request. */
+let collecting: Record<string, string> = {};
+let flags = 0;
+
+function collectHeader(name: string, value: string): void {
+  if (CONTROL.test(value)) flags |= CONTROL_IN_VALUE;
+  const prev = collecting[name];
+  if (prev === undefined) {
+    collecting[name] = value;
+    return;
+  }
+  if (name === 'content-length') flags |= REPEATED_CONTENT_LENGTH;
+  else if (name === 'host') flags |= REPEATED_HOST;
+  // A repeated Transfer-Encoding joins into a list, which the rule below refuses.
+  collecting[name] = prev + (name === 'cookie' ? '; ' : ', ') + value;
+}
+
+/**
+ * Reads the request's headers into `headers` (repeated ones joined with
+ * `, `, cookies with `; `) and returns why the head must be refused, or null.
+ */
+export function readHead(req: HttpRequest, headers: Record<string, string>): string | null {
+  collecting = headers;
+  flags = 0;
+  req.forEach(collectHeader);
+  return headViolation(headers, flags);
+}
+
+/** The rules on headers already collected (exported for unit tests). */
+export function headViolation(headers: Record<string, string>, found: number): string | null {
+  if (found !== 0) {
+    if ((found & CONTROL_IN_VALUE) !== 0) return 'a header value contains CR, LF or NUL';
+    if ((found & REPEATED_CONTENT_LENGTH) !== 0) return 'Content-Length is repeated';
+    return 'Host is repeated';
+  }
+  const cl = headers['content-length'];
+  const te = headers['transfer-encoding'];
+  if (cl !== undefined) {
+    if (te !== undefined) return 'Content-Length together with Transfer-Encoding';
+    if (!DECIMAL.test(cl)) return 'Content-Length is not a decimal number';
+  } else if (te !== undefined && te.trim().toLowerCase() !== 'chunked') {
+    return 'Transfer-Encoding other than a single chunked';
+  }
+  return null;
+}

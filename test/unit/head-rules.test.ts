@@ -1,0 +1,46 @@
+import { describe, expect, it } from 'vitest';
+import type { HttpRequest } from 'uWebSockets.js';
+import { readHead } from '../../lib/server/head-rules.ts';
+
+/** A stand-in for uWS's request: `forEach` over lower-case names, in order. */
+function head(lines: Array<[string, string]>): HttpRequest {
+  return { forEach: (cb: (k: string, v: string) => void) => { for (const [k, v] of lines) cb(k, v); } } as unknown as HttpRequest;
+}
+
+function check(lines: Array<[string, string]>): { problem: string | null; headers: Record<string, string> } {
+  const headers: Record<string, string> = {};
+  return { problem: readHead(head(lines), headers), headers };
+}
+
+describe('request head rules', () => {
+  it('passes an ordinary head and joins repeated headers as before', () => {
+    const { problem, headers } = check([['host', 'gw'], ['accept', 'a'], ['accept', 'b'], ['cookie', 'x=1'], ['cookie', 'y=2'], ['content-length', '12']]);
+    expect(problem).toBeNull();
+    expect(headers).toEqual({ host: 'gw', accept: 'a, b', cookie: 'x=1; y=2', 'content-length': '12' });
+    expect(check([['host', 'gw'], ['transfer-encoding', 'chunked']]).problem).toBeNull();
+    expect(check([['host', 'gw'], ['transfer-encoding', ' Chunked ']]).problem).toBeNull();
+  });
+
+  it.each([
+    [[['content-length', '0'], ['content-length', '38']], /Content-Length is repeated/],
+    [[['content-length', '5'], ['content-length', '5']], /Content-Length is repeated/],
+    [[['content-length', '5, 5']], /not a decimal/],
+    [[['content-length', '-1']], /not a decimal/],
+    [[['content-length', '3'], ['transfer-encoding', 'chunked']], /together with Transfer-Encoding/],
+    [[['transfer-encoding', 'chunked'], ['content-length', '3']], /together with Transfer-Encoding/],
+    [[['transfer-encoding', 'gzip']], /Transfer-Encoding other/],
+    [[['transfer-encoding', 'gzip, chunked']], /Transfer-Encoding other/],
+    [[['transfer-encoding', 'chunked'], ['transfer-encoding', 'chunked']], /Transfer-Encoding other/],
+    [[['host', 'a'], ['host', 'b']], /Host is repeated/],
+    [[['x-a', 'a\rb']], /CR, LF or NUL/],
+    [[['x-a', 'a\nb']], /CR, LF or NUL/],
+    [[['x-a', 'a\0b']], /CR, LF or NUL/],
+  ] as Array<[Array<[string, string]>, RegExp]>)('refuses %j', (lines, message) => {
+    expect(check(lines).problem).toMatch(message);
+  });
+
+  it('starts each head afresh', () => {
+    expect(check([['host', 'a'], ['host', 'b']]).problem).not.toBeNull();
+    expect(check([['host', 'a']]).problem).toBeNull();
+  });
+});

@@ -33,6 +33,8 @@ export interface GatewayEventMap {
   mirror: { service: string; route: string; outcome: 'sent' | 'dropped' | 'failed' };
   /** The adaptive concurrency limit refused a request, or moved. */
   concurrencyLimited: { service: string; limit: number };
+  /** A config reload was applied, or refused (the old config keeps serving). */
+  reload: { outcome: 'applied' | 'refused'; trigger: 'signal' | 'watch' | 'admin' | 'api'; message?: string };
   /** A proxied WebSocket opened, or closed (how, after how long, how many messages each way). */
   websocket:
     | { route: string; phase: 'open' }

@@ -7,7 +7,6 @@ import { observe } from '../observe/wire.ts';
 import { Resources } from '../resources/registry.ts';
 import { systemRuntime, type Runtime } from '../runtime.ts';
 import { BUILTIN_STAGES } from '../stages/builtin.ts';
-import { instanceBreakers } from '../stages/circuit-breaker/index.ts';
 import { StageRegistry, type StageContext, type StageDefinition } from '../stages/define.ts';
 import type { Handler, Policy } from '../types.ts';
 import { forward } from '../upstream/forward.ts';
@@ -82,7 +81,7 @@ export function buildGateway(config: GatewayConfig, pipeline: PipelineFactory | 
       const service = serviceFor(b.service, serviceConfig, resources, runtime, events);
       health.services.add(service);
       const own = { ...route, service: b.service };
-      const ctx = routeContext({ config, route: own, serviceConfig, service, runtime, events, logger, resources, metrics }, stages, health);
+      const ctx = routeContext({ config, route: own, serviceConfig, service, runtime, events, logger, resources, metrics }, stages);
       return { weight: b.weight, handler: build(ctx), name: ctx.routeName };
     });
     // A mirror's shadow service is in the health view too (the same object its stage gets).
@@ -147,7 +146,7 @@ function named(name: string, handler: Handler): Handler {
 
 type ContextBase = Omit<RouteContext, 'routeName' | 'pipeline' | 'stage' | 'forward'>;
 
-function routeContext(base: ContextBase, stages: StageRegistry, health: HealthSources): RouteContext {
+function routeContext(base: ContextBase, stages: StageRegistry): RouteContext {
   const { route, config, serviceConfig } = base;
   const order = pipelineFor(route, config, stages);
   const explicit = route.pipeline ?? config.pipeline;
@@ -167,12 +166,9 @@ function routeContext(base: ContextBase, stages: StageRegistry, health: HealthSo
       return def.build(value, ctx);
     },
     forward() {
-      const breaker = stages.get('circuitBreaker');
-      const perInstance = breaker === undefined ? {} : instanceBreakers(optionsFor(breaker, route, serviceConfig), ctx);
-      if (perInstance.breakers !== undefined) health.instanceBreakers.set(perInstance.breakers, base.service.name);
       const streamIdle = route.streamIdleTimeout ?? false;
       const http = forward(base.service, {
-        preserveHost: route.preserveHost ?? false, events: base.events, ...perInstance,
+        preserveHost: route.preserveHost ?? false, events: base.events,
         streamIdleTimeoutMs: streamIdle === false ? 0 : parseDuration(streamIdle, `route ${ctx.routeName} streamIdleTimeout`),
       });
       if (route.websocket === undefined || route.websocket === false) return http;

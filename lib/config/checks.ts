@@ -1,4 +1,5 @@
 import type { z } from 'zod';
+import type { CircuitBreakerConfig } from '../stages/circuit-breaker/schema.ts';
 import type { StageRegistry } from '../stages/define.ts';
 import { pipelineFor } from './pipeline.ts';
 import type { GatewayConfig, RouteConfig } from './schema.ts';
@@ -44,5 +45,21 @@ export function checkRouteStages(config: GatewayConfig, route: RouteConfig, i: n
     if (route[s.key] !== undefined && route[s.key] !== false && !listed.has(s.key)) {
       ctx.addIssue({ code: 'custom', path: ['routes', i, s.key], message: `set, but the pipeline (${order.join(', ')}) does not list ${s.name}` });
     }
+  }
+}
+
+/**
+ * `circuitBreaker.perInstance` configures a service's outlier ejection, so it
+ * belongs to the service: a route may not set it, nor tune a breaker its
+ * service runs per instance (it may turn it off with `false`).
+ */
+export function checkPerInstance(config: GatewayConfig, route: RouteConfig, i: number, ctx: z.RefinementCtx): void {
+  const own = route.circuitBreaker as CircuitBreakerConfig | false | undefined;
+  if (typeof own !== 'object') return;
+  const service = config.services[route.service]?.circuitBreaker as CircuitBreakerConfig | false | undefined;
+  if (own.perInstance !== undefined) {
+    ctx.addIssue({ code: 'custom', path: ['routes', i, 'circuitBreaker', 'perInstance'], message: 'per-instance breaking is the service\'s outlier ejection: set it on the service' });
+  } else if (typeof service === 'object' && service.perInstance === true) {
+    ctx.addIssue({ code: 'custom', path: ['routes', i, 'circuitBreaker'], message: `service ${route.service} breaks per instance (outlier ejection): a route can only turn that off (false)` });
   }
 }

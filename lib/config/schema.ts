@@ -8,7 +8,7 @@ import { StageRegistry, type StageDefinition } from '../stages/define.ts';
 import { balancerNames } from '../upstream/balancer.ts';
 import '../upstream/balancers.ts';
 import { duration, httpUrl, method, status } from './common.ts';
-import { checkPipeline, checkRouteStages, storeOf } from './checks.ts';
+import { checkPerInstance, checkPipeline, checkRouteStages, storeOf } from './checks.ts';
 import { websocketOptions } from '../server/websocket-options.ts';
 
 /**
@@ -190,6 +190,7 @@ export function configSchema(stages: StageRegistry = new StageRegistry(BUILTIN_S
       const routeCfg = { ...given, service: names[0]! } as RouteConfig;
       checkPipeline(routeCfg.pipeline, ['routes', i, 'pipeline'], stages, ctx);
       for (const name of new Set(names)) checkRouteStages(config as GatewayConfig, { ...routeCfg, service: name }, i, stages, ctx);
+      checkPerInstance(config as GatewayConfig, routeCfg, i, ctx);
       const usesRedis = storeOf(routeCfg.rateLimit) === 'redis' || storeOf(routeCfg.cache) === 'redis';
       if (usesRedis && config.redis === undefined) {
         ctx.addIssue({ code: 'custom', path: ['routes', i], message: 'uses store: redis but the config has no top-level redis.url' });

@@ -11,6 +11,8 @@ import type { Upstream } from './upstream.ts';
 
 /** undici errors before any connection that say nothing about the instance: a request it would not build, a pool closing. */
 const NOT_THE_INSTANCE = new Set(['UND_ERR_INVALID_ARG', 'UND_ERR_NOT_SUPPORTED', 'UND_ERR_DESTROYED', 'UND_ERR_CLOSED', 'UND_ERR_ABORTED']);
+/** The instance closed or reset the connection before answering: a strike even after the request was sent (Envoy counts resets too). */
+const CONNECTION_LOST = new Set(['UND_ERR_SOCKET', 'ECONNRESET', 'EPIPE']);
 
 /**
  * The request body as undici takes it. A replayable body goes as bytes
@@ -182,7 +184,8 @@ export class Exchange implements Body {
     this.queue = null;
     const error = toGatewayError(err, this.connected);
     // Refused, unreachable, or no head in time: the instance itself is in trouble.
-    if (!this.headed && (error.code === 'GATEWAY_TIMEOUT' || (error.code === 'BAD_GATEWAY' && !error.sent && !NOT_THE_INSTANCE.has((err as { code?: string }).code ?? '')))) {
+    const code = (err as { code?: string }).code ?? '';
+    if (!this.headed && (error.code === 'GATEWAY_TIMEOUT' || (error.code === 'BAD_GATEWAY' && (error.sent ? CONNECTION_LOST.has(code) : !NOT_THE_INSTANCE.has(code))))) {
       this.service.failed(this.upstream);
     }
     if (!this.headed) this.service.answered(this.upstream, this.sentAt, false);

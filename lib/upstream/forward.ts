@@ -1,8 +1,6 @@
-import { defer, Observable, throwError } from 'rxjs';
-import type { BreakerRegistry } from '../stages/circuit-breaker/registry.ts';
-import type { CallOutcome } from '../stages/circuit-breaker/outcome.ts';
-import { judged } from '../stages/circuit-breaker/circuit-breaker.ts';
-import { CircuitOpenError, NoHealthyUpstreamError } from '../errors.ts';
+import { performance } from 'node:perf_hooks';
+import { Observable, throwError } from 'rxjs';
+import { NoHealthyUpstreamError } from '../errors.ts';
 import type { GatewayEvents } from '../observe/events.ts';
 import type { GatewayRequest, GatewayResponse, Handler } from '../types.ts';
 import { Exchange, requestBody } from './exchange.ts';
@@ -17,14 +15,6 @@ export interface ForwardOptions {
    * @default false
    */
   preserveHost?: boolean | string;
-  /**
-   * One circuit breaker per upstream instance (keyed by origin): an instance
-   * whose breaker is open is skipped; when all are, `CircuitOpenError`.
-   * @default null
-   */
-  breakers?: BreakerRegistry | null;
-  /** What counts as a failure for those breakers. @default defaultIsFailure */
-  isFailure?: (outcome: CallOutcome) => boolean;
   /**
    * Longest gap between two chunks of a `text/event-stream` body, ms; 0: none
    * (other bodies: the service's timeout).
@@ -50,13 +40,19 @@ export interface ForwardOptions {
  */
 export function forward(service: Service, options: ForwardOptions = {}): Handler {
   const preserveHost = options.preserveHost ?? false;
-  const breakers = options.breakers ?? null;
-  const isFailure = options.isFailure;
   const streamIdleMs = options.streamIdleTimeoutMs ?? 0;
 
   const send = (req: GatewayRequest, upstream: Upstream): Observable<GatewayResponse> =>
     new Observable<GatewayResponse>((subscriber) => {
       req.attempt.instance = upstream.origin;
+      const l = req.locals;
+      // An observed request (access log): what its line reads. `attempts` is set only then.
+      if (l.attempts !== undefined) {
+        l.attempts++;
+        l.service = service.name;
+        l.instance = upstream.origin;
+        l.upstreamAt = performance.now();
+      }
       // Only a client that accepts an event stream (EventSource always says
       // so) may get one, so only its exchange keeps its own body-gap timer;
       // every other body is bounded by undici's coarse, cheaper bodyTimeout.
@@ -83,30 +79,14 @@ export function forward(service: Service, options: ForwardOptions = {}): Handler
     return throwError(() => new NoHealthyUpstreamError(`no healthy upstream for service ${service.name}`, { sent: false }));
   };
 
-  if (breakers === null) {
-    return function forwardRequest(req) {
-      const upstream = service.pick(req.attempt.tried, req);
-      return upstream === undefined ? unavailable() : send(req, upstream);
-    };
-  }
-  // Per-instance breakers: skip instances whose breaker refuses.
-  return function forwardRequestWithBreakers(req) {
-    return defer(() => {
-      const avoid = [...req.attempt.tried];
-      let soonest: number | null = null;
-      for (let i = 0; i < service.upstreams.length; i++) {
-        const upstream = service.pick(avoid, req);
-        if (upstream === undefined || (i > 0 && avoid.includes(upstream.origin))) break;
-        const breaker = breakers.get(upstream.origin);
-        const permit = breaker.tryAcquire();
-        if (permit !== null) return judged(breaker, permit, send(req, upstream), isFailure);
-        soonest = soonest === null ? breaker.retryAfter() : Math.min(soonest, breaker.retryAfter());
-        avoid.push(upstream.origin);
-      }
-      if (soonest === null) return unavailable();
-      const retryAfter = String(Math.max(1, Math.ceil(soonest / 1000)));
-      return throwError(() => new CircuitOpenError(`every instance of ${service.name} has an open circuit`, { headers: { 'retry-after': retryAfter }, sent: false }));
-    });
+  // Instances that keep failing are out of rotation (the service's outlier
+  // ejection, which `circuitBreaker.perInstance` configures): pick skips them.
+  return function forwardRequest(req) {
+    const upstream = service.pick(req.attempt.tried, req);
+    if (upstream === undefined) return unavailable();
+    // Set only when a tracer provider is registered: the attempt gets its span.
+    const tracing = req.locals.tracing;
+    return tracing === undefined ? send(req, upstream) : tracing.attempt(send, service.name, req, upstream);
   };
 }
 

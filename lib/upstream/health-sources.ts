@@ -1,17 +1,14 @@
 import type { GatewayEvents } from '../observe/events.ts';
-import type { BreakerRegistry } from '../stages/circuit-breaker/registry.ts';
 import { healthReport, type BreakerHealth, type HealthReport } from './health-view.ts';
 import type { Service } from './service.ts';
 
 /**
- * What a YAML-built gateway's health view reads: its services, the
- * per-instance breaker registries `forward` consults (read live), and the
- * state of every service breaker as its transitions report it.
+ * What a YAML-built gateway's health view reads: its services (each
+ * instance's health and ejection, read live) and the state of every service
+ * breaker as its transitions report it.
  */
 export class HealthSources {
   readonly services = new Set<Service>();
-  /** Per-instance breaker registries, with their service's name. */
-  readonly instanceBreakers = new Map<BreakerRegistry, string>();
   private readonly serviceBreakers = new Map<string, BreakerHealth>();
 
   constructor(events: GatewayEvents) {
@@ -21,10 +18,6 @@ export class HealthSources {
   }
 
   report(): HealthReport {
-    const breakers = [...this.serviceBreakers.values()];
-    for (const [registry, service] of this.instanceBreakers) {
-      for (const [key, b] of registry.entries()) breakers.push({ service, breaker: key, state: b.state });
-    }
-    return healthReport(this.services, breakers);
+    return healthReport(this.services, [...this.serviceBreakers.values()]);
   }
 }

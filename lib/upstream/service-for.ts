@@ -1,5 +1,6 @@
 import { defined } from '../config/defined.ts';
 import type { ServiceConfig } from '../config/schema.ts';
+import type { CircuitBreakerConfig } from '../stages/circuit-breaker/schema.ts';
 import type { GatewayEvents } from '../observe/events.ts';
 import type { Resources } from '../resources/registry.ts';
 import type { Runtime } from '../runtime.ts';
@@ -11,10 +12,11 @@ import { Service } from './service.ts';
  */
 export function serviceFor(name: string, sc: ServiceConfig, resources: Resources, runtime: Runtime, events: GatewayEvents): Service {
   const { upstreams = [], discovery, balancer, hash, timeout, connections, keepAlive, tlsVerify, tlsCa, health, ejectFor, ejectAfter, maxEjectFor, maxEjectionPercent, ejectOnStatuses, panic } = sc;
-  const own = defined({ balancer, timeout, connections, keepAlive, tlsVerify, tlsCa, ejectFor, ejectAfter, maxEjectFor, maxEjectionPercent, ejectOnStatuses, panic });
+  const own = defined({ balancer, timeout, connections, keepAlive, tlsVerify, tlsCa, ...perInstanceEjection(sc), maxEjectionPercent, panic });
   const extra = {
     ...(hash !== undefined ? { hash: defined(hash) } : {}),
     ...(health !== undefined ? { health: defined(health) } : {}),
+    ...(sc.tls !== undefined ? { tls: defined(sc.tls) } : {}),
     ...(discovery !== undefined ? { discovery: defined(discovery) as Record<string, unknown> } : {}),
   };
   const specs = upstreams.map((u) => typeof u === 'string' ? u : defined(u));
@@ -24,4 +26,23 @@ export function serviceFor(name: string, sc: ServiceConfig, resources: Resources
     if (discovery !== undefined) resources.beforeListen(() => service.discovered);
     return service;
   }, (s) => s.close());
+}
+
+/**
+ * The service's ejection settings. `circuitBreaker: { perInstance: true }`
+ * is per-instance breaking, which is what outlier ejection does: its
+ * `consecutiveFailures`, `resetTimeout`, `maxResetTimeout` and
+ * `failureStatuses` become `ejectAfter`, `ejectFor`, `maxEjectFor` and
+ * `ejectOnStatuses` where those are not set themselves.
+ */
+function perInstanceEjection(sc: ServiceConfig): Pick<ServiceConfig, 'ejectFor' | 'ejectAfter' | 'maxEjectFor' | 'ejectOnStatuses'> {
+  const { ejectFor, ejectAfter, maxEjectFor, ejectOnStatuses } = sc;
+  const cb = sc.circuitBreaker as CircuitBreakerConfig | false | undefined;
+  if (typeof cb !== 'object' || cb.perInstance !== true) return { ejectFor, ejectAfter, maxEjectFor, ejectOnStatuses };
+  return {
+    ejectFor: ejectFor ?? cb.resetTimeout ?? '30s',
+    ejectAfter: ejectAfter ?? cb.consecutiveFailures ?? 5,
+    maxEjectFor: maxEjectFor ?? cb.maxResetTimeout ?? '5m',
+    ejectOnStatuses: ejectOnStatuses ?? cb.failureStatuses,
+  };
 }

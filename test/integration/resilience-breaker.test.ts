@@ -2,7 +2,6 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { request } from 'undici';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { Breaker, type BreakerOptions, type BreakerTransition } from '../../lib/stages/circuit-breaker/breaker.ts';
-import { BreakerRegistry } from '../../lib/stages/circuit-breaker/registry.ts';
 import { compose } from '../../lib/compose.ts';
 import { circuitBreaker, type CircuitFallback } from '../../lib/stages/circuit-breaker/circuit-breaker.ts';
 import { failOnStatuses, type CallOutcome } from '../../lib/stages/circuit-breaker/outcome.ts';
@@ -10,6 +9,8 @@ import { retry, type RetryOptions } from '../../lib/stages/retry/retry.ts';
 import { timeout } from '../../lib/stages/timeout/timeout.ts';
 import { forward } from '../../lib/upstream/forward.ts';
 import { Service } from '../../lib/upstream/service.ts';
+import type { ServiceOptions } from '../../lib/upstream/service-options.ts';
+import { systemRuntime } from '../../lib/runtime.ts';
 import type { Handler, Policy } from '../../lib/types.ts';
 import { openSocket } from '../support/http.ts';
 import { startGateway, startUpstream } from '../support/servers.ts';
@@ -274,7 +275,7 @@ describe('circuit breaker through the gateway', () => {
 });
 
 /** Two instances, `a` and `b`, each answering as its own `modes` entry says. */
-async function twoInstances(modes: Record<'a' | 'b', Mode>) {
+async function twoInstances(modes: Record<'a' | 'b', Mode>, options: Partial<ServiceOptions> = {}) {
   const hits: (Hit & { instance: 'a' | 'b' })[] = [];
   const origins = {} as Record<'a' | 'b', string>;
   for (const instance of ['a', 'b'] as const) {
@@ -292,7 +293,7 @@ async function twoInstances(modes: Record<'a' | 'b', Mode>) {
     origins[instance] = up.url;
   }
   // Round-robin, so the order instances are tried in is known.
-  const svc = new Service('pair', { upstreams: [origins.a, origins.b], timeout: '5s', balancer: 'round-robin' });
+  const svc = new Service('pair', { upstreams: [origins.a, origins.b], timeout: '5s', balancer: 'round-robin', ...options });
   return { hits, origins, svc };
 }
 
@@ -309,21 +310,20 @@ const stack = (...inner: Policy[]) => compose(
   timeout({ head: '2s' }),
 );
 
-describe('one circuit breaker per upstream instance', () => {
-  it('takes a failing instance out of rotation without touching it, and lets it back after a successful probe', async () => {
+describe('per-instance breaking is outlier ejection', () => {
+  it('takes a failing instance out of rotation without touching it, and lets it back after its ejection', async () => {
     const modes = { a: 'reset' as Mode, b: 'ok' as Mode };
-    const { hits, origins, svc } = await twoInstances(modes);
     const clock = manualClock();
-    const registry = new BreakerRegistry({ consecutiveFailures: 1, resetTimeout: '30s', clock });
-    const gw = await gatewayWith(svc, stack()(forward(svc, { breakers: registry })));
+    const { hits, svc } = await twoInstances(modes, { ejectAfter: 1, ejectFor: '30s', runtime: { ...systemRuntime, now: () => clock.now() } });
+    const gw = await gatewayWith(svc, stack()(forward(svc)));
 
     const first = await get(`${gw.url}/items`);
     expect(first.status).toBe(200);
     expect(first.text).toBe('ok from b');
     expect(first.headers['x-gateway-attempts']).toBe('2');
     expect(hits.map((h) => h.instance)).toEqual(['a', 'b']);
-    expect(registry.peek(origins.a)?.state).toBe('open');
-    expect(registry.peek(origins.b)?.state).toBe('closed');
+    expect(svc.upstreams[0]!.outlier.ejected(clock.now())).toBe(true);
+    expect(svc.upstreams[1]!.outlier.ejected(clock.now())).toBe(false);
 
     for (let i = 0; i < 4; i++) {
       const res = await get(`${gw.url}/items/${i}`);
@@ -337,21 +337,24 @@ describe('one circuit breaker per upstream instance', () => {
     clock.t += 30_000;
     for (let i = 0; i < 2; i++) expect((await get(`${gw.url}/again/${i}`)).status).toBe(200);
     expect(hits.filter((h) => h.instance === 'a')).toHaveLength(2);
-    expect(registry.peek(origins.a)?.state).toBe('closed');
+    expect(svc.upstreams[0]!.outlier.ejected(clock.now())).toBe(false);
   });
 
-  it('answers 503 CIRCUIT_OPEN without touching any instance once every instance\'s breaker is open', async () => {
-    const { hits, svc } = await twoInstances({ a: 'reset', b: 'reset' });
+  it('answers 503 NO_HEALTHY_UPSTREAM without touching any instance once every instance is ejected (panic: false)', async () => {
     const clock = manualClock();
-    const registry = new BreakerRegistry({ consecutiveFailures: 1, resetTimeout: '30s', clock });
-    const gw = await gatewayWith(svc, stack()(forward(svc, { breakers: registry })));
+    const { hits, svc } = await twoInstances({ a: 'reset', b: 'reset' }, {
+      ejectAfter: 1, ejectFor: '30s', maxEjectionPercent: 100, panic: false, runtime: { ...systemRuntime, now: () => clock.now() },
+    });
+    const gw = await gatewayWith(svc, stack()(forward(svc)));
 
+    const statuses: number[] = [];
     for (let i = 0; i < 3; i++) {
       const res = await get(`${gw.url}/items`);
-      expect(res.status).toBe(503);
-      expect(res.json().error.code).toBe('CIRCUIT_OPEN');
-      expect(res.headers['retry-after']).toBe('30');
+      statuses.push(res.status);
+      expect(res.json().error.code).toBe('NO_HEALTHY_UPSTREAM');
     }
+    // The first request's retry tried a, then b (each reset and was ejected), then found none left.
+    expect(statuses).toEqual([503, 503, 503]);
     expect(hits.map((h) => h.instance).sort()).toEqual(['a', 'b']);
   });
 });

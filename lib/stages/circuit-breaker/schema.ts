@@ -22,5 +22,16 @@ export const circuitBreakerOptions = z.strictObject({
     headers: z.record(z.string(), z.string()).optional(),
     body: z.string().optional(),
   }).optional(),
+}).superRefine((options, ctx) => {
+  if (options.perInstance !== true) return;
+  // Per instance, breaking is the service's outlier ejection: only what it has applies.
+  for (const key of Object.keys(options)) {
+    if (!PER_INSTANCE_KEYS.has(key)) {
+      ctx.addIssue({ code: 'custom', path: [key], message: `does not apply with perInstance: true (per-instance breaking is the service's outlier ejection: ${[...PER_INSTANCE_KEYS].join(', ')})` });
+    }
+  }
 });
+
+/** What `perInstance: true` takes: they set the service's ejectAfter, ejectFor, maxEjectFor and ejectOnStatuses. */
+const PER_INSTANCE_KEYS = new Set(['perInstance', 'consecutiveFailures', 'resetTimeout', 'maxResetTimeout', 'failureStatuses']);
 export type CircuitBreakerConfig = z.output<typeof circuitBreakerOptions>;

@@ -1,11 +1,12 @@
 import { Observable, Subject, VirtualTimeScheduler } from 'rxjs';
 import { describe, expect, it } from 'vitest';
 import { BufferedBody, collectBody } from '../../lib/body.ts';
-import type { CacheRecord, CacheStore } from '../../lib/stages/cache/entry.ts';
+import type { CacheEntry, CacheRecord, CacheStore } from '../../lib/stages/cache/entry.ts';
 import { BadGatewayError, BadRequestError } from '../../lib/errors.ts';
 import { getHeader } from '../../lib/headers.ts';
 import { cache, type CacheOptions } from '../../lib/stages/cache/cache.ts';
 import { MemoryCacheStore } from '../../lib/stages/cache/memory-store.ts';
+import { pack, unpack } from '../../lib/stages/cache/packed.ts';
 import { CacheStoreTimeoutError, RedisCacheStore } from '../../lib/stages/cache/redis-store.ts';
 import { virtualRuntime } from '../../lib/runtime.ts';
 import type { Body, BodySink, GatewayRequest, GatewayResponse, Handler } from '../../lib/types.ts';
@@ -644,8 +645,8 @@ describe('MemoryCacheStore', () => {
   });
 
   it('evicts the least recently used entries to stay under maxBytes', () => {
-    // Each record also counts ~700 bytes of bookkeeping: room for two, not three.
-    const store = new MemoryCacheStore({ maxBytes: 2_500, clock: new FakeClock() });
+    // Each record counts its packed bytes (~360) plus ~200 of bookkeeping: room for two, not three.
+    const store = new MemoryCacheStore({ maxBytes: 1_500, clock: new FakeClock() });
     store.set('a', record(300), 60_000);
     store.set('b', record(300), 60_000);
     store.get('a');
@@ -666,5 +667,55 @@ describe('MemoryCacheStore', () => {
     clock.advance(5_000);
     expect(store.get('small')).toBeUndefined();
     expect(store.bytes).toBe(0);
+  });
+
+  it('keeps its own copy of a record: changing the stored body afterwards changes nothing', () => {
+    const store = new MemoryCacheStore({ clock: new FakeClock() });
+    const bytes = Buffer.from('original');
+    const rec: CacheRecord = { ...(record(0) as CacheEntry), headers: ['content-type', 'text/plain'], body: new BufferedBody([bytes]) };
+    store.set('k', rec, 60_000);
+    bytes.write('mutated!');
+    const back = store.get('k');
+    expect(back?.kind === 'entry' && Buffer.concat(back.body!.chunks as Uint8Array[]).toString()).toBe('original');
+    expect(back).toMatchObject({ kind: 'entry', status: 200, headers: ['content-type', 'text/plain'], vary: [] });
+  });
+});
+
+describe('packed records (the memory store keeps each record as one Buffer)', () => {
+  const entry: CacheRecord = {
+    kind: 'entry', status: 203, statusText: 'Non-Authoritative Információ', headers: ['content-type', 'application/octet-stream', 'x-name', 'Zoë ☃', 'set-cookie2', ''],
+    vary: ['accept', 'accept-language'], body: new BufferedBody([Buffer.from([0, 255, 10]), Buffer.from('tail')]),
+    storedAt: 1.5e12 + 0.25, initialAge: 4, freshUntil: 1.5e12 + 60_000, staleWhileRevalidate: 1_000, staleIfError: 2_000,
+  };
+  const bodyOf = (r: CacheRecord | undefined): Buffer | null | undefined =>
+    r?.kind === 'entry' ? (r.body === null ? null : Buffer.concat(r.body.chunks as Uint8Array[])) : undefined;
+
+  it('round-trips an entry: numbers, status text, headers (non-ASCII and empty values), vary names and a binary body', () => {
+    const back = unpack(pack(entry));
+    expect(back).toEqual({ ...entry, body: expect.anything() as unknown });
+    expect(bodyOf(back)).toEqual(Buffer.from([0, 255, 10, 116, 97, 105, 108]));
+  });
+
+  it('tells a missing body from an empty one, and keeps a missing status text missing', () => {
+    const none = unpack(pack({ ...entry, statusText: undefined, body: null }));
+    const empty = unpack(pack({ ...entry, body: new BufferedBody([]) }));
+    expect(bodyOf(none)).toBeNull();
+    expect(none.kind === 'entry' && none.statusText).toBeUndefined();
+    expect(bodyOf(empty)).toEqual(Buffer.alloc(0));
+  });
+
+  it('round-trips entries with no headers or no vary names, and vary records', () => {
+    for (const over of [{ headers: [] }, { vary: [] }, { headers: [], vary: [] }, { headers: [], vary: [], statusText: undefined }]) {
+      const e = { ...entry, ...over } as CacheRecord;
+      expect(unpack(pack(e))).toEqual({ ...e, body: expect.anything() as unknown });
+    }
+    expect(unpack(pack({ kind: 'vary', names: ['accept', 'origin'] }))).toEqual({ kind: 'vary', names: ['accept', 'origin'] });
+    expect(unpack(pack({ kind: 'vary', names: [] }))).toEqual({ kind: 'vary', names: [] });
+  });
+
+  it('packs into exactly the bytes it needs, the body last', () => {
+    const buf = pack(entry);
+    expect(buf.subarray(buf.length - 7)).toEqual(Buffer.from([0, 255, 10, 116, 97, 105, 108]));
+    expect(pack({ ...entry, body: null }).length).toBe(buf.length - 7);
   });
 });

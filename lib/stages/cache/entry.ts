@@ -62,25 +62,3 @@ export function storableHeaders(headers: readonly string[]): string[] {
   }
   return out;
 }
-
-/**
- * Bookkeeping counted per record on top of its strings and body: the entry,
- * its header array, body wrapper and Buffer object, the LRU node and the Map
- * slot. Measured with 48k 1 KiB entries: ~925 bytes of JS heap per record
- * against ~370 counted from strings alone, hence 640 (maxBytes then bounds
- * the live heap within ~10%).
- */
-const RECORD_OVERHEAD = 640;
-
-/** Approximate bytes a record holds in memory (UTF-16 strings counted as 2 bytes a char). */
-export function recordSize(key: string, record: CacheRecord): number {
-  let n = RECORD_OVERHEAD + key.length * 2;
-  if (record.kind === 'vary') {
-    for (const name of record.names) n += name.length * 2;
-    return n;
-  }
-  for (const h of record.headers) n += h.length * 2;
-  for (const name of record.vary) n += name.length * 2;
-  if (record.body !== null) n += record.body.length;
-  return n;
-}

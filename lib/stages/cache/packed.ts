@@ -1,0 +1,100 @@
+import { BufferedBody } from '../../body.ts';
+import type { CacheRecord } from './entry.ts';
+
+/**
+ * A record packed into one Buffer for the memory store: a fixed binary head,
+ * the strings (headers, vary names, status text) each as a u32 length and
+ * UTF-8 bytes, then the body. One Buffer per entry, its bytes off the V8
+ * heap, in place of an entry object, a header array, one string per header
+ * and a body wrapper: a store full of entries leaves the old generation
+ * almost empty, so mark-compact collections stay short and rare under a
+ * full-miss load (see docs/performance.md).
+ *
+ * Layout (little-endian):
+ *   u8  kind          0 entry, 1 vary record
+ *   vary record:  u32 text bytes, text
+ *   entry:        u16 status, u8 flags (1 body, 2 statusText),
+ *                 f64 storedAt, f64 initialAge, f64 freshUntil, f64 swr, f64 sie,
+ *                 u32 header strings, u32 vary names, u32 text bytes, text, [body]
+ * where text is the headers, the vary names and the status text joined by
+ * '\n' in UTF-8: one encode and one decode per record, and '\n' cannot occur
+ * in any of them (the edge and undici refuse CR, LF and NUL in a head).
+ */
+const ENTRY = 0;
+const VARY = 1;
+const HAS_BODY = 1;
+const HAS_STATUS_TEXT = 2;
+const SEP = '\n';
+/** kind, status, flags, five f64, three u32. */
+const ENTRY_HEAD = 1 + 2 + 1 + 5 * 8 + 4 * 3;
+
+/** The record as one Buffer of exactly the bytes it needs. */
+export function pack(record: CacheRecord): Buffer {
+  if (record.kind === 'vary') {
+    const text = record.names.join(SEP);
+    const n = Buffer.byteLength(text);
+    const buf = Buffer.allocUnsafe(5 + n);
+    buf[0] = VARY;
+    buf.writeUInt32LE(n, 1);
+    buf.write(text, 5, 'utf8');
+    return buf;
+  }
+  const body = record.body;
+  const statusText = record.statusText;
+  let text = record.headers.join(SEP);
+  if (record.vary.length > 0) text = record.headers.length > 0 ? `${text}${SEP}${record.vary.join(SEP)}` : record.vary.join(SEP);
+  if (statusText !== undefined) text = record.headers.length + record.vary.length > 0 ? `${text}${SEP}${statusText}` : statusText;
+  const n = Buffer.byteLength(text);
+  const buf = Buffer.allocUnsafe(ENTRY_HEAD + n + (body === null ? 0 : body.length));
+  buf[0] = ENTRY;
+  buf.writeUInt16LE(record.status, 1);
+  buf[3] = (body === null ? 0 : HAS_BODY) | (statusText === undefined ? 0 : HAS_STATUS_TEXT);
+  buf.writeDoubleLE(record.storedAt, 4);
+  buf.writeDoubleLE(record.initialAge, 12);
+  buf.writeDoubleLE(record.freshUntil, 20);
+  buf.writeDoubleLE(record.staleWhileRevalidate, 28);
+  buf.writeDoubleLE(record.staleIfError, 36);
+  buf.writeUInt32LE(record.headers.length, 44);
+  buf.writeUInt32LE(record.vary.length, 48);
+  buf.writeUInt32LE(n, 52);
+  let offset = ENTRY_HEAD + buf.write(text, ENTRY_HEAD, 'utf8');
+  if (body !== null) for (const chunk of body.chunks) {
+    buf.set(chunk, offset);
+    offset += chunk.byteLength;
+  }
+  return buf;
+}
+
+/** The record `pack` made; the body is a view into `buf`, not a copy. */
+export function unpack(buf: Buffer): CacheRecord {
+  if (buf[0] === VARY) {
+    const n = buf.readUInt32LE(1);
+    return { kind: 'vary', names: n === 0 ? [] : buf.toString('utf8', 5, 5 + n).split(SEP) };
+  }
+  const flags = buf[3]!;
+  const headerCount = buf.readUInt32LE(44);
+  const varyCount = buf.readUInt32LE(48);
+  const n = buf.readUInt32LE(52);
+  const hasText = (flags & HAS_STATUS_TEXT) !== 0;
+  const strings = headerCount + varyCount > 0 || hasText ? buf.toString('utf8', ENTRY_HEAD, ENTRY_HEAD + n).split(SEP) : [];
+  let headers = strings;
+  let vary: string[] = [];
+  if (varyCount > 0 || hasText) {
+    headers = strings.slice(0, headerCount);
+    vary = strings.slice(headerCount, headerCount + varyCount);
+  }
+  const offset = ENTRY_HEAD + n;
+  return {
+    kind: 'entry',
+    status: buf.readUInt16LE(1),
+    statusText: hasText ? strings[headerCount + varyCount] : undefined,
+    headers,
+    body: (flags & HAS_BODY) !== 0 ? new BufferedBody([buf.subarray(offset)]) : null,
+    vary,
+    storedAt: buf.readDoubleLE(4),
+    initialAge: buf.readDoubleLE(12),
+    freshUntil: buf.readDoubleLE(20),
+    staleWhileRevalidate: buf.readDoubleLE(28),
+    staleIfError: buf.readDoubleLE(36),
+  };
+}

@@ -1,25 +1,43 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { Service } from '../upstream/service.ts';
+import { DURATION_BUCKETS, type RouteStats } from './request-metrics.ts';
+import { histogramSamples, registerScraped } from './scraped.ts';
+import { UpstreamMetrics } from './upstream-metrics.ts';
+
+/** A route as the admin page lists it. */
+export interface RouteInfo {
+  name: string;
+  path: string;
+  methods: readonly string[] | null;
+  /** Its service (or services, for weighted backends). */
+  services: readonly string[];
+  /** Its stages in order, then forward. */
+  stages: readonly string[];
+}
+
+const CLASSES = ['', '1xx', '2xx', '3xx', '4xx', '5xx'] as const;
 
 /**
- * The gateway's Prometheus metrics (prom-client), served on
- * `GET /__rxgate/metrics`. One registry per gateway so several gateways in a
- * process (tests, workers) keep separate counts.
+ * The gateway's Prometheus metrics (prom-client), served on the admin
+ * listener's `GET /metrics`. One registry per gateway so several gateways in
+ * a process (tests, workers) keep separate counts.
+ *
+ * Per-request counts (answers by route and status class, their duration,
+ * upstream latency by instance) are plain numbers the hot path increments
+ * (`routeStats`, `upstream`); the registry reads them when scraped, so a
+ * request never pays prom-client's label hashing. Rarer events (ejections,
+ * breaker transitions, reloads…) use prom-client's own metrics.
  */
 export class GatewayMetrics {
   readonly registry = new Registry();
-  readonly requests = new Counter({
-    name: 'rxgate_requests_total', help: 'Requests answered, by route and status class',
-    labelNames: ['route', 'status'] as const, registers: [this.registry],
-  });
-  readonly duration = new Histogram({
-    name: 'rxgate_request_duration_seconds', help: 'Time to the response head, by route',
-    labelNames: ['route'] as const, registers: [this.registry],
-    buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
-  });
-  readonly errors = new Counter({
-    name: 'rxgate_errors_total', help: 'Error answers by code',
-    labelNames: ['code'] as const, registers: [this.registry],
-  });
+  /** Per-route answer counts and durations, written by RequestMetrics. */
+  readonly routeStats = new Map<string, RouteStats>();
+  /** Error answers by code. */
+  readonly errorCounts = new Map<string, number>();
+  /** Upstream latency and in-flight by service and instance. */
+  readonly upstream = new UpstreamMetrics();
+  /** The routes and services of the config now served, for the admin page. */
+  catalog: { routes: readonly RouteInfo[] } = { routes: [] };
   readonly clientAborts = new Counter({
     name: 'rxgate_client_aborts_total', help: 'Clients that went away before the response was complete',
     registers: [this.registry],
@@ -36,6 +54,8 @@ export class GatewayMetrics {
   readonly breakerState = new Gauge({
     name: 'rxgate_circuit_state', help: 'Circuit breaker state per service (0 closed, 1 half-open, 2 open)',
     labelNames: ['service'] as const, registers: [this.registry],
+    // Workers' states are not added up: the most open one shows.
+    aggregator: 'max',
   });
   readonly breakerTransitions = new Counter({
     name: 'rxgate_circuit_transitions_total', help: 'Circuit breaker transitions',
@@ -92,7 +112,55 @@ export class GatewayMetrics {
     labelNames: ['route', 'direction'] as const, registers: [this.registry],
   });
 
+  readonly reloads = new Counter({
+    name: 'rxgate_reloads_total', help: 'Config reloads, by outcome (applied, refused) and trigger',
+    labelNames: ['outcome', 'trigger'] as const, registers: [this.registry],
+  });
+  readonly retryBudgetRefused = new Counter({
+    name: 'rxgate_retry_budget_refused_total', help: 'Retries the retry budget refused, by service',
+    labelNames: ['service'] as const, registers: [this.registry],
+  });
+
   constructor(options: { defaultMetrics?: boolean } = {}) {
+    const registry = this.registry;
+    registerScraped(registry, {
+      name: 'rxgate_requests_total', help: 'Requests answered, by route and status class', type: 'counter',
+      collect: (out) => {
+        for (const s of this.routeStats.values()) {
+          for (let c = 1; c < 6; c++) if (s.byClass[c]! > 0) out.push({ labels: { route: s.route, status: CLASSES[c]! }, value: s.byClass[c]! });
+        }
+      },
+    });
+    registerScraped(registry, {
+      name: 'rxgate_request_duration_seconds', help: 'Time to the response head, by route', type: 'histogram',
+      collect: (out) => {
+        for (const s of this.routeStats.values()) histogramSamples(out, 'rxgate_request_duration_seconds', { route: s.route }, DURATION_BUCKETS, s.buckets, s.sum);
+      },
+    });
+    registerScraped(registry, {
+      name: 'rxgate_errors_total', help: 'Error answers by code', type: 'counter',
+      collect: (out) => {
+        for (const [code, n] of this.errorCounts) out.push({ labels: { code }, value: n });
+      },
+    });
+    registerScraped(registry, {
+      name: 'rxgate_upstream_duration_seconds', help: 'Upstream time to the response head (or failure), by service and instance', type: 'histogram',
+      collect: (out) => this.upstream.collectDuration(out),
+    });
+    registerScraped(registry, {
+      name: 'rxgate_upstream_failures_total', help: 'Upstream attempts that failed before a head (refused, reset, timed out), by service and instance', type: 'counter',
+      collect: (out) => this.upstream.collectFailures(out),
+    });
+    registerScraped(registry, {
+      name: 'rxgate_upstream_in_flight', help: 'Requests sent to an upstream instance and not yet finished', type: 'gauge',
+      collect: (out) => this.upstream.collectInFlight(out),
+    });
     if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: 'rxgate_process_' });
+  }
+
+  /** What the gateway serves now: its routes (for the admin page) and services (latency, in flight). */
+  describe(routes: readonly RouteInfo[], services: Iterable<Service>): void {
+    this.catalog = { routes };
+    this.upstream.watch(services);
   }
 }

@@ -1,31 +1,63 @@
 import { performance } from 'node:perf_hooks';
+import { RouteSeries } from '../admin/series.ts';
 import type { GatewayError } from '../errors.ts';
 import type { GatewayMetrics } from './metrics.ts';
+import { bucketOf } from './scraped.ts';
 
-interface RouteChildren {
-  requests: Array<{ inc(): void }>;
-  duration: { observe(v: number): void };
+/** `rxgate_request_duration_seconds` buckets, in seconds. */
+export const DURATION_BUCKETS: readonly number[] = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+
+/**
+ * One route's counts as plain numbers: answers by status class, time to
+ * the head in buckets, and the admin page's per-second series. The
+ * registry reads them at scrape time.
+ */
+export class RouteStats {
+  /** Answers by status class: index 1 is 1xx … 5 is 5xx. */
+  readonly byClass = new Float64Array(6);
+  /** Observations per duration bucket (the last slot: above 10 s). */
+  readonly buckets = new Float64Array(DURATION_BUCKETS.length + 1);
+  /** Sum of durations, seconds. */
+  sum = 0;
+  readonly series = new RouteSeries(DURATION_BUCKETS);
+
+  constructor(readonly route: string) {}
 }
 
 /**
  * Counts every answer by route and status class, and its time to the head.
- * Label children are cached per route and status class: prom-client hashes
- * a label object on every `inc()`, and this runs per request.
+ * Per request: one map lookup (skipped when the route is the previous
+ * one's) and a few number increments; prom-client reads the numbers when
+ * scraped (see GatewayMetrics).
  */
 export class RequestMetrics {
-  private readonly routes = new Map<string, RouteChildren>();
+  private readonly routes: Map<string, RouteStats>;
+  private readonly errors: Map<string, number>;
+  private last: RouteStats | null = null;
 
-  constructor(private readonly metrics: GatewayMetrics) {}
+  constructor(metrics: GatewayMetrics) {
+    this.routes = metrics.routeStats;
+    this.errors = metrics.errorCounts;
+  }
 
   answered(route: string, status: number, receivedAt: number, error: GatewayError | null): void {
-    let children = this.routes.get(route);
-    if (children === undefined) {
-      children = { requests: [], duration: this.metrics.duration.labels(route) };
-      this.routes.set(route, children);
+    let stats = this.last;
+    if (stats === null || stats.route !== route) {
+      stats = this.routes.get(route) ?? null;
+      if (stats === null) {
+        stats = new RouteStats(route);
+        this.routes.set(route, stats);
+      }
+      this.last = stats;
     }
+    const now = performance.now();
     const cls = (status / 100) | 0;
-    (children.requests[cls] ??= this.metrics.requests.labels(route, `${cls}xx`)).inc();
-    children.duration.observe((performance.now() - receivedAt) / 1000);
-    if (error !== null) this.metrics.errors.inc({ code: error.code });
+    stats.byClass[cls > 0 && cls < 6 ? cls : 5]!++;
+    const seconds = (now - receivedAt) / 1000;
+    const bucket = bucketOf(DURATION_BUCKETS, seconds);
+    stats.buckets[bucket]!++;
+    stats.sum += seconds;
+    stats.series.record(now, bucket, cls === 5);
+    if (error !== null) this.errors.set(error.code, (this.errors.get(error.code) ?? 0) + 1);
   }
 }

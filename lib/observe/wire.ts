@@ -24,8 +24,10 @@ export function observe(events: GatewayEvents, metrics: GatewayMetrics, logger: 
   const countDegraded = (reason: string): void => child(degraded, reason, () => metrics.degraded.labels(reason)).inc();
 
   events.on('retry', (e) => child(retries, e.service, () => metrics.retries.labels(e.service)).inc());
+  const refused = new Map<string, { inc(): void }>();
   events.on('retryRefused', (e) => {
     countDegraded('retry_budget_refused');
+    child(refused, e.service, () => metrics.retryBudgetRefused.labels(e.service)).inc();
     logger.warn({ service: e.service, route: e.route, reqId: e.requestId }, 'retry refused: retry budget spent');
   });
   events.on('rateLimited', (e) => child(limited, e.route, () => metrics.rateLimited.labels(e.route)).inc());
@@ -62,6 +64,8 @@ export function observe(events: GatewayEvents, metrics: GatewayMetrics, logger: 
     metrics.websocketMessages.inc({ route: e.route, direction: 'in' }, e.messagesIn);
     metrics.websocketMessages.inc({ route: e.route, direction: 'out' }, e.messagesOut);
   });
+  // The reload itself logs its outcome (lib/lifecycle); here it is counted.
+  events.on('reload', (e) => metrics.reloads.inc({ outcome: e.outcome, trigger: e.trigger }));
   events.on('recovered', (e) => {
     if (e.message !== undefined) logger.info({ reason: e.reason }, e.message);
   });

@@ -49,6 +49,8 @@ export class Service {
   /** The latest `ejectedUntil` of any instance: until then `pick` looks at the clock. */
   private outUntil = -Infinity;
   private healthTimer: Subscription | null = null;
+  /** Sees each answer's time to the head, ms, and whether it failed (metrics set it); null: nobody. */
+  latencyObserver: ((upstream: Upstream, ms: number, ok: boolean) => void) | null = null;
 
   constructor(readonly name: string, options: ServiceOptions) {
     const discovery = Object.entries(options.discovery ?? {});
@@ -167,6 +169,7 @@ export class Service {
     const ms = ok ? now - since : Math.max(now - since, FAILURE_PENALTY_MS);
     upstream.observe(ms, now);
     this.balancer.observe?.(upstream, ms, ok);
+    if (this.latencyObserver !== null) this.latencyObserver(upstream, now - since, ok);
   }
 
   /** A request `started` at `since` was cancelled before its head: it took at least this long. */

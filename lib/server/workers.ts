@@ -1,5 +1,10 @@
 import { Worker } from 'node:worker_threads';
+import { AggregatorRegistry, collectDefaultMetrics, Registry } from 'prom-client';
+import type { AdminPageData, Overview } from '../admin/page.ts';
+import { mergeWindows, type SeriesWindow } from '../admin/series.ts';
+import type { ReloadResult, ReloadTrigger } from '../lifecycle/reload.ts';
 import type { Logger } from '../observe/log.ts';
+import { mergeOverviews } from './worker-overview.ts';
 
 export interface WorkerData {
   /** Arguments for the worker's own `runCli` (config file, port…). */
@@ -8,22 +13,158 @@ export interface WorkerData {
   pipelineModule: string;
 }
 
+/** What the main thread asks a worker (worker-main.ts answers with the same `id`). */
+export type WorkerQuery =
+  | { type: 'rxgate:metrics'; id: number }
+  | { type: 'rxgate:overview'; id: number }
+  | { type: 'rxgate:windows'; id: number; seconds: number }
+  | { type: 'rxgate:reload'; id: number; trigger: ReloadTrigger };
+
+/** A worker's answer to a `WorkerQuery`, or its word that it listens (`rxgate:ready`). */
+export interface WorkerReply {
+  type: 'rxgate:reply' | 'rxgate:ready';
+  id: number;
+  value?: unknown;
+  error?: string;
+}
+
+/** What the main thread tells every worker. */
+export type WorkerCommand = 'reload' | 'drain' | 'stop';
+
+/** The gateway's worker threads, seen as one gateway by the admin listener. */
+export interface WorkerPool extends AdminPageData {
+  readonly workers: readonly Worker[];
+  /** The Prometheus text of the whole process: every worker's metrics added up. */
+  metrics(): Promise<string>;
+  /** The content type of `metrics()`. */
+  readonly contentType: string;
+  /** Tells every worker: `reload` its config, `drain` (finish in flight, then exit), `stop` (close now). */
+  broadcast(msg: WorkerCommand): void;
+  /** Every worker reloads its config; refused if any worker refused (its message), else applied. */
+  reload(trigger: ReloadTrigger): Promise<ReloadResult>;
+  /** Settles when every worker listens (or has exited). */
+  readonly ready: Promise<void>;
+  /** Settles when every worker has exited. */
+  readonly exited: Promise<void>;
+}
+
+/** The longest a listening worker may take to answer a query, ms. */
+const QUERY_TIMEOUT_MS = 5000; // 5s
+/** The process metrics every worker thread would report alike: counted once, by the main thread. */
+const PROCESS_PREFIX = 'rxgate_process_';
+
 /**
  * Runs the gateway on `count` worker threads that all listen on the same
  * port: uWS opens its listen sockets with SO_REUSEPORT on Linux, so the
  * kernel spreads connections across the threads. Each worker builds its own
  * gateway from the same config; in-memory state (rate limits, cache,
- * breakers, metrics) is per worker — use the Redis stores for shared limits.
+ * breakers) is per worker — use the Redis stores for shared limits.
+ * Metrics and the admin page's data are asked of every worker and added up
+ * (prom-client's `AggregatorRegistry.aggregate()`), so they answer for the
+ * whole process whichever thread took a connection.
  */
-export function startWorkers(count: number, data: WorkerData, logger: Logger): Worker[] {
+export function startWorkers(count: number, data: WorkerData, logger: Logger): WorkerPool {
   const workers: Worker[] = [];
+  const exits: Array<Promise<void>> = [];
+  const live = new Set<Worker>();
+  /** Settles when the worker listens or exits: queries wait for it (start-up can take seconds). */
+  const started = new Map<Worker, Promise<void>>();
+  const pending = new Map<number, { resolve(v: unknown): void; reject(e: Error): void }>();
+  let nextId = 1;
   for (let i = 0; i < count; i++) {
     const worker = new Worker(new URL('./worker-entry.mjs', import.meta.url), { workerData: data });
+    live.add(worker);
     worker.on('error', (err) => logger.error({ err, worker: i }, 'gateway worker failed'));
-    worker.on('exit', (code) => {
-      if (code !== 0) logger.error({ worker: i, code }, 'gateway worker exited');
+    started.set(worker, new Promise<void>((resolve) => {
+      worker.once('exit', () => resolve());
+      worker.on('message', (msg: WorkerReply) => {
+        if (msg?.type === 'rxgate:ready') resolve();
+      });
+    }));
+    worker.on('message', (msg: WorkerReply) => {
+      if (msg?.type !== 'rxgate:reply') return;
+      const p = pending.get(msg.id);
+      if (p === undefined) return;
+      pending.delete(msg.id);
+      if (msg.error !== undefined) p.reject(new Error(msg.error));
+      else p.resolve(msg.value);
     });
+    exits.push(new Promise((resolve) => worker.once('exit', (code) => {
+      live.delete(worker);
+      if (code !== 0) logger.error({ worker: i, code }, 'gateway worker exited');
+      resolve();
+    })));
     workers.push(worker);
   }
-  return workers;
+
+  const ask = async <T>(worker: Worker, query: Omit<WorkerQuery, 'id'>): Promise<T> => {
+    await started.get(worker);
+    if (!live.has(worker)) throw new Error(`worker ${worker.threadId} has exited`);
+    return answerOf<T>(worker, query);
+  };
+  const answerOf = <T>(worker: Worker, query: Omit<WorkerQuery, 'id'>): Promise<T> => new Promise<T>((resolve, reject) => {
+    const id = nextId++;
+    const timer = setTimeout(() => {
+      pending.delete(id);
+      reject(new Error(`worker ${worker.threadId} did not answer ${query.type} within ${QUERY_TIMEOUT_MS} ms`));
+    }, QUERY_TIMEOUT_MS);
+    pending.set(id, {
+      resolve: (v) => { clearTimeout(timer); resolve(v as T); },
+      reject: (e) => { clearTimeout(timer); reject(e); },
+    });
+    worker.postMessage({ ...query, id });
+  });
+  /** Every live worker's answer (one that exits meanwhile is left out). */
+  const askAll = async <T>(query: Omit<WorkerQuery, 'id'>): Promise<T[]> => {
+    const answers = await Promise.allSettled([...live].map((w) => ask<T>(w, query)));
+    return answers.flatMap((a) => (a.status === 'fulfilled' ? [a.value] : []));
+  };
+
+  // The process-wide metrics (CPU, memory; the event loop of this thread) once, from here.
+  let own: Registry | null = null;
+  const processMetrics = (): Registry => {
+    if (own === null) {
+      own = new Registry();
+      collectDefaultMetrics({ register: own, prefix: PROCESS_PREFIX });
+    }
+    return own;
+  };
+
+  return {
+    workers,
+    contentType: Registry.PROMETHEUS_CONTENT_TYPE,
+    async metrics() {
+      const perWorker = await askAll<Array<{ name: string }>>({ type: 'rxgate:metrics' });
+      const gatewayOnly = perWorker.map((list) => list.filter((m) => !m.name.startsWith(PROCESS_PREFIX)));
+      const aggregated = AggregatorRegistry.aggregate([...gatewayOnly, await processMetrics().getMetricsAsJSON()]);
+      return aggregated.metrics();
+    },
+    async overview(): Promise<Overview> {
+      return mergeOverviews(await askAll<Overview>({ type: 'rxgate:overview' }));
+    },
+    async windows(seconds: number) {
+      const perWorker = await askAll<Record<string, SeriesWindow>>({ type: 'rxgate:windows', seconds } as Omit<WorkerQuery, 'id'>);
+      const byRoute = new Map<string, SeriesWindow[]>();
+      for (const w of perWorker) {
+        for (const [route, window] of Object.entries(w)) {
+          const list = byRoute.get(route);
+          if (list === undefined) byRoute.set(route, [window]);
+          else list.push(window);
+        }
+      }
+      const out: Record<string, SeriesWindow> = {};
+      for (const [route, list] of byRoute) out[route] = mergeWindows(list);
+      return out;
+    },
+    async reload(trigger) {
+      const results = await askAll<ReloadResult>({ type: 'rxgate:reload', trigger } as Omit<WorkerQuery, 'id'>);
+      return results.find((r) => r.outcome === 'refused') ?? results.find((r) => r.message !== undefined) ?? results[0]
+        ?? { outcome: 'refused', message: 'no worker answered' };
+    },
+    broadcast(msg) {
+      for (const w of live) w.postMessage(msg);
+    },
+    ready: Promise.all(started.values()).then(() => undefined),
+    exited: Promise.all(exits).then(() => undefined),
+  };
 }

@@ -1,0 +1,110 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Agent, request } from 'undici';
+import { afterEach, describe, expect, it } from 'vitest';
+import { adminPageRoutes, type Overview, type SeriesAnswer } from '../../lib/admin/page.ts';
+import { silentLogger } from '../../lib/observe/log.ts';
+import { startWorkers, type WorkerPool, type WorkerReply } from '../../lib/server/workers.ts';
+import { startUpstream } from '../support/servers.ts';
+
+/**
+ * `--workers N`: every worker thread counts its own requests; the pool asks
+ * each for its registry and adds them up, so `/metrics` answers for the
+ * whole process whichever thread took a connection.
+ */
+
+const PIPELINE = new URL('../../pipeline.ts', import.meta.url).href;
+const cleanups: Array<() => Promise<void> | void> = [];
+afterEach(async () => {
+  while (cleanups.length > 0) await cleanups.pop()!();
+});
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+  const { port } = server.address() as AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/** One worker's own count of `route`'s 2xx answers, asked directly (what the pool adds up). */
+async function ownCount(pool: WorkerPool, index: number, route: string): Promise<number> {
+  const worker = pool.workers[index]!;
+  const id = 1_000_000 + index;
+  const reply = await new Promise<WorkerReply>((resolve) => {
+    const onMessage = (msg: WorkerReply): void => {
+      if (msg.id !== id) return;
+      worker.off('message', onMessage);
+      resolve(msg);
+    };
+    worker.on('message', onMessage);
+    worker.postMessage({ type: 'rxgate:metrics', id });
+  });
+  const metrics = reply.value as Array<{ name: string; values: Array<{ labels: Record<string, string>; value: number }> }>;
+  const requests = metrics.find((m) => m.name === 'rxgate_requests_total');
+  return requests?.values.find((v) => v.labels['route'] === route && v.labels['status'] === '2xx')?.value ?? 0;
+}
+
+describe('metrics across worker threads', () => {
+  it('adds up every worker\'s counts: the totals equal the requests sent', async () => {
+    const up = await startUpstream((req, res) => {
+      req.resume();
+      res.end(req.url === '/api/fail' ? 'no' : 'ok');
+    });
+    cleanups.push(() => up.close());
+    const dir = mkdtempSync(join(tmpdir(), 'rxgate-workers-'));
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    const config = join(dir, 'rxgate.yaml');
+    writeFileSync(config, `
+log: { level: warn }
+services:
+  api: { upstreams: ["${up.url}"], timeout: 2s }
+routes:
+  - { name: api, path: /api/*, service: api }
+`);
+    const port = await freePort();
+    const pool = startWorkers(2, {
+      argv: ['--config', config, '--workers', '1', '--port', String(port), '--host', '127.0.0.1'],
+      pipelineModule: PIPELINE,
+    }, silentLogger);
+    cleanups.push(async () => {
+      pool.broadcast('stop');
+      await pool.exited;
+    });
+    await pool.ready;
+    expect((await pool.overview()).workers).toBe(2);
+
+    // A connection of its own per request, so the kernel spreads them over both threads.
+    const SENT = 40;
+    for (let i = 0; i < SENT; i++) {
+      const agent = new Agent({ connections: 1 });
+      const res = await request(`http://127.0.0.1:${port}/api/item/${i}`, { dispatcher: agent });
+      expect(res.statusCode).toBe(200);
+      await res.body.text();
+      await agent.close();
+    }
+
+    const own = [await ownCount(pool, 0, 'api'), await ownCount(pool, 1, 'api')];
+    expect(own[0]! + own[1]!).toBe(SENT);
+    expect(own.every((n) => n > 0), `each worker took some connections (${own.join(' + ')})`).toBe(true);
+
+    const text = await pool.metrics();
+    expect(text).toMatch(new RegExp(`^rxgate_requests_total\\{route="api",status="2xx"\\} ${SENT}$`, 'm'));
+    expect(text).toMatch(new RegExp(`^rxgate_request_duration_seconds_count\\{route="api"\\} ${SENT}$`, 'm'));
+    expect(text).toMatch(new RegExp(`^rxgate_upstream_duration_seconds_count\\{service="api",instance="${up.url}"\\} ${SENT}$`, 'm'));
+    expect(text).toMatch(/^rxgate_upstream_in_flight\{service="api",instance="[^"]+"\} 0$/m);
+    // Process metrics once (the main thread's), not once per worker.
+    expect(text.match(/^# TYPE rxgate_process_process_cpu_user_seconds_total counter$/gm)).toHaveLength(1);
+
+    // The admin page's data adds up the same way.
+    const routes = adminPageRoutes(pool);
+    const series = JSON.parse(String((await routes['/api/series']!({ method: 'GET', path: '/api/series', query: 'seconds=120' })).body)) as SeriesAnswer;
+    expect(series.routes['api']!.requests.reduce((a, b) => a + b, 0)).toBe(SENT);
+    const overview = JSON.parse(String((await routes['/api/overview']!({ method: 'GET', path: '/api/overview', query: '' })).body)) as Overview;
+    expect(overview.workers).toBe(2);
+    expect(Object.keys(overview.health.services)).toEqual(['api']);
+    expect(overview.routes.map((r) => r.name)).toEqual(['api']);
+  });
+});

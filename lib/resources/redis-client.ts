@@ -193,22 +193,35 @@ export function createRedisClient(url: string, options: RedisClientOptions = {})
 /**
  * Resolves once the client is ready for commands. With the offline queue off,
  * commands sent before that fail at once (and the stores fall back), so call
- * this at startup when the first requests should already see Redis. Rejects
- * when `client` is not ready within `timeout` (on `runtime`'s scheduler,
- * default `systemRuntime`).
+ * this at startup when the first requests should already see Redis. For a
+ * Cluster that means every master too: ioredis opens its connections to the
+ * nodes lazily, on the first command for one of their slots, and those first
+ * commands would wait for a connect and a handshake inside their command
+ * timeout. Rejects when `client` is not ready within `timeout` (on
+ * `runtime`'s scheduler, default `systemRuntime`).
  */
 export function redisReady(client: RedisClient, timeout: Duration = '5s', runtime: Runtime = systemRuntime): Promise<void> {
-  if (client.status === 'ready') return Promise.resolve();
   const ms = parseDuration(timeout, 'redisReady.timeout');
+  if (client.status === 'ready' && !(client instanceof Cluster)) return Promise.resolve();
   return new Promise((resolve, reject) => {
+    let waiting: Redis | Cluster = client;
     const timer = after(runtime, ms, () => {
-      client.off('ready', onReady);
-      reject(new Error(`redis not ready within ${ms}ms (status ${client.status})`));
+      waiting.off('ready', onReady);
+      reject(new Error(`redis not ready within ${ms}ms (status ${waiting.status})`));
     });
     function onReady(): void {
-      timer.unsubscribe();
-      resolve();
+      const next = client instanceof Cluster ? client.nodes('master').find((n) => n.status !== 'ready') : undefined;
+      if (next === undefined) {
+        timer.unsubscribe();
+        resolve();
+        return;
+      }
+      waiting = next;
+      next.once('ready', onReady);
+      // A lazy node connects on its first command, or when asked; a failed connect retries on its own.
+      if (next.status === 'wait') next.connect().catch(() => {});
     }
-    client.once('ready', onReady);
+    if (client.status === 'ready') onReady();
+    else client.once('ready', onReady);
   });
 }

@@ -1,0 +1,365 @@
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Redis } from 'ioredis';
+import { request } from 'undici';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createRedisClient, redisReady, type RedisClient } from '../../lib/resources/redis-client.ts';
+import { freePort } from '../support/global-setup.ts';
+import { redisUrl } from '../support/redis.ts';
+import { startGatewayFromYaml, startUpstream, type TestUpstream } from '../support/servers.ts';
+
+/**
+ * From one process to a fleet (docs/fleet.md): gateway instances that share
+ * one Redis share their rate limits and cache, and keep everything else to
+ * themselves. Three real CLI processes (`node bin/rxgate.mjs --config …`)
+ * against the run's redis-server; then the same through Redis Sentinel
+ * (including a failover) and a three-master Redis Cluster, each started here
+ * from the redis-server binary.
+ */
+const BIN = join(import.meta.dirname, '../../bin/rxgate.mjs');
+const url = redisUrl();
+const dir = mkdtempSync(join(tmpdir(), 'rxgate-fleet-'));
+/** Every process this file starts, stopped by PID in afterAll. */
+const processes = new Set<ChildProcess>();
+const LIMIT = 10;
+
+afterAll(async () => {
+  await Promise.all([...processes].map(stop));
+  rmSync(dir, { recursive: true, force: true });
+});
+
+async function stop(proc: ChildProcess): Promise<number | null> {
+  if (proc.exitCode !== null || proc.signalCode !== null) return proc.exitCode;
+  const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
+  process.kill(proc.pid!, 'SIGTERM');
+  return exited;
+}
+
+/** Spawns a process and resolves once `ready` matches its output (rejects if it exits first). */
+function start(command: string, args: string[], ready: RegExp, env: NodeJS.ProcessEnv = process.env): Promise<{ proc: ChildProcess; match: RegExpExecArray }> {
+  const proc = spawn(command, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  processes.add(proc);
+  return new Promise((resolve, reject) => {
+    let out = '';
+    const onData = (d: Buffer): void => {
+      out += d.toString();
+      const match = ready.exec(out);
+      if (match !== null) resolve({ proc, match });
+    };
+    proc.stdout!.on('data', onData);
+    proc.stderr!.on('data', onData);
+    proc.once('exit', (code) => reject(new Error(`${command} exited (${code}) before ${ready}: ${out}`)));
+  });
+}
+
+/** One gateway process from a config file; resolves with its base URL once it listens. */
+async function gatewayProcess(config: string): Promise<{ proc: ChildProcess; url: string }> {
+  const { proc, match } = await start(process.execPath, [BIN, '--config', config, '--port', '0', '--host', '127.0.0.1'],
+    /"port":(\d+)[^\n]*"msg":"rxgate listening"|"msg":"rxgate listening"[^\n]*"port":(\d+)/,
+    { ...process.env, RXGATE_LOG_LEVEL: 'info' });
+  return { proc, url: `http://127.0.0.1:${match[1] ?? match[2]}` };
+}
+
+async function status(base: string, path: string, headers: Record<string, string> = {}): Promise<number> {
+  const res = await request(base + path, { headers });
+  if (res.statusCode === 503) console.log('503', await res.body.text()); else
+  await res.body.dump();
+  return res.statusCode;
+}
+
+/** Between polls of a state that another process reaches (a replica, a cluster, a failover): never a timing assertion. */
+function pause(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+function count(statuses: number[], code: number): number {
+  return statuses.filter((s) => s === code).length;
+}
+
+/**
+ * A redis-server of this file's own (master, replica, cluster node), each in
+ * a directory of its own: a replica keeps the RDB of its full sync as
+ * dump.rdb, which any later server in the same directory would load.
+ */
+async function redisServer(port: number, extra: string[] = []): Promise<ChildProcess> {
+  const own = mkdtempSync(join(dir, `redis-${port}-`));
+  const { proc } = await start('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', own, ...extra],
+    /Ready to accept connections/);
+  return proc;
+}
+
+async function client(target: string): Promise<RedisClient> {
+  const c = createRedisClient(target, { commandTimeout: '2s' });
+  await redisReady(c, '10s');
+  return c;
+}
+
+describe.skipIf(!url)('a fleet of three gateway processes sharing one Redis', () => {
+  const run = `fleet-${process.pid}-${Date.now()}`;
+  let upstream: TestUpstream;
+  let hits = 0;
+  let gateways: Array<{ proc: ChildProcess; url: string }> = [];
+
+  beforeAll(async () => {
+    upstream = await startUpstream((req, res) => {
+      hits++;
+      res.writeHead(200, { 'content-type': 'text/plain', 'cache-control': 'public, max-age=3600' }).end(`upstream ${req.url}`);
+    });
+    const config = join(dir, 'fleet.yaml');
+    writeFileSync(config, `
+redis: { url: "${url}" }
+cache: { redis: { keyPrefix: "${run}:cache:" } }
+services:
+  backend: { upstreams: ["${upstream.url}"] }
+routes:
+  - path: /shared/*
+    service: backend
+    rateLimit: { limit: ${LIMIT}, window: 1h, key: route, store: redis, failOpen: false, id: "${run}" }
+  - path: /warm/*
+    service: backend
+    rateLimit: { limit: 1000, window: 1h, key: route, store: redis, id: "${run}-warm" }
+  - path: /local/*
+    service: backend
+    rateLimit: { limit: ${LIMIT}, window: 1h, key: route }
+  - path: /cached/*
+    service: backend
+    cache: { ttl: 1h, store: redis }
+`);
+    gateways = await Promise.all([1, 2, 3].map(() => gatewayProcess(config)));
+  }, 60_000);
+
+  afterAll(async () => {
+    await upstream?.close();
+  });
+
+  it('admits exactly the limit across the three for a limit in Redis (store: redis), each round asking all three at once', async () => {
+    // One check per instance first: its connection is up and Redis has the script (the first check loads it).
+    expect(await Promise.all(gateways.map((g) => status(g.url, '/warm/x')))).toEqual([200, 200, 200]);
+    const statuses: number[] = [];
+    for (let round = 0; round < 6; round++) statuses.push(...await Promise.all(gateways.map((g) => status(g.url, '/shared/x'))));
+    expect(statuses).toHaveLength(18);
+    expect({ admitted: count(statuses, 200), limited: count(statuses, 429) }, statuses.join(',')).toEqual({ admitted: LIMIT, limited: 18 - LIMIT });
+    // Once the limit is spent, every instance refuses.
+    expect(statuses.slice(-3)).toEqual([429, 429, 429]);
+  });
+
+  it('admits the limit on each instance for an in-memory limit: three times the limit in all', async () => {
+    const perInstance = await Promise.all(gateways.map(async (g) => {
+      const statuses = await Promise.all(Array.from({ length: LIMIT + 3 }, () => status(g.url, '/local/x')));
+      return count(statuses, 200);
+    }));
+    expect(perInstance).toEqual([LIMIT, LIMIT, LIMIT]);
+  });
+
+  it('serves a response one instance cached in Redis from the other two without asking the upstream', async () => {
+    const before = hits;
+    const [a, b, c] = gateways;
+    // Behind a Service or load balancer every instance sees the same Host (part of the cache key).
+    const headers = { host: 'api.example' };
+    const first = await request(`${a!.url}/cached/item`, { headers });
+    expect(await first.body.text()).toBe('upstream /cached/item');
+    expect(first.headers['x-cache']).toBe('MISS');
+    // The store is written once the body has gone through: wait for the entry itself.
+    const redis = new Redis(url);
+    try {
+      while ((await redis.keys(`${run}:cache:*`)).length === 0) await pause(20);
+    } finally {
+      redis.disconnect();
+    }
+    for (const g of [b!, c!]) {
+      const res = await request(`${g.url}/cached/item`, { headers });
+      expect(await res.body.text()).toBe('upstream /cached/item');
+      expect(res.headers['x-cache']).toBe('HIT');
+    }
+    expect(hits - before).toBe(1);
+  });
+
+  it('stops each instance on SIGTERM with exit status 0', async () => {
+    const codes = await Promise.all(gateways.map((g) => stop(g.proc)));
+    expect(codes).toEqual([0, 0, 0]);
+  });
+});
+
+describe.skipIf(!url)('gateways on a Sentinel-managed Redis (redis+sentinel://)', () => {
+  let upstream: TestUpstream;
+  let master: ChildProcess;
+  /** Stopped when this block ends: a sentinel left running would make any later redis-server on the old master's port a replica. */
+  const own: ChildProcess[] = [];
+  let masterPort: number;
+  let replicaPort: number;
+  let sentinelPort: number;
+  const closers: Array<() => Promise<unknown>> = [];
+
+  beforeAll(async () => {
+    upstream = await startUpstream((_req, res) => res.end('ok'));
+    masterPort = await freePort();
+    master = await redisServer(masterPort);
+    replicaPort = await freePort();
+    own.push(master, await redisServer(replicaPort, ['--replicaof', '127.0.0.1', String(masterPort)]));
+    sentinelPort = await freePort();
+    const conf = join(dir, `sentinel-${sentinelPort}.conf`);
+    // Quorum 1 (one sentinel here; three in production), quick to declare the master down.
+    writeFileSync(conf, [
+      `port ${sentinelPort}`, 'bind 127.0.0.1', `dir ${dir}`,
+      `sentinel monitor rxgate 127.0.0.1 ${masterPort} 1`,
+      'sentinel down-after-milliseconds rxgate 500',
+      'sentinel failover-timeout rxgate 5000',
+    ].join('\n') + '\n');
+    own.push((await start('redis-server', [conf, '--sentinel'], /\+monitor master rxgate/)).proc);
+  }, 30_000);
+
+  afterAll(async () => {
+    for (const close of closers) await close();
+    await upstream?.close();
+    await Promise.all(own.map(stop));
+  });
+
+  async function gateway(id: string, limit: number): Promise<{ url: string }> {
+    const gw = await startGatewayFromYaml(`
+redis: { url: "redis+sentinel://127.0.0.1:${sentinelPort}/rxgate" }
+services:
+  backend: { upstreams: ["${upstream.url}"] }
+routes:
+  - path: /*
+    service: backend
+    rateLimit: { limit: ${limit}, window: 1h, key: route, store: redis, failOpen: false, id: "${id}" }
+`);
+    closers.push(() => gw.close());
+    return gw;
+  }
+
+  it('shares a limit between two gateways, and keeps it through a failover to the replica', async () => {
+    const id = `sentinel-${process.pid}-${Date.now()}`;
+    const limit = 6;
+    const [a, b] = await Promise.all([gateway(id, limit), gateway(id, limit)]);
+    // Four of the six, from both gateways at once.
+    const first = await Promise.all([a, b, a, b].map((g) => status(g.url, '/x')));
+    expect(first).toEqual([200, 200, 200, 200]);
+
+    // The replica has the bucket as the master last wrote it before the master goes away.
+    const [fromMaster, fromReplica] = [await client(`redis://127.0.0.1:${masterPort}`), await client(`redis://127.0.0.1:${replicaPort}`)];
+    try {
+      const [key] = await fromMaster.keys(`rxgate:rl:${id}*`);
+      const value = await fromMaster.get(key!);
+      while (await fromReplica.get(key!) !== value) await pause(20);
+    } finally {
+      fromMaster.disconnect();
+      fromReplica.disconnect();
+    }
+    await stop(master);
+
+    // failOpen: false answers 503 until Sentinel has promoted the replica and both clients found it.
+    for (const g of [a, b]) {
+      let s = 503;
+      while (s === 503) {
+        s = await status(g.url, '/x');
+        if (s === 503) await pause(50);
+      }
+      expect(s).toBe(200);
+    }
+    // Six admitted in all: the promoted replica went on counting where the master stopped.
+    expect(await status(a.url, '/x')).toBe(429);
+    expect(await status(b.url, '/x')).toBe(429);
+  }, 30_000);
+});
+
+describe.skipIf(!url)('gateways on a three-master Redis Cluster (redis+cluster://)', () => {
+  let upstream: TestUpstream;
+  let seeds = '';
+  let nodes: Array<{ port: number }> = [];
+  const closers: Array<() => Promise<unknown>> = [];
+
+  beforeAll(async () => {
+    upstream = await startUpstream((req, res) => res.writeHead(200, { 'cache-control': 'public, max-age=3600' }).end(`upstream ${req.url}`));
+    nodes = await Promise.all([1, 2, 3].map(async () => {
+      const port = await freePort();
+      // The bus port is usually port + 10000, past 65535 for a high free port: name it.
+      const busPort = await freePort();
+      await redisServer(port, ['--cluster-enabled', 'yes', '--cluster-port', String(busPort), '--cluster-config-file', join(dir, `nodes-${port}.conf`), '--cluster-node-timeout', '2000']);
+      return { port };
+    }));
+    const created = spawnSync('redis-cli', ['--cluster', 'create', ...nodes.map((n) => `127.0.0.1:${n.port}`), '--cluster-yes'], { encoding: 'utf8' });
+    expect(created.status, created.stdout + created.stderr).toBe(0);
+    for (const n of nodes) {
+      const c = new Redis(n.port, '127.0.0.1');
+      try {
+        while (!(await c.cluster('INFO')).includes('cluster_state:ok')) await pause(50);
+      } finally {
+        c.disconnect();
+      }
+    }
+    seeds = nodes.slice(0, 2).map((n) => `127.0.0.1:${n.port}`).join(',');
+  }, 30_000);
+
+  afterAll(async () => {
+    for (const close of closers) await close();
+    await upstream?.close();
+  });
+
+  async function gateway(id: string): Promise<{ url: string }> {
+    const gw = await startGatewayFromYaml(`
+redis: { url: "redis+cluster://${seeds}" }
+services:
+  backend: { upstreams: ["${upstream.url}"] }
+routes:
+  - path: /limited
+    service: backend
+    rateLimit: { limit: ${LIMIT}, window: 1h, key: { header: x-client }, store: redis, failOpen: false, id: "${id}" }
+  - path: /cached/*
+    service: backend
+    cache: { ttl: 1h, store: redis }
+`);
+    closers.push(() => gw.close());
+    return gw;
+  }
+
+  it('shares per-client limits between two gateways, with the buckets spread over the masters', async () => {
+    // A fixed id in a cluster made for this run: the same slots every time.
+    const id = 'cluster-limits';
+    const [a, b] = await Promise.all([gateway(id), gateway(id)]);
+    const clients = ['alice', 'bob', 'carol', 'dave', 'erin', 'frank'];
+    const admitted = new Map(clients.map((who) => [who, 0]));
+    const ask = async (g: { url: string }, who: string): Promise<void> => {
+      if (await status(g.url, '/limited', { 'x-client': who }) === 200) admitted.set(who, admitted.get(who)! + 1);
+    };
+    // One at a time first: each gateway's first check of a bucket loads the script on the master that holds it.
+    for (const who of clients) for (const g of [a, b]) await ask(g, who);
+    // Then rounds of every client on both gateways at once, past the limit.
+    for (let round = 0; round < LIMIT; round++) await Promise.all(clients.flatMap((who) => [ask(a, who), ask(b, who)]));
+    const results = clients.map((who) => admitted.get(who));
+    expect(results).toEqual(clients.map(() => LIMIT));
+    // Each master holds some of the buckets (six keys over three slot ranges).
+    const perNode = await Promise.all(nodes.map(async (n) => {
+      const c = new Redis(n.port, '127.0.0.1');
+      try {
+        return (await c.keys(`rxgate:rl:${id}*`)).length;
+      } finally {
+        c.disconnect();
+      }
+    }));
+    expect(perNode.reduce((x, y) => x + y, 0)).toBe(clients.length);
+    expect(perNode.filter((k) => k > 0).length).toBeGreaterThanOrEqual(2);
+  });
+
+  it('serves from one gateway what the other cached in the cluster', async () => {
+    const [a, b] = await Promise.all([gateway('c1'), gateway('c2')]);
+    const path = `/cached/${process.pid}-${Date.now()}`;
+    const headers = { host: 'api.example' };
+    const first = await request(a.url + path, { headers });
+    await first.body.dump();
+    expect(first.headers['x-cache']).toBe('MISS');
+    // The store is written once the body has gone through: wait for the entry on whichever master holds it.
+    const masters = nodes.map((n) => new Redis(n.port, '127.0.0.1'));
+    try {
+      const found = async (): Promise<boolean> => (await Promise.all(masters.map((m) => m.keys(`rxgate:cache:*${path}*`)))).some((k) => k.length > 0);
+      while (!await found()) await pause(20);
+    } finally {
+      for (const m of masters) m.disconnect();
+    }
+    const second = await request(b.url + path, { headers });
+    expect(await second.body.text()).toBe(`upstream ${path}`);
+    expect(second.headers['x-cache']).toBe('HIT');
+  });
+});

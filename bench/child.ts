@@ -12,11 +12,30 @@ const STOP_GRACE_MS = 3000;
 /** Every child still running, so a SIGINT or a crash of the harness stops them. */
 const running = new Set<ChildServer>();
 
+/** What `bench/gc-probe.mjs` reports for the span between two SIGUSR2s. */
+export interface GcStats {
+  seq: number;
+  scavenges: number;
+  markCompacts: number;
+  incremental: number;
+  /** Sum of every collection's duration, ms. */
+  pauseMs: number;
+  maxPauseMs: number;
+  maxMarkCompactMs: number;
+  heapUsed: number;
+  rss: number;
+}
+
+const GC_LINE = /^BENCH_GC (\{.*\})$/;
+
 export class ChildServer {
   readonly process: ChildProcess;
   private tail = '';
   private exitInfo: string | null = null;
   private readonly exited: Promise<void>;
+  /** A partial line of stderr, until its newline arrives. */
+  private partial = '';
+  private gc: GcStats | null = null;
 
   constructor(
     readonly name: string,
@@ -35,7 +54,10 @@ export class ChildServer {
       this.tail = (this.tail + chunk.toString('utf8')).slice(-this.tailBytes);
     };
     this.process.stdout?.on('data', keep);
-    this.process.stderr?.on('data', keep);
+    this.process.stderr?.on('data', (chunk: Buffer) => {
+      keep(chunk);
+      this.scanGc(chunk.toString('utf8'));
+    });
     this.exited = new Promise((resolve) => {
       this.process.once('error', (error) => {
         this.exitInfo = `spawn error: ${error.message}`;
@@ -57,6 +79,36 @@ export class ChildServer {
   /** Null while running; else how it ended. */
   get exit(): string | null {
     return this.exitInfo;
+  }
+
+  private scanGc(text: string): void {
+    const lines = (this.partial + text).split('\n');
+    this.partial = lines.pop() ?? '';
+    for (const line of lines) {
+      const m = GC_LINE.exec(line);
+      if (m?.[1]) this.gc = JSON.parse(m[1]) as GcStats;
+    }
+  }
+
+  /**
+   * Asks the child's GC probe (SIGUSR2) for the collections since the last
+   * ask and waits for its line; null when the child has no probe or does not
+   * answer within a second.
+   */
+  async gcSince(): Promise<GcStats | null> {
+    const pid = this.process.pid;
+    if (pid === undefined || this.exitInfo !== null) return null;
+    const before = this.gc?.seq ?? 0;
+    try {
+      process.kill(pid, 'SIGUSR2');
+    } catch {
+      return null;
+    }
+    for (let waited = 0; waited < 1000; waited += 10) {
+      if ((this.gc?.seq ?? 0) > before) return this.gc;
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    return null;
   }
 
   /** The last lines the child wrote to stdout/stderr. */

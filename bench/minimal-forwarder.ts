@@ -27,8 +27,14 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
   controller: Dispatcher.DispatchController | null = null;
   /** The client went away (uWS onAborted): `res` must not be touched again. */
   clientGone = false;
-  private headSent = false;
   private finished = false;
+  /** The response head, until it is written with the first chunk. */
+  private status = '';
+  private headers: Record<string, string | string[] | undefined> | null = null;
+  /** The chunk being written by a cork callback. */
+  private chunk: Buffer | null = null;
+  /** Waiting for onWritable: undici's parser is paused. */
+  private paused = false;
   /** Content-length of the upstream response, or -1 for a chunked response. */
   private total = -1;
   private pending: Buffer | null = null;
@@ -50,49 +56,64 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
     if (this.clientGone) return;
     const length = headers['content-length'];
     this.total = typeof length === 'string' ? Number(length) : -1;
+    // Kept, not written: the head goes out with the first body chunk (or the
+    // end) in one corked send, one syscall for a small response.
+    this.status = statusCode === 200 ? '200 OK' : `${statusCode} ${statusMessage || STATUS_CODES[statusCode] || ''}`;
+    this.headers = headers;
+  }
+
+  /** Inside a cork: the status line and headers undici parsed, as they are (no object rebuilt). */
+  private writeHead(): void {
+    const headers = this.headers;
+    if (headers === null) return;
+    this.headers = null;
     const res = this.res;
-    res.cork(() => {
-      res.writeStatus(`${statusCode} ${statusMessage || STATUS_CODES[statusCode] || ''}`);
-      for (const name in headers) {
-        if (RESPONSE_SKIP.has(name)) continue;
-        const value = headers[name];
-        if (value === undefined) continue;
-        if (Array.isArray(value)) for (const v of value) res.writeHeader(name, v);
-        else res.writeHeader(name, value);
-      }
-    });
-    this.headSent = true;
+    res.writeStatus(this.status);
+    for (const name in headers) {
+      if (RESPONSE_SKIP.has(name)) continue;
+      const value = headers[name];
+      if (value === undefined) continue;
+      if (Array.isArray(value)) for (const v of value) res.writeHeader(name, v);
+      else res.writeHeader(name, value);
+    }
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
     if (this.clientGone || this.finished) return;
-    const res = this.res;
-    if (this.total < 0) {
-      let ok = true;
-      res.cork(() => {
-        ok = res.write(chunk);
-      });
-      if (!ok) {
-        controller.pause();
-        res.onWritable(() => {
-          controller.resume();
-          return true;
-        });
-      }
-      return;
-    }
-    res.cork(() => {
-      const offset = res.getWriteOffset();
-      const [ok, done] = res.tryEnd(chunk, this.total);
-      if (done) this.finished = true;
-      else if (!ok) {
-        this.pending = chunk;
-        this.pendingOffset = offset;
-        controller.pause();
-        res.onWritable(this.retry);
-      }
-    });
+    this.chunk = chunk;
+    this.res.cork(this.total < 0 ? this.writeChunked : this.writeSized);
+    this.chunk = null;
+    if (this.paused) controller.pause();
   }
+
+  /** Cork callbacks made once per exchange, not per chunk. */
+  private readonly writeChunked = (): void => {
+    this.writeHead();
+    if (!this.res.write(this.chunk!)) {
+      this.paused = true;
+      this.res.onWritable(this.drained);
+    }
+  };
+
+  private readonly writeSized = (): void => {
+    this.writeHead();
+    const res = this.res;
+    const offset = res.getWriteOffset();
+    const [ok, done] = res.tryEnd(this.chunk!, this.total);
+    if (done) this.finished = true;
+    else if (!ok) {
+      this.pending = this.chunk;
+      this.pendingOffset = offset;
+      this.paused = true;
+      res.onWritable(this.retry);
+    }
+  };
+
+  private readonly drained = (): boolean => {
+    this.paused = false;
+    this.controller?.resume();
+    return true;
+  };
 
   /** uWS calls this when the socket drains: resend what tryEnd could not take. */
   private readonly retry = (offset: number): boolean => {
@@ -104,6 +125,7 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
       this.pending = null;
     } else if (ok) {
       this.pending = null;
+      this.paused = false;
       this.controller?.resume();
     }
     return ok;
@@ -114,6 +136,7 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
     this.finished = true;
     const res = this.res;
     res.cork(() => {
+      this.writeHead();
       if (this.total < 0) res.end();
       // HEAD (or an upstream that sent fewer bytes than announced): no body.
       else res.endWithoutBody(this.head ? this.total : 0);
@@ -124,8 +147,8 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
     if (this.clientGone || this.finished) return;
     this.finished = true;
     const res = this.res;
-    if (this.headSent) {
-      res.close();
+    if (this.headers === null && this.status !== '') {
+      res.close(); // the head is out: only closing tells the client
       return;
     }
     res.cork(() => {

@@ -1,5 +1,7 @@
 /** Medians across rounds, the markdown table, machine info. */
 import { cpus, availableParallelism, loadavg, release, totalmem, platform, arch } from 'node:os';
+import type { GcStats } from './child.ts';
+import { gcTable, goals } from './goals.ts';
 import type { LoadResult } from './load.ts';
 
 export interface RoundSample extends LoadResult {
@@ -8,6 +10,8 @@ export interface RoundSample extends LoadResult {
   targetCpu: number | null;
   /** CPU used by the upstream process during the round, % of one core. */
   upstreamCpu: number | null;
+  /** Collections in the target's main thread during the round (Node targets only). */
+  gc?: GcStats | null;
 }
 
 export type TargetStatus = 'ok' | 'skipped' | 'failed to start' | 'not supported' | 'failed';
@@ -169,6 +173,9 @@ export function markdown(report: RunReport): string {
       'CPU columns: CPU time of the target process tree and of the upstream during a round, in % of one core (median); ' +
       'CPU µs/req is the target\'s CPU time per response (median over rounds), and its ratio to the minimal forwarder\'s.',
   );
+  const gc = gcTable(report.targets);
+  if (gc.length > 0) lines.push('', ...gc);
+  if (!s.quick) lines.push('', ...goals(report.targets, summaries));
   if (s.quick) lines.push('', '**Quick run** (`--quick`): a smoke test of the harness, not a measurement.');
   lines.push('', '**Targets**', '');
   for (const t of report.targets) {

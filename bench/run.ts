@@ -50,6 +50,8 @@ interface Entry {
   outcome: TargetOutcome;
   origin: string;
   child: ChildServer | null;
+  /** The child runs bench/gc-probe.mjs (Node targets), so SIGUSR2 is safe and answered. */
+  gcProbe: boolean;
 }
 
 const CACHE_HEADERS = ['x-cache', 'cache-status', 'x-cache-status', 'age'];
@@ -66,7 +68,7 @@ async function startTarget(
   if (launch.kind === 'skip') {
     outcome.status = 'skipped';
     outcome.note = launch.reason;
-    return { target, outcome, origin: '', child: null };
+    return { target, outcome, origin: '', child: null, gcProbe: false };
   }
   const direct = launch.kind === 'direct';
   const origin = direct ? base.upstreamOrigin : `http://127.0.0.1:${port}`;
@@ -102,9 +104,9 @@ async function startTarget(
     outcome.note = error instanceof Error ? error.message : String(error);
     if (output) outcome.output = output;
     await child?.stop();
-    return { target, outcome, origin, child: null };
+    return { target, outcome, origin, child: null, gcProbe: false };
   }
-  return { target, outcome, origin, child };
+  return { target, outcome, origin, child, gcProbe: launch.kind === 'spawn' && launch.gcProbe === true };
 }
 
 async function measure(
@@ -115,6 +117,8 @@ async function measure(
   round: number,
 ): Promise<RoundSample | null> {
   const targetPid = entry.child?.pid;
+  const probed = entry.gcProbe && entry.child !== null;
+  if (probed) await entry.child!.gcSince(); // start counting from here
   const cpu0 = cpuSeconds(targetPid);
   const up0 = cpuSeconds(upstream.pid);
   const t0 = performance.now();
@@ -122,6 +126,7 @@ async function measure(
   const wall = (performance.now() - t0) / 1000;
   const cpu1 = cpuSeconds(targetPid);
   const up1 = cpuSeconds(upstream.pid);
+  const gc = probed ? await entry.child!.gcSince() : null;
   if (entry.child && entry.child.exit !== null) {
     entry.outcome.status = 'failed';
     entry.outcome.note = `exited during the load (${entry.child.exit})`;
@@ -133,6 +138,7 @@ async function measure(
     round,
     targetCpu: cpu0 !== null && cpu1 !== null ? ((cpu1 - cpu0) / wall) * 100 : null,
     upstreamCpu: up0 !== null && up1 !== null ? ((up1 - up0) / wall) * 100 : null,
+    gc,
   };
 }
 
@@ -205,7 +211,8 @@ async function bench(cli: Cli, scratchDir: string): Promise<number> {
       entry.outcome.samples.push(sample);
       log(
         `  round ${round}/${cli.rounds} ${entry.target.name.padEnd(9)} ${Math.round(sample.rps).toString().padStart(7)} req/s` +
-          `  p50 ${sample.p50Ms.toFixed(2)} ms  p99 ${sample.p99Ms.toFixed(2)} ms  errors ${sample.socketErrors}/${sample.non2xx}`,
+          `  p50 ${sample.p50Ms.toFixed(2)} ms  p99 ${sample.p99Ms.toFixed(2)} ms  errors ${sample.socketErrors}/${sample.non2xx}` +
+          (sample.gc ? `  gc ${sample.gc.scavenges} scav, ${sample.gc.markCompacts} MC (longest ${sample.gc.maxMarkCompactMs.toFixed(1)} ms), longest pause ${sample.gc.maxPauseMs.toFixed(1)} ms` : ''),
       );
     }
   }

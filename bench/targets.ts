@@ -24,7 +24,7 @@ export interface TargetContext {
 /** How to start a target: an argv, or why it is not run. */
 export type Launch =
   | { kind: 'direct' }
-  | { kind: 'spawn'; command: string; args: string[]; env?: Record<string, string> }
+  | { kind: 'spawn'; command: string; args: string[]; env?: Record<string, string>; gcProbe?: boolean }
   | { kind: 'skip'; reason: string };
 
 export interface Target {
@@ -45,12 +45,15 @@ export interface Target {
 }
 
 const LOADER = join(dirname(fileURLToPath(import.meta.url)), '..', 'bin', 'loader', 'register.mjs');
+/** Preloaded into every Node target: GC counts on SIGUSR2 (see gc-probe.mjs). */
+const GC_PROBE = join(dirname(fileURLToPath(import.meta.url)), 'gc-probe.mjs');
 
 /** A TypeScript file run with rxgate's own loader (the same one the CLI uses). */
 const typescript = (file: string, args: string[]): Launch => ({
   kind: 'spawn',
   command: process.execPath,
-  args: ['--import', LOADER, file, ...args],
+  args: ['--import', GC_PROBE, '--import', LOADER, file, ...args],
+  gcProbe: true,
 });
 
 /** `node bin/rxgate.mjs`, the CLI users run, with a config. */
@@ -58,7 +61,7 @@ function rxgate(ctx: TargetContext, config: string, extra: string[] = []): Launc
   const args = ['--config', join(ctx.repoRoot, 'bench', 'configs', config), '--port', String(ctx.port), ...extra];
   const env = { BENCH_UPSTREAM: ctx.upstreamOrigin, BENCH_JWT_SECRET: ctx.jwtSecret, NODE_ENV: 'production' };
   const bin = join(ctx.repoRoot, 'bin', 'rxgate.mjs');
-  if (existsSync(bin)) return { kind: 'spawn', command: process.execPath, args: [bin, ...args], env };
+  if (existsSync(bin)) return { kind: 'spawn', command: process.execPath, args: ['--import', GC_PROBE, bin, ...args], env, gcProbe: true };
   // Reported as "failed to start", like any other start failure.
   return { kind: 'spawn', command: process.execPath, args: ['-e', 'console.error("rxgate entry not found: pipeline.ts or bin/rxgate.mjs"); process.exit(1)'] };
 }
@@ -75,6 +78,13 @@ export const TARGETS: readonly Target[] = [
     label: 'rxgate, bare forward route (`bench/configs/bare.yaml`)',
     fixedUrl: false,
     launch: (ctx) => rxgate(ctx, 'bare.yaml'),
+  },
+  {
+    name: 'policies',
+    label: 'rxgate, the policies without the cache (`bench/configs/policies.yaml`: auth, rate limit, breaker, retry, timeouts)',
+    fixedUrl: false,
+    checks: ['auth'],
+    launch: (ctx) => rxgate(ctx, 'policies.yaml'),
   },
   {
     name: 'full',

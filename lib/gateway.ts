@@ -52,7 +52,7 @@ export class Gateway {
     this.edge = new Edge({
       logger: this.logger,
       dispatch: (req) => this.dispatch(req),
-      onAnswer: (req, status, error) => answers.answered(req.locals.route ?? 'none', status, req.receivedAt, error),
+      onAnswer: (req, status, error) => answers.answered(req.locals.route ?? 'none', status, req.receivedAt, error, req.locals.cache),
       onClientAbort: () => metrics.clientAborts.inc(),
       onBroken: () => metrics.brokenResponses.inc(),
       endpoints: {

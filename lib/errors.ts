@@ -22,7 +22,11 @@ export type ErrorCode =
   | 'NO_HEALTHY_UPSTREAM'
   | 'CIRCUIT_OPEN'
   | 'GATEWAY_TIMEOUT'
-  | 'CLIENT_ABORTED';
+  | 'CLIENT_ABORTED'
+  | 'REQUEST_TIMEOUT'
+  | 'URI_TOO_LONG'
+  | 'HEADERS_TOO_LARGE'
+  | 'TOO_MANY_IN_FLIGHT';
 
 export interface GatewayErrorOptions {
   cause?: unknown;
@@ -149,6 +153,30 @@ export class GatewayTimeoutError extends GatewayError {
   readonly status = 504;
   readonly code = 'GATEWAY_TIMEOUT';
   override readonly retryable = true;
+}
+
+/** The client stopped sending its request body (`limits.bodyIdleTimeout`); the connection is closed. */
+export class RequestTimeoutError extends GatewayError {
+  readonly status = 408;
+  readonly code = 'REQUEST_TIMEOUT';
+}
+
+/** The request target is longer than `limits.maxUrlLength`. */
+export class UriTooLongError extends GatewayError {
+  readonly status = 414;
+  readonly code = 'URI_TOO_LONG';
+}
+
+/** The request head is over `limits.maxHeaderBytes` or has more than `limits.maxHeaders` fields. */
+export class HeadersTooLargeError extends GatewayError {
+  readonly status = 431;
+  readonly code = 'HEADERS_TOO_LARGE';
+}
+
+/** The client already has `limits.maxRequestsPerClient` requests in flight. */
+export class TooManyInFlightError extends GatewayError {
+  readonly status = 429;
+  readonly code = 'TOO_MANY_IN_FLIGHT';
 }
 
 /** The client went away. Never written to anyone; it only tears the pipeline down. */

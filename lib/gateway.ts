@@ -1,6 +1,7 @@
 import { of, type Observable } from 'rxjs';
 import { BufferedBody } from './body.ts';
 import { Edge } from './server/edge.ts';
+import { EdgeLimits, type LimitsOptions } from './server/limits.ts';
 import { RouteTable, type GatewayRoute } from './router/table.ts';
 import { createLogger, type Logger } from './observe/log.ts';
 import { GatewayMetrics } from './observe/metrics.ts';
@@ -32,6 +33,8 @@ export interface GatewayOptions {
   beforeListen?: () => Promise<void>;
   /** The health view's content. @default a report over `services` */
   health?: () => HealthReport;
+  /** Head, target, body-idle and per-client limits (`limits:`; trustedProxies for the client address). @default limitsDefaults */
+  limits?: LimitsOptions;
 }
 
 /** A running gateway: the uWS edge, the route table, metrics and logs. */
@@ -52,7 +55,8 @@ export class Gateway {
     this.edge = new Edge({
       logger: this.logger,
       dispatch: (req) => this.dispatch(req),
-      onAnswer: (req, status, error) => answers.answered(req.locals.route ?? 'none', status, req.receivedAt, error, req.locals.cache),
+      limits: new EdgeLimits(options.limits),
+      onAnswer: (req, status, error) => answers.answered(req.locals.route ?? 'none', status, req.receivedAt, error),
       onClientAbort: () => metrics.clientAborts.inc(),
       onBroken: () => metrics.brokenResponses.inc(),
       endpoints: {

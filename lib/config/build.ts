@@ -23,6 +23,7 @@ import { HealthSources } from '../upstream/health-sources.ts';
 import { defined } from './defined.ts';
 import { pipelineFor } from './pipeline.ts';
 import type { GatewayConfig, RouteConfig, ServiceConfig } from './schema.ts';
+import { limitsFromConfig } from '../server/limits.ts';
 
 /** What a pipeline factory gets for one route of a YAML config. */
 export interface RouteContext extends StageContext {
@@ -93,6 +94,7 @@ export function buildGateway(config: GatewayConfig, pipeline: PipelineFactory | 
   return new Gateway({
     host: options.host ?? config.listen?.host ?? '0.0.0.0',
     port: options.port ?? config.listen?.port ?? 8080,
+    limits: limitsFromConfig(config.limits, config.trustedProxies),
     routes, logger, metrics,
     beforeListen: () => resources.ready(),
     health: () => health.report(),

@@ -10,6 +10,7 @@ import '../upstream/balancers.ts';
 import { duration, httpUrl, method, status } from './common.ts';
 import { checkPerInstance, checkPipeline, checkRouteStages, storeOf } from './checks.ts';
 import { websocketOptions } from '../server/websocket-options.ts';
+import { limitsSchema } from '../server/limits-schema.ts';
 
 /**
  * The YAML config's shape, validated once at start. The fixed part is here;
@@ -134,6 +135,8 @@ const topLevel = {
   trustedProxies: trustedProxiesOption.optional(),
   /** allow/deny CIDRs for every route; a route's `ipFilter` keys replace these. */
   ipFilter: ipFilterOptions.optional(),
+  /** Edge limits: head bytes and lines (431), target length (414), body idle (408), requests per client (429). */
+  limits: limitsSchema.optional(),
 };
 
 /** Stage options by YAML key; what each registered stage adds to a route or service. */

@@ -9,7 +9,7 @@ export interface NormalizedPath {
   encodedSlash?: true;
 }
 
-const NEEDS_WORK = /%|\/\/|\/\.|\\/;
+const NEEDS_WORK = /%|\/\/|\/\.|\\|#/;
 const ENCODED_SLASH = /%2f|%5c|\\/i;
 
 /**
@@ -19,9 +19,13 @@ const ENCODED_SLASH = /%2f|%5c|\\/i;
  * an encoded slash (`%2F`) stays inside its segment. Invalid percent-encoding
  * is a 400. A path with an encoded slash or backslash is marked
  * (`encodedSlash`): the route table refuses it unless the route keeps them.
+ * A raw `#` is a 400: a request target has no fragment (RFC 9112 §3.2), uWS
+ * hands it over as part of the path, and an upstream that cuts the path at
+ * it would see another path than the one routed (Envoy refuses it too).
  */
 export function normalizePath(path: string): NormalizedPath {
   if (!NEEDS_WORK.test(path)) return { match: path, forward: path };
+  if (path.includes('#')) throw new BadRequestError('a fragment (#) in the request target');
   const raws = path.split('/');
   const outRaw: string[] = [];
   const outDec: string[] = [];

@@ -6,6 +6,7 @@ import { BadRequestError, toGatewayError, type GatewayError } from '../errors.ts
 import { NON_ASCII } from '../headers.ts';
 import { normalizePath } from '../router/normalize.ts';
 import { readHead } from './head-rules.ts';
+import { admit, type EdgeLimits } from './limits.ts';
 import type { Logger } from '../observe/log.ts';
 import type { GatewayRequest, GatewayResponse } from '../types.ts';
 import { Exchange } from './connection.ts';
@@ -25,6 +26,8 @@ export interface EdgeHooks {
   /** Extra GET endpoints (`/__rxgate/health`, `/__rxgate/metrics`). */
   endpoints?: Record<string, () => Promise<{ contentType: string; body: string }> | { contentType: string; body: string }>;
   logger: Logger;
+  /** Head, target, body-idle and per-client limits (`limits:`, lib/server/limits.ts); none when absent. */
+  limits?: EdgeLimits;
 }
 
 /**
@@ -123,7 +126,7 @@ export class Edge {
     }
     if (hasBody) req.body = exchange.readBody(cl === undefined ? null : Number(cl));
     if (badPath !== null) exchange.reject(toGatewayError(badPath));
-    else exchange.respond(this.hooks.dispatch(req));
+    else exchange.respond(admit(this.hooks, req, exchange));
   }
 }
 

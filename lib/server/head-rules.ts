@@ -29,8 +29,13 @@ const DECIMAL = /^[0-9]+$/;
 /** The headers `collectHeader` adds to: `forEach` takes a callback, and a shared one allocates no closure per request. */
 let collecting: Record<string, string> = {};
 let flags = 0;
+/** Header lines and their bytes (`name: value\r\n`) in the last head read: for `limits.maxHeaders` and `maxHeaderBytes`. */
+let fieldCount = 0;
+let fieldBytes = 0;
 
 function collectHeader(name: string, value: string): void {
+  fieldCount++;
+  fieldBytes += name.length + value.length + 4;
   if (CONTROL.test(value)) flags |= CONTROL_IN_VALUE;
   const prev = collecting[name];
   if (prev === undefined) {
@@ -50,8 +55,24 @@ function collectHeader(name: string, value: string): void {
 export function readHead(req: HttpRequest, headers: Record<string, string>): string | null {
   collecting = headers;
   flags = 0;
+  fieldCount = 0;
+  fieldBytes = 0;
   req.forEach(collectHeader);
   return headViolation(headers, flags);
+}
+
+/**
+ * How many header lines the last `readHead` saw, and their bytes as
+ * `name: value\r\n` (repeated headers counted line by line). Read in the same
+ * uWS handler call, before another head is read.
+ */
+export function lastHeadFields(): number {
+  return fieldCount;
+}
+
+/** See `lastHeadFields`. */
+export function lastHeadFieldBytes(): number {
+  return fieldBytes;
 }
 
 /** The rules on headers already collected (exported for unit tests). */

@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import type * as Uws from 'uWebSockets.js';
+import { uwsHeadersSize } from './limits.ts';
 
 export type UwsModule = typeof Uws;
 
@@ -106,6 +107,8 @@ export function loadUws(): UwsModule {
   const path = resolveCandidate(choice.id)!;
   let module: UwsModule;
   try {
+    // Read once, when the binary loads (20.69 reads it; 20.30's head buffer is a fixed 4 KiB): limits.maxHeaderBytes.
+    process.env.UWS_HTTP_MAX_HEADERS_SIZE ??= String(uwsHeadersSize());
     module = require(path) as UwsModule;
   } catch (err) {
     throw new Error(refusal(host, `${choice.id} did not load: ${(err as Error).message}`), { cause: err });

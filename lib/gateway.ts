@@ -56,7 +56,7 @@ export class Gateway {
       logger: this.logger,
       dispatch: (req) => this.dispatch(req),
       limits: new EdgeLimits(options.limits),
-      onAnswer: (req, status, error) => answers.answered(req.locals.route ?? 'none', status, req.receivedAt, error),
+      onAnswer: (req, status, error) => answers.answered(req.locals.route ?? 'none', status, req.receivedAt, error, req.locals.cache),
       onClientAbort: () => metrics.clientAborts.inc(),
       onBroken: () => metrics.brokenResponses.inc(),
       endpoints: {

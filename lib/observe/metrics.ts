@@ -1,6 +1,6 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Service } from '../upstream/service.ts';
-import { DURATION_BUCKETS, type RouteStats } from './request-metrics.ts';
+import { CACHE_RESULTS, DURATION_BUCKETS, type RouteStats } from './request-metrics.ts';
 import { histogramSamples, registerScraped } from './scraped.ts';
 import { UpstreamMetrics } from './upstream-metrics.ts';
 
@@ -135,6 +135,14 @@ export class GatewayMetrics {
       name: 'rxgate_request_duration_seconds', help: 'Time to the response head, by route', type: 'histogram',
       collect: (out) => {
         for (const s of this.routeStats.values()) histogramSamples(out, 'rxgate_request_duration_seconds', { route: s.route }, DURATION_BUCKETS, s.buckets, s.sum);
+      },
+    });
+    registerScraped(registry, {
+      name: 'rxgate_cache_requests_total', help: 'Answers of cached routes by the cache\'s verdict (hit, miss, stale, bypass), by route', type: 'counter',
+      collect: (out) => {
+        for (const s of this.routeStats.values()) {
+          for (let i = 0; i < CACHE_RESULTS.length; i++) if (s.cache[i]! > 0) out.push({ labels: { route: s.route, result: CACHE_RESULTS[i]! }, value: s.cache[i]! });
+        }
       },
     });
     registerScraped(registry, {

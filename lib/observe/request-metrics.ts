@@ -7,6 +7,9 @@ import { bucketOf } from './scraped.ts';
 /** `rxgate_request_duration_seconds` buckets, in seconds. */
 export const DURATION_BUCKETS: readonly number[] = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
+/** `rxgate_cache_requests_total`'s `result` values, by index. */
+export const CACHE_RESULTS = ['hit', 'miss', 'stale', 'bypass'] as const;
+
 /**
  * One route's counts as plain numbers: answers by status class, time to
  * the head in buckets, and the admin page's per-second series. The
@@ -20,6 +23,8 @@ export class RouteStats {
   /** Sum of durations, seconds. */
   sum = 0;
   readonly series = new RouteSeries(DURATION_BUCKETS);
+  /** Answers by the cache's verdict, in CACHE_RESULTS order. */
+  readonly cache = new Float64Array(CACHE_RESULTS.length);
 
   constructor(readonly route: string) {}
 }
@@ -40,7 +45,8 @@ export class RequestMetrics {
     this.errors = metrics.errorCounts;
   }
 
-  answered(route: string, status: number, receivedAt: number, error: GatewayError | null): void {
+  /** One answer: its route, status, when it came in (`performance.now()`), its error, and the cache's verdict if any. */
+  answered(route: string, status: number, receivedAt: number, error: GatewayError | null, cache?: 'HIT' | 'MISS' | 'STALE' | 'BYPASS'): void {
     let stats = this.last;
     if (stats === null || stats.route !== route) {
       stats = this.routes.get(route) ?? null;
@@ -59,5 +65,6 @@ export class RequestMetrics {
     stats.sum += seconds;
     stats.series.record(now, bucket, cls === 5);
     if (error !== null) this.errors.set(error.code, (this.errors.get(error.code) ?? 0) + 1);
+    if (cache !== undefined) stats.cache[cache === 'HIT' ? 0 : cache === 'MISS' ? 1 : cache === 'STALE' ? 2 : 3]!++;
   }
 }

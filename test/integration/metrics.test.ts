@@ -1,0 +1,47 @@
+import { request } from 'undici';
+import { afterEach, describe, expect, it } from 'vitest';
+import { startGatewayFromYaml, startUpstream } from '../support/servers.ts';
+
+/** The metrics a YAML gateway keeps as plain numbers, as Prometheus reads them. */
+
+const cleanups: Array<() => Promise<void> | void> = [];
+afterEach(async () => {
+  while (cleanups.length > 0) await cleanups.pop()!();
+});
+
+async function get(url: string): Promise<number> {
+  const res = await request(url);
+  await res.body.text();
+  return res.statusCode;
+}
+
+describe('gateway metrics', () => {
+  it('counts the cache\'s verdicts, upstream latency by instance, failures and requests in flight', async () => {
+    const up = await startUpstream((req, res) => {
+      req.resume();
+      res.setHeader('cache-control', 'max-age=60');
+      res.end('ok');
+    });
+    cleanups.push(() => up.close());
+    // Port 1 refuses: the first attempt there fails, retry goes to the live one.
+    const gw = await startGatewayFromYaml(`
+services:
+  api: { upstreams: ["http://127.0.0.1:1", "${up.url}"], balancer: round-robin, timeout: 2s }
+routes:
+  - { name: cached, path: /cached/*, service: api, cache: { ttl: 60s }, retry: { attempts: 3, base: 1ms } }
+`);
+    cleanups.push(() => gw.close());
+    expect(await get(`${gw.url}/cached/a`)).toBe(200);
+    expect(await get(`${gw.url}/cached/a`)).toBe(200);
+    expect(await get(`${gw.url}/cached/b`)).toBe(200);
+
+    const text = await gw.metrics.registry.metrics();
+    expect(text).toContain('rxgate_cache_requests_total{route="cached",result="miss"} 2\n');
+    expect(text).toContain('rxgate_cache_requests_total{route="cached",result="hit"} 1\n');
+    expect(text).toContain('rxgate_requests_total{route="cached",status="2xx"} 3\n');
+    expect(text).toContain(`rxgate_upstream_duration_seconds_count{service="api",instance="${up.url}"} 2\n`);
+    expect(text).toMatch(/^rxgate_upstream_failures_total\{service="api",instance="http:\/\/127\.0\.0\.1:1"\} [1-9]\d*$/m);
+    expect(text).toContain(`rxgate_upstream_failures_total{service="api",instance="${up.url}"} 0\n`);
+    expect(text).toContain(`rxgate_upstream_in_flight{service="api",instance="${up.url}"} 0\n`);
+  });
+});

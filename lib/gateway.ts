@@ -1,11 +1,12 @@
 import { of, type Observable } from 'rxjs';
 import { BufferedBody } from './body.ts';
-import { Edge } from './server/edge.ts';
+import { Edge, type EdgeHooks } from './server/edge.ts';
 import { EdgeLimits, type LimitsOptions } from './server/limits.ts';
 import { RouteTable, type GatewayRoute } from './router/table.ts';
 import { createLogger, type Logger } from './observe/log.ts';
 import { GatewayMetrics } from './observe/metrics.ts';
 import { RequestMetrics } from './observe/request-metrics.ts';
+import type { RequestObservers } from './observe/request-log.ts';
 import type { GatewayRequest, GatewayResponse } from './types.ts';
 import { healthReport, type HealthReport } from './upstream/health-view.ts';
 import type { Service } from './upstream/service.ts';
@@ -35,6 +36,8 @@ export interface GatewayOptions {
   health?: () => HealthReport;
   /** Head, target, body-idle and per-client limits (`limits:`; trustedProxies for the client address). @default limitsDefaults */
   limits?: LimitsOptions;
+  /** Per-request hooks for the access log and tracing (`requestObservers`). @default none */
+  observers?: RequestObservers;
 }
 
 /** A running gateway: the uWS edge, the route table, metrics and logs. */
@@ -44,6 +47,9 @@ export class Gateway {
   /** The routes served now; `replaceRoutes` swaps in a new table whole. */
   private table: RouteTable;
   private readonly edge: Edge;
+  /** The access log's and tracing's hooks: `onRequest` here, `onFinish` on the edge's hooks. */
+  private onRequest: RequestObservers['onRequest'];
+  private readonly hooks: EdgeHooks;
   port = 0;
 
   constructor(private readonly options: GatewayOptions) {
@@ -52,7 +58,7 @@ export class Gateway {
     this.table = new RouteTable(options.routes);
     const metrics = this.metrics;
     const answers = new RequestMetrics(metrics);
-    this.edge = new Edge({
+    this.hooks = {
       logger: this.logger,
       dispatch: (req) => this.dispatch(req),
       limits: new EdgeLimits(options.limits),
@@ -63,11 +69,21 @@ export class Gateway {
         [LIVE_PATH]: () => ({ contentType: 'application/json', body: '{"status":"ok"}' }),
         '/__rxgate/metrics': async () => ({ contentType: metrics.registry.contentType, body: await metrics.registry.metrics() }),
       },
-    });
+    };
+    this.observe(options.observers ?? {});
+    this.edge = new Edge(this.hooks);
+  }
+
+  /** Uses these access-log and tracing hooks from the next request on (a reload's config may change them). */
+  observe(observers: RequestObservers): void {
+    this.onRequest = observers.onRequest;
+    if (observers.onFinish !== undefined) this.hooks.onFinish = observers.onFinish;
+    else delete this.hooks.onFinish;
   }
 
   /** Routes one request and runs its route's pipeline. */
   dispatch(req: GatewayRequest): Observable<GatewayResponse> {
+    this.onRequest?.(req);
     // The health view answers 503 too, which the edge's plain endpoints cannot.
     if (req.path === HEALTH_PATH) return this.healthView();
     return this.table.dispatch(req);

@@ -101,6 +101,18 @@ export interface RequestLocals {
   responseHeaders?: string[];
   /** The matched route's name (set by the gateway). */
   route?: string;
+  // What the access log and traces read (lib/observe/access-log.ts):
+  /** The cache's verdict, as its `x-cache` header says (set by cache). */
+  cache?: 'HIT' | 'MISS' | 'STALE' | 'BYPASS';
+  /** The circuit breaker's: let through, let through as a half-open probe, or refused (set by circuitBreaker). */
+  breaker?: 'pass' | 'probe' | 'reject';
+  /** The service and instance (origin) the latest attempt went to (set by forward when the access log or tracing is on). */
+  service?: string;
+  instance?: string;
+  /** Attempts sent upstream so far, retries and hedges included (set by forward, as above). */
+  attempts?: number;
+  /** `performance.now()` when the latest attempt was handed to the upstream pool (set by forward, as above). */
+  upstreamAt?: number;
 }
 
 export interface GatewayResponse {

@@ -4,6 +4,9 @@ import { GatewayEvents } from '../observe/events.ts';
 import { createLogger, type Logger } from '../observe/log.ts';
 import { GatewayMetrics } from '../observe/metrics.ts';
 import { observe } from '../observe/wire.ts';
+import { observersFor } from '../observe/request-log.ts';
+import { Tracing } from '../observe/tracing.ts';
+import type { TracerProvider } from '@opentelemetry/api';
 import { Resources } from '../resources/registry.ts';
 import { systemRuntime, type Runtime } from '../runtime.ts';
 import { BUILTIN_STAGES } from '../stages/builtin.ts';
@@ -53,6 +56,11 @@ export interface BuildOptions {
   runtime?: Runtime;
   /** A registry to take shared objects from (a rebuild reuses its predecessor's). @default a new one */
   resources?: Resources;
+  /**
+   * The OpenTelemetry tracer provider for request and attempt spans; null:
+   * none (`traceparent` is still propagated). @default the one registered with `@opentelemetry/api`, if any
+   */
+  tracerProvider?: TracerProvider | null;
 }
 
 /** The built-in stages plus `extra`, by name. */
@@ -73,6 +81,7 @@ export function buildGateway(config: GatewayConfig, pipeline: PipelineFactory | 
   const stages = stageRegistry(options.stages);
   const events = new GatewayEvents();
   observe(events, metrics, logger);
+  const tracing = new Tracing(options.tracerProvider);
   const build = pipeline ?? stagePipeline;
   const health = new HealthSources(events);
 
@@ -96,6 +105,7 @@ export function buildGateway(config: GatewayConfig, pipeline: PipelineFactory | 
     port: options.port ?? config.listen?.port ?? 8080,
     limits: limitsFromConfig(config.limits, config.trustedProxies),
     routes, logger, metrics,
+    observers: observersFor(config, logger, tracing),
     beforeListen: () => resources.ready(),
     health: () => health.report(),
     onClose: () => resources.close(),

@@ -10,6 +10,7 @@ import '../upstream/balancers.ts';
 import { duration, httpUrl, method, status } from './common.ts';
 import { checkPerInstance, checkPipeline, checkRouteStages, storeOf } from './checks.ts';
 import { websocketOptions } from '../server/websocket-options.ts';
+import { logOptions, routeLogOptions } from '../observe/log-options.ts';
 import { limitsSchema } from '../server/limits-schema.ts';
 
 /**
@@ -113,6 +114,8 @@ const routeBase = z.strictObject({
   websocket: z.union([z.boolean(), websocketOptions]).optional(),
   /** Longest gap between two chunks of a `text/event-stream` response; `false` (default): none. */
   streamIdleTimeout: z.union([duration, z.literal(false)]).optional(),
+  /** `{ access: false }`: this route's requests stay out of the access log. */
+  log: routeLogOptions.optional(),
   /** The route's stages in order; default: the top-level `pipeline`, else the built-in order. */
   pipeline: z.array(stageName).optional(),
 });
@@ -123,7 +126,8 @@ const topLevel = {
     port: z.number().int().min(0).max(65535).optional(),
   }).optional(),
   workers: z.number().int().min(1).max(64).optional(),
-  log: z.strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).optional() }).optional(),
+  /** Level, access log, what it may show (lib/observe/log-options.ts). */
+  log: logOptions.optional(),
   redis: z.strictObject({ url: z.string() }).optional(),
   /** Cache store settings shared by every cached route. */
   cache: cacheStoresOptions.optional(),

@@ -1,6 +1,6 @@
 import type { Observable, Observer, Subscription } from 'rxjs';
 import type { HttpResponse, us_socket_context_t } from 'uWebSockets.js';
-import { BadRequestError, toGatewayError, type GatewayError } from '../errors.ts';
+import { BadRequestError, errorResponseBody, toGatewayError, type GatewayError } from '../errors.ts';
 import type { Body, BodySink, GatewayRequest, GatewayResponse } from '../types.ts';
 import type { EdgeHooks } from './edge.ts';
 import { RequestBody } from './request-body.ts';
@@ -26,6 +26,11 @@ export class Exchange extends ResponseWriter implements Observer<GatewayResponse
   /** The pipeline's response was taken: from here a failure can only drop the connection. */
   private answered = false;
   private subscription: Subscription | null = null;
+  // For `hooks.onFinish` (the access log): what was answered, bytes each way, once.
+  private status = 0;
+  private bytesIn = 0;
+  private bytesOut = 0;
+  private finished = false;
 
   // The request body: uWS `onData` → the pipeline's sink.
   private inSink: BodySink | null = null;
@@ -69,6 +74,7 @@ export class Exchange extends ResponseWriter implements Observer<GatewayResponse
   reject(error: GatewayError): void {
     this.settled = true;
     this.fail(error);
+    this.finish(0);
   }
 
   /**
@@ -99,6 +105,7 @@ export class Exchange extends ResponseWriter implements Observer<GatewayResponse
       } else {
         this.answered = true;
         this.closed = true;
+        this.status = 101;
         this.hooks.onAnswer?.(this.req, 101, null);
         completeUpgrade(this.res, this.req, this.upgrade, link);
       }
@@ -106,6 +113,7 @@ export class Exchange extends ResponseWriter implements Observer<GatewayResponse
     }
     if (this.closed) return;
     this.answered = true;
+    this.status = response.status;
     this.hooks.onAnswer?.(this.req, response.status, null);
     this.writeResponse(response);
   }
@@ -119,14 +127,29 @@ export class Exchange extends ResponseWriter implements Observer<GatewayResponse
       this.hooks.onBroken?.(this.req, error);
       this.hooks.logger.warn({ reqId: this.req.id, code: error.code, err: error.cause ?? error }, 'upstream failed mid-response; connection closed');
       this.drop();
+      this.finish(2);
       return;
     }
     if (!this.closed) this.fail(error);
+    this.finish(0);
   }
 
   complete(): void {
     this.settle();
     if (!this.answered && !this.closed) this.fail(toGatewayError(new Error('pipeline completed without a response')));
+    this.finish(0);
+  }
+
+  /** The response body's bytes pass here on their way to the writer: counted for `onFinish`. */
+  override write(chunk: Uint8Array): boolean {
+    this.bytesOut += chunk.byteLength;
+    return super.write(chunk);
+  }
+
+  private finish(kind: 0 | 1 | 2): void {
+    if (this.finished) return;
+    this.finished = true;
+    this.hooks.onFinish?.(this.req, this.status, this.bytesIn, this.bytesOut, kind);
   }
 
   private settle(): void {
@@ -145,9 +168,12 @@ export class Exchange extends ResponseWriter implements Observer<GatewayResponse
     }
     this.req.body?.destroy();
     this.hooks.onClientAbort?.(this.req);
+    this.finish(1);
   }
 
   private fail(error: GatewayError): void {
+    this.status = error.status;
+    if (this.hooks.onFinish !== undefined) this.bytesOut = Buffer.byteLength(errorResponseBody(error));
     this.hooks.onAnswer?.(this.req, error.status, error);
     if (error.status >= 500 && error.code === 'INTERNAL_ERROR') {
       this.hooks.logger.error({ reqId: this.req.id, err: error.cause ?? error }, 'internal error');
@@ -161,6 +187,7 @@ export class Exchange extends ResponseWriter implements Observer<GatewayResponse
     if (this.inDone) return;
     // uWS reuses the ArrayBuffer after this call returns: copy.
     const chunk = Buffer.from(new Uint8Array(ab));
+    this.bytesIn += chunk.byteLength;
     if (isLast) this.inLast = true;
     const sink = this.inSink;
     if (sink !== null && this.inQueue === null && !this.inPaused) {

@@ -23,6 +23,12 @@ export interface EdgeHooks {
   onAnswer?(req: GatewayRequest, status: number, error: GatewayError | null): void;
   onClientAbort?(req: GatewayRequest): void;
   onBroken?(req: GatewayRequest, error: GatewayError): void;
+  /**
+   * Called once per request when its exchange ends (response sent, client
+   * gone, or connection dropped), for the access log and the server span.
+   * `kind`: 0 finished, 1 the client went away, 2 dropped mid-response.
+   */
+  onFinish?(req: GatewayRequest, status: number, bytesIn: number, bytesOut: number, kind: 0 | 1 | 2): void;
   /** Extra GET endpoints (`/__rxgate/health`, `/__rxgate/metrics`). */
   endpoints?: Record<string, () => Promise<{ contentType: string; body: string }> | { contentType: string; body: string }>;
   logger: Logger;

@@ -142,7 +142,8 @@ export function cache(options: CacheOptions = {}): Policy {
         const state = entryState(entry, clock.now());
         if (state === 'fresh' || state === 'stale') {
           if (state === 'stale') revalidate(ctx, req, base, key);
-          subscriber.next(replay(entry, req.method, state === 'fresh' ? 'HIT' : 'STALE', clock.now()));
+          req.locals.cache = state === 'fresh' ? 'HIT' : 'STALE';
+          subscriber.next(replay(entry, req.method, req.locals.cache, clock.now()));
           subscriber.complete();
           return;
         }

@@ -20,6 +20,7 @@ export function waitForLeader(
 ): void {
   const leave = ctx.inflight.join(key, (v) => {
     if (v !== null && v.key === variantKey(base, req.headers, v.entry.vary)) {
+      req.locals.cache = v.status;
       downstream.next(replay(v.entry, req.method, v.status, ctx.clock.now()));
       downstream.complete();
       return;

@@ -20,6 +20,7 @@ export function goUpstream(
   settle?: (v: Settled | null) => void,
   lookupKey: string = base,
 ): void {
+  req.locals.cache = status;
   ctx.next(req).subscribe(new MissSubscriber(downstream, ctx, req, base, status, storeIt, stale, settle, lookupKey));
 }
 
@@ -126,6 +127,7 @@ export class MissSubscriber extends InnerSubscriber<GatewayResponse> implements 
     // waiters share the fallback: during an outage they would fail the same way
     if (!this.settled) this.tell({ entry, key: this.lookupKey, status: 'STALE' });
     this.completed = true;
+    this.req.locals.cache = 'STALE';
     this.downstream.next(replay(entry, this.req.method, 'STALE', this.ctx.clock.now()));
     this.downstream.complete();
   }

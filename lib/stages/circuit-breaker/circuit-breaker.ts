@@ -106,6 +106,7 @@ export function circuitBreaker(
     return new Observable<GatewayResponse>((subscriber) => {
       const breaker = breakerFor(req);
       const permit = breaker.tryAcquire();
+      req.locals.breaker = permit === null ? 'reject' : permit.probe ? 'probe' : 'pass';
       if (permit === null) {
         const r = reject(breaker);
         if (r instanceof CircuitOpenError) subscriber.error(r);

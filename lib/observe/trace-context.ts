@@ -1,0 +1,88 @@
+import { randomFillSync } from 'node:crypto';
+
+/**
+ * W3C Trace Context (`traceparent`) without the OpenTelemetry API: what the
+ * gateway does on every request even when no tracer is registered, so it
+ * must stay cheap. Ids come from a pooled random buffer refilled 4 KiB at a
+ * time (one `randomFillSync` and one hex encoding per 170 requests), not
+ * `randomUUID` per request.
+ */
+
+const POOL_SIZE = 4096;
+const pool = Buffer.allocUnsafe(POOL_SIZE);
+/** `pool` as hex, encoded once per refill: ids are slices of it. */
+let hex = '';
+let used = POOL_SIZE;
+
+/** `version-traceid-parentid-flags`, lower-case hex; a later version may append `-…`. */
+const SHAPE = /^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}(?:-|$)/;
+const ZERO_TRACE = '00000000000000000000000000000000';
+const ZERO_SPAN = '0000000000000000';
+
+/** Offset of `n` fresh random bytes in `pool`. */
+function take(n: number): number {
+  if (used + n > POOL_SIZE) {
+    randomFillSync(pool);
+    hex = pool.toString('hex');
+    used = 0;
+  }
+  const at = used;
+  used += n;
+  return at;
+}
+
+/**
+ * A new `traceparent`: a fresh trace id and parent id, flags `01` (sampled),
+ * so upstream services with parent-based sampling keep tracing as they would
+ * for a request that came without one.
+ */
+export function newTraceparent(): string {
+  const at = take(24) * 2;
+  return '00-' + hex.substring(at, at + 32) + '-' + hex.substring(at + 32, at + 48) + '-01';
+}
+
+/**
+ * Whether a `traceparent` value can be propagated (W3C Trace Context level 1
+ * §3.2): lower-case hex fields, version not `ff`, version `00` exactly 55
+ * characters, trace id and parent id not all zeros.
+ */
+export function isValidTraceparent(value: string): boolean {
+  if (value.length < 55 || !SHAPE.test(value)) return false;
+  if (value.startsWith('00')) {
+    if (value.length !== 55) return false;
+  } else if (value.startsWith('ff')) return false;
+  return !value.startsWith(ZERO_TRACE, 3) && !value.startsWith(ZERO_SPAN, 36);
+}
+
+/** The trace id of a valid `traceparent`. */
+export function traceIdOf(traceparent: string): string {
+  return traceparent.substring(3, 35);
+}
+
+/** The parent (span) id of a valid `traceparent`. */
+export function parentIdOf(traceparent: string): string {
+  return traceparent.substring(36, 52);
+}
+
+/** The sampled flag of a valid `traceparent`. */
+export function sampledOf(traceparent: string): boolean {
+  return (parseInt(traceparent.substring(53, 55), 16) & 1) === 1;
+}
+
+/** A version-00 `traceparent` for a span. */
+export function formatTraceparent(traceId: string, spanId: string, sampled: boolean): string {
+  return '00-' + traceId + '-' + spanId + (sampled ? '-01' : '-00');
+}
+
+/**
+ * Makes `headers.traceparent` one to propagate: the client's when valid,
+ * else a new one (an invalid one's `tracestate` is dropped with it, as the
+ * spec says). Returns whether the client's was kept.
+ */
+export function ensureTraceparent(headers: Record<string, string>): boolean {
+  const given = headers.traceparent;
+  if (given !== undefined && isValidTraceparent(given)) return true;
+  if (given !== undefined && headers.tracestate !== undefined) delete headers.tracestate;
+  headers.traceparent = newTraceparent();
+  return false;
+}

@@ -1,0 +1,212 @@
+import type { ServerResponse } from 'node:http';
+import pino from 'pino';
+import { request } from 'undici';
+import { afterEach, describe, expect, it } from 'vitest';
+import { defaultPipeline } from '../../pipeline.ts';
+import { startGatewayFromYaml, startUpstream, type TestUpstream } from '../support/servers.ts';
+
+/**
+ * The access log through real gateways built from YAML: one JSON line per
+ * request with its route, service, instance, status, bytes, durations,
+ * attempts, cache and breaker outcomes and client; secrets never in it; on
+ * and off per route.
+ */
+
+const cleanups: Array<() => Promise<void>> = [];
+afterEach(async () => {
+  while (cleanups.length > 0) await cleanups.pop()!();
+});
+
+const SECRET = 'sEcReT-4f1b2c';
+
+interface Captured {
+  /** Every line the gateway's logger wrote, raw. */
+  raw: string[];
+  /** The access lines, parsed. */
+  access(): Array<Record<string, unknown>>;
+}
+
+/** A gateway from `yaml` whose logger writes into memory. */
+async function gateway(yaml: string): Promise<{ url: string; log: Captured }> {
+  const raw: string[] = [];
+  const logger = pino({ name: 'rxgate', level: 'info' }, { write: (line: string) => void raw.push(line) });
+  const gw = await startGatewayFromYaml(yaml, defaultPipeline, process.env, { logger });
+  cleanups.push(() => gw.close());
+  const log: Captured = {
+    raw,
+    access: () => raw.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.msg === 'access'),
+  };
+  return { url: gw.url, log };
+}
+
+async function upstream(respond: (res: ServerResponse, n: number, body: string) => void = (res) => res.end('hello')): Promise<TestUpstream & { hits: () => number }> {
+  let hits = 0;
+  const up = await startUpstream((req, res) => {
+    let body = '';
+    req.on('data', (c: Buffer) => { body += c.toString(); });
+    req.on('end', () => respond(res, ++hits, body));
+  });
+  cleanups.push(() => up.close());
+  return Object.assign(up, { hits: () => hits });
+}
+
+/** Waits (turn by turn, no timer) until `ready()` holds. */
+async function until(ready: () => boolean): Promise<void> {
+  for (let i = 0; i < 10_000 && !ready(); i++) await new Promise((r) => setImmediate(r));
+  expect(ready()).toBe(true);
+}
+
+describe('access log', () => {
+  it('writes one line per request with what the request did', async () => {
+    const up = await upstream((res, _n, body) => res.end(`got ${body}`));
+    const { url, log } = await gateway(`
+services:
+  users: { upstreams: ["${up.url}"] }
+routes:
+  - { path: /users/*, service: users, name: users }
+`);
+    const res = await request(`${url}/users/7`, { method: 'POST', body: 'twelve bytes', headers: { 'x-request-id': 'req-1' } });
+    const text = await res.body.text();
+    expect(text).toBe('got twelve bytes');
+    await until(() => log.access().length === 1);
+    const line = log.access()[0]!;
+    expect(line).toMatchObject({
+      reqId: 'req-1', route: 'users', service: 'users', instance: up.url, method: 'POST', path: '/users/7',
+      status: 200, bytesIn: 12, bytesOut: 16, attempts: 1, breaker: 'pass', client: '127.0.0.1', level: 30,
+    });
+    expect(typeof line.durationMs).toBe('number');
+    expect(typeof line.upstreamMs).toBe('number');
+    expect(line.upstreamMs as number).toBeLessThanOrEqual(line.durationMs as number);
+    expect(line.traceId).toMatch(/^[0-9a-f]{32}$/);
+    expect(line).not.toHaveProperty('query');
+    expect(line).not.toHaveProperty('end');
+  });
+
+  it('never writes Authorization, cookies, redacted headers or redacted query parameters', async () => {
+    const up = await upstream();
+    const { url, log } = await gateway(`
+log:
+  headers: [user-agent, authorization, cookie, x-api-key]
+  redact: [x-api-key, token]
+  query: true
+services:
+  api: { upstreams: ["${up.url}"] }
+routes:
+  - { path: /api/*, service: api }
+`);
+    const res = await request(`${url}/api/x?token=${SECRET}&page=2`, {
+      headers: { authorization: `Bearer ${SECRET}`, cookie: `session=${SECRET}`, 'x-api-key': SECRET, 'user-agent': 'tester/1' },
+    });
+    await res.body.text();
+    await until(() => log.access().length === 1);
+    const line = log.access()[0]!;
+    expect(line.query).toBe('token=[redacted]&page=2');
+    expect(line.headers).toEqual({ 'user-agent': 'tester/1', authorization: '[redacted]', cookie: '[redacted]', 'x-api-key': '[redacted]' });
+    expect(log.raw.join('')).not.toContain(SECRET);
+  });
+
+  it('leaves out a route that sets log.access: false, and logs one that sets true when the top level is off', async () => {
+    const up = await upstream();
+    const { url, log } = await gateway(`
+log: { access: false }
+services:
+  api: { upstreams: ["${up.url}"] }
+routes:
+  - { path: /quiet, service: api }
+  - { path: /loud, service: api, log: { access: true } }
+`);
+    await (await request(`${url}/quiet`)).body.text();
+    await (await request(`${url}/loud`)).body.text();
+    await until(() => log.access().length === 1);
+    await (await request(`${url}/quiet`)).body.text();
+    expect(log.access().map((l) => l.route)).toEqual(['/loud']);
+  });
+
+  it('writes nothing per request when log.access is false everywhere', async () => {
+    const up = await upstream();
+    const { url, log } = await gateway(`
+log: { access: false }
+services:
+  api: { upstreams: ["${up.url}"] }
+routes:
+  - { path: /a, service: api, log: { access: false } }
+`);
+    await (await request(`${url}/a`)).body.text();
+    expect(up.hits()).toBe(1);
+    expect(log.access()).toEqual([]);
+  });
+
+  it('records the cache outcome: a miss goes upstream, a hit does not', async () => {
+    const up = await upstream((res, n) => {
+      res.setHeader('cache-control', 'max-age=60');
+      res.end(`body ${n}`);
+    });
+    const { url, log } = await gateway(`
+services:
+  api: { upstreams: ["${up.url}"] }
+routes:
+  - { path: /c, service: api, cache: { ttl: 60s } }
+`);
+    await (await request(`${url}/c`)).body.text();
+    await (await request(`${url}/c`)).body.text();
+    await until(() => log.access().length === 2);
+    const [miss, hit] = log.access();
+    expect(miss).toMatchObject({ cache: 'MISS', attempts: 1, status: 200, bytesOut: 6 });
+    expect(hit).toMatchObject({ cache: 'HIT', attempts: 0, status: 200, bytesOut: 6 });
+    expect(hit).not.toHaveProperty('upstreamMs');
+    expect(hit).not.toHaveProperty('instance');
+  });
+
+  it('counts retried attempts and names the instance that answered', async () => {
+    const bad = await upstream((res) => { res.statusCode = 503; res.end('down'); });
+    const good = await upstream((res) => res.end('up'));
+    const { url, log } = await gateway(`
+services:
+  api:
+    upstreams: ["${bad.url}", "${good.url}"]
+    balancer: round-robin
+    retry: { attempts: 3, statuses: [503], base: 1ms, cap: 1ms }
+routes:
+  - { path: /r, service: api }
+`);
+    // Round robin: whichever instance comes first, one of two requests starts on the failing one.
+    for (let i = 0; i < 2; i++) expect((await request(`${url}/r`)).statusCode).toBe(200);
+    await until(() => log.access().length === 2);
+    const lines = log.access();
+    expect(lines.map((l) => l.attempts).sort()).toEqual([1, 2]);
+    for (const l of lines) expect(l).toMatchObject({ instance: good.url, status: 200 });
+  });
+
+  it('logs a request the client gave up on as aborted', async () => {
+    let arrived = false;
+    const up = await upstream(() => { arrived = true; /* never answers */ });
+    const { url, log } = await gateway(`
+services:
+  api: { upstreams: ["${up.url}"] }
+routes:
+  - { path: /slow, service: api }
+`);
+    const controller = new AbortController();
+    const pending = request(`${url}/slow`, { signal: controller.signal }).catch((err: unknown) => err);
+    await until(() => arrived);
+    controller.abort();
+    await pending;
+    await until(() => log.access().length === 1);
+    expect(log.access()[0]).toMatchObject({ route: '/slow', status: 499, end: 'aborted', attempts: 1 });
+  });
+
+  it('logs an error answered by the gateway with its status and body size', async () => {
+    const { url, log } = await gateway(`
+services:
+  api: { upstreams: ["http://127.0.0.1:9"] }
+routes:
+  - { path: /only, service: api }
+`);
+    const res = await request(`${url}/nothing-here`);
+    const body = await res.body.text();
+    expect(res.statusCode).toBe(404);
+    await until(() => log.access().length === 1);
+    expect(log.access()[0]).toMatchObject({ status: 404, bytesOut: Buffer.byteLength(body), attempts: 0 });
+    expect(log.access()[0]).not.toHaveProperty('route');
+  });
+});

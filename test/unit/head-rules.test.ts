@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { HttpRequest } from 'uWebSockets.js';
-import { readHead } from '../../lib/server/head-rules.ts';
+import { lastHeadFieldBytes, lastHeadFields, readHead } from '../../lib/server/head-rules.ts';
 
 /** A stand-in for uWS's request: `forEach` over lower-case names, in order. */
 function head(lines: Array<[string, string]>): HttpRequest {
@@ -42,5 +42,14 @@ describe('request head rules', () => {
   it('starts each head afresh', () => {
     expect(check([['host', 'a'], ['host', 'b']]).problem).not.toBeNull();
     expect(check([['host', 'a']]).problem).toBeNull();
+  });
+
+  it('counts the header lines of the last head and their bytes as name: value CRLF, repeated ones line by line', () => {
+    check([['host', 'gw'], ['accept', 'a'], ['accept', 'bb']]);
+    expect(lastHeadFields()).toBe(3);
+    expect(lastHeadFieldBytes()).toBe((4 + 2 + 4) + (6 + 1 + 4) + (6 + 2 + 4));
+    check([]);
+    expect(lastHeadFields()).toBe(0);
+    expect(lastHeadFieldBytes()).toBe(0);
   });
 });

@@ -39,6 +39,8 @@ export interface Target {
   fixedUrl: boolean;
   /** Checks after start: a request without a token must get 401 (`auth`); the second request for one URL must be a cache hit (`cacheHit`). */
   checks?: readonly ('auth' | 'cacheHit')[];
+  /** Run only when named in `--targets` (a diagnostic, not part of the comparison). */
+  optional?: boolean;
   /** A start failure means "not supported" when the output matches this. */
   unsupported?: RegExp;
   launch(ctx: TargetContext): Launch;
@@ -56,12 +58,12 @@ const typescript = (file: string, args: string[]): Launch => ({
   gcProbe: true,
 });
 
-/** `node bin/rxgate.mjs`, the CLI users run, with a config. */
-function rxgate(ctx: TargetContext, config: string, extra: string[] = []): Launch {
+/** `node bin/rxgate.mjs`, the CLI users run, with a config (and V8 flags before the script, if any). */
+function rxgate(ctx: TargetContext, config: string, extra: string[] = [], nodeFlags: string[] = []): Launch {
   const args = ['--config', join(ctx.repoRoot, 'bench', 'configs', config), '--port', String(ctx.port), ...extra];
   const env = { BENCH_UPSTREAM: ctx.upstreamOrigin, BENCH_JWT_SECRET: ctx.jwtSecret, NODE_ENV: 'production' };
   const bin = join(ctx.repoRoot, 'bin', 'rxgate.mjs');
-  if (existsSync(bin)) return { kind: 'spawn', command: process.execPath, args: ['--import', GC_PROBE, bin, ...args], env, gcProbe: true };
+  if (existsSync(bin)) return { kind: 'spawn', command: process.execPath, args: [...nodeFlags, '--import', GC_PROBE, bin, ...args], env, gcProbe: true };
   // Reported as "failed to start", like any other start failure.
   return { kind: 'spawn', command: process.execPath, args: ['-e', 'console.error("rxgate entry not found: pipeline.ts or bin/rxgate.mjs"); process.exit(1)'] };
 }
@@ -108,6 +110,20 @@ export const TARGETS: readonly Target[] = [
     launch: (ctx) => rxgate(ctx, 'bare.yaml', ['--workers', String(ctx.workers)]),
   },
   {
+    name: 'bare-nmr',
+    label: 'rxgate, bare forward route, node started with `--no-memory-reducer` (the memory reducer A/B; only when named)',
+    fixedUrl: false,
+    optional: true,
+    launch: (ctx) => rxgate(ctx, 'bare.yaml', [], ['--no-memory-reducer']),
+  },
+  {
+    name: 'full-nmr',
+    label: 'rxgate, full pipeline, cache miss path, node started with `--no-memory-reducer` (the memory reducer A/B; only when named)',
+    fixedUrl: false,
+    optional: true,
+    launch: (ctx) => rxgate(ctx, 'full.yaml', [], ['--no-memory-reducer']),
+  },
+  {
     name: 'minimal',
     label: 'hand-written uWebSockets.js + undici forwarder, no RxJS (`bench/minimal-forwarder.ts`, the floor of our stack)',
     fixedUrl: false,
@@ -134,7 +150,7 @@ export const TARGETS: readonly Target[] = [
 ];
 
 export function selectTargets(names: readonly string[] | null): Target[] {
-  if (names === null) return [...TARGETS];
+  if (names === null) return TARGETS.filter((t) => t.optional !== true);
   const unknown = names.filter((name) => !TARGETS.some((t) => t.name === name));
   if (unknown.length > 0) {
     throw new TypeError(`unknown target(s): ${unknown.join(', ')}; known: ${TARGETS.map((t) => t.name).join(', ')}`);

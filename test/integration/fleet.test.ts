@@ -1,5 +1,5 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
@@ -37,34 +37,51 @@ async function stop(proc: ChildProcess): Promise<number | null> {
   return exited;
 }
 
+interface Started {
+  proc: ChildProcess;
+  match: RegExpExecArray;
+  /** Resolves once `re` has matched the output `times` times in all (rejects if the process exits first). */
+  waitFor(re: RegExp, times?: number): Promise<RegExpExecArray>;
+}
+
 /** Spawns a process and resolves once `ready` matches its output (rejects if it exits first). */
-function start(command: string, args: string[], ready: RegExp, env: NodeJS.ProcessEnv = process.env): Promise<{ proc: ChildProcess; match: RegExpExecArray }> {
+async function start(command: string, args: string[], ready: RegExp, env: NodeJS.ProcessEnv = process.env): Promise<Started> {
   const proc = spawn(command, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
   processes.add(proc);
-  return new Promise((resolve, reject) => {
-    let out = '';
-    const onData = (d: Buffer): void => {
-      out += d.toString();
-      const match = ready.exec(out);
-      if (match !== null) resolve({ proc, match });
+  let out = '';
+  const waiters = new Set<() => void>();
+  const onData = (d: Buffer): void => {
+    out += d.toString();
+    for (const w of waiters) w();
+  };
+  proc.stdout!.on('data', onData);
+  proc.stderr!.on('data', onData);
+  const waitFor = (re: RegExp, times = 1): Promise<RegExpExecArray> => new Promise((resolve, reject) => {
+    const all = new RegExp(re.source, 'g');
+    const check = (): void => {
+      const found = [...out.matchAll(all)];
+      if (found.length < times) return;
+      waiters.delete(check);
+      resolve(found[times - 1] as RegExpExecArray);
     };
-    proc.stdout!.on('data', onData);
-    proc.stderr!.on('data', onData);
-    proc.once('exit', (code) => reject(new Error(`${command} exited (${code}) before ${ready}: ${out}`)));
+    waiters.add(check);
+    proc.once('exit', (code) => {
+      if (waiters.delete(check)) reject(new Error(`${command} exited (${code}) before ${re} (${times}×): ${out}`));
+    });
+    check();
   });
+  return { proc, match: await waitFor(ready), waitFor };
 }
 
 /** One gateway process from a config file; resolves with its base URL once it listens. */
-async function gatewayProcess(config: string): Promise<{ proc: ChildProcess; url: string }> {
-  const { proc, match } = await start(process.execPath, [BIN, '--config', config, '--port', '0', '--host', '127.0.0.1'],
-    /"port":(\d+)[^\n]*"msg":"rxgate listening"|"msg":"rxgate listening"[^\n]*"port":(\d+)/,
-    { ...process.env, RXGATE_LOG_LEVEL: 'info' });
-  return { proc, url: `http://127.0.0.1:${match[1] ?? match[2]}` };
+async function gatewayProcess(config: string): Promise<Started & { url: string }> {
+  const started = await start(process.execPath, [BIN, '--config', config, '--port', '0', '--host', '127.0.0.1'],
+    /"port":(\d+)[^\n]*"msg":"rxgate listening"/, { ...process.env, RXGATE_LOG_LEVEL: 'info' });
+  return { ...started, url: `http://127.0.0.1:${started.match[1]}` };
 }
 
 async function status(base: string, path: string, headers: Record<string, string> = {}): Promise<number> {
   const res = await request(base + path, { headers });
-  if (res.statusCode === 503) console.log('503', await res.body.text()); else
   await res.body.dump();
   return res.statusCode;
 }
@@ -100,7 +117,7 @@ describe.skipIf(!url)('a fleet of three gateway processes sharing one Redis', ()
   const run = `fleet-${process.pid}-${Date.now()}`;
   let upstream: TestUpstream;
   let hits = 0;
-  let gateways: Array<{ proc: ChildProcess; url: string }> = [];
+  let gateways: Array<Started & { url: string }> = [];
 
   beforeAll(async () => {
     upstream = await startUpstream((req, res) => {
@@ -363,3 +380,95 @@ routes:
     expect(second.headers['x-cache']).toBe('HIT');
   });
 });
+
+/**
+ * How the kubelet updates a ConfigMap volume (its AtomicWriter): the files
+ * live in a timestamped directory, `..data` links to it and each file name
+ * links through `..data`; an update writes a new directory, points a new
+ * `..data_tmp` link at it, renames that over `..data` and removes the old
+ * directory. The file rxgate was started with is never written to.
+ */
+class ConfigMapVolume {
+  private generation = 0;
+  constructor(readonly dir: string, private readonly file: string) {}
+
+  write(text: string): void {
+    const current = this.generation === 0 ? null : `..gen_${this.generation}`;
+    const next = `..gen_${++this.generation}`;
+    mkdirSync(join(this.dir, next), { recursive: true });
+    writeFileSync(join(this.dir, next, this.file), text);
+    symlinkSync(next, join(this.dir, '..data_tmp'));
+    renameSync(join(this.dir, '..data_tmp'), join(this.dir, '..data'));
+    if (current === null) symlinkSync(join('..data', this.file), join(this.dir, this.file));
+    else rmSync(join(this.dir, current), { recursive: true });
+  }
+
+  get path(): string {
+    return join(this.dir, this.file);
+  }
+}
+
+describe('a pod\'s life as deploy/ runs it: ConfigMap reloads, /ready, drain on SIGTERM', () => {
+  let upstream: TestUpstream;
+  const slow: Array<() => void> = [];
+
+  beforeAll(async () => {
+    upstream = await startUpstream((req, res) => {
+      // /one/slow answers when the test says so: a request in flight during the drain.
+      if (req.url === '/one/slow') slow.push(() => res.end('slow done'));
+      else res.end(`upstream ${req.url}`);
+    });
+  });
+
+  afterAll(async () => {
+    for (const release of slow) release();
+    await upstream?.close();
+  });
+
+  const config = (routes: string): string => `
+admin: { host: 127.0.0.1, port: 0 }
+drain: { timeout: 20s }
+reload: { watch: true, debounce: 100ms }
+services:
+  backend: { upstreams: ["${upstream.url}"] }
+routes:
+${routes}`;
+
+  it('reloads each ConfigMap update, refuses a broken one, and drains in-flight requests on SIGTERM', async () => {
+    const volume = new ConfigMapVolume(mkdtempSync(join(dir, 'configmap-')), 'rxgate.yaml');
+    volume.write(config('  - { path: /one/*, service: backend }'));
+    const gw = await gatewayProcess(volume.path);
+    const admin = `http://127.0.0.1:${(await gw.waitFor(/"port":(\d+)[^\n]*"msg":"rxgate admin listening"/))[1]}`;
+    expect(await status(admin, '/ready')).toBe(200);
+    expect(await status(gw.url, '/one/a')).toBe(200);
+    expect(await status(gw.url, '/two/a')).toBe(404);
+
+    volume.write(config('  - { path: /one/*, service: backend }\n  - { path: /two/*, service: backend }'));
+    await gw.waitFor(/"msg":"config reloaded"/);
+    expect(await status(gw.url, '/two/a')).toBe(200);
+
+    // A broken update: refused, and the pod keeps serving what it had.
+    volume.write(config('  - { path: /three/*, service: nowhere }'));
+    await gw.waitFor(/"msg":"config reload refused/);
+    expect(await status(gw.url, '/two/a')).toBe(200);
+    expect(await status(admin, '/ready')).toBe(200);
+
+    // SIGTERM with a request in flight: not ready at once, the request finishes, then exit 0.
+    const inFlight = request(`${gw.url}/one/slow`);
+    void inFlight.catch(() => {});
+    await waitUntil(() => slow.length === 1);
+    const exited = new Promise<number | null>((resolve) => gw.proc.once('exit', (code) => resolve(code)));
+    process.kill(gw.proc.pid!, 'SIGTERM');
+    await gw.waitFor(/"msg":"rxgate draining/);
+    expect(await status(admin, '/ready')).toBe(503);
+    slow.shift()!();
+    const res = await inFlight;
+    expect(res.statusCode).toBe(200);
+    expect(await res.body.text()).toBe('slow done');
+    expect(await exited).toBe(0);
+  });
+});
+
+async function waitUntil(done: () => boolean): Promise<void> {
+  while (!done()) await pause(10);
+}

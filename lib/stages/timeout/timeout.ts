@@ -1,9 +1,10 @@
-import { Observable, type SchedulerAction, type SchedulerLike, type Subscriber, type Subscription } from 'rxjs';
+import { Observable, type SchedulerLike, type Subscriber } from 'rxjs';
 import { parseDuration, type Duration } from '../../duration.ts';
 import { GatewayTimeoutError } from '../../errors.ts';
 import { systemRuntime, type Runtime } from '../../runtime.ts';
 import { InnerSubscriber } from '../../subscriber.ts';
 import type { GatewayResponse, Policy } from '../../types.ts';
+import { Deadlines, type Deadline } from './deadlines.ts';
 
 export interface TimeoutOptions {
   /** Longest wait for the response head; null: none. @default '30s' */
@@ -34,6 +35,12 @@ export function timeout(options: TimeoutOptions = {}): Policy {
   const exchangeMs = o.exchange === null ? null : parseDuration(o.exchange, 'timeout.exchange');
   const scheduler = o.scheduler ?? o.runtime.scheduler;
   if (headMs === null && exchangeMs === null) return (next) => next;
+  // Deadlines on the clock of the scheduler they run on: its own when given one, else the runtime's.
+  const runtime = o.runtime;
+  const now = o.scheduler !== undefined ? () => scheduler.now() : () => runtime.now();
+  // One list and one timer per limit of this stage, shared by its requests.
+  const headDeadlines = headMs === null ? null : new Deadlines(scheduler, now, headMs);
+  const exchangeDeadlines = exchangeMs === null ? null : new Deadlines(scheduler, now, exchangeMs);
 
   const headError = () => new GatewayTimeoutError(`no response from upstream within ${headMs}ms`);
   const exchangeError = () => new GatewayTimeoutError(`upstream exchange took longer than ${exchangeMs}ms`);
@@ -46,23 +53,23 @@ export function timeout(options: TimeoutOptions = {}): Policy {
    * source, then error.
    */
   function withHead(source: Observable<GatewayResponse>): Observable<GatewayResponse> {
-    if (headMs === null) return source;
+    if (headDeadlines === null) return source;
     return new Observable<GatewayResponse>((subscriber) => {
       const watch = new Watch(subscriber, headError, true);
       source.subscribe(watch);
       // A source that ended synchronously needs no timer (rxjs would start one and cancel it at once).
-      if (!watch.seen && !subscriber.closed) watch.start(scheduler, headMs);
+      if (!watch.seen && !subscriber.closed) watch.start(headDeadlines);
     });
   }
 
   function withExchange(source: Observable<GatewayResponse>): Observable<GatewayResponse> {
-    if (exchangeMs === null) return source;
+    if (exchangeDeadlines === null) return source;
     return new Observable<GatewayResponse>((subscriber) => {
       // A watch of our own, not `subscriber` itself: RxJS would adopt it, and
       // unsubscribing the inner would then silence the 504.
       const watch = new Watch(subscriber, exchangeError, false);
       source.subscribe(watch);
-      if (!subscriber.closed) watch.start(scheduler, exchangeMs);
+      if (!subscriber.closed) watch.start(exchangeDeadlines);
     });
   }
 
@@ -72,13 +79,17 @@ export function timeout(options: TimeoutOptions = {}): Policy {
 }
 
 /**
- * Subscribes an exchange for `timeout`: one object per request and limit
- * holding its timer. A head watch stops the timer at the response head; an
- * exchange watch only when the exchange ends.
+ * Subscribes an exchange for `timeout`: one object per request and limit,
+ * its entry on the stage's deadline list (no timer of its own). A head watch
+ * leaves the list at the response head; an exchange watch only when the
+ * exchange ends.
  */
-class Watch extends InnerSubscriber<GatewayResponse> {
-  /** The timer, once started. */
-  private timer: Subscription | null = null;
+class Watch extends InnerSubscriber<GatewayResponse> implements Deadline {
+  /** The list it is on, once started and until it leaves. */
+  private list: Deadlines | null = null;
+  deadline = 0;
+  prevDeadline: Deadline | null = null;
+  nextDeadline: Deadline | null = null;
   /** Whether the response head came. */
   seen = false;
 
@@ -90,15 +101,22 @@ class Watch extends InnerSubscriber<GatewayResponse> {
     super(downstream);
   }
 
-  start(scheduler: SchedulerLike, ms: number): void {
-    this.timer = scheduler.schedule(expire, ms, this);
-    // Unsubscribing downstream stops the timer too (this watch is its child as well).
-    this.downstream.add(this.timer);
+  /** Joins the list; unsubscribing downstream takes it off again (this watch is downstream's child). */
+  start(list: Deadlines): void {
+    this.list = list;
+    list.add(this);
+  }
+
+  private leave(): void {
+    const list = this.list;
+    if (list === null) return;
+    this.list = null;
+    list.remove(this);
   }
 
   protected onNext(res: GatewayResponse): void {
     this.seen = true;
-    if (this.headOnly) this.timer?.unsubscribe();
+    if (this.headOnly) this.leave();
     // As an rxjs operator would: a throw downstream becomes its error.
     try {
       this.downstream.next(res);
@@ -110,11 +128,12 @@ class Watch extends InnerSubscriber<GatewayResponse> {
   override unsubscribe(): void {
     if (this.closed) return;
     super.unsubscribe();
-    this.timer?.unsubscribe();
+    this.leave();
   }
 
-  /** The timer fired: stop the exchange (aborting the upstream request), then fail with 504. */
+  /** The deadline passed (the list already let go of it): stop the exchange (aborting the upstream request), then fail with 504. */
   expire(): void {
+    this.list = null;
     try {
       this.unsubscribe();
       this.downstream.error(this.timeoutError());
@@ -122,9 +141,4 @@ class Watch extends InnerSubscriber<GatewayResponse> {
       this.downstream.error(err);
     }
   }
-}
-
-function expire(this: SchedulerAction<Watch>, watch?: Watch): void {
-  watch!.expire();
-  this.unsubscribe();
 }

@@ -44,4 +44,32 @@ routes:
     expect(text).toContain(`rxgate_upstream_failures_total{service="api",instance="${up.url}"} 0\n`);
     expect(text).toContain(`rxgate_upstream_in_flight{service="api",instance="${up.url}"} 0\n`);
   });
+
+  it('shows a request held by an upstream as in flight on its instance until it ends', async () => {
+    let release: () => void = () => {};
+    const held = new Promise<void>((resolve) => { release = resolve; });
+    let arrived: () => void = () => {};
+    const arrival = new Promise<void>((resolve) => { arrived = resolve; });
+    const up = await startUpstream((req, res) => {
+      req.resume();
+      arrived();
+      void held.then(() => res.end('late'));
+    });
+    cleanups.push(() => up.close());
+    const gw = await startGatewayFromYaml(`
+services:
+  slow: { upstreams: ["${up.url}"], timeout: 10s }
+routes:
+  - { name: slow, path: /slow, service: slow }
+`);
+    cleanups.push(() => gw.close());
+    const pending = get(`${gw.url}/slow`);
+    await arrival;
+    expect(await gw.metrics.registry.metrics()).toContain(`rxgate_upstream_in_flight{service="slow",instance="${up.url}"} 1\n`);
+    release();
+    expect(await pending).toBe(200);
+    const text = await gw.metrics.registry.metrics();
+    expect(text).toContain(`rxgate_upstream_in_flight{service="slow",instance="${up.url}"} 0\n`);
+    expect(text).toContain('rxgate_requests_total{route="slow",status="2xx"} 1\n');
+  });
 });

@@ -25,19 +25,20 @@ export interface SeriesWindow {
  * One route's ring buffer of per-second request and error counts and
  * latency bucket counts, for the last SERIES_SECONDS. `record` is written
  * by the hot path (a few array increments, no allocation); seconds come
- * from the clock time the caller passes, so virtual time works.
+ * from the clock time the caller passes, so virtual time works. Counts are
+ * 32-bit (a route's ring is ~36 KB with 13 buckets).
  */
 export class RouteSeries {
-  private readonly requests = new Float64Array(SERIES_SECONDS);
-  private readonly errors = new Float64Array(SERIES_SECONDS);
-  private readonly buckets: Float64Array;
+  private readonly requests = new Uint32Array(SERIES_SECONDS);
+  private readonly errors = new Uint32Array(SERIES_SECONDS);
+  private readonly buckets: Uint32Array;
   private readonly width: number;
   /** The latest second written (clock ms / 1000, floored). */
   private head = -Infinity;
 
   constructor(readonly bounds: readonly number[]) {
     this.width = bounds.length + 1;
-    this.buckets = new Float64Array(SERIES_SECONDS * this.width);
+    this.buckets = new Uint32Array(SERIES_SECONDS * this.width);
   }
 
   /** One answer at clock time `nowMs`, in latency bucket `bucket`; `error`: a 5xx. */

@@ -1,16 +1,18 @@
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
-import { buildGateway, stageRegistry, type PipelineFactory } from './config/build.ts';
+import { stageRegistry, type PipelineFactory } from './config/build.ts';
 import type { StageDefinition } from './stages/define.ts';
 import { ConfigError, loadConfig } from './config/load.ts';
 import type { Gateway } from './gateway.ts';
 import { createLogger } from './observe/log.ts';
-import { after, systemRuntime } from './runtime.ts';
 import { isMainThread } from 'node:worker_threads';
 import { z } from 'zod';
 import { configSchema } from './config/schema.ts';
 import { startWorkers } from './server/workers.ts';
+import { serve, type Served } from './lifecycle/serve.ts';
+import { handleSignals } from './lifecycle/signals.ts';
+import { serveWorkers } from './lifecycle/serve-workers.ts';
 
 export const USAGE = `Usage: rxgate --config FILE [--port N] [--host H]
        rxgate --demo        (the bundled example with its demo upstreams)
@@ -170,31 +172,21 @@ export async function runCli(argv: string[], options: CliOptions = {}): Promise<
     const workerArgv = ['--config', file, '--workers', '1',
       ...(port !== undefined ? ['--port', String(port)] : []),
       ...(args.host !== undefined ? ['--host', args.host] : [])];
-    const threads = startWorkers(workers, { argv: workerArgv, pipelineModule }, logger);
+    const pool = startWorkers(workers, { argv: workerArgv, pipelineModule }, logger);
     logger.info({ workers }, 'rxgate started worker threads sharing one port');
-    const stopAll = (): void => {
-      const exited = threads.map((t) => new Promise((resolve) => {
-        t.once('exit', resolve);
-        t.postMessage('stop');
-      }));
-      // Open keep-alive connections can hold a worker; give them a moment.
-      const grace = new Promise((resolve) => after(systemRuntime, 3000, () => resolve(undefined)));
-      void Promise.race([Promise.all(exited), grace])
-        .then(() => Promise.all(closers.map((c) => c())))
-        .finally(() => process.exit(0));
-    };
-    process.once('SIGINT', stopAll);
-    process.once('SIGTERM', stopAll);
+    const main = await serveWorkers(pool, config, file, logger);
+    handleSignals({ drain: () => main.drain().then(() => Promise.all(closers.map((c) => c()))), reload: () => main.reload('signal'), logger });
     return null;
   }
 
-  let gateway: Gateway;
+  let served: Served;
   try {
-    gateway = buildGateway(config, pipeline, {
-      logger,
-      stages,
+    served = await serve(config, pipeline, {
+      file, logger, stages,
       ...(port !== undefined ? { port } : {}),
       ...(args.host !== undefined ? { host: args.host } : {}),
+      // A worker thread leaves the admin listener and the file watch to the main thread.
+      ...(isMainThread ? {} : { admin: false, watch: false }),
     });
   } catch (err) {
     // Options refused when a stage is built (TypeError) are config errors too.
@@ -204,22 +196,13 @@ export async function runCli(argv: string[], options: CliOptions = {}): Promise<
     }
     throw err;
   }
-  const listened = await gateway.listen();
+  const listened = served.port;
   if (args.demo === true) {
-    process.stdout.write(`\nrxgate demo is up. Try:\n  curl -i http://127.0.0.1:${listened}/api/users/42\n  curl -i http://127.0.0.1:${listened}/api/orders/7\n  curl -i http://127.0.0.1:${listened}/__rxgate/health\n\n`);
+    const admin = served.adminPort === null ? '' : `  curl -s http://127.0.0.1:${served.adminPort}/metrics | head\n`;
+    process.stdout.write(`\nrxgate demo is up. Try:\n  curl -i http://127.0.0.1:${listened}/api/users/42\n  curl -i http://127.0.0.1:${listened}/api/orders/7\n  curl -i http://127.0.0.1:${listened}/__rxgate/health\n${admin}\n`);
   }
-
-  let stopping = false;
-  const stop = (signal: string): void => {
-    if (stopping) return;
-    stopping = true;
-    logger.info({ signal }, 'rxgate stopping');
-    void gateway.close().then(() => Promise.all(closers.map((c) => c()))).finally(() => process.exit(0));
-  };
-  // In a worker thread the main thread decides when to stop (see workers.ts).
-  if (isMainThread) {
-    process.once('SIGINT', () => stop('SIGINT'));
-    process.once('SIGTERM', () => stop('SIGTERM'));
-  }
-  return gateway;
+  const drain = (): Promise<unknown> => served.drain().then(() => Promise.all(closers.map((c) => c())));
+  // In a worker thread the main thread decides: worker-main.ts relays its reload and drain.
+  if (isMainThread) handleSignals({ drain, reload: () => served.reload('signal'), logger });
+  return served.gateway;
 }

@@ -3,6 +3,8 @@ import { BufferedBody } from './body.ts';
 import { Edge, type EdgeHooks } from './server/edge.ts';
 import { EdgeLimits, type LimitsOptions } from './server/limits.ts';
 import { RouteTable, type GatewayRoute } from './router/table.ts';
+import type { GatewayConfig } from './config/schema.ts';
+import { GatewayEvents } from './observe/events.ts';
 import { createLogger, type Logger } from './observe/log.ts';
 import { GatewayMetrics } from './observe/metrics.ts';
 import { RequestMetrics } from './observe/request-metrics.ts';
@@ -10,11 +12,17 @@ import type { RequestObservers } from './observe/request-log.ts';
 import type { GatewayRequest, GatewayResponse } from './types.ts';
 import { healthReport, type HealthReport } from './upstream/health-view.ts';
 import type { Service } from './upstream/service.ts';
+import { after, systemRuntime, type Runtime } from './runtime.ts';
 
 /** The aggregated health view: 200 when every service has an instance in rotation, else 503. */
 export const HEALTH_PATH = '/__rxgate/health';
 /** Liveness: 200 while the process serves requests, whatever the upstreams do. */
 export const LIVE_PATH = '/__rxgate/live';
+/** Prometheus text on the public listener, only with `metrics: { public: true }` (else on the admin listener). */
+export const PUBLIC_METRICS_PATH = '/__rxgate/metrics';
+
+/** Where a gateway is in its life: `/ready` answers 200 only while `serving`. */
+export type GatewayState = 'starting' | 'serving' | 'draining' | 'closed';
 
 export type { GatewayRoute } from './router/table.ts';
 
@@ -34,6 +42,16 @@ export interface GatewayOptions {
   beforeListen?: () => Promise<void>;
   /** The health view's content. @default a report over `services` */
   health?: () => HealthReport;
+  /** The event bus its stages publish on (a reload publishes `reload` there). @default a new one */
+  events?: GatewayEvents;
+  /** Serve `GET /__rxgate/metrics` on the public listener too. @default false */
+  publicMetrics?: boolean;
+  /**
+   * Builds the routes of a later config against this gateway's resources and
+   * swaps them in; resolves to what closes the resources only the old routes
+   * used. Given by `buildGateway`; without it `reload` refuses.
+   */
+  rebuild?: (config: GatewayConfig) => Promise<() => Promise<void>>;
   /** Head, target, body-idle and per-client limits (`limits:`; trustedProxies for the client address). @default limitsDefaults */
   limits?: LimitsOptions;
   /** Per-request hooks for the access log and tracing (`requestObservers`). @default none */
@@ -44,9 +62,13 @@ export interface GatewayOptions {
 export class Gateway {
   readonly logger: Logger;
   readonly metrics: GatewayMetrics;
+  readonly events: GatewayEvents;
+  state: GatewayState = 'starting';
   /** The routes served now; `replaceRoutes` swaps in a new table whole. */
   private table: RouteTable;
   private readonly edge: Edge;
+  /** Reloads run one after the other. */
+  private reloads: Promise<unknown> = Promise.resolve();
   /** The access log's and tracing's hooks: `onRequest` here, `onFinish` on the edge's hooks. */
   private onRequest: RequestObservers['onRequest'];
   private readonly hooks: EdgeHooks;
@@ -55,6 +77,7 @@ export class Gateway {
   constructor(private readonly options: GatewayOptions) {
     this.logger = options.logger ?? createLogger();
     this.metrics = options.metrics ?? new GatewayMetrics();
+    this.events = options.events ?? new GatewayEvents();
     this.table = new RouteTable(options.routes);
     const metrics = this.metrics;
     const answers = new RequestMetrics(metrics);
@@ -67,7 +90,7 @@ export class Gateway {
       onBroken: () => metrics.brokenResponses.inc(),
       endpoints: {
         [LIVE_PATH]: () => ({ contentType: 'application/json', body: '{"status":"ok"}' }),
-        '/__rxgate/metrics': async () => ({ contentType: metrics.registry.contentType, body: await metrics.registry.metrics() }),
+        ...(options.publicMetrics === true ? { [PUBLIC_METRICS_PATH]: () => this.metricsText() } : {}),
       },
     };
     this.observe(options.observers ?? {});
@@ -87,6 +110,16 @@ export class Gateway {
     // The health view answers 503 too, which the edge's plain endpoints cannot.
     if (req.path === HEALTH_PATH) return this.healthView();
     return this.table.dispatch(req);
+  }
+
+  /** The Prometheus exposition of this gateway's metrics (`GET /metrics` on the admin listener). */
+  async metricsText(): Promise<{ contentType: string; body: string }> {
+    return { contentType: this.metrics.registry.contentType, body: await this.metrics.registry.metrics() };
+  }
+
+  /** Listening and not draining: what `GET /ready` reports. */
+  get ready(): boolean {
+    return this.state === 'serving';
   }
 
   /** What `GET /__rxgate/health` shows now. */
@@ -111,14 +144,55 @@ export class Gateway {
     this.table = new RouteTable(routes);
   }
 
+  /**
+   * Serves `config`'s routes from now on, rebuilt against this gateway's
+   * resources: services, breakers and stores whose config did not change are
+   * the running ones. Requests in flight finish on the old routes; what only
+   * those used is closed once they have. Throws (and keeps serving the old
+   * routes) when a stage refuses its options. Reloads run one at a time.
+   */
+  reload(config: GatewayConfig): Promise<void> {
+    const rebuild = this.options.rebuild;
+    if (rebuild === undefined) return Promise.reject(new TypeError('this gateway was not built from a config, so it cannot reload one'));
+    const run = this.reloads.then(async () => {
+      const retire = await rebuild(config);
+      void this.edge.settled().then(retire);
+    });
+    this.reloads = run.catch(() => undefined);
+    return run;
+  }
+
   async listen(): Promise<number> {
     await this.options.beforeListen?.();
     this.port = await this.edge.listen(this.options.host ?? '0.0.0.0', this.options.port ?? 8080);
+    if (this.state === 'starting') this.state = 'serving';
     this.logger.info({ host: this.options.host ?? '0.0.0.0', port: this.port, routes: this.table.size }, 'rxgate listening');
     return this.port;
   }
 
+  /**
+   * Graceful stop: readiness turns false and the listen socket closes at
+   * once; requests in flight (uploads and streams too) run until they end or
+   * `timeoutMs` passes, then every connection closes (idle keep-alive ones
+   * included), requests still running are cancelled, and the pools and Redis
+   * clients close. Resolves `true` when nothing had to be cancelled.
+   */
+  async drain(timeoutMs: number, runtime: Runtime = systemRuntime): Promise<boolean> {
+    if (this.state === 'closed') return true;
+    this.state = 'draining';
+    this.edge.stopListening();
+    let timer: { unsubscribe(): void } | null = null;
+    const deadline = new Promise<false>((resolve) => { timer = after(runtime, timeoutMs, () => resolve(false)); });
+    const idle = await Promise.race([this.edge.idle().then(() => true), deadline]);
+    (timer as { unsubscribe(): void } | null)?.unsubscribe();
+    await this.close();
+    return idle;
+  }
+
+  /** Stops at once: closes every connection, cancels requests under way, closes pools and Redis clients. */
   async close(): Promise<void> {
+    if (this.state === 'closed') return;
+    this.state = 'closed';
     this.edge.close();
     await Promise.all((this.options.services ?? []).map((s) => s.close()));
     await this.options.onClose?.();

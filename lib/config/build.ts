@@ -4,42 +4,20 @@ import { GatewayEvents } from '../observe/events.ts';
 import { createLogger, type Logger } from '../observe/log.ts';
 import { GatewayMetrics } from '../observe/metrics.ts';
 import { observe } from '../observe/wire.ts';
+import { routeCatalog } from '../observe/catalog.ts';
 import { observersFor } from '../observe/request-log.ts';
 import { Tracing } from '../observe/tracing.ts';
 import type { TracerProvider } from '@opentelemetry/api';
 import { Resources } from '../resources/registry.ts';
 import { systemRuntime, type Runtime } from '../runtime.ts';
 import { BUILTIN_STAGES } from '../stages/builtin.ts';
-import { StageRegistry, type StageContext, type StageDefinition } from '../stages/define.ts';
-import type { Handler, Policy } from '../types.ts';
-import { forward } from '../upstream/forward.ts';
-import { websocketLimits } from '../server/websocket-options.ts';
-import { parseDuration } from '../duration.ts';
-import { websocketForward } from '../server/ws-connect.ts';
-import type { Service } from '../upstream/service.ts';
-import { serviceFor } from '../upstream/service-for.ts';
-import { matchHandler, requestMatcher, splitHandler } from '../upstream/traffic.ts';
-import { RouteNotFoundError } from '../errors.ts';
-import type { GatewayRoute } from '../gateway.ts';
-import { throwError } from 'rxjs';
+import { StageRegistry, type StageDefinition } from '../stages/define.ts';
 import { HealthSources } from '../upstream/health-sources.ts';
-import { defined } from './defined.ts';
-import { pipelineFor } from './pipeline.ts';
-import type { GatewayConfig, RouteConfig, ServiceConfig } from './schema.ts';
+import { buildRoutes, type BuiltRoutes, type PipelineFactory, type RouteBuildShared } from './build-routes.ts';
+import type { GatewayConfig } from './schema.ts';
 import { limitsFromConfig } from '../server/limits.ts';
 
-/** What a pipeline factory gets for one route of a YAML config. */
-export interface RouteContext extends StageContext {
-  readonly metrics: GatewayMetrics;
-  /** The route's stages in order (its `pipeline`, the top-level one, or the default). */
-  readonly pipeline: readonly string[];
-  /** Builds the registered stage `name` for this route with its options; null when it is off here. */
-  stage(name: string): Policy | null;
-  /** The terminal stage: forwards to the route's service. */
-  forward(): Handler;
-}
-
-export type PipelineFactory = (ctx: RouteContext) => Handler;
+export type { PipelineFactory, RouteContext } from './build-routes.ts';
 
 /** The pipeline every YAML route gets unless you pass your own: its stages in order, then forward. */
 export const stagePipeline: PipelineFactory = (ctx) => compose(...ctx.pipeline.map((name) => ctx.stage(name)))(ctx.forward());
@@ -71,139 +49,59 @@ export function stageRegistry(extra: readonly StageDefinition[] = []): StageRegi
 /**
  * Turns a validated config into a Gateway: one `Service` per service, and
  * per route the handler the pipeline factory composes (`stagePipeline`, the
- * route's stages in order, unless you pass your own).
+ * route's stages in order, unless you pass your own). The gateway can
+ * `reload` a later config: its routes are rebuilt against the same
+ * resource registry, so what did not change carries over.
  */
 export function buildGateway(config: GatewayConfig, pipeline: PipelineFactory | null = null, options: BuildOptions = {}): Gateway {
   const logger = options.logger ?? createLogger(config.log?.level);
   const metrics = options.metrics ?? new GatewayMetrics();
-  const runtime = options.runtime ?? systemRuntime;
   const resources = options.resources ?? new Resources();
-  const stages = stageRegistry(options.stages);
   const events = new GatewayEvents();
   observe(events, metrics, logger);
   const tracing = new Tracing(options.tracerProvider);
-  const build = pipeline ?? stagePipeline;
+  const shared: RouteBuildShared = {
+    logger, metrics, resources, events,
+    runtime: options.runtime ?? systemRuntime,
+    stages: stageRegistry(options.stages),
+    pipeline: pipeline ?? stagePipeline,
+  };
+  // One health view for the gateway's life: a reload swaps the services it reads.
   const health = new HealthSources(events);
-
-  const built = config.routes.map((route) => {
-    const backends = (route.backends ?? [{ service: route.service, weight: 1 }]).map((b) => {
-      const serviceConfig = config.services[b.service]!;
-      const service = serviceFor(b.service, serviceConfig, resources, runtime, events);
-      health.services.add(service);
-      const own = { ...route, service: b.service };
-      const ctx = routeContext({ config, route: own, serviceConfig, service, runtime, events, logger, resources, metrics }, stages);
-      return { weight: b.weight, handler: build(ctx), name: ctx.routeName };
-    });
-    // A mirror's shadow service is in the health view too (the same object its stage gets).
-    const shadow = (route.mirror as { service?: string } | false | undefined || undefined)?.service;
-    if (shadow !== undefined && config.services[shadow] !== undefined) health.services.add(serviceFor(shadow, config.services[shadow], resources, runtime, events));
-    return { route, name: backends[0]!.name, handler: splitHandler(backends, runtime) };
-  });
-  const routes = tableRoutes(built);
-  return new Gateway({
+  const show = (built: BuiltRoutes): void => {
+    health.services.clear();
+    for (const s of built.services) health.services.add(s);
+  };
+  const first = buildRoutes(config, shared);
+  show(first);
+  metrics.describe(routeCatalog(config, shared.stages), first.services);
+  const gateway: Gateway = new Gateway({
     host: options.host ?? config.listen?.host ?? '0.0.0.0',
     port: options.port ?? config.listen?.port ?? 8080,
-    limits: limitsFromConfig(config.limits, config.trustedProxies),
-    routes, logger, metrics,
+    routes: first.routes, logger, metrics, events,
     observers: observersFor(config, logger, tracing),
+    publicMetrics: config.metrics?.public ?? false,
+    limits: limitsFromConfig(config.limits, config.trustedProxies),
     beforeListen: () => resources.ready(),
     health: () => health.report(),
     onClose: () => resources.close(),
-  });
-}
-
-/**
- * Table entries: routes with the same path and methods become one entry
- * that tries them in order by their `match` (none: always), 404 when none
- * holds. They must rewrite alike, the table applying the rewrite.
- */
-function tableRoutes(built: ReadonlyArray<{ route: RouteConfig; name: string; handler: Handler }>): GatewayRoute[] {
-  const groups = new Map<string, Array<(typeof built)[number]>>();
-  for (const b of built) {
-    const key = `${b.route.path} ${JSON.stringify(b.route.methods ?? null)}`;
-    const group = groups.get(key);
-    if (group === undefined) groups.set(key, [b]);
-    else group.push(b);
-  }
-  return [...groups.values()].map((group) => {
-    const first = group[0]!;
-    const { route } = first;
-    if (group.some((b) => JSON.stringify(b.route.rewrite) !== JSON.stringify(route.rewrite))) {
-      throw new TypeError(`routes on ${route.path} differ only by match, so they must rewrite alike`);
-    }
-    const handler = group.length === 1 && route.match === undefined ? first.handler : matchHandler(group.map((b) => ({
-      match: b.route.match === undefined ? null : requestMatcher(defined(b.route.match)),
-      handler: group.length === 1 ? b.handler : named(b.name, b.handler),
-    })), (req) => throwError(() => new RouteNotFoundError(`no route for ${req.method} ${req.normalizedPath} matches this request`)));
-    // Routes sharing an entry keep encoded slashes only if every one of them does.
-    const keep = group.every((b) => b.route.encodedSlashes === 'keep');
-    return {
-      path: route.path,
-      handler,
-      name: first.name,
-      ...(keep ? { encodedSlashes: 'keep' as const } : {}),
-      ...(route.methods !== undefined ? { methods: route.methods } : {}),
-      ...(route.rewrite !== undefined ? { rewrite: route.rewrite } : {}),
-    };
-  });
-}
-
-/** The matched route's name for metrics and logs, when routes share a table entry. */
-function named(name: string, handler: Handler): Handler {
-  return (req) => {
-    req.locals.route = name;
-    return handler(req);
-  };
-}
-
-type ContextBase = Omit<RouteContext, 'routeName' | 'pipeline' | 'stage' | 'forward'>;
-
-function routeContext(base: ContextBase, stages: StageRegistry): RouteContext {
-  const { route, config, serviceConfig } = base;
-  const order = pipelineFor(route, config, stages);
-  const explicit = route.pipeline ?? config.pipeline;
-  const ctx: RouteContext = {
-    ...base,
-    routeName: route.name ?? route.path,
-    pipeline: order,
-    stage(name) {
-      const def = stages.get(name);
-      if (def === undefined) throw new TypeError(`unknown stage ${JSON.stringify(name)} (known: ${stages.names.join(', ')})`);
-      let value = optionsFor(def, route, serviceConfig);
-      if (value === false) return null;
-      if (value === undefined) {
-        if (!def.onByDefault && !(explicit?.includes(name) ?? false)) return null;
-        value = def.options.parse({});
+    async rebuild(next) {
+      resources.track();
+      let built: BuiltRoutes;
+      try {
+        built = buildRoutes(next, shared);
+        // New services' discovery, a new Redis client: ready before they serve.
+        await resources.ready();
+      } catch (err) {
+        await resources.abandon();
+        throw err;
       }
-      return def.build(value, ctx);
+      gateway.replaceRoutes(built.routes);
+      gateway.observe(observersFor(next, logger, tracing));
+      show(built);
+      metrics.describe(routeCatalog(next, shared.stages), built.services);
+      return resources.retire();
     },
-    forward() {
-      const streamIdle = route.streamIdleTimeout ?? false;
-      const http = forward(base.service, {
-        preserveHost: route.preserveHost ?? false, events: base.events,
-        streamIdleTimeoutMs: streamIdle === false ? 0 : parseDuration(streamIdle, `route ${ctx.routeName} streamIdleTimeout`),
-      });
-      if (route.websocket === undefined || route.websocket === false) return http;
-      return websocketForward(base.service, http, {
-        route: ctx.routeName, limits: websocketLimits(defined(route.websocket), `route ${ctx.routeName}`), runtime: base.runtime,
-        preserveHost: route.preserveHost ?? false, tlsVerify: serviceConfig.tlsVerify ?? true, tlsCa: serviceConfig.tlsCa ?? null, events: base.events,
-      });
-    },
-  };
-  return ctx;
-}
-
-/** A stage's options for a route: the route's object merged over its service's; `false` on either turns it off. */
-function optionsFor(def: StageDefinition, route: RouteConfig, service: ServiceConfig): unknown {
-  const r = route[def.key];
-  if (!def.service) return r;
-  const s = service[def.key];
-  if (r === false || (r === undefined && s === false)) return false;
-  if (r === undefined) return s;
-  if (s === undefined || s === false) return r;
-  return isObject(r) && isObject(s) ? { ...s, ...r } : r;
-}
-
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
+  });
+  return gateway;
 }

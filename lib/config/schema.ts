@@ -10,6 +10,7 @@ import '../upstream/balancers.ts';
 import { duration, httpUrl, method, status } from './common.ts';
 import { checkPerInstance, checkPipeline, checkRouteStages, storeOf } from './checks.ts';
 import { websocketOptions } from '../server/websocket-options.ts';
+import { lifecycleKeys } from '../lifecycle/schema.ts';
 import { logOptions, routeLogOptions } from '../observe/log-options.ts';
 import { limitsSchema } from '../server/limits-schema.ts';
 
@@ -139,6 +140,8 @@ const topLevel = {
   trustedProxies: trustedProxiesOption.optional(),
   /** allow/deny CIDRs for every route; a route's `ipFilter` keys replace these. */
   ipFilter: ipFilterOptions.optional(),
+  /** admin, drain, reload, metrics.public (lib/lifecycle/schema.ts). */
+  ...lifecycleKeys,
   /** Edge limits: head bytes and lines (431), target length (414), body idle (408), requests per client (429). */
   limits: limitsSchema.optional(),
 };

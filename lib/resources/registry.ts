@@ -5,18 +5,27 @@
  * the same registry and gets back what it already made for the same key,
  * so state carries over. Keys name what the object was made from
  * (`service:users:<its config>`), so a changed config makes a new one.
+ *
+ * A rebuild is bracketed: `track()` before it, then `retire()` once its
+ * table serves (what the new table no longer uses leaves the registry and
+ * is handed back to close once the old table's requests are done), or
+ * `abandon()` if it failed (what it made is closed, the rest stays).
  */
 export class Resources {
   private readonly items = new Map<string, Entry>();
-  private readonly starters: Array<() => Promise<void>> = [];
+  private starters: Array<() => Promise<void>> = [];
   private closers = 0;
+  /** Keys the build under way has asked for, and those it made; null when no build is tracked. */
+  private tracking: { used: Set<string>; made: Set<string>; starters: number } | null = null;
 
   /** The object made for `key`, made now by `make` if there is none. `close` runs when the registry closes. */
   get<T>(key: string, make: () => T, close?: (value: T) => Promise<void> | void): T {
+    this.tracking?.used.add(key);
     const found = this.items.get(key);
     if (found !== undefined) return found.value as T;
     const value = make();
     this.items.set(key, { value, close: close === undefined ? null : () => close(value) });
+    this.tracking?.made.add(key);
     return value;
   }
 
@@ -30,9 +39,12 @@ export class Resources {
     this.starters.push(fn);
   }
 
-  /** Registers cleanup with no object behind it. */
+  /** Registers cleanup with no object behind it (it belongs to the build that registered it). */
   onClose(fn: () => Promise<void> | void): void {
-    this.items.set(`close:${this.closers++}`, { value: null, close: fn });
+    const key = `close:${this.closers++}`;
+    this.items.set(key, { value: null, close: fn });
+    this.tracking?.used.add(key);
+    this.tracking?.made.add(key);
   }
 
   async ready(): Promise<void> {
@@ -40,16 +52,58 @@ export class Resources {
     await Promise.all(starters.map((fn) => fn()));
   }
 
+  /** Starts recording what a rebuild uses. */
+  track(): void {
+    this.tracking = { used: new Set(), made: new Set(), starters: this.starters.length };
+  }
+
+  /**
+   * Ends a rebuild that now serves: what it did not use leaves the registry
+   * (a later rebuild makes it anew) and the returned function closes it,
+   * newest first. Call that once requests on the old table are done.
+   */
+  retire(): () => Promise<void> {
+    const used = this.tracking?.used;
+    this.tracking = null;
+    if (used === undefined) return async () => {};
+    const retired: Entry[] = [];
+    for (const [key, entry] of this.items) {
+      if (used.has(key)) continue;
+      retired.push(entry);
+      this.items.delete(key);
+    }
+    return () => closeAll(retired.reverse());
+  }
+
+  /** Ends a rebuild that failed: closes what it made; what it found stays as it was. */
+  async abandon(): Promise<void> {
+    const tracking = this.tracking;
+    this.tracking = null;
+    if (tracking === null) return;
+    this.starters.splice(tracking.starters);
+    const made: Entry[] = [];
+    for (const key of tracking.made) {
+      const entry = this.items.get(key);
+      if (entry !== undefined) made.push(entry);
+      this.items.delete(key);
+    }
+    await closeAll(made.reverse());
+  }
+
   /** Closes everything, newest first (a store before the client it uses). */
   async close(): Promise<void> {
     const entries = [...this.items.values()].reverse();
     this.items.clear();
-    for (const e of entries) {
-      try {
-        await e.close?.();
-      } catch {
-        // Closing is best effort: one failing close must not keep the others open.
-      }
+    await closeAll(entries);
+  }
+}
+
+async function closeAll(entries: readonly Entry[]): Promise<void> {
+  for (const e of entries) {
+    try {
+      await e.close?.();
+    } catch {
+      // Closing is best effort: one failing close must not keep the others open.
     }
   }
 }

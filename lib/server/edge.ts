@@ -79,12 +79,33 @@ export class Edge {
     });
   }
 
-  /** Stops accepting connections and cancels requests still under way. */
-  close(): void {
+  /** Stops accepting connections; open ones (and requests on them) carry on. */
+  stopListening(): void {
     if (this.listenSocket !== null) {
       loadUws().us_listen_socket_close(this.listenSocket);
       this.listenSocket = null;
     }
+  }
+
+  /** Resolves once every exchange in flight now has ended (later ones are not waited for). */
+  settled(): Promise<void> {
+    const pending = [...this.inflight];
+    if (pending.length === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      let left = pending.length;
+      // A finaliser on a subscription already closed runs at once.
+      for (const sub of pending) sub.add(() => { if (--left === 0) resolve(); });
+    });
+  }
+
+  /** Resolves once no exchange is in flight, those that start meanwhile on open connections included. */
+  async idle(): Promise<void> {
+    while (this.inflight.size > 0) await this.settled();
+  }
+
+  /** Stops accepting connections, cancels requests still under way and closes every connection. */
+  close(): void {
+    this.stopListening();
     for (const sub of this.inflight) sub.unsubscribe();
     this.inflight.clear();
     // Closes every socket, idle keep-alive ones too. Both builds have it

@@ -42,7 +42,7 @@ beforeEach(async () => {
     handle(req, res, ex);
   });
   const service = new Service('up', { upstreams: [upstream.url] });
-  gateway = await startGateway([{ path: '/*', handler: forward(service) }], { services: [service] });
+  gateway = await startGateway([{ path: '/*', handler: forward(service) }], { services: [service], publicMetrics: true });
 });
 
 afterEach(async () => {

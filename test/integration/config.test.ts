@@ -170,9 +170,10 @@ routes: [{ path: /*, service: up }]
     expect(await res.body.json()).toMatchObject({ status: 'ok', services: { up: { status: 'ok', instances: [{ url: up.url, healthy: true, ejected: false }] } } });
   });
 
-  it('counts answered requests on GET /__rxgate/metrics', async () => {
+  it('counts answered requests on GET /__rxgate/metrics (metrics: { public: true })', async () => {
     const up = await namedUpstream('up');
     const gw = await gatewayFromYaml(`
+metrics: { public: true }
 services: { up: { upstreams: ["${up.url}"] } }
 routes: [{ name: everything, path: /*, service: up }]
 `);

@@ -27,6 +27,7 @@ describe('hedged requests from YAML', () => {
     const stuck = await instance('stuck', 5_000);
     const fast = await instance('fast', 0);
     const gw = await startGatewayFromYaml(`
+metrics: { public: true }
 services:
   svc:
     upstreams: ["${stuck.url}", "${fast.url}"]

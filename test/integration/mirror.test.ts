@@ -16,6 +16,7 @@ async function real(): Promise<TestUpstream> {
 
 async function gateway(realUrl: string, shadowUrl: string, mirror: string): Promise<{ url: string }> {
   const gw = await startGatewayFromYaml(`
+metrics: { public: true }
 services:
   api: { upstreams: ["${realUrl}"] }
   shadow: { upstreams: ["${shadowUrl}"], timeout: 10s }

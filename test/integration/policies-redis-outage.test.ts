@@ -43,7 +43,8 @@ async function countingUpstream(): Promise<TestUpstream & { hits: () => number }
 }
 
 async function gateway(yaml: string): Promise<{ url: string }> {
-  const gw = await startGatewayFromYaml(yaml);
+  // These tests read the public /__rxgate/metrics (opt-in).
+  const gw = await startGatewayFromYaml(`metrics: { public: true }\n${yaml}`);
   cleanups.push(() => gw.close());
   return gw;
 }

@@ -78,7 +78,7 @@ async function gatewayFor(urls: string[], retryOptions: RetryOptions, extra: { b
     extra.breaker === true ? circuitBreaker({ consecutiveFailures: 100 }) : null,
     timeout({ head: '2s' }),
   )(forward(svc));
-  const gw = await startGateway([{ path: '/*', handler }], { services: [svc] });
+  const gw = await startGateway([{ path: '/*', handler }], { services: [svc], publicMetrics: true });
   closers.push(() => gw.close());
   return { gw, policy };
 }

@@ -20,7 +20,8 @@ async function upstream(...args: Parameters<typeof startWsUpstream>): Promise<Ws
 }
 
 async function gateway(yaml: string): Promise<{ url: string; ws: string }> {
-  const gw = await startGatewayFromYaml(yaml);
+  // These tests read the public /__rxgate/metrics (opt-in).
+  const gw = await startGatewayFromYaml(`metrics: { public: true }\n${yaml}`);
   cleanups.push(() => gw.close());
   return { url: gw.url, ws: wsUrl(gw.url) };
 }

@@ -34,7 +34,7 @@ export async function startUpstream(handler: (req: IncomingMessage, res: ServerR
 }
 
 /** A gateway on a free loopback port from explicit routes (code form). */
-export async function startGateway(routes: GatewayRoute[], extra: { services?: import('../../lib/upstream/service.ts').Service[] } = {}): Promise<Gateway & { url: string }> {
+export async function startGateway(routes: GatewayRoute[], extra: { services?: import('../../lib/upstream/service.ts').Service[]; publicMetrics?: boolean } = {}): Promise<Gateway & { url: string }> {
   const gw = new Gateway({ host: '127.0.0.1', port: 0, routes, logger: silentLogger, metrics: new GatewayMetrics({ defaultMetrics: false }), ...extra });
   const port = await gw.listen();
   return Object.assign(gw, { url: `http://127.0.0.1:${port}` });

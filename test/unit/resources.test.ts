@@ -39,3 +39,44 @@ describe('Resources', () => {
     expect(runs).toBe(1);
   });
 });
+
+describe('Resources across a rebuild', () => {
+  it('hands a tracked rebuild what it asks for again, and retires the rest to close later, newest first', async () => {
+    const resources = new Resources();
+    const closed: string[] = [];
+    const pool = resources.get('service:a', () => ({ name: 'a' }), () => { closed.push('a'); });
+    resources.get('service:b', () => 'b', () => { closed.push('b'); });
+    resources.get('store:b', () => 'store b', () => { closed.push('store b'); });
+    resources.onClose(() => { closed.push('hook 1'); });
+
+    resources.track();
+    expect(resources.get('service:a', () => ({ name: 'new a' }))).toBe(pool);
+    resources.get('service:c', () => 'c', () => { closed.push('c'); });
+    resources.onClose(() => { closed.push('hook 2'); });
+    const retire = resources.retire();
+    // Out of the registry at once (a later build makes them anew), closed only when asked.
+    expect(resources.has('service:b')).toBe(false);
+    expect(closed).toEqual([]);
+    await retire();
+    expect(closed).toEqual(['hook 1', 'store b', 'b']);
+    await resources.close();
+    expect(closed.slice(3)).toEqual(['hook 2', 'c', 'a']);
+  });
+
+  it('closes what an abandoned rebuild made and keeps what it found', async () => {
+    const resources = new Resources();
+    const closed: string[] = [];
+    resources.get('service:a', () => 'a', () => { closed.push('a'); });
+    resources.track();
+    resources.get('service:a', () => 'again');
+    resources.get('service:new', () => 'new', () => { closed.push('new'); });
+    let started = 0;
+    resources.beforeListen(async () => { started++; });
+    await resources.abandon();
+    expect(closed).toEqual(['new']);
+    expect(resources.has('service:a')).toBe(true);
+    expect(resources.has('service:new')).toBe(false);
+    await resources.ready();
+    expect(started).toBe(0);
+  });
+});

@@ -1,0 +1,174 @@
+import { compose } from '../compose.ts';
+import type { GatewayEvents } from '../observe/events.ts';
+import type { Logger } from '../observe/log.ts';
+import type { GatewayMetrics } from '../observe/metrics.ts';
+import type { Resources } from '../resources/registry.ts';
+import type { Runtime } from '../runtime.ts';
+import type { StageContext, StageDefinition, StageRegistry } from '../stages/define.ts';
+import type { Handler, Policy } from '../types.ts';
+import { forward } from '../upstream/forward.ts';
+import { websocketLimits } from '../server/websocket-options.ts';
+import { parseDuration } from '../duration.ts';
+import { websocketForward } from '../server/ws-connect.ts';
+import type { Service } from '../upstream/service.ts';
+import { serviceFor } from '../upstream/service-for.ts';
+import { matchHandler, requestMatcher, splitHandler } from '../upstream/traffic.ts';
+import { RouteNotFoundError } from '../errors.ts';
+import type { GatewayRoute } from '../router/table.ts';
+import { throwError } from 'rxjs';
+import { defined } from './defined.ts';
+import { pipelineFor } from './pipeline.ts';
+import type { GatewayConfig, RouteConfig, ServiceConfig } from './schema.ts';
+
+/** What a pipeline factory gets for one route of a YAML config. */
+export interface RouteContext extends StageContext {
+  readonly metrics: GatewayMetrics;
+  /** The route's stages in order (its `pipeline`, the top-level one, or the default). */
+  readonly pipeline: readonly string[];
+  /** Builds the registered stage `name` for this route with its options; null when it is off here. */
+  stage(name: string): Policy | null;
+  /** The terminal stage: forwards to the route's service. */
+  forward(): Handler;
+}
+
+export type PipelineFactory = (ctx: RouteContext) => Handler;
+
+/** What every build of a gateway's routes shares: the first one and each hot reload's. */
+export interface RouteBuildShared {
+  logger: Logger;
+  metrics: GatewayMetrics;
+  runtime: Runtime;
+  resources: Resources;
+  stages: StageRegistry;
+  events: GatewayEvents;
+  pipeline: PipelineFactory;
+}
+
+/** A config's route table, and what its health view reads. */
+export interface BuiltRoutes {
+  routes: GatewayRoute[];
+  services: Set<Service>;
+}
+
+/**
+ * Builds the route table of `config`: one `Service` per service (from the
+ * resource registry, so an unchanged one is the running one), and per route
+ * the handler the pipeline factory composes. Throws `TypeError` on options
+ * a stage refuses.
+ */
+export function buildRoutes(config: GatewayConfig, shared: RouteBuildShared): BuiltRoutes {
+  const { resources, runtime, events, logger, metrics, stages } = shared;
+  const out: BuiltRoutes = { routes: [], services: new Set() };
+  const built = config.routes.map((route) => {
+    const backends = (route.backends ?? [{ service: route.service, weight: 1 }]).map((b) => {
+      const serviceConfig = config.services[b.service]!;
+      const service = serviceFor(b.service, serviceConfig, resources, runtime, events);
+      out.services.add(service);
+      const own = { ...route, service: b.service };
+      const ctx = routeContext({ config, route: own, serviceConfig, service, runtime, events, logger, resources, metrics }, stages);
+      return { weight: b.weight, handler: shared.pipeline(ctx), name: ctx.routeName };
+    });
+    // A mirror's shadow service is in the health view too (the same object its stage gets).
+    const shadow = (route.mirror as { service?: string } | false | undefined || undefined)?.service;
+    if (shadow !== undefined && config.services[shadow] !== undefined) out.services.add(serviceFor(shadow, config.services[shadow], resources, runtime, events));
+    return { route, name: backends[0]!.name, handler: splitHandler(backends, runtime) };
+  });
+  out.routes = tableRoutes(built);
+  return out;
+}
+
+/**
+ * Table entries: routes with the same path and methods become one entry
+ * that tries them in order by their `match` (none: always), 404 when none
+ * holds. They must rewrite alike, the table applying the rewrite.
+ */
+function tableRoutes(built: ReadonlyArray<{ route: RouteConfig; name: string; handler: Handler }>): GatewayRoute[] {
+  const groups = new Map<string, Array<(typeof built)[number]>>();
+  for (const b of built) {
+    const key = `${b.route.path} ${JSON.stringify(b.route.methods ?? null)}`;
+    const group = groups.get(key);
+    if (group === undefined) groups.set(key, [b]);
+    else group.push(b);
+  }
+  return [...groups.values()].map((group) => {
+    const first = group[0]!;
+    const { route } = first;
+    if (group.some((b) => JSON.stringify(b.route.rewrite) !== JSON.stringify(route.rewrite))) {
+      throw new TypeError(`routes on ${route.path} differ only by match, so they must rewrite alike`);
+    }
+    const handler = group.length === 1 && route.match === undefined ? first.handler : matchHandler(group.map((b) => ({
+      match: b.route.match === undefined ? null : requestMatcher(defined(b.route.match)),
+      handler: group.length === 1 ? b.handler : named(b.name, b.handler),
+    })), (req) => throwError(() => new RouteNotFoundError(`no route for ${req.method} ${req.normalizedPath} matches this request`)));
+    // Routes sharing an entry keep encoded slashes only if every one of them does.
+    const keep = group.every((b) => b.route.encodedSlashes === 'keep');
+    return {
+      path: route.path,
+      handler,
+      name: first.name,
+      ...(keep ? { encodedSlashes: 'keep' as const } : {}),
+      ...(route.methods !== undefined ? { methods: route.methods } : {}),
+      ...(route.rewrite !== undefined ? { rewrite: route.rewrite } : {}),
+    };
+  });
+}
+
+/** The matched route's name for metrics and logs, when routes share a table entry. */
+function named(name: string, handler: Handler): Handler {
+  return (req) => {
+    req.locals.route = name;
+    return handler(req);
+  };
+}
+
+type ContextBase = Omit<RouteContext, 'routeName' | 'pipeline' | 'stage' | 'forward'>;
+
+function routeContext(base: ContextBase, stages: StageRegistry): RouteContext {
+  const { route, config, serviceConfig } = base;
+  const order = pipelineFor(route, config, stages);
+  const explicit = route.pipeline ?? config.pipeline;
+  const ctx: RouteContext = {
+    ...base,
+    routeName: route.name ?? route.path,
+    pipeline: order,
+    stage(name) {
+      const def = stages.get(name);
+      if (def === undefined) throw new TypeError(`unknown stage ${JSON.stringify(name)} (known: ${stages.names.join(', ')})`);
+      let value = optionsFor(def, route, serviceConfig);
+      if (value === false) return null;
+      if (value === undefined) {
+        if (!def.onByDefault && !(explicit?.includes(name) ?? false)) return null;
+        value = def.options.parse({});
+      }
+      return def.build(value, ctx);
+    },
+    forward() {
+      const streamIdle = route.streamIdleTimeout ?? false;
+      const http = forward(base.service, {
+        preserveHost: route.preserveHost ?? false, events: base.events,
+        streamIdleTimeoutMs: streamIdle === false ? 0 : parseDuration(streamIdle, `route ${ctx.routeName} streamIdleTimeout`),
+      });
+      if (route.websocket === undefined || route.websocket === false) return http;
+      return websocketForward(base.service, http, {
+        route: ctx.routeName, limits: websocketLimits(defined(route.websocket), `route ${ctx.routeName}`), runtime: base.runtime,
+        preserveHost: route.preserveHost ?? false, tlsVerify: serviceConfig.tlsVerify ?? true, tlsCa: serviceConfig.tlsCa ?? null, events: base.events,
+      });
+    },
+  };
+  return ctx;
+}
+
+/** A stage's options for a route: the route's object merged over its service's; `false` on either turns it off. */
+function optionsFor(def: StageDefinition, route: RouteConfig, service: ServiceConfig): unknown {
+  const r = route[def.key];
+  if (!def.service) return r;
+  const s = service[def.key];
+  if (r === false || (r === undefined && s === false)) return false;
+  if (r === undefined) return s;
+  if (s === undefined || s === false) return r;
+  return isObject(r) && isObject(s) ? { ...s, ...r } : r;
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}

@@ -1,0 +1,74 @@
+import { ConfigError } from '../config/load.ts';
+import type { GatewayConfig } from '../config/schema.ts';
+import type { Gateway } from '../gateway.ts';
+import type { GatewayEventMap } from '../observe/events.ts';
+
+export type ReloadTrigger = GatewayEventMap['reload']['trigger'];
+
+/** What a reload did: applied, or refused with why (the old config keeps serving). */
+export interface ReloadResult {
+  outcome: 'applied' | 'refused';
+  message?: string;
+}
+
+export interface ReloaderOptions {
+  gateway: Gateway;
+  /** The config serving now. */
+  config: GatewayConfig;
+  /** Reads and validates the config again (throws `ConfigError` naming the key path). */
+  load: () => GatewayConfig;
+  /** Runs after a reload applied, with the new config (log level, drain timeout, the watcher). */
+  onApplied?: (config: GatewayConfig) => void;
+}
+
+/** Keys a running gateway cannot take on: a change to them waits for a restart. */
+const RESTART_KEYS = ['listen', 'admin', 'workers'] as const;
+
+/**
+ * Hot reload: reads the config again, validates it, and swaps in its
+ * routes (`gateway.reload`). A config that does not validate, or that a
+ * stage refuses, is refused: logged with the key path, the `reload` event
+ * says so, and the old routes keep serving. Every reload, whatever started
+ * it (SIGHUP, the file watcher, `POST /reload`, code), goes through here.
+ */
+export class Reloader {
+  private config: GatewayConfig;
+
+  constructor(private readonly options: ReloaderOptions) {
+    this.config = options.config;
+  }
+
+  /** The config serving now. */
+  get current(): GatewayConfig {
+    return this.config;
+  }
+
+  async reload(trigger: ReloadTrigger): Promise<ReloadResult> {
+    const { gateway } = this.options;
+    const logger = gateway.logger;
+    let next: GatewayConfig;
+    try {
+      next = this.options.load();
+      await gateway.reload(next);
+    } catch (err) {
+      const message = err instanceof ConfigError ? err.problems.join('; ') : `invalid config: ${(err as Error).message}`;
+      if (!(err instanceof ConfigError) && !(err instanceof TypeError)) {
+        logger.error({ trigger, err }, 'config reload failed; the old config keeps serving');
+      } else {
+        logger.error({ trigger, problems: err instanceof ConfigError ? err.problems : [message] }, 'config reload refused; the old config keeps serving');
+      }
+      gateway.events.emit('reload', { outcome: 'refused', trigger, message });
+      return { outcome: 'refused', message };
+    }
+    const stale = RESTART_KEYS.filter((k) => JSON.stringify(next[k]) !== JSON.stringify(this.config[k]));
+    this.config = next;
+    // Certificates are re-read on every reload, changed or not (TLS helper's hook).
+    (gateway as { reloadTls?: () => unknown }).reloadTls?.();
+    this.options.onApplied?.(next);
+    const message = stale.length === 0 ? undefined : `${stale.join(', ')} changed: that takes a restart`;
+    if (message !== undefined) logger.warn({ trigger, keys: stale }, message);
+    logger.info({ trigger, routes: next.routes.length, services: Object.keys(next.services).length }, 'config reloaded');
+    gateway.events.emit('reload', message === undefined ? { outcome: 'applied', trigger } : { outcome: 'applied', trigger, message });
+    return message === undefined ? { outcome: 'applied' } : { outcome: 'applied', message };
+  }
+}

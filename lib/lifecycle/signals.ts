@@ -1,0 +1,33 @@
+import { constants } from 'node:os';
+import type { Logger } from '../observe/log.ts';
+
+export interface SignalActions {
+  /** The graceful stop (SIGTERM, SIGINT); the process exits 0 when it resolves. */
+  drain: () => Promise<unknown>;
+  /** SIGHUP. */
+  reload: () => Promise<unknown>;
+  logger: Logger;
+}
+
+/**
+ * The process's signals: SIGTERM or SIGINT drains and exits 0; a second one
+ * exits at once (128 + its number, as a shell reports it); SIGHUP reloads.
+ */
+export function handleSignals({ drain, reload, logger }: SignalActions): void {
+  let draining = false;
+  const stop = (signal: 'SIGTERM' | 'SIGINT'): void => {
+    if (draining) {
+      logger.warn({ signal }, 'rxgate: second signal, exiting now');
+      process.exit(128 + constants.signals[signal]);
+    }
+    draining = true;
+    logger.info({ signal }, 'rxgate stopping');
+    drain().then(() => process.exit(0), (err: unknown) => {
+      logger.error({ err }, 'rxgate: drain failed');
+      process.exit(1);
+    });
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGHUP', () => void reload());
+}

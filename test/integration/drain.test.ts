@@ -1,0 +1,224 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { connect, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { request } from 'undici';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { get } from '../support/answer.ts';
+import { startGatewayFromYaml, startUpstream, type TestUpstream } from '../support/servers.ts';
+
+/**
+ * Graceful drain, with real signals to a real rxgate process (lib/cli.ts
+ * through the repository's TypeScript loader): SIGTERM turns /ready 503 and
+ * stops new connections at once, lets requests in flight finish, then exits
+ * 0; a second signal exits at once; drain.timeout cancels what is left.
+ */
+
+const ROOT = join(import.meta.dirname, '../..');
+const dir = mkdtempSync(join(tmpdir(), 'rxgate-drain-'));
+const children = new Set<ChildProcess>();
+const cleanups: Array<() => Promise<void>> = [];
+afterEach(async () => {
+  while (cleanups.length > 0) await cleanups.pop()!();
+});
+afterAll(() => {
+  for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  rmSync(dir, { recursive: true, force: true });
+});
+
+interface Child {
+  proc: ChildProcess;
+  url: string;
+  admin: string;
+  port: number;
+  /** Resolves with the exit code. */
+  exited: Promise<number | null>;
+  /** Resolves when a log line with this `msg` has been written. */
+  logged(msg: string): Promise<void>;
+}
+
+let files = 0;
+/** Starts rxgate on `yaml` (admin on a free port) and resolves once both listeners are up. */
+function rxgate(yaml: string): Promise<Child> {
+  const file = join(dir, `gw-${files++}.yaml`);
+  writeFileSync(file, yaml);
+  const proc = spawn(process.execPath, [
+    '--import', join(ROOT, 'bin/loader/register.mjs'), '--input-type=module',
+    '-e', `import { runCli } from ${JSON.stringify(join(ROOT, 'lib/cli.ts'))}; await runCli(process.argv.slice(1).filter((a) => a !== '--'));`,
+    '--', '--config', file, '--host', '127.0.0.1', '--port', '0',
+  ], { env: { ...process.env, RXGATE_LOG_LEVEL: 'info' }, stdio: ['ignore', 'pipe', 'pipe'] });
+  children.add(proc);
+  const seen = new Map<string, Record<string, unknown>>();
+  const waiting = new Map<string, Array<() => void>>();
+  let buffered = '';
+  proc.stdout!.on('data', (d: Buffer) => {
+    buffered += d.toString();
+    let nl;
+    while ((nl = buffered.indexOf('\n')) >= 0) {
+      const line = buffered.slice(0, nl);
+      buffered = buffered.slice(nl + 1);
+      let entry: Record<string, unknown>;
+      try {
+        entry = JSON.parse(line) as Record<string, unknown>;
+      } catch {
+        continue;
+      }
+      const msg = String(entry['msg']);
+      seen.set(msg, entry);
+      for (const w of waiting.get(msg) ?? []) w();
+      waiting.delete(msg);
+    }
+  });
+  let stderr = '';
+  proc.stderr!.on('data', (d: Buffer) => { stderr += d.toString(); });
+  const exited = new Promise<number | null>((resolve) => proc.on('exit', (code) => resolve(code)));
+  const logged = (msg: string): Promise<void> => seen.has(msg) ? Promise.resolve() : new Promise((resolve, reject) => {
+    waiting.set(msg, [...(waiting.get(msg) ?? []), resolve]);
+    void exited.then((code) => reject(new Error(`rxgate exited (${code}) before logging "${msg}": ${stderr}`)));
+  });
+  return Promise.all([logged('rxgate listening'), logged('rxgate admin listening')]).then(() => {
+    const port = seen.get('rxgate listening')!['port'] as number;
+    const adminPort = seen.get('rxgate admin listening')!['port'] as number;
+    return { proc, port, url: `http://127.0.0.1:${port}`, admin: `http://127.0.0.1:${adminPort}`, exited, logged };
+  });
+}
+
+/** An upstream that holds each request until `release()`; `arrived` resolves when the first one is in. */
+async function holdingUpstream(): Promise<TestUpstream & { arrived: Promise<void>; release(): void }> {
+  let release: () => void = () => {};
+  const released = new Promise<void>((resolve) => { release = resolve; });
+  let arrived: () => void = () => {};
+  const arrival = new Promise<void>((resolve) => { arrived = resolve; });
+  const up = await startUpstream((req, res) => {
+    arrived();
+    let bytes = 0;
+    req.on('data', (c: Buffer) => { bytes += c.length; });
+    req.on('end', () => {
+      if (req.method === 'POST') res.end(`received ${bytes} bytes`);
+    });
+    if (req.method === 'POST') return;
+    void released.then(() => res.end('slow, but complete'));
+  });
+  cleanups.push(() => up.close());
+  return Object.assign(up, { arrived: arrival, release });
+}
+
+const config = (url: string, drain = ''): string => `
+admin: { host: 127.0.0.1, port: 0 }
+${drain}
+services:
+  slow: { upstreams: ["${url}"], timeout: 60s }
+routes:
+  - { path: /*, service: slow, retry: false }
+`;
+
+/** Whether a new TCP connection to `port` is refused. */
+function refused(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s: Socket = connect(port, '127.0.0.1');
+    s.once('connect', () => { s.destroy(); resolve(false); });
+    s.once('error', (err: NodeJS.ErrnoException) => resolve(err.code === 'ECONNREFUSED'));
+  });
+}
+
+// Each test starts an rxgate process (seconds of CPU on a loaded machine): generous timeouts, no duration asserted.
+describe('graceful drain on SIGTERM', { timeout: 120_000 }, () => {
+  it('finishes a slow request in flight while /ready answers 503 and new connections are refused, then exits 0', async () => {
+    const up = await holdingUpstream();
+    const gw = await rxgate(config(up.url));
+    expect((await get(`${gw.admin}/ready`)).status).toBe(200);
+
+    const slow = request(`${gw.url}/slow`);
+    await up.arrived;
+    gw.proc.kill('SIGTERM');
+    await gw.logged('rxgate draining: not ready, no new connections, requests in flight finish');
+
+    const ready = await get(`${gw.admin}/ready`);
+    expect(ready.status).toBe(503);
+    expect(JSON.parse(ready.body)).toEqual({ status: 'draining' });
+    expect(await refused(gw.port)).toBe(true);
+    expect(gw.proc.exitCode).toBe(null);
+
+    up.release();
+    const res = await slow;
+    expect(res.statusCode).toBe(200);
+    expect(await res.body.text()).toBe('slow, but complete');
+    expect(await gw.exited).toBe(0);
+  });
+
+  it('finishes an upload that is still sending when SIGTERM comes', async () => {
+    const up = await holdingUpstream();
+    const gw = await rxgate(config(up.url));
+    const chunk = Buffer.alloc(64 * 1024, 'x');
+    const body = new Readable({ read() {} });
+    const upload = request(`${gw.url}/upload`, { method: 'POST', body, headers: { 'content-length': String(chunk.length * 4) } });
+    body.push(chunk);
+    body.push(chunk);
+    // The upload is under way: its head (and some of its body) is at the upstream.
+    await up.arrived;
+    gw.proc.kill('SIGTERM');
+    await gw.logged('rxgate stopping');
+    body.push(chunk);
+    body.push(chunk);
+    body.push(null);
+    const res = await upload;
+    expect(res.statusCode).toBe(200);
+    expect(await res.body.text()).toBe(`received ${chunk.length * 4} bytes`);
+    expect(await gw.exited).toBe(0);
+  });
+
+  it('exits at once on a second signal, cutting off what is in flight', async () => {
+    const up = await holdingUpstream();
+    const gw = await rxgate(config(up.url));
+    const slow = request(`${gw.url}/slow`).then((res) => res.body.text(), (err: unknown) => err);
+    await up.arrived;
+    gw.proc.kill('SIGTERM');
+    await gw.logged('rxgate stopping');
+    gw.proc.kill('SIGINT');
+    expect(await gw.exited).toBe(130);
+    expect(await slow).toBeInstanceOf(Error);
+  });
+
+  it('cancels what still runs at drain.timeout, then exits 0', async () => {
+    const up = await holdingUpstream();
+    const gw = await rxgate(config(up.url, 'drain: { timeout: 300ms }'));
+    const slow = request(`${gw.url}/slow`).then((res) => res.body.text(), (err: unknown) => err);
+    await up.arrived;
+    gw.proc.kill('SIGTERM');
+    await gw.logged('drain timeout: requests still in flight were cancelled');
+    expect(await gw.exited).toBe(0);
+    expect(await slow).toBeInstanceOf(Error);
+  });
+});
+
+describe('Gateway.drain', () => {
+  it('closes an idle keep-alive connection once nothing is in flight, and reports a clean drain', async () => {
+    const up = await startUpstream((req, res) => {
+      req.resume();
+      res.end('ok');
+    });
+    cleanups.push(() => up.close());
+    const gw = await startGatewayFromYaml(`
+services: { up: { upstreams: ["${up.url}"] } }
+routes: [{ path: /*, service: up }]
+`);
+    cleanups.push(() => gw.close());
+    // One request on a raw keep-alive connection, then the connection sits idle.
+    const socket = connect(gw.port, '127.0.0.1');
+    const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+    let received = '';
+    socket.on('data', (d: Buffer) => { received += d.toString('latin1'); });
+    socket.on('error', () => {});
+    socket.write('GET /a HTTP/1.1\r\nHost: x\r\n\r\n');
+    for (let i = 0; i < 200 && !received.endsWith('ok'); i++) await new Promise((r) => setTimeout(r, 10));
+    expect(received).toMatch(/^HTTP\/1\.1 200/);
+    expect(gw.state).toBe('serving');
+
+    expect(await gw.drain(30_000)).toBe(true);
+    expect(gw.state).toBe('closed');
+    await closed;
+    expect(socket.destroyed).toBe(true);
+  });
+});

@@ -26,6 +26,10 @@ export { adminPageRoutes, gatewayPageData, type AdminPageData, type Overview, ty
 export { startWorkers, type WorkerPool, type WorkerData } from './server/workers.ts';
 export { GatewayEvents, type GatewayEventMap, type GatewayEventType } from './observe/events.ts';
 export { createLogger, silentLogger, type Logger } from './observe/log.ts';
+export { AccessLog, type AccessLogOptions } from './observe/access-log.ts';
+export { Tracing, registeredTracerProvider } from './observe/tracing.ts';
+export { requestObservers, type RequestObservers } from './observe/request-log.ts';
+export { isValidTraceparent, newTraceparent } from './observe/trace-context.ts';
 export { runCli, type CliOptions } from './cli.ts';
 export { chooseUws, currentHost, loadUws, uwsBuild } from './server/uws.ts';
 export { systemRuntime, virtualRuntime, every, after, type Runtime } from './runtime.ts';

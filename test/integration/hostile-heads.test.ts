@@ -5,6 +5,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { Gateway } from '../../lib/gateway.ts';
 import { forward } from '../../lib/upstream/forward.ts';
 import { Service } from '../../lib/upstream/service.ts';
+import { parseResponses } from '../support/raw-http.ts';
 import { startGateway, startGatewayFromYaml } from '../support/servers.ts';
 
 /**
@@ -56,23 +57,10 @@ interface Outcome {
   closed: boolean;
 }
 
-/** Splits `buf` into `Content-Length`-framed responses (all the gateway sends here). */
+/** The complete responses in `buf`: their statuses and bodies. */
 function responses(buf: string): { statuses: number[]; bodies: string[] } {
-  const statuses: number[] = [];
-  const bodies: string[] = [];
-  let pos = 0;
-  for (;;) {
-    const end = buf.indexOf('\r\n\r\n', pos);
-    if (end === -1) break;
-    const head = buf.slice(pos, end);
-    const m = /content-length: *(\d+)/i.exec(head);
-    const n = m === null ? 0 : Number(m[1]);
-    if (buf.length < end + 4 + n) break;
-    statuses.push(Number(head.split(' ')[1]));
-    bodies.push(buf.slice(end + 4, end + 4 + n));
-    pos = end + 4 + n;
-  }
-  return { statuses, bodies };
+  const all = parseResponses(buf);
+  return { statuses: all.map((r) => r.status), bodies: all.map((r) => r.body) };
 }
 
 /**

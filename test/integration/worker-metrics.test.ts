@@ -48,7 +48,7 @@ async function ownCount(pool: WorkerPool, index: number, route: string): Promise
 }
 
 describe('metrics across worker threads', () => {
-  it('adds up every worker\'s counts: the totals equal the requests sent', async () => {
+  it('adds up every worker\'s counts (the totals equal the requests sent), and relays reloads and the drain to every worker', async () => {
     const up = await startUpstream((req, res) => {
       req.resume();
       res.end(req.url === '/api/fail' ? 'no' : 'ok');
@@ -106,5 +106,26 @@ routes:
     expect(overview.workers).toBe(2);
     expect(Object.keys(overview.health.services)).toEqual(['api']);
     expect(overview.routes.map((r) => r.name)).toEqual(['api']);
+
+    // A reload reaches every worker; a bad config is refused by them all.
+    writeFileSync(config, `
+log: { level: warn }
+services:
+  api: { upstreams: ["${up.url}"], timeout: 2s }
+routes:
+  - { name: api, path: /api/*, service: api }
+  - { name: more, path: /more/*, service: api }
+`);
+    expect(await pool.reload('admin')).toEqual({ outcome: 'applied' });
+    expect((await pool.overview()).routes.map((r) => r.name)).toEqual(['api', 'more']);
+    writeFileSync(config, 'routes: [ { path: /x, service: nowhere } ]\n');
+    expect((await pool.reload('admin')).outcome).toBe('refused');
+    const after = await pool.metrics();
+    expect(after).toMatch(/^rxgate_reloads_total\{outcome="applied",trigger="admin"\} 2$/m);
+    expect(after).toMatch(/^rxgate_reloads_total\{outcome="refused",trigger="admin"\} 2$/m);
+
+    // Drain: every worker finishes and exits.
+    pool.broadcast('drain');
+    await pool.exited;
   });
 });

@@ -4,6 +4,7 @@ import type { AdminPageData, Overview } from '../admin/page.ts';
 import { mergeWindows, type SeriesWindow } from '../admin/series.ts';
 import type { ReloadResult, ReloadTrigger } from '../lifecycle/reload.ts';
 import type { Logger } from '../observe/log.ts';
+import { after, systemRuntime } from '../runtime.ts';
 import { mergeOverviews } from './worker-overview.ts';
 
 export interface WorkerData {
@@ -50,6 +51,8 @@ export interface WorkerPool extends AdminPageData {
 
 /** The longest a listening worker may take to answer a query, ms. */
 const QUERY_TIMEOUT_MS = 5000; // 5s
+/** A reload may wait for new services' discovery or Redis first. */
+const RELOAD_TIMEOUT_MS = 30_000; // 30s
 /** The process metrics every worker thread would report alike: counted once, by the main thread. */
 const PROCESS_PREFIX = 'rxgate_process_';
 
@@ -104,13 +107,14 @@ export function startWorkers(count: number, data: WorkerData, logger: Logger): W
   };
   const answerOf = <T>(worker: Worker, query: Omit<WorkerQuery, 'id'>): Promise<T> => new Promise<T>((resolve, reject) => {
     const id = nextId++;
-    const timer = setTimeout(() => {
+    const limit = query.type === 'rxgate:reload' ? RELOAD_TIMEOUT_MS : QUERY_TIMEOUT_MS;
+    const timer = after(systemRuntime, limit, () => {
       pending.delete(id);
-      reject(new Error(`worker ${worker.threadId} did not answer ${query.type} within ${QUERY_TIMEOUT_MS} ms`));
-    }, QUERY_TIMEOUT_MS);
+      reject(new Error(`worker ${worker.threadId} did not answer ${query.type} within ${limit} ms`));
+    });
     pending.set(id, {
-      resolve: (v) => { clearTimeout(timer); resolve(v as T); },
-      reject: (e) => { clearTimeout(timer); reject(e); },
+      resolve: (v) => { timer.unsubscribe(); resolve(v as T); },
+      reject: (e) => { timer.unsubscribe(); reject(e); },
     });
     worker.postMessage({ ...query, id });
   });

@@ -1,6 +1,7 @@
 import { of, type Observable } from 'rxjs';
 import { BufferedBody } from './body.ts';
 import { Edge, type EdgeHooks } from './server/edge.ts';
+import type { RequestIdKind } from './server/request-id.ts';
 import { EdgeLimits, type LimitsOptions } from './server/limits.ts';
 import { RouteTable, type GatewayRoute } from './router/table.ts';
 import type { GatewayConfig } from './config/schema.ts';
@@ -42,6 +43,8 @@ export interface GatewayOptions {
   beforeListen?: () => Promise<void>;
   /** The health view's content. @default a report over `services` */
   health?: () => HealthReport;
+  /** How a request without `X-Request-Id` gets one (YAML `requestId`). @default 'counter' */
+  requestId?: RequestIdKind;
   /** The event bus its stages publish on (a reload publishes `reload` there). @default a new one */
   events?: GatewayEvents;
   /** Serve `GET /__rxgate/metrics` on the public listener too. @default false */
@@ -83,6 +86,7 @@ export class Gateway {
     const answers = new RequestMetrics(metrics);
     this.hooks = {
       logger: this.logger,
+      ...(options.requestId !== undefined ? { requestId: options.requestId } : {}),
       dispatch: (req) => this.dispatch(req),
       limits: new EdgeLimits(options.limits),
       onAnswer: (req, status, error) => answers.answered(req.locals.route ?? 'none', status, req.receivedAt, error, req.locals.cache),

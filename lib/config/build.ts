@@ -78,6 +78,7 @@ export function buildGateway(config: GatewayConfig, pipeline: PipelineFactory | 
   const gateway: Gateway = new Gateway({
     host: options.host ?? config.listen?.host ?? '0.0.0.0',
     port: options.port ?? config.listen?.port ?? 8080,
+    ...(config.requestId !== undefined ? { requestId: config.requestId } : {}),
     routes: first.routes, logger, metrics, events,
     observers: observersFor(config, logger, tracing),
     publicMetrics: config.metrics?.public ?? false,

@@ -138,6 +138,8 @@ const topLevel = {
   pipeline: z.array(stageName).optional(),
   /** Peers (CIDRs) whose X-Forwarded-For is believed: the client is the first untrusted hop from the right. */
   trustedProxies: trustedProxiesOption.optional(),
+  /** How a request without X-Request-Id gets one: `counter` (a per-process random prefix and a counter) or `uuid`. */
+  requestId: z.enum(['counter', 'uuid']).optional(),
   /** allow/deny CIDRs for every route; a route's `ipFilter` keys replace these. */
   ipFilter: ipFilterOptions.optional(),
   /** admin, drain, reload, metrics.public (lib/lifecycle/schema.ts). */

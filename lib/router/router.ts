@@ -26,6 +26,9 @@ export interface RouteMatch<T> {
 
 const enum Kind { Wild = 1, Param = 2, Static = 3 }
 
+/** The `params` of a route without `:params` (shared, so frozen). */
+const NO_PARAMS: Record<string, string> = Object.freeze({});
+
 interface Segment {
   kind: Kind;
   /** Static text or the parameter's name. */
@@ -37,6 +40,9 @@ export class CompiledRoute<T> {
   readonly prefix: boolean;
   readonly methods: ReadonlySet<string> | null;
   readonly rewrite: ((path: string) => string) | null;
+  /** Segments a path must have before the `*`, or in all. */
+  readonly fixed: number;
+  private readonly hasParams: boolean;
 
   constructor(readonly definition: RouteDefinition<T>) {
     const path = definition.path;
@@ -49,28 +55,36 @@ export class CompiledRoute<T> {
     if (this.prefix) this.segments.push({ kind: Kind.Wild, text: '*' });
     this.methods = definition.methods === undefined ? null : new Set(definition.methods.map((m) => m.toUpperCase()));
     this.rewrite = compileRewrite(definition.rewrite);
+    this.fixed = this.prefix ? this.segments.length - 1 : this.segments.length;
+    this.hasParams = this.segments.some((s) => s.kind === Kind.Param);
   }
 
   get value(): T {
     return this.definition.value;
   }
 
-  /** Matches decoded path segments; fills `params` on success. */
-  matches(parts: readonly string[], params: Record<string, string>): boolean {
+  /** Whether decoded path segments match. */
+  matches(parts: readonly string[]): boolean {
     const segs = this.segments;
-    const n = this.prefix ? segs.length - 1 : segs.length;
+    const n = this.fixed;
     if (this.prefix ? parts.length < n : parts.length !== n) return false;
     for (let i = 0; i < n; i++) {
       const seg = segs[i]!;
       const part = parts[i]!;
-      if (seg.kind === Kind.Static) {
-        if (seg.text !== part) return false;
-      } else {
-        if (part === '') return false;
-        params[seg.text] = part;
-      }
+      if (seg.kind === Kind.Static ? seg.text !== part : part === '') return false;
     }
     return true;
+  }
+
+  /** The `:param` values of path segments that match (one shared empty object when the route has none). */
+  params(parts: readonly string[]): Record<string, string> {
+    if (!this.hasParams) return NO_PARAMS;
+    const params: Record<string, string> = {};
+    for (let i = 0; i < this.fixed; i++) {
+      const seg = this.segments[i]!;
+      if (seg.kind === Kind.Param) params[seg.text] = parts[i]!;
+    }
+    return params;
   }
 }
 
@@ -96,6 +110,12 @@ function compileRewrite(rewrite: RouteRewrite | undefined): ((path: string) => s
     const out = path.replace(re, replacement);
     return out.startsWith('/') ? out : '/' + out;
   };
+}
+
+function segmentsOf(path: string): string[] {
+  const parts = path === '/' ? [] : path.slice(1).split('/');
+  if (parts.length > 0 && parts[parts.length - 1] === '') parts.pop();
+  return parts;
 }
 
 /** Orders routes most specific first: static > :param > *, then longer. */
@@ -132,14 +152,16 @@ export class Router<T> {
 
   /** Matches a normalised path; throws RouteNotFoundError or MethodNotAllowedError. */
   match(method: string, path: string): RouteMatch<T> {
-    const parts = path === '/' ? [] : path.slice(1).split('/');
-    if (parts.length > 0 && parts[parts.length - 1] === '') parts.pop();
+    // Split only for a route that looks at segments: `/*` matches any path as it is.
+    let parts: string[] | null = null;
     let allowed: Set<string> | null = null;
     for (const route of this.routes) {
-      const params: Record<string, string> = {};
-      if (!route.matches(parts, params)) continue;
+      if (route.fixed !== 0 || !route.prefix) {
+        parts ??= segmentsOf(path);
+        if (!route.matches(parts)) continue;
+      }
       if (route.methods === null || route.methods.has(method) || (method === 'HEAD' && route.methods.has('GET'))) {
-        return { route, params };
+        return { route, params: parts === null ? NO_PARAMS : route.params(parts) };
       }
       allowed ??= new Set();
       for (const m of route.methods) allowed.add(m);

@@ -3,6 +3,7 @@ import type { HttpResponse, us_socket_context_t } from 'uWebSockets.js';
 import { BadRequestError, errorResponseBody, toGatewayError, type GatewayError } from '../errors.ts';
 import type { Body, BodySink, GatewayRequest, GatewayResponse } from '../types.ts';
 import type { EdgeHooks } from './edge.ts';
+import type { InFlight, InFlightEntry } from './in-flight.ts';
 import { RequestBody } from './request-body.ts';
 import { ResponseWriter } from './response-writer.ts';
 import { completeUpgrade } from './websocket.ts';
@@ -20,12 +21,16 @@ import { upgradeOf } from './ws-connect.ts';
  * It is the pipeline's observer and the response body's sink; the request
  * body the pipeline reads is a thin view of it (`RequestBody`).
  */
-export class Exchange extends ResponseWriter implements Observer<GatewayResponse> {
+export class Exchange extends ResponseWriter implements Observer<GatewayResponse>, InFlightEntry {
   /** The pipeline is over: it completed, failed, or was unsubscribed. */
   private settled = false;
   /** The pipeline's response was taken: from here a failure can only drop the connection. */
   private answered = false;
   private subscription: Subscription | null = null;
+  // The edge's list of running pipelines (in-flight.ts).
+  prevInFlight: InFlightEntry | null = null;
+  nextInFlight: InFlightEntry | null = null;
+  private finalizers: (() => void)[] | null = null;
   // For `hooks.onFinish` (the access log): what was answered, bytes each way, once.
   private status = 0;
   private bytesIn = 0;
@@ -43,7 +48,7 @@ export class Exchange extends ResponseWriter implements Observer<GatewayResponse
    * @param upgrade the uWS socket context when the request came through `app.ws` (an opening handshake), else null
    */
   constructor(
-    res: HttpResponse, req: GatewayRequest, private readonly hooks: EdgeHooks, private readonly inflight: Set<Subscription>,
+    res: HttpResponse, req: GatewayRequest, private readonly hooks: EdgeHooks, private readonly inflight: InFlight,
     private readonly upgrade: us_socket_context_t | null = null,
   ) {
     super(res, req);
@@ -66,8 +71,33 @@ export class Exchange extends ResponseWriter implements Observer<GatewayResponse
     const subscription = response$.subscribe(this);
     if (!this.settled) {
       this.subscription = subscription;
-      this.inflight.add(subscription);
+      this.inflight.add(this);
     }
+  }
+
+  // `unsubscribe` and `add` are what the edge called on the pipeline's
+  // Subscription when it kept a Set of them. (With a `remove` as well, RxJS
+  // would take this object for a Subscriber and not wrap it: do not add one.)
+
+  /** Stops the pipeline (the edge is closing), which aborts the upstream request. */
+  unsubscribe(): void {
+    this.subscription?.unsubscribe();
+    this.leave();
+  }
+
+  /** Runs `finalizer` once the pipeline is over (at once if it is). */
+  add(finalizer: () => void): void {
+    if (!this.inflight.has(this)) finalizer();
+    else (this.finalizers ??= []).push(finalizer);
+  }
+
+  /** Off the edge's list of running pipelines; finalisers run. */
+  private leave(): void {
+    if (!this.inflight.delete(this)) return;
+    const finalizers = this.finalizers;
+    if (finalizers === null) return;
+    this.finalizers = null;
+    for (const f of finalizers) f();
   }
 
   /** Answers with an error without running the pipeline (a path that cannot be routed). */
@@ -154,7 +184,7 @@ export class Exchange extends ResponseWriter implements Observer<GatewayResponse
 
   private settle(): void {
     this.settled = true;
-    if (this.subscription !== null) this.inflight.delete(this.subscription);
+    this.leave();
   }
 
   private onAborted(): void {
@@ -164,7 +194,7 @@ export class Exchange extends ResponseWriter implements Observer<GatewayResponse
     const subscription = this.subscription;
     if (subscription !== null) {
       subscription.unsubscribe();
-      this.inflight.delete(subscription);
+      this.leave();
     }
     this.req.body?.destroy();
     this.hooks.onClientAbort?.(this.req);

@@ -1,6 +1,5 @@
-import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import type { Observable, Subscription } from 'rxjs';
+import type { Observable } from 'rxjs';
 import type { HttpRequest, HttpResponse, TemplatedApp, us_listen_socket, us_socket_context_t } from 'uWebSockets.js';
 import { BadRequestError, toGatewayError, type GatewayError } from '../errors.ts';
 import { NON_ASCII } from '../headers.ts';
@@ -10,11 +9,16 @@ import { admit, type EdgeLimits } from './limits.ts';
 import type { Logger } from '../observe/log.ts';
 import type { GatewayRequest, GatewayResponse } from '../types.ts';
 import { Exchange } from './connection.ts';
+import { InFlight } from './in-flight.ts';
+import { remoteAddressOf } from './remote-address.ts';
+import { requestIds, type RequestIdKind } from './request-id.ts';
 import { loadUws } from './uws.ts';
 import { websocketBehavior } from './websocket.ts';
 
 /** Attempt 1 has tried nothing yet (shared: it is never written to). */
 const NO_ORIGINS: readonly string[] = [];
+/** `params` until a route with `:params` matches (shared, so frozen). */
+const NO_PARAMS: Record<string, string> = Object.freeze({});
 
 export interface EdgeHooks {
   /** Runs the request through routing and the route's pipeline. */
@@ -32,6 +36,8 @@ export interface EdgeHooks {
   /** Extra GET endpoints (`/__rxgate/health`, `/__rxgate/metrics`). */
   endpoints?: Record<string, () => Promise<{ contentType: string; body: string }> | { contentType: string; body: string }>;
   logger: Logger;
+  /** How a request without `X-Request-Id` gets one (request-id.ts). @default 'counter' */
+  requestId?: RequestIdKind;
   /** Head, target, body-idle and per-client limits (`limits:`, lib/server/limits.ts); none when absent. */
   limits?: EdgeLimits;
 }
@@ -46,11 +52,13 @@ export interface EdgeHooks {
 export class Edge {
   readonly app: TemplatedApp;
   private listenSocket: us_listen_socket | null = null;
-  private readonly inflight = new Set<Subscription>();
+  private readonly inflight = new InFlight();
+  private readonly nextRequestId: () => string;
 
   constructor(private readonly hooks: EdgeHooks) {
     const uws = loadUws();
     this.app = uws.App();
+    this.nextRequestId = requestIds(hooks.requestId);
     for (const [path, produce] of Object.entries(hooks.endpoints ?? {})) {
       this.app.get(path, (res) => {
         let aborted = false;
@@ -119,27 +127,29 @@ export class Edge {
     const method = uwsReq.getCaseSensitiveMethod().toUpperCase();
     const path = uwsReq.getUrl();
     const query = uwsReq.getQuery() ?? '';
-    const id = headers['x-request-id'] || randomUUID();
+    const id = headers['x-request-id'] || this.nextRequestId();
     const cl = headers['content-length'];
     const hasBody = (cl !== undefined && cl !== '0') || headers['transfer-encoding'] !== undefined;
 
     let normalized;
     let badPath: unknown = null;
+    // One scan: only a path with a character outside ASCII can hold U+FFFD or need re-encoding.
+    const ascii = !NON_ASCII.test(path);
     try {
       // Bytes that were not UTF-8 arrive as U+FFFD: they cannot be forwarded as received.
-      if (path.includes('\uFFFD')) throw new BadRequestError('request path is not valid UTF-8');
+      if (!ascii && path.includes('\uFFFD')) throw new BadRequestError('request path is not valid UTF-8');
       normalized = normalizePath(path);
     } catch (err) {
       badPath = err;
       normalized = { match: path, forward: path };
     }
     const req: GatewayRequest = {
-      id, method, path: latin1Bytes(normalized.forward), query, normalizedPath: normalized.match,
+      id, method, path: ascii ? normalized.forward : latin1Bytes(normalized.forward), query, normalizedPath: normalized.match,
       encodedSlash: normalized.encodedSlash === true, headers,
-      remoteAddress: Buffer.from(res.getRemoteAddressAsText()).toString(),
+      remoteAddress: remoteAddressOf(res),
       protocol: 'http',
       body: null,
-      params: {},
+      params: NO_PARAMS,
       receivedAt: performance.now(),
       locals: {},
       attempt: { number: 1, tried: NO_ORIGINS, instance: null },
@@ -162,7 +172,7 @@ export class Edge {
  * path as latin1: re-encode so the bytes sent upstream are the ones received.
  */
 function latin1Bytes(path: string): string {
-  return NON_ASCII.test(path) ? Buffer.from(path, 'utf8').toString('latin1') : path;
+  return Buffer.from(path, 'utf8').toString('latin1');
 }
 
 

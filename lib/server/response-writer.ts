@@ -213,6 +213,9 @@ export abstract class ResponseWriter implements BodySink {
   }
 }
 
+/** `x-gateway-response-time`, e.g. `1.4ms`: one clock read; integer pieces, cheaper than `toFixed(1)`. */
 function elapsed(req: GatewayRequest): string {
-  return (performance.now() - req.receivedAt).toFixed(1) + 'ms';
+  const tenths = Math.round((performance.now() - req.receivedAt) * 10);
+  const ms = Math.floor(tenths / 10);
+  return ms + '.' + (tenths - ms * 10) + 'ms';
 }

@@ -5,9 +5,11 @@ import type { Gateway } from '../../lib/gateway.ts';
 import { forward, type ForwardOptions } from '../../lib/upstream/forward.ts';
 import { Service } from '../../lib/upstream/service.ts';
 import { header, headerValues, rawRequest, startRawUpstream } from '../support/http.ts';
-import { startGateway, startUpstream, type TestUpstream } from '../support/servers.ts';
+import { startGateway, startGatewayFromYaml, startUpstream, type TestUpstream } from '../support/servers.ts';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+/** The default id: 64 random bits per process, then a counter. */
+const COUNTER_ID = /^([0-9a-f]{16})-(\d+)$/;
 
 let upstream: TestUpstream;
 let gateway: (Gateway & { url: string }) | undefined;
@@ -185,9 +187,29 @@ describe('forwarding headers', () => {
 });
 
 describe('request ids and timing', () => {
-  it('generates a UUID X-Request-Id when the client sent none and uses it both ways', async () => {
+  it('generates an X-Request-Id (random prefix, counter) when the client sent none and uses it both ways', async () => {
     const gw = await gatewayWith();
-    const res = await request(`${gw.url}/api/x`);
+    const ids: string[] = [];
+    for (let i = 0; i < 2; i++) {
+      const res = await request(`${gw.url}/api/x`);
+      await res.body.dump();
+      ids.push(res.headers['x-request-id'] as string);
+      expect(seen[i]!.headers['x-request-id']).toBe(ids[i]);
+    }
+    const [first, second] = ids.map((id) => COUNTER_ID.exec(id));
+    expect(first).not.toBeNull();
+    expect(second![1]).toBe(first![1]);
+    expect(Number(second![2])).toBe(Number(first![2]) + 1);
+  });
+
+  it('generates UUIDs instead with requestId: uuid', async () => {
+    gateway = await startGatewayFromYaml(`requestId: uuid
+services:
+  up: { upstreams: ["${upstream.url}"], retry: false, circuitBreaker: false }
+routes:
+  - { path: /api/*, service: up }
+`);
+    const res = await request(`${gateway.url}/api/x`);
     await res.body.dump();
     const id = res.headers['x-request-id'];
     expect(id).toMatch(UUID);

@@ -1,9 +1,10 @@
-import { Observable, Subject, of, type Subscription } from 'rxjs';
+import { Observable, Subject, of } from 'rxjs';
 import type { HttpResponse } from 'uWebSockets.js';
 import { describe, expect, it } from 'vitest';
 import { BufferedBody } from '../../lib/body.ts';
 import { silentLogger } from '../../lib/observe/log.ts';
 import { Exchange } from '../../lib/server/connection.ts';
+import { InFlight } from '../../lib/server/in-flight.ts';
 import type { EdgeHooks } from '../../lib/server/edge.ts';
 import type { Body, BodySink, GatewayRequest, GatewayResponse } from '../../lib/types.ts';
 
@@ -73,7 +74,7 @@ function setup(method = 'GET') {
     onBroken: (_req, error) => events.push(`broken ${error.code}`),
     logger: silentLogger,
   };
-  const inflight = new Set<Subscription>();
+  const inflight = new InFlight();
   const req = {
     id: 'req-1', method, path: '/', query: '', normalizedPath: '/', headers: {}, remoteAddress: '127.0.0.1',
     protocol: 'http', body: null, params: {}, receivedAt: performance.now(), locals: {},

@@ -166,6 +166,12 @@ describe('hot reload', () => {
     expect(errorBody(stillOpen).code).toBe('CIRCUIT_OPEN');
     expect(flaky.hits()).toBe(2);
 
+    // Counted, by trigger.
+    const metrics = (await get(`${gw.admin}/metrics`)).body.split('\n');
+    const reloads = (trigger: string): string | undefined => metrics.find((l) => l.startsWith('rxgate_reloads_total{') && l.includes('outcome="applied"') && l.includes(`trigger="${trigger}"`));
+    expect(reloads('watch')).toMatch(/ 10$/);
+    expect(reloads('admin')).toMatch(/ 10$/);
+
     // The health view shows the moving service's current instance only.
     const health = JSON.parse((await get(`${gw.admin}/health`)).body) as { services: Record<string, { instances: Array<{ url: string }> }> };
     expect(health.services['moving']!.instances.map((i) => i.url)).toEqual([movers[0]!.url]);

@@ -15,7 +15,8 @@ export interface IdleWatched {
   reading: boolean;
   /** Sweeps in a row that found it reading and not stirred. */
   idleRounds: number;
-  onIdle: (() => void) | null;
+  /** Told when the body has gone idle (the request it belongs to). */
+  owner: { idle(): void } | null;
 }
 
 /**
@@ -43,7 +44,7 @@ export class IdleSweep {
     this.watched.delete(body);
   }
 
-  /** One round: calls `onIdle` (once) on each body idle for `rounds` sweeps, and stops watching it. */
+  /** One round: tells the owner of each body idle for `rounds` sweeps (once), and stops watching it. */
   sweep(): void {
     for (const body of this.watched) {
       if (body.stirred || !body.reading) {
@@ -51,7 +52,7 @@ export class IdleSweep {
         body.idleRounds = 0;
       } else if (++body.idleRounds >= this.rounds) {
         this.watched.delete(body);
-        body.onIdle?.();
+        body.owner?.idle();
       }
     }
   }

@@ -1,17 +1,14 @@
-import { Observable, throwError } from 'rxjs';
 import { parseDuration, type Duration } from '../duration.ts';
-import { HeadersTooLargeError, RequestTimeoutError, TooManyInFlightError, UriTooLongError, type GatewayError } from '../errors.ts';
+import { HeadersTooLargeError, UriTooLongError, type GatewayError } from '../errors.ts';
 import { CidrList } from '../stages/ip-filter/cidr.ts';
 import { ClientAddressResolver } from '../stages/ip-filter/client-address.ts';
-import type { GatewayRequest, GatewayResponse } from '../types.ts';
-import type { Exchange } from './connection.ts';
-import type { EdgeHooks } from './edge.ts';
+import type { GatewayRequest } from '../types.ts';
 import { lastHeadFieldBytes, lastHeadFields } from './head-rules.ts';
 import { ClientSlots, IdleSweep, ROUNDS, type IdleWatched } from './limits-cores.ts';
 import { UWS_MAX_HEADERS, type LimitsConfig } from './limits-schema.ts';
-import { RequestBody } from './request-body.ts';
 
 export type { IdleWatched } from './limits-cores.ts';
+export { admit } from './admit.ts';
 
 export interface LimitsOptions {
   /** Request line plus header lines (`name: value\r\n` each), in bytes; over it: `431 HEADERS_TOO_LARGE`. @default 32768 (nginx's 4 × 8k buffers) */
@@ -127,54 +124,4 @@ export class EdgeLimits {
     if (this.timer !== null) clearInterval(this.timer);
     this.timer = null;
   }
-}
-
-/**
- * The pipeline's response to subscribe for `req`, or the refusal of a limit:
- * 414 or 431 for the head, 429 over `maxRequestsPerClient`. With a body and
- * `bodyIdleTimeout`, or a per-client limit, the pipeline runs inside an
- * Observable that stops watching the body and frees the slot when it ends;
- * with neither, it is `dispatch(req)` itself (nothing added per request).
- */
-export function admit(hooks: EdgeHooks, req: GatewayRequest, exchange: Exchange): Observable<GatewayResponse> {
-  const limits = hooks.limits;
-  if (limits === undefined) return hooks.dispatch(req);
-  const refused = limits.refusal(req);
-  if (refused !== null) return throwError(() => refused);
-  const body = limits.sweep !== null && req.body instanceof RequestBody ? req.body : null;
-  const slots = limits.slots;
-  if (body === null && slots === null) return hooks.dispatch(req);
-  return new Observable<GatewayResponse>(function limited(subscriber) {
-    const client = slots === null ? null : limits.clientOf(req);
-    if (client !== null && !slots!.acquire(client)) {
-      subscriber.error(new TooManyInFlightError(`this client already has ${slots!.max} requests in flight`));
-      return undefined;
-    }
-    let answered = false;
-    if (body !== null) {
-      body.onIdle = () => {
-        const error = new RequestTimeoutError(`no request body received for ${limits.bodyIdleTimeout} ms`);
-        // Not answered yet: 408 and close (the rest of the body is never read). Answered: the connection drops.
-        if (!answered) exchange.rejectAndClose(error);
-        subscriber.error(error);
-      };
-      limits.watch(body);
-    }
-    const inner = hooks.dispatch(req).subscribe({
-      next: (response) => {
-        answered = true;
-        subscriber.next(response);
-      },
-      error: (err: unknown) => subscriber.error(err),
-      complete: () => subscriber.complete(),
-    });
-    return () => {
-      inner.unsubscribe();
-      if (body !== null) {
-        body.onIdle = null;
-        limits.unwatch(body);
-      }
-      if (client !== null) slots!.release(client);
-    };
-  });
 }

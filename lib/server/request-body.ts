@@ -13,7 +13,7 @@ export class RequestBody implements Body, BodySink, IdleWatched {
   stirred = false;
   reading = false;
   idleRounds = 0;
-  onIdle: (() => void) | null = null;
+  owner: { idle(): void } | null = null;
   private sink: BodySink | null = null;
 
   constructor(private readonly exchange: Exchange, readonly length: number | null) {}

@@ -8,13 +8,13 @@ import type { BodySink } from '../../lib/types.ts';
 const ROUNDS = 4;
 
 function watched(): IdleWatched & { fired: number } {
-  const w = { stirred: false, reading: true, idleRounds: 0, fired: 0, onIdle: null as (() => void) | null };
-  w.onIdle = () => { w.fired++; };
+  const w = { stirred: false, reading: true, idleRounds: 0, fired: 0, owner: null as { idle(): void } | null };
+  w.owner = { idle: () => { w.fired++; } };
   return w;
 }
 
 describe('IdleSweep', () => {
-  it('calls onIdle once a reading body has had no chunk for `rounds` sweeps in a row, and only once', () => {
+  it('tells the owner once a reading body has had no chunk for `rounds` sweeps in a row, and only once', () => {
     const sweep = new IdleSweep(ROUNDS);
     const body = watched();
     sweep.add(body);

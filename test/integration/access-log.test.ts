@@ -2,6 +2,8 @@ import type { ServerResponse } from 'node:http';
 import pino from 'pino';
 import { request } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
+import { parseConfig } from '../../lib/config/load.ts';
+import type { Gateway } from '../../lib/gateway.ts';
 import { defaultPipeline } from '../../pipeline.ts';
 import { startGatewayFromYaml, startUpstream, type TestUpstream } from '../support/servers.ts';
 
@@ -27,7 +29,7 @@ interface Captured {
 }
 
 /** A gateway from `yaml` whose logger writes into memory. */
-async function gateway(yaml: string): Promise<{ url: string; log: Captured }> {
+async function gateway(yaml: string): Promise<{ url: string; log: Captured; gw: Gateway }> {
   const raw: string[] = [];
   const logger = pino({ name: 'rxgate', level: 'info' }, { write: (line: string) => void raw.push(line) });
   const gw = await startGatewayFromYaml(yaml, defaultPipeline, process.env, { logger });
@@ -36,7 +38,7 @@ async function gateway(yaml: string): Promise<{ url: string; log: Captured }> {
     raw,
     access: () => raw.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.msg === 'access'),
   };
-  return { url: gw.url, log };
+  return { url: gw.url, log, gw };
 }
 
 async function upstream(respond: (res: ServerResponse, n: number, body: string) => void = (res) => res.end('hello')): Promise<TestUpstream & { hits: () => number }> {
@@ -122,6 +124,28 @@ routes:
     expect(log.access().map((l) => l.route)).toEqual(['/loud']);
   });
 
+  it('follows a reload: the log keys of the new config apply from the next request', async () => {
+    const up = await upstream();
+    const yaml = (access: boolean): string => `
+log: { access: ${access} }
+services:
+  api: { upstreams: ["${up.url}"] }
+routes:
+  - { path: /a, service: api }
+`;
+    const { url, log, gw } = await gateway(yaml(true));
+    const get = async (id: string): Promise<void> => void await (await request(`${url}/a`, { headers: { 'x-request-id': id } })).body.text();
+    await get('r1');
+    await until(() => log.access().length === 1);
+    await gw.reload(parseConfig(yaml(false), 'reloaded.yaml', {}));
+    await get('r2');
+    await gw.reload(parseConfig(yaml(true), 'reloaded.yaml', {}));
+    await get('r3');
+    await until(() => log.access().some((l) => l.reqId === 'r3'));
+    expect(log.access().map((l) => l.reqId)).toEqual(['r1', 'r3']);
+    expect(up.hits()).toBe(3);
+  });
+
   it('writes nothing per request when log.access is false everywhere', async () => {
     const up = await upstream();
     const { url, log } = await gateway(`
@@ -193,6 +217,24 @@ routes:
     await pending;
     await until(() => log.access().length === 1);
     expect(log.access()[0]).toMatchObject({ route: '/slow', status: 499, end: 'aborted', attempts: 1 });
+  });
+
+  it('logs a response the upstream cut short as broken', async () => {
+    const up = await upstream((res) => {
+      res.writeHead(200, { 'content-length': '100' });
+      res.write('partial');
+      setImmediate(() => res.socket?.destroy());
+    });
+    const { url, log } = await gateway(`
+services:
+  api: { upstreams: ["${up.url}"] }
+routes:
+  - { path: /cut, service: api }
+`);
+    const res = await request(`${url}/cut`);
+    await expect(res.body.text()).rejects.toThrow();
+    await until(() => log.access().length === 1);
+    expect(log.access()[0]).toMatchObject({ route: '/cut', status: 200, end: 'broken', bytesOut: 7 });
   });
 
   it('logs an error answered by the gateway with its status and body size', async () => {

@@ -132,12 +132,25 @@ describe('what uWebSockets.js 20.30 decides before rxgate sees a request (as it 
     expect(bytes).toBe(0);
   });
 
-  it('closes an unfinished head after its idle timeout (about 10 s, with no answer) however slowly it keeps coming', async () => {
-    const head = get('/public/a', 'X-Slow: ' + 'x'.repeat(100));
-    // One byte every 500 ms: uWS 20.30 does not restart its timer for a head in progress.
-    const out = await rawSend(port, head.slice(0, 40).split(''), { gapMs: 500, holdMs: 20_000 });
-    expect(out.closed).toBe(true);
-    expect(out.responses).toEqual([]);
+  it('closes an unfinished head after its idle timeout (about 10 s, no answer) however slowly it keeps coming; without bodyIdleTimeout, a body under 16 KiB per 10 s is cut the same way', async () => {
+    const patient = await startGatewayFromYaml(yaml('{ bodyIdleTimeout: false }'));
+    try {
+      const before = upstream.requests.length;
+      const head = get('/public/a', 'X-Slow: ' + 'x'.repeat(100));
+      const upload = 'POST /public/dribble HTTP/1.1\r\nHost: gw\r\nContent-Length: 100\r\n\r\n';
+      // One byte every 500 ms: uWS 20.30 neither restarts its timer for a head in progress nor for a body that slow.
+      const [slowHead, slowBody] = await Promise.all([
+        rawSend(port, head.slice(0, 40).split(''), { gapMs: 500, holdMs: 20_000 }),
+        rawSend(Number(new URL(patient.url).port), [upload, ...'x'.repeat(40).split('')], { gapMs: 500, holdMs: 20_000 }),
+      ]);
+      expect(slowHead.closed).toBe(true);
+      expect(slowHead.responses).toEqual([]);
+      expect(slowBody.closed).toBe(true);
+      expect(slowBody.responses).toEqual([]);
+      expect(upstream.requests.slice(before).filter((r) => r.target === '/public/dribble')).toEqual([]);
+    } finally {
+      await patient.close();
+    }
   }, 30_000);
 });
 

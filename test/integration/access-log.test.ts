@@ -6,6 +6,7 @@ import { parseConfig } from '../../lib/config/load.ts';
 import type { Gateway } from '../../lib/gateway.ts';
 import { defaultPipeline } from '../../pipeline.ts';
 import { startGatewayFromYaml, startUpstream, type TestUpstream } from '../support/servers.ts';
+import { closed, connect, echo, startWsUpstream, wsUrl } from '../support/ws.ts';
 
 /**
  * The access log through real gateways built from YAML: one JSON line per
@@ -235,6 +236,24 @@ routes:
     await expect(res.body.text()).rejects.toThrow();
     await until(() => log.access().length === 1);
     expect(log.access()[0]).toMatchObject({ route: '/cut', status: 200, end: 'broken', bytesOut: 7 });
+  });
+
+  it('logs a WebSocket upgrade once, with status 101, when the upstream accepts it', async () => {
+    const up = await startWsUpstream(echo);
+    cleanups.push(() => up.close());
+    const { url, log } = await gateway(`
+services:
+  chat: { upstreams: ["${up.url}"] }
+routes:
+  - { path: /chat, service: chat, websocket: true }
+`);
+    const ws = await connect(`${wsUrl(url)}/chat`);
+    await until(() => log.access().length === 1);
+    const done = closed(ws);
+    ws.close();
+    await done;
+    expect(log.access()).toHaveLength(1);
+    expect(log.access()[0]).toMatchObject({ route: '/chat', status: 101, method: 'GET', attempts: 0 });
   });
 
   it('logs an error answered by the gateway with its status and body size', async () => {

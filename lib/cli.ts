@@ -194,7 +194,9 @@ export async function runCli(argv: string[], options: CliOptions = {}): Promise<
       process.stderr.write(`rxgate: invalid config ${file}: ${err.message}\n`);
       process.exit(2);
     }
-    throw err;
+    // A port in use (public or admin listener): say which, no stack trace.
+    process.stderr.write(`rxgate: ${(err as Error).message}\n`);
+    process.exit(1);
   }
   const listened = served.port;
   if (args.demo === true) {

@@ -85,10 +85,12 @@ export class AdminListener {
   }
 
   listen(): Promise<number> {
+    const { host, port } = this.options;
     return new Promise((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(this.options.port, this.options.host, () => {
-        this.server.off('error', reject);
+      const refused = (err: Error): void => reject(new Error(`rxgate admin listener could not listen on ${host}:${port}: ${err.message}`));
+      this.server.once('error', refused);
+      this.server.listen(port, host, () => {
+        this.server.off('error', refused);
         this.port = (this.server.address() as AddressInfo).port;
         this.options.logger.info({ host: this.options.host, port: this.port }, 'rxgate admin listening');
         resolve(this.port);

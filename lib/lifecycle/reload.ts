@@ -22,7 +22,7 @@ export interface ReloaderOptions {
 }
 
 /** Keys a running gateway cannot take on: a change to them waits for a restart. */
-const RESTART_KEYS = ['listen', 'admin', 'workers'] as const;
+const RESTART_KEYS = ['listen', 'admin', 'workers', 'limits', 'metrics'] as const;
 
 /**
  * Hot reload: reads the config again, validates it, and swaps in its

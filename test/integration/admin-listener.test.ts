@@ -150,6 +150,18 @@ routes:
     expect(await head.body.text()).toBe('');
   });
 
+  it('refuses to start when the admin port is taken, naming the address', async () => {
+    const up = await upstream('ok');
+    const first = await start(config(up.url));
+    const file = join(dir, 'taken.yaml');
+    const yaml = config(up.url);
+    writeFileSync(file, yaml);
+    const second = serve(parseConfig(yaml, file), defaultPipeline, {
+      file, logger: silentLogger, metrics: new GatewayMetrics({ defaultMetrics: false }), host: '127.0.0.1', port: 0, adminPort: first.adminPort!,
+    });
+    await expect(second).rejects.toThrow(`rxgate admin listener could not listen on 127.0.0.1:${first.adminPort}`);
+  });
+
   it('mounts the admin page on GET /', async () => {
     const up = await upstream('ok');
     const gw = await start(config(up.url));

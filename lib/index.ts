@@ -32,6 +32,8 @@ export { requestObservers, type RequestObservers } from './observe/request-log.t
 export { isValidTraceparent, newTraceparent } from './observe/trace-context.ts';
 export { runCli, type CliOptions } from './cli.ts';
 export { chooseUws, currentHost, loadUws, uwsBuild } from './server/uws.ts';
+export { EdgeLimits, limitsDefaults, type LimitsOptions } from './server/limits.ts';
+export { ClientSlots, IdleSweep } from './server/limits-cores.ts';
 export { systemRuntime, virtualRuntime, every, after, type Runtime } from './runtime.ts';
 export { Resources } from './resources/registry.ts';
 export { createRedisClient, redisReady, type RedisClient } from './resources/redis-client.ts';

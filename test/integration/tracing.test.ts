@@ -178,6 +178,37 @@ describe('spans with an SDK (in-memory exporter)', () => {
     expect(up.seen.map((h) => (h.traceparent as string).slice(36, 52))).toEqual(attempts.map((s) => s.spanContext().spanId));
   });
 
+  it('gives a hedged copy its own CLIENT span and ends the span of the loser as cancelled', async () => {
+    const { provider, exporter } = sdk();
+    const stuck = await startUpstream((req) => { req.resume(); /* never answers */ });
+    cleanups.push(() => stuck.close());
+    const fast = await upstream();
+    const gw = await startGatewayFromYaml(`
+services:
+  api:
+    upstreams: ["${stuck.url}", "${fast.url}"]
+    balancer: round-robin
+    hedge: { after: 20ms, max: 1 }
+routes:
+  - { path: /api/*, service: api, name: api }
+`, defaultPipeline, process.env, { tracerProvider: provider });
+    cleanups.push(() => gw.close());
+    const res = await request(`${gw.url}/api/h`);
+    expect(await res.body.text()).toBe('ok');
+    await until(() => exporter.getFinishedSpans().length === 3);
+    const spans = exporter.getFinishedSpans();
+    const server = spans.find((s) => s.kind === SpanKind.SERVER)!;
+    const attempts = spans.filter((s) => s.kind === SpanKind.CLIENT);
+    expect(attempts).toHaveLength(2);
+    const loser = attempts.find((s) => s.attributes['server.port'] === stuck.port)!;
+    const winner = attempts.find((s) => s.attributes['server.port'] === fast.port)!;
+    expect(loser.attributes['rxgate.cancelled']).toBe(true);
+    expect(loser.attributes['http.response.status_code']).toBeUndefined();
+    expect(winner.attributes['http.response.status_code']).toBe(200);
+    for (const a of attempts) expect(parentOf(a)).toBe(server.spanContext().spanId);
+    expect(server.attributes['rxgate.attempts']).toBe(2);
+  });
+
   it('marks the server span as an error when the gateway answers 5xx', async () => {
     const { provider, exporter } = sdk();
     const up = await upstream();

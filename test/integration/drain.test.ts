@@ -194,6 +194,38 @@ describe('graceful drain on SIGTERM', { timeout: 120_000 }, () => {
 });
 
 describe('Gateway.drain', () => {
+  it('lets an SSE stream in flight run on until its upstream ends it', async () => {
+    let more: () => void = () => {};
+    const later = new Promise<void>((resolve) => { more = resolve; });
+    const up = await startUpstream((req, res) => {
+      req.resume();
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.write('data: one\n\n');
+      void later.then(() => res.end('data: two\n\n'));
+    });
+    cleanups.push(() => up.close());
+    const gw = await startGatewayFromYaml(`
+services: { up: { upstreams: ["${up.url}"] } }
+routes: [{ path: /*, service: up }]
+`);
+    cleanups.push(() => gw.close());
+    const res = await request(`${gw.url}/events`, { headers: { accept: 'text/event-stream' } });
+    expect(res.statusCode).toBe(200);
+    const chunks: string[] = [];
+    const read = (async () => {
+      for await (const c of res.body) chunks.push(String(c));
+    })();
+    for (let i = 0; i < 200 && chunks.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(chunks.join('')).toBe('data: one\n\n');
+
+    const drained = gw.drain(30_000);
+    expect(gw.state).toBe('draining');
+    more();
+    await read;
+    expect(chunks.join('')).toBe('data: one\n\ndata: two\n\n');
+    expect(await drained).toBe(true);
+  });
+
   it('closes an idle keep-alive connection once nothing is in flight, and reports a clean drain', async () => {
     const up = await startUpstream((req, res) => {
       req.resume();

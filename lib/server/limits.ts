@@ -47,7 +47,7 @@ export function limitsFromConfig(config: LimitsConfig = {}, trustedProxies?: rea
   return options;
 }
 
-/** The `UWS_HTTP_MAX_HEADERS_SIZE` uws.ts sets before the native module loads, from the first limits built. */
+/** The `UWS_HTTP_MAX_HEADERS_SIZE` uws.ts sets before the native module loads: `maxHeaderBytes` of the limits built last before that (the first gateway's). */
 let uwsHeadBytes = limitsDefaults.maxHeaderBytes;
 
 /** What `UWS_HTTP_MAX_HEADERS_SIZE` defaults to (uWS builds that read it: 20.69 on Node 22+; 20.30 has a fixed 4 KiB). */

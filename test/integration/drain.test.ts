@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { Readable } from 'node:stream';
 import { request } from 'undici';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
@@ -18,6 +19,11 @@ import { startGatewayFromYaml, startUpstream, type TestUpstream } from '../suppo
 
 const ROOT = join(import.meta.dirname, '../..');
 const dir = mkdtempSync(join(tmpdir(), 'rxgate-drain-'));
+// What bin/rxgate.mjs does, on the sources (through the repository's loader) instead of dist/.
+const RUN = join(dir, 'run.mjs');
+writeFileSync(RUN, `import { runCli } from ${JSON.stringify(pathToFileURL(join(ROOT, 'lib/cli.ts')).href)};
+await runCli(process.argv.slice(2), { module: ${JSON.stringify(pathToFileURL(join(ROOT, 'lib/index.ts')).href)} });
+`);
 const children = new Set<ChildProcess>();
 const cleanups: Array<() => Promise<void>> = [];
 afterEach(async () => {
@@ -41,13 +47,11 @@ interface Child {
 
 let files = 0;
 /** Starts rxgate on `yaml` (admin on a free port) and resolves once both listeners are up. */
-function rxgate(yaml: string): Promise<Child> {
+function rxgate(yaml: string, extra: string[] = []): Promise<Child> {
   const file = join(dir, `gw-${files++}.yaml`);
   writeFileSync(file, yaml);
   const proc = spawn(process.execPath, [
-    '--import', join(ROOT, 'bin/loader/register.mjs'), '--input-type=module',
-    '-e', `import { runCli } from ${JSON.stringify(join(ROOT, 'lib/cli.ts'))}; await runCli(process.argv.slice(1).filter((a) => a !== '--'));`,
-    '--', '--config', file, '--host', '127.0.0.1', '--port', '0',
+    '--import', join(ROOT, 'bin/loader/register.mjs'), RUN, '--config', file, '--host', '127.0.0.1', '--port', '0', ...extra,
   ], { env: { ...process.env, RXGATE_LOG_LEVEL: 'info' }, stdio: ['ignore', 'pipe', 'pipe'] });
   children.add(proc);
   const seen = new Map<string, Record<string, unknown>>();
@@ -190,6 +194,24 @@ describe('graceful drain on SIGTERM', { timeout: 120_000 }, () => {
     await gw.logged('drain timeout: requests still in flight were cancelled');
     expect(await gw.exited).toBe(0);
     expect(await slow).toBeInstanceOf(Error);
+  });
+});
+
+describe('with --workers 2', { timeout: 120_000 }, () => {
+  it('relays POST /reload to every worker, and on SIGTERM drains them all and exits 0', async () => {
+    const up = await holdingUpstream();
+    const yaml = config(up.url, 'reload: { watch: false }');
+    const gw = await rxgate(yaml, ['--workers', '2']);
+    for (let i = 0; i < 600 && (await get(`${gw.admin}/ready`)).status !== 200; i++) await new Promise((r) => setTimeout(r, 50));
+    expect((await get(`${gw.admin}/ready`)).status).toBe(200);
+    const reload = await request(`${gw.admin}/reload`, { method: 'POST' });
+    expect(reload.statusCode).toBe(200);
+    expect(await reload.body.json()).toEqual({ outcome: 'applied' });
+    const metrics = (await get(`${gw.admin}/metrics`)).body;
+    // Both workers reloaded: their counts are added up.
+    expect(metrics).toMatch(/^rxgate_reloads_total\{outcome="applied",trigger="admin"\} 2$/m);
+    gw.proc.kill('SIGTERM');
+    expect(await gw.exited).toBe(0);
   });
 });
 

@@ -2,7 +2,9 @@ import { of, type Observable } from 'rxjs';
 import { BufferedBody } from './body.ts';
 import { Edge, type EdgeHooks } from './server/edge.ts';
 import type { RequestIdKind } from './server/request-id.ts';
+import type { RedirectHttpOptions } from './server/redirect-http.ts';
 import { EdgeLimits, type LimitsOptions } from './server/limits.ts';
+import type { ListenTlsOptions } from './server/tls.ts';
 import { RouteTable, type GatewayRoute } from './router/table.ts';
 import type { GatewayConfig } from './config/schema.ts';
 import { GatewayEvents } from './observe/events.ts';
@@ -55,10 +57,14 @@ export interface GatewayOptions {
    * used. Given by `buildGateway`; without it `reload` refuses.
    */
   rebuild?: (config: GatewayConfig) => Promise<() => Promise<void>>;
-  /** Head, target, body-idle and per-client limits (`limits:`; trustedProxies for the client address). @default limitsDefaults */
-  limits?: LimitsOptions;
   /** Per-request hooks for the access log and tracing (`requestObservers`). @default none */
   observers?: RequestObservers;
+  /** Serve HTTPS with these certificates (`listen.tls`). */
+  tls?: ListenTlsOptions;
+  /** A plain-HTTP listener redirecting to HTTPS (`listen.redirectHttp`; needs `tls`). */
+  redirectHttp?: RedirectHttpOptions;
+  /** Head, target, body-idle and per-client limits (`limits:`; trustedProxies for the client address). @default limitsDefaults */
+  limits?: LimitsOptions;
 }
 
 /** A running gateway: the uWS edge, the route table, metrics and logs. */
@@ -70,11 +76,11 @@ export class Gateway {
   /** The routes served now; `replaceRoutes` swaps in a new table whole. */
   private table: RouteTable;
   private readonly edge: Edge;
-  /** Reloads run one after the other. */
-  private reloads: Promise<unknown> = Promise.resolve();
   /** The access log's and tracing's hooks: `onRequest` here, `onFinish` on the edge's hooks. */
   private onRequest: RequestObservers['onRequest'];
   private readonly hooks: EdgeHooks;
+  /** Reloads run one after the other. */
+  private reloads: Promise<unknown> = Promise.resolve();
   port = 0;
 
   constructor(private readonly options: GatewayOptions) {
@@ -98,7 +104,38 @@ export class Gateway {
       },
     };
     this.observe(options.observers ?? {});
-    this.edge = new Edge(this.hooks);
+    this.edge = new Edge(this.hooks, {
+      ...(options.tls !== undefined ? { tls: options.tls } : {}),
+      ...(options.redirectHttp !== undefined ? { redirectHttp: options.redirectHttp } : {}),
+    });
+  }
+
+  /**
+   * Reads `listen.tls`'s certificate files again (on every reload). The
+   * listener keeps the certificates it started with: uWS cannot swap them
+   * in a running listener (docs/tls.md), so a changed or broken file is
+   * logged, and changed ones serve after a restart (`tlsPending`). Never
+   * throws. Does nothing without TLS.
+   */
+  reloadTls(): void {
+    try {
+      this.edge.reloadTls();
+    } catch (err) {
+      this.logger.error({ err }, 'TLS certificate files are unreadable or invalid: fix them before the next restart');
+      return;
+    }
+    const pending = this.edge.tlsPending;
+    if (pending.length > 0) this.logger.warn({ certificates: pending }, 'TLS certificate files changed: they serve after a restart (a running listener keeps its certificates)');
+  }
+
+  /** `listen.tls` entries whose files changed since the listener started (they serve after a restart). */
+  get tlsPending(): readonly string[] {
+    return this.edge.tlsPending;
+  }
+
+  /** The port of `listen.redirectHttp`'s plain-HTTP listener once listening; null without one. */
+  get redirectPort(): number | null {
+    return this.edge.redirectPort;
   }
 
   /** Uses these access-log and tracing hooks from the next request on (a reload's config may change them). */

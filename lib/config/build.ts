@@ -15,6 +15,7 @@ import { StageRegistry, type StageDefinition } from '../stages/define.ts';
 import { HealthSources } from '../upstream/health-sources.ts';
 import { buildRoutes, type BuiltRoutes, type PipelineFactory, type RouteBuildShared } from './build-routes.ts';
 import type { GatewayConfig } from './schema.ts';
+import { edgeListenOptions } from './tls-schema.ts';
 import { limitsFromConfig } from '../server/limits.ts';
 
 export type { PipelineFactory, RouteContext } from './build-routes.ts';
@@ -79,6 +80,7 @@ export function buildGateway(config: GatewayConfig, pipeline: PipelineFactory | 
     host: options.host ?? config.listen?.host ?? '0.0.0.0',
     port: options.port ?? config.listen?.port ?? 8080,
     ...(config.requestId !== undefined ? { requestId: config.requestId } : {}),
+    ...edgeListenOptions(config.listen),
     routes: first.routes, logger, metrics, events,
     observers: observersFor(config, logger, tracing),
     publicMetrics: config.metrics?.public ?? false,

@@ -10,9 +10,10 @@ import '../upstream/balancers.ts';
 import { duration, httpUrl, method, status } from './common.ts';
 import { checkPerInstance, checkPipeline, checkRouteStages, storeOf } from './checks.ts';
 import { websocketOptions } from '../server/websocket-options.ts';
-import { lifecycleKeys } from '../lifecycle/schema.ts';
 import { logOptions, routeLogOptions } from '../observe/log-options.ts';
 import { limitsSchema } from '../server/limits-schema.ts';
+import { listenTlsSchema, redirectHttpSchema, upstreamTlsSchema } from './tls-schema.ts';
+import { lifecycleKeys } from '../lifecycle/schema.ts';
 
 /**
  * The YAML config's shape, validated once at start. The fixed part is here;
@@ -74,6 +75,8 @@ const serviceBase = z.strictObject({
   keepAlive: duration.optional(),
   tlsVerify: z.boolean().optional(),
   tlsCa: z.string().optional(),
+  /** https upstreams: ca, client cert/key (mTLS), passphrase, servername, rejectUnauthorized, pin. */
+  tls: upstreamTlsSchema.optional(),
   health: healthSchema.optional(),
   /** Passive ejection: an instance that refused or timed out `ejectAfter` times in a row is out this long (0: off). */
   ejectFor: duration.optional(),
@@ -125,7 +128,11 @@ const topLevel = {
   listen: z.strictObject({
     host: z.string().optional(),
     port: z.number().int().min(0).max(65535).optional(),
-  }).optional(),
+    /** Serve HTTPS: cert, key, passphrase, ciphers, sni (more certificates by server name). */
+    tls: listenTlsSchema.optional(),
+    /** A plain-HTTP listener on `port` answering 301/308 to the same URL on HTTPS (needs tls). */
+    redirectHttp: redirectHttpSchema.optional(),
+  }).refine((l) => l.redirectHttp === undefined || l.tls !== undefined, { message: 'redirectHttp needs tls', path: ['redirectHttp'] }).optional(),
   workers: z.number().int().min(1).max(64).optional(),
   /** Level, access log, what it may show (lib/observe/log-options.ts). */
   log: logOptions.optional(),
@@ -142,10 +149,10 @@ const topLevel = {
   requestId: z.enum(['counter', 'uuid']).optional(),
   /** allow/deny CIDRs for every route; a route's `ipFilter` keys replace these. */
   ipFilter: ipFilterOptions.optional(),
-  /** admin, drain, reload, metrics.public (lib/lifecycle/schema.ts). */
-  ...lifecycleKeys,
   /** Edge limits: head bytes and lines (431), target length (414), body idle (408), requests per client (429). */
   limits: limitsSchema.optional(),
+  /** admin, drain, reload, metrics.public (lib/lifecycle/schema.ts). */
+  ...lifecycleKeys,
 };
 
 /** Stage options by YAML key; what each registered stage adds to a route or service. */

@@ -12,6 +12,8 @@ import { Exchange } from './connection.ts';
 import { InFlight } from './in-flight.ts';
 import { remoteAddressOf } from './remote-address.ts';
 import { requestIds, type RequestIdKind } from './request-id.ts';
+import { listenRedirect, type RedirectHttpOptions, type RedirectListener } from './redirect-http.ts';
+import { closeApp, EdgeTls, type ListenTlsOptions } from './tls.ts';
 import { loadUws } from './uws.ts';
 import { websocketBehavior } from './websocket.ts';
 
@@ -36,10 +38,18 @@ export interface EdgeHooks {
   /** Extra GET endpoints (`/__rxgate/health`, `/__rxgate/metrics`). */
   endpoints?: Record<string, () => Promise<{ contentType: string; body: string }> | { contentType: string; body: string }>;
   logger: Logger;
-  /** How a request without `X-Request-Id` gets one (request-id.ts). @default 'counter' */
-  requestId?: RequestIdKind;
   /** Head, target, body-idle and per-client limits (`limits:`, lib/server/limits.ts); none when absent. */
   limits?: EdgeLimits;
+  /** How a request without `X-Request-Id` gets one (request-id.ts). @default 'counter' */
+  requestId?: RequestIdKind;
+}
+
+/** How the edge listens, beyond host and port. */
+export interface EdgeListenOptions {
+  /** Serve HTTPS with these certificates (uWS `SSLApp`). */
+  tls?: ListenTlsOptions;
+  /** Also listen on plain HTTP, redirecting every request to HTTPS (needs `tls`). */
+  redirectHttp?: RedirectHttpOptions;
 }
 
 /**
@@ -51,16 +61,34 @@ export interface EdgeHooks {
  */
 export class Edge {
   readonly app: TemplatedApp;
+  /** `GatewayRequest.protocol`, from the listener itself (X-Forwarded-Proto upstream). */
+  readonly protocol: 'http' | 'https';
   private listenSocket: us_listen_socket | null = null;
   private readonly inflight = new InFlight();
   private readonly nextRequestId: () => string;
+  private readonly tls: EdgeTls | null;
+  private redirect: RedirectListener | null = null;
 
-  constructor(private readonly hooks: EdgeHooks) {
-    const uws = loadUws();
-    this.app = uws.App();
+  constructor(private readonly hooks: EdgeHooks, private readonly listenOptions: EdgeListenOptions = {}) {
+    if (listenOptions.redirectHttp !== undefined && listenOptions.tls === undefined) throw new TypeError('listen.redirectHttp needs listen.tls');
+    this.tls = listenOptions.tls === undefined ? null : new EdgeTls(listenOptions.tls);
+    this.protocol = this.tls === null ? 'http' : 'https';
+    this.app = this.createApp();
     this.nextRequestId = requestIds(hooks.requestId);
-    for (const [path, produce] of Object.entries(hooks.endpoints ?? {})) {
-      this.app.get(path, (res) => {
+  }
+
+  /** A uWS app (`SSLApp` with TLS) with the edge's routes on each of its routers (one per SNI name). */
+  private createApp(): TemplatedApp {
+    const uws = loadUws();
+    if (this.tls !== null) return this.tls.app(uws, (app) => this.routes(app));
+    const app = uws.App();
+    this.routes(app);
+    return app;
+  }
+
+  private routes(app: TemplatedApp): void {
+    for (const [path, produce] of Object.entries(this.hooks.endpoints ?? {})) {
+      app.get(path, (res) => {
         let aborted = false;
         res.onAborted(() => { aborted = true; });
         void Promise.resolve(produce()).then(({ contentType, body }) => {
@@ -69,8 +97,8 @@ export class Edge {
       });
     }
     // Upgrades take the same path (routing, the route's pipeline) and may end as a WebSocket.
-    this.app.ws('/*', websocketBehavior((res, req, context) => this.handle(res, req, context)));
-    this.app.any('/*', (res, req) => this.handle(res, req));
+    app.ws('/*', websocketBehavior((res, req, context) => this.handle(res, req, context)));
+    app.any('/*', (res, req) => this.handle(res, req));
   }
 
   listen(host: string, port: number): Promise<number> {
@@ -82,9 +110,32 @@ export class Edge {
           return;
         }
         this.listenSocket = socket;
-        resolve(uws.us_socket_local_port(socket));
+        const bound = uws.us_socket_local_port(socket);
+        const redirect = this.listenOptions.redirectHttp;
+        if (redirect === undefined) resolve(bound);
+        else listenRedirect(uws, host, redirect, bound).then((r) => { this.redirect = r; resolve(bound); }, reject);
       });
     });
+  }
+
+  /** The plain-HTTP redirect listener's port (`listen.redirectHttp`); null when there is none. */
+  get redirectPort(): number | null {
+    return this.redirect?.port ?? null;
+  }
+
+  /**
+   * Reads the certificate files again, throwing a TypeError that names the
+   * file when one is unreadable or invalid. The listener keeps serving the
+   * certificates it started with (uWS 20.30 cannot swap them: see
+   * `EdgeTls`); `tlsPending` names the entries that changed since.
+   */
+  reloadTls(): void {
+    this.tls?.reread();
+  }
+
+  /** Certificate entries whose files changed since the listener started: they serve after a restart. */
+  get tlsPending(): readonly string[] {
+    return this.tls?.pending ?? [];
   }
 
   /** Stops accepting connections; open ones (and requests on them) carry on. */
@@ -93,6 +144,8 @@ export class Edge {
       loadUws().us_listen_socket_close(this.listenSocket);
       this.listenSocket = null;
     }
+    this.redirect?.close();
+    this.redirect = null;
   }
 
   /** Resolves once every exchange in flight now has ended (later ones are not waited for). */
@@ -118,7 +171,7 @@ export class Edge {
     this.inflight.clear();
     // Closes every socket, idle keep-alive ones too. Both builds have it
     // (20.30 on Node 20, 20.69 on Node 22+): detected all the same.
-    (this.app as { close?: () => void }).close?.();
+    closeApp(this.app);
   }
 
   private handle(res: HttpResponse, uwsReq: HttpRequest, upgrade: us_socket_context_t | null = null): void {
@@ -147,7 +200,7 @@ export class Edge {
       id, method, path: ascii ? normalized.forward : latin1Bytes(normalized.forward), query, normalizedPath: normalized.match,
       encodedSlash: normalized.encodedSlash === true, headers,
       remoteAddress: remoteAddressOf(res),
-      protocol: 'http',
+      protocol: this.protocol,
       body: null,
       params: NO_PARAMS,
       receivedAt: performance.now(),

@@ -4,6 +4,37 @@ import { systemRuntime, type Runtime } from '../runtime.ts';
 import type { HealthOptions } from './health.ts';
 import type { HashOptions } from './hash-balancer.ts';
 
+/**
+ * A service's `tls`: how rxgate connects to its https upstreams. File keys
+ * are PEM file paths, read when the service is built.
+ */
+export interface UpstreamTlsOptions {
+  /** CA certificate(s) to trust instead of Node's bundled roots (an internal CA). Same as `tlsCa`, which it replaces. */
+  ca?: string;
+  /** Client certificate for mutual TLS (the upstream's `requestCert`), then its intermediates; needs `key`. */
+  cert?: string;
+  /** The client certificate's private key. */
+  key?: string;
+  /** The key file's passphrase, when it is encrypted. */
+  passphrase?: string;
+  /**
+   * The name sent as SNI and checked against the upstream's certificate,
+   * whatever the Host header or URL say (an upstream addressed by IP).
+   * @default the Host sent upstream (undici's choice)
+   */
+  servername?: string;
+  /** Verify the upstream's certificate chain and name. Same as `tlsVerify`, which it replaces. @default true */
+  rejectUnauthorized?: boolean;
+  /**
+   * Accept only an upstream whose certificate matches one of these:
+   * `sha256/<base64>` of its public key (SubjectPublicKeyInfo, HPKP's and
+   * curl's form) or its SHA-256 fingerprint in hex (`AB:CD:…`, colons
+   * optional). Checked on every new connection, with or without
+   * `rejectUnauthorized`; a mismatch is a 502 `BAD_GATEWAY`.
+   */
+  pin?: string[];
+}
+
 /** An instance as configured: a URL, or a URL with a weight. */
 export type UpstreamSpec = string | { url: string; weight?: number };
 
@@ -48,6 +79,8 @@ export interface ServiceOptions {
    * upstreams, instead of Node's bundled roots (an internal CA).
    */
   tlsCa?: string;
+  /** Client certificate, CA, SNI name and pins for https upstreams (see `UpstreamTlsOptions`). */
+  tls?: UpstreamTlsOptions;
   /** Active health checking: `GET <path>` on every instance. Off when absent. */
   health?: HealthOptions;
   /**
@@ -106,4 +139,4 @@ export const serviceDefaults = {
   maxEjectionPercent: 50,
   panic: true,
   runtime: systemRuntime,
-} satisfies Required<Omit<ServiceOptions, 'upstreams' | 'health' | 'tlsCa' | 'balancer' | 'hash' | 'balancerOptions' | 'events' | 'discovery' | 'ejectOnStatuses'>>;
+} satisfies Required<Omit<ServiceOptions, 'upstreams' | 'health' | 'tlsCa' | 'tls' | 'balancer' | 'hash' | 'balancerOptions' | 'events' | 'discovery' | 'ejectOnStatuses'>>;

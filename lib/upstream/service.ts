@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import type { Subscription } from 'rxjs';
 import { parseDuration } from '../duration.ts';
 import type { GatewayEvents } from '../observe/events.ts';
@@ -13,6 +12,7 @@ import { OutlierTracker, type OutlierConfig } from './outlier.ts';
 import { startProbes } from './probe.ts';
 import { serviceDefaults, type ServiceOptions, type UpstreamSpec } from './service-options.ts';
 import { Upstream, type UpstreamSettings } from './upstream.ts';
+import { upstreamConnect } from './upstream-tls.ts';
 
 export { Upstream };
 
@@ -73,15 +73,7 @@ export class Service {
     this.events = options.events ?? null;
     this.healthOptions = options.health ?? {};
     new HealthTracker(this.healthOptions); // bad thresholds throw here
-    let ca: string | undefined;
-    if (options.tlsCa !== undefined) {
-      try {
-        ca = readFileSync(options.tlsCa, 'utf8');
-      } catch (err) {
-        throw new TypeError(`service ${name} tlsCa: cannot read ${options.tlsCa} (${(err as Error).message})`);
-      }
-    }
-    this.settings = { connections: o.connections, keepAliveMs, timeoutMs, tlsVerify: o.tlsVerify, ca };
+    this.settings = { connections: o.connections, keepAliveMs, timeoutMs, connect: upstreamConnect(name, options) };
     this.balancerName = options.balancer ?? (options.upstreams.length > 1 || discovery.length > 0 ? 'p2c-ewma' : 'round-robin');
     const factory = balancerFactory(this.balancerName);
     if (factory === undefined) throw new TypeError(`service ${name} balancer: unknown balancer ${JSON.stringify(this.balancerName)} (known: ${balancerNames().join(', ')})`);

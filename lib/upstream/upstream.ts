@@ -1,14 +1,15 @@
 import { Pool } from 'undici';
 import type { HealthTracker } from './health.ts';
 import type { OutlierTracker } from './outlier.ts';
+import type { UpstreamConnect } from './upstream-tls.ts';
 
 /** How `Service` builds each instance. */
 export interface UpstreamSettings {
   connections: number;
   keepAliveMs: number;
   timeoutMs: number;
-  tlsVerify: boolean;
-  ca: string | undefined;
+  /** undici's `connect`: TLS options, or a connector checking pins (see `upstreamConnect`). */
+  connect: UpstreamConnect;
   health: HealthTracker;
   outlier: OutlierTracker;
   /** Share of traffic relative to the service's other instances. @default 1 */
@@ -84,7 +85,7 @@ export class Upstream {
       keepAliveTimeout: options.keepAliveMs,
       headersTimeout: options.timeoutMs,
       bodyTimeout: options.timeoutMs,
-      connect: { rejectUnauthorized: options.tlsVerify, ...(options.ca !== undefined ? { ca: options.ca } : {}) },
+      connect: options.connect,
     });
   }
 

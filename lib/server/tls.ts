@@ -1,0 +1,145 @@
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { createSecureContext } from 'node:tls';
+import type { AppOptions, TemplatedApp } from 'uWebSockets.js';
+import type { UwsModule } from './uws.ts';
+
+/** A certificate served to clients that ask for `serverName` (SNI). */
+export interface SniCertificate {
+  /** `api.example.com`, or a wildcard `*.example.com` (one label). */
+  serverName: string;
+  /** PEM file: the certificate, then its intermediates. */
+  cert: string;
+  /** PEM file: its private key. */
+  key: string;
+  /** The key file's passphrase, when it is encrypted. */
+  passphrase?: string;
+}
+
+/** `listen.tls`: the listener speaks HTTPS. */
+export interface ListenTlsOptions {
+  /** PEM file: the default certificate (for clients without SNI, or a name no `sni` entry has), then its intermediates. */
+  cert: string;
+  /** PEM file: its private key. */
+  key: string;
+  /** The key file's passphrase, when it is encrypted. */
+  passphrase?: string;
+  /**
+   * OpenSSL cipher list for TLS 1.2 (TLS 1.3's suites are OpenSSL's own and all modern).
+   * @default MODERN_CIPHERS
+   */
+  ciphers?: string;
+  /** More certificates, picked by the name the client sends (SNI). */
+  sni?: readonly SniCertificate[];
+}
+
+/**
+ * TLS 1.2 ciphers: forward secret AEAD only (Mozilla's "intermediate" list
+ * without the DHE ones, which need DH parameters). uWS itself refuses
+ * anything below TLS 1.2.
+ */
+export const MODERN_CIPHERS = [
+  'ECDHE-ECDSA-AES128-GCM-SHA256', 'ECDHE-RSA-AES128-GCM-SHA256',
+  'ECDHE-ECDSA-AES256-GCM-SHA384', 'ECDHE-RSA-AES256-GCM-SHA384',
+  'ECDHE-ECDSA-CHACHA20-POLY1305', 'ECDHE-RSA-CHACHA20-POLY1305',
+].join(':');
+
+/**
+ * The HTTPS side of the edge: reads and checks the certificate files and
+ * makes the uWS `SSLApp` with every SNI name.
+ *
+ * uWS reads certificate files only when an app (or a server name) is made,
+ * and routes a request by the SNI name's own router, so each SNI name gets
+ * the edge's routes registered again under `app.domain(name)`.
+ *
+ * A running listener keeps the certificates it started with: uWS 20.30
+ * cannot swap them safely (`removeServerName` frees the name's router while
+ * connections made under it still use it, and a second listener cannot take
+ * the port over while connections are open, as uSockets sets neither
+ * SO_REUSEADDR nor SO_REUSEPORT on Linux). `reread` checks the files again
+ * and says which changed, to serve after a restart.
+ */
+export class EdgeTls {
+  /** A digest of each entry's files as the listener read them, by entry (`listen.tls`, `listen.tls.sni[0] (a.test)`…). */
+  private readonly served: ReadonlyMap<string, string>;
+  /** Entries whose files changed since the listener read them (as of the latest `reread`). */
+  pending: readonly string[] = [];
+
+  constructor(readonly options: ListenTlsOptions) {
+    this.served = readTls(options);
+  }
+
+  /** An `SSLApp` with the default certificate and every SNI one, `register` run for each of its routers. */
+  app(uws: UwsModule, register: (app: TemplatedApp) => void): TemplatedApp {
+    const ciphers = this.options.ciphers ?? MODERN_CIPHERS;
+    const app = uws.SSLApp(appOptions(this.options, ciphers));
+    register(app);
+    for (const sni of this.options.sni ?? []) {
+      app.addServerName(sni.serverName, appOptions(sni, ciphers));
+      register(app.domain(sni.serverName));
+    }
+    return app;
+  }
+
+  /**
+   * Reads the files again and sets `pending` to the entries that changed.
+   * Throws a TypeError naming the file when one cannot be read or is no
+   * valid certificate and key (`pending` is then left as it was).
+   */
+  reread(): void {
+    const now = readTls(this.options);
+    this.pending = [...now].filter(([entry, digest]) => this.served.get(entry) !== digest).map(([entry]) => entry);
+  }
+}
+
+/** Closes an app and every connection it has (both builds have `close`, their typings not all). */
+export function closeApp(app: TemplatedApp): void {
+  (app as { close?: () => void }).close?.();
+}
+
+function appOptions(o: { cert: string; key: string; passphrase?: string }, ciphers: string): AppOptions {
+  return {
+    cert_file_name: o.cert, key_file_name: o.key, ssl_ciphers: ciphers,
+    ...(o.passphrase !== undefined ? { passphrase: o.passphrase } : {}),
+  };
+}
+
+/**
+ * Reads every certificate and key file and checks each pair with Node's
+ * OpenSSL (uWS would only say "App construction failed", or print to
+ * stdout and serve nothing for that name). Returns a digest of each
+ * entry's bytes, by entry.
+ */
+export function readTls(options: ListenTlsOptions): Map<string, string> {
+  const digests = new Map<string, string>();
+  const pairs: Array<[string, { cert: string; key: string; passphrase?: string }]> = [
+    ['listen.tls', options],
+    ...(options.sni ?? []).map((s, i) => [`listen.tls.sni[${i}] (${s.serverName})`, s] as [string, SniCertificate]),
+  ];
+  for (const [where, pair] of pairs) {
+    const cert = readPem(where, 'cert', pair.cert);
+    const key = readPem(where, 'key', pair.key);
+    try {
+      createSecureContext({ cert, key, ...(pair.passphrase !== undefined ? { passphrase: pair.passphrase } : {}) });
+    } catch (err) {
+      throw new TypeError(`${where}: ${pair.cert} and ${pair.key} are no usable certificate and key (${(err as Error).message})`, { cause: err });
+    }
+    digests.set(where, createHash('sha256').update(cert).update('\0').update(key).update('\0').update(pair.passphrase ?? '').digest('base64'));
+  }
+  if (options.ciphers !== undefined) {
+    try {
+      createSecureContext({ ciphers: options.ciphers });
+    } catch (err) {
+      throw new TypeError(`listen.tls.ciphers: ${(err as Error).message}`, { cause: err });
+    }
+  }
+  return digests;
+}
+
+function readPem(where: string, key: string, path: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (err) {
+    throw new TypeError(`${where}.${key}: cannot read ${path} (${(err as Error).message})`, { cause: err });
+  }
+}

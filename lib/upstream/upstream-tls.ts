@@ -1,0 +1,102 @@
+import { createHash, type X509Certificate } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { createSecureContext, type TLSSocket } from 'node:tls';
+import { buildConnector, type Pool } from 'undici';
+import { BadGatewayError } from '../errors.ts';
+import type { UpstreamTlsOptions } from './service-options.ts';
+
+/** What a service's pools get as undici's `connect`: TLS options, or a connector when pins or a fixed SNI name need one. */
+export type UpstreamConnect = NonNullable<Pool.Options['connect']>;
+
+/** The TLS keys of a service's options (`tls`, and the older `tlsVerify`/`tlsCa`). */
+export interface UpstreamTlsKeys {
+  tlsVerify?: boolean;
+  tlsCa?: string;
+  tls?: UpstreamTlsOptions;
+}
+
+/**
+ * undici's `connect` for a service's https upstreams, built once per service
+ * (files read and checked now, so a bad path or a key that does not match
+ * its certificate is a TypeError at build time, not a 502 per request).
+ *
+ * Pins are checked on each new connection in a connector around undici's
+ * own, after the handshake: Node's `checkServerIdentity` would do it only
+ * when `rejectUnauthorized` is on, and pinning a self-signed upstream is a
+ * reason to pin.
+ */
+export function upstreamConnect(service: string, keys: UpstreamTlsKeys): UpstreamConnect {
+  const tls = keys.tls ?? {};
+  if (tls.ca !== undefined && keys.tlsCa !== undefined) throw new TypeError(`service ${service}: set tls.ca or tlsCa, not both`);
+  if (tls.rejectUnauthorized !== undefined && keys.tlsVerify !== undefined) throw new TypeError(`service ${service}: set tls.rejectUnauthorized or tlsVerify, not both`);
+  if ((tls.cert === undefined) !== (tls.key === undefined)) throw new TypeError(`service ${service} tls: a client certificate needs both cert and key`);
+  const caFile = tls.ca ?? keys.tlsCa;
+  const options = {
+    rejectUnauthorized: tls.rejectUnauthorized ?? keys.tlsVerify ?? true,
+    ...(caFile !== undefined ? { ca: readPem(service, tls.ca !== undefined ? 'tls.ca' : 'tlsCa', caFile) } : {}),
+    ...(tls.cert !== undefined && tls.key !== undefined ? { cert: readPem(service, 'tls.cert', tls.cert), key: readPem(service, 'tls.key', tls.key) } : {}),
+    ...(tls.passphrase !== undefined ? { passphrase: tls.passphrase } : {}),
+  };
+  if (options.cert !== undefined) {
+    try {
+      createSecureContext(options);
+    } catch (err) {
+      throw new TypeError(`service ${service} tls: ${tls.cert} and ${tls.key} are no usable client certificate and key (${(err as Error).message})`, { cause: err });
+    }
+  }
+  const pins = tls.pin === undefined ? null : new Pins(tls.pin);
+  const servername = tls.servername;
+  if (pins === null && servername === undefined) return options;
+  const connect = buildConnector(options);
+  return function pinnedConnect(opts, callback) {
+    connect(servername === undefined ? opts : { ...opts, servername }, (err, socket) => {
+      if (err !== null) {
+        callback(err, null);
+        return;
+      }
+      const peer = pins === null ? undefined : (socket as Partial<TLSSocket>).getPeerX509Certificate?.();
+      if (pins !== null && (peer === undefined || !pins.matches(peer))) {
+        socket.destroy();
+        const cause = Object.assign(new Error(peer === undefined
+          ? `service ${service} pins certificates, and ${opts.protocol}//${opts.hostname}:${opts.port} is not https`
+          : `service ${service}: the certificate of ${opts.hostname}:${opts.port} (${spkiPin(peer)}, ${peer.fingerprint256}) matches no pin`), { code: 'ERR_TLS_CERT_PIN_MISMATCH' });
+        callback(new BadGatewayError('upstream certificate matches none of the pinned keys', { cause, sent: false }), null);
+        return;
+      }
+      callback(null, socket);
+    });
+  };
+}
+
+/** A certificate's public key pin: `sha256/` and the base64 SHA-256 of its SubjectPublicKeyInfo (DER). */
+export function spkiPin(cert: X509Certificate): string {
+  return `sha256/${createHash('sha256').update(cert.publicKey.export({ type: 'spki', format: 'der' })).digest('base64')}`;
+}
+
+/** A service's pins: public key pins and certificate fingerprints, matched against the upstream's own certificate. */
+export class Pins {
+  private readonly keys = new Set<string>();
+  private readonly fingerprints = new Set<string>();
+
+  constructor(pins: readonly string[]) {
+    for (const pin of pins) {
+      if (pin.startsWith('sha256/')) this.keys.add(pin);
+      else if (/^[0-9A-Fa-f:]+$/.test(pin) && pin.replace(/:/g, '').length === 64) this.fingerprints.add(pin.replace(/:/g, '').toUpperCase());
+      else throw new TypeError(`pin ${JSON.stringify(pin)}: expected sha256/<base64> or a SHA-256 fingerprint in hex`);
+    }
+  }
+
+  /** Whether the leaf certificate `cert` is pinned (by its key or its fingerprint). */
+  matches(cert: X509Certificate): boolean {
+    if (this.fingerprints.size > 0 && this.fingerprints.has(cert.fingerprint256.replace(/:/g, ''))) return true;
+    return this.keys.size > 0 && this.keys.has(spkiPin(cert));
+  }
+}
+
+function readPem(service: string, key: string, path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new TypeError(`service ${service} ${key}: cannot read ${path} (${(err as Error).message})`, { cause: err });
+  }
+}

@@ -25,7 +25,8 @@ import { selectTargets, type Target } from './targets.ts';
 
 const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const RESULTS_DIR = join(REPO_ROOT, 'bench', 'results');
-const START_TIMEOUT_MS = 10_000;
+// Generous: on a shared 2-core machine two worker threads can take over 10 s to listen.
+const START_TIMEOUT_MS = 30_000;
 
 function log(message: string): void {
   process.stderr.write(`${message}\n`);

@@ -6,6 +6,7 @@ import type { GatewayRequest } from '../types.ts';
 import { lastHeadFieldBytes, lastHeadFields } from './head-rules.ts';
 import { ClientSlots, IdleSweep, ROUNDS, type IdleWatched } from './limits-cores.ts';
 import { UWS_MAX_HEADERS, type LimitsConfig } from './limits-schema.ts';
+import { setUwsHeadersSize } from './uws-head-size.ts';
 
 export type { IdleWatched } from './limits-cores.ts';
 export { admit } from './admit.ts';
@@ -48,12 +49,7 @@ export function limitsFromConfig(config: LimitsConfig = {}, trustedProxies?: rea
 }
 
 /** The `UWS_HTTP_MAX_HEADERS_SIZE` uws.ts sets before the native module loads: `maxHeaderBytes` of the limits built last before that (the first gateway's). */
-let uwsHeadBytes = limitsDefaults.maxHeaderBytes;
-
-/** What `UWS_HTTP_MAX_HEADERS_SIZE` defaults to (uWS builds that read it: 20.69 on Node 22+; 20.30 has a fixed 4 KiB). */
-export function uwsHeadersSize(): number {
-  return uwsHeadBytes;
-}
+export { uwsHeadersSize } from './uws-head-size.ts';
 
 /**
  * The edge's limits (`limits:` in YAML), built once: the head and target
@@ -86,7 +82,7 @@ export class EdgeLimits {
     this.sweep = this.bodyIdleTimeout > 0 ? new IdleSweep() : null;
     this.slots = max === false ? null : new ClientSlots(max);
     this.resolver = max !== false && o.trustedProxies.length > 0 ? new ClientAddressResolver(new CidrList(o.trustedProxies, 'trustedProxies')) : null;
-    uwsHeadBytes = this.maxHeaderBytes;
+    setUwsHeadersSize(this.maxHeaderBytes);
   }
 
   /** The error a request's head or target earns, or null (reads the head `readHead` just read). */

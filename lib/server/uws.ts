@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import type * as Uws from 'uWebSockets.js';
-import { uwsHeadersSize } from './limits.ts';
+import { uwsHeadersSize } from './uws-head-size.ts';
 
 export type UwsModule = typeof Uws;
 

@@ -200,7 +200,7 @@ export async function runCli(argv: string[], options: CliOptions = {}): Promise<
   }
   const listened = served.port;
   if (args.demo === true) {
-    const admin = served.adminPort === null ? '' : `  curl -s http://127.0.0.1:${served.adminPort}/metrics | head\n`;
+    const admin = served.adminPort === null ? '' : `  curl -s http://127.0.0.1:${served.adminPort}/metrics | head\n  open   http://127.0.0.1:${served.adminPort}/        (the admin page: routes, instances, live plots)\n`;
     process.stdout.write(`\nrxgate demo is up. Try:\n  curl -i http://127.0.0.1:${listened}/api/users/42\n  curl -i http://127.0.0.1:${listened}/api/orders/7\n  curl -i http://127.0.0.1:${listened}/__rxgate/health\n${admin}\n`);
   }
   const drain = (): Promise<unknown> => served.drain().then(() => Promise.all(closers.map((c) => c())));

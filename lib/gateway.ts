@@ -118,17 +118,22 @@ export class Gateway {
    * throws. Does nothing without TLS.
    */
   reloadTls(): void {
+    let swapped: boolean;
     try {
-      this.edge.reloadTls();
+      swapped = this.edge.reloadTls();
     } catch (err) {
-      this.logger.error({ err }, 'TLS certificate files are unreadable or invalid: fix them before the next restart');
+      this.logger.error({ err }, 'TLS certificate files are unreadable or invalid: the listener keeps the certificates it has');
+      return;
+    }
+    if (swapped) {
+      this.logger.info('TLS certificates reloaded: new connections get the new files, open ones finish on the old');
       return;
     }
     const pending = this.edge.tlsPending;
-    if (pending.length > 0) this.logger.warn({ certificates: pending }, 'TLS certificate files changed: they serve after a restart (a running listener keeps its certificates)');
+    if (pending.length > 0) this.logger.warn({ certificates: pending }, 'TLS certificate files changed, but a new listener could not share the port (listen.port 0?): they serve after a restart');
   }
 
-  /** `listen.tls` entries whose files changed since the listener started (they serve after a restart). */
+  /** `listen.tls` entries whose files changed but could not be swapped in (they serve after a restart). */
   get tlsPending(): readonly string[] {
     return this.edge.tlsPending;
   }

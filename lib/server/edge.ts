@@ -60,7 +60,11 @@ export interface EdgeListenOptions {
  * request. The one place where errors become responses.
  */
 export class Edge {
-  readonly app: TemplatedApp;
+  private app: TemplatedApp;
+  /** Apps a certificate swap replaced: their open connections finish there; `close` closes them. */
+  private readonly retired: TemplatedApp[] = [];
+  /** Where the listener listens (a certificate swap listens there again). */
+  private bound: { host: string; port: number } | null = null;
   /** `GatewayRequest.protocol`, from the listener itself (X-Forwarded-Proto upstream). */
   readonly protocol: 'http' | 'https';
   private listenSocket: us_listen_socket | null = null;
@@ -111,6 +115,7 @@ export class Edge {
         }
         this.listenSocket = socket;
         const bound = uws.us_socket_local_port(socket);
+        this.bound = { host, port: bound };
         const redirect = this.listenOptions.redirectHttp;
         if (redirect === undefined) resolve(bound);
         else listenRedirect(uws, host, redirect, bound).then((r) => { this.redirect = r; resolve(bound); }, reject);
@@ -125,12 +130,32 @@ export class Edge {
 
   /**
    * Reads the certificate files again, throwing a TypeError that names the
-   * file when one is unreadable or invalid. The listener keeps serving the
-   * certificates it started with (uWS 20.30 cannot swap them: see
-   * `EdgeTls`); `tlsPending` names the entries that changed since.
+   * file when one is unreadable or invalid. When some changed, a new app
+   * with them listens on the same port and the old listener closes (see
+   * `EdgeTls`): returns true then. When the port cannot be shared (it was
+   * 0, or the system refuses), the listener keeps its certificates and
+   * `tlsPending` names the entries that changed.
    */
-  reloadTls(): void {
-    this.tls?.reread();
+  reloadTls(): boolean {
+    const tls = this.tls;
+    if (tls === null) return false;
+    tls.reread();
+    if (tls.pending.length === 0 || this.listenSocket === null || this.bound === null) return false;
+    const uws = loadUws();
+    const next = this.createApp();
+    let socket: us_listen_socket | false = false;
+    // uWS calls back before listen returns.
+    next.listen(this.bound.host, this.bound.port, (s) => { socket = s; });
+    if (socket === false) {
+      closeApp(next);
+      return false;
+    }
+    uws.us_listen_socket_close(this.listenSocket);
+    this.retired.push(this.app);
+    this.app = next;
+    this.listenSocket = socket;
+    tls.adopt();
+    return true;
   }
 
   /** Certificate entries whose files changed since the listener started: they serve after a restart. */
@@ -172,6 +197,7 @@ export class Edge {
     // Closes every socket, idle keep-alive ones too. Both builds have it
     // (20.30 on Node 20, 20.69 on Node 22+): detected all the same.
     closeApp(this.app);
+    for (const app of this.retired.splice(0)) closeApp(app);
   }
 
   private handle(res: HttpResponse, uwsReq: HttpRequest, upgrade: us_socket_context_t | null = null): void {

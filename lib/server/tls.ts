@@ -52,21 +52,25 @@ export const MODERN_CIPHERS = [
  * and routes a request by the SNI name's own router, so each SNI name gets
  * the edge's routes registered again under `app.domain(name)`.
  *
- * A running listener keeps the certificates it started with: uWS 20.30
- * cannot swap them safely (`removeServerName` frees the name's router while
- * connections made under it still use it, and a second listener cannot take
- * the port over while connections are open, as uSockets sets neither
- * SO_REUSEADDR nor SO_REUSEPORT on Linux). `reread` checks the files again
- * and says which changed, to serve after a restart.
+ * A running app keeps the certificates it was made with: uWS 20.30 cannot
+ * swap them in place (`removeServerName` frees the name's router while
+ * connections made under it still use it). So `reread` checks the files
+ * again and says which changed, and the edge then makes a new app with them
+ * and listens on the same port (uSockets sets SO_REUSEPORT on Linux, for a
+ * fixed port) before closing the old listener: new connections get the new
+ * certificates, open ones finish on the old app. `adopt` records that.
  */
 export class EdgeTls {
   /** A digest of each entry's files as the listener read them, by entry (`listen.tls`, `listen.tls.sni[0] (a.test)`…). */
-  private readonly served: ReadonlyMap<string, string>;
+  private served: ReadonlyMap<string, string>;
+  /** The digests as of the latest `reread`. */
+  private latest: ReadonlyMap<string, string>;
   /** Entries whose files changed since the listener read them (as of the latest `reread`). */
   pending: readonly string[] = [];
 
   constructor(readonly options: ListenTlsOptions) {
     this.served = readTls(options);
+    this.latest = this.served;
   }
 
   /** An `SSLApp` with the default certificate and every SNI one, `register` run for each of its routers. */
@@ -88,7 +92,14 @@ export class EdgeTls {
    */
   reread(): void {
     const now = readTls(this.options);
+    this.latest = now;
     this.pending = [...now].filter(([entry, digest]) => this.served.get(entry) !== digest).map(([entry]) => entry);
+  }
+
+  /** A listener now serves the files as last read: nothing is pending. */
+  adopt(): void {
+    this.served = this.latest;
+    this.pending = [];
   }
 }
 

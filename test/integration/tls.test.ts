@@ -8,6 +8,7 @@ import { pino } from 'pino';
 import type { Logger } from '../../lib/observe/log.ts';
 import { httpsLocation } from '../../lib/server/redirect-http.ts';
 import { defaultPipeline } from '../../pipeline.ts';
+import { createServer } from 'node:net';
 import { makeCa, pemFolder, type Ca, type Issued } from '../support/certs.ts';
 import { startGatewayFromYaml, startUpstream, type TestUpstream } from '../support/servers.ts';
 
@@ -51,7 +52,7 @@ describe('TLS termination', () => {
   });
 
   /** Writes the certificates and starts a gateway on them; `listenExtra` goes into `listen`. */
-  async function start(listenExtra = '', logger?: Logger): Promise<Gateway & { url: string }> {
+  async function start(listenExtra = '', logger?: Logger, port = 0): Promise<Gateway & { url: string }> {
     files = pemFolder();
     const f = (name: string, leaf: Issued): { cert: string; key: string } => ({ cert: files.write(`${name}.crt`, leaf.cert), key: files.write(`${name}.key`, leaf.key) });
     const d = f('default', leaves.default);
@@ -69,7 +70,7 @@ services:
   echo: { upstreams: ["${upstream.url}"], retry: false }
 routes:
   - { path: /*, service: echo }
-`, defaultPipeline, process.env, logger === undefined ? {} : { logger });
+`, defaultPipeline, process.env, { port, ...(logger === undefined ? {} : { logger }) });
     return gateway;
   }
 
@@ -160,7 +161,32 @@ routes:
     expect(httpsLocation('a.test\r\nx: y', '/', '', 8443)).toBeNull();
   });
 
-  it('reloadTls re-reads the files and names those that changed; the running listener keeps its certificates', async () => {
+  it('reloadTls swaps in changed certificates on a fixed port: new connections get them, an open connection finishes on the old', async () => {
+    const lines: string[] = [];
+    await start('', pino({ level: 'info' }, { write: (line: string) => { lines.push(line); } }), await freePort());
+    const before = await tlsTo({ servername: 'a.test' });
+    expect(before.getPeerCertificate().subject.CN).toBe('a.test');
+    const old = httpsClient('a.test');
+    const first = await request(`https://127.0.0.1:${gateway!.port}/one`, { dispatcher: old });
+    expect(await first.body.json()).toEqual({ proto: 'https', url: '/one' });
+
+    const renewed = await ca.issue('a.test renewed', { names: ['a.test'] });
+    files.write('a.crt', renewed.cert);
+    files.write('a.key', renewed.key);
+    gateway!.reloadTls();
+    expect(gateway!.tlsPending).toEqual([]);
+    expect(lines.some((l) => l.includes('TLS certificates reloaded'))).toBe(true);
+    expect((await tlsTo({ servername: 'a.test' })).getPeerCertificate().subject.CN).toBe('a.test renewed');
+    // The other names and the default certificate are served as before, by the new listener.
+    expect((await tlsTo({ servername: 'b.test' })).getPeerCertificate().subject.CN).toBe('b.test');
+    // The keep-alive connection made before the swap still answers (on the old app).
+    const again = await request(`https://127.0.0.1:${gateway!.port}/two`, { dispatcher: old });
+    expect(await again.body.json()).toEqual({ proto: 'https', url: '/two' });
+    const fresh = await request(`https://127.0.0.1:${gateway!.port}/three`, { dispatcher: httpsClient('a.test') });
+    expect(await fresh.body.json()).toEqual({ proto: 'https', url: '/three' });
+  });
+
+  it('reloadTls on a listener whose port was 0 names the changed files and keeps its certificates (the port cannot be shared)', async () => {
     const lines: string[] = [];
     await start('', pino({ level: 'info' }, { write: (line: string) => { lines.push(line); } }));
     expect(gateway!.tlsPending).toEqual([]);
@@ -172,7 +198,7 @@ routes:
     gateway!.reloadTls();
     expect(gateway!.tlsPending).toEqual(['listen.tls.sni[0] (a.test)']);
     expect(lines.some((l) => l.includes('TLS certificate files changed') && l.includes('a.test'))).toBe(true);
-    // uWS 20.30 cannot swap a running listener's certificates (docs/tls.md): the old one serves until a restart.
+    // A listener on port 0 cannot be joined by a new one (docs/tls.md): the old certificate serves until a restart.
     expect((await tlsTo({ servername: 'a.test' })).getPeerCertificate().subject.CN).toBe('a.test');
     const res = await request(`https://127.0.0.1:${gateway!.port}/after`, { dispatcher: httpsClient('a.test') });
     expect(await res.body.json()).toEqual({ proto: 'https', url: '/after' });
@@ -213,3 +239,15 @@ routes:
     expect(() => parseConfig(yaml('{ redirectHttp: { port: 8080 } }'), 'x.yaml', {})).toThrow('redirectHttp needs tls');
   });
 });
+
+/** A port free now (the gateway then listens on it as a fixed port). */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}

@@ -131,7 +131,8 @@ export function cache(options: CacheOptions = {}): Policy {
 
   return (next: Handler): Handler => {
     const ctx: CacheContext = {
-      next, policy, maxEntrySize, clock, table, inflight: new Inflight(), revalidating: new Set(),
+      next, policy, maxEntrySize, clock, table, storeCopies: store.copiesBodies === true,
+      inflight: new Inflight(), revalidating: new Set(),
     };
 
     /** The request's fate once the lookup has answered. */

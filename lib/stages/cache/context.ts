@@ -24,6 +24,8 @@ export interface CacheContext {
   /** Wall-clock ms for all freshness math. */
   readonly clock: Clock;
   readonly table: CacheTable;
+  /** The store copies body bytes on `set` (`CacheStore.copiesBodies`): the tee need not. */
+  readonly storeCopies: boolean;
   /** Misses being fetched, by lookup key, for coalescing. */
   readonly inflight: Inflight<Settled>;
   /** Keys with a background revalidation under way. */

@@ -29,6 +29,14 @@ export type CacheRecord = CacheEntry | VaryRecord;
  * rejected or throwing `get` turns that request into a cache bypass.
  */
 export interface CacheStore {
+  /**
+   * True when `set` copies an entry's body bytes rather than keeping its
+   * chunks (the memory store packs them, the Redis store encodes them). The
+   * miss path then hands over the chunks as they came from upstream (views
+   * into undici's socket reads); otherwise it copies them first, so a store
+   * that keeps them does not keep whole socket buffers alive.
+   */
+  readonly copiesBodies?: boolean;
   get(key: string): CacheRecord | undefined | PromiseLike<CacheRecord | undefined>;
   /** Keep `record` for `ttl` ms. */
   set(key: string, record: CacheRecord, ttl: number): void | PromiseLike<void>;

@@ -45,6 +45,8 @@ const RECORD_OVERHEAD = 240;
  * short-lived strings).
  */
 export class MemoryCacheStore implements CacheStore {
+  /** `pack` copies the body into the record's Buffer. */
+  readonly copiesBodies = true;
   private readonly lru: LruBytes<Buffer>;
   private readonly clock: Clock;
 

@@ -81,7 +81,7 @@ export class MissSubscriber extends InnerSubscriber<GatewayResponse> implements 
       this.downstream.next(tagged(res, this.status));
       return;
     }
-    const tee = new StoreTee(body, ctx.maxEntrySize, this, res, plan);
+    const tee = new StoreTee(body, ctx.maxEntrySize, this, res, plan, ctx.storeCopies);
     this.downstream.next({ ...res, headers: [...res.headers, 'x-cache', this.status], body: tee });
   }
 

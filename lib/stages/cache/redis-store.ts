@@ -48,6 +48,8 @@ export class CacheStoreTimeoutError extends Error {
  * `set` is dropped; both are counted in `errors`.
  */
 export class RedisCacheStore implements CacheStore {
+  /** `encodeRecord` copies the body into the value sent. */
+  readonly copiesBodies = true;
   private readonly prefix: string;
   private readonly timeout: number;
   private readonly onError: (err: unknown) => void;

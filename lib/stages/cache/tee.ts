@@ -29,6 +29,8 @@ export class StoreTee implements Body, BodySink {
     private readonly owner: TeeOwner,
     private readonly res: GatewayResponse,
     private readonly plan: StoragePlan,
+    /** The store copies the bytes itself (`CacheStore.copiesBodies`): keep the chunks as they came. */
+    private readonly storeCopies: boolean,
   ) {
     this.length = source.length;
   }
@@ -67,10 +69,13 @@ export class StoreTee implements Body, BodySink {
   end(): void {
     const chunks = this.chunks;
     if (chunks !== null) {
-      // Always a copy of exactly `size` bytes: a chunk from undici is a view
-      // into its socket read buffer, and keeping the view would keep the
-      // whole buffer alive (the LRU counts only the view's bytes).
-      const data = new BufferedBody([compact(chunks, this.size)]);
+      // A chunk from undici is a view into its socket read buffer: a store
+      // that keeps it would keep the whole buffer alive (the LRU counts only
+      // the view's bytes), so it gets a copy of exactly `size` bytes, unless
+      // it copies them itself (the memory store's pack, Redis's encode):
+      // one copy per stored miss instead of two. Coalesced waiters replay
+      // the chunks at once and drop them.
+      const data = new BufferedBody(this.storeCopies ? chunks : [compact(chunks, this.size)]);
       this.chunks = null;
       this.owner.stored(entryOf(this.res, this.plan, data));
     }

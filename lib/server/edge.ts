@@ -141,20 +141,12 @@ export class Edge {
     if (tls === null) return false;
     tls.reread();
     if (tls.pending.length === 0 || this.listenSocket === null || this.bound === null) return false;
-    const uws = loadUws();
     const next = this.createApp();
-    let socket: us_listen_socket | false = false;
-    // uWS calls back before listen returns.
-    next.listen(this.bound.host, this.bound.port, (s) => { socket = s; });
-    if (socket === false) {
-      closeApp(next);
-      return false;
-    }
-    uws.us_listen_socket_close(this.listenSocket);
+    const socket = tls.takeOver(loadUws(), next, this.listenSocket, this.bound);
+    if (socket === null) return false;
     this.retired.push(this.app);
     this.app = next;
     this.listenSocket = socket;
-    tls.adopt();
     return true;
   }
 

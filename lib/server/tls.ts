@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createSecureContext } from 'node:tls';
-import type { AppOptions, TemplatedApp } from 'uWebSockets.js';
+import type { AppOptions, TemplatedApp, us_listen_socket } from 'uWebSockets.js';
 import type { UwsModule } from './uws.ts';
 
 /** A certificate served to clients that ask for `serverName` (SNI). */
@@ -58,7 +58,7 @@ export const MODERN_CIPHERS = [
  * again and says which changed, and the edge then makes a new app with them
  * and listens on the same port (uSockets sets SO_REUSEPORT on Linux, for a
  * fixed port) before closing the old listener: new connections get the new
- * certificates, open ones finish on the old app. `adopt` records that.
+ * certificates, open ones finish on the old app (`takeOver`).
  */
 export class EdgeTls {
   /** A digest of each entry's files as the listener read them, by entry (`listen.tls`, `listen.tls.sni[0] (a.test)`…). */
@@ -96,10 +96,24 @@ export class EdgeTls {
     this.pending = [...now].filter(([entry, digest]) => this.served.get(entry) !== digest).map(([entry]) => entry);
   }
 
-  /** A listener now serves the files as last read: nothing is pending. */
-  adopt(): void {
+  /**
+   * Listens with `next` (an app on the files as last read) where `current`
+   * listens, then closes `current`: new connections go to `next`, open ones
+   * stay on the old app. Returns the new listen socket, or null (nothing
+   * changed) when the port cannot be shared: it was 0, or the system refuses.
+   */
+  takeOver(uws: UwsModule, next: TemplatedApp, current: us_listen_socket, at: { host: string; port: number }): us_listen_socket | null {
+    let socket: us_listen_socket | false = false;
+    // uWS calls back before listen returns.
+    next.listen(at.host, at.port, (s) => { socket = s; });
+    if (socket === false) {
+      closeApp(next);
+      return null;
+    }
+    uws.us_listen_socket_close(current);
     this.served = this.latest;
     this.pending = [];
+    return socket;
   }
 }
 

@@ -1,7 +1,7 @@
 import type { Observable, Observer, Subscription } from 'rxjs';
 import type { HttpResponse, us_socket_context_t } from 'uWebSockets.js';
 import { BadRequestError, errorResponseBody, toGatewayError, type GatewayError } from '../errors.ts';
-import type { Body, BodySink, GatewayRequest, GatewayResponse } from '../types.ts';
+import type { Body, GatewayRequest, GatewayResponse } from '../types.ts';
 import type { EdgeHooks } from './edge.ts';
 import type { InFlight, InFlightEntry } from './in-flight.ts';
 import { RequestBody } from './request-body.ts';
@@ -13,13 +13,13 @@ import { upgradeOf } from './ws-connect.ts';
  * One request/response exchange on the uWS side, from the uWS handler to the
  * end of the response or the client going away: the one object that owns
  * the uWS `HttpResponse` for that time, so whether uWS still owns it
- * (`closed`) is known in one place. It reads the request body from it
- * (`onData`, pause/resume), writes the response to it (the `ResponseWriter`
+ * (`closed`) is known in one place. It starts reading the request body
+ * (`readBody`: `onData`, pause/resume in `RequestBody`), writes the response to it (the `ResponseWriter`
  * it extends: cork, `tryEnd`/`write`, `onWritable`), and on `onAborted`
  * unsubscribes from the pipeline, which aborts the upstream request.
  *
  * It is the pipeline's observer and the response body's sink; the request
- * body the pipeline reads is a thin view of it (`RequestBody`).
+ * body, when there is one, is a `RequestBody` on the same `HttpResponse`.
  */
 export class Exchange extends ResponseWriter implements Observer<GatewayResponse>, InFlightEntry {
   /** The pipeline is over: it completed, failed, or was unsubscribed. */
@@ -33,16 +33,10 @@ export class Exchange extends ResponseWriter implements Observer<GatewayResponse
   private finalizers: (() => void)[] | null = null;
   // For `hooks.onFinish` (the access log): what was answered, bytes each way, once.
   private status = 0;
-  private bytesIn = 0;
   private bytesOut = 0;
   private finished = false;
-
-  // The request body: uWS `onData` → the pipeline's sink.
-  private inSink: BodySink | null = null;
-  private inQueue: Buffer[] | null = null;
-  private inPaused = false;
-  private inLast = false;
-  private inDone = false;
+  /** The request body, when the request has one. */
+  private requestBody: RequestBody | null = null;
 
   /**
    * @param upgrade the uWS socket context when the request came through `app.ws` (an opening handshake), else null
@@ -62,8 +56,15 @@ export class Exchange extends ResponseWriter implements Observer<GatewayResponse
    * runs, or the first chunks are lost.
    */
   readBody(length: number | null): Body {
-    this.res.onData((ab, isLast) => this.onData(ab, isLast));
-    return new RequestBody(this, length);
+    const body = new RequestBody(this.res, this, length);
+    this.res.onData((ab, isLast) => body.onData(ab, isLast));
+    this.requestBody = body;
+    return body;
+  }
+
+  /** uWS no longer owns the response (the client went away, or it ended): the request body must not pause or resume it. */
+  get gone(): boolean {
+    return this.closed;
   }
 
   /** Answers with what the pipeline emits: one head, then its body. */
@@ -179,7 +180,7 @@ export class Exchange extends ResponseWriter implements Observer<GatewayResponse
   private finish(kind: 0 | 1 | 2): void {
     if (this.finished) return;
     this.finished = true;
-    this.hooks.onFinish?.(this.req, this.status, this.bytesIn, this.bytesOut, kind);
+    this.hooks.onFinish?.(this.req, this.status, this.requestBody?.bytesIn ?? 0, this.bytesOut, kind);
   }
 
   private settle(): void {
@@ -209,72 +210,5 @@ export class Exchange extends ResponseWriter implements Observer<GatewayResponse
       this.hooks.logger.error({ reqId: this.req.id, err: error.cause ?? error }, 'internal error');
     }
     this.writeError(error);
-  }
-
-  // ---- the request body (see RequestBody) ----
-
-  private onData(ab: ArrayBuffer, isLast: boolean): void {
-    if (this.inDone) return;
-    // uWS reuses the ArrayBuffer after this call returns: copy.
-    const chunk = Buffer.from(new Uint8Array(ab));
-    this.bytesIn += chunk.byteLength;
-    if (isLast) this.inLast = true;
-    const sink = this.inSink;
-    if (sink !== null && this.inQueue === null && !this.inPaused) {
-      if (chunk.byteLength > 0 && !sink.write(chunk)) this.pauseBody();
-    } else {
-      if (chunk.byteLength > 0) (this.inQueue ??= []).push(chunk);
-      this.pauseBody();
-    }
-    if (isLast && this.inQueue === null && this.inSink !== null && !this.inPaused) this.finishBody();
-  }
-
-  // The `RequestBody` view's three methods.
-
-  pipeBody(sink: BodySink): void {
-    this.inSink = sink;
-    this.resumeBody();
-  }
-
-  resumeBody(): void {
-    const sink = this.inSink;
-    if (sink === null || this.inDone) return;
-    // Re-read each time: the sink may destroy the body while it writes.
-    while (this.inQueue !== null) {
-      const chunk = this.inQueue.shift()!;
-      if (this.inQueue.length === 0) this.inQueue = null;
-      if (!sink.write(chunk)) return;
-    }
-    if (this.inDone) return;
-    if (this.inLast) {
-      this.finishBody();
-      return;
-    }
-    if (this.inPaused) {
-      this.inPaused = false;
-      if (!this.closed) this.res.resume();
-    }
-  }
-
-  destroyBody(): void {
-    if (this.inDone) return;
-    this.inDone = true;
-    this.inSink = null;
-    this.inQueue = null;
-    // Let uWS read and drop the rest rather than stall the connection.
-    if (this.inPaused && !this.closed) this.res.resume();
-  }
-
-  private pauseBody(): void {
-    if (this.inPaused || this.inLast) return;
-    this.inPaused = true;
-    if (!this.closed) this.res.pause();
-  }
-
-  private finishBody(): void {
-    const sink = this.inSink!;
-    this.inSink = null;
-    this.inDone = true;
-    sink.end();
   }
 }

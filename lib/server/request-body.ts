@@ -1,43 +1,94 @@
+import type { HttpResponse } from 'uWebSockets.js';
 import type { Body, BodySink } from '../types.ts';
-import type { Exchange } from './connection.ts';
 import type { IdleWatched } from './limits-cores.ts';
 
 /**
- * The client's request body as the pipeline sees it: a view of its
- * exchange, which reads it from uWS `onData` with backpressure (see
- * `Exchange.readBody`). Chunks pass through it on their way to the
- * pipeline's sink, so it knows when the pipeline is reading and whether the
- * client keeps sending (`limits.bodyIdleTimeout`, see limits.ts).
+ * The client's request body, read from uWS `onData` with backpressure and
+ * handed to the pipeline's sink: chunks that come before the pipeline pipes
+ * it are queued and the client paused, so memory stays at one chunk whatever
+ * the body's size. Made only for a request that has a body (see
+ * `Exchange.readBody`). It also knows when the pipeline is reading and
+ * whether the client keeps sending (`limits.bodyIdleTimeout`, see limits.ts).
  */
-export class RequestBody implements Body, BodySink, IdleWatched {
+export class RequestBody implements Body, IdleWatched {
   stirred = false;
   reading = false;
   idleRounds = 0;
   owner: { idle(): void } | null = null;
+  /** Bytes received from the client (the access log's `bytesIn`). */
+  bytesIn = 0;
   private sink: BodySink | null = null;
+  private queue: Buffer[] | null = null;
+  /** The client is paused (`res.pause()`). */
+  private paused = false;
+  /** uWS has handed over the last chunk. */
+  private last = false;
+  /** Ended or destroyed: nothing more is passed on. */
+  private done = false;
 
-  constructor(private readonly exchange: Exchange, readonly length: number | null) {}
+  /**
+   * @param connection whether uWS still owns `res` (`gone`: the client went away, or the response ended)
+   */
+  constructor(private readonly res: HttpResponse, private readonly connection: { readonly gone: boolean }, readonly length: number | null) {}
+
+  /** uWS `onData`. */
+  onData(ab: ArrayBuffer, isLast: boolean): void {
+    if (this.done) return;
+    // uWS reuses the ArrayBuffer after this call returns: copy.
+    const chunk = Buffer.from(new Uint8Array(ab));
+    this.bytesIn += chunk.byteLength;
+    if (isLast) this.last = true;
+    if (this.sink !== null && this.queue === null && !this.paused) {
+      if (chunk.byteLength > 0 && !this.write(chunk)) this.pauseClient();
+    } else {
+      if (chunk.byteLength > 0) (this.queue ??= []).push(chunk);
+      this.pauseClient();
+    }
+    if (isLast && this.queue === null && this.sink !== null && !this.paused) this.end();
+  }
 
   pipe(sink: BodySink): void {
     this.sink = sink;
     this.reading = true;
-    this.exchange.pipeBody(this);
+    this.flush();
   }
 
   resume(): void {
     if (this.sink === null) return;
     this.reading = true;
-    this.exchange.resumeBody();
+    this.flush();
   }
 
   destroy(): void {
     this.reading = false;
-    this.exchange.destroyBody();
+    if (this.done) return;
+    this.done = true;
+    this.sink = null;
+    this.queue = null;
+    // Let uWS read and drop the rest rather than stall the connection.
+    if (this.paused && !this.connection.gone) this.res.resume();
   }
 
-  // The exchange writes here (the sink it was given); passed on to the pipeline's.
+  private flush(): void {
+    if (this.sink === null || this.done) return;
+    // Re-read each time: the sink may destroy the body while it writes.
+    while (this.queue !== null) {
+      const chunk = this.queue.shift()!;
+      if (this.queue.length === 0) this.queue = null;
+      if (!this.write(chunk)) return;
+    }
+    if (this.done) return;
+    if (this.last) {
+      this.end();
+      return;
+    }
+    if (this.paused) {
+      this.paused = false;
+      if (!this.connection.gone) this.res.resume();
+    }
+  }
 
-  write(chunk: Uint8Array): boolean {
+  private write(chunk: Buffer): boolean {
     this.stirred = true;
     const more = this.sink!.write(chunk);
     // Held back by the pipeline (the upstream is slow): the client is paused, not idle.
@@ -45,8 +96,17 @@ export class RequestBody implements Body, BodySink, IdleWatched {
     return more;
   }
 
-  end(): void {
+  private end(): void {
+    const sink = this.sink!;
+    this.sink = null;
+    this.done = true;
     this.reading = false;
-    this.sink!.end();
+    sink.end();
+  }
+
+  private pauseClient(): void {
+    if (this.paused || this.last) return;
+    this.paused = true;
+    if (!this.connection.gone) this.res.pause();
   }
 }

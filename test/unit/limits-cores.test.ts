@@ -2,8 +2,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ClientSlots, IdleSweep, type IdleWatched } from '../../lib/server/limits-cores.ts';
 import { RequestBody } from '../../lib/server/request-body.ts';
-import type { Exchange } from '../../lib/server/connection.ts';
-import type { BodySink } from '../../lib/types.ts';
+import type { HttpResponse } from 'uWebSockets.js';
 
 const ROUNDS = 4;
 
@@ -119,43 +118,65 @@ describe('ClientSlots', () => {
 });
 
 describe('RequestBody', () => {
-  function body(): { body: RequestBody; calls: string[] } {
+  /** A body on a fake uWS response that records pause/resume; `gone` as the exchange says. */
+  function body(): { body: RequestBody; calls: string[]; connection: { gone: boolean } } {
     const calls: string[] = [];
-    let rb: RequestBody;
-    const exchange = {
-      pipeBody: (sink: BodySink) => { calls.push('pipe'); expect(sink).toBe(rb); },
-      resumeBody: () => { calls.push('resume'); },
-      destroyBody: () => { calls.push('destroy'); },
-    } as unknown as Exchange;
-    rb = new RequestBody(exchange, null);
-    return { body: rb, calls };
+    const res = { pause: () => calls.push('pause'), resume: () => calls.push('resume') } as unknown as HttpResponse;
+    const connection = { gone: false };
+    return { body: new RequestBody(res, connection, null), calls, connection };
   }
+  const chunk = (text: string): ArrayBuffer => new Uint8Array(Buffer.from(text)).buffer;
 
-  it('is read only while piped and its sink takes more; chunks mark it stirred', () => {
+  it('queues chunks and pauses the client until piped, then passes them on in order and resumes', () => {
     const { body: b, calls } = body();
+    b.onData(chunk('a'), false);
+    b.onData(chunk('b'), false);
+    expect(calls).toEqual(['pause']);
     expect(b.reading).toBe(false);
-    let accept = true;
+    const got: string[] = [];
+    b.pipe({ write: (c) => { got.push(Buffer.from(c).toString()); return true; }, end: () => got.push('end') });
+    expect(got).toEqual(['a', 'b']);
+    expect(calls).toEqual(['pause', 'resume']);
+    expect(b.reading).toBe(true);
+    b.onData(chunk('c'), true);
+    expect(got).toEqual(['a', 'b', 'c', 'end']);
+    expect(b.reading).toBe(false);
+    expect(b.bytesIn).toBe(3);
+  });
+
+  it('is read only while its sink takes more; a refused chunk pauses the client and marks it not reading', () => {
+    const { body: b, calls } = body();
+    let accept = false;
     const got: string[] = [];
     b.pipe({ write: (c) => { got.push(Buffer.from(c).toString()); return accept; }, end: () => got.push('end') });
     expect(b.reading).toBe(true);
-    expect(b.write(Buffer.from('a'))).toBe(true);
+    b.onData(chunk('a'), false);
     expect(b.stirred).toBe(true);
-    accept = false;
-    expect(b.write(Buffer.from('b'))).toBe(false);
     expect(b.reading).toBe(false);
+    expect(calls).toEqual(['pause']);
+    accept = true;
     b.resume();
     expect(b.reading).toBe(true);
-    b.end();
-    expect(b.reading).toBe(false);
+    expect(calls).toEqual(['pause', 'resume']);
+    b.onData(chunk('b'), true);
     expect(got).toEqual(['a', 'b', 'end']);
-    expect(calls).toEqual(['pipe', 'resume']);
   });
 
-  it('is not read once destroyed', () => {
+  it('is not read once destroyed, lets uWS drop the rest, and never touches a response uWS no longer owns', () => {
     const { body: b, calls } = body();
-    b.pipe({ write: () => true, end: () => undefined });
+    b.onData(chunk('a'), false);
+    const got: string[] = [];
     b.destroy();
     expect(b.reading).toBe(false);
-    expect(calls).toEqual(['pipe', 'destroy']);
+    expect(calls).toEqual(['pause', 'resume']);
+    b.onData(chunk('b'), true);
+    b.pipe({ write: (c) => { got.push(Buffer.from(c).toString()); return true; }, end: () => got.push('end') });
+    expect(got).toEqual([]);
+
+    const other = body();
+    other.body.onData(chunk('a'), false);
+    other.connection.gone = true;
+    other.body.destroy();
+    expect(other.calls).toEqual(['pause']);
   });
 });

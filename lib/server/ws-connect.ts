@@ -1,12 +1,13 @@
-import { readFileSync } from 'node:fs';
-import { Observable, throwError } from 'rxjs';
+import type { Socket } from 'node:net';
+import { Observable, throwError, type Subscriber } from 'rxjs';
 import WebSocket from 'ws';
-import { BadGatewayError, GatewayTimeoutError, NoHealthyUpstreamError, ServiceUnavailableError } from '../errors.ts';
+import { BadGatewayError, GatewayError, GatewayTimeoutError, NoHealthyUpstreamError, ServiceUnavailableError } from '../errors.ts';
 import type { GatewayEvents } from '../observe/events.ts';
-import type { Runtime } from '../runtime.ts';
+import { after, type Runtime } from '../runtime.ts';
 import type { GatewayRequest, GatewayResponse, Handler } from '../types.ts';
 import type { Service } from '../upstream/service.ts';
 import { upstreamHeaders } from '../upstream/upstream-headers.ts';
+import { upstreamTlsConnector, type UpstreamTlsKeys } from '../upstream/upstream-tls.ts';
 import type { Upstream } from '../upstream/upstream.ts';
 import type { WebSocketLimits } from './websocket-options.ts';
 import { WsLink } from './ws-link.ts';
@@ -36,10 +37,8 @@ export interface WebSocketForwardOptions {
   limits: WebSocketLimits;
   runtime: Runtime;
   preserveHost?: boolean | string;
-  /** Verify `wss://` upstream certificates (the service's `tlsVerify`). @default true */
-  tlsVerify?: boolean;
-  /** PEM file of a CA to trust for `wss://` upstreams (the service's `tlsCa`). @default null */
-  tlsCa?: string | null;
+  /** The service's TLS keys for `wss://` upstreams (`tls`: CA, client certificate, SNI name, pins; or the older `tlsVerify`/`tlsCa`), as its https pools use them. @default verify against Node's roots */
+  tls?: UpstreamTlsKeys;
   events?: GatewayEvents | null;
 }
 
@@ -57,8 +56,8 @@ export function websocketForward(service: Service, http: Handler, options: WebSo
   const { route, limits, runtime } = options;
   const preserveHost = options.preserveHost ?? false;
   const events = options.events ?? null;
-  const tlsVerify = options.tlsVerify ?? true;
-  const ca = options.tlsCa == null ? null : readFileSync(options.tlsCa, 'utf8');
+  // Files read and checked now (a bad path is a TypeError at build time); used for https instances only.
+  const tlsConnect = upstreamTlsConnector(service.name, options.tls ?? {});
   let open = 0;
 
   const connect = (req: GatewayRequest, upstream: Upstream): Observable<GatewayResponse> =>
@@ -71,55 +70,75 @@ export function websocketForward(service: Service, http: Handler, options: WebSo
       for (let i = 0; i < list.length; i += 2) if (!HANDSHAKE.has(list[i]!)) headers[list[i]!] = list[i + 1]!;
       const sentAt = service.started(upstream);
       let settled = false;
+      let socket: WebSocket | null = null;
       const settle = (ok: boolean): void => {
         settled = true;
         service.answered(upstream, sentAt, ok);
         service.finished(upstream);
       };
-      const socket = new WebSocket(url, offered, {
-        headers,
-        handshakeTimeout: limits.connectTimeoutMs,
-        maxPayload: limits.maxMessageSize,
-        perMessageDeflate: false,
-        followRedirects: false,
-        rejectUnauthorized: tlsVerify,
-        ...(ca !== null ? { ca } : {}),
-      });
-      socket.on('error', (err) => {
+      const fail = (err: Error): void => {
         if (settled) return;
         settle(false);
         service.failed(upstream);
-        subscriber.error(/timed out/i.test(err.message)
+        subscriber.error(err instanceof GatewayError ? err : /timed out/i.test(err.message)
           ? new GatewayTimeoutError(`upstream ${upstream.origin} did not accept the WebSocket upgrade in time`, { cause: err })
           : new BadGatewayError(`WebSocket to upstream ${upstream.origin} failed: ${err.message}`, { cause: err, sent: false }));
-      });
-      socket.once('unexpected-response', (request, response) => {
-        settle(true);
-        response.resume();
-        request.destroy();
-        subscriber.error(new BadGatewayError(`upstream ${upstream.origin} refused the WebSocket upgrade with ${response.statusCode}`));
-      });
-      socket.once('open', () => {
-        settle(true);
-        // Nothing is read until the client's socket is open too.
-        socket.pause();
-        open++;
-        events?.emit('websocket', { route, phase: 'open' });
-        const link = new WsLink(socket, limits, runtime, (summary) => {
-          open--;
-          events?.emit('websocket', { route, phase: 'close', ...summary });
+      };
+      const handshake = (tlsSocket: Socket | null): void => {
+        const ws = socket = new WebSocket(url, offered, {
+          headers,
+          handshakeTimeout: limits.connectTimeoutMs,
+          maxPayload: limits.maxMessageSize,
+          perMessageDeflate: false,
+          followRedirects: false,
+          // wss: the connection is already made, verified and pinned (upstreamTlsConnector).
+          ...(tlsSocket !== null ? { createConnection: () => tlsSocket } : {}),
         });
-        const response: UpgradeResponse = { status: 101, headers: [], body: null, [UPGRADE]: link };
-        subscriber.next(response);
-        subscriber.complete();
-      });
+        ws.on('error', fail);
+        ws.once('unexpected-response', (request, response) => {
+          settle(true);
+          response.resume();
+          request.destroy();
+          subscriber.error(new BadGatewayError(`upstream ${upstream.origin} refused the WebSocket upgrade with ${response.statusCode}`));
+        });
+        ws.once('open', () => {
+          settle(true);
+          // Nothing is read until the client's socket is open too.
+          ws.pause();
+          linked(ws, subscriber);
+        });
+      };
+      if (!upstream.origin.startsWith('https:')) handshake(null);
+      else {
+        const target = new URL(upstream.origin);
+        const timer = after(runtime, limits.connectTimeoutMs, () => fail(new Error(`TLS connection timed out after ${limits.connectTimeoutMs} ms`)));
+        tlsConnect({ hostname: target.hostname, host: target.host, protocol: 'https:', port: target.port || '443', servername: null } as never, (err, tlsSocket) => {
+          timer.unsubscribe();
+          if (err !== null) fail(err);
+          else if (settled) tlsSocket.destroy();
+          else handshake(tlsSocket as Socket);
+        });
+      }
       return () => {
         if (settled) return;
         settled = true;
         service.finished(upstream);
-        socket.terminate();
+        socket?.terminate();
       };
     });
+
+  /** The upstream accepted: a `101` carrying the link, for the edge to complete. */
+  const linked = (socket: WebSocket, subscriber: Subscriber<GatewayResponse>): void => {
+    open++;
+    events?.emit('websocket', { route, phase: 'open' });
+    const link = new WsLink(socket, limits, runtime, (summary) => {
+      open--;
+      events?.emit('websocket', { route, phase: 'close', ...summary });
+    });
+    const response: UpgradeResponse = { status: 101, headers: [], body: null, [UPGRADE]: link };
+    subscriber.next(response);
+    subscriber.complete();
+  };
 
   return function forwardWebSocket(req) {
     if (!isUpgrade(req)) return http(req);

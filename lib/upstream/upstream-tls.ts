@@ -26,6 +26,28 @@ export interface UpstreamTlsKeys {
  * reason to pin.
  */
 export function upstreamConnect(service: string, keys: UpstreamTlsKeys): UpstreamConnect {
+  const tls = resolveTls(service, keys);
+  if (tls.pins === null && tls.servername === undefined) return tls.options;
+  return pinnedConnector(service, tls);
+}
+
+/**
+ * A connector for the service's `wss://` upstreams (`ws` opens its own
+ * sockets): the same CA, client certificate, SNI name and pins as its
+ * https pools, the connection made and checked before any byte is sent.
+ */
+export function upstreamTlsConnector(service: string, keys: UpstreamTlsKeys): buildConnector.connector {
+  return pinnedConnector(service, resolveTls(service, keys));
+}
+
+interface ResolvedTls {
+  options: { rejectUnauthorized: boolean; ca?: string; cert?: string; key?: string; passphrase?: string };
+  pins: Pins | null;
+  servername: string | undefined;
+}
+
+/** The files read and checked now, so a bad path or a key that does not match its certificate is a TypeError at build time. */
+function resolveTls(service: string, keys: UpstreamTlsKeys): ResolvedTls {
   const tls = keys.tls ?? {};
   if (tls.ca !== undefined && keys.tlsCa !== undefined) throw new TypeError(`service ${service}: set tls.ca or tlsCa, not both`);
   if (tls.rejectUnauthorized !== undefined && keys.tlsVerify !== undefined) throw new TypeError(`service ${service}: set tls.rejectUnauthorized or tlsVerify, not both`);
@@ -44,9 +66,11 @@ export function upstreamConnect(service: string, keys: UpstreamTlsKeys): Upstrea
       throw new TypeError(`service ${service} tls: ${tls.cert} and ${tls.key} are no usable client certificate and key (${(err as Error).message})`, { cause: err });
     }
   }
-  const pins = tls.pin === undefined ? null : new Pins(tls.pin);
-  const servername = tls.servername;
-  if (pins === null && servername === undefined) return options;
+  return { options, pins: tls.pin === undefined ? null : new Pins(tls.pin), servername: tls.servername };
+}
+
+/** undici's connector with the fixed SNI name, and the pins checked after the handshake. */
+function pinnedConnector(service: string, { options, pins, servername }: ResolvedTls): buildConnector.connector {
   const connect = buildConnector(options);
   return function pinnedConnect(opts, callback) {
     connect(servername === undefined ? opts : { ...opts, servername }, (err, socket) => {

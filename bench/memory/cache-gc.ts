@@ -1,8 +1,10 @@
 /**
- * What a full memory cache costs the garbage collector, packed entries
- * (the memory store as it is: one Buffer per record) against entries kept as
- * objects (what the store kept before: an entry object, its header strings,
- * a body wrapper), in one process, one after the other. Each fills a 64 MiB
+ * What a full memory cache costs the garbage collector, in one process, one
+ * store after the other: entries kept as objects (the first memory store: an
+ * entry object, its header strings, a body wrapper, an LRU node), packed
+ * entries (the second: one Buffer per record in an LRU), and the memory
+ * store as it is (records in a log of preallocated slabs, an index on typed
+ * arrays: no object per entry). Each fills a 64 MiB
  * store with bench-like entries (1,068-byte body, six headers, a 60-character
  * key), then keeps storing new ones (every store evicts the oldest): the
  * full-miss load without the network. Reported per store: V8 heap per entry,
@@ -17,6 +19,7 @@ import { BufferedBody } from '../../lib/body.ts';
 import type { CacheEntry, CacheRecord } from '../../lib/stages/cache/entry.ts';
 import { LruBytes } from '../../lib/stages/cache/lru.ts';
 import { MemoryCacheStore } from '../../lib/stages/cache/memory-store.ts';
+import { pack } from '../../lib/stages/cache/packed.ts';
 
 const { values } = parseArgs({ options: { stores: { type: 'string' } } });
 const STORES = Number(values.stores ?? 200_000);
@@ -37,6 +40,15 @@ class ObjectStore implements Store {
       n += record.body?.length ?? 0;
     }
     this.lru.set(key, record, n, Date.now() + ttl);
+  }
+}
+
+/** The second store: one packed Buffer per record in an LRU, ~240 bytes of bookkeeping counted each. */
+class PackedStore implements Store {
+  private readonly lru = new LruBytes<Buffer>(MAX_BYTES);
+  set(key: string, record: CacheRecord, ttl: number): void {
+    const packed = pack(record);
+    this.lru.set(key, packed, 240 + key.length * 2 + packed.length, Date.now() + ttl);
   }
 }
 
@@ -93,7 +105,8 @@ function run(name: string, store: Store): void {
 
 const queue: Array<() => void> = [
   () => run('objects', new ObjectStore()),
-  () => run('packed', new MemoryCacheStore({ maxBytes: MAX_BYTES })),
+  () => run('packed', new PackedStore()),
+  () => run('slabs', new MemoryCacheStore({ maxBytes: MAX_BYTES })),
 ];
 function next(): void {
   const step = queue.shift();

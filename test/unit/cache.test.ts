@@ -645,8 +645,8 @@ describe('MemoryCacheStore', () => {
   });
 
   it('evicts the least recently used entries to stay under maxBytes', () => {
-    // Each record counts its packed bytes (~360) plus ~240 of bookkeeping: room for two, not three.
-    const store = new MemoryCacheStore({ maxBytes: 1_500, clock: new FakeClock() });
+    // Each record counts its bytes in the log (~380) plus 48 of index: room for two, not three.
+    const store = new MemoryCacheStore({ maxBytes: 1_000, clock: new FakeClock() });
     store.set('a', record(300), 60_000);
     store.set('b', record(300), 60_000);
     store.get('a');

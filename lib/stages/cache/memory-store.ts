@@ -1,13 +1,16 @@
 import type { CacheRecord, CacheStore } from './entry.ts';
-import { LruBytes } from './lru.ts';
 import { pack, unpack } from './packed.ts';
+import { Slabs } from './slabs.ts';
+import { Slots, hashBytes } from './slots.ts';
 import { systemRuntime, type Runtime } from '../../runtime.ts';
 import type { Clock } from '../../types.ts';
 
 export interface MemoryCacheStoreOptions {
   /**
-   * Bound on the bytes held (bodies, headers, keys); least recently used
-   * entries go first. An entry larger than this is not stored.
+   * Bound on the bytes held (bodies, headers, keys, the index); the oldest
+   * entries not read since they were stored go first. An entry larger than
+   * this is not stored. The store allocates up to this many bytes, in 1 MiB
+   * slabs as it fills, and keeps them.
    * @default 67108864 (64 MiB)
    */
   maxBytes?: number;
@@ -22,66 +25,207 @@ export interface MemoryCacheStoreOptions {
    * @default systemRuntime
    */
   runtime?: Runtime;
+  /**
+   * Bytes per slab of the log (a multiple of 8); the store allocates
+   * `maxBytes` in slabs of this size as it fills.
+   * @default 1048576 (1 MiB)
+   */
+  slabBytes?: number;
 }
 
 const defaults = {
   maxBytes: 64 * 1024 * 1024, // 64 MiB
   runtime: systemRuntime,
+  slabBytes: 1024 * 1024, // 1 MiB
 } satisfies Required<Omit<MemoryCacheStoreOptions, 'clock'>>;
 
-/**
- * Bookkeeping counted per record on top of its packed bytes and its key: the
- * LRU node, the Buffer object, the Map slot, the key string's header.
- * Measured (bench/memory/cache-gc.ts): ~330 bytes of V8 heap per entry with
- * a 60-character key, so ~240 besides the key's characters.
- */
-const RECORD_OVERHEAD = 240;
+/** A record in the log: its length in the log, its slot (-1: padding to the end of the log), its packed bytes' length; then the key's bytes, the packed record, padding to 8. */
+const HEAD = 12;
+/** Index bytes per record (the slot's typed-array fields, two hash buckets), counted against `maxBytes`. */
+const SLOT_BYTES = 48;
+
+const align8 = (n: number): number => (n + 7) & ~7;
 
 /**
- * An in-process cache store: synchronous, an LRU bounded by bytes, entries
- * expire after their TTL. Each record is kept packed in one Buffer
- * (packed.ts): a few objects per entry on the V8 heap rather than a dozen,
- * half the heap a stored entry used to hold; a hit unpacks it (a few
- * short-lived strings).
+ * An in-process cache store: synchronous, bounded by bytes, entries expire
+ * after their TTL. Records are packed (packed.ts) and appended, with their
+ * key's bytes, to a circular log in large preallocated slabs (slabs.ts);
+ * an index on typed arrays (slots.ts) maps a key's hash to its record. No
+ * JavaScript object lives per entry, so a full store under a stream of
+ * misses gives the collector nothing to mark, move or free; only what a
+ * request allocates while it runs is garbage.
+ *
+ * Eviction is FIFO with a second chance, the classic approximation of least
+ * recently used that a log allows: room is made at the oldest end; a record
+ * read since it was written is moved to the newest end once instead of
+ * dropped (so entries in use stay, as with an LRU); expired records there go
+ * first. A hit copies the record out of the log into one Buffer of its own
+ * (the body a view into it), so a response still being written is never
+ * overwritten by a later store.
  */
 export class MemoryCacheStore implements CacheStore {
-  /** `pack` copies the body into the record's Buffer. */
+  /** `set` copies the packed record into the log. */
   readonly copiesBodies = true;
-  private readonly lru: LruBytes<Buffer>;
+  readonly maxBytes: number;
   private readonly clock: Clock;
+  private readonly slabs: Slabs;
+  private readonly slots = new Slots();
+  /** Absolute positions in the log: records live in [tail, head). */
+  private head = 0;
+  private tail = 0;
+  private total = 0;
+  /** A key's UTF-8 bytes, for hashing and comparing. */
+  private key = Buffer.allocUnsafeSlow(256);
+  private keyLength = 0;
+  /** A record being moved to the newest end. */
+  private moving = Buffer.allocUnsafeSlow(0);
+  /** Records removed to make room (expired ones included). */
+  evictions = 0;
 
   constructor(options: MemoryCacheStoreOptions = {}) {
-    const { maxBytes = defaults.maxBytes, runtime = defaults.runtime } = options;
-    this.lru = new LruBytes(maxBytes);
+    const { maxBytes = defaults.maxBytes, runtime = defaults.runtime, slabBytes = defaults.slabBytes } = options;
+    if (!Number.isFinite(maxBytes) || maxBytes <= 0) throw new TypeError(`maxBytes: expected a positive number, got ${maxBytes}`);
+    this.maxBytes = maxBytes;
+    if (!Number.isInteger(slabBytes) || slabBytes <= 0 || slabBytes % 8 !== 0) throw new TypeError(`slabBytes: expected a positive multiple of 8, got ${slabBytes}`);
+    this.slabs = new Slabs(maxBytes, slabBytes);
     this.clock = options.clock ?? { now: () => runtime.wallNow() };
   }
 
   get(key: string): CacheRecord | undefined {
-    const packed = this.lru.get(key, this.clock.now());
-    return packed === undefined ? undefined : unpack(packed);
+    const slot = this.find(key);
+    if (slot < 0) return undefined;
+    const slots = this.slots;
+    if (slots.expiresAt[slot]! <= this.clock.now()) {
+      this.drop(slot);
+      return undefined;
+    }
+    slots.referenced[slot] = 1;
+    const at = slots.pos[slot]! % this.slabs.capacity;
+    const n = this.slabs.readInt32(at + 8);
+    const buf = Buffer.allocUnsafe(n);
+    this.slabs.read(at + HEAD + this.keyLength, n, buf, 0);
+    return unpack(buf);
   }
 
   set(key: string, record: CacheRecord, ttl: number): void {
-    const packed = pack(record);
-    this.lru.set(key, packed, RECORD_OVERHEAD + key.length * 2 + packed.length, this.clock.now() + ttl);
+    const data = pack(record);
+    const old = this.find(key);
+    if (old >= 0) this.drop(old);
+    const n = this.keyLength;
+    const len = align8(HEAD + n + data.length);
+    const size = len + SLOT_BYTES;
+    if (size > this.maxBytes) return;
+    const now = this.clock.now();
+    this.makeRoom(len, size, now);
+    const slots = this.slots;
+    const slot = slots.allocate();
+    const slabs = this.slabs;
+    const at = this.head % slabs.capacity;
+    slabs.writeInt32(at, len);
+    slabs.writeInt32(at + 4, slot);
+    slabs.writeInt32(at + 8, data.length);
+    slabs.write(at + HEAD, this.key, 0, n);
+    slabs.write(at + HEAD + n, data, 0, data.length);
+    slots.pos[slot] = this.head;
+    slots.len[slot] = len;
+    slots.size[slot] = size;
+    slots.hash[slot] = hashBytes(this.key, n);
+    slots.keyLength[slot] = n;
+    slots.expiresAt[slot] = now + ttl;
+    slots.insert(slot);
+    this.head += len;
+    this.total += size;
   }
 
   delete(key: string): void {
-    this.lru.delete(key);
+    const slot = this.find(key);
+    if (slot >= 0) this.drop(slot);
   }
 
   /** Bytes held now. */
   get bytes(): number {
-    return this.lru.bytes;
+    return this.total;
   }
 
   /** Records held now (entries and vary records). */
   get size(): number {
-    return this.lru.size;
+    return this.slots.count;
   }
 
-  /** Records evicted to stay under `maxBytes`. */
-  get evictions(): number {
-    return this.lru.evictions;
+  /** Slabs allocated so far. */
+  get slabCount(): number {
+    return this.slabs.allocated;
+  }
+
+  /** The slot holding `key`, -1 when none; leaves the key's bytes in `this.key`. */
+  private find(key: string): number {
+    if (this.key.length < key.length * 3) this.key = Buffer.allocUnsafeSlow(key.length * 3);
+    const n = (this.keyLength = this.key.write(key, 0, 'utf8'));
+    return this.slots.find(hashBytes(this.key, n), n, this.sameKey);
+  }
+
+  private readonly sameKey = (slot: number): boolean =>
+    this.slabs.equals((this.slots.pos[slot]! % this.slabs.capacity) + HEAD, this.key, this.keyLength);
+
+  private drop(slot: number): void {
+    this.total -= this.slots.size[slot]!;
+    this.slots.remove(slot);
+  }
+
+  /** Frees the oldest end of the log until `len` contiguous bytes follow `head` and `size` more fit under `maxBytes`. */
+  private makeRoom(len: number, size: number, now: number): void {
+    const cap = this.slabs.capacity;
+    for (;;) {
+      // Empty: start again at the log's first byte, so any record that fits the bound fits.
+      if (this.head === this.tail) this.head = this.tail = Math.ceil(this.head / cap) * cap;
+      const pad = this.padFor(len);
+      if (cap - (this.head - this.tail) >= pad + len && this.total + size <= this.maxBytes) break;
+      this.advanceTail(now);
+    }
+    this.pad(this.padFor(len));
+  }
+
+  /** Bytes to skip so that a record of `len` does not run past the log's end. */
+  private padFor(len: number): number {
+    const cap = this.slabs.capacity;
+    const at = this.head % cap;
+    return at + len > cap ? cap - at : 0;
+  }
+
+  private pad(n: number): void {
+    if (n === 0) return;
+    const at = this.head % this.slabs.capacity;
+    this.slabs.writeInt32(at, n);
+    this.slabs.writeInt32(at + 4, -1);
+    this.head += n;
+  }
+
+  /** Passes the oldest record: moved to the newest end if read since written (and room allows), else dropped. */
+  private advanceTail(now: number): void {
+    const slabs = this.slabs;
+    const from = this.tail;
+    const at = from % slabs.capacity;
+    const len = slabs.readInt32(at);
+    const slot = slabs.readInt32(at + 4);
+    this.tail += len;
+    const slots = this.slots;
+    if (slot < 0 || slots.pos[slot] !== from) return; // padding, or a record deleted or replaced
+    if (slots.referenced[slot] === 1 && slots.expiresAt[slot]! > now && this.moveToHead(slot, at, len)) return;
+    this.drop(slot);
+    this.evictions++;
+  }
+
+  private moveToHead(slot: number, at: number, len: number): boolean {
+    const pad = this.padFor(len);
+    if (this.slabs.capacity - (this.head - this.tail) < pad + len) return false;
+    if (this.moving.length < len) this.moving = Buffer.allocUnsafeSlow(Math.max(len, this.moving.length * 2));
+    // Through a copy: the bytes just freed at the tail may be where the head writes.
+    this.slabs.read(at, len, this.moving, 0);
+    this.pad(pad);
+    this.slabs.write(this.head % this.slabs.capacity, this.moving, 0, len);
+    this.slots.pos[slot] = this.head;
+    this.slots.referenced[slot] = 0;
+    this.head += len;
+    return true;
   }
 }

@@ -179,6 +179,19 @@ describe('MemoryCacheStore eviction', () => {
     expect(store.evictions).toBeGreaterThan(0);
   });
 
+  it('answers repeated hits with the record the first one decoded, until the key is stored again', () => {
+    const store = new MemoryCacheStore({ clock: { now: () => 0 } });
+    store.set('k', record(1, 100), 60_000);
+    const before = store.bytes;
+    const first = store.get('k');
+    expect(store.get('k')).toBe(first);
+    expect(store.bytes).toBeGreaterThan(before);
+    store.set('k', record(2, 100), 60_000);
+    expect(store.bytes).toBe(before);
+    expectRecord(store.get('k'), 2, 100);
+    expectRecord(first, 1, 100);
+  });
+
   it('allocates its slabs as it fills, not up front', () => {
     const store = new MemoryCacheStore({ maxBytes: 64 * 1024, slabBytes: 8 * 1024, clock: { now: () => 0 } });
     expect(store.slabCount).toBe(0);

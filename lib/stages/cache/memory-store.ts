@@ -1,5 +1,5 @@
 import type { CacheRecord, CacheStore } from './entry.ts';
-import { pack, unpack } from './packed.ts';
+import { packInto, unpack } from './packed.ts';
 import { Slabs } from './slabs.ts';
 import { Slots, hashBytes } from './slots.ts';
 import { systemRuntime, type Runtime } from '../../runtime.ts';
@@ -44,6 +44,9 @@ const HEAD = 12;
 /** Index bytes per record (the slot's typed-array fields, two hash buckets), counted against `maxBytes`. */
 const SLOT_BYTES = 48;
 
+/** V8 heap of a decoded entry kept for later hits (measured for entries as objects, bench/memory/cache-gc.ts), counted against `maxBytes` with its copy of the bytes. */
+const DECODED_BYTES = 640;
+
 const align8 = (n: number): number => (n + 7) & ~7;
 
 /**
@@ -59,9 +62,11 @@ const align8 = (n: number): number => (n + 7) & ~7;
  * recently used that a log allows: room is made at the oldest end; a record
  * read since it was written is moved to the newest end once instead of
  * dropped (so entries in use stay, as with an LRU); expired records there go
- * first. A hit copies the record out of the log into one Buffer of its own
- * (the body a view into it), so a response still being written is never
- * overwritten by a later store.
+ * first. The first hit copies the record out of the log into one Buffer of
+ * its own (the body a view into it), so a response still being written is
+ * never overwritten by a later store, and keeps the decoded record for the
+ * hits after it (the same object each time, to be treated as immutable),
+ * counting it against `maxBytes`: only records that are read become objects.
  */
 export class MemoryCacheStore implements CacheStore {
   /** `set` copies the packed record into the log. */
@@ -77,8 +82,12 @@ export class MemoryCacheStore implements CacheStore {
   /** A key's UTF-8 bytes, for hashing and comparing. */
   private key = Buffer.allocUnsafeSlow(256);
   private keyLength = 0;
-  /** A record being moved to the newest end. */
+  /** The record `set` is storing, packed. */
+  private scratch = Buffer.allocUnsafeSlow(4096);
+  /** A record being moved to the newest end (while `scratch` holds the one being stored). */
   private moving = Buffer.allocUnsafeSlow(0);
+  /** By slot: the record as the first hit decoded it. */
+  private readonly decoded: Array<CacheRecord | undefined> = [];
   /** Records removed to make room (expired ones included). */
   evictions = 0;
 
@@ -100,19 +109,29 @@ export class MemoryCacheStore implements CacheStore {
       return undefined;
     }
     slots.referenced[slot] = 1;
+    const kept = this.decoded[slot];
+    if (kept !== undefined) return kept;
     const at = slots.pos[slot]! % this.slabs.capacity;
     const n = this.slabs.readInt32(at + 8);
     const buf = Buffer.allocUnsafe(n);
     this.slabs.read(at + HEAD + this.keyLength, n, buf, 0);
-    return unpack(buf);
+    const record = unpack(buf);
+    const extra = n + DECODED_BYTES;
+    if (this.total + extra <= this.maxBytes) {
+      this.decoded[slot] = record;
+      slots.size[slot] += extra;
+      this.total += extra;
+    }
+    return record;
   }
 
   set(key: string, record: CacheRecord, ttl: number): void {
-    const data = pack(record);
+    const dataLength = packInto(record, this.scratchOf);
+    const data = this.scratch;
     const old = this.find(key);
     if (old >= 0) this.drop(old);
     const n = this.keyLength;
-    const len = align8(HEAD + n + data.length);
+    const len = align8(HEAD + n + dataLength);
     const size = len + SLOT_BYTES;
     if (size > this.maxBytes) return;
     const now = this.clock.now();
@@ -123,9 +142,9 @@ export class MemoryCacheStore implements CacheStore {
     const at = this.head % slabs.capacity;
     slabs.writeInt32(at, len);
     slabs.writeInt32(at + 4, slot);
-    slabs.writeInt32(at + 8, data.length);
+    slabs.writeInt32(at + 8, dataLength);
     slabs.write(at + HEAD, this.key, 0, n);
-    slabs.write(at + HEAD + n, data, 0, data.length);
+    slabs.write(at + HEAD + n, data, 0, dataLength);
     slots.pos[slot] = this.head;
     slots.len[slot] = len;
     slots.size[slot] = size;
@@ -164,11 +183,17 @@ export class MemoryCacheStore implements CacheStore {
     return this.slots.find(hashBytes(this.key, n), n, this.sameKey);
   }
 
+  private readonly scratchOf = (n: number): Buffer => {
+    if (this.scratch.length < n) this.scratch = Buffer.allocUnsafeSlow(Math.max(n, this.scratch.length * 2));
+    return this.scratch;
+  };
+
   private readonly sameKey = (slot: number): boolean =>
     this.slabs.equals((this.slots.pos[slot]! % this.slabs.capacity) + HEAD, this.key, this.keyLength);
 
   private drop(slot: number): void {
     this.total -= this.slots.size[slot]!;
+    if (this.decoded[slot] !== undefined) this.decoded[slot] = undefined;
     this.slots.remove(slot);
   }
 
@@ -218,8 +243,8 @@ export class MemoryCacheStore implements CacheStore {
   private moveToHead(slot: number, at: number, len: number): boolean {
     const pad = this.padFor(len);
     if (this.slabs.capacity - (this.head - this.tail) < pad + len) return false;
-    if (this.moving.length < len) this.moving = Buffer.allocUnsafeSlow(Math.max(len, this.moving.length * 2));
     // Through a copy: the bytes just freed at the tail may be where the head writes.
+    if (this.moving.length < len) this.moving = Buffer.allocUnsafeSlow(Math.max(len, this.moving.length * 2));
     this.slabs.read(at, len, this.moving, 0);
     this.pad(pad);
     this.slabs.write(this.head % this.slabs.capacity, this.moving, 0, len);

@@ -30,14 +30,25 @@ const ENTRY_HEAD = 1 + 2 + 1 + 5 * 8 + 4 * 3;
 
 /** The record as one Buffer of exactly the bytes it needs. */
 export function pack(record: CacheRecord): Buffer {
+  let out: Buffer | undefined;
+  packInto(record, (n) => (out = Buffer.allocUnsafe(n)));
+  return out!;
+}
+
+/**
+ * Packs `record` into the Buffer `buffer(n)` returns (at least `n` bytes;
+ * written from 0), and returns `n`: the memory store packs into a scratch
+ * Buffer it reuses, so a miss allocates nothing for it.
+ */
+export function packInto(record: CacheRecord, buffer: (n: number) => Buffer): number {
   if (record.kind === 'vary') {
     const text = record.names.join(SEP);
     const n = Buffer.byteLength(text);
-    const buf = Buffer.allocUnsafe(5 + n);
+    const buf = buffer(5 + n);
     buf[0] = VARY;
     buf.writeUInt32LE(n, 1);
     buf.write(text, 5, 'utf8');
-    return buf;
+    return 5 + n;
   }
   const body = record.body;
   const statusText = record.statusText;
@@ -45,7 +56,8 @@ export function pack(record: CacheRecord): Buffer {
   if (record.vary.length > 0) text = record.headers.length > 0 ? `${text}${SEP}${record.vary.join(SEP)}` : record.vary.join(SEP);
   if (statusText !== undefined) text = record.headers.length + record.vary.length > 0 ? `${text}${SEP}${statusText}` : statusText;
   const n = Buffer.byteLength(text);
-  const buf = Buffer.allocUnsafe(ENTRY_HEAD + n + (body === null ? 0 : body.length));
+  const size = ENTRY_HEAD + n + (body === null ? 0 : body.length);
+  const buf = buffer(size);
   buf[0] = ENTRY;
   buf.writeUInt16LE(record.status, 1);
   buf[3] = (body === null ? 0 : HAS_BODY) | (statusText === undefined ? 0 : HAS_STATUS_TEXT);
@@ -62,7 +74,7 @@ export function pack(record: CacheRecord): Buffer {
     buf.set(chunk, offset);
     offset += chunk.byteLength;
   }
-  return buf;
+  return size;
 }
 
 /** The record `pack` made; the body is a view into `buf`, not a copy. */

@@ -144,6 +144,22 @@ describe('cache', () => {
     expect(status).toBe('HIT');
   });
 
+  it('gives every hit its own header list and body, so a stage that edits one response changes no later hit', async () => {
+    // The memory store hands out one decoded entry for all hits of a record: replay must copy.
+    const { handler } = setup({}, () => ({ headers: ['cache-control', 'max-age=100', 'x-a', '1'], body: 'payload' }));
+    await send(handler);
+    const first = await send(handler);
+    first.headers.push('x-added', 'yes');
+    first.headers[first.headers.indexOf('x-a') + 1] = 'changed';
+    const second = await send(handler);
+    const third = await send(handler);
+    for (const hit of [second, third]) {
+      expect(hit).toMatchObject({ xCache: 'HIT', body: 'payload' });
+      expect(getHeader(hit.headers, 'x-a')).toBe('1');
+      expect(getHeader(hit.headers, 'x-added')).toBeUndefined();
+    }
+  });
+
   it('answers a HEAD from a cached GET without a body or an upstream call', async () => {
     const { up, handler } = setup();
     await send(handler);

@@ -140,11 +140,14 @@ export function cache(options: CacheOptions = {}): Policy {
       const { entry, key } = found;
       let stale: CacheEntry | undefined;
       if (entry !== undefined) {
-        const state = entryState(entry, clock.now());
+        // One clock read per hit: the freshness check and Age use the same instant.
+        const now = clock.now();
+        const state = entryState(entry, now);
         if (state === 'fresh' || state === 'stale') {
           if (state === 'stale') revalidate(ctx, req, base, key);
-          req.locals.cache = state === 'fresh' ? 'HIT' : 'STALE';
-          subscriber.next(replay(entry, req.method, req.locals.cache, clock.now()));
+          const status = state === 'fresh' ? 'HIT' : 'STALE';
+          req.locals.cache = status;
+          subscriber.next(replay(entry, req.method, status, now));
           subscriber.complete();
           return;
         }

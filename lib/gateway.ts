@@ -1,4 +1,4 @@
-import { of, type Observable } from 'rxjs';
+import { of, type Observable, type Observer, type Unsubscribable } from 'rxjs';
 import { BufferedBody } from './body.ts';
 import { Edge, type EdgeHooks } from './server/edge.ts';
 import type { RequestIdKind } from './server/request-id.ts';
@@ -94,8 +94,9 @@ export class Gateway {
       logger: this.logger,
       ...(options.requestId !== undefined ? { requestId: options.requestId } : {}),
       dispatch: (req) => this.dispatch(req),
+      start: (req, observer) => this.start(req, observer),
       limits: new EdgeLimits(options.limits),
-      onAnswer: (req, status, error) => answers.answered(req.locals.route ?? 'none', status, req.receivedAt, error, req.locals.cache),
+      onAnswer: (req, status, error, now) => answers.answered(req.locals.route ?? 'none', status, req.receivedAt, error, req.locals.cache, now),
       onClientAbort: () => metrics.clientAborts.inc(),
       onBroken: () => metrics.brokenResponses.inc(),
       endpoints: {
@@ -156,6 +157,13 @@ export class Gateway {
     // The health view answers 503 too, which the edge's plain endpoints cannot.
     if (req.path === HEALTH_PATH) return this.healthView();
     return this.table.dispatch(req);
+  }
+
+  /** `dispatch(req).subscribe(observer)`, without the route's Observable where its pipeline allows (`RouteTable.start`). */
+  start(req: GatewayRequest, observer: Observer<GatewayResponse>): Unsubscribable | null {
+    this.onRequest?.(req);
+    if (req.path === HEALTH_PATH) return this.healthView().subscribe(observer);
+    return this.table.start(req, observer);
   }
 
   /** The Prometheus exposition of this gateway's metrics (`GET /metrics` on the admin listener). */

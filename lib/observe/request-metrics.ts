@@ -45,8 +45,15 @@ export class RequestMetrics {
     this.errors = metrics.errorCounts;
   }
 
-  /** One answer: its route, status, when it came in (`performance.now()`), its error, and the cache's verdict if any. */
-  answered(route: string, status: number, receivedAt: number, error: GatewayError | null, cache?: 'HIT' | 'MISS' | 'STALE' | 'BYPASS'): void {
+  /**
+   * One answer: its route, status, when it came in (`performance.now()`),
+   * its error, the cache's verdict if any, and when it was answered (the
+   * edge's own clock read for the response-time header, passed on).
+   */
+  answered(
+    route: string, status: number, receivedAt: number, error: GatewayError | null,
+    cache?: 'HIT' | 'MISS' | 'STALE' | 'BYPASS', now: number = performance.now(),
+  ): void {
     let stats = this.last;
     if (stats === null || stats.route !== route) {
       stats = this.routes.get(route) ?? null;
@@ -56,7 +63,6 @@ export class RequestMetrics {
       }
       this.last = stats;
     }
-    const now = performance.now();
     const cls = (status / 100) | 0;
     stats.byClass[cls > 0 && cls < 6 ? cls : 5]!++;
     const seconds = (now - receivedAt) / 1000;

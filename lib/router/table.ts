@@ -1,4 +1,4 @@
-import { throwError, type Observable } from 'rxjs';
+import { throwError, type Observable, type Observer, type Unsubscribable } from 'rxjs';
 import { BadRequestError } from '../errors.ts';
 import type { GatewayRequest, GatewayResponse, Handler } from '../types.ts';
 import { Router, type RouteRewrite } from './router.ts';
@@ -52,6 +52,24 @@ export class RouteTable {
 
   /** Routes one request and runs its route's pipeline. */
   dispatch(req: GatewayRequest): Observable<GatewayResponse> {
+    const handler = this.route(req);
+    return typeof handler === 'function' ? handler(req) : handler;
+  }
+
+  /**
+   * `dispatch(req).subscribe(observer)`, without the route's Observable when
+   * its handler can start directly (a pipeline that is `forward` alone, see
+   * `StartableHandler`). Returns what stops the request; null when over.
+   */
+  start(req: GatewayRequest, observer: Observer<GatewayResponse>): Unsubscribable | null {
+    const handler = this.route(req);
+    if (typeof handler !== 'function') return handler.subscribe(observer);
+    const start = (handler as Partial<Startable>).start;
+    return start !== undefined ? start(req, observer) : handler(req).subscribe(observer);
+  }
+
+  /** The matched route's handler, with the request updated for it; or the refusal to answer with. */
+  private route(req: GatewayRequest): Handler | Observable<never> {
     let match;
     try {
       match = this.router.match(req.method, req.normalizedPath);
@@ -65,6 +83,11 @@ export class RouteTable {
     req.params = match.params;
     req.locals.route = route.value.name;
     if (route.rewrite !== null) req.path = route.rewrite(req.path);
-    return route.value.handler(req);
+    return route.value.handler;
   }
+}
+
+/** A handler that starts without its Observable (`forward`'s StartableHandler, seen from here). */
+interface Startable {
+  start(req: GatewayRequest, observer: Observer<GatewayResponse>): Unsubscribable | null;
 }

@@ -11,15 +11,16 @@ import { RequestBody } from './request-body.ts';
  * 414 or 431 for the head, 429 over `maxRequestsPerClient`. With a body and
  * `bodyIdleTimeout`, or a per-client limit, the pipeline runs inside an
  * `Admitted`, which stops watching the body and frees the slot when it
- * ends; with neither, it is `dispatch(req)` itself (nothing added).
+ * ends; with neither, null: the exchange runs the pipeline itself
+ * (`Exchange.run`, nothing added).
  */
-export function admit(hooks: EdgeHooks, req: GatewayRequest, exchange: Exchange): Observable<GatewayResponse> {
+export function admit(hooks: EdgeHooks, req: GatewayRequest, exchange: Exchange): Observable<GatewayResponse> | null {
   const limits = hooks.limits;
-  if (limits === undefined) return hooks.dispatch(req);
+  if (limits === undefined) return null;
   const refused = limits.refusal(req);
   if (refused !== null) return throwError(() => refused);
   const body = limits.sweep !== null && req.body instanceof RequestBody ? req.body : null;
-  if (body === null && limits.slots === null) return hooks.dispatch(req);
+  if (body === null && limits.slots === null) return null;
   return new Observable<GatewayResponse>(function admitted(subscriber) {
     const client = limits.slots === null ? null : limits.clientOf(req);
     if (client !== null && !limits.slots!.acquire(client)) {

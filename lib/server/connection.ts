@@ -1,4 +1,5 @@
-import type { Observable, Observer, Subscription } from 'rxjs';
+import { performance } from 'node:perf_hooks';
+import type { Observable, Observer, Unsubscribable } from 'rxjs';
 import type { HttpResponse, us_socket_context_t } from 'uWebSockets.js';
 import { BadRequestError, errorResponseBody, toGatewayError, type GatewayError } from '../errors.ts';
 import type { Body, GatewayRequest, GatewayResponse } from '../types.ts';
@@ -26,7 +27,7 @@ export class Exchange extends ResponseWriter implements Observer<GatewayResponse
   private settled = false;
   /** The pipeline's response was taken: from here a failure can only drop the connection. */
   private answered = false;
-  private subscription: Subscription | null = null;
+  private subscription: Unsubscribable | null = null;
   // The edge's list of running pipelines (in-flight.ts).
   prevInFlight: InFlightEntry | null = null;
   nextInFlight: InFlightEntry | null = null;
@@ -69,7 +70,16 @@ export class Exchange extends ResponseWriter implements Observer<GatewayResponse
 
   /** Answers with what the pipeline emits: one head, then its body. */
   respond(response$: Observable<GatewayResponse>): void {
-    const subscription = response$.subscribe(this);
+    this.running(response$.subscribe(this));
+  }
+
+  /** Answers with what the request's pipeline emits, started without its Observable where the route allows (`EdgeHooks.start`). */
+  run(): void {
+    const start = this.hooks.start;
+    this.running(start !== undefined ? start(this.req, this) : this.hooks.dispatch(this.req).subscribe(this));
+  }
+
+  private running(subscription: Unsubscribable | null): void {
     if (!this.settled) {
       this.subscription = subscription;
       this.inflight.add(this);
@@ -137,7 +147,7 @@ export class Exchange extends ResponseWriter implements Observer<GatewayResponse
         this.answered = true;
         this.closed = true;
         this.status = 101;
-        this.hooks.onAnswer?.(this.req, 101, null);
+        this.hooks.onAnswer?.(this.req, 101, null, performance.now());
         completeUpgrade(this.res, this.req, this.upgrade, link);
       }
       return;
@@ -145,8 +155,10 @@ export class Exchange extends ResponseWriter implements Observer<GatewayResponse
     if (this.closed) return;
     this.answered = true;
     this.status = response.status;
-    this.hooks.onAnswer?.(this.req, response.status, null);
-    this.writeResponse(response);
+    // One clock read for the metrics and the response-time header.
+    const now = performance.now();
+    this.hooks.onAnswer?.(this.req, response.status, null, now);
+    this.writeResponse(response, now);
   }
 
   error(err: unknown): void {
@@ -205,10 +217,11 @@ export class Exchange extends ResponseWriter implements Observer<GatewayResponse
   private fail(error: GatewayError): void {
     this.status = error.status;
     if (this.hooks.onFinish !== undefined) this.bytesOut = Buffer.byteLength(errorResponseBody(error));
-    this.hooks.onAnswer?.(this.req, error.status, error);
+    const now = performance.now();
+    this.hooks.onAnswer?.(this.req, error.status, error, now);
     if (error.status >= 500 && error.code === 'INTERNAL_ERROR') {
       this.hooks.logger.error({ reqId: this.req.id, err: error.cause ?? error }, 'internal error');
     }
-    this.writeError(error);
+    this.writeError(error, now);
   }
 }

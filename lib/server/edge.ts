@@ -1,5 +1,5 @@
 import { performance } from 'node:perf_hooks';
-import type { Observable } from 'rxjs';
+import type { Observable, Observer, Unsubscribable } from 'rxjs';
 import type { HttpRequest, HttpResponse, TemplatedApp, us_listen_socket, us_socket_context_t } from 'uWebSockets.js';
 import { BadRequestError, toGatewayError, type GatewayError } from '../errors.ts';
 import { NON_ASCII } from '../headers.ts';
@@ -25,8 +25,14 @@ const NO_PARAMS: Record<string, string> = Object.freeze({});
 export interface EdgeHooks {
   /** Runs the request through routing and the route's pipeline. */
   dispatch(req: GatewayRequest): Observable<GatewayResponse>;
-  /** Called once per request when its answer is decided (head or error), for metrics. */
-  onAnswer?(req: GatewayRequest, status: number, error: GatewayError | null): void;
+  /**
+   * `dispatch(req).subscribe(observer)`, without building the route's
+   * Observable where its pipeline allows (a route that only forwards).
+   * Returns what stops the request; null when it is already over.
+   */
+  start?(req: GatewayRequest, observer: Observer<GatewayResponse>): Unsubscribable | null;
+  /** Called once per request when its answer is decided (head or error), for metrics; `now` is `performance.now()` then. */
+  onAnswer?(req: GatewayRequest, status: number, error: GatewayError | null, now: number): void;
   onClientAbort?(req: GatewayRequest): void;
   onBroken?(req: GatewayRequest, error: GatewayError): void;
   /**
@@ -234,7 +240,11 @@ export class Edge {
     }
     if (hasBody) req.body = exchange.readBody(cl === undefined ? null : Number(cl));
     if (badPath !== null) exchange.reject(toGatewayError(badPath));
-    else exchange.respond(admit(this.hooks, req, exchange));
+    else {
+      const admitted = admit(this.hooks, req, exchange);
+      if (admitted === null) exchange.run();
+      else exchange.respond(admitted);
+    }
   }
 }
 

@@ -1,4 +1,3 @@
-import { performance } from 'node:perf_hooks';
 import type { HttpResponse } from 'uWebSockets.js';
 import { errorResponseBody, type GatewayError } from '../errors.ts';
 import type { Body, BodySink, GatewayRequest, GatewayResponse } from '../types.ts';
@@ -63,9 +62,10 @@ export abstract class ResponseWriter implements BodySink {
    * With one, the head waits for the first chunk (undici usually delivers
    * both in the same tick) so head and body leave in one corked send; at the
    * end of the tick it is written alone if the body is slow to start.
+   * `now`: `performance.now()` as the answer was decided (the response time).
    */
-  protected writeResponse(response: GatewayResponse): void {
-    this.responseTime = elapsed(this.req);
+  protected writeResponse(response: GatewayResponse, now: number): void {
+    this.responseTime = elapsed(this.req, now);
     this.head = response;
     const body = response.body;
     if (body === null || this.isHead) {
@@ -80,9 +80,9 @@ export abstract class ResponseWriter implements BodySink {
     if (this.head !== null && waitingHeads.push(this) === 1) queueMicrotask(ResponseWriter.flushWaitingHeads);
   }
 
-  /** Writes a complete error answer. */
-  protected writeError(error: GatewayError): void {
-    this.responseTime = elapsed(this.req);
+  /** Writes a complete error answer; `now`: `performance.now()` as it was decided. */
+  protected writeError(error: GatewayError, now: number): void {
+    this.responseTime = elapsed(this.req, now);
     this.failure = error;
     this.cork(ERROR, null);
     this.closed = true;
@@ -213,9 +213,9 @@ export abstract class ResponseWriter implements BodySink {
   }
 }
 
-/** `x-gateway-response-time`, e.g. `1.4ms`: one clock read; integer pieces, cheaper than `toFixed(1)`. */
-function elapsed(req: GatewayRequest): string {
-  const tenths = Math.round((performance.now() - req.receivedAt) * 10);
+/** `x-gateway-response-time`, e.g. `1.4ms`, at `now` (`performance.now()`): integer pieces, cheaper than `toFixed(1)`. */
+function elapsed(req: GatewayRequest, now: number): string {
+  const tenths = Math.round((now - req.receivedAt) * 10);
   const ms = Math.floor(tenths / 10);
   return ms + '.' + (tenths - ms * 10) + 'ms';
 }

@@ -1,6 +1,6 @@
 import { Readable } from 'node:stream';
-import type { Subscriber } from 'rxjs';
-import { errors } from 'undici';
+import type { Observer } from 'rxjs';
+import { errors, util } from 'undici';
 import { BufferedBody } from '../body.ts';
 import { ClientAbortedError, toGatewayError } from '../errors.ts';
 import { connectionTokens, HOP_BY_HOP } from '../headers.ts';
@@ -76,7 +76,7 @@ export class Exchange implements Body {
   private gap: BodyGap | null = null;
 
   constructor(
-    private readonly subscriber: Subscriber<GatewayResponse>,
+    private readonly subscriber: Observer<GatewayResponse>,
     private readonly head: boolean,
     private readonly service: Service,
     private readonly upstream: Upstream,
@@ -110,6 +110,11 @@ export class Exchange implements Body {
     this.abort?.(new ClientAbortedError('request cancelled'));
   }
 
+  /** The teardown of the request's subscription (or the route's direct start): cancels it. */
+  unsubscribe(): void {
+    this.cancel();
+  }
+
   // ---- undici DispatchHandler ----
 
   onConnect(abort: (err: Error) => void): void {
@@ -129,7 +134,8 @@ export class Exchange implements Body {
     const headers: string[] = [];
     let named: Set<string> | null = null;
     for (let i = 0; i < raw.length; i += 2) {
-      const name = raw[i]!.toString('latin1').toLowerCase();
+      // Well-known names come interned and lower-cased from undici's lookup tree (no string made per header).
+      const name = util.headerNameToString(raw[i]!);
       const value = raw[i + 1]!.toString('latin1');
       if (name === 'connection') named = connectionTokens(value);
       else if (name === 'content-length') this.length = Number(value);

@@ -1,5 +1,5 @@
 import { performance } from 'node:perf_hooks';
-import { Observable, throwError } from 'rxjs';
+import { Observable, throwError, type Observer, type Unsubscribable } from 'rxjs';
 import { NoHealthyUpstreamError } from '../errors.ts';
 import type { GatewayEvents } from '../observe/events.ts';
 import type { GatewayRequest, GatewayResponse, Handler } from '../types.ts';
@@ -7,6 +7,18 @@ import { Exchange, requestBody } from './exchange.ts';
 import type { Service } from './service.ts';
 import { upstreamHeaders } from './upstream-headers.ts';
 import type { Upstream } from './upstream.ts';
+
+/**
+ * A handler that can also run without building its Observable: what
+ * `forward` returns. `start(req, observer)` does what subscribing `observer`
+ * to `handler(req)` does, with the same calls to `observer` in the same
+ * order, and returns what stops it (null when it is already over). The
+ * route table uses it for a route whose pipeline is `forward` alone, so
+ * such a request costs no Observable, no Subscriber and no closures.
+ */
+export interface StartableHandler extends Handler {
+  start(req: GatewayRequest, observer: Observer<GatewayResponse>): Unsubscribable | null;
+}
 
 export interface ForwardOptions {
   /**
@@ -38,40 +50,44 @@ export interface ForwardOptions {
  * reached a socket (connection refused, DNS, connect timeout) comes out with
  * `sent: false`, the request body unread.
  */
-export function forward(service: Service, options: ForwardOptions = {}): Handler {
+export function forward(service: Service, options: ForwardOptions = {}): StartableHandler {
   const preserveHost = options.preserveHost ?? false;
   const streamIdleMs = options.streamIdleTimeoutMs ?? 0;
 
+  /** Sends `req` to `upstream` with `observer` as its observer; the upstream exchange is what cancels it. */
+  const sendTo = (req: GatewayRequest, upstream: Upstream, observer: Observer<GatewayResponse>): Exchange => {
+    req.attempt.instance = upstream.origin;
+    const l = req.locals;
+    // An observed request (access log): what its line reads. `attempts` is set only then.
+    if (l.attempts !== undefined) {
+      l.attempts++;
+      l.service = service.name;
+      l.instance = upstream.origin;
+      l.upstreamAt = performance.now();
+    }
+    // Only a client that accepts an event stream (EventSource always says
+    // so) may get one, so only its exchange keeps its own body-gap timer;
+    // every other body is bounded by undici's coarse, cheaper bodyTimeout.
+    const streaming = acceptsEventStream(req.headers.accept);
+    const exchange = new Exchange(observer, req.method === 'HEAD', service, upstream, streaming ? streamIdleMs : -1);
+    upstream.pool.dispatch({
+      path: upstream.basePath + req.path + (req.query === '' ? '' : '?' + req.query),
+      method: req.method,
+      headers: upstreamHeaders(req, upstream, preserveHost),
+      body: requestBody(req.body),
+      // The service's timeout bounds the head and each gap in the body
+      // (for a client accepting an event stream, the exchange does that,
+      // and not for an event stream); total and per-attempt limits are
+      // the timeout operator's.
+      headersTimeout: service.timeoutMs,
+      bodyTimeout: streaming ? 0 : service.timeoutMs,
+    }, exchange);
+    return exchange;
+  };
+
+  // The exchange is the teardown (its `unsubscribe` cancels): no closure per request.
   const send = (req: GatewayRequest, upstream: Upstream): Observable<GatewayResponse> =>
-    new Observable<GatewayResponse>((subscriber) => {
-      req.attempt.instance = upstream.origin;
-      const l = req.locals;
-      // An observed request (access log): what its line reads. `attempts` is set only then.
-      if (l.attempts !== undefined) {
-        l.attempts++;
-        l.service = service.name;
-        l.instance = upstream.origin;
-        l.upstreamAt = performance.now();
-      }
-      // Only a client that accepts an event stream (EventSource always says
-      // so) may get one, so only its exchange keeps its own body-gap timer;
-      // every other body is bounded by undici's coarse, cheaper bodyTimeout.
-      const streaming = acceptsEventStream(req.headers.accept);
-      const exchange = new Exchange(subscriber, req.method === 'HEAD', service, upstream, streaming ? streamIdleMs : -1);
-      upstream.pool.dispatch({
-        path: upstream.basePath + req.path + (req.query === '' ? '' : '?' + req.query),
-        method: req.method,
-        headers: upstreamHeaders(req, upstream, preserveHost),
-        body: requestBody(req.body),
-        // The service's timeout bounds the head and each gap in the body
-        // (for a client accepting an event stream, the exchange does that,
-        // and not for an event stream); total and per-attempt limits are
-        // the timeout operator's.
-        headersTimeout: service.timeoutMs,
-        bodyTimeout: streaming ? 0 : service.timeoutMs,
-      }, exchange);
-      return () => exchange.cancel();
-    });
+    new Observable<GatewayResponse>((subscriber) => sendTo(req, upstream, subscriber));
 
   const events = options.events ?? null;
   const unavailable = (): Observable<never> => {
@@ -81,13 +97,28 @@ export function forward(service: Service, options: ForwardOptions = {}): Handler
 
   // Instances that keep failing are out of rotation (the service's outlier
   // ejection, which `circuitBreaker.perInstance` configures): pick skips them.
-  return function forwardRequest(req) {
+  const forwardRequest = function forwardRequest(req: GatewayRequest): Observable<GatewayResponse> {
     const upstream = service.pick(req.attempt.tried, req);
     if (upstream === undefined) return unavailable();
     // Set only when a tracer provider is registered: the attempt gets its span.
     const tracing = req.locals.tracing;
     return tracing === undefined ? send(req, upstream) : tracing.attempt(send, service.name, req, upstream);
+  } as StartableHandler;
+  // What subscribing to `forwardRequest(req)` does, without the Observable.
+  forwardRequest.start = function startForward(req, observer) {
+    const upstream = service.pick(req.attempt.tried, req);
+    if (upstream === undefined) return unavailable().subscribe(observer);
+    const tracing = req.locals.tracing;
+    if (tracing !== undefined) return tracing.attempt(send, service.name, req, upstream).subscribe(observer);
+    try {
+      return sendTo(req, upstream, observer);
+    } catch (err) {
+      // As an Observable's subscribe function throwing: the error goes to the observer.
+      observer.error(err);
+      return null;
+    }
   };
+  return forwardRequest;
 }
 
 /** Whether an `Accept` header admits `text/event-stream` (what `EventSource` sends). */

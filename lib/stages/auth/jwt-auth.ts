@@ -1,4 +1,4 @@
-import { from, Observable, switchMap } from 'rxjs';
+import { from, switchMap, type Subscriber } from 'rxjs';
 import {
   bearerToken, grantedScopes, insufficientScopeChallenge, invalidTokenChallenge, missingScopes, missingTokenChallenge,
 } from './bearer.ts';
@@ -7,7 +7,8 @@ import { createVerifier, type Claims } from './verify.ts';
 import { parseDuration, type Duration } from '../../duration.ts';
 import { ForbiddenError, UnauthorizedError } from '../../errors.ts';
 import { systemRuntime } from '../../runtime.ts';
-import type { Clock, GatewayRequest, Policy } from '../../types.ts';
+import { StageCall } from '../../subscriber.ts';
+import type { Clock, GatewayRequest, GatewayResponse, Handler, Policy } from '../../types.ts';
 
 /** `required`: no valid token, no entry. `optional`: no token passes without claims, a bad one is refused. `none`: the stage is skipped. */
 export type AuthMode = 'required' | 'optional' | 'none';
@@ -174,49 +175,52 @@ export function jwtAuth(options: JwtAuthOptions = {}): Policy {
   let lastAuthorization: string | undefined;
   let lastToken: string | null | undefined;
 
+  /** The check, run when a request's Observable is subscribed. */
+  function check(next: Handler, req: GatewayRequest, subscriber: Subscriber<GatewayResponse>): void {
+    // Indexed loops: no iterator (and no [claim, header] array) per request when nothing is forwarded.
+    for (let i = 0; i < forward.length; i++) delete req.headers[forward[i]![1]];
+    const authorization = req.headers.authorization;
+    // bearerToken is pure, and a client sends the same header request after
+    // request: comparing it with the last one is cheaper than parsing it again
+    // (and hands verify the very same token string, which it compares for free).
+    let token: string | null | undefined;
+    if (authorization !== undefined && authorization === lastAuthorization) {
+      token = lastToken;
+    } else {
+      token = bearerToken(authorization);
+      lastAuthorization = authorization;
+      lastToken = token;
+    }
+    if (token === undefined) {
+      if (mode === 'optional') next(req).subscribe(subscriber);
+      else {
+        subscriber.error(new UnauthorizedError('missing bearer token', {
+          headers: { 'www-authenticate': missingTokenChallenge(realm) },
+        }));
+      }
+      return;
+    }
+    if (token === null) {
+      subscriber.error(new UnauthorizedError('malformed token', {
+        headers: { 'www-authenticate': invalidTokenChallenge('malformed token') },
+      }));
+      return;
+    }
+    const verified = verify(token);
+    if (!(verified instanceof Promise)) {
+      // Cached: no Promise, no extra tick on the hot path.
+      next(admit(req, verified)).subscribe(subscriber);
+      return;
+    }
+    from(verified).pipe(switchMap((claims) => next(admit(req, claims)))).subscribe(subscriber);
+  }
+
   // Not `defer`: on the hot path (a cached token) the checks run and the
   // next stage is subscribed right here, with no inner Observable to build.
   // A throw in here (admit's 403) reaches the subscriber as its error, as it
-  // did from defer's factory.
+  // did from defer's factory. A StageCall: one object per request.
   return (next) => function jwtAuthHandler(req) {
-    return new Observable((subscriber) => {
-      // Indexed loops: no iterator (and no [claim, header] array) per request when nothing is forwarded.
-      for (let i = 0; i < forward.length; i++) delete req.headers[forward[i]![1]];
-      const authorization = req.headers.authorization;
-      // bearerToken is pure, and a client sends the same header request after
-      // request: comparing it with the last one is cheaper than parsing it again
-      // (and hands verify the very same token string, which it compares for free).
-      let token: string | null | undefined;
-      if (authorization !== undefined && authorization === lastAuthorization) {
-        token = lastToken;
-      } else {
-        token = bearerToken(authorization);
-        lastAuthorization = authorization;
-        lastToken = token;
-      }
-      if (token === undefined) {
-        if (mode === 'optional') next(req).subscribe(subscriber);
-        else {
-          subscriber.error(new UnauthorizedError('missing bearer token', {
-            headers: { 'www-authenticate': missingTokenChallenge(realm) },
-          }));
-        }
-        return;
-      }
-      if (token === null) {
-        subscriber.error(new UnauthorizedError('malformed token', {
-          headers: { 'www-authenticate': invalidTokenChallenge('malformed token') },
-        }));
-        return;
-      }
-      const verified = verify(token);
-      if (!(verified instanceof Promise)) {
-        // Cached: no Promise, no extra tick on the hot path.
-        next(admit(req, verified)).subscribe(subscriber);
-        return;
-      }
-      from(verified).pipe(switchMap((claims) => next(admit(req, claims)))).subscribe(subscriber);
-    });
+    return new StageCall(check, next, req);
   };
 }
 

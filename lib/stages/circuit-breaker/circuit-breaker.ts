@@ -1,11 +1,11 @@
-import { config, Observable, type Subscriber } from 'rxjs';
+import { config, Observable, type Subscriber, type TeardownLogic } from 'rxjs';
 import { Breaker, type BreakerOptions, type BreakerPermit, type BreakerTransition } from './breaker.ts';
 import { defaultIsFailure, type CallOutcome } from './outcome.ts';
 import { BreakerRegistry } from './registry.ts';
 import { BufferedBody } from '../../body.ts';
 import { CircuitOpenError, isGatewayError } from '../../errors.ts';
 import { systemRuntime } from '../../runtime.ts';
-import { InnerSubscriber } from '../../subscriber.ts';
+import { InnerSubscriber, StageCall } from '../../subscriber.ts';
 import type { GatewayRequest, GatewayResponse, Handler, Policy } from '../../types.ts';
 
 /** A fixed answer while the circuit is open, instead of the 503 error. */
@@ -102,21 +102,25 @@ export function circuitBreaker(
     });
   }
 
-  const policy = (next: Handler): Handler => function circuitBreakerHandler(req) {
-    return new Observable<GatewayResponse>((subscriber) => {
-      const breaker = breakerFor(req);
-      const permit = breaker.tryAcquire();
-      req.locals.breaker = permit === null ? 'reject' : permit.probe ? 'probe' : 'pass';
-      if (permit === null) {
-        const r = reject(breaker);
-        if (r instanceof CircuitOpenError) subscriber.error(r);
-        else return r.subscribe(subscriber);
-        return;
-      }
-      // judged() inlined: one Observable per request instead of two.
-      next(req).subscribe(new JudgedSubscriber(subscriber, breaker, permit, isFailure));
+  /** The permit, taken when a request's Observable is subscribed. */
+  function admitCall(next: Handler, req: GatewayRequest, subscriber: Subscriber<GatewayResponse>): TeardownLogic {
+    const breaker = breakerFor(req);
+    const permit = breaker.tryAcquire();
+    req.locals.breaker = permit === null ? 'reject' : permit.probe ? 'probe' : 'pass';
+    if (permit === null) {
+      const r = reject(breaker);
+      if (r instanceof CircuitOpenError) subscriber.error(r);
+      else return r.subscribe(subscriber);
       return;
-    });
+    }
+    // judged() inlined: one Observable per request instead of two.
+    next(req).subscribe(new JudgedSubscriber(subscriber, breaker, permit, isFailure));
+    return;
+  }
+
+  // A StageCall: one object per request where an Observable and its closure were three.
+  const policy = (next: Handler): Handler => function circuitBreakerHandler(req) {
+    return new StageCall(admitCall, next, req);
   };
   const state$ = source.state$;
   return Object.assign(policy, { state$, breakerFor });

@@ -2,7 +2,7 @@ import { from, Observable, switchMap, type Subscriber } from 'rxjs';
 import { parseDuration, type Duration } from '../../duration.ts';
 import { RateLimitedError } from '../../errors.ts';
 import { systemRuntime, type Runtime } from '../../runtime.ts';
-import { InnerSubscriber } from '../../subscriber.ts';
+import { InnerSubscriber, StageCall } from '../../subscriber.ts';
 import { gcraRule, type RateLimitResult } from './gcra.ts';
 import { compileKey, type RateLimitKey } from './key.ts';
 import { isThenable, type RateLimitStore } from './store.ts';
@@ -163,26 +163,28 @@ export function rateLimit(options: RateLimitOptions = {}): Policy {
     return lastStoreKey;
   }
 
-  return (next: Handler) => {
-    function decide(req: GatewayRequest, r: RateLimitResult, subscriber: Subscriber<GatewayResponse>): void {
-      req.locals.rateLimit = r;
-      if (!r.allowed) subscriber.error(refused(r));
-      else if (!withHeaders) next(req).subscribe(subscriber);
-      else next(req).subscribe(new HeadersSubscriber(subscriber, r, limitHeader));
-    }
+  function decide(next: Handler, req: GatewayRequest, r: RateLimitResult, subscriber: Subscriber<GatewayResponse>): void {
+    req.locals.rateLimit = r;
+    if (!r.allowed) subscriber.error(refused(r));
+    else if (!withHeaders) next(req).subscribe(subscriber);
+    else next(req).subscribe(new HeadersSubscriber(subscriber, r, limitHeader));
+  }
 
-    // Not `defer`: with a synchronous store (memory) the decision and the
-    // subscription to the next stage happen right here, with no inner
-    // Observable to build; only a Promise (Redis) goes through `from`.
-    return function rateLimitHandler(req) {
-      return new Observable<GatewayResponse>((subscriber) => {
-        const r = store.consume(storeKey(keyOf(req)), rule);
-        if (!isThenable(r)) {
-          decide(req, r, subscriber);
-          return;
-        }
-        from(r).pipe(switchMap((result) => new Observable<GatewayResponse>((s) => decide(req, result, s)))).subscribe(subscriber);
-      });
-    };
+  /** The check, run when a request's Observable is subscribed. */
+  function check(next: Handler, req: GatewayRequest, subscriber: Subscriber<GatewayResponse>): void {
+    const r = store.consume(storeKey(keyOf(req)), rule);
+    if (!isThenable(r)) {
+      decide(next, req, r, subscriber);
+      return;
+    }
+    from(r).pipe(switchMap((result) => new Observable<GatewayResponse>((s) => decide(next, req, result, s)))).subscribe(subscriber);
+  }
+
+  // Not `defer`: with a synchronous store (memory) the decision and the
+  // subscription to the next stage happen right here, with no inner
+  // Observable to build; only a Promise (Redis) goes through `from`. A
+  // StageCall: one object per request.
+  return (next: Handler) => function rateLimitHandler(req) {
+    return new StageCall(check, next, req);
   };
 }

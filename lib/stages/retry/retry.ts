@@ -1,7 +1,8 @@
-import { mergeMap, Observable, type SchedulerLike } from 'rxjs';
+import { mergeMap, Observable, type SchedulerLike, type Subscriber } from 'rxjs';
 import type { BufferedBody } from '../../body.ts';
 import { parseDuration, type Duration } from '../../duration.ts';
 import { systemRuntime, type Runtime } from '../../runtime.ts';
+import { StageCall } from '../../subscriber.ts';
 import type { Body, GatewayRequest, GatewayResponse, Handler, Policy } from '../../types.ts';
 import { RetryBudget, type RetryBudgetOptions } from './budget.ts';
 import { isRetryableError, RetryDecider, type RetryEvent } from './decide.ts';
@@ -122,25 +123,28 @@ export function retry(options: RetryOptions = {}): RetryPolicy {
 
   if (max === 1) return Object.assign((next: Handler) => next, { counts, budget });
 
-  // One Observable per request, and the attempts subscribed by hand (see
-  // RetryRun): a request that needs no retry costs a run and one subscriber,
-  // not rxjs retry's and map's machinery.
+  /** The attempts, started when a request's Observable is subscribed. */
+  function attempts(next: Handler, req: GatewayRequest, subscriber: Subscriber<GatewayResponse>): void {
+    decider.request();
+    const body = req.body;
+    const idempotent = methods.has(req.method);
+    if (body === null || isBuffered(body)) {
+      new RetryRun(decider, next, req, body, idempotent, subscriber).start();
+    } else if (idempotent && body.length !== null && body.length <= bufferLimit) {
+      bufferBody(body).pipe(mergeMap((buffered) => new Observable<GatewayResponse>((s) => {
+        new RetryRun(decider, next, { ...req, body: buffered }, buffered, true, s).start();
+      }))).subscribe(subscriber);
+    } else {
+      // Streamed as it comes: retried only if the upstream never saw it.
+      new RetryRun(decider, next, req, null, false, subscriber).start();
+    }
+  }
+
+  // One object per request (a StageCall), and the attempts subscribed by
+  // hand (see RetryRun): a request that needs no retry costs a run and one
+  // subscriber, not rxjs retry's and map's machinery.
   const policy = (next: Handler): Handler => function retryHandler(req) {
-    return new Observable<GatewayResponse>((subscriber) => {
-      decider.request();
-      const body = req.body;
-      const idempotent = methods.has(req.method);
-      if (body === null || isBuffered(body)) {
-        new RetryRun(decider, next, req, body, idempotent, subscriber).start();
-      } else if (idempotent && body.length !== null && body.length <= bufferLimit) {
-        bufferBody(body).pipe(mergeMap((buffered) => new Observable<GatewayResponse>((s) => {
-          new RetryRun(decider, next, { ...req, body: buffered }, buffered, true, s).start();
-        }))).subscribe(subscriber);
-      } else {
-        // Streamed as it comes: retried only if the upstream never saw it.
-        new RetryRun(decider, next, req, null, false, subscriber).start();
-      }
-    });
+    return new StageCall(attempts, next, req);
   };
   return Object.assign(policy, { counts, budget });
 }

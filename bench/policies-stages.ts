@@ -1,0 +1,177 @@
+/**
+ * What the policies route's stages cost per request, in one process, with
+ * no network: the route built from `bench/configs/policies.yaml` the way the
+ * gateway builds it (config loader, stage registry, route builder, the
+ * events wired to metrics), with the terminal `forward` replaced by a fake
+ * upstream. Each case drops one stage (or all) from the route's pipeline;
+ * the difference to "all stages" is that stage's cost.
+ *
+ * Two fake upstreams:
+ * - `sync`: answers during subscribe (`of(response)`): every stage's
+ *   synchronous-head shortcut is taken (a timeout starts no deadline).
+ * - `later`: keeps the subscriber and answers `--inflight` requests at once
+ *   after they were all subscribed, as the event loop does with many
+ *   connections: deadlines join and leave their lists, permits stay open.
+ *
+ * Reported: ns per request, the minimum over `--batches` batches (the
+ * least-disturbed batch on a shared machine), cases interleaved.
+ *
+ *   node --import ./bin/loader/register.mjs bench/policies-stages.ts [--mode later] [--requests 20000]
+ *   node --expose-gc --min-semi-space-size=64 --max-semi-space-size=64 --import ./bin/loader/register.mjs bench/policies-stages.ts --alloc
+ */
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { Observable, type Subscriber } from 'rxjs';
+import { SignJWT } from 'jose';
+import { compose } from '../lib/compose.ts';
+import { buildRoutes, type RouteBuildShared } from '../lib/config/build-routes.ts';
+import { stageRegistry } from '../lib/config/build.ts';
+import { parseConfig } from '../lib/config/load.ts';
+import { GatewayEvents } from '../lib/observe/events.ts';
+import { silentLogger } from '../lib/observe/log.ts';
+import { GatewayMetrics } from '../lib/observe/metrics.ts';
+import { observe } from '../lib/observe/wire.ts';
+import { Resources } from '../lib/resources/registry.ts';
+import { systemRuntime } from '../lib/runtime.ts';
+import type { GatewayRequest, GatewayResponse, Handler } from '../lib/types.ts';
+
+const { values } = parseArgs({
+  options: {
+    mode: { type: 'string' }, requests: { type: 'string' }, batches: { type: 'string' }, inflight: { type: 'string' },
+    config: { type: 'string' }, rounds: { type: 'string' }, only: { type: 'string' }, alloc: { type: 'boolean' }, single: { type: 'boolean' },
+  },
+});
+const MODE = values.mode ?? 'later';
+const N = Number(values.requests ?? 20_000);
+const BATCHES = Number(values.batches ?? 15);
+const INFLIGHT = Number(values.inflight ?? 50);
+const ROUNDS = Number(values.rounds ?? 3);
+const secret = 'bench-secret-0123456789abcdef0123456789abcdef';
+const token = await new SignJWT({ sub: 'bench' }).setProtectedHeader({ alg: 'HS256' }).setExpirationTime('1h')
+  .sign(new TextEncoder().encode(secret));
+const text = readFileSync(values.config ?? new URL('./configs/policies.yaml', import.meta.url), 'utf8');
+const config = parseConfig(text, 'policies.yaml', { BENCH_UPSTREAM: 'http://127.0.0.1:1', BENCH_JWT_SECRET: secret });
+
+const resHeaders = ['content-type', 'application/json', 'content-length', '1068', 'date', 'Sun, 29 Nov 2026 04:00:00 GMT'];
+const pending: Array<Subscriber<GatewayResponse>> = [];
+const terminal: Handler = MODE === 'sync'
+  ? () => new Observable<GatewayResponse>((s) => {
+    s.next({ status: 200, headers: resHeaders, body: null });
+    s.complete();
+  })
+  : () => new Observable<GatewayResponse>((s) => {
+    pending.push(s);
+  });
+function flush(): void {
+  for (let i = 0; i < pending.length; i++) {
+    const s = pending[i]!;
+    s.next({ status: 200, headers: resHeaders, body: null });
+    s.complete();
+  }
+  pending.length = 0;
+}
+
+/** The route's handler with `without` left out of its pipeline ('*': every stage; '=name': only that one). */
+function build(without: string | null): Handler {
+  const keep = (n: string): boolean => without === null ? true : without === '*' ? false : without.startsWith('=') ? n === without.slice(1) : n !== without;
+  const events = new GatewayEvents();
+  const metrics = new GatewayMetrics({ defaultMetrics: false });
+  observe(events, metrics, silentLogger);
+  const shared: RouteBuildShared = {
+    logger: silentLogger, metrics, runtime: systemRuntime, resources: new Resources(), events,
+    stages: stageRegistry(),
+    pipeline: (ctx) => compose(...ctx.pipeline.filter(keep).map((n) => ctx.stage(n)))(terminal),
+  };
+  return buildRoutes(config, shared).routes[0]!.handler;
+}
+
+const NO_ORIGINS: readonly string[] = [];
+const NO_PARAMS = Object.freeze({}) as Record<string, string>;
+const authorization = `Bearer ${token}`;
+let counter = 0;
+function request(): GatewayRequest {
+  // The edge's literal, field for field (lib/server/edge.ts).
+  return {
+    id: `r${counter++}`, method: 'GET', path: '/bench', query: '', normalizedPath: '/bench', encodedSlash: false,
+    headers: { host: 'gateway', authorization, 'user-agent': 'wrk' },
+    remoteAddress: '127.0.0.1', protocol: 'http', body: null, params: NO_PARAMS, receivedAt: performance.now(),
+    locals: {}, attempt: { number: 1, tried: NO_ORIGINS, instance: null },
+  };
+}
+
+let done = 0;
+let failed: unknown = null;
+const observer = {
+  next: (res: GatewayResponse) => { if (res.status !== 200) failed = new Error(`status ${res.status}`); },
+  error: (err: unknown) => { failed = err; },
+  complete: () => { done++; },
+};
+
+function run(handler: Handler, n: number): void {
+  for (let i = 0; i < n; i++) {
+    handler(request()).subscribe(observer);
+    if (pending.length >= INFLIGHT) flush();
+  }
+  flush();
+  if (failed !== null) throw failed;
+}
+
+function batch(handler: Handler): number {
+  const n = Math.floor(N / BATCHES);
+  const t0 = process.hrtime.bigint();
+  run(handler, n);
+  return Number(process.hrtime.bigint() - t0) / n;
+}
+
+const names = config.routes[0] !== undefined ? ['timeout', 'auth', 'rateLimit', 'retry', 'circuitBreaker', 'attemptTimeout'] : [];
+const cases: Array<[string, Handler]> = ([
+  ['no stages (terminal only)', build('*')],
+  ['all stages (the policies route)', build(null)],
+  ...names.map((n): [string, Handler] => [`without ${n}`, build(n)]),
+  ...(values.single === true ? names.map((n): [string, Handler] => [`only ${n}`, build(`=${n}`)]) : []),
+] as Array<[string, Handler]>).filter(([name]) => values.only === undefined || name.includes(values.only));
+// One request first, and a turn for its token check to settle: from then on
+// the token is in the verifier's cache, as for a client reusing its token.
+for (const [, h] of cases) run(h, 1);
+for (let t = 0; done < cases.length; t++) {
+  if (t > 500) throw new Error('the first requests did not complete');
+  await new Promise((resolve) => setTimeout(resolve, 10));
+  flush();
+}
+for (const [, h] of cases) run(h, 20_000); // warm up every case before measuring any
+if (values.alloc === true) {
+  // Bytes allocated per request: run with --expose-gc and a young generation
+  // big enough for a batch (--max-semi-space-size=64 --min-semi-space-size=64);
+  // nothing is freed between the two readings, so their difference is what
+  // the batch allocated. Median of 7.
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (gc === undefined) throw new Error('--alloc needs node --expose-gc');
+  console.log('| case | bytes/request |\n|---|---:|');
+  for (const [name, h] of cases) {
+    const per: number[] = [];
+    for (let k = 0; k < 7; k++) {
+      gc();
+      const before = process.memoryUsage().heapUsed;
+      run(h, 2000);
+      per.push((process.memoryUsage().heapUsed - before) / 2000);
+    }
+    console.log(`| ${name} | ${per.sort((a, b) => a - b)[3]!.toFixed(0)} |`);
+  }
+  process.exit(0);
+}
+const best = new Map<string, number>(cases.map(([name]) => [name, Infinity]));
+for (let r = 0; r < ROUNDS; r++) {
+  for (let b = 0; b < BATCHES; b++) {
+    for (const [name, h] of cases) best.set(name, Math.min(best.get(name)!, batch(h)));
+  }
+}
+const all = best.get('all stages (the policies route)') ?? NaN;
+const none = best.get('no stages (terminal only)') ?? NaN;
+console.log(`mode ${MODE}${MODE === 'later' ? ` (${INFLIGHT} in flight)` : ''}; ns/request, min of ${BATCHES * ROUNDS} batches of ${Math.floor(N / BATCHES)}\n`);
+console.log('| case | ns/request | stage cost (all − without) |\n|---|---:|---:|');
+for (const [name] of cases) {
+  const ns = best.get(name)!;
+  const cost = name.startsWith('without') ? (all - ns).toFixed(0) : name.startsWith('all') ? `${(all - none).toFixed(0)} (all stages)` : '—';
+  console.log(`| ${name} | ${ns.toFixed(0)} | ${cost} |`);
+}
+process.exit(0);

@@ -1,0 +1,102 @@
+import { config, firstValueFrom, map, Observable, of, Subscriber, Subscription, type Observer } from 'rxjs';
+import { afterEach, describe, expect, it } from 'vitest';
+import { InnerSubscriber, StageCall } from '../../lib/subscriber.ts';
+
+/**
+ * StageCall is what the policy stages return per request instead of
+ * `new Observable(closure)`: it must behave as that Observable does, for
+ * RxJS subscribers, the stages' own InnerSubscribers and plain observers.
+ */
+
+/** Passes values on: the shape of a stage's own subscriber. */
+class Pass<T> extends InnerSubscriber<T> {
+  protected onNext(value: T): void {
+    this.downstream.next(value);
+  }
+}
+
+function echo(value: string, tail: string, s: Subscriber<string>): void {
+  s.next(value + tail);
+  s.complete();
+}
+
+describe('StageCall', () => {
+  afterEach(() => {
+    config.useDeprecatedSynchronousErrorHandling = false;
+  });
+
+  it('runs its body on each subscription, not before, with a plain observer, a function or an operator', async () => {
+    let runs = 0;
+    const call$ = new StageCall((a: string, b: string, s: Subscriber<string>) => {
+      runs++;
+      echo(a, b, s);
+    }, 'x', '!');
+    expect(runs).toBe(0);
+    const seen: string[] = [];
+    let completed = false;
+    call$.subscribe({ next: (v) => seen.push(v), complete: () => { completed = true; } });
+    call$.subscribe((v) => seen.push(v));
+    expect(await firstValueFrom(call$.pipe(map((v) => v.toUpperCase())))).toBe('X!');
+    expect(seen).toEqual(['x!', 'x!']);
+    expect(completed).toBe(true);
+    expect(runs).toBe(3);
+  });
+
+  it('hands a subscriber to the body as it is, and returns it', () => {
+    const outer = new Subscriber<string>({ next: () => {} } as Partial<Observer<string>> as Observer<string>);
+    let got: unknown = null;
+    const call$ = new StageCall((_a: null, _b: null, s: Subscriber<string>) => {
+      got = s;
+    }, null, null);
+    expect(call$.subscribe(outer)).toBe(outer);
+    expect(got).toBe(outer);
+    const seen: string[] = [];
+    const inner = new Pass<string>(new Subscriber<string>({ next: (v: string) => seen.push(v), error: () => {}, complete: () => {} }));
+    new StageCall(echo, 'y', '?').subscribe(inner);
+    expect(seen).toEqual(['y?']);
+    expect(inner.closed).toBe(true);
+  });
+
+  it('turns a throw in the body into the error, as new Observable does', () => {
+    const boom = new Error('boom');
+    const body = (): void => {
+      throw boom;
+    };
+    const errors: unknown[] = [];
+    new StageCall(body, null, null).subscribe({ error: (e) => errors.push(e) });
+    new Observable(body).subscribe({ error: (e) => errors.push(e) });
+    const sub = new Subscriber<unknown>({ next: () => {}, error: (e: unknown) => errors.push(e), complete: () => {} });
+    new StageCall(body, null, null).subscribe(sub);
+    expect(errors).toEqual([boom, boom, boom]);
+    expect(sub.closed).toBe(true);
+  });
+
+  it('tears down what the body returns when the subscription ends, and at once when it already has', () => {
+    let torn = 0;
+    const call$ = new StageCall((_a: null, _b: null, _s: Subscriber<number>) => () => {
+      torn++;
+    }, null, null);
+    const subscription = call$.subscribe({});
+    expect(torn).toBe(0);
+    subscription.unsubscribe();
+    expect(torn).toBe(1);
+    const done = call$.subscribe(new Subscriber<number>({ next: () => {}, error: () => {}, complete: () => {} }));
+    done.unsubscribe();
+    expect(torn).toBe(2);
+    // A body that completes synchronously and returns a teardown: run at once.
+    const sync$ = new StageCall((_a: null, _b: null, s: Subscriber<number>) => {
+      s.complete();
+      return new Subscription(() => torn++);
+    }, null, null);
+    sync$.subscribe(new Subscriber<number>({ next: () => {}, error: () => {}, complete: () => {} }));
+    expect(torn).toBe(3);
+  });
+
+  it('goes through RxJS with its deprecated synchronous error handling on', () => {
+    config.useDeprecatedSynchronousErrorHandling = true;
+    const seen: string[] = [];
+    new StageCall(echo, 'z', '.').subscribe(new Subscriber<string>({ next: (v: string) => seen.push(v), error: () => {}, complete: () => {} }));
+    expect(seen).toEqual(['z.']);
+    expect(() => of(1).subscribe()).not.toThrow();
+  });
+});

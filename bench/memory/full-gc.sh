@@ -22,7 +22,7 @@ local counter = 0
 request = function() counter = counter + 1; return wrk.format(nil, os.getenv("P") .. counter) end
 LUA
 run() { P="/bench?r=$1-" wrk -t1 -c50 -d${2}s --latency -s "$TMP/v.lua" -H "authorization: Bearer $TOKEN" http://127.0.0.1:$GW/ ; }
-run warm 4 >/dev/null
+run warm "${WARM:-4}" >/dev/null
 L0=$(wc -l <"$TMP/gw.log")
 T0=$(awk '{print $14+$15}' /proc/$GWPID/stat)
 run main "$SECS" >"$TMP/wrk.txt"

@@ -66,7 +66,8 @@ const align8 = (n: number): number => (n + 7) & ~7;
  * its own (the body a view into it), so a response still being written is
  * never overwritten by a later store, and keeps the decoded record for the
  * hits after it (the same object each time, to be treated as immutable),
- * counting it against `maxBytes`: only records that are read become objects.
+ * counting it against `maxBytes` (making room for it as a store does): only
+ * records that are read become objects.
  */
 export class MemoryCacheStore implements CacheStore {
   /** `set` copies the packed record into the log. */
@@ -104,7 +105,8 @@ export class MemoryCacheStore implements CacheStore {
     const slot = this.find(key);
     if (slot < 0) return undefined;
     const slots = this.slots;
-    if (slots.expiresAt[slot]! <= this.clock.now()) {
+    const now = this.clock.now();
+    if (slots.expiresAt[slot]! <= now) {
       this.drop(slot);
       return undefined;
     }
@@ -116,11 +118,16 @@ export class MemoryCacheStore implements CacheStore {
     const buf = Buffer.allocUnsafe(n);
     this.slabs.read(at + HEAD + this.keyLength, n, buf, 0);
     const record = unpack(buf);
+    // Kept only when it fits beside its own record; room is made at the
+    // log's tail as for a store (this record, just read, gets its second chance).
     const extra = n + DECODED_BYTES;
-    if (this.total + extra <= this.maxBytes) {
-      this.decoded[slot] = record;
-      slots.size[slot] += extra;
-      this.total += extra;
+    if (slots.size[slot]! + extra <= this.maxBytes) {
+      this.makeRoom(0, extra, now);
+      if (slots.pos[slot]! >= 0) {
+        this.decoded[slot] = record;
+        slots.size[slot] += extra;
+        this.total += extra;
+      }
     }
     return record;
   }
@@ -197,7 +204,7 @@ export class MemoryCacheStore implements CacheStore {
     this.slots.remove(slot);
   }
 
-  /** Frees the oldest end of the log until `len` contiguous bytes follow `head` and `size` more fit under `maxBytes`. */
+  /** Frees the oldest end of the log until `len` contiguous bytes follow `head` and `size` more fit under `maxBytes` (nothing is stored in between, so a slot freed here stays free). */
   private makeRoom(len: number, size: number, now: number): void {
     const cap = this.slabs.capacity;
     for (;;) {

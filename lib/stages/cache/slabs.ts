@@ -51,14 +51,14 @@ export class Slabs {
     this.words[i]![(pos - i * this.slabSize) >> 2] = value;
   }
 
-  /** Copies `src[start, end)` to `pos`. */
-  write(pos: number, src: Uint8Array, start: number, end: number): void {
+  /** Copies `src[start, end)` to `pos` (with `copy`, which makes no view object). */
+  write(pos: number, src: Buffer, start: number, end: number): void {
     while (start < end) {
       const i = Math.floor(pos / this.slabSize);
       const at = pos - i * this.slabSize;
       const slab = this.slab(i);
       const n = Math.min(end - start, slab.length - at);
-      slab.set(start === 0 && n === src.length ? src : src.subarray(start, start + n), at);
+      src.copy(slab, at, start, start + n);
       start += n;
       pos += n;
     }

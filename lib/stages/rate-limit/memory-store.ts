@@ -1,4 +1,4 @@
-import { gcra, gcraResult, toMicros, type GcraRule, type RateLimitResult } from './gcra.ts';
+import { gcraResult, toMicros, type GcraRule, type RateLimitResult } from './gcra.ts';
 import type { RateLimitStore } from './store.ts';
 import { systemRuntime, type Runtime } from '../../runtime.ts';
 import type { Clock } from '../../types.ts';
@@ -58,20 +58,27 @@ export class MemoryRateLimitStore implements RateLimitStore {
 
   consume(key: string, rule: GcraRule): RateLimitResult {
     const now = toMicros(this.clock.now());
-    this.sweep(now, key);
-    const step = gcra(this.tats.get(key), now, rule);
-    if (step.allowed) {
-      // Re-insert at the back: the Map stays in admission order. The key
-      // admitted last is there already (a busy client, or a per-route key):
-      // a plain set keeps its place and skips the delete.
-      if (key !== this.last) {
-        this.tats.delete(key);
-        this.last = key;
-      }
-      this.tats.set(key, step.tat);
-      if (this.tats.size > this.maxKeys) this.tats.delete(this.tats.keys().next().value!);
+    const tats = this.tats;
+    // The sweep leaves the key being checked alone: with that key the only
+    // one held (one busy client, a per-route key) it has nothing to do, and
+    // skipping it saves the Map iterator it would make.
+    if (tats.size !== 1 || !tats.has(key)) this.sweep(now, key);
+    // gcra() inlined: no step object per check (the same arithmetic).
+    const stored = tats.get(key);
+    const tat = stored === undefined || stored < now ? now : stored;
+    const next = tat + rule.emissionUs;
+    const ahead = next - now;
+    if (ahead > rule.toleranceUs) return gcraResult(rule, false, tat - now, ahead - rule.toleranceUs);
+    // Re-insert at the back: the Map stays in admission order. The key
+    // admitted last is there already (a busy client, or a per-route key):
+    // a plain set keeps its place and skips the delete.
+    if (key !== this.last) {
+      tats.delete(key);
+      this.last = key;
     }
-    return gcraResult(rule, step.allowed, step.aheadUs, step.retryAfterUs);
+    tats.set(key, next);
+    if (tats.size > this.maxKeys) tats.delete(tats.keys().next().value!);
+    return gcraResult(rule, true, ahead, 0);
   }
 
   /**

@@ -90,8 +90,13 @@ export class RetryRun {
       this.emitted = true;
       let out = res;
       if (s.attemptsHeader !== null) {
-        const headers = res.headers.slice();
-        headers.push(s.attemptsHeader, String(n));
+        // A copy at its final size (slice + push would grow it once more).
+        const h = res.headers;
+        const len = h.length;
+        const headers = new Array<string>(len + 2);
+        for (let i = 0; i < len; i++) headers[i] = h[i]!;
+        headers[len] = s.attemptsHeader;
+        headers[len + 1] = String(n);
         out = { ...res, headers };
       }
       this.downstream.next(out);

@@ -1,4 +1,4 @@
-import { config, Observable, Subscription, type Observer, type Subscriber, type TeardownLogic } from 'rxjs';
+import { config, Observable, Subscription, UnsubscriptionError, type Observer, type Subscriber, type TeardownLogic } from 'rxjs';
 
 /**
  * The inner subscriber of a hand-written stage. RxJS's `Subscriber`
@@ -11,14 +11,46 @@ import { config, Observable, Subscription, type Observer, type Subscriber, type 
  * delivers nothing after an error or completion, and unsubscribes itself
  * after either. Subclasses implement `onNext`, and `onError`/`onComplete`
  * when they do more than pass the event on.
+ *
+ * Between two InnerSubscribers (one stage's subscriber the downstream of the
+ * next one's, the usual chain) the link is two fields, `child` and
+ * `parent`, instead of RxJS's finaliser array on the downstream (an array
+ * and its backing store per link, and an iterator each time it is torn
+ * down). Only a first child is linked so: torn down first, as it would be
+ * first in the array; anything added after it, or to a downstream of RxJS's
+ * own, goes through `Subscription.add` as before.
  */
 export abstract class InnerSubscriber<T, R = T> extends Subscription implements Observer<T> {
   /** True once error or complete arrived, or once unsubscribed. */
   protected isStopped = false;
+  /** The InnerSubscriber linked as this one's first child (see above). */
+  private child: InnerSubscriber<unknown, unknown> | null = null;
+  /** The InnerSubscriber this one is the linked child of. */
+  private parent: InnerSubscriber<unknown, unknown> | null = null;
 
   constructor(protected readonly downstream: Subscriber<R>) {
     super();
     downstream.add(this);
+  }
+
+  override add(teardown: TeardownLogic): void {
+    if (teardown instanceof InnerSubscriber && this.child === null && !this.closed && !teardown.closed && teardown.parent === null
+      && (this as unknown as { _finalizers: unknown[] | null })._finalizers === null) {
+      this.child = teardown;
+      teardown.parent = this;
+      return;
+    }
+    if (teardown instanceof InnerSubscriber && teardown.parent === this) return; // linked already
+    super.add(teardown);
+  }
+
+  override remove(teardown: Exclude<TeardownLogic, void>): void {
+    if (teardown === this.child) {
+      this.child = null;
+      (teardown as InnerSubscriber<unknown, unknown>).parent = null;
+      return;
+    }
+    super.remove(teardown);
   }
 
   next(value: T): void {
@@ -48,8 +80,33 @@ export abstract class InnerSubscriber<T, R = T> extends Subscription implements 
   override unsubscribe(): void {
     if (this.closed) return;
     this.isStopped = true;
-    super.unsubscribe();
-    this.downstream.remove(this);
+    const parent = this.parent;
+    if (parent !== null) {
+      parent.child = null;
+      this.parent = null;
+    }
+    const child = this.child;
+    if (child === null) {
+      super.unsubscribe();
+      return;
+    }
+    this.child = null;
+    child.parent = null;
+    // The child first, as RxJS would tear down the first of its finalisers;
+    // this one closes whatever the child's teardown throws, and the throw
+    // comes out as RxJS's UnsubscriptionError.
+    let failure: unknown[] | null = null;
+    try {
+      child.unsubscribe();
+    } catch (err) {
+      failure = err instanceof UnsubscriptionError ? err.errors : [err];
+    }
+    try {
+      super.unsubscribe();
+    } catch (err) {
+      failure = [...(failure ?? []), ...(err instanceof UnsubscriptionError ? err.errors : [err])];
+    }
+    if (failure !== null) throw new UnsubscriptionError(failure);
   }
 
   protected abstract onNext(value: T): void;

@@ -1,4 +1,4 @@
-import { config, firstValueFrom, map, Observable, of, Subscriber, Subscription, type Observer } from 'rxjs';
+import { config, firstValueFrom, map, Observable, of, Subscriber, Subscription, UnsubscriptionError, type Observer } from 'rxjs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { InnerSubscriber, StageCall } from '../../lib/subscriber.ts';
 
@@ -98,5 +98,78 @@ describe('StageCall', () => {
     new StageCall(echo, 'z', '.').subscribe(new Subscriber<string>({ next: (v: string) => seen.push(v), error: () => {}, complete: () => {} }));
     expect(seen).toEqual(['z.']);
     expect(() => of(1).subscribe()).not.toThrow();
+  });
+});
+
+describe('InnerSubscriber links', () => {
+  const sink = (): Subscriber<number> => new Subscriber<number>({ next: () => {}, error: () => {}, complete: () => {} });
+  /** Records its teardown in `log`. */
+  class Logged extends Pass<number> {
+    constructor(downstream: Subscriber<number>, private readonly name: string, private readonly log: string[]) {
+      super(downstream);
+    }
+    override unsubscribe(): void {
+      if (!this.closed) this.log.push(this.name);
+      super.unsubscribe();
+    }
+  }
+
+  it('tears a chain down from the outside in when the outermost subscriber goes, children before later finalisers', () => {
+    const log: string[] = [];
+    const outer = sink();
+    const a = new Logged(outer, 'a', log);
+    const b = new Logged(a as unknown as Subscriber<number>, 'b', log);
+    a.add(() => log.push('a: added after b'));
+    const c = new Logged(b as unknown as Subscriber<number>, 'c', log);
+    outer.unsubscribe();
+    expect(log).toEqual(['a', 'b', 'c', 'a: added after b']);
+    expect([a.closed, b.closed, c.closed]).toEqual([true, true, true]);
+  });
+
+  it('unlinks a child that ends on its own, so the parent can take another', () => {
+    const log: string[] = [];
+    const outer = sink();
+    const a = new Logged(outer, 'a', log);
+    const first = new Logged(a as unknown as Subscriber<number>, 'first', log);
+    first.unsubscribe();
+    const second = new Logged(a as unknown as Subscriber<number>, 'second', log);
+    a.remove(second);
+    a.add(second);
+    a.add(second); // once only
+    outer.unsubscribe();
+    expect(log).toEqual(['first', 'a', 'second']);
+  });
+
+  it('passes events down a linked chain and closes it on completion', () => {
+    const seen: number[] = [];
+    let completed = false;
+    const outer = new Subscriber<number>({ next: (v: number) => seen.push(v), error: () => {}, complete: () => { completed = true; } });
+    const a = new Pass<number>(outer);
+    const b = new Pass<number>(a as unknown as Subscriber<number>);
+    b.next(1);
+    b.complete();
+    b.next(2);
+    expect(seen).toEqual([1]);
+    expect(completed).toBe(true);
+    expect([outer.closed, a.closed, b.closed]).toEqual([true, true, true]);
+  });
+
+  it('closes the parent and reports an UnsubscriptionError when a linked child throws in its teardown', () => {
+    const outer = sink();
+    const a = new Pass<number>(outer);
+    const b = new Pass<number>(a as unknown as Subscriber<number>);
+    const boom = new Error('teardown');
+    b.add(() => {
+      throw boom;
+    });
+    let thrown: unknown = null;
+    try {
+      a.unsubscribe();
+    } catch (err) {
+      thrown = err;
+    }
+    expect(thrown).toBeInstanceOf(UnsubscriptionError);
+    expect((thrown as UnsubscriptionError).errors).toEqual([boom]);
+    expect([a.closed, b.closed]).toEqual([true, true]);
   });
 });

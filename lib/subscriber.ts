@@ -1,4 +1,5 @@
-import { config, Observable, Subscription, UnsubscriptionError, type Observer, type Subscriber, type TeardownLogic } from 'rxjs';
+import { config, Observable, Subscription, UnsubscriptionError, type Observer, type Subscriber, type TeardownLogic, type Unsubscribable } from 'rxjs';
+import type { GatewayRequest, GatewayResponse, Handler } from './types.ts';
 
 /**
  * The inner subscriber of a hand-written stage. RxJS's `Subscriber`
@@ -168,4 +169,63 @@ export class StageCall<T, A, B> extends Observable<T> {
 function isObserver(x: object): boolean {
   const o = x as Partial<Observer<unknown>>;
   return typeof o.next === 'function' && typeof o.error === 'function' && typeof o.complete === 'function';
+}
+
+/**
+ * A handler that can also run without building its Observable (as
+ * `forward`'s): `start(req, observer)` does what subscribing `observer` to
+ * `handler(req)` does, and returns what stops it (null when over).
+ */
+export interface Startable {
+  start(req: GatewayRequest, observer: Observer<GatewayResponse>): Unsubscribable | null;
+}
+
+/**
+ * `next(req).subscribe(subscriber)`, through `next.start` when the next
+ * handler has one (a stage built with `stageHandler`, or `forward`): no
+ * Observable, no closure, and what stops it becomes a teardown of `subscriber`.
+ */
+export function subscribeNext(next: Handler, req: GatewayRequest, subscriber: Subscription & Observer<GatewayResponse>): void {
+  const start = (next as Partial<Startable>).start;
+  if (start === undefined) {
+    next(req).subscribe(subscriber);
+    return;
+  }
+  const stop = start(req, subscriber);
+  if (stop !== null && stop !== subscriber) subscriber.add(stop as Exclude<TeardownLogic, void>);
+}
+
+/**
+ * A stage's per-request handler around `next`: `body(next, req, subscriber)`
+ * runs when the request's Observable (a StageCall) is subscribed, or at once
+ * when the stage before starts it with a subscriber (`subscribeNext`): then
+ * not even the StageCall is made. Either way a throw in `body` is the
+ * subscriber's error and what `body` returns is torn down with it.
+ */
+export function stageHandler(
+  name: string,
+  body: (next: Handler, req: GatewayRequest, subscriber: Subscriber<GatewayResponse>) => TeardownLogic,
+  next: Handler,
+): Handler {
+  const handler = {
+    [name](req: GatewayRequest): Observable<GatewayResponse> {
+      return new StageCall(body, next, req);
+    },
+  }[name]! as Handler & Startable;
+  handler.start = function startStage(req, observer) {
+    if (!(observer instanceof Subscription) || !isObserver(observer) || config.useDeprecatedSynchronousErrorHandling) {
+      return handler(req).subscribe(observer);
+    }
+    const subscriber = observer as unknown as Subscriber<GatewayResponse>;
+    let teardown: TeardownLogic;
+    try {
+      teardown = body(next, req, subscriber);
+    } catch (err) {
+      subscriber.error(err);
+      return subscriber;
+    }
+    if (teardown !== undefined && teardown !== null) subscriber.add(teardown);
+    return subscriber;
+  };
+  return handler;
 }

@@ -1,6 +1,7 @@
 import { config, firstValueFrom, map, Observable, of, Subscriber, Subscription, UnsubscriptionError, type Observer } from 'rxjs';
 import { afterEach, describe, expect, it } from 'vitest';
-import { InnerSubscriber, StageCall } from '../../lib/subscriber.ts';
+import { InnerSubscriber, StageCall, stageHandler, subscribeNext, type Startable } from '../../lib/subscriber.ts';
+import type { GatewayRequest, GatewayResponse, Handler } from '../../lib/types.ts';
 
 /**
  * StageCall is what the policy stages return per request instead of
@@ -171,5 +172,69 @@ describe('InnerSubscriber links', () => {
     expect(thrown).toBeInstanceOf(UnsubscriptionError);
     expect((thrown as UnsubscriptionError).errors).toEqual([boom]);
     expect([a.closed, b.closed]).toEqual([true, true]);
+  });
+});
+
+describe('stageHandler and subscribeNext', () => {
+  const req = { id: 'r1' } as GatewayRequest;
+  const ok: GatewayResponse = { status: 200, headers: [], body: null };
+  const answer: Handler = () => of(ok);
+  const answers = (seen: string[]) => new Subscriber<GatewayResponse>({ next: (r: GatewayResponse) => seen.push(`next ${r.status}`), error: (e: unknown) => seen.push(`error ${String(e)}`), complete: () => seen.push('complete') });
+
+  it('is a handler whose Observable runs the body per subscription, and starts it directly given a subscriber', () => {
+    const calls: string[] = [];
+    const handler = stageHandler('tagged', (next, r, s) => {
+      calls.push(r.id);
+      subscribeNext(next, r, s);
+    }, answer);
+    expect(handler.name).toBe('tagged');
+    const seen: string[] = [];
+    handler(req).subscribe({ next: (r) => seen.push(`next ${r.status}`), complete: () => seen.push('complete') });
+    const direct = answers(seen);
+    expect((handler as Handler & Startable).start(req, direct)).toBe(direct);
+    expect(calls).toEqual(['r1', 'r1']);
+    expect(seen).toEqual(['next 200', 'complete', 'next 200', 'complete']);
+  });
+
+  it('started with a plain observer, subscribes it as RxJS would', () => {
+    const seen: string[] = [];
+    const handler = stageHandler('plain', (next, r, s) => subscribeNext(next, r, s), answer) as Handler & Startable;
+    const stop = handler.start(req, { next: (r) => seen.push(`next ${r.status}`), error: () => {}, complete: () => seen.push('complete') });
+    expect(stop).toBeInstanceOf(Subscription);
+    expect(seen).toEqual(['next 200', 'complete']);
+  });
+
+  it('turns a throw in the body into the error when started directly', () => {
+    const seen: string[] = [];
+    const handler = stageHandler('throws', () => {
+      throw new Error('no');
+    }, answer) as Handler & Startable;
+    handler.start(req, answers(seen));
+    expect(seen).toEqual(['error Error: no']);
+  });
+
+  it('starts a next handler that can start, and stops what it returns with the subscriber', () => {
+    let stopped = 0;
+    const pending = { unsubscribe: () => { stopped++; } };
+    const next = Object.assign((() => of(ok)) as Handler, { start: () => pending });
+    const seen: string[] = [];
+    const subscriber = answers(seen);
+    subscribeNext(next, req, subscriber);
+    expect(seen).toEqual([]);
+    subscriber.unsubscribe();
+    expect(stopped).toBe(1);
+  });
+
+  it('chains stages started directly, with no Observable between them, in order', () => {
+    const order: string[] = [];
+    const stage = (name: string) => (next: Handler) => stageHandler(name, (n, r, s) => {
+      order.push(name);
+      subscribeNext(n, r, s);
+    }, next);
+    const handler = stage('a')(stage('b')(stage('c')(answer)));
+    const seen: string[] = [];
+    handler(req).subscribe(answers(seen));
+    expect(order).toEqual(['a', 'b', 'c']);
+    expect(seen).toEqual(['next 200', 'complete']);
   });
 });

@@ -7,7 +7,7 @@ import { createVerifier, type Claims } from './verify.ts';
 import { parseDuration, type Duration } from '../../duration.ts';
 import { ForbiddenError, UnauthorizedError } from '../../errors.ts';
 import { systemRuntime } from '../../runtime.ts';
-import { StageCall } from '../../subscriber.ts';
+import { stageHandler, subscribeNext } from '../../subscriber.ts';
 import type { Clock, GatewayRequest, GatewayResponse, Handler, Policy } from '../../types.ts';
 
 /** `required`: no valid token, no entry. `optional`: no token passes without claims, a bad one is refused. `none`: the stage is skipped. */
@@ -192,7 +192,7 @@ export function jwtAuth(options: JwtAuthOptions = {}): Policy {
       lastToken = token;
     }
     if (token === undefined) {
-      if (mode === 'optional') next(req).subscribe(subscriber);
+      if (mode === 'optional') subscribeNext(next, req, subscriber);
       else {
         subscriber.error(new UnauthorizedError('missing bearer token', {
           headers: { 'www-authenticate': missingTokenChallenge(realm) },
@@ -209,7 +209,7 @@ export function jwtAuth(options: JwtAuthOptions = {}): Policy {
     const verified = verify(token);
     if (!(verified instanceof Promise)) {
       // Cached: no Promise, no extra tick on the hot path.
-      next(admit(req, verified)).subscribe(subscriber);
+      subscribeNext(next, admit(req, verified), subscriber);
       return;
     }
     from(verified).pipe(switchMap((claims) => next(admit(req, claims)))).subscribe(subscriber);
@@ -218,10 +218,9 @@ export function jwtAuth(options: JwtAuthOptions = {}): Policy {
   // Not `defer`: on the hot path (a cached token) the checks run and the
   // next stage is subscribed right here, with no inner Observable to build.
   // A throw in here (admit's 403) reaches the subscriber as its error, as it
-  // did from defer's factory. A StageCall: one object per request.
-  return (next) => function jwtAuthHandler(req) {
-    return new StageCall(check, next, req);
-  };
+  // did from defer's factory. A StageCall: one object per request, none
+  // when the stage before starts this one directly (stageHandler).
+  return (next) => stageHandler('jwtAuthHandler', check, next);
 }
 
 function forwardedClaims(map: Record<string, string>): Array<[string, string]> {

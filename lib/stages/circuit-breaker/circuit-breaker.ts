@@ -5,7 +5,7 @@ import { BreakerRegistry } from './registry.ts';
 import { BufferedBody } from '../../body.ts';
 import { CircuitOpenError, isGatewayError } from '../../errors.ts';
 import { systemRuntime } from '../../runtime.ts';
-import { InnerSubscriber, StageCall } from '../../subscriber.ts';
+import { InnerSubscriber, stageHandler, subscribeNext } from '../../subscriber.ts';
 import type { GatewayRequest, GatewayResponse, Handler, Policy } from '../../types.ts';
 
 /** A fixed answer while the circuit is open, instead of the 503 error. */
@@ -114,14 +114,13 @@ export function circuitBreaker(
       return;
     }
     // judged() inlined: one Observable per request instead of two.
-    next(req).subscribe(new JudgedSubscriber(subscriber, breaker, permit, isFailure));
+    subscribeNext(next, req, new JudgedSubscriber(subscriber, breaker, permit, isFailure));
     return;
   }
 
-  // A StageCall: one object per request where an Observable and its closure were three.
-  const policy = (next: Handler): Handler => function circuitBreakerHandler(req) {
-    return new StageCall(admitCall, next, req);
-  };
+  // A StageCall: one object per request where an Observable and its closure
+  // were three; none when the stage before starts this one directly.
+  const policy = (next: Handler): Handler => stageHandler('circuitBreakerHandler', admitCall, next);
   const state$ = source.state$;
   return Object.assign(policy, { state$, breakerFor });
 }

@@ -2,7 +2,7 @@ import { from, Observable, switchMap, type Subscriber } from 'rxjs';
 import { parseDuration, type Duration } from '../../duration.ts';
 import { RateLimitedError } from '../../errors.ts';
 import { systemRuntime, type Runtime } from '../../runtime.ts';
-import { InnerSubscriber, StageCall } from '../../subscriber.ts';
+import { InnerSubscriber, stageHandler, subscribeNext } from '../../subscriber.ts';
 import { gcraRule, type RateLimitResult } from './gcra.ts';
 import { compileKey, type RateLimitKey } from './key.ts';
 import { isThenable, type RateLimitStore } from './store.ts';
@@ -173,8 +173,8 @@ export function rateLimit(options: RateLimitOptions = {}): Policy {
   function decide(next: Handler, req: GatewayRequest, r: RateLimitResult, subscriber: Subscriber<GatewayResponse>): void {
     req.locals.rateLimit = r;
     if (!r.allowed) subscriber.error(refused(r));
-    else if (!withHeaders) next(req).subscribe(subscriber);
-    else next(req).subscribe(new HeadersSubscriber(subscriber, r, limitHeader));
+    else if (!withHeaders) subscribeNext(next, req, subscriber);
+    else subscribeNext(next, req, new HeadersSubscriber(subscriber, r, limitHeader));
   }
 
   /** The check, run when a request's Observable is subscribed. */
@@ -190,8 +190,7 @@ export function rateLimit(options: RateLimitOptions = {}): Policy {
   // Not `defer`: with a synchronous store (memory) the decision and the
   // subscription to the next stage happen right here, with no inner
   // Observable to build; only a Promise (Redis) goes through `from`. A
-  // StageCall: one object per request.
-  return (next: Handler) => function rateLimitHandler(req) {
-    return new StageCall(check, next, req);
-  };
+  // StageCall: one object per request, none when the stage before starts
+  // this one directly (stageHandler).
+  return (next: Handler) => stageHandler('rateLimitHandler', check, next);
 }

@@ -2,7 +2,7 @@ import { mergeMap, Observable, type SchedulerLike, type Subscriber } from 'rxjs'
 import type { BufferedBody } from '../../body.ts';
 import { parseDuration, type Duration } from '../../duration.ts';
 import { systemRuntime, type Runtime } from '../../runtime.ts';
-import { StageCall } from '../../subscriber.ts';
+import { stageHandler } from '../../subscriber.ts';
 import type { Body, GatewayRequest, GatewayResponse, Handler, Policy } from '../../types.ts';
 import { RetryBudget, type RetryBudgetOptions } from './budget.ts';
 import { isRetryableError, RetryDecider, type RetryEvent } from './decide.ts';
@@ -140,11 +140,10 @@ export function retry(options: RetryOptions = {}): RetryPolicy {
     }
   }
 
-  // One object per request (a StageCall), and the attempts subscribed by
+  // One object per request (a StageCall; none when the stage before starts
+  // this one directly), and the attempts subscribed by
   // hand (see RetryRun): a request that needs no retry costs a run and one
   // subscriber, not rxjs retry's and map's machinery.
-  const policy = (next: Handler): Handler => function retryHandler(req) {
-    return new StageCall(attempts, next, req);
-  };
+  const policy = (next: Handler): Handler => stageHandler('retryHandler', attempts, next);
   return Object.assign(policy, { counts, budget });
 }

@@ -2,7 +2,7 @@ import type { Observable, SchedulerAction, Subscriber } from 'rxjs';
 import type { BufferedBody } from '../../body.ts';
 import { isGatewayError, isUnsentError } from '../../errors.ts';
 import { getHeader } from '../../headers.ts';
-import { InnerSubscriber } from '../../subscriber.ts';
+import { InnerSubscriber, subscribeNext, type Startable } from '../../subscriber.ts';
 import type { GatewayRequest, GatewayResponse, Handler } from '../../types.ts';
 import type { RetryDecider } from './decide.ts';
 
@@ -49,15 +49,27 @@ export class RetryRun {
 
   start(): void {
     const n = ++this.n;
-    let source: Observable<GatewayResponse>;
+    const start = (this.next as Partial<Startable>).start;
+    if (start === undefined) {
+      let source: Observable<GatewayResponse>;
+      try {
+        if (n > 1) this.current = this.following(n);
+        source = this.next(this.current);
+      } catch (err) {
+        this.failed(err, null);
+        return;
+      }
+      source.subscribe(new AttemptSubscriber(this));
+      return;
+    }
+    // The next stage (or forward) starts without its Observable.
     try {
       if (n > 1) this.current = this.following(n);
-      source = this.next(this.current);
     } catch (err) {
       this.failed(err, null);
       return;
     }
-    source.subscribe(new AttemptSubscriber(this));
+    subscribeNext(this.next, this.current, new AttemptSubscriber(this));
   }
 
   /** Attempt `n`'s request, made from the previous one. */

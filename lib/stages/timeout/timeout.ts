@@ -1,9 +1,9 @@
-import type { Observable, SchedulerLike, Subscriber } from 'rxjs';
+import type { Observer, SchedulerLike, Subscriber, Subscription } from 'rxjs';
 import { parseDuration, type Duration } from '../../duration.ts';
 import { GatewayTimeoutError } from '../../errors.ts';
 import { systemRuntime, type Runtime } from '../../runtime.ts';
-import { InnerSubscriber, StageCall } from '../../subscriber.ts';
-import type { GatewayResponse, Policy } from '../../types.ts';
+import { InnerSubscriber, stageHandler, subscribeNext } from '../../subscriber.ts';
+import type { GatewayRequest, GatewayResponse, Handler, Policy } from '../../types.ts';
 import { Deadlines, type Deadline } from './deadlines.ts';
 
 export interface TimeoutOptions {
@@ -42,56 +42,38 @@ export function timeout(options: TimeoutOptions = {}): Policy {
   const headDeadlines = headMs === null ? null : new Deadlines(scheduler, now, headMs);
   const exchangeDeadlines = exchangeMs === null ? null : new Deadlines(scheduler, now, exchangeMs);
 
-  const headWatch: WatchKind = {
-    deadlines: headDeadlines,
-    error: () => new GatewayTimeoutError(`no response from upstream within ${headMs}ms`),
-  };
-  const exchangeWatch: WatchKind = {
-    deadlines: exchangeDeadlines,
-    error: () => new GatewayTimeoutError(`upstream exchange took longer than ${exchangeMs}ms`),
-  };
+  const headError = () => new GatewayTimeoutError(`no response from upstream within ${headMs}ms`);
+  const exchangeError = () => new GatewayTimeoutError(`upstream exchange took longer than ${exchangeMs}ms`);
 
-  function withHead(source: Observable<GatewayResponse>): Observable<GatewayResponse> {
-    if (headDeadlines === null) return source;
-    return new StageCall(watchHead, source, headWatch);
+  /**
+   * What rxjs `timeout({ first: headMs })` did, written out: it cost a lifted
+   * Observable, an operator subscriber and several closures per request.
+   * Same order of events: subscribe the source, start the timer unless the
+   * head came synchronously, stop it at the head; on expiry unsubscribe the
+   * source, then error.
+   */
+  function watchHead(next: Handler, req: GatewayRequest, subscriber: Subscription & Observer<GatewayResponse>): void {
+    const watch = new Watch(subscriber as Subscriber<GatewayResponse>, headError, true);
+    subscribeNext(next, req, watch);
+    // A source that ended synchronously needs no timer (rxjs would start one and cancel it at once).
+    if (!watch.seen && !subscriber.closed) watch.start(headDeadlines!);
   }
 
-  function withExchange(source: Observable<GatewayResponse>): Observable<GatewayResponse> {
-    if (exchangeDeadlines === null) return source;
-    return new StageCall(watchExchange, source, exchangeWatch);
+  /** The request's watches, started when it is subscribed (or started directly: see stageHandler). */
+  function watched(next: Handler, req: GatewayRequest, subscriber: Subscriber<GatewayResponse>): void {
+    if (exchangeDeadlines === null) {
+      watchHead(next, req, subscriber);
+      return;
+    }
+    // A watch of our own, not `subscriber` itself: RxJS would adopt it, and
+    // unsubscribing the inner would then silence the 504.
+    const watch = new Watch(subscriber, exchangeError, false);
+    if (headDeadlines === null) subscribeNext(next, req, watch);
+    else watchHead(next, req, watch);
+    if (!subscriber.closed) watch.start(exchangeDeadlines);
   }
 
-  return (next) => function timeoutHandler(req) {
-    return withExchange(withHead(next(req)));
-  };
-}
-
-/** One limit of a timeout stage: its deadline list and its error. */
-interface WatchKind {
-  readonly deadlines: Deadlines | null;
-  readonly error: () => GatewayTimeoutError;
-}
-
-/**
- * What rxjs `timeout({ first: headMs })` did, written out: it cost a lifted
- * Observable, an operator subscriber and several closures per request.
- * Same order of events: subscribe the source, start the timer unless the
- * head came synchronously, stop it at the head; on expiry unsubscribe the
- * source, then error. Run as a StageCall: one object per request.
- */
-function watchHead(source: Observable<GatewayResponse>, kind: WatchKind, subscriber: Subscriber<GatewayResponse>): void {
-  const watch = new Watch(subscriber, kind.error, true);
-  source.subscribe(watch);
-  // A source that ended synchronously needs no timer (rxjs would start one and cancel it at once).
-  if (!watch.seen && !subscriber.closed) watch.start(kind.deadlines!);
-}
-
-function watchExchange(source: Observable<GatewayResponse>, kind: WatchKind, subscriber: Subscriber<GatewayResponse>): void {
-  // A watch of our own, not `subscriber` itself: RxJS would adopt it, and
-  // unsubscribing the inner would then silence the 504.
-  const watch = new Watch(subscriber, kind.error, false);
-  source.subscribe(watch);
-  if (!subscriber.closed) watch.start(kind.deadlines!);
+  return (next) => stageHandler('timeoutHandler', watched, next);
 }
 
 /**

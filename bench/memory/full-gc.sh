@@ -13,7 +13,7 @@ UP=$((20000 + RANDOM % 10000)); GW=$((UP + 1))
 SECRET=bench-secret-bench-secret-bench-secret
 node --import "$ROOT/bin/loader/register.mjs" "$ROOT/bench/upstream.ts" --port $UP >"$TMP/up.log" 2>&1 & UPPID=$!
 BENCH_UPSTREAM=http://127.0.0.1:$UP BENCH_JWT_SECRET=$SECRET NODE_ENV=production \
-  node --trace-gc "$@" "$ROOT/bin/rxgate.mjs" --config "$ROOT/bench/configs/full.yaml" --port $GW >"$TMP/gw.log" 2>&1 & GWPID=$!
+  node --trace-gc "$@" "$ROOT/bin/rxgate.mjs" --config "${CONFIG:-$ROOT/bench/configs/full.yaml}" --port $GW >"$TMP/gw.log" 2>&1 & GWPID=$!
 trap 'kill $GWPID $UPPID 2>/dev/null; rm -rf "$TMP"' EXIT
 TOKEN=$(cd "$ROOT" && node -e "import('jose').then(async ({SignJWT})=>console.log(await new SignJWT({scope:'bench'}).setProtectedHeader({alg:'HS256'}).setSubject('bench').setExpirationTime('1h').sign(new TextEncoder().encode('$SECRET'))))")
 for _ in $(seq 100); do curl -s -o /dev/null -H "authorization: Bearer $TOKEN" http://127.0.0.1:$GW/bench?r=probe && break; sleep 0.2; done

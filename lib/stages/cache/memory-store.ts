@@ -51,23 +51,14 @@ const align8 = (n: number): number => (n + 7) & ~7;
 
 /**
  * An in-process cache store: synchronous, bounded by bytes, entries expire
- * after their TTL. Records are packed (packed.ts) and appended, with their
- * key's bytes, to a circular log in large preallocated slabs (slabs.ts);
- * an index on typed arrays (slots.ts) maps a key's hash to its record. No
- * JavaScript object lives per entry, so a full store under a stream of
- * misses gives the collector nothing to mark, move or free; only what a
- * request allocates while it runs is garbage.
- *
- * Eviction is FIFO with a second chance, the classic approximation of least
- * recently used that a log allows: room is made at the oldest end; a record
- * read since it was written is moved to the newest end once instead of
- * dropped (so entries in use stay, as with an LRU); expired records there go
- * first. The first hit copies the record out of the log into one Buffer of
- * its own (the body a view into it), so a response still being written is
- * never overwritten by a later store, and keeps the decoded record for the
- * hits after it (the same object each time, to be treated as immutable),
- * counting it against `maxBytes` (making room for it as a store does): only
- * records that are read become objects.
+ * after their TTL. Records are packed (packed.ts) and appended with their
+ * key's bytes to a circular log in preallocated slabs (slabs.ts), found
+ * through an index on typed arrays (slots.ts): no JavaScript object per
+ * entry, so a full store under misses gives the collector nothing to mark.
+ * Eviction is FIFO with a second chance (a record read since written is
+ * moved to the head once). The first hit copies the record out of the log
+ * (a response being written is never overwritten) and keeps the decoded
+ * record for later hits, counted against `maxBytes`. docs/cache-memory.md.
  */
 export class MemoryCacheStore implements CacheStore {
   /** `set` copies the packed record into the log. */

@@ -35,7 +35,9 @@ export abstract class InnerSubscriber<T, R = T> extends Subscription implements 
   }
 
   override add(teardown: TeardownLogic): void {
-    if (teardown instanceof InnerSubscriber && this.child === null && !this.closed && !teardown.closed && teardown.parent === null
+    // Not while stopping: unsubscribe tears the child down before it closes
+    // this one, and a child linked during that would never be torn down.
+    if (teardown instanceof InnerSubscriber && this.child === null && !this.isStopped && !teardown.closed && teardown.parent === null
       && (this as unknown as { _finalizers: unknown[] | null })._finalizers === null) {
       this.child = teardown;
       teardown.parent = this;

@@ -1,38 +1,125 @@
+type Waiter<T> = (v: T | null) => void;
+
+const INITIAL = 64;
+
 /**
  * Request coalescing bookkeeping: the first miss for a key leads (goes
  * upstream); later misses for that key join and are called back once with
  * what the leader settled on (an entry, or null when there was nothing to
  * share and each joiner must go upstream itself).
+ *
+ * The led keys sit in an open-addressing table on arrays that are only
+ * reallocated when it grows, not in a Map: a long-lived Map whose keys come
+ * and go (one per miss) rehashes every few dozen misses into a new table that
+ * V8 allocates in old space, and the tables it leaves there keep the keys of
+ * that moment reachable for the scavenger, so the keys were promoted too
+ * (under the full-miss bench, ~200 of the ~300 bytes promoted per request;
+ * docs/gc-promotion.md). A slot is emptied as its key settles.
  */
 export class Inflight<T> {
-  private readonly waiting = new Map<string, Array<(v: T | null) => void>>();
+  private keys: Array<string | undefined> = new Array<string | undefined>(INITIAL).fill(undefined);
+  private lists: Array<Waiter<T>[] | undefined> = new Array<Waiter<T>[] | undefined>(INITIAL).fill(undefined);
+  private hashes = new Int32Array(INITIAL);
+  private count = 0;
+  /** `has(key)` is followed by `lead(key)` or `join(key)`: hash that key once. */
+  private lastKey: string | undefined = undefined;
+  private lastHash = 0;
 
   has(key: string): boolean {
-    return this.waiting.has(key);
+    return this.slot(key, this.hash(key)) >= 0;
   }
 
   /** Registers a leader; the returned function settles the key once (later calls do nothing). */
   lead(key: string): (v: T | null) => void {
-    const list: Array<(v: T | null) => void> = [];
-    this.waiting.set(key, list);
+    const list: Waiter<T>[] = [];
+    const h = this.hash(key);
+    const at = this.slot(key, h);
+    if (at >= 0) this.lists[at] = list;
+    else this.insert(key, h, list);
     let done = false;
     return (v) => {
       if (done) return;
       done = true;
-      if (this.waiting.get(key) === list) this.waiting.delete(key);
+      const i = this.slot(key, h);
+      if (i >= 0 && this.lists[i] === list) this.removeAt(i);
       // a callback may leave (splice itself out) while we iterate: iterate a copy
       for (const cb of list.splice(0)) cb(v);
     };
   }
 
   /** Waits on a led key; returns a function that stops waiting. */
-  join(key: string, cb: (v: T | null) => void): () => void {
-    const list = this.waiting.get(key);
-    if (list === undefined) throw new Error(`no leader for ${key}`);
+  join(key: string, cb: Waiter<T>): () => void {
+    const at = this.slot(key, this.hash(key));
+    if (at < 0) throw new Error(`no leader for ${key}`);
+    const list = this.lists[at]!;
     list.push(cb);
     return () => {
       const i = list.indexOf(cb);
       if (i >= 0) list.splice(i, 1);
     };
+  }
+
+  /** Keys led and not settled yet. */
+  get size(): number {
+    return this.count;
+  }
+
+  /** FNV-1a over the key's UTF-16 code units. */
+  private hash(key: string): number {
+    if (key === this.lastKey) return this.lastHash;
+    let h = 0x811c9dc5;
+    for (let i = 0; i < key.length; i++) h = Math.imul(h ^ key.charCodeAt(i), 0x01000193);
+    this.lastKey = key;
+    this.lastHash = h;
+    return h;
+  }
+
+  private slot(key: string, h: number): number {
+    const { keys, hashes } = this;
+    const mask = keys.length - 1;
+    for (let i = h & mask; ; i = (i + 1) & mask) {
+      const k = keys[i];
+      if (k === undefined) return -1;
+      if (hashes[i] === h && k === key) return i;
+    }
+  }
+
+  private insert(key: string, h: number, list: Waiter<T>[]): void {
+    if ((this.count + 1) * 2 > this.keys.length) this.grow();
+    const mask = this.keys.length - 1;
+    let i = h & mask;
+    while (this.keys[i] !== undefined) i = (i + 1) & mask;
+    this.keys[i] = key;
+    this.lists[i] = list;
+    this.hashes[i] = h;
+    this.count++;
+  }
+
+  /** Linear probing's deletion: later entries of the run shift back, so no tombstones. */
+  private removeAt(i: number): void {
+    const { keys, lists, hashes } = this;
+    const mask = keys.length - 1;
+    for (let j = (i + 1) & mask; keys[j] !== undefined; j = (j + 1) & mask) {
+      const home = hashes[j]! & mask;
+      // The entry at j may fill the hole at i unless its home lies cyclically in (i, j].
+      if (i <= j ? i < home && home <= j : i < home || home <= j) continue;
+      keys[i] = keys[j];
+      lists[i] = lists[j];
+      hashes[i] = hashes[j]!;
+      i = j;
+    }
+    keys[i] = undefined;
+    lists[i] = undefined;
+    this.count--;
+  }
+
+  private grow(): void {
+    const { keys, lists, hashes } = this;
+    const n = keys.length * 2;
+    this.keys = new Array<string | undefined>(n).fill(undefined);
+    this.lists = new Array<Waiter<T>[] | undefined>(n).fill(undefined);
+    this.hashes = new Int32Array(n);
+    this.count = 0;
+    for (let i = 0; i < keys.length; i++) if (keys[i] !== undefined) this.insert(keys[i]!, hashes[i]!, lists[i]!);
   }
 }

@@ -1,19 +1,18 @@
 import { performance } from 'node:perf_hooks';
-import type { Observable, Observer, Unsubscribable } from 'rxjs';
 import type { HttpRequest, HttpResponse, TemplatedApp, us_listen_socket, us_socket_context_t } from 'uWebSockets.js';
-import { BadRequestError, toGatewayError, type GatewayError } from '../errors.ts';
+import { BadRequestError, toGatewayError } from '../errors.ts';
 import { NON_ASCII } from '../headers.ts';
 import { normalizePath } from '../router/normalize.ts';
 import { readHead } from './head-rules.ts';
-import { admit, type EdgeLimits } from './limits.ts';
-import type { Logger } from '../observe/log.ts';
-import type { GatewayRequest, GatewayResponse } from '../types.ts';
+import { admit } from './limits.ts';
+import type { GatewayRequest } from '../types.ts';
 import { Exchange } from './connection.ts';
+import type { EdgeHooks, EdgeListenOptions } from './edge-hooks.ts';
 import { InFlight } from './in-flight.ts';
 import { remoteAddressOf } from './remote-address.ts';
-import { requestIds, type RequestIdKind } from './request-id.ts';
-import { listenRedirect, type RedirectHttpOptions, type RedirectListener } from './redirect-http.ts';
-import { closeApp, EdgeTls, type ListenTlsOptions } from './tls.ts';
+import { requestIds } from './request-id.ts';
+import { listenRedirect, type RedirectListener } from './redirect-http.ts';
+import { closeApp, EdgeTls } from './tls.ts';
 import { loadUws } from './uws.ts';
 import { websocketBehavior } from './websocket.ts';
 
@@ -22,41 +21,7 @@ const NO_ORIGINS: readonly string[] = [];
 /** `params` until a route with `:params` matches (shared, so frozen). */
 const NO_PARAMS: Record<string, string> = Object.freeze({});
 
-export interface EdgeHooks {
-  /** Runs the request through routing and the route's pipeline. */
-  dispatch(req: GatewayRequest): Observable<GatewayResponse>;
-  /**
-   * `dispatch(req).subscribe(observer)`, without building the route's
-   * Observable where its pipeline allows (a route that only forwards).
-   * Returns what stops the request; null when it is already over.
-   */
-  start?(req: GatewayRequest, observer: Observer<GatewayResponse>): Unsubscribable | null;
-  /** Called once per request when its answer is decided (head or error), for metrics; `now` is `performance.now()` then. */
-  onAnswer?(req: GatewayRequest, status: number, error: GatewayError | null, now: number): void;
-  onClientAbort?(req: GatewayRequest): void;
-  onBroken?(req: GatewayRequest, error: GatewayError): void;
-  /**
-   * Called once per request when its exchange ends (response sent, client
-   * gone, or connection dropped), for the access log and the server span.
-   * `kind`: 0 finished, 1 the client went away, 2 dropped mid-response.
-   */
-  onFinish?(req: GatewayRequest, status: number, bytesIn: number, bytesOut: number, kind: 0 | 1 | 2): void;
-  /** Extra GET endpoints (`/__rxgate/health`, `/__rxgate/metrics`). */
-  endpoints?: Record<string, () => Promise<{ contentType: string; body: string }> | { contentType: string; body: string }>;
-  logger: Logger;
-  /** Head, target, body-idle and per-client limits (`limits:`, lib/server/limits.ts); none when absent. */
-  limits?: EdgeLimits;
-  /** How a request without `X-Request-Id` gets one (request-id.ts). @default 'counter' */
-  requestId?: RequestIdKind;
-}
-
-/** How the edge listens, beyond host and port. */
-export interface EdgeListenOptions {
-  /** Serve HTTPS with these certificates (uWS `SSLApp`). */
-  tls?: ListenTlsOptions;
-  /** Also listen on plain HTTP, redirecting every request to HTTPS (needs `tls`). */
-  redirectHttp?: RedirectHttpOptions;
-}
+export type { EdgeHooks, EdgeListenOptions };
 
 /**
  * The uWebSockets.js edge: turns each uWS request into a `GatewayRequest`

@@ -1,3 +1,5 @@
+import type WebSocket from 'ws';
+
 /** Close frames as RFC 6455 (7.4) allows them. */
 
 /** Codes a close frame may carry: not 1004-1006 or 1015 (reserved, or meaning "no frame"). */
@@ -9,4 +11,13 @@ export function sendable(code: number): boolean {
 export function shortReason(reason: string): string {
   const b = Buffer.from(reason);
   return b.byteLength <= 123 ? reason : b.subarray(0, 123).toString().replace(/\uFFFD+$/, '');
+}
+
+/** Closes the upstream's `ws` socket (no code: a close frame without one) unless it is closing already. */
+export function closeUpstream(up: WebSocket, code: number | null, reason: string): void {
+  if (up.readyState === up.CLOSING || up.readyState === up.CLOSED) return;
+  // A paused socket never reads the upstream's close frame: let it.
+  up.resume();
+  if (code === null) up.close();
+  else up.close(code, reason);
 }

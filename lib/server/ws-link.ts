@@ -3,7 +3,7 @@ import type { WebSocket as ClientSocket } from 'uWebSockets.js';
 import type WebSocket from 'ws';
 import { after, type Runtime } from '../runtime.ts';
 import type { WebSocketLimits } from './websocket-options.ts';
-import { sendable, shortReason } from './ws-close.ts';
+import { closeUpstream, sendable, shortReason } from './ws-close.ts';
 import type { ClientData, LinkEnd, LinkSummary } from './ws-types.ts';
 
 export type { ClientData, LinkEnd, LinkSummary };
@@ -74,7 +74,7 @@ export class WsLink {
   /** The client's upgrade never completed (it went away first): close the upstream. */
   abort(): void {
     if (this.done) return;
-    this.closeUpstream(1001, 'client went away');
+    closeUpstream(this.upstream, 1001, 'client went away');
     this.finish('aborted', 1006);
   }
 
@@ -96,7 +96,7 @@ export class WsLink {
   fromClient(data: ArrayBuffer, isBinary: boolean): void {
     if (this.done) return;
     if (data.byteLength > this.limits.maxMessageSize) {
-      this.closeUpstream(1001, 'client sent a message too big');
+      closeUpstream(this.upstream, 1001, 'client sent a message too big');
       this.endClient(1009, 'message too big', 'too-big');
       return;
     }
@@ -104,7 +104,7 @@ export class WsLink {
     this.messagesIn++;
     const upstream = this.upstream;
     if (upstream.bufferedAmount > this.limits.maxBuffered) {
-      this.closeUpstream(1008, 'slow consumer');
+      closeUpstream(this.upstream, 1008, 'slow consumer');
       this.endClient(1013, 'upstream too slow', 'slow-upstream');
       return;
     }
@@ -127,9 +127,9 @@ export class WsLink {
   clientClosed(code: number, message: ArrayBuffer): void {
     this.client = null;
     if (this.done) return;
-    if (sendable(code)) this.closeUpstream(code, shortReason(Buffer.from(message).toString()));
-    else if (code === 1005) this.closeUpstream(null, '');
-    else this.closeUpstream(1001, 'client went away');
+    if (sendable(code)) closeUpstream(this.upstream, code, shortReason(Buffer.from(message).toString()));
+    else if (code === 1005) closeUpstream(this.upstream, null, '');
+    else closeUpstream(this.upstream, 1001, 'client went away');
     this.finish('client', code);
   }
 
@@ -142,7 +142,7 @@ export class WsLink {
     this.messagesOut++;
     // Pausing stops reading, but what was already read still arrives: up to one message past the mark.
     if (client.getBufferedAmount() > this.limits.maxBuffered) {
-      this.closeUpstream(1013, 'client too slow');
+      closeUpstream(this.upstream, 1013, 'client too slow');
       this.endClient(1008, 'slow consumer', 'slow-client');
       return;
     }
@@ -168,7 +168,7 @@ export class WsLink {
     this.upstreamPaused = true;
     this.upstream.pause();
     this.armStall(() => {
-      this.closeUpstream(1013, 'client too slow');
+      closeUpstream(this.upstream, 1013, 'client too slow');
       this.endClient(1008, 'slow consumer', 'slow-client');
     });
   }
@@ -187,7 +187,7 @@ export class WsLink {
     this.clientPaused = true;
     client.pause();
     this.armStall(() => {
-      this.closeUpstream(1008, 'slow consumer');
+      closeUpstream(this.upstream, 1008, 'slow consumer');
       this.endClient(1013, 'upstream too slow', 'slow-upstream');
     });
   }
@@ -223,22 +223,13 @@ export class WsLink {
         this.idle = after(this.runtime, idleMs - quiet, check);
         return;
       }
-      this.closeUpstream(1001, 'idle timeout');
+      closeUpstream(this.upstream, 1001, 'idle timeout');
       this.endClient(1001, 'idle timeout', 'idle');
     };
     this.idle = after(this.runtime, idleMs, check);
   }
 
   // ---- closing ----
-
-  private closeUpstream(code: number | null, reason: string): void {
-    const up = this.upstream;
-    if (up.readyState === up.CLOSING || up.readyState === up.CLOSED) return;
-    // A paused socket never reads the upstream's close frame: let it.
-    up.resume();
-    if (code === null) up.close();
-    else up.close(code, reason);
-  }
 
   private endClient(code: number, reason: string, end: LinkEnd, upstreamCode = code): void {
     const client = this.client;

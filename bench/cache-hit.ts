@@ -14,22 +14,11 @@
  *
  *   node --import ./bin/loader/register.mjs bench/cache-hit.ts [--requests 20000] [--batches 10] [--rounds 3]
  */
-import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { Observable } from 'rxjs';
-import { SignJWT } from 'jose';
 import { BufferedBody } from '../lib/body.ts';
-import { compose } from '../lib/compose.ts';
-import { buildRoutes, type RouteBuildShared } from '../lib/config/build-routes.ts';
-import { stageRegistry } from '../lib/config/build.ts';
-import { parseConfig } from '../lib/config/load.ts';
-import { GatewayEvents } from '../lib/observe/events.ts';
-import { silentLogger } from '../lib/observe/log.ts';
-import { GatewayMetrics } from '../lib/observe/metrics.ts';
-import { observe } from '../lib/observe/wire.ts';
-import { Resources } from '../lib/resources/registry.ts';
-import { systemRuntime } from '../lib/runtime.ts';
 import type { BodySink, GatewayRequest, GatewayResponse, Handler } from '../lib/types.ts';
+import { authorization, benchConfig, benchRequest, routeHandler } from './route-harness.ts';
 
 const { values } = parseArgs({
   options: { requests: { type: 'string' }, batches: { type: 'string' }, rounds: { type: 'string' } },
@@ -37,11 +26,7 @@ const { values } = parseArgs({
 const N = Number(values.requests ?? 20_000);
 const BATCHES = Number(values.batches ?? 10);
 const ROUNDS = Number(values.rounds ?? 3);
-const secret = 'bench-secret-0123456789abcdef0123456789abcdef';
-const token = await new SignJWT({ sub: 'bench' }).setProtectedHeader({ alg: 'HS256' }).setExpirationTime('1h')
-  .sign(new TextEncoder().encode(secret));
-const text = readFileSync(new URL('./configs/full.yaml', import.meta.url), 'utf8');
-const config = parseConfig(text, 'full.yaml', { BENCH_UPSTREAM: 'http://127.0.0.1:1', BENCH_JWT_SECRET: secret });
+const config = benchConfig(new URL('./configs/full.yaml', import.meta.url), 'full.yaml');
 
 // What bench/upstream.ts answers (uWS adds its own `uwebsockets` header).
 const PAYLOAD = Buffer.alloc(1068, 0x20);
@@ -53,30 +38,11 @@ const terminal: Handler = () => new Observable<GatewayResponse>((s) => {
 
 /** The route's handler with only the stages `keep` accepts. */
 function build(keep: (stage: string) => boolean): Handler {
-  const events = new GatewayEvents();
-  const metrics = new GatewayMetrics({ defaultMetrics: false });
-  observe(events, metrics, silentLogger);
-  const shared: RouteBuildShared = {
-    logger: silentLogger, metrics, runtime: systemRuntime, resources: new Resources(), events,
-    stages: stageRegistry(),
-    pipeline: (ctx) => compose(...ctx.pipeline.filter(keep).map((n) => ctx.stage(n)))(terminal),
-  };
-  return buildRoutes(config, shared).routes[0]!.handler;
+  return routeHandler(config, keep, terminal);
 }
 
-const NO_ORIGINS: readonly string[] = [];
-const NO_PARAMS = Object.freeze({}) as Record<string, string>;
-const authorization = `Bearer ${token}`;
-let counter = 0;
-function request(): GatewayRequest {
-  // The edge's literal, field for field (lib/server/edge.ts).
-  return {
-    id: `r${counter++}`, method: 'GET', path: '/item', query: '', normalizedPath: '/item', encodedSlash: false,
-    headers: { host: '127.0.0.1:8080', authorization },
-    remoteAddress: '127.0.0.1', protocol: 'http', body: null, params: NO_PARAMS, receivedAt: performance.now(),
-    locals: {}, attempt: { number: 1, tried: NO_ORIGINS, instance: null },
-  };
-}
+const HEADERS = { host: '127.0.0.1:8080', authorization };
+const request = (): GatewayRequest => benchRequest('/item', HEADERS);
 
 let bytes = 0;
 let failed: unknown = null;

@@ -19,21 +19,10 @@
  *   node --import ./bin/loader/register.mjs bench/policies-stages.ts [--mode later] [--requests 20000]
  *   node --expose-gc --min-semi-space-size=64 --max-semi-space-size=64 --import ./bin/loader/register.mjs bench/policies-stages.ts --alloc
  */
-import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { Observable, type Subscriber } from 'rxjs';
-import { SignJWT } from 'jose';
-import { compose } from '../lib/compose.ts';
-import { buildRoutes, type RouteBuildShared } from '../lib/config/build-routes.ts';
-import { stageRegistry } from '../lib/config/build.ts';
-import { parseConfig } from '../lib/config/load.ts';
-import { GatewayEvents } from '../lib/observe/events.ts';
-import { silentLogger } from '../lib/observe/log.ts';
-import { GatewayMetrics } from '../lib/observe/metrics.ts';
-import { observe } from '../lib/observe/wire.ts';
-import { Resources } from '../lib/resources/registry.ts';
-import { systemRuntime } from '../lib/runtime.ts';
 import type { GatewayRequest, GatewayResponse, Handler } from '../lib/types.ts';
+import { authorization, benchConfig, benchRequest, routeHandler } from './route-harness.ts';
 
 const { values } = parseArgs({
   options: {
@@ -46,11 +35,7 @@ const N = Number(values.requests ?? 20_000);
 const BATCHES = Number(values.batches ?? 15);
 const INFLIGHT = Number(values.inflight ?? 50);
 const ROUNDS = Number(values.rounds ?? 3);
-const secret = 'bench-secret-0123456789abcdef0123456789abcdef';
-const token = await new SignJWT({ sub: 'bench' }).setProtectedHeader({ alg: 'HS256' }).setExpirationTime('1h')
-  .sign(new TextEncoder().encode(secret));
-const text = readFileSync(values.config ?? new URL('./configs/policies.yaml', import.meta.url), 'utf8');
-const config = parseConfig(text, 'policies.yaml', { BENCH_UPSTREAM: 'http://127.0.0.1:1', BENCH_JWT_SECRET: secret });
+const config = benchConfig(values.config ?? new URL('./configs/policies.yaml', import.meta.url), 'policies.yaml');
 
 const resHeaders = ['content-type', 'application/json', 'content-length', '1068', 'date', 'Sun, 29 Nov 2026 04:00:00 GMT'];
 const pending: Array<Subscriber<GatewayResponse>> = [];
@@ -74,30 +59,11 @@ function flush(): void {
 /** The route's handler with `without` left out of its pipeline ('*': every stage; '=name': only that one). */
 function build(without: string | null): Handler {
   const keep = (n: string): boolean => without === null ? true : without === '*' ? false : without.startsWith('=') ? n === without.slice(1) : n !== without;
-  const events = new GatewayEvents();
-  const metrics = new GatewayMetrics({ defaultMetrics: false });
-  observe(events, metrics, silentLogger);
-  const shared: RouteBuildShared = {
-    logger: silentLogger, metrics, runtime: systemRuntime, resources: new Resources(), events,
-    stages: stageRegistry(),
-    pipeline: (ctx) => compose(...ctx.pipeline.filter(keep).map((n) => ctx.stage(n)))(terminal),
-  };
-  return buildRoutes(config, shared).routes[0]!.handler;
+  return routeHandler(config, keep, terminal);
 }
 
-const NO_ORIGINS: readonly string[] = [];
-const NO_PARAMS = Object.freeze({}) as Record<string, string>;
-const authorization = `Bearer ${token}`;
-let counter = 0;
-function request(): GatewayRequest {
-  // The edge's literal, field for field (lib/server/edge.ts).
-  return {
-    id: `r${counter++}`, method: 'GET', path: '/bench', query: '', normalizedPath: '/bench', encodedSlash: false,
-    headers: { host: 'gateway', authorization, 'user-agent': 'wrk' },
-    remoteAddress: '127.0.0.1', protocol: 'http', body: null, params: NO_PARAMS, receivedAt: performance.now(),
-    locals: {}, attempt: { number: 1, tried: NO_ORIGINS, instance: null },
-  };
-}
+const HEADERS = { host: 'gateway', authorization, 'user-agent': 'wrk' };
+const request = (): GatewayRequest => benchRequest('/bench', HEADERS);
 
 let done = 0;
 let failed: unknown = null;

@@ -5,7 +5,7 @@ import type { TLSSocket } from 'node:tls';
 import { request } from 'undici';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Gateway } from '../../lib/gateway.ts';
-import { makeCa, pemFolder, type Ca, type Issued } from '../support/certs.ts';
+import { mutualTls, type Ca, type Issued, type MutualTls } from '../support/certs.ts';
 import { startGatewayFromYaml } from '../support/servers.ts';
 
 /**
@@ -18,19 +18,13 @@ let serverCa: Ca;
 let clientCa: Ca;
 let server: Issued;
 let client: Issued;
-let files: ReturnType<typeof pemFolder>;
-const paths: Record<string, string> = {};
+let files: MutualTls['files'];
+let paths: MutualTls['paths'] & { clientKeyEncrypted: string };
 
 beforeAll(async () => {
-  serverCa = await makeCa('upstream CA');
-  clientCa = await makeCa('gateway client CA');
-  server = await serverCa.issue('api.internal', { names: ['api.internal'] });
-  client = await clientCa.issue('rxgate-gateway', { client: true });
-  files = pemFolder();
-  paths.serverCa = files.write('server-ca.crt', serverCa.cert);
-  paths.clientCert = files.write('client.crt', client.cert);
-  paths.clientKey = files.write('client.key', client.key);
-  paths.clientKeyEncrypted = files.write('client-enc.key', createPrivateKey(client.key).export({ type: 'pkcs8', format: 'pem', cipher: 'aes-256-cbc', passphrase: 'sesame' }) as string);
+  const tls = await mutualTls('api.internal');
+  ({ serverCa, clientCa, server, client, files } = tls);
+  paths = { ...tls.paths, clientKeyEncrypted: files.write('client-enc.key', createPrivateKey(client.key).export({ type: 'pkcs8', format: 'pem', cipher: 'aes-256-cbc', passphrase: 'sesame' }) as string) };
 });
 afterAll(() => files.remove());
 

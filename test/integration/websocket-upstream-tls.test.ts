@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import WebSocket, { WebSocketServer } from 'ws';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { makeCa, pemFolder, type Ca, type Issued } from '../support/certs.ts';
+import { mutualTls, type Ca, type Issued, type MutualTls } from '../support/certs.ts';
 import { startGatewayFromYaml } from '../support/servers.ts';
 import { connect, wsUrl } from '../support/ws.ts';
 
@@ -15,11 +15,9 @@ import { connect, wsUrl } from '../support/ws.ts';
  */
 
 let serverCa: Ca;
-let clientCa: Ca;
 let server: Issued;
-let client: Issued;
-let files: ReturnType<typeof pemFolder>;
-const paths: Record<string, string> = {};
+let files: MutualTls['files'];
+let paths: MutualTls['paths'];
 
 let upstream: Server;
 let port = 0;
@@ -28,15 +26,9 @@ let accepted: string[] = [];
 const cleanups: Array<() => Promise<void> | void> = [];
 
 beforeAll(async () => {
-  serverCa = await makeCa('upstream CA');
-  clientCa = await makeCa('gateway client CA');
-  server = await serverCa.issue('chat.internal', { names: ['chat.internal'] });
-  client = await clientCa.issue('rxgate-gateway', { client: true });
-  files = pemFolder();
-  paths.serverCa = files.write('server-ca.crt', serverCa.cert);
-  paths.clientCert = files.write('client.crt', client.cert);
-  paths.clientKey = files.write('client.key', client.key);
-  upstream = createServer({ cert: server.cert, key: server.key, ca: clientCa.cert, requestCert: true, rejectUnauthorized: true });
+  const tls = await mutualTls('chat.internal');
+  ({ serverCa, server, files, paths } = tls);
+  upstream = createServer({ cert: server.cert, key: server.key, ca: tls.clientCa.cert, requestCert: true, rejectUnauthorized: true });
   const wss = new WebSocketServer({ server: upstream });
   wss.on('connection', (ws, req) => {
     const cn = (req.socket as TLSSocket).getPeerCertificate().subject?.CN;

@@ -105,3 +105,29 @@ export function pemFolder(): { readonly dir: string; write(name: string, text: s
     remove: () => rmSync(dir, { recursive: true, force: true }),
   };
 }
+
+/** An upstream with mutual TLS: its CA and certificate for `name`, the gateway's client CA and certificate, and their PEM files. */
+export interface MutualTls {
+  serverCa: Ca;
+  clientCa: Ca;
+  server: Issued;
+  client: Issued;
+  files: ReturnType<typeof pemFolder>;
+  /** `serverCa`, `clientCert`, `clientKey`: the PEM files a service's `tls` names. */
+  paths: { serverCa: string; clientCert: string; clientKey: string };
+}
+
+/** Makes the certificates of an mTLS upstream serving `name` and writes the gateway's side to a PEM folder (`files.remove()` when done). */
+export async function mutualTls(name: string): Promise<MutualTls> {
+  const serverCa = await makeCa('upstream CA');
+  const clientCa = await makeCa('gateway client CA');
+  const server = await serverCa.issue(name, { names: [name] });
+  const client = await clientCa.issue('rxgate-gateway', { client: true });
+  const files = pemFolder();
+  const paths = {
+    serverCa: files.write('server-ca.crt', serverCa.cert),
+    clientCert: files.write('client.crt', client.cert),
+    clientKey: files.write('client.key', client.key),
+  };
+  return { serverCa, clientCa, server, client, files, paths };
+}

@@ -151,7 +151,7 @@ function routeContext(base: ContextBase, stages: StageRegistry): RouteContext {
       if (route.websocket === undefined || route.websocket === false) return http;
       return websocketForward(base.service, http, {
         route: ctx.routeName, limits: websocketLimits(defined(route.websocket), `route ${ctx.routeName}`), runtime: base.runtime,
-        preserveHost: route.preserveHost ?? false, tls: defined({ tlsVerify: serviceConfig.tlsVerify, tlsCa: serviceConfig.tlsCa, tls: serviceConfig.tls }), events: base.events,
+        preserveHost: route.preserveHost ?? false, events: base.events,
       });
     },
   };

@@ -7,7 +7,6 @@ import { after, type Runtime } from '../runtime.ts';
 import type { GatewayRequest, GatewayResponse, Handler } from '../types.ts';
 import type { Service } from '../upstream/service.ts';
 import { upstreamHeaders } from '../upstream/upstream-headers.ts';
-import { upstreamTlsConnector, type UpstreamTlsKeys } from '../upstream/upstream-tls.ts';
 import type { Upstream } from '../upstream/upstream.ts';
 import type { WebSocketLimits } from './websocket-options.ts';
 import { WsLink } from './ws-link.ts';
@@ -37,8 +36,6 @@ export interface WebSocketForwardOptions {
   limits: WebSocketLimits;
   runtime: Runtime;
   preserveHost?: boolean | string;
-  /** The service's TLS keys for `wss://` upstreams (`tls`: CA, client certificate, SNI name, pins; or the older `tlsVerify`/`tlsCa`), as its https pools use them. @default verify against Node's roots */
-  tls?: UpstreamTlsKeys;
   events?: GatewayEvents | null;
 }
 
@@ -56,8 +53,6 @@ export function websocketForward(service: Service, http: Handler, options: WebSo
   const { route, limits, runtime } = options;
   const preserveHost = options.preserveHost ?? false;
   const events = options.events ?? null;
-  // Files read and checked now (a bad path is a TypeError at build time); used for https instances only.
-  const tlsConnect = upstreamTlsConnector(service.name, options.tls ?? {});
   let open = 0;
 
   const connect = (req: GatewayRequest, upstream: Upstream): Observable<GatewayResponse> =>
@@ -91,7 +86,7 @@ export function websocketForward(service: Service, http: Handler, options: WebSo
           maxPayload: limits.maxMessageSize,
           perMessageDeflate: false,
           followRedirects: false,
-          // wss: the connection is already made, verified and pinned (upstreamTlsConnector).
+          // wss: the connection is already made, verified and pinned by the service's TLS (upstream-tls.ts).
           ...(tlsSocket !== null ? { createConnection: () => tlsSocket } : {}),
         });
         ws.on('error', fail);
@@ -112,7 +107,7 @@ export function websocketForward(service: Service, http: Handler, options: WebSo
       else {
         const target = new URL(upstream.origin);
         const timer = after(runtime, limits.connectTimeoutMs, () => fail(new Error(`TLS connection timed out after ${limits.connectTimeoutMs} ms`)));
-        tlsConnect({ hostname: target.hostname, host: target.host, protocol: 'https:', port: target.port || '443', servername: null } as never, (err, tlsSocket) => {
+        service.tlsConnector({ hostname: target.hostname, host: target.host, protocol: 'https:', port: target.port || '443', servername: null } as never, (err, tlsSocket) => {
           timer.unsubscribe();
           if (err !== null) fail(err);
           else if (settled) tlsSocket.destroy();

@@ -12,7 +12,7 @@ import { OutlierTracker, type OutlierConfig } from './outlier.ts';
 import { startProbes } from './probe.ts';
 import { serviceDefaults, type ServiceOptions, type UpstreamSpec } from './service-options.ts';
 import { Upstream, type UpstreamSettings } from './upstream.ts';
-import { upstreamConnect } from './upstream-tls.ts';
+import { upstreamConnect, type UpstreamTls } from './upstream-tls.ts';
 
 export { Upstream };
 
@@ -39,6 +39,8 @@ export class Service {
   /** 1 for each status that is a strike towards ejection (`ejectOnStatuses`). */
   readonly strikeStatus = new Uint8Array(600);
   private readonly settings: Omit<UpstreamSettings, 'health' | 'outlier' | 'weight' | 'id'>;
+  /** The service's TLS as a connector, for `wss://` instances of a websocket route (ws-connect.ts). */
+  readonly tlsConnector: UpstreamTls['connector'];
   private readonly outlierConfig: OutlierConfig;
   private readonly maxEjectionPercent: number;
   private readonly healthOptions: HealthOptions;
@@ -73,7 +75,9 @@ export class Service {
     this.events = options.events ?? null;
     this.healthOptions = options.health ?? {};
     new HealthTracker(this.healthOptions); // bad thresholds throw here
-    this.settings = { connections: o.connections, keepAliveMs, timeoutMs, connect: upstreamConnect(name, options) };
+    const tls = upstreamConnect(name, options);
+    this.tlsConnector = tls.connector;
+    this.settings = { connections: o.connections, keepAliveMs, timeoutMs, connect: tls.connect };
     this.balancerName = options.balancer ?? (options.upstreams.length > 1 || discovery.length > 0 ? 'p2c-ewma' : 'round-robin');
     const factory = balancerFactory(this.balancerName);
     if (factory === undefined) throw new TypeError(`service ${name} balancer: unknown balancer ${JSON.stringify(this.balancerName)} (known: ${balancerNames().join(', ')})`);

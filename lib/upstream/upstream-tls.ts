@@ -25,19 +25,22 @@ export interface UpstreamTlsKeys {
  * when `rejectUnauthorized` is on, and pinning a self-signed upstream is a
  * reason to pin.
  */
-export function upstreamConnect(service: string, keys: UpstreamTlsKeys): UpstreamConnect {
+export function upstreamConnect(service: string, keys: UpstreamTlsKeys): UpstreamTls {
   const tls = resolveTls(service, keys);
-  if (tls.pins === null && tls.servername === undefined) return tls.options;
-  return pinnedConnector(service, tls);
+  const pinned = pinnedConnector(service, tls);
+  return { connect: tls.pins === null && tls.servername === undefined ? tls.options : pinned, connector: pinned };
 }
 
-/**
- * A connector for the service's `wss://` upstreams (`ws` opens its own
- * sockets): the same CA, client certificate, SNI name and pins as its
- * https pools, the connection made and checked before any byte is sent.
- */
-export function upstreamTlsConnector(service: string, keys: UpstreamTlsKeys): buildConnector.connector {
-  return pinnedConnector(service, resolveTls(service, keys));
+/** A service's TLS, read once: what its https pools get, and the same as a connector for its `wss://` upstreams. */
+export interface UpstreamTls {
+  /** undici's `connect` for the pools. */
+  connect: UpstreamConnect;
+  /**
+   * A connector with the same CA, client certificate, SNI name and pins, for
+   * `ws`, which opens its own sockets: the connection is made and checked
+   * before any byte is sent.
+   */
+  connector: buildConnector.connector;
 }
 
 interface ResolvedTls {

@@ -8,7 +8,7 @@ export interface UpstreamSettings {
   connections: number;
   keepAliveMs: number;
   timeoutMs: number;
-  /** undici's `connect`: TLS options, or a connector checking pins (see `upstreamConnect`). */
+  /** undici's `connect`: TLS options, or a connector checking pins (see `upstreamConnect` in upstream-tls.ts). */
   connect: UpstreamConnect;
   health: HealthTracker;
   outlier: OutlierTracker;

@@ -107,8 +107,8 @@ export class Gateway {
   /** Uses these access-log and tracing hooks from the next request on (a reload's config may change them). */
   observe(observers: RequestObservers): void {
     this.onRequest = observers.onRequest;
-    if (observers.onFinish !== undefined) this.hooks.onFinish = observers.onFinish;
-    else delete this.hooks.onFinish;
+    // Assigned, never deleted: a deleted property would turn the per-request hooks object into a dictionary.
+    this.hooks.onFinish = observers.onFinish;
   }
 
   /** Routes one request and runs its route's pipeline. */

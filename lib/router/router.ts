@@ -27,7 +27,7 @@ export interface RouteMatch<T> {
 const enum Kind { Wild = 1, Param = 2, Static = 3 }
 
 /** The `params` of a route without `:params` (shared, so frozen). */
-const NO_PARAMS: Record<string, string> = Object.freeze({});
+export const NO_PARAMS: Record<string, string> = Object.freeze({});
 
 interface Segment {
   kind: Kind;

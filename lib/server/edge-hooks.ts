@@ -26,7 +26,7 @@ export interface EdgeHooks {
    * gone, or connection dropped), for the access log and the server span.
    * `kind`: 0 finished, 1 the client went away, 2 dropped mid-response.
    */
-  onFinish?(req: GatewayRequest, status: number, bytesIn: number, bytesOut: number, kind: 0 | 1 | 2): void;
+  onFinish?: ((req: GatewayRequest, status: number, bytesIn: number, bytesOut: number, kind: 0 | 1 | 2) => void) | undefined;
   /** Extra GET endpoints (`/__rxgate/health`, `/__rxgate/metrics`). */
   endpoints?: Record<string, () => Promise<{ contentType: string; body: string }> | { contentType: string; body: string }>;
   logger: Logger;

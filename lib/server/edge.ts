@@ -3,6 +3,7 @@ import type { HttpRequest, HttpResponse, TemplatedApp, us_listen_socket, us_sock
 import { BadRequestError, toGatewayError } from '../errors.ts';
 import { NON_ASCII } from '../headers.ts';
 import { normalizePath } from '../router/normalize.ts';
+import { NO_PARAMS } from '../router/router.ts';
 import { readHead } from './head-rules.ts';
 import { admit } from './limits.ts';
 import type { GatewayRequest } from '../types.ts';
@@ -18,8 +19,6 @@ import { websocketBehavior } from './websocket.ts';
 
 /** Attempt 1 has tried nothing yet (shared: it is never written to). */
 const NO_ORIGINS: readonly string[] = [];
-/** `params` until a route with `:params` matches (shared, so frozen). */
-const NO_PARAMS: Record<string, string> = Object.freeze({});
 
 export type { EdgeHooks, EdgeListenOptions };
 

@@ -49,7 +49,6 @@ export function limitsFromConfig(config: LimitsConfig = {}, trustedProxies?: rea
 }
 
 /** The `UWS_HTTP_MAX_HEADERS_SIZE` uws.ts sets before the native module loads: `maxHeaderBytes` of the limits built last before that (the first gateway's). */
-export { uwsHeadersSize } from './uws-head-size.ts';
 
 /**
  * The edge's limits (`limits:` in YAML), built once: the head and target

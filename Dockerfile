@@ -34,6 +34,8 @@ COPY --from=build /app/dist ./dist
 COPY --from=build /app/package.json ./package.json
 COPY bin ./bin
 COPY examples/demo.yaml ./examples/demo.yaml
+# The admin page's HTML (lib/admin/page.ts reads it from lib/, as the npm package ships it).
+COPY lib/admin/page.html ./lib/admin/page.html
 COPY deploy/rxgate.yaml /etc/rxgate/rxgate.yaml
 # The image's own `node` user (uid 1000): never root.
 USER node

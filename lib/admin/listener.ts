@@ -23,11 +23,13 @@ export function gatewaySource(gateway: Gateway, reload: (() => Promise<ReloadRes
 }
 
 const JSON_TYPE = 'application/json';
+const LIVE: AdminAnswer = { status: 200, contentType: JSON_TYPE, body: '{"status":"ok"}' };
 
 /**
  * The admin listener's own paths: `GET /metrics` (Prometheus text),
  * `GET /health` (the aggregated health JSON, 200 or 503), `GET /ready` (200
- * while serving, 503 before listening and once draining) and `POST /reload`
+ * while serving, 503 before listening and once draining), `GET /live` (200
+ * whenever the process answers at all: for liveness probes, no work) and `POST /reload`
  * (200 applied, 422 refused with the key path). Keys are `METHOD /path`.
  */
 export function adminRoutes(source: AdminSource): Record<string, AdminHandler> {
@@ -44,6 +46,7 @@ export function adminRoutes(source: AdminSource): Record<string, AdminHandler> {
       const state = source.state();
       return { status: state === 'serving' ? 200 : 503, contentType: JSON_TYPE, body: JSON.stringify({ status: state === 'serving' ? 'ready' : state }) };
     },
+    'GET /live': () => LIVE,
     'POST /reload': async () => {
       if (source.reload === null) return { status: 409, contentType: JSON_TYPE, body: '{"outcome":"refused","message":"started without a config file: nothing to reload"}' };
       const result = await source.reload();

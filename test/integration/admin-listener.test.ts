@@ -115,6 +115,10 @@ routes:
     const draining = await get(`${gw.admin}/ready`);
     expect(draining.status).toBe(503);
     expect(JSON.parse(draining.body)).toEqual({ status: 'draining' });
+    // Liveness is not readiness: a draining gateway is alive.
+    const live = await get(`${gw.admin}/live`);
+    expect(live.status).toBe(200);
+    expect(JSON.parse(live.body)).toEqual({ status: 'ok' });
   });
 
   it('reloads on POST /reload: 200 applied, 422 with the key path when the new config is refused', async () => {

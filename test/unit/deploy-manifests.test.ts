@@ -75,7 +75,7 @@ const gatewayYaml = parseYaml(read('deploy/rxgate.yaml')) as {
   listen: { port: number }; admin: { port: number }; drain: { timeout: string }; reload: { watch: boolean }; redis: { url: string };
 };
 
-type DeploymentShape = { spec: { replicas: number; selector: { matchLabels: Record<string, string> }; template: { metadata: { labels: Record<string, string> }; spec: IPodSpec } } };
+type DeploymentShape = { spec: { replicas?: number; selector: { matchLabels: Record<string, string> }; template: { metadata: { labels: Record<string, string> }; spec: IPodSpec } } };
 
 const gateway = one<DeploymentShape>('Deployment', 'rxgate');
 const pod = gateway.spec.template.spec;
@@ -118,7 +118,7 @@ describe('Kubernetes manifests (deploy/)', () => {
     expect(live?.port).toBe('admin');
     // /ready is 503 while draining and /health is 503 when upstreams are down: neither may restart a gateway.
     expect(['/ready', '/health']).not.toContain(live?.path);
-    expect(live?.path).toMatch(/^\/[a-z]+$/);
+    expect(live?.path).toBe('/live');
   });
 
   it('gives the pod a termination grace period longer than the preStop pause plus drain.timeout', () => {
@@ -157,6 +157,8 @@ describe('Kubernetes manifests (deploy/)', () => {
     expect(hpa.spec.metrics.map((m) => m.resource?.name)).toEqual(['cpu']);
     expect(hpa.spec.minReplicas).toBeGreaterThanOrEqual(2);
     expect(hpa.spec.maxReplicas).toBeGreaterThan(hpa.spec.minReplicas);
+    // The autoscaler owns the count: a replicas field would reset it on every apply.
+    expect(gateway.spec.replicas).toBeUndefined();
     const pdb = one<{ spec: { maxUnavailable: number; selector: { matchLabels: Record<string, string> } } }>('PodDisruptionBudget', 'rxgate');
     expect(pdb.spec.maxUnavailable).toBeLessThan(hpa.spec.minReplicas);
     expect(gateway.spec.template.metadata.labels).toMatchObject(pdb.spec.selector.matchLabels);
@@ -241,6 +243,15 @@ describe('Dockerfile', () => {
     }
     // What must stay out of the context.
     for (const path of ['node_modules', 'dist', '.git', 'test/fixtures/upstream-key.pem', 'README.md']) expect(isIgnored(path), path).toBe(true);
+  });
+
+  it('the runtime stage has every file the npm package ships for running (package.json "files"), at the same path', () => {
+    const dests = ops(runtime, 'COPY').map((c) => c.split(/\s+/).at(-1)!.replace(/^\.\//, ''));
+    const files = (JSON.parse(read('package.json')) as { files: string[] }).files
+      // Negations, and what only readers of the package use.
+      .filter((f) => !f.startsWith('!') && f !== 'README.md' && f !== 'rxgate.schema.json');
+    expect(files).toContain('lib/admin/page.html');
+    for (const f of files) expect(dests, f).toContain(f);
   });
 
   it('has a HEALTHCHECK whose node fetch of /ready exits 0 on 200 and 1 on 503 or no answer', async () => {

@@ -1,4 +1,4 @@
-import { config, firstValueFrom, map, Observable, of, Subscriber, Subscription, UnsubscriptionError, type Observer } from 'rxjs';
+import { config, firstValueFrom, map, Observable, of, Subscriber, Subscription, UnsubscriptionError, type Observer, type TeardownLogic } from 'rxjs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { InnerSubscriber, StageCall, stageHandler, subscribeNext, type Startable } from '../../lib/subscriber.ts';
 import type { GatewayRequest, GatewayResponse, Handler } from '../../lib/types.ts';
@@ -98,7 +98,13 @@ describe('StageCall', () => {
     const seen: string[] = [];
     new StageCall(echo, 'z', '.').subscribe(new Subscriber<string>({ next: (v: string) => seen.push(v), error: () => {}, complete: () => {} }));
     expect(seen).toEqual(['z.']);
-    expect(() => of(1).subscribe()).not.toThrow();
+    // What only RxJS's own path does in that mode: a throw in the body, with
+    // no error handler downstream, is rethrown from subscribe. (The direct
+    // path would hand it to the subscriber, and this mode would drop it.)
+    let downstream: Subscriber<unknown> | null = null;
+    new Observable<unknown>((s) => { downstream = s; }).subscribe({ next: () => {} });
+    const boom = (): TeardownLogic => { throw new Error('boom'); };
+    expect(() => new StageCall(boom, null, null).subscribe(downstream!)).toThrow('boom');
   });
 });
 

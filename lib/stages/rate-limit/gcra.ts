@@ -45,31 +45,6 @@ export interface RateLimitResult {
   readonly retryAfterMs: number;
 }
 
-/** One GCRA step, before it is turned into a `RateLimitResult`. */
-export interface GcraStep {
-  readonly allowed: boolean;
-  /** The TAT to store (unchanged when refused). */
-  readonly tat: number;
-  /** TAT − now after this step, µs. */
-  readonly aheadUs: number;
-  /** µs until a request would be admitted (0 when admitted). */
-  readonly retryAfterUs: number;
-}
-
-/**
- * One check at `nowUs` against the stored TAT (`undefined` for a fresh key).
- * Pure: the caller stores `tat` when `allowed`.
- */
-export function gcra(storedTat: number | undefined, nowUs: number, rule: GcraRule): GcraStep {
-  const tat = storedTat === undefined || storedTat < nowUs ? nowUs : storedTat;
-  const next = tat + rule.emissionUs;
-  const ahead = next - nowUs;
-  if (ahead > rule.toleranceUs) {
-    return { allowed: false, tat, aheadUs: tat - nowUs, retryAfterUs: ahead - rule.toleranceUs };
-  }
-  return { allowed: true, tat: next, aheadUs: ahead, retryAfterUs: 0 };
-}
-
 /** The public result of a step (the Redis script returns the same three numbers). */
 export function gcraResult(rule: GcraRule, allowed: boolean, aheadUs: number, retryAfterUs: number): RateLimitResult {
   const free = allowed ? Math.floor((rule.toleranceUs - aheadUs) / rule.emissionUs) : 0;

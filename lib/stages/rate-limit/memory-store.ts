@@ -62,9 +62,10 @@ export class MemoryRateLimitStore implements RateLimitStore {
     // The sweep leaves the key being checked alone: with that key the only
     // one held (one busy client, a per-route key) it has nothing to do, and
     // skipping it saves the Map iterator it would make.
-    if (tats.size !== 1 || !tats.has(key)) this.sweep(now, key);
-    // gcra() inlined: no step object per check (the same arithmetic).
     const stored = tats.get(key);
+    if (tats.size !== 1 || stored === undefined) this.sweep(now, key);
+    // One GCRA step (the Redis script does the same arithmetic): the stored
+    // TAT, or now for a fresh or idle key, advanced by one emission interval.
     const tat = stored === undefined || stored < now ? now : stored;
     const next = tat + rule.emissionUs;
     const ahead = next - now;

@@ -8,7 +8,7 @@ import type { Clock } from '../../types.ts';
 import { createRedisClient, type RedisClient } from '../../resources/redis-client.ts';
 
 /**
- * GCRA in one atomic round trip (the same step as `gcra.ts`).
+ * GCRA in one atomic round trip (the same step as `MemoryRateLimitStore.consume`).
  * Time comes from the Redis server's TIME, so gateway instances with skewed
  * clocks still agree; ARGV[3] overrides it for tests only. Returns
  * {allowed, TAT − now, retry-after}, all in µs.

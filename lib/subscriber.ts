@@ -146,18 +146,7 @@ export class StageCall<T, A, B> extends Observable<T> {
   }
 
   override subscribe(observerOrNext?: Partial<Observer<T>> | ((value: T) => void) | null): Subscription {
-    if (arguments.length === 1 && observerOrNext instanceof Subscription && isObserver(observerOrNext) && !config.useDeprecatedSynchronousErrorHandling) {
-      const subscriber = observerOrNext as unknown as Subscriber<T>;
-      let teardown: TeardownLogic;
-      try {
-        teardown = this.body(this.a, this.b, subscriber);
-      } catch (err) {
-        subscriber.error(err);
-        return subscriber;
-      }
-      if (teardown !== undefined && teardown !== null) subscriber.add(teardown);
-      return subscriber;
-    }
+    if (arguments.length === 1 && direct(observerOrNext)) return run(this.body, this.a, this.b, observerOrNext as unknown as Subscriber<T>);
     // eslint-disable-next-line prefer-rest-params
     return (super.subscribe as (...args: unknown[]) => Subscription).apply(this, arguments as unknown as unknown[]);
   }
@@ -171,6 +160,24 @@ export class StageCall<T, A, B> extends Observable<T> {
 function isObserver(x: object): boolean {
   const o = x as Partial<Observer<unknown>>;
   return typeof o.next === 'function' && typeof o.error === 'function' && typeof o.complete === 'function';
+}
+
+/** A subscriber a stage's body may run on directly (not RxJS's deprecated synchronous error mode). */
+function direct(x: unknown): boolean {
+  return x instanceof Subscription && isObserver(x) && !config.useDeprecatedSynchronousErrorHandling;
+}
+
+/** Runs `body` on `subscriber` as RxJS runs a subscribe function: a throw is its error, what it returns is torn down with it. */
+function run<T, A, B>(body: (a: A, b: B, subscriber: Subscriber<T>) => TeardownLogic, a: A, b: B, subscriber: Subscriber<T>): Subscriber<T> {
+  let teardown: TeardownLogic;
+  try {
+    teardown = body(a, b, subscriber);
+  } catch (err) {
+    subscriber.error(err);
+    return subscriber;
+  }
+  if (teardown !== undefined && teardown !== null) subscriber.add(teardown);
+  return subscriber;
 }
 
 /**
@@ -215,19 +222,7 @@ export function stageHandler(
     },
   }[name]! as Handler & Startable;
   handler.start = function startStage(req, observer) {
-    if (!(observer instanceof Subscription) || !isObserver(observer) || config.useDeprecatedSynchronousErrorHandling) {
-      return handler(req).subscribe(observer);
-    }
-    const subscriber = observer as unknown as Subscriber<GatewayResponse>;
-    let teardown: TeardownLogic;
-    try {
-      teardown = body(next, req, subscriber);
-    } catch (err) {
-      subscriber.error(err);
-      return subscriber;
-    }
-    if (teardown !== undefined && teardown !== null) subscriber.add(teardown);
-    return subscriber;
+    return direct(observer) ? run(body, next, req, observer as unknown as Subscriber<GatewayResponse>) : handler(req).subscribe(observer);
   };
   return handler;
 }

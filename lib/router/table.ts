@@ -2,6 +2,7 @@ import { throwError, type Observable, type Observer, type Unsubscribable } from 
 import { BadRequestError } from '../errors.ts';
 import type { GatewayRequest, GatewayResponse, Handler } from '../types.ts';
 import { Router, type RouteRewrite } from './router.ts';
+import type { Startable } from '../subscriber.ts';
 
 /** A route in code form: where it matches and the pipeline it runs. */
 export interface GatewayRoute {
@@ -85,9 +86,4 @@ export class RouteTable {
     if (route.rewrite !== null) req.path = route.rewrite(req.path);
     return route.value.handler;
   }
-}
-
-/** A handler that starts without its Observable (`forward`'s StartableHandler, seen from here). */
-interface Startable {
-  start(req: GatewayRequest, observer: Observer<GatewayResponse>): Unsubscribable | null;
 }

@@ -1,5 +1,5 @@
 import { performance } from 'node:perf_hooks';
-import { Observable, throwError, type Observer, type Unsubscribable } from 'rxjs';
+import { Observable, throwError, type Observer } from 'rxjs';
 import { NoHealthyUpstreamError } from '../errors.ts';
 import type { GatewayEvents } from '../observe/events.ts';
 import type { GatewayRequest, GatewayResponse, Handler } from '../types.ts';
@@ -7,6 +7,7 @@ import { Exchange, requestBody } from './exchange.ts';
 import type { Service } from './service.ts';
 import { upstreamHeaders } from './upstream-headers.ts';
 import type { Upstream } from './upstream.ts';
+import type { Startable } from '../subscriber.ts';
 
 /**
  * A handler that can also run without building its Observable: what
@@ -16,9 +17,7 @@ import type { Upstream } from './upstream.ts';
  * route table uses it for a route whose pipeline is `forward` alone, so
  * such a request costs no Observable, no Subscriber and no closures.
  */
-export interface StartableHandler extends Handler {
-  start(req: GatewayRequest, observer: Observer<GatewayResponse>): Unsubscribable | null;
-}
+export type StartableHandler = Handler & Startable;
 
 export interface ForwardOptions {
   /**

@@ -1,4 +1,4 @@
-import { Observable, throwError, type Observer, type Subscriber, type Subscription } from 'rxjs';
+import { Observable, throwError, type Observer, type Subscriber, type Unsubscribable } from 'rxjs';
 import { RequestTimeoutError, TooManyInFlightError } from '../errors.ts';
 import type { GatewayRequest, GatewayResponse } from '../types.ts';
 import type { Exchange } from './connection.ts';
@@ -28,7 +28,7 @@ export function admit(hooks: EdgeHooks, req: GatewayRequest, exchange: Exchange)
       return undefined;
     }
     const running = new Admitted(limits, exchange, body, client, subscriber);
-    running.start(hooks.dispatch(req));
+    running.start(hooks, req);
     return running;
   });
 }
@@ -41,19 +41,21 @@ export function admit(hooks: EdgeHooks, req: GatewayRequest, exchange: Exchange)
  */
 class Admitted implements Observer<GatewayResponse> {
   private answered = false;
-  private inner: Subscription | null = null;
+  private inner: Unsubscribable | null = null;
 
   constructor(
     private readonly limits: EdgeLimits, private readonly exchange: Exchange, private readonly body: RequestBody | null,
     private readonly client: string | null, private readonly subscriber: Subscriber<GatewayResponse>,
   ) {}
 
-  start(response$: Observable<GatewayResponse>): void {
+  /** Runs the pipeline with this as its observer: through `hooks.start` where the gateway has it (no route Observable built), else subscribed. */
+  start(hooks: EdgeHooks, req: GatewayRequest): void {
     if (this.body !== null) {
       this.body.owner = this;
       this.limits.watch(this.body);
     }
-    this.inner = response$.subscribe(this);
+    const start = hooks.start;
+    this.inner = start !== undefined ? start(req, this) : hooks.dispatch(req).subscribe(this);
   }
 
   next(response: GatewayResponse): void {

@@ -13,6 +13,7 @@ import { startWorkers } from './server/workers.ts';
 import { serve, type Served } from './lifecycle/serve.ts';
 import { handleSignals } from './lifecycle/signals.ts';
 import { serveWorkers } from './lifecycle/serve-workers.ts';
+import { ListenError } from './server/listen-error.ts';
 
 export const USAGE = `Usage: rxgate --config FILE [--port N] [--host H]
        rxgate --demo        (the bundled example with its demo upstreams)
@@ -194,9 +195,13 @@ export async function runCli(argv: string[], options: CliOptions = {}): Promise<
       process.stderr.write(`rxgate: invalid config ${file}: ${err.message}\n`);
       process.exit(2);
     }
-    // A port in use (public or admin listener): say which, no stack trace.
-    process.stderr.write(`rxgate: ${(err as Error).message}\n`);
-    process.exit(1);
+    // A port in use (public, redirect or admin listener): say which, no stack trace.
+    if (err instanceof ListenError) {
+      process.stderr.write(`rxgate: ${err.message}\n`);
+      process.exit(1);
+    }
+    // Anything else is a bug or an environment problem: its stack is what to report.
+    throw err;
   }
   const listened = served.port;
   if (args.demo === true) {

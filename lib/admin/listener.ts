@@ -5,6 +5,7 @@ import type { ReloadResult } from '../lifecycle/reload.ts';
 import type { HealthReport } from '../upstream/health-view.ts';
 import type { Logger } from '../observe/log.ts';
 import type { AdminAnswer, AdminHandler, AdminRequest } from './types.ts';
+import { ListenError } from '../server/listen-error.ts';
 
 /** What the admin listener's own paths read: one gateway, or (workers mode) the main thread's view of its workers. */
 export interface AdminSource {
@@ -90,7 +91,7 @@ export class AdminListener {
   listen(): Promise<number> {
     const { host, port } = this.options;
     return new Promise((resolve, reject) => {
-      const refused = (err: Error): void => reject(new Error(`rxgate admin listener could not listen on ${host}:${port}: ${err.message}`));
+      const refused = (err: Error): void => reject(new ListenError(`rxgate admin listener could not listen on ${host}:${port}: ${err.message}`));
       this.server.once('error', refused);
       this.server.listen(port, host, () => {
         this.server.off('error', refused);

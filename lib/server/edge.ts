@@ -16,6 +16,7 @@ import { listenRedirect, type RedirectListener } from './redirect-http.ts';
 import { closeApp, EdgeTls } from './tls.ts';
 import { loadUws } from './uws.ts';
 import { websocketBehavior } from './websocket.ts';
+import { ListenError } from './listen-error.ts';
 
 /** Attempt 1 has tried nothing yet (shared: it is never written to). */
 const NO_ORIGINS: readonly string[] = [];
@@ -80,7 +81,7 @@ export class Edge {
     return new Promise((resolve, reject) => {
       this.app.listen(host, port, (socket) => {
         if (socket === false) {
-          reject(new Error(`rxgate could not listen on ${host}:${port} (port in use or not permitted)`));
+          reject(new ListenError(`rxgate could not listen on ${host}:${port} (port in use or not permitted)`));
           return;
         }
         this.listenSocket = socket;

@@ -1,6 +1,7 @@
 import type { TemplatedApp, us_listen_socket } from 'uWebSockets.js';
 import { closeApp } from './tls.ts';
 import type { UwsModule } from './uws.ts';
+import { ListenError } from './listen-error.ts';
 
 /** `listen.redirectHttp`: a plain-HTTP listener that sends every request to the HTTPS one. */
 export interface RedirectHttpOptions {
@@ -56,7 +57,7 @@ export function listenRedirect(uws: UwsModule, host: string, options: RedirectHt
     app.listen(host, options.port, (socket) => {
       if (socket === false) {
         closeApp(app);
-        reject(new Error(`rxgate could not listen on ${host}:${options.port} for listen.redirectHttp (port in use or not permitted)`));
+        reject(new ListenError(`rxgate could not listen on ${host}:${options.port} for listen.redirectHttp (port in use or not permitted)`));
         return;
       }
       const listening: us_listen_socket = socket;

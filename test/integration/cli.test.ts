@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request } from 'undici';
@@ -80,6 +81,20 @@ routes:
     expect(port.stderr).toContain('--port must be a port number');
     expect(flag.code).toBe(2);
     expect(flag.stderr).toContain('Usage: rxgate');
+  });
+
+  it('exits with status 1 and one line, no stack, when the port is taken', async () => {
+    const taken = createServer();
+    await new Promise<void>((r) => taken.listen(0, '127.0.0.1', r));
+    const port = (taken.address() as AddressInfo).port;
+    try {
+      const res = await run(['--config', file('ok-taken.yaml', GOOD), '--host', '127.0.0.1', '--port', String(port)]);
+      expect(res.code).toBe(1);
+      expect(res.stderr).toContain(`rxgate: rxgate could not listen on 127.0.0.1:${port}`);
+      expect(res.stderr).not.toMatch(/\n\s+at /);
+    } finally {
+      taken.close();
+    }
   });
 
   it('prints usage for --help and exits 0', async () => {

@@ -86,6 +86,13 @@ export interface CliOptions {
    * their own gateway.
    */
   module?: string;
+  /**
+   * Called once the gateway serves, with what serves it and its full drain
+   * (the gateway, then the closers). A worker thread relays the main
+   * thread's reload and drain to these (worker-main.ts), which handles no
+   * signals itself.
+   */
+  onServed?: (served: Served, drain: () => Promise<unknown>) => void;
 }
 
 /**
@@ -211,5 +218,6 @@ export async function runCli(argv: string[], options: CliOptions = {}): Promise<
   const drain = (): Promise<unknown> => served.drain().then(() => Promise.all(closers.map((c) => c())));
   // In a worker thread the main thread decides: worker-main.ts relays its reload and drain.
   if (isMainThread) handleSignals({ drain, reload: () => served.reload('signal'), logger });
+  options.onServed?.(served, drain);
   return served.gateway;
 }

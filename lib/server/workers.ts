@@ -30,7 +30,7 @@ export interface WorkerReply {
 }
 
 /** What the main thread tells every worker. */
-export type WorkerCommand = 'reload' | 'drain' | 'stop';
+export type WorkerCommand = 'drain' | 'stop';
 
 /** The gateway's worker threads, seen as one gateway by the admin listener. */
 export interface WorkerPool extends AdminPageData {

@@ -19,6 +19,12 @@ export interface ReloaderOptions {
   load: () => GatewayConfig;
   /** Runs after a reload applied, with the new config (log level, drain timeout, the watcher). */
   onApplied?: (config: GatewayConfig) => void;
+  /**
+   * Runs before the gateway rebuilds for `config`, for what the rebuild
+   * reads (the log level decides whether routes get an access log); the
+   * function it returns undoes it when the reload is refused.
+   */
+  prepare?: (config: GatewayConfig) => (() => void) | undefined;
 }
 
 /** Keys a running gateway cannot take on: a change to them waits for a restart. */
@@ -47,10 +53,13 @@ export class Reloader {
     const { gateway } = this.options;
     const logger = gateway.logger;
     let next: GatewayConfig;
+    let undo: (() => void) | undefined;
     try {
       next = this.options.load();
+      undo = this.options.prepare?.(next);
       await gateway.reload(next);
     } catch (err) {
+      undo?.();
       const message = err instanceof ConfigError ? err.problems.join('; ') : `invalid config: ${(err as Error).message}`;
       if (!(err instanceof ConfigError) && !(err instanceof TypeError)) {
         logger.error({ trigger, err }, 'config reload failed; the old config keeps serving');

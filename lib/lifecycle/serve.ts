@@ -61,8 +61,15 @@ export async function serve(config: GatewayConfig, pipeline: PipelineFactory | n
   const reloader: Reloader = new Reloader({
     gateway, config,
     load: () => loadConfig(file, env, build.stages ?? []),
+    // Before the rebuild, which reads the level (an access log only where `info` is on).
+    prepare(next) {
+      const level = next.log?.level;
+      if (!ownLevel || level === undefined || level === logger.level) return undefined;
+      const before = logger.level;
+      logger.level = level;
+      return () => { logger.level = before; };
+    },
     onApplied(next) {
-      if (ownLevel && next.log?.level !== undefined) logger.level = next.log.level;
       if (JSON.stringify(next.reload) !== JSON.stringify(config.reload)) watchFor(next);
       config = next;
     },

@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Pool, request } from 'undici';
+import pino from 'pino';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../lib/config/load.ts';
 import { serve, type Served } from '../../lib/lifecycle/serve.ts';
@@ -231,5 +232,47 @@ describe('hot reload', () => {
     const applied = nextReload(gw);
     writeFileSync(file, good.replace('# generation 0', '# generation 1'));
     expect(await applied).toEqual({ outcome: 'applied', trigger: 'watch' });
+  });
+
+  it('applies a reloaded log.level before the routes are rebuilt: the access log follows it, and a refused reload keeps the old level', async () => {
+    const up = await answering('ok');
+    const file = join(dir, 'level.yaml');
+    const yaml = (level: string, extra = ''): string => `
+log: { level: ${level} }
+reload: { watch: false }
+services:
+  api: { upstreams: ["${up.url}"] ${extra} }
+routes:
+  - { path: /a, service: api }
+`;
+    const lines: string[] = [];
+    const logger = pino({ name: 'rxgate', level: 'warn' }, { write: (line: string) => void lines.push(line) });
+    writeFileSync(file, yaml('warn'));
+    const served = await serve(parseConfig(yaml('warn'), file), defaultPipeline, {
+      file, logger, metrics: new GatewayMetrics({ defaultMetrics: false }), host: '127.0.0.1', port: 0, resources: new Resources(),
+    });
+    cleanups.push(() => served.close());
+    const url = `http://127.0.0.1:${served.port}/a`;
+    const access = (): string[] => lines.filter((l) => l.includes('"msg":"access"'));
+    // A line is written on a turn after its answer: one more turn lets it happen.
+    const fetchA = async (): Promise<void> => {
+      await (await request(url)).body.text();
+      await new Promise((r) => setImmediate(r));
+    };
+    await fetchA();
+    expect(access()).toHaveLength(0);
+    writeFileSync(file, yaml('info'));
+    expect(await served.reload('admin')).toEqual({ outcome: 'applied' });
+    expect(logger.level).toBe('info');
+    await fetchA();
+    expect(access()).toHaveLength(1);
+    // Refused (a stage refuses its options): the level stays what it was.
+    writeFileSync(file, yaml('warn', ', timeout: -1s'));
+    expect((await served.reload('admin')).outcome).toBe('refused');
+    expect(logger.level).toBe('info');
+    writeFileSync(file, yaml('warn'));
+    expect(await served.reload('admin')).toEqual({ outcome: 'applied' });
+    await fetchA();
+    expect(access()).toHaveLength(1);
   });
 });

@@ -71,8 +71,8 @@ export class Reloader {
     }
     const stale = RESTART_KEYS.filter((k) => JSON.stringify(next[k]) !== JSON.stringify(this.config[k]));
     this.config = next;
-    // Certificates are re-read on every reload, changed or not (TLS helper's hook).
-    (gateway as { reloadTls?: () => unknown }).reloadTls?.();
+    // Certificates are re-read on every reload, changed or not.
+    gateway.reloadTls();
     this.options.onApplied?.(next);
     const message = stale.length === 0 ? undefined : `${stale.join(', ')} changed: that takes a restart`;
     if (message !== undefined) logger.warn({ trigger, keys: stale }, message);

@@ -5,6 +5,7 @@ import { MemoryCacheStore } from '../../lib/stages/cache/memory-store.ts';
 import type { StoragePlan } from '../../lib/stages/cache/policy.ts';
 import { StoreTee } from '../../lib/stages/cache/tee.ts';
 import { cache } from '../../lib/stages/cache/cache.ts';
+import { namespaced } from '../../lib/stages/cache/index.ts';
 import type { GatewayRequest, GatewayResponse } from '../../lib/types.ts';
 import { Observable, firstValueFrom } from 'rxjs';
 
@@ -79,5 +80,18 @@ describe('StoreTee: one copy per stored miss', () => {
     const entry = kept.find((k): k is CacheEntry => k.kind === 'entry')!;
     expect(entry.body!.chunks).toHaveLength(1);
     expect(entry.body!.chunks[0]!.buffer).not.toBe(socket.buffer);
+  });
+
+  it('the stage\'s per-service view of a store keeps copiesBodies (it dropped it: every stored miss was copied twice)', () => {
+    const store = new MemoryCacheStore({ clock: { now: () => 0 } });
+    const view = namespaced(store, 'svc');
+    expect(view.copiesBodies).toBe(true);
+    const keeper: CacheStore = { get: () => undefined, set: () => {} };
+    expect(namespaced(keeper, 'svc').copiesBodies).toBe(false);
+    const { chunks } = upstreamChunks();
+    const { entry } = tee(chunks, view.copiesBodies === true);
+    void view.set('k', entry!, 60_000);
+    expect(store.get('svc k')).toMatchObject({ kind: 'entry' });
+    expect(view.get('k')).toBe(store.get('svc k'));
   });
 });

@@ -25,8 +25,10 @@ RUN npm run build \
 
 # ---- runtime: node_modules (production only), dist/, bin/ and package.json
 FROM node:${NODE_VERSION}-bookworm-slim
-ENV NODE_ENV=production \
-    RXGATE_LOG_LEVEL=info
+# No RXGATE_LOG_LEVEL here: set, it overrides the config's log.level (at start
+# and on reload), so the image would ignore a mounted config's level. Unset, the
+# level is the config's, else info; `docker run -e RXGATE_LOG_LEVEL=debug` still wins.
+ENV NODE_ENV=production
 WORKDIR /app
 # Owned by root and not writable by the process: rxgate writes nothing to disk.
 COPY --from=build /app/node_modules ./node_modules

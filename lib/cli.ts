@@ -5,7 +5,7 @@ import { stageRegistry, type PipelineFactory } from './config/build.ts';
 import type { StageDefinition } from './stages/define.ts';
 import { ConfigError, loadConfig } from './config/load.ts';
 import type { Gateway } from './gateway.ts';
-import { createLogger } from './observe/log.ts';
+import { createLogger, logLevel } from './observe/log.ts';
 import { isMainThread } from 'node:worker_threads';
 import { z } from 'zod';
 import { configSchema } from './config/schema.ts';
@@ -27,7 +27,7 @@ export const USAGE = `Usage: rxgate --config FILE [--port N] [--host H]
       --demo          start demo upstreams on :3001-3003 and use examples/demo.yaml
   -h, --help          this text
 
-Environment: RXGATE_LOG_LEVEL (info), and any \${VAR:-default} the config uses.`;
+Environment: RXGATE_LOG_LEVEL (over the config's log.level; default info), and any \${VAR:-default} the config uses.`;
 
 // lib/cli.ts in a clone, dist/cli.js in the package: the root is one up from either.
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -159,7 +159,7 @@ export async function runCli(argv: string[], options: CliOptions = {}): Promise<
     return null;
   }
 
-  const logger = createLogger(config.log?.level);
+  const logger = createLogger(logLevel(config.log?.level));
   const closers: Array<() => Promise<void>> = [];
   const workers = args.workers !== undefined ? Number(args.workers) : config.workers ?? 1;
   if (!Number.isInteger(workers) || workers < 1) {

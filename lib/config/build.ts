@@ -1,7 +1,7 @@
 import { compose } from '../compose.ts';
 import { Gateway } from '../gateway.ts';
 import { GatewayEvents } from '../observe/events.ts';
-import { createLogger, type Logger } from '../observe/log.ts';
+import { createLogger, logLevel, type Logger } from '../observe/log.ts';
 import { GatewayMetrics } from '../observe/metrics.ts';
 import { observe } from '../observe/wire.ts';
 import { routeCatalog } from '../observe/catalog.ts';
@@ -55,7 +55,7 @@ export function stageRegistry(extra: readonly StageDefinition[] = []): StageRegi
  * resource registry, so what did not change carries over.
  */
 export function buildGateway(config: GatewayConfig, pipeline: PipelineFactory | null = null, options: BuildOptions = {}): Gateway {
-  const logger = options.logger ?? createLogger(config.log?.level);
+  const logger = options.logger ?? createLogger(logLevel(config.log?.level));
   const metrics = options.metrics ?? new GatewayMetrics();
   const resources = options.resources ?? new Resources();
   const events = new GatewayEvents();

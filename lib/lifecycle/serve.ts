@@ -6,7 +6,7 @@ import { loadConfig } from '../config/load.ts';
 import type { GatewayConfig } from '../config/schema.ts';
 import { parseDuration } from '../duration.ts';
 import type { Gateway } from '../gateway.ts';
-import { silentLogger } from '../observe/log.ts';
+import { reloadedLevel, silentLogger } from '../observe/log.ts';
 import { ADMIN_DEFAULTS, DRAIN_TIMEOUT, RELOAD_DEBOUNCE } from './schema.ts';
 import { Reloader, type ReloadResult, type ReloadTrigger } from './reload.ts';
 import { ConfigWatcher } from './watch.ts';
@@ -16,7 +16,7 @@ export interface ServeOptions extends BuildOptions {
   file: string;
   /** Overrides `admin.port` (0: any free port); the admin listener runs only if the config has `admin`. */
   adminPort?: number;
-  /** For `${VAR}` in reloaded configs. @default process.env */
+  /** For `${VAR}` in reloaded configs, and `RXGATE_LOG_LEVEL`. @default process.env */
   env?: NodeJS.ProcessEnv;
   /** Run the admin listener when the config has `admin` (a worker thread leaves it to the main thread). @default true */
   admin?: boolean;
@@ -48,8 +48,6 @@ export async function serve(config: GatewayConfig, pipeline: PipelineFactory | n
   const { file, adminPort, env = process.env, admin: runAdmin = true, watch: runWatch = true, ...build } = options;
   const gateway = buildGateway(config, pipeline, build);
   const logger = gateway.logger;
-  // A level set in the config applies on reload too, unless the environment set it.
-  const ownLevel = process.env['RXGATE_LOG_LEVEL'] === undefined && logger !== silentLogger;
   let watcher: ConfigWatcher | null = null;
   const watchFor = (c: GatewayConfig): void => {
     watcher?.close();
@@ -63,8 +61,9 @@ export async function serve(config: GatewayConfig, pipeline: PipelineFactory | n
     load: () => loadConfig(file, env, build.stages ?? []),
     // Before the rebuild, which reads the level (an access log only where `info` is on).
     prepare(next) {
-      const level = next.log?.level;
-      if (!ownLevel || level === undefined || level === logger.level) return undefined;
+      // RXGATE_LOG_LEVEL overrides the file: the level stays (see reloadedLevel).
+      const level = reloadedLevel(config.log?.level, next.log?.level, env);
+      if (logger === silentLogger || level === undefined || level === logger.level) return undefined;
       const before = logger.level;
       logger.level = level;
       return () => { logger.level = before; };

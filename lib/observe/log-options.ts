@@ -8,7 +8,7 @@ import { z } from 'zod';
 const headerName = z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'expected a header name').transform((h) => h.toLowerCase());
 
 export const logOptions = z.strictObject({
-  /** @default 'info' (`RXGATE_LOG_LEVEL` overrides) */
+  /** @default 'info'; `RXGATE_LOG_LEVEL`, when set, overrides it, at start and on reload */
   level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).optional(),
   /** One JSON line per request (info level). @default true */
   access: z.boolean().optional(),

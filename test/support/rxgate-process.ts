@@ -1,0 +1,127 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { request } from 'undici';
+
+/**
+ * An rxgate process run as bin/rxgate.mjs runs it, on the sources (through
+ * the repository's TypeScript loader) instead of dist/, with its JSON log
+ * lines parsed as they come.
+ */
+
+const ROOT = join(import.meta.dirname, '../..');
+
+export interface RxgateProcess {
+  proc: ChildProcess;
+  /** Resolves with the exit code. */
+  exited: Promise<number | null>;
+  /** Every log line so far, parsed, in order. */
+  readonly lines: ReadonlyArray<Record<string, unknown>>;
+  /** Resolves with the `count`th line whose `msg` is `msg` (rejects if the process exits first). */
+  logged(msg: string, count?: number): Promise<Record<string, unknown>>;
+}
+
+/** A directory for config files and the runner; `remove()` kills what is left and deletes it. */
+export interface RxgateRuns {
+  dir: string;
+  /** Writes `yaml` to a new file in `dir` and returns its path. */
+  file(yaml: string): string;
+  /** Starts rxgate with `args` (e.g. `--config FILE`), and `env` over this process's environment (a variable set to undefined is unset). */
+  start(args: string[], env?: Record<string, string | undefined>): RxgateProcess;
+  remove(): void;
+}
+
+export function rxgateRuns(): RxgateRuns {
+  const dir = mkdtempSync(join(tmpdir(), 'rxgate-run-'));
+  const run = join(dir, 'run.mjs');
+  writeFileSync(run, `import { runCli } from ${JSON.stringify(pathToFileURL(join(ROOT, 'lib/cli.ts')).href)};
+await runCli(process.argv.slice(2), { module: ${JSON.stringify(pathToFileURL(join(ROOT, 'lib/index.ts')).href)} });
+`);
+  const children = new Set<ChildProcess>();
+  let files = 0;
+  return {
+    dir,
+    file(yaml) {
+      const path = join(dir, `gw-${files++}.yaml`);
+      writeFileSync(path, yaml);
+      return path;
+    },
+    start(args, env = {}) {
+      const full: NodeJS.ProcessEnv = { ...process.env };
+      for (const [k, v] of Object.entries(env)) {
+        if (v === undefined) delete full[k];
+        else full[k] = v;
+      }
+      const proc = spawn(process.execPath, ['--import', join(ROOT, 'bin/loader/register.mjs'), run, ...args], { env: full, stdio: ['ignore', 'pipe', 'pipe'] });
+      children.add(proc);
+      return watchLines(proc);
+    },
+    remove() {
+      for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+function watchLines(proc: ChildProcess): RxgateProcess {
+  const lines: Array<Record<string, unknown>> = [];
+  const waiting: Array<{ msg: string; count: number; resolve(line: Record<string, unknown>): void }> = [];
+  const check = (): void => {
+    for (let i = waiting.length - 1; i >= 0; i--) {
+      const w = waiting[i]!;
+      const found = lines.filter((l) => l['msg'] === w.msg)[w.count - 1];
+      if (found !== undefined) {
+        waiting.splice(i, 1);
+        w.resolve(found);
+      }
+    }
+  };
+  let buffered = '';
+  proc.stdout!.on('data', (d: Buffer) => {
+    buffered += d.toString();
+    let nl;
+    while ((nl = buffered.indexOf('\n')) >= 0) {
+      const line = buffered.slice(0, nl);
+      buffered = buffered.slice(nl + 1);
+      try {
+        lines.push(JSON.parse(line) as Record<string, unknown>);
+      } catch {
+        // Not a log line (the demo's banner).
+      }
+    }
+    check();
+  });
+  let stderr = '';
+  proc.stderr!.on('data', (d: Buffer) => { stderr += d.toString(); });
+  const exited = new Promise<number | null>((resolve) => proc.on('exit', (code) => resolve(code)));
+  return {
+    proc, exited, lines,
+    logged: (msg, count = 1) => new Promise((resolve, reject) => {
+      waiting.push({ msg, count, resolve });
+      check();
+      void exited.then((code) => reject(new Error(`rxgate exited (${code}) before logging "${msg}" ${count} time(s): ${stderr}`)));
+    }),
+  };
+}
+
+/** A port nothing listens on now (for an admin listener whose port no log line tells). */
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+  const { port } = server.address() as AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/** Resolves once `GET {admin}/ready` answers 200 (a process whose log level hides its listening lines). */
+export async function readyAt(admin: string): Promise<void> {
+  for (let i = 0; i < 600; i++) {
+    const status = await request(`${admin}/ready`).then(async (res) => { await res.body.dump(); return res.statusCode; }, () => 0);
+    if (status === 200) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`${admin}/ready never answered 200`);
+}

@@ -36,6 +36,10 @@ export interface GatewayErrorOptions {
   sent?: boolean;
 }
 
+// `retry-after` of the answers that are about load, not about the request (shared, never written to).
+const RETRY_IN_1S: Readonly<Record<string, string>> = Object.freeze({ 'retry-after': '1' });
+const RETRY_IN_5S: Readonly<Record<string, string>> = Object.freeze({ 'retry-after': '5' });
+
 export abstract class GatewayError extends Error {
   abstract readonly status: number;
   abstract readonly code: ErrorCode;
@@ -142,6 +146,11 @@ export class ServiceUnavailableError extends GatewayError {
 export class NoHealthyUpstreamError extends GatewayError {
   readonly status = 503;
   readonly code = 'NO_HEALTHY_UPSTREAM';
+
+  // Probes and ejections decide within seconds whether an instance is back.
+  constructor(message: string, options: GatewayErrorOptions = {}) {
+    super(message, { headers: RETRY_IN_5S, ...options });
+  }
 }
 
 export class CircuitOpenError extends GatewayError {
@@ -177,6 +186,11 @@ export class HeadersTooLargeError extends GatewayError {
 export class TooManyInFlightError extends GatewayError {
   readonly status = 429;
   readonly code = 'TOO_MANY_IN_FLIGHT';
+
+  // A slot comes back as soon as one of the client's requests ends.
+  constructor(message: string, options: GatewayErrorOptions = {}) {
+    super(message, { headers: RETRY_IN_1S, ...options });
+  }
 }
 
 /** The client went away. Never written to anyone; it only tears the pipeline down. */
@@ -213,6 +227,10 @@ export function toGatewayError(err: unknown, sent = true): GatewayError {
   }
   if (e?.name === 'TimeoutError') return new GatewayTimeoutError('upstream timed out', options);
   if (e?.name === 'HTTPParserError') return new BadGatewayError('upstream sent an invalid HTTP response', options);
+  // undici's parser asserts on responses it cannot frame, e.g. a 101 to a request that asked for no upgrade.
+  if (code === 'ERR_ASSERTION' && /[\\/]undici[\\/]/.test(String((err as Error).stack))) {
+    return new BadGatewayError('upstream sent an invalid HTTP response', options);
+  }
   if (e?.name === 'SocketError') return new BadGatewayError('upstream connection failed', options);
   if (code !== undefined && (CONNECT_CODES.has(code) || code.startsWith('UND_ERR') || code.startsWith('HPE_'))) {
     return new BadGatewayError(code === 'ECONNREFUSED' ? 'upstream refused the connection' : 'upstream connection failed', options);

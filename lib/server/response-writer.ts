@@ -195,7 +195,12 @@ export abstract class ResponseWriter implements BodySink {
       case ERROR: {
         const error = this.failure!;
         writeErrorHead(res, error.status, error.headers, this.responseTime, this.req.id);
-        res.end(errorResponseBody(error), this.closeAfterError);
+        // HEAD: the length a GET would get and no body, which a client would read as the next
+        // response (closing, the body does no harm). endWithoutBody(undefined) writes a bogus length.
+        if (this.isHead && !this.closeAfterError) {
+          res.writeHeader('content-length', String(Buffer.byteLength(errorResponseBody(error))));
+          res.endWithoutBody();
+        } else res.end(errorResponseBody(error), this.closeAfterError);
         break;
       }
     }

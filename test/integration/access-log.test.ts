@@ -7,6 +7,7 @@ import type { Gateway } from '../../lib/gateway.ts';
 import { defaultPipeline } from '../../pipeline.ts';
 import { startGatewayFromYaml, startUpstream, type TestUpstream } from '../support/servers.ts';
 import { closed, connect, echo, startWsUpstream, wsUrl } from '../support/ws.ts';
+import { until } from '../support/wait.ts';
 
 /**
  * The access log through real gateways built from YAML: one JSON line per
@@ -59,12 +60,6 @@ async function upstream(respond: (res: ServerResponse, n: number, body: string) 
  * has let every such write happen. What a "nothing was logged" check waits for.
  */
 const written = (): Promise<void> => new Promise((r) => setImmediate(r));
-
-/** Waits (turn by turn, no timer) until `ready()` holds. */
-async function until(ready: () => boolean): Promise<void> {
-  for (let i = 0; i < 10_000 && !ready(); i++) await new Promise((r) => setImmediate(r));
-  expect(ready()).toBe(true);
-}
 
 describe('access log', () => {
   it('writes one line per request with what the request did', async () => {

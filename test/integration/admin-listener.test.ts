@@ -10,6 +10,7 @@ import { GatewayMetrics } from '../../lib/observe/metrics.ts';
 import { defaultPipeline } from '../../pipeline.ts';
 import { get } from '../support/answer.ts';
 import { startUpstream, type TestUpstream } from '../support/servers.ts';
+import { until } from '../support/wait.ts';
 
 /**
  * The admin listener: its own port, off the public routes, serving
@@ -97,10 +98,7 @@ routes:
     expect((JSON.parse(health.body) as { services: Record<string, { status: string }> }).services['up']!.status).toBe('ok');
     // The first probe of `down` runs at start; its refusal takes the only instance out. Poll for it.
     let again = health;
-    for (let i = 0; i < 200 && again.status !== 503; i++) {
-      await new Promise((r) => setTimeout(r, 25));
-      again = await get(`${gw.admin}/health`);
-    }
+    await until(async () => (again = await get(`${gw.admin}/health`)).status === 503, { interval: 25 });
     expect(again.status).toBe(503);
     expect((JSON.parse(again.body) as { services: Record<string, { status: string }> }).services['down']!.status).not.toBe('ok');
   });

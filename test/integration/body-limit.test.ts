@@ -3,6 +3,7 @@ import { request } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Gateway } from '../../lib/gateway.ts';
 import { startGatewayFromYaml, startUpstream, type TestUpstream } from '../support/servers.ts';
+import { until } from '../support/wait.ts';
 
 describe('maxBodySize', () => {
   const open: Array<{ close(): Promise<void> }> = [];
@@ -81,7 +82,7 @@ routes:
     async function* chunks(): AsyncGenerator<Buffer> {
       yield Buffer.alloc(600);
       // Wait until the upstream is receiving, so the limit trips mid-stream.
-      while (up.started() === 0) await new Promise((r) => setImmediate(r));
+      await until(() => up.started() > 0);
       yield Buffer.alloc(600);
     }
     const res = await request(`${gw.url}/small/x`, { method: 'POST', body: Readable.from(chunks()) });

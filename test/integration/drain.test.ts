@@ -9,6 +9,7 @@ import { request } from 'undici';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { get } from '../support/answer.ts';
 import { startGatewayFromYaml, startUpstream, type TestUpstream } from '../support/servers.ts';
+import { until } from '../support/wait.ts';
 
 /**
  * Graceful drain, with real signals to a real rxgate process (lib/cli.ts
@@ -202,7 +203,7 @@ describe('with --workers 2', { timeout: 120_000 }, () => {
     const up = await holdingUpstream();
     const yaml = config(up.url, 'reload: { watch: false }');
     const gw = await rxgate(yaml, ['--workers', '2']);
-    for (let i = 0; i < 600 && (await get(`${gw.admin}/ready`)).status !== 200; i++) await new Promise((r) => setTimeout(r, 50));
+    await until(async () => (await get(`${gw.admin}/ready`)).status === 200, { timeout: 30_000, interval: 50 });
     expect((await get(`${gw.admin}/ready`)).status).toBe(200);
     const reload = await request(`${gw.admin}/reload`, { method: 'POST' });
     expect(reload.statusCode).toBe(200);
@@ -237,7 +238,7 @@ routes: [{ path: /*, service: up }]
     const read = (async () => {
       for await (const c of res.body) chunks.push(String(c));
     })();
-    for (let i = 0; i < 200 && chunks.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    await until(() => chunks.length > 0);
     expect(chunks.join('')).toBe('data: one\n\n');
 
     const drained = gw.drain(30_000);
@@ -266,7 +267,7 @@ routes: [{ path: /*, service: up }]
     socket.on('data', (d: Buffer) => { received += d.toString('latin1'); });
     socket.on('error', () => {});
     socket.write('GET /a HTTP/1.1\r\nHost: x\r\n\r\n');
-    for (let i = 0; i < 200 && !received.endsWith('ok'); i++) await new Promise((r) => setTimeout(r, 10));
+    await until(() => received.endsWith('ok'));
     expect(received).toMatch(/^HTTP\/1\.1 200/);
     expect(gw.state).toBe('serving');
 

@@ -9,6 +9,7 @@ import { createRedisClient, redisReady, type RedisClient } from '../../lib/resou
 import { freePort } from '../support/global-setup.ts';
 import { redisUrl } from '../support/redis.ts';
 import { startGatewayFromYaml, startUpstream, type TestUpstream } from '../support/servers.ts';
+import { until } from '../support/wait.ts';
 
 /**
  * From one process to a fleet (docs/fleet.md): gateway instances that share
@@ -84,11 +85,6 @@ async function status(base: string, path: string, headers: Record<string, string
   const res = await request(base + path, { headers });
   await res.body.dump();
   return res.statusCode;
-}
-
-/** Between polls of a state that another process reaches (a replica, a cluster, a failover): never a timing assertion. */
-function pause(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
 }
 
 function count(statuses: number[], code: number): number {
@@ -181,7 +177,7 @@ routes:
     // The store is written once the body has gone through: wait for the entry itself.
     const redis = new Redis(url);
     try {
-      while ((await redis.keys(`${run}:cache:*`)).length === 0) await pause(20);
+      await until(async () => (await redis.keys(`${run}:cache:*`)).length > 0, { interval: 20 });
     } finally {
       redis.disconnect();
     }
@@ -260,7 +256,7 @@ routes:
     try {
       const [key] = await fromMaster.keys(`rxgate:rl:${id}*`);
       const value = await fromMaster.get(key!);
-      while (await fromReplica.get(key!) !== value) await pause(20);
+      await until(async () => await fromReplica.get(key!) === value, { interval: 20 });
     } finally {
       fromMaster.disconnect();
       fromReplica.disconnect();
@@ -270,10 +266,7 @@ routes:
     // failOpen: false answers 503 until Sentinel has promoted the replica and both clients found it.
     for (const g of [a, b]) {
       let s = 503;
-      while (s === 503) {
-        s = await status(g.url, '/x');
-        if (s === 503) await pause(50);
-      }
+      await until(async () => (s = await status(g.url, '/x')) !== 503, { timeout: 20_000, interval: 50 });
       expect(s).toBe(200);
     }
     // Six admitted in all: the promoted replica went on counting where the master stopped.
@@ -306,7 +299,7 @@ describe.skipIf(!url)('gateways on a Redis Cluster of three masters with a repli
         // Ready once every node sees the cluster whole and each replica has synced.
         const synced = async (): Promise<boolean> => (await c.cluster('INFO')).includes('cluster_state:ok') &&
           ((await c.role())[0] === 'master' || /master_link_status:up/.test(await c.info('replication')));
-        while (!await synced()) await pause(50);
+        await until(synced, { timeout: 20_000, interval: 50 });
         if ((await c.role())[0] === 'master') masters.push(n);
       } finally {
         c.disconnect();
@@ -377,7 +370,7 @@ routes:
     const conns = masters.map((n) => new Redis(n.port, '127.0.0.1'));
     try {
       const found = async (): Promise<boolean> => (await Promise.all(conns.map((m) => m.keys(`rxgate:cache:*${path}*`)))).some((k) => k.length > 0);
-      while (!await found()) await pause(20);
+      await until(found, { interval: 20 });
     } finally {
       for (const m of conns) m.disconnect();
     }
@@ -413,7 +406,7 @@ routes:
       const replica = new Redis(replicaPort, '127.0.0.1');
       try {
         await replica.call('READONLY');
-        while (await replica.get(key) !== value) await pause(20);
+        await until(async () => await replica.get(key) === value, { interval: 20 });
       } finally {
         replica.disconnect();
       }
@@ -425,7 +418,7 @@ routes:
 
     // failOpen: false answers 503 until the replica is promoted and the gateways' clients know.
     for (const g of [a, b]) {
-      while (await ask(g) === 503) await pause(100);
+      await until(async () => await ask(g) !== 503, { timeout: 20_000, interval: 100 });
     }
     for (let i = 0; i < LIMIT; i++) await ask(i % 2 === 0 ? a : b);
     // The bucket survived: the promoted replica holds it, moved on from where the master left it.
@@ -521,7 +514,7 @@ ${routes}`;
     // SIGTERM with a request in flight: not ready at once, the request finishes, then exit 0.
     const inFlight = request(`${gw.url}/one/slow`);
     void inFlight.catch(() => {});
-    await waitUntil(() => slow.length === 1);
+    await until(() => slow.length === 1);
     const exited = new Promise<number | null>((resolve) => gw.proc.once('exit', (code) => resolve(code)));
     process.kill(gw.proc.pid!, 'SIGTERM');
     await gw.waitFor(/"msg":"rxgate draining/);
@@ -533,7 +526,3 @@ ${routes}`;
     expect(await exited).toBe(0);
   });
 });
-
-async function waitUntil(done: () => boolean): Promise<void> {
-  while (!done()) await pause(10);
-}

@@ -6,6 +6,7 @@ import { EdgeLimits } from '../../lib/server/limits.ts';
 import type { Gateway } from '../../lib/gateway.ts';
 import { rawSend, split, startRawUpstream, type RawUpstream } from '../support/raw-http.ts';
 import { startGatewayFromYaml } from '../support/servers.ts';
+import { until } from '../support/wait.ts';
 
 /**
  * The edge limits over raw sockets, against a node:net upstream that
@@ -185,10 +186,6 @@ routes:
   - path: /*
     service: slow
 `;
-
-  const until = async (check: () => boolean): Promise<void> => {
-    while (!check()) await new Promise((r) => setTimeout(r, 10));
-  };
 
   it('answers 429 TOO_MANY_IN_FLIGHT to a client over the limit, and takes it again once one ends', async () => {
     gw = await startGatewayFromYaml(slowYaml('{ maxRequestsPerClient: 2 }'));

@@ -13,6 +13,7 @@ import { Resources } from '../../lib/resources/registry.ts';
 import { defaultPipeline } from '../../pipeline.ts';
 import { errorBody, get } from '../support/answer.ts';
 import { startUpstream, type TestUpstream } from '../support/servers.ts';
+import { until } from '../support/wait.ts';
 
 /**
  * Hot reload: the route table swapped whole while requests keep coming;
@@ -208,7 +209,7 @@ describe('hot reload', () => {
     const res = await slow;
     expect(res.statusCode).toBe(200);
     expect(await res.body.text()).toBe('old, finished');
-    for (let i = 0; i < 100 && resources.retired === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    await until(() => resources.retired > 0);
     expect(resources.retired).toBe(1);
     expect(resources.has(oldKey)).toBe(false);
   });

@@ -8,6 +8,7 @@ import { isValidTraceparent, newTraceparent } from '../../lib/observe/trace-cont
 import { registeredTracerProvider } from '../../lib/observe/tracing.ts';
 import { defaultPipeline } from '../../pipeline.ts';
 import { startGatewayFromYaml, startUpstream, type TestUpstream } from '../support/servers.ts';
+import { until } from '../support/wait.ts';
 
 /**
  * W3C trace context and OpenTelemetry spans through real gateways: the
@@ -55,12 +56,6 @@ function sdk(): { provider: BasicTracerProvider; exporter: InMemorySpanExporter 
   const provider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] });
   cleanups.push(() => provider.shutdown());
   return { provider, exporter };
-}
-
-/** Waits (turn by turn, no timer) until `ready()` holds. */
-async function until(ready: () => boolean): Promise<void> {
-  for (let i = 0; i < 10_000 && !ready(); i++) await new Promise((r) => setImmediate(r));
-  expect(ready()).toBe(true);
 }
 
 const parentOf = (s: ReadableSpan): string | undefined => s.parentSpanContext?.spanId;

@@ -4,7 +4,8 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Gateway } from '../../lib/gateway.ts';
 import { forward } from '../../lib/upstream/forward.ts';
 import { Service } from '../../lib/upstream/service.ts';
-import { header, headerValues, rawRequest, RawConnection, readBody, startRawUpstream } from '../support/http.ts';
+import { header, headerValues, rawRequest, RawConnection, readBody } from '../support/http.ts';
+import { startRawUpstream } from '../support/raw-http.ts';
 import { startGateway, startUpstream, type TestUpstream } from '../support/servers.ts';
 
 /** What the upstream saw of the last request. */
@@ -269,7 +270,7 @@ describe('forwarding paths and query strings', () => {
 
   it('passes a path with raw non-ASCII bytes upstream as received', async () => {
     // node:http refuses raw non-ASCII in a request line, so this upstream reads bytes off TCP.
-    const raw = await startRawUpstream((_head, socket) => socket.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok'));
+    const raw = await startRawUpstream((socket) => socket.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok'));
     const service = new Service('raw', { upstreams: [raw.url] });
     const gw = await startGateway([{ path: '/*', handler: forward(service) }], { services: [service] });
     try {

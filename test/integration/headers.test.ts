@@ -4,7 +4,8 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Gateway } from '../../lib/gateway.ts';
 import { forward, type ForwardOptions } from '../../lib/upstream/forward.ts';
 import { Service } from '../../lib/upstream/service.ts';
-import { header, headerValues, rawRequest, startRawUpstream } from '../support/http.ts';
+import { header, headerValues, rawRequest } from '../support/http.ts';
+import { startRawUpstream } from '../support/raw-http.ts';
 import { startGateway, startGatewayFromYaml, startUpstream, type TestUpstream } from '../support/servers.ts';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -171,7 +172,7 @@ describe('forwarding headers', () => {
   it('passes non-ASCII response header bytes to the client unchanged', async () => {
     const value = Buffer.from('café ☕', 'utf8');
     // node:http would re-encode the value, so this upstream writes bytes itself.
-    const raw = await startRawUpstream((_head, socket) => {
+    const raw = await startRawUpstream((socket) => {
       socket.write(Buffer.concat([Buffer.from('HTTP/1.1 200 OK\r\nX-Name: '), value, Buffer.from('\r\nContent-Length: 2\r\n\r\nok')]));
     });
     const rawService = new Service('raw', { upstreams: [raw.url] });

@@ -6,7 +6,8 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { Gateway, GatewayRoute } from '../../lib/gateway.ts';
 import { forward } from '../../lib/upstream/forward.ts';
 import { Service, type ServiceOptions } from '../../lib/upstream/service.ts';
-import { header, openSocket, rawRequest, readUntil, readUntilClose, parseResponse, startRawUpstream } from '../support/http.ts';
+import { header, openSocket, rawRequest, readUntil, readUntilClose, parseResponse } from '../support/http.ts';
+import { startRawUpstream } from '../support/raw-http.ts';
 import { startGateway, startUpstream, type TestUpstream } from '../support/servers.ts';
 
 const cleanups: Array<() => Promise<void>> = [];
@@ -62,7 +63,7 @@ describe('upstream failures', () => {
   });
 
   it('answers 502 BAD_GATEWAY when the upstream sends garbage instead of HTTP', async () => {
-    const raw = await startRawUpstream((_head, socket) => socket.end('this is not http\r\n\r\n'));
+    const raw = await startRawUpstream((socket) => socket.end('this is not http\r\n\r\n'));
     cleanups.push(() => raw.close());
     const gw = await gatewayFor({ upstreams: [raw.url] });
     await expectErrorResponse(`${gw.url}/x`, 502, 'BAD_GATEWAY');

@@ -1,6 +1,6 @@
 import { Readable } from 'node:stream';
 import { createHash, type Hash } from 'node:crypto';
-import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import type { IncomingMessage } from 'node:http';
 
 /**
@@ -335,43 +335,6 @@ function chunkedLength(raw: Buffer): number {
     if (size === 0) return lineEnd + 4;
     pos = lineEnd + 2 + size + 2;
   }
-}
-
-/** A TCP upstream that hands each request head's raw bytes to `onRequest`, for bytes node:http would not send or accept. */
-export interface RawUpstream {
-  url: string;
-  /** Raw request heads received, in order. */
-  heads: Buffer[];
-  close(): Promise<void>;
-}
-
-export async function startRawUpstream(onRequest: (head: Buffer, socket: Socket) => void): Promise<RawUpstream> {
-  const heads: Buffer[] = [];
-  const sockets = new Set<Socket>();
-  const server = createServer((socket) => {
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-    socket.on('error', () => undefined);
-    let buf = Buffer.alloc(0);
-    socket.on('data', (d: Buffer) => {
-      buf = Buffer.concat([buf, d]);
-      const end = buf.indexOf('\r\n\r\n');
-      if (end === -1) return;
-      const head = buf.subarray(0, end + 4);
-      buf = buf.subarray(end + 4);
-      heads.push(head);
-      onRequest(head, socket);
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    heads,
-    close: () => new Promise((resolve) => {
-      for (const s of sockets) s.destroy();
-      server.close(() => resolve());
-    }),
-  };
 }
 
 /** `total` bytes of pattern chunks, produced only as fast as they are read. */

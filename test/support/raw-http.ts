@@ -94,7 +94,11 @@ export function split(text: string, n: number): string[] {
 
 export interface SeenRequest { method: string; target: string; headers: Array<[string, string]>; body: string }
 
-/** An upstream on node:net that records every byte and every request it can frame, and answers each `200 ok`. */
+/**
+ * An upstream on node:net that records every byte and every request it can
+ * frame, and answers each `200 ok`, or with `answer`'s own bytes: for what
+ * node:http would not send or accept (raw non-ASCII, garbage instead of HTTP).
+ */
 export interface RawUpstream {
   port: number;
   url: string;
@@ -102,12 +106,20 @@ export interface RawUpstream {
   bytes(): number;
   /** Complete requests received, in order. */
   requests: SeenRequest[];
+  /** Their heads as received (request line and headers, the blank line included), in order. */
+  heads: Buffer[];
   close(): Promise<void>;
 }
 
-export async function startRawUpstream(): Promise<RawUpstream> {
+/** Writes the answer to a framed request on its connection. */
+export type RawAnswer = (socket: Socket, request: SeenRequest) => void;
+
+const answerOk: RawAnswer = (socket) => socket.write('HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 2\r\n\r\nok');
+
+export async function startRawUpstream(answer: RawAnswer = answerOk): Promise<RawUpstream> {
   let total = 0;
   const requests: SeenRequest[] = [];
+  const heads: Buffer[] = [];
   const sockets = new Set<Socket>();
   const server: Server = createServer((socket) => {
     sockets.add(socket);
@@ -120,16 +132,17 @@ export async function startRawUpstream(): Promise<RawUpstream> {
       for (;;) {
         const framed = frameRequest(buf);
         if (framed === null) return;
+        heads.push(Buffer.from(buf.subarray(0, buf.indexOf('\r\n\r\n') + 4)));
         buf = buf.subarray(framed.used);
         requests.push(framed.request);
-        socket.write('HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 2\r\n\r\nok');
+        answer(socket, framed.request);
       }
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const port = (server.address() as AddressInfo).port;
   return {
-    port, url: `http://127.0.0.1:${port}`, requests,
+    port, url: `http://127.0.0.1:${port}`, requests, heads,
     bytes: () => total,
     close: () => new Promise((resolve) => {
       for (const s of sockets) s.destroy();

@@ -1,11 +1,11 @@
-import { existsSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { request } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
 import { adminPageRoutes, type Overview, type SeriesAnswer } from '../../lib/admin/page.ts';
 import type { AdminHandler } from '../../lib/admin/types.ts';
+import { launchChromium, skipWithoutChromium } from '../support/browser.ts';
 import { startGatewayFromYaml, startUpstream } from '../support/servers.ts';
 
 /**
@@ -14,13 +14,6 @@ import { startGatewayFromYaml, startUpstream } from '../support/servers.ts';
  * headless Chromium (Debian's, driven by playwright-core), as an operator
  * would open it.
  */
-
-const CHROMIUM = '/usr/bin/chromium';
-const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking'];
-const present = existsSync(CHROMIUM);
-if (!present && process.env.CI !== 'true') {
-  console.warn(`\n*** admin page browser test SKIPPED: ${CHROMIUM} is missing (apt-get install -y chromium; under CI=true this test fails instead) ***\n`);
-}
 
 const cleanups: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
@@ -114,14 +107,13 @@ describe('the admin page data', () => {
   });
 });
 
-describe.skipIf(!present && process.env.CI !== 'true')('the admin page in a browser', () => {
+describe.skipIf(skipWithoutChromium('admin page browser test'))('the admin page in a browser', () => {
   it('shows the config\'s services, and a plot that changes after traffic', async () => {
-    expect(existsSync(CHROMIUM), `${CHROMIUM} is missing: .ci/run installs the chromium package`).toBe(true);
     const { gw, users } = await gatewayWithTwoServices();
     const admin = await serve(adminPageRoutes(gw));
     await send(`${gw.url}/orders/1`, 1);
 
-    const browser: Browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS, headless: true });
+    const browser: Browser = await launchChromium();
     cleanups.push(() => browser.close());
     const page = await browser.newPage();
     const failures: string[] = [];

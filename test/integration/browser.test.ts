@@ -1,6 +1,6 @@
-import { existsSync } from 'node:fs';
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { afterEach, describe, expect, it } from 'vitest';
+import { launchChromium, skipWithoutChromium } from '../support/browser.ts';
 import { startGatewayFromYaml } from '../support/servers.ts';
 import { startWsUpstream, type WsUpstream } from '../support/ws.ts';
 
@@ -9,13 +9,6 @@ import { startWsUpstream, type WsUpstream } from '../support/ws.ts';
  * loads a page through the gateway; the page opens an EventSource and a
  * WebSocket through it and shows what it received.
  */
-
-const CHROMIUM = '/usr/bin/chromium';
-const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking'];
-const present = existsSync(CHROMIUM);
-if (!present && process.env.CI !== 'true') {
-  console.warn(`\n*** browser test SKIPPED: ${CHROMIUM} is missing (apt-get install -y chromium; .ci/run installs it, and under CI=true this test fails instead) ***\n`);
-}
 
 const PAGE = `<!doctype html>
 <html><body><pre id="out"></pre><script>
@@ -60,9 +53,8 @@ async function appUpstream(): Promise<WsUpstream> {
   return up;
 }
 
-describe.skipIf(!present && process.env.CI !== 'true')('a browser through the gateway', () => {
+describe.skipIf(skipWithoutChromium('browser test'))('a browser through the gateway', () => {
   it('receives Server-Sent Events and WebSocket messages on a page the gateway served', async () => {
-    expect(existsSync(CHROMIUM), `${CHROMIUM} is missing: .ci/run installs the chromium package`).toBe(true);
     const up = await appUpstream();
     const gw = await startGatewayFromYaml(`
 services:
@@ -71,7 +63,7 @@ routes:
   - { path: /app/*, service: app, websocket: true }
 `);
     cleanups.push(() => gw.close());
-    const browser: Browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS, headless: true });
+    const browser: Browser = await launchChromium();
     cleanups.push(() => browser.close());
     const page = await browser.newPage();
     await page.goto(`${gw.url}/app/index.html`);

@@ -12,15 +12,12 @@ import type { GatewayRequest, GatewayResponse, Handler } from '../../lib/types.t
 import { freePort } from '../support/global-setup.ts';
 import { startRedisServer, stopRedisServer } from '../support/redis-server.ts';
 import { redisUrl } from '../support/redis.ts';
+import { gatewayRequest } from '../support/request.ts';
 
 const url = redisUrl();
 
 function request(headers: Record<string, string> = {}): GatewayRequest {
-  return {
-    id: 'r', method: 'GET', path: '/catalog', query: 'page=1', normalizedPath: '/catalog',
-    headers: { host: 'shop.test', ...headers }, remoteAddress: '127.0.0.1', protocol: 'http', body: null,
-    params: {}, receivedAt: 0, locals: {}, attempt: { number: 1, tried: [], instance: null },
-  };
+  return gatewayRequest({ id: 'r', path: '/catalog', query: 'page=1', headers: { host: 'shop.test', ...headers } });
 }
 
 function upstream(name: string) {

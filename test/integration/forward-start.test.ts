@@ -3,17 +3,14 @@ import type { Observer, Unsubscribable } from 'rxjs';
 import type { GatewayRequest, GatewayResponse } from '../../lib/types.ts';
 import { forward } from '../../lib/upstream/forward.ts';
 import { Service } from '../../lib/upstream/service.ts';
+import { gatewayRequest } from '../support/request.ts';
 import { startUpstream, type TestUpstream } from '../support/servers.ts';
 
 // A route whose pipeline is `forward` alone starts it without an Observable
 // (`start`): it must tell its observer exactly what a subscriber would hear.
 
 function request(path: string): GatewayRequest {
-  return {
-    id: 'r1', method: 'GET', path, query: '', normalizedPath: path, headers: { host: 'gw' },
-    remoteAddress: '127.0.0.1', protocol: 'http', body: null, params: {}, receivedAt: 0, locals: {},
-    attempt: { number: 1, tried: [], instance: null },
-  };
+  return gatewayRequest({ path, headers: { host: 'gw' } });
 }
 
 /** What an observer heard, the body included, as one list of events. */

@@ -13,15 +13,13 @@ import type { GatewayRequest, GatewayResponse } from '../../lib/types.ts';
 import { freePort } from '../support/global-setup.ts';
 import { startRedisServer, stopRedisServer } from '../support/redis-server.ts';
 import { redisUrl } from '../support/redis.ts';
+import { gatewayRequest } from '../support/request.ts';
 
 const OK: GatewayResponse = { status: 200, headers: [], body: null };
 const url = redisUrl();
 
 function request(ip = '10.0.0.1'): GatewayRequest {
-  return {
-    id: 'r', method: 'GET', path: '/', query: '', normalizedPath: '/', headers: {}, remoteAddress: ip,
-    protocol: 'http', body: null, params: {}, receivedAt: 0, locals: {}, attempt: { number: 1, tried: [], instance: null },
-  };
+  return gatewayRequest({ id: 'r', remoteAddress: ip });
 }
 
 function quietLogger() {

@@ -5,6 +5,7 @@ import { hashBalancer } from '../../lib/upstream/hash-balancer.ts';
 import { leastRequest, p2cEwma, roundRobin, weightedRandom } from '../../lib/upstream/balancers.ts';
 import { Service } from '../../lib/upstream/service.ts';
 import type { GatewayRequest } from '../../lib/types.ts';
+import { gatewayRequest } from '../support/request.ts';
 
 function seeded(seed: number): () => number {
   let s = seed % 2147483647 || 1;
@@ -25,10 +26,7 @@ function service(weights: number[], balancer: string, runtime: Runtime, extra: o
 }
 
 function req(headers: Record<string, string>): GatewayRequest {
-  return {
-    id: '1', method: 'GET', path: '/', query: '', normalizedPath: '/', headers, remoteAddress: '10.1.1.1', protocol: 'http',
-    body: null, params: {}, receivedAt: 0, locals: {}, attempt: { number: 1, tried: [], instance: null },
-  };
+  return gatewayRequest({ id: '1', headers, remoteAddress: '10.1.1.1' });
 }
 
 describe('balancers', () => {

@@ -5,6 +5,7 @@ import { BadGatewayError } from '../../lib/errors.ts';
 import { retry } from '../../lib/stages/retry/retry.ts';
 import { RetryBudget } from '../../lib/stages/retry/budget.ts';
 import type { GatewayRequest, GatewayResponse } from '../../lib/types.ts';
+import { gatewayRequest } from '../support/request.ts';
 
 interface Settings {
   ratio: number;
@@ -103,10 +104,7 @@ const commandsArb = fc.commands<Model, Real>([
 ], { maxCommands: 200, size: 'medium' });
 
 function request(): GatewayRequest {
-  return {
-    id: 'r', method: 'GET', path: '/', query: '', normalizedPath: '/', headers: {},
-    remoteAddress: '127.0.0.1', protocol: 'http', body: null, params: {}, receivedAt: 0, locals: {}, attempt: { number: 1, tried: [], instance: null },
-  };
+  return gatewayRequest({ id: 'r' });
 }
 
 describe('RetryBudget', () => {

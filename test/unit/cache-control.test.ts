@@ -8,14 +8,12 @@ import { Inflight } from '../../lib/stages/cache/inflight.ts';
 import { baseKey, parseVary, sortedQuery, variantKey } from '../../lib/stages/cache/key.ts';
 import { planStorage, requestMode } from '../../lib/stages/cache/policy.ts';
 import type { GatewayRequest } from '../../lib/types.ts';
+import { gatewayRequest } from '../support/request.ts';
 
 const policy: FreshnessPolicy = { ttl: 60_000, maxTtl: null, staleWhileRevalidate: 0, staleIfError: 0 };
 
 function request(over: Partial<GatewayRequest> = {}): GatewayRequest {
-  return {
-    id: 'r1', method: 'GET', path: '/a', query: '', normalizedPath: '/a', headers: { host: 'Api.Test' },
-    remoteAddress: '127.0.0.1', protocol: 'https', body: null, params: {}, receivedAt: 0, locals: {}, attempt: { number: 1, tried: [], instance: null }, ...over,
-  };
+  return gatewayRequest({ path: '/a', headers: { host: 'Api.Test' }, protocol: 'https', ...over });
 }
 
 describe('parseCacheControl', () => {

@@ -10,6 +10,7 @@ import { pack, unpack } from '../../lib/stages/cache/packed.ts';
 import { CacheStoreTimeoutError, RedisCacheStore } from '../../lib/stages/cache/redis-store.ts';
 import { virtualRuntime } from '../../lib/runtime.ts';
 import type { Body, BodySink, GatewayRequest, GatewayResponse, Handler } from '../../lib/types.ts';
+import { gatewayRequest } from '../support/request.ts';
 
 class FakeClock {
   constructor(public t = 1_000_000) {}
@@ -20,11 +21,7 @@ class FakeClock {
 }
 
 function request(over: Partial<GatewayRequest> = {}): GatewayRequest {
-  return {
-    id: 'r1', method: 'GET', path: '/items', query: '', normalizedPath: '/items',
-    headers: { host: 'api.test' }, remoteAddress: '127.0.0.1', protocol: 'http', body: null,
-    params: {}, receivedAt: 0, locals: {}, attempt: { number: 1, tried: [], instance: null }, ...over,
-  };
+  return gatewayRequest({ path: '/items', headers: { host: 'api.test' }, ...over });
 }
 
 interface Reply {

@@ -7,12 +7,10 @@ import { BadGatewayError, BadRequestError, CircuitOpenError, ClientAbortedError,
 import { circuitBreaker, judged } from '../../lib/stages/circuit-breaker/circuit-breaker.ts';
 import { failOnStatuses } from '../../lib/stages/circuit-breaker/outcome.ts';
 import type { GatewayRequest, GatewayResponse, Handler } from '../../lib/types.ts';
+import { gatewayRequest } from '../support/request.ts';
 
 function request(path = '/'): GatewayRequest {
-  return {
-    id: 'r1', method: 'GET', path, query: '', normalizedPath: path, headers: {},
-    remoteAddress: '127.0.0.1', protocol: 'http', body: null, params: {}, receivedAt: 0, locals: {}, attempt: { number: 1, tried: [], instance: null },
-  };
+  return gatewayRequest({ path });
 }
 
 /** A transport failure the gateway itself saw: what the default verdict counts. */

@@ -8,12 +8,10 @@ import { originMatcher } from '../../lib/stages/cors/origins.ts';
 import { addVary } from '../../lib/stages/cors/vary.ts';
 import type { GatewayRequest, GatewayResponse, Handler } from '../../lib/types.ts';
 import { throwError } from 'rxjs';
+import { gatewayRequest } from '../support/request.ts';
 
 function request(method: string, headers: Record<string, string>): GatewayRequest {
-  return {
-    id: 'r', method, path: '/', query: '', normalizedPath: '/', headers,
-    remoteAddress: '127.0.0.1', protocol: 'http', body: null, params: {}, receivedAt: 0, locals: {}, attempt: { number: 1, tried: [], instance: null },
-  };
+  return gatewayRequest({ id: 'r', method, headers });
 }
 
 function call(handler: Handler, req: GatewayRequest): GatewayResponse | GatewayError {

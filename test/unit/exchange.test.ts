@@ -6,7 +6,8 @@ import { silentLogger } from '../../lib/observe/log.ts';
 import { Exchange } from '../../lib/server/connection.ts';
 import { InFlight } from '../../lib/server/in-flight.ts';
 import type { EdgeHooks } from '../../lib/server/edge.ts';
-import type { Body, BodySink, GatewayRequest, GatewayResponse } from '../../lib/types.ts';
+import type { Body, BodySink, GatewayResponse } from '../../lib/types.ts';
+import { gatewayRequest } from '../support/request.ts';
 
 /**
  * The uWS side of one exchange against a fake `HttpResponse` that records
@@ -75,11 +76,7 @@ function setup(method = 'GET') {
     logger: silentLogger,
   };
   const inflight = new InFlight();
-  const req = {
-    id: 'req-1', method, path: '/', query: '', normalizedPath: '/', headers: {}, remoteAddress: '127.0.0.1',
-    protocol: 'http', body: null, params: {}, receivedAt: performance.now(), locals: {},
-    attempt: { number: 1, tried: [], instance: null },
-  } as GatewayRequest;
+  const req = gatewayRequest({ id: 'req-1', method, receivedAt: performance.now() });
   const exchange = new Exchange(res as unknown as HttpResponse, req, hooks, inflight);
   return { res, events, inflight, req, exchange };
 }

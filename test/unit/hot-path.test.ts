@@ -8,6 +8,7 @@ import { addressText } from '../../lib/server/remote-address.ts';
 import { requestIds } from '../../lib/server/request-id.ts';
 import { timeout } from '../../lib/stages/timeout/timeout.ts';
 import type { GatewayRequest, GatewayResponse } from '../../lib/types.ts';
+import { gatewayRequest } from '../support/request.ts';
 
 /**
  * The per-request shortcuts of the edge's hot path (docs/performance-hot-path.md):
@@ -97,10 +98,7 @@ describe('Router shortcuts', () => {
 });
 
 function request(): GatewayRequest {
-  return {
-    id: 'r1', method: 'GET', path: '/', query: '', normalizedPath: '/', headers: {},
-    remoteAddress: '127.0.0.1', protocol: 'http', body: null, params: {}, receivedAt: 0, locals: {}, attempt: { number: 1, tried: [], instance: null },
-  };
+  return gatewayRequest();
 }
 
 describe('timeout: one deadline list per stage', () => {

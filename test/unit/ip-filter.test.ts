@@ -5,14 +5,12 @@ import { canonicalAddress, CidrList, parseAddress } from '../../lib/stages/ip-fi
 import { clientAddress, hostOf } from '../../lib/stages/ip-filter/client-address.ts';
 import { ipFilter } from '../../lib/stages/ip-filter/ip-filter.ts';
 import type { GatewayRequest, GatewayResponse, Handler } from '../../lib/types.ts';
+import { gatewayRequest } from '../support/request.ts';
 
 const OK: GatewayResponse = { status: 200, headers: [], body: null };
 
 function request(ip: string, xff?: string): GatewayRequest {
-  return {
-    id: 'r', method: 'GET', path: '/', query: '', normalizedPath: '/', headers: xff === undefined ? {} : { 'x-forwarded-for': xff },
-    remoteAddress: ip, protocol: 'http', body: null, params: {}, receivedAt: 0, locals: {}, attempt: { number: 1, tried: [], instance: null },
-  };
+  return gatewayRequest({ id: 'r', headers: xff === undefined ? {} : { 'x-forwarded-for': xff }, remoteAddress: ip });
 }
 
 function call(handler: Handler, req: GatewayRequest): GatewayResponse | GatewayError {

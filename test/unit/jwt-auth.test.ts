@@ -7,6 +7,7 @@ import { keySource } from '../../lib/stages/auth/keys.ts';
 import { isGatewayError, type GatewayError } from '../../lib/errors.ts';
 import { jwtAuth, type JwtAuthOptions } from '../../lib/stages/auth/jwt-auth.ts';
 import type { GatewayRequest, GatewayResponse, Handler } from '../../lib/types.ts';
+import { gatewayRequest } from '../support/request.ts';
 
 const SECRET = 'a-test-secret-that-is-long-enough-for-hs256!';
 const SECRET_BYTES = new TextEncoder().encode(SECRET);
@@ -15,10 +16,7 @@ const clock = { now: () => NOW_S * 1000 };
 const OK: GatewayResponse = { status: 200, headers: ['content-type', 'text/plain'], body: null };
 
 function request(headers: Record<string, string> = {}): GatewayRequest {
-  return {
-    id: 'r1', method: 'GET', path: '/', query: '', normalizedPath: '/', headers, remoteAddress: '127.0.0.1',
-    protocol: 'http', body: null, params: {}, receivedAt: 0, locals: {}, attempt: { number: 1, tried: [], instance: null },
-  };
+  return gatewayRequest({ headers });
 }
 
 /** A fake upstream that records the request it was given. */

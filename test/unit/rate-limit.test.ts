@@ -10,15 +10,13 @@ import { createRedisClient, parseRedisUrl, redisReady, type RedisClient } from '
 import { RedisRateLimitStore } from '../../lib/stages/rate-limit/redis-store.ts';
 import { virtualRuntime } from '../../lib/runtime.ts';
 import type { GatewayRequest, GatewayResponse, Handler } from '../../lib/types.ts';
+import { gatewayRequest } from '../support/request.ts';
 
 const OK: GatewayResponse = { status: 200, headers: ['content-type', 'text/plain'], body: null };
 
 function request(init: { ip?: string; headers?: Record<string, string>; claims?: Record<string, unknown> } = {}): GatewayRequest {
   const locals = init.claims === undefined ? {} : { claims: init.claims };
-  return {
-    id: 'r', method: 'GET', path: '/', query: '', normalizedPath: '/', headers: init.headers ?? {},
-    remoteAddress: init.ip ?? '10.0.0.1', protocol: 'http', body: null, params: {}, receivedAt: 0, locals, attempt: { number: 1, tried: [], instance: null },
-  };
+  return gatewayRequest({ id: 'r', headers: init.headers ?? {}, remoteAddress: init.ip ?? '10.0.0.1', locals });
 }
 
 function fakeClock(start = 1_000) {

@@ -7,6 +7,7 @@ import { virtualRuntime } from '../../lib/runtime.ts';
 import { retry } from '../../lib/stages/retry/retry.ts';
 import { RetryBudget } from '../../lib/stages/retry/budget.ts';
 import type { Body, GatewayRequest, GatewayResponse, Handler } from '../../lib/types.ts';
+import { gatewayRequest } from '../support/request.ts';
 
 let scheduler: TestScheduler;
 beforeEach(() => {
@@ -14,10 +15,7 @@ beforeEach(() => {
 });
 
 function request(method = 'GET', body: Body | null = null): GatewayRequest {
-  return {
-    id: 'r1', method, path: '/', query: '', normalizedPath: '/', headers: {},
-    remoteAddress: '127.0.0.1', protocol: 'http', body, params: {}, receivedAt: 0, locals: {}, attempt: { number: 1, tried: [], instance: null },
-  };
+  return gatewayRequest({ method, body });
 }
 
 const res = (status: number, headers: string[] = [], body: Body | null = null): GatewayResponse => ({ status, headers, body });

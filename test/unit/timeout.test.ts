@@ -6,6 +6,7 @@ import { virtualRuntime } from '../../lib/runtime.ts';
 import { retry } from '../../lib/stages/retry/retry.ts';
 import { timeout } from '../../lib/stages/timeout/timeout.ts';
 import type { GatewayRequest, GatewayResponse, Handler } from '../../lib/types.ts';
+import { gatewayRequest } from '../support/request.ts';
 
 let scheduler: TestScheduler;
 beforeEach(() => {
@@ -13,10 +14,7 @@ beforeEach(() => {
 });
 
 function request(): GatewayRequest {
-  return {
-    id: 'r1', method: 'GET', path: '/', query: '', normalizedPath: '/', headers: {},
-    remoteAddress: '127.0.0.1', protocol: 'http', body: null, params: {}, receivedAt: 0, locals: {}, attempt: { number: 1, tried: [], instance: null },
-  };
+  return gatewayRequest();
 }
 
 const ok: GatewayResponse = { status: 200, headers: [], body: null };

@@ -216,12 +216,14 @@ export class Exchange extends ResponseWriter implements Observer<GatewayResponse
 
   private fail(error: GatewayError): void {
     this.status = error.status;
-    if (this.hooks.onFinish !== undefined) this.bytesOut = Buffer.byteLength(errorResponseBody(error));
+    // Serialised once: the answer's body, and its length for the access log.
+    const body = errorResponseBody(error);
+    if (this.hooks.onFinish !== undefined) this.bytesOut = Buffer.byteLength(body);
     const now = performance.now();
     this.hooks.onAnswer?.(this.req, error.status, error, now);
     if (error.status >= 500 && error.code === 'INTERNAL_ERROR') {
       this.hooks.logger.error({ reqId: this.req.id, err: error.cause ?? error }, 'internal error');
     }
-    this.writeError(error, now);
+    this.writeError(error, body, now);
   }
 }

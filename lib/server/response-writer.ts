@@ -1,5 +1,5 @@
 import type { HttpResponse } from 'uWebSockets.js';
-import { errorResponseBody, type GatewayError } from '../errors.ts';
+import type { GatewayError } from '../errors.ts';
 import type { Body, BodySink, GatewayRequest, GatewayResponse } from '../types.ts';
 import { bodyless, writeErrorHead, writeHead } from './response-head.ts';
 
@@ -39,6 +39,8 @@ export abstract class ResponseWriter implements BodySink {
   private total = -1;
   private responseTime = '';
   private failure: GatewayError | null = null;
+  /** The error answer's JSON body (`errorResponseBody`), serialised once by the caller. */
+  private failureBody = '';
   private writable = false;
   /** A chunk `tryEnd` did not take in full, and the write offset it started at. */
   private pending: Uint8Array | null = null;
@@ -80,10 +82,11 @@ export abstract class ResponseWriter implements BodySink {
     if (this.head !== null && waitingHeads.push(this) === 1) queueMicrotask(ResponseWriter.flushWaitingHeads);
   }
 
-  /** Writes a complete error answer; `now`: `performance.now()` as it was decided. */
-  protected writeError(error: GatewayError, now: number): void {
+  /** Writes a complete error answer with `body` (its `errorResponseBody`); `now`: `performance.now()` as it was decided. */
+  protected writeError(error: GatewayError, body: string, now: number): void {
     this.responseTime = elapsed(this.req, now);
     this.failure = error;
+    this.failureBody = body;
     this.cork(ERROR, null);
     this.closed = true;
   }
@@ -198,9 +201,9 @@ export abstract class ResponseWriter implements BodySink {
         // HEAD: the length a GET would get and no body, which a client would read as the next
         // response (closing, the body does no harm). endWithoutBody(undefined) writes a bogus length.
         if (this.isHead && !this.closeAfterError) {
-          res.writeHeader('content-length', String(Buffer.byteLength(errorResponseBody(error))));
+          res.writeHeader('content-length', String(Buffer.byteLength(this.failureBody)));
           res.endWithoutBody();
-        } else res.end(errorResponseBody(error), this.closeAfterError);
+        } else res.end(this.failureBody, this.closeAfterError);
         break;
       }
     }

@@ -62,11 +62,22 @@ function statusBytes(status: number, text: string | undefined): Buffer | string 
  * adds: `x-gateway-response-time`, and `x-request-id` unless the response
  * has one. Call inside `cork`. Returns the upstream's content-length, if any
  * (uWS writes Content-Length itself, from what it is given to send).
+ *
+ * The headers go to uWS in one `writeHeader` call: uWS writes `name: value`
+ * and CRLF without looking inside the value, so the first header's value
+ * carries the others as `\r\nname: value` lines, written as bytes into one
+ * scratch buffer (uWS copies them at once). The same bytes as a call per
+ * header, for one call (measured in a uWS handler, 11 headers: 2.0 → 1.1 µs
+ * min, 3.8 → 2.3 median) and no string built. Header values are bytes as
+ * undici hands them over (latin1); a name outside ASCII, or headers larger
+ * than the scratch buffer, go one call per header (`writeEach`).
  */
 export function writeHead(res: HttpResponse, response: GatewayResponse, responseTime: string, requestId: string): string | undefined {
   const headers = response.headers;
   let contentLength: string | undefined;
   let hasRequestId = false;
+  let first: Buffer | string | null = null;
+  let at = 0;
   res.writeStatus(statusBytes(response.status, response.statusText));
   for (let i = 0; i < headers.length; i += 2) {
     const name = headers[i]!;
@@ -76,15 +87,86 @@ export function writeHead(res: HttpResponse, response: GatewayResponse, response
       continue;
     }
     if (name === 'x-request-id') hasRequestId = true;
-    // Header bytes pass through as received (undici gives them as latin1).
-    res.writeHeader(nameBytes(name), NON_ASCII.test(value) ? Buffer.from(value, 'latin1') : value);
+    if (at < 0) continue;
+    if (first === null) {
+      first = nameBytes(name);
+      at = putBytes(value, 0, false);
+    } else at = putLine(name, value, at, false);
   }
-  res.writeHeader(RESPONSE_TIME, responseTime);
-  if (!hasRequestId) res.writeHeader(REQUEST_ID, requestId);
+  if (at >= 0) {
+    if (first === null) {
+      first = RESPONSE_TIME;
+      at = putBytes(responseTime, 0, true);
+    } else at = putLine('x-gateway-response-time', responseTime, at, true);
+  }
+  if (at < 0) {
+    writeEach(res, headers, responseTime, hasRequestId ? null : requestId);
+    return contentLength;
+  }
+  // The request id may be the client's, in UTF-8 (uWS writes a string as UTF-8): not a line of bytes then.
+  const withId = hasRequestId ? at : putLine('x-request-id', requestId, at, true);
+  res.writeHeader(first!, scratchView(withId < 0 ? at : withId));
+  if (withId < 0) res.writeHeader(REQUEST_ID, requestId);
   return contentLength;
 }
 
+/** Where `writeHead` puts the header lines it hands to uWS in one call. */
+const SCRATCH = Buffer.allocUnsafe(16 * 1024); // 16 KiB; larger heads go header by header
+const CR = 13, LF = 10, COLON = 58, SPACE = 32;
+
+/** Views of SCRATCH's first bytes, by length, made once each (a view per response was its one allocation). */
+const VIEWS: (Buffer | undefined)[] = [];
+const VIEWS_MAX = 2048;
+function scratchView(length: number): Buffer {
+  if (length > VIEWS_MAX) return SCRATCH.subarray(0, length);
+  return (VIEWS[length] ??= SCRATCH.subarray(0, length));
+}
+
+/**
+ * Writes `\r\nname: value` into SCRATCH at `at`; returns the offset after
+ * it, or -1 when it does not fit, the name is not ASCII, or (`ascii`) the
+ * value is not. A value's characters are written as latin1 bytes, as
+ * `Buffer.from(value, 'latin1')` does.
+ */
+function putLine(name: string, value: string, at: number, ascii: boolean): number {
+  if (at + name.length + value.length + 4 > SCRATCH.length) return -1;
+  SCRATCH[at++] = CR;
+  SCRATCH[at++] = LF;
+  for (let j = 0; j < name.length; j++) {
+    const c = name.charCodeAt(j);
+    if (c > 0x7f) return -1;
+    SCRATCH[at++] = c;
+  }
+  SCRATCH[at++] = COLON;
+  SCRATCH[at++] = SPACE;
+  return putBytes(value, at, ascii);
+}
+
+/** `value` into SCRATCH at `at` (see `putLine`). */
+function putBytes(value: string, at: number, ascii: boolean): number {
+  if (at + value.length > SCRATCH.length) return -1;
+  for (let j = 0; j < value.length; j++) {
+    const c = value.charCodeAt(j);
+    if (c > 0x7f && ascii) return -1;
+    SCRATCH[at++] = c; // a Uint8Array stores the low byte, as latin1 does
+  }
+  return at;
+}
+
+/** `writeHead`'s headers one `writeHeader` call each: values with bytes outside ASCII as latin1 bytes. */
+function writeEach(res: HttpResponse, headers: readonly string[], responseTime: string, requestId: string | null): void {
+  for (let i = 0; i < headers.length; i += 2) {
+    const name = headers[i]!;
+    if (SKIP.has(name)) continue;
+    const value = headers[i + 1]!;
+    res.writeHeader(nameBytes(name), NON_ASCII.test(value) ? Buffer.from(value, 'latin1') : value);
+  }
+  res.writeHeader(RESPONSE_TIME, responseTime);
+  if (requestId !== null) res.writeHeader(REQUEST_ID, requestId);
+}
+
 const JSON_TYPE = 'application/json';
+const CONTENT_TYPE = Buffer.from('content-type', 'latin1');
 
 /**
  * The head of an error answer (the one place errors become responses): JSON,
@@ -92,11 +174,11 @@ const JSON_TYPE = 'application/json';
  * (`retry-after`, `www-authenticate`, `allow`…). Call inside `cork`.
  */
 export function writeErrorHead(res: HttpResponse, status: number, extra: Record<string, string> | undefined, responseTime: string, requestId: string): void {
-  res.writeStatus(statusLine(status));
-  res.writeHeader('content-type', JSON_TYPE);
-  res.writeHeader('x-request-id', requestId);
-  res.writeHeader('x-gateway-response-time', responseTime);
+  res.writeStatus(statusBytes(status, undefined));
+  // One `writeHeader`, as in `writeHead`: every part is a string, which uWS writes as UTF-8 whether in one call or several.
+  let lines = JSON_TYPE + '\r\nx-request-id: ' + requestId + '\r\nx-gateway-response-time: ' + responseTime;
   if (extra !== undefined) {
-    for (const name in extra) res.writeHeader(name, extra[name]!);
+    for (const name in extra) lines += '\r\n' + name + ': ' + extra[name]!;
   }
+  res.writeHeader(CONTENT_TYPE, lines);
 }

@@ -1,15 +1,10 @@
-import { AdminListener, adminRoutes, gatewaySource } from '../admin/listener.ts';
-import { adminPageRoutes } from '../admin/page.ts';
-import type { AdminHandler } from '../admin/types.ts';
+import { gatewaySource } from '../admin/listener.ts';
 import { buildGateway, type BuildOptions, type PipelineFactory } from '../config/build.ts';
 import { loadConfig } from '../config/load.ts';
 import type { GatewayConfig } from '../config/schema.ts';
-import { parseDuration } from '../duration.ts';
 import type { Gateway } from '../gateway.ts';
-import { reloadedLevel, silentLogger } from '../observe/log.ts';
-import { ADMIN_DEFAULTS, DRAIN_TIMEOUT, RELOAD_DEBOUNCE } from './schema.ts';
+import { Controls } from './controls.ts';
 import { Reloader, type ReloadResult, type ReloadTrigger } from './reload.ts';
-import { ConfigWatcher } from './watch.ts';
 
 export interface ServeOptions extends BuildOptions {
   /** The config file the config came from: reloads read it again. */
@@ -42,74 +37,51 @@ export interface Served {
 /**
  * Starts a gateway from a config file, as the CLI does: the public listener,
  * the admin listener when the config has `admin`, a watch on the file for
- * hot reload (unless `reload.watch: false`). Signals are the caller's.
+ * hot reload (unless `reload.watch: false`). A reload applies its
+ * `log.level` (unless `RXGATE_LOG_LEVEL` is set), `reload` and
+ * `drain.timeout` too. Signals are the caller's.
  */
 export async function serve(config: GatewayConfig, pipeline: PipelineFactory | null, options: ServeOptions): Promise<Served> {
-  const { file, adminPort, env = process.env, admin: runAdmin = true, watch: runWatch = true, ...build } = options;
+  const { file, adminPort, env = process.env, admin: runAdmin = true, watch = true, ...build } = options;
   const gateway = buildGateway(config, pipeline, build);
   const logger = gateway.logger;
-  let watcher: ConfigWatcher | null = null;
-  const watchFor = (c: GatewayConfig): void => {
-    watcher?.close();
-    watcher = null;
-    if (!runWatch || c.reload?.watch === false) return;
-    const debounceMs = parseDuration(c.reload?.debounce ?? RELOAD_DEBOUNCE, 'reload.debounce');
-    watcher = new ConfigWatcher(file, { debounceMs, onChange: () => void reloader.reload('watch'), ...(build.runtime !== undefined ? { runtime: build.runtime } : {}) });
-  };
+  let controls: Controls | null = null;
   const reloader: Reloader = new Reloader({
     gateway, config,
     load: () => loadConfig(file, env, build.stages ?? []),
     // Before the rebuild, which reads the level (an access log only where `info` is on).
-    prepare(next) {
-      // RXGATE_LOG_LEVEL overrides the file: the level stays (see reloadedLevel).
-      const level = reloadedLevel(config.log?.level, next.log?.level, env);
-      if (logger === silentLogger || level === undefined || level === logger.level) return undefined;
-      const before = logger.level;
-      logger.level = level;
-      return () => { logger.level = before; };
-    },
-    onApplied(next) {
-      if (JSON.stringify(next.reload) !== JSON.stringify(config.reload)) watchFor(next);
-      config = next;
-    },
+    prepare: (next) => controls?.setLevel(next),
+    onApplied: (next) => controls?.apply(next),
   });
   const port = await gateway.listen();
-  let admin: AdminListener | null = null;
   try {
-    if (runAdmin && config.admin !== undefined) {
-      const routes: Record<string, AdminHandler> = {
-        ...adminPageRoutes(gateway),
-        ...adminRoutes(gatewaySource(gateway, () => reloader.reload('admin'))),
-      };
-      admin = new AdminListener({ host: config.admin.host ?? ADMIN_DEFAULTS.host, port: adminPort ?? config.admin.port ?? ADMIN_DEFAULTS.port, routes, logger });
-      await admin.listen();
-    }
-    watchFor(config);
+    controls = await Controls.start(config, {
+      file, logger, watch, env, runtime: build.runtime,
+      admin: runAdmin ? { source: gatewaySource(gateway, () => reloader.reload('admin')), page: gateway, port: adminPort } : null,
+      onChange: () => void reloader.reload('watch'),
+    });
   } catch (err) {
     await gateway.close();
     throw err;
   }
-  const stopWatching = (): void => {
-    watcher?.close();
-    watcher = null;
-  };
+  const own = controls;
   return {
     gateway, reloader, port,
-    adminPort: admin?.port ?? null,
+    adminPort: own.adminPort,
     reload: (trigger) => reloader.reload(trigger),
     async drain() {
-      stopWatching();
-      const timeoutMs = parseDuration(reloader.current.drain?.timeout ?? DRAIN_TIMEOUT, 'drain.timeout');
+      own.stopWatching();
+      const timeoutMs = own.drainTimeoutMs;
       logger.info({ timeoutMs }, 'rxgate draining: not ready, no new connections, requests in flight finish');
       const clean = await gateway.drain(timeoutMs, build.runtime);
       if (!clean) logger.warn({ timeoutMs }, 'drain timeout: requests still in flight were cancelled');
-      await admin?.close();
+      await own.close();
       return clean;
     },
     async close() {
-      stopWatching();
+      own.stopWatching();
       await gateway.close();
-      await admin?.close();
+      await own.close();
     },
   };
 }

@@ -3,9 +3,10 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { gatewayPageData } from '../admin/page.ts';
 import { runCli } from '../cli.ts';
 import type { PipelineFactory } from '../config/build.ts';
+import { controlKeys } from '../lifecycle/controls.ts';
 import type { Served } from '../lifecycle/serve.ts';
 import type { StageDefinition } from '../stages/define.ts';
-import type { WorkerData, WorkerQuery, WorkerReply } from './workers.ts';
+import type { WorkerData, WorkerQuery, WorkerReloaded, WorkerReply } from './workers.ts';
 
 const data = workerData as WorkerData;
 const mod = (await import(data.pipelineModule)) as { defaultPipeline?: PipelineFactory; stages?: StageDefinition[] };
@@ -26,7 +27,10 @@ if (gateway !== null && served !== null && port !== null) {
       case 'rxgate:metrics': return gateway.metrics.registry.getMetricsAsJSON();
       case 'rxgate:overview': return page.overview();
       case 'rxgate:windows': return page.windows(query.seconds);
-      case 'rxgate:reload': return own.reload(query.trigger);
+      case 'rxgate:reload': {
+        const result = await own.reload(query.trigger);
+        return { result, config: controlKeys(own.reloader.current) } satisfies WorkerReloaded;
+      }
     }
   };
   // The main thread's word: queries (metrics, the admin page's data, a

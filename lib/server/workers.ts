@@ -2,6 +2,7 @@ import { Worker } from 'node:worker_threads';
 import { AggregatorRegistry, collectDefaultMetrics, Registry } from 'prom-client';
 import type { AdminPageData, Overview } from '../admin/page.ts';
 import { mergeWindows, type SeriesWindow } from '../admin/series.ts';
+import type { ControlKeys } from '../lifecycle/controls.ts';
 import type { ReloadResult, ReloadTrigger } from '../lifecycle/reload.ts';
 import type { Logger } from '../observe/log.ts';
 import { after, systemRuntime } from '../runtime.ts';
@@ -29,6 +30,18 @@ export interface WorkerReply {
   error?: string;
 }
 
+/** A worker's answer to `rxgate:reload`: what its reload did, and the keys of the config it serves since. */
+export interface WorkerReloaded {
+  result: ReloadResult;
+  config: ControlKeys;
+}
+
+/** The workers' reload as one: the result `reload` returns, and the keys the workers serve since (null: none applied it). */
+export interface PoolReloaded {
+  result: ReloadResult;
+  config: ControlKeys | null;
+}
+
 /** What the main thread tells every worker. */
 export type WorkerCommand = 'drain' | 'stop';
 
@@ -43,6 +56,8 @@ export interface WorkerPool extends AdminPageData {
   broadcast(msg: WorkerCommand): void;
   /** Every worker reloads its config; refused if any worker refused (its message), else applied. */
   reload(trigger: ReloadTrigger): Promise<ReloadResult>;
+  /** `reload`, with the keys of the config the workers serve since (what the main thread's watch, drain and log level follow). */
+  reloadAll(trigger: ReloadTrigger): Promise<PoolReloaded>;
   /** Settles when every worker listens (or has exited). */
   readonly ready: Promise<void>;
   /** Settles when every worker has exited. */
@@ -124,6 +139,14 @@ export function startWorkers(count: number, data: WorkerData, logger: Logger): W
     return answers.flatMap((a) => (a.status === 'fulfilled' ? [a.value] : []));
   };
 
+  const reloadAll = async (trigger: ReloadTrigger): Promise<PoolReloaded> => {
+    const answers = await askAll<WorkerReloaded>({ type: 'rxgate:reload', trigger } as Omit<WorkerQuery, 'id'>);
+    const results = answers.map((a) => a.result);
+    const result = results.find((r) => r.outcome === 'refused') ?? results.find((r) => r.message !== undefined) ?? results[0]
+      ?? { outcome: 'refused', message: 'no worker answered' };
+    return { result, config: answers.find((a) => a.result.outcome === 'applied')?.config ?? null };
+  };
+
   // The process-wide metrics (CPU, memory; the event loop of this thread) once, from here.
   let own: Registry | null = null;
   const processMetrics = (): Registry => {
@@ -160,11 +183,8 @@ export function startWorkers(count: number, data: WorkerData, logger: Logger): W
       for (const [route, list] of byRoute) out[route] = mergeWindows(list);
       return out;
     },
-    async reload(trigger) {
-      const results = await askAll<ReloadResult>({ type: 'rxgate:reload', trigger } as Omit<WorkerQuery, 'id'>);
-      return results.find((r) => r.outcome === 'refused') ?? results.find((r) => r.message !== undefined) ?? results[0]
-        ?? { outcome: 'refused', message: 'no worker answered' };
-    },
+    reload: async (trigger) => (await reloadAll(trigger)).result,
+    reloadAll,
     broadcast(msg) {
       for (const w of live) w.postMessage(msg);
     },

@@ -1,0 +1,112 @@
+import { writeFileSync } from 'node:fs';
+import { request } from 'undici';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { get } from '../support/answer.ts';
+import { rxgateRuns, type RxgateProcess } from '../support/rxgate-process.ts';
+import { startUpstream, type TestUpstream } from '../support/servers.ts';
+
+/**
+ * `--workers N`: the main thread holds the file watch and the drain's
+ * backstop, and takes what a reload changes of them from the config the
+ * workers applied, as a single process does (lib/lifecycle/controls.ts).
+ */
+
+const runs = rxgateRuns();
+const cleanups: Array<() => Promise<void>> = [];
+afterEach(async () => {
+  while (cleanups.length > 0) await cleanups.pop()!();
+});
+afterAll(() => runs.remove());
+
+/** Past the backstop a drain of `drain.timeout: 300ms` had in the main thread (300 ms + 5 s for the workers to stop). */
+const PAST_OLD_BACKSTOP_MS = 7000;
+
+async function upstream(handler: Parameters<typeof startUpstream>[0]): Promise<TestUpstream> {
+  const up = await startUpstream(handler);
+  cleanups.push(() => up.close());
+  return up;
+}
+
+/** Starts rxgate with two workers on `file`; resolves once both workers and the admin listener listen. */
+async function workers(file: string): Promise<{ gw: RxgateProcess; url: string; admin: string }> {
+  const gw = runs.start(['--config', file, '--host', '127.0.0.1', '--port', '0', '--workers', '2'], { RXGATE_LOG_LEVEL: 'info' });
+  const [listening, admin] = await Promise.all([gw.logged('rxgate listening', 2), gw.logged('rxgate admin listening')]);
+  cleanups.push(async () => {
+    if (gw.proc.exitCode === null) gw.proc.kill('SIGKILL');
+    await gw.exited;
+  });
+  return { gw, url: `http://127.0.0.1:${String(listening['port'])}`, admin: `http://127.0.0.1:${String(admin['port'])}` };
+}
+
+const config = (url: string, keys: string, routes = '  - { path: /a, service: up, retry: false }'): string => `
+admin: { host: 127.0.0.1, port: 0 }
+${keys}
+services:
+  up: { upstreams: ["${url}"], timeout: 60s }
+routes:
+${routes}
+`;
+
+async function reload(admin: string): Promise<unknown> {
+  const res = await request(`${admin}/reload`, { method: 'POST' });
+  return res.body.json();
+}
+
+// Each test starts an rxgate process with two worker threads: generous timeouts, no duration asserted.
+describe('with --workers 2, a reload changes the main thread\'s part too', { timeout: 120_000 }, () => {
+  it('a reload that raises drain.timeout lets a request slower than the old timeout finish after SIGTERM', async () => {
+    let release: () => void = () => {};
+    const released = new Promise<void>((resolve) => { release = resolve; });
+    let arrived: () => void = () => {};
+    const arrival = new Promise<void>((resolve) => { arrived = resolve; });
+    const up = await upstream((_req, res) => {
+      arrived();
+      void released.then(() => res.end('slow, but complete'));
+    });
+    const file = runs.file(config(up.url, 'drain: { timeout: 300ms }\nreload: { watch: false }'));
+    const { gw, url, admin } = await workers(file);
+    writeFileSync(file, config(up.url, 'drain: { timeout: 20s }\nreload: { watch: false }'));
+    expect(await reload(admin)).toEqual({ outcome: 'applied' });
+
+    const slow = request(`${url}/a`).then(async (res) => ({ status: res.statusCode, body: await res.body.text() }), (err: unknown) => err);
+    await arrival;
+    gw.proc.kill('SIGTERM');
+    await gw.logged('rxgate draining: not ready, no new connections, requests in flight finish', 2);
+    // Longer than the startup timeout (and its backstop), shorter than the reloaded one.
+    await new Promise((r) => setTimeout(r, PAST_OLD_BACKSTOP_MS));
+    release();
+    expect(await slow, `log: ${gw.lines.map((l) => String(l['msg'])).join(' | ')}`).toEqual({ status: 200, body: 'slow, but complete' });
+    expect(await gw.exited).toBe(0);
+  });
+
+  it('a reload that turns reload.watch off: a later change of the file is not applied', async () => {
+    const up = await upstream((_req, res) => res.end('ok'));
+    const file = runs.file(config(up.url, 'reload: { watch: true, debounce: 50ms }'));
+    const { gw, url, admin } = await workers(file);
+    // The watch itself applies the change that turns it off (in both workers).
+    writeFileSync(file, config(up.url, 'reload: { watch: false }'));
+    await gw.logged('config reloaded', 2);
+
+    const withB = config(up.url, 'reload: { watch: false }', '  - { path: /a, service: up }\n  - { path: /b, service: up }');
+    writeFileSync(file, withB);
+    // Many debounces later: no reload came of it.
+    await new Promise((r) => setTimeout(r, 1500));
+    expect((await get(`${url}/b`)).status).toBe(404);
+    expect(gw.lines.filter((l) => l['msg'] === 'config reloaded')).toHaveLength(2);
+    // The file was good: asked for, it applies.
+    expect(await reload(admin)).toEqual({ outcome: 'applied' });
+    expect((await get(`${url}/b`)).status).toBe(200);
+  });
+
+  it('a reload that turns reload.watch on: a later change of the file is applied', async () => {
+    const up = await upstream((_req, res) => res.end('ok'));
+    const file = runs.file(config(up.url, 'reload: { watch: false }'));
+    const { gw, url, admin } = await workers(file);
+    writeFileSync(file, config(up.url, 'reload: { watch: true, debounce: 50ms }'));
+    expect(await reload(admin)).toEqual({ outcome: 'applied' });
+
+    writeFileSync(file, config(up.url, 'reload: { watch: true, debounce: 50ms }', '  - { path: /a, service: up }\n  - { path: /b, service: up }'));
+    await gw.logged('config reloaded', 4);
+    expect((await get(`${url}/b`)).status).toBe(200);
+  });
+});

@@ -6,8 +6,9 @@ import type { StoragePlan } from '../../lib/stages/cache/policy.ts';
 import { StoreTee } from '../../lib/stages/cache/tee.ts';
 import { cache } from '../../lib/stages/cache/cache.ts';
 import { namespaced } from '../../lib/stages/cache/index.ts';
-import type { GatewayRequest, GatewayResponse } from '../../lib/types.ts';
+import type { GatewayResponse } from '../../lib/types.ts';
 import { Observable, firstValueFrom } from 'rxjs';
+import { gatewayRequest } from '../support/request.ts';
 
 const plan: StoragePlan = {
   freshness: { storedAt: 0, initialAge: 0, freshUntil: 60_000, staleWhileRevalidate: 0, staleIfError: 0 },
@@ -71,10 +72,7 @@ describe('StoreTee: one copy per stored miss', () => {
       s.next({ status: 200, headers: [], body: new BufferedBody(chunks) });
       s.complete();
     }));
-    const req: GatewayRequest = {
-      id: '1', method: 'GET', path: '/a', query: '', normalizedPath: '/a', headers: { host: 'h' }, remoteAddress: '127.0.0.1',
-      protocol: 'http', body: null, params: {}, receivedAt: 0, locals: {}, attempt: { number: 1, tried: [], instance: null },
-    };
+    const req = gatewayRequest({ id: '1', path: '/a', headers: { host: 'h' } });
     const r = await firstValueFrom(handler(req));
     expect((await collectBody(r.body!)).toString()).toBe('hello, world');
     const entry = kept.find((k): k is CacheEntry => k.kind === 'entry')!;

@@ -133,6 +133,15 @@ function compareSpecificity(a: CompiledRoute<unknown>, b: CompiledRoute<unknown>
 }
 
 /**
+ * What a route without `methods` allows. Not CONNECT: it asks for a tunnel,
+ * which a reverse proxy does not open (nginx answers it 405 too), and
+ * forwarded it fails at the transport (undici takes it for an upgrade the
+ * upstream never grants), which counts towards the service's breaker: a
+ * few CONNECTs from anyone opened it. A route may still list CONNECT.
+ */
+const ANY_BUT_CONNECT = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', 'TRACE'];
+
+/**
  * The route table. Most specific path first; among routes whose path
  * matches, the first that allows the method wins. A path that matches only
  * routes for other methods is a 405 with `Allow`.
@@ -160,11 +169,12 @@ export class Router<T> {
         parts ??= segmentsOf(path);
         if (!route.matches(parts)) continue;
       }
-      if (route.methods === null || route.methods.has(method) || (method === 'HEAD' && route.methods.has('GET'))) {
+      const methods = route.methods;
+      if (methods === null ? method !== 'CONNECT' : methods.has(method) || (method === 'HEAD' && methods.has('GET'))) {
         return { route, params: parts === null ? NO_PARAMS : route.params(parts) };
       }
       allowed ??= new Set();
-      for (const m of route.methods) allowed.add(m);
+      for (const m of methods ?? ANY_BUT_CONNECT) allowed.add(m);
     }
     if (allowed !== null) {
       const allow = [...allowed].join(', ');

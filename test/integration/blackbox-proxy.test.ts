@@ -443,6 +443,16 @@ describe('rxgate as a reverse proxy, probed from outside', () => {
     }
   });
 
+  it('answers CONNECT 405 at once, and a burst of them leaves the service serving (its breaker closed)', async () => {
+    for (let i = 0; i < 6; i++) {
+      const res = await rawRequest('CONNECT /p/x HTTP/1.1\r\nHost: x\r\n\r\n');
+      expect(res.head).toMatch(/^HTTP\/1\.1 405 /);
+      expect(res.head).toMatch(/\r\nallow: GET, HEAD, POST/i);
+      expectErrorBody(res.body, 'METHOD_NOT_ALLOWED');
+    }
+    expect((await echoed('/p/after-connect')).status).toBe(200);
+  });
+
   it('answers a CORS preflight itself and refuses other origins', async () => {
     const ok = await request(`${gw}/cors/x`, {
       method: 'OPTIONS', headers: { origin: 'https://app.example.com', 'access-control-request-method': 'PUT' },

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { createSecureContext } from 'node:tls';
 import type { AppOptions, TemplatedApp, us_listen_socket } from 'uWebSockets.js';
+import { checkKeyPair, readPem } from '../config/pem.ts';
 import type { UwsModule } from './uws.ts';
 
 /** A certificate served to clients that ask for `serverName` (SNI). */
@@ -142,13 +142,9 @@ export function readTls(options: ListenTlsOptions): Map<string, string> {
     ...(options.sni ?? []).map((s, i) => [`listen.tls.sni[${i}] (${s.serverName})`, s] as [string, SniCertificate]),
   ];
   for (const [where, pair] of pairs) {
-    const cert = readPem(where, 'cert', pair.cert);
-    const key = readPem(where, 'key', pair.key);
-    try {
-      createSecureContext({ cert, key, ...(pair.passphrase !== undefined ? { passphrase: pair.passphrase } : {}) });
-    } catch (err) {
-      throw new TypeError(`${where}: ${pair.cert} and ${pair.key} are no usable certificate and key (${(err as Error).message})`, { cause: err });
-    }
+    const cert = readPem(`${where}.cert`, pair.cert);
+    const key = readPem(`${where}.key`, pair.key);
+    checkKeyPair(where, { cert, key, passphrase: pair.passphrase, files: pair });
     digests.set(where, createHash('sha256').update(cert).update('\0').update(key).update('\0').update(pair.passphrase ?? '').digest('base64'));
   }
   if (options.ciphers !== undefined) {
@@ -159,12 +155,4 @@ export function readTls(options: ListenTlsOptions): Map<string, string> {
     }
   }
   return digests;
-}
-
-function readPem(where: string, key: string, path: string): Buffer {
-  try {
-    return readFileSync(path);
-  } catch (err) {
-    throw new TypeError(`${where}.${key}: cannot read ${path} (${(err as Error).message})`, { cause: err });
-  }
 }

@@ -1,7 +1,7 @@
 import { createHash, type X509Certificate } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { createSecureContext, type TLSSocket } from 'node:tls';
+import type { TLSSocket } from 'node:tls';
 import { buildConnector, type Pool } from 'undici';
+import { checkKeyPair, readPem } from '../config/pem.ts';
 import { BadGatewayError } from '../errors.ts';
 import type { UpstreamTlsOptions } from './service-options.ts';
 
@@ -44,7 +44,7 @@ export interface UpstreamTls {
 }
 
 interface ResolvedTls {
-  options: { rejectUnauthorized: boolean; ca?: string; cert?: string; key?: string; passphrase?: string };
+  options: { rejectUnauthorized: boolean; ca?: Buffer; cert?: Buffer; key?: Buffer; passphrase?: string };
   pins: Pins | null;
   servername: string | undefined;
 }
@@ -56,19 +56,18 @@ function resolveTls(service: string, keys: UpstreamTlsKeys): ResolvedTls {
   if (tls.rejectUnauthorized !== undefined && keys.tlsVerify !== undefined) throw new TypeError(`service ${service}: set tls.rejectUnauthorized or tlsVerify, not both`);
   if ((tls.cert === undefined) !== (tls.key === undefined)) throw new TypeError(`service ${service} tls: a client certificate needs both cert and key`);
   const caFile = tls.ca ?? keys.tlsCa;
+  const ca = caFile !== undefined ? readPem(`service ${service} ${tls.ca !== undefined ? 'tls.ca' : 'tlsCa'}`, caFile) : undefined;
+  const client = tls.cert !== undefined && tls.key !== undefined ? {
+    cert: readPem(`service ${service} tls.cert`, tls.cert), key: readPem(`service ${service} tls.key`, tls.key),
+    passphrase: tls.passphrase, ca, files: { cert: tls.cert, key: tls.key },
+  } : null;
+  if (client !== null) checkKeyPair(`service ${service} tls`, client, 'client certificate and key');
   const options = {
     rejectUnauthorized: tls.rejectUnauthorized ?? keys.tlsVerify ?? true,
-    ...(caFile !== undefined ? { ca: readPem(service, tls.ca !== undefined ? 'tls.ca' : 'tlsCa', caFile) } : {}),
-    ...(tls.cert !== undefined && tls.key !== undefined ? { cert: readPem(service, 'tls.cert', tls.cert), key: readPem(service, 'tls.key', tls.key) } : {}),
+    ...(ca !== undefined ? { ca } : {}),
+    ...(client !== null ? { cert: client.cert, key: client.key } : {}),
     ...(tls.passphrase !== undefined ? { passphrase: tls.passphrase } : {}),
   };
-  if (options.cert !== undefined) {
-    try {
-      createSecureContext(options);
-    } catch (err) {
-      throw new TypeError(`service ${service} tls: ${tls.cert} and ${tls.key} are no usable client certificate and key (${(err as Error).message})`, { cause: err });
-    }
-  }
   return { options, pins: tls.pin === undefined ? null : new Pins(tls.pin), servername: tls.servername };
 }
 
@@ -117,13 +116,5 @@ export class Pins {
   matches(cert: X509Certificate): boolean {
     if (this.fingerprints.size > 0 && this.fingerprints.has(cert.fingerprint256.replace(/:/g, ''))) return true;
     return this.keys.size > 0 && this.keys.has(spkiPin(cert));
-  }
-}
-
-function readPem(service: string, key: string, path: string): string {
-  try {
-    return readFileSync(path, 'utf8');
-  } catch (err) {
-    throw new TypeError(`service ${service} ${key}: cannot read ${path} (${(err as Error).message})`, { cause: err });
   }
 }

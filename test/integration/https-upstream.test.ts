@@ -1,19 +1,24 @@
-import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Gateway } from '../../lib/gateway.ts';
+import { makeCa, pemFolder, type Issued } from '../support/certs.ts';
 import { startGatewayFromYaml } from '../support/servers.ts';
-
-const fixture = (name: string): string => fileURLToPath(new URL(`../fixtures/${name}`, import.meta.url));
-const cert = readFileSync(fixture('upstream-cert.pem'));
-const key = readFileSync(fixture('upstream-key.pem'));
 
 describe('https upstreams', () => {
   let upstream: Server | undefined;
   let gateway: Gateway | undefined;
+  /** The upstream's certificate for 127.0.0.1, and the path of the CA file that signed it. */
+  let server: Issued;
+  let caFile: string;
+  const files = pemFolder();
+  beforeAll(async () => {
+    const ca = await makeCa('upstream CA');
+    server = await ca.issue('127.0.0.1', { names: ['127.0.0.1', 'localhost'] });
+    caFile = files.write('upstream-ca.crt', ca.cert);
+  });
+  afterAll(() => files.remove());
   afterEach(async () => {
     await gateway?.close();
     upstream?.closeAllConnections();
@@ -21,7 +26,7 @@ describe('https upstreams', () => {
   });
 
   async function start(serviceExtra: string): Promise<string> {
-    upstream = createServer({ cert, key }, (req, res) => {
+    upstream = createServer({ cert: server.cert, key: server.key }, (req, res) => {
       res.setHeader('content-type', 'application/json');
       res.end(JSON.stringify({ tls: true, url: req.url, host: req.headers.host }));
     });
@@ -38,7 +43,7 @@ routes:
   }
 
   it('forwards to an https upstream whose certificate is signed by the configured tlsCa', async () => {
-    const url = await start(`, tlsCa: "${fixture('upstream-cert.pem')}"`);
+    const url = await start(`, tlsCa: "${caFile}"`);
     const res = await request(`${url}/secure/path?q=1`);
     expect(res.statusCode).toBe(200);
     expect(await res.body.json()).toMatchObject({ tls: true, url: '/secure/path?q=1' });
@@ -51,7 +56,7 @@ routes:
     expect(await res.body.json()).toEqual({ error: { code: 'BAD_GATEWAY', message: expect.stringContaining('upstream') } });
   });
 
-  it('forwards to a self-signed upstream with tlsVerify: false', async () => {
+  it('forwards to an upstream whose certificate it cannot verify with tlsVerify: false', async () => {
     const url = await start(', tlsVerify: false');
     const res = await request(`${url}/x`);
     expect(res.statusCode).toBe(200);

@@ -1,3 +1,4 @@
+import { fnv1a } from '../hash.ts';
 import type { GatewayRequest } from '../types.ts';
 import type { Balancer, BalancerContext } from './balancer.ts';
 import type { Upstream } from './upstream.ts';
@@ -23,14 +24,9 @@ export interface HashOptions {
 
 const defaults = { loadFactor: 1.25, pointsPerWeight: 100 };
 
-/** FNV-1a, 32 bits: fast and well spread over short keys. */
-export function fnv1a(s: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < s.length; i++) {
-    h ^= s.charCodeAt(i);
-    h = Math.imul(h, 0x01000193);
-  }
-  // A final avalanche (murmur3's) so that keys differing in the last byte spread over the ring.
+/** A key's place on the ring: FNV-1a, then a final avalanche (murmur3's) so that keys differing in the last byte spread over the ring. */
+function ringHash(s: string): number {
+  let h = fnv1a(s);
   h ^= h >>> 16;
   h = Math.imul(h, 0x85ebca6b);
   h ^= h >>> 13;
@@ -79,7 +75,7 @@ export function hashBalancer(ctx: BalancerContext): Balancer {
       const ring: Array<[number, Upstream]> = [];
       for (const u of instances) {
         const count = Math.max(1, Math.round(o.pointsPerWeight * u.weight));
-        for (let i = 0; i < count; i++) ring.push([fnv1a(`${u.url}#${i}`), u]);
+        for (let i = 0; i < count; i++) ring.push([ringHash(`${u.url}#${i}`), u]);
       }
       ring.sort((a, b) => a[0] - b[0]);
       points = Uint32Array.from(ring, (p) => p[0]);
@@ -93,7 +89,7 @@ export function hashBalancer(ctx: BalancerContext): Balancer {
       for (let i = 0; i < n; i++) load += candidates[i]!.inFlight;
       const cap = Math.ceil(o.loadFactor * (load + 1) / n);
       // First point at or after the key's hash.
-      const h = fnv1a(key);
+      const h = ringHash(key);
       let lo = 0;
       let hi = points.length;
       while (lo < hi) {

@@ -1,3 +1,6 @@
+import { fnv1a } from '../../hash.ts';
+import { fillsHole } from './slots.ts';
+
 type Waiter<T> = (v: T | null) => void;
 
 const INITIAL = 64;
@@ -64,11 +67,9 @@ export class Inflight<T> {
     return this.count;
   }
 
-  /** FNV-1a over the key's UTF-16 code units. */
   private hash(key: string): number {
     if (key === this.lastKey) return this.lastHash;
-    let h = 0x811c9dc5;
-    for (let i = 0; i < key.length; i++) h = Math.imul(h ^ key.charCodeAt(i), 0x01000193);
+    const h = fnv1a(key);
     this.lastKey = key;
     this.lastHash = h;
     return h;
@@ -95,14 +96,12 @@ export class Inflight<T> {
     this.count++;
   }
 
-  /** Linear probing's deletion: later entries of the run shift back, so no tombstones. */
+  /** Linear probing's deletion: later entries of the run shift back (slots.ts's `fillsHole`), so no tombstones. */
   private removeAt(i: number): void {
     const { keys, lists, hashes } = this;
     const mask = keys.length - 1;
     for (let j = (i + 1) & mask; keys[j] !== undefined; j = (j + 1) & mask) {
-      const home = hashes[j]! & mask;
-      // The entry at j may fill the hole at i unless its home lies cyclically in (i, j].
-      if (i <= j ? i < home && home <= j : i < home || home <= j) continue;
+      if (!fillsHole(i, j, hashes[j]! & mask, mask)) continue;
       keys[i] = keys[j];
       lists[i] = lists[j];
       hashes[i] = hashes[j]!;

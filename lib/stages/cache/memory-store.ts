@@ -1,7 +1,8 @@
 import type { CacheRecord, CacheStore } from './entry.ts';
 import { packInto, unpack } from './packed.ts';
 import { Slabs } from './slabs.ts';
-import { Slots, hashBytes } from './slots.ts';
+import { fnv1aBytes } from '../../hash.ts';
+import { Slots } from './slots.ts';
 import { defaults, type MemoryCacheStoreOptions } from './memory-store-options.ts';
 import type { Clock } from '../../types.ts';
 
@@ -42,6 +43,8 @@ export class MemoryCacheStore implements CacheStore {
   /** A key's UTF-8 bytes, for hashing and comparing. */
   private key = Buffer.allocUnsafeSlow(256);
   private keyLength = 0;
+  /** Its hash. */
+  private keyHash = 0;
   /** The record `set` is storing, packed. */
   private scratch = Buffer.allocUnsafeSlow(4096);
   /** A record being moved to the newest end (while `scratch` holds the one being stored). */
@@ -114,7 +117,7 @@ export class MemoryCacheStore implements CacheStore {
     slots.pos[slot] = this.head;
     slots.len[slot] = len;
     slots.size[slot] = size;
-    slots.hash[slot] = hashBytes(this.key, n);
+    slots.hash[slot] = this.keyHash;
     slots.keyLength[slot] = n;
     slots.expiresAt[slot] = now + ttl;
     slots.insert(slot);
@@ -142,11 +145,12 @@ export class MemoryCacheStore implements CacheStore {
     return this.slabs.allocated;
   }
 
-  /** The slot holding `key`, -1 when none; leaves the key's bytes in `this.key`. */
+  /** The slot holding `key`, -1 when none; leaves the key's bytes in `this.key` and their hash in `this.keyHash` (`set` stores them). */
   private find(key: string): number {
     if (this.key.length < key.length * 3) this.key = Buffer.allocUnsafeSlow(key.length * 3);
     const n = (this.keyLength = this.key.write(key, 0, 'utf8'));
-    return this.slots.find(hashBytes(this.key, n), n, this.sameKey);
+    const h = (this.keyHash = fnv1aBytes(this.key, n));
+    return this.slots.find(h, n, this.sameKey);
   }
 
   private readonly scratchOf = (n: number): Buffer => {

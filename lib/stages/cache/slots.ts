@@ -64,11 +64,9 @@ export class Slots {
     const mask = this.mask;
     let i = this.hash[slot]! & mask;
     while (buckets[i] !== slot + 1) i = (i + 1) & mask;
-    // Backward shift: move later entries of the probe run into the hole
-    // when the hole lies between their home bucket and where they sit.
+    // Backward shift: later entries of the probe run move into the hole.
     for (let j = (i + 1) & mask; buckets[j] !== 0; j = (j + 1) & mask) {
-      const home = this.hash[buckets[j]! - 1]! & mask;
-      if (((j - home) & mask) >= ((j - i) & mask)) {
+      if (fillsHole(i, j, this.hash[buckets[j]! - 1]! & mask, mask)) {
         buckets[i] = buckets[j]!;
         i = j;
       }
@@ -99,9 +97,12 @@ export class Slots {
   }
 }
 
-/** FNV-1a over `bytes[0, n)`, as a 32-bit integer. */
-export function hashBytes(bytes: Uint8Array, n: number): number {
-  let h = 0x811c9dc5 | 0;
-  for (let i = 0; i < n; i++) h = Math.imul(h ^ bytes[i]!, 0x01000193);
-  return h;
+/**
+ * Linear probing's deletion by backward shift (no tombstones): whether the
+ * entry at bucket `at`, whose home bucket is `home`, may move into the hole
+ * at `hole`, that is whether the hole lies cyclically between its home and
+ * where it sits.
+ */
+export function fillsHole(hole: number, at: number, home: number, mask: number): boolean {
+  return ((at - home) & mask) >= ((at - hole) & mask);
 }

@@ -17,7 +17,7 @@ import { PerformanceObserver, constants } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { BufferedBody } from '../../lib/body.ts';
 import type { CacheEntry, CacheRecord } from '../../lib/stages/cache/entry.ts';
-import { LruBytes } from '../../lib/stages/cache/lru.ts';
+import { LruBytes } from './lru.ts';
 import { MemoryCacheStore } from '../../lib/stages/cache/memory-store.ts';
 import { pack } from '../../lib/stages/cache/packed.ts';
 

@@ -10,6 +10,10 @@ interface Node<V> {
 }
 
 /**
+ * The memory cache store before the log in slabs (docs/cache-memory.md),
+ * kept here for the comparison benches (cache-gc.ts, store-cost.ts); no
+ * part of lib uses it.
+ *
  * A least-recently-used map bounded by total bytes, with per-entry expiry.
  * Recency is a doubly linked list (a hit moves its node to the newest end,
  * eviction takes from the oldest) indexed by a `Map`, so every operation is

@@ -2,7 +2,7 @@ import type { ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { Observable } from 'rxjs';
 import { afterEach, describe, expect, it } from 'vitest';
-import { BufferedBody, collectBody } from '../../lib/body.ts';
+import { BufferedBody } from '../../lib/body.ts';
 import type { CacheRecord, CacheStore } from '../../lib/stages/cache/entry.ts';
 import { getHeader } from '../../lib/headers.ts';
 import { cache } from '../../lib/stages/cache/cache.ts';
@@ -12,7 +12,7 @@ import type { GatewayRequest, GatewayResponse, Handler } from '../../lib/types.t
 import { freePort } from '../support/global-setup.ts';
 import { startRedisServer, stopRedisServer } from '../support/redis-server.ts';
 import { redisUrl } from '../support/redis.ts';
-import { gatewayRequest } from '../support/request.ts';
+import { gatewayRequest, respond } from '../support/request.ts';
 
 const url = redisUrl();
 
@@ -37,21 +37,9 @@ function upstream(name: string) {
   return fake;
 }
 
-async function send(h: Handler, req: GatewayRequest = request()) {
-  return new Promise<{ status: number; body: string; xCache: string | undefined }>((resolve, reject) => {
-    let res: GatewayResponse | undefined;
-    let body: Promise<Buffer> = Promise.resolve(Buffer.alloc(0));
-    h(req).subscribe({
-      next(r) {
-        res = r;
-        if (r.body !== null) body = collectBody(r.body);
-      },
-      error: reject,
-      complete() {
-        void body.then((b) => resolve({ status: res!.status, body: b.toString(), xCache: getHeader(res!.headers, 'x-cache') }), reject);
-      },
-    });
-  });
+async function send(h: Handler, req: GatewayRequest = request()): Promise<{ status: number; body: string; xCache: string | undefined }> {
+  const { response, body } = await respond(h, req);
+  return { status: response.status, body: body?.toString() ?? '', xCache: getHeader(response.headers, 'x-cache') };
 }
 
 /** A store whose writes the test can wait for (the operator does not wait for them). */

@@ -1,6 +1,6 @@
 import { Observable, Subject, VirtualTimeScheduler } from 'rxjs';
 import { describe, expect, it } from 'vitest';
-import { BufferedBody, collectBody } from '../../lib/body.ts';
+import { BufferedBody } from '../../lib/body.ts';
 import type { CacheEntry, CacheRecord, CacheStore } from '../../lib/stages/cache/entry.ts';
 import { BadGatewayError, BadRequestError } from '../../lib/errors.ts';
 import { getHeader } from '../../lib/headers.ts';
@@ -10,7 +10,7 @@ import { pack, unpack } from '../../lib/stages/cache/packed.ts';
 import { CacheStoreTimeoutError, RedisCacheStore } from '../../lib/stages/cache/redis-store.ts';
 import { virtualRuntime } from '../../lib/runtime.ts';
 import type { Body, BodySink, GatewayRequest, GatewayResponse, Handler } from '../../lib/types.ts';
-import { gatewayRequest } from '../support/request.ts';
+import { gatewayRequest, respond } from '../support/request.ts';
 
 class FakeClock {
   constructor(public t = 1_000_000) {}
@@ -60,27 +60,12 @@ interface Result {
   age: string | undefined;
 }
 
-function send(h: Handler, req: GatewayRequest = request()): Promise<Result> {
-  return new Promise((resolve, reject) => {
-    let res: GatewayResponse | undefined;
-    let body: Promise<Buffer | null> = Promise.resolve(null);
-    h(req).subscribe({
-      next(r) {
-        res = r;
-        if (r.body !== null) body = collectBody(r.body);
-      },
-      error: reject,
-      complete() {
-        void body.then((b) => {
-          const r = res!;
-          resolve({
-            status: r.status, headers: r.headers, body: b === null ? null : b.toString(),
-            xCache: getHeader(r.headers, 'x-cache'), age: getHeader(r.headers, 'age'),
-          });
-        }, reject);
-      },
-    });
-  });
+async function send(h: Handler, req: GatewayRequest = request()): Promise<Result> {
+  const { response: r, body: b } = await respond(h, req);
+  return {
+    status: r.status, headers: r.headers, body: b === null ? null : b.toString(),
+    xCache: getHeader(r.headers, 'x-cache'), age: getHeader(r.headers, 'age'),
+  };
 }
 
 function setup(options: CacheOptions = {}, reply?: Parameters<typeof upstream>[0]) {

@@ -8,17 +8,13 @@ import { originMatcher } from '../../lib/stages/cors/origins.ts';
 import { addVary } from '../../lib/stages/cors/vary.ts';
 import type { GatewayRequest, GatewayResponse, Handler } from '../../lib/types.ts';
 import { throwError } from 'rxjs';
-import { gatewayRequest } from '../support/request.ts';
+import { callNow, gatewayRequest } from '../support/request.ts';
 
 function request(method: string, headers: Record<string, string>): GatewayRequest {
   return gatewayRequest({ id: 'r', method, headers });
 }
 
-function call(handler: Handler, req: GatewayRequest): GatewayResponse | GatewayError {
-  let out: GatewayResponse | GatewayError | undefined;
-  handler(req).subscribe({ next: (r) => { out = r; }, error: (e: unknown) => { out = e as GatewayError; } });
-  return out!;
-}
+const call = callNow;
 
 function header(res: GatewayResponse | GatewayError, name: string): string | undefined {
   if (isGatewayError(res)) return res.headers?.[name];

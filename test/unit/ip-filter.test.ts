@@ -1,11 +1,11 @@
 import { of } from 'rxjs';
 import { describe, expect, it } from 'vitest';
-import { isGatewayError, type GatewayError } from '../../lib/errors.ts';
+import { isGatewayError } from '../../lib/errors.ts';
 import { canonicalAddress, CidrList, parseAddress } from '../../lib/stages/ip-filter/cidr.ts';
 import { clientAddress, hostOf } from '../../lib/stages/ip-filter/client-address.ts';
 import { ipFilter } from '../../lib/stages/ip-filter/ip-filter.ts';
 import type { GatewayRequest, GatewayResponse, Handler } from '../../lib/types.ts';
-import { gatewayRequest } from '../support/request.ts';
+import { callNow, gatewayRequest } from '../support/request.ts';
 
 const OK: GatewayResponse = { status: 200, headers: [], body: null };
 
@@ -13,11 +13,7 @@ function request(ip: string, xff?: string): GatewayRequest {
   return gatewayRequest({ id: 'r', headers: xff === undefined ? {} : { 'x-forwarded-for': xff }, remoteAddress: ip });
 }
 
-function call(handler: Handler, req: GatewayRequest): GatewayResponse | GatewayError {
-  let out: GatewayResponse | GatewayError | undefined;
-  handler(req).subscribe({ next: (r) => { out = r; }, error: (e: unknown) => { out = e as GatewayError; } });
-  return out!;
-}
+const call = callNow;
 
 describe('CidrList', () => {
   it('matches IPv4 networks, single hosts and /0', () => {

@@ -10,7 +10,7 @@ import { createRedisClient, parseRedisUrl, redisReady, type RedisClient } from '
 import { RedisRateLimitStore } from '../../lib/stages/rate-limit/redis-store.ts';
 import { virtualRuntime } from '../../lib/runtime.ts';
 import type { GatewayRequest, GatewayResponse, Handler } from '../../lib/types.ts';
-import { gatewayRequest } from '../support/request.ts';
+import { callNow, gatewayRequest } from '../support/request.ts';
 
 const OK: GatewayResponse = { status: 200, headers: ['content-type', 'text/plain'], body: null };
 
@@ -26,10 +26,7 @@ function fakeClock(start = 1_000) {
 
 /** Runs a request synchronously (memory store): the response, or the error. */
 function call(handler: Handler, req: GatewayRequest = request()): GatewayResponse | GatewayError {
-  let out: GatewayResponse | GatewayError | undefined;
-  handler(req).subscribe({ next: (r) => { out = r; }, error: (e: unknown) => { out = e as GatewayError; } });
-  if (out === undefined) throw new Error('the stage did not answer synchronously');
-  return out;
+  return callNow(handler, req);
 }
 
 function header(res: GatewayResponse, name: string): string | undefined {

@@ -13,6 +13,15 @@ export const duration = z.union([
 /** An HTTP method, upper-cased. */
 export const method = z.string().regex(/^[A-Za-z]+$/, 'expected an HTTP method').transform((m) => m.toUpperCase());
 
+/** A header name (an RFC 9110 token), as written. */
+export const headerName = z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'expected a header name');
+
+/** A port to listen on; 0 picks a free one. */
+export const listenPort = z.number().int().min(0).max(65535);
+
+/** A port to connect (or redirect) to. */
+export const port = z.number().int().min(1).max(65535);
+
 /** An HTTP status code. */
 export const status = z.number().int().min(100).max(599);
 

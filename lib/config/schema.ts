@@ -7,7 +7,7 @@ import { ipFilterOptions, trustedProxiesOption } from '../stages/ip-filter/schem
 import { StageRegistry, type StageDefinition } from '../stages/define.ts';
 import { balancerNames } from '../upstream/balancer.ts';
 import '../upstream/balancers.ts';
-import { duration, httpUrl, method, status } from './common.ts';
+import { duration, httpUrl, listenPort, method, port, status } from './common.ts';
 import { checkPerInstance, checkPipeline, checkRouteStages, storeOf } from './checks.ts';
 import { websocketOptions } from '../server/websocket-options.ts';
 import { logOptions, routeLogOptions } from '../observe/log-options.ts';
@@ -54,7 +54,7 @@ const balancerName = z.string().superRefine((name, ctx) => {
 const dnsDiscovery = z.strictObject({
   name: z.string().min(1),
   type: z.enum(['A', 'AAAA', 'A+AAAA', 'SRV']).optional(),
-  port: z.number().int().min(1).max(65535).optional(),
+  port: port.optional(),
   scheme: z.enum(['http', 'https']).optional(),
   servers: z.array(z.string()).min(1).optional(),
   minInterval: duration.optional(),
@@ -127,7 +127,7 @@ const routeBase = z.strictObject({
 const topLevel = {
   listen: z.strictObject({
     host: z.string().optional(),
-    port: z.number().int().min(0).max(65535).optional(),
+    port: listenPort.optional(),
     /** Serve HTTPS: cert, key, passphrase, ciphers, sni (more certificates by server name). */
     tls: listenTlsSchema.optional(),
     /** A plain-HTTP listener on `port` answering 301/308 to the same URL on HTTPS (needs tls). */

@@ -1,10 +1,10 @@
 import { z } from 'zod';
 import type { EdgeListenOptions } from '../server/edge.ts';
+import { listenPort, port } from './common.ts';
 
 /** The YAML keys of TLS: `listen.tls`, `listen.redirectHttp` and a service's `tls`. */
 
 const file = z.string().min(1, 'expected a file path');
-const port = z.number().int().min(0).max(65535);
 
 /** `api.example.com`, or `*.example.com` (uWS matches a wildcard against one label). */
 const serverName = z.string().regex(/^(\*\.)?[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*$/, 'expected a host name, or *.domain');
@@ -18,8 +18,8 @@ export const listenTlsSchema = z.strictObject({
 }).refine((t) => new Set((t.sni ?? []).map((s) => s.serverName.toLowerCase())).size === (t.sni ?? []).length, 'each sni serverName once');
 
 export const redirectHttpSchema = z.strictObject({
-  port,
-  httpsPort: z.number().int().min(1).max(65535).optional(),
+  port: listenPort,
+  httpsPort: port.optional(),
 });
 
 /** `sha256/<base64>` of a SubjectPublicKeyInfo, or a certificate's SHA-256 fingerprint in hex (colons optional). */

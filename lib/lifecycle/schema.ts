@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { duration } from '../config/common.ts';
+import { duration, listenPort } from '../config/common.ts';
 
 /**
  * The top-level lifecycle keys: the admin listener, graceful drain, hot
@@ -11,7 +11,7 @@ export const adminOptions = z.strictObject({
   /** @default '127.0.0.1' */
   host: z.string().min(1).optional(),
   /** 0 picks a free port. @default 9901 */
-  port: z.number().int().min(0).max(65535).optional(),
+  port: listenPort.optional(),
 });
 
 /** SIGTERM/SIGINT: how long requests in flight may run before they are cancelled. */

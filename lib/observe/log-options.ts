@@ -1,11 +1,12 @@
 import { z } from 'zod';
+import { headerName as writtenHeaderName } from '../config/common.ts';
 
 /**
  * The `log` keys: top-level (level, the access log and what it may show)
  * and per route (the access log on or off there).
  */
 
-const headerName = z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'expected a header name').transform((h) => h.toLowerCase());
+const headerName = writtenHeaderName.transform((h) => h.toLowerCase());
 
 export const logOptions = z.strictObject({
   /** @default 'info'; `RXGATE_LOG_LEVEL`, when set, overrides it, at start and on reload */

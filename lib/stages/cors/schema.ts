@@ -1,7 +1,5 @@
 import { z } from 'zod';
-import { duration, method } from '../../config/common.ts';
-
-const headerName = z.string().regex(/^([!#$%&'*+.^_`|~0-9A-Za-z-]+)$/, 'expected a header name');
+import { duration, headerName, method } from '../../config/common.ts';
 
 /** `cors:` on a route (or a service, for all its routes). */
 export const corsOptions = z.strictObject({

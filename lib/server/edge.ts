@@ -14,7 +14,7 @@ import { remoteAddressOf } from './remote-address.ts';
 import { requestIds } from './request-id.ts';
 import { listenRedirect, type RedirectListener } from './redirect-http.ts';
 import { closeApp, EdgeTls } from './tls.ts';
-import { loadUws } from './uws.ts';
+import { loadUws, uwsBuild } from './uws.ts';
 import { websocketBehavior } from './websocket.ts';
 import { ListenError } from './listen-error.ts';
 
@@ -43,12 +43,15 @@ export class Edge {
   private readonly nextRequestId: () => string;
   private readonly tls: EdgeTls | null;
   private redirect: RedirectListener | null = null;
+  /** uWS 20.30 closes a connection whose head has a control byte in a value before any handler runs (head-rules.ts). */
+  private readonly controlsRefused: boolean;
 
   constructor(private readonly hooks: EdgeHooks, private readonly listenOptions: EdgeListenOptions = {}) {
     if (listenOptions.redirectHttp !== undefined && listenOptions.tls === undefined) throw new TypeError('listen.redirectHttp needs listen.tls');
     this.tls = listenOptions.tls === undefined ? null : new EdgeTls(listenOptions.tls);
     this.protocol = this.tls === null ? 'http' : 'https';
     this.app = this.createApp();
+    this.controlsRefused = uwsBuild().build === 'trufflesuite';
     this.nextRequestId = requestIds(hooks.requestId);
   }
 
@@ -165,12 +168,10 @@ export class Edge {
 
   private handle(res: HttpResponse, uwsReq: HttpRequest, upgrade: us_socket_context_t | null = null): void {
     const headers: Record<string, string> = {};
-    const headProblem = readHead(uwsReq, headers);
+    const headProblem = readHead(uwsReq, headers, this.controlsRefused);
     const method = uwsReq.getCaseSensitiveMethod().toUpperCase();
     const path = uwsReq.getUrl();
-    const rawQuery = uwsReq.getQuery() ?? '';
-    // Re-encoded as the path is: undici refuses a character above U+00FF (a 502 the breaker counted).
-    const query = rawQuery === '' || !NON_ASCII.test(rawQuery) ? rawQuery : latin1Bytes(rawQuery);
+    const query = uwsReq.getQuery() ?? '';
     const id = headers['x-request-id'] || this.nextRequestId();
     const cl = headers['content-length'];
     const hasBody = (cl !== undefined && cl !== '0') || headers['transfer-encoding'] !== undefined;
@@ -182,7 +183,6 @@ export class Edge {
     try {
       // Bytes that were not UTF-8 arrive as U+FFFD: they cannot be forwarded as received.
       if (!ascii && path.includes('\uFFFD')) throw new BadRequestError('request path is not valid UTF-8');
-      if (query !== rawQuery && rawQuery.includes('\uFFFD')) throw new BadRequestError('request query is not valid UTF-8');
       normalized = normalizePath(path);
     } catch (err) {
       badPath = err;

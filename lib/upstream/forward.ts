@@ -1,5 +1,4 @@
 import { performance } from 'node:perf_hooks';
-import { Readable } from 'node:stream';
 import { Observable, throwError, type Observer } from 'rxjs';
 import { NoHealthyUpstreamError } from '../errors.ts';
 import type { GatewayEvents } from '../observe/events.ts';
@@ -66,23 +65,21 @@ export function forward(service: Service, options: ForwardOptions = {}): Startab
       l.upstreamAt = performance.now();
     }
     // Only a client that accepts an event stream (EventSource always says
-    // so) may get one, so only its exchange may apply the route's gap limit.
+    // so) may get one, so only its exchange keeps its own body-gap timer;
+    // every other body is bounded by undici's coarse, cheaper bodyTimeout.
     const streaming = acceptsEventStream(req.headers.accept);
     const exchange = new Exchange(observer, req.method === 'HEAD', service, upstream, streaming ? streamIdleMs : -1);
-    const body = requestBody(req.body);
-    if (body instanceof Readable) exchange.upload = body;
     upstream.pool.dispatch({
       path: upstream.basePath + req.path + (req.query === '' ? '' : '?' + req.query),
       method: req.method,
       headers: upstreamHeaders(req, upstream, preserveHost),
-      body,
-      // The service's timeout bounds the head and each gap in the body; the
-      // exchange keeps it on the service's one deadline list, because
-      // undici's own timeouts make a timer object per request
-      // (docs/upstream-timers.md). Total and per-attempt limits are the
-      // timeout operator's.
-      headersTimeout: 0,
-      bodyTimeout: 0,
+      body: requestBody(req.body),
+      // The service's timeout bounds the head and each gap in the body
+      // (for a client accepting an event stream, the exchange does that,
+      // and not for an event stream); total and per-attempt limits are
+      // the timeout operator's.
+      headersTimeout: service.timeoutMs,
+      bodyTimeout: streaming ? 0 : service.timeoutMs,
     }, exchange);
     return exchange;
   };

@@ -39,6 +39,18 @@ describe('request head rules', () => {
     expect(check(lines).problem).toMatch(message);
   });
 
+  it('applies every rule but the control-byte scan when the uWS build refused such heads already', () => {
+    const lines: Array<[string, string]> = [['host', 'gw'], ['accept', 'a'], ['accept', 'b'], ['x-a', 'a\rb']];
+    const headers: Record<string, string> = {};
+    expect(readHead(head(lines), headers, true)).toBeNull();
+    expect(headers).toEqual({ host: 'gw', accept: 'a, b', 'x-a': 'a\rb' });
+    expect(lastHeadFields()).toBe(4);
+    expect(readHead(head([['content-length', '1'], ['content-length', '1']]), {}, true)).toMatch(/Content-Length is repeated/);
+    expect(readHead(head([['host', 'a'], ['host', 'b']]), {}, true)).toMatch(/Host is repeated/);
+    expect(readHead(head([['transfer-encoding', 'gzip']]), {}, true)).toMatch(/Transfer-Encoding other/);
+    expect(readHead(head(lines), {})).toMatch(/CR, LF or NUL/);
+  });
+
   it('starts each head afresh', () => {
     expect(check([['host', 'a'], ['host', 'b']]).problem).not.toBeNull();
     expect(check([['host', 'a']]).problem).toBeNull();

@@ -1,13 +1,10 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
 import { connect, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { Readable } from 'node:stream';
 import { request } from 'undici';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { get } from '../support/answer.ts';
+import { rxgateRuns } from '../support/rxgate-process.ts';
 import { startGatewayFromYaml, startUpstream, type TestUpstream } from '../support/servers.ts';
 import { until } from '../support/wait.ts';
 
@@ -18,22 +15,13 @@ import { until } from '../support/wait.ts';
  * 0; a second signal exits at once; drain.timeout cancels what is left.
  */
 
-const ROOT = join(import.meta.dirname, '../..');
-const dir = mkdtempSync(join(tmpdir(), 'rxgate-drain-'));
 // What bin/rxgate.mjs does, on the sources (through the repository's loader) instead of dist/.
-const RUN = join(dir, 'run.mjs');
-writeFileSync(RUN, `import { runCli } from ${JSON.stringify(pathToFileURL(join(ROOT, 'lib/cli.ts')).href)};
-await runCli(process.argv.slice(2), { module: ${JSON.stringify(pathToFileURL(join(ROOT, 'lib/index.ts')).href)} });
-`);
-const children = new Set<ChildProcess>();
+const runs = rxgateRuns();
 const cleanups: Array<() => Promise<void>> = [];
 afterEach(async () => {
   while (cleanups.length > 0) await cleanups.pop()!();
 });
-afterAll(() => {
-  for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  rmSync(dir, { recursive: true, force: true });
-});
+afterAll(() => runs.remove());
 
 interface Child {
   proc: ChildProcess;
@@ -43,51 +31,15 @@ interface Child {
   /** Resolves with the exit code. */
   exited: Promise<number | null>;
   /** Resolves when a log line with this `msg` has been written. */
-  logged(msg: string): Promise<void>;
+  logged(msg: string): Promise<unknown>;
 }
 
-let files = 0;
 /** Starts rxgate on `yaml` (admin on a free port) and resolves once both listeners are up. */
-function rxgate(yaml: string, extra: string[] = []): Promise<Child> {
-  const file = join(dir, `gw-${files++}.yaml`);
-  writeFileSync(file, yaml);
-  const proc = spawn(process.execPath, [
-    '--import', join(ROOT, 'bin/loader/register.mjs'), RUN, '--config', file, '--host', '127.0.0.1', '--port', '0', ...extra,
-  ], { env: { ...process.env, RXGATE_LOG_LEVEL: 'info' }, stdio: ['ignore', 'pipe', 'pipe'] });
-  children.add(proc);
-  const seen = new Map<string, Record<string, unknown>>();
-  const waiting = new Map<string, Array<() => void>>();
-  let buffered = '';
-  proc.stdout!.on('data', (d: Buffer) => {
-    buffered += d.toString();
-    let nl;
-    while ((nl = buffered.indexOf('\n')) >= 0) {
-      const line = buffered.slice(0, nl);
-      buffered = buffered.slice(nl + 1);
-      let entry: Record<string, unknown>;
-      try {
-        entry = JSON.parse(line) as Record<string, unknown>;
-      } catch {
-        continue;
-      }
-      const msg = String(entry['msg']);
-      seen.set(msg, entry);
-      for (const w of waiting.get(msg) ?? []) w();
-      waiting.delete(msg);
-    }
-  });
-  let stderr = '';
-  proc.stderr!.on('data', (d: Buffer) => { stderr += d.toString(); });
-  const exited = new Promise<number | null>((resolve) => proc.on('exit', (code) => resolve(code)));
-  const logged = (msg: string): Promise<void> => seen.has(msg) ? Promise.resolve() : new Promise((resolve, reject) => {
-    waiting.set(msg, [...(waiting.get(msg) ?? []), resolve]);
-    void exited.then((code) => reject(new Error(`rxgate exited (${code}) before logging "${msg}": ${stderr}`)));
-  });
-  return Promise.all([logged('rxgate listening'), logged('rxgate admin listening')]).then(() => {
-    const port = seen.get('rxgate listening')!['port'] as number;
-    const adminPort = seen.get('rxgate admin listening')!['port'] as number;
-    return { proc, port, url: `http://127.0.0.1:${port}`, admin: `http://127.0.0.1:${adminPort}`, exited, logged };
-  });
+async function rxgate(yaml: string, extra: string[] = []): Promise<Child> {
+  const gw = runs.start(['--config', runs.file(yaml), '--host', '127.0.0.1', '--port', '0', ...extra], { RXGATE_LOG_LEVEL: 'info' });
+  const [listening, admin] = await Promise.all([gw.logged('rxgate listening'), gw.logged('rxgate admin listening')]);
+  const port = listening['port'] as number;
+  return { proc: gw.proc, port, url: `http://127.0.0.1:${port}`, admin: `http://127.0.0.1:${admin['port'] as number}`, exited: gw.exited, logged: (msg) => gw.logged(msg) };
 }
 
 /** An upstream that holds each request until `release()`; `arrived` resolves when the first one is in. */

@@ -1,10 +1,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { request } from 'undici';
+import { until } from './wait.ts';
 
 /**
  * An rxgate process run as bin/rxgate.mjs runs it, on the sources (through
@@ -108,20 +108,10 @@ function watchLines(proc: ChildProcess): RxgateProcess {
 }
 
 /** A port nothing listens on now (for an admin listener whose port no log line tells). */
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
+export { freePort } from './global-setup.ts';
 
-/** Resolves once `GET {admin}/ready` answers 200 (a process whose log level hides its listening lines). */
+/** Resolves once `GET {admin}/ready` answers 200 (a process whose log level hides its listening lines); a refused connection counts as not yet. */
 export async function readyAt(admin: string): Promise<void> {
-  for (let i = 0; i < 600; i++) {
-    const status = await request(`${admin}/ready`).then(async (res) => { await res.body.dump(); return res.statusCode; }, () => 0);
-    if (status === 200) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`${admin}/ready never answered 200`);
+  const status = (): Promise<number> => request(`${admin}/ready`).then(async (res) => { await res.body.dump(); return res.statusCode; }, () => 0);
+  await until(async () => await status() === 200, { timeout: 30_000, interval: 50 });
 }

@@ -109,12 +109,14 @@ export class AdminListener {
     });
   }
 
-  private find(method: string, path: string): AdminHandler | 'wrong method' | null {
+  /** The handler, or for a path with handlers for other methods only, those methods (the 405's `Allow`). */
+  private find(method: string, path: string): AdminHandler | { allow: string } | null {
     const key = `${method} ${path}`;
     const found = this.exact.get(key) ?? this.prefixes.find(([prefix]) => key.startsWith(prefix))?.[1];
     if (found !== undefined) return found;
-    for (const k of this.exact.keys()) if (k.slice(k.indexOf(' ') + 1) === path) return 'wrong method';
-    return null;
+    const methods = [...this.exact.keys()].filter((k) => k.slice(k.indexOf(' ') + 1) === path).map((k) => k.slice(0, k.indexOf(' ')));
+    if (methods.length === 0) return null;
+    return { allow: (methods.includes('GET') ? [...methods, 'HEAD'] : methods).join(', ') };
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -129,7 +131,7 @@ export class AdminListener {
     const handler = this.find(head ? 'GET' : request.method, request.path);
     let answer: AdminAnswer;
     if (handler === null) answer = { status: 404, contentType: JSON_TYPE, body: '{"error":"not found"}' };
-    else if (handler === 'wrong method') answer = { status: 405, contentType: JSON_TYPE, body: '{"error":"method not allowed"}' };
+    else if (typeof handler !== 'function') answer = { status: 405, contentType: JSON_TYPE, body: '{"error":"method not allowed"}', headers: { allow: handler.allow } };
     else {
       try {
         answer = await handler(request);

@@ -6,7 +6,7 @@ import type { GatewayMetrics, RouteInfo } from '../observe/metrics.ts';
 import { DURATION_BUCKETS } from '../observe/request-metrics.ts';
 import type { HealthReport } from '../upstream/health-view.ts';
 import { SERIES_SECONDS, summarize, type SeriesView, type SeriesWindow } from './series.ts';
-import type { AdminAnswer, AdminHandler, AdminRequest } from './types.ts';
+import type { AdminAnswer, AdminHandler } from './types.ts';
 
 /** What `GET /api/overview` answers: the routes with their stages, and the health view. */
 export interface Overview {
@@ -61,44 +61,35 @@ export function seriesWindows(metrics: GatewayMetrics, seconds: number, nowMs: n
  * The admin page's handlers for the admin listener: `GET /` (the page, which
  * draws its own SVG plots: no script from anywhere else), `GET
  * /api/overview` and `GET /api/series?seconds=N` (N up to 600, default 300).
- * Pass a gateway, or an `AdminPageData` (a worker pool is one).
+ * Pass a gateway, or an `AdminPageData` (a worker pool is one). The listener
+ * answers other methods (405), HEAD and `cache-control` for them.
  */
 export function adminPageRoutes(source: PageGateway | AdminPageData): Record<string, AdminHandler> {
   const data = 'windows' in source ? source : gatewayPageData(source);
   return {
-    '/': get(() => {
+    '/': () => {
       pageHtml ??= readFileSync(PAGE_FILE, 'utf8');
       return { status: 200, contentType: 'text/html; charset=utf-8', body: pageHtml, headers: PAGE_HEADERS };
-    }),
-    '/api/overview': get(async () => json(await data.overview())),
-    '/api/series': get(async (req) => {
+    },
+    '/api/overview': async () => json(await data.overview()),
+    '/api/series': async (req) => {
       const seconds = secondsOf(req.query);
       const windows = await data.windows(seconds);
       const routes: Record<string, SeriesView> = {};
       for (const [route, w] of Object.entries(windows)) routes[route] = summarize(w, DURATION_BUCKETS);
       return json({ seconds, routes } satisfies SeriesAnswer);
-    }),
+    },
   };
 }
 
 // The page runs its own inline script and fetches only its own origin.
 const PAGE_HEADERS = {
-  'cache-control': 'no-store',
   'content-security-policy': "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src 'self'; connect-src 'self'",
   'x-content-type-options': 'nosniff',
 };
 
-function get(handler: (req: AdminRequest) => AdminAnswer | Promise<AdminAnswer>): AdminHandler {
-  return (req) => {
-    if (req.method !== 'GET' && req.method !== 'HEAD') {
-      return { status: 405, contentType: 'text/plain', body: 'method not allowed\n', headers: { allow: 'GET, HEAD' } };
-    }
-    return handler(req);
-  };
-}
-
 function json(value: unknown): AdminAnswer {
-  return { status: 200, contentType: 'application/json', body: JSON.stringify(value), headers: { 'cache-control': 'no-store' } };
+  return { status: 200, contentType: 'application/json', body: JSON.stringify(value) };
 }
 
 function secondsOf(query: string): number {

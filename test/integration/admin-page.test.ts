@@ -3,8 +3,10 @@ import type { AddressInfo } from 'node:net';
 import type { Browser } from 'playwright-core';
 import { request } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
+import { AdminListener } from '../../lib/admin/listener.ts';
 import { adminPageRoutes, type Overview, type SeriesAnswer } from '../../lib/admin/page.ts';
 import type { AdminHandler } from '../../lib/admin/types.ts';
+import { silentLogger } from '../../lib/observe/log.ts';
 import { launchChromium, skipWithoutChromium } from '../support/browser.ts';
 import { startGatewayFromYaml, startUpstream } from '../support/servers.ts';
 
@@ -100,10 +102,24 @@ describe('the admin page data', () => {
     expect(series.routes['orders']).toBeUndefined();
   });
 
-  it('refuses anything but GET and HEAD', async () => {
+  it('is answered by the admin listener for methods: 405 with Allow for anything but GET and HEAD, no-store on every answer', async () => {
     const { gw } = await gatewayWithTwoServices();
-    const answer = await adminPageRoutes(gw)['/']!({ method: 'POST', path: '/', query: '' });
-    expect(answer.status).toBe(405);
+    const admin = new AdminListener({ host: '127.0.0.1', port: 0, routes: adminPageRoutes(gw), logger: silentLogger });
+    await admin.listen();
+    cleanups.push(() => admin.close());
+    const base = `http://127.0.0.1:${admin.port}`;
+    const post = await request(`${base}/`, { method: 'POST' });
+    await post.body.dump();
+    expect(post.statusCode).toBe(405);
+    expect(post.headers['allow']).toBe('GET, HEAD');
+    const head = await request(`${base}/api/overview`, { method: 'HEAD' });
+    await head.body.dump();
+    expect(head.statusCode).toBe(200);
+    expect(head.headers['cache-control']).toBe('no-store');
+    const page = await request(`${base}/`);
+    await page.body.dump();
+    expect(page.headers['cache-control']).toBe('no-store');
+    expect(page.headers['content-security-policy']).toContain("default-src 'none'");
   });
 });
 

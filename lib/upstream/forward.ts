@@ -1,4 +1,5 @@
 import { performance } from 'node:perf_hooks';
+import { Readable } from 'node:stream';
 import { Observable, throwError, type Observer } from 'rxjs';
 import { NoHealthyUpstreamError } from '../errors.ts';
 import type { GatewayEvents } from '../observe/events.ts';
@@ -6,7 +7,7 @@ import type { GatewayRequest, GatewayResponse, Handler } from '../types.ts';
 import { Exchange, requestBody } from './exchange.ts';
 import type { Service } from './service.ts';
 import { upstreamHeaders } from './upstream-headers.ts';
-import type { Upstream } from './upstream.ts';
+import { Upstream } from './upstream.ts';
 import type { Startable } from '../subscriber.ts';
 
 /**
@@ -65,21 +66,23 @@ export function forward(service: Service, options: ForwardOptions = {}): Startab
       l.upstreamAt = performance.now();
     }
     // Only a client that accepts an event stream (EventSource always says
-    // so) may get one, so only its exchange keeps its own body-gap timer;
-    // every other body is bounded by undici's coarse, cheaper bodyTimeout.
+    // so) may get one, so only its exchange may apply the route's gap limit.
     const streaming = acceptsEventStream(req.headers.accept);
     const exchange = new Exchange(observer, req.method === 'HEAD', service, upstream, streaming ? streamIdleMs : -1);
+    const body = requestBody(req.body);
+    if (body instanceof Readable) exchange.upload = body;
     upstream.pool.dispatch({
       path: upstream.basePath + req.path + (req.query === '' ? '' : '?' + req.query),
       method: req.method,
       headers: upstreamHeaders(req, upstream, preserveHost),
-      body: requestBody(req.body),
-      // The service's timeout bounds the head and each gap in the body
-      // (for a client accepting an event stream, the exchange does that,
-      // and not for an event stream); total and per-attempt limits are
-      // the timeout operator's.
-      headersTimeout: service.timeoutMs,
-      bodyTimeout: streaming ? 0 : service.timeoutMs,
+      body,
+      // The service's timeout bounds the head and each gap in the body; the
+      // exchange keeps it on the service's one deadline list, because
+      // undici's own timeouts make a timer object per request
+      // (docs/upstream-timers.md). Total and per-attempt limits are the
+      // timeout operator's.
+      headersTimeout: 0,
+      bodyTimeout: 0,
     }, exchange);
     return exchange;
   };
@@ -96,21 +99,25 @@ export function forward(service: Service, options: ForwardOptions = {}): Startab
 
   // Instances that keep failing are out of rotation (the service's outlier
   // ejection, which `circuitBreaker.perInstance` configures): pick skips them.
-  const forwardRequest = function forwardRequest(req: GatewayRequest): Observable<GatewayResponse> {
+  /** The instance for `req`, or what answers it instead: none usable, or a traced attempt (its own Observable). */
+  const choose = (req: GatewayRequest): Upstream | Observable<GatewayResponse> => {
     const upstream = service.pick(req.attempt.tried, req);
     if (upstream === undefined) return unavailable();
     // Set only when a tracer provider is registered: the attempt gets its span.
     const tracing = req.locals.tracing;
-    return tracing === undefined ? send(req, upstream) : tracing.attempt(send, service.name, req, upstream);
+    return tracing === undefined ? upstream : tracing.attempt(send, service.name, req, upstream);
+  };
+
+  const forwardRequest = function forwardRequest(req: GatewayRequest): Observable<GatewayResponse> {
+    const chosen = choose(req);
+    return chosen instanceof Upstream ? send(req, chosen) : chosen;
   } as StartableHandler;
   // What subscribing to `forwardRequest(req)` does, without the Observable.
   forwardRequest.start = function startForward(req, observer) {
-    const upstream = service.pick(req.attempt.tried, req);
-    if (upstream === undefined) return unavailable().subscribe(observer);
-    const tracing = req.locals.tracing;
-    if (tracing !== undefined) return tracing.attempt(send, service.name, req, upstream).subscribe(observer);
+    const chosen = choose(req);
+    if (!(chosen instanceof Upstream)) return chosen.subscribe(observer);
     try {
-      return sendTo(req, upstream, observer);
+      return sendTo(req, chosen, observer);
     } catch (err) {
       // As an Observable's subscribe function throwing: the error goes to the observer.
       observer.error(err);

@@ -1,49 +1,15 @@
-import { Readable } from 'node:stream';
 import type { Observer } from 'rxjs';
-import { errors, util } from 'undici';
-import { BufferedBody } from '../body.ts';
+import { errors } from 'undici';
 import { ClientAbortedError, toGatewayError } from '../errors.ts';
-import { connectionTokens, HOP_BY_HOP } from '../headers.ts';
 import type { Body, BodySink, GatewayResponse } from '../types.ts';
 import { BodyGap } from './body-gap.ts';
+import { ExchangeDeadline } from './exchange-deadline.ts';
 import type { Service } from './service.ts';
 import type { Upstream } from './upstream.ts';
+import { copyResponseHeaders, isEventStream } from './response-head.ts';
+import { strikesInstance } from './strikes.ts';
 
-/** undici errors before any connection that say nothing about the instance: a request it would not build, a pool closing. */
-const NOT_THE_INSTANCE = new Set(['UND_ERR_INVALID_ARG', 'UND_ERR_NOT_SUPPORTED', 'UND_ERR_DESTROYED', 'UND_ERR_CLOSED', 'UND_ERR_ABORTED']);
-/** The instance closed or reset the connection before answering: a strike even after the request was sent (Envoy counts resets too). */
-const CONNECTION_LOST = new Set(['UND_ERR_SOCKET', 'ECONNRESET', 'EPIPE']);
-
-/**
- * The request body as undici takes it. A replayable body goes as bytes
- * (undici can resend them). A streamed one is read only once undici starts
- * writing it to a connected socket: if the connection fails first, the body
- * is untouched and another attempt may send it (see `GatewayError.sent`).
- */
-export function requestBody(body: Body | null): Buffer | Readable | null {
-  if (body === null) return null;
-  if (body instanceof BufferedBody) return Buffer.concat(body.chunks as Uint8Array[]);
-  let piped = false;
-  const readable = new Readable({
-    read() {
-      if (piped) {
-        body.resume();
-        return;
-      }
-      piped = true;
-      body.pipe({
-        write: (chunk) => readable.push(chunk),
-        end: () => void readable.push(null),
-      });
-    },
-    destroy(err, cb) {
-      // Never read: the body is still whole, and the edge destroys it when the request ends.
-      if (piped) body.destroy();
-      cb(err);
-    },
-  });
-  return readable;
-}
+export { requestBody } from './request-body.ts';
 
 /**
  * One upstream exchange: undici's dispatch handler on one side (the legacy
@@ -51,17 +17,15 @@ export function requestBody(body: Body | null): Buffer | Readable | null {
  * and the response `Body` on the other. It tells `service` how the instance
  * did: a response head is a success, a connection failure or a timeout
  * before it a strike towards ejection.
+ * The service's timeout on the head and the body's gaps: `ExchangeDeadline`.
  */
-export class Exchange implements Body {
+export class Exchange extends ExchangeDeadline implements Body {
   length: number | null = null;
   private sink: BodySink | null = null;
   private queue: Buffer[] | null = null;
   private upstreamResume: (() => void) | null = null;
-  private abort: ((err: Error) => void) | null = null;
   /** undici handed the request to a connected socket: from here on it may have been sent. */
   private connected = false;
-  /** The response head arrived. */
-  private headed = false;
   /** undici is finished with this request (completed or failed). */
   private settled = false;
   /** The upstream body has ended, whether or not the sink has seen it yet. */
@@ -72,7 +36,7 @@ export class Exchange implements Body {
   private released = false;
   /** Clock time the request was handed to undici (`Service.started`). */
   private readonly sentAt: number;
-  /** The body's gap limit (undici's own `bodyTimeout` is off, so an event stream may stay quiet). */
+  /** An event stream's gap limit (the route's `streamIdleTimeout`, not the service's timeout). */
   private gap: BodyGap | null = null;
 
   constructor(
@@ -82,11 +46,12 @@ export class Exchange implements Body {
     private readonly upstream: Upstream,
     /**
      * Gap limit for a `text/event-stream` body, ms; 0: none (other bodies get
-     * the service's timeout). -1: undici's own `bodyTimeout` bounds the body
-     * and the exchange keeps no timer.
+     * the service's timeout). -1: the client does not take event streams,
+     * so every body gets the service's timeout.
      */
     private readonly streamIdleMs = 0,
   ) {
+    super(service.deadlines);
     this.sentAt = service.started(upstream);
   }
 
@@ -99,6 +64,7 @@ export class Exchange implements Body {
   cancel(): void {
     if (this.settled || this.cancelled) return;
     this.cancelled = true;
+    this.untime();
     this.gap?.stop();
     // A hedge's loser, or a client that left: no head yet after this long is
     // a lower bound on the instance's latency, which it must not escape by
@@ -121,41 +87,39 @@ export class Exchange implements Body {
     // undici calls this as it starts writing the request to a connected socket.
     this.connected = true;
     if (this.cancelled) abort(new ClientAbortedError('request cancelled'));
-    else this.abort = abort;
+    else {
+      this.abort = abort;
+      this.timed?.add(this);
+    }
   }
 
   onHeaders(status: number, raw: Buffer[], resume: () => void, statusText: string): boolean {
-    if (status < 200 || this.cancelled) return true;
+    if (this.cancelled) return true;
+    if (status < 200) {
+      this.wait(); // an interim response (100 Continue): undici's head wait started again too
+      return true;
+    }
     this.headed = true;
     if (this.service.strikeStatus[status] === 1) this.service.failed(this.upstream);
     else this.upstream.outlier.success();
     this.service.answered(this.upstream, this.sentAt, true);
     this.upstreamResume = resume;
     const headers: string[] = [];
-    let named: Set<string> | null = null;
-    for (let i = 0; i < raw.length; i += 2) {
-      // Well-known names come interned and lower-cased from undici's lookup tree (no string made per header).
-      const name = util.headerNameToString(raw[i]!);
-      const value = raw[i + 1]!.toString('latin1');
-      if (name === 'connection') named = connectionTokens(value);
-      else if (name === 'content-length') this.length = Number(value);
-      if (HOP_BY_HOP.has(name)) continue;
-      headers.push(name, value);
-    }
-    if (named !== null) {
-      for (let i = headers.length - 2; i >= 0; i -= 2) {
-        if (named.has(headers[i]!)) headers.splice(i, 2);
-      }
-    }
+    const length = copyResponseHeaders(raw, headers);
+    if (length !== null) this.length = length;
     const hasBody = !this.head && status !== 204 && status !== 304;
     this.bodyless = !hasBody;
-    if (hasBody && this.streamIdleMs >= 0) {
-      const limit = isEventStream(headers) ? this.streamIdleMs : this.service.timeoutMs;
-      if (limit > 0) this.gap = new BodyGap(this.service.runtime, limit, () => this.abort?.(new errors.BodyTimeoutError()));
+    if (hasBody && this.streamIdleMs >= 0 && isEventStream(headers)) {
+      this.untime();
+      if (this.streamIdleMs > 0) this.gap = new BodyGap(this.service.runtime, this.streamIdleMs, () => this.abort?.(new errors.BodyTimeoutError()));
     }
     const response: GatewayResponse = { status, statusText, headers, body: hasBody ? this : null };
     this.subscriber.next(response);
-    return this.sink !== null || !hasBody;
+    const more = this.sink !== null || !hasBody;
+    // The first gap starts with the head, unless nobody takes the body yet (undici paused then, and so does the gap).
+    if (more && hasBody) this.wait();
+    else this.timed?.remove(this);
+    return more;
   }
 
   onData(chunk: Buffer): boolean {
@@ -164,16 +128,26 @@ export class Exchange implements Body {
     const sink = this.sink;
     if (sink === null || this.queue !== null) {
       (this.queue ??= []).push(chunk);
-      this.gap?.hold(true);
+      this.hold();
       return false;
     }
-    if (sink.write(chunk)) return true;
-    this.gap?.hold(true);
+    if (sink.write(chunk)) {
+      this.wait();
+      return true;
+    }
+    this.hold();
     return false;
+  }
+
+  /** The client stopped taking the body: its gap does not count until it resumes. */
+  private hold(): void {
+    if (this.gap !== null) this.gap.hold(true);
+    else this.timed?.remove(this);
   }
 
   onComplete(): void {
     this.settled = true;
+    this.untime();
     this.gap?.stop();
     this.ended = true;
     this.release();
@@ -183,18 +157,17 @@ export class Exchange implements Body {
 
   onError(err: Error): void {
     this.settled = true;
+    this.untime();
     this.gap?.stop();
     this.release();
     if (this.cancelled) return;
     this.sink = null;
     this.queue = null;
     const error = toGatewayError(err, this.connected);
-    // Refused, unreachable, or no head in time: the instance itself is in trouble.
-    const code = (err as { code?: string }).code ?? '';
-    if (!this.headed && (error.code === 'GATEWAY_TIMEOUT' || (error.code === 'BAD_GATEWAY' && (error.sent ? CONNECTION_LOST.has(code) : !NOT_THE_INSTANCE.has(code))))) {
-      this.service.failed(this.upstream);
+    if (!this.headed) {
+      if (strikesInstance(error, (err as { code?: string }).code ?? '')) this.service.failed(this.upstream);
+      this.service.answered(this.upstream, this.sentAt, false);
     }
-    if (!this.headed) this.service.answered(this.upstream, this.sentAt, false);
     this.subscriber.error(error);
   }
 
@@ -207,7 +180,8 @@ export class Exchange implements Body {
 
   resume(): void {
     if (this.flush() && !this.ended) {
-      this.gap?.hold(false);
+      if (this.gap !== null) this.gap.hold(false);
+      else this.wait();
       this.upstreamResume?.();
     }
   }
@@ -238,12 +212,4 @@ export class Exchange implements Body {
     }
     return true;
   }
-}
-
-/** Server-Sent Events: long-lived, quiet between events, so only the route's `streamIdleTimeout` bounds their gaps. */
-function isEventStream(headers: readonly string[]): boolean {
-  for (let i = 0; i < headers.length; i += 2) {
-    if (headers[i] === 'content-type') return headers[i + 1]!.toLowerCase().startsWith('text/event-stream');
-  }
-  return false;
 }

@@ -3,10 +3,12 @@ import { parseDuration } from '../duration.ts';
 import type { GatewayEvents } from '../observe/events.ts';
 import type { Runtime } from '../runtime.ts';
 import type { GatewayRequest } from '../types.ts';
+import type { Deadlines } from '../stages/timeout/deadlines.ts';
 import { balancerFactory, balancerNames, type Balancer } from './balancer.ts';
 import './balancers.ts';
 import { startDiscovery, type Discovery } from './discovery.ts';
 import './dns-discovery.ts';
+import { serviceDeadlines } from './exchange-deadline.ts';
 import { HealthTracker, type HealthOptions } from './health.ts';
 import { OutlierTracker, type OutlierConfig } from './outlier.ts';
 import { startProbes } from './probe.ts';
@@ -30,6 +32,8 @@ export class Service {
   /** The instances now (replaced whole when discovery changes them). */
   upstreams: readonly Upstream[];
   readonly timeoutMs: number;
+  /** The timeout on every request's head and body gaps, one timer for all (exchange-deadline.ts); null for 0. */
+  readonly deadlines: Deadlines | null;
   /** Whether `pick` falls back to an instance out of rotation when none is in. */
   readonly panic: boolean;
   /** The balancer's name, as configured (or the default). */
@@ -70,6 +74,7 @@ export class Service {
     this.maxEjectionPercent = o.maxEjectionPercent;
     for (const status of options.ejectOnStatuses ?? []) this.strikeStatus[status] = 1;
     this.timeoutMs = timeoutMs;
+    this.deadlines = serviceDeadlines(timeoutMs);
     this.panic = o.panic;
     this.runtime = o.runtime;
     this.events = options.events ?? null;
@@ -239,5 +244,6 @@ export class Service {
     this.healthTimer?.unsubscribe();
     this.healthTimer = null;
     await Promise.all(this.upstreams.map((u) => u.pool.close().catch(() => u.pool.destroy())));
+    this.deadlines?.clear(); // after the pools: a request they wait for still times out
   }
 }

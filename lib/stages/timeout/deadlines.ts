@@ -10,7 +10,8 @@ export interface Deadline {
 }
 
 /**
- * The deadlines of one limit of one timeout stage, with one timer between
+ * The deadlines of one limit of one timeout stage (or of one service's
+ * upstream timeout, lib/upstream/exchange.ts), with one timer between
  * them rather than one per request (as Envoy and Node's own timer lists do).
  * Every entry gets the same `ms`, so on a monotonic clock deadlines arrive in
  * the order entries join: the list is a FIFO, the timer is due at its head's
@@ -29,8 +30,9 @@ export class Deadlines {
    * @param scheduler where the one timer runs
    * @param now the clock deadlines are read on (the scheduler's own, or the runtime's)
    * @param ms every entry's limit
+   * @param lapse leave the timer pending when the list empties (see above)
    */
-  constructor(private readonly scheduler: SchedulerLike, private readonly now: () => number, readonly ms: number) {}
+  constructor(private readonly scheduler: SchedulerLike, private readonly now: () => number, readonly ms: number, private readonly lapse = false) {}
 
   add(entry: Deadline): void {
     entry.deadline = this.now() + this.ms;
@@ -47,10 +49,17 @@ export class Deadlines {
   remove(entry: Deadline): void {
     if (entry.prevDeadline === null && this.head !== entry) return;
     this.unlink(entry);
-    if (this.head === null && this.timer !== null) {
+    if (this.head === null && this.timer !== null && !this.lapse) {
       this.timer.unsubscribe();
       this.timer = null;
     }
+  }
+
+  /** Cancels the timer and empties the list without expiring anything (the owner is closing). */
+  clear(): void {
+    while (this.head !== null) this.unlink(this.head);
+    this.timer?.unsubscribe();
+    this.timer = null;
   }
 
   /** Entries on the list (for tests). */

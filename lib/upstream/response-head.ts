@@ -1,0 +1,35 @@
+import { util } from 'undici';
+import { connectionTokens, HOP_BY_HOP } from '../headers.ts';
+
+/**
+ * Copies an upstream response's raw header pairs (undici's `Buffer[]`) into
+ * `headers` as name, value, ... without hop-by-hop headers or those the
+ * `Connection` header names. Returns the `Content-Length`, or null.
+ */
+export function copyResponseHeaders(raw: readonly Buffer[], headers: string[]): number | null {
+  let length: number | null = null;
+  let named: Set<string> | null = null;
+  for (let i = 0; i < raw.length; i += 2) {
+    // Well-known names come interned and lower-cased from undici's lookup tree (no string made per header).
+    const name = util.headerNameToString(raw[i]!);
+    const value = raw[i + 1]!.toString('latin1');
+    if (name === 'connection') named = connectionTokens(value);
+    else if (name === 'content-length') length = Number(value);
+    if (HOP_BY_HOP.has(name)) continue;
+    headers.push(name, value);
+  }
+  if (named !== null) {
+    for (let i = headers.length - 2; i >= 0; i -= 2) {
+      if (named.has(headers[i]!)) headers.splice(i, 2);
+    }
+  }
+  return length;
+}
+
+/** Server-Sent Events: long-lived, quiet between events, so only the route's `streamIdleTimeout` bounds their gaps. */
+export function isEventStream(headers: readonly string[]): boolean {
+  for (let i = 0; i < headers.length; i += 2) {
+    if (headers[i] === 'content-type') return headers[i + 1]!.toLowerCase().startsWith('text/event-stream');
+  }
+  return false;
+}

@@ -1,0 +1,15 @@
+import type { GatewayError } from '../errors.ts';
+
+/** undici errors before any connection that say nothing about the instance: a request it would not build, a pool closing. */
+const NOT_THE_INSTANCE = new Set(['UND_ERR_INVALID_ARG', 'UND_ERR_NOT_SUPPORTED', 'UND_ERR_DESTROYED', 'UND_ERR_CLOSED', 'UND_ERR_ABORTED']);
+/** The instance closed or reset the connection before answering: a strike even after the request was sent (Envoy counts resets too). */
+const CONNECTION_LOST = new Set(['UND_ERR_SOCKET', 'ECONNRESET', 'EPIPE']);
+
+/**
+ * Whether `error` (from undici's `code`), failing a request before its
+ * response head, says the instance itself is in trouble (refused,
+ * unreachable, or no head in time): a strike towards ejecting it.
+ */
+export function strikesInstance(error: GatewayError, code: string): boolean {
+  return error.code === 'GATEWAY_TIMEOUT' || (error.code === 'BAD_GATEWAY' && (error.sent ? CONNECTION_LOST.has(code) : !NOT_THE_INSTANCE.has(code)));
+}

@@ -171,7 +171,9 @@ export class Edge {
     const headProblem = readHead(uwsReq, headers, this.controlsRefused);
     const method = uwsReq.getCaseSensitiveMethod().toUpperCase();
     const path = uwsReq.getUrl();
-    const query = uwsReq.getQuery() ?? '';
+    const rawQuery = uwsReq.getQuery() ?? '';
+    // Re-encoded as the path is: undici refuses a character above U+00FF (a 502 the breaker counted).
+    const query = rawQuery === '' || !NON_ASCII.test(rawQuery) ? rawQuery : latin1Bytes(rawQuery);
     const id = headers['x-request-id'] || this.nextRequestId();
     const cl = headers['content-length'];
     const hasBody = (cl !== undefined && cl !== '0') || headers['transfer-encoding'] !== undefined;
@@ -183,6 +185,7 @@ export class Edge {
     try {
       // Bytes that were not UTF-8 arrive as U+FFFD: they cannot be forwarded as received.
       if (!ascii && path.includes('\uFFFD')) throw new BadRequestError('request path is not valid UTF-8');
+      if (query !== rawQuery && rawQuery.includes('\uFFFD')) throw new BadRequestError('request query is not valid UTF-8');
       normalized = normalizePath(path);
     } catch (err) {
       badPath = err;

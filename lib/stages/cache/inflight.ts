@@ -45,8 +45,9 @@ export class Inflight<T> {
       done = true;
       const i = this.slot(key, h);
       if (i >= 0 && this.lists[i] === list) this.removeAt(i);
-      // a callback may leave (splice itself out) while we iterate: iterate a copy
-      for (const cb of list.splice(0)) cb(v);
+      // a callback may leave (splice itself out) while we iterate: iterate a
+      // copy; most misses have no waiters and make none
+      if (list.length > 0) for (const cb of list.splice(0)) cb(v);
     };
   }
 

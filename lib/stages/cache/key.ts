@@ -33,12 +33,15 @@ export function variantKey(base: string, headers: RequestHeaders, names: readonl
   return key;
 }
 
+/** What a response without `Vary` varies on: one shared, frozen array instead of a new one per miss. */
+const NO_VARY: readonly string[] = Object.freeze([]);
+
 /**
  * A response's `Vary` header as sorted, unique lower-case names; `'*'` when it
  * varies on something outside the request (uncacheable); [] when absent.
  */
 export function parseVary(value: string | undefined): readonly string[] | '*' {
-  if (value === undefined || value.trim() === '') return [];
+  if (value === undefined || value.trim() === '') return NO_VARY;
   const names = new Set<string>();
   for (const part of value.split(',')) {
     const name = part.trim().toLowerCase();

@@ -23,9 +23,13 @@ export function tagged(res: GatewayResponse, status: CacheStatus): GatewayRespon
 }
 
 export function entryOf(res: GatewayResponse, plan: StoragePlan, body: BufferedBody | null): CacheEntry {
+  const f = plan.freshness;
+  // Field by field rather than `...plan.freshness`: a spread after other
+  // properties copies through a builtin, and gives the entry another shape.
   return {
     kind: 'entry', status: res.status, statusText: res.statusText, headers: plan.headers, body, vary: plan.vary,
-    ...plan.freshness,
+    storedAt: f.storedAt, initialAge: f.initialAge, freshUntil: f.freshUntil,
+    staleWhileRevalidate: f.staleWhileRevalidate, staleIfError: f.staleIfError,
   };
 }
 

@@ -2,6 +2,7 @@ import type { Socket } from 'node:net';
 import { Observable, throwError, type Subscriber } from 'rxjs';
 import WebSocket from 'ws';
 import { BadGatewayError, GatewayError, GatewayTimeoutError, NoHealthyUpstreamError, ServiceUnavailableError } from '../errors.ts';
+import { NON_ASCII } from '../headers.ts';
 import type { GatewayEvents } from '../observe/events.ts';
 import { after, type Runtime } from '../runtime.ts';
 import type { GatewayRequest, GatewayResponse, Handler } from '../types.ts';
@@ -58,7 +59,10 @@ export function websocketForward(service: Service, http: Handler, options: WebSo
   const connect = (req: GatewayRequest, upstream: Upstream): Observable<GatewayResponse> =>
     new Observable<GatewayResponse>((subscriber) => {
       req.attempt.instance = upstream.origin;
-      const url = upstream.origin.replace(/^http/, 'ws') + upstream.basePath + req.path + (req.query === '' ? '' : '?' + req.query);
+      const target = req.path + (req.query === '' ? '' : '?' + req.query);
+      // The edge keeps raw bytes outside ASCII as latin1 characters (for undici); ws parses a URL, which
+      // percent-encodes characters as UTF-8: give it the characters sent, not their bytes (encoded twice).
+      const url = upstream.origin.replace(/^http/, 'ws') + upstream.basePath + (NON_ASCII.test(target) ? Buffer.from(target, 'latin1').toString('utf8') : target);
       const offered = (req.headers['sec-websocket-protocol'] ?? '').split(',').map((p) => p.trim()).filter((p) => p !== '');
       const list = upstreamHeaders(req, upstream, preserveHost);
       const headers: Record<string, string> = {};

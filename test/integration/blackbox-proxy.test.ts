@@ -38,6 +38,8 @@ let exited: Promise<number | null>;
 let gw = '';
 let admin = '';
 let gwPort = 0;
+/** The targets of the WebSocket handshakes the upstream accepted. */
+const wsTargets: string[] = [];
 /** Requests the /hold endpoint holds until released. */
 const held: Array<() => void> = [];
 let heldArrived: () => void = () => {};
@@ -123,6 +125,7 @@ beforeAll(async () => {
   up = await startUpstream(upstreamHandler);
   const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false });
   up.server.on('upgrade', (req, socket, head) => wss.handleUpgrade(req, socket, head, (ws) => {
+    wsTargets.push(req.url!);
     ws.on('message', (m, binary) => {
       const text = m.toString();
       if (text.startsWith('close:')) ws.close(Number(text.slice(6)), 'bye');
@@ -235,10 +238,10 @@ function twoOnOneConnection(first: string, second: string): Promise<{ firstHead:
  * once, or after the interim 100 when the head asks for one. Resolves with
  * the final response (Content-Length framed) and any interim status lines.
  */
-function rawRequest(head: string, body?: Buffer): Promise<{ head: string; body: string; interim: string[] }> {
+function rawRequest(head: string | Buffer, body?: Buffer): Promise<{ head: string; body: string; interim: string[] }> {
   return new Promise((resolve, reject) => {
     const s: Socket = tcpConnect(gwPort, '127.0.0.1');
-    const waitContinue = body !== undefined && /\r\nexpect: *100-continue/i.test(head);
+    const waitContinue = body !== undefined && /\r\nexpect: *100-continue/i.test(head.toString('latin1'));
     let buf = '';
     const interim: string[] = [];
     s.on('error', reject);
@@ -295,14 +298,22 @@ describe('rxgate as a reverse proxy, probed from outside', () => {
     }
   });
 
-  it('forwards a raw UTF-8 query byte for byte, as it does a raw UTF-8 path', async () => {
+  it('forwards a raw UTF-8 query byte for byte, as it does a raw UTF-8 path, and refuses one that is not UTF-8', async () => {
+    // The regression: undici refused the query's characters above U+00FF, a
+    // 502 that never reached the upstream and that the breaker counted, so
+    // two or three such requests opened it for every client.
     rawLines.length = 0;
-    const res = await twoOnOneConnection(
-      'GET /raw/q?city=K\u00f6ln&sym=\u20ac HTTP/1.1\r\nHost: x\r\n\r\n'.replace(/[^\0-\x7f]/g, (c) => Buffer.from(c, 'utf8').toString('latin1')),
-      'GET /nothing HTTP/1.1\r\nHost: x\r\n\r\n',
-    );
-    expect(res.firstHead).toMatch(/^HTTP\/1\.1 200 /);
-    expect(rawLines[0]).toBe(`GET /q?city=${Buffer.from('Köln').toString('latin1')}&sym=${Buffer.from('€').toString('latin1')} HTTP/1.1`);
+    for (let i = 0; i < 6; i++) {
+      const res = await rawRequest('GET /raw/q/K\u00f6ln?city=K\u00f6ln&sym=\u20ac HTTP/1.1\r\nHost: x\r\n\r\n');
+      expect(res.head).toMatch(/^HTTP\/1\.1 200 /);
+    }
+    const utf8 = (text: string): string => Buffer.from(text, 'utf8').toString('latin1');
+    expect(rawLines).toHaveLength(6);
+    expect(rawLines[0]).toBe(`GET /q/${utf8('Köln')}?city=${utf8('Köln')}&sym=${utf8('€')} HTTP/1.1`);
+    const bad = await rawRequest(Buffer.concat([Buffer.from('GET /raw/q?x='), Buffer.from([0xff, 0xfe]), Buffer.from(' HTTP/1.1\r\nHost: x\r\n\r\n')]));
+    expect(bad.head).toMatch(/^HTTP\/1\.1 400 /);
+    expectErrorBody(bad.body, 'BAD_REQUEST');
+    expect(rawLines).toHaveLength(6);
   });
 
   it('appends to X-Forwarded-For, sets X-Forwarded-Proto/-Host and X-Real-IP, and gives the upstream its own Host', async () => {
@@ -509,6 +520,24 @@ describe('rxgate as a reverse proxy, probed from outside', () => {
     const end = closed(ws);
     ws.send('close:4001');
     expect(await end).toEqual({ code: 4001, reason: 'bye' });
+  });
+
+  it('opens a WebSocket whose target has raw UTF-8 bytes on the same target, percent-encoded, not encoded twice', async () => {
+    wsTargets.length = 0;
+    const s: Socket = tcpConnect(gwPort, '127.0.0.1');
+    const head = await new Promise<string>((resolve, reject) => {
+      let buf = '';
+      s.on('error', reject);
+      s.on('data', (d: Buffer) => {
+        buf += d.toString('latin1');
+        if (buf.includes('\r\n\r\n')) resolve(buf.slice(0, buf.indexOf('\r\n')));
+      });
+      s.write('GET /ws/caf\u00e9?q=\u20ac HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
+        'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n');
+    });
+    s.destroy();
+    expect(head).toMatch(/^HTTP\/1\.1 101 /);
+    expect(wsTargets).toEqual(['/caf%C3%A9?q=%E2%82%AC']);
   });
 
   it('answers 502, not 500, when the upstream switches protocols on a plain request', async () => {

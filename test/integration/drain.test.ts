@@ -4,8 +4,9 @@ import { Readable } from 'node:stream';
 import { request } from 'undici';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { get } from '../support/answer.ts';
+import { holdingUpstream, type HoldingUpstream } from '../support/holding-upstream.ts';
 import { rxgateRuns } from '../support/rxgate-process.ts';
-import { startGatewayFromYaml, startUpstream, type TestUpstream } from '../support/servers.ts';
+import { startGatewayFromYaml, startUpstream } from '../support/servers.ts';
 import { until } from '../support/wait.ts';
 
 /**
@@ -42,24 +43,11 @@ async function rxgate(yaml: string, extra: string[] = []): Promise<Child> {
   return { proc: gw.proc, port, url: `http://127.0.0.1:${port}`, admin: `http://127.0.0.1:${admin['port'] as number}`, exited: gw.exited, logged: (msg) => gw.logged(msg) };
 }
 
-/** An upstream that holds each request until `release()`; `arrived` resolves when the first one is in. */
-async function holdingUpstream(): Promise<TestUpstream & { arrived: Promise<void>; release(): void }> {
-  let release: () => void = () => {};
-  const released = new Promise<void>((resolve) => { release = resolve; });
-  let arrived: () => void = () => {};
-  const arrival = new Promise<void>((resolve) => { arrived = resolve; });
-  const up = await startUpstream((req, res) => {
-    arrived();
-    let bytes = 0;
-    req.on('data', (c: Buffer) => { bytes += c.length; });
-    req.on('end', () => {
-      if (req.method === 'POST') res.end(`received ${bytes} bytes`);
-    });
-    if (req.method === 'POST') return;
-    void released.then(() => res.end('slow, but complete'));
-  });
+/** A `HoldingUpstream`, closed after the test. */
+async function holding(): Promise<HoldingUpstream> {
+  const up = await holdingUpstream();
   cleanups.push(() => up.close());
-  return Object.assign(up, { arrived: arrival, release });
+  return up;
 }
 
 const config = (url: string, drain = ''): string => `
@@ -83,7 +71,7 @@ function refused(port: number): Promise<boolean> {
 // Each test starts an rxgate process (seconds of CPU on a loaded machine): generous timeouts, no duration asserted.
 describe('graceful drain on SIGTERM', { timeout: 120_000 }, () => {
   it('finishes a slow request in flight while /ready answers 503 and new connections are refused, then exits 0', async () => {
-    const up = await holdingUpstream();
+    const up = await holding();
     const gw = await rxgate(config(up.url));
     expect((await get(`${gw.admin}/ready`)).status).toBe(200);
 
@@ -106,7 +94,7 @@ describe('graceful drain on SIGTERM', { timeout: 120_000 }, () => {
   });
 
   it('finishes an upload that is still sending when SIGTERM comes', async () => {
-    const up = await holdingUpstream();
+    const up = await holding();
     const gw = await rxgate(config(up.url));
     const chunk = Buffer.alloc(64 * 1024, 'x');
     const body = new Readable({ read() {} });
@@ -127,7 +115,7 @@ describe('graceful drain on SIGTERM', { timeout: 120_000 }, () => {
   });
 
   it('exits at once on a second signal, cutting off what is in flight', async () => {
-    const up = await holdingUpstream();
+    const up = await holding();
     const gw = await rxgate(config(up.url));
     const slow = request(`${gw.url}/slow`).then((res) => res.body.text(), (err: unknown) => err);
     await up.arrived;
@@ -139,7 +127,7 @@ describe('graceful drain on SIGTERM', { timeout: 120_000 }, () => {
   });
 
   it('cancels what still runs at drain.timeout, then exits 0', async () => {
-    const up = await holdingUpstream();
+    const up = await holding();
     const gw = await rxgate(config(up.url, 'drain: { timeout: 300ms }'));
     const slow = request(`${gw.url}/slow`).then((res) => res.body.text(), (err: unknown) => err);
     await up.arrived;
@@ -152,7 +140,7 @@ describe('graceful drain on SIGTERM', { timeout: 120_000 }, () => {
 
 describe('with --workers 2', { timeout: 120_000 }, () => {
   it('relays POST /reload to every worker, and on SIGTERM drains them all and exits 0', async () => {
-    const up = await holdingUpstream();
+    const up = await holding();
     const yaml = config(up.url, 'reload: { watch: false }');
     const gw = await rxgate(yaml, ['--workers', '2']);
     await until(async () => (await get(`${gw.admin}/ready`)).status === 200, { timeout: 30_000, interval: 50 });

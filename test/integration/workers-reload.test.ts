@@ -2,6 +2,7 @@ import { writeFileSync } from 'node:fs';
 import { request } from 'undici';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { get } from '../support/answer.ts';
+import { holdingUpstream } from '../support/holding-upstream.ts';
 import { rxgateRuns, type RxgateProcess } from '../support/rxgate-process.ts';
 import { startUpstream, type TestUpstream } from '../support/servers.ts';
 
@@ -55,26 +56,20 @@ async function reload(admin: string): Promise<unknown> {
 // Each test starts an rxgate process with two worker threads: generous timeouts, no duration asserted.
 describe('with --workers 2, a reload changes the main thread\'s part too', { timeout: 120_000 }, () => {
   it('a reload that raises drain.timeout lets a request slower than the old timeout finish after SIGTERM', async () => {
-    let release: () => void = () => {};
-    const released = new Promise<void>((resolve) => { release = resolve; });
-    let arrived: () => void = () => {};
-    const arrival = new Promise<void>((resolve) => { arrived = resolve; });
-    const up = await upstream((_req, res) => {
-      arrived();
-      void released.then(() => res.end('slow, but complete'));
-    });
+    const up = await holdingUpstream();
+    cleanups.push(() => up.close());
     const file = runs.file(config(up.url, 'drain: { timeout: 300ms }\nreload: { watch: false }'));
     const { gw, url, admin } = await workers(file);
     writeFileSync(file, config(up.url, 'drain: { timeout: 20s }\nreload: { watch: false }'));
     expect(await reload(admin)).toEqual({ outcome: 'applied' });
 
     const slow = request(`${url}/a`).then(async (res) => ({ status: res.statusCode, body: await res.body.text() }), (err: unknown) => err);
-    await arrival;
+    await up.arrived;
     gw.proc.kill('SIGTERM');
     await gw.logged('rxgate draining: not ready, no new connections, requests in flight finish', 2);
     // Longer than the startup timeout (and its backstop), shorter than the reloaded one.
     await new Promise((r) => setTimeout(r, PAST_OLD_BACKSTOP_MS));
-    release();
+    up.release();
     expect(await slow, `log: ${gw.lines.map((l) => String(l['msg'])).join(' | ')}`).toEqual({ status: 200, body: 'slow, but complete' });
     expect(await gw.exited).toBe(0);
   });

@@ -115,11 +115,11 @@ export class Exchange extends ExchangeDeadline implements Body {
     }
     const response: GatewayResponse = { status, statusText, headers, body: hasBody ? this : null };
     this.subscriber.next(response);
-    const more = this.sink !== null || !hasBody;
-    // The first gap starts with the head, unless nobody takes the body yet (undici paused then, and so does the gap).
-    if (more && hasBody) this.wait();
-    else this.timed?.remove(this);
-    return more;
+    // The first gap started with the head if the body was piped at once
+    // (`resume` restarted the wait); if nobody takes it yet, undici pauses,
+    // and so does the gap.
+    if (this.sink === null || !hasBody) this.timed?.remove(this);
+    return this.sink !== null || !hasBody;
   }
 
   onData(chunk: Buffer): boolean {

@@ -147,8 +147,7 @@ export class NoHealthyUpstreamError extends GatewayError {
   readonly status = 503;
   readonly code = 'NO_HEALTHY_UPSTREAM';
 
-  // Probes and ejections decide within seconds whether an instance is back.
-  constructor(message: string, options: GatewayErrorOptions = {}) {
+  constructor(message: string, options: GatewayErrorOptions = {}) { // probes and ejections decide within seconds
     super(message, { headers: RETRY_IN_5S, ...options });
   }
 }
@@ -187,8 +186,7 @@ export class TooManyInFlightError extends GatewayError {
   readonly status = 429;
   readonly code = 'TOO_MANY_IN_FLIGHT';
 
-  // A slot comes back as soon as one of the client's requests ends.
-  constructor(message: string, options: GatewayErrorOptions = {}) {
+  constructor(message: string, options: GatewayErrorOptions = {}) { // a slot comes back once one of the client's requests ends
     super(message, { headers: RETRY_IN_1S, ...options });
   }
 }
@@ -228,10 +226,13 @@ export function toGatewayError(err: unknown, sent = true): GatewayError {
   if (e?.name === 'TimeoutError') return new GatewayTimeoutError('upstream timed out', options);
   if (e?.name === 'HTTPParserError') return new BadGatewayError('upstream sent an invalid HTTP response', options);
   // undici's parser asserts on responses it cannot frame, e.g. a 101 to a request that asked for no upgrade.
-  if (code === 'ERR_ASSERTION' && /[\\/]undici[\\/]/.test(String((err as Error).stack))) {
-    return new BadGatewayError('upstream sent an invalid HTTP response', options);
-  }
+  if (code === 'ERR_ASSERTION' && /[\\/]undici[\\/]/.test(String((err as Error).stack))) return new BadGatewayError('upstream sent an invalid HTTP response', options);
   if (e?.name === 'SocketError') return new BadGatewayError('upstream connection failed', options);
+  // undici refused the request (e.g. DEL in a header value, which uWS hands over): it never left. Not a
+  // retryable 502, which the breaker counts: a few of them from anyone opened it for every client.
+  if (code === 'UND_ERR_INVALID_ARG' || code === 'UND_ERR_NOT_SUPPORTED') {
+    return new BadRequestError('the request cannot be forwarded as sent', { cause: err, sent: false });
+  }
   if (code !== undefined && (CONNECT_CODES.has(code) || code.startsWith('UND_ERR') || code.startsWith('HPE_'))) {
     return new BadGatewayError(code === 'ECONNREFUSED' ? 'upstream refused the connection' : 'upstream connection failed', options);
   }

@@ -464,6 +464,17 @@ describe('rxgate as a reverse proxy, probed from outside', () => {
     expect((await echoed('/p/after-connect')).status).toBe(200);
   });
 
+  it('answers 400 to a header value undici will not send (DEL), and a burst of them leaves the service serving', async () => {
+    // The regression: undici refused it before sending, a retryable 502 that
+    // the breaker counted; three such requests opened it for every client.
+    for (let i = 0; i < 6; i++) {
+      const res = await rawRequest(Buffer.concat([Buffer.from('GET /p/x HTTP/1.1\r\nHost: x\r\nX-A: a'), Buffer.from([0x7f]), Buffer.from('b\r\n\r\n')]));
+      expect(res.head).toMatch(/^HTTP\/1\.1 400 /);
+      expectErrorBody(res.body, 'BAD_REQUEST');
+    }
+    expect((await echoed('/p/after-del')).status).toBe(200);
+  });
+
   it('answers a CORS preflight itself and refuses other origins', async () => {
     const ok = await request(`${gw}/cors/x`, {
       method: 'OPTIONS', headers: { origin: 'https://app.example.com', 'access-control-request-method': 'PUT' },

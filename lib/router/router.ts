@@ -133,13 +133,14 @@ function compareSpecificity(a: CompiledRoute<unknown>, b: CompiledRoute<unknown>
 }
 
 /**
- * What a route without `methods` allows. Not CONNECT: it asks for a tunnel,
- * which a reverse proxy does not open (nginx answers it 405 too), and
- * forwarded it fails at the transport (undici takes it for an upgrade the
- * upstream never grants), which counts towards the service's breaker: a
- * few CONNECTs from anyone opened it. A route may still list CONNECT.
+ * What a route without `methods` allows: not CONNECT nor TRACE, as nginx
+ * answers both 405 itself. CONNECT asks for a tunnel, which a reverse proxy
+ * does not open; forwarded, it failed at the transport (undici takes it for
+ * an upgrade the upstream never grants), which the service's breaker counts:
+ * a few CONNECTs from anyone opened it. TRACE echoes the request, cookies and
+ * credentials included (cross-site tracing). A route may still list either.
  */
-const ANY_BUT_CONNECT = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', 'TRACE'];
+const OPEN_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'];
 
 /**
  * The route table. Most specific path first; among routes whose path
@@ -170,11 +171,11 @@ export class Router<T> {
         if (!route.matches(parts)) continue;
       }
       const methods = route.methods;
-      if (methods === null ? method !== 'CONNECT' : methods.has(method) || (method === 'HEAD' && methods.has('GET'))) {
+      if (methods === null ? method !== 'CONNECT' && method !== 'TRACE' : methods.has(method) || (method === 'HEAD' && methods.has('GET'))) {
         return { route, params: parts === null ? NO_PARAMS : route.params(parts) };
       }
       allowed ??= new Set();
-      for (const m of methods ?? ANY_BUT_CONNECT) allowed.add(m);
+      for (const m of methods ?? OPEN_METHODS) allowed.add(m);
     }
     if (allowed !== null) {
       const allow = [...allowed].join(', ');

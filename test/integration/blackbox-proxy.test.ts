@@ -454,9 +454,9 @@ describe('rxgate as a reverse proxy, probed from outside', () => {
     }
   });
 
-  it('answers CONNECT 405 at once, and a burst of them leaves the service serving (its breaker closed)', async () => {
+  it('answers CONNECT and TRACE 405 at once, and a burst of them leaves the service serving (its breaker closed)', async () => {
     for (let i = 0; i < 6; i++) {
-      const res = await rawRequest('CONNECT /p/x HTTP/1.1\r\nHost: x\r\n\r\n');
+      const res = await rawRequest(`${i % 2 === 0 ? 'CONNECT' : 'TRACE'} /p/x HTTP/1.1\r\nHost: x\r\n\r\n`);
       expect(res.head).toMatch(/^HTTP\/1\.1 405 /);
       expect(res.head).toMatch(/\r\nallow: GET, HEAD, POST/i);
       expectErrorBody(res.body, 'METHOD_NOT_ALLOWED');

@@ -109,11 +109,13 @@ describe('Router methods', () => {
     expect(err.headers?.allow?.split(', ').sort()).toEqual(['GET', 'PUT']);
   });
 
-  it('answers CONNECT 405 on a route without methods, and serves it on a route that lists it', () => {
-    const r = router({ path: '/api/*' }, { path: '/tunnel', methods: ['CONNECT'] });
-    expect(which(r, 'CONNECT', '/api/x')).toBe('405 allow=GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS, TRACE');
+  it('answers CONNECT and TRACE 405 on a route without methods, and serves them on a route that lists them', () => {
+    const r = router({ path: '/api/*' }, { path: '/tunnel', methods: ['CONNECT', 'TRACE'] });
+    expect(which(r, 'CONNECT', '/api/x')).toBe('405 allow=GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS');
+    expect(which(r, 'TRACE', '/api/x')).toBe('405 allow=GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS');
     expect(which(r, 'GET', '/api/x')).toBe('/api/*');
     expect(which(r, 'CONNECT', '/tunnel')).toBe('/tunnel');
+    expect(which(r, 'TRACE', '/tunnel')).toBe('/tunnel');
   });
 
   it('falls through to a less specific route that allows the method', () => {

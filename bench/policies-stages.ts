@@ -13,21 +13,28 @@
  *   after they were all subscribed, as the event loop does with many
  *   connections: deadlines join and leave their lists, permits stay open.
  *
- * Reported: ns per request, the minimum over `--batches` batches (the
- * least-disturbed batch on a shared machine), cases interleaved.
+ * Requests are started as the edge starts them (`RouteTable.start`): through
+ * the handler's `start` with the edge's plain observer when it has one, and
+ * the fake upstream is startable too, returning a teardown object of its
+ * own as `forward` returns its exchange.
  *
- *   node --import ./bin/loader/register.mjs bench/policies-stages.ts [--mode later] [--requests 20000]
+ * Reported: ns per request, the minimum over `--batches` batches (the
+ * least-disturbed batch on a shared machine), cases interleaved; the
+ * process's CPU time by default (`--clock wall` for elapsed time).
+ *
+ *   node --import ./bin/loader/register.mjs bench/policies-stages.ts [--mode later] [--requests 20000] [--clock cpu|wall]
  *   node --expose-gc --min-semi-space-size=64 --max-semi-space-size=64 --import ./bin/loader/register.mjs bench/policies-stages.ts --alloc
  */
 import { parseArgs } from 'node:util';
-import { Observable, type Subscriber } from 'rxjs';
+import { Observable, type Observer } from 'rxjs';
+import type { Startable } from '../lib/subscriber.ts';
 import type { GatewayRequest, GatewayResponse, Handler } from '../lib/types.ts';
 import { authorization, benchConfig, benchRequest, routeHandler } from './route-harness.ts';
 
 const { values } = parseArgs({
   options: {
     mode: { type: 'string' }, requests: { type: 'string' }, batches: { type: 'string' }, inflight: { type: 'string' },
-    config: { type: 'string' }, rounds: { type: 'string' }, only: { type: 'string' }, alloc: { type: 'boolean' }, single: { type: 'boolean' },
+    config: { type: 'string' }, clock: { type: 'string' }, rounds: { type: 'string' }, only: { type: 'string' }, alloc: { type: 'boolean' }, single: { type: 'boolean' },
   },
 });
 const MODE = values.mode ?? 'later';
@@ -38,15 +45,27 @@ const ROUNDS = Number(values.rounds ?? 3);
 const config = benchConfig(values.config ?? new URL('./configs/policies.yaml', import.meta.url), 'policies.yaml');
 
 const resHeaders = ['content-type', 'application/json', 'content-length', '1068', 'date', 'Sun, 29 Nov 2026 04:00:00 GMT'];
-const pending: Array<Subscriber<GatewayResponse>> = [];
+const pending: Array<Observer<GatewayResponse>> = [];
+/** What `forward`'s start returns: the exchange, which cancels the upstream request. */
+class FakeExchange {
+  cancelled = false;
+  unsubscribe(): void {
+    this.cancelled = true;
+  }
+}
 const terminal: Handler = MODE === 'sync'
   ? () => new Observable<GatewayResponse>((s) => {
     s.next({ status: 200, headers: resHeaders, body: null });
     s.complete();
   })
-  : () => new Observable<GatewayResponse>((s) => {
+  : Object.assign(() => new Observable<GatewayResponse>((s) => {
     pending.push(s);
-  });
+  }), {
+    start(_req: GatewayRequest, observer: Observer<GatewayResponse>) {
+      pending.push(observer);
+      return new FakeExchange();
+    },
+  } satisfies Startable);
 function flush(): void {
   for (let i = 0; i < pending.length; i++) {
     const s = pending[i]!;
@@ -75,18 +94,32 @@ const observer = {
 
 function run(handler: Handler, n: number): void {
   for (let i = 0; i < n; i++) {
-    handler(request()).subscribe(observer);
+    // As the edge does (RouteTable.start): started with its plain observer when the handler can start.
+    const start = (handler as Partial<Startable>).start;
+    if (start !== undefined) start(request(), observer);
+    else handler(request()).subscribe(observer);
     if (pending.length >= INFLIGHT) flush();
   }
   flush();
   if (failed !== null) throw failed;
 }
 
+/**
+ * CPU time of the process (`--clock cpu`, the default: on a shared machine a
+ * batch that is descheduled does not count its wait) or wall time.
+ */
+const CPU_CLOCK = (values.clock ?? 'cpu') === 'cpu';
+function nsNow(): number {
+  if (!CPU_CLOCK) return Number(process.hrtime.bigint());
+  const u = process.cpuUsage();
+  return (u.user + u.system) * 1000;
+}
+
 function batch(handler: Handler): number {
   const n = Math.floor(N / BATCHES);
-  const t0 = process.hrtime.bigint();
+  const t0 = nsNow();
   run(handler, n);
-  return Number(process.hrtime.bigint() - t0) / n;
+  return (nsNow() - t0) / n;
 }
 
 const names = config.routes[0] !== undefined ? ['timeout', 'auth', 'rateLimit', 'retry', 'circuitBreaker', 'attemptTimeout'] : [];
@@ -133,7 +166,7 @@ for (let r = 0; r < ROUNDS; r++) {
 }
 const all = best.get('all stages (the policies route)') ?? NaN;
 const none = best.get('no stages (terminal only)') ?? NaN;
-console.log(`mode ${MODE}${MODE === 'later' ? ` (${INFLIGHT} in flight)` : ''}; ns/request, min of ${BATCHES * ROUNDS} batches of ${Math.floor(N / BATCHES)}\n`);
+console.log(`mode ${MODE}${MODE === 'later' ? ` (${INFLIGHT} in flight)` : ''}; ${CPU_CLOCK ? 'CPU' : 'wall'} ns/request, min of ${BATCHES * ROUNDS} batches of ${Math.floor(N / BATCHES)}\n`);
 console.log('| case | ns/request | stage cost (all − without) |\n|---|---:|---:|');
 for (const [name] of cases) {
   const ns = best.get(name)!;

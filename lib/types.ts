@@ -104,7 +104,7 @@ export interface RequestLocals {
   // What the access log and traces read (lib/observe/access-log.ts):
   /** The cache's verdict, as its `x-cache` header says (set by cache). */
   cache?: 'HIT' | 'MISS' | 'STALE' | 'BYPASS';
-  /** The circuit breaker's: let through, let through as a half-open probe, or refused (set by circuitBreaker). */
+  /** The circuit breaker's: let through, let through as a half-open probe, or refused (set by circuitBreaker when the access log or tracing is on). */
   breaker?: 'pass' | 'probe' | 'reject';
   /** The service and instance (origin) the latest attempt went to (set by forward when the access log or tracing is on). */
   service?: string;

@@ -1,11 +1,10 @@
-import { config, Observable, type Subscriber, type TeardownLogic } from 'rxjs';
+import { Observable, type Subscriber, type TeardownLogic } from 'rxjs';
 import { Breaker, type BreakerOptions, type BreakerPermit, type BreakerTransition } from './breaker.ts';
 import { defaultIsFailure, type CallOutcome } from './outcome.ts';
 import { BreakerRegistry } from './registry.ts';
 import { BufferedBody } from '../../body.ts';
 import { CircuitOpenError, isGatewayError } from '../../errors.ts';
-import { systemRuntime } from '../../runtime.ts';
-import { InnerSubscriber, stageHandler, subscribeNext } from '../../subscriber.ts';
+import { InnerSubscriber, reportUnhandledError, stageHandler, subscribeNext } from '../../subscriber.ts';
 import type { GatewayRequest, GatewayResponse, Handler, Policy } from '../../types.ts';
 
 /** A fixed answer while the circuit is open, instead of the 503 error. */
@@ -106,7 +105,10 @@ export function circuitBreaker(
   function admitCall(next: Handler, req: GatewayRequest, subscriber: Subscriber<GatewayResponse>): TeardownLogic {
     const breaker = breakerFor(req);
     const permit = breaker.tryAcquire();
-    req.locals.breaker = permit === null ? 'reject' : permit.probe ? 'probe' : 'pass';
+    // Only the access log and tracing read it: recorded when the request is
+    // observed (`attempts` set, see requestObservers), as forward does.
+    const l = req.locals;
+    if (l.attempts !== undefined) l.breaker = permit === null ? 'reject' : permit.probe ? 'probe' : 'pass';
     if (permit === null) {
       const r = reject(breaker);
       if (r instanceof CircuitOpenError) subscriber.error(r);
@@ -231,17 +233,4 @@ class JudgedSubscriber extends InnerSubscriber<GatewayResponse> {
     this.settled = true;
     this.breaker.release(this.permit);
   }
-}
-
-/**
- * What RxJS does with an error nobody can receive: hand it to
- * `config.onUnhandledError`, or throw it on a later tick. (RxJS's own helper
- * is internal, so not imported.)
- */
-function reportUnhandledError(err: unknown): void {
-  systemRuntime.scheduler.schedule(() => {
-    const handler = config.onUnhandledError;
-    if (handler !== null) handler(err);
-    else throw err;
-  });
 }

@@ -3,6 +3,7 @@ import { parseDuration, type Duration } from '../../duration.ts';
 import { RateLimitedError } from '../../errors.ts';
 import { systemRuntime, type Runtime } from '../../runtime.ts';
 import { InnerSubscriber, stageHandler, subscribeNext } from '../../subscriber.ts';
+import { headersWithRoom } from '../response-headers.ts';
 import { gcraRule, type RateLimitResult } from './gcra.ts';
 import { compileKey, type RateLimitKey } from './key.ts';
 import { isThenable, type RateLimitStore } from './store.ts';
@@ -90,15 +91,10 @@ function withRateLimitHeaders(res: GatewayResponse, r: RateLimitResult, limit: s
   return { ...res, headers: appendHeaders(h, r, limit) };
 }
 
-/**
- * A copy of `h` with our three headers at the end, allocated at its final
- * size: `slice` + `push` grows the copy once more (a second, larger backing
- * store per response).
- */
+/** A copy of `h` with our three headers at the end. */
 function appendHeaders(h: string[], r: RateLimitResult, limit: string): string[] {
   const n = h.length;
-  const out = new Array<string>(n + 6);
-  for (let i = 0; i < n; i++) out[i] = h[i]!;
+  const out = headersWithRoom(h, 6);
   out[n] = 'ratelimit-limit';
   out[n + 1] = limit;
   out[n + 2] = 'ratelimit-remaining';

@@ -1,8 +1,9 @@
-import type { Observable, SchedulerAction, Subscriber } from 'rxjs';
+import type { SchedulerAction, Subscriber } from 'rxjs';
 import type { BufferedBody } from '../../body.ts';
 import { isGatewayError, isUnsentError } from '../../errors.ts';
 import { getHeader } from '../../headers.ts';
-import { InnerSubscriber, subscribeNext, type Startable } from '../../subscriber.ts';
+import { InnerSubscriber, subscribeNext } from '../../subscriber.ts';
+import { headersWithRoom } from '../response-headers.ts';
 import type { GatewayRequest, GatewayResponse, Handler } from '../../types.ts';
 import type { RetryDecider } from './decide.ts';
 
@@ -49,26 +50,13 @@ export class RetryRun {
 
   start(): void {
     const n = ++this.n;
-    const start = (this.next as Partial<Startable>).start;
-    if (start === undefined) {
-      let source: Observable<GatewayResponse>;
-      try {
-        if (n > 1) this.current = this.following(n);
-        source = this.next(this.current);
-      } catch (err) {
-        this.failed(err, null);
-        return;
-      }
-      source.subscribe(new AttemptSubscriber(this));
-      return;
-    }
-    // The next stage (or forward) starts without its Observable.
     try {
       if (n > 1) this.current = this.following(n);
     } catch (err) {
       this.failed(err, null);
       return;
     }
+    // A next handler that throws fails the attempt's subscriber (subscribeNext), so failed() sees it.
     subscribeNext(this.next, this.current, new AttemptSubscriber(this));
   }
 
@@ -102,11 +90,8 @@ export class RetryRun {
       this.emitted = true;
       let out = res;
       if (s.attemptsHeader !== null) {
-        // A copy at its final size (slice + push would grow it once more).
-        const h = res.headers;
-        const len = h.length;
-        const headers = new Array<string>(len + 2);
-        for (let i = 0; i < len; i++) headers[i] = h[i]!;
+        const len = res.headers.length;
+        const headers = headersWithRoom(res.headers, 2);
         headers[len] = s.attemptsHeader;
         headers[len + 1] = String(n);
         out = { ...res, headers };

@@ -55,9 +55,9 @@ describe('a stage started with a plain observer (the edge\'s)', () => {
       s.next(ok);
       s.error(new Error('late'));
     });
-    const stop = h.start(req, { next: (r) => seen.push(`next ${r.status}`), complete: () => seen.push('complete') } as Observer<GatewayResponse>);
+    const stop = h.start(req, { next: (r: GatewayResponse) => seen.push(`next ${r.status}`), complete: () => seen.push('complete') } as unknown as Observer<GatewayResponse>);
     expect(seen).toEqual(['next 200', 'complete']);
-    expect(stop!.closed).toBe(true);
+    expect((stop as Subscription).closed).toBe(true);
   });
 
   it('reports what the observer throws, and an error it has no handler for, as RxJS does', async () => {
@@ -65,7 +65,7 @@ describe('a stage started with a plain observer (the edge\'s)', () => {
     const refused = new Error('refused');
     const seen = await reported(() => {
       handler((_n, _r, s) => { s.next(ok); s.complete(); }).start(req, { next: () => { throw boom; }, error: () => {}, complete: () => {} });
-      handler((_n, _r, s) => { s.error(refused); }).start(req, { next: () => {} } as Observer<GatewayResponse>);
+      handler((_n, _r, s) => { s.error(refused); }).start(req, { next: () => {} } as unknown as Observer<GatewayResponse>);
     });
     expect(seen).toEqual([boom, refused]);
   });

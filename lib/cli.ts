@@ -75,6 +75,22 @@ interface JsonSchemaNode {
   [key: string]: unknown;
 }
 
+/** Ends the process for an error at start: a config a stage refuses (2), a listener that cannot bind (1); anything else is rethrown. */
+function startFailed(err: unknown, file: string): never {
+  // Options refused when a stage is built (TypeError) are config errors too.
+  if (err instanceof TypeError) {
+    process.stderr.write(`rxgate: invalid config ${file}: ${err.message}\n`);
+    process.exit(2);
+  }
+  // A port in use (public, redirect or admin listener): say which, no stack trace.
+  if (err instanceof ListenError) {
+    process.stderr.write(`rxgate: ${err.message}\n`);
+    process.exit(1);
+  }
+  // Anything else is a bug or an environment problem: its stack is what to report.
+  throw err;
+}
+
 export interface CliOptions {
   /** Builds each YAML route's handler. @default stagePipeline (the route's stages in order, then forward) */
   pipeline?: PipelineFactory;
@@ -182,7 +198,17 @@ export async function runCli(argv: string[], options: CliOptions = {}): Promise<
       ...(args.host !== undefined ? ['--host', args.host] : [])];
     const pool = startWorkers(workers, { argv: workerArgv, pipelineModule }, logger);
     logger.info({ workers }, 'rxgate started worker threads sharing one port');
-    const main = await serveWorkers(pool, config, file, logger);
+    const main = await serveWorkers(pool, config, file, logger).catch(async (err: unknown) => {
+      // Workers close their sockets first: exiting under a thread that holds uWS sockets aborts.
+      pool.broadcast('stop');
+      await pool.exited;
+      return startFailed(err, file);
+    });
+    // Workers that could not start (each said why) or all crashed: nothing serves, so the process ends.
+    void main.lost.then(() => {
+      logger.error('every gateway worker has exited: rxgate stops');
+      process.exit(1);
+    });
     handleSignals({ drain: () => main.drain().then(() => Promise.all(closers.map((c) => c()))), reload: () => main.reload('signal'), logger });
     return null;
   }
@@ -197,18 +223,7 @@ export async function runCli(argv: string[], options: CliOptions = {}): Promise<
       ...(isMainThread ? {} : { admin: false, watch: false }),
     });
   } catch (err) {
-    // Options refused when a stage is built (TypeError) are config errors too.
-    if (err instanceof TypeError) {
-      process.stderr.write(`rxgate: invalid config ${file}: ${err.message}\n`);
-      process.exit(2);
-    }
-    // A port in use (public, redirect or admin listener): say which, no stack trace.
-    if (err instanceof ListenError) {
-      process.stderr.write(`rxgate: ${err.message}\n`);
-      process.exit(1);
-    }
-    // Anything else is a bug or an environment problem: its stack is what to report.
-    throw err;
+    startFailed(err, file);
   }
   const listened = served.port;
   if (args.demo === true) {

@@ -12,6 +12,8 @@ const STOP_GRACE_MS = 5000; // 5s
 /** The main thread of `--workers N`: the admin listener, the file watch, and drain and reload relayed to the workers. */
 export interface ServedWorkers {
   readonly adminPort: number | null;
+  /** Settles when every worker has exited without being told to drain or stop (none could start, or all crashed). */
+  readonly lost: Promise<void>;
   reload(trigger: ReloadTrigger): Promise<ReloadResult>;
   drain(): Promise<void>;
 }
@@ -54,8 +56,10 @@ export async function serveWorkers(pool: WorkerPool, config: GatewayConfig, file
     onChange: () => void reload('watch'),
   });
   const own = controls;
+  const lost = new Promise<void>((resolve) => { void pool.exited.then(() => { if (state === 'starting' || state === 'serving') resolve(); }); });
   return {
     adminPort: own.adminPort,
+    lost,
     reload,
     async drain() {
       state = 'draining';

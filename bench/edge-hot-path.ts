@@ -30,7 +30,7 @@ import { silentLogger } from '../lib/observe/log.ts';
 import type { GatewayRequest, GatewayResponse, Handler } from '../lib/types.ts';
 import { authorization, benchConfig } from './route-harness.ts';
 
-const { values } = parseArgs({ options: { requests: { type: 'string' }, batches: { type: 'string' } } });
+const { values } = parseArgs({ options: { requests: { type: 'string' }, batches: { type: 'string' }, only: { type: 'string' }, 'no-bytes': { type: 'boolean' }, sites: { type: 'boolean' } } });
 const N = Number(values.requests ?? 2_000);
 const BATCHES = Number(values.batches ?? 20);
 const gc = (globalThis as { gc?: () => void }).gc;
@@ -105,7 +105,7 @@ const cases: Array<[string, Handle, FakeRequest]> = [
   ['full-hit', full, new FakeRequest('/bench', 'r=hit')],
   // bare.yaml's route moved to /only/*: the request matches no route.
   ['error (404)', handleOf(gateway('bare.yaml', '/only/*')), new FakeRequest('/bench', '')],
-];
+].filter(([name]) => values.only === undefined || name === values.only) as Array<[string, Handle, FakeRequest]>;
 
 const res = new FakeResponse() as unknown as HttpResponse;
 function run(handle: Handle, req: FakeRequest, n: number): void {
@@ -113,10 +113,34 @@ function run(handle: Handle, req: FakeRequest, n: number): void {
 }
 
 // The first full-hit request stores the entry; let the stores settle, then warm every case.
-full(res, cases[1]![2] as unknown as HttpRequest);
+full(res, new FakeRequest('/bench', 'r=hit') as unknown as HttpRequest);
 await new Promise((resolve) => setTimeout(resolve, 50));
 for (const [, h, r] of cases) run(h, r, N * 5);
 await new Promise((resolve) => setTimeout(resolve, 20));
+
+if (values.sites === true) {
+  // Where each case's bytes are allocated: V8's sampling heap profiler, collected objects included.
+  const { Session } = await import('node:inspector/promises');
+  const session = new Session();
+  session.connect();
+  for (const [name, h, r] of cases) {
+    await session.post('HeapProfiler.startSampling', { samplingInterval: 32, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
+    run(h, r, N * 10);
+    const { profile } = await session.post('HeapProfiler.stopSampling');
+    const bySite = new Map<string, number>();
+    const walk = (node: typeof profile.head): void => {
+      const key = `${node.callFrame.functionName || '(anonymous)'} ${node.callFrame.url.split('/').slice(-2).join('/')}:${node.callFrame.lineNumber + 1}`;
+      bySite.set(key, (bySite.get(key) ?? 0) + node.selfSize);
+      for (const child of node.children) walk(child);
+    };
+    walk(profile.head);
+    console.log(`\n${name}: bytes per request by allocating function (sampled)`);
+    for (const [site, size] of [...bySite].sort((a, b) => b[1] - a[1]).slice(0, 25)) {
+      if (size > 0) console.log(`${(size / (N * 10)).toFixed(0).padStart(6)}  ${site}`);
+    }
+  }
+  process.exit(0);
+}
 
 const ns = new Map<string, number>(cases.map(([name]) => [name, Infinity]));
 const bytes = new Map<string, number[]>(cases.map(([name]) => [name, []]));
@@ -130,8 +154,8 @@ for (let b = 0; b < BATCHES; b++) {
   }
   // Lines and timers queued by the batch run before the next measurement.
   await new Promise((resolve) => setImmediate(resolve));
-  for (const [name, h, r] of cases) {
-    gc();
+  for (const [name, h, r] of values['no-bytes'] === true ? [] : cases) {
+    gc!();
     const before = process.memoryUsage().heapUsed;
     run(h, r, N);
     bytes.get(name)!.push((process.memoryUsage().heapUsed - before) / N);
@@ -142,5 +166,5 @@ if (written === 0) throw new Error('nothing was written');
 const median = (a: number[]): number => a.sort((x, y) => x - y)[a.length >> 1]!;
 console.log(`min of ${BATCHES} batches of ${N} (ns), median of ${BATCHES} (bytes); last status ${status}\n`);
 console.log('| case | ns/request | bytes/request |\n|---|---:|---:|');
-for (const [name] of cases) console.log(`| ${name} | ${ns.get(name)!.toFixed(0)} | ${median(bytes.get(name)!).toFixed(0)} |`);
+for (const [name] of cases) console.log(`| ${name} | ${ns.get(name)!.toFixed(0)} | ${bytes.get(name)!.length === 0 ? '—' : median(bytes.get(name)!).toFixed(0)} |`);
 process.exit(0);

@@ -38,7 +38,12 @@ class FakeResponse {
     return this;
   }
   writeStatus(s: string): this { this.calls.push(`status ${s}`); return this; }
-  writeHeader(k: string, v: string | Uint8Array): this { this.calls.push(`${k}: ${String(v)}`); return this; }
+  // One call may carry several header lines (response-head.ts): recorded as the lines uWS writes.
+  writeHeader(k: string, v: string | Uint8Array): this {
+    const text = typeof v === 'string' ? v : Buffer.from(v).toString('latin1');
+    this.calls.push(...`${k}: ${text}`.split('\r\n'));
+    return this;
+  }
   write(chunk: Uint8Array): boolean { this.calls.push(`write ${chunk.byteLength}`); return this.room === Infinity; }
   getWriteOffset(): number { return this.offset; }
   tryEnd(chunk: Uint8Array, total: number): [boolean, boolean] {

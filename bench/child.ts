@@ -45,9 +45,12 @@ export class ChildServer {
     cwd: string = process.cwd(),
     private readonly tailBytes: number = TAIL_BYTES,
   ) {
+    // RXGATE_LOG_LEVEL overrides a config's log.level: the bench configs' own
+    // level (warn, no access lines) must hold whatever the shell exports.
+    const { RXGATE_LOG_LEVEL: _level, ...inherited } = process.env;
     this.process = spawn(command, args, {
       cwd,
-      env: { ...process.env, ...env },
+      env: { ...inherited, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     const keep = (chunk: Buffer): void => {

@@ -10,6 +10,14 @@ export const HOP_BY_HOP: ReadonlySet<string> = new Set([
 /** Any byte outside ASCII: such header values and paths need byte-exact handling. */
 export const NON_ASCII = /[^\x00-\x7f]/;
 
+/**
+ * uWS hands the request line over decoded as UTF-8, and undici writes the
+ * target as latin1: re-encoded so the bytes sent upstream are the ones received.
+ */
+export function latin1Bytes(text: string): string {
+  return Buffer.from(text, 'utf8').toString('latin1');
+}
+
 /** Lower-case names listed in a `Connection` header value, or null when none. */
 export function connectionTokens(value: string | undefined): Set<string> | null {
   if (value === undefined || value === '') return null;

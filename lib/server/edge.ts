@@ -1,7 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import type { HttpRequest, HttpResponse, TemplatedApp, us_listen_socket, us_socket_context_t } from 'uWebSockets.js';
 import { BadRequestError, toGatewayError } from '../errors.ts';
-import { NON_ASCII } from '../headers.ts';
+import { latin1Bytes, NON_ASCII } from '../headers.ts';
 import { normalizePath } from '../router/normalize.ts';
 import { NO_PARAMS } from '../router/router.ts';
 import { readHead } from './head-rules.ts';
@@ -171,9 +171,9 @@ export class Edge {
     const headProblem = readHead(uwsReq, headers, this.controlsRefused);
     const method = uwsReq.getCaseSensitiveMethod().toUpperCase();
     const path = uwsReq.getUrl();
-    const rawQuery = uwsReq.getQuery() ?? '';
-    // Re-encoded as the path is: undici refuses a character above U+00FF (a 502 the breaker counted).
-    const query = rawQuery === '' || !NON_ASCII.test(rawQuery) ? rawQuery : latin1Bytes(rawQuery);
+    // Kept as characters (what `match.query` and the access log read); forward
+    // re-encodes one outside ASCII as bytes for undici, as the path is here.
+    const query = uwsReq.getQuery() ?? '';
     const id = headers['x-request-id'] || this.nextRequestId();
     const cl = headers['content-length'];
     const hasBody = (cl !== undefined && cl !== '0') || headers['transfer-encoding'] !== undefined;
@@ -185,7 +185,7 @@ export class Edge {
     try {
       // Bytes that were not UTF-8 arrive as U+FFFD: they cannot be forwarded as received.
       if (!ascii && path.includes('\uFFFD')) throw new BadRequestError('request path is not valid UTF-8');
-      if (query !== rawQuery && rawQuery.includes('\uFFFD')) throw new BadRequestError('request query is not valid UTF-8');
+      if (query !== '' && query.includes('\uFFFD')) throw new BadRequestError('request query is not valid UTF-8');
       normalized = normalizePath(path);
     } catch (err) {
       badPath = err;
@@ -217,14 +217,6 @@ export class Edge {
       else exchange.respond(admitted);
     }
   }
-}
-
-/**
- * uWS hands the request line over decoded as UTF-8, and undici writes the
- * path as latin1: re-encode so the bytes sent upstream are the ones received.
- */
-function latin1Bytes(path: string): string {
-  return Buffer.from(path, 'utf8').toString('latin1');
 }
 
 

@@ -59,10 +59,10 @@ export function websocketForward(service: Service, http: Handler, options: WebSo
   const connect = (req: GatewayRequest, upstream: Upstream): Observable<GatewayResponse> =>
     new Observable<GatewayResponse>((subscriber) => {
       req.attempt.instance = upstream.origin;
-      const target = req.path + (req.query === '' ? '' : '?' + req.query);
-      // The edge keeps raw bytes outside ASCII as latin1 characters (for undici); ws parses a URL, which
-      // percent-encodes characters as UTF-8: give it the characters sent, not their bytes (encoded twice).
-      const url = upstream.origin.replace(/^http/, 'ws') + upstream.basePath + (NON_ASCII.test(target) ? Buffer.from(target, 'latin1').toString('utf8') : target);
+      // The edge keeps a path's raw bytes outside ASCII as latin1 characters (for undici); ws parses a URL, which
+      // percent-encodes characters as UTF-8: give it the characters sent, not their bytes (encoded twice). The query is characters.
+      const path = NON_ASCII.test(req.path) ? Buffer.from(req.path, 'latin1').toString('utf8') : req.path;
+      const url = upstream.origin.replace(/^http/, 'ws') + upstream.basePath + path + (req.query === '' ? '' : '?' + req.query);
       const offered = (req.headers['sec-websocket-protocol'] ?? '').split(',').map((p) => p.trim()).filter((p) => p !== '');
       const list = upstreamHeaders(req, upstream, preserveHost);
       const headers: Record<string, string> = {};

@@ -2,6 +2,7 @@ import { performance } from 'node:perf_hooks';
 import { Readable } from 'node:stream';
 import { Observable, throwError, type Observer } from 'rxjs';
 import { NoHealthyUpstreamError } from '../errors.ts';
+import { latin1Bytes, NON_ASCII } from '../headers.ts';
 import type { GatewayEvents } from '../observe/events.ts';
 import type { GatewayRequest, GatewayResponse, Handler } from '../types.ts';
 import { Exchange, requestBody } from './exchange.ts';
@@ -72,7 +73,7 @@ export function forward(service: Service, options: ForwardOptions = {}): Startab
     const body = requestBody(req.body);
     if (body instanceof Readable) exchange.upload = body;
     upstream.pool.dispatch({
-      path: upstream.basePath + req.path + (req.query === '' ? '' : '?' + req.query),
+      path: upstream.basePath + req.path + (req.query === '' ? '' : '?' + (NON_ASCII.test(req.query) ? latin1Bytes(req.query) : req.query)),
       method: req.method,
       headers: upstreamHeaders(req, upstream, preserveHost),
       body,

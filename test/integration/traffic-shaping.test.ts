@@ -1,5 +1,6 @@
 import { request } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
+import { rawSend, startRawUpstream } from '../support/raw-http.ts';
 import { startGatewayFromYaml, startUpstream, type TestUpstream } from '../support/servers.ts';
 
 const open: Array<{ close(): Promise<void> }> = [];
@@ -72,5 +73,24 @@ routes:
     const none = await get(`${gw.url}/only/a`, { 'x-tenant': 'other' });
     expect(none.status).toBe(404);
     expect(JSON.parse(none.text)).toMatchObject({ error: { code: 'ROUTE_NOT_FOUND' } });
+  });
+  it('matches a query parameter sent as raw UTF-8 bytes by its characters, and forwards the bytes as received', async () => {
+    // node:http refuses such a target, and undici will not send one: raw sockets on both sides.
+    const fr = await startRawUpstream();
+    open.push(fr);
+    const other = await named('other');
+    const gw = await startGatewayFromYaml(`
+services:
+  fr: { upstreams: ["${fr.url}"] }
+  other: { upstreams: ["${other.url}"] }
+routes:
+  - { path: /api/*, service: fr, match: { query: { lang: café } } }
+  - { path: /api/*, service: other }
+`);
+    open.push(gw);
+    const sent = Buffer.concat([Buffer.from('GET /api/a?lang='), Buffer.from('café', 'utf8'), Buffer.from(' HTTP/1.1\r\nhost: x\r\n\r\n')]);
+    const out = await rawSend(Number(new URL(gw.url).port), [sent]);
+    expect(out.responses[0]).toMatchObject({ status: 200, body: 'ok' });
+    expect(fr.heads.map((h) => h.subarray(0, h.indexOf(' HTTP/1.1')).toString('hex'))).toEqual([Buffer.from('GET /api/a?lang=café', 'utf8').toString('hex')]);
   });
 });

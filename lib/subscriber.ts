@@ -85,7 +85,7 @@ export interface Startable {
  * `next(req).subscribe(subscriber)`, through `next.start` when the next
  * handler has one (a stage built with `stageHandler`, or `forward`): no
  * Observable, no closure, and what stops it becomes a teardown of `subscriber`.
- * A handler that throws instead of returning its Observable fails
+ * A handler (or its `start`) that throws instead of returning fails
  * `subscriber` with the throw, as if its Observable had (so retry can retry
  * it and a breaker judge it).
  */
@@ -102,7 +102,15 @@ export function subscribeNext(next: Handler, req: GatewayRequest, subscriber: Su
     source.subscribe(subscriber);
     return;
   }
-  const stop = start(req, subscriber);
+  let stop: ReturnType<Startable['start']>;
+  try {
+    stop = start(req, subscriber);
+  } catch (err) {
+    // A `start` that throws fails `subscriber` too: on a retry's later attempt
+    // it runs in a scheduler action, where RxJS would rethrow it uncaught.
+    subscriber.error(err);
+    return;
+  }
   if (stop !== null && stop !== subscriber) subscriber.add(stop as Exclude<TeardownLogic, void>);
 }
 

@@ -115,9 +115,10 @@ export function forward(service: Service, options: ForwardOptions = {}): Startab
   } as StartableHandler;
   // What subscribing to `forwardRequest(req)` does, without the Observable.
   forwardRequest.start = function startForward(req, observer) {
-    const chosen = choose(req);
-    if (!(chosen instanceof Upstream)) return chosen.subscribe(observer);
     try {
+      // A balancer of your own, or the tracer, may throw as well.
+      const chosen = choose(req);
+      if (!(chosen instanceof Upstream)) return chosen.subscribe(observer);
       return sendTo(req, chosen, observer);
     } catch (err) {
       // As an Observable's subscribe function throwing: the error goes to the observer.

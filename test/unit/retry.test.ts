@@ -367,3 +367,27 @@ describe('RetryBudget minimum concurrency', () => {
     });
   });
 });
+
+describe('retry: a next handler whose start throws', () => {
+  it('fails the request with the throw on a later attempt too (it runs in a scheduler action, where it would be rethrown uncaught)', () => {
+    scheduler.run(({ flush }) => {
+      let calls = 0;
+      const next = Object.assign((_req: GatewayRequest): Observable<GatewayResponse> => {
+        throw new Error('not started through start');
+      }, {
+        start(_req: GatewayRequest, observer: { error(e: unknown): void }) {
+          if (++calls === 1) {
+            observer.error(new BadGatewayError('refused', { sent: false }));
+            return null;
+          }
+          throw new Error('the balancer threw');
+        },
+      });
+      const errors: string[] = [];
+      retry({ ...fixed, scheduler })(next as Handler)(request()).subscribe({ error: (e: Error) => errors.push(e.message) });
+      flush();
+      expect(calls).toBe(2);
+      expect(errors).toEqual(['the balancer threw']);
+    });
+  });
+});

@@ -164,7 +164,8 @@ export class Exchange extends ExchangeDeadline implements Body {
     this.sink = null;
     this.queue = null;
     const error = toGatewayError(err, this.connected);
-    if (!this.headed) {
+    // A request undici refused to send (400) says nothing about the instance.
+    if (!this.headed && error.code !== 'BAD_REQUEST') {
       if (strikesInstance(error, (err as { code?: string }).code ?? '')) this.service.failed(this.upstream);
       this.service.answered(this.upstream, this.sentAt, false);
     }

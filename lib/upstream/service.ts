@@ -244,6 +244,8 @@ export class Service {
     this.healthTimer?.unsubscribe();
     this.healthTimer = null;
     await Promise.all(this.upstreams.map((u) => u.pool.close().catch(() => u.pool.destroy())));
-    this.deadlines?.clear(); // after the pools: a request they wait for still times out
+    // The deadline list is not cleared: requests on instances discovery retired
+    // may still be running (not awaited here) and keep their timeout; its timer
+    // is unref'd and each exchange leaves the list as it ends.
   }
 }

@@ -236,3 +236,37 @@ describe('upstream exchange: one timer per service', () => {
     expect(scheduler.actions.length).toBe(1);
   });
 });
+
+describe('upstream exchange: a request undici refuses to send', () => {
+  it('is a 400 that does not count against the instance (no failure latency, no strike, no failed answer)', () => {
+    const { service, exchange, seen } = setup();
+    const up = service.upstreams[0]!;
+    const outcomes: boolean[] = [];
+    service.latencyObserver = (_u, _ms, ok) => outcomes.push(ok);
+    // What undici throws for a header value with a DEL byte, before any socket.
+    exchange.onError(Object.assign(new Error('invalid x-a header'), { code: 'UND_ERR_INVALID_ARG' }));
+    expect(seen.error).toMatchObject({ status: 400, code: 'BAD_REQUEST' });
+    expect(outcomes).toEqual([]);
+    expect(up.latency(performance.now())).toBeLessThan(1000);
+  });
+});
+
+describe('deadline list: a limit past setTimeout\'s', () => {
+  it('arms its timer with at most 2^31 - 1 ms and arms again for the rest, firing the entry once at its deadline', () => {
+    const scheduler = new VirtualTimeScheduler();
+    const delays: number[] = [];
+    const recording = {
+      now: () => scheduler.now(),
+      schedule: (work: never, delay?: number, state?: never) => { delays.push(delay ?? 0); return scheduler.schedule(work, delay, state); },
+    };
+    const limit = 3_000_000_000; // ~34.7 days
+    const list = new Deadlines(recording as never, () => scheduler.now(), limit);
+    let fired = 0;
+    list.add({ deadline: 0, prevDeadline: null, nextDeadline: null, expire: () => { fired++; } } as never);
+    scheduler.flush();
+    expect(delays.every((d) => d <= 2_147_483_647)).toBe(true);
+    expect(delays.length).toBeGreaterThanOrEqual(2);
+    expect(fired).toBe(1);
+    expect(scheduler.now()).toBe(limit);
+  });
+});

@@ -1,5 +1,8 @@
 import type { SchedulerAction, SchedulerLike, Subscription } from 'rxjs';
 
+/** The longest delay setTimeout takes (2^31 - 1 ms). */
+const MAX_DELAY = 2_147_483_647;
+
 /** A member of a `Deadlines` list: the links and the deadline are its own fields. */
 export interface Deadline {
   deadline: number;
@@ -18,7 +21,9 @@ export interface Deadline {
  * deadline, and taking any entry off costs no timer work. When the timer
  * finds an entry that left (its head came in time), it re-arms for the head
  * now. With nothing left on the list the timer is cancelled, so an idle
- * gateway keeps no timer pending.
+ * gateway keeps no timer pending — unless `lapse`: then it is left to fire
+ * once, find nothing and not arm again (no timer work per request when
+ * requests come one at a time).
  */
 export class Deadlines {
   private head: Deadline | null = null;
@@ -30,7 +35,7 @@ export class Deadlines {
    * @param scheduler where the one timer runs
    * @param now the clock deadlines are read on (the scheduler's own, or the runtime's)
    * @param ms every entry's limit
-   * @param lapse leave the timer pending when the list empties (see above)
+   * @param lapse leave the timer pending when the list empties, to lapse on its own (see above)
    */
   constructor(private readonly scheduler: SchedulerLike, private readonly now: () => number, readonly ms: number, private readonly lapse = false) {}
 
@@ -88,7 +93,9 @@ export class Deadlines {
   }
 
   private arm(deadline: number): void {
-    const delay = deadline - this.now();
+    // Capped at setTimeout's limit (2^31 - 1 ms, ~24.8 days): a longer delay
+    // would fire after 1 ms, over and over; `fire` arms again for what is left.
+    const delay = Math.min(deadline - this.now(), MAX_DELAY);
     this.timer = this.scheduler.schedule(fireDeadlines, delay > 0 ? delay : 0, this);
   }
 

@@ -218,7 +218,8 @@ export class Exchange extends ResponseWriter implements Observer<GatewayResponse
     this.status = error.status;
     // Serialised once: the answer's body, and its length for the access log.
     const body = errorResponseBody(error);
-    if (this.hooks.onFinish !== undefined) this.bytesOut = Buffer.byteLength(body);
+    // A HEAD gets the head alone (unless the connection closes after it: response-writer.ts).
+    if (this.hooks.onFinish !== undefined) this.bytesOut = this.req.method === 'HEAD' && !this.closeAfterError ? 0 : Buffer.byteLength(body);
     const now = performance.now();
     this.hooks.onAnswer?.(this.req, error.status, error, now);
     if (error.status >= 500 && error.code === 'INTERNAL_ERROR') {

@@ -43,7 +43,7 @@ export class Edge {
   private readonly nextRequestId: () => string;
   private readonly tls: EdgeTls | null;
   private redirect: RedirectListener | null = null;
-  /** uWS 20.30 closes a connection whose head has a control byte in a value before any handler runs (head-rules.ts). */
+  /** uWS 20.30 never hands over a head with a control byte in a value (it holds the connection, then closes it at its idle timeout) (head-rules.ts). */
   private readonly controlsRefused: boolean;
 
   constructor(private readonly hooks: EdgeHooks, private readonly listenOptions: EdgeListenOptions = {}) {

@@ -18,8 +18,8 @@ import type { HttpRequest } from 'uWebSockets.js';
  * The checks ride on the one `forEach` that collects the headers: a shared
  * callback and a flag word, no allocation per request. The control-byte
  * rule is skipped where uWS enforces it itself: 20.30 (the Node 20 build)
- * closes the connection on CR, LF or NUL in a value before any handler
- * runs (test/integration/uws-head-controls.test.ts), so the regular
+ * never hands over a head with CR, LF or NUL in a value (it holds the
+ * connection until its ~10 s idle timeout closes it) (test/integration/uws-head-controls.test.ts), so the regular
  * expression per value (60–75 ns) would never match there.
  */
 

@@ -88,6 +88,11 @@ export function writeHead(res: HttpResponse, response: GatewayResponse, response
     }
     if (name === 'x-request-id') hasRequestId = true;
     if (at < 0) continue;
+    // A stage in plain JS may push a number: uWS refuses it (writeEach), as it did before one call carried all.
+    if (typeof value !== 'string' || typeof name !== 'string') {
+      at = -1;
+      continue;
+    }
     if (first === null) {
       first = nameBytes(name);
       at = putBytes(value, 0, false);

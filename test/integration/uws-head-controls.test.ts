@@ -5,8 +5,8 @@ import { loadUws, uwsBuild } from '../../lib/server/uws.ts';
 
 /**
  * What lets the edge skip its own CR/LF/NUL scan of header values on uWS
- * 20.30 (lib/server/head-rules.ts): that build closes the connection on such
- * a head before any handler runs. If a uWS update starts handing such heads
+ * 20.30 (lib/server/head-rules.ts): that build never hands such a head to a
+ * handler (it holds the connection until its ~10 s idle timeout closes it). If a uWS update starts handing such heads
  * over, this fails, and the edge must scan again on that build.
  */
 
@@ -32,7 +32,7 @@ function send(port: number, head: string): Promise<string> {
 }
 
 describe.runIf(uwsBuild().build === 'trufflesuite')('uWS 20.30 and control bytes in a header value', () => {
-  it('closes the connection without calling the handler for CR, LF or NUL, and serves a tab', async () => {
+  it('never calls the handler for CR, LF or NUL in a value, and serves a tab', async () => {
     const uws = loadUws();
     const seen: string[] = [];
     app = uws.App().any('/*', (res, req) => {

@@ -95,6 +95,12 @@ describe('writeHead', () => {
     expect(out.wire.includes(Buffer.from('x-request-id: r\u00c3\u00a9q', 'latin1'))).toBe(true);
   });
 
+  it('hands a header that is not a string to uWS as its own call, which refuses it, instead of writing an empty or nameless line', () => {
+    // A stage in plain JS may push a number; uWS (like Buffer.from in the recorder) throws on it.
+    expect(() => written(['x-n', 5 as unknown as string], '0.1ms', 'x')).toThrow(TypeError);
+    expect(() => written([7 as unknown as string, 'v'], '0.1ms', 'x')).toThrow(TypeError);
+  });
+
   it('falls back to a call per header for a head larger than its scratch buffer, with the same bytes', () => {
     const headers = ['set-cookie', 'a'.repeat(10_000), 'set-cookie', 'b'.repeat(10_000)];
     const out = written(headers, '0.1ms', 'x');

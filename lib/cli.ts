@@ -5,7 +5,7 @@ import { stageRegistry, type PipelineFactory } from './config/build.ts';
 import type { StageDefinition } from './stages/define.ts';
 import { ConfigError, loadConfig } from './config/load.ts';
 import type { Gateway } from './gateway.ts';
-import { createLogger, logLevel } from './observe/log.ts';
+import { createLogger, logLevel, logLevelEnvProblem } from './observe/log.ts';
 import { isMainThread } from 'node:worker_threads';
 import { z } from 'zod';
 import { configSchema } from './config/schema.ts';
@@ -169,6 +169,12 @@ export async function runCli(argv: string[], options: CliOptions = {}): Promise<
       process.exit(2);
     }
     throw err;
+  }
+  const levelProblem = logLevelEnvProblem();
+  if (levelProblem !== null) {
+    // It overrides log.level: refused like a bad config, before anything starts.
+    process.stderr.write(`rxgate: ${levelProblem}\n`);
+    process.exit(2);
   }
   if (args.check === true) {
     process.stdout.write(`${file}: OK (${Object.keys(config.services).length} services, ${config.routes.length} routes)\n`);

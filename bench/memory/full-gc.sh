@@ -1,4 +1,6 @@
 #!/usr/bin/env bash
+# RXGATE_LOG_LEVEL would override the bench configs' log.level (access lines on).
+unset RXGATE_LOG_LEVEL
 # The full-miss target under load with V8's GC trace: why each mark-compact
 # happens and how long it takes, for a set of node flags.
 #   flock /tmp/rxgate-bench.lock bench/memory/full-gc.sh [seconds] [node flags…]

@@ -1,4 +1,6 @@
 #!/usr/bin/env bash
+# RXGATE_LOG_LEVEL would override the bench configs' log.level (access lines on).
+unset RXGATE_LOG_LEVEL
 # What survives the young generation under load, by allocation site: the
 # gateway runs with promoted-probe.mjs preloaded and --trace-gc-nvp; after a
 # warm-up, the probe samples for SECS of wrk load (a new URL per request).

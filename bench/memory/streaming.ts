@@ -123,7 +123,9 @@ services:
 routes:
   - { path: /*, service: blob }
 `);
-  const gateway = spawn(process.execPath, ['bin/rxgate.mjs', '--config', config], { stdio: ['ignore', 'inherit', 'inherit'] });
+  // RXGATE_LOG_LEVEL would override the config's log.level.
+  const { RXGATE_LOG_LEVEL: _level, ...env } = process.env;
+  const gateway = spawn(process.execPath, ['bin/rxgate.mjs', '--config', config], { stdio: ['ignore', 'inherit', 'inherit'], env });
   const pid = gateway.pid!;
   let peak = 0;
   try {

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { headerName as writtenHeaderName } from '../config/common.ts';
+import { LOG_LEVELS } from './log.ts';
 
 /**
  * The `log` keys: top-level (level, the access log and what it may show)
@@ -10,7 +11,7 @@ const headerName = writtenHeaderName.transform((h) => h.toLowerCase());
 
 export const logOptions = z.strictObject({
   /** @default 'info'; `RXGATE_LOG_LEVEL`, when set, overrides it, at start and on reload */
-  level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).optional(),
+  level: z.enum(LOG_LEVELS).optional(),
   /** One JSON line per request (info level). @default true */
   access: z.boolean().optional(),
   /** Request headers to add to each access line (under `headers`). @default [] */

@@ -5,6 +5,15 @@ export type { Logger };
 /** The environment variable that sets the level, over the config's `log.level`. */
 export const LOG_LEVEL_ENV = 'RXGATE_LOG_LEVEL';
 const DEFAULT_LEVEL = 'info';
+/** The levels `log.level` and `RXGATE_LOG_LEVEL` take. */
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+/** Why `RXGATE_LOG_LEVEL` cannot be used (a line for the CLI to print), or null when it is unset or valid. */
+export function logLevelEnvProblem(env: NodeJS.ProcessEnv = process.env): string | null {
+  const level = fromEnv(env);
+  if (level === undefined || (LOG_LEVELS as readonly string[]).includes(level)) return null;
+  return `${LOG_LEVEL_ENV} must be one of ${LOG_LEVELS.join(', ')}; got "${level}"`;
+}
 
 /**
  * The level to run at: `RXGATE_LOG_LEVEL` when set (the environment

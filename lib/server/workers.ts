@@ -144,7 +144,9 @@ export function startWorkers(count: number, data: WorkerData, logger: Logger): W
     const results = answers.map((a) => a.result);
     const result = results.find((r) => r.outcome === 'refused') ?? results.find((r) => r.message !== undefined) ?? results[0]
       ?? { outcome: 'refused', message: 'no worker answered' };
-    return { result, config: answers.find((a) => a.result.outcome === 'applied')?.config ?? null };
+    // The main thread takes on the reloaded settings (watch, drain timeout, level) only when every worker runs them.
+    const everyWorker = answers.length > 0 && results.every((r) => r.outcome === 'applied');
+    return { result, config: everyWorker ? answers[0]!.config ?? null : null };
   };
 
   // The process-wide metrics (CPU, memory; the event loop of this thread) once, from here.

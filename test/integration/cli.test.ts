@@ -97,6 +97,13 @@ routes:
     }
   });
 
+  it('exits with status 2 and one line for an RXGATE_LOG_LEVEL that is not a level, even when log.level is valid', async () => {
+    const res = await run(['--config', file('ok-level.yaml', `log: { level: info }\n${GOOD}`), '--check'], { RXGATE_LOG_LEVEL: 'verbose' });
+    expect(res.code).toBe(2);
+    expect(res.stderr).toContain('RXGATE_LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent; got "verbose"');
+    expect(res.stderr).not.toMatch(/\n\s+at /);
+  });
+
   it('prints usage for --help and exits 0', async () => {
     const res = await run(['--help']);
     expect(res.code).toBe(0);

@@ -244,8 +244,6 @@ export class Service {
     this.healthTimer?.unsubscribe();
     this.healthTimer = null;
     await Promise.all(this.upstreams.map((u) => u.pool.close().catch(() => u.pool.destroy())));
-    // The deadline list is not cleared: requests on instances discovery retired
-    // may still be running (not awaited here) and keep their timeout; its timer
-    // is unref'd and each exchange leaves the list as it ends.
+    // The deadline list stays: requests on retired instances (not awaited) keep their timeout; its timer is unref'd.
   }
 }

@@ -103,6 +103,29 @@ async function redisServer(port: number, extra: string[] = []): Promise<ChildPro
   return proc;
 }
 
+/** A free port not handed out before in this file: two `freePort` calls running at once may return the same one. */
+const handedOut = new Set<number>();
+async function uniquePort(): Promise<number> {
+  for (;;) {
+    const port = await freePort();
+    if (!handedOut.has(port)) {
+      handedOut.add(port);
+      return port;
+    }
+  }
+}
+
+/** `make` with fresh ports until its server binds: another test file's listener may take a port between pick and bind. */
+async function bound<T>(make: () => Promise<T>, attempts = 3): Promise<T> {
+  for (let i = 1; ; i++) {
+    try {
+      return await make();
+    } catch (err) {
+      if (i >= attempts || !String((err as Error).message).includes('Address already in use')) throw err;
+    }
+  }
+}
+
 async function client(target: string): Promise<RedisClient> {
   const c = createRedisClient(target, { commandTimeout: '2s' });
   await redisReady(c, '10s');
@@ -207,11 +230,11 @@ describe.skipIf(!url)('gateways on a Sentinel-managed Redis (redis+sentinel://)'
 
   beforeAll(async () => {
     upstream = await startUpstream((_req, res) => res.end('ok'));
-    masterPort = await freePort();
+    masterPort = await uniquePort();
     master = await redisServer(masterPort);
-    replicaPort = await freePort();
+    replicaPort = await uniquePort();
     own.push(master, await redisServer(replicaPort, ['--replicaof', '127.0.0.1', String(masterPort)]));
-    sentinelPort = await freePort();
+    sentinelPort = await uniquePort();
     const conf = join(dir, `sentinel-${sentinelPort}.conf`);
     // Quorum 1 (one sentinel here; three in production), quick to declare the master down.
     writeFileSync(conf, [
@@ -284,13 +307,13 @@ describe.skipIf(!url)('gateways on a Redis Cluster of three masters with a repli
 
   beforeAll(async () => {
     upstream = await startUpstream((req, res) => res.writeHead(200, { 'cache-control': 'public, max-age=3600' }).end(`upstream ${req.url}`));
-    const nodes = await Promise.all([1, 2, 3, 4, 5, 6].map(async () => {
-      const port = await freePort();
+    const nodes = await Promise.all([1, 2, 3, 4, 5, 6].map(() => bound(async () => {
+      const port = await uniquePort();
       // The bus port is usually port + 10000, past 65535 for a high free port: name it.
-      const busPort = await freePort();
+      const busPort = await uniquePort();
       const proc = await redisServer(port, ['--cluster-enabled', 'yes', '--cluster-port', String(busPort), '--cluster-config-file', join(dir, `nodes-${port}.conf`), '--cluster-node-timeout', '1000']);
       return { port, proc };
-    }));
+    })));
     const created = spawnSync('redis-cli', ['--cluster', 'create', ...nodes.map((n) => `127.0.0.1:${n.port}`), '--cluster-replicas', '1', '--cluster-yes'], { encoding: 'utf8' });
     expect(created.status, created.stdout + created.stderr).toBe(0);
     for (const n of nodes) {

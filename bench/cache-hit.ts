@@ -17,8 +17,8 @@
 import { parseArgs } from 'node:util';
 import { Observable } from 'rxjs';
 import { BufferedBody } from '../lib/body.ts';
-import type { BodySink, GatewayRequest, GatewayResponse, Handler } from '../lib/types.ts';
-import { authorization, benchConfig, benchRequest, routeHandler } from './route-harness.ts';
+import type { GatewayRequest, GatewayResponse, Handler } from '../lib/types.ts';
+import { authorization, benchConfig, benchRequest, DrainingObserver, routeHandler } from './route-harness.ts';
 
 const { values } = parseArgs({
   options: { requests: { type: 'string' }, batches: { type: 'string' }, rounds: { type: 'string' } },
@@ -44,24 +44,14 @@ function build(keep: (stage: string) => boolean): Handler {
 const HEADERS = { host: '127.0.0.1:8080', authorization };
 const request = (): GatewayRequest => benchRequest('/item', HEADERS);
 
-let bytes = 0;
-let failed: unknown = null;
-const sink: BodySink = { write: (chunk) => { bytes += chunk.byteLength; return true; }, end: () => {} };
-const observer = {
-  next: (res: GatewayResponse) => {
-    if (res.status !== 200) failed = new Error(`status ${res.status}`);
-    if (res.body !== null) res.body.pipe(sink);
-  },
-  error: (err: unknown) => { failed = err; },
-  complete: () => {},
-};
+const observer = new DrainingObserver();
 
 function batch(handler: Handler): number {
   const n = Math.floor(N / BATCHES);
   const t0 = process.hrtime.bigint();
   for (let i = 0; i < n; i++) handler(request()).subscribe(observer);
   const ns = Number(process.hrtime.bigint() - t0) / n;
-  if (failed !== null) throw failed;
+  if (observer.failed !== null) throw observer.failed;
   return ns;
 }
 
@@ -89,5 +79,5 @@ for (const [name] of cases) {
   const ns = best.get(name)!;
   console.log(`| ${name} | ${ns.toFixed(0)} | ${name === cases[0]![0] ? '—' : (all - ns).toFixed(0)} |`);
 }
-if (bytes === 0) throw new Error('no body bytes reached the sink');
+if (observer.bytes === 0) throw new Error('no body bytes reached the sink');
 process.exit(0);

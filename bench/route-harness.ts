@@ -18,7 +18,7 @@ import { GatewayMetrics } from '../lib/observe/metrics.ts';
 import { observe } from '../lib/observe/wire.ts';
 import { Resources } from '../lib/resources/registry.ts';
 import { systemRuntime } from '../lib/runtime.ts';
-import type { GatewayRequest, Handler } from '../lib/types.ts';
+import type { BodySink, GatewayRequest, GatewayResponse, Handler } from '../lib/types.ts';
 
 const SECRET = 'bench-secret-0123456789abcdef0123456789abcdef';
 
@@ -56,4 +56,23 @@ export function benchRequest(path: string, headers: Record<string, string>): Gat
     remoteAddress: '127.0.0.1', protocol: 'http', body: null, params: NO_PARAMS, receivedAt: performance.now(),
     locals: {}, attempt: { number: 1, tried: NO_ORIGINS, instance: null },
   };
+}
+
+/**
+ * An observer for a bench's requests: each 200 response's body is read into a
+ * sink that counts its bytes; the first other status or error is kept in
+ * `failed` for the batch to throw.
+ */
+export class DrainingObserver {
+  bytes = 0;
+  failed: unknown = null;
+  private readonly sink: BodySink = { write: (chunk) => { this.bytes += chunk.byteLength; return true; }, end: () => {} };
+  next(res: GatewayResponse): void {
+    if (res.status !== 200) this.failed = new Error(`status ${res.status}`);
+    if (res.body !== null) res.body.pipe(this.sink);
+  }
+  error(err: unknown): void {
+    this.failed = err;
+  }
+  complete(): void {}
 }

@@ -25,7 +25,7 @@ import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Observable } from 'rxjs';
 import { BufferedBody } from '../../lib/body.ts';
-import type { BodySink, GatewayRequest, GatewayResponse, Handler } from '../../lib/types.ts';
+import type { GatewayRequest, GatewayResponse, Handler } from '../../lib/types.ts';
 import * as harness from '../route-harness.ts';
 
 const { authorization, benchConfig, benchRequest } = harness;
@@ -56,17 +56,7 @@ function request(): GatewayRequest {
   return req;
 }
 
-let bytes = 0;
-let failed: unknown = null;
-const sink: BodySink = { write: (chunk) => { bytes += chunk.byteLength; return true; }, end: () => {} };
-const observer = {
-  next: (res: GatewayResponse) => {
-    if (res.status !== 200) failed = new Error(`status ${res.status}`);
-    if (res.body !== null) res.body.pipe(sink);
-  },
-  error: (err: unknown) => { failed = err; },
-  complete: () => {},
-};
+const observer = new harness.DrainingObserver();
 
 let gcs = 0;
 new PerformanceObserver((l) => { gcs += l.getEntries().length; }).observe({ entryTypes: ['gc'] });
@@ -83,7 +73,7 @@ async function batch(handler: Handler): Promise<[number, number]> {
   const ns = Number(process.hrtime.bigint() - t0) / n;
   const h1 = process.memoryUsage().heapUsed;
   await turn();
-  if (failed !== null) throw failed;
+  if (observer.failed !== null) throw observer.failed;
   return [ns, gcs === g0 ? (h1 - h0) / n : NaN];
 }
 
@@ -126,5 +116,5 @@ console.log('| case | ns/request | heap B/request (batches) |\n|---|---:|---:|')
 for (const [name] of cases) {
   console.log(`| ${name} | ${ns.get(name)!.toFixed(0)} | ${median(heap.get(name)!).toFixed(0)} (${heap.get(name)!.length}) |`);
 }
-if (bytes === 0) throw new Error('no body bytes reached the sink');
+if (observer.bytes === 0) throw new Error('no body bytes reached the sink');
 process.exit(0);

@@ -1,6 +1,4 @@
 #!/usr/bin/env bash
-# RXGATE_LOG_LEVEL would override the bench configs' log.level (access lines on).
-unset RXGATE_LOG_LEVEL
 # The full-miss target under load with V8's GC trace: why each mark-compact
 # happens and how long it takes, for a set of node flags.
 #   flock /tmp/rxgate-bench.lock bench/memory/full-gc.sh [seconds] [node flags…]
@@ -11,19 +9,11 @@ set -euo pipefail
 ROOT=${ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
 SECS=${1:-8}; shift || true
 TMP=$(mktemp -d)
-UP=$((20000 + RANDOM % 10000)); GW=$((UP + 1))
-SECRET=bench-secret-bench-secret-bench-secret
-node --import "$ROOT/bin/loader/register.mjs" "$ROOT/bench/upstream.ts" --port $UP >"$TMP/up.log" 2>&1 & UPPID=$!
+. "$ROOT/bench/memory/load.sh"
+upstream
 BENCH_UPSTREAM=http://127.0.0.1:$UP BENCH_JWT_SECRET=$SECRET NODE_ENV=production \
   node --trace-gc "$@" "$ROOT/bin/rxgate.mjs" --config "${CONFIG:-$ROOT/bench/configs/full.yaml}" --port $GW >"$TMP/gw.log" 2>&1 & GWPID=$!
-trap 'kill $GWPID $UPPID 2>/dev/null; rm -rf "$TMP"' EXIT
-TOKEN=$(cd "$ROOT" && node -e "import('jose').then(async ({SignJWT})=>console.log(await new SignJWT({scope:'bench'}).setProtectedHeader({alg:'HS256'}).setSubject('bench').setExpirationTime('1h').sign(new TextEncoder().encode('$SECRET'))))")
-for _ in $(seq 100); do curl -s -o /dev/null -H "authorization: Bearer $TOKEN" http://127.0.0.1:$GW/bench?r=probe && break; sleep 0.2; done
-cat >"$TMP/v.lua" <<'LUA'
-local counter = 0
-request = function() counter = counter + 1; return wrk.format(nil, os.getenv("P") .. counter) end
-LUA
-run() { P="/bench?r=$1-" wrk -t1 -c50 -d${2}s --latency -s "$TMP/v.lua" -H "authorization: Bearer $TOKEN" http://127.0.0.1:$GW/ ; }
+loaded
 run warm "${WARM:-4}" >/dev/null
 L0=$(wc -l <"$TMP/gw.log")
 T0=$(awk '{print $14+$15}' /proc/$GWPID/stat)

@@ -1,6 +1,4 @@
 #!/usr/bin/env bash
-# RXGATE_LOG_LEVEL would override the bench configs' log.level (access lines on).
-unset RXGATE_LOG_LEVEL
 # What survives the young generation under load, by allocation site: the
 # gateway runs with promoted-probe.mjs preloaded and --trace-gc-nvp; after a
 # warm-up, the probe samples for SECS of wrk load (a new URL per request).
@@ -14,22 +12,14 @@ ROOT=${ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
 SECS=${1:-8}; shift || true
 TMP=$(mktemp -d)
 OUT=${OUT:-$TMP/promoted.heapprofile}
-UP=$((20000 + RANDOM % 10000)); GW=$((UP + 1))
+. "$ROOT/bench/memory/load.sh"
 # PROFILE=0: no sampling profiler (its weak handles lengthen the pauses), only the GC trace.
 PROBE_IMPORT=(); [ "${PROFILE:-1}" != 0 ] && PROBE_IMPORT=(--import "$ROOT/bench/memory/promoted-probe.mjs")
-SECRET=bench-secret-bench-secret-bench-secret
-node --import "$ROOT/bin/loader/register.mjs" "$ROOT/bench/upstream.ts" --port $UP >"$TMP/up.log" 2>&1 & UPPID=$!
+upstream
 BENCH_UPSTREAM=http://127.0.0.1:$UP BENCH_JWT_SECRET=$SECRET NODE_ENV=production PROMOTED_OUT=$OUT PROMOTED_GC=${PROMOTED_GC:-} PROMOTED_SNAPSHOT=${PROMOTED_SNAPSHOT:-} \
   stdbuf -oL node --trace-gc-nvp "$@" ${PROBE_IMPORT[@]+"${PROBE_IMPORT[@]}"} "$ROOT/bin/rxgate.mjs" \
   --config "${CONFIG:-$ROOT/bench/configs/full.yaml}" --port $GW >"$TMP/gw.log" 2>&1 & GWPID=$!
-trap 'kill $GWPID $UPPID 2>/dev/null; rm -rf "$TMP"' EXIT
-TOKEN=$(cd "$ROOT" && node -e "import('jose').then(async ({SignJWT})=>console.log(await new SignJWT({scope:'bench'}).setProtectedHeader({alg:'HS256'}).setSubject('bench').setExpirationTime('1h').sign(new TextEncoder().encode('$SECRET'))))")
-for _ in $(seq 100); do curl -s -o /dev/null -H "authorization: Bearer $TOKEN" http://127.0.0.1:$GW/bench?r=probe && break; sleep 0.2; done
-cat >"$TMP/v.lua" <<'LUA'
-local counter = 0
-request = function() counter = counter + 1; return wrk.format(nil, os.getenv("P") .. counter) end
-LUA
-run() { P="/bench?r=$1-" wrk -t1 -c50 -d${2}s --latency -s "$TMP/v.lua" -H "authorization: Bearer $TOKEN" http://127.0.0.1:$GW/ ; }
+loaded
 run warm "${WARM:-4}" >/dev/null
 [ "${PROFILE:-1}" != 0 ] && { kill -USR2 $GWPID; sleep 1; }
 L0=$(wc -l <"$TMP/gw.log")

@@ -7,7 +7,7 @@ import { ExchangeDeadline } from './exchange-deadline.ts';
 import type { Service } from './service.ts';
 import type { Upstream } from './upstream.ts';
 import { copyResponseHeaders, isEventStream } from './response-head.ts';
-import { strikesInstance } from './strikes.ts';
+import { aboutInstance, strikesInstance } from './strikes.ts';
 
 export { requestBody } from './request-body.ts';
 
@@ -164,9 +164,9 @@ export class Exchange extends ExchangeDeadline implements Body {
     this.sink = null;
     this.queue = null;
     const error = toGatewayError(err, this.connected);
-    // A request undici refused to send (400) says nothing about the instance.
-    if (!this.headed && error.code !== 'BAD_REQUEST') {
-      if (strikesInstance(error, (err as { code?: string }).code ?? '')) this.service.failed(this.upstream);
+    const code = (err as { code?: string }).code ?? '';
+    if (!this.headed && aboutInstance(code, error.sent)) {
+      if (strikesInstance(error, code)) this.service.failed(this.upstream);
       this.service.answered(this.upstream, this.sentAt, false);
     }
     this.subscriber.error(error);

@@ -6,10 +6,20 @@ const NOT_THE_INSTANCE = new Set(['UND_ERR_INVALID_ARG', 'UND_ERR_NOT_SUPPORTED'
 const CONNECTION_LOST = new Set(['UND_ERR_SOCKET', 'ECONNRESET', 'EPIPE']);
 
 /**
+ * Whether a failure before the response head (undici's `code`) is about the
+ * instance at all: not when undici refused to build the request (e.g. a DEL
+ * byte in a header value, answered 400) or its pool was closing. Only one
+ * that is counts as the instance's failed answer (latency, balancer).
+ */
+export function aboutInstance(code: string, sent: boolean): boolean {
+  return sent || !NOT_THE_INSTANCE.has(code);
+}
+
+/**
  * Whether `error` (from undici's `code`), failing a request before its
  * response head, says the instance itself is in trouble (refused,
  * unreachable, or no head in time): a strike towards ejecting it.
  */
 export function strikesInstance(error: GatewayError, code: string): boolean {
-  return error.code === 'GATEWAY_TIMEOUT' || (error.code === 'BAD_GATEWAY' && (error.sent ? CONNECTION_LOST.has(code) : !NOT_THE_INSTANCE.has(code)));
+  return error.code === 'GATEWAY_TIMEOUT' || (error.code === 'BAD_GATEWAY' && (error.sent ? CONNECTION_LOST.has(code) : aboutInstance(code, false)));
 }

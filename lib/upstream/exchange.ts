@@ -1,6 +1,6 @@
 import type { Observer } from 'rxjs';
 import { errors } from 'undici';
-import { ClientAbortedError, toGatewayError } from '../errors.ts';
+import { BadGatewayError, ClientAbortedError, toGatewayError } from '../errors.ts';
 import type { Body, BodySink, GatewayResponse } from '../types.ts';
 import { BodyGap } from './body-gap.ts';
 import { ExchangeDeadline } from './exchange-deadline.ts';
@@ -95,6 +95,14 @@ export class Exchange extends ExchangeDeadline implements Body {
 
   onHeaders(status: number, raw: Buffer[], resume: () => void, statusText: string): boolean {
     if (this.cancelled) return true;
+    // llhttp takes any three digits; a status outside 100-599 is no HTTP
+    // answer (nginx: "upstream sent invalid status"), and undici would pass
+    // 600-999 on as a final one and 000-099 as interim. The connection goes
+    // (undici's abort destroys it), the client gets the usual 502.
+    if (status < 100 || status > 599) {
+      this.abort?.(new BadGatewayError('upstream sent an invalid status', { sent: true }));
+      return true;
+    }
     if (status < 200) {
       this.wait(); // an interim response (100 Continue): undici's head wait started again too
       return true;

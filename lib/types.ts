@@ -43,6 +43,12 @@ export interface GatewayRequest {
   path: string;
   /** The query string as received, without `?` ('' when absent). */
   query: string;
+  /**
+   * The target ended in a `?` with nothing after it (`query` is '' then as
+   * well): `forward` sends the `?` on, as nginx and Envoy send the target as
+   * received. Set by the edge.
+   */
+  readonly emptyQuery?: boolean;
   /** The path used for route matching: dot-segments resolved, slashes collapsed. */
   readonly normalizedPath: string;
   /**

@@ -173,7 +173,8 @@ export class Edge {
     const path = uwsReq.getUrl();
     // Kept as characters (what `match.query` and the access log read); forward
     // re-encodes one outside ASCII as bytes for undici, as the path is here.
-    const query = uwsReq.getQuery() ?? '';
+    const rawQuery = uwsReq.getQuery(); // undefined without a `?`, '' for a bare one
+    const query = rawQuery ?? '';
     const id = headers['x-request-id'] || this.nextRequestId();
     const cl = headers['content-length'];
     const hasBody = (cl !== undefined && cl !== '0') || headers['transfer-encoding'] !== undefined;
@@ -192,7 +193,7 @@ export class Edge {
       normalized = { match: path, forward: path };
     }
     const req: GatewayRequest = {
-      id, method, path: ascii ? normalized.forward : latin1Bytes(normalized.forward), query, normalizedPath: normalized.match,
+      id, method, path: ascii ? normalized.forward : latin1Bytes(normalized.forward), query, emptyQuery: rawQuery === '', normalizedPath: normalized.match,
       encodedSlash: normalized.encodedSlash === true, headers,
       remoteAddress: remoteAddressOf(res),
       protocol: this.protocol,

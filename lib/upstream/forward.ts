@@ -73,7 +73,7 @@ export function forward(service: Service, options: ForwardOptions = {}): Startab
     const body = requestBody(req.body);
     if (body instanceof Readable) exchange.upload = body;
     upstream.pool.dispatch({
-      path: upstream.basePath + req.path + (req.query === '' ? '' : '?' + (NON_ASCII.test(req.query) ? latin1Bytes(req.query) : req.query)),
+      path: upstream.basePath + req.path + querySuffix(req),
       method: req.method,
       headers: upstreamHeaders(req, upstream, preserveHost),
       body,
@@ -127,6 +127,16 @@ export function forward(service: Service, options: ForwardOptions = {}): Startab
     }
   };
   return forwardRequest;
+}
+
+/**
+ * The query part of the target sent upstream: `?` and the query as received
+ * (re-encoded as bytes for undici when outside ASCII), a bare `?` kept.
+ */
+function querySuffix(req: GatewayRequest): string {
+  const query = req.query;
+  if (query === '') return req.emptyQuery === true ? '?' : '';
+  return '?' + (NON_ASCII.test(query) ? latin1Bytes(query) : query);
 }
 
 /** Whether an `Accept` header admits `text/event-stream` (what `EventSource` sends). */

@@ -20,6 +20,30 @@ afterEach(async () => {
   await raw.close();
 });
 
+/** The request line the upstream received. */
+const target = (i = 0): string => raw.requests[i]!.target;
+
+describe('the request target sent upstream', () => {
+  it('keeps the ? of an empty query, as nginx and Envoy forward the target as sent', async () => {
+    await start();
+    const res = await rawRequest(gateway.url, 'GET /x? HTTP/1.1\r\nHost: gw\r\n\r\n');
+    expect(res.status).toBe(200);
+    expect(target()).toBe('/x?');
+  });
+
+  it('sends no ? for a target without one', async () => {
+    await start();
+    await rawRequest(gateway.url, 'GET /x HTTP/1.1\r\nHost: gw\r\n\r\n');
+    expect(target()).toBe('/x');
+  });
+
+  it('keeps a query that is a lone ? after the ?', async () => {
+    await start();
+    await rawRequest(gateway.url, 'GET /x?? HTTP/1.1\r\nHost: gw\r\n\r\n');
+    expect(target()).toBe('/x??');
+  });
+});
+
 describe('an upstream status outside 100-599', () => {
   for (const line of ['HTTP/1.1 600 X', 'HTTP/1.1 099 X', 'HTTP/1.1 999 X']) {
     it(`answers 502 BAD_GATEWAY for "${line}" instead of passing it through`, async () => {

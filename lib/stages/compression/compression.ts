@@ -40,15 +40,17 @@ const DROPPED = new Set(['content-length', 'accept-ranges', 'etag']);
 /**
  * Compresses responses on the way out, streaming (see `CompressedBody`),
  * when all hold: the client accepts a coding offered (`Accept-Encoding`,
- * q-values), the request is not HEAD, the status has a body and is not 206,
- * the upstream sent no `Content-Encoding`, the type is compressible (never
- * `text/event-stream`), neither side sent `Cache-Control: no-transform`,
- * and the length is unknown or at least `minSize`. Such a response gets
- * `Vary: Accept-Encoding` whether or not this client accepted; a
- * compressed one loses `Content-Length` and `Accept-Ranges`, and its
- * `ETag` turns weak (the bytes differ, the meaning does not). Placed before
- * (outside) the cache, the cache keeps the identity body and each client
- * gets its own coding.
+ * q-values), the status has a body and is not 206, the upstream sent no
+ * `Content-Encoding`, the type is compressible (never `text/event-stream`),
+ * neither side sent `Cache-Control: no-transform`, and the length is
+ * unknown or at least `minSize`. Such a response gets `Vary:
+ * Accept-Encoding` whether or not this client accepted; a compressed one
+ * loses `Content-Length` and `Accept-Ranges`, and its `ETag` turns weak (the
+ * bytes differ, the meaning does not). A HEAD gets the head its GET would
+ * (RFC 9110 §9.3.2, as nginx's gzip does), decided on the upstream's
+ * `Content-Length`, and nothing is compressed. Placed before (outside) the
+ * cache, the cache keeps the identity body and each client gets its own
+ * coding.
  */
 export function compression(options: CompressionOptions = {}): Policy {
   const o = { ...defaults, ...options };
@@ -67,7 +69,6 @@ export function compression(options: CompressionOptions = {}): Policy {
   let lastChoice: Encoding | null = null;
 
   return (next) => function compressionHandler(req: GatewayRequest) {
-    if (req.method === 'HEAD') return next(req);
     const accept = req.headers['accept-encoding'];
     if (accept !== lastAccept) {
       lastAccept = accept;
@@ -79,7 +80,8 @@ export function compression(options: CompressionOptions = {}): Policy {
       req = { ...req, headers };
     }
     const down = req;
-    return new Observable<GatewayResponse>((s) => next(down).subscribe(new CompressionSubscriber(s, encoding, settings)));
+    const head = req.method === 'HEAD';
+    return new Observable<GatewayResponse>((s) => next(down).subscribe(new CompressionSubscriber(s, encoding, settings, head)));
   };
 }
 
@@ -102,7 +104,13 @@ class CompressionSubscriber extends InnerSubscriber<GatewayResponse> {
   private bodyDone = false;
   private innerDone = false;
 
-  constructor(downstream: Subscriber<GatewayResponse>, private readonly encoding: Encoding | null, private readonly settings: Settings) {
+  constructor(
+    downstream: Subscriber<GatewayResponse>,
+    private readonly encoding: Encoding | null,
+    private readonly settings: Settings,
+    /** A HEAD: its head gets what a GET's would, and no body is compressed. */
+    private readonly head: boolean,
+  ) {
     super(downstream);
     // Unsubscribing (client gone, timeout) stops the compressor and its source.
     downstream.add(() => this.body?.destroy());
@@ -111,9 +119,11 @@ class CompressionSubscriber extends InnerSubscriber<GatewayResponse> {
   protected onNext(res: GatewayResponse): void {
     const body = res.body;
     const h = res.headers;
-    const eligible = body !== null && res.status >= 200 && res.status !== 204 && res.status !== 206 && res.status !== 304
+    // A HEAD has no body (or a cached GET's, never sent): the length its GET would have is the header's.
+    const length = this.head ? declaredLength(h, body) : body?.length ?? null;
+    const eligible = (body !== null || this.head) && res.status >= 200 && res.status !== 204 && res.status !== 206 && res.status !== 304
       && !encoded(getHeader(h, 'content-encoding')) && this.settings.compressible(getHeader(h, 'content-type'))
-      && !noTransform(getHeader(h, 'cache-control')) && (body.length === null || body.length >= this.settings.minSize);
+      && !noTransform(getHeader(h, 'cache-control')) && (length === null || length >= this.settings.minSize);
     if (!eligible) {
       this.downstream.next(res);
       return;
@@ -131,6 +141,12 @@ class CompressionSubscriber extends InnerSubscriber<GatewayResponse> {
       return;
     }
     headers.push('content-encoding', encoding);
+    if (this.head || body === null) {
+      // No length: what the GET would send is not known before compressing it (nginx sends none either).
+      body?.destroy();
+      this.downstream.next({ ...res, headers, body: null });
+      return;
+    }
     this.body = new CompressedBody(body, compressor(encoding, this.settings.levels, body.length), () => this.bodyEnded(), (err) => this.downstream.error(err));
     this.downstream.next({ ...res, headers, body: this.body });
   }
@@ -145,6 +161,13 @@ class CompressionSubscriber extends InnerSubscriber<GatewayResponse> {
     this.bodyDone = true;
     if (this.innerDone) this.downstream.complete();
   }
+}
+
+/** A HEAD's `Content-Length` (the length of its GET's body), else the body's; null when unknown. */
+function declaredLength(headers: readonly string[], body: GatewayResponse['body']): number | null {
+  const value = getHeader(headers, 'content-length');
+  if (value !== undefined && /^\d+$/.test(value)) return Number(value);
+  return body?.length ?? null;
 }
 
 function encoded(contentEncoding: string | undefined): boolean {

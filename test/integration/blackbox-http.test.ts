@@ -1,0 +1,553 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { connect as tcpConnect, type AddressInfo, type Socket } from 'node:net';
+import { SignJWT, UnsecuredJWT } from 'jose';
+import { request } from 'undici';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { rxgateRuns, type RxgateRuns } from '../support/rxgate-process.ts';
+
+/**
+ * The second black-box audit (notes/s6/audit.md): rxgate started as users
+ * start it (the CLI on a YAML file), probed the way conformance suites for
+ * nginx, Envoy, Kong or Traefik probe a gateway, on what the first audit
+ * (blackbox-proxy.test.ts) did not cover: the cache as an HTTP cache (RFC
+ * 9111), bearer auth (RFC 6750), rate-limit answers, CORS edge cases,
+ * request smuggling and other edge refusals, proxy headers behind trusted
+ * proxies, and upstream bodies that end early or run long.
+ *
+ * One upstream serves every case. Its answer is written in the query:
+ * `status=`, `h=name:value` (repeatable), `body=`, `mode=` (echo, short,
+ * long, chunkcut, trailers, hang, range), so each case picks its own path
+ * and never shares a cache entry with another. It counts requests by path.
+ */
+
+const SECRET = 'blackbox-http-secret-of-at-least-32-bytes';
+const ORIGIN = 'https://app.example.com';
+
+let runs: RxgateRuns;
+let upstream: Server;
+let gw = '';
+let gwPort = 0;
+/** Requests the upstream got, by path. */
+const hits = new Map<string, number>();
+/** The raw headers of the last request per path. */
+const seenHeaders = new Map<string, string[]>();
+
+function answer(req: IncomingMessage, res: ServerResponse): void {
+  const u = new URL(req.url!, 'http://upstream');
+  hits.set(u.pathname, (hits.get(u.pathname) ?? 0) + 1);
+  seenHeaders.set(u.pathname, req.rawHeaders);
+  const mode = u.searchParams.get('mode');
+  const socket = req.socket;
+  switch (mode) {
+    case 'hang': return;
+    case 'short': // claims 100 bytes, sends 10, closes
+      socket.end('HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n0123456789');
+      return;
+    case 'long': // claims 5 bytes, sends 10
+      socket.write('HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n0123456789');
+      return;
+    case 'chunkcut': // one chunk, then the connection dies without the last chunk
+      socket.write('HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n', () => setImmediate(() => socket.destroy()));
+      return;
+    case 'trailers':
+      res.writeHead(200, { 'content-type': 'text/plain', trailer: 'x-checksum' });
+      res.write('abc');
+      res.addTrailers({ 'x-checksum': '123' });
+      res.end();
+      return;
+    default:
+  }
+  const headers: Record<string, string[]> = {};
+  for (const h of u.searchParams.getAll('h')) {
+    const i = h.indexOf(':');
+    (headers[h.slice(0, i).toLowerCase()] ??= []).push(h.slice(i + 1));
+  }
+  const body = mode === 'echo'
+    ? JSON.stringify({ method: req.method, url: req.url, headers: req.rawHeaders })
+    : u.searchParams.get('body') ?? `n=${hits.get(u.pathname)} ${req.method} ${u.pathname}`;
+  const range = /^bytes=(\d+)-(\d+)$/.exec(req.headers.range ?? '');
+  if (mode === 'range' && range !== null) {
+    const [start, end] = [Number(range[1]), Number(range[2])];
+    res.writeHead(206, { ...headers, 'content-range': `bytes ${start}-${end}/${body.length}` });
+    res.end(body.slice(start, end + 1));
+    return;
+  }
+  const status = Number(u.searchParams.get('status') ?? 200);
+  res.writeHead(status, headers);
+  res.end(status === 204 || status === 304 || req.method === 'HEAD' ? undefined : body);
+}
+
+beforeAll(async () => {
+  upstream = createServer((req, res) => {
+    req.resume();
+    req.on('end', () => answer(req, res));
+  });
+  await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
+  const up = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`;
+  runs = rxgateRuns();
+  const gateway = runs.start(['--config', runs.file(`
+listen: { host: 127.0.0.1, port: 0 }
+trustedProxies: [127.0.0.2/32]
+auth: { secret: "${SECRET}", issuer: "https://idp.example/", audience: api, clockTolerance: 0s }
+services:
+  up: { upstreams: ["${up}"], retry: false, timeout: 2s }
+routes:
+  - { path: /c/*, service: up, rewrite: { stripPrefix: /c }, cache: { ttl: 60s, statuses: [200, 203, 204, 300, 301, 404, 405, 410, 414, 501] } }
+  - { path: /p/*, service: up, rewrite: { stripPrefix: /p } }
+  - { path: /t/*, service: up, rewrite: { stripPrefix: /t }, timeouts: { total: 300ms } }
+  - { path: /small/*, service: up, rewrite: { stripPrefix: /small }, maxBodySize: 10 }
+  - { path: /a/*, service: up, rewrite: { stripPrefix: /a }, auth: required }
+  - { path: /as/*, service: up, rewrite: { stripPrefix: /as }, auth: { mode: required, stripAuthorization: true, forwardClaims: { sub: x-user } } }
+  - { path: /ascope/*, service: up, rewrite: { stripPrefix: /ascope }, auth: { mode: required, scopes: [orders:read] } }
+  - { path: /rl/*, service: up, rewrite: { stripPrefix: /rl }, rateLimit: { limit: 2, window: 1m } }
+  - { path: /rlkey/*, service: up, rewrite: { stripPrefix: /rlkey }, rateLimit: { limit: 1, window: 1m, key: { header: x-api-key } } }
+  - path: /cors/*
+    service: up
+    rewrite: { stripPrefix: /cors }
+    auth: optional
+    rateLimit: { limit: 1, window: 1m }
+    cors: { origins: ["${ORIGIN}"], credentials: true, exposeHeaders: [x-total] }
+  - { path: /cany/*, service: up, rewrite: { stripPrefix: /cany }, cors: {} }
+  - { path: /ipf/*, service: up, rewrite: { stripPrefix: /ipf }, ipFilter: { allow: [10.0.0.0/8] } }
+`)], { RXGATE_LOG_LEVEL: 'info' });
+  const listening = await gateway.logged('rxgate listening');
+  gwPort = Number(listening['port']);
+  gw = `http://127.0.0.1:${gwPort}`;
+}, 30_000);
+
+afterAll(async () => {
+  runs?.remove();
+  upstream?.closeAllConnections();
+  await new Promise<void>((r) => (upstream === undefined ? r() : upstream.close(() => r())));
+});
+
+interface Answer { status: number; headers: Record<string, string | string[] | undefined>; body: string }
+
+async function get(path: string, init: Parameters<typeof request>[1] = {}): Promise<Answer> {
+  const res = await request(gw + path, init);
+  return { status: res.statusCode, headers: res.headers, body: await res.body.text() };
+}
+
+/** `h=` parameters for the upstream's answer headers. */
+function h(...lines: string[]): string {
+  return lines.map((l) => `h=${encodeURIComponent(l)}`).join('&');
+}
+
+function errorCode(body: string): string {
+  return (JSON.parse(body) as { error: { code: string } }).error.code;
+}
+
+/**
+ * Writes `data` on a new connection (from `localAddress`, when given) and
+ * resolves with everything the gateway sent, once it closes or `waitMs`
+ * passes; `closed` says which.
+ */
+function raw(data: string, options: { localAddress?: string; waitMs?: number; until?: (text: string) => boolean } = {}): Promise<{ text: string; closed: boolean }> {
+  const { localAddress, waitMs = 1500, until } = options;
+  return new Promise((resolve) => {
+    const s: Socket = tcpConnect(localAddress === undefined ? { port: gwPort, host: '127.0.0.1' } : { port: gwPort, host: '127.0.0.1', localAddress });
+    let text = '';
+    let done = false;
+    const finish = (closed: boolean): void => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      s.destroy();
+      resolve({ text, closed });
+    };
+    const timer = setTimeout(() => finish(false), waitMs);
+    s.on('data', (d: Buffer) => {
+      text += d.toString('latin1');
+      if (until?.(text) === true) finish(false);
+    });
+    s.on('error', () => undefined);
+    s.on('close', () => finish(true));
+    s.write(data);
+  });
+}
+
+/** A complete Content-Length-framed answer has arrived. */
+function framed(text: string): boolean {
+  const end = text.indexOf('\r\n\r\n');
+  if (end < 0) return false;
+  const n = Number(/\r\ncontent-length: *(\d+)/i.exec(text.slice(0, end))?.[1] ?? 0);
+  return text.length >= end + 4 + n;
+}
+
+function headerNames(rawHeaders: string[]): string[] {
+  return rawHeaders.filter((_, i) => i % 2 === 0).map((n) => n.toLowerCase());
+}
+
+function rawHeader(rawHeaders: string[], name: string): string | undefined {
+  for (let i = 0; i < rawHeaders.length; i += 2) if (rawHeaders[i]!.toLowerCase() === name) return rawHeaders[i + 1];
+  return undefined;
+}
+
+function token(claims: Record<string, unknown>, options: { alg?: string; key?: string; expiresIn?: number | null } = {}): Promise<string> {
+  const { alg = 'HS256', key = SECRET, expiresIn = 3600 } = options;
+  let jwt = new SignJWT({ iss: 'https://idp.example/', aud: 'api', sub: 'alice', ...claims }).setProtectedHeader({ alg });
+  if (expiresIn !== null) jwt = jwt.setExpirationTime(Math.floor(Date.now() / 1000) + expiresIn);
+  return jwt.sign(new TextEncoder().encode(key));
+}
+
+describe('the cache, probed as an HTTP cache (RFC 9111)', () => {
+  it('answers a repeated GET from the store with Age, and a HEAD from the cached GET with no body', async () => {
+    const path = `/c/hit?${h('cache-control: max-age=60')}`;
+    const miss = await get(path);
+    expect([miss.status, miss.headers['x-cache']]).toEqual([200, 'MISS']);
+    const hit = await get(path);
+    expect([hit.status, hit.headers['x-cache'], hit.body]).toEqual([200, 'HIT', miss.body]);
+    expect(Number(hit.headers['age'])).toBeGreaterThanOrEqual(0);
+    const head = await raw(`HEAD /c/hit?${h('cache-control: max-age=60')} HTTP/1.1\r\nHost: 127.0.0.1:${gwPort}\r\n\r\n`, { until: (t) => t.includes('\r\n\r\n') });
+    expect(head.text).toMatch(/^HTTP\/1\.1 200 /);
+    expect(head.text).toMatch(/\r\nx-cache: HIT\r\n/i);
+    expect(head.text.slice(head.text.indexOf('\r\n\r\n') + 4)).toBe('');
+    expect(hits.get('/hit')).toBe(1);
+  });
+
+  it('skips the lookup for a client no-cache (and stores the fresh answer), and skips the store for no-store', async () => {
+    const path = '/c/client-cc';
+    await get(path);
+    const refreshed = await get(path, { headers: { 'cache-control': 'no-cache' } });
+    expect([refreshed.headers['x-cache'], refreshed.body]).toEqual(['BYPASS', 'n=2 GET /client-cc']);
+    const pragma = await get(path, { headers: { pragma: 'no-cache' } });
+    expect([pragma.headers['x-cache'], pragma.body]).toEqual(['BYPASS', 'n=3 GET /client-cc']);
+    expect((await get(path)).body).toBe('n=3 GET /client-cc');
+    const noStore = await get(path, { headers: { 'cache-control': 'no-store' } });
+    expect([noStore.headers['x-cache'], noStore.body]).toEqual(['BYPASS', 'n=4 GET /client-cc']);
+    expect((await get(path)).body).toBe('n=3 GET /client-cc');
+  });
+
+  it('never stores what the upstream marks private, no-store or no-cache, nor a Set-Cookie, Vary: *, or an answer with no time left', async () => {
+    const cases: Array<[string, string[]]> = [
+      ['private', ['cache-control: private']],
+      ['private-upper', ['Cache-Control: PRIVATE, max-age=60']],
+      ['private-field', ['cache-control: private="x-user", max-age=60']],
+      ['private-second-line', ['cache-control: max-age=60', 'cache-control: private']],
+      ['no-store', ['cache-control: no-store, max-age=60']],
+      ['no-cache', ['cache-control: no-cache, max-age=60']],
+      ['set-cookie', ['cache-control: public, max-age=60', 'set-cookie: session=alice']],
+      ['vary-star', ['cache-control: max-age=60', 'vary: *']],
+      ['max-age-0', ['cache-control: max-age=0']],
+      ['s-maxage-0', ['cache-control: s-maxage=0, max-age=60']],
+      ['expires-past', ['expires: Wed, 21 Oct 2015 07:28:00 GMT']],
+      ['expires-invalid', ['expires: 0']],
+      ['age-over-lifetime', ['cache-control: max-age=60', 'age: 100']],
+    ];
+    for (const [name, lines] of cases) {
+      const path = `/c/never-${name}?${h(...lines)}`;
+      const first = await get(path);
+      const second = await get(path);
+      expect([first.headers['x-cache'], second.headers['x-cache']], name).toEqual(['MISS', 'MISS']);
+      expect(hits.get(`/never-${name}`), name).toBe(2);
+      // One user's cookie never goes to another: each answer carries its own upstream's.
+      if (name === 'set-cookie') expect(second.headers['set-cookie']).toBe('session=alice');
+    }
+  });
+
+  it('counts the upstream\'s Age against the lifetime and adds it to its own', async () => {
+    const path = `/c/aged?${h('cache-control: max-age=60', 'age: 10')}`;
+    await get(path);
+    const hit = await get(path);
+    expect(hit.headers['x-cache']).toBe('HIT');
+    expect(Number(hit.headers['age'])).toBeGreaterThanOrEqual(10);
+  });
+
+  it('keeps one entry per Vary variant', async () => {
+    const path = `/c/vary?${h('cache-control: max-age=60', 'vary: Accept-Language')}`;
+    const en = await get(path, { headers: { 'accept-language': 'en' } });
+    const fr = await get(path, { headers: { 'accept-language': 'fr' } });
+    expect([en.headers['x-cache'], fr.headers['x-cache']]).toEqual(['MISS', 'MISS']);
+    const enAgain = await get(path, { headers: { 'accept-language': 'en' } });
+    expect([enAgain.headers['x-cache'], enAgain.body]).toEqual(['HIT', en.body]);
+    const frAgain = await get(path, { headers: { 'accept-language': 'fr' } });
+    expect([frAgain.headers['x-cache'], frAgain.body]).toEqual(['HIT', fr.body]);
+  });
+
+  it('stores the statuses the route lists (RFC 9111 heuristically cacheable ones), and no other', async () => {
+    for (const status of [203, 204, 300, 301, 404, 405, 410, 414, 501]) {
+      const path = `/c/status-${status}?status=${status}`;
+      await get(path);
+      const again = await get(path);
+      expect([again.status, again.headers['x-cache']], String(status)).toEqual([status, 'HIT']);
+    }
+    for (const status of [302, 307, 500, 503]) {
+      const path = `/c/status-${status}?status=${status}`;
+      await get(path);
+      const again = await get(path);
+      expect([again.status, again.headers['x-cache']], String(status)).toEqual([status, 'MISS']);
+    }
+  });
+
+  it('passes a Range request\'s 206 through without storing it, so a later GET gets the whole body', async () => {
+    const path = '/c/ranged?mode=range&body=abcdefghij';
+    const part = await get(path, { headers: { range: 'bytes=0-2' } });
+    expect([part.status, part.body, part.headers['content-range']]).toEqual([206, 'abc', 'bytes 0-2/10']);
+    expect(rawHeader(seenHeaders.get('/ranged')!, 'range')).toBe('bytes=0-2');
+    const whole = await get(path);
+    expect([whole.status, whole.headers['x-cache'], whole.body]).toEqual([200, 'MISS', 'abcdefghij']);
+    // RFC 9110 §14.2 lets a server ignore Range: a hit answers the whole 200, never a part.
+    const hit = await get(path, { headers: { range: 'bytes=0-2' } });
+    expect([hit.status, hit.headers['x-cache'], hit.body]).toEqual([200, 'HIT', 'abcdefghij']);
+  });
+
+  it('bypasses the cache for a request with Authorization, and never answers one from an entry stored for another caller', async () => {
+    const path = '/c/authorized';
+    const withAuth = await get(path, { headers: { authorization: 'Basic eDp5' } });
+    expect(withAuth.headers['x-cache']).toBe('BYPASS');
+    await get(path);
+    expect((await get(path)).headers['x-cache']).toBe('HIT');
+    const again = await get(path, { headers: { authorization: 'Basic eDp5' } });
+    expect([again.headers['x-cache'], again.body]).toEqual(['BYPASS', 'n=3 GET /authorized']);
+  });
+
+  it('forwards unsafe methods on a cached URL every time (BYPASS), never answering them from the store', async () => {
+    const path = '/c/unsafe';
+    await get(path);
+    for (const method of ['POST', 'PUT', 'DELETE', 'PATCH'] as const) {
+      const res = await get(path, { method, body: 'x' });
+      expect([res.headers['x-cache'], res.body], method).toEqual(['BYPASS', `n=${hits.get('/unsafe')} ${method} /unsafe`]);
+    }
+    expect(hits.get('/unsafe')).toBe(5);
+  });
+});
+
+describe('bearer auth, probed as RFC 6750 and JWT suites do', () => {
+  it('challenges a request without a token with Bearer realm and no error code, whatever the method or other scheme', async () => {
+    for (const init of [{}, { headers: { authorization: 'Basic eDp5' } }, { headers: { cookie: 'access_token=x' } }] as const) {
+      const res = await get('/a/x', init);
+      expect(res.status).toBe(401);
+      expect(res.headers['www-authenticate']).toBe('Bearer realm="rxgate"');
+      expect(errorCode(res.body)).toBe('UNAUTHORIZED');
+    }
+    // A token in the query is not read (RFC 6750 §2.3 is opt-in; rxgate has no option for it).
+    const query = await get(`/a/x?access_token=${await token({})}`);
+    expect([query.status, query.headers['www-authenticate']]).toEqual([401, 'Bearer realm="rxgate"']);
+    const head = await raw('HEAD /a/x HTTP/1.1\r\nHost: x\r\n\r\n', { until: (t) => t.includes('\r\n\r\n') });
+    expect(head.text).toMatch(/^HTTP\/1\.1 401 /);
+    expect(head.text).toMatch(/\r\nwww-authenticate: Bearer realm="rxgate"\r\n/i);
+  });
+
+  it('answers 401 invalid_token with a description for every bad token, the unsigned alg none included', async () => {
+    const good = await token({});
+    const [, payload] = good.split('.');
+    const cases: Array<[string, string, string]> = [
+      ['expired', await token({}, { expiresIn: -10 }), 'token expired'],
+      ['not yet valid', await token({ nbf: Math.floor(Date.now() / 1000) + 600 }), 'token not yet valid'],
+      ['wrong audience', await token({ aud: 'other' }), 'wrong token audience'],
+      ['wrong issuer', await token({ iss: 'https://evil.example/' }), 'wrong token issuer'],
+      ['no exp', await token({}, { expiresIn: null }), 'token lacks required claim exp'],
+      ['other key', await token({}, { key: 'another-secret-of-at-least-thirty-two-bytes' }), 'bad token signature'],
+      ['alg none', new UnsecuredJWT({ iss: 'https://idp.example/', aud: 'api', sub: 'alice' }).setExpirationTime('1h').encode(), 'token algorithm not allowed'],
+      ['alg none, signature cut', `${Buffer.from('{"alg":"none"}').toString('base64url')}.${payload}.`, 'token algorithm not allowed'],
+      ['garbage', 'abc', 'malformed token'],
+    ];
+    for (const [name, jwt, description] of cases) {
+      const res = await get('/a/x', { headers: { authorization: `Bearer ${jwt}` } });
+      expect(res.status, name).toBe(401);
+      expect(res.headers['www-authenticate'], name).toBe(`Bearer error="invalid_token", error_description="${description}"`);
+      expect(errorCode(res.body), name).toBe('UNAUTHORIZED');
+    }
+    const empty = await get('/a/x', { headers: { authorization: 'Bearer ' } });
+    expect([empty.status, empty.headers['www-authenticate']]).toEqual([401, 'Bearer error="invalid_token", error_description="malformed token"']);
+  });
+
+  it('answers 403 insufficient_scope naming the scope, and admits a good token under any case of "Bearer"', async () => {
+    const res = await get('/ascope/x', { headers: { authorization: `Bearer ${await token({})}` } });
+    expect(res.status).toBe(403);
+    expect(res.headers['www-authenticate']).toBe('Bearer error="insufficient_scope", error_description="token lacks required scope: orders:read", scope="orders:read"');
+    expect((await get('/ascope/x', { headers: { authorization: `Bearer ${await token({ scope: 'orders:read' })}` } })).status).toBe(200);
+    expect((await get('/a/x', { headers: { authorization: `bearer ${await token({})}` } })).status).toBe(200);
+  });
+
+  it('forwards Authorization by default, and with stripAuthorization sends the claim header instead of one the client forged', async () => {
+    const jwt = await token({});
+    await get('/a/kept?mode=echo', { headers: { authorization: `Bearer ${jwt}` } });
+    expect(rawHeader(seenHeaders.get('/kept')!, 'authorization')).toBe(`Bearer ${jwt}`);
+    await get('/as/stripped?mode=echo', { headers: { authorization: `Bearer ${jwt}`, 'x-user': 'mallory' } });
+    const seen = seenHeaders.get('/stripped')!;
+    expect(headerNames(seen)).not.toContain('authorization');
+    expect(headerNames(seen).filter((n) => n === 'x-user')).toHaveLength(1);
+    expect(rawHeader(seen, 'x-user')).toBe('alice');
+  });
+});
+
+describe('rate limiting, probed from outside', () => {
+  it('answers 429 RATE_LIMITED with Retry-After and RateLimit-* headers, and counts HEAD and OPTIONS like GET', async () => {
+    const first = await get('/rl/x');
+    expect([first.status, first.headers['ratelimit-limit'], first.headers['ratelimit-remaining']]).toEqual([200, '2', '1']);
+    const head = await get('/rl/x', { method: 'HEAD' });
+    expect([head.status, head.headers['ratelimit-remaining']]).toEqual([200, '0']);
+    for (const method of ['GET', 'OPTIONS', 'HEAD'] as const) {
+      const over = await get('/rl/x', { method });
+      expect(over.status, method).toBe(429);
+      expect(Number(over.headers['retry-after']), method).toBeGreaterThanOrEqual(1);
+      expect([over.headers['ratelimit-limit'], over.headers['ratelimit-remaining']], method).toEqual(['2', '0']);
+      expect(Number(over.headers['ratelimit-reset']), method).toBeGreaterThan(0);
+      if (method !== 'HEAD') expect(errorCode(over.body), method).toBe('RATE_LIMITED');
+      else expect(over.body).toBe('');
+    }
+  });
+
+  it('keeps one bucket per key, and a request without the key header falls back to the client address', async () => {
+    expect((await get('/rlkey/x', { headers: { 'x-api-key': 'a' } })).status).toBe(200);
+    expect((await get('/rlkey/x', { headers: { 'x-api-key': 'a' } })).status).toBe(429);
+    expect((await get('/rlkey/x', { headers: { 'x-api-key': 'b' } })).status).toBe(200);
+    expect((await get('/rlkey/x')).status).toBe(200);
+    expect((await get('/rlkey/x')).status).toBe(429);
+    expect((await get('/rlkey/x', { headers: { 'x-api-key': 'c' } })).status).toBe(200);
+  });
+});
+
+describe('CORS edge cases', () => {
+  it('answers an admitted preflight with credentials by reflecting the requested headers, with Vary on both inputs, and never forwards it', async () => {
+    const before = hits.get('/pre') ?? 0;
+    const res = await get('/cors/pre', {
+      method: 'OPTIONS', headers: { origin: ORIGIN, 'access-control-request-method': 'PUT', 'access-control-request-headers': 'X-Foo, Content-Type' },
+    });
+    expect(res.status).toBe(204);
+    expect(res.headers['access-control-allow-origin']).toBe(ORIGIN);
+    expect(res.headers['access-control-allow-credentials']).toBe('true');
+    expect(res.headers['access-control-allow-headers']).toBe('X-Foo, Content-Type');
+    expect(String(res.headers['access-control-allow-methods'])).toContain('PUT');
+    expect(String(res.headers['vary']).toLowerCase().split(/, */).sort()).toEqual(['access-control-request-headers', 'origin']);
+    expect(hits.get('/pre') ?? 0).toBe(before);
+  });
+
+  it('refuses a preflight from another origin, or the opaque origin null, with 403, Vary: Origin and no CORS headers', async () => {
+    for (const origin of ['https://evil.example', 'null', 'https://app.example.com.evil.example']) {
+      const res = await get('/cors/pre', { method: 'OPTIONS', headers: { origin, 'access-control-request-method': 'GET' } });
+      expect(res.status, origin).toBe(403);
+      expect(res.headers['vary'], origin).toBe('Origin');
+      expect(Object.keys(res.headers).filter((n) => n.startsWith('access-control-')), origin).toEqual([]);
+    }
+  });
+
+  it('puts the CORS headers and Vary: Origin on every answer of the route, the 401 and 429 the gateway makes itself included', async () => {
+    const ok = await get('/cors/x', { headers: { origin: ORIGIN } });
+    expect([ok.status, ok.headers['access-control-allow-origin'], ok.headers['access-control-expose-headers'], ok.headers['vary']]).toEqual([200, ORIGIN, 'x-total', 'Origin']);
+    const unauthorized = await get('/cors/x', { headers: { origin: ORIGIN, authorization: 'Bearer abc' } });
+    expect([unauthorized.status, unauthorized.headers['access-control-allow-origin'], unauthorized.headers['vary']]).toEqual([401, ORIGIN, 'Origin']);
+    const limited = await get('/cors/x', { headers: { origin: ORIGIN } });
+    expect([limited.status, limited.headers['access-control-allow-origin'], limited.headers['access-control-allow-credentials'], limited.headers['vary']])
+      .toEqual([429, ORIGIN, 'true', 'Origin']);
+    for (const headers of [{}, { origin: 'https://evil.example' }]) {
+      const other = await get('/cors/x', { headers });
+      expect(other.headers['vary']).toBe('Origin');
+      expect(other.headers['access-control-allow-origin']).toBeUndefined();
+    }
+  });
+
+  it('answers any origin with * and no Vary on an open route, replacing the upstream\'s own CORS headers', async () => {
+    const res = await get(`/cany/x?${h('access-control-allow-origin: https://evil.example', 'access-control-allow-credentials: true', 'vary: Accept')}`, { headers: { origin: 'https://z.example' } });
+    expect(res.headers['access-control-allow-origin']).toBe('*');
+    expect(res.headers['access-control-allow-credentials']).toBeUndefined();
+    expect(res.headers['vary']).toBe('Accept');
+    const pre = await get('/cany/x', { method: 'OPTIONS', headers: { origin: 'https://z.example', 'access-control-request-method': 'DELETE', 'access-control-request-headers': 'x-a' } });
+    expect([pre.status, pre.headers['access-control-allow-origin'], pre.headers['access-control-allow-headers'], pre.headers['vary']]).toEqual([204, '*', '*', undefined]);
+  });
+});
+
+describe('edge refusals: smuggling, sizes, heads uWS will not hand over', () => {
+  it('refuses repeated Content-Length and a Transfer-Encoding other than chunked with 400 and a close, and closes on Content-Length with Transfer-Encoding, forwarding none of them', async () => {
+    const before = hits.get('/smuggle') ?? 0;
+    const dup = await raw('POST /p/smuggle HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc');
+    expect(dup.text).toMatch(/^HTTP\/1\.1 400 /);
+    expect(dup.closed).toBe(true);
+    const te = await raw('POST /p/smuggle HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: identity, chunked\r\n\r\n0\r\n\r\n');
+    expect(te.text).toMatch(/^HTTP\/1\.1 400 /);
+    expect(te.closed).toBe(true);
+    for (const head of ['Content-Length: 3\r\nTransfer-Encoding: chunked', 'Content-Length: -1', 'Content-Length: +3']) {
+      const res = await raw(`POST /p/smuggle HTTP/1.1\r\nHost: x\r\n${head}\r\n\r\n0\r\n\r\n`);
+      expect([res.text, res.closed], head).toEqual(['', true]);
+    }
+    expect(hits.get('/smuggle') ?? 0).toBe(before);
+  });
+
+  it('answers 413 to a body over maxBodySize, by Content-Length and chunked alike, without forwarding it', async () => {
+    for (const head of ['Content-Length: 20\r\n\r\n01234567890123456789', 'Transfer-Encoding: chunked\r\n\r\n14\r\n01234567890123456789\r\n0\r\n\r\n']) {
+      const res = await raw(`POST /small/body HTTP/1.1\r\nHost: x\r\n${head}`, { until: framed });
+      expect(res.text, head).toMatch(/^HTTP\/1\.1 413 /);
+      expect(errorCode(res.text.slice(res.text.indexOf('\r\n\r\n') + 4)), head).toBe('PAYLOAD_TOO_LARGE');
+    }
+    expect(hits.get('/body')).toBeUndefined();
+  });
+
+  it('holds, and never forwards, a request without Host, in absolute form, or with an obs-folded header (uWS 20.30 decides these)', async () => {
+    for (const head of ['GET /p/held HTTP/1.1\r\n\r\n', 'GET http://x/p/held HTTP/1.1\r\nHost: x\r\n\r\n', 'GET /p/held HTTP/1.1\r\nHost: x\r\nX-A: b\r\n c\r\n\r\n']) {
+      const res = await raw(head, { waitMs: 500 });
+      expect(res.text, head).toBe('');
+    }
+    expect(hits.get('/held')).toBeUndefined();
+  });
+
+  it('answers 414 for a target over maxUrlLength and 431 for a head over maxHeaderBytes', async () => {
+    const long = await get(`/p/${'a'.repeat(3000)}?q=${'b'.repeat(6000)}`);
+    expect([long.status, errorCode(long.body)]).toEqual([414, 'URI_TOO_LONG']);
+    const big = await get('/p/x', { headers: { 'x-big': 'z'.repeat(33_000) } });
+    expect([big.status, errorCode(big.body)]).toEqual([431, 'HEADERS_TOO_LARGE']);
+  });
+});
+
+describe('proxy headers', () => {
+  it('reads the client behind a trusted proxy from X-Forwarded-For (repeated lines joined), appends the proxy, and ignores Forwarded and X-Real-IP', async () => {
+    const viaProxy = await raw('GET /p/xff?mode=echo HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 10.9.9.9\r\nX-Forwarded-For: 203.0.113.5\r\n' +
+      'Forwarded: for=10.9.9.9\r\nX-Real-IP: 10.9.9.9\r\n\r\n', { localAddress: '127.0.0.2', until: (t) => t.includes('\r\n0\r\n\r\n') });
+    expect(viaProxy.text).toMatch(/^HTTP\/1\.1 200 /);
+    const seen = seenHeaders.get('/xff')!;
+    expect(rawHeader(seen, 'x-forwarded-for')).toBe('10.9.9.9, 203.0.113.5, 127.0.0.2');
+    expect(rawHeader(seen, 'x-real-ip')).toBe('203.0.113.5');
+    // The allow list sees the same client: the forged left entry gets nowhere.
+    const allowed = await raw('GET /ipf/x HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 203.0.113.5, 10.9.9.9\r\n\r\n', { localAddress: '127.0.0.2', until: (t) => t.includes('\r\n\r\n') });
+    expect(allowed.text).toMatch(/^HTTP\/1\.1 200 /);
+    for (const [local, xff] of [['127.0.0.2', '10.9.9.9, 203.0.113.5'], ['127.0.0.3', '10.9.9.9'], ['127.0.0.2', '10.9.9.9, unknown']]) {
+      const refused = await raw(`GET /ipf/x HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: ${xff}\r\n\r\n`, { localAddress: local, until: framed });
+      expect(refused.text, `${local} ${xff}`).toMatch(/^HTTP\/1\.1 403 /);
+    }
+  });
+
+  it('drops Proxy-Authorization, TE and the headers Connection names on the way up, and those the upstream\'s Connection names on the way down', async () => {
+    await raw('GET /p/hop?mode=echo HTTP/1.1\r\nHost: x\r\nConnection: keep-alive, X-Hop\r\nX-Hop: 1\r\nProxy-Authorization: Basic eDp5\r\nTE: trailers\r\nX-Kept: 1\r\n\r\n',
+      { until: (t) => t.includes('\r\n0\r\n\r\n') });
+    const names = headerNames(seenHeaders.get('/hop')!);
+    for (const name of ['x-hop', 'proxy-authorization', 'te']) expect(names, name).not.toContain(name);
+    expect(names).toContain('x-kept');
+    const res = await get(`/p/hop-down?${h('connection: x-foo', 'x-foo: 1', 'trailer: x-sum', 'proxy-authenticate: Basic', 'x-kept: 1')}`);
+    for (const name of ['x-foo', 'trailer', 'proxy-authenticate']) expect(res.headers[name], name).toBeUndefined();
+    expect(res.headers['x-kept']).toBe('1');
+  });
+
+  it('drops the upstream\'s trailers but delivers the body whole and terminated', async () => {
+    const res = await raw('GET /p/trailers?mode=trailers HTTP/1.1\r\nHost: x\r\nTE: trailers\r\n\r\n', { until: (t) => t.includes('\r\n0\r\n\r\n') });
+    expect(res.text).toMatch(/^HTTP\/1\.1 200 /);
+    expect(res.text.slice(res.text.indexOf('\r\n\r\n') + 4)).toBe('3\r\nabc\r\n0\r\n\r\n');
+  });
+});
+
+describe('timeouts and broken upstream bodies', () => {
+  it('answers 504 GATEWAY_TIMEOUT with the JSON body, for the route\'s total timeout and the service\'s own', async () => {
+    const total = await get('/t/x?mode=hang');
+    expect([total.status, errorCode(total.body)]).toEqual([504, 'GATEWAY_TIMEOUT']);
+    const service = await get('/p/x?mode=hang');
+    expect([service.status, errorCode(service.body)]).toEqual([504, 'GATEWAY_TIMEOUT']);
+  });
+
+  it('never passes off a body that ends before its Content-Length, or a chunked one cut before its last chunk, as complete', async () => {
+    const short = await raw('GET /p/short?mode=short HTTP/1.1\r\nHost: x\r\n\r\n', { waitMs: 3000 });
+    expect(short.text).toMatch(/^HTTP\/1\.1 200 [^]*\r\ncontent-length: 100\r\n/i);
+    expect(short.text.slice(short.text.indexOf('\r\n\r\n') + 4)).toBe('0123456789');
+    expect(short.closed).toBe(true);
+    const cut = await raw('GET /p/cut?mode=chunkcut HTTP/1.1\r\nHost: x\r\n\r\n', { waitMs: 3000 });
+    expect(cut.text).toMatch(/^HTTP\/1\.1 200 /);
+    expect(cut.text).not.toContain('\r\n0\r\n\r\n');
+    expect(cut.closed).toBe(true);
+    await expect(request(`${gw}/p/short2?mode=short`).then((r) => r.body.text())).rejects.toThrow();
+  });
+
+  it('sends exactly Content-Length bytes when the upstream sends more, and keeps serving on that connection', async () => {
+    const res = await raw('GET /p/long?mode=long HTTP/1.1\r\nHost: x\r\n\r\n', { until: framed });
+    expect(res.text).toMatch(/^HTTP\/1\.1 200 /);
+    expect(res.text.slice(res.text.indexOf('\r\n\r\n') + 4)).toBe('01234');
+    expect((await get('/p/after-long')).status).toBe(200);
+  });
+});

@@ -28,6 +28,9 @@ export function isUpgrade(req: GatewayRequest): boolean {
   return req.method === 'GET' && req.headers.upgrade?.toLowerCase() === 'websocket' && req.headers['sec-websocket-key']?.length === 24;
 }
 
+/** A WebSocket that closes frees a place: `Retry-After: 1` on the 503 at `maxConnections` (shared, never written to). */
+const RETRY_SOON: Readonly<Record<string, string>> = Object.freeze({ 'retry-after': '1' });
+
 /** Handshake headers `ws` writes itself: the client's copies must not go too. */
 const HANDSHAKE = new Set(['sec-websocket-key', 'sec-websocket-version', 'sec-websocket-extensions', 'sec-websocket-protocol']);
 
@@ -142,7 +145,7 @@ export function websocketForward(service: Service, http: Handler, options: WebSo
   return function forwardWebSocket(req) {
     if (!isUpgrade(req)) return http(req);
     if (open >= limits.maxConnections) {
-      return throwError(() => new ServiceUnavailableError(`route ${route} has its ${limits.maxConnections} WebSocket connections open`, { sent: false }));
+      return throwError(() => new ServiceUnavailableError(`route ${route} has its ${limits.maxConnections} WebSocket connections open`, { sent: false, headers: RETRY_SOON }));
     }
     const upstream = service.pick(req.attempt.tried, req);
     if (upstream === undefined) {

@@ -24,6 +24,9 @@ export interface AdaptiveConcurrencyOptions {
   onLimited?: (limit: number) => void;
 }
 
+/** A slot comes back as soon as a request in flight ends: `Retry-After: 1`, as `429 TOO_MANY_IN_FLIGHT` has (shared, never written to). */
+const RETRY_SOON: Readonly<Record<string, string>> = Object.freeze({ 'retry-after': '1' });
+
 const defaults = {
   initialLimit: 20, minLimit: 3, maxLimit: 1000, window: '100ms', minRttWindow: '30s', buffer: 0.1,
   runtime: systemRuntime, onLimited: () => undefined,
@@ -41,7 +44,7 @@ export function gradientLimit(options: AdaptiveConcurrencyOptions = {}): Gradien
 
 /**
  * Adaptive concurrency: a request over the limit gets `503
- * SERVICE_UNAVAILABLE` at once (never queued); the others hold a slot until
+ * SERVICE_UNAVAILABLE` at once (never queued), with `Retry-After: 1`; the others hold a slot until
  * their exchange ends, and their latency to the response head moves the
  * limit (see `GradientLimit`).
  */
@@ -52,7 +55,7 @@ export function adaptiveConcurrency(limiter: GradientLimit, options: Pick<Adapti
     return new Observable<GatewayResponse>((subscriber) => {
       if (!limiter.tryAcquire()) {
         onLimited(limiter.limit);
-        subscriber.error(new ServiceUnavailableError(`concurrency limit (${Math.floor(limiter.limit)}) reached`, { sent: false }));
+        subscriber.error(new ServiceUnavailableError(`concurrency limit (${Math.floor(limiter.limit)}) reached`, { sent: false, headers: RETRY_SOON }));
         return undefined;
       }
       const start = runtime.now();

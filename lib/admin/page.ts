@@ -6,7 +6,7 @@ import type { GatewayMetrics, RouteInfo } from '../observe/metrics.ts';
 import { DURATION_BUCKETS } from '../observe/request-metrics.ts';
 import type { HealthReport } from '../upstream/health-view.ts';
 import { SERIES_SECONDS, summarize, type SeriesView, type SeriesWindow } from './series.ts';
-import type { AdminAnswer, AdminHandler } from './types.ts';
+import type { AdminAnswer, AdminHandler, AdminRequest } from './types.ts';
 
 /** What `GET /api/overview` answers: the routes with their stages, and the health view. */
 export interface Overview {
@@ -61,35 +61,51 @@ export function seriesWindows(metrics: GatewayMetrics, seconds: number, nowMs: n
  * The admin page's handlers for the admin listener: `GET /` (the page, which
  * draws its own SVG plots: no script from anywhere else), `GET
  * /api/overview` and `GET /api/series?seconds=N` (N up to 600, default 300).
- * Pass a gateway, or an `AdminPageData` (a worker pool is one). The listener
- * answers other methods (405), HEAD and `cache-control` for them.
+ * Pass a gateway, or an `AdminPageData` (a worker pool is one). Each
+ * handler answers other methods than GET and HEAD `405` with `Allow: GET,
+ * HEAD`, and sets `cache-control: no-store`, wherever it is mounted (the
+ * admin listener does both itself too; the body of a HEAD is the server's
+ * to leave out).
  */
 export function adminPageRoutes(source: PageGateway | AdminPageData): Record<string, AdminHandler> {
   const data = 'windows' in source ? source : gatewayPageData(source);
   return {
-    '/': () => {
+    '/': getOnly(() => {
       pageHtml ??= readFileSync(PAGE_FILE, 'utf8');
       return { status: 200, contentType: 'text/html; charset=utf-8', body: pageHtml, headers: PAGE_HEADERS };
-    },
-    '/api/overview': async () => json(await data.overview()),
-    '/api/series': async (req) => {
+    }),
+    '/api/overview': getOnly(async () => json(await data.overview())),
+    '/api/series': getOnly(async (req) => {
       const seconds = secondsOf(req.query);
       const windows = await data.windows(seconds);
       const routes: Record<string, SeriesView> = {};
       for (const [route, w] of Object.entries(windows)) routes[route] = summarize(w, DURATION_BUCKETS);
       return json({ seconds, routes } satisfies SeriesAnswer);
-    },
+    }),
   };
 }
 
-// The page runs its own inline script and fetches only its own origin.
+// Live numbers: never cached. The page runs its own inline script and fetches only its own origin.
+const NO_STORE = { 'cache-control': 'no-store' };
 const PAGE_HEADERS = {
+  ...NO_STORE,
   'content-security-policy': "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src 'self'; connect-src 'self'",
   'x-content-type-options': 'nosniff',
 };
+/** What the admin listener answers a method a path does not take (lib/admin/listener.ts). */
+const NOT_ALLOWED: AdminAnswer = {
+  status: 405, contentType: 'application/json', body: '{"error":"method not allowed"}', headers: { ...NO_STORE, allow: 'GET, HEAD' },
+};
+
+/** `handler` for GET and HEAD; any other method is 405. */
+function getOnly(handler: AdminHandler): AdminHandler {
+  return function pageHandler(req: AdminRequest) {
+    return req.method === 'GET' || req.method === 'HEAD' ? handler(req) : NOT_ALLOWED;
+  };
+}
 
 function json(value: unknown): AdminAnswer {
-  return { status: 200, contentType: 'application/json', body: JSON.stringify(value) };
+  return { status: 200, contentType: 'application/json', body: JSON.stringify(value), headers: NO_STORE };
 }
 
 function secondsOf(query: string): number {

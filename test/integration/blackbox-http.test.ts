@@ -3,6 +3,7 @@ import { connect as tcpConnect, type AddressInfo, type Socket } from 'node:net';
 import { SignJWT, UnsecuredJWT } from 'jose';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { launchChromium, skipWithoutChromium } from '../support/browser.ts';
 import { rxgateRuns, type RxgateRuns } from '../support/rxgate-process.ts';
 
 /**
@@ -25,6 +26,9 @@ const ORIGIN = 'https://app.example.com';
 
 let runs: RxgateRuns;
 let upstream: Server;
+/** Serves an empty page: its origin is a CORS origin of /cexp/*, for the browser case. */
+let pages: Server;
+let pageOrigin = '';
 let gw = '';
 let gwPort = 0;
 /** Requests the upstream got, by path. */
@@ -84,6 +88,9 @@ beforeAll(async () => {
   });
   await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
   const up = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`;
+  pages = createServer((_, res) => res.end('<!doctype html><title>page</title>'));
+  await new Promise<void>((r) => pages.listen(0, '127.0.0.1', r));
+  pageOrigin = `http://127.0.0.1:${(pages.address() as AddressInfo).port}`;
   runs = rxgateRuns();
   const gateway = runs.start(['--config', runs.file(`
 listen: { host: 127.0.0.1, port: 0 }
@@ -108,6 +115,11 @@ routes:
     rateLimit: { limit: 1, window: 1m }
     cors: { origins: ["${ORIGIN}"], credentials: true, exposeHeaders: [x-total] }
   - { path: /cany/*, service: up, rewrite: { stripPrefix: /cany }, cors: {} }
+  - path: /cexp/*
+    service: up
+    rewrite: { stripPrefix: /cexp }
+    auth: optional
+    cors: { origins: ["${ORIGIN}", "${pageOrigin}"], credentials: true, exposeHeaders: ["*", x-request-id] }
   - { path: /ipf/*, service: up, rewrite: { stripPrefix: /ipf }, ipFilter: { allow: [10.0.0.0/8] } }
 `)], { RXGATE_LOG_LEVEL: 'info' });
   const listening = await gateway.logged('rxgate listening');
@@ -117,8 +129,10 @@ routes:
 
 afterAll(async () => {
   runs?.remove();
-  upstream?.closeAllConnections();
-  await new Promise<void>((r) => (upstream === undefined ? r() : upstream.close(() => r())));
+  for (const server of [upstream, pages]) {
+    server?.closeAllConnections();
+    await new Promise<void>((r) => (server === undefined ? r() : server.close(() => r())));
+  }
 });
 
 interface Answer { status: number; headers: Record<string, string | string[] | undefined>; body: string }
@@ -444,7 +458,37 @@ describe('CORS edge cases', () => {
     expect(res.headers['access-control-allow-credentials']).toBeUndefined();
     expect(res.headers['vary']).toBe('Accept');
     const pre = await get('/cany/x', { method: 'OPTIONS', headers: { origin: 'https://z.example', 'access-control-request-method': 'DELETE', 'access-control-request-headers': 'x-a' } });
-    expect([pre.status, pre.headers['access-control-allow-origin'], pre.headers['access-control-allow-headers'], pre.headers['vary']]).toEqual([204, '*', '*', undefined]);
+    // The regression: `*` alone, which the Fetch standard does not let cover Authorization.
+    expect([pre.status, pre.headers['access-control-allow-origin'], pre.headers['access-control-allow-headers'], pre.headers['vary']]).toEqual([204, '*', '*, authorization', undefined]);
+  });
+
+  it('names the answer\'s headers for exposeHeaders: ["*"] with credentials, where a browser reads * as a header named "*"', async () => {
+    const res = await get(`/cexp/x?${h('x-total: 7', 'x-page: 2')}`, { headers: { origin: ORIGIN } });
+    expect(res.headers['access-control-allow-credentials']).toBe('true');
+    const exposed = String(res.headers['access-control-expose-headers']).split(', ');
+    expect(exposed).toEqual(expect.arrayContaining(['x-total', 'x-page', 'x-request-id']));
+    expect(exposed).not.toContain('*');
+    const refused = await get('/cexp/x', { headers: { origin: ORIGIN, authorization: 'Bearer abc' } });
+    expect(refused.status).toBe(401);
+    expect(String(refused.headers['access-control-expose-headers']).split(', ')).toEqual(expect.arrayContaining(['www-authenticate', 'x-request-id']));
+    expect((await get('/cexp/x', { headers: { origin: 'https://evil.example' } })).headers['access-control-expose-headers']).toBeUndefined();
+  });
+
+  it.skipIf(skipWithoutChromium('blackbox-http browser case'))('lets a page read an exposed header with credentials: include, in Chromium', async () => {
+    const browser = await launchChromium();
+    try {
+      const page = await browser.newPage();
+      await page.goto(`${pageOrigin}/`);
+      // localhost is another origin than the page's 127.0.0.1.
+      const target = `http://localhost:${gwPort}/cexp/browser?${h('x-total: 7')}`;
+      const seen = await page.evaluate(async (url) => {
+        const res = await fetch(url, { credentials: 'include' });
+        return `${res.status} ${res.headers.get('x-total')}`;
+      }, target);
+      expect(seen).toBe('200 7');
+    } finally {
+      await browser.close();
+    }
   });
 });
 

@@ -16,9 +16,18 @@ export interface CorsOptions {
   origins?: readonly OriginPattern[];
   /** Methods a preflight allows; `*` for any. @default ['GET', 'HEAD', 'PUT', 'PATCH', 'POST', 'DELETE'] */
   methods?: readonly string[];
-  /** Request headers a preflight allows; `*` for any (reflected when `credentials`, where browsers take `*` literally). @default ['*'] */
+  /**
+   * Request headers a preflight allows; `*` for any: reflected when
+   * `credentials` (browsers take `*` literally then), else sent as
+   * `*, authorization` (the Fetch standard's `*` leaves out Authorization).
+   * @default ['*']
+   */
   allowHeaders?: readonly string[];
-  /** Response headers the page may read beyond the safelisted ones. @default [] */
+  /**
+   * Response headers the page may read beyond the safelisted ones; `*` for
+   * all: with `credentials` (where browsers take `*` literally) it becomes
+   * the names of the response's headers. @default []
+   */
   exposeHeaders?: readonly string[];
   /** Allow cookies and HTTP auth (`Access-Control-Allow-Credentials: true`); needs a list of origins. @default false */
   credentials?: boolean;
@@ -61,12 +70,17 @@ export function cors(options: CorsOptions = {}): Policy {
   const anyMethod = o.methods.includes('*');
   const anyHeader = o.allowHeaders.includes('*');
   const methods = anyMethod && !o.credentials ? '*' : o.methods.join(', ');
-  const allowHeaders = o.allowHeaders.join(', ');
+  // A `*` in Access-Control-Allow-Headers never covers Authorization (Fetch, "CORS non-wildcard request-header name").
+  const allowHeaders = anyHeader && !o.allowHeaders.some((n) => n.toLowerCase() === 'authorization')
+    ? [...o.allowHeaders, 'authorization'].join(', ') : o.allowHeaders.join(', ');
   // `*` as an origin without credentials: the same headers for everyone, no Vary.
   const fixed = origins.any;
+  // With credentials a browser reads `*` as a header named "*": name the response's headers instead.
+  const exposeAll = o.credentials && o.exposeHeaders.includes('*');
   const common: string[] = [];
   if (o.credentials) common.push('access-control-allow-credentials', 'true');
-  if (o.exposeHeaders.length > 0) common.push('access-control-expose-headers', o.exposeHeaders.join(', '));
+  if (o.exposeHeaders.length > 0 && !exposeAll) common.push('access-control-expose-headers', o.exposeHeaders.join(', '));
+  const exposeAlso = o.exposeHeaders.filter((n) => n !== '*');
   const forAny = ['access-control-allow-origin', '*', ...common];
 
   function preflight(req: GatewayRequest, origin: string): Observable<GatewayResponse> {
@@ -94,12 +108,22 @@ export function cors(options: CorsOptions = {}): Policy {
     const origin = req.headers.origin;
     if (origin !== undefined && req.method === 'OPTIONS' && req.headers['access-control-request-method'] !== undefined) return preflight(req, origin);
     const extra = fixed ? forAny : origin !== undefined && origins.matches(origin) ? ['access-control-allow-origin', origin, ...common] : null;
-    return new Observable<GatewayResponse>((s) => next(req).subscribe(new CorsSubscriber(s, extra, !fixed)));
+    const expose = exposeAll && extra !== null ? exposeAlso : null;
+    return new Observable<GatewayResponse>((s) => next(req).subscribe(new CorsSubscriber(s, extra, !fixed, expose)));
   };
 }
 
 class CorsSubscriber extends InnerSubscriber<GatewayResponse> {
-  constructor(downstream: Subscriber<GatewayResponse>, private readonly extra: readonly string[] | null, private readonly vary: boolean) {
+  /**
+   * @param expose with `exposeHeaders: ['*']` and credentials, the names
+   * listed besides `*`: the answer's own header names are exposed with them.
+   */
+  constructor(
+    downstream: Subscriber<GatewayResponse>,
+    private readonly extra: readonly string[] | null,
+    private readonly vary: boolean,
+    private readonly expose: readonly string[] | null,
+  ) {
     super(downstream);
   }
 
@@ -109,6 +133,7 @@ class CorsSubscriber extends InnerSubscriber<GatewayResponse> {
     for (let i = 0; i < src.length; i += 2) {
       if (!CORS_HEADERS.has(src[i]!)) headers.push(src[i]!, src[i + 1]!);
     }
+    if (this.expose !== null) pushExposed(headers, headers.filter((_, i) => i % 2 === 0), this.expose);
     if (this.extra !== null) headers.push(...this.extra);
     if (this.vary) addVary(headers, 'Origin');
     this.downstream.next({ ...res, headers });
@@ -123,9 +148,22 @@ class CorsSubscriber extends InnerSubscriber<GatewayResponse> {
     const e = toGatewayError(err);
     const headers: Record<string, string> = { ...e.headers };
     const extra = this.extra ?? [];
+    if (this.expose !== null) {
+      const named: string[] = [];
+      pushExposed(named, Object.keys(headers), this.expose);
+      if (named.length > 0) headers[named[0]!] = named[1]!;
+    }
     for (let i = 0; i < extra.length; i += 2) headers[extra[i]!] = extra[i + 1]!;
     if (this.vary) headers.vary = headers.vary === undefined ? 'Origin' : `${headers.vary}, Origin`;
     // The same error (status, code, cause, brand) with more headers: errors are answers, built once.
     this.downstream.error(Object.create(e, { headers: { value: headers, enumerable: true } }));
   }
+}
+
+/** Adds `access-control-expose-headers` naming `names` (unique, lower case) and `also`, when there is any. */
+function pushExposed(headers: string[], names: readonly string[], also: readonly string[]): void {
+  const all = new Set<string>();
+  for (const n of names) if (!CORS_HEADERS.has(n.toLowerCase())) all.add(n.toLowerCase());
+  for (const n of also) all.add(n.toLowerCase());
+  if (all.size > 0) headers.push('access-control-expose-headers', [...all].join(', '));
 }

@@ -17,7 +17,7 @@ import { rxgateRuns, type RxgateRuns } from '../support/rxgate-process.ts';
  *
  * One upstream serves every case. Its answer is written in the query:
  * `status=`, `h=name:value` (repeatable), `body=`, `mode=` (echo, short,
- * long, chunkcut, trailers, hang, range), so each case picks its own path
+ * long, chunkcut, trailers, hang, range, etag), so each case picks its own path
  * and never shares a cache entry with another. It counts requests by path.
  */
 
@@ -69,6 +69,12 @@ function answer(req: IncomingMessage, res: ServerResponse): void {
   const body = mode === 'echo'
     ? JSON.stringify({ method: req.method, url: req.url, headers: req.rawHeaders })
     : u.searchParams.get('body') ?? `n=${hits.get(u.pathname)} ${req.method} ${u.pathname}`;
+  if (mode === 'etag' && req.headers['if-none-match'] === '"v1"') {
+    res.writeHead(304, { ...headers, etag: '"v1"' });
+    res.end();
+    return;
+  }
+  if (mode === 'etag') headers['etag'] = ['"v1"'];
   const range = /^bytes=(\d+)-(\d+)$/.exec(req.headers.range ?? '');
   if (mode === 'range' && range !== null) {
     const [start, end] = [Number(range[1]), Number(range[2])];
@@ -100,6 +106,8 @@ services:
   up: { upstreams: ["${up}"], retry: false, timeout: 2s }
 routes:
   - { path: /c/*, service: up, rewrite: { stripPrefix: /c }, cache: { ttl: 60s, statuses: [200, 203, 204, 300, 301, 404, 405, 410, 414, 501] } }
+  # /cpart/*, /cget/* and mode=etag serve the proposed cases in notes/s6/audit.md.
+  - { path: /cpart/*, service: up, rewrite: { stripPrefix: /cpart }, cache: { ttl: 60s, statuses: [200, 206, 304] } }
   - { path: /p/*, service: up, rewrite: { stripPrefix: /p } }
   - { path: /t/*, service: up, rewrite: { stripPrefix: /t }, timeouts: { total: 300ms } }
   - { path: /small/*, service: up, rewrite: { stripPrefix: /small }, maxBodySize: 10 }
@@ -115,6 +123,7 @@ routes:
     rateLimit: { limit: 1, window: 1m }
     cors: { origins: ["${ORIGIN}"], credentials: true, exposeHeaders: [x-total] }
   - { path: /cany/*, service: up, rewrite: { stripPrefix: /cany }, cors: {} }
+  - { path: /cget/*, service: up, rewrite: { stripPrefix: /cget }, methods: [GET, OPTIONS], cors: { origins: ["${ORIGIN}"] } }
   - path: /cexp/*
     service: up
     rewrite: { stripPrefix: /cexp }

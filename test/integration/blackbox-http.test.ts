@@ -4,6 +4,7 @@ import { SignJWT, UnsecuredJWT } from 'jose';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { launchChromium, skipWithoutChromium } from '../support/browser.ts';
+import { startRawUpstream, type RawUpstream } from '../support/raw-http.ts';
 import { rxgateRuns, type RxgateRuns } from '../support/rxgate-process.ts';
 
 /**
@@ -26,6 +27,8 @@ const ORIGIN = 'https://app.example.com';
 
 let runs: RxgateRuns;
 let upstream: Server;
+/** Answers with the bytes `RAW_ANSWERS` names by the request's last path segment: what node:http will not send. */
+let rawUp: RawUpstream;
 /** Serves an empty page: its origin is a CORS origin of /cexp/*, for the browser case. */
 let pages: Server;
 let pageOrigin = '';
@@ -35,6 +38,20 @@ let gwPort = 0;
 const hits = new Map<string, number>();
 /** The raw headers of the last request per path. */
 const seenHeaders = new Map<string, string[]>();
+
+const RAW_ANSWERS: Record<string, string> = {
+  'cl-te': 'HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n',
+  'two-cl': 'HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!',
+  'negative-cl': 'HTTP/1.1 200 OK\r\nContent-Length: -5\r\n\r\nhello',
+  'obs-fold': 'HTTP/1.1 200 OK\r\nX-A: a\r\n b\r\nContent-Length: 2\r\n\r\nok',
+  'space-before-colon': 'HTTP/1.1 200 OK\r\nX-A : a\r\nContent-Length: 2\r\n\r\nok',
+  'control-byte': 'HTTP/1.1 200 OK\r\nX-A: a\x01b\r\nContent-Length: 2\r\n\r\nok',
+  'early-hints': 'HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok',
+  'close-delimited': 'HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nread until the upstream closes',
+  // For the audit's proposed cases (notes/s6/audit.md):
+  'unsolicited-100': 'HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok',
+  'te-gzip': 'HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n',
+};
 
 function answer(req: IncomingMessage, res: ServerResponse): void {
   const u = new URL(req.url!, 'http://upstream');
@@ -94,6 +111,11 @@ beforeAll(async () => {
   });
   await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
   const up = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`;
+  rawUp = await startRawUpstream((socket, seen) => {
+    const name = seen.target.slice(seen.target.lastIndexOf('/') + 1);
+    socket.write(RAW_ANSWERS[name] ?? 'HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n');
+    if (name === 'close-delimited') socket.end();
+  });
   pages = createServer((_, res) => res.end('<!doctype html><title>page</title>'));
   await new Promise<void>((r) => pages.listen(0, '127.0.0.1', r));
   pageOrigin = `http://127.0.0.1:${(pages.address() as AddressInfo).port}`;
@@ -104,11 +126,13 @@ trustedProxies: [127.0.0.2/32]
 auth: { secret: "${SECRET}", issuer: "https://idp.example/", audience: api, clockTolerance: 0s }
 services:
   up: { upstreams: ["${up}"], retry: false, timeout: 2s }
+  raw: { upstreams: ["${rawUp.url}"], retry: false, circuitBreaker: false }
 routes:
   - { path: /c/*, service: up, rewrite: { stripPrefix: /c }, cache: { ttl: 60s, statuses: [200, 203, 204, 300, 301, 404, 405, 410, 414, 501] } }
   # /cpart/*, /cget/* and mode=etag serve the proposed cases in notes/s6/audit.md.
   - { path: /cpart/*, service: up, rewrite: { stripPrefix: /cpart }, cache: { ttl: 60s, statuses: [200, 206, 304] } }
   - { path: /p/*, service: up, rewrite: { stripPrefix: /p } }
+  - { path: /raw/*, service: raw, rewrite: { stripPrefix: /raw } }
   - { path: /t/*, service: up, rewrite: { stripPrefix: /t }, timeouts: { total: 300ms } }
   - { path: /small/*, service: up, rewrite: { stripPrefix: /small }, maxBodySize: 10 }
   - { path: /a/*, service: up, rewrite: { stripPrefix: /a }, auth: required }
@@ -138,6 +162,7 @@ routes:
 
 afterAll(async () => {
   runs?.remove();
+  await rawUp?.close();
   for (const server of [upstream, pages]) {
     server?.closeAllConnections();
     await new Promise<void>((r) => (server === undefined ? r() : server.close(() => r())));
@@ -602,5 +627,24 @@ describe('timeouts and broken upstream bodies', () => {
     expect(res.text).toMatch(/^HTTP\/1\.1 200 /);
     expect(res.text.slice(res.text.indexOf('\r\n\r\n') + 4)).toBe('01234');
     expect((await get('/p/after-long')).status).toBe(200);
+  });
+});
+
+describe('upstream answers a strict parser refuses', () => {
+  it('answers 502 to an upstream head that two parsers could frame differently, or that is malformed', async () => {
+    for (const name of ['cl-te', 'two-cl', 'negative-cl', 'obs-fold', 'space-before-colon', 'control-byte']) {
+      const res = await get(`/raw/${name}`);
+      expect(res.status, name).toBe(502);
+      expect(errorCode(res.body), name).toBe('BAD_GATEWAY');
+    }
+  });
+
+  it('drops a 103 before the final answer, and relays a close-delimited body whole, chunked', async () => {
+    const hinted = await raw('GET /raw/early-hints HTTP/1.1\r\nHost: x\r\n\r\n', { until: framed });
+    expect(hinted.text).toMatch(/^HTTP\/1\.1 200 /);
+    expect(hinted.text.slice(hinted.text.indexOf('\r\n\r\n') + 4)).toBe('ok');
+    const closeDelimited = await raw('GET /raw/close-delimited HTTP/1.1\r\nHost: x\r\n\r\n', { until: (t) => t.includes('\r\n0\r\n\r\n') });
+    expect(closeDelimited.text).toMatch(/^HTTP\/1\.1 200 [^]*\r\ntransfer-encoding: chunked\r\n/i);
+    expect(closeDelimited.text.slice(closeDelimited.text.indexOf('\r\n\r\n') + 4)).toBe('1e\r\nread until the upstream closes\r\n0\r\n\r\n');
   });
 });

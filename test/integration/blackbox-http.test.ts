@@ -15,7 +15,8 @@ import { rxgateRuns, type RxgateRuns } from '../support/rxgate-process.ts';
  * (blackbox-proxy.test.ts) did not cover: the cache as an HTTP cache (RFC
  * 9111), bearer auth (RFC 6750), rate-limit answers, CORS edge cases,
  * request smuggling and other edge refusals, proxy headers behind trusted
- * proxies, and upstream bodies that end early or run long.
+ * proxies, upstream bodies that end early or run long, and upstream heads a
+ * strict parser refuses (from a raw node:net upstream).
  *
  * One upstream serves every case. Its answer is written in the query:
  * `status=`, `h=name:value` (repeatable), `body=`, `mode=` (echo, short,

@@ -95,10 +95,15 @@ export class Controls {
     return () => { logger.level = before; };
   }
 
-  /** Takes on a reloaded config: the watch (on or off, its debounce) and the drain timeout. */
-  apply(next: ControlKeys): void {
+  /**
+   * Takes on a reloaded config: the watch (on or off, its debounce) and the
+   * drain timeout. `loaded`: the file's content as the reload read it (read
+   * before the config was), the baseline of a watch that starts or is
+   * replaced here; a change made since is reloaded after the debounce.
+   */
+  apply(next: ControlKeys, loaded?: string | null): void {
     this.config = next;
-    this.watchFor(next);
+    this.watchFor(next, loaded);
   }
 
   /** Ends the watch for good (a drain begins: no reload from here on). */
@@ -114,14 +119,16 @@ export class Controls {
     await this.admin?.close();
   }
 
-  private watchFor(config: ControlKeys): void {
+  private watchFor(config: ControlKeys, loaded?: string | null): void {
     const { file, watch, onChange, runtime } = this.options;
     const debounceMs = this.stopped || !watch || config.reload?.watch === false ? null
       : parseDuration(config.reload?.debounce ?? RELOAD_DEBOUNCE, 'reload.debounce');
     if (debounceMs === this.debounceMs) return;
-    this.watcher?.close();
+    // The new watch takes over from the old one: a change the old one was still waiting on is not lost.
+    const applied = this.watcher?.close();
     this.watcher = null;
     this.debounceMs = debounceMs;
-    if (debounceMs !== null) this.watcher = new ConfigWatcher(file, { debounceMs, onChange, ...(runtime !== undefined ? { runtime } : {}) });
+    const baseline = loaded !== undefined ? loaded : applied;
+    if (debounceMs !== null) this.watcher = new ConfigWatcher(file, { debounceMs, onChange, ...(runtime !== undefined ? { runtime } : {}) }, baseline);
   }
 }

@@ -1,10 +1,11 @@
 import type { GatewayConfig } from '../config/schema.ts';
 import type { GatewayState } from '../gateway.ts';
 import type { Logger } from '../observe/log.ts';
-import { after, systemRuntime } from '../runtime.ts';
+import { after, systemRuntime, type Runtime } from '../runtime.ts';
 import type { WorkerPool } from '../server/workers.ts';
 import { Controls } from './controls.ts';
 import type { ReloadResult, ReloadTrigger } from './reload.ts';
+import { read } from './watch.ts';
 
 /** Past the drain timeout, how long workers get to close before they are told to stop. */
 const STOP_GRACE_MS = 5000; // 5s
@@ -25,24 +26,37 @@ export interface ServedWorkers {
  * file, and relays reloads (`pool.reload`) and the drain to every worker.
  * What a reload changes of its own part (the watch, its debounce, the drain
  * timeout its backstop waits for, its log level) it takes from the config
- * the workers applied, as `serve` does for one gateway.
+ * the workers applied, as `serve` does for one gateway. `runtime`: the
+ * watch's debounce and the backstop's timer.
  */
-export async function serveWorkers(pool: WorkerPool, config: GatewayConfig, file: string, logger: Logger, adminPort?: number): Promise<ServedWorkers> {
+export async function serveWorkers(
+  pool: WorkerPool, config: GatewayConfig, file: string, logger: Logger, adminPort?: number, runtime: Runtime = systemRuntime,
+): Promise<ServedWorkers> {
   // Ready once every worker listens (pool.ready), not when the admin listener does.
   let state: GatewayState = 'starting';
   void pool.ready.then(() => { if (state === 'starting') state = 'serving'; });
   let controls: Controls | null = null;
-  const reload = async (trigger: ReloadTrigger): Promise<ReloadResult> => {
+  /** Reloads whose workers have not all answered yet: a drain's backstop waits for the timeout they set. */
+  const reloading = new Set<Promise<ReloadResult>>();
+  const relay = async (trigger: ReloadTrigger): Promise<ReloadResult> => {
+    // Read before the workers read it: a change made after is newer than what they load, and the watch reloads it.
+    const loaded = read(file);
     const { result, config: next } = await pool.reloadAll(trigger);
     if (result.outcome === 'refused') logger.error({ trigger, message: result.message }, 'config reload refused; the old config keeps serving');
     if (next !== null && controls !== null) {
       controls.setLevel(next);
-      controls.apply(next);
+      controls.apply(next, loaded);
     }
     return result;
   };
+  const reload = (trigger: ReloadTrigger): Promise<ReloadResult> => {
+    const run = relay(trigger);
+    reloading.add(run);
+    void run.then(() => reloading.delete(run), () => reloading.delete(run));
+    return run;
+  };
   controls = await Controls.start(config, {
-    file, logger, watch: true,
+    file, logger, watch: true, runtime,
     admin: {
       page: pool,
       port: adminPort,
@@ -65,10 +79,15 @@ export async function serveWorkers(pool: WorkerPool, config: GatewayConfig, file
       state = 'draining';
       own.stopWatching();
       pool.broadcast('drain');
-      // Each worker keeps to the drain timeout itself; this is the backstop.
-      const timeoutMs = own.drainTimeoutMs + STOP_GRACE_MS;
+      const started = runtime.now();
+      // Each worker keeps to the drain timeout it had when told to drain; this is the backstop. A reload still
+      // in flight may have given some workers another timeout: wait for its answers (at most the pool's reload
+      // limit), then keep to the longer of the two timeouts, counted from now.
+      const before = own.drainTimeoutMs;
+      if (reloading.size > 0) await Promise.race([Promise.allSettled([...reloading]), pool.exited]);
+      const timeoutMs = Math.max(before, own.drainTimeoutMs) + STOP_GRACE_MS - (runtime.now() - started);
       let timer: { unsubscribe(): void } | null = null;
-      const late = new Promise<void>((resolve) => { timer = after(systemRuntime, timeoutMs, () => { pool.broadcast('stop'); resolve(); }); });
+      const late = new Promise<void>((resolve) => { timer = after(runtime, timeoutMs, () => { pool.broadcast('stop'); resolve(); }); });
       await Promise.race([pool.exited, late]);
       (timer as { unsubscribe(): void } | null)?.unsubscribe();
       state = 'closed';

@@ -5,6 +5,7 @@ import type { GatewayConfig } from '../config/schema.ts';
 import type { Gateway } from '../gateway.ts';
 import { Controls } from './controls.ts';
 import { Reloader, type ReloadResult, type ReloadTrigger } from './reload.ts';
+import { read as readConfigFile } from './watch.ts';
 
 export interface ServeOptions extends BuildOptions {
   /** The config file the config came from: reloads read it again. */
@@ -46,12 +47,19 @@ export async function serve(config: GatewayConfig, pipeline: PipelineFactory | n
   const gateway = buildGateway(config, pipeline, build);
   const logger = gateway.logger;
   let controls: Controls | null = null;
+  // Each reload's config with the file's content as read just before it (the baseline of a watch the reload replaces).
+  const read = new WeakMap<GatewayConfig, string | null>();
   const reloader: Reloader = new Reloader({
     gateway, config,
-    load: () => loadConfig(file, env, build.stages ?? []),
+    load: () => {
+      const text = readConfigFile(file);
+      const next = loadConfig(file, env, build.stages ?? []);
+      read.set(next, text);
+      return next;
+    },
     // Before the rebuild, which reads the level (an access log only where `info` is on).
     prepare: (next) => controls?.setLevel(next),
-    onApplied: (next) => controls?.apply(next),
+    onApplied: (next) => controls?.apply(next, read.get(next)),
   });
   const port = await gateway.listen();
   try {

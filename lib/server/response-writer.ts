@@ -183,7 +183,8 @@ export abstract class ResponseWriter implements BodySink {
         this.sent = res.write(this.chunk!);
         break;
       case TRY_END: {
-        this.sentFrom = res.getWriteOffset();
+        // With the head in this cork no body byte has gone yet: uWS's write offset (body bytes) is 0.
+        this.sentFrom = head !== null ? 0 : res.getWriteOffset();
         const [ok, done] = res.tryEnd(this.chunk!, this.total);
         this.sent = ok;
         this.sentAll = done;

@@ -75,7 +75,7 @@ export function forward(service: Service, options: ForwardOptions = {}): Startab
     upstream.pool.dispatch({
       path: upstream.basePath + req.path + querySuffix(req),
       method: req.method,
-      headers: upstreamHeaders(req, upstream, preserveHost),
+      headers: upstreamHeaders(req, upstream, preserveHost, true),
       body,
       // The service's timeout bounds the head and each gap in the body; the
       // exchange keeps it on the service's one deadline list, because

@@ -12,8 +12,13 @@ const DROPPED: ReadonlySet<string> = new Set([...HOP_BY_HOP, ...REPLACED]);
  * client's, less hop-by-hop ones (and those `Connection` names), with
  * `Host` as `preserveHost` says and the `X-Forwarded-*` family, `X-Real-IP`
  * and `X-Request-Id` set by the gateway.
+ *
+ * `ownHostImplied`: the caller's client sends the instance's own host when
+ * the list has none (undici writes its pool's precomputed `host:` line, the
+ * same bytes as `upstream.host`), so with `preserveHost: false` it is left
+ * out: one header fewer for undici to check and concatenate per request.
  */
-export function upstreamHeaders(req: GatewayRequest, upstream: Upstream, preserveHost: boolean | string): string[] {
+export function upstreamHeaders(req: GatewayRequest, upstream: Upstream, preserveHost: boolean | string, ownHostImplied = false): string[] {
   const headers = req.headers;
   const named = connectionTokens(headers.connection);
   const out: string[] = [];
@@ -24,8 +29,9 @@ export function upstreamHeaders(req: GatewayRequest, upstream: Upstream, preserv
   const clientHost = headers.host ?? '';
   const ip = req.remoteAddress;
   const xff = headers['x-forwarded-for'];
+  const host = preserveHost === false ? upstream.host : preserveHost === true ? clientHost || upstream.host : preserveHost;
+  if (host !== upstream.host || !ownHostImplied) out.push('host', host);
   out.push(
-    'host', preserveHost === false ? upstream.host : preserveHost === true ? clientHost || upstream.host : preserveHost,
     'x-forwarded-for', xff === undefined ? ip : `${xff}, ${ip}`,
     'x-forwarded-proto', req.protocol,
     'x-forwarded-host', clientHost,

@@ -21,13 +21,16 @@ afterEach(async () => {
   while (services.length > 0) await services.pop()!.close();
 });
 
-function setup(options: { streamIdleMs?: number; method?: string } = {}) {
+function setup(options: { streamIdleMs?: number; method?: string; onClockRead?: () => void } = {}) {
   const scheduler = new VirtualTimeScheduler();
   scheduler.maxFrames = 0;
   const service = new Service('up', { upstreams: ['http://127.0.0.1:1'], timeout: `${TIMEOUT}ms`, runtime: virtualRuntime(scheduler) });
   services.push(service);
   // The service's list runs on the real clock (as undici's timeouts did); this one on virtual time.
-  (service as unknown as { deadlines: Deadlines }).deadlines = new Deadlines(scheduler, () => scheduler.now(), TIMEOUT, true);
+  (service as unknown as { deadlines: Deadlines }).deadlines = new Deadlines(scheduler, () => {
+    options.onClockRead?.();
+    return scheduler.now();
+  }, TIMEOUT, true);
   const seen: { responses: GatewayResponse[]; error: GatewayError | null; complete: boolean; aborts: Error[] } = { responses: [], error: null, complete: false, aborts: [] };
   const observer: Observer<GatewayResponse> = {
     next: (r) => seen.responses.push(r),
@@ -182,6 +185,34 @@ describe('upstream exchange: the service timeout on body gaps', () => {
     expect(seen.aborts).toEqual([]);
     advance(1);
     expect(seen.aborts.map(codeOf)).toEqual(['UND_ERR_BODY_TIMEOUT']);
+  });
+
+  it('reads the clock at every chunk but the last of a sized body, which undici completes in the same parse', () => {
+    let reads = 0;
+    const { exchange, abort, seen, sinkTaking, list } = setup({ onClockRead: () => { reads++; } });
+    exchange.onConnect(abort);
+    exchange.onHeaders(200, [Buffer.from('content-length'), Buffer.from('3')], () => {}, 'OK');
+    seen.responses[0]!.body!.pipe(sinkTaking(() => true));
+    const atHead = reads;
+    exchange.onData(Buffer.from('ab'));
+    expect(reads).toBe(atHead + 1);
+    exchange.onData(Buffer.from('c'));
+    expect(reads).toBe(atHead + 1);
+    exchange.onComplete();
+    expect(list.size).toBe(0);
+    expect(seen.complete).toBe(true);
+  });
+
+  it('restarts the gap at every chunk when the length is not a number', () => {
+    const { exchange, abort, advance, seen, sinkTaking } = setup();
+    exchange.onConnect(abort);
+    exchange.onHeaders(200, [Buffer.from('content-length'), Buffer.from('x')], () => {}, 'OK');
+    seen.responses[0]!.body!.pipe(sinkTaking(() => true));
+    for (let i = 0; i < 3; i++) {
+      advance(TIMEOUT - 1);
+      exchange.onData(Buffer.from('x'));
+    }
+    expect(seen.aborts).toEqual([]);
   });
 
   it('takes a completed response off the list', () => {

@@ -4,6 +4,8 @@
 //   BENCH_GC {"seq":3,"scavenges":812,"markCompacts":2,"maxMarkCompactMs":1.9,...}
 // then starts counting afresh. The harness sends one SIGUSR2 before a round
 // and one after it. Plain JS: it runs before any TypeScript loader.
+// GC_PROBE_EACH=1 also prints every mark-compact entry as it lands
+// (`BENCH_MC <ms since start> <duration ms>`), to line it up with --trace-gc.
 import { PerformanceObserver, constants } from 'node:perf_hooks';
 import { isMainThread } from 'node:worker_threads';
 
@@ -11,6 +13,7 @@ if (isMainThread) {
   const fresh = () => ({ scavenges: 0, markCompacts: 0, incremental: 0, pauseMs: 0, maxPauseMs: 0, maxMarkCompactMs: 0 });
   let counts = fresh();
   let seq = 0;
+  const each = process.env.GC_PROBE_EACH === '1';
   const observer = new PerformanceObserver((list) => {
     for (const entry of list.getEntries()) {
       const kind = entry.detail?.kind;
@@ -18,6 +21,7 @@ if (isMainThread) {
       if (kind === constants.NODE_PERFORMANCE_GC_MINOR) counts.scavenges++;
       else if (kind === constants.NODE_PERFORMANCE_GC_MAJOR) {
         counts.markCompacts++;
+        if (each) process.stderr.write(`BENCH_MC ${entry.startTime.toFixed(1)} ${ms.toFixed(2)}\n`);
         if (ms > counts.maxMarkCompactMs) counts.maxMarkCompactMs = ms;
       } else if (kind === constants.NODE_PERFORMANCE_GC_INCREMENTAL) counts.incremental++;
       counts.pauseMs += ms;

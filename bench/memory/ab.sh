@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# Interleaved end-to-end A/B of gateways under the bench's load (wrk, 50
+# connections; a new URL per request unless the target says `fixed`): all
+# targets start at once on one upstream, then each round loads each target in
+# turn (WARM s unmeasured, then SECS s measured). Per round and target: CPU µs
+# per response (/proc/<pid>/stat), mark-compacts in the window and why
+# (--trace-gc), upstream connections the target opened in the window, req/s.
+#   flock /tmp/rxgate-bench.lock bench/memory/ab.sh ROUNDS SECS NAME=SPEC…
+# SPEC: `cfg:<rxgate config>[:fixed]` (node bin/rxgate.mjs, so `npm run build`
+# first) or `minimal[:fixed]` (bench/minimal-forwarder.ts, the floor), then
+# node flags for that target alone, each after a `+` (`…full.yaml+--max-semi-space-size=4`).
+# NODE_FLAGS: extra node flags for every target; STRACE=1: `strace -c -f` over
+# each window instead (syscalls per response; slows the target, so no CPU).
+# e.g. bench/memory/ab.sh 3 8 full=cfg:bench/configs/full.yaml floor=minimal
+set -euo pipefail
+ROOT=${ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
+ROUNDS=$1; SECS=$2; shift 2
+TMP=$(mktemp -d)
+. "$ROOT/bench/memory/load.sh"
+upstream
+# NVP=1: --trace-gc-nvp instead, and V8 bytes allocated and promoted, GC ms per response in place of the reasons.
+GCFLAG=--trace-gc; [ "${NVP:-0}" = 1 ] && GCFLAG=--trace-gc-nvp
+NAMES=(); PIDS=(); PORTS=(); FIXED=()
+# KEEP=<dir>: the targets' logs (GC traces) are copied there at the end.
+stop_all() { [ -n "${KEEP:-}" ] && cp "$TMP"/*.log "$KEEP"/; for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; kill $UPPID 2>/dev/null || true; rm -rf "$TMP"; }
+trap stop_all EXIT
+port=$GW
+for arg in "$@"; do
+  name=${arg%%=*}; spec=${arg#*=}; port=$((port + 1))
+  flags=(); [[ $spec == *+* ]] && { IFS=+ read -r -a flags <<<"${spec#*+}"; spec=${spec%%+*}; }
+  fixed=0; [[ $spec == *:fixed ]] && { fixed=1; spec=${spec%:fixed}; }
+  if [[ $spec == minimal ]]; then
+    cmd=(--import "$ROOT/bin/loader/register.mjs" "$ROOT/bench/minimal-forwarder.ts" --port $port --upstream http://127.0.0.1:$UP)
+  else
+    cfg=${spec#cfg:}; [[ $cfg == /* ]] || cfg=$ROOT/$cfg
+    cmd=("$ROOT/bin/rxgate.mjs" --config "$cfg" --port $port)
+  fi
+  # shellcheck disable=SC2086
+  BENCH_UPSTREAM=http://127.0.0.1:$UP BENCH_JWT_SECRET=$SECRET NODE_ENV=production \
+    stdbuf -oL node $GCFLAG ${NODE_FLAGS:-} ${flags[@]+"${flags[@]}"} "${cmd[@]}" >"$TMP/$name.log" 2>&1 &
+  NAMES+=("$name"); PIDS+=($!); PORTS+=($port); FIXED+=($fixed)
+done
+GWPID=${PIDS[0]}; GW=${PORTS[0]}
+loaded
+trap stop_all EXIT
+for port in "${PORTS[@]}"; do
+  for _ in $(seq 100); do curl -s -o /dev/null -H "authorization: Bearer $TOKEN" http://127.0.0.1:$port/bench?r=probe && break; sleep 0.2; done
+done
+# One URL for a `fixed` target, through a script that still builds each request as the bench's does.
+printf 'request = function() return wrk.format(nil, os.getenv("P")) end\n' >"$TMP/f.lua"
+load() { # port fixed tag seconds
+  local p="/bench?r=$3-" script=$TMP/v.lua; [ "$2" = 1 ] && { p=/bench?r=hit; script=$TMP/f.lua; }
+  P=$p wrk -t1 -c50 -d${4}s --latency -s "$script" -H "authorization: Bearer $TOKEN" http://127.0.0.1:$1/
+}
+conns() { ss -tnpH state established "( dport = :$UP )" 2>/dev/null | grep "pid=$1," | awk '{print $3}' | sort; }
+printf '%-5s %-10s %8s %7s %8s %7s %5s %s\n' round target requests req/s 'µs/resp' 'of sys' conns 'mark-compacts (ms; reason)'
+for round in $(seq "$ROUNDS"); do
+  for i in "${!NAMES[@]}"; do
+    name=${NAMES[$i]}; pid=${PIDS[$i]}; port=${PORTS[$i]}; fixed=${FIXED[$i]}
+    load $port $fixed "w$round$name$RANDOM" "${WARM:-2}" >/dev/null
+    L0=$(wc -l <"$TMP/$name.log"); conns $pid >"$TMP/c0"
+    if [ "${STRACE:-0}" = 1 ]; then
+      strace -c -f -p $pid -o "$TMP/strace.txt" & SPID=$!; sleep 0.5
+      load $port $fixed "m$round$name$RANDOM" "$SECS" >"$TMP/wrk.txt"
+      kill -INT $SPID; wait $SPID 2>/dev/null || true
+    else
+      read -r U0 S0 < <(awk '{print $14, $15}' /proc/$pid/stat)
+      load $port $fixed "m$round$name$RANDOM" "$SECS" >"$TMP/wrk.txt"
+      read -r U1 S1 < <(awk '{print $14, $15}' /proc/$pid/stat)
+    fi
+    conns $pid >"$TMP/c1"
+    REQ=$(awk '/requests in/{print $1}' "$TMP/wrk.txt"); RPS=$(awk '/Requests\/sec/{printf "%d", $2}' "$TMP/wrk.txt")
+    NEW=$(comm -13 "$TMP/c0" "$TMP/c1" | wc -l)
+    if [ "${NVP:-0}" = 1 ]; then
+      MC=$(tail -n +$((L0 + 1)) "$TMP/$name.log" | awk -v req="$REQ" '/gc=(s|mc) /{for(i=1;i<=NF;i++){split($i,kv,"=");
+        if(kv[1]=="gc") g=kv[2]; if(kv[1]=="pause") { p+=kv[2]; if(g=="mc"){m++; if(kv[2]>mx) mx=kv[2]} }
+        if(kv[1]=="allocated") a+=kv[2]; if(kv[1]=="promoted") pr+=kv[2]}}
+        END{printf "allocated %.0f B, promoted %.0f B, GC %.2f µs per response; %d mark-compacts (longest %.1f ms)", a/req, pr/req, p*1000/req, m, mx}')
+    else MC=$(tail -n +$((L0 + 1)) "$TMP/$name.log" | grep -E 'Mark-Compact|Mark-Sweep' | sed -E 's/.*MB, ([0-9.]+) \/ [0-9.]+ ms.*mu = [0-9.]+\) (.*)$/\1; \2/' | paste -sd'|' || true); fi
+    if [ "${STRACE:-0}" = 1 ]; then
+      printf '%-5s %-10s %8s %7s %8s %7s %5s\n' $round $name $REQ $RPS - - $NEW
+      awk -v req="$REQ" '$4 ~ /^[0-9]+$/ {printf "      %-16s %8.3f calls/response\n", $NF, $4/req}' "$TMP/strace.txt"
+    else
+      printf '%-5s %-10s %8s %7s %8.1f %7.1f %5s %s\n' $round $name $REQ $RPS "$(echo "($U1+$S1-$U0-$S0)*10000/$REQ" | bc -l)" \
+        "$(echo "($S1-$S0)*10000/$REQ" | bc -l)" $NEW "${MC:-0}"
+    fi
+  done
+done

@@ -10,7 +10,7 @@ import { Inflight } from './inflight.ts';
 import { baseKey } from './key.ts';
 import { MemoryCacheStore } from './memory-store.ts';
 import { goUpstream } from './miss.ts';
-import { requestMode, type StoragePolicy } from './policy.ts';
+import { NEVER_STORED, requestMode, type StoragePolicy } from './policy.ts';
 import { replay } from './replay.ts';
 import { revalidate } from './revalidate.ts';
 import { CacheTable, type Found } from './table.ts';
@@ -40,7 +40,7 @@ export interface CacheOptions {
    */
   maxEntrySize?: number;
   /**
-   * Response statuses that may be stored.
+   * Response statuses that may be stored; 206 and 304 never are (refused here).
    * @default [200]
    */
   statuses?: readonly number[];
@@ -117,6 +117,7 @@ export function cache(options: CacheOptions = {}): Policy {
   }
   for (const s of o.statuses) {
     if (!Number.isInteger(s) || s < 100 || s > 599) throw new TypeError(`statuses: ${s} is not an HTTP status`);
+    if (NEVER_STORED.has(s)) throw new TypeError(`statuses: ${s} is never stored (a 206 is a part of a response, a 304 only updates a stored one)`);
   }
   const policy: StoragePolicy = {
     statuses: new Set(o.statuses),

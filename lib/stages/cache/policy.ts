@@ -30,6 +30,14 @@ export function requestMode(req: GatewayRequest, cacheAuthorized: boolean): Requ
   return 'lookup';
 }
 
+/**
+ * Statuses never stored, even when listed: a 206 is part of a response
+ * (RFC 9111 §3.3: stored only to be combined), a 304 only updates a stored
+ * one (§4.3.4). Stored under the resource's key, either would answer later
+ * plain GETs. nginx's cache stores neither.
+ */
+export const NEVER_STORED: ReadonlySet<number> = new Set([206, 304]);
+
 export interface StoragePolicy extends FreshnessPolicy {
   readonly statuses: ReadonlySet<number>;
 }
@@ -43,13 +51,14 @@ export interface StoragePlan {
 
 /**
  * Whether a response arriving at `now` may be stored, and how. Not stored: a
- * status outside the list, `no-store`, `private`, `no-cache` (it could only be
- * served after revalidation, which this cache does not do), `Set-Cookie`,
+ * status outside the list, a 206 or a 304 (`NEVER_STORED`, listed or not),
+ * `no-store`, `private`, `no-cache` (it could only be served after
+ * revalidation, which this cache does not do), `Set-Cookie`,
  * `text/event-stream`,
  * `Vary: *`, and anything with no time left to live.
  */
 export function planStorage(res: GatewayResponse, now: number, policy: StoragePolicy): StoragePlan | null {
-  if (!policy.statuses.has(res.status)) return null;
+  if (!policy.statuses.has(res.status) || NEVER_STORED.has(res.status)) return null;
   const headers = res.headers;
   if (headerValue(headers, 'content-type')?.toLowerCase().includes(EVENT_STREAM) === true) return null;
   const cc = parseCacheControl(headerValue(headers, 'cache-control'));

@@ -1,12 +1,15 @@
 import { z } from 'zod';
 import { duration, status } from '../../config/common.ts';
+import { NEVER_STORED } from './policy.ts';
 
 /** `cache:` on a route. */
 export const cacheOptions = z.strictObject({
   ttl: duration.optional(),
   maxTtl: duration.optional(),
   maxEntrySize: z.number().int().min(1).optional(),
-  statuses: z.array(status).optional(),
+  statuses: z.array(status).refine((list) => !list.some((s) => NEVER_STORED.has(s)), {
+    message: '206 and 304 are never stored: a 206 is a part of a response, a 304 only updates a stored one (RFC 9111 §3.3, §4.3.4)',
+  }).optional(),
   cacheAuthorized: z.boolean().optional(),
   staleWhileRevalidate: duration.optional(),
   staleIfError: duration.optional(),

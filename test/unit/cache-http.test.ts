@@ -1,0 +1,90 @@
+import { Observable } from 'rxjs';
+import { describe, expect, it } from 'vitest';
+import { BufferedBody } from '../../lib/body.ts';
+import { ConfigError, parseConfig } from '../../lib/config/load.ts';
+import { getHeader } from '../../lib/headers.ts';
+import { cache, type CacheOptions } from '../../lib/stages/cache/cache.ts';
+import { planStorage } from '../../lib/stages/cache/policy.ts';
+import type { GatewayRequest, GatewayResponse, Handler } from '../../lib/types.ts';
+import { gatewayRequest, respond } from '../support/request.ts';
+
+/**
+ * The cache as an HTTP cache (RFC 9111), where the second black-box audit
+ * (notes/s6/audit.md, findings 3, 4, 6, 11) found it was not one: each case
+ * here failed on the code before its fix.
+ */
+
+const POLICY = { statuses: new Set([200, 206, 304]), ttl: 60_000, maxTtl: null, staleWhileRevalidate: 0, staleIfError: 0 };
+
+function request(over: Partial<GatewayRequest> = {}): GatewayRequest {
+  return gatewayRequest({ path: '/items', headers: { host: 'api.test' }, ...over });
+}
+
+interface Reply { status?: number; headers?: string[]; body?: string | null }
+
+/** A fake upstream answering `reply(req, n)`; counts calls and keeps the requests it got. */
+function upstream(reply: (req: GatewayRequest, n: number) => Reply = (_req, n) => ({ body: `v${n}` })) {
+  const fake = {
+    calls: 0,
+    seen: [] as GatewayRequest[],
+    handler: ((req: GatewayRequest) => new Observable<GatewayResponse>((s) => {
+      fake.calls++;
+      fake.seen.push(req);
+      const r = reply(req, fake.calls);
+      const body = r.body === undefined ? 'body' : r.body;
+      s.next({ status: r.status ?? 200, headers: r.headers ?? [], body: body === null ? null : BufferedBody.of(body) });
+      s.complete();
+    })) as Handler,
+  };
+  return fake;
+}
+
+function setup(options: CacheOptions = {}, reply?: Parameters<typeof upstream>[0]) {
+  let t = 1_000_000;
+  const clock = { now: () => t, advance: (ms: number) => { t += ms; } };
+  const up = upstream(reply);
+  return { clock, up, handler: cache({ clock, ...options })(up.handler) };
+}
+
+async function send(h: Handler, req: GatewayRequest = request()) {
+  const { response: r, body: b } = await respond(h, req);
+  return { status: r.status, headers: r.headers, body: b === null ? null : b.toString(), xCache: getHeader(r.headers, 'x-cache') };
+}
+
+function configProblems(text: string): readonly string[] {
+  try {
+    parseConfig(text, 'test.yaml', {});
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    return (err as ConfigError).problems;
+  }
+  return [];
+}
+
+describe('206 and 304 are never stored (RFC 9111 §3.3, §4.3.4)', () => {
+  it('planStorage refuses a 206 and a 304 even when the statuses list them', () => {
+    for (const status of [206, 304]) {
+      const res: GatewayResponse = { status, headers: ['cache-control', 'max-age=60'], body: null };
+      expect(planStorage(res, 0, POLICY), String(status)).toBeNull();
+    }
+    expect(planStorage({ status: 200, headers: ['cache-control', 'max-age=60'], body: null }, 0, POLICY)).not.toBeNull();
+  });
+
+  it('cache() refuses statuses that list 206 or 304 with a TypeError', () => {
+    expect(() => cache({ statuses: [200, 206] })).toThrow(TypeError);
+    expect(() => cache({ statuses: [304] })).toThrow(/statuses: 304 is never stored/);
+    expect(() => cache({ statuses: [200, 203] })).not.toThrow();
+  });
+
+  it('the config refuses a route whose cache statuses list 206 or 304, naming the key', () => {
+    const config = (statuses: string): string => `
+services:
+  up: { upstreams: ["http://127.0.0.1:3001"] }
+routes:
+  - { path: /c/*, service: up, cache: { statuses: ${statuses} } }
+`;
+    expect(configProblems(config('[200, 206]'))).toEqual([expect.stringMatching(/^routes\[0\]\.cache\.statuses: 206 and 304 are never stored/)]);
+    expect(configProblems(config('[304]'))).toEqual([expect.stringMatching(/^routes\[0\]\.cache\.statuses: /)]);
+    expect(configProblems(config('[200, 404]'))).toEqual([]);
+  });
+});

@@ -1,8 +1,8 @@
-import { defined } from '../../config/defined.ts';
+import { defined, type Defined } from '../../config/defined.ts';
 import { defineStage } from '../define.ts';
 import { jwtAuth } from './jwt-auth.ts';
 import { keySource, type KeySource } from './keys.ts';
-import { authOptions } from './schema.ts';
+import { authOptions, type AuthConfig } from './schema.ts';
 
 export { jwtAuth, type AuthMode, type JwtAuthOptions } from './jwt-auth.ts';
 export { keySource, type KeySource } from './keys.ts';
@@ -18,7 +18,7 @@ export const authStage = defineStage({
   build(own, ctx) {
     if (own === 'none' || (typeof own === 'object' && own.mode === 'none')) return null;
     const top = ctx.config.auth;
-    const base = typeof top === 'object' ? defined(top) : {};
+    const base: Defined<Exclude<AuthConfig, string>> = typeof top === 'object' ? defined(top) : {};
     const routeObj = typeof own === 'string' ? { mode: own } : defined(own);
     const clock = { now: ctx.runtime.wallNow };
     // Routes that use the top-level keys share one key source (one JWKS cache).
@@ -28,6 +28,18 @@ export const authStage = defineStage({
       const { secret: _s, publicKey: _p, jwksUrl: _j, jwks: _k, ...rest } = { ...base, ...routeObj };
       return jwtAuth({ ...rest, keys, clock });
     }
-    return jwtAuth({ ...base, ...routeObj, clock });
+    // A route's own key source replaces the top-level one instead of joining
+    // it (two sources are refused): the top-level `jwks` settings still apply
+    // to a route's `jwksUrl`, and its `algorithms` to a key of the same kind.
+    const { secret: _s, publicKey: _p, jwksUrl: _j, jwks, algorithms, ...baseRest } = base;
+    const topKind = base.secret !== undefined ? 'secret' : base.publicKey !== undefined || base.jwksUrl !== undefined ? 'public' : undefined;
+    const keepAlgorithms = topKind === undefined || topKind === ('secret' in routeObj ? 'secret' : 'public');
+    return jwtAuth({
+      ...baseRest,
+      ...(jwks !== undefined && 'jwksUrl' in routeObj ? { jwks } : {}),
+      ...(algorithms !== undefined && keepAlgorithms ? { algorithms } : {}),
+      ...routeObj,
+      clock,
+    });
   },
 });

@@ -381,6 +381,14 @@ routes:
     expect(await proc.exited).toBe(2);
     expect(stderr).toMatch(/routes\[0\]\.cache\.statuses: 206 and 304 are never stored/);
   });
+  it('keeps repeated query parameters in their order in the cache key (?x=2&x=1 is not ?x=1&x=2)', async () => {
+    await get('/c/qorder?x=1&x=2&mode=echo');
+    const other = await get('/c/qorder?x=2&x=1&mode=echo');
+    expect((JSON.parse(other.body) as { url: string }).url).toBe('/qorder?x=2&x=1&mode=echo');
+    await get('/c/qnames?a=1&b=2');
+    expect((await get('/c/qnames?b=2&a=1')).headers['x-cache']).toBe('HIT');
+  });
+
   // (the audit's cache cases end here)
 });
 

@@ -3,7 +3,7 @@ import type { GatewayRequest, RequestHeaders } from '../../types.ts';
 /**
  * Cache keys. The base key names the resource: method (GET for HEAD, so a
  * HEAD is answered from a cached GET), scheme, host, raw path and the query
- * with its parameters sorted. A response with `Vary` is stored under a variant
+ * with its parameters sorted by name. A response with `Vary` is stored under a variant
  * key: the base key plus the values of the request headers it names.
  */
 export function baseKey(req: GatewayRequest): string {
@@ -12,13 +12,36 @@ export function baseKey(req: GatewayRequest): string {
   return `${method} ${req.protocol}://${host}${req.path}${sortedQuery(req.query)}`;
 }
 
-/** `?a=1&b=2` with the `&`-separated parameters in byte order; '' without a query. */
+/**
+ * `?a=1&b=2` with the `&`-separated parameters sorted by name, a repeated
+ * name's parameters kept in their order (`?x=2&x=1` is not `?x=1&x=2`: for
+ * most APIs, `?sort=b&sort=a` or `?id=3&id=1`, the order means something;
+ * nginx's default key does not sort at all); '' without a query.
+ */
 export function sortedQuery(query: string): string {
   if (query === '') return '';
   if (!query.includes('&')) return `?${query}`;
   const parts = query.split('&').filter((p) => p !== '');
-  parts.sort();
+  parts.sort(byName); // stable (V8's sort is)
   return parts.length === 0 ? '' : `?${parts.join('&')}`;
+}
+
+const EQUALS = 0x3d; // '='
+
+/**
+ * Orders two `name=value` parameters by name alone. Distinct names come out
+ * in the order a sort of the whole parameters gave (the keys used to: the
+ * first difference is inside the shorter name or at its end, `=` or none),
+ * so only queries with a repeated name get other keys than before.
+ */
+export function byName(a: string, b: string): number {
+  for (let i = 0; ; i++) {
+    const ca = i < a.length ? a.charCodeAt(i) : -1;
+    const cb = i < b.length ? b.charCodeAt(i) : -1;
+    const aEnded = ca === -1 || ca === EQUALS;
+    if (aEnded && (cb === -1 || cb === EQUALS)) return 0; // one name
+    if (ca !== cb) return ca - cb;
+  }
 }
 
 /** The key of the variant `headers` select, given a response's sorted `Vary` names. */

@@ -9,7 +9,9 @@ import type { HttpRequest } from 'uWebSockets.js';
  * - `Content-Length` repeated (even with equal values) or not a decimal number;
  * - `Content-Length` together with `Transfer-Encoding`;
  * - `Transfer-Encoding` other than exactly one `chunked` (uWS decodes no other coding);
- * - `Host` repeated;
+ * - `Host` repeated, or with a byte nginx's `ngx_http_validate_host` refuses:
+ *   one ≤ 0x20, 0x7f, `/`, `\`, or two dots in a row (a path or a space
+ *   smuggled into `X-Forwarded-Host` and the cache key);
  * - CR, LF or NUL inside a header value.
  *
  * A missing `Host` on HTTP/1.1 is not checked: uWS 20.30 does not expose the
@@ -93,6 +95,8 @@ export function headViolation(headers: Record<string, string>, found: number): s
     if ((found & REPEATED_CONTENT_LENGTH) !== 0) return 'Content-Length is repeated';
     return 'Host is repeated';
   }
+  const host = headers['host'];
+  if (host !== undefined && invalidHost(host)) return 'Host is not a valid host';
   const cl = headers['content-length'];
   const te = headers['transfer-encoding'];
   if (cl !== undefined) {
@@ -102,4 +106,24 @@ export function headViolation(headers: Record<string, string>, found: number): s
     return 'Transfer-Encoding other than a single chunked';
   }
   return null;
+}
+
+/** The last Host value found valid: most requests repeat it, and comparing two strings costs less than the scan. */
+let validHost = '';
+
+/** One scan of the Host value, no allocation (see the rules above). */
+function invalidHost(host: string): boolean {
+  if (host === validHost) return false;
+  let prev = 0;
+  for (let i = 0, n = host.length; i < n; i++) {
+    const c = host.charCodeAt(i);
+    if (c <= 0x2f) {
+      if (c <= 0x20 || c === 0x2f || (c === 0x2e && prev === 0x2e)) return true;
+    } else if (c === 0x5c || c === 0x7f) {
+      return true;
+    }
+    prev = c;
+  }
+  validHost = host;
+  return false;
 }

@@ -389,6 +389,16 @@ routes:
     expect((await get('/c/qnames?b=2&a=1')).headers['x-cache']).toBe('HIT');
   });
 
+  it('answers a HEAD hit with the Content-Length a GET hit has', async () => {
+    const target = `/c/head-length?${h('cache-control: max-age=60')}`;
+    await get(target);
+    const hit = await get(target);
+    expect(hit.headers['x-cache']).toBe('HIT');
+    const head = await raw(`HEAD ${target} HTTP/1.1\r\nHost: 127.0.0.1:${gwPort}\r\n\r\n`, { until: (t) => t.includes('\r\n\r\n') });
+    expect(head.text).toMatch(/\r\nx-cache: HIT\r\n/i);
+    expect(head.text).toMatch(new RegExp(`\\r\\ncontent-length: ${hit.headers['content-length']}\\r\\n`, 'i'));
+  });
+
   // (the audit's cache cases end here)
 });
 

@@ -116,3 +116,20 @@ describe('the cache key keeps repeated query parameters in their order', () => {
     expect((await send(handler, request({ query: 'b=2&a=1' }))).xCache).toBe('HIT');
   });
 });
+
+describe('a HEAD hit has the head a GET hit has', () => {
+  it('carries the stored body\'s length as content-length when the stored answer had none (it came chunked)', async () => {
+    const { handler } = setup({}, () => ({ body: 'twenty bytes of body' }));
+    await send(handler);
+    const head = await send(handler, request({ method: 'HEAD' }));
+    expect([head.xCache, head.body, getHeader(head.headers, 'content-length')]).toEqual(['HIT', null, '20']);
+  });
+
+  it('keeps the upstream\'s own content-length, once', async () => {
+    const { handler } = setup({}, () => ({ headers: ['content-length', '5'], body: 'hello' }));
+    await send(handler);
+    const head = await send(handler, request({ method: 'HEAD' }));
+    expect(head.headers.filter((_, i) => i % 2 === 0 && head.headers[i] === 'content-length')).toHaveLength(1);
+    expect(getHeader(head.headers, 'content-length')).toBe('5');
+  });
+});

@@ -1,16 +1,24 @@
 import type { BufferedBody } from '../../body.ts';
 import type { GatewayRequest, GatewayResponse } from '../../types.ts';
-import type { CacheEntry } from './entry.ts';
+import { headerValue, type CacheEntry } from './entry.ts';
 import { ageSeconds } from './freshness.ts';
 import type { StoragePlan } from './policy.ts';
 
 /** The `x-cache` values. */
 export type CacheStatus = 'HIT' | 'MISS' | 'STALE' | 'BYPASS';
 
-/** A response replayed from `entry` at `now`: its headers plus `x-cache` and `age`, a fresh body (none for HEAD). */
+/**
+ * A response replayed from `entry` at `now`: its headers plus `x-cache` and
+ * `age`, a fresh body. A HEAD gets no body and the `content-length` the GET
+ * gets (RFC 9110 §9.3.2): the edge takes a HEAD's length from that header,
+ * and an entry stored from a chunked answer has none.
+ */
 export function replay(entry: CacheEntry, method: string, status: CacheStatus, now: number): GatewayResponse {
   const headers = entry.headers.slice();
   headers.push('x-cache', status, 'age', String(ageSeconds(entry, now)));
+  if (method === 'HEAD') {
+    if (headerValue(entry.headers, 'content-length') === undefined) headers.push('content-length', String(entry.body?.length ?? 0));
+  }
   const body = method === 'HEAD' || entry.body === null ? null : entry.body.replay();
   return entry.statusText === undefined
     ? { status: entry.status, headers, body }

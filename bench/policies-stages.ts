@@ -157,7 +157,10 @@ if (values.alloc === true) {
   // Bytes allocated per request: run with --expose-gc and a young generation
   // big enough for a batch (--max-semi-space-size=64 --min-semi-space-size=64);
   // nothing is freed between the two readings, so their difference is what
-  // the batch allocated. Median of 7.
+  // the batch allocated. Median of 7. `--requests` per reading (20,000 by
+  // default: ~46 MB, and a linear allocation buffer's worth of slack is
+  // ~2 B/request; 2,000 left ±50 B between runs).
+  const ALLOC_N = Math.min(N, 25_000);
   const gc = (globalThis as { gc?: () => void }).gc;
   if (gc === undefined) throw new Error('--alloc needs node --expose-gc');
   console.log('| case | bytes/request |\n|---|---:|');
@@ -166,8 +169,8 @@ if (values.alloc === true) {
     for (let k = 0; k < 7; k++) {
       gc();
       const before = process.memoryUsage().heapUsed;
-      run(h, 2000);
-      per.push((process.memoryUsage().heapUsed - before) / 2000);
+      run(h, ALLOC_N);
+      per.push((process.memoryUsage().heapUsed - before) / ALLOC_N);
     }
     console.log(`| ${name} | ${per.sort((a, b) => a - b)[3]!.toFixed(0)} |`);
   }

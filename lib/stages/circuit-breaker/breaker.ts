@@ -12,9 +12,25 @@ export interface BreakerPermit {
   readonly probe: boolean;
 }
 
-class Permit implements BreakerPermit {
+/**
+ * What a permit holds, filled in by `Breaker.acquire`: a `Permit` of its
+ * own (`tryAcquire`), or the fields of an object the caller makes anyway
+ * (the operator's subscriber), so a call costs no permit object.
+ */
+export interface PermitSlot extends BreakerPermit {
+  /** The breaker's generation when admitted: a verdict from an older one is ignored. */
+  generation: number;
+  startedAt: number;
+  probe: boolean;
+  /** Settled already (success, failure or release): later ones count for nothing. */
+  settled: boolean;
+}
+
+class Permit implements PermitSlot {
+  generation = 0;
+  startedAt = 0;
+  probe = false;
   settled = false;
-  constructor(readonly generation: number, readonly startedAt: number, readonly probe: boolean) {}
 }
 
 type State =
@@ -64,15 +80,30 @@ export class Breaker {
 
   /** A permit for one call, or null: rejected (OPEN, or HALF_OPEN with every probe slot taken). */
   tryAcquire(): BreakerPermit | null {
+    const permit = new Permit();
+    return this.acquire(permit) ? permit : null;
+  }
+
+  /**
+   * `tryAcquire` into `slot`, an unsettled permit of the caller's: true
+   * when admitted (then settle `slot` as a permit), false when rejected.
+   */
+  acquire(slot: PermitSlot): boolean {
     const s = this.look();
     const now = this.config.clock.now();
-    if (s.name === 'closed') return new Permit(this.generation, now, false);
+    let probe = false;
     if (s.name === 'half-open' && s.inFlight < this.config.probes) {
       s.inFlight++;
-      return new Permit(this.generation, now, true);
+      probe = true;
+    } else if (s.name !== 'closed') {
+      this.counts.rejected++;
+      return false;
     }
-    this.counts.rejected++;
-    return null;
+    slot.generation = this.generation;
+    slot.startedAt = now;
+    slot.probe = probe;
+    slot.settled = false;
+    return true;
   }
 
   /** The call's response head arrived and was fine (it still fails if it was slow). */
@@ -114,8 +145,8 @@ export class Breaker {
     if (this.current.name !== 'closed') this.close();
   }
 
-  private claim(permit: BreakerPermit): Permit | null {
-    const p = permit as Permit;
+  private claim(permit: BreakerPermit): PermitSlot | null {
+    const p = permit as PermitSlot;
     if (p.settled) return null;
     p.settled = true;
     return p.generation === this.generation ? p : null;

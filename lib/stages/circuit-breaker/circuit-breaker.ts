@@ -1,5 +1,5 @@
 import { Observable, type Subscriber, type TeardownLogic } from 'rxjs';
-import { Breaker, type BreakerOptions, type BreakerPermit, type BreakerTransition } from './breaker.ts';
+import { Breaker, type BreakerOptions, type BreakerPermit, type BreakerTransition, type PermitSlot } from './breaker.ts';
 import { defaultIsFailure, type CallOutcome } from './outcome.ts';
 import { BreakerRegistry } from './registry.ts';
 import { BufferedBody } from '../../body.ts';
@@ -104,19 +104,21 @@ export function circuitBreaker(
   /** The permit, taken when a request's Observable is subscribed. */
   function admitCall(next: Handler, req: GatewayRequest, subscriber: Subscriber<GatewayResponse>): TeardownLogic {
     const breaker = breakerFor(req);
-    const permit = breaker.tryAcquire();
+    // judged() inlined, the subscriber its own permit: one object per request.
+    const judge = new JudgedSubscriber(subscriber, breaker, null, isFailure);
+    const admitted = breaker.acquire(judge);
     // Only the access log and tracing read it: recorded when the request is
     // observed (`attempts` set, see requestObservers), as forward does.
     const l = req.locals;
-    if (l.attempts !== undefined) l.breaker = permit === null ? 'reject' : permit.probe ? 'probe' : 'pass';
-    if (permit === null) {
+    if (l.attempts !== undefined) l.breaker = !admitted ? 'reject' : judge.probe ? 'probe' : 'pass';
+    if (!admitted) {
+      judge.unsubscribe(); // holds no permit: releases nothing
       const r = reject(breaker);
       if (r instanceof CircuitOpenError) subscriber.error(r);
       else return r.subscribe(subscriber);
       return;
     }
-    // judged() inlined: one Observable per request instead of two.
-    subscribeNext(next, req, new JudgedSubscriber(subscriber, breaker, permit, isFailure));
+    subscribeNext(next, req, judge);
     return;
   }
 
@@ -158,18 +160,26 @@ export function judged(
  * An InnerSubscriber rather than an observer object and closures: one
  * allocation per request where those were half a dozen.
  */
-class JudgedSubscriber extends InnerSubscriber<GatewayResponse> {
-  private settled = false;
+class JudgedSubscriber extends InnerSubscriber<GatewayResponse> implements PermitSlot {
+  // Its own permit's fields (Breaker.acquire fills them in), used when it
+  // is given none. Settled until then: a teardown before that releases nothing.
+  generation = 0;
+  startedAt = 0;
+  probe = false;
+  settled = true;
   /** Set when the verdict threw on an error: unsubscribing then does not release. */
   private unsettledAtTeardown = false;
+  /** The permit it settles: the one `judged()` was given, or itself. */
+  private readonly permit: BreakerPermit;
 
   constructor(
     downstream: Subscriber<GatewayResponse>,
     private readonly breaker: Breaker,
-    private readonly permit: BreakerPermit,
+    permit: BreakerPermit | null,
     private readonly isFailure: (outcome: CallOutcome) => boolean,
   ) {
     super(downstream);
+    this.permit = permit ?? this;
   }
 
   protected onNext(res: GatewayResponse): void {
@@ -183,12 +193,10 @@ class JudgedSubscriber extends InnerSubscriber<GatewayResponse> {
       reportUnhandledError(err);
       return;
     }
-    if (!this.settled) {
-      this.settled = true;
-      if (res.final === true) this.breaker.release(this.permit);
-      else if (failed) this.breaker.failure(this.permit);
-      else this.breaker.success(this.permit);
-    }
+    // The Breaker settles a permit once: a second head counts for nothing.
+    if (res.final === true) this.breaker.release(this.permit);
+    else if (failed) this.breaker.failure(this.permit);
+    else this.breaker.success(this.permit);
     this.downstream.next(res);
   }
 
@@ -209,11 +217,8 @@ class JudgedSubscriber extends InnerSubscriber<GatewayResponse> {
       this.unsubscribe();
       return;
     }
-    if (!this.settled) {
-      this.settled = true;
-      if (failed) this.breaker.failure(this.permit);
-      else this.breaker.release(this.permit);
-    }
+    if (failed) this.breaker.failure(this.permit);
+    else this.breaker.release(this.permit);
     this.downstream.error(err);
   }
 
@@ -229,8 +234,6 @@ class JudgedSubscriber extends InnerSubscriber<GatewayResponse> {
   }
 
   private release(): void {
-    if (this.settled) return;
-    this.settled = true;
     this.breaker.release(this.permit);
   }
 }

@@ -66,12 +66,15 @@ export function buildRoutes(config: GatewayConfig, shared: RouteBuildShared): Bu
       out.services.add(service);
       const own = { ...route, service: b.service };
       const ctx = routeContext({ config, route: own, serviceConfig, service, runtime, events, logger, resources, metrics }, stages);
-      return { weight: b.weight, handler: shared.pipeline(ctx), name: ctx.routeName };
+      return { weight: b.weight, handler: shared.pipeline(ctx), name: ctx.routeName, ctx };
     });
     // A mirror's shadow service is in the health view too (the same object its stage gets).
     const shadow = (route.mirror as { service?: string } | false | undefined || undefined)?.service;
     if (shadow !== undefined && config.services[shadow] !== undefined) out.services.add(serviceFor(shadow, config.services[shadow], resources, runtime, events));
-    return { route, name: backends[0]!.name, handler: splitHandler(backends, runtime) };
+    // The router's 405 on this path goes through the route's cors, so a page can read it.
+    const first = backends[0]!.ctx;
+    const refusal = first.pipeline.includes('cors') ? first.stage('cors') : null;
+    return { route, name: backends[0]!.name, handler: splitHandler(backends, runtime), refusal };
   });
   out.routes = tableRoutes(built);
   return out;
@@ -82,7 +85,7 @@ export function buildRoutes(config: GatewayConfig, shared: RouteBuildShared): Bu
  * that tries them in order by their `match` (none: always), 404 when none
  * holds. They must rewrite alike, the table applying the rewrite.
  */
-function tableRoutes(built: ReadonlyArray<{ route: RouteConfig; name: string; handler: Handler }>): GatewayRoute[] {
+function tableRoutes(built: ReadonlyArray<{ route: RouteConfig; name: string; handler: Handler; refusal: Policy | null }>): GatewayRoute[] {
   const groups = new Map<string, Array<(typeof built)[number]>>();
   for (const b of built) {
     const key = `${b.route.path} ${JSON.stringify(b.route.methods ?? null)}`;
@@ -102,10 +105,12 @@ function tableRoutes(built: ReadonlyArray<{ route: RouteConfig; name: string; ha
     })), (req) => throwError(() => new RouteNotFoundError(`no route for ${req.method} ${req.normalizedPath} matches this request`)));
     // Routes sharing an entry keep encoded slashes only if every one of them does.
     const keep = group.every((b) => b.route.encodedSlashes === 'keep');
+    const refusal = group.find((b) => b.refusal !== null)?.refusal ?? null;
     return {
       path: route.path,
       handler,
       name: first.name,
+      ...(refusal !== null ? { refusal } : {}),
       ...(keep ? { encodedSlashes: 'keep' as const } : {}),
       ...(route.methods !== undefined ? { methods: route.methods } : {}),
       ...(route.rewrite !== undefined ? { rewrite: route.rewrite } : {}),

@@ -160,6 +160,16 @@ export class Router<T> {
     return this.routes.length;
   }
 
+  /**
+   * The most specific route whose path matches `path` and whose value passes
+   * `test`, whatever its methods: for answering a refusal as that route would.
+   */
+  find(path: string, test: (value: T) => boolean): CompiledRoute<T> | null {
+    const parts = segmentsOf(path);
+    for (const route of this.routes) if (test(route.value) && route.matches(parts)) return route;
+    return null;
+  }
+
   /** Matches a normalised path; throws RouteNotFoundError or MethodNotAllowedError. */
   match(method: string, path: string): RouteMatch<T> {
     // Split only for a route that looks at segments: `/*` matches any path as it is.

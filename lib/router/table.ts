@@ -1,6 +1,6 @@
 import { throwError, type Observable, type Observer, type Unsubscribable } from 'rxjs';
-import { BadRequestError } from '../errors.ts';
-import type { GatewayRequest, GatewayResponse, Handler } from '../types.ts';
+import { BadRequestError, MethodNotAllowedError } from '../errors.ts';
+import type { GatewayRequest, GatewayResponse, Handler, Policy } from '../types.ts';
 import { Router, type RouteRewrite } from './router.ts';
 import type { Startable } from '../subscriber.ts';
 
@@ -20,12 +20,19 @@ export interface GatewayRoute {
   encodedSlashes?: 'reject' | 'keep';
   /** The route's pipeline, e.g. `compose(jwtAuth(…), retry())(forward(users))`. */
   handler: Handler;
+  /**
+   * Put around the 405 the router answers to a method no route on this path
+   * allows: the route's `cors(…)`, so a page can read the refusal. The most
+   * specific route on the path that has one applies.
+   */
+  refusal?: Policy;
 }
 
 interface Entry {
   name: string;
   handler: Handler;
   keepEncodedSlashes: boolean;
+  refusal: Policy | null;
 }
 
 /**
@@ -40,7 +47,7 @@ export class RouteTable {
     for (const route of routes) {
       this.router.add({
         path: route.path,
-        value: { name: route.name ?? route.path, handler: route.handler, keepEncodedSlashes: route.encodedSlashes === 'keep' },
+        value: { name: route.name ?? route.path, handler: route.handler, keepEncodedSlashes: route.encodedSlashes === 'keep', refusal: route.refusal ?? null },
         ...(route.methods !== undefined ? { methods: route.methods } : {}),
         ...(route.rewrite !== undefined ? { rewrite: route.rewrite } : {}),
       });
@@ -75,7 +82,7 @@ export class RouteTable {
     try {
       match = this.router.match(req.method, req.normalizedPath);
     } catch (err) {
-      return throwError(() => err);
+      return err instanceof MethodNotAllowedError ? this.refused(req, err) : throwError(() => err);
     }
     const route = match.route;
     if (req.encodedSlash === true && !route.value.keepEncodedSlashes) {
@@ -86,4 +93,13 @@ export class RouteTable {
     if (route.rewrite !== null) req.path = route.rewrite(req.path);
     return route.value.handler;
   }
+
+  /** A 405, through the refusal policy of the most specific route on the path that has one. */
+  private refused(req: GatewayRequest, err: MethodNotAllowedError): Handler | Observable<never> {
+    const fail = (): Observable<never> => throwError(() => err);
+    const route = this.router.find(req.normalizedPath, hasRefusal);
+    return route === null ? fail() : route.value.refusal!(fail);
+  }
 }
+
+const hasRefusal = (entry: Entry): boolean => entry.refusal !== null;

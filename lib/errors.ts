@@ -15,6 +15,7 @@ export type ErrorCode =
   | 'ROUTE_NOT_FOUND'
   | 'METHOD_NOT_ALLOWED'
   | 'PAYLOAD_TOO_LARGE'
+  | 'PRECONDITION_FAILED'
   | 'RATE_LIMITED'
   | 'INTERNAL_ERROR'
   | 'BAD_GATEWAY'
@@ -116,6 +117,12 @@ export class MethodNotAllowedError extends GatewayError {
 export class PayloadTooLargeError extends GatewayError {
   readonly status = 413;
   readonly code = 'PAYLOAD_TOO_LARGE';
+}
+
+/** An If-Match or If-Unmodified-Since failed against the cache's stored response (RFC 9110 §13.2). */
+export class PreconditionFailedError extends GatewayError {
+  readonly status = 412;
+  readonly code = 'PRECONDITION_FAILED';
 }
 
 export class RateLimitedError extends GatewayError {

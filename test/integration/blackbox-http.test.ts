@@ -399,6 +399,26 @@ routes:
     expect(head.text).toMatch(new RegExp(`\\r\\ncontent-length: ${hit.headers['content-length']}\\r\\n`, 'i'));
   });
 
+  it('answers a conditional GET that matches a fresh entry 304 from the store, as nginx proxy_cache does', async () => {
+    const target = `/c/conditional?mode=etag&${h('cache-control: max-age=60', 'last-modified: Wed, 21 Oct 2015 07:28:00 GMT')}`;
+    await get(target);
+    for (const headers of [{ 'if-none-match': '"v1"' }, { 'if-none-match': 'W/"v1"' }, { 'if-modified-since': 'Wed, 21 Oct 2015 07:28:00 GMT' }]) {
+      const res = await get(target, { headers });
+      expect([res.status, res.headers['x-cache'], res.body, res.headers['etag']], JSON.stringify(headers)).toEqual([304, 'HIT', '', '"v1"']);
+    }
+    expect((await get(target, { headers: { 'if-none-match': '"v0"' } })).status).toBe(200);
+    expect(hits.get('/conditional')).toBe(1);
+  });
+
+  it('answers a failing If-Match on a fresh entry 412 PRECONDITION_FAILED from the store', async () => {
+    const target = `/c/if-match?mode=etag&${h('cache-control: max-age=60')}`;
+    await get(target);
+    const failed = await get(target, { headers: { 'if-match': '"zzz"' } });
+    expect([failed.status, errorCode(failed.body)]).toEqual([412, 'PRECONDITION_FAILED']);
+    expect((await get(target, { headers: { 'if-match': '"v1"' } })).status).toBe(200);
+    expect(hits.get('/if-match')).toBe(1);
+  });
+
   // (the audit's cache cases end here)
 });
 

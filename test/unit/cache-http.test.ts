@@ -3,8 +3,11 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { BufferedBody } from '../../lib/body.ts';
 import { ConfigError, parseConfig } from '../../lib/config/load.ts';
+import { PreconditionFailedError } from '../../lib/errors.ts';
 import { getHeader } from '../../lib/headers.ts';
 import { cache, type CacheOptions } from '../../lib/stages/cache/cache.ts';
+import { evaluate, matches } from '../../lib/stages/cache/conditional.ts';
+import type { CacheEntry } from '../../lib/stages/cache/entry.ts';
 import { sortedQuery } from '../../lib/stages/cache/key.ts';
 import { planStorage } from '../../lib/stages/cache/policy.ts';
 import type { GatewayRequest, GatewayResponse, Handler } from '../../lib/types.ts';
@@ -131,5 +134,115 @@ describe('a HEAD hit has the head a GET hit has', () => {
     const head = await send(handler, request({ method: 'HEAD' }));
     expect(head.headers.filter((_, i) => i % 2 === 0 && head.headers[i] === 'content-length')).toHaveLength(1);
     expect(getHeader(head.headers, 'content-length')).toBe('5');
+  });
+});
+
+const LM = 'Wed, 21 Oct 2015 07:28:00 GMT';
+
+function stored(headers: string[], status = 200): CacheEntry {
+  return {
+    kind: 'entry', status, statusText: undefined, headers, body: null, vary: [],
+    storedAt: Date.parse('Thu, 22 Oct 2015 07:28:00 GMT'), initialAge: 0, freshUntil: Infinity, staleWhileRevalidate: 0, staleIfError: 0,
+  };
+}
+
+describe('preconditions against a stored response (RFC 9110 §13.2)', () => {
+  it('compares entity-tags weakly for If-None-Match and strongly for If-Match, in lists, with *', () => {
+    expect(matches('"v1"', '"v1"', false)).toBe(true);
+    expect(matches('W/"v1"', '"v1"', false)).toBe(true);
+    expect(matches('"v1"', 'W/"v1"', false)).toBe(true);
+    expect(matches('"v0", W/"v1"', '"v1"', false)).toBe(true);
+    expect(matches('"a,b", "c"', '"a,b"', false)).toBe(true);
+    expect(matches('"v0"', '"v1"', false)).toBe(false);
+    expect(matches('*', undefined, false)).toBe(true);
+    expect(matches('"v1"', undefined, false)).toBe(false);
+    expect(matches('"v1"', '"v1"', true)).toBe(true);
+    expect(matches('W/"v1"', '"v1"', true)).toBe(false);
+    expect(matches('"v1"', 'W/"v1"', true)).toBe(false);
+    expect(matches('*', 'W/"v1"', true)).toBe(true);
+  });
+
+  it('evaluates in the RFC\'s order: If-Match, If-Unmodified-Since, If-None-Match, If-Modified-Since', () => {
+    const entry = stored(['etag', '"v1"', 'last-modified', LM]);
+    const cases: Array<[Record<string, string>, string]> = [
+      [{ 'if-none-match': '"v1"' }, 'not-modified'],
+      [{ 'if-none-match': '"v0"' }, 'serve'],
+      [{ 'if-none-match': '*' }, 'not-modified'],
+      [{ 'if-modified-since': LM }, 'not-modified'],
+      [{ 'if-modified-since': 'Thu, 22 Oct 2015 07:28:00 GMT' }, 'not-modified'],
+      [{ 'if-modified-since': 'Tue, 20 Oct 2015 07:28:00 GMT' }, 'serve'],
+      [{ 'if-modified-since': 'yesterday' }, 'serve'],
+      // If-Modified-Since is ignored when If-None-Match is there
+      [{ 'if-none-match': '"v0"', 'if-modified-since': LM }, 'serve'],
+      [{ 'if-match': '"zzz"' }, 'failed'],
+      [{ 'if-match': '"v1"' }, 'serve'],
+      [{ 'if-match': '*' }, 'serve'],
+      [{ 'if-match': '"v1"', 'if-none-match': '"v1"' }, 'not-modified'],
+      [{ 'if-unmodified-since': 'Tue, 20 Oct 2015 07:28:00 GMT' }, 'failed'],
+      [{ 'if-unmodified-since': LM }, 'serve'],
+      // If-Unmodified-Since is ignored when If-Match is there
+      [{ 'if-match': '"v1"', 'if-unmodified-since': 'Tue, 20 Oct 2015 07:28:00 GMT' }, 'serve'],
+      [{ 'if-unmodified-since': 'not a date' }, 'serve'],
+    ];
+    for (const [headers, outcome] of cases) expect(evaluate(headers, entry), JSON.stringify(headers)).toBe(outcome);
+  });
+
+  it('falls back to Date, then to when it was stored, for If-Modified-Since without Last-Modified (RFC 9111 §4.3.2), and ignores If-Unmodified-Since then', () => {
+    const dated = stored(['date', LM]);
+    expect(evaluate({ 'if-modified-since': LM }, dated)).toBe('not-modified');
+    expect(evaluate({ 'if-modified-since': 'Tue, 20 Oct 2015 07:28:00 GMT' }, dated)).toBe('serve');
+    const undated = stored([]);
+    expect(evaluate({ 'if-modified-since': 'Thu, 22 Oct 2015 07:28:00 GMT' }, undated)).toBe('not-modified');
+    expect(evaluate({ 'if-modified-since': LM }, undated)).toBe('serve');
+    expect(evaluate({ 'if-unmodified-since': 'Tue, 20 Oct 2015 07:28:00 GMT' }, undated)).toBe('serve');
+  });
+
+  it('ignores preconditions on a stored answer that is not a 2xx (RFC 9110 §13.2.1)', () => {
+    const notFound = stored(['etag', '"v1"'], 404);
+    expect(evaluate({ 'if-none-match': '"v1"' }, notFound)).toBe('serve');
+    expect(evaluate({ 'if-match': '"zzz"' }, notFound)).toBe('serve');
+  });
+});
+
+describe('conditional requests answered from a fresh entry', () => {
+  const upstreamHead = ['content-type', 'text/plain', 'etag', '"v1"', 'last-modified', LM, 'cache-control', 'max-age=60', 'date', LM, 'vary', 'accept-language', 'x-other', 'o'];
+
+  it('answers a matching If-None-Match or If-Modified-Since 304 from the store, with the 200\'s ETag, Cache-Control, Date and Vary, x-cache and age, and no body', async () => {
+    const { up, handler } = setup({}, () => ({ headers: upstreamHead, body: 'hello' }));
+    await send(handler);
+    for (const headers of [{ 'if-none-match': '"v1"' }, { 'if-none-match': 'W/"v1"' }, { 'if-modified-since': LM }]) {
+      const res = await send(handler, request({ headers: { host: 'api.test', ...headers } }));
+      expect([res.status, res.body], JSON.stringify(headers)).toEqual([304, null]);
+      expect(res.headers).toEqual(['etag', '"v1"', 'cache-control', 'max-age=60', 'date', LM, 'vary', 'accept-language', 'x-cache', 'HIT', 'age', '0']);
+    }
+    const head = await send(handler, request({ method: 'HEAD', headers: { host: 'api.test', 'if-none-match': '"v1"' } }));
+    expect(head.status).toBe(304);
+    const other = await send(handler, request({ headers: { host: 'api.test', 'if-none-match': '"v0"' } }));
+    expect([other.status, other.xCache, other.body]).toEqual([200, 'HIT', 'hello']);
+    expect(up.calls).toBe(1);
+  });
+
+  it('answers a failing If-Match or If-Unmodified-Since 412 PRECONDITION_FAILED from the store', async () => {
+    const { up, handler } = setup({}, () => ({ headers: upstreamHead, body: 'hello' }));
+    await send(handler);
+    for (const headers of [{ 'if-match': '"zzz"' }, { 'if-unmodified-since': 'Tue, 20 Oct 2015 07:28:00 GMT' }]) {
+      const err = await send(handler, request({ headers: { host: 'api.test', ...headers } })).then(() => null, (e: unknown) => e);
+      expect(err, JSON.stringify(headers)).toBeInstanceOf(PreconditionFailedError);
+      expect([(err as PreconditionFailedError).status, (err as PreconditionFailedError).code]).toEqual([412, 'PRECONDITION_FAILED']);
+    }
+    expect((await send(handler, request({ headers: { host: 'api.test', 'if-match': '"v1"' } }))).status).toBe(200);
+    expect(up.calls).toBe(1);
+  });
+
+  it('sends the validators upstream unchanged on a miss and on a stale entry, and answers those as before', async () => {
+    const { clock, up, handler } = setup({}, (req, n) => (req.headers['if-none-match'] === '"v1"' && n > 1
+      ? { status: 304, headers: ['etag', '"v1"'], body: null }
+      : { headers: ['etag', '"v1"', 'cache-control', 'max-age=60, stale-while-revalidate=60'], body: 'hello' }));
+    const miss = await send(handler, request({ headers: { host: 'api.test', 'if-none-match': '"v1"' } }));
+    expect([miss.status, miss.xCache]).toEqual([200, 'MISS']);
+    clock.advance(61_000);
+    const stale = await send(handler, request({ headers: { host: 'api.test', 'if-none-match': '"v1"' } }));
+    expect([stale.status, stale.xCache, stale.body]).toEqual([200, 'STALE', 'hello']);
+    expect(up.seen.map((r) => r.headers['if-none-match'])).toEqual(['"v1"', '"v1"']);
   });
 });

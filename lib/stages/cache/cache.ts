@@ -3,6 +3,7 @@ import { parseDuration, type Duration } from '../../duration.ts';
 import { systemRuntime, type Runtime } from '../../runtime.ts';
 import type { Clock, GatewayRequest, GatewayResponse, Handler, Policy } from '../../types.ts';
 import { waitForLeader } from './coalesce.ts';
+import { answerConditional, hasPreconditions } from './conditional.ts';
 import type { CacheContext } from './context.ts';
 import { isPromiseLike, type CacheEntry, type CacheStore } from './entry.ts';
 import { entryState } from './freshness.ts';
@@ -146,6 +147,8 @@ export function cache(options: CacheOptions = {}): Policy {
         const state = entryState(entry, now);
         if (state === 'fresh' || state === 'stale') {
           if (state === 'stale') revalidate(ctx, req, base, key);
+          // A fresh hit answers If-None-Match/If-Modified-Since (304) and If-Match/If-Unmodified-Since (412) itself.
+          else if (hasPreconditions(req.headers) && answerConditional(subscriber, req, entry, now)) return;
           const status = state === 'fresh' ? 'HIT' : 'STALE';
           req.locals.cache = status;
           subscriber.next(replay(entry, req.method, status, now));

@@ -80,7 +80,7 @@ function windowMs(cc: CacheControl, name: string, fallback: number): number {
  * An HTTP-date (all three RFC 9110 §5.6.7 forms start with a day name) in ms,
  * else NaN; `Date.parse` alone would read "0" as the year 2000.
  */
-function httpDate(value: string): number {
+export function httpDate(value: string): number {
   return /^\s*(mon|tue|wed|thu|fri|sat|sun)/i.test(value) ? Date.parse(value) : NaN;
 }
 

@@ -419,6 +419,15 @@ routes:
     expect(hits.get('/if-match')).toBe(1);
   });
 
+  it('answers 504 to only-if-cached when nothing is stored, without going upstream (RFC 9111 §5.2.1.7)', async () => {
+    const res = await get('/c/only-if-cached', { headers: { 'cache-control': 'only-if-cached' } });
+    expect([res.status, errorCode(res.body), res.headers['x-cache']]).toEqual([504, 'GATEWAY_TIMEOUT', 'MISS']);
+    expect(hits.get('/only-if-cached')).toBeUndefined();
+    await get('/c/only-if-cached');
+    const stored = await get('/c/only-if-cached', { headers: { 'cache-control': 'only-if-cached' } });
+    expect([stored.status, stored.headers['x-cache']]).toEqual([200, 'HIT']);
+  });
+
   // (the audit's cache cases end here)
 });
 

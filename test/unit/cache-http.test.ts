@@ -3,7 +3,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { BufferedBody } from '../../lib/body.ts';
 import { ConfigError, parseConfig } from '../../lib/config/load.ts';
-import { PreconditionFailedError } from '../../lib/errors.ts';
+import { GatewayTimeoutError, PreconditionFailedError } from '../../lib/errors.ts';
 import { getHeader } from '../../lib/headers.ts';
 import { cache, type CacheOptions } from '../../lib/stages/cache/cache.ts';
 import { evaluate, matches } from '../../lib/stages/cache/conditional.ts';
@@ -244,5 +244,25 @@ describe('conditional requests answered from a fresh entry', () => {
     const stale = await send(handler, request({ headers: { host: 'api.test', 'if-none-match': '"v1"' } }));
     expect([stale.status, stale.xCache, stale.body]).toEqual([200, 'STALE', 'hello']);
     expect(up.seen.map((r) => r.headers['if-none-match'])).toEqual(['"v1"', '"v1"']);
+  });
+});
+
+describe('only-if-cached (RFC 9111 §5.2.1.7)', () => {
+  const onlyIfCached = (over: Partial<GatewayRequest> = {}): GatewayRequest => request({ headers: { host: 'api.test', 'cache-control': 'only-if-cached' }, ...over });
+
+  it('answers a miss 504 GATEWAY_TIMEOUT without going upstream, for GET and HEAD, and an expired entry too', async () => {
+    const { clock, up, handler } = setup({}, () => ({ headers: ['cache-control', 'max-age=60'], body: 'hello' }));
+    for (const method of ['GET', 'HEAD']) {
+      const err = await send(handler, onlyIfCached({ method })).then(() => null, (e: unknown) => e);
+      expect(err, method).toBeInstanceOf(GatewayTimeoutError);
+      expect((err as GatewayTimeoutError).headers).toEqual({ 'x-cache': 'MISS' });
+    }
+    expect(up.calls).toBe(0);
+    await send(handler);
+    const hit = await send(handler, onlyIfCached());
+    expect([hit.status, hit.xCache, hit.body]).toEqual([200, 'HIT', 'hello']);
+    clock.advance(61_000);
+    await expect(send(handler, onlyIfCached())).rejects.toBeInstanceOf(GatewayTimeoutError);
+    expect(up.calls).toBe(1);
   });
 });

@@ -1,5 +1,6 @@
 import { Observable, type Subscriber } from 'rxjs';
 import { parseDuration, type Duration } from '../../duration.ts';
+import { GatewayTimeoutError } from '../../errors.ts';
 import { systemRuntime, type Runtime } from '../../runtime.ts';
 import type { Clock, GatewayRequest, GatewayResponse, Handler, Policy } from '../../types.ts';
 import { waitForLeader } from './coalesce.ts';
@@ -11,7 +12,7 @@ import { Inflight } from './inflight.ts';
 import { baseKey } from './key.ts';
 import { MemoryCacheStore } from './memory-store.ts';
 import { goUpstream } from './miss.ts';
-import { NEVER_STORED, requestMode, type StoragePolicy } from './policy.ts';
+import { NEVER_STORED, onlyIfCached, requestMode, type StoragePolicy } from './policy.ts';
 import { replay } from './replay.ts';
 import { revalidate } from './revalidate.ts';
 import { CacheTable, type Found } from './table.ts';
@@ -82,6 +83,9 @@ export interface CacheOptions {
   /** Called when the store fails (the request is then a BYPASS). @default no-op */
   onStoreError?: (err: unknown) => void;
 }
+
+/** The 504 to `only-if-cached` says it was a miss, as every answer of a cached route says what the cache did. */
+const ONLY_IF_CACHED_MISS: Readonly<Record<string, string>> = Object.freeze({ 'x-cache': 'MISS' });
 
 const defaults = {
   store: null,
@@ -156,6 +160,11 @@ export function cache(options: CacheOptions = {}): Policy {
           return;
         }
         if (state === 'stale-if-error') stale = entry;
+      }
+      if (onlyIfCached(req)) {
+        req.locals.cache = 'MISS';
+        subscriber.error(new GatewayTimeoutError('only-if-cached: no stored response to answer with', { sent: false, headers: ONLY_IF_CACHED_MISS }));
+        return;
       }
       // A HEAD miss goes upstream as a HEAD; there is no body to store.
       if (req.method === 'HEAD') goUpstream(ctx, subscriber, req, base, 'MISS', false, stale);

@@ -38,6 +38,15 @@ export function requestMode(req: GatewayRequest, cacheAuthorized: boolean): Requ
  */
 export const NEVER_STORED: ReadonlySet<number> = new Set([206, 304]);
 
+/**
+ * The client's `Cache-Control: only-if-cached` (RFC 9111 §5.2.1.7): it wants
+ * a stored response or a 504, never a request upstream. Read on a miss only.
+ */
+export function onlyIfCached(req: GatewayRequest): boolean {
+  const raw = req.headers['cache-control'];
+  return raw !== undefined && has(parseCacheControl(raw), 'only-if-cached');
+}
+
 export interface StoragePolicy extends FreshnessPolicy {
   readonly statuses: ReadonlySet<number>;
 }

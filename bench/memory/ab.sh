@@ -3,7 +3,8 @@
 # connections; a new URL per request unless the target says `fixed`): all
 # targets start at once on one upstream, then each round loads each target in
 # turn (WARM s unmeasured, then SECS s measured). Per round and target: CPU µs
-# per response (/proc/<pid>/stat), mark-compacts in the window and why
+# per response (/proc/<pid>/stat: all threads, the kernel's share of it, the
+# main thread alone; the rest is V8's GC and compiler threads), mark-compacts in the window and why
 # (--trace-gc), upstream connections the target opened in the window, req/s.
 #   flock /tmp/rxgate-bench.lock bench/memory/ab.sh ROUNDS SECS NAME=SPEC…
 # SPEC: `cfg:<rxgate config>[:fixed]` (node bin/rxgate.mjs, so `npm run build`
@@ -53,7 +54,7 @@ load() { # port fixed tag seconds
   P=$p wrk -t1 -c50 -d${4}s --latency -s "$script" -H "authorization: Bearer $TOKEN" http://127.0.0.1:$1/
 }
 conns() { ss -tnpH state established "( dport = :$UP )" 2>/dev/null | grep "pid=$1," | awk '{print $3}' | sort; }
-printf '%-5s %-10s %8s %7s %8s %7s %5s %s\n' round target requests req/s 'µs/resp' 'of sys' conns 'mark-compacts (ms; reason)'
+printf '%-5s %-10s %8s %7s %8s %7s %7s %5s %s\n' round target requests req/s 'µs/resp' 'of sys' 'main' conns 'mark-compacts (ms; reason)'
 for round in $(seq "$ROUNDS"); do
   for i in "${!NAMES[@]}"; do
     name=${NAMES[$i]}; pid=${PIDS[$i]}; port=${PORTS[$i]}; fixed=${FIXED[$i]}
@@ -64,25 +65,24 @@ for round in $(seq "$ROUNDS"); do
       load $port $fixed "m$round$name$RANDOM" "$SECS" >"$TMP/wrk.txt"
       kill -INT $SPID; wait $SPID 2>/dev/null || true
     else
-      read -r U0 S0 < <(awk '{print $14, $15}' /proc/$pid/stat)
+      read -r U0 S0 < <(awk '{print $14, $15}' /proc/$pid/stat); M0=$(awk '{print $14+$15}' /proc/$pid/task/$pid/stat)
       load $port $fixed "m$round$name$RANDOM" "$SECS" >"$TMP/wrk.txt"
-      read -r U1 S1 < <(awk '{print $14, $15}' /proc/$pid/stat)
+      read -r U1 S1 < <(awk '{print $14, $15}' /proc/$pid/stat); M1=$(awk '{print $14+$15}' /proc/$pid/task/$pid/stat)
     fi
     conns $pid >"$TMP/c1"
     REQ=$(awk '/requests in/{print $1}' "$TMP/wrk.txt"); RPS=$(awk '/Requests\/sec/{printf "%d", $2}' "$TMP/wrk.txt")
     NEW=$(comm -13 "$TMP/c0" "$TMP/c1" | wc -l)
     if [ "${NVP:-0}" = 1 ]; then
-      MC=$(tail -n +$((L0 + 1)) "$TMP/$name.log" | awk -v req="$REQ" '/gc=(s|mc) /{for(i=1;i<=NF;i++){split($i,kv,"=");
-        if(kv[1]=="gc") g=kv[2]; if(kv[1]=="pause") { p+=kv[2]; if(g=="mc"){m++; if(kv[2]>mx) mx=kv[2]} }
-        if(kv[1]=="allocated") a+=kv[2]; if(kv[1]=="promoted") pr+=kv[2]}}
+      MC=$(tail -n +$((L0 + 1)) "$TMP/$name.log" | awk -v req="$REQ" '/gc=(s|mc) /{delete v; for(i=1;i<=NF;i++){split($i,kv,"="); v[kv[1]]=kv[2]}
+        p+=v["pause"]; a+=v["allocated"]; pr+=v["promoted"]; if(v["gc"]=="mc"){m++; if(v["pause"]+0>mx) mx=v["pause"]+0}}
         END{printf "allocated %.0f B, promoted %.0f B, GC %.2f µs per response; %d mark-compacts (longest %.1f ms)", a/req, pr/req, p*1000/req, m, mx}')
     else MC=$(tail -n +$((L0 + 1)) "$TMP/$name.log" | grep -E 'Mark-Compact|Mark-Sweep' | sed -E 's/.*MB, ([0-9.]+) \/ [0-9.]+ ms.*mu = [0-9.]+\) (.*)$/\1; \2/' | paste -sd'|' || true); fi
     if [ "${STRACE:-0}" = 1 ]; then
-      printf '%-5s %-10s %8s %7s %8s %7s %5s\n' $round $name $REQ $RPS - - $NEW
+      printf '%-5s %-10s %8s %7s %8s %7s %7s %5s\n' $round $name $REQ $RPS - - - $NEW
       awk -v req="$REQ" '$4 ~ /^[0-9]+$/ {printf "      %-16s %8.3f calls/response\n", $NF, $4/req}' "$TMP/strace.txt"
     else
-      printf '%-5s %-10s %8s %7s %8.1f %7.1f %5s %s\n' $round $name $REQ $RPS "$(echo "($U1+$S1-$U0-$S0)*10000/$REQ" | bc -l)" \
-        "$(echo "($S1-$S0)*10000/$REQ" | bc -l)" $NEW "${MC:-0}"
+      printf '%-5s %-10s %8s %7s %8.1f %7.1f %7.1f %5s %s\n' $round $name $REQ $RPS "$(echo "($U1+$S1-$U0-$S0)*10000/$REQ" | bc -l)" \
+        "$(echo "($S1-$S0)*10000/$REQ" | bc -l)" "$(echo "($M1-$M0)*10000/$REQ" | bc -l)" $NEW "${MC:-0}"
     fi
   done
 done

@@ -6,7 +6,7 @@ import { BodyGap } from './body-gap.ts';
 import { ExchangeDeadline } from './exchange-deadline.ts';
 import type { Service } from './service.ts';
 import type { Upstream } from './upstream.ts';
-import { copyResponseHeaders, isEventStream } from './response-head.ts';
+import { copyResponseHeaders, isEventStream, UNKNOWN_TRANSFER_CODING } from './response-head.ts';
 import { aboutInstance, strikesInstance } from './strikes.ts';
 
 export { requestBody } from './request-body.ts';
@@ -109,13 +109,17 @@ export class Exchange extends ExchangeDeadline implements Body {
       this.wait(); // an interim response (100 Continue): undici's head wait started again too
       return true;
     }
+    const headers: string[] = [];
+    const length = copyResponseHeaders(raw, headers);
+    if (length === UNKNOWN_TRANSFER_CODING) {
+      this.abort?.(new BadGatewayError('upstream sent unknown Transfer-Encoding', { sent: true }));
+      return true;
+    }
     this.headed = true;
     if (this.service.strikeStatus[status] === 1) this.service.failed(this.upstream);
     else this.upstream.outlier.success();
     this.service.answered(this.upstream, this.sentAt, true);
     this.upstreamResume = resume;
-    const headers: string[] = [];
-    const length = copyResponseHeaders(raw, headers);
     if (length !== null) this.length = length;
     const hasBody = !this.head && status !== 204 && status !== 304;
     this.bodyless = !hasBody;

@@ -2,19 +2,30 @@ import { util } from 'undici';
 import { connectionTokens, HOP_BY_HOP } from '../headers.ts';
 
 /**
+ * What `copyResponseHeaders` returns for a `Transfer-Encoding` other than
+ * `chunked` (e.g. `gzip, chunked`): undici decodes only `chunked`, so the
+ * body would reach the client still coded, with no coding named. nginx
+ * answers 502 "upstream sent unknown Transfer-Encoding".
+ */
+export const UNKNOWN_TRANSFER_CODING = -1;
+
+/**
  * Copies an upstream response's raw header pairs (undici's `Buffer[]`) into
  * `headers` as name, value, ... without hop-by-hop headers or those the
- * `Connection` header names. Returns the `Content-Length`, or null.
+ * `Connection` header names. Returns the `Content-Length`, null, or
+ * `UNKNOWN_TRANSFER_CODING`.
  */
 export function copyResponseHeaders(raw: readonly Buffer[], headers: string[]): number | null {
   let length: number | null = null;
   let named: Set<string> | null = null;
+  let coded = false;
   for (let i = 0; i < raw.length; i += 2) {
     // Well-known names come interned and lower-cased from undici's lookup tree (no string made per header).
     const name = util.headerNameToString(raw[i]!);
     const value = raw[i + 1]!.toString('latin1');
     if (name === 'connection') named = connectionTokens(value);
     else if (name === 'content-length') length = Number(value);
+    else if (name === 'transfer-encoding' && value !== 'chunked' && value.toLowerCase() !== 'chunked') coded = true;
     if (HOP_BY_HOP.has(name)) continue;
     headers.push(name, value);
   }
@@ -23,7 +34,7 @@ export function copyResponseHeaders(raw: readonly Buffer[], headers: string[]): 
       if (named.has(headers[i]!)) headers.splice(i, 2);
     }
   }
-  return length;
+  return coded ? UNKNOWN_TRANSFER_CODING : length;
 }
 
 /** Server-Sent Events: long-lived, quiet between events, so only the route's `streamIdleTimeout` bounds their gaps. */

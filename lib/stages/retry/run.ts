@@ -25,8 +25,13 @@ import type { RetryDecider } from './decide.ts';
  * Attempt 1 is the request as it came (with its body buffered when retry had
  * to buffer it); attempt n > 1 is a shallow copy with its own `attempt`
  * context, listing the instances tried before.
+ *
+ * The run is itself the first attempt's subscriber (a child of the
+ * downstream subscriber, so unsubscribing stops it): a request that needs
+ * no retry costs this one object. Each later attempt gets an
+ * AttemptSubscriber of its own.
  */
-export class RetryRun {
+export class RetryRun extends InnerSubscriber<GatewayResponse> {
   private n = 0;
   /** Whether a response went downstream: nothing is retried after that. */
   private emitted = false;
@@ -37,27 +42,40 @@ export class RetryRun {
 
   constructor(
     private readonly decider: RetryDecider,
-    private readonly next: Handler,
+    private readonly handler: Handler,
     first: GatewayRequest,
     /** The bytes each further attempt replays; null when the body is none, or streamed. */
     private readonly replay: BufferedBody | null,
     /** Idempotent, and its body (if any) can be replayed: any retryable failure may be retried. */
     private readonly repeatable: boolean,
-    readonly downstream: Subscriber<GatewayResponse>,
+    downstream: Subscriber<GatewayResponse>,
   ) {
+    super(downstream);
     this.current = first;
   }
 
   start(): void {
     const n = ++this.n;
+    // A next handler that throws fails the attempt's subscriber (subscribeNext), so failed() sees it.
+    if (n === 1) {
+      subscribeNext(this.handler, this.current, this);
+      return;
+    }
     try {
-      if (n > 1) this.current = this.following(n);
+      this.current = this.following(n);
     } catch (err) {
       this.failed(err, null);
       return;
     }
-    // A next handler that throws fails the attempt's subscriber (subscribeNext), so failed() sees it.
-    subscribeNext(this.next, this.current, new AttemptSubscriber(this));
+    subscribeNext(this.handler, this.current, new AttemptSubscriber(this, this.downstream));
+  }
+
+  protected onNext(res: GatewayResponse): void {
+    this.response(res, this);
+  }
+
+  protected override onError(err: unknown): void {
+    this.failed(err, this);
   }
 
   /** Attempt `n`'s request, made from the previous one. */
@@ -73,7 +91,7 @@ export class RetryRun {
   }
 
   /** An attempt's response head. */
-  response(res: GatewayResponse, from: AttemptSubscriber): void {
+  response(res: GatewayResponse, from: InnerSubscriber<GatewayResponse>): void {
     const { decider, n } = this;
     const s = decider.settings;
     try {
@@ -103,7 +121,7 @@ export class RetryRun {
   }
 
   /** An attempt failed (`from`: its subscriber; null when it could not even start). */
-  failed(err: unknown, from: AttemptSubscriber | null): void {
+  failed(err: unknown, from: InnerSubscriber<GatewayResponse> | null): void {
     const { decider, n } = this;
     const s = decider.settings;
     let delay: number | null = null;
@@ -125,25 +143,20 @@ export class RetryRun {
   }
 
   /** Tears the failed attempt down (aborting its upstream request), then waits `delay` before the next. */
-  private again(delay: number, from: AttemptSubscriber | null): void {
+  private again(delay: number, from: InnerSubscriber<GatewayResponse> | null): void {
     from?.unsubscribe();
     // Once per request, at its first retry: give the budget slot back if the client goes away.
-    if (this.n === 1) this.downstream.add(this);
+    if (this.n === 1) this.downstream.add(() => this.release());
     this.holding = true;
     const wait = this.decider.settings.scheduler.schedule(nextAttempt, delay < 0 ? 0 : delay, this); // as rxjs timer() clamps
     this.downstream.add(wait);
   }
 
-  /** The granted retry's attempt is over: its budget slot is free again. */
+  /** The granted retry's attempt is over (or the client went away): its budget slot is free again. */
   private release(): void {
     if (!this.holding) return;
     this.holding = false;
     this.decider.done();
-  }
-
-  /** Teardown of the downstream subscriber (added once a retry was granted). */
-  unsubscribe(): void {
-    this.release();
   }
 }
 
@@ -153,10 +166,10 @@ function nextAttempt(this: SchedulerAction<RetryRun>, run?: RetryRun): void {
   run!.start();
 }
 
-/** Subscribes one attempt for its RetryRun; a child of the downstream subscriber, so unsubscribing stops it. */
+/** Subscribes a later attempt for its RetryRun; a child of the downstream subscriber, so unsubscribing stops it. */
 class AttemptSubscriber extends InnerSubscriber<GatewayResponse> {
-  constructor(private readonly run: RetryRun) {
-    super(run.downstream);
+  constructor(private readonly run: RetryRun, downstream: Subscriber<GatewayResponse>) {
+    super(downstream);
   }
 
   protected onNext(res: GatewayResponse): void {

@@ -96,15 +96,18 @@ describe('the service timeout on the upstream exchange', () => {
       let n = 0;
       const tick = setInterval(() => {
         res.write(`${n}\n`);
-        if (++n === 8) {
+        if (++n === 30) {
           clearInterval(tick);
           res.end();
         }
-      }, 50);
+      }, 40);
     });
-    const { gw, service } = await gatewayFor(up, '150ms');
+    // 30 chunks 40 ms apart take twice the 600 ms timeout in all; the margin
+    // per gap is wide because a stalled test process fires the gateway's
+    // timer in the same turn as the upstream's next write.
+    const { gw, service } = await gatewayFor(up, '600ms');
     const res = await request(`${gw.url}/trickle`);
-    expect(await res.body.text()).toBe('0\n1\n2\n3\n4\n5\n6\n7\n');
+    expect(await res.body.text()).toBe(Array.from({ length: 30 }, (_, i) => `${i}\n`).join(''));
     expect(service.deadlines!.size).toBe(0);
   });
 });

@@ -428,6 +428,16 @@ routes:
     expect([stored.status, stored.headers['x-cache']]).toEqual([200, 'HIT']);
   });
 
+  it('invalidates the stored GET when a POST, PUT or DELETE on the same URL succeeds (RFC 9111 §4.4)', async () => {
+    for (const method of ['POST', 'PUT', 'DELETE'] as const) {
+      const target = `/c/invalidate-${method}?${h('cache-control: max-age=60')}`;
+      await get(target);
+      expect((await get(target)).headers['x-cache']).toBe('HIT');
+      expect((await get(target, { method, body: 'x' })).status).toBe(200);
+      expect((await get(target)).headers['x-cache'], method).toBe('MISS');
+    }
+  });
+
   // (the audit's cache cases end here)
 });
 

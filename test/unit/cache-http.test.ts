@@ -7,8 +7,11 @@ import { GatewayTimeoutError, PreconditionFailedError } from '../../lib/errors.t
 import { getHeader } from '../../lib/headers.ts';
 import { cache, type CacheOptions } from '../../lib/stages/cache/cache.ts';
 import { evaluate, matches } from '../../lib/stages/cache/conditional.ts';
-import type { CacheEntry } from '../../lib/stages/cache/entry.ts';
+import { decodeRecord, encodeRecord } from '../../lib/stages/cache/codec.ts';
+import type { CacheEntry, CacheRecord } from '../../lib/stages/cache/entry.ts';
+import { current } from '../../lib/stages/cache/invalidate.ts';
 import { sortedQuery } from '../../lib/stages/cache/key.ts';
+import { pack, unpack } from '../../lib/stages/cache/packed.ts';
 import { planStorage } from '../../lib/stages/cache/policy.ts';
 import type { GatewayRequest, GatewayResponse, Handler } from '../../lib/types.ts';
 import { gatewayRequest, respond } from '../support/request.ts';
@@ -264,5 +267,25 @@ describe('only-if-cached (RFC 9111 §5.2.1.7)', () => {
     clock.advance(61_000);
     await expect(send(handler, onlyIfCached())).rejects.toBeInstanceOf(GatewayTimeoutError);
     expect(up.calls).toBe(1);
+  });
+});
+
+describe('vary records keep the invalidation mark through both stores\' encodings', () => {
+  it('packs and encodes since and until, and reads a record without them', () => {
+    const marked: CacheRecord = { kind: 'vary', names: ['accept-language'], since: 1_700_000_000_123, until: 1_700_000_060_000 };
+    const plain: CacheRecord = { kind: 'vary', names: ['accept-language', 'accept-encoding'] };
+    for (const rec of [marked, plain]) {
+      expect(unpack(pack(rec))).toEqual(rec);
+      expect(decodeRecord(encodeRecord(rec))).toEqual(rec);
+    }
+  });
+
+  it('hides a variant stored in the same millisecond as the invalidation (it may have come first)', () => {
+    const rec: CacheRecord = { kind: 'vary', names: [], since: 5_000 };
+    const at = (storedAt: number) => ({ ...stored([]), storedAt });
+    expect(current(rec, at(4_999))).toBeUndefined();
+    expect(current(rec, at(5_000))).toBeUndefined();
+    expect(current(rec, at(5_001))?.storedAt).toBe(5_001);
+    expect(current({ kind: 'vary', names: [] }, at(1))?.storedAt).toBe(1);
   });
 });

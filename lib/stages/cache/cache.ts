@@ -1,4 +1,4 @@
-import { Observable, type Subscriber } from 'rxjs';
+import { Observable, tap, type Subscriber } from 'rxjs';
 import { parseDuration, type Duration } from '../../duration.ts';
 import { GatewayTimeoutError } from '../../errors.ts';
 import { systemRuntime, type Runtime } from '../../runtime.ts';
@@ -9,10 +9,10 @@ import type { CacheContext } from './context.ts';
 import { isPromiseLike, type CacheEntry, type CacheStore } from './entry.ts';
 import { entryState } from './freshness.ts';
 import { Inflight } from './inflight.ts';
-import { baseKey } from './key.ts';
+import { baseKey, getKey } from './key.ts';
 import { MemoryCacheStore } from './memory-store.ts';
 import { goUpstream } from './miss.ts';
-import { NEVER_STORED, onlyIfCached, requestMode, type StoragePolicy } from './policy.ts';
+import { invalidates, NEVER_STORED, onlyIfCached, requestMode, type StoragePolicy } from './policy.ts';
 import { replay } from './replay.ts';
 import { revalidate } from './revalidate.ts';
 import { CacheTable, type Found } from './table.ts';
@@ -184,9 +184,13 @@ export function cache(options: CacheOptions = {}): Policy {
     return function cacheHandler(req: GatewayRequest): Observable<GatewayResponse> {
       const mode = requestMode(req, cacheAuthorized);
       if (mode === 'bypass') {
-        return new Observable<GatewayResponse>((subscriber) => {
+        const bypass = new Observable<GatewayResponse>((subscriber) => {
           goUpstream(ctx, subscriber, req, '', 'BYPASS', false);
         });
+        // RFC 9111 §4.4: an unsafe method's non-error answer invalidates what is stored for its URL.
+        return invalidates(req) ? bypass.pipe(tap((res) => {
+          if (res.status < 400) table.invalidate(getKey(req), req, clock.now());
+        })) : bypass;
       }
       const base = baseKey(req);
       if (mode === 'refresh') {

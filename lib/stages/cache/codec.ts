@@ -26,6 +26,9 @@ interface EntryHead {
 interface VaryHead {
   k: 'v';
   v: readonly string[];
+  /** `since`, `until` (absent in records from before they existed). */
+  s?: number;
+  u?: number;
 }
 
 export function encodeRecord(record: CacheRecord): Buffer {
@@ -33,6 +36,8 @@ export function encodeRecord(record: CacheRecord): Buffer {
   let body: Buffer | null = null;
   if (record.kind === 'vary') {
     head = { k: 'v', v: record.names };
+    if (record.since !== undefined) head.s = record.since;
+    if (record.until !== undefined) head.u = record.until;
   } else {
     head = {
       k: 'e', s: record.status, h: record.headers, v: record.vary,
@@ -60,7 +65,7 @@ export function decodeRecord(buf: Buffer): CacheRecord | undefined {
   } catch {
     return undefined;
   }
-  if (head.k === 'v') return { kind: 'vary', names: head.v };
+  if (head.k === 'v') return { kind: 'vary', names: head.v, since: head.s, until: head.u };
   if (head.k !== 'e') return undefined;
   return {
     kind: 'entry',

@@ -19,6 +19,13 @@ export interface CacheEntry extends Freshness {
 export interface VaryRecord {
   readonly kind: 'vary';
   readonly names: readonly string[];
+  /**
+   * When an unsafe method last invalidated the URL (the cache's clock, ms):
+   * variants stored before it are not served (invalidate.ts).
+   */
+  readonly since?: number | undefined;
+  /** Until when (ms) a variant written under the record may live: a rewrite keeps the later time. */
+  readonly until?: number | undefined;
 }
 
 export type CacheRecord = CacheEntry | VaryRecord;

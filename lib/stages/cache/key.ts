@@ -7,7 +7,15 @@ import type { GatewayRequest, RequestHeaders } from '../../types.ts';
  * key: the base key plus the values of the request headers it names.
  */
 export function baseKey(req: GatewayRequest): string {
-  const method = req.method === 'HEAD' ? 'GET' : req.method;
+  return keyOf(req.method === 'HEAD' ? 'GET' : req.method, req);
+}
+
+/** The base key a GET of `req`'s target has: what an unsafe method on it invalidates. */
+export function getKey(req: GatewayRequest): string {
+  return keyOf('GET', req);
+}
+
+function keyOf(method: string, req: GatewayRequest): string {
   const host = (req.headers.host ?? '').toLowerCase();
   return `${method} ${req.protocol}://${host}${req.path}${sortedQuery(req.query)}`;
 }

@@ -12,7 +12,7 @@ import type { CacheRecord } from './entry.ts';
  *
  * Layout (little-endian):
  *   u8  kind          0 entry, 1 vary record
- *   vary record:  u32 text bytes, text
+ *   vary record:  f64 since (NaN: none), f64 until (NaN: none), u32 text bytes, text
  *   entry:        u16 status, u8 flags (1 body, 2 statusText),
  *                 f64 storedAt, f64 initialAge, f64 freshUntil, f64 swr, f64 sie,
  *                 u32 header strings, u32 vary names, u32 text bytes, text, [body]
@@ -25,6 +25,8 @@ const VARY = 1;
 const HAS_BODY = 1;
 const HAS_STATUS_TEXT = 2;
 const SEP = '\n';
+/** kind, two f64, u32. */
+const VARY_HEAD = 1 + 2 * 8 + 4;
 /** kind, status, flags, five f64, three u32. */
 const ENTRY_HEAD = 1 + 2 + 1 + 5 * 8 + 4 * 3;
 
@@ -44,11 +46,13 @@ export function packInto(record: CacheRecord, buffer: (n: number) => Buffer): nu
   if (record.kind === 'vary') {
     const text = record.names.join(SEP);
     const n = Buffer.byteLength(text);
-    const buf = buffer(5 + n);
+    const buf = buffer(VARY_HEAD + n);
     buf[0] = VARY;
-    buf.writeUInt32LE(n, 1);
-    buf.write(text, 5, 'utf8');
-    return 5 + n;
+    buf.writeDoubleLE(record.since ?? NaN, 1);
+    buf.writeDoubleLE(record.until ?? NaN, 9);
+    buf.writeUInt32LE(n, 17);
+    buf.write(text, VARY_HEAD, 'utf8');
+    return VARY_HEAD + n;
   }
   const body = record.body;
   const statusText = record.statusText;
@@ -80,8 +84,13 @@ export function packInto(record: CacheRecord, buffer: (n: number) => Buffer): nu
 /** The record `pack` made; the body is a view into `buf`, not a copy. */
 export function unpack(buf: Buffer): CacheRecord {
   if (buf[0] === VARY) {
-    const n = buf.readUInt32LE(1);
-    return { kind: 'vary', names: n === 0 ? [] : buf.toString('utf8', 5, 5 + n).split(SEP) };
+    const since = buf.readDoubleLE(1);
+    const until = buf.readDoubleLE(9);
+    const n = buf.readUInt32LE(17);
+    return {
+      kind: 'vary', names: n === 0 ? [] : buf.toString('utf8', VARY_HEAD, VARY_HEAD + n).split(SEP),
+      since: Number.isNaN(since) ? undefined : since, until: Number.isNaN(until) ? undefined : until,
+    };
   }
   const flags = buf[3]!;
   const headerCount = buf.readUInt32LE(44);

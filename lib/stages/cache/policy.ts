@@ -47,6 +47,13 @@ export function onlyIfCached(req: GatewayRequest): boolean {
   return raw !== undefined && has(parseCacheControl(raw), 'only-if-cached');
 }
 
+/** The safe methods (RFC 9110 §9.2.1); a non-error answer to any other invalidates the URL's entry (RFC 9111 §4.4). */
+const SAFE_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE']);
+
+export function invalidates(req: GatewayRequest): boolean {
+  return !SAFE_METHODS.has(req.method);
+}
+
 export interface StoragePolicy extends FreshnessPolicy {
   readonly statuses: ReadonlySet<number>;
 }

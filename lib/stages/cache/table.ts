@@ -1,6 +1,7 @@
 import type { GatewayRequest } from '../../types.ts';
-import { isPromiseLike, type CacheEntry, type CacheRecord, type CacheStore } from './entry.ts';
+import { isPromiseLike, type CacheEntry, type CacheRecord, type CacheStore, type VaryRecord } from './entry.ts';
 import { retention } from './freshness.ts';
+import { current, invalidate, writeVary } from './invalidate.ts';
 import { variantKey } from './key.ts';
 
 export interface Found {
@@ -31,7 +32,14 @@ export class CacheTable {
     if (rec === undefined || rec.kind === 'entry') return { entry: rec, key: base };
     const key = variantKey(base, req.headers, rec.names);
     const got = this.store.get(key);
+    // A variant stored before an unsafe method invalidated the URL is a miss.
+    if (rec.since !== undefined) return isPromiseLike(got) ? got.then((e) => marked(rec, e, key)) : marked(rec, got, key);
     return isPromiseLike(got) ? got.then((e) => found(e, key)) : found(got, key);
+  }
+
+  /** After an unsafe method's non-error answer: what `base` (the URL's GET key) holds is no longer served. */
+  invalidate(base: string, req: GatewayRequest, now: number): void {
+    invalidate(this.store, base, req.headers, now, this.onError);
   }
 
   /** Stores `entry` for `req` until its stale windows close, without waiting; returns its key. */
@@ -39,7 +47,7 @@ export class CacheTable {
     const key = variantKey(base, req.headers, entry.vary);
     const ttl = retention(entry, now);
     if (ttl <= 0) return key;
-    if (entry.vary.length > 0) this.set(base, { kind: 'vary', names: entry.vary }, ttl);
+    if (entry.vary.length > 0) writeVary(this.store, base, entry.vary, ttl, now, this.onError);
     this.set(key, entry, ttl);
     return key;
   }
@@ -56,4 +64,8 @@ export class CacheTable {
 
 function found(e: CacheRecord | undefined, key: string): Found {
   return { entry: e?.kind === 'entry' ? e : undefined, key };
+}
+
+function marked(rec: VaryRecord, e: CacheRecord | undefined, key: string): Found {
+  return { entry: current(rec, e?.kind === 'entry' ? e : undefined), key };
 }

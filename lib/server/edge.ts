@@ -203,7 +203,9 @@ export class Edge {
       locals: {},
       attempt: { number: 1, tried: NO_ORIGINS, instance: null },
     };
-    const exchange = new Exchange(res, req, this.hooks, this.inflight, upgrade);
+    // A request with a body reads it after the handler, an upgrade answers later: both watch for the client going away at once.
+    const watchNow = hasBody || upgrade !== null || headProblem !== null;
+    const exchange = new Exchange(res, req, this.hooks, this.inflight, upgrade, watchNow);
     if (headProblem !== null) {
       // Answer and close on the next turn (see rejectAndClose): what follows this head is never parsed.
       const error = new BadRequestError(`malformed request head: ${headProblem}`);
@@ -211,11 +213,15 @@ export class Edge {
       return;
     }
     if (hasBody) req.body = exchange.readBody(cl === undefined ? null : Number(cl));
-    if (badPath !== null) exchange.reject(toGatewayError(badPath));
-    else {
-      const admitted = admit(this.hooks, req, exchange);
-      if (admitted === null) exchange.run();
-      else exchange.respond(admitted);
+    try {
+      if (badPath !== null) exchange.reject(toGatewayError(badPath));
+      else {
+        const admitted = admit(this.hooks, req, exchange);
+        if (admitted === null) exchange.run();
+        else exchange.respond(admitted);
+      }
+    } finally {
+      if (!watchNow) exchange.watchAbortUnlessAnswered();
     }
   }
 }

@@ -92,6 +92,14 @@ export interface Attempt {
   readonly tried: readonly string[];
   /** The instance this attempt went to: set by `forward` when it picks one; null before. */
   instance: string | null;
+  /**
+   * Set by retry after the previous attempt got no response head within the
+   * service's timeout: this attempt goes to an instance not in `tried`, or
+   * `forward` fails it at once with this error (the previous attempt's) —
+   * nginx's `proxy_next_upstream timeout` has no next server either, and
+   * waiting the timeout again on the same instance only doubles the wait.
+   */
+  readonly elsewhereOr?: unknown;
 }
 
 /**

@@ -102,8 +102,12 @@ export function forward(service: Service, options: ForwardOptions = {}): Startab
   // ejection, which `circuitBreaker.perInstance` configures): pick skips them.
   /** The instance for `req`, or what answers it instead: none usable, or a traced attempt (its own Observable). */
   const choose = (req: GatewayRequest): Upstream | Observable<GatewayResponse> => {
-    const upstream = service.pick(req.attempt.tried, req);
+    const attempt = req.attempt;
+    const upstream = service.pick(attempt.tried, req);
     if (upstream === undefined) return unavailable();
+    // After a head timeout, retry asks for another instance or none (see Attempt.elsewhereOr).
+    const or = attempt.elsewhereOr;
+    if (or !== undefined && attempt.tried.includes(upstream.origin)) return throwError(() => or);
     // Set only when a tracer provider is registered: the attempt gets its span.
     const tracing = req.locals.tracing;
     return tracing === undefined ? upstream : tracing.attempt(send, service.name, req, upstream);

@@ -39,6 +39,8 @@ export class RetryRun extends InnerSubscriber<GatewayResponse> {
   private current: GatewayRequest;
   /** Whether a retry granted by the budget is in flight (see RetryBudget.minConcurrent). */
   private holding = false;
+  /** The head timeout the next attempt must not repeat on an instance already tried (Attempt.elsewhereOr). */
+  private timedOut: unknown = undefined;
 
   constructor(
     private readonly decider: RetryDecider,
@@ -86,7 +88,9 @@ export class RetryRun extends InnerSubscriber<GatewayResponse> {
       ...prev,
       // A streamed body is passed on only after an unsent failure: it was never read.
       body: this.replay !== null ? this.replay.replay() : prev.body,
-      attempt: { number: n, tried: instance === null ? tried : [...tried, instance], instance: null },
+      attempt: this.timedOut === undefined
+        ? { number: n, tried: instance === null ? tried : [...tried, instance], instance: null }
+        : { number: n, tried: instance === null ? tried : [...tried, instance], instance: null, elsewhereOr: this.timedOut },
     };
   }
 
@@ -127,6 +131,11 @@ export class RetryRun extends InnerSubscriber<GatewayResponse> {
     let delay: number | null = null;
     try {
       this.release();
+      // forward found no other instance than those that timed out: no further attempt.
+      if (err !== undefined && err === this.current.attempt.elsewhereOr) {
+        this.downstream.error(err);
+        return;
+      }
       if (!this.emitted && n < s.attempts && s.retryOn(err)) {
         const unsent = isUnsentError(err);
         if (unsent || this.repeatable) {
@@ -138,8 +147,12 @@ export class RetryRun extends InnerSubscriber<GatewayResponse> {
       this.downstream.error(thrown);
       return;
     }
-    if (delay === null) this.downstream.error(err);
-    else this.again(delay, from);
+    if (delay === null) {
+      this.downstream.error(err);
+      return;
+    }
+    this.timedOut = headTimedOut(err) ? err : undefined;
+    this.again(delay, from);
   }
 
   /** Tears the failed attempt down (aborting its upstream request), then waits `delay` before the next. */
@@ -158,6 +171,16 @@ export class RetryRun extends InnerSubscriber<GatewayResponse> {
     this.holding = false;
     this.decider.done();
   }
+}
+
+/**
+ * The upstream got the request and sent no response head within its
+ * service's `timeout` (undici's headers timeout, which the exchange's
+ * deadline raises). A timeout stage's 504 (`timeouts.perAttempt`) is not
+ * this: a per-attempt limit asks for retries, wherever they go.
+ */
+function headTimedOut(err: unknown): boolean {
+  return isGatewayError(err) && err.code === 'GATEWAY_TIMEOUT' && err.sent && (err.cause as { code?: unknown } | undefined)?.code === 'UND_ERR_HEADERS_TIMEOUT';
 }
 
 /** The wait is over: the next attempt. */

@@ -1,5 +1,6 @@
 import type { Subscriber } from 'rxjs';
 import type { GatewayRequest, GatewayResponse } from '../../types.ts';
+import { answerConditional, hasPreconditions } from './conditional.ts';
 import type { CacheContext } from './context.ts';
 import { variantKey } from './key.ts';
 import { goUpstream } from './miss.ts';
@@ -20,8 +21,11 @@ export function waitForLeader(
 ): void {
   const leave = ctx.inflight.join(key, (v) => {
     if (v !== null && v.key === variantKey(base, req.headers, v.entry.vary)) {
+      const now = ctx.clock.now();
+      // the leader's stored 200 answers a waiter's preconditions as a fresh hit would
+      if (v.status === 'HIT' && hasPreconditions(req.headers) && answerConditional(downstream, req, v.entry, now)) return;
       req.locals.cache = v.status;
-      downstream.next(replay(v.entry, req.method, v.status, ctx.clock.now()));
+      downstream.next(replay(v.entry, req.method, v.status, now));
       downstream.complete();
       return;
     }

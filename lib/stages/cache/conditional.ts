@@ -3,13 +3,16 @@ import { PreconditionFailedError } from '../../errors.ts';
 import type { GatewayRequest, GatewayResponse, RequestHeaders } from '../../types.ts';
 import { headerValue, type CacheEntry } from './entry.ts';
 import { ageSeconds, httpDate } from './freshness.ts';
+import type { CacheStatus } from './replay.ts';
 
 /**
  * Conditional requests answered from a fresh entry (RFC 9110 §13.2, RFC
  * 9111 §4.3.2), as nginx's not_modified filter answers them from its cache:
  * a matching `If-None-Match` or an unchanged `If-Modified-Since` gets a 304,
- * a failing `If-Match` or `If-Unmodified-Since` a 412. A stale entry or a
- * miss never gets here: the request's validators go upstream unchanged.
+ * a failing `If-Match` or `If-Unmodified-Since` a 412. A stale entry never
+ * gets here: the request's validators go upstream unchanged. A miss the
+ * cache may store sends none (`withoutValidators`) and answers them from
+ * the 200 it stores (miss.ts).
  */
 
 /** The fields a 304 carries when the 200 would (RFC 9110 §15.4.5). */
@@ -22,6 +25,21 @@ const NOT_MODIFIED_FIELDS = new Set(['cache-control', 'content-location', 'date'
 export function hasPreconditions(h: RequestHeaders): boolean {
   return h['if-none-match'] !== undefined || h['if-modified-since'] !== undefined
     || h['if-match'] !== undefined || h['if-unmodified-since'] !== undefined;
+}
+
+/**
+ * `headers` without the client's validators, for the upstream request of a
+ * miss the cache may store and of a background refresh: with them the
+ * upstream answers 304, which is not stored, so a cache behind browsers that
+ * revalidate would never fill. nginx's proxy_cache clears the same four
+ * (ngx_http_proxy_cache_headers). A new object: the client's stays as it is.
+ */
+export function withoutValidators(headers: RequestHeaders): RequestHeaders {
+  const out: RequestHeaders = {};
+  for (const name in headers) {
+    if (name !== 'if-none-match' && name !== 'if-modified-since' && name !== 'if-match' && name !== 'if-unmodified-since') out[name] = headers[name]!;
+  }
+  return out;
 }
 
 /** What the preconditions make of a hit: the stored answer, a 304, or a 412. */
@@ -96,13 +114,13 @@ function entityTags(list: string): EntityTag[] {
 }
 
 /** The 304 for `entry` at `now`: the fields the 200 would carry that §15.4.5 lists, `x-cache` and `age`, no body. */
-export function notModified(entry: CacheEntry, now: number): GatewayResponse {
+export function notModified(entry: CacheEntry, now: number, status: CacheStatus = 'HIT'): GatewayResponse {
   const headers: string[] = [];
   const stored = entry.headers;
   for (let i = 0; i < stored.length; i += 2) {
     if (NOT_MODIFIED_FIELDS.has(stored[i]!)) headers.push(stored[i]!, stored[i + 1]!);
   }
-  headers.push('x-cache', 'HIT', 'age', String(ageSeconds(entry, now)));
+  headers.push('x-cache', status, 'age', String(ageSeconds(entry, now)));
   return { status: 304, headers, body: null };
 }
 
@@ -115,11 +133,22 @@ export function answerConditional(subscriber: Subscriber<GatewayResponse>, req: 
   const outcome = evaluate(req.headers, entry);
   if (outcome === 'serve') return false;
   req.locals.cache = 'HIT';
-  if (outcome === 'failed') {
-    subscriber.error(new PreconditionFailedError('a precondition of the request failed against the stored response', { headers: { 'x-cache': 'HIT' } }));
-    return true;
-  }
-  subscriber.next(notModified(entry, now));
-  subscriber.complete();
+  answerPrecondition(subscriber, outcome, entry, now, 'HIT');
   return true;
+}
+
+/** Sends the 304 (`not-modified`) or the 412 (`failed`) for `entry`, tagged `status`. */
+export function answerPrecondition(
+  subscriber: Subscriber<GatewayResponse>,
+  outcome: Exclude<Precondition, 'serve'>,
+  entry: CacheEntry,
+  now: number,
+  status: CacheStatus,
+): void {
+  if (outcome === 'failed') {
+    subscriber.error(new PreconditionFailedError('a precondition of the request failed against the stored response', { headers: { 'x-cache': status } }));
+    return;
+  }
+  subscriber.next(notModified(entry, now, status));
+  subscriber.complete();
 }

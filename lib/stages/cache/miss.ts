@@ -1,10 +1,11 @@
 import type { Subscriber } from 'rxjs';
 import { toGatewayError } from '../../errors.ts';
 import { InnerSubscriber } from '../../subscriber.ts';
-import type { GatewayRequest, GatewayResponse } from '../../types.ts';
+import type { BodySink, GatewayRequest, GatewayResponse } from '../../types.ts';
+import { answerPrecondition, evaluate, hasPreconditions, withoutValidators, type Precondition } from './conditional.ts';
 import { storeEntry, type CacheContext, type Settled } from './context.ts';
 import type { CacheEntry } from './entry.ts';
-import { planStorage } from './policy.ts';
+import { planStorage, type StoragePlan } from './policy.ts';
 import { entryOf, replay, tagged, type CacheStatus } from './replay.ts';
 import { StoreTee, type TeeOwner } from './tee.ts';
 
@@ -21,7 +22,20 @@ export function goUpstream(
   lookupKey: string = base,
 ): void {
   req.locals.cache = status;
-  ctx.next(req).subscribe(new MissSubscriber(downstream, ctx, req, base, status, storeIt, stale, settle, lookupKey));
+  // A miss the cache may store asks for the whole response, as nginx's
+  // proxy_cache does: the client's validators are answered from what is
+  // stored (`hold`). On a copy: the client's request is what the cache keys
+  // by. A Range request keeps them: its 206 is never stored anyway.
+  const conditional = storeIt && hasPreconditions(req.headers) && req.headers.range === undefined;
+  const sent = conditional ? { ...req, headers: withoutValidators(req.headers) } : req;
+  ctx.next(sent).subscribe(new MissSubscriber(downstream, ctx, req, base, status, storeIt, stale, settle, lookupKey, conditional));
+}
+
+/** A 304 or 412 waiting for the stored response's body to end. */
+interface Held {
+  readonly outcome: Exclude<Precondition, 'serve'>;
+  /** The entry minus its body: what the answer is made from. */
+  readonly head: CacheEntry;
 }
 
 /**
@@ -31,12 +45,16 @@ export function goUpstream(
  * copy is dropped). With `stale`, an upstream failure answers with that
  * entry. `settle` tells coalesced waiters what came of it, once. One object
  * per request, in place of an Observable, an observer and their closures.
+ * With `conditional` (the client's validators were not sent upstream), a
+ * stored 200 they match answers 304 or 412 once it is stored.
  */
 export class MissSubscriber extends InnerSubscriber<GatewayResponse> implements TeeOwner {
   /** The exchange ended: its body is through, or a stale entry answered. */
   private completed = false;
   /** Waiters were told (or there are none). */
   private settled: boolean;
+  /** The client's preconditions decided its answer: sent once the body is stored. */
+  private held: Held | null = null;
 
   constructor(
     downstream: Subscriber<GatewayResponse>,
@@ -48,6 +66,7 @@ export class MissSubscriber extends InnerSubscriber<GatewayResponse> implements 
     private readonly stale: CacheEntry | undefined,
     private readonly settle: ((v: Settled | null) => void) | undefined,
     private readonly lookupKey: string,
+    private readonly conditional = false,
   ) {
     super(downstream);
     this.settled = settle === undefined;
@@ -76,6 +95,14 @@ export class MissSubscriber extends InnerSubscriber<GatewayResponse> implements 
       this.downstream.next(tagged(res, this.status));
       return;
     }
+    if (this.conditional) {
+      const head = entryOf(res, plan, null);
+      const outcome = evaluate(this.req.headers, head);
+      if (outcome !== 'serve') {
+        this.hold(res, plan, { outcome, head });
+        return;
+      }
+    }
     if (body === null) {
       this.stored(entryOf(res, plan, null));
       this.downstream.next(tagged(res, this.status));
@@ -96,7 +123,30 @@ export class MissSubscriber extends InnerSubscriber<GatewayResponse> implements 
 
   protected override onComplete(): void {
     this.completed = true;
-    this.downstream.complete();
+    // a held answer completes the client's exchange itself, once sent
+    if (this.held === null) this.downstream.complete();
+  }
+
+  /**
+   * Stores the response, then answers the client's preconditions from it
+   * (the body is read on without a client, as nginx reads on into its cache
+   * after a 304). A body that grows past `maxEntrySize` is not stored; the
+   * answer, decided by the same response's validators, is still sent.
+   */
+  private hold(res: GatewayResponse, plan: StoragePlan, held: Held): void {
+    this.held = held;
+    if (res.body === null) {
+      this.stored(held.head);
+      this.release();
+      return;
+    }
+    const sink: BodySink = { write: () => true, end: () => this.release() };
+    new StoreTee(res.body, this.ctx.maxEntrySize, this, res, plan, this.ctx.storeCopies).pipe(sink);
+  }
+
+  private release(): void {
+    const held = this.held!;
+    answerPrecondition(this.downstream, held.outcome, held.head, this.ctx.clock.now(), this.status);
   }
 
   override unsubscribe(): void {

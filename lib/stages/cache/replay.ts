@@ -1,5 +1,6 @@
 import type { BufferedBody } from '../../body.ts';
 import type { GatewayRequest, GatewayResponse } from '../../types.ts';
+import { withoutValidators } from './conditional.ts';
 import { headerValue, type CacheEntry } from './entry.ts';
 import { ageSeconds } from './freshness.ts';
 import type { StoragePlan } from './policy.ts';
@@ -42,15 +43,17 @@ export function entryOf(res: GatewayResponse, plan: StoragePlan, body: BufferedB
 }
 
 /**
- * The GET a background revalidation sends for `req`: same target and
- * headers, its own header object and locals (minus the response headers
- * meant for the client), so it cannot disturb the request it came from.
+ * The GET a background revalidation sends for `req`: same target (a bare
+ * `?` kept, as forward sends it) and headers minus the client's validators
+ * (the upstream would answer them 304, which refreshes nothing), its own
+ * header object and locals (minus the response headers meant for the
+ * client), so it cannot disturb the request it came from.
  */
 export function backgroundRequest(req: GatewayRequest): GatewayRequest {
   const { responseHeaders: _, ...locals } = req.locals;
   return {
-    id: req.id, method: 'GET', path: req.path, query: req.query, normalizedPath: req.normalizedPath,
-    headers: { ...req.headers }, remoteAddress: req.remoteAddress, protocol: req.protocol, body: null,
+    id: req.id, method: 'GET', path: req.path, query: req.query, emptyQuery: req.emptyQuery === true, normalizedPath: req.normalizedPath,
+    headers: withoutValidators(req.headers), remoteAddress: req.remoteAddress, protocol: req.protocol, body: null,
     params: req.params, receivedAt: req.receivedAt, locals, attempt: req.attempt,
   };
 }

@@ -1,0 +1,164 @@
+import { Observable } from 'rxjs';
+import { describe, expect, it } from 'vitest';
+import { BufferedBody } from '../../lib/body.ts';
+import { PreconditionFailedError } from '../../lib/errors.ts';
+import { getHeader } from '../../lib/headers.ts';
+import { cache, type CacheOptions } from '../../lib/stages/cache/cache.ts';
+import { withoutValidators } from '../../lib/stages/cache/conditional.ts';
+import { backgroundRequest } from '../../lib/stages/cache/replay.ts';
+import type { GatewayRequest, GatewayResponse, Handler } from '../../lib/types.ts';
+import { gatewayRequest, respond } from '../support/request.ts';
+
+/**
+ * A miss the cache may store sends no validators upstream and answers the
+ * client's preconditions from the 200 it stores, as nginx's proxy_cache does
+ * (ngx_http_proxy_cache_headers); a background refresh sends none either.
+ * Before, the validators went upstream, the upstream answered 304, nothing
+ * was stored, and every later plain GET missed.
+ */
+
+const LM = 'Wed, 21 Oct 2015 07:28:00 GMT';
+const HEAD = ['etag', '"v1"', 'last-modified', LM, 'cache-control', 'max-age=60', 'date', LM, 'content-type', 'text/plain'];
+const VALIDATORS = ['if-none-match', 'if-modified-since', 'if-match', 'if-unmodified-since'];
+
+function request(headers: Record<string, string> = {}, over: Partial<GatewayRequest> = {}): GatewayRequest {
+  return gatewayRequest({ path: '/items', headers: { host: 'api.test', ...headers }, ...over });
+}
+
+interface Reply { status?: number; headers?: string[]; body?: string | null }
+
+/** An upstream as HTTP would answer: 304 to a matching If-None-Match, else `reply`; keeps the requests it got. */
+function setup(options: CacheOptions = {}, reply: (n: number) => Reply = () => ({ headers: HEAD, body: 'hello' })) {
+  let t = 1_000_000;
+  const clock = { now: () => t, advance: (ms: number) => { t += ms; } };
+  const seen: GatewayRequest[] = [];
+  const up = ((req: GatewayRequest) => new Observable<GatewayResponse>((s) => {
+    seen.push(req);
+    const r = req.headers['if-none-match'] === '"v1"'
+      ? { status: 304, headers: ['etag', '"v1"'], body: null }
+      : reply(seen.length);
+    s.next({ status: r.status ?? 200, headers: r.headers ?? [], body: r.body === null || r.body === undefined ? null : BufferedBody.of(r.body) });
+    s.complete();
+  })) as Handler;
+  return { clock, seen, handler: cache({ clock, ...options })(up) };
+}
+
+async function send(h: Handler, req: GatewayRequest) {
+  const { response: r, body: b } = await respond(h, req);
+  return { status: r.status, headers: r.headers, body: b === null ? null : b.toString(), xCache: getHeader(r.headers, 'x-cache') };
+}
+
+const sentValidators = (seen: GatewayRequest[]): string[][] => seen.map((r) => VALIDATORS.filter((v) => r.headers[v] !== undefined));
+
+describe('a miss the cache may store sends no validators upstream', () => {
+  it('answers a matching If-None-Match 304 from the 200 it stored (the §15.4.5 fields, x-cache MISS), and the next plain GET is a HIT', async () => {
+    const { seen, handler } = setup();
+    const req = request({ 'if-none-match': 'W/"v1"' });
+    const first = await send(handler, req);
+    expect([first.status, first.body]).toEqual([304, null]);
+    expect(first.headers).toEqual(['etag', '"v1"', 'cache-control', 'max-age=60', 'date', LM, 'x-cache', 'MISS', 'age', '0']);
+    expect(sentValidators(seen)).toEqual([[]]);
+    // the client's request is left as it came
+    expect(req.headers['if-none-match']).toBe('W/"v1"');
+    const second = await send(handler, request());
+    expect([second.status, second.xCache, second.body]).toEqual([200, 'HIT', 'hello']);
+    expect(seen).toHaveLength(1);
+  });
+
+  it('gives the whole stored 200 to a client whose If-None-Match does not match, and an unchanged If-Modified-Since a 304', async () => {
+    const { seen, handler } = setup();
+    const other = await send(handler, request({ 'if-none-match': '"v0"' }));
+    expect([other.status, other.xCache, other.body]).toEqual([200, 'MISS', 'hello']);
+    expect((await send(handler, request({ 'if-modified-since': LM }))).status).toBe(304);
+    expect(seen).toHaveLength(1);
+  });
+
+  it('answers a failing If-Match or If-Unmodified-Since 412 once the 200 is stored', async () => {
+    for (const headers of [{ 'if-match': '"zzz"' }, { 'if-unmodified-since': 'Tue, 20 Oct 2015 07:28:00 GMT' }]) {
+      const { seen, handler } = setup();
+      const err = await send(handler, request(headers)).then(() => null, (e: unknown) => e);
+      expect(err, JSON.stringify(headers)).toBeInstanceOf(PreconditionFailedError);
+      expect((err as PreconditionFailedError).headers).toEqual({ 'x-cache': 'MISS' });
+      expect(sentValidators(seen)).toEqual([[]]);
+      expect((await send(handler, request())).xCache).toBe('HIT');
+    }
+  });
+
+  it('stores a large body whole before answering the 304', async () => {
+    const { seen, handler } = setup({}, () => ({ headers: HEAD, body: 'x'.repeat(100_000) }));
+    expect((await send(handler, request({ 'if-none-match': '"v1"' }))).status).toBe(304);
+    const hit = await send(handler, request());
+    expect([hit.xCache, hit.body?.length]).toEqual(['HIT', 100_000]);
+    expect(seen).toHaveLength(1);
+  });
+
+  it('gives the client the upstream answer as it is when it is not stored', async () => {
+    const { seen, handler } = setup({}, () => ({ headers: ['etag', '"v1"', 'cache-control', 'no-store'], body: 'hello' }));
+    const res = await send(handler, request({ 'if-none-match': '"v1"' }));
+    expect([res.status, res.xCache, res.body]).toEqual([200, 'MISS', 'hello']);
+    const big = setup({ maxEntrySize: 3 });
+    const whole = await send(big.handler, request({ 'if-none-match': '"v1"' }));
+    expect([whole.status, whole.body]).toEqual([200, 'hello']);
+    expect(sentValidators([...seen, ...big.seen])).toEqual([[], []]);
+  });
+
+  it('keeps the validators where nothing is stored: a HEAD miss, a Range request, a request with Authorization', async () => {
+    for (const extra of [{ method: 'HEAD' }, { headers: { host: 'api.test', range: 'bytes=0-1', 'if-none-match': '"v1"' } }, { headers: { host: 'api.test', authorization: 'Bearer t', 'if-none-match': '"v1"' } }]) {
+      const { seen, handler } = setup();
+      const res = await send(handler, request({ 'if-none-match': '"v1"' }, extra));
+      expect(res.status, JSON.stringify(extra)).toBe(304);
+      expect(sentValidators(seen)).toEqual([['if-none-match']]);
+    }
+  });
+
+  it('answers a coalesced waiter\'s If-None-Match from the leader\'s stored 200', async () => {
+    let release: (() => void) | undefined;
+    const seen: GatewayRequest[] = [];
+    const up = ((req: GatewayRequest) => new Observable<GatewayResponse>((s) => {
+      seen.push(req);
+      release = () => {
+        s.next({ status: 200, headers: HEAD, body: BufferedBody.of('hello') });
+        s.complete();
+      };
+    })) as Handler;
+    const handler = cache()(up);
+    const leader = send(handler, request());
+    const waiter = send(handler, request({ 'if-none-match': '"v1"' }));
+    release!();
+    expect((await leader).status).toBe(200);
+    const w = await waiter;
+    expect([w.status, w.xCache]).toEqual([304, 'HIT']);
+    expect(seen).toHaveLength(1);
+  });
+});
+
+describe('the background refresh of stale-while-revalidate', () => {
+  it('sends none of the client\'s validators, so the 200 it gets refreshes the entry', async () => {
+    const { clock, seen, handler } = setup({}, (n) => ({ headers: ['etag', '"v1"', 'cache-control', 'max-age=60, stale-while-revalidate=60'], body: `v${n}` }));
+    await send(handler, request());
+    clock.advance(61_000);
+    const stale = await send(handler, request({ 'if-none-match': '"v1"', 'if-modified-since': LM }));
+    expect([stale.status, stale.xCache, stale.body]).toEqual([200, 'STALE', 'v1']);
+    expect(sentValidators(seen)).toEqual([[], []]);
+    const fresh = await send(handler, request());
+    expect([fresh.xCache, fresh.body]).toEqual(['HIT', 'v2']);
+  });
+
+  it('keeps a bare ? and leaves the client\'s headers as they are', () => {
+    const req = request({ 'if-none-match': '"v1"', 'if-match': '"v1"', accept: 'text/plain' }, { emptyQuery: true });
+    const bg = backgroundRequest(req);
+    expect([bg.emptyQuery, bg.headers]).toEqual([true, { host: 'api.test', accept: 'text/plain' }]);
+    expect(backgroundRequest(request()).emptyQuery).toBe(false);
+    expect(req.headers['if-none-match']).toBe('"v1"');
+  });
+});
+
+describe('withoutValidators', () => {
+  it('drops exactly the four validators into a new object', () => {
+    const h = { 'if-none-match': 'a', 'if-modified-since': 'b', 'if-match': 'c', 'if-unmodified-since': 'd', 'if-range': 'e', range: 'bytes=0-1', x: 'y' };
+    const out = withoutValidators(h);
+    expect(out).toEqual({ 'if-range': 'e', range: 'bytes=0-1', x: 'y' });
+    expect(out).not.toBe(h);
+    expect(Object.keys(h)).toHaveLength(7);
+  });
+});

@@ -67,6 +67,12 @@ export interface GatewayRequest {
    * `req.clientAddress ?? req.remoteAddress`.
    */
   clientAddress?: string;
+  /**
+   * True when the socket peer is one of the top-level `trustedProxies` (set
+   * by the `ipFilter` stage; absent otherwise): the upstream then gets the
+   * `X-Forwarded-Proto`, `X-Forwarded-Host` and `Forwarded` that proxy sent.
+   */
+  viaTrustedProxy?: boolean;
   /** 'http' or 'https' as seen by the client. */
   readonly protocol: string;
   /** Null when the request has no body. */

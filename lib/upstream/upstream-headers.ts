@@ -11,7 +11,8 @@ const DROPPED: ReadonlySet<string> = new Set([...HOP_BY_HOP, ...REPLACED]);
  * The headers sent upstream, as undici's flat `[name, value, …]` list: the
  * client's, less hop-by-hop ones (and those `Connection` names), with
  * `Host` as `preserveHost` says and the `X-Forwarded-*` family, `X-Real-IP`
- * and `X-Request-Id` set by the gateway.
+ * and `X-Request-Id` set by the gateway (`X-Forwarded-Proto`/`-Host` as a
+ * trusted proxy sent them, `req.viaTrustedProxy`).
  *
  * `ownHostImplied`: the caller's client sends the instance's own host when
  * the list has none (undici writes its pool's precomputed `host:` line, the
@@ -31,10 +32,19 @@ export function upstreamHeaders(req: GatewayRequest, upstream: Upstream, preserv
   const xff = headers['x-forwarded-for'];
   const host = preserveHost === false ? upstream.host : preserveHost === true ? clientHost || upstream.host : preserveHost;
   if (host !== upstream.host || !ownHostImplied) out.push('host', host);
+  let proto = req.protocol;
+  let forwardedHost = clientHost;
+  // A trusted proxy (a TLS-terminating load balancer) says how the client came in.
+  if (req.viaTrustedProxy === true) {
+    const p = headers['x-forwarded-proto'];
+    if (p === 'https' || p === 'http') proto = p;
+    const h = headers['x-forwarded-host'];
+    if (h !== undefined && h !== '') forwardedHost = h;
+  }
   out.push(
     'x-forwarded-for', xff === undefined ? ip : `${xff}, ${ip}`,
-    'x-forwarded-proto', req.protocol,
-    'x-forwarded-host', clientHost,
+    'x-forwarded-proto', proto,
+    'x-forwarded-host', forwardedHost,
     // The client as trusted proxies report it (ipFilter's trustedProxies), else the peer.
     'x-real-ip', req.clientAddress ?? ip,
     'x-request-id', req.id,

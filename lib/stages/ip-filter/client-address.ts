@@ -26,6 +26,11 @@ export class ClientAddressResolver {
 
   constructor(private readonly trusted: CidrList) {}
 
+  /** Whether the peer of the last `resolve` is a trusted proxy. */
+  get peerTrusted(): boolean {
+    return this.lastTrusted;
+  }
+
   resolve(peer: string, forwardedFor: string | undefined): string {
     if (peer !== this.lastPeer) {
       this.lastPeer = peer;

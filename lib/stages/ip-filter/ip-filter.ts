@@ -27,7 +27,9 @@ const defaults = { allow: [], deny: [], trustedProxies: [] } satisfies Required<
  * Admits a request by its client's address: `403 IP_FORBIDDEN` when `deny`
  * holds it or a non-empty `allow` does not. It also sets
  * `req.clientAddress` (the address behind `trustedProxies`) for the stages
- * after it: rate limits keyed by `ip`, the `hash` balancer. The lists are
+ * after it: rate limits keyed by `ip`, the `hash` balancer; and
+ * `req.viaTrustedProxy` when the peer is one of `trustedProxies`, whose
+ * `X-Forwarded-Proto`/`-Host` and `Forwarded` then reach the upstream. The lists are
  * compiled once; a check is a loop over typed arrays, and the verdict for
  * the last address is kept (a client sends request after request).
  */
@@ -54,6 +56,8 @@ export function ipFilter(options: IpFilterOptions = {}): Policy {
   return (next) => function ipFilterHandler(req: GatewayRequest) {
     const address = resolver.resolve(req.remoteAddress, req.headers['x-forwarded-for']);
     req.clientAddress = address;
+    // Only then: an untrusted request keeps its shape (one field fewer to add).
+    if (resolver.peerTrusted) req.viaTrustedProxy = true;
     if (!filters || admits(address)) return next(req);
     return new Observable<GatewayResponse>((s) => s.error(new IpForbiddenError('your address is not allowed here')));
   };

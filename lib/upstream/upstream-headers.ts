@@ -3,7 +3,7 @@ import type { GatewayRequest } from '../types.ts';
 import type { Upstream } from './upstream.ts';
 
 /** Request headers the gateway sets itself; the client's copies are dropped. */
-const REPLACED = ['host', 'expect', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-real-ip', 'x-request-id'];
+const REPLACED = ['host', 'expect', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-real-ip', 'x-request-id', 'forwarded'];
 /** Never copied: hop-by-hop and replaced headers, in one set (one lookup per header). */
 const DROPPED: ReadonlySet<string> = new Set([...HOP_BY_HOP, ...REPLACED]);
 
@@ -11,8 +11,8 @@ const DROPPED: ReadonlySet<string> = new Set([...HOP_BY_HOP, ...REPLACED]);
  * The headers sent upstream, as undici's flat `[name, value, …]` list: the
  * client's, less hop-by-hop ones (and those `Connection` names), with
  * `Host` as `preserveHost` says and the `X-Forwarded-*` family, `X-Real-IP`
- * and `X-Request-Id` set by the gateway (`X-Forwarded-Proto`/`-Host` as a
- * trusted proxy sent them, `req.viaTrustedProxy`).
+ * and `X-Request-Id` set by the gateway (`X-Forwarded-Proto`/`-Host` and
+ * `Forwarded` as a trusted proxy sent them, `req.viaTrustedProxy`).
  *
  * `ownHostImplied`: the caller's client sends the instance's own host when
  * the list has none (undici writes its pool's precomputed `host:` line, the
@@ -34,12 +34,15 @@ export function upstreamHeaders(req: GatewayRequest, upstream: Upstream, preserv
   if (host !== upstream.host || !ownHostImplied) out.push('host', host);
   let proto = req.protocol;
   let forwardedHost = clientHost;
-  // A trusted proxy (a TLS-terminating load balancer) says how the client came in.
+  // A trusted proxy (a TLS-terminating load balancer) says how the client
+  // came in; RFC 7239's Forwarded is kept only from one, as from a client it
+  // would forge the address, host and scheme the X-Forwarded-* ones guard.
   if (req.viaTrustedProxy === true) {
     const p = headers['x-forwarded-proto'];
     if (p === 'https' || p === 'http') proto = p;
     const h = headers['x-forwarded-host'];
     if (h !== undefined && h !== '') forwardedHost = h;
+    if (headers.forwarded !== undefined) out.push('forwarded', headers.forwarded);
   }
   out.push(
     'x-forwarded-for', xff === undefined ? ip : `${xff}, ${ip}`,

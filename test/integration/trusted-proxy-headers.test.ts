@@ -80,3 +80,14 @@ describe('X-Forwarded-Proto and X-Forwarded-Host', () => {
     expect(xf(await from('127.0.0.2', HEAD('/unfiltered/x')))).toEqual(['http', 'internal:8080']);
   });
 });
+
+describe('Forwarded (RFC 7239)', () => {
+  it('keeps the one a trusted proxy sent', async () => {
+    expect((await from('127.0.0.2', HEAD('/x')))['forwarded']).toBe('for=10.0.0.1;host=api.example.com;proto=https');
+  });
+
+  it("drops a stranger's, and any on a route that turns ipFilter off", async () => {
+    expect((await from('127.0.0.3', HEAD('/x')))['forwarded']).toBeUndefined();
+    expect((await from('127.0.0.2', HEAD('/unfiltered/x')))['forwarded']).toBeUndefined();
+  });
+});

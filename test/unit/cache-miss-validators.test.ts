@@ -151,6 +151,14 @@ describe('the background refresh of stale-while-revalidate', () => {
     expect(backgroundRequest(request()).emptyQuery).toBe(false);
     expect(req.headers['if-none-match']).toBe('"v1"');
   });
+
+  it('keeps the client address and the trusted-proxy mark, so the refresh forwards what the client\'s request did', () => {
+    const req = request({ 'x-forwarded-proto': 'https' }, { viaTrustedProxy: true, clientAddress: '203.0.113.7' });
+    const bg = backgroundRequest(req);
+    expect([bg.viaTrustedProxy, bg.clientAddress, bg.method, bg.body]).toEqual([true, '203.0.113.7', 'GET', null]);
+    expect(bg.headers['x-forwarded-proto']).toBe('https');
+    expect(bg.locals).not.toBe(req.locals);
+  });
 });
 
 describe('withoutValidators', () => {

@@ -43,17 +43,15 @@ export function entryOf(res: GatewayResponse, plan: StoragePlan, body: BufferedB
 }
 
 /**
- * The GET a background revalidation sends for `req`: same target (a bare
- * `?` kept, as forward sends it) and headers minus the client's validators
- * (the upstream would answer them 304, which refreshes nothing), its own
- * header object and locals (minus the response headers meant for the
- * client), so it cannot disturb the request it came from.
+ * The GET a background revalidation sends for `req`: the request as it came
+ * (its client address and trusted-proxy mark included: what the upstream
+ * builds from the forwarding headers is stored for everyone) with a bare `?`
+ * kept, as forward sends it, no body, and headers minus the client's
+ * validators (the upstream would answer them 304, which refreshes nothing),
+ * its own header object and locals (minus the response headers meant for
+ * the client), so it cannot disturb the request it came from.
  */
 export function backgroundRequest(req: GatewayRequest): GatewayRequest {
   const { responseHeaders: _, ...locals } = req.locals;
-  return {
-    id: req.id, method: 'GET', path: req.path, query: req.query, emptyQuery: req.emptyQuery === true, normalizedPath: req.normalizedPath,
-    headers: withoutValidators(req.headers), remoteAddress: req.remoteAddress, protocol: req.protocol, body: null,
-    params: req.params, receivedAt: req.receivedAt, locals, attempt: req.attempt,
-  };
+  return { ...req, method: 'GET', emptyQuery: req.emptyQuery === true, headers: withoutValidators(req.headers), body: null, locals };
 }

@@ -79,8 +79,8 @@ export abstract class ResponseWriter implements BodySink {
     const body = response.body;
     if (body === null || this.isHead) {
       body?.destroy();
-      this.closed = true;
       this.cork(NO_BODY, null);
+      this.closed = true; // once written: a head that throws leaves it open, and the edge watches aborts
       return;
     }
     this.body = body;
@@ -127,10 +127,10 @@ export abstract class ResponseWriter implements BodySink {
 
   end(): void {
     if (this.closed) return;
-    this.closed = true;
-    if (this.total <= 0) this.cork(END, null);
     // The body ended short of its Content-Length: never pass it off as complete.
-    else this.res.close();
+    if (this.total > 0) this.res.close();
+    else this.cork(END, null); // may write the head: closed once it did (see writeResponse)
+    this.closed = true;
   }
 
   /** `onWritable` costs a closure: registered only once a write is refused. */

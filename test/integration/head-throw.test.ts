@@ -1,0 +1,44 @@
+import { of } from 'rxjs';
+import { request } from 'undici';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startGateway } from '../support/servers.ts';
+
+/**
+ * A plain-JS handler or stage that puts a number in a header makes uWS's
+ * header write throw. For an answer without a body written inside the uWS
+ * handler (a 204, a HEAD), the response must stay open and watched for the
+ * client going away: uWS terminates the whole process (SIGABRT, "Returning
+ * from a request handler without responding or attaching an abort handler
+ * is forbidden") when a handler returns with neither.
+ */
+let gw: Awaited<ReturnType<typeof startGateway>>;
+const thrown: unknown[] = [];
+const onUncaught = (err: unknown): void => { thrown.push(err); };
+
+beforeAll(async () => {
+  process.on('uncaughtException', onUncaught);
+  const numberHeader = ['x-count', 5 as unknown as string];
+  gw = await startGateway([
+    { path: '/none', handler: () => of({ status: 204, headers: numberHeader, body: null }) },
+    { path: '/ok', handler: () => of({ status: 200, headers: ['content-type', 'text/plain'], body: null }) },
+  ]);
+});
+afterAll(async () => {
+  process.off('uncaughtException', onUncaught);
+  await gw.close();
+});
+
+describe('a response head that throws as it is written', () => {
+  it('leaves the process serving: the client that got no answer can go away, the next request is answered', async () => {
+    for (const method of ['GET', 'HEAD'] as const) {
+      const ac = new AbortController();
+      const pending = request(`${gw.url}/none`, { method, signal: ac.signal });
+      setTimeout(() => ac.abort(), 300);
+      await expect(pending).rejects.toThrow();
+    }
+    const ok = await request(`${gw.url}/ok`);
+    await ok.body.text();
+    expect(ok.statusCode).toBe(200);
+    expect(thrown.length).toBeGreaterThan(0);
+  });
+});

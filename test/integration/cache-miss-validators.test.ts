@@ -83,11 +83,18 @@ describe('validators on a miss the cache may store', () => {
     expect(up.seen.map(validatorsOf)).toEqual([[], []]);
   });
 
-  it('an answer the cache does not store reaches the client as the upstream gave it', async () => {
-    const up = await upstream('no-store');
-    const gw = await gateway(up.url);
-    const res = await get(`${gw}/nostore`, { 'if-none-match': '"e1"' });
-    expect([res.status, res.headers['x-cache'], res.body]).toEqual([200, 'MISS', 'body 1']);
+  it('an answer the cache does not store is evaluated against the client\'s preconditions as the upstream would have, else given as it came', async () => {
+    for (const cc of ['no-store', 'private, max-age=60']) {
+      const up = await upstream(cc);
+      const gw = await gateway(up.url);
+      const same = await get(`${gw}/nostore`, { 'if-none-match': '"e1"' });
+      expect([same.status, same.headers['x-cache'], same.headers.etag, same.body], cc).toEqual([304, 'MISS', '"e1"', '']);
+      const failed = await get(`${gw}/nostore`, { 'if-match': '"e0"' });
+      expect([failed.status, failed.headers['x-cache']], cc).toEqual([412, 'MISS']);
+      const other = await get(`${gw}/nostore`, { 'if-none-match': '"e0"' });
+      expect([other.status, other.headers['x-cache'], other.body], cc).toEqual([200, 'MISS', 'body 3']);
+      expect(up.seen.map(validatorsOf), cc).toEqual([[], [], []]);
+    }
   });
 });
 

@@ -92,14 +92,30 @@ describe('a miss the cache may store sends no validators upstream', () => {
     expect(seen).toHaveLength(1);
   });
 
-  it('gives the client the upstream answer as it is when it is not stored', async () => {
-    const { seen, handler } = setup({}, () => ({ headers: ['etag', '"v1"', 'cache-control', 'no-store'], body: 'hello' }));
+  it('answers the client\'s preconditions from an upstream answer it does not store, as the upstream would have', async () => {
+    const unstored: [string, CacheOptions, string[]][] = [
+      ['no-store', {}, ['etag', '"v1"', 'cache-control', 'no-store']],
+      ['private', {}, ['etag', '"v1"', 'cache-control', 'private, max-age=60']],
+      ['set-cookie', {}, [...HEAD, 'set-cookie', 'a=b']],
+      ['over maxEntrySize', { maxEntrySize: 3 }, HEAD],
+    ];
+    for (const [what, options, headers] of unstored) {
+      const { seen, handler } = setup(options, () => ({ headers, body: 'hello' }));
+      const same = await send(handler, request({ 'if-none-match': '"v1"' }));
+      expect([same.status, same.xCache, same.body], what).toEqual([304, 'MISS', null]);
+      expect(same.headers.slice(0, 2), what).toEqual(['etag', '"v1"']);
+      const err = await send(handler, request({ 'if-match': '"v0"' })).then(() => null, (e: unknown) => e);
+      expect(err, what).toBeInstanceOf(PreconditionFailedError);
+      const other = await send(handler, request({ 'if-none-match': '"v0"' }));
+      expect([other.status, other.xCache, other.body], what).toEqual([200, 'MISS', 'hello']);
+      expect(sentValidators(seen), what).toEqual([[], [], []]);
+    }
+  });
+
+  it('gives the client an unstored answer as it is when its preconditions do not decide it (a 404)', async () => {
+    const { handler } = setup({}, () => ({ status: 404, headers: ['etag', '"v1"', 'cache-control', 'no-store'], body: 'gone' }));
     const res = await send(handler, request({ 'if-none-match': '"v1"' }));
-    expect([res.status, res.xCache, res.body]).toEqual([200, 'MISS', 'hello']);
-    const big = setup({ maxEntrySize: 3 });
-    const whole = await send(big.handler, request({ 'if-none-match': '"v1"' }));
-    expect([whole.status, whole.body]).toEqual([200, 'hello']);
-    expect(sentValidators([...seen, ...big.seen])).toEqual([[], []]);
+    expect([res.status, res.xCache, res.body]).toEqual([404, 'MISS', 'gone']);
   });
 
   it('keeps the validators where nothing is stored: a HEAD miss, a Range request, a request with Authorization', async () => {

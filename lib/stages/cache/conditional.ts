@@ -9,10 +9,10 @@ import type { CacheStatus } from './replay.ts';
  * Conditional requests answered from a fresh entry (RFC 9110 §13.2, RFC
  * 9111 §4.3.2), as nginx's not_modified filter answers them from its cache:
  * a matching `If-None-Match` or an unchanged `If-Modified-Since` gets a 304,
- * a failing `If-Match` or `If-Unmodified-Since` a 412. A stale entry never
- * gets here: the request's validators go upstream unchanged. A miss the
- * cache may store sends none (`withoutValidators`) and answers them from
- * the 200 it stores (miss.ts).
+ * a failing `If-Match` or `If-Unmodified-Since` a 412. A stale entry is
+ * served as it is. A miss the cache may store (an expired entry's too)
+ * sends none upstream (`withoutValidators`) and answers them from the 200
+ * it gets, stored or not (miss.ts).
  */
 
 /** The fields a 304 carries when the 200 would (RFC 9110 §15.4.5). */
@@ -151,4 +151,22 @@ export function answerPrecondition(
   }
   subscriber.next(notModified(entry, now, status));
   subscriber.complete();
+}
+
+/**
+ * Answers the preconditions `h` from an upstream answer the cache does not
+ * store, as the upstream would have had they reached it: a 304 or a 412
+ * (its body destroyed), or false when `res` is the answer. Its headers
+ * stand for a stored response's, received `now`.
+ */
+export function answerUnstored(subscriber: Subscriber<GatewayResponse>, h: RequestHeaders, res: GatewayResponse, now: number, status: CacheStatus): boolean {
+  const head: CacheEntry = {
+    kind: 'entry', status: res.status, statusText: res.statusText, headers: res.headers, body: null, vary: [],
+    storedAt: now, initialAge: 0, freshUntil: now, staleWhileRevalidate: 0, staleIfError: 0,
+  };
+  const outcome = evaluate(h, head);
+  if (outcome === 'serve') return false;
+  res.body?.destroy();
+  answerPrecondition(subscriber, outcome, head, now, status);
+  return true;
 }

@@ -2,7 +2,7 @@ import type { Subscriber } from 'rxjs';
 import { toGatewayError } from '../../errors.ts';
 import { InnerSubscriber } from '../../subscriber.ts';
 import type { BodySink, GatewayRequest, GatewayResponse } from '../../types.ts';
-import { answerPrecondition, evaluate, hasPreconditions, withoutValidators, type Precondition } from './conditional.ts';
+import { answerPrecondition, answerUnstored, evaluate, hasPreconditions, withoutValidators, type Precondition } from './conditional.ts';
 import { storeEntry, type CacheContext, type Settled } from './context.ts';
 import type { CacheEntry } from './entry.ts';
 import { planStorage, type StoragePlan } from './policy.ts';
@@ -46,7 +46,8 @@ interface Held {
  * entry. `settle` tells coalesced waiters what came of it, once. One object
  * per request, in place of an Observable, an observer and their closures.
  * With `conditional` (the client's validators were not sent upstream), a
- * stored 200 they match answers 304 or 412 once it is stored.
+ * stored 200 they match answers 304 or 412 once it is stored; one that is
+ * not stored, at once.
  */
 export class MissSubscriber extends InnerSubscriber<GatewayResponse> implements TeeOwner {
   /** The exchange ended: its body is through, or a stale entry answered. */
@@ -92,6 +93,8 @@ export class MissSubscriber extends InnerSubscriber<GatewayResponse> implements 
     const body = res.body;
     if (plan === null || (body !== null && body.length !== null && body.length > ctx.maxEntrySize)) {
       this.dropped();
+      // Not stored: the client's preconditions, kept from the upstream, are answered here.
+      if (this.conditional && answerUnstored(this.downstream, this.req.headers, res, ctx.clock.now(), this.status)) return;
       this.downstream.next(tagged(res, this.status));
       return;
     }

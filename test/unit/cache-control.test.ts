@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { BufferedBody } from '../../lib/body.ts';
-import { deltaSeconds, parseCacheControl } from '../../lib/stages/cache/cache-control.ts';
+import { deltaSeconds, parseCacheControl, storageDirectives } from '../../lib/stages/cache/cache-control.ts';
 import { decodeRecord, encodeRecord } from '../../lib/stages/cache/codec.ts';
 import { storableHeaders, type CacheEntry } from '../../lib/stages/cache/entry.ts';
 import { ageSeconds, entryState, freshnessOf, retention, type FreshnessPolicy } from '../../lib/stages/cache/freshness.ts';
@@ -40,6 +40,16 @@ describe('parseCacheControl', () => {
     expect(deltaSeconds(cc, 'stale-if-error')).toBe(0);
     expect(deltaSeconds(cc, 's-maxage')).toBeUndefined();
     expect(deltaSeconds(parseCacheControl('max-age=99999999999'), 'max-age')).toBe(2_147_483_648);
+  });
+
+  it('works out what storing reads from a value once, as deltaSeconds and the directives read it', () => {
+    const d = storageDirectives(parseCacheControl('max-age=abc, S-MAXAGE=7, stale-while-revalidate=3, proxy-revalidate'));
+    expect(d).toEqual({ refuse: false, lifetime: 7, staleWhileRevalidate: 3, staleIfError: undefined, mustRevalidate: true });
+    expect(storageDirectives(parseCacheControl('max-age=abc, stale-if-error'))).toMatchObject({ lifetime: 0, staleIfError: 0, mustRevalidate: false });
+    for (const refused of ['no-store', 'private="set-cookie"', 'public, no-cache']) expect(storageDirectives(parseCacheControl(refused)).refuse).toBe(true);
+    expect(storageDirectives(parseCacheControl(undefined))).toEqual({ refuse: false, lifetime: undefined, staleWhileRevalidate: undefined, staleIfError: undefined, mustRevalidate: false });
+    // one parse and one derivation per header text: the same objects each time
+    expect(storageDirectives(parseCacheControl('max-age=60'))).toBe(storageDirectives(parseCacheControl('max-age=60')));
   });
 });
 

@@ -84,3 +84,39 @@ export function deltaSeconds(cc: CacheControl, name: string): number | undefined
 export function has(cc: CacheControl, name: string): boolean {
   return cc[name] !== undefined;
 }
+
+/** What storing a response reads from its `Cache-Control`, worked out once per parsed value. */
+export interface StorageDirectives {
+  /** `no-store`, `private` or `no-cache`: the response is not stored. */
+  readonly refuse: boolean;
+  /** `s-maxage`, else `max-age` (delta-seconds as `deltaSeconds` reads them). */
+  readonly lifetime: number | undefined;
+  readonly staleWhileRevalidate: number | undefined;
+  readonly staleIfError: number | undefined;
+  /** `must-revalidate` or `proxy-revalidate`. */
+  readonly mustRevalidate: boolean;
+}
+
+/**
+ * By parsed value: `parseCacheControl` hands out one frozen object per header
+ * text, so a miss reads its directives with one lookup instead of four
+ * delta-seconds parses and five lookups in a dictionary-mode object (~1 µs
+ * of a stored miss end to end, docs/cache-memory.md). Weak: a value the memo
+ * dropped is not held here.
+ */
+const directives = new WeakMap<CacheControl, StorageDirectives>();
+
+export function storageDirectives(cc: CacheControl): StorageDirectives {
+  let d = directives.get(cc);
+  if (d === undefined) {
+    d = {
+      refuse: has(cc, 'no-store') || has(cc, 'private') || has(cc, 'no-cache'),
+      lifetime: deltaSeconds(cc, 's-maxage') ?? deltaSeconds(cc, 'max-age'),
+      staleWhileRevalidate: deltaSeconds(cc, 'stale-while-revalidate'),
+      staleIfError: deltaSeconds(cc, 'stale-if-error'),
+      mustRevalidate: has(cc, 'must-revalidate') || has(cc, 'proxy-revalidate'),
+    };
+    directives.set(cc, d);
+  }
+  return d;
+}

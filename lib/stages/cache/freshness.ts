@@ -1,4 +1,4 @@
-import { deltaSeconds, has, type CacheControl } from './cache-control.ts';
+import { storageDirectives, type CacheControl } from './cache-control.ts';
 
 /**
  * Freshness bookkeeping of a stored response (RFC 9111 §4.2), all times in
@@ -48,7 +48,8 @@ export function freshnessOf(
   policy: FreshnessPolicy,
 ): Freshness {
   let lifetime: number;
-  const explicit = deltaSeconds(cc, 's-maxage') ?? deltaSeconds(cc, 'max-age');
+  const d = storageDirectives(cc);
+  const explicit = d.lifetime;
   if (explicit !== undefined) {
     lifetime = explicit * 1000;
   } else if (expires !== undefined) {
@@ -61,19 +62,18 @@ export function freshnessOf(
   }
   if (policy.maxTtl !== null) lifetime = Math.min(lifetime, policy.maxTtl);
   const initialAge = parseAge(age);
-  const mustRevalidate = has(cc, 'must-revalidate') || has(cc, 'proxy-revalidate');
+  const mustRevalidate = d.mustRevalidate;
   return {
     storedAt: now,
     initialAge,
     freshUntil: now + lifetime - initialAge * 1000,
-    staleWhileRevalidate: mustRevalidate ? 0 : windowMs(cc, 'stale-while-revalidate', policy.staleWhileRevalidate),
-    staleIfError: mustRevalidate ? 0 : windowMs(cc, 'stale-if-error', policy.staleIfError),
+    staleWhileRevalidate: mustRevalidate ? 0 : windowMs(d.staleWhileRevalidate, policy.staleWhileRevalidate),
+    staleIfError: mustRevalidate ? 0 : windowMs(d.staleIfError, policy.staleIfError),
   };
 }
 
-function windowMs(cc: CacheControl, name: string, fallback: number): number {
-  const s = deltaSeconds(cc, name);
-  return s === undefined ? fallback : s * 1000;
+function windowMs(seconds: number | undefined, fallback: number): number {
+  return seconds === undefined ? fallback : seconds * 1000;
 }
 
 /**

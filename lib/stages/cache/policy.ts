@@ -1,5 +1,5 @@
 import type { GatewayRequest, GatewayResponse } from '../../types.ts';
-import { has, parseCacheControl } from './cache-control.ts';
+import { has, parseCacheControl, storageDirectives } from './cache-control.ts';
 import { headerValue, storableHeaders } from './entry.ts';
 import { freshnessOf, retention, type Freshness, type FreshnessPolicy } from './freshness.ts';
 import { parseVary } from './key.ts';
@@ -78,7 +78,7 @@ export function planStorage(res: GatewayResponse, now: number, policy: StoragePo
   const headers = res.headers;
   if (headerValue(headers, 'content-type')?.toLowerCase().includes(EVENT_STREAM) === true) return null;
   const cc = parseCacheControl(headerValue(headers, 'cache-control'));
-  if (has(cc, 'no-store') || has(cc, 'private') || has(cc, 'no-cache')) return null;
+  if (storageDirectives(cc).refuse) return null;
   if (headerValue(headers, 'set-cookie') !== undefined) return null;
   const vary = parseVary(headerValue(headers, 'vary'));
   if (vary === '*') return null;

@@ -6,8 +6,8 @@ import { getHeader } from '../../lib/headers.ts';
 import { cache, type CacheOptions } from '../../lib/stages/cache/cache.ts';
 import { withoutValidators } from '../../lib/stages/cache/conditional.ts';
 import { backgroundRequest } from '../../lib/stages/cache/replay.ts';
-import type { GatewayRequest, GatewayResponse, Handler } from '../../lib/types.ts';
-import { gatewayRequest, respond } from '../support/request.ts';
+import type { Body, GatewayRequest, GatewayResponse, Handler } from '../../lib/types.ts';
+import { callNow, gatewayRequest, respond } from '../support/request.ts';
 
 /**
  * A miss the cache may store sends no validators upstream and answers the
@@ -124,6 +124,22 @@ describe('a miss the cache may store sends no validators upstream', () => {
       const res = await send(handler, request({ 'if-none-match': '"v1"' }, extra));
       expect(res.status, JSON.stringify(extra)).toBe(304);
       expect(sentValidators(seen)).toEqual([['if-none-match']]);
+    }
+  });
+
+  it('sends a held 304 or 412 as soon as the body outgrows maxEntrySize, and stops reading the upstream body', () => {
+    for (const [headers, status] of [[{ 'if-none-match': '"v1"' }, 304], [{ 'if-match': '"v0"' }, 412]] as const) {
+      let destroyed = false;
+      let unsubscribed = false;
+      // a chunked body: one chunk over the limit, then nothing until it is read on
+      const body: Body = { length: null, pipe: (sink) => { sink.write(Buffer.from('0123456789')); }, resume: () => {}, destroy: () => { destroyed = true; } };
+      const up = (() => new Observable<GatewayResponse>((s) => {
+        s.next({ status: 200, headers: HEAD, body });
+        return () => { unsubscribed = true; };
+      })) as Handler;
+      const out = callNow(cache({ maxEntrySize: 5 })(up), request(headers));
+      expect(out.status, JSON.stringify(headers)).toBe(status);
+      expect([destroyed, unsubscribed], JSON.stringify(headers)).toEqual([true, true]);
     }
   });
 

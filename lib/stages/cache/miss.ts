@@ -1,7 +1,7 @@
 import type { Subscriber } from 'rxjs';
 import { toGatewayError } from '../../errors.ts';
 import { InnerSubscriber } from '../../subscriber.ts';
-import type { BodySink, GatewayRequest, GatewayResponse } from '../../types.ts';
+import type { Body, BodySink, GatewayRequest, GatewayResponse } from '../../types.ts';
 import { answerPrecondition, answerUnstored, evaluate, hasPreconditions, withoutValidators, type Precondition } from './conditional.ts';
 import { storeEntry, type CacheContext, type Settled } from './context.ts';
 import type { CacheEntry } from './entry.ts';
@@ -36,6 +36,8 @@ interface Held {
   readonly outcome: Exclude<Precondition, 'serve'>;
   /** The entry minus its body: what the answer is made from. */
   readonly head: CacheEntry;
+  /** The upstream body being read into the store. */
+  readonly body: Body;
 }
 
 /**
@@ -92,7 +94,7 @@ export class MissSubscriber extends InnerSubscriber<GatewayResponse> implements 
     const plan = this.storeIt ? planStorage(res, ctx.clock.now(), ctx.policy) : null;
     const body = res.body;
     if (plan === null || (body !== null && body.length !== null && body.length > ctx.maxEntrySize)) {
-      this.dropped();
+      this.giveUp();
       // Not stored: the client's preconditions, kept from the upstream, are answered here.
       if (this.conditional && answerUnstored(this.downstream, this.req.headers, res, ctx.clock.now(), this.status)) return;
       this.downstream.next(tagged(res, this.status));
@@ -102,7 +104,7 @@ export class MissSubscriber extends InnerSubscriber<GatewayResponse> implements 
       const head = entryOf(res, plan, null);
       const outcome = evaluate(this.req.headers, head);
       if (outcome !== 'serve') {
-        this.hold(res, plan, { outcome, head });
+        this.hold(res, plan, head, outcome);
         return;
       }
     }
@@ -120,7 +122,7 @@ export class MissSubscriber extends InnerSubscriber<GatewayResponse> implements 
       this.serveStale(this.stale);
       return;
     }
-    this.dropped();
+    this.giveUp();
     this.downstream.error(err);
   }
 
@@ -133,22 +135,26 @@ export class MissSubscriber extends InnerSubscriber<GatewayResponse> implements 
   /**
    * Stores the response, then answers the client's preconditions from it
    * (the body is read on without a client, as nginx reads on into its cache
-   * after a 304). A body that grows past `maxEntrySize` is not stored; the
-   * answer, decided by the same response's validators, is still sent.
+   * after a 304). A body that grows past `maxEntrySize` is not stored: the
+   * answer, decided by the same response's validators, is sent at once and
+   * the rest of the body is not read (`dropped`).
    */
-  private hold(res: GatewayResponse, plan: StoragePlan, held: Held): void {
-    this.held = held;
+  private hold(res: GatewayResponse, plan: StoragePlan, head: CacheEntry, outcome: Held['outcome']): void {
     if (res.body === null) {
-      this.stored(held.head);
-      this.release();
+      this.stored(head);
+      answerPrecondition(this.downstream, outcome, head, this.ctx.clock.now(), this.status);
       return;
     }
+    this.held = { outcome, head, body: res.body };
     const sink: BodySink = { write: () => true, end: () => this.release() };
     new StoreTee(res.body, this.ctx.maxEntrySize, this, res, plan, this.ctx.storeCopies).pipe(sink);
   }
 
+  /** Sends the held answer, once. */
   private release(): void {
-    const held = this.held!;
+    const held = this.held;
+    if (held === null) return;
+    this.held = null;
     answerPrecondition(this.downstream, held.outcome, held.head, this.ctx.clock.now(), this.status);
   }
 
@@ -157,7 +163,7 @@ export class MissSubscriber extends InnerSubscriber<GatewayResponse> implements 
     super.unsubscribe();
     // A handler completes once its body has ended; unsubscribed earlier,
     // the body never will, so waiters must not wait for it.
-    if (!this.completed) this.dropped();
+    if (!this.completed) this.giveUp();
   }
 
   /** Stores `entry` and hands it to the waiters. */
@@ -166,8 +172,21 @@ export class MissSubscriber extends InnerSubscriber<GatewayResponse> implements 
     if (!this.settled) this.tell({ entry, key, status: 'HIT' });
   }
 
-  /** Nothing to share: each waiter goes upstream itself. */
+  /**
+   * The copy was given up (too large, or its body destroyed): nothing to
+   * store. A held answer does not wait for the rest of a body nobody reads.
+   */
   dropped(): void {
+    this.giveUp();
+    const held = this.held;
+    if (held === null) return;
+    this.release();
+    held.body.destroy();
+    this.unsubscribe();
+  }
+
+  /** Nothing to share: each waiter goes upstream itself. */
+  private giveUp(): void {
     if (!this.settled) this.tell(null);
   }
 

@@ -83,6 +83,16 @@ export function isUnsentError(err: unknown): err is GatewayError {
   return isGatewayError(err) && !err.sent;
 }
 
+/**
+ * What `forward` fails an attempt with when retry asked for another instance
+ * after a head timeout (`Attempt.elsewhereOr`) and there is none: not an
+ * rxgate error, so a circuit breaker between them counts it as nothing (the
+ * timeout was counted once); retry answers with `error`, the timeout itself.
+ */
+export class NoOtherInstance {
+  constructor(readonly error: unknown) {}
+}
+
 export class BadRequestError extends GatewayError {
   readonly status = 400;
   readonly code = 'BAD_REQUEST';

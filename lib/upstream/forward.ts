@@ -1,7 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import { Readable } from 'node:stream';
 import { Observable, throwError, type Observer } from 'rxjs';
-import { NoHealthyUpstreamError } from '../errors.ts';
+import { NoHealthyUpstreamError, NoOtherInstance } from '../errors.ts';
 import { latin1Bytes, NON_ASCII } from '../headers.ts';
 import type { GatewayEvents } from '../observe/events.ts';
 import type { GatewayRequest, GatewayResponse, Handler } from '../types.ts';
@@ -107,7 +107,7 @@ export function forward(service: Service, options: ForwardOptions = {}): Startab
     if (upstream === undefined) return unavailable();
     // After a head timeout, retry asks for another instance or none (see Attempt.elsewhereOr).
     const or = attempt.elsewhereOr;
-    if (or !== undefined && attempt.tried.includes(upstream.origin)) return throwError(() => or);
+    if (or !== undefined && attempt.tried.includes(upstream.origin)) return throwError(() => new NoOtherInstance(or));
     // Set only when a tracer provider is registered: the attempt gets its span.
     const tracing = req.locals.tracing;
     return tracing === undefined ? upstream : tracing.attempt(send, service.name, req, upstream);

@@ -66,7 +66,7 @@ describe('retry after a head timeout', () => {
 
   it('still retries on the same instance after a per-attempt timeout the route asked for', async () => {
     const up = await silent();
-    const gw = await gateway(`{ upstreams: ["${up.url}"], timeout: 30s }`, '{ path: /*, service: svc, timeouts: { perAttempt: 150ms } }');
+    const gw = await gateway(`{ upstreams: ["${up.url}"], timeout: 30s }`, '{ path: /*, service: svc, timeouts: { perAttempt: 1s } }');
     const res = await request(`${gw.url}/slow`);
     await res.body.text();
     expect(res.statusCode).toBe(504);

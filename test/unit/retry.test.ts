@@ -390,4 +390,28 @@ describe('retry: a next handler whose start throws', () => {
       expect(errors).toEqual(['the balancer threw']);
     });
   });
+
+  it('goes at once to the next attempt after an unsent 503 with Retry-After: that header is for the client', () => {
+    scheduler.run(({ cold, expectObservable }) => {
+      const full = new ServiceUnavailableError('no instance', { sent: false, headers: { 'retry-after': '5' } });
+      const a1 = cold('-#', undefined, full);
+      const a2 = cold('-b|', { b: res(200) });
+      const h = retry({ ...fixed, scheduler })(attemptsOf([a1, a2]));
+      expectObservable(h(request('POST'))).toBe('--b|', { b: withAttempts(res(200), 2) });
+    });
+  });
+
+  it('after a head timeout, asks the next attempts for another instance, even past a failure of another kind', () => {
+    scheduler.run(({ cold, expectObservable }) => {
+      const timedOut = new GatewayTimeoutError('upstream timed out', { cause: Object.assign(new Error('x'), { code: 'UND_ERR_HEADERS_TIMEOUT' }) });
+      const refused = new BadGatewayError('refused', { sent: false });
+      const a1 = cold('-#', undefined, timedOut);
+      const a2 = cold('-#', undefined, refused);
+      const a3 = cold('-b|', { b: res(200) });
+      const h = attemptsOf([a1, a2, a3]);
+      expectObservable(retry({ ...fixed, attempts: 3, scheduler })(h)(request())).toBe('53ms b|', { b: withAttempts(res(200), 3) });
+      scheduler.flush();
+      expect(h.seen.map((r) => r.attempt.elsewhereOr)).toEqual([undefined, timedOut, timedOut]);
+    });
+  });
 });

@@ -138,5 +138,6 @@ function copy(req: GatewayRequest, earlier: readonly GatewayRequest[]): GatewayR
   const tried = [...req.attempt.tried];
   for (const e of earlier) if (e.attempt.instance !== null) tried.push(e.attempt.instance);
   const body = req.body instanceof BufferedBody ? new BufferedBody(req.body.chunks) : req.body;
-  return { ...req, body, attempt: { number: req.attempt.number, tried, instance: null } };
+  const or = req.attempt.elsewhereOr; // after a head timeout, as retry asked (see Attempt.elsewhereOr)
+  return { ...req, body, attempt: or === undefined ? { number: req.attempt.number, tried, instance: null } : { number: req.attempt.number, tried, instance: null, elsewhereOr: or } };
 }

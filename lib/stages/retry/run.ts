@@ -1,6 +1,6 @@
 import type { SchedulerAction, Subscriber } from 'rxjs';
 import type { BufferedBody } from '../../body.ts';
-import { isGatewayError, isUnsentError } from '../../errors.ts';
+import { isGatewayError, isUnsentError, NoOtherInstance } from '../../errors.ts';
 import { getHeader } from '../../headers.ts';
 import { InnerSubscriber, subscribeNext } from '../../subscriber.ts';
 import { headersWithRoom } from '../response-headers.ts';
@@ -132,14 +132,16 @@ export class RetryRun extends InnerSubscriber<GatewayResponse> {
     try {
       this.release();
       // forward found no other instance than those that timed out: no further attempt.
-      if (err !== undefined && err === this.current.attempt.elsewhereOr) {
-        this.downstream.error(err);
+      if (err instanceof NoOtherInstance) {
+        this.downstream.error(err.error);
         return;
       }
       if (!this.emitted && n < s.attempts && s.retryOn(err)) {
         const unsent = isUnsentError(err);
         if (unsent || this.repeatable) {
-          const ra = isGatewayError(err) && (err.status === 429 || err.status === 503) ? err.headers?.['retry-after'] : undefined;
+          // A Retry-After on an error the upstream never saw (a 503 with no instance, a WebSocket
+          // route full) is for the client: the next attempt goes at once, to another instance.
+          const ra = !unsent && isGatewayError(err) && (err.status === 429 || err.status === 503) ? err.headers?.['retry-after'] : undefined;
           delay = decider.decide({ req: this.current, attempt: n, error: err }, ra, unsent);
         }
       }
@@ -151,7 +153,8 @@ export class RetryRun extends InnerSubscriber<GatewayResponse> {
       this.downstream.error(err);
       return;
     }
-    this.timedOut = headTimedOut(err) ? err : undefined;
+    // Sticky: a later failure of another kind does not send the request back to an instance that timed out.
+    if (headTimedOut(err)) this.timedOut = err;
     this.again(delay, from);
   }
 

@@ -25,7 +25,7 @@ export interface ServedWorkers {
  * all of them (metrics added up, the page's data merged), watches the config
  * file, and relays reloads (`pool.reload`) and the drain to every worker.
  * What a reload changes of its own part (the watch, its debounce, the drain
- * timeout its backstop waits for, its log level) it takes from the config
+ * timeout its backstop keeps to, its log level) it takes from the config
  * the workers applied, as `serve` does for one gateway. `runtime`: the
  * watch's debounce and the backstop's timer.
  */
@@ -79,17 +79,31 @@ export async function serveWorkers(
       state = 'draining';
       own.stopWatching();
       pool.broadcast('drain');
+      // Each worker keeps to the drain timeout it had when told to drain; this is the backstop, armed now with
+      // the timeout serving. A reload still in flight may have given some workers a longer one: once its answers
+      // are in, the backstop moves out to that one (counted from the signal), never in. It never waits unarmed.
       const started = runtime.now();
-      // Each worker keeps to the drain timeout it had when told to drain; this is the backstop. A reload still
-      // in flight may have given some workers another timeout: wait for its answers (at most the pool's reload
-      // limit), then keep to the longer of the two timeouts, counted from now.
-      const before = own.drainTimeoutMs;
-      if (reloading.size > 0) await Promise.race([Promise.allSettled([...reloading]), pool.exited]);
-      const timeoutMs = Math.max(before, own.drainTimeoutMs) + STOP_GRACE_MS - (runtime.now() - started);
+      let due = started + own.drainTimeoutMs + STOP_GRACE_MS;
       let timer: { unsubscribe(): void } | null = null;
-      const late = new Promise<void>((resolve) => { timer = after(runtime, timeoutMs, () => { pool.broadcast('stop'); resolve(); }); });
+      let stop!: () => void;
+      const late = new Promise<void>((resolve) => { stop = resolve; });
+      const arm = (): void => {
+        timer?.unsubscribe();
+        timer = after(runtime, Math.max(0, due - runtime.now()), () => { timer = null; pool.broadcast('stop'); stop(); });
+      };
+      arm();
+      if (reloading.size > 0) {
+        void Promise.allSettled([...reloading]).then(() => {
+          const extended = started + own.drainTimeoutMs + STOP_GRACE_MS;
+          if (timer !== null && extended > due) {
+            due = extended;
+            arm();
+          }
+        });
+      }
       await Promise.race([pool.exited, late]);
       (timer as { unsubscribe(): void } | null)?.unsubscribe();
+      timer = null; // a reload answered after this moves nothing
       state = 'closed';
       await own.close();
     },

@@ -116,14 +116,28 @@ export function startWorkers(count: number, data: WorkerData, logger: Logger): W
   }
 
   const ask = async <T>(worker: Worker, query: Omit<WorkerQuery, 'id'>): Promise<T> => {
-    await started.get(worker);
+    if (query.type !== 'rxgate:reload') {
+      await started.get(worker);
+      if (!live.has(worker)) throw new Error(`worker ${worker.threadId} has exited`);
+      return answerOf<T>(worker, query, QUERY_TIMEOUT_MS);
+    }
+    // A reload's limit counts from the ask, start-up included (a drain may be waiting on its answer).
+    const since = systemRuntime.now();
+    let timer: { unsubscribe(): void } | undefined;
+    const expired = new Promise<never>((_, reject) => {
+      timer = after(systemRuntime, RELOAD_TIMEOUT_MS, () => reject(new Error(`worker ${worker.threadId} did not start within ${RELOAD_TIMEOUT_MS} ms`)));
+    });
+    try {
+      await Promise.race([started.get(worker), expired]);
+    } finally {
+      timer?.unsubscribe();
+    }
     if (!live.has(worker)) throw new Error(`worker ${worker.threadId} has exited`);
-    return answerOf<T>(worker, query);
+    return answerOf<T>(worker, query, RELOAD_TIMEOUT_MS - (systemRuntime.now() - since));
   };
-  const answerOf = <T>(worker: Worker, query: Omit<WorkerQuery, 'id'>): Promise<T> => new Promise<T>((resolve, reject) => {
+  const answerOf = <T>(worker: Worker, query: Omit<WorkerQuery, 'id'>, limit: number): Promise<T> => new Promise<T>((resolve, reject) => {
     const id = nextId++;
-    const limit = query.type === 'rxgate:reload' ? RELOAD_TIMEOUT_MS : QUERY_TIMEOUT_MS;
-    const timer = after(systemRuntime, limit, () => {
+    const timer = after(systemRuntime, Math.max(0, limit), () => {
       pending.delete(id);
       reject(new Error(`worker ${worker.threadId} did not answer ${query.type} within ${limit} ms`));
     });

@@ -154,11 +154,30 @@ describe('--workers: the main thread during a reload', () => {
     expect(pool.reloads).toHaveLength(1);
     const drained = main.drain();
     expect(pool.told).toEqual(['drain']);
-    // The old backstop (300 ms + 5 s) passes while the slow workers have not answered.
-    await advanceTo(6000);
-    expect(pool.told).toEqual(['drain']);
+    // The workers answer before the old backstop (300 ms + 5 s) is due: it moves out, counted from the signal.
+    await advanceTo(5000);
     pool.reloads[0]!.answer('drain: { timeout: 20s }\nreload: { watch: false }');
     await stopsAt(25_000, { pool, advanceTo }, drained);
+  });
+
+  it('a SIGTERM while a reload that never answers is in flight: the backstop keeps to the drain timeout serving', async () => {
+    const { pool, main, advanceTo } = await mainThread('drain: { timeout: 1s }\nreload: { watch: false }');
+    void main.reload('signal');
+    const drained = main.drain();
+    await stopsAt(6000, { pool, advanceTo }, drained);
+  });
+
+  it('a SIGTERM while a reload is in flight whose answers come after the backstop told the workers to stop: nothing more is told', async () => {
+    const { pool, main, advanceTo } = await mainThread('drain: { timeout: 1s }\nreload: { watch: false }');
+    void main.reload('admin');
+    const drained = main.drain();
+    await advanceTo(6000);
+    expect(pool.told).toEqual(['drain', 'stop']);
+    pool.reloads[0]!.answer('drain: { timeout: 20s }\nreload: { watch: false }');
+    await advanceTo(60_000);
+    expect(pool.told).toEqual(['drain', 'stop']);
+    pool.allExited();
+    await drained;
   });
 
   it('a SIGTERM while a reload that lowers drain.timeout is in flight: workers that had not applied it keep the old one, and so does the backstop', async () => {

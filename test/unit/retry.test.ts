@@ -394,7 +394,7 @@ describe('retry: a next handler whose start throws', () => {
   it('goes at once to the next attempt after an unsent 503 with Retry-After: that header is for the client', () => {
     scheduler.run(({ cold, expectObservable }) => {
       const full = new ServiceUnavailableError('no instance', { sent: false, headers: { 'retry-after': '5' } });
-      const a1 = cold('-#', undefined, full);
+      const a1 = cold<GatewayResponse>('-#', undefined, full);
       const a2 = cold('-b|', { b: res(200) });
       const h = retry({ ...fixed, scheduler })(attemptsOf([a1, a2]));
       expectObservable(h(request('POST'))).toBe('--b|', { b: withAttempts(res(200), 2) });
@@ -405,8 +405,8 @@ describe('retry: a next handler whose start throws', () => {
     scheduler.run(({ cold, expectObservable }) => {
       const timedOut = new GatewayTimeoutError('upstream timed out', { cause: Object.assign(new Error('x'), { code: 'UND_ERR_HEADERS_TIMEOUT' }) });
       const refused = new BadGatewayError('refused', { sent: false });
-      const a1 = cold('-#', undefined, timedOut);
-      const a2 = cold('-#', undefined, refused);
+      const a1 = cold<GatewayResponse>('-#', undefined, timedOut);
+      const a2 = cold<GatewayResponse>('-#', undefined, refused);
       const a3 = cold('-b|', { b: res(200) });
       const h = attemptsOf([a1, a2, a3]);
       expectObservable(retry({ ...fixed, attempts: 3, scheduler })(h)(request())).toBe('53ms b|', { b: withAttempts(res(200), 3) });

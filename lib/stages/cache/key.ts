@@ -1,3 +1,4 @@
+import { clientScheme } from '../../headers.ts';
 import type { GatewayRequest, RequestHeaders } from '../../types.ts';
 
 /**
@@ -17,7 +18,8 @@ export function getKey(req: GatewayRequest): string {
 
 function keyOf(method: string, req: GatewayRequest): string {
   const host = (req.headers.host ?? '').toLowerCase();
-  return `${method} ${req.protocol}://${host}${req.path}${sortedQuery(req.query)}`;
+  // The scheme the client used (a trusted TLS proxy's X-Forwarded-Proto): an answer to http (a redirect to https) is not one to https.
+  return `${method} ${clientScheme(req)}://${host}${req.path}${sortedQuery(req.query)}`;
 }
 
 /**
@@ -37,18 +39,21 @@ export function sortedQuery(query: string): string {
 const EQUALS = 0x3d; // '='
 
 /**
- * Orders two `name=value` parameters by name alone. Distinct names come out
- * in the order a sort of the whole parameters gave (the keys used to: the
- * first difference is inside the shorter name or at its end, `=` or none),
- * so only queries with a repeated name get other keys than before.
+ * Orders two `name=value` parameters by name alone: as the strings `name=`
+ * compare, a bare name (`flag`) ending as `flag=` does. One terminator for
+ * both, so the order is transitive (a bare `x` and `x=1` are one name, and
+ * sort alike against `x-y=2`; with the end of the string below `=` they did
+ * not, and `?x=1&x-y=2&x` and `?x&x=1&x-y=2` shared a key). Queries whose
+ * parameters all have a `=` keep the keys a sort of the whole parameters
+ * gave (the keys used to); a bare name sorts after a longer name it begins
+ * with when the next character is below `=` (`a.b=1&a`, was `a&a.b=1`).
  */
 export function byName(a: string, b: string): number {
   for (let i = 0; ; i++) {
-    const ca = i < a.length ? a.charCodeAt(i) : -1;
-    const cb = i < b.length ? b.charCodeAt(i) : -1;
-    const aEnded = ca === -1 || ca === EQUALS;
-    if (aEnded && (cb === -1 || cb === EQUALS)) return 0; // one name
+    const ca = i < a.length ? a.charCodeAt(i) : EQUALS;
+    const cb = i < b.length ? b.charCodeAt(i) : EQUALS;
     if (ca !== cb) return ca - cb;
+    if (ca === EQUALS) return 0; // one name
   }
 }
 

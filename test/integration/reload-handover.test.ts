@@ -145,6 +145,17 @@ async function mainThread(keys: string): Promise<{ pool: HeldPool; main: ServedW
   return { pool, main, file, advanceTo };
 }
 
+/** The main thread watching its file with a 1 h debounce; drained after the test. */
+async function watchingMainThread(): ReturnType<typeof mainThread> {
+  const t = await mainThread('reload: { watch: true, debounce: 1h }');
+  cleanups.push(async () => {
+    const drained = t.main.drain();
+    t.pool.allExited();
+    await drained;
+  });
+  return t;
+}
+
 /** The backstop tells the workers to stop at `ms`, not a millisecond sooner; then they exit and the drain ends. */
 async function stopsAt(ms: number, t: { pool: HeldPool; advanceTo(ms: number): Promise<void> }, drained: Promise<void>): Promise<void> {
   await t.advanceTo(ms - 1);
@@ -203,12 +214,7 @@ describe('--workers: the main thread during a reload', () => {
   });
 
   it('a reload that replaces the watch: what the workers applied is not reloaded again by the new watch', async () => {
-    const { pool, main, file, advanceTo } = await mainThread('reload: { watch: true, debounce: 1h }');
-    cleanups.push(async () => {
-      const drained = main.drain();
-      pool.allExited();
-      await drained;
-    });
+    const { pool, main, file, advanceTo } = await watchingMainThread();
     const next = 'reload: { watch: true, debounce: 20ms }';
     writeFileSync(file, yaml('http://127.0.0.1:1', next, ['/a', '/b']));
     void main.reload('admin');
@@ -219,12 +225,7 @@ describe('--workers: the main thread during a reload', () => {
   });
 
   it('a reload that replaces the watch: a change written after the main thread read the file is reloaded by the new watch', async () => {
-    const { pool, main, file, advanceTo } = await mainThread('reload: { watch: true, debounce: 1h }');
-    cleanups.push(async () => {
-      const drained = main.drain();
-      pool.allExited();
-      await drained;
-    });
+    const { pool, main, file, advanceTo } = await watchingMainThread();
     const next = 'reload: { watch: true, debounce: 20ms }';
     writeFileSync(file, yaml('http://127.0.0.1:1', next));
     void main.reload('admin');

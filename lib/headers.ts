@@ -46,3 +46,16 @@ export function setHeader(headers: readonly string[], name: string, value: strin
   if (value !== undefined) out.push(name, value);
   return out;
 }
+
+/**
+ * The scheme the client used: `req.protocol`, or the `X-Forwarded-Proto`
+ * (`http` or `https`) of a peer in `trustedProxies` (a TLS-terminating load
+ * balancer, `req.viaTrustedProxy`). What the upstream is told and what the
+ * cache keys by, so an `http` answer (a redirect to https) is never served
+ * to an `https` client.
+ */
+export function clientScheme(req: { readonly protocol: string; readonly viaTrustedProxy?: boolean; readonly headers: Readonly<Record<string, string | undefined>> }): string {
+  if (req.viaTrustedProxy !== true) return req.protocol;
+  const p = req.headers['x-forwarded-proto'];
+  return p === 'https' || p === 'http' ? p : req.protocol;
+}

@@ -70,7 +70,8 @@ export interface GatewayRequest {
   /**
    * True when the socket peer is one of the top-level `trustedProxies` (set
    * by the `ipFilter` stage; absent otherwise): the upstream then gets the
-   * `X-Forwarded-Proto`, `X-Forwarded-Host` and `Forwarded` that proxy sent.
+   * `X-Forwarded-Proto` that proxy sent, and the cache keys by it
+   * (`clientScheme` in lib/headers.ts).
    */
   viaTrustedProxy?: boolean;
   /** 'http' or 'https' as seen by the client. */

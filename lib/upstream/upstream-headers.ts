@@ -1,4 +1,4 @@
-import { connectionTokens, HOP_BY_HOP } from '../headers.ts';
+import { clientScheme, connectionTokens, HOP_BY_HOP } from '../headers.ts';
 import type { GatewayRequest } from '../types.ts';
 import type { Upstream } from './upstream.ts';
 
@@ -11,8 +11,8 @@ const DROPPED: ReadonlySet<string> = new Set([...HOP_BY_HOP, ...REPLACED]);
  * The headers sent upstream, as undici's flat `[name, value, …]` list: the
  * client's, less hop-by-hop ones (and those `Connection` names), with
  * `Host` as `preserveHost` says and the `X-Forwarded-*` family, `X-Real-IP`
- * and `X-Request-Id` set by the gateway (`X-Forwarded-Proto`/`-Host` and
- * `Forwarded` as a trusted proxy sent them, `req.viaTrustedProxy`).
+ * and `X-Request-Id` set by the gateway (`X-Forwarded-Proto` as a trusted
+ * proxy sent it, `req.viaTrustedProxy`); a client's `Forwarded` is dropped.
  *
  * `ownHostImplied`: the caller's client sends the instance's own host when
  * the list has none (undici writes its pool's precomputed `host:` line, the
@@ -32,22 +32,13 @@ export function upstreamHeaders(req: GatewayRequest, upstream: Upstream, preserv
   const xff = headers['x-forwarded-for'];
   const host = preserveHost === false ? upstream.host : preserveHost === true ? clientHost || upstream.host : preserveHost;
   if (host !== upstream.host || !ownHostImplied) out.push('host', host);
-  let proto = req.protocol;
-  let forwardedHost = clientHost;
-  // A trusted proxy (a TLS-terminating load balancer) says how the client
-  // came in; RFC 7239's Forwarded is kept only from one, as from a client it
-  // would forge the address, host and scheme the X-Forwarded-* ones guard.
-  if (req.viaTrustedProxy === true) {
-    const p = headers['x-forwarded-proto'];
-    if (p === 'https' || p === 'http') proto = p;
-    const h = headers['x-forwarded-host'];
-    if (h !== undefined && h !== '') forwardedHost = h;
-    if (headers.forwarded !== undefined) out.push('forwarded', headers.forwarded);
-  }
   out.push(
     'x-forwarded-for', xff === undefined ? ip : `${xff}, ${ip}`,
-    'x-forwarded-proto', proto,
-    'x-forwarded-host', forwardedHost,
+    // A trusted proxy's X-Forwarded-Proto is kept (how the client came in). Its X-Forwarded-Host
+    // and Forwarded are not: load balancers (AWS ALB, nginx without proxy_set_header) pass the
+    // client's own through, which would forge the host links and reset mails are built on.
+    'x-forwarded-proto', clientScheme(req),
+    'x-forwarded-host', clientHost,
     // The client as trusted proxies report it (ipFilter's trustedProxies), else the peer.
     'x-real-ip', req.clientAddress ?? ip,
     'x-request-id', req.id,

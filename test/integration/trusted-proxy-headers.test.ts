@@ -4,12 +4,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGatewayFromYaml, startUpstream, type TestUpstream } from '../support/servers.ts';
 
 /**
- * What a TLS-terminating load balancer in `trustedProxies` says about the
- * client's request reaches the upstream: its `X-Forwarded-Proto` (`http` or
- * `https`), `X-Forwarded-Host` and `Forwarded` are kept, as Envoy keeps
- * `x-forwarded-proto` from trusted hops and APISIX keeps `X-Forwarded-*`
- * from `trusted_addresses`. From anyone else they are replaced, and a
- * `Forwarded` is dropped (second black-box audit, findings 1 and 2).
+ * What a TLS-terminating load balancer in `trustedProxies` says about how
+ * the client came in reaches the upstream: its `X-Forwarded-Proto` (`http`
+ * or `https`), as Envoy keeps `x-forwarded-proto` from trusted hops; the
+ * cache keys by that scheme too. Its `X-Forwarded-Host` and `Forwarded` are
+ * not kept: load balancers (AWS ALB, nginx without `proxy_set_header`) pass
+ * the client's own through, which would let anyone forge the host an app
+ * builds links on, and poison the cache with them. From anyone else all of
+ * them are replaced, and `Forwarded` is always dropped.
  * 127.0.0.2 plays the trusted proxy, 127.0.0.3 a stranger.
  */
 
@@ -31,6 +33,7 @@ services:
 routes:
   - { path: /*, service: up }
   - { path: /unfiltered/*, service: up, ipFilter: false }
+  - { path: /cached/*, service: up, cache: { ttl: 60s } }
 `);
   port = Number(new URL(gw.url).port);
 });
@@ -63,8 +66,8 @@ const HEAD = (path: string): string => `GET ${path} HTTP/1.1\r\nHost: internal:8
 const xf = (h: IncomingHttpHeaders): unknown[] => [h['x-forwarded-proto'], h['x-forwarded-host']];
 
 describe('X-Forwarded-Proto and X-Forwarded-Host', () => {
-  it('keeps those a trusted proxy sent', async () => {
-    expect(xf(await from('127.0.0.2', HEAD('/x')))).toEqual(['https', 'api.example.com']);
+  it("keeps a trusted proxy's X-Forwarded-Proto, and sets X-Forwarded-Host from the Host it passed on", async () => {
+    expect(xf(await from('127.0.0.2', HEAD('/x')))).toEqual(['https', 'internal:8080']);
   });
 
   it("replaces a stranger's with the gateway's own", async () => {
@@ -82,12 +85,22 @@ describe('X-Forwarded-Proto and X-Forwarded-Host', () => {
 });
 
 describe('Forwarded (RFC 7239)', () => {
-  it('keeps the one a trusted proxy sent', async () => {
-    expect((await from('127.0.0.2', HEAD('/x')))['forwarded']).toBe('for=10.0.0.1;host=api.example.com;proto=https');
-  });
-
-  it("drops a stranger's, and any on a route that turns ipFilter off", async () => {
+  it("drops a trusted proxy's (it may be the client's, passed on), a stranger's, and any on a route that turns ipFilter off", async () => {
+    expect((await from('127.0.0.2', HEAD('/x')))['forwarded']).toBeUndefined();
     expect((await from('127.0.0.3', HEAD('/x')))['forwarded']).toBeUndefined();
     expect((await from('127.0.0.2', HEAD('/unfiltered/x')))['forwarded']).toBeUndefined();
+  });
+});
+
+describe('the cache behind a trusted proxy', () => {
+  it("keys by the scheme the client used, so an answer to http is not served to https", async () => {
+    const http = 'GET /cached/r HTTP/1.1\r\nHost: internal:8080\r\nX-Forwarded-Proto: http\r\n\r\n';
+    const https = 'GET /cached/r HTTP/1.1\r\nHost: internal:8080\r\nX-Forwarded-Proto: https\r\n\r\n';
+    const before = seen.length;
+    expect((await from('127.0.0.2', http))['x-forwarded-proto']).toBe('http');
+    expect((await from('127.0.0.2', https))['x-forwarded-proto']).toBe('https');
+    expect(seen.length - before).toBe(2);
+    // Stored: the same scheme again is a hit, nothing goes upstream.
+    await expect(from('127.0.0.2', https)).rejects.toThrow('no request upstream');
   });
 });

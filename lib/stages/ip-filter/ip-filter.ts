@@ -29,7 +29,7 @@ const defaults = { allow: [], deny: [], trustedProxies: [] } satisfies Required<
  * `req.clientAddress` (the address behind `trustedProxies`) for the stages
  * after it: rate limits keyed by `ip`, the `hash` balancer; and
  * `req.viaTrustedProxy` when the peer is one of `trustedProxies`, whose
- * `X-Forwarded-Proto`/`-Host` and `Forwarded` then reach the upstream. The lists are
+ * `X-Forwarded-Proto` then reaches the upstream (and keys the cache). The lists are
  * compiled once; a check is a loop over typed arrays, and the verdict for
  * the last address is kept (a client sends request after request).
  */

@@ -5,7 +5,8 @@ import { BufferedBody } from '../../lib/body.ts';
 import { getHeader } from '../../lib/headers.ts';
 import { createRedisClient, type RedisClient } from '../../lib/resources/redis-client.ts';
 import { cache } from '../../lib/stages/cache/cache.ts';
-import type { CacheRecord, CacheStore } from '../../lib/stages/cache/entry.ts';
+import type { CacheEntry, CacheRecord, CacheStore } from '../../lib/stages/cache/entry.ts';
+import { CacheTable } from '../../lib/stages/cache/table.ts';
 import { MemoryCacheStore } from '../../lib/stages/cache/memory-store.ts';
 import { RedisCacheStore } from '../../lib/stages/cache/redis-store.ts';
 import type { GatewayRequest, GatewayResponse, Handler } from '../../lib/types.ts';
@@ -135,6 +136,38 @@ for (const [name, makeStore, skip] of stores) {
       const frAfter = await send(fr);
       expect([frAfter.xCache, frAfter.body]).toEqual(['MISS', expect.stringMatching(/ fr$/)]);
       expect((await send(fr)).body).toBe(frAfter.body);
+    });
+
+    it('keeps the mark when a variant\'s vary record is written in the same round trip as an invalidation', async () => {
+      const store = tracked(await makeStore());
+      const table = new CacheTable(store, (err) => { throw err; });
+      const base = 'GET http://api.test/items';
+      const lang = (l: string) => request({}, { 'accept-language': l });
+      const entry = (at: number): CacheEntry => ({
+        kind: 'entry', status: 200, statusText: undefined, headers: ['vary', 'accept-language'], body: BufferedBody.of('x'), vary: ['accept-language'],
+        storedAt: at, initialAge: 0, freshUntil: at + 60_000, staleWhileRevalidate: 0, staleIfError: 0,
+      });
+      t += 1;
+      table.write(base, lang('fr'), entry(t), t);
+      await store.settled();
+      t += 1;
+      // the PUT's read goes first, the GET miss's read of the vary record second: its write lands last
+      table.invalidate(base, lang('en'), t);
+      table.write(base, lang('de'), entry(t + 1), t + 1);
+      await store.settled();
+      const rec = await store.get(base);
+      expect(rec?.kind === 'vary' ? rec.since : undefined).toBe(t);
+      expect((await table.lookup(lang('fr'), base)).entry).toBeUndefined();
+      expect((await table.lookup(lang('de'), base)).entry?.storedAt).toBe(t + 1);
+    });
+
+    it.skipIf(name !== 'redis')('a vary record written over one with a later mark or until keeps them (Redis compares and sets)', async () => {
+      const store = await makeStore();
+      await store.set('v', { kind: 'vary', names: ['accept-language'], since: 5_000, until: 90_000 }, 60_000);
+      await store.set('v', { kind: 'vary', names: ['accept-language'], since: undefined, until: 70_000 }, 40_000);
+      expect(await store.get('v')).toEqual({ kind: 'vary', names: ['accept-language'], since: 5_000, until: 90_000 });
+      await store.set('v', { kind: 'vary', names: ['accept-language'], since: 6_000, until: 95_000 }, 60_000);
+      expect(await store.get('v')).toEqual({ kind: 'vary', names: ['accept-language'], since: 6_000, until: 95_000 });
     });
   });
 }

@@ -1,7 +1,7 @@
 import type { Cluster, Redis } from 'ioredis';
 import type { Subscription } from 'rxjs';
 import { decodeRecord, encodeRecord } from './codec.ts';
-import type { CacheRecord, CacheStore } from './entry.ts';
+import type { CacheRecord, CacheStore, VaryRecord } from './entry.ts';
 import { parseDuration, type Duration } from '../../duration.ts';
 import { after, systemRuntime, type Runtime } from '../../runtime.ts';
 
@@ -33,6 +33,31 @@ const defaults = {
   onError: () => {},
   runtime: systemRuntime,
 } satisfies Required<RedisCacheStoreOptions>;
+
+/** Compare-and-set rounds of a vary record before the write is given up (each one means an invalidation landed meanwhile). */
+const VARY_TRIES = 3;
+
+/**
+ * SET KEYS[1] ARGV[1] PX ARGV[2], unless KEYS[1] holds a vary record (codec.ts:
+ * version 1, 4-byte length, JSON head) whose since (s) or until (u) is later
+ * than ARGV[3] / ARGV[4]: then 0, nothing written.
+ */
+const SET_VARY = `
+local old = redis.call('GET', KEYS[1])
+if old and #old >= 5 and string.byte(old, 1) == 1 then
+  local len = struct.unpack('>I4', string.sub(old, 2, 5))
+  local ok, h = pcall(cjson.decode, string.sub(old, 6, 5 + len))
+  if ok and type(h) == 'table' and h.k == 'v' then
+    if (type(h.s) == 'number' and h.s > tonumber(ARGV[3])) or (type(h.u) == 'number' and h.u > tonumber(ARGV[4])) then return 0 end
+  end
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
+`;
+
+function max(a: number | undefined, b: number | undefined): number | undefined {
+  return a === undefined ? b : b === undefined ? a : Math.max(a, b);
+}
 
 /** Raised when a command outlives `timeout`. */
 export class CacheStoreTimeoutError extends Error {
@@ -72,8 +97,33 @@ export class RedisCacheStore implements CacheStore {
   }
 
   set(key: string, record: CacheRecord, ttl: number): Promise<void> {
+    if (record.kind === 'vary') return this.setVary(key, record, ttl, VARY_TRIES);
     const px = Math.max(1, Math.ceil(ttl));
     return this.guard(this.client.set(this.prefix + key, encodeRecord(record), 'PX', px)).then(() => undefined);
+  }
+
+  /**
+   * Writes a vary record unless the one stored has a later invalidation
+   * mark or `until` (the script compares and sets atomically); then reads
+   * it, merges and tries again. The cache's read-modify-write of a vary
+   * record (invalidate.ts) spans a round trip: a PUT's mark written in
+   * between was overwritten, and the old variants came back.
+   */
+  private setVary(key: string, record: VaryRecord, ttl: number, tries: number): Promise<void> {
+    const px = Math.max(1, Math.ceil(ttl));
+    const since = record.since ?? -1;
+    const until = record.until ?? -1;
+    const command = this.client.eval(SET_VARY, 1, this.prefix + key, encodeRecord(record), px, since, until) as Promise<number>;
+    return this.guard(command).then((written) => {
+      if (written === 1 || tries <= 1) return undefined;
+      return this.get(key).then((old) => {
+        if (old?.kind !== 'vary') return this.setVary(key, record, ttl, tries - 1);
+        const later: VaryRecord = { kind: 'vary', names: record.names, since: max(old.since, record.since), until: max(old.until, record.until) };
+        // the record lives as long as its later until
+        const longer = record.until === undefined || later.until === undefined ? ttl : ttl + later.until - record.until;
+        return this.setVary(key, later, longer, tries - 1);
+      });
+    });
   }
 
   delete(key: string): Promise<void> {

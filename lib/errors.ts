@@ -159,6 +159,17 @@ export class ServiceUnavailableError extends GatewayError {
   override readonly retryable = true;
 }
 
+/**
+ * The gateway's own capacity is used up (a WebSocket route at its
+ * `maxConnections`): 503 as `ServiceUnavailableError`, but not retryable —
+ * another attempt meets the same count, and a circuit breaker must not take
+ * the gateway's refusal for the upstream's failure.
+ */
+export class AtCapacityError extends GatewayError {
+  readonly status = 503;
+  readonly code = 'SERVICE_UNAVAILABLE';
+}
+
 /** Every instance of the service is ejected or unhealthy, and the service has `panic: false`. */
 export class NoHealthyUpstreamError extends GatewayError {
   readonly status = 503;

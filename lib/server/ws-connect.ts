@@ -1,7 +1,7 @@
 import type { Socket } from 'node:net';
 import { Observable, throwError, type Subscriber } from 'rxjs';
 import WebSocket from 'ws';
-import { BadGatewayError, GatewayError, GatewayTimeoutError, NoHealthyUpstreamError, ServiceUnavailableError } from '../errors.ts';
+import { AtCapacityError, BadGatewayError, GatewayError, GatewayTimeoutError, NoHealthyUpstreamError } from '../errors.ts';
 import { NON_ASCII } from '../headers.ts';
 import type { GatewayEvents } from '../observe/events.ts';
 import { after, type Runtime } from '../runtime.ts';
@@ -145,7 +145,7 @@ export function websocketForward(service: Service, http: Handler, options: WebSo
   return function forwardWebSocket(req) {
     if (!isUpgrade(req)) return http(req);
     if (open >= limits.maxConnections) {
-      return throwError(() => new ServiceUnavailableError(`route ${route} has its ${limits.maxConnections} WebSocket connections open`, { sent: false, headers: RETRY_SOON }));
+      return throwError(() => new AtCapacityError(`route ${route} has its ${limits.maxConnections} WebSocket connections open`, { sent: false, headers: RETRY_SOON }));
     }
     const upstream = service.pick(req.attempt.tried, req);
     if (upstream === undefined) {

@@ -76,4 +76,22 @@ routes:
     expect(refused.retryAfter).toBe('1');
     expect(JSON.parse(refused.body)).toMatchObject({ error: { code: 'SERVICE_UNAVAILABLE' } });
   });
+
+  it("a WebSocket route's refusals at maxConnections are not the upstream's failures: the breaker stays closed for plain HTTP", async () => {
+    const up = await startWsUpstream(echo);
+    cleanups.push(() => up.close());
+    const gw = await startGatewayFromYaml(`
+services:
+  chat: { upstreams: ["${up.url}"], circuitBreaker: { consecutiveFailures: 2 } }
+routes:
+  - { path: /chat/*, service: chat, websocket: { maxConnections: 1 } }
+`);
+    cleanups.push(() => gw.close());
+    const open = await connect(`${wsUrl(gw.url)}/chat/a`);
+    cleanups.push(() => open.terminate());
+    for (let i = 0; i < 4; i++) expect((await refusedHandshake(`${wsUrl(gw.url)}/chat/b`)).status).toBe(503);
+    const plain = await request(`${gw.url}/chat/plain`);
+    await plain.body.text();
+    expect(plain.statusCode).not.toBe(503);
+  });
 });

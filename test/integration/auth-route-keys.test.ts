@@ -32,7 +32,8 @@ function sign(alg: string, key: KeyObject | Uint8Array): Promise<string> {
   return new SignJWT({ sub: 'a' }).setProtectedHeader({ alg }).setExpirationTime('10m').sign(key);
 }
 
-async function gateway(auth: string, routeAuth: string): Promise<string> {
+/** `withTop`: a route /top/* on the top-level keys (a top level that names no key has none). */
+async function gateway(auth: string, routeAuth: string, withTop = true): Promise<string> {
   const up = await startUpstream((req, res) => {
     req.resume();
     res.end('ok');
@@ -43,7 +44,7 @@ ${auth}
 services:
   up: { upstreams: ["${up.url}"] }
 routes:
-  - { path: /top/*, service: up, auth: required }
+${withTop ? '  - { path: /top/*, service: up, auth: required }' : ''}
   - path: /own/*
     service: up
     auth:
@@ -71,12 +72,25 @@ describe('a route with its own key source under a top-level auth with another', 
     expect([await status(`${url}/top/x`, hs), await status(`${url}/top/x`, rs)]).toEqual([200, 401]);
   });
 
-  it('does not apply the top-level algorithms to a key of another kind, and does to one of the same kind', async () => {
-    const other = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  it('does not apply the top-level algorithms to a key of another kind', async () => {
     // HS256 cannot verify with a public key: inherited, it would refuse the config.
     const hsTop = await gateway(`auth: { secret: "${SECRET}", algorithms: [HS256] }`, `      publicKey: ${block(pem(rsa.publicKey), 6)}`);
     expect(await status(`${hsTop}/own/x`, await sign('PS256', rsa.privateKey))).toBe(200);
-    const rsTop = await gateway(`auth:\n  algorithms: [RS256]\n  publicKey: ${block(pem(other.publicKey), 2)}`, `      publicKey: ${block(pem(rsa.publicKey), 6)}`);
-    expect([await status(`${rsTop}/own/x`, await sign('RS256', rsa.privateKey)), await status(`${rsTop}/own/x`, await sign('PS256', rsa.privateKey))]).toEqual([200, 401]);
+  });
+
+  it('a route with its own EC key under a top-level RSA key with algorithms [RS256] accepts ES256 tokens', async () => {
+    // Review R3, finding 3: both are "a public key", so RS256 was inherited and every ES256 token was 401.
+    const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const url = await gateway(`auth:\n  algorithms: [RS256]\n  publicKey: ${block(pem(rsa.publicKey), 2)}`, `      publicKey: ${block(pem(ec.publicKey), 6)}`);
+    expect(await status(`${url}/own/x`, await sign('ES256', ec.privateKey))).toBe(200);
+    expect(await status(`${url}/top/x`, await sign('RS256', rsa.privateKey))).toBe(200);
+    expect(await status(`${url}/top/x`, await sign('PS256', rsa.privateKey))).toBe(401);
+  });
+
+  it('a route with its own key keeps the algorithms it names, and those of a top level that names no key', async () => {
+    const own = await gateway(`auth: { secret: "${SECRET}" }`, `      algorithms: [RS256]\n      publicKey: ${block(pem(rsa.publicKey), 6)}`);
+    expect([await status(`${own}/own/x`, await sign('RS256', rsa.privateKey)), await status(`${own}/own/x`, await sign('PS256', rsa.privateKey))]).toEqual([200, 401]);
+    const keyless = await gateway('auth: { algorithms: [RS256] }', `      publicKey: ${block(pem(rsa.publicKey), 6)}`, false);
+    expect([await status(`${keyless}/own/x`, await sign('RS256', rsa.privateKey)), await status(`${keyless}/own/x`, await sign('PS256', rsa.privateKey))]).toEqual([200, 401]);
   });
 });

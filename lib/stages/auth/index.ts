@@ -30,14 +30,17 @@ export const authStage = defineStage({
     }
     // A route's own key source replaces the top-level one instead of joining
     // it (two sources are refused): the top-level `jwks` settings still apply
-    // to a route's `jwksUrl`, and its `algorithms` to a key of the same kind.
+    // to a route's `jwksUrl`; the top-level `algorithms` only when the top
+    // level names no key (then they can only be meant for the routes' keys):
+    // chosen for the top-level key, they may not fit the route's (an RSA and
+    // an EC key are both "a public key": RS256 inherited refused every ES256
+    // token). Issuer, audience and the rest are inherited.
     const { secret: _s, publicKey: _p, jwksUrl: _j, jwks, algorithms, ...baseRest } = base;
-    const topKind = base.secret !== undefined ? 'secret' : base.publicKey !== undefined || base.jwksUrl !== undefined ? 'public' : undefined;
-    const keepAlgorithms = topKind === undefined || topKind === ('secret' in routeObj ? 'secret' : 'public');
+    const topHasKey = base.secret !== undefined || base.publicKey !== undefined || base.jwksUrl !== undefined;
     return jwtAuth({
       ...baseRest,
       ...(jwks !== undefined && 'jwksUrl' in routeObj ? { jwks } : {}),
-      ...(algorithms !== undefined && keepAlgorithms ? { algorithms } : {}),
+      ...(algorithms !== undefined && !topHasKey ? { algorithms } : {}),
       ...routeObj,
       clock,
     });

@@ -288,6 +288,27 @@ describe('only-if-cached (RFC 9111 §5.2.1.7)', () => {
     await expect(send(handler, onlyIfCached())).rejects.toBeInstanceOf(GatewayTimeoutError);
     expect(up.calls).toBe(1);
   });
+
+  it('answers 504 without going upstream when the request could use no stored response: with no-cache, no-store or Authorization', async () => {
+    const { up, handler } = setup({}, () => ({ headers: ['cache-control', 'max-age=60'], body: 'hello' }));
+    await send(handler);
+    const cases: Array<Record<string, string>> = [
+      { 'cache-control': 'only-if-cached, no-cache' },
+      { 'cache-control': 'no-store, only-if-cached' },
+      { 'cache-control': 'only-if-cached', authorization: 'Bearer t' },
+    ];
+    for (const headers of cases) {
+      for (const method of ['GET', 'HEAD']) {
+        const err = await send(handler, request({ method, headers: { host: 'api.test', ...headers } })).then(() => null, (e: unknown) => e);
+        expect(err, `${method} ${JSON.stringify(headers)}`).toBeInstanceOf(GatewayTimeoutError);
+        expect((err as GatewayTimeoutError).headers).toEqual({ 'x-cache': 'MISS' });
+      }
+    }
+    expect(up.calls).toBe(1);
+    // without only-if-cached they go upstream as before
+    expect((await send(handler, request({ headers: { host: 'api.test', 'cache-control': 'no-cache' } }))).xCache).toBe('BYPASS');
+    expect(up.calls).toBe(2);
+  });
 });
 
 describe('vary records keep the invalidation mark through both stores\' encodings', () => {

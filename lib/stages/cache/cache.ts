@@ -87,6 +87,12 @@ export interface CacheOptions {
 /** The 504 to `only-if-cached` says it was a miss, as every answer of a cached route says what the cache did. */
 const ONLY_IF_CACHED_MISS: Readonly<Record<string, string>> = Object.freeze({ 'x-cache': 'MISS' });
 
+/** The 504 for `only-if-cached` when no stored response can answer (RFC 9111 §5.2.1.7). */
+function noStoredResponse(subscriber: Subscriber<GatewayResponse>, req: GatewayRequest): void {
+  req.locals.cache = 'MISS';
+  subscriber.error(new GatewayTimeoutError('only-if-cached: no stored response to answer with', { sent: false, headers: ONLY_IF_CACHED_MISS }));
+}
+
 const defaults = {
   store: null,
   ttl: '60s',
@@ -162,8 +168,7 @@ export function cache(options: CacheOptions = {}): Policy {
         if (state === 'stale-if-error') stale = entry;
       }
       if (onlyIfCached(req)) {
-        req.locals.cache = 'MISS';
-        subscriber.error(new GatewayTimeoutError('only-if-cached: no stored response to answer with', { sent: false, headers: ONLY_IF_CACHED_MISS }));
+        noStoredResponse(subscriber, req);
         return;
       }
       // A HEAD miss goes upstream as a HEAD; there is no body to store.
@@ -191,6 +196,9 @@ export function cache(options: CacheOptions = {}): Policy {
         return invalidates(req) ? bypass.pipe(tap((res) => {
           if (res.status < 400) table.invalidate(getKey(req), req, clock.now());
         })) : bypass;
+      }
+      if (mode === 'unavailable') {
+        return new Observable<GatewayResponse>((subscriber) => noStoredResponse(subscriber, req));
       }
       const base = baseKey(req);
       if (mode === 'refresh') {

@@ -10,24 +10,32 @@ const EVENT_STREAM = 'text/event-stream';
 /**
  * What to do with a request: `bypass` goes upstream and stores nothing;
  * `refresh` skips the lookup (client `no-cache`) but may store the answer;
- * `lookup` consults the cache.
+ * `lookup` consults the cache; `unavailable` is a GET or HEAD with
+ * `only-if-cached` that `no-cache`, `no-store` or its Authorization would
+ * send past the store: no stored response can answer it, so it gets the
+ * 504 a miss gets (RFC 9111 §5.2.1.7).
  */
-export type RequestMode = 'bypass' | 'refresh' | 'lookup';
+export type RequestMode = 'bypass' | 'refresh' | 'lookup' | 'unavailable';
 
 export function requestMode(req: GatewayRequest, cacheAuthorized: boolean): RequestMode {
   if (req.method !== 'GET' && req.method !== 'HEAD') return 'bypass';
   // Streams are never shared: a WebSocket handshake, or a client asking for Server-Sent Events.
   if (req.headers.upgrade !== undefined || req.headers.accept?.includes(EVENT_STREAM) === true) return 'bypass';
   // A token the auth stage verified (and may have stripped) still makes the request personal.
-  if (!cacheAuthorized && (req.headers.authorization !== undefined || req.locals.claims !== undefined)) return 'bypass';
+  if (!cacheAuthorized && (req.headers.authorization !== undefined || req.locals.claims !== undefined)) return unlessOnlyIfCached(req, 'bypass');
   const raw = req.headers['cache-control'];
   if (raw === undefined) {
     return req.headers.pragma?.toLowerCase().includes('no-cache') === true ? 'refresh' : 'lookup';
   }
   const cc = parseCacheControl(raw);
-  if (has(cc, 'no-store')) return 'bypass';
-  if (has(cc, 'no-cache')) return 'refresh';
+  if (has(cc, 'no-store')) return has(cc, 'only-if-cached') ? 'unavailable' : 'bypass';
+  if (has(cc, 'no-cache')) return has(cc, 'only-if-cached') ? 'unavailable' : 'refresh';
   return 'lookup';
+}
+
+/** `mode` (one that never reads the store), or `unavailable` when the client asked for a stored response only. */
+function unlessOnlyIfCached(req: GatewayRequest, mode: 'bypass'): RequestMode {
+  return onlyIfCached(req) ? 'unavailable' : mode;
 }
 
 /**

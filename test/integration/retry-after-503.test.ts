@@ -34,6 +34,22 @@ function refusedHandshake(url: string): Promise<{ status: number; retryAfter: st
   });
 }
 
+/** A gateway whose /chat/* WebSocket route (service options `service`) already has its one connection open. */
+async function fullChatRoute(service: string): Promise<string> {
+  const up = await startWsUpstream(echo);
+  cleanups.push(() => up.close());
+  const gw = await startGatewayFromYaml(`
+services:
+  chat: { upstreams: ["${up.url}"], ${service} }
+routes:
+  - { path: /chat/*, service: chat, websocket: { maxConnections: 1 } }
+`);
+  cleanups.push(() => gw.close());
+  const open = await connect(`${wsUrl(gw.url)}/chat/a`);
+  cleanups.push(() => open.terminate());
+  return gw.url;
+}
+
 describe('Retry-After on 503 answers about load', () => {
   it('adaptive concurrency at its limit answers 503 SERVICE_UNAVAILABLE with Retry-After: 1', async () => {
     const waiting: Array<() => void> = [];
@@ -60,37 +76,17 @@ routes:
   });
 
   it("a WebSocket route at its maxConnections answers the next upgrade 503 with Retry-After: 1", async () => {
-    const up = await startWsUpstream(echo);
-    cleanups.push(() => up.close());
-    const gw = await startGatewayFromYaml(`
-services:
-  chat: { upstreams: ["${up.url}"], timeout: 2s }
-routes:
-  - { path: /chat/*, service: chat, websocket: { maxConnections: 1 } }
-`);
-    cleanups.push(() => gw.close());
-    const open = await connect(`${wsUrl(gw.url)}/chat/a`);
-    cleanups.push(() => open.terminate());
-    const refused = await refusedHandshake(`${wsUrl(gw.url)}/chat/b`);
+    const url = await fullChatRoute('timeout: 2s');
+    const refused = await refusedHandshake(`${wsUrl(url)}/chat/b`);
     expect(refused.status).toBe(503);
     expect(refused.retryAfter).toBe('1');
     expect(JSON.parse(refused.body)).toMatchObject({ error: { code: 'SERVICE_UNAVAILABLE' } });
   });
 
   it("a WebSocket route's refusals at maxConnections are not the upstream's failures: the breaker stays closed for plain HTTP", async () => {
-    const up = await startWsUpstream(echo);
-    cleanups.push(() => up.close());
-    const gw = await startGatewayFromYaml(`
-services:
-  chat: { upstreams: ["${up.url}"], circuitBreaker: { consecutiveFailures: 2 } }
-routes:
-  - { path: /chat/*, service: chat, websocket: { maxConnections: 1 } }
-`);
-    cleanups.push(() => gw.close());
-    const open = await connect(`${wsUrl(gw.url)}/chat/a`);
-    cleanups.push(() => open.terminate());
-    for (let i = 0; i < 4; i++) expect((await refusedHandshake(`${wsUrl(gw.url)}/chat/b`)).status).toBe(503);
-    const plain = await request(`${gw.url}/chat/plain`);
+    const url = await fullChatRoute('circuitBreaker: { consecutiveFailures: 2 }');
+    for (let i = 0; i < 4; i++) expect((await refusedHandshake(`${wsUrl(url)}/chat/b`)).status).toBe(503);
+    const plain = await request(`${url}/chat/plain`);
     await plain.body.text();
     expect(plain.statusCode).not.toBe(503);
   });

@@ -1,5 +1,6 @@
-import { createRemoteJWKSet, type RemoteJWKSet } from 'jose';
+import { createLocalJWKSet, errors, type JSONWebKeySet, type JWTVerifyGetKey } from 'jose';
 import { parseDuration, type Duration } from '../../duration.ts';
+import { systemRuntime } from '../../runtime.ts';
 
 export interface RemoteJwksOptions {
   /**
@@ -11,7 +12,9 @@ export interface RemoteJwksOptions {
   cooldown?: Duration;
   /**
    * How long fetched keys are trusted before the next token triggers a
-   * refetch (keys rotated out at the issuer stop verifying after this).
+   * refetch (keys rotated out at the issuer stop verifying after this). When
+   * that refetch fails, the keys already fetched stay in use until one
+   * succeeds.
    * @default '10m'
    */
   cacheMaxAge?: Duration;
@@ -29,13 +32,30 @@ const defaults = {
 } satisfies Required<RemoteJwksOptions>;
 
 /**
- * A cached JWKS resolver over jose's `createRemoteJWKSet`, which already does
- * what we want: one fetch in flight at a time, refetch on an unknown `kid`
- * only once `cooldown` has passed since the last fetch, expiry after
- * `cacheMaxAge`. Build it once and share it between routes that trust the same
- * issuer (pass it as `jwtAuth({ keys })`).
+ * After a failed fetch, no other is made for this long: an IdP that is down
+ * (or answers garbage) gets one fetch a second, not one per request. Envoy's
+ * jwt_authn waits the same by default (`failed_refetch_duration`, 1 s).
  */
-export function remoteJwks(url: string, options: RemoteJwksOptions = {}): RemoteJWKSet {
+const FAILED_REFETCH_MS = 1000;
+
+const ACCEPT = 'application/json, application/jwk-set+json';
+
+/**
+ * A cached JWKS resolver: jose's `createLocalJWKSet` over the last set
+ * fetched. One fetch in flight at a time; a refetch on an unknown `kid`
+ * only once `cooldown` has passed since the last successful fetch; a
+ * refetch after `cacheMaxAge`. What jose's `createRemoteJWKSet` does not:
+ * a failed fetch is not repeated for a second (it was repeated for every
+ * request while the IdP was down), and a refetch that fails after
+ * `cacheMaxAge` keeps the keys it had (they were dropped: every token got
+ * 503 from the moment the IdP blinked at the 10-minute mark). While fetches
+ * keep failing, old keys are used at once and the refetch runs beside the
+ * requests, so a hung IdP does not hold every request for `timeout`. With
+ * no keys yet, a failed fetch rejects (the token gets 503). Build it once
+ * and share it between routes that trust the same issuer (pass it as
+ * `jwtAuth({ keys })`).
+ */
+export function remoteJwks(url: string, options: RemoteJwksOptions = {}, now: () => number = systemRuntime.now): JWTVerifyGetKey {
   let parsed: URL;
   try {
     parsed = new URL(url);
@@ -45,8 +65,59 @@ export function remoteJwks(url: string, options: RemoteJwksOptions = {}): Remote
   if (parsed.protocol !== 'https:' && parsed.protocol !== 'http:') {
     throw new TypeError(`jwtAuth: jwksUrl must be http(s), got ${parsed.protocol}`);
   }
+  const href = parsed.href;
   const cooldown = parseDuration(options.cooldown ?? defaults.cooldown, 'jwks.cooldown');
   const cacheMaxAge = parseDuration(options.cacheMaxAge ?? defaults.cacheMaxAge, 'jwks.cacheMaxAge');
   const timeout = Math.round(parseDuration(options.timeout ?? defaults.timeout, 'jwks.timeout'));
-  return createRemoteJWKSet(parsed, { cooldownDuration: cooldown, cacheMaxAge, timeoutDuration: timeout });
+
+  let local: JWTVerifyGetKey | undefined;
+  let fetchedAt = -Infinity;
+  let failedAt = -Infinity;
+  let failure: unknown;
+  let pending: Promise<void> | undefined;
+
+  function refresh(): Promise<void> {
+    if (pending !== undefined) return pending;
+    if (now() < failedAt + FAILED_REFETCH_MS) return Promise.reject(failure);
+    // createLocalJWKSet refuses what is not a key set: a failure like any other.
+    pending = fetchJwks(href, timeout).then((set) => createLocalJWKSet(set)).then((keys) => {
+      local = keys;
+      fetchedAt = now();
+    }, (err: unknown) => {
+      failedAt = now();
+      failure = err;
+      throw err;
+    }).finally(() => {
+      pending = undefined;
+    });
+    return pending;
+  }
+
+  return async function jwksKey(header, token) {
+    if (local === undefined) {
+      await refresh();
+    } else if (now() >= fetchedAt + cacheMaxAge) {
+      // Known to fail since the last good fetch: keep the old keys, try again beside this request.
+      if (failedAt > fetchedAt) refresh().catch(ignore);
+      else await refresh().catch(ignore);
+    }
+    try {
+      return await local!(header, token);
+    } catch (err) {
+      if (!(err instanceof errors.JWKSNoMatchingKey) || now() < fetchedAt + cooldown) throw err;
+      await refresh();
+      return local!(header, token);
+    }
+  };
+}
+
+function ignore(): void {}
+
+async function fetchJwks(href: string, timeoutMs: number): Promise<JSONWebKeySet> {
+  const res = await fetch(href, { redirect: 'manual', signal: AbortSignal.timeout(timeoutMs), headers: { accept: ACCEPT } });
+  if (res.status !== 200) {
+    await res.body?.cancel();
+    throw new Error(`JWKS answered ${res.status}, expected 200`);
+  }
+  return await res.json() as JSONWebKeySet;
 }

@@ -74,7 +74,7 @@ export function createVerifier(source: KeySource, options: VerifierOptions): Ver
     const now = clock.now();
     let payload: Claims;
     try {
-      payload = (await jwtVerify(token, key as JWTVerifyGetKey, { ...base, currentDate: new Date(now) })).payload as Claims;
+      payload = await verifyWithKeys(token, key as JWTVerifyGetKey, { ...base, currentDate: new Date(now) });
     } catch (err) {
       throw authError(err);
     }
@@ -110,6 +110,27 @@ export function createVerifier(source: KeySource, options: VerifierOptions): Ver
     }
     return verifyJwt(token);
   };
+}
+
+/**
+ * jwtVerify, trying each key when several in a JWKS fit a token (one without
+ * `kid` against a set with two RSA keys, mid-rotation), as Envoy's jwt_authn
+ * does; jose leaves that to its caller (JWKSMultipleMatchingKeys holds them).
+ */
+async function verifyWithKeys(token: string, key: JWTVerifyGetKey, options: JWTVerifyOptions): Promise<Claims> {
+  try {
+    return (await jwtVerify(token, key, options)).payload as Claims;
+  } catch (err) {
+    if (!(err instanceof errors.JWKSMultipleMatchingKeys)) throw err;
+    for await (const candidate of err as unknown as AsyncIterable<CryptoKey>) {
+      try {
+        return (await jwtVerify(token, candidate, options)).payload as Claims;
+      } catch (inner) {
+        if (!(inner instanceof errors.JWSSignatureVerificationFailed)) throw inner;
+      }
+    }
+    throw new errors.JWSSignatureVerificationFailed();
+  }
 }
 
 /**

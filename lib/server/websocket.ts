@@ -33,10 +33,17 @@ export function websocketBehavior(handle: (res: HttpResponse, req: HttpRequest, 
 /**
  * Completes the client's upgrade once the upstream accepted: after an async
  * wait, so corked, and only while uWS still owns `res` (the caller checks
- * `onAborted`).
+ * `onAborted`), with the subprotocol and the headers (`Set-Cookie`…) of the
+ * upstream's `101`.
  */
 export function completeUpgrade(res: HttpResponse, req: GatewayRequest, context: us_socket_context_t, link: WsLink): void {
   res.cork(() => {
+    const headers = link.accepted.headers;
+    if (headers.length > 0) {
+      // uWS writes its own status on the first writeHeader unless this one comes first (its typings say so).
+      res.writeStatus('101 Switching Protocols');
+      for (let i = 0; i < headers.length; i += 2) res.writeHeader(headers[i]!, headers[i + 1]!);
+    }
     res.upgrade<ClientData>({ link }, req.headers['sec-websocket-key'] ?? '', link.protocol, '', context);
   });
 }

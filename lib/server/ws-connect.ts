@@ -11,6 +11,7 @@ import { upstreamHeaders } from '../upstream/upstream-headers.ts';
 import type { Upstream } from '../upstream/upstream.ts';
 import type { WebSocketLimits } from './websocket-options.ts';
 import { WsLink } from './ws-link.ts';
+import { HANDSHAKE_ANSWER, refusalResponse, relayedHeaders } from './ws-refusal.ts';
 
 /** The upstream link a `101` response carries to the edge (a symbol key survives `{ ...response }`). */
 const UPGRADE = Symbol('rxgate.websocket');
@@ -70,9 +71,13 @@ export function websocketForward(service: Service, http: Handler, options: WebSo
       const list = upstreamHeaders(req, upstream, preserveHost);
       const headers: Record<string, string> = {};
       for (let i = 0; i < list.length; i += 2) if (!HANDSHAKE.has(list[i]!)) headers[list[i]!] = list[i + 1]!;
+      // Offered here, not through ws's protocols: ws fails an answer without one, which the client may take (browsers do).
+      if (offered.length > 0) headers['sec-websocket-protocol'] = offered.join(', ');
       const sentAt = service.started(upstream);
       let settled = false;
       let socket: WebSocket | null = null;
+      /** A refusal whose body is still being read. */
+      let refusal: { destroy(): void } | null = null;
       const settle = (ok: boolean): void => {
         settled = true;
         service.answered(upstream, sentAt, ok);
@@ -87,7 +92,7 @@ export function websocketForward(service: Service, http: Handler, options: WebSo
           : new BadGatewayError(`WebSocket to upstream ${upstream.origin} failed: ${err.message}`, { cause: err, sent: false }));
       };
       const handshake = (tlsSocket: Socket | null): void => {
-        const ws = socket = new WebSocket(url, offered, {
+        const ws = socket = new WebSocket(url, [], {
           headers,
           handshakeTimeout: limits.connectTimeoutMs,
           maxPayload: limits.maxMessageSize,
@@ -97,17 +102,32 @@ export function websocketForward(service: Service, http: Handler, options: WebSo
           ...(tlsSocket !== null ? { createConnection: () => tlsSocket } : {}),
         });
         ws.on('error', fail);
+        let accepted = { protocol: '', headers: [] as string[] };
+        ws.once('upgrade', (res) => {
+          const chosen = res.headers['sec-websocket-protocol'];
+          // One the client did not offer stays for ws to refuse ("a subprotocol but none was requested"): a 502.
+          if (chosen !== undefined && !offered.includes(chosen)) return;
+          delete res.headers['sec-websocket-protocol'];
+          accepted = { protocol: chosen ?? '', headers: relayedHeaders(res.rawHeaders, HANDSHAKE_ANSWER) };
+        });
         ws.once('unexpected-response', (request, response) => {
           settle(true);
-          response.resume();
-          request.destroy();
-          subscriber.error(new BadGatewayError(`upstream ${upstream.origin} refused the WebSocket upgrade with ${response.statusCode}`));
+          refusal = request;
+          // Its own answer, passed on; the connection is not reused (it was asked to upgrade).
+          refusalResponse(response).then((answer) => {
+            request.destroy();
+            subscriber.next(answer);
+            subscriber.complete();
+          }, (err: Error) => {
+            request.destroy();
+            subscriber.error(err);
+          });
         });
         ws.once('open', () => {
           settle(true);
           // Nothing is read until the client's socket is open too.
           ws.pause();
-          linked(ws, subscriber);
+          linked(ws, subscriber, accepted);
         });
       };
       if (!upstream.origin.startsWith('https:')) handshake(null);
@@ -122,6 +142,7 @@ export function websocketForward(service: Service, http: Handler, options: WebSo
         });
       }
       return () => {
+        refusal?.destroy();
         if (settled) return;
         settled = true;
         service.finished(upstream);
@@ -130,13 +151,13 @@ export function websocketForward(service: Service, http: Handler, options: WebSo
     });
 
   /** The upstream accepted: a `101` carrying the link, for the edge to complete. */
-  const linked = (socket: WebSocket, subscriber: Subscriber<GatewayResponse>): void => {
+  const linked = (socket: WebSocket, subscriber: Subscriber<GatewayResponse>, accepted: WsLink['accepted']): void => {
     open++;
     events?.emit('websocket', { route, phase: 'open' });
     const link = new WsLink(socket, limits, runtime, (summary) => {
       open--;
       events?.emit('websocket', { route, phase: 'close', ...summary });
-    });
+    }, accepted);
     const response: UpgradeResponse = { status: 101, headers: [], body: null, [UPGRADE]: link };
     subscriber.next(response);
     subscriber.complete();

@@ -36,12 +36,14 @@ export class WsLink {
 
   /**
    * @param upstream an open `ws` socket, paused (nothing is read until the client's socket opens)
+   * @param accepted from the upstream's `101`: its subprotocol ('' for none), headers for the client's (`Set-Cookie`…)
    */
   constructor(
     readonly upstream: WebSocket,
     private readonly limits: WebSocketLimits,
     private readonly runtime: Runtime,
     private readonly onEnd: (summary: LinkSummary) => void,
+    readonly accepted: { readonly protocol: string; readonly headers: readonly string[] } = { protocol: upstream.protocol, headers: [] },
   ) {
     this.openedAt = this.lastActivity = runtime.now();
     upstream.on('message', (data, isBinary) => this.fromUpstream(data as Buffer, isBinary));
@@ -58,7 +60,7 @@ export class WsLink {
 
   /** The subprotocol the upstream chose ('' when none). */
   get protocol(): string {
-    return this.upstream.protocol;
+    return this.accepted.protocol;
   }
 
   /** Bytes waiting to go to the upstream. */
@@ -134,7 +136,6 @@ export class WsLink {
   }
 
   // ---- the upstream's events ----
-
   private fromUpstream(data: Buffer, isBinary: boolean): void {
     const client = this.client;
     if (this.done || client === null) return;
@@ -162,7 +163,6 @@ export class WsLink {
   }
 
   // ---- backpressure ----
-
   private pauseUpstream(): void {
     if (this.upstreamPaused) return;
     this.upstreamPaused = true;

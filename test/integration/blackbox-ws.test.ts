@@ -1,0 +1,267 @@
+import { randomBytes } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { connect as tcpConnect, type AddressInfo } from 'node:net';
+import { request } from 'undici';
+import WebSocket, { WebSocketServer } from 'ws';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { rxgateRuns, type RxgateRuns } from '../support/rxgate-process.ts';
+import { until } from '../support/wait.ts';
+
+/**
+ * The third black-box audit (notes/s7/A1-findings.md): rxgate started as
+ * users start it (the CLI on a YAML file), probed as suites written for
+ * nginx, Envoy, Traefik or Kong probe a gateway, on what the first two
+ * audits (blackbox-proxy, blackbox-http) did not cover: the WebSocket relay
+ * (refusals, subprotocols, the upstream's 101, headers, close codes,
+ * extensions), Server-Sent Events, and the Prometheus exposition.
+ *
+ * One node:http upstream serves every case: its `ws` server accepts
+ * upgrades (echo; `/headers` sends the handshake it got; `/close/N` closes
+ * with N), `/refuse/N` answers an upgrade N with a body, `/sse*` streams
+ * events and never ends.
+ */
+
+let runs: RxgateRuns;
+let upstream: Server;
+let wss: WebSocketServer;
+let gw = '';
+let admin = '';
+/** How each upstream WebSocket ended, by path. */
+const upstreamCloses = new Map<string, { code: number; reason: string }>();
+/** The event-stream requests the upstream got, and when their connection closed. */
+const streams: Array<{ path: string; lastEventId: string | undefined; closed: boolean }> = [];
+
+beforeAll(async () => {
+  upstream = createServer((req, res) => {
+    const u = new URL(req.url!, 'http://up');
+    if (u.pathname.startsWith('/sse')) {
+      const stream = { path: u.pathname, lastEventId: req.headers['last-event-id'] as string | undefined, closed: false };
+      streams.push(stream);
+      res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'max-age=60' });
+      res.write(`id: 1\ndata: ${'first '.repeat(300)}\n\n`);
+      req.socket.on('close', () => { stream.closed = true; });
+      return;
+    }
+    req.resume();
+    res.end('plain');
+  });
+  // The last subprotocol offered, or none when the client offers `none`.
+  wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, handleProtocols: (set) => set.has('none') ? false : [...set].at(-1)! });
+  wss.on('headers', (headers) => headers.push('Set-Cookie: sid=abc; HttpOnly', 'X-Upstream: yes'));
+  upstream.on('upgrade', (req: IncomingMessage, socket, head) => {
+    const u = new URL(req.url!, 'http://up');
+    const refuse = /^\/refuse\/(\d+)$/.exec(u.pathname);
+    if (refuse !== null) {
+      const body = JSON.stringify({ why: 'upstream says no' });
+      socket.end(`HTTP/1.1 ${refuse[1]} No\r\nContent-Type: application/json\r\nWWW-Authenticate: Bearer realm="up"\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`);
+      return;
+    }
+    wss.handleUpgrade(req, socket, head, (ws) => {
+      ws.on('close', (code, reason) => upstreamCloses.set(u.pathname, { code, reason: reason.toString() }));
+      const close = /^\/close\/(\d+)$/.exec(u.pathname);
+      if (close !== null) {
+        ws.close(Number(close[1]), `bye ${close[1]}`);
+        return;
+      }
+      if (u.pathname === '/headers') ws.send(JSON.stringify({ url: req.url, headers: req.headers }));
+      ws.on('message', (data, isBinary) => ws.send(data as Buffer, { binary: isBinary }));
+    });
+  });
+  await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
+  const up = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`;
+  runs = rxgateRuns();
+  const proc = runs.start(['--config', runs.file(`
+listen: { host: 127.0.0.1, port: 0 }
+admin: { host: 127.0.0.1, port: 0 }
+services:
+  up: { upstreams: ["${up}"], timeout: 2s }
+  down: { upstreams: ["http://127.0.0.1:1"], retry: false }
+routes:
+  - { path: /ws/*, service: up, websocket: true, rewrite: { stripPrefix: /ws } }
+  - { path: /wsdown/*, service: down, websocket: true }
+  - { path: /sse/*, service: up, streamIdleTimeout: 5s, compression: { minSize: 16 }, cache: { ttl: 60s } }
+`)], { RXGATE_LOG_LEVEL: 'info' });
+  const [listening, adminListening] = await Promise.all([proc.logged('rxgate listening'), proc.logged('rxgate admin listening')]);
+  gw = `127.0.0.1:${listening['port'] as number}`;
+  admin = `http://127.0.0.1:${adminListening['port'] as number}`;
+});
+
+afterAll(async () => {
+  runs?.remove();
+  for (const c of wss?.clients ?? []) c.terminate();
+  await new Promise((r) => upstream?.close(r));
+});
+
+interface Refused { status: number; headers: Record<string, string | string[] | undefined>; body: string }
+
+/** Opens a WebSocket through the gateway; resolves with the socket, or with the HTTP answer that refused it. */
+function open(path: string, protocols: string[] = [], headers: Record<string, string> = {}, perMessageDeflate = false): Promise<WebSocket | Refused> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(`ws://${gw}${path}`, protocols, { headers, perMessageDeflate });
+    ws.once('open', () => resolve(ws));
+    ws.once('unexpected-response', (_req, res) => {
+      let body = '';
+      res.on('data', (c: Buffer) => { body += c.toString(); });
+      res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body }));
+    });
+    ws.once('error', reject);
+  });
+}
+
+async function opened(path: string, protocols: string[] = [], headers: Record<string, string> = {}): Promise<WebSocket> {
+  const ws = await open(path, protocols, headers);
+  if (!(ws instanceof WebSocket)) throw new Error(`refused: ${JSON.stringify(ws)}`);
+  return ws;
+}
+
+const closeOf = (ws: WebSocket): Promise<{ code: number; reason: string }> =>
+  new Promise((resolve) => ws.once('close', (code, reason) => resolve({ code, reason: reason.toString() })));
+
+/** Sends an opening handshake of its own bytes and resolves with the head of the answer (the socket is then closed). */
+function rawHandshake(path: string, extra: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const [host, port] = gw.split(':');
+    const socket = tcpConnect(Number(port), host!);
+    let got = '';
+    socket.on('data', (d: Buffer) => {
+      got += d.toString('latin1');
+      const end = got.indexOf('\r\n\r\n');
+      if (end >= 0) {
+        socket.destroy();
+        resolve(got.slice(0, end));
+      }
+    });
+    socket.on('error', reject);
+    socket.write(`GET ${path} HTTP/1.1\r\nHost: ${gw}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n`
+      + `Sec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\nSec-WebSocket-Version: 13\r\n${extra}\r\n`);
+  });
+}
+
+describe('the WebSocket relay', () => {
+  it("answers an upgrade the upstream refuses with the upstream's own answer: status, headers and body", async () => {
+    for (const status of [401, 403, 404]) {
+      const answer = await open(`/ws/refuse/${status}`);
+      expect(answer instanceof WebSocket, String(status)).toBe(false);
+      const { headers, body } = answer as Refused;
+      expect([(answer as Refused).status, headers['www-authenticate'], headers['content-type'], body]).toEqual([status, 'Bearer realm="up"', 'application/json', '{"why":"upstream says no"}']);
+    }
+  });
+
+  it("does not let refused upgrades open the service's circuit breaker for everyone", async () => {
+    // Before: each refusal was a retryable 502, retried and counted; after 3 clients' refusals every request got 503 CIRCUIT_OPEN for 30 s.
+    for (let i = 0; i < 8; i++) expect(((await open('/ws/refuse/403')) as Refused).status).toBe(403);
+    const plain = await request(`http://${gw}/ws/plain`);
+    expect([plain.statusCode, await plain.body.text()]).toEqual([200, 'plain']);
+    (await opened('/ws/echo')).terminate();
+  });
+
+  it('answers 502 before any 101 when the upstream is down', async () => {
+    const answer = (await open('/wsdown/x')) as Refused;
+    expect([answer.status, (JSON.parse(answer.body) as { error: { code: string } }).error.code]).toEqual([502, 'BAD_GATEWAY']);
+  });
+
+  it('gives the client the subprotocol the upstream chose, and none when the upstream chose none', async () => {
+    const ws = await opened('/ws/echo', ['v1.chat', 'v2.chat']);
+    expect(ws.protocol).toBe('v2.chat');
+    ws.terminate();
+    // Before: the gateway's own client refused a 101 without a subprotocol ("Server sent no subprotocol"): 502, retryable, counted by the breaker.
+    const head = await rawHandshake('/ws/echo', 'Sec-WebSocket-Protocol: none, other\r\n');
+    expect(head).toMatch(/^HTTP\/1\.1 101 /);
+    expect(head).not.toMatch(/\r\nsec-websocket-protocol:/i);
+  });
+
+  it("passes the headers of the upstream's 101 (Set-Cookie) to the client, not its handshake fields", async () => {
+    const head = await rawHandshake('/ws/echo', 'Sec-WebSocket-Protocol: a, b\r\n');
+    expect(head).toMatch(/^HTTP\/1\.1 101 /);
+    expect(head).toMatch(/\r\nset-cookie: sid=abc; HttpOnly(\r\n|$)/i);
+    expect(head).toMatch(/\r\nx-upstream: yes(\r\n|$)/i);
+    expect(head.match(/\r\nsec-websocket-protocol: /gi)).toHaveLength(1);
+    expect(head.match(/\r\nsec-websocket-accept: /gi)).toHaveLength(1);
+    expect(head.match(/\r\nupgrade: /gi)).toHaveLength(1);
+  });
+
+  it('forwards the path, the query, Cookie, Authorization and Origin; not hop-by-hop headers', async () => {
+    const ws = new WebSocket(`ws://${gw}/ws/headers?a=1&b=%20x`, { headers: { cookie: 'c=1', authorization: 'Bearer t', origin: 'https://o.example', 'keep-alive': 'timeout=5', te: 'trailers' } });
+    // The upstream sends at once: listen before the open.
+    const { url, headers } = JSON.parse(await new Promise<string>((r) => ws.once('message', (d) => r(d.toString())))) as { url: string; headers: Record<string, string> };
+    ws.terminate();
+    expect(url).toBe('/headers?a=1&b=%20x');
+    expect([headers['cookie'], headers['authorization'], headers['origin'], headers['x-forwarded-for']]).toEqual(['c=1', 'Bearer t', 'https://o.example', '127.0.0.1']);
+    expect([headers['keep-alive'], headers['te'], headers['sec-websocket-protocol']]).toEqual([undefined, undefined, undefined]);
+  });
+
+  it('passes close codes and reasons from the upstream: 1000, 1001, 3000, 4001, 4999', async () => {
+    for (const code of [1000, 1001, 3000, 4001, 4999]) {
+      const ws = await opened(`/ws/close/${code}`);
+      expect(await closeOf(ws)).toEqual({ code, reason: `bye ${code}` });
+    }
+  });
+
+  it('passes close codes and reasons from the client (1000, 4002), and a close without a code as one without', async () => {
+    for (const code of [1000, 4002, undefined]) {
+      const path = `/echo-${code ?? 'none'}`;
+      const ws = await opened(`/ws${path}`);
+      ws.close(code, code === undefined ? undefined : `client ${code}`);
+      await closeOf(ws);
+      await until(() => upstreamCloses.has(path), { timeout: 5000 });
+      expect(upstreamCloses.get(path)).toEqual(code === undefined ? { code: 1005, reason: '' } : { code, reason: `client ${code}` });
+    }
+  });
+
+  it('closes a client 3000-3999 code upstream as 1001: uWS 20.30 takes those codes as invalid (a limit, documented)', async () => {
+    const ws = await opened('/ws/echo-3001');
+    ws.close(3001, 'client 3001');
+    await closeOf(ws);
+    await until(() => upstreamCloses.has('/echo-3001'), { timeout: 5000 });
+    expect(upstreamCloses.get('/echo-3001')).toEqual({ code: 1001, reason: 'client went away' });
+  });
+
+  it('accepts a client that offers permessage-deflate without the extension, and relays its messages', async () => {
+    const ws = await open('/ws/echo', [], {}, true) as WebSocket;
+    expect(ws.extensions).toBe('');
+    const text = 'hello '.repeat(2000);
+    ws.send(text);
+    expect(await new Promise<string>((r) => ws.once('message', (d) => r(d.toString())))).toBe(text);
+    ws.terminate();
+  });
+});
+
+describe('Server-Sent Events', () => {
+  it('delivers the first event while the stream is open, uncompressed and not stored, with Last-Event-ID forwarded', async () => {
+    for (const round of [1, 2]) {
+      const res = await request(`http://${gw}/sse/a`, { headers: { accept: 'text/event-stream', 'accept-encoding': 'gzip', 'last-event-id': `4${round}` } });
+      expect([res.statusCode, res.headers['content-type'], res.headers['content-encoding'], res.headers['x-cache']]).toEqual([200, 'text/event-stream', undefined, 'BYPASS']);
+      const first = await res.body[Symbol.asyncIterator]().next();
+      expect(String(first.value)).toMatch(/^id: 1\ndata: first /);
+      res.body.destroy();
+    }
+    const seen = streams.filter((s) => s.path === '/sse/a');
+    expect(seen.map((s) => s.lastEventId)).toEqual(['41', '42']);
+    // The client going away closes the upstream's stream.
+    await until(() => seen.every((s) => s.closed), { timeout: 5000 });
+  });
+});
+
+describe('the Prometheus exposition', () => {
+  it('stays valid text format, with one route label for unrouted paths, after odd paths and upgrades', async () => {
+    for (const path of ['/nothing/%22%5C%0A', '/ws/%ff"x', '/a%5Cb?"=\\', '/%E2%82%AC']) {
+      await request(`http://${gw}${path}`).then((r) => r.body.dump(), () => undefined);
+    }
+    const res = await request(`${admin}/metrics`);
+    expect(res.headers['content-type']).toBe('text/plain; version=0.0.4; charset=utf-8');
+    const text = await res.body.text();
+    const typed = new Set<string>();
+    const sample = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\[\\"n])*"(?:,[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\[\\"n])*")*\})? (-?[0-9.]+(?:e[+-]?[0-9]+)?|NaN|[+-]Inf)$/;
+    for (const line of text.split('\n')) {
+      if (line === '') continue;
+      const type = /^# TYPE ([a-zA-Z_:][a-zA-Z0-9_:]*) (counter|gauge|histogram|summary|untyped)$/.exec(line);
+      if (type !== null) { typed.add(type[1]!); continue; }
+      if (line.startsWith('# HELP ')) continue;
+      const m = sample.exec(line);
+      expect(m, line).not.toBeNull();
+      expect(typed.has(m![1]!.replace(/_(bucket|sum|count)$/, '')) || typed.has(m![1]!), line).toBe(true);
+    }
+    const routes = new Set([...text.matchAll(/^rxgate_requests_total\{route="([^"]*)"/gm)].map((m) => m[1]));
+    expect([...routes].every((r) => ['/ws/*', '/wsdown/*', '/sse/*', 'none'].includes(r!)), [...routes].join(' ')).toBe(true);
+  });
+});

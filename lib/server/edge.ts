@@ -15,7 +15,7 @@ import { requestIds } from './request-id.ts';
 import { listenRedirect, type RedirectListener } from './redirect-http.ts';
 import { closeApp, EdgeTls } from './tls.ts';
 import { loadUws, uwsBuild } from './uws.ts';
-import { websocketBehavior } from './websocket.ts';
+import { goingAway, websocketBehavior } from './websocket.ts';
 import { ListenError } from './listen-error.ts';
 
 /** Attempt 1 has tried nothing yet (shared: it is never written to). */
@@ -75,7 +75,7 @@ export class Edge {
       });
     }
     // Upgrades take the same path (routing, the route's pipeline) and may end as a WebSocket.
-    app.ws('/*', websocketBehavior((res, req, context) => this.handle(res, req, context)));
+    app.ws('/*', websocketBehavior((res, req, context) => this.handle(res, req, context), this));
     app.any('/*', (res, req) => this.handle(res, req));
   }
 
@@ -160,6 +160,7 @@ export class Edge {
     this.stopListening();
     for (const sub of this.inflight) sub.unsubscribe();
     this.inflight.clear();
+    goingAway(this); // WebSockets get 1001 Going Away first (websocket.ts)
     // Closes every socket, idle keep-alive ones too. Both builds have it
     // (20.30 on Node 20, 20.69 on Node 22+): detected all the same.
     closeApp(this.app);

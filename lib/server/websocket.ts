@@ -1,4 +1,4 @@
-import type { HttpRequest, HttpResponse, us_socket_context_t, WebSocketBehavior } from 'uWebSockets.js';
+import type { HttpRequest, HttpResponse, us_socket_context_t, WebSocket, WebSocketBehavior } from 'uWebSockets.js';
 import type { GatewayRequest } from '../types.ts';
 import { UWS_MAX_PAYLOAD } from './websocket-options.ts';
 import type { ClientData, WsLink } from './ws-link.ts';
@@ -13,7 +13,13 @@ import type { ClientData, WsLink } from './ws-link.ts';
  * uWS hands `ws` only requests with a valid `Sec-WebSocket-Key`; the rest of
  * the same paths still reach `any('/*')`.
  */
-export function websocketBehavior(handle: (res: HttpResponse, req: HttpRequest, context: us_socket_context_t) => void): WebSocketBehavior<ClientData> {
+export function websocketBehavior(
+  handle: (res: HttpResponse, req: HttpRequest, context: us_socket_context_t) => void,
+  owner: object = {},
+): WebSocketBehavior<ClientData> {
+  let sockets = OPEN.get(owner);
+  if (sockets === undefined) OPEN.set(owner, sockets = new Set());
+  const open = sockets;
   return {
     maxPayloadLength: UWS_MAX_PAYLOAD,
     idleTimeout: 0,
@@ -21,13 +27,32 @@ export function websocketBehavior(handle: (res: HttpResponse, req: HttpRequest, 
     closeOnBackpressureLimit: 0,
     sendPingsAutomatically: false,
     upgrade: handle,
-    open: (ws) => ws.getUserData().link.opened(ws),
+    open: (ws) => {
+      open.add(ws);
+      ws.getUserData().link.opened(ws);
+    },
     message: (ws, message, isBinary) => ws.getUserData().link.fromClient(message, isBinary),
     drain: (ws) => ws.getUserData().link.clientDrained(),
     ping: (ws) => ws.getUserData().link.touch(),
     pong: (ws) => ws.getUserData().link.touch(),
-    close: (ws, code, message) => ws.getUserData().link.clientClosed(code, message),
+    close: (ws, code, message) => {
+      open.delete(ws);
+      ws.getUserData().link.clientClosed(code, message);
+    },
   };
+}
+
+/** Client sockets open, by the owner (an edge) whose behaviors accepted them: one set for all of an edge's apps. */
+const OPEN = new WeakMap<object, Set<WebSocket<ClientData>>>();
+
+/**
+ * Closes every WebSocket `owner`'s behaviors opened, both sides with 1001
+ * Going Away (RFC 6455 §7.4.1: "a server going down"), before the edge
+ * closes its sockets: closed under them, the client saw 1006 (no close
+ * frame) and the upstream "1001 client went away".
+ */
+export function goingAway(owner: object): void {
+  for (const ws of [...OPEN.get(owner) ?? []]) ws.getUserData().link.goingAway();
 }
 
 /**

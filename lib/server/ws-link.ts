@@ -63,21 +63,18 @@ export class WsLink {
     return this.accepted.protocol;
   }
 
-  /** Bytes waiting to go to the upstream. */
-  get upstreamBuffered(): number {
-    return this.upstream.bufferedAmount;
-  }
-
-  /** Whether the gateway has stopped reading the upstream because the client does not drain. */
-  get readingUpstream(): boolean {
-    return !this.upstreamPaused;
-  }
-
   /** The client's upgrade never completed (it went away first): close the upstream. */
   abort(): void {
     if (this.done) return;
     closeUpstream(this.upstream, 1001, 'client went away');
     this.finish('aborted', 1006);
+  }
+
+  /** The gateway is going down: both sides get 1001 Going Away (RFC 6455 §7.4.1), not a dropped connection. */
+  goingAway(): void {
+    if (this.done) return;
+    closeUpstream(this.upstream, 1001, 'going away');
+    this.endClient(1001, 'going away', 'shutdown');
   }
 
   // ---- uWS behavior callbacks ----

@@ -2,7 +2,7 @@
 import type { WsLink } from './ws-link.ts';
 
 /** How a link ended, for metrics and logs. */
-export type LinkEnd = 'client' | 'upstream' | 'idle' | 'slow-client' | 'slow-upstream' | 'too-big' | 'aborted';
+export type LinkEnd = 'client' | 'upstream' | 'idle' | 'slow-client' | 'slow-upstream' | 'too-big' | 'aborted' | 'shutdown';
 
 export interface LinkSummary {
   readonly end: LinkEnd;

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { connect as tcpConnect, type AddressInfo } from 'node:net';
 import { request } from 'undici';
@@ -263,5 +264,58 @@ describe('the Prometheus exposition', () => {
     }
     const routes = new Set([...text.matchAll(/^rxgate_requests_total\{route="([^"]*)"/gm)].map((m) => m[1]));
     expect([...routes].every((r) => ['/ws/*', '/wsdown/*', '/sse/*', 'none'].includes(r!)), [...routes].join(' ')).toBe(true);
+  });
+});
+
+describe('drain and reload, with WebSockets open', () => {
+  const start = async (routes: string): Promise<{ proc: ReturnType<RxgateRuns['start']>; file: string; port: number; admin: string }> => {
+    const up = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`;
+    const yaml = (r: string): string => `
+listen: { host: 127.0.0.1, port: 0 }
+admin: { host: 127.0.0.1, port: 0 }
+reload: { watch: false }
+services:
+  up: { upstreams: ["${up}"] }
+routes:
+${r}`;
+    const file = runs.file(yaml(routes));
+    const proc = runs.start(['--config', file], { RXGATE_LOG_LEVEL: 'info' });
+    const [listening, adminListening] = await Promise.all([proc.logged('rxgate listening'), proc.logged('rxgate admin listening')]);
+    return { proc, file, port: listening['port'] as number, admin: `http://127.0.0.1:${adminListening['port'] as number}` };
+  };
+
+  it('closes open WebSockets with 1001 Going Away on both sides when SIGTERM ends the drain, then exits 0', async () => {
+    const { proc, port } = await start('  - { path: /ws/*, service: up, websocket: true, rewrite: { stripPrefix: /ws } }\n');
+    const ws = new WebSocket(`ws://127.0.0.1:${port}/ws/drain-1`);
+    await new Promise((r) => ws.once('open', r));
+    const closing = closeOf(ws);
+    proc.proc.kill('SIGTERM');
+    // Before: the socket was closed under it (1006, no close frame), and the upstream told "1001 client went away".
+    expect(await closing).toEqual({ code: 1001, reason: 'going away' });
+    expect(await proc.exited).toBe(0);
+    await until(() => upstreamCloses.has('/drain-1'), { timeout: 5000 });
+    expect(upstreamCloses.get('/drain-1')).toEqual({ code: 1001, reason: 'going away' });
+  });
+
+  it('keeps an open WebSocket relaying across a reload that removes its route; a new upgrade then gets 404', async () => {
+    const { proc, file, port, admin } = await start('  - { path: /ws/*, service: up, websocket: true, rewrite: { stripPrefix: /ws } }\n  - { path: /p/*, service: up }\n');
+    try {
+      const ws = new WebSocket(`ws://127.0.0.1:${port}/ws/reload-1`);
+      await new Promise((r) => ws.once('open', r));
+      writeFileSync(file, readFileSync(file, 'utf8').replace(/^ {2}- \{ path: \/ws\/\*.*\n/m, ''));
+      const reload = await request(`${admin}/reload`, { method: 'POST' });
+      expect([reload.statusCode, await reload.body.json()]).toEqual([200, { outcome: 'applied' }]);
+      ws.send('still here');
+      expect(await new Promise<string>((r) => ws.once('message', (d) => r(d.toString())))).toBe('still here');
+      const fresh = await new Promise<number>((resolve) => {
+        const next = new WebSocket(`ws://127.0.0.1:${port}/ws/reload-2`);
+        next.once('unexpected-response', (_req, res) => { res.resume(); resolve(res.statusCode!); });
+        next.once('open', () => { next.terminate(); resolve(101); });
+      });
+      expect(fresh).toBe(404);
+      ws.terminate();
+    } finally {
+      proc.proc.kill('SIGKILL');
+    }
   });
 });

@@ -148,4 +148,13 @@ describe('WsLink', () => {
     expect(b.upstream.closedWith).toEqual([4001, 'later']);
     expect(b.ends).toHaveLength(1);
   });
+
+  it('closes both sides with 1001 Going Away when the gateway goes down, and reports it as a shutdown once', () => {
+    const a = setup();
+    a.open();
+    a.link.goingAway();
+    expect([a.client.ended, a.upstream.closedWith]).toEqual([[1001, 'going away'], [1001, 'going away']]);
+    a.link.goingAway();
+    expect(a.ends.map((e) => [e.end, e.code])).toEqual([['shutdown', 1001]]);
+  });
 });

@@ -33,6 +33,8 @@ export class WsLink {
   private messagesOut = 0;
   /** The upstream closed before the client's socket opened: close it as soon as it does. */
   private pendingClose: { code: number; reason: string } | null = null;
+  /** The upstream sent a message over maxMessageSize: the client gets 1009, as for one of its own. */
+  private upstreamTooBig = false;
 
   /**
    * @param upstream an open `ws` socket, paused (nothing is read until the client's socket opens)
@@ -54,8 +56,8 @@ export class WsLink {
       if (this.client === null) this.abort();
     });
     upstream.on('pong', () => this.touch());
-    // A 'close' always follows an 'error'.
-    upstream.on('error', () => {});
+    // A 'close' always follows an 'error'. ws ends an upstream message over maxPayload with an error and no close frame read.
+    upstream.on('error', (err: Error & { code?: string }) => { this.upstreamTooBig ||= err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH'; });
   }
 
   /** The subprotocol the upstream chose ('' when none). */
@@ -150,13 +152,14 @@ export class WsLink {
 
   private upstreamClosed(code: number, reason: string): void {
     if (this.done) return;
-    const out = sendable(code) ? code : code === 1005 ? 1000 : 1011;
-    const text = sendable(code) ? shortReason(reason) : code === 1005 ? '' : 'upstream went away';
+    const big = this.upstreamTooBig;
+    const out = big ? 1009 : sendable(code) ? code : code === 1005 ? 1000 : 1011;
+    const text = big ? 'message too big' : sendable(code) ? shortReason(reason) : code === 1005 ? '' : 'upstream went away';
     if (this.client === null) {
       this.pendingClose = { code: out, reason: text };
       return;
     }
-    this.endClient(out, text, 'upstream', code);
+    this.endClient(out, text, big ? 'too-big' : 'upstream', code);
   }
 
   // ---- backpressure ----

@@ -65,6 +65,7 @@ beforeAll(async () => {
         return;
       }
       if (u.pathname === '/headers') ws.send(JSON.stringify({ url: req.url, headers: req.headers }));
+      if (u.pathname === '/big') ws.send(Buffer.alloc(100_000));
       ws.on('message', (data, isBinary) => ws.send(data as Buffer, { binary: isBinary }));
     });
   });
@@ -80,6 +81,7 @@ services:
 routes:
   - { path: /ws/*, service: up, websocket: true, rewrite: { stripPrefix: /ws } }
   - { path: /wsdown/*, service: down, websocket: true }
+  - { path: /wssmall/*, service: up, websocket: { maxMessageSize: 65536 }, rewrite: { stripPrefix: /wssmall } }
   - { path: /sse/*, service: up, streamIdleTimeout: 5s, compression: { minSize: 16 }, cache: { ttl: 60s } }
 `)], { RXGATE_LOG_LEVEL: 'info' });
   const [listening, adminListening] = await Promise.all([proc.logged('rxgate listening'), proc.logged('rxgate admin listening')]);
@@ -217,6 +219,15 @@ describe('the WebSocket relay', () => {
     expect(upstreamCloses.get('/echo-3001')).toEqual({ code: 1001, reason: 'client went away' });
   });
 
+  it('closes the client with 1009 when the upstream sends a message over maxMessageSize, as docs say for either side', async () => {
+    const ws = new WebSocket(`ws://${gw}/wssmall/big`);
+    ws.on('error', () => undefined);
+    // Before: 1011 "upstream went away" (ws drops the upstream without a close frame it could read).
+    expect(await closeOf(ws)).toEqual({ code: 1009, reason: 'message too big' });
+    await until(() => upstreamCloses.has('/big'), { timeout: 5000 });
+    expect(upstreamCloses.get('/big')!.code).toBe(1009);
+  });
+
   it('accepts a client that offers permessage-deflate without the extension, and relays its messages', async () => {
     const ws = await open('/ws/echo', [], {}, true) as WebSocket;
     expect(ws.extensions).toBe('');
@@ -263,7 +274,7 @@ describe('the Prometheus exposition', () => {
       expect(typed.has(m![1]!.replace(/_(bucket|sum|count)$/, '')) || typed.has(m![1]!), line).toBe(true);
     }
     const routes = new Set([...text.matchAll(/^rxgate_requests_total\{route="([^"]*)"/gm)].map((m) => m[1]));
-    expect([...routes].every((r) => ['/ws/*', '/wsdown/*', '/sse/*', 'none'].includes(r!)), [...routes].join(' ')).toBe(true);
+    expect([...routes].every((r) => ['/ws/*', '/wsdown/*', '/wssmall/*', '/sse/*', 'none'].includes(r!)), [...routes].join(' ')).toBe(true);
   });
 });
 

@@ -157,4 +157,13 @@ describe('WsLink', () => {
     a.link.goingAway();
     expect(a.ends.map((e) => [e.end, e.code])).toEqual([['shutdown', 1001]]);
   });
+
+  it('closes the client with 1009 when ws refused an upstream message over maxMessageSize', () => {
+    const a = setup();
+    a.open();
+    a.upstream.emit('error', Object.assign(new RangeError('Max payload size exceeded'), { code: 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH' }));
+    a.upstream.emit('close', 1006, Buffer.alloc(0));
+    expect(a.client.ended).toEqual([1009, 'message too big']);
+    expect(a.ends.map((e) => e.end)).toEqual(['too-big']);
+  });
 });

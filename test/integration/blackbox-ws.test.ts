@@ -82,7 +82,10 @@ routes:
   - { path: /ws/*, service: up, websocket: true, rewrite: { stripPrefix: /ws } }
   - { path: /wsdown/*, service: down, websocket: true }
   - { path: /wssmall/*, service: up, websocket: { maxMessageSize: 65536 }, rewrite: { stripPrefix: /wssmall } }
+  - { path: /wsdeny/*, service: up, websocket: true, ipFilter: { deny: ["127.0.0.0/8"] } }
+  - { path: /wsshort/*, service: up, websocket: true, timeouts: { total: 200ms }, rewrite: { stripPrefix: /wsshort } }
   - { path: /sse/*, service: up, streamIdleTimeout: 5s, compression: { minSize: 16 }, cache: { ttl: 60s } }
+  - { name: 'odd "name" \\ here', path: /odd/*, service: up }
 `)], { RXGATE_LOG_LEVEL: 'info' });
   const [listening, adminListening] = await Promise.all([proc.logged('rxgate listening'), proc.logged('rxgate admin listening')]);
   gw = `127.0.0.1:${listening['port'] as number}`;
@@ -156,6 +159,20 @@ describe('the WebSocket relay', () => {
     const plain = await request(`http://${gw}/ws/plain`);
     expect([plain.statusCode, await plain.body.text()]).toEqual([200, 'plain']);
     (await opened('/ws/echo')).terminate();
+  });
+
+  it("refuses an upgrade the route's ipFilter denies with 403, the upstream never asked", async () => {
+    const answer = (await open('/wsdeny/x')) as Refused;
+    expect([answer.status, (JSON.parse(answer.body) as { error: { code: string } }).error.code]).toEqual([403, 'IP_FORBIDDEN']);
+    expect(upstreamCloses.has('/wsdeny/x')).toBe(false);
+  });
+
+  it("bounds the handshake, not the WebSocket's life, by the route's timeouts.total", async () => {
+    const ws = await opened('/wsshort/echo-long');
+    await new Promise((r) => setTimeout(r, 500));
+    ws.send('after the total timeout');
+    expect(await new Promise<string>((r) => ws.once('message', (d) => r(d.toString())))).toBe('after the total timeout');
+    ws.terminate();
   });
 
   it('answers 502 before any 101 when the upstream is down', async () => {
@@ -255,8 +272,8 @@ describe('Server-Sent Events', () => {
 });
 
 describe('the Prometheus exposition', () => {
-  it('stays valid text format, with one route label for unrouted paths, after odd paths and upgrades', async () => {
-    for (const path of ['/nothing/%22%5C%0A', '/ws/%ff"x', '/a%5Cb?"=\\', '/%E2%82%AC']) {
+  it('stays valid text format after odd paths, upgrades and a route name with quotes and a backslash; unrouted paths share one label', async () => {
+    for (const path of ['/nothing/%22%5C%0A', '/ws/%ff"x', '/a%5Cb?"=\\', '/%E2%82%AC', '/odd/x']) {
       await request(`http://${gw}${path}`).then((r) => r.body.dump(), () => undefined);
     }
     const res = await request(`${admin}/metrics`);
@@ -273,8 +290,9 @@ describe('the Prometheus exposition', () => {
       expect(m, line).not.toBeNull();
       expect(typed.has(m![1]!.replace(/_(bucket|sum|count)$/, '')) || typed.has(m![1]!), line).toBe(true);
     }
-    const routes = new Set([...text.matchAll(/^rxgate_requests_total\{route="([^"]*)"/gm)].map((m) => m[1]));
-    expect([...routes].every((r) => ['/ws/*', '/wsdown/*', '/wssmall/*', '/sse/*', 'none'].includes(r!)), [...routes].join(' ')).toBe(true);
+    const routes = new Set([...text.matchAll(/^rxgate_requests_total\{route="((?:[^"\\]|\\.)*)"/gm)].map((m) => m[1]));
+    expect(routes.has('odd \\"name\\" \\\\ here'), [...routes].join(' ')).toBe(true);
+    expect([...routes].every((r) => ['/ws/*', '/wsdown/*', '/wssmall/*', '/wsdeny/*', '/wsshort/*', '/sse/*', 'odd \\"name\\" \\\\ here', 'none'].includes(r!)), [...routes].join(' ')).toBe(true);
   });
 });
 

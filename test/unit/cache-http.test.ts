@@ -133,6 +133,14 @@ describe('the cache key keeps repeated query parameters in their order', () => {
     }));
   });
 
+  it('keys a bare ? (GET /x?) apart from no query, as nginx\'s $request_uri does: the upstream gets the two targets', async () => {
+    const { up, handler } = setup();
+    expect((await send(handler, request({ emptyQuery: true }))).xCache).toBe('MISS');
+    expect((await send(handler, request())).xCache).toBe('MISS');
+    expect([(await send(handler, request({ emptyQuery: true }))).xCache, (await send(handler, request())).xCache]).toEqual(['HIT', 'HIT']);
+    expect(up.seen.map((r) => r.emptyQuery === true)).toEqual([true, false]);
+  });
+
   it('answers ?x=2&x=1 from upstream after ?x=1&x=2 was stored, and ?b=2&a=1 from the entry of ?a=1&b=2', async () => {
     const { up, handler } = setup();
     await send(handler, request({ query: 'x=1&x=2' }));

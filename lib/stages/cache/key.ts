@@ -4,7 +4,7 @@ import type { GatewayRequest, RequestHeaders } from '../../types.ts';
 /**
  * Cache keys. The base key names the resource: method (GET for HEAD, so a
  * HEAD is answered from a cached GET), scheme, host, raw path and the query
- * with its parameters sorted by name. A response with `Vary` is stored under a variant
+ * with its parameters sorted by name (a bare `?` is a query of its own). A response with `Vary` is stored under a variant
  * key: the base key plus the values of the request headers it names.
  */
 export function baseKey(req: GatewayRequest): string {
@@ -19,7 +19,9 @@ export function getKey(req: GatewayRequest): string {
 function keyOf(method: string, req: GatewayRequest): string {
   const host = (req.headers.host ?? '').toLowerCase();
   // The scheme the client used (a trusted TLS proxy's X-Forwarded-Proto): an answer to http (a redirect to https) is not one to https.
-  return `${method} ${clientScheme(req)}://${host}${req.path}${sortedQuery(req.query)}`;
+  // A bare `?` (`GET /x?`) is kept apart from no query, as nginx's $request_uri keeps it and forward sends it.
+  const query = req.query === '' ? (req.emptyQuery === true ? '?' : '') : sortedQuery(req.query);
+  return `${method} ${clientScheme(req)}://${host}${req.path}${query}`;
 }
 
 /**

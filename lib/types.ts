@@ -125,7 +125,7 @@ export interface RequestLocals {
   route?: string;
   // What the access log and traces read (lib/observe/access-log.ts):
   /** The cache's verdict, as its `x-cache` header says (set by cache). */
-  cache?: 'HIT' | 'MISS' | 'STALE' | 'BYPASS';
+  cache?: 'HIT' | 'MISS' | 'STALE' | 'BYPASS' | 'REVALIDATED';
   /** The circuit breaker's: let through, let through as a half-open probe, or refused (set by circuitBreaker when the access log or tracing is on). */
   breaker?: 'pass' | 'probe' | 'reject';
   /** The service and instance (origin) the latest attempt went to (set by forward when the access log or tracing is on). */

@@ -8,7 +8,7 @@ import { bucketOf } from './scraped.ts';
 export const DURATION_BUCKETS: readonly number[] = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
 /** `rxgate_cache_requests_total`'s `result` values, by index. */
-export const CACHE_RESULTS = ['hit', 'miss', 'stale', 'bypass'] as const;
+export const CACHE_RESULTS = ['hit', 'miss', 'stale', 'bypass', 'revalidated'] as const;
 
 /**
  * One route's counts as plain numbers: answers by status class, time to
@@ -52,7 +52,7 @@ export class RequestMetrics {
    */
   answered(
     route: string, status: number, receivedAt: number, error: GatewayError | null,
-    cache?: 'HIT' | 'MISS' | 'STALE' | 'BYPASS', now: number = performance.now(),
+    cache?: 'HIT' | 'MISS' | 'STALE' | 'BYPASS' | 'REVALIDATED', now: number = performance.now(),
   ): void {
     let stats = this.last;
     if (stats === null || stats.route !== route) {
@@ -71,6 +71,6 @@ export class RequestMetrics {
     stats.sum += seconds;
     stats.series.record(now, bucket, cls === 5);
     if (error !== null) this.errors.set(error.code, (this.errors.get(error.code) ?? 0) + 1);
-    if (cache !== undefined) stats.cache[cache === 'HIT' ? 0 : cache === 'MISS' ? 1 : cache === 'STALE' ? 2 : 3]!++;
+    if (cache !== undefined) stats.cache[cache === 'HIT' ? 0 : cache === 'MISS' ? 1 : cache === 'STALE' ? 2 : cache === 'BYPASS' ? 3 : 4]!++;
   }
 }

@@ -63,6 +63,15 @@ export interface CacheOptions {
    */
   staleIfError?: Duration;
   /**
+   * How long past its stale windows an entry with a validator (`ETag` or
+   * `Last-Modified`) is kept, to be revalidated with a conditional request
+   * (a 304 freshens it; the body is not sent again) instead of fetched
+   * whole. 0: dropped as its windows close. nginx keeps entries for its
+   * `inactive` time, 10 minutes by default.
+   * @default '10m'
+   */
+  keep?: Duration;
+  /**
    * Concurrent misses for one key make one upstream request.
    * @default true
    */
@@ -102,6 +111,7 @@ const defaults = {
   cacheAuthorized: false,
   staleWhileRevalidate: 0,
   staleIfError: 0,
+  keep: '10m',
   coalesce: true,
   runtime: systemRuntime,
   onStoreError: () => {},
@@ -115,7 +125,8 @@ const defaults = {
  * a bypass rather than a failure. Every response gets `x-cache`.
  *
  * This file is the shell: a lookup, then a hit (replay.ts), a stale hit
- * that revalidates (revalidate.ts), a wait on a coalesced miss
+ * that revalidates in the background (revalidate.ts), an expired entry
+ * revalidated with its validators (revalidation.ts), a wait on a coalesced miss
  * (coalesce.ts), or a miss that stores what it streams (miss.ts, tee.ts).
  */
 export function cache(options: CacheOptions = {}): Policy {
@@ -139,7 +150,7 @@ export function cache(options: CacheOptions = {}): Policy {
   };
   const store: CacheStore = o.store ?? new MemoryCacheStore({ clock });
   const { onStoreError, coalesce, cacheAuthorized } = o;
-  const table = new CacheTable(store, onStoreError);
+  const table = new CacheTable(store, onStoreError, parseDuration(o.keep, 'keep'));
 
   return (next: Handler): Handler => {
     const ctx: CacheContext = {
@@ -156,7 +167,7 @@ export function cache(options: CacheOptions = {}): Policy {
         const now = clock.now();
         const state = entryState(entry, now);
         if (state === 'fresh' || state === 'stale') {
-          if (state === 'stale') revalidate(ctx, req, base, key);
+          if (state === 'stale') revalidate(ctx, req, base, key, entry);
           // A fresh hit answers If-None-Match/If-Modified-Since (304) and If-Match/If-Unmodified-Since (412) itself.
           else if (hasPreconditions(req.headers) && answerConditional(subscriber, req, entry, now)) return;
           const status = state === 'fresh' ? 'HIT' : 'STALE';
@@ -171,11 +182,12 @@ export function cache(options: CacheOptions = {}): Policy {
         noStoredResponse(subscriber, req);
         return;
       }
-      // A HEAD miss goes upstream as a HEAD; there is no body to store.
+      // A HEAD miss goes upstream as a HEAD; there is no body to store. A GET
+      // revalidates the entry still held (inside stale-if-error, or kept past its windows for this, `keep`).
       if (req.method === 'HEAD') goUpstream(ctx, subscriber, req, base, 'MISS', false, stale);
-      else if (!coalesce) goUpstream(ctx, subscriber, req, base, 'MISS', true, stale);
+      else if (!coalesce) goUpstream(ctx, subscriber, req, base, 'MISS', true, stale, undefined, key, entry);
       else if (ctx.inflight.has(key)) waitForLeader(ctx, subscriber, req, base, key);
-      else goUpstream(ctx, subscriber, req, base, 'MISS', true, stale, ctx.inflight.lead(key), key);
+      else goUpstream(ctx, subscriber, req, base, 'MISS', true, stale, ctx.inflight.lead(key), key, entry);
     }
 
     /** A failed lookup: report it, and go upstream as a bypass. */

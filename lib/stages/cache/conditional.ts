@@ -11,8 +11,9 @@ import type { CacheStatus } from './replay.ts';
  * a matching `If-None-Match` or an unchanged `If-Modified-Since` gets a 304,
  * a failing `If-Match` or `If-Unmodified-Since` a 412. A stale entry is
  * served as it is. A miss the cache may store (an expired entry's too)
- * sends none upstream (`withoutValidators`) and answers them from the 200
- * it gets, stored or not (miss.ts).
+ * sends none of them upstream (`withoutValidators`; an expired entry's own
+ * validators go instead, revalidation.ts) and answers them from the 200
+ * it gets, stored or not, or from the entry a 304 freshened (miss.ts).
  */
 
 /** The fields a 304 carries when the 200 would (RFC 9110 §15.4.5). */

@@ -48,6 +48,12 @@ export interface CacheStore {
   /** Keep `record` for `ttl` ms. */
   set(key: string, record: CacheRecord, ttl: number): void | PromiseLike<void>;
   delete?(key: string): void | PromiseLike<void>;
+  /**
+   * Keep `record` for `ttl` ms, only if `key` still holds the entry stored
+   * at `storedAt` (the one a 304 freshened); answers whether it did. Without
+   * it, a freshened entry is written with `set`.
+   */
+  replace?(key: string, record: CacheRecord, ttl: number, storedAt: number): boolean | PromiseLike<boolean>;
 }
 
 export function isPromiseLike<T>(v: T | PromiseLike<T>): v is PromiseLike<T> {

@@ -2,7 +2,7 @@ import { defined } from '../../config/defined.ts';
 import { redisClient } from '../../resources/redis.ts';
 import { defineStage, type StageContext } from '../define.ts';
 import { cache } from './cache.ts';
-import type { CacheStore } from './entry.ts';
+import type { CacheRecord, CacheStore } from './entry.ts';
 import { MemoryCacheStore } from './memory-store.ts';
 import { RedisCacheStore } from './redis-store.ts';
 import { cacheOptions } from './schema.ts';
@@ -57,5 +57,6 @@ export function namespaced(store: CacheStore, ns: string): CacheStore {
     get: (key) => store.get(k(key)),
     set: (key, record, ttl) => store.set(k(key), record, ttl),
     ...(store.delete !== undefined ? { delete: (key: string) => store.delete!(k(key)) } : {}),
+    ...(store.replace !== undefined ? { replace: (key: string, record: CacheRecord, ttl: number, at: number) => store.replace!(k(key), record, ttl, at) } : {}),
   };
 }

@@ -130,6 +130,23 @@ export class MemoryCacheStore implements CacheStore {
     if (slot >= 0) this.drop(slot);
   }
 
+  /** `set`, only while `key` holds the entry stored at `storedAt` (a revalidated entry's write, revalidation.ts). */
+  replace(key: string, record: CacheRecord, ttl: number, storedAt: number): boolean {
+    const slot = this.find(key);
+    if (slot < 0 || this.slots.expiresAt[slot]! <= this.clock.now()) return false;
+    const kept = this.decoded[slot];
+    if (kept !== undefined) {
+      if (kept.kind !== 'entry' || kept.storedAt !== storedAt) return false;
+    } else {
+      // packed.ts: the kind byte, then storedAt at offset 4
+      const head = Buffer.allocUnsafe(12);
+      this.slabs.read((this.slots.pos[slot]! % this.slabs.capacity) + HEAD + this.keyLength, 12, head, 0);
+      if (head[0] !== 0 || head.readDoubleLE(4) !== storedAt) return false;
+    }
+    this.set(key, record, ttl);
+    return true;
+  }
+
   /** Bytes held now. */
   get bytes(): number {
     return this.total;

@@ -7,28 +7,29 @@ import { storeEntry, type CacheContext, type Settled } from './context.ts';
 import type { CacheEntry } from './entry.ts';
 import { planStorage, type StoragePlan } from './policy.ts';
 import { entryOf, replay, tagged, type CacheStatus } from './replay.ts';
+import { freshen, revalidationHeaders, selects } from './revalidation.ts';
 import { StoreTee, type TeeOwner } from './tee.ts';
 
-/** Sends `req` upstream for `downstream`; see `MissSubscriber`. */
+/**
+ * Sends `req` upstream for `downstream`; see `MissSubscriber`. With
+ * `stored` (an expired entry the lookup found) a GET the cache may store
+ * revalidates it: the upstream gets its validators (revalidation.ts).
+ */
 export function goUpstream(
-  ctx: CacheContext,
-  downstream: Subscriber<GatewayResponse>,
-  req: GatewayRequest,
-  base: string,
-  status: CacheStatus,
-  storeIt: boolean,
-  stale?: CacheEntry,
-  settle?: (v: Settled | null) => void,
-  lookupKey: string = base,
+  ctx: CacheContext, downstream: Subscriber<GatewayResponse>, req: GatewayRequest, base: string, status: CacheStatus, storeIt: boolean,
+  stale?: CacheEntry, settle?: (v: Settled | null) => void, lookupKey: string = base, stored?: CacheEntry,
 ): void {
   req.locals.cache = status;
   // A miss the cache may store asks for the whole response, as nginx's
   // proxy_cache does: the client's validators are answered from what is
   // stored (`hold`). On a copy: the client's request is what the cache keys
   // by. A Range request keeps them: its 206 is never stored anyway.
-  const conditional = storeIt && hasPreconditions(req.headers) && req.headers.range === undefined;
-  const sent = conditional ? { ...req, headers: withoutValidators(req.headers) } : req;
-  ctx.next(sent).subscribe(new MissSubscriber(downstream, ctx, req, base, status, storeIt, stale, settle, lookupKey, conditional));
+  const storable = storeIt && req.headers.range === undefined;
+  const conditional = storable && hasPreconditions(req.headers);
+  // Revalidating, the validators sent are the stored entry's, never the client's.
+  const headers = storable && stored !== undefined ? revalidationHeaders(req.headers, stored) : null;
+  const sent = headers !== null ? { ...req, headers } : conditional ? { ...req, headers: withoutValidators(req.headers) } : req;
+  ctx.next(sent).subscribe(new MissSubscriber(downstream, ctx, req, base, status, storeIt, stale, settle, lookupKey, conditional, headers === null ? null : stored!));
 }
 
 /** A 304 or 412 waiting for the stored response's body to end. */
@@ -70,6 +71,8 @@ export class MissSubscriber extends InnerSubscriber<GatewayResponse> implements 
     private readonly settle: ((v: Settled | null) => void) | undefined,
     private readonly lookupKey: string,
     private readonly conditional = false,
+    /** The entry whose validators went upstream: a 304 freshens it. */
+    private readonly revalidating: CacheEntry | null = null,
   ) {
     super(downstream);
     this.settled = settle === undefined;
@@ -85,6 +88,10 @@ export class MissSubscriber extends InnerSubscriber<GatewayResponse> implements 
   }
 
   private answer(res: GatewayResponse): void {
+    if (res.status === 304 && this.revalidating !== null) {
+      this.notModified(res, this.revalidating);
+      return;
+    }
     if (this.stale !== undefined && res.status >= 500) {
       res.body?.destroy();
       this.serveStale(this.stale);
@@ -164,6 +171,41 @@ export class MissSubscriber extends InnerSubscriber<GatewayResponse> implements 
     // A handler completes once its body has ended; unsubscribed earlier,
     // the body never will, so waiters must not wait for it.
     if (!this.completed) this.giveUp();
+  }
+
+  /**
+   * The upstream's 304 to the stored validators: the entry, freshened, is
+   * stored and answers (`REVALIDATED`; the client's own preconditions are
+   * evaluated against it), its waiters get it as a HIT. A 304 that is not
+   * about the stored entry (another ETag) is never handed on: the request
+   * goes upstream once more, without validators.
+   */
+  private notModified(res: GatewayResponse, old: CacheEntry): void {
+    res.body?.destroy();
+    const { ctx, req } = this;
+    this.completed = true;
+    if (!selects(old, res)) {
+      this.settled = true; // the next exchange tells the waiters
+      this.unsubscribe();
+      goUpstream(ctx, this.downstream, req, this.base, this.status, this.storeIt, this.stale, this.settle, this.lookupKey);
+      return;
+    }
+    const now = ctx.clock.now();
+    const { entry, storable } = freshen(old, res, now, ctx.policy);
+    if (storable) {
+      const key = ctx.table.refresh(this.base, req, old, entry, now);
+      if (!this.settled) this.tell({ entry, key, status: 'HIT' });
+    } else {
+      this.giveUp();
+    }
+    req.locals.cache = 'REVALIDATED';
+    const outcome = this.conditional ? evaluate(req.headers, entry) : 'serve';
+    if (outcome !== 'serve') {
+      answerPrecondition(this.downstream, outcome, entry, now, 'REVALIDATED');
+      return;
+    }
+    this.downstream.next(replay(entry, req.method, 'REVALIDATED', now));
+    this.downstream.complete();
   }
 
   /** Stores `entry` and hands it to the waiters. */

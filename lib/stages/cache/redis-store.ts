@@ -55,6 +55,21 @@ redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return 1
 `;
 
+/**
+ * SET KEYS[1] ARGV[1] PX ARGV[2] only while KEYS[1] holds an entry (codec.ts:
+ * version 1, 4-byte length, JSON head with k 'e') stored at ARGV[3] (its a);
+ * 1 when written, else 0.
+ */
+const REPLACE = `
+local old = redis.call('GET', KEYS[1])
+if not old or #old < 5 or string.byte(old, 1) ~= 1 then return 0 end
+local len = struct.unpack('>I4', string.sub(old, 2, 5))
+local ok, h = pcall(cjson.decode, string.sub(old, 6, 5 + len))
+if not ok or type(h) ~= 'table' or h.k ~= 'e' or h.a ~= tonumber(ARGV[3]) then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
+`;
+
 function max(a: number | undefined, b: number | undefined): number | undefined {
   return a === undefined ? b : b === undefined ? a : Math.max(a, b);
 }
@@ -124,6 +139,18 @@ export class RedisCacheStore implements CacheStore {
         return this.setVary(key, later, longer, tries - 1);
       });
     });
+  }
+
+  /**
+   * Writes a revalidated entry only while the key still holds the one it
+   * freshened (compared by `storedAt`, atomically in a script, as the vary
+   * record's compare-and-set): between the lookup and the 304 another
+   * gateway may have stored a newer response, or a PUT deleted the entry.
+   */
+  replace(key: string, record: CacheRecord, ttl: number, storedAt: number): Promise<boolean> {
+    const px = Math.max(1, Math.ceil(ttl));
+    const command = this.client.eval(REPLACE, 1, this.prefix + key, encodeRecord(record), px, String(storedAt)) as Promise<number>;
+    return this.guard(command).then((written) => written === 1);
   }
 
   delete(key: string): Promise<void> {

@@ -6,7 +6,7 @@ import { ageSeconds } from './freshness.ts';
 import type { StoragePlan } from './policy.ts';
 
 /** The `x-cache` values. */
-export type CacheStatus = 'HIT' | 'MISS' | 'STALE' | 'BYPASS';
+export type CacheStatus = 'HIT' | 'MISS' | 'STALE' | 'BYPASS' | 'REVALIDATED';
 
 /**
  * A response replayed from `entry` at `now`: its headers plus `x-cache` and
@@ -47,9 +47,10 @@ export function entryOf(res: GatewayResponse, plan: StoragePlan, body: BufferedB
  * (its client address and trusted-proxy mark included: what the upstream
  * builds from the forwarding headers is stored for everyone) with a bare `?`
  * kept, as forward sends it, no body, and headers minus the client's
- * validators (the upstream would answer them 304, which refreshes nothing),
- * its own header object and locals (minus the response headers meant for
- * the client), so it cannot disturb the request it came from.
+ * validators (a 304 to them is about the client's copy, not the stored one:
+ * revalidate.ts sends the stored entry's instead), its own header object
+ * and locals (minus the response headers meant for the client), so it
+ * cannot disturb the request it came from.
  */
 export function backgroundRequest(req: GatewayRequest): GatewayRequest {
   const { responseHeaders: _, ...locals } = req.locals;

@@ -2,29 +2,52 @@ import { Subscription } from 'rxjs';
 import { BufferedBody, collectBody } from '../../body.ts';
 import type { GatewayRequest } from '../../types.ts';
 import { storeEntry, type CacheContext } from './context.ts';
+import type { CacheEntry } from './entry.ts';
 import { planStorage } from './policy.ts';
 import { backgroundRequest, entryOf } from './replay.ts';
+import { freshen, revalidationHeaders, selects } from './revalidation.ts';
 
 /**
  * `stale-while-revalidate`: one background GET to refresh `key`, not tied
  * to any client (the stale entry has already answered). At most one per key
  * at a time; a failed one leaves the entry as it was, so a later stale hit
- * tries again.
+ * tries again. It carries `entry`'s validators: a 304 freshens the entry
+ * without a body (one that is about another response is followed by a GET
+ * without them), a 200 replaces it.
  */
-export function revalidate(ctx: CacheContext, req: GatewayRequest, base: string, key: string): void {
+export function revalidate(ctx: CacheContext, req: GatewayRequest, base: string, key: string, entry: CacheEntry | null): void {
   const revalidating = ctx.revalidating;
   if (revalidating.has(key)) return;
   revalidating.add(key);
-  const finish = (): void => {
+  refresh(ctx, req, base, entry, () => {
     revalidating.delete(key);
-  };
+  });
+}
+
+function refresh(ctx: CacheContext, req: GatewayRequest, base: string, entry: CacheEntry | null, finish: () => void): void {
   const bg = backgroundRequest(req);
+  const headers = entry === null ? null : revalidationHeaders(bg.headers, entry);
+  const old = headers === null ? null : entry;
+  if (headers !== null) bg.headers = headers;
   // a container, so a response arriving synchronously can still end the subscription
   const sub = new Subscription();
   let responded = false;
   sub.add(ctx.next(bg).subscribe({
     next(res) {
       responded = true;
+      if (res.status === 304 && old !== null) {
+        res.body?.destroy();
+        sub.unsubscribe();
+        if (!selects(old, res)) {
+          refresh(ctx, req, base, null, finish);
+          return;
+        }
+        const now = ctx.clock.now();
+        const f = freshen(old, res, now, ctx.policy);
+        if (f.storable) ctx.table.refresh(base, bg, old, f.entry, now);
+        finish();
+        return;
+      }
       const plan = planStorage(res, ctx.clock.now(), ctx.policy);
       const body = res.body;
       if (plan === null || (body !== null && body.length !== null && body.length > ctx.maxEntrySize)) {

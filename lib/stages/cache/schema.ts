@@ -13,6 +13,7 @@ export const cacheOptions = z.strictObject({
   cacheAuthorized: z.boolean().optional(),
   staleWhileRevalidate: duration.optional(),
   staleIfError: duration.optional(),
+  keep: duration.optional(),
   coalesce: z.boolean().optional(),
   store: z.enum(['memory', 'redis']).optional(),
 });

@@ -3,6 +3,7 @@ import { isPromiseLike, type CacheEntry, type CacheRecord, type CacheStore, type
 import { retention } from './freshness.ts';
 import { current, invalidate, writeVary } from './invalidate.ts';
 import { variantKey } from './key.ts';
+import { hasValidator } from './revalidation.ts';
 
 export interface Found {
   entry: CacheEntry | undefined;
@@ -20,6 +21,8 @@ export class CacheTable {
   constructor(
     private readonly store: CacheStore,
     private readonly onError: (err: unknown) => void,
+    /** How long (ms) past its stale windows an entry with a validator is kept, to be revalidated. */
+    private readonly keep = 0,
   ) {}
 
   /** The base record, then the variant its vary record points to. Throws or rejects if the store does. */
@@ -42,14 +45,40 @@ export class CacheTable {
     invalidate(this.store, base, req.headers, now, this.onError);
   }
 
-  /** Stores `entry` for `req` until its stale windows close, without waiting; returns its key. */
+  /** Stores `entry` for `req` until its stale windows close (and `keep` more with a validator), without waiting; returns its key. */
   write(base: string, req: GatewayRequest, entry: CacheEntry, now: number): string {
     const key = variantKey(base, req.headers, entry.vary);
-    const ttl = retention(entry, now);
+    const ttl = this.ttl(entry, now);
     if (ttl <= 0) return key;
     if (entry.vary.length > 0) writeVary(this.store, base, entry.vary, ttl, now, this.onError);
     this.set(key, entry, ttl);
     return key;
+  }
+
+  /**
+   * Stores `entry`, `old` freshened by a 304, where `old` was: only while
+   * the store still holds `old` there (`CacheStore.replace`), so a response
+   * stored meanwhile (by a refresh, another gateway) or an invalidation is
+   * not overwritten with the older body. Returns the key.
+   */
+  refresh(base: string, req: GatewayRequest, old: CacheEntry, entry: CacheEntry, now: number): string {
+    const store = this.store;
+    if (store.replace === undefined || !sameNames(old.vary, entry.vary)) return this.write(base, req, entry, now);
+    const key = variantKey(base, req.headers, entry.vary);
+    const ttl = this.ttl(entry, now);
+    if (ttl <= 0) return key;
+    try {
+      const r = store.replace(key, entry, ttl, old.storedAt);
+      if (isPromiseLike(r)) r.then(undefined, this.onError);
+    } catch (err) {
+      this.onError(err);
+    }
+    return key;
+  }
+
+  private ttl(entry: CacheEntry, now: number): number {
+    const ttl = retention(entry, now);
+    return ttl > 0 && this.keep > 0 && hasValidator(entry.headers) ? ttl + this.keep : ttl;
   }
 
   private set(key: string, record: CacheRecord, ttl: number): void {
@@ -60,6 +89,10 @@ export class CacheTable {
       this.onError(err);
     }
   }
+}
+
+function sameNames(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((n, i) => n === b[i]);
 }
 
 function found(e: CacheRecord | undefined, key: string): Found {

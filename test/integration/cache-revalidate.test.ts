@@ -1,0 +1,215 @@
+import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
+import { randomUUID } from 'node:crypto';
+import { request } from 'undici';
+import { afterEach, describe, expect, it } from 'vitest';
+import { BufferedBody } from '../../lib/body.ts';
+import { createRedisClient, type RedisClient } from '../../lib/resources/redis-client.ts';
+import type { CacheEntry } from '../../lib/stages/cache/entry.ts';
+import { RedisCacheStore } from '../../lib/stages/cache/redis-store.ts';
+import { systemRuntime, type Runtime } from '../../lib/runtime.ts';
+import { rawRequest } from '../support/http.ts';
+import { redisUrl } from '../support/redis.ts';
+import { startGatewayFromYaml, startUpstream } from '../support/servers.ts';
+import { until } from '../support/wait.ts';
+
+/**
+ * A stored response past its freshness is revalidated, as nginx's
+ * `proxy_cache_revalidate on` does: the upstream gets the stored ETag as
+ * If-None-Match and the stored Last-Modified as If-Modified-Since (never the
+ * client's), and its 304 freshens the entry, whose body answers the client
+ * (x-cache: REVALIDATED). Before, the entry was fetched whole (or was gone
+ * from the store once its stale windows had closed). The gateway's wall
+ * clock is skewed forward to make entries expire; the upstream and the
+ * client are real.
+ */
+
+const LM = 'Wed, 21 Oct 2015 07:28:00 GMT';
+const cleanups: Array<() => Promise<void> | void> = [];
+
+afterEach(async () => {
+  while (cleanups.length > 0) await cleanups.pop()!();
+});
+
+interface Seen { url: string; headers: IncomingHttpHeaders }
+
+/** An upstream answering `reply(n, headers)` for its n-th request (from 1); keeps what it got. */
+async function upstream(reply: (n: number, h: IncomingHttpHeaders, res: ServerResponse) => void) {
+  const seen: Seen[] = [];
+  const up = await startUpstream((req, res) => {
+    req.resume();
+    seen.push({ url: req.url ?? '', headers: req.headers });
+    reply(seen.length, req.headers, res);
+  });
+  cleanups.push(() => up.close());
+  return { url: up.url, seen };
+}
+
+/** A gateway whose cache clock runs `skew.ms` ahead of the real one. */
+async function gateway(upstreamUrl: string, extra = '') {
+  const skew = { ms: 0 };
+  const runtime: Runtime = { ...systemRuntime, wallNow: () => Date.now() + skew.ms };
+  const gw = await startGatewayFromYaml(`
+${extra}
+services:
+  api: { upstreams: ["${upstreamUrl}"] }
+routes:
+  - { path: /*, service: api, cache: { ttl: 60s${extra === '' ? '' : ', store: redis'} } }
+`, undefined, process.env, { runtime });
+  cleanups.push(() => gw.close());
+  return { url: gw.url, skew };
+}
+
+async function get(url: string, headers: Record<string, string> = {}) {
+  const res = await request(url, { headers, headersTimeout: 5000, bodyTimeout: 5000 });
+  return { status: res.statusCode, headers: res.headers, body: await res.body.text() };
+}
+
+const view = (r: Awaited<ReturnType<typeof get>>): unknown[] => [r.status, r.headers['x-cache'], r.body];
+const conditionalsOf = (s: Seen): Record<string, unknown> => ({ inm: s.headers['if-none-match'], ims: s.headers['if-modified-since'], im: s.headers['if-match'] });
+
+/** 200 with ETag "e1" and max-age=60 for the first request; a 304 (max-age=120) to If-None-Match "e1" after. */
+const etagUpstream = () => upstream((n, h, res) => {
+  if (n > 1 && h['if-none-match'] === '"e1"') {
+    res.writeHead(304, { etag: '"e1"', 'cache-control': 'max-age=120', 'x-version': 'two' }).end();
+    return;
+  }
+  res.writeHead(200, { etag: '"e1"', 'cache-control': 'max-age=60', 'content-type': 'text/plain', 'x-version': 'one' }).end(`body ${n}`);
+});
+
+describe('an expired entry with a validator is revalidated with the upstream', () => {
+  it('sends the stored ETag, and the 304 answers 200 with the stored body (REVALIDATED, age 0, the 304\'s fields), the next request a HIT with the new freshness', async () => {
+    const up = await etagUpstream();
+    const gw = await gateway(up.url);
+    expect(view(await get(`${gw.url}/doc`))).toEqual([200, 'MISS', 'body 1']);
+    gw.skew.ms = 61_000;
+    const revalidated = await get(`${gw.url}/doc`);
+    expect(view(revalidated)).toEqual([200, 'REVALIDATED', 'body 1']);
+    expect([revalidated.headers.age, revalidated.headers['cache-control'], revalidated.headers['x-version'], revalidated.headers['content-length']]).toEqual(['0', 'max-age=120', 'two', '6']);
+    expect(up.seen.map(conditionalsOf)).toEqual([{}, { inm: '"e1"' }].map((c) => ({ inm: undefined, ims: undefined, im: undefined, ...c })));
+    // fresh for 120 s from the revalidation: still a HIT 100 s later
+    gw.skew.ms = 161_000;
+    expect(view(await get(`${gw.url}/doc`))).toEqual([200, 'HIT', 'body 1']);
+    expect(up.seen).toHaveLength(2);
+  });
+
+  it('sends the stored Last-Modified as If-Modified-Since when there is no ETag', async () => {
+    const up = await upstream((n, h, res) => {
+      if (n > 1 && h['if-modified-since'] === LM) res.writeHead(304, { 'last-modified': LM }).end();
+      else res.writeHead(200, { 'last-modified': LM, 'cache-control': 'max-age=60' }).end(`body ${n}`);
+    });
+    const gw = await gateway(up.url);
+    await get(`${gw.url}/lm`);
+    gw.skew.ms = 61_000;
+    expect(view(await get(`${gw.url}/lm`))).toEqual([200, 'REVALIDATED', 'body 1']);
+    expect(up.seen.map((s) => [s.headers['if-none-match'], s.headers['if-modified-since']])).toEqual([[undefined, undefined], [undefined, LM]]);
+  });
+
+  it('stores a 200 to the conditional request in place of the old entry', async () => {
+    const up = await upstream((n, _h, res) => res.writeHead(200, { etag: `"e${n}"`, 'cache-control': 'max-age=60' }).end(`body ${n}`));
+    const gw = await gateway(up.url);
+    await get(`${gw.url}/changed`);
+    gw.skew.ms = 61_000;
+    expect(view(await get(`${gw.url}/changed`))).toEqual([200, 'MISS', 'body 2']);
+    expect(view(await get(`${gw.url}/changed`))).toEqual([200, 'HIT', 'body 2']);
+    expect(up.seen.map((s) => s.headers['if-none-match'])).toEqual([undefined, '"e1"']);
+  });
+
+  it('never forwards the client\'s validators, and answers its matching If-None-Match 304 from the freshened entry', async () => {
+    const up = await etagUpstream();
+    const gw = await gateway(up.url);
+    await get(`${gw.url}/mine`);
+    gw.skew.ms = 61_000;
+    const own = await get(`${gw.url}/mine`, { 'if-none-match': '"zz", "e1"', 'if-modified-since': LM });
+    expect([own.status, own.headers['x-cache'], own.headers.etag, own.body]).toEqual([304, 'REVALIDATED', '"e1"', '']);
+    expect(conditionalsOf(up.seen[1]!)).toEqual({ inm: '"e1"', ims: undefined, im: undefined });
+    expect(view(await get(`${gw.url}/mine`))).toEqual([200, 'HIT', 'body 1']);
+  });
+
+  it('follows a 304 with another ETag (not about the stored response) by one request without validators', async () => {
+    const up = await upstream((n, h, res) => {
+      if (h['if-none-match'] !== undefined) res.writeHead(304, { etag: '"not-mine"' }).end();
+      else res.writeHead(200, { etag: `"e${n}"`, 'cache-control': 'max-age=60' }).end(`body ${n}`);
+    });
+    const gw = await gateway(up.url);
+    await get(`${gw.url}/other`);
+    gw.skew.ms = 61_000;
+    expect(view(await get(`${gw.url}/other`))).toEqual([200, 'MISS', 'body 3']);
+    expect(up.seen.map((s) => s.headers['if-none-match'])).toEqual([undefined, '"e1"', undefined]);
+  });
+
+  it('revalidates in the stale-while-revalidate background refresh: the 304 freshens the entry without a body', async () => {
+    const up = await upstream((n, h, res) => {
+      if (h['if-none-match'] === '"e1"') res.writeHead(304, { etag: '"e1"', 'cache-control': 'max-age=300' }).end();
+      else res.writeHead(200, { etag: '"e1"', 'cache-control': 'max-age=60, stale-while-revalidate=60' }).end(`body ${n}`);
+    });
+    const gw = await gateway(up.url);
+    await get(`${gw.url}/swr`);
+    gw.skew.ms = 61_000;
+    expect(view(await get(`${gw.url}/swr`))).toEqual([200, 'STALE', 'body 1']);
+    await until(() => up.seen.length === 2);
+    expect(up.seen[1]!.headers['if-none-match']).toBe('"e1"');
+    // the freshened entry: fresh for 300 s from the refresh
+    gw.skew.ms = 61_000 + 200_000;
+    await until(async () => (await get(`${gw.url}/swr`)).headers['x-cache'] === 'HIT');
+    expect(up.seen).toHaveLength(2);
+  });
+
+  it('keys GET /x? apart from GET /x, as nginx\'s $request_uri does (the upstream sees different targets)', async () => {
+    const up = await upstream((n, _h, res) => res.writeHead(200, { 'cache-control': 'max-age=60' }).end(`body ${n}`));
+    const gw = await gateway(up.url);
+    const bare = () => rawRequest(gw.url, 'GET /q? HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n');
+    const plain = () => rawRequest(gw.url, 'GET /q HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n');
+    const xCache = (r: Awaited<ReturnType<typeof bare>>) => r.headerLines.find(([n]) => n === 'x-cache')?.[1];
+    expect(xCache(await bare())).toBe('MISS');
+    expect(xCache(await plain())).toBe('MISS');
+    expect([xCache(await bare()), xCache(await plain())]).toEqual(['HIT', 'HIT']);
+    expect(up.seen.map((s) => s.url)).toEqual(['/q?', '/q']);
+  });
+});
+
+describe.skipIf(!redisUrl())('revalidation with the Redis store', () => {
+  const clients: RedisClient[] = [];
+  afterEach(() => {
+    for (const c of clients.splice(0)) c.disconnect();
+  });
+
+  it('freshens the entry in Redis (kept `keep` past its freshness), answers REVALIDATED, and the next request is a HIT', async () => {
+    const keyPrefix = `rxgate:test:${randomUUID()}:`;
+    const redis = createRedisClient(redisUrl());
+    clients.push(redis);
+    const up = await etagUpstream();
+    const gw = await gateway(up.url, `redis: { url: "${redisUrl()}" }\ncache: { redis: { keyPrefix: "${keyPrefix}" } }`);
+    const stored = async (): Promise<string | undefined> => (await redis.keys(`${keyPrefix}*`))[0];
+    expect(view(await get(`${gw.url}/r`))).toEqual([200, 'MISS', 'body 1']);
+    await until(async () => (await stored()) !== undefined);
+    const key = (await stored())!;
+    // max-age=60 and 10 minutes kept for revalidation
+    expect(await redis.pttl(key)).toBeGreaterThan(600_000);
+    const before = (await redis.getBuffer(key))!;
+    gw.skew.ms = 61_000;
+    expect(view(await get(`${gw.url}/r`))).toEqual([200, 'REVALIDATED', 'body 1']);
+    await until(async () => !(await redis.getBuffer(key))!.equals(before));
+    gw.skew.ms = 161_000;
+    const hit = await get(`${gw.url}/r`);
+    expect([...view(hit), hit.headers['cache-control']]).toEqual([200, 'HIT', 'body 1', 'max-age=120']);
+    expect(up.seen.map((s) => s.headers['if-none-match'])).toEqual([undefined, '"e1"']);
+  });
+
+  it('RedisCacheStore.replace writes only while the key holds the entry stored at the given time (a script, atomically)', async () => {
+    const keyPrefix = `rxgate:test:${randomUUID()}:`;
+    const redis = createRedisClient(redisUrl());
+    clients.push(redis);
+    await new Promise((r) => (redis.status === 'ready' ? r(undefined) : redis.once('ready', r)));
+    const store = new RedisCacheStore(redis, { keyPrefix });
+    const at = (storedAt: number, tag: string): CacheEntry => ({
+      kind: 'entry', status: 200, statusText: undefined, headers: ['etag', tag], body: BufferedBody.of(tag), vary: [],
+      storedAt, initialAge: 0, freshUntil: storedAt + 1000, staleWhileRevalidate: 0, staleIfError: 0,
+    });
+    expect(await store.replace('k', at(2, '"b"'), 60_000, 1)).toBe(false);
+    await store.set('k', at(1764412345678.25, '"a"'), 60_000);
+    expect(await store.replace('k', at(2, '"b"'), 60_000, 1764412345678)).toBe(false);
+    expect(await store.replace('k', at(2, '"b"'), 60_000, 1764412345678.25)).toBe(true);
+    expect(((await store.get('k')) as CacheEntry).headers).toEqual(['etag', '"b"']);
+    expect(await redis.pttl(`${keyPrefix}k`)).toBeGreaterThan(59_000);
+  });
+});

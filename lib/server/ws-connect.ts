@@ -35,6 +35,18 @@ const RETRY_SOON: Readonly<Record<string, string>> = Object.freeze({ 'retry-afte
 /** Handshake headers `ws` writes itself: the client's copies must not go too. */
 const HANDSHAKE = new Set(['sec-websocket-key', 'sec-websocket-version', 'sec-websocket-extensions', 'sec-websocket-protocol']);
 
+/** Open WebSockets by route name, per gateway (its events object, kept across reloads): a rebuilt route counts those opened before it. */
+const OPEN = new WeakMap<object, Map<string, { n: number }>>();
+
+function openCount(gateway: object | null, route: string): { n: number } {
+  if (gateway === null) return { n: 0 };
+  let routes = OPEN.get(gateway);
+  if (routes === undefined) OPEN.set(gateway, routes = new Map());
+  let count = routes.get(route);
+  if (count === undefined) routes.set(route, count = { n: 0 });
+  return count;
+}
+
 export interface WebSocketForwardOptions {
   /** The route's name, for metrics. */
   route: string;
@@ -58,7 +70,7 @@ export function websocketForward(service: Service, http: Handler, options: WebSo
   const { route, limits, runtime } = options;
   const preserveHost = options.preserveHost ?? false;
   const events = options.events ?? null;
-  let open = 0;
+  const open = openCount(events, route);
 
   const connect = (req: GatewayRequest, upstream: Upstream): Observable<GatewayResponse> =>
     new Observable<GatewayResponse>((subscriber) => {
@@ -152,10 +164,10 @@ export function websocketForward(service: Service, http: Handler, options: WebSo
 
   /** The upstream accepted: a `101` carrying the link, for the edge to complete. */
   const linked = (socket: WebSocket, subscriber: Subscriber<GatewayResponse>, accepted: WsLink['accepted']): void => {
-    open++;
+    open.n++;
     events?.emit('websocket', { route, phase: 'open' });
     const link = new WsLink(socket, limits, runtime, (summary) => {
-      open--;
+      open.n--;
       events?.emit('websocket', { route, phase: 'close', ...summary });
     }, accepted);
     const response: UpgradeResponse = { status: 101, headers: [], body: null, [UPGRADE]: link };
@@ -165,7 +177,7 @@ export function websocketForward(service: Service, http: Handler, options: WebSo
 
   return function forwardWebSocket(req) {
     if (!isUpgrade(req)) return http(req);
-    if (open >= limits.maxConnections) {
+    if (open.n >= limits.maxConnections) {
       return throwError(() => new AtCapacityError(`route ${route} has its ${limits.maxConnections} WebSocket connections open`, { sent: false, headers: RETRY_SOON }));
     }
     const upstream = service.pick(req.attempt.tried, req);

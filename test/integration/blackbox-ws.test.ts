@@ -44,7 +44,8 @@ beforeAll(async () => {
       return;
     }
     req.resume();
-    res.end('plain');
+    // /hang holds its answer (a request in flight through a drain).
+    if (u.pathname !== '/hang') res.end('plain');
   });
   // The last subprotocol offered, or none when the client offers `none`.
   wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, handleProtocols: (set) => set.has('none') ? false : [...set].at(-1)! });
@@ -343,6 +344,25 @@ ${r}`;
       });
       expect(fresh).toBe(404);
       ws.terminate();
+    } finally {
+      proc.proc.kill('SIGKILL');
+    }
+  });
+
+  it("keeps counting a route's open WebSockets against its maxConnections across a reload", async () => {
+    const { proc, port, admin } = await start('  - { path: /ws/*, service: up, websocket: { maxConnections: 1 }, rewrite: { stripPrefix: /ws } }\n');
+    try {
+      const first = new WebSocket(`ws://127.0.0.1:${port}/ws/cap-1`);
+      await new Promise((r) => first.once('open', r));
+      const reload = await request(`${admin}/reload`, { method: 'POST' });
+      expect([reload.statusCode, await reload.body.json()]).toEqual([200, { outcome: 'applied' }]);
+      const second = await new Promise<number>((resolve) => {
+        const next = new WebSocket(`ws://127.0.0.1:${port}/ws/cap-2`);
+        next.once('unexpected-response', (_req, res) => { res.resume(); resolve(res.statusCode!); });
+        next.once('open', () => { next.terminate(); resolve(101); });
+      });
+      expect(second).toBe(503);
+      first.terminate();
     } finally {
       proc.proc.kill('SIGKILL');
     }

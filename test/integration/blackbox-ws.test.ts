@@ -29,6 +29,8 @@ let gw = '';
 let admin = '';
 /** How each upstream WebSocket ended, by path. */
 const upstreamCloses = new Map<string, { code: number; reason: string }>();
+/** Paths of the plain HTTP requests the upstream got, in order. */
+const httpPaths: string[] = [];
 /** The event-stream requests the upstream got, and when their connection closed. */
 const streams: Array<{ path: string; lastEventId: string | undefined; closed: boolean }> = [];
 
@@ -44,6 +46,7 @@ beforeAll(async () => {
       return;
     }
     req.resume();
+    httpPaths.push(u.pathname);
     // /hang holds its answer (a request in flight through a drain).
     if (u.pathname !== '/hang') res.end('plain');
   });

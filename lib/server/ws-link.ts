@@ -153,7 +153,8 @@ export class WsLink {
   private upstreamClosed(code: number, reason: string): void {
     if (this.done) return;
     const big = this.upstreamTooBig;
-    const out = big ? 1009 : sendable(code) ? code : code === 1005 ? 1000 : 1011;
+    // 1005: a close frame without a code, and uWS's end(1005) sends one so.
+    const out = big ? 1009 : sendable(code) || code === 1005 ? code : 1011;
     const text = big ? 'message too big' : sendable(code) ? shortReason(reason) : code === 1005 ? '' : 'upstream went away';
     if (this.client === null) {
       this.pendingClose = { code: out, reason: text };

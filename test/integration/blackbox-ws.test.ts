@@ -70,6 +70,7 @@ beforeAll(async () => {
       }
       if (u.pathname === '/headers') ws.send(JSON.stringify({ url: req.url, headers: req.headers }));
       if (u.pathname === '/big') ws.send(Buffer.alloc(100_000));
+      if (u.pathname === '/close-without-code') ws.close();
       ws.on('message', (data, isBinary) => ws.send(data as Buffer, { binary: isBinary }));
     });
   });
@@ -219,6 +220,11 @@ describe('the WebSocket relay', () => {
       const ws = await opened(`/ws/close/${code}`);
       expect(await closeOf(ws)).toEqual({ code, reason: `bye ${code}` });
     }
+  });
+
+  it('passes a close without a code from the upstream as one without (the client reads 1005, never 1000)', async () => {
+    const ws = await opened('/ws/close-without-code');
+    expect(await closeOf(ws)).toEqual({ code: 1005, reason: '' });
   });
 
   it('passes close codes and reasons from the client (1000, 4002), and a close without a code as one without', async () => {

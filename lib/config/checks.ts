@@ -63,3 +63,29 @@ export function checkPerInstance(config: GatewayConfig, route: RouteConfig, i: n
     ctx.addIssue({ code: 'custom', path: ['routes', i, 'circuitBreaker'], message: `service ${route.service} breaks per instance (outlier ejection): a route can only turn that off (false)` });
   }
 }
+
+/**
+ * Two routes with the same path, methods and `match` (none included): the
+ * second can never be chosen, so it is refused as nginx refuses a
+ * `duplicate location`. Routes that differ by `match` or `methods` stay.
+ */
+export function checkDuplicateRoutes(routes: readonly RouteConfig[], ctx: z.RefinementCtx): void {
+  const seen = new Map<string, number>();
+  routes.forEach((r, i) => {
+    const methods = r.methods === undefined ? null : [...new Set(r.methods)].sort();
+    const key = JSON.stringify([r.path, methods, r.match ?? null]);
+    const first = seen.get(key);
+    if (first === undefined) seen.set(key, i);
+    else ctx.addIssue({ code: 'custom', path: ['routes', i, 'path'], message: `routes[${first}] has the same path, methods and match: this route would never be used` });
+  });
+}
+
+/** A route whose `auth` verifies tokens needs a key source: its own or the top level's. */
+export function checkAuthKeys(config: GatewayConfig, route: RouteConfig, i: number, ctx: z.RefinementCtx): void {
+  const own = route['auth'] as Record<string, unknown> | string | false | undefined;
+  if (own === undefined || own === false || own === 'none') return;
+  if (typeof own === 'object' && own['mode'] === 'none') return;
+  const hasKey = (o: unknown): boolean => typeof o === 'object' && o !== null && ['secret', 'publicKey', 'jwksUrl'].some((k) => (o as Record<string, unknown>)[k] !== undefined);
+  if (hasKey(own) || hasKey(config.auth)) return;
+  ctx.addIssue({ code: 'custom', path: ['routes', i, 'auth'], message: 'verifies tokens but has no key: set secret, publicKey or jwksUrl here or in the top-level auth' });
+}

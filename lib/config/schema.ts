@@ -8,7 +8,7 @@ import { StageRegistry, type StageDefinition } from '../stages/define.ts';
 import { balancerNames } from '../upstream/balancer.ts';
 import '../upstream/balancers.ts';
 import { duration, httpUrl, listenPort, method, port, status } from './common.ts';
-import { checkPerInstance, checkPipeline, checkRouteStages, storeOf } from './checks.ts';
+import { checkAuthKeys, checkDuplicateRoutes, checkPerInstance, checkPipeline, checkRouteStages, storeOf } from './checks.ts';
 import { websocketOptions } from '../server/websocket-options.ts';
 import { logOptions, routeLogOptions } from '../observe/log-options.ts';
 import { limitsSchema } from '../server/limits-schema.ts';
@@ -182,6 +182,7 @@ export function configSchema(stages: StageRegistry = new StageRegistry(BUILTIN_S
   }).superRefine((config, ctx) => {
     checkPipeline(config.pipeline, ['pipeline'], stages, ctx);
     checkGatewayWideIpFilter(config as GatewayConfig, stages, ctx);
+    checkDuplicateRoutes(config.routes as RouteConfig[], ctx);
     for (const [name, svc] of Object.entries(config.services)) {
       const { upstreams, discovery } = svc as { upstreams?: unknown[]; discovery?: Record<string, unknown> };
       if (upstreams === undefined && Object.values(discovery ?? {}).every((d) => d === undefined)) {
@@ -210,6 +211,7 @@ export function configSchema(stages: StageRegistry = new StageRegistry(BUILTIN_S
       checkPipeline(routeCfg.pipeline, ['routes', i, 'pipeline'], stages, ctx);
       for (const name of new Set(names)) checkRouteStages(config as GatewayConfig, { ...routeCfg, service: name }, i, stages, ctx);
       checkPerInstance(config as GatewayConfig, routeCfg, i, ctx);
+      checkAuthKeys(config as GatewayConfig, routeCfg, i, ctx);
       const usesRedis = storeOf(routeCfg.rateLimit) === 'redis' || storeOf(routeCfg.cache) === 'redis';
       if (usesRedis && config.redis === undefined) {
         ctx.addIssue({ code: 'custom', path: ['routes', i], message: 'uses store: redis but the config has no top-level redis.url' });

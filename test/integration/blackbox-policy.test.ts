@@ -1,9 +1,9 @@
 import { generateKeyPairSync, type KeyObject } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createTcpServer, type AddressInfo, type Server as TcpServer } from 'node:net';
 import { exportJWK, SignJWT, type JWK } from 'jose';
-import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ConfigError, parseConfig } from '../../lib/config/load.ts';
 import { freePort } from '../support/global-setup.ts';
 import { redisUrl } from '../support/redis.ts';
 import { rxgateRuns, type RxgateProcess, type RxgateRuns } from '../support/rxgate-process.ts';
@@ -102,17 +102,23 @@ afterAll(async () => {
 
 interface Answer { status: number; headers: Record<string, string | string[] | undefined>; body: string }
 
-const agents = new Map<string, Agent>();
-/** A request from `from` (a loopback source address) when given. */
-async function get(url: string, init: { method?: string; headers?: Record<string, string>; body?: string; from?: string } = {}): Promise<Answer> {
-  const { from, ...rest } = init;
-  let dispatcher: Agent | undefined;
-  if (from !== undefined) {
-    dispatcher = agents.get(from) ?? new Agent({ connect: { localAddress: from } });
-    agents.set(from, dispatcher);
-  }
-  const res = await request(url.startsWith('http') ? url : gw + url, { ...rest, ...(dispatcher ? { dispatcher } : {}) } as Parameters<typeof request>[1]);
-  return { status: res.statusCode, headers: res.headers, body: await res.body.text() };
+/** A request (node:http, so it can come from `from`, a loopback source address: undici's Agent ignores localAddress). */
+function get(url: string, init: { method?: string; headers?: Record<string, string>; body?: string; from?: string } = {}): Promise<Answer> {
+  const target = new URL(url.startsWith('http') ? url : gw + url);
+  return new Promise((resolve, reject) => {
+    const req = httpRequest({
+      host: target.hostname, port: target.port, path: target.pathname + target.search, method: init.method ?? 'GET',
+      headers: init.headers ?? {}, agent: false, ...(init.from === undefined ? {} : { localAddress: init.from }),
+    }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => { body += d; });
+      res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end(init.body);
+  });
 }
 
 function code(body: string): string {
@@ -240,5 +246,336 @@ routes:
     const other = generateKeyPairSync('rsa', { modulusLength: 2048 });
     const res = await get(`${base}/j/x`, { headers: { authorization: `Bearer ${await rs(other.privateKey)}` } });
     expect(res.status).toBe(401);
+  });
+});
+
+describe('rate limits (GCRA, RateLimit headers)', () => {
+  it('answers 429 with Retry-After and RateLimit headers that agree with each other', async () => {
+    const answers: Answer[] = [];
+    for (let i = 0; i < 4; i++) answers.push(await get('/rl/x', { from: '127.0.0.4' }));
+    expect(answers.map((a) => a.status)).toEqual([200, 200, 200, 429]);
+    expect(answers.map((a) => a.headers['ratelimit-remaining'])).toEqual(['2', '1', '0', '0']);
+    expect(answers.every((a) => a.headers['ratelimit-limit'] === '3')).toBe(true);
+    const refused = answers[3]!;
+    expect(code(refused.body)).toBe('RATE_LIMITED');
+    const retryAfter = Number(refused.headers['retry-after']);
+    // 3 a minute: the next one is due 20 s after the first, the bucket full 60 s after it.
+    expect(retryAfter).toBeGreaterThanOrEqual(19);
+    expect(retryAfter).toBeLessThanOrEqual(20);
+    expect(Number(refused.headers['ratelimit-reset'])).toBeGreaterThanOrEqual(retryAfter);
+    expect(Number(refused.headers['ratelimit-reset'])).toBeLessThanOrEqual(60);
+  });
+
+  it('admits burst requests back to back, then one per window / limit', async () => {
+    const statuses: number[] = [];
+    for (let i = 0; i < 3; i++) statuses.push((await get('/rlburst/x', { from: '127.0.0.4' })).status);
+    expect(statuses).toEqual([200, 200, 429]);
+  });
+
+  it('counts clients behind a trusted proxy apart, and a stranger as one client whatever X-Forwarded-For it sends', async () => {
+    const viaProxy = async (xff: string): Promise<number> => (await get('/rl/proxied', { from: '127.0.0.2', headers: { 'x-forwarded-for': xff } })).status;
+    for (let i = 0; i < 3; i++) expect(await viaProxy('192.0.2.10')).toBe(200);
+    expect(await viaProxy('192.0.2.10')).toBe(429);
+    expect(await viaProxy('192.0.2.11')).toBe(200);
+    const stranger: number[] = [];
+    for (let i = 0; i < 4; i++) stranger.push((await get('/rl/stranger', { from: '127.0.0.3', headers: { 'x-forwarded-for': `198.51.100.${i}` } })).status);
+    expect(stranger).toEqual([200, 200, 200, 429]);
+  });
+
+  it('falls back to the client address when the key header is missing or empty', async () => {
+    expect((await get('/rlkey/x', { from: '127.0.0.5', headers: { 'x-api-key': 'k1' } })).status).toBe(200);
+    expect((await get('/rlkey/x', { from: '127.0.0.5', headers: { 'x-api-key': 'k1' } })).status).toBe(429);
+    expect((await get('/rlkey/x', { from: '127.0.0.5' })).status).toBe(200);
+    expect((await get('/rlkey/x', { from: '127.0.0.5', headers: { 'x-api-key': '' } })).status).toBe(429);
+    expect((await get('/rlkey/x', { from: '127.0.0.5' })).status).toBe(429);
+  });
+});
+
+describe('the IP filter behind trusted proxies', () => {
+  it('refuses a denied stranger whatever X-Forwarded-For it sends, with 403 IP_FORBIDDEN', async () => {
+    const res = await get('/deny/x', { from: '127.0.0.3', headers: { 'x-forwarded-for': '192.0.2.1' } });
+    expect([res.status, code(res.body)]).toEqual([403, 'IP_FORBIDDEN']);
+    expect(res.headers['content-type']).toMatch(/^application\/json/);
+    expect(hits.get('/deny/x')).toBeUndefined();
+  });
+
+  it('refuses a denied client behind the trusted proxy, and a client who forged a left entry is judged by the right one', async () => {
+    expect((await get('/deny/a', { from: '127.0.0.2', headers: { 'x-forwarded-for': '10.9.9.9' } })).status).toBe(403);
+    expect((await get('/deny/b', { from: '127.0.0.2', headers: { 'x-forwarded-for': '192.0.2.1, 10.9.9.9' } })).status).toBe(403);
+    expect((await get('/deny/c', { from: '127.0.0.2', headers: { 'x-forwarded-for': '10.9.9.9, 192.0.2.1' } })).status).toBe(200);
+    expect((await get('/deny/d', { from: '127.0.0.2', headers: { 'x-forwarded-for': '[::ffff:10.9.9.9]:4711' } })).status).toBe(403);
+  });
+
+  it('matches an IPv4-mapped IPv6 entry against the IPv4 client', async () => {
+    expect((await get('/allow-mapped/x')).status).toBe(200);
+    expect((await get('/allow-mapped/x', { from: '127.0.0.3' })).status).toBe(403);
+  });
+});
+
+describe.skipIf(!redisUrl())('rate limits in Redis', () => {
+  const config = (redis: string, admin = ''): string => `
+listen: { host: 127.0.0.1, port: 0 }
+${admin}
+redis: { url: "${redis}" }
+services:
+  up: { upstreams: ["http://127.0.0.1:${upPort}"], retry: false }
+routes:
+  - { path: /shared/*, service: up, rateLimit: { limit: 3, window: 1m, store: redis, id: "shared-${process.pid}" } }
+  - { path: /mem/*, service: up, rateLimit: { limit: 3, window: 1m } }
+  - { path: /closed/*, service: up, rateLimit: { limit: 3, window: 1m, store: redis, failOpen: false } }
+`;
+  const started = async (proc: RxgateProcess): Promise<string> => `http://127.0.0.1:${Number((await proc.logged('rxgate listening'))['port'])}`;
+
+  it('gives two instances on one Redis one limit, with the answers one instance in memory gives', async () => {
+    const file = runs.file(config(redisUrl()));
+    const [a, b] = await Promise.all([started(runs.start(['--config', file])), started(runs.start(['--config', file]))]);
+    const shared: Answer[] = [];
+    for (let i = 0; i < 4; i++) shared.push(await get(`${i % 2 === 0 ? a : b}/shared/x`));
+    const memory: Answer[] = [];
+    for (let i = 0; i < 4; i++) memory.push(await get(`${a}/mem/x`));
+    const view = (r: Answer): unknown[] => [r.status, r.headers['ratelimit-limit'], r.headers['ratelimit-remaining']];
+    expect(shared.map(view)).toEqual([[200, '3', '2'], [200, '3', '1'], [200, '3', '0'], [429, '3', '0']]);
+    expect(memory.map(view)).toEqual(shared.map(view));
+    expect(shared[3]!.headers['retry-after']).toBe(memory[3]!.headers['retry-after']);
+  });
+
+  it('starts without Redis: failOpen admits (no 500) and counts it, failOpen: false answers 503 with Retry-After', async () => {
+    const adminPort = await freePort();
+    const proc = runs.start(['--config', runs.file(config(`redis://127.0.0.1:${await freePort()}`, `admin: { host: 127.0.0.1, port: ${adminPort} }`))], { RXGATE_LOG_LEVEL: 'info' });
+    const base = await started(proc);
+    const open: number[] = [];
+    for (let i = 0; i < 5; i++) open.push((await get(`${base}/shared/x`)).status);
+    expect(open).toEqual([200, 200, 200, 200, 200]);
+    const closed = await get(`${base}/closed/x`);
+    expect([closed.status, code(closed.body), closed.headers['retry-after']]).toEqual([503, 'SERVICE_UNAVAILABLE', '1']);
+    const metrics = await get(`http://127.0.0.1:${adminPort}/metrics`);
+    expect(metrics.body).toMatch(/rxgate_degraded_total\{[^}]*reason="ratelimit_redis_fallback"[^}]*\} [1-9]/);
+    // Logged once per store (failOpen and not), not once per request.
+    expect(proc.lines.filter((l) => String(l['msg']).includes('redis rate-limit store unreachable'))).toHaveLength(2);
+  });
+});
+
+/** An upstream instance that says who it is; `mode` decides how it answers. */
+interface Instance { server: Server; url: string; name: string; got: string[]; mode: 'ok' | 'reset' | 'slow' | 'sick' }
+async function instance(name: string): Promise<Instance> {
+  const inst: Instance = { server: createServer(), url: '', name, got: [], mode: 'ok' };
+  inst.server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    let body = '';
+    req.setEncoding('utf8');
+    req.on('data', (d: string) => { body += d; });
+    req.on('end', () => {
+      if (req.url === '/health') {
+        res.writeHead(inst.mode === 'sick' ? 503 : 200).end();
+        return;
+      }
+      inst.got.push(`${req.method} ${req.url} ${body}`);
+      if (inst.mode === 'reset') req.socket.destroy();
+      else if (inst.mode === 'slow') setTimeout(() => res.writeHead(200).end(name), 400);
+      else res.writeHead(200, { 'content-type': 'text/plain' }).end(name);
+    });
+  });
+  inst.url = `http://127.0.0.1:${await listen(inst.server)}`;
+  return inst;
+}
+
+describe('balancing, retries, breaker, hedging and mirroring', () => {
+  const instances: Instance[] = [];
+  let base = '';
+  let dead = '';
+  let a: Instance, b: Instance, c: Instance, shadow: Instance, h1: Instance, h2: Instance;
+  beforeAll(async () => {
+    [a, b, c, shadow, h1, h2] = await Promise.all(['a', 'b', 'c', 'shadow', 'h1', 'h2'].map(instance)) as [Instance, Instance, Instance, Instance, Instance, Instance];
+    instances.push(a, b, c, shadow, h1, h2);
+    dead = `http://127.0.0.1:${await freePort()}`;
+    const proc = runs.start(['--config', runs.file(`
+listen: { host: 127.0.0.1, port: 0 }
+services:
+  rr: { upstreams: ["${a.url}", "${b.url}", "${c.url}"], balancer: round-robin }
+  withdead: { upstreams: ["${dead}", "${a.url}"], balancer: round-robin }
+  resets: { upstreams: ["${b.url}", "${c.url}"], balancer: round-robin }
+  lone: { upstreams: ["${dead}"], ejectFor: 0 }
+  checked: { upstreams: ["${h1.url}", "${h2.url}"], balancer: round-robin, health: { path: /health, interval: 100ms, unhealthyAfter: 1, healthyAfter: 1 } }
+  hedged: { upstreams: ["${h1.url}", "${h2.url}"], balancer: round-robin }
+  shadow: { upstreams: ["${shadow.url}"] }
+routes:
+  - { path: /rr/*, service: rr }
+  - { path: /withdead/*, service: withdead }
+  - { path: /resets/*, service: resets }
+  - { path: /lone/*, service: lone }
+  - { path: /checked/*, service: checked }
+  - { path: /hedged/*, service: hedged, hedge: { after: 100ms, max: 1 } }
+  - { path: /mirrored/*, service: rr, mirror: { service: shadow, percent: 100 } }
+`)], { RXGATE_LOG_LEVEL: 'info' });
+    base = `http://127.0.0.1:${Number((await proc.logged('rxgate listening'))['port'])}`;
+  }, 30_000);
+  afterAll(async () => {
+    for (const i of instances) await close(i.server);
+  });
+  const reset = (): void => {
+    for (const i of instances) {
+      i.got = [];
+      i.mode = 'ok';
+    }
+  };
+
+  it('spreads round robin evenly over three instances', async () => {
+    reset();
+    const names: string[] = [];
+    for (let i = 0; i < 9; i++) names.push((await get(`${base}/rr/x`)).body);
+    expect(['a', 'b', 'c'].map((n) => names.filter((x) => x === n).length)).toEqual([3, 3, 3]);
+  });
+
+  it('skips a dead instance for every method: a refused connection was never sent, so even a POST goes elsewhere', async () => {
+    reset();
+    const answers: Answer[] = [];
+    for (const method of ['GET', 'POST', 'GET', 'POST', 'DELETE', 'PATCH']) answers.push(await get(`${base}/withdead/x`, { method, body: 'payload' }));
+    expect(answers.map((r) => [r.status, r.body])).toEqual(Array(6).fill([200, 'a']));
+    expect(a.got).toHaveLength(6);
+  });
+
+  it('never replays a POST the upstream received (a reset after it was sent: 502), but retries a GET on the other instance', async () => {
+    reset();
+    b.mode = 'reset';
+    const post = await get(`${base}/resets/p`, { method: 'POST', body: 'once' });
+    const gets: Answer[] = [];
+    for (let i = 0; i < 2; i++) gets.push(await get(`${base}/resets/g`));
+    expect(post.status).toBe(502);
+    expect([...b.got, ...c.got].filter((l) => l.startsWith('POST'))).toHaveLength(1);
+    expect(gets.map((r) => [r.status, r.body])).toEqual([[200, 'c'], [200, 'c']]);
+  });
+
+  it('opens the breaker after consecutive failures and answers 503 CIRCUIT_OPEN with Retry-After', async () => {
+    const statuses: number[] = [];
+    let open: Answer | undefined;
+    for (let i = 0; i < 12 && open === undefined; i++) {
+      const res = await get(`${base}/lone/x`);
+      statuses.push(res.status);
+      if (res.status === 503) open = res;
+    }
+    expect(open, String(statuses)).toBeDefined();
+    expect(code(open!.body)).toBe('CIRCUIT_OPEN');
+    const retryAfter = Number(open!.headers['retry-after']);
+    expect(retryAfter).toBeGreaterThanOrEqual(1);
+    expect(retryAfter).toBeLessThanOrEqual(30);
+    expect(statuses.slice(0, -1).every((s) => s === 502)).toBe(true);
+  });
+
+  it('takes an instance that fails its health check out of rotation, and back once it passes', async () => {
+    reset();
+    h1.mode = 'sick';
+    await until(async () => {
+      const names: string[] = [];
+      for (let i = 0; i < 4; i++) names.push((await get(`${base}/checked/x`)).body);
+      return names.every((n) => n === 'h2');
+    }, { timeout: 5000, interval: 50 });
+    h1.mode = 'ok';
+    await until(async () => (await get(`${base}/checked/x`)).body === 'h1', { timeout: 5000, interval: 50 });
+  });
+
+  it('hedges a slow GET to the other instance, never a POST', async () => {
+    reset();
+    h1.mode = 'slow';
+    h2.mode = 'slow';
+    const post = await get(`${base}/hedged/p`, { method: 'POST', body: 'x' });
+    expect(post.status).toBe(200);
+    expect([...h1.got, ...h2.got]).toHaveLength(1);
+    reset();
+    h1.mode = 'slow';
+    h2.mode = 'slow';
+    const res = await get(`${base}/hedged/g`);
+    expect(res.status).toBe(200);
+    expect([...h1.got, ...h2.got]).toHaveLength(2);
+  });
+
+  it('mirrors a copy with its body to the shadow, whose failure or slowness never reaches the client', async () => {
+    reset();
+    shadow.mode = 'slow';
+    const res = await get(`${base}/mirrored/x`, { method: 'POST', body: 'copy me' });
+    expect(res.status).toBe(200);
+    await until(() => shadow.got.length === 1);
+    expect(shadow.got[0]).toBe('POST /mirrored/x copy me');
+    shadow.mode = 'reset';
+    const again = await get(`${base}/mirrored/y`);
+    expect([again.status, ['a', 'b', 'c'].includes(again.body)]).toEqual([200, true]);
+  });
+});
+
+describe('config errors', () => {
+  const services = `services: { up: { upstreams: ["http://127.0.0.1:${upPort}"] } }`;
+  /** The problems the CLI would list for `yaml` (parseConfig is what loadConfig runs on the file's text). */
+  function problems(yaml: string): string[] {
+    try {
+      parseConfig(yaml, 'probe.yaml', {});
+    } catch (err) {
+      if (err instanceof ConfigError) return [...err.problems];
+      throw err;
+    }
+    return [];
+  }
+  const paths = (list: string[]): string[] => list.flatMap((p) => p.split('\n  - ')).map((p) => p.slice(0, p.indexOf(': ')));
+
+  it('rxgate --check exits 2 and lists each problem with its key path; 0 and OK for a valid config', async () => {
+    const run = async (yaml: string): Promise<{ code: number | null; out: string }> => {
+      const proc = runs.start(['--config', runs.file(yaml), '--check']);
+      let out = '';
+      proc.proc.stderr!.on('data', (d: Buffer) => { out += d.toString(); });
+      proc.proc.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
+      return { code: await proc.exited, out };
+    };
+    const [bad, good] = await Promise.all([
+      run(`${services}\nroutes: [{ path: /a, service: up, timeot: 5s }, { path: /b, service: up, rateLimit: { limit: 1, window: 0s } }]\n`),
+      run(`${services}\nroutes: [{ path: /a, service: up }]\n`),
+    ]);
+    expect(bad.code).toBe(2);
+    expect(bad.out).toMatch(/invalid config .*\n {2}- routes\[0\]\.timeot: unknown key\n {2}- routes\[1\]\.rateLimit\.window: must be at least 1ms\n$/);
+    expect([good.code, good.out]).toEqual([0, expect.stringContaining('OK (1 services, 1 routes)')]);
+  });
+
+  it('refuses unknown keys, wrong types, bad durations, bad CIDRs, unknown services and unset variables, each with its key path', () => {
+    expect(paths(problems(`
+${services}
+trustedProxies: [10.0.0.0/33]
+routes:
+  - { path: /a, service: up, timeot: 5s }
+  - { path: /b, service: up, timeouts: { total: 10x } }
+  - { path: /c, service: up, retry: { attempts: "3" } }
+  - { path: /e, service: up, ipFilter: { deny: [not-an-ip] } }
+`))).toEqual(['trustedProxies[0]', 'routes[0].timeot', 'routes[1].timeouts.total', 'routes[2].retry.attempts', 'routes[3].ipFilter.deny[0]']);
+    // The checks across keys (a route's service exists) run once the keys themselves pass.
+    expect(problems(`${services}\nroutes: [{ path: /a, service: up }, { path: /d, service: nobody }]\n`)).toEqual(['routes[1].service: unknown service "nobody" (known: up)']);
+    // Variables are substituted before the schema runs: an unset one is reported on its own.
+    expect(problems(`${services}\nroutes: [{ path: /f, service: up, rewrite: { stripPrefix: "\${BLACKBOX_POLICY_UNSET}" } }]\n`))
+      .toEqual([expect.stringMatching(/^routes\[0\]\.rewrite\.stripPrefix: environment variable BLACKBOX_POLICY_UNSET is not set/)]);
+  });
+
+  it('refuses, with the key path, what the stages would refuse only at start (so --check passed it): a short secret, a bad key, algorithms that do not fit it, no key at all, a zero window, an empty key header', () => {
+    expect(paths(problems(`
+${services}
+auth: { secret: short }
+routes:
+  - { path: /a, service: up, auth: { mode: required, publicKey: "not a pem", algorithms: [HS256] } }
+  - { path: /b, service: up, auth: { mode: required, secret: "${SECRET}", algorithms: [RS256], forwardClaims: { sub: host } } }
+  - { path: /c, service: up, rateLimit: { limit: 1, window: 0s, key: { header: "" } } }
+`))).toEqual(['auth.secret', 'routes[0].auth.publicKey', 'routes[0].auth.algorithms[0]', 'routes[1].auth.forwardClaims.sub', 'routes[1].auth.algorithms[0]', 'routes[2].rateLimit.window', 'routes[2].rateLimit.key.header']);
+    expect(problems(`${services}\nroutes: [{ path: /a, service: up, auth: required }]\n`))
+      .toEqual(['routes[0].auth: verifies tokens but has no key: set secret, publicKey or jwksUrl here or in the top-level auth']);
+  });
+
+  it("refuses a route that repeats another route's path, methods and match (it could never be chosen), as nginx refuses a duplicate location", () => {
+    expect(problems(`
+${services}
+routes:
+  - { path: /a, service: up }
+  - { path: /a, service: up }
+  - { path: /b, service: up, methods: [GET, POST] }
+  - { path: /b, service: up, methods: [POST, GET] }
+  - { path: /c, service: up, methods: [GET] }
+  - { path: /c, service: up, methods: [POST] }
+  - { path: /d, service: up, match: { headers: { x-beta: "1" } } }
+  - { path: /d, service: up }
+`)).toEqual([
+      'routes[1].path: routes[0] has the same path, methods and match: this route would never be used',
+      'routes[3].path: routes[2] has the same path, methods and match: this route would never be used',
+    ]);
   });
 });

@@ -1,15 +1,16 @@
 import { z } from 'zod';
 import { duration } from '../../config/common.ts';
+import { parseDuration } from '../../duration.ts';
 
 /** `rateLimit:` on a route. */
 export const rateLimitOptions = z.strictObject({
   limit: z.number().int().min(1),
-  window: duration,
+  window: duration.refine(atLeastOneMs, 'must be at least 1ms'),
   burst: z.number().int().min(1).optional(),
   key: z.union([
     z.enum(['ip', 'route']),
-    z.strictObject({ claim: z.string() }),
-    z.strictObject({ header: z.string() }),
+    z.strictObject({ claim: z.string().min(1) }),
+    z.strictObject({ header: z.string().min(1) }),
   ]).optional(),
   store: z.enum(['memory', 'redis']).optional(),
   failOpen: z.boolean().optional(),
@@ -18,3 +19,11 @@ export const rateLimitOptions = z.strictObject({
   headers: z.boolean().optional(),
 });
 export type RateLimitConfig = z.output<typeof rateLimitOptions>;
+
+function atLeastOneMs(d: number | string): boolean {
+  try {
+    return parseDuration(d, 'window') >= 1;
+  } catch {
+    return true; // not a duration: the duration schema says so
+  }
+}

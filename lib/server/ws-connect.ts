@@ -1,7 +1,7 @@
 import type { Socket } from 'node:net';
 import { Observable, throwError, type Subscriber } from 'rxjs';
 import WebSocket from 'ws';
-import { AtCapacityError, BadGatewayError, GatewayError, GatewayTimeoutError, NoHealthyUpstreamError } from '../errors.ts';
+import { AtCapacityError, BadGatewayError, BadRequestError, GatewayError, GatewayTimeoutError, NoHealthyUpstreamError } from '../errors.ts';
 import { NON_ASCII } from '../headers.ts';
 import type { GatewayEvents } from '../observe/events.ts';
 import { after, type Runtime } from '../runtime.ts';
@@ -104,15 +104,25 @@ export function websocketForward(service: Service, http: Handler, options: WebSo
           : new BadGatewayError(`WebSocket to upstream ${upstream.origin} failed: ${err.message}`, { cause: err, sent: false }));
       };
       const handshake = (tlsSocket: Socket | null): void => {
-        const ws = socket = new WebSocket(url, [], {
-          headers,
-          handshakeTimeout: limits.connectTimeoutMs,
-          maxPayload: limits.maxMessageSize,
-          perMessageDeflate: false,
-          followRedirects: false,
-          // wss: the connection is already made, verified and pinned by the service's TLS (upstream-tls.ts).
-          ...(tlsSocket !== null ? { createConnection: () => tlsSocket } : {}),
-        });
+        let ws: WebSocket;
+        try {
+          ws = socket = new WebSocket(url, [], {
+            headers,
+            handshakeTimeout: limits.connectTimeoutMs,
+            maxPayload: limits.maxMessageSize,
+            perMessageDeflate: false,
+            followRedirects: false,
+            // wss: the connection is already made, verified and pinned by the service's TLS (upstream-tls.ts).
+            ...(tlsSocket !== null ? { createConnection: () => tlsSocket } : {}),
+          });
+        } catch (err) {
+          // Node's http refuses a header value the client sent (a DEL…) before anything is sent: 400, as forward answers it.
+          settled = true;
+          service.finished(upstream);
+          tlsSocket?.destroy();
+          subscriber.error(new BadRequestError('the request cannot be forwarded as sent', { cause: err, sent: false }));
+          return;
+        }
         ws.on('error', fail);
         let accepted = { protocol: '', headers: [] as string[] };
         ws.once('upgrade', (res) => {

@@ -180,6 +180,11 @@ describe('the WebSocket relay', () => {
     ws.terminate();
   });
 
+  it('answers 400 to an upgrade with a header value Node cannot send (a DEL), as a plain request gets', async () => {
+    // Before: 500 INTERNAL_ERROR (http.request threw inside the handshake).
+    expect(await rawHandshake('/ws/echo', 'X-A: a\x7fb\r\n')).toMatch(/^HTTP\/1\.1 400 /);
+  });
+
   it('answers 502 before any 101 when the upstream is down', async () => {
     const answer = (await open('/wsdown/x')) as Refused;
     expect([answer.status, (JSON.parse(answer.body) as { error: { code: string } }).error.code]).toEqual([502, 'BAD_GATEWAY']);

@@ -11,7 +11,7 @@
 # first) or `minimal[:fixed]` (bench/minimal-forwarder.ts, the floor), then
 # node flags for that target alone, each after a `+` (`…full.yaml+--max-semi-space-size=4`).
 # NODE_FLAGS: extra node flags for every target; STRACE=1: `strace -c -f` over
-# each window instead (syscalls per response; slows the target, so no CPU).
+# each window instead (syscalls per response; slows the target, so no CPU). RENICE: see below.
 # e.g. bench/memory/ab.sh 3 8 full=cfg:bench/configs/full.yaml floor=minimal
 set -euo pipefail
 ROOT=${ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
@@ -22,7 +22,7 @@ upstream
 # NVP=1: --trace-gc-nvp instead, and V8 bytes allocated and promoted, GC ms per response in place of the reasons.
 GCFLAG=--trace-gc; [ "${NVP:-0}" = 1 ] && GCFLAG=--trace-gc-nvp
 NAMES=(); PIDS=(); PORTS=(); FIXED=()
-# KEEP=<dir>: the targets' logs (GC traces) are copied there at the end.
+# KEEP=<dir>: the targets' logs (GC traces) are copied there at the end, and each window's slice as it ends.
 stop_all() { [ -n "${KEEP:-}" ] && cp "$TMP"/*.log "$KEEP"/; for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; kill $UPPID 2>/dev/null || true; rm -rf "$TMP"; }
 trap stop_all EXIT
 port=$GW
@@ -42,6 +42,11 @@ for arg in "$@"; do
   NAMES+=("$name"); PIDS+=($!); PORTS+=($port); FIXED+=($fixed)
 done
 GWPID=${PIDS[0]}; GW=${PORTS[0]}
+# RENICE="name=-10 …": that target's threads (V8's GC workers included) at that nice value, a diagnostic of
+# how much of a pause is the thread waiting for a core on a shared machine rather than the collector's work.
+for spec in ${RENICE:-}; do
+  for i in "${!NAMES[@]}"; do [ "${NAMES[$i]}" = "${spec%%=*}" ] && sleep 1 && for t in /proc/${PIDS[$i]}/task/*; do renice -n "${spec#*=}" -p "${t##*/}" >/dev/null; done; done
+done
 loaded
 trap stop_all EXIT
 for port in "${PORTS[@]}"; do
@@ -69,7 +74,9 @@ for round in $(seq "$ROUNDS"); do
       load $port $fixed "m$round$name$RANDOM" "$SECS" >"$TMP/wrk.txt"
       read -r U1 S1 < <(awk '{print $14, $15}' /proc/$pid/stat); M1=$(awk '{print $14+$15}' /proc/$pid/task/$pid/stat)
     fi
-    conns $pid >"$TMP/c1"
+    conns $pid >"$TMP/c1"; RSS=$(awk '/VmRSS/{printf "%d", $2/1024}' /proc/$pid/status)
+    # KEEP: each measured window's slice of the target's log as well (<name>-<round>.log), for bench/memory/gc-phases.mjs.
+    [ -n "${KEEP:-}" ] && tail -n +$((L0 + 1)) "$TMP/$name.log" >"$KEEP/$name-$round.log"
     REQ=$(awk '/requests in/{print $1}' "$TMP/wrk.txt"); RPS=$(awk '/Requests\/sec/{printf "%d", $2}' "$TMP/wrk.txt")
     NEW=$(comm -13 "$TMP/c0" "$TMP/c1" | wc -l)
     if [ "${NVP:-0}" = 1 ]; then
@@ -82,7 +89,7 @@ for round in $(seq "$ROUNDS"); do
       awk -v req="$REQ" '$4 ~ /^[0-9]+$/ {printf "      %-16s %8.3f calls/response\n", $NF, $4/req}' "$TMP/strace.txt"
     else
       printf '%-5s %-10s %8s %7s %8.1f %7.1f %7.1f %5s %s\n' $round $name $REQ $RPS "$(echo "($U1+$S1-$U0-$S0)*10000/$REQ" | bc -l)" \
-        "$(echo "($S1-$S0)*10000/$REQ" | bc -l)" "$(echo "($M1-$M0)*10000/$REQ" | bc -l)" $NEW "${MC:-0}"
+        "$(echo "($S1-$S0)*10000/$REQ" | bc -l)" "$(echo "($M1-$M0)*10000/$REQ" | bc -l)" $NEW "${MC:-0}; RSS $RSS MB"
     fi
   done
 done

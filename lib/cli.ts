@@ -14,6 +14,7 @@ import { serve, type Served } from './lifecycle/serve.ts';
 import { handleSignals } from './lifecycle/signals.ts';
 import { serveWorkers } from './lifecycle/serve-workers.ts';
 import { ListenError } from './server/listen-error.ts';
+import { setGatewayV8Flags } from './runtime.ts';
 
 export const USAGE = `Usage: rxgate --config FILE [--port N] [--host H]
        rxgate --demo        (the bundled example with its demo upstreams)
@@ -181,6 +182,8 @@ export async function runCli(argv: string[], options: CliOptions = {}): Promise<
     return null;
   }
 
+  // GC settings for a serving gateway (lib/runtime.ts); process-wide, so worker threads have them too.
+  if (isMainThread) setGatewayV8Flags();
   const logger = createLogger(logLevel(config.log?.level));
   const closers: Array<() => Promise<void>> = [];
   const workers = args.workers !== undefined ? Number(args.workers) : config.workers ?? 1;

@@ -1,3 +1,4 @@
+import { setFlagsFromString } from 'node:v8';
 import { asyncScheduler, type SchedulerAction, type SchedulerLike, type Subscription } from 'rxjs';
 
 /**
@@ -63,4 +64,36 @@ function seeded(seed: number): () => number {
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
+}
+
+/**
+ * V8 flags the gateway's process sets when the CLI starts (`runCli`), before
+ * it serves; V8 reads each at every collection, so setting it at run time
+ * acts (checked by `--trace-gc-nvp`, docs/gc-promotion.md "The pause, phase
+ * by phase"). `--no-parallel-scavenge`: a scavenge runs on the main thread
+ * alone instead of waiting, in its pause, for helper threads that share the
+ * cores with the main thread, the upstream and the clients.
+ */
+export const gatewayV8Flags: readonly string[] = ['--no-parallel-scavenge'];
+
+/**
+ * Sets `flags` except those node's own command line or `NODE_OPTIONS` names
+ * either way (`node --parallel-scavenge bin/rxgate.mjs …` keeps V8's default),
+ * and returns the ones it set. V8's flags are the process's: worker threads
+ * share them.
+ */
+export function setGatewayV8Flags(flags: readonly string[] = gatewayV8Flags, given: readonly string[] = nodeFlagsGiven()): string[] {
+  const named = new Set(given.map(flagName));
+  const set = flags.filter((flag) => !named.has(flagName(flag)));
+  for (const flag of set) setFlagsFromString(flag);
+  return set;
+}
+
+/** `--no-parallel_scavenge=…` → `parallel-scavenge`. */
+function flagName(flag: string): string {
+  return flag.replace(/^--(no-?)?/, '').split('=')[0]!.replaceAll('_', '-');
+}
+
+function nodeFlagsGiven(): string[] {
+  return [...process.execArgv, ...(process.env['NODE_OPTIONS'] ?? '').split(/\s+/)].filter((arg) => arg.startsWith('--'));
 }

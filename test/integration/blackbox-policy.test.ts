@@ -356,7 +356,7 @@ routes:
 });
 
 /** An upstream instance that says who it is; `mode` decides how it answers. */
-interface Instance { server: Server; url: string; name: string; got: string[]; mode: 'ok' | 'reset' | 'slow' | 'sick' }
+interface Instance { server: Server; url: string; name: string; got: string[]; mode: 'ok' | 'reset' | 'slow' | 'sick' | 'busy-once' }
 async function instance(name: string): Promise<Instance> {
   const inst: Instance = { server: createServer(), url: '', name, got: [], mode: 'ok' };
   inst.server.on('request', (req: IncomingMessage, res: ServerResponse) => {
@@ -365,11 +365,14 @@ async function instance(name: string): Promise<Instance> {
     req.on('data', (d: string) => { body += d; });
     req.on('end', () => {
       if (req.url === '/health') {
-        res.writeHead(inst.mode === 'sick' ? 503 : 200).end();
+        res.writeHead(inst.mode === 'sick' || inst.mode === 'reset' ? 503 : 200).end();
         return;
       }
       inst.got.push(`${req.method} ${req.url} ${body}`);
-      if (inst.mode === 'reset') req.socket.destroy();
+      if (inst.mode === 'busy-once') {
+        inst.mode = 'ok';
+        res.writeHead(503, { 'retry-after': '3600' }).end('busy');
+      } else if (inst.mode === 'reset') req.socket.destroy();
       else if (inst.mode === 'slow') setTimeout(() => res.writeHead(200).end(name), 400);
       else res.writeHead(200, { 'content-type': 'text/plain' }).end(name);
     });
@@ -561,6 +564,14 @@ routes:
       .toEqual(['routes[0].auth: verifies tokens but has no key: set secret, publicKey or jwksUrl here or in the top-level auth']);
   });
 
+  it('refuses a timeout of 0, which answered every request 504 at once (total) where Envoy reads 0 as no timeout', () => {
+    expect(problems(`${services}\nroutes: [{ path: /a, service: up, timeouts: { total: 0s, perAttempt: 0, exchange: 0ms } }]\n`)).toEqual([
+      'routes[0].timeouts.total: must be more than 0 (leave the key out for no limit)',
+      'routes[0].timeouts.perAttempt: must be more than 0 (leave the key out for no limit)',
+      'routes[0].timeouts.exchange: must be more than 0 (leave the key out for no limit)',
+    ]);
+  });
+
   it("refuses a route that repeats another route's path, methods and match (it could never be chosen), as nginx refuses a duplicate location", () => {
     expect(problems(`
 ${services}
@@ -577,5 +588,78 @@ routes:
       'routes[1].path: routes[0] has the same path, methods and match: this route would never be used',
       'routes[3].path: routes[2] has the same path, methods and match: this route would never be used',
     ]);
+  });
+});
+
+describe('health, panic, half-open breaker, Retry-After, sticky hashing', () => {
+  const instances: Instance[] = [];
+  let base = '';
+  let p1: Instance, p2: Instance, p3: Instance, f: Instance, r: Instance, k1: Instance, k2: Instance;
+  beforeAll(async () => {
+    [p1, p2, p3, f, r, k1, k2] = await Promise.all(['p1', 'p2', 'p3', 'f', 'r', 'k1', 'k2'].map(instance)) as [Instance, Instance, Instance, Instance, Instance, Instance, Instance];
+    instances.push(p1, p2, p3, f, r, k1, k2);
+    p1.mode = 'sick';
+    p2.mode = 'sick';
+    p3.mode = 'sick';
+    const health = 'health: { path: /health, interval: 100ms, unhealthyAfter: 1, healthyAfter: 1 }';
+    const proc = runs.start(['--config', runs.file(`
+listen: { host: 127.0.0.1, port: 0 }
+services:
+  panicky: { upstreams: ["${p1.url}", "${p2.url}"], ${health} }
+  strict: { upstreams: ["${p3.url}"], panic: false, ${health} }
+  flaky: { upstreams: ["${f.url}"], retry: false, ejectFor: 0, circuitBreaker: { consecutiveFailures: 2, resetTimeout: 300ms } }
+  busy: { upstreams: ["${r.url}"], retry: { attempts: 2, statuses: [503], cap: 200ms } }
+  sticky: { upstreams: ["${k1.url}", "${k2.url}"], balancer: hash, hash: { header: x-user } }
+routes:
+  - { path: /panicky/*, service: panicky }
+  - { path: /strict/*, service: strict }
+  - { path: /flaky/*, service: flaky }
+  - { path: /busy/*, service: busy }
+  - { path: /sticky/*, service: sticky }
+`)], { RXGATE_LOG_LEVEL: 'info' });
+    base = `http://127.0.0.1:${Number((await proc.logged('rxgate listening'))['port'])}`;
+  }, 30_000);
+  afterAll(async () => {
+    for (const i of instances) await close(i.server);
+  });
+
+  it('sends anyway when every instance fails its health check (panic: true), and answers 503 NO_HEALTHY_UPSTREAM with Retry-After with panic: false', async () => {
+    await until(async () => (await get(`${base}/strict/x`)).status === 503, { timeout: 5000, interval: 50 });
+    const strict = await get(`${base}/strict/x`);
+    expect([code(strict.body), Number(strict.headers['retry-after']) >= 1]).toEqual(['NO_HEALTHY_UPSTREAM', true]);
+    expect(p3.got).toEqual([]);
+    const panicky = await get(`${base}/panicky/x`);
+    expect([panicky.status, ['p1', 'p2'].includes(panicky.body)]).toEqual([200, true]);
+  });
+
+  it('half-opens the breaker after resetTimeout and closes it on a successful probe', async () => {
+    f.mode = 'reset';
+    let open: Answer | undefined;
+    for (let i = 0; i < 6 && open === undefined; i++) {
+      const res = await get(`${base}/flaky/x`);
+      if (res.status === 503) open = res;
+    }
+    expect(code(open!.body)).toBe('CIRCUIT_OPEN');
+    const sent = f.got.length;
+    expect((await get(`${base}/flaky/x`)).status).toBe(503);
+    expect(f.got.length).toBe(sent);
+    f.mode = 'ok';
+    await until(async () => (await get(`${base}/flaky/x`)).status === 200, { timeout: 5000, interval: 100 });
+    expect((await get(`${base}/flaky/x`)).status).toBe(200);
+  });
+
+  it('waits out a 503 Retry-After only up to retry.cap, then retries', async () => {
+    r.mode = 'busy-once';
+    const res = await get(`${base}/busy/x`);
+    expect([res.status, res.body, res.headers['x-gateway-attempts']]).toEqual([200, 'r', '2']);
+    expect(r.got).toHaveLength(2);
+  });
+
+  it('keeps a key on one instance with the hash balancer', async () => {
+    for (const user of ['alice', 'bob', 'carol']) {
+      const names = new Set<string>();
+      for (let i = 0; i < 5; i++) names.add((await get(`${base}/sticky/x`, { headers: { 'x-user': user } })).body);
+      expect(names.size, user).toBe(1);
+    }
   });
 });

@@ -30,14 +30,14 @@ afterEach(async () => {
   while (cleanups.length > 0) await cleanups.pop()!();
 });
 
-interface Seen { url: string; headers: IncomingHttpHeaders }
+interface Seen { url: string; headers: IncomingHttpHeaders; port: number | undefined }
 
 /** An upstream answering `reply(n, headers)` for its n-th request (from 1); keeps what it got. */
 async function upstream(reply: (n: number, h: IncomingHttpHeaders, res: ServerResponse) => void) {
   const seen: Seen[] = [];
   const up = await startUpstream((req, res) => {
     req.resume();
-    seen.push({ url: req.url ?? '', headers: req.headers });
+    seen.push({ url: req.url ?? '', headers: req.headers, port: req.socket.remotePort });
     reply(seen.length, req.headers, res);
   });
   cleanups.push(() => up.close());
@@ -90,6 +90,17 @@ describe('an expired entry with a validator is revalidated with the upstream', (
     gw.skew.ms = 161_000;
     expect(view(await get(`${gw.url}/doc`))).toEqual([200, 'HIT', 'body 1']);
     expect(up.seen).toHaveLength(2);
+  });
+
+  it('keeps the upstream connection: the answer waits for the 304\'s exchange to end instead of cancelling it (undici closed the socket)', async () => {
+    const up = await etagUpstream();
+    const gw = await gateway(up.url);
+    await get(`${gw.url}/conn`);
+    for (const skew of [61_000, 200_000, 400_000]) {
+      gw.skew.ms = skew;
+      expect((await get(`${gw.url}/conn`)).headers['x-cache']).toBe('REVALIDATED');
+    }
+    expect(new Set(up.seen.map((s) => s.port)).size).toBe(1);
   });
 
   it('sends the stored Last-Modified as If-Modified-Since when there is no ETag', async () => {
@@ -146,12 +157,15 @@ describe('an expired entry with a validator is revalidated with the upstream', (
     await get(`${gw.url}/swr`);
     gw.skew.ms = 61_000;
     expect(view(await get(`${gw.url}/swr`))).toEqual([200, 'STALE', 'body 1']);
-    await until(() => up.seen.length === 2);
-    expect(up.seen[1]!.headers['if-none-match']).toBe('"e1"');
-    // the freshened entry: fresh for 300 s from the refresh
-    gw.skew.ms = 61_000 + 200_000;
+    // STALE (one refresh at a time) until the 304 has freshened the entry: fresh for 300 s from then
     await until(async () => (await get(`${gw.url}/swr`)).headers['x-cache'] === 'HIT');
-    expect(up.seen).toHaveLength(2);
+    expect(up.seen.map((s) => s.headers['if-none-match'])).toEqual([undefined, '"e1"']);
+    gw.skew.ms = 61_000 + 200_000;
+    expect(view(await get(`${gw.url}/swr`))).toEqual([200, 'HIT', 'body 1']);
+    // the 304 replaced the stale-while-revalidate directive: expired next, it is revalidated in the foreground, on the same connection
+    gw.skew.ms = 61_000 + 301_000;
+    expect(view(await get(`${gw.url}/swr`))).toEqual([200, 'REVALIDATED', 'body 1']);
+    expect(new Set(up.seen.map((s) => s.port)).size).toBe(1);
   });
 
   it('keys GET /x? apart from GET /x, as nginx\'s $request_uri does (the upstream sees different targets)', async () => {

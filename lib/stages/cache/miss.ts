@@ -7,7 +7,7 @@ import { storeEntry, type CacheContext, type Settled } from './context.ts';
 import type { CacheEntry } from './entry.ts';
 import { planStorage, type StoragePlan } from './policy.ts';
 import { entryOf, replay, tagged, type CacheStatus } from './replay.ts';
-import { freshen, revalidationHeaders, selects } from './revalidation.ts';
+import { answerFreshened, freshen, revalidationHeaders, selects } from './revalidation.ts';
 import { StoreTee, type TeeOwner } from './tee.ts';
 
 /**
@@ -59,6 +59,8 @@ export class MissSubscriber extends InnerSubscriber<GatewayResponse> implements 
   private settled: boolean;
   /** The client's preconditions decided its answer: sent once the body is stored. */
   private held: Held | null = null;
+  /** What a 304 to the stored validators leaves to do once the exchange is over. */
+  private then: (() => void) | null = null;
 
   constructor(
     downstream: Subscriber<GatewayResponse>,
@@ -89,7 +91,9 @@ export class MissSubscriber extends InnerSubscriber<GatewayResponse> implements 
 
   private answer(res: GatewayResponse): void {
     if (res.status === 304 && this.revalidating !== null) {
-      this.notModified(res, this.revalidating);
+      const old = this.revalidating;
+      res.body?.destroy();
+      this.then = () => this.revalidated(res, old);
       return;
     }
     if (this.stale !== undefined && res.status >= 500) {
@@ -135,8 +139,10 @@ export class MissSubscriber extends InnerSubscriber<GatewayResponse> implements 
 
   protected override onComplete(): void {
     this.completed = true;
+    const then = this.then;
+    if (then !== null) then();
     // a held answer completes the client's exchange itself, once sent
-    if (this.held === null) this.downstream.complete();
+    else if (this.held === null) this.downstream.complete();
   }
 
   /**
@@ -174,19 +180,17 @@ export class MissSubscriber extends InnerSubscriber<GatewayResponse> implements 
   }
 
   /**
-   * The upstream's 304 to the stored validators: the entry, freshened, is
-   * stored and answers (`REVALIDATED`; the client's own preconditions are
-   * evaluated against it), its waiters get it as a HIT. A 304 that is not
+   * After the upstream's 304 to the stored validators, once its exchange is
+   * over (answering the client sooner would cancel it, and undici would
+   * close the connection): the entry, freshened, is stored and answers
+   * (`answerFreshened`), its waiters get it as a HIT. A 304 that is not
    * about the stored entry (another ETag) is never handed on: the request
    * goes upstream once more, without validators.
    */
-  private notModified(res: GatewayResponse, old: CacheEntry): void {
-    res.body?.destroy();
+  private revalidated(res: GatewayResponse, old: CacheEntry): void {
     const { ctx, req } = this;
-    this.completed = true;
     if (!selects(old, res)) {
       this.settled = true; // the next exchange tells the waiters
-      this.unsubscribe();
       goUpstream(ctx, this.downstream, req, this.base, this.status, this.storeIt, this.stale, this.settle, this.lookupKey);
       return;
     }
@@ -198,14 +202,7 @@ export class MissSubscriber extends InnerSubscriber<GatewayResponse> implements 
     } else {
       this.giveUp();
     }
-    req.locals.cache = 'REVALIDATED';
-    const outcome = this.conditional ? evaluate(req.headers, entry) : 'serve';
-    if (outcome !== 'serve') {
-      answerPrecondition(this.downstream, outcome, entry, now, 'REVALIDATED');
-      return;
-    }
-    this.downstream.next(replay(entry, req.method, 'REVALIDATED', now));
-    this.downstream.complete();
+    answerFreshened(this.downstream, req, entry, now, this.conditional);
   }
 
   /** Stores `entry` and hands it to the waiters. */

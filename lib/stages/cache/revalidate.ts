@@ -35,9 +35,9 @@ function refresh(ctx: CacheContext, req: GatewayRequest, base: string, entry: Ca
   sub.add(ctx.next(bg).subscribe({
     next(res) {
       responded = true;
+      // Not unsubscribed: its exchange ends by itself (cancelled, undici would close the connection).
       if (res.status === 304 && old !== null) {
         res.body?.destroy();
-        sub.unsubscribe();
         if (!selects(old, res)) {
           refresh(ctx, req, base, null, finish);
           return;

@@ -1,9 +1,10 @@
-import type { GatewayResponse, RequestHeaders } from '../../types.ts';
-import { matches, withoutValidators } from './conditional.ts';
+import type { Subscriber } from 'rxjs';
+import type { GatewayRequest, GatewayResponse, RequestHeaders } from '../../types.ts';
+import { answerPrecondition, evaluate, matches, withoutValidators } from './conditional.ts';
 import { headerValue, storableHeaders, type CacheEntry } from './entry.ts';
 import { httpDate } from './freshness.ts';
 import { planStorage, type StoragePolicy } from './policy.ts';
-import { entryOf } from './replay.ts';
+import { entryOf, replay } from './replay.ts';
 
 /**
  * Revalidation of a stored response with the upstream (RFC 9111 §4.3), as
@@ -103,4 +104,20 @@ export function freshen(entry: CacheEntry, res: GatewayResponse, now: number, po
     },
     storable: false,
   };
+}
+
+/**
+ * Answers `req` from the freshened `entry` (`x-cache: REVALIDATED`): its
+ * body, or the 304 or 412 the client's own preconditions decide against it
+ * (`conditional`: it had some, and they were not sent upstream).
+ */
+export function answerFreshened(subscriber: Subscriber<GatewayResponse>, req: GatewayRequest, entry: CacheEntry, now: number, conditional: boolean): void {
+  req.locals.cache = 'REVALIDATED';
+  const outcome = conditional ? evaluate(req.headers, entry) : 'serve';
+  if (outcome !== 'serve') {
+    answerPrecondition(subscriber, outcome, entry, now, 'REVALIDATED');
+    return;
+  }
+  subscriber.next(replay(entry, req.method, 'REVALIDATED', now));
+  subscriber.complete();
 }

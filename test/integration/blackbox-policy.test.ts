@@ -59,6 +59,140 @@ async function close(server: Server | undefined): Promise<void> {
   await new Promise<void>((r) => server.close(() => r()));
 }
 
+/** An upstream instance that says who it is; `mode` decides how it answers. */
+interface Instance { server: Server; url: string; name: string; got: string[]; mode: 'ok' | 'reset' | 'slow' | 'sick' | 'busy-once' | 'fail' }
+async function instance(name: string): Promise<Instance> {
+  const inst: Instance = { server: createServer(), url: '', name, got: [], mode: 'ok' };
+  inst.server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    let body = '';
+    req.setEncoding('utf8');
+    req.on('data', (d: string) => { body += d; });
+    req.on('end', () => {
+      if (req.url === '/health') {
+        res.writeHead(inst.mode === 'sick' || inst.mode === 'reset' ? 503 : 200).end();
+        return;
+      }
+      inst.got.push(`${req.method} ${req.url} ${body}`);
+      if (inst.mode === 'busy-once') {
+        inst.mode = 'ok';
+        res.writeHead(503, { 'retry-after': '3600' }).end('busy');
+      } else if (inst.mode === 'fail') res.writeHead(503).end(name);
+      else if (inst.mode === 'reset') req.socket.destroy();
+      else if (inst.mode === 'slow') setTimeout(() => res.writeHead(200).end(name), 400);
+      else res.writeHead(200, { 'content-type': 'text/plain' }).end(name);
+    });
+  });
+  inst.url = `http://127.0.0.1:${await listen(inst.server)}`;
+  return inst;
+}
+
+// The gateways of the describe blocks below start together, in the first beforeAll: a gateway process
+// takes seconds to start on a loaded machine, and one after another they made most of this file's time.
+let jwksBase = '';
+/** A gateway verifying tokens with the IdP's JWKS (cacheMaxAge 400 ms, no token cache). */
+async function startJwksGateway(): Promise<void> {
+  const proc = runs.start(['--config', runs.file(`
+listen: { host: 127.0.0.1, port: 0 }
+auth: { jwksUrl: "http://127.0.0.1:${idpPort}/jwks.json", jwks: { cooldown: 30s, cacheMaxAge: 400ms, timeout: 1s }, tokenCache: 0 }
+services:
+  up: { upstreams: ["http://127.0.0.1:${upPort}"], retry: false }
+routes:
+  - { path: /j/*, service: up, auth: required }
+`)], { RXGATE_LOG_LEVEL: 'info' });
+  jwksBase = `http://127.0.0.1:${Number((await proc.logged('rxgate listening'))['port'])}`;
+}
+
+const balInstances: Instance[] = [];
+let balBase = '';
+let dead = '';
+let a: Instance, b: Instance, c: Instance, shadow: Instance, h1: Instance, h2: Instance;
+/** A gateway balancing over instances that can be told to fail, reset, be slow or sick. */
+async function startBalancingGateway(): Promise<void> {
+  [a, b, c, shadow, h1, h2] = await Promise.all(['a', 'b', 'c', 'shadow', 'h1', 'h2'].map(instance)) as [Instance, Instance, Instance, Instance, Instance, Instance];
+  balInstances.push(a, b, c, shadow, h1, h2);
+  dead = `http://127.0.0.1:${await freePort()}`;
+  const proc = runs.start(['--config', runs.file(`
+listen: { host: 127.0.0.1, port: 0 }
+services:
+  rr: { upstreams: ["${a.url}", "${b.url}", "${c.url}"], balancer: round-robin }
+  withdead: { upstreams: ["${dead}", "${a.url}"], balancer: round-robin }
+  resets: { upstreams: ["${b.url}", "${c.url}"], balancer: round-robin }
+  lone: { upstreams: ["${dead}"], ejectFor: 0 }
+  checked: { upstreams: ["${h1.url}", "${h2.url}"], balancer: round-robin, health: { path: /health, interval: 100ms, unhealthyAfter: 1, healthyAfter: 1 } }
+  hedged: { upstreams: ["${h1.url}", "${h2.url}"], balancer: round-robin }
+  shadow: { upstreams: ["${shadow.url}"] }
+routes:
+  - { path: /rr/*, service: rr }
+  - { path: /withdead/*, service: withdead }
+  - { path: /resets/*, service: resets }
+  - { path: /lone/*, service: lone }
+  - { path: /checked/*, service: checked }
+  - { path: /hedged/*, service: hedged, hedge: { after: 100ms, max: 1 } }
+  - { path: /mirrored/*, service: rr, mirror: { service: shadow, percent: 100 } }
+`)], { RXGATE_LOG_LEVEL: 'info' });
+  balBase = `http://127.0.0.1:${Number((await proc.logged('rxgate listening'))['port'])}`;
+}
+
+const healthInstances: Instance[] = [];
+let healthBase = '';
+let p1: Instance, p2: Instance, p3: Instance, f: Instance, r: Instance, k1: Instance, k2: Instance, e1: Instance, e2: Instance;
+/** A gateway with health checks, panic on and off, a quick breaker, Retry-After, hashing and 5xx ejection. */
+async function startHealthGateway(): Promise<void> {
+  [p1, p2, p3, f, r, k1, k2, e1, e2] = await Promise.all(['p1', 'p2', 'p3', 'f', 'r', 'k1', 'k2', 'e1', 'e2'].map(instance)) as [Instance, Instance, Instance, Instance, Instance, Instance, Instance, Instance, Instance];
+  healthInstances.push(p1, p2, p3, f, r, k1, k2, e1, e2);
+  p1.mode = 'sick';
+  p2.mode = 'sick';
+  p3.mode = 'sick';
+  const health = 'health: { path: /health, interval: 100ms, unhealthyAfter: 1, healthyAfter: 1 }';
+  const proc = runs.start(['--config', runs.file(`
+listen: { host: 127.0.0.1, port: 0 }
+services:
+  panicky: { upstreams: ["${p1.url}", "${p2.url}"], ${health} }
+  strict: { upstreams: ["${p3.url}"], panic: false, ${health} }
+  flaky: { upstreams: ["${f.url}"], retry: false, ejectFor: 0, circuitBreaker: { consecutiveFailures: 2, resetTimeout: 300ms } }
+  busy: { upstreams: ["${r.url}"], retry: { attempts: 2, statuses: [503], cap: 200ms } }
+  sticky: { upstreams: ["${k1.url}", "${k2.url}"], balancer: hash, hash: { header: x-user } }
+  ejecting: { upstreams: ["${e1.url}", "${e2.url}"], balancer: round-robin, ejectOnStatuses: [503], retry: false, circuitBreaker: false }
+  keeping: { upstreams: ["${e1.url}", "${e2.url}"], balancer: round-robin, retry: false, circuitBreaker: false }
+routes:
+  - { path: /ejecting/*, service: ejecting }
+  - { path: /keeping/*, service: keeping }
+  - { path: /panicky/*, service: panicky }
+  - { path: /strict/*, service: strict }
+  - { path: /flaky/*, service: flaky }
+  - { path: /busy/*, service: busy }
+  - { path: /sticky/*, service: sticky }
+`)], { RXGATE_LOG_LEVEL: 'info' });
+  healthBase = `http://127.0.0.1:${Number((await proc.logged('rxgate listening'))['port'])}`;
+}
+
+/** Two gateways on the test run's Redis, and one on a Redis that is not there (it waits for it at start). */
+let redisShared: Array<Promise<string>> = [];
+let redisDown: Promise<{ proc: RxgateProcess; base: string; admin: string }> | undefined;
+function startRedisGateways(): void {
+  const config = (redis: string, admin = ''): string => `
+listen: { host: 127.0.0.1, port: 0 }
+${admin}
+redis: { url: "${redis}" }
+services:
+  up: { upstreams: ["http://127.0.0.1:${upPort}"], retry: false }
+routes:
+  - { path: /shared/*, service: up, rateLimit: { limit: 3, window: 1m, store: redis, id: "shared-${process.pid}" } }
+  - { path: /mem/*, service: up, rateLimit: { limit: 3, window: 1m } }
+  - { path: /closed/*, service: up, rateLimit: { limit: 3, window: 1m, store: redis, failOpen: false } }
+`;
+  const started = async (proc: RxgateProcess): Promise<string> => `http://127.0.0.1:${Number((await proc.logged('rxgate listening'))['port'])}`;
+  const file = runs.file(config(redisUrl()));
+  redisShared = [started(runs.start(['--config', file])), started(runs.start(['--config', file]))];
+  redisDown = (async () => {
+    const [adminPort, nowhere] = [await freePort(), await freePort()];
+    const proc = runs.start(['--config', runs.file(config(`redis://127.0.0.1:${nowhere}`, `admin: { host: 127.0.0.1, port: ${adminPort} }`))], { RXGATE_LOG_LEVEL: 'info' });
+    return { proc, base: await started(proc), admin: `http://127.0.0.1:${adminPort}` };
+  })();
+  // Awaited by their tests; a failure before then is theirs to report.
+  for (const p of [...redisShared, redisDown]) p.catch(() => undefined);
+}
+
 beforeAll(async () => {
   upstream = createServer((req, res) => {
     req.resume();
@@ -75,6 +209,8 @@ beforeAll(async () => {
   });
   idpPort = await listen(idp);
   runs = rxgateRuns();
+  if (redisUrl() !== '') startRedisGateways();
+  const others = Promise.all([startJwksGateway(), startBalancingGateway(), startHealthGateway()]);
   const gateway = runs.start(['--config', runs.file(`
 listen: { host: 127.0.0.1, port: 0 }
 trustedProxies: [127.0.0.2/32]
@@ -92,12 +228,14 @@ routes:
 `)], { RXGATE_LOG_LEVEL: 'info' });
   gwPort = Number((await gateway.logged('rxgate listening'))['port']);
   gw = `http://127.0.0.1:${gwPort}`;
-}, 30_000);
+  await others;
+}, 60_000);
 
 afterAll(async () => {
   runs?.remove();
   await close(upstream);
   await close(idp);
+  for (const i of [...balInstances, ...healthInstances]) await close(i.server);
 });
 
 interface Answer { status: number; headers: Record<string, string | string[] | undefined>; body: string }
@@ -182,19 +320,6 @@ describe('JWT bearer auth (RFC 6750, RFC 7519)', () => {
 });
 
 describe('JWKS (keys fetched from the identity provider)', () => {
-  let proc: RxgateProcess;
-  let base = '';
-  beforeAll(async () => {
-    proc = runs.start(['--config', runs.file(`
-listen: { host: 127.0.0.1, port: 0 }
-auth: { jwksUrl: "http://127.0.0.1:${idpPort}/jwks.json", jwks: { cooldown: 30s, cacheMaxAge: 400ms, timeout: 1s }, tokenCache: 0 }
-services:
-  up: { upstreams: ["http://127.0.0.1:${upPort}"], retry: false }
-routes:
-  - { path: /j/*, service: up, auth: required }
-`)], { RXGATE_LOG_LEVEL: 'info' });
-    base = `http://127.0.0.1:${Number((await proc.logged('rxgate listening'))['port'])}`;
-  }, 30_000);
 
   it('answers 503 with Retry-After while the IdP is down, without one fetch per request; then verifies once it is up', async () => {
     idpUp = false;
@@ -202,22 +327,22 @@ routes:
     jwks = { keys: [await jwk(rsaA.publicKey, 'a')] };
     const token = await rs(rsaA.privateKey, { kid: 'a' });
     for (let i = 0; i < 20; i++) {
-      const res = await get(`${base}/j/x`, { headers: { authorization: `Bearer ${token}` } });
+      const res = await get(`${jwksBase}/j/x`, { headers: { authorization: `Bearer ${token}` } });
       expect([res.status, code(res.body)]).toEqual([503, 'SERVICE_UNAVAILABLE']);
       expect(Number(res.headers['retry-after'])).toBeGreaterThanOrEqual(1);
     }
     expect(jwksFetches).toBeLessThanOrEqual(3);
     idpUp = true;
-    await until(async () => (await get(`${base}/j/x`, { headers: { authorization: `Bearer ${await rs(rsaA.privateKey, { kid: 'a' })}` } })).status === 200, { timeout: 5000, interval: 100 });
+    await until(async () => (await get(`${jwksBase}/j/x`, { headers: { authorization: `Bearer ${await rs(rsaA.privateKey, { kid: 'a' })}` } })).status === 200, { timeout: 5000, interval: 100 });
   });
 
   it('refetches for unknown kids at most once per cooldown, so made-up kids cannot flood the IdP', async () => {
     idpUp = true;
     jwks = { keys: [await jwk(rsaA.publicKey, 'a')] };
-    expect((await get(`${base}/j/x`, { headers: { authorization: `Bearer ${await rs(rsaA.privateKey, { kid: 'a' })}` } })).status).toBe(200);
+    expect((await get(`${jwksBase}/j/x`, { headers: { authorization: `Bearer ${await rs(rsaA.privateKey, { kid: 'a' })}` } })).status).toBe(200);
     jwksFetches = 0;
     for (let i = 0; i < 20; i++) {
-      const res = await get(`${base}/j/x`, { headers: { authorization: `Bearer ${await rs(rsaB.privateKey, { kid: `made-up-${i}` })}` } });
+      const res = await get(`${jwksBase}/j/x`, { headers: { authorization: `Bearer ${await rs(rsaB.privateKey, { kid: `made-up-${i}` })}` } });
       expect(res.status).toBe(401);
     }
     // The keys expire every 400 ms here (cacheMaxAge), so a slow machine may also refetch for that.
@@ -227,11 +352,11 @@ routes:
   it('keeps verifying with the keys it has when a refetch fails after cacheMaxAge (the IdP down for a while)', async () => {
     idpUp = true;
     jwks = { keys: [await jwk(rsaA.publicKey, 'a')] };
-    expect((await get(`${base}/j/x`, { headers: { authorization: `Bearer ${await rs(rsaA.privateKey, { kid: 'a' })}` } })).status).toBe(200);
+    expect((await get(`${jwksBase}/j/x`, { headers: { authorization: `Bearer ${await rs(rsaA.privateKey, { kid: 'a' })}` } })).status).toBe(200);
     idpUp = false;
     const fetched = jwksFetches;
     await new Promise((r) => setTimeout(r, 500)); // past cacheMaxAge (400 ms)
-    const res = await get(`${base}/j/x`, { headers: { authorization: `Bearer ${await rs(rsaA.privateKey, { kid: 'a' })}` } });
+    const res = await get(`${jwksBase}/j/x`, { headers: { authorization: `Bearer ${await rs(rsaA.privateKey, { kid: 'a' })}` } });
     expect(jwksFetches).toBeGreaterThan(fetched);
     expect(res.status).toBe(200);
     idpUp = true;
@@ -241,10 +366,10 @@ routes:
     idpUp = true;
     jwks = { keys: [await jwk(rsaA.publicKey), await jwk(rsaB.publicKey)] };
     // Past cacheMaxAge (400 ms) the set is fetched again; B's token verifies once it has been.
-    await until(async () => (await get(`${base}/j/x`, { headers: { authorization: `Bearer ${await rs(rsaB.privateKey)}` } })).status === 200, { timeout: 5000, interval: 100 });
-    expect((await get(`${base}/j/x`, { headers: { authorization: `Bearer ${await rs(rsaA.privateKey)}` } })).status).toBe(200);
+    await until(async () => (await get(`${jwksBase}/j/x`, { headers: { authorization: `Bearer ${await rs(rsaB.privateKey)}` } })).status === 200, { timeout: 5000, interval: 100 });
+    expect((await get(`${jwksBase}/j/x`, { headers: { authorization: `Bearer ${await rs(rsaA.privateKey)}` } })).status).toBe(200);
     const other = generateKeyPairSync('rsa', { modulusLength: 2048 });
-    const res = await get(`${base}/j/x`, { headers: { authorization: `Bearer ${await rs(other.privateKey)}` } });
+    const res = await get(`${jwksBase}/j/x`, { headers: { authorization: `Bearer ${await rs(other.privateKey)}` } });
     expect(res.status).toBe(401);
   });
 });
@@ -313,22 +438,8 @@ describe('the IP filter behind trusted proxies', () => {
 });
 
 describe.skipIf(!redisUrl())('rate limits in Redis', () => {
-  const config = (redis: string, admin = ''): string => `
-listen: { host: 127.0.0.1, port: 0 }
-${admin}
-redis: { url: "${redis}" }
-services:
-  up: { upstreams: ["http://127.0.0.1:${upPort}"], retry: false }
-routes:
-  - { path: /shared/*, service: up, rateLimit: { limit: 3, window: 1m, store: redis, id: "shared-${process.pid}" } }
-  - { path: /mem/*, service: up, rateLimit: { limit: 3, window: 1m } }
-  - { path: /closed/*, service: up, rateLimit: { limit: 3, window: 1m, store: redis, failOpen: false } }
-`;
-  const started = async (proc: RxgateProcess): Promise<string> => `http://127.0.0.1:${Number((await proc.logged('rxgate listening'))['port'])}`;
-
   it('gives two instances on one Redis one limit, with the answers one instance in memory gives', async () => {
-    const file = runs.file(config(redisUrl()));
-    const [a, b] = await Promise.all([started(runs.start(['--config', file])), started(runs.start(['--config', file]))]);
+    const [a, b] = await Promise.all(redisShared);
     const shared: Answer[] = [];
     for (let i = 0; i < 4; i++) shared.push(await get(`${i % 2 === 0 ? a : b}/shared/x`));
     const memory: Answer[] = [];
@@ -340,82 +451,23 @@ routes:
   });
 
   it('starts without Redis: failOpen admits (no 500) and counts it, failOpen: false answers 503 with Retry-After', async () => {
-    const adminPort = await freePort();
-    const proc = runs.start(['--config', runs.file(config(`redis://127.0.0.1:${await freePort()}`, `admin: { host: 127.0.0.1, port: ${adminPort} }`))], { RXGATE_LOG_LEVEL: 'info' });
-    const base = await started(proc);
+    const { proc, base, admin } = await redisDown!;
     const open: number[] = [];
     for (let i = 0; i < 5; i++) open.push((await get(`${base}/shared/x`)).status);
     expect(open).toEqual([200, 200, 200, 200, 200]);
     const closed = await get(`${base}/closed/x`);
     expect([closed.status, code(closed.body), closed.headers['retry-after']]).toEqual([503, 'SERVICE_UNAVAILABLE', '1']);
-    const metrics = await get(`http://127.0.0.1:${adminPort}/metrics`);
+    const metrics = await get(`${admin}/metrics`);
     expect(metrics.body).toMatch(/rxgate_degraded_total\{[^}]*reason="ratelimit_redis_fallback"[^}]*\} [1-9]/);
     // Logged once per store (failOpen and not), not once per request.
     expect(proc.lines.filter((l) => String(l['msg']).includes('redis rate-limit store unreachable'))).toHaveLength(2);
   });
 });
 
-/** An upstream instance that says who it is; `mode` decides how it answers. */
-interface Instance { server: Server; url: string; name: string; got: string[]; mode: 'ok' | 'reset' | 'slow' | 'sick' | 'busy-once' }
-async function instance(name: string): Promise<Instance> {
-  const inst: Instance = { server: createServer(), url: '', name, got: [], mode: 'ok' };
-  inst.server.on('request', (req: IncomingMessage, res: ServerResponse) => {
-    let body = '';
-    req.setEncoding('utf8');
-    req.on('data', (d: string) => { body += d; });
-    req.on('end', () => {
-      if (req.url === '/health') {
-        res.writeHead(inst.mode === 'sick' || inst.mode === 'reset' ? 503 : 200).end();
-        return;
-      }
-      inst.got.push(`${req.method} ${req.url} ${body}`);
-      if (inst.mode === 'busy-once') {
-        inst.mode = 'ok';
-        res.writeHead(503, { 'retry-after': '3600' }).end('busy');
-      } else if (inst.mode === 'reset') req.socket.destroy();
-      else if (inst.mode === 'slow') setTimeout(() => res.writeHead(200).end(name), 400);
-      else res.writeHead(200, { 'content-type': 'text/plain' }).end(name);
-    });
-  });
-  inst.url = `http://127.0.0.1:${await listen(inst.server)}`;
-  return inst;
-}
 
 describe('balancing, retries, breaker, hedging and mirroring', () => {
-  const instances: Instance[] = [];
-  let base = '';
-  let dead = '';
-  let a: Instance, b: Instance, c: Instance, shadow: Instance, h1: Instance, h2: Instance;
-  beforeAll(async () => {
-    [a, b, c, shadow, h1, h2] = await Promise.all(['a', 'b', 'c', 'shadow', 'h1', 'h2'].map(instance)) as [Instance, Instance, Instance, Instance, Instance, Instance];
-    instances.push(a, b, c, shadow, h1, h2);
-    dead = `http://127.0.0.1:${await freePort()}`;
-    const proc = runs.start(['--config', runs.file(`
-listen: { host: 127.0.0.1, port: 0 }
-services:
-  rr: { upstreams: ["${a.url}", "${b.url}", "${c.url}"], balancer: round-robin }
-  withdead: { upstreams: ["${dead}", "${a.url}"], balancer: round-robin }
-  resets: { upstreams: ["${b.url}", "${c.url}"], balancer: round-robin }
-  lone: { upstreams: ["${dead}"], ejectFor: 0 }
-  checked: { upstreams: ["${h1.url}", "${h2.url}"], balancer: round-robin, health: { path: /health, interval: 100ms, unhealthyAfter: 1, healthyAfter: 1 } }
-  hedged: { upstreams: ["${h1.url}", "${h2.url}"], balancer: round-robin }
-  shadow: { upstreams: ["${shadow.url}"] }
-routes:
-  - { path: /rr/*, service: rr }
-  - { path: /withdead/*, service: withdead }
-  - { path: /resets/*, service: resets }
-  - { path: /lone/*, service: lone }
-  - { path: /checked/*, service: checked }
-  - { path: /hedged/*, service: hedged, hedge: { after: 100ms, max: 1 } }
-  - { path: /mirrored/*, service: rr, mirror: { service: shadow, percent: 100 } }
-`)], { RXGATE_LOG_LEVEL: 'info' });
-    base = `http://127.0.0.1:${Number((await proc.logged('rxgate listening'))['port'])}`;
-  }, 30_000);
-  afterAll(async () => {
-    for (const i of instances) await close(i.server);
-  });
   const reset = (): void => {
-    for (const i of instances) {
+    for (const i of balInstances) {
       i.got = [];
       i.mode = 'ok';
     }
@@ -424,14 +476,14 @@ routes:
   it('spreads round robin evenly over three instances', async () => {
     reset();
     const names: string[] = [];
-    for (let i = 0; i < 9; i++) names.push((await get(`${base}/rr/x`)).body);
+    for (let i = 0; i < 9; i++) names.push((await get(`${balBase}/rr/x`)).body);
     expect(['a', 'b', 'c'].map((n) => names.filter((x) => x === n).length)).toEqual([3, 3, 3]);
   });
 
   it('skips a dead instance for every method: a refused connection was never sent, so even a POST goes elsewhere', async () => {
     reset();
     const answers: Answer[] = [];
-    for (const method of ['GET', 'POST', 'GET', 'POST', 'DELETE', 'PATCH']) answers.push(await get(`${base}/withdead/x`, { method, body: 'payload' }));
+    for (const method of ['GET', 'POST', 'GET', 'POST', 'DELETE', 'PATCH']) answers.push(await get(`${balBase}/withdead/x`, { method, body: 'payload' }));
     expect(answers.map((r) => [r.status, r.body])).toEqual(Array(6).fill([200, 'a']));
     expect(a.got).toHaveLength(6);
   });
@@ -439,9 +491,9 @@ routes:
   it('never replays a POST the upstream received (a reset after it was sent: 502), but retries a GET on the other instance', async () => {
     reset();
     b.mode = 'reset';
-    const post = await get(`${base}/resets/p`, { method: 'POST', body: 'once' });
+    const post = await get(`${balBase}/resets/p`, { method: 'POST', body: 'once' });
     const gets: Answer[] = [];
-    for (let i = 0; i < 2; i++) gets.push(await get(`${base}/resets/g`));
+    for (let i = 0; i < 2; i++) gets.push(await get(`${balBase}/resets/g`));
     expect(post.status).toBe(502);
     expect([...b.got, ...c.got].filter((l) => l.startsWith('POST'))).toHaveLength(1);
     expect(gets.map((r) => [r.status, r.body])).toEqual([[200, 'c'], [200, 'c']]);
@@ -451,7 +503,7 @@ routes:
     const statuses: number[] = [];
     let open: Answer | undefined;
     for (let i = 0; i < 12 && open === undefined; i++) {
-      const res = await get(`${base}/lone/x`);
+      const res = await get(`${balBase}/lone/x`);
       statuses.push(res.status);
       if (res.status === 503) open = res;
     }
@@ -468,24 +520,24 @@ routes:
     h1.mode = 'sick';
     await until(async () => {
       const names: string[] = [];
-      for (let i = 0; i < 4; i++) names.push((await get(`${base}/checked/x`)).body);
+      for (let i = 0; i < 4; i++) names.push((await get(`${balBase}/checked/x`)).body);
       return names.every((n) => n === 'h2');
     }, { timeout: 5000, interval: 50 });
     h1.mode = 'ok';
-    await until(async () => (await get(`${base}/checked/x`)).body === 'h1', { timeout: 5000, interval: 50 });
+    await until(async () => (await get(`${balBase}/checked/x`)).body === 'h1', { timeout: 5000, interval: 50 });
   });
 
   it('hedges a slow GET to the other instance, never a POST', async () => {
     reset();
     h1.mode = 'slow';
     h2.mode = 'slow';
-    const post = await get(`${base}/hedged/p`, { method: 'POST', body: 'x' });
+    const post = await get(`${balBase}/hedged/p`, { method: 'POST', body: 'x' });
     expect(post.status).toBe(200);
     expect([...h1.got, ...h2.got]).toHaveLength(1);
     reset();
     h1.mode = 'slow';
     h2.mode = 'slow';
-    const res = await get(`${base}/hedged/g`);
+    const res = await get(`${balBase}/hedged/g`);
     expect(res.status).toBe(200);
     expect([...h1.got, ...h2.got]).toHaveLength(2);
   });
@@ -493,12 +545,12 @@ routes:
   it('mirrors a copy with its body to the shadow, whose failure or slowness never reaches the client', async () => {
     reset();
     shadow.mode = 'slow';
-    const res = await get(`${base}/mirrored/x`, { method: 'POST', body: 'copy me' });
+    const res = await get(`${balBase}/mirrored/x`, { method: 'POST', body: 'copy me' });
     expect(res.status).toBe(200);
     await until(() => shadow.got.length === 1);
     expect(shadow.got[0]).toBe('POST /mirrored/x copy me');
     shadow.mode = 'reset';
-    const again = await get(`${base}/mirrored/y`);
+    const again = await get(`${balBase}/mirrored/y`);
     expect([again.status, ['a', 'b', 'c'].includes(again.body)]).toEqual([200, true]);
   });
 });
@@ -592,43 +644,13 @@ routes:
 });
 
 describe('health, panic, half-open breaker, Retry-After, sticky hashing', () => {
-  const instances: Instance[] = [];
-  let base = '';
-  let p1: Instance, p2: Instance, p3: Instance, f: Instance, r: Instance, k1: Instance, k2: Instance;
-  beforeAll(async () => {
-    [p1, p2, p3, f, r, k1, k2] = await Promise.all(['p1', 'p2', 'p3', 'f', 'r', 'k1', 'k2'].map(instance)) as [Instance, Instance, Instance, Instance, Instance, Instance, Instance];
-    instances.push(p1, p2, p3, f, r, k1, k2);
-    p1.mode = 'sick';
-    p2.mode = 'sick';
-    p3.mode = 'sick';
-    const health = 'health: { path: /health, interval: 100ms, unhealthyAfter: 1, healthyAfter: 1 }';
-    const proc = runs.start(['--config', runs.file(`
-listen: { host: 127.0.0.1, port: 0 }
-services:
-  panicky: { upstreams: ["${p1.url}", "${p2.url}"], ${health} }
-  strict: { upstreams: ["${p3.url}"], panic: false, ${health} }
-  flaky: { upstreams: ["${f.url}"], retry: false, ejectFor: 0, circuitBreaker: { consecutiveFailures: 2, resetTimeout: 300ms } }
-  busy: { upstreams: ["${r.url}"], retry: { attempts: 2, statuses: [503], cap: 200ms } }
-  sticky: { upstreams: ["${k1.url}", "${k2.url}"], balancer: hash, hash: { header: x-user } }
-routes:
-  - { path: /panicky/*, service: panicky }
-  - { path: /strict/*, service: strict }
-  - { path: /flaky/*, service: flaky }
-  - { path: /busy/*, service: busy }
-  - { path: /sticky/*, service: sticky }
-`)], { RXGATE_LOG_LEVEL: 'info' });
-    base = `http://127.0.0.1:${Number((await proc.logged('rxgate listening'))['port'])}`;
-  }, 30_000);
-  afterAll(async () => {
-    for (const i of instances) await close(i.server);
-  });
 
   it('sends anyway when every instance fails its health check (panic: true), and answers 503 NO_HEALTHY_UPSTREAM with Retry-After with panic: false', async () => {
-    await until(async () => (await get(`${base}/strict/x`)).status === 503, { timeout: 5000, interval: 50 });
-    const strict = await get(`${base}/strict/x`);
+    await until(async () => (await get(`${healthBase}/strict/x`)).status === 503, { timeout: 5000, interval: 50 });
+    const strict = await get(`${healthBase}/strict/x`);
     expect([code(strict.body), Number(strict.headers['retry-after']) >= 1]).toEqual(['NO_HEALTHY_UPSTREAM', true]);
     expect(p3.got).toEqual([]);
-    const panicky = await get(`${base}/panicky/x`);
+    const panicky = await get(`${healthBase}/panicky/x`);
     expect([panicky.status, ['p1', 'p2'].includes(panicky.body)]).toEqual([200, true]);
   });
 
@@ -636,29 +658,40 @@ routes:
     f.mode = 'reset';
     let open: Answer | undefined;
     for (let i = 0; i < 6 && open === undefined; i++) {
-      const res = await get(`${base}/flaky/x`);
+      const res = await get(`${healthBase}/flaky/x`);
       if (res.status === 503) open = res;
     }
     expect(code(open!.body)).toBe('CIRCUIT_OPEN');
     const sent = f.got.length;
-    expect((await get(`${base}/flaky/x`)).status).toBe(503);
+    expect((await get(`${healthBase}/flaky/x`)).status).toBe(503);
     expect(f.got.length).toBe(sent);
     f.mode = 'ok';
-    await until(async () => (await get(`${base}/flaky/x`)).status === 200, { timeout: 5000, interval: 100 });
-    expect((await get(`${base}/flaky/x`)).status).toBe(200);
+    await until(async () => (await get(`${healthBase}/flaky/x`)).status === 200, { timeout: 5000, interval: 100 });
+    expect((await get(`${healthBase}/flaky/x`)).status).toBe(200);
   });
 
   it('waits out a 503 Retry-After only up to retry.cap, then retries', async () => {
     r.mode = 'busy-once';
-    const res = await get(`${base}/busy/x`);
+    const res = await get(`${healthBase}/busy/x`);
     expect([res.status, res.body, res.headers['x-gateway-attempts']]).toEqual([200, 'r', '2']);
     expect(r.got).toHaveLength(2);
+  });
+
+  it('ejects an instance that answers 503 only when ejectOnStatuses lists it; by default its 503 is its answer', async () => {
+    e1.mode = 'fail';
+    const keeping: string[] = [];
+    for (let i = 0; i < 6; i++) keeping.push((await get(`${healthBase}/keeping/x`)).body);
+    expect(keeping.filter((n) => n === 'e1')).toHaveLength(3);
+    const ejecting: string[] = [];
+    for (let i = 0; i < 6; i++) ejecting.push((await get(`${healthBase}/ejecting/x`)).body);
+    expect(ejecting.filter((n) => n === 'e1').length).toBeLessThanOrEqual(1);
+    e1.mode = 'ok';
   });
 
   it('keeps a key on one instance with the hash balancer', async () => {
     for (const user of ['alice', 'bob', 'carol']) {
       const names = new Set<string>();
-      for (let i = 0; i < 5; i++) names.add((await get(`${base}/sticky/x`, { headers: { 'x-user': user } })).body);
+      for (let i = 0; i < 5; i++) names.add((await get(`${healthBase}/sticky/x`, { headers: { 'x-user': user } })).body);
       expect(names.size, user).toBe(1);
     }
   });

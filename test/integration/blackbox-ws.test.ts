@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { connect as tcpConnect, type AddressInfo } from 'node:net';
+import { createGunzip } from 'node:zlib';
 import { request } from 'undici';
 import WebSocket, { WebSocketServer } from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -29,6 +30,8 @@ let gw = '';
 let admin = '';
 /** How each upstream WebSocket ended, by path. */
 const upstreamCloses = new Map<string, { code: number; reason: string }>();
+/** Ends the `/ndjson` stream the upstream holds. */
+let releaseStream = (): void => {};
 /** Paths of the plain HTTP requests the upstream got, in order. */
 const httpPaths: string[] = [];
 /** The event-stream requests the upstream got, and when their connection closed. */
@@ -43,6 +46,13 @@ beforeAll(async () => {
       res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'max-age=60' });
       res.write(`id: 1\ndata: ${'first '.repeat(300)}\n\n`);
       req.socket.on('close', () => { stream.closed = true; });
+      return;
+    }
+    if (u.pathname === '/ndjson') {
+      // One line, then the rest once the test has read it (a long poll, a progress stream).
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.write('{"progress":"started, the rest follows when the work is done"}\n');
+      releaseStream = () => res.end('{"done":true}\n');
       return;
     }
     req.resume();
@@ -91,6 +101,7 @@ routes:
   - { path: /wsshort/*, service: up, websocket: true, timeouts: { total: 200ms }, rewrite: { stripPrefix: /wsshort } }
   - { path: /sse/*, service: up, streamIdleTimeout: 5s, compression: { minSize: 16 }, cache: { ttl: 60s } }
   - { name: 'odd "name" \\ here', path: /odd/*, service: up }
+  - { path: /stream/*, service: up, compression: true, rewrite: { stripPrefix: /stream } }
 `)], { RXGATE_LOG_LEVEL: 'info' });
   const [listening, adminListening] = await Promise.all([proc.logged('rxgate listening'), proc.logged('rxgate admin listening')]);
   gw = `127.0.0.1:${listening['port'] as number}`;
@@ -213,7 +224,12 @@ describe('the WebSocket relay', () => {
   it('forwards the path, the query, Cookie, Authorization and Origin; not hop-by-hop headers', async () => {
     const ws = new WebSocket(`ws://${gw}/ws/headers?a=1&b=%20x`, { headers: { cookie: 'c=1', authorization: 'Bearer t', origin: 'https://o.example', 'keep-alive': 'timeout=5', te: 'trailers' } });
     // The upstream sends at once: listen before the open.
-    const { url, headers } = JSON.parse(await new Promise<string>((r) => ws.once('message', (d) => r(d.toString())))) as { url: string; headers: Record<string, string> };
+    const first = await new Promise<string>((resolve, reject) => {
+      ws.once('message', (d) => resolve(d.toString()));
+      ws.once('unexpected-response', (_req, res) => reject(new Error(`refused with ${res.statusCode}`)));
+      ws.once('error', reject);
+    });
+    const { url, headers } = JSON.parse(first) as { url: string; headers: Record<string, string> };
     ws.terminate();
     expect(url).toBe('/headers?a=1&b=%20x');
     expect([headers['cookie'], headers['authorization'], headers['origin'], headers['x-forwarded-for']]).toEqual(['c=1', 'Bearer t', 'https://o.example', '127.0.0.1']);
@@ -286,6 +302,23 @@ describe('Server-Sent Events', () => {
   });
 });
 
+describe('streamed responses', () => {
+  it('passes a compressed stream on when the upstream pauses, not when it ends', async () => {
+    const res = await request(`http://${gw}/stream/ndjson`, { headers: { 'accept-encoding': 'gzip' } });
+    expect(res.headers['content-encoding']).toBe('gzip');
+    const gunzip = createGunzip();
+    res.body.pipe(gunzip);
+    let text = '';
+    gunzip.on('data', (d: Buffer) => { text += d.toString(); });
+    const ended = new Promise((r) => gunzip.on('end', r));
+    // Before: zlib held the line until the body ended, and the upstream ends only after the client has it.
+    await until(() => text.includes('"progress"'), { timeout: 5000 });
+    releaseStream();
+    await ended;
+    expect(text).toBe('{"progress":"started, the rest follows when the work is done"}\n{"done":true}\n');
+  });
+});
+
 describe('the Prometheus exposition', () => {
   it('stays valid text format after odd paths, upgrades and a route name with quotes and a backslash; unrouted paths share one label', async () => {
     for (const path of ['/nothing/%22%5C%0A', '/ws/%ff"x', '/a%5Cb?"=\\', '/%E2%82%AC', '/odd/x']) {
@@ -307,7 +340,7 @@ describe('the Prometheus exposition', () => {
     }
     const routes = new Set([...text.matchAll(/^rxgate_requests_total\{route="((?:[^"\\]|\\.)*)"/gm)].map((m) => m[1]));
     expect(routes.has('odd \\"name\\" \\\\ here'), [...routes].join(' ')).toBe(true);
-    expect([...routes].every((r) => ['/ws/*', '/wsdown/*', '/wssmall/*', '/wsdeny/*', '/wsshort/*', '/sse/*', 'odd \\"name\\" \\\\ here', 'none'].includes(r!)), [...routes].join(' ')).toBe(true);
+    expect([...routes].every((r) => ['/ws/*', '/wsdown/*', '/wssmall/*', '/wsdeny/*', '/wsshort/*', '/sse/*', '/stream/*', 'odd \\"name\\" \\\\ here', 'none'].includes(r!)), [...routes].join(' ')).toBe(true);
   });
 });
 
@@ -327,6 +360,13 @@ ${r}`;
     const [listening, adminListening] = await Promise.all([proc.logged('rxgate listening'), proc.logged('rxgate admin listening')]);
     return { proc, file, port: listening['port'] as number, admin: `http://127.0.0.1:${adminListening['port'] as number}` };
   };
+
+  /** The status an upgrade gets: 101 (closed at once) or the refusal's. */
+  const upgradeStatus = (url: string): Promise<number> => new Promise((resolve) => {
+    const next = new WebSocket(url);
+    next.once('unexpected-response', (_req, res) => { res.resume(); resolve(res.statusCode!); });
+    next.once('open', () => { next.terminate(); resolve(101); });
+  });
 
   it('closes open WebSockets with 1001 Going Away on both sides when SIGTERM ends the drain, then exits 0', async () => {
     const { proc, port } = await start('  - { path: /ws/*, service: up, websocket: true, rewrite: { stripPrefix: /ws } }\n');
@@ -351,12 +391,7 @@ ${r}`;
       expect([reload.statusCode, await reload.body.json()]).toEqual([200, { outcome: 'applied' }]);
       ws.send('still here');
       expect(await new Promise<string>((r) => ws.once('message', (d) => r(d.toString())))).toBe('still here');
-      const fresh = await new Promise<number>((resolve) => {
-        const next = new WebSocket(`ws://127.0.0.1:${port}/ws/reload-2`);
-        next.once('unexpected-response', (_req, res) => { res.resume(); resolve(res.statusCode!); });
-        next.once('open', () => { next.terminate(); resolve(101); });
-      });
-      expect(fresh).toBe(404);
+      expect(await upgradeStatus(`ws://127.0.0.1:${port}/ws/reload-2`)).toBe(404);
       ws.terminate();
     } finally {
       proc.proc.kill('SIGKILL');
@@ -370,12 +405,7 @@ ${r}`;
       await new Promise((r) => first.once('open', r));
       const reload = await request(`${admin}/reload`, { method: 'POST' });
       expect([reload.statusCode, await reload.body.json()]).toEqual([200, { outcome: 'applied' }]);
-      const second = await new Promise<number>((resolve) => {
-        const next = new WebSocket(`ws://127.0.0.1:${port}/ws/cap-2`);
-        next.once('unexpected-response', (_req, res) => { res.resume(); resolve(res.statusCode!); });
-        next.once('open', () => { next.terminate(); resolve(101); });
-      });
-      expect(second).toBe(503);
+      expect(await upgradeStatus(`ws://127.0.0.1:${port}/ws/cap-2`)).toBe(503);
       first.terminate();
     } finally {
       proc.proc.kill('SIGKILL');

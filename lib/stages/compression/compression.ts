@@ -1,3 +1,4 @@
+import { constants as zlibConstants } from 'node:zlib';
 import { Observable, type Subscriber } from 'rxjs';
 import { getHeader } from '../../headers.ts';
 import { InnerSubscriber } from '../../subscriber.ts';
@@ -147,7 +148,8 @@ class CompressionSubscriber extends InnerSubscriber<GatewayResponse> {
       this.downstream.next({ ...res, headers, body: null });
       return;
     }
-    this.body = new CompressedBody(body, compressor(encoding, this.settings.levels, body.length), () => this.bodyEnded(), (err) => this.downstream.error(err));
+    const flushKind = encoding === 'gzip' ? zlibConstants.Z_SYNC_FLUSH : undefined;
+    this.body = new CompressedBody(body, compressor(encoding, this.settings.levels, body.length), () => this.bodyEnded(), (err) => this.downstream.error(err), flushKind);
     this.downstream.next({ ...res, headers, body: this.body });
   }
 

@@ -138,7 +138,7 @@ export class GatewayMetrics {
       },
     });
     registerScraped(registry, {
-      name: 'rxgate_cache_requests_total', help: 'Answers of cached routes by the cache\'s verdict (hit, miss, stale, bypass), by route', type: 'counter',
+      name: 'rxgate_cache_requests_total', help: 'Answers of cached routes by the cache\'s verdict (hit, miss, stale, bypass, revalidated), by route', type: 'counter',
       collect: (out) => {
         for (const s of this.routeStats.values()) {
           for (let i = 0; i < CACHE_RESULTS.length; i++) if (s.cache[i]! > 0) out.push({ labels: { route: s.route, result: CACHE_RESULTS[i]! }, value: s.cache[i]! });

@@ -56,7 +56,7 @@ routes:
   - { path: /*, service: api, cache: { ttl: 60s${extra === '' ? '' : ', store: redis'} } }
 `, undefined, process.env, { runtime });
   cleanups.push(() => gw.close());
-  return { url: gw.url, skew };
+  return { url: gw.url, skew, metrics: () => gw.metrics.registry.metrics() };
 }
 
 async function get(url: string, headers: Record<string, string> = {}) {
@@ -90,6 +90,7 @@ describe('an expired entry with a validator is revalidated with the upstream', (
     gw.skew.ms = 161_000;
     expect(view(await get(`${gw.url}/doc`))).toEqual([200, 'HIT', 'body 1']);
     expect(up.seen).toHaveLength(2);
+    expect(await gw.metrics()).toMatch(/rxgate_cache_requests_total\{route="[^"]*",result="revalidated"\} 1\n/);
   });
 
   it('keeps the upstream connection: the answer waits for the 304\'s exchange to end instead of cancelling it (undici closed the socket)', async () => {

@@ -223,6 +223,7 @@ routes:
   - { path: /rl/*, service: up, rateLimit: { limit: 3, window: 1m } }
   - { path: /rlburst/*, service: up, rateLimit: { limit: 60, window: 1m, burst: 2 } }
   - { path: /rlkey/*, service: up, rateLimit: { limit: 1, window: 1m, key: { header: x-api-key } } }
+  - { path: /rlsub/*, service: up, auth: required, rateLimit: { limit: 1, window: 1m, key: { claim: sub } } }
   - { path: /deny/*, service: up, ipFilter: { deny: [127.0.0.3/32, 10.9.9.9] } }
   - { path: /allow-mapped/*, service: up, ipFilter: { allow: ["::ffff:127.0.0.1"] } }
 `)], { RXGATE_LOG_LEVEL: 'info' });
@@ -362,6 +363,18 @@ describe('JWKS (keys fetched from the identity provider)', () => {
     idpUp = true;
   });
 
+  it('refuses an HS256 token (alg confusion: the public key as an HMAC secret) and alg none against the JWKS', async () => {
+    idpUp = true;
+    jwks = { keys: [await jwk(rsaA.publicKey, 'a')] };
+    const pem = rsaA.publicKey.export({ type: 'spki', format: 'pem' }).toString();
+    const confused = await new SignJWT({ sub: 'mallory' }).setProtectedHeader({ alg: 'HS256', kid: 'a' }).setExpirationTime('10m').sign(new TextEncoder().encode(pem));
+    const none = `${Buffer.from(JSON.stringify({ alg: 'none', kid: 'a' })).toString('base64url')}.${Buffer.from(JSON.stringify({ sub: 'mallory', exp: Math.floor(Date.now() / 1000) + 600 })).toString('base64url')}.`;
+    for (const token of [confused, none]) {
+      const res = await get(`${jwksBase}/j/x`, { headers: { authorization: `Bearer ${token}` } });
+      expect([res.status, JSON.parse(res.body).error.message]).toEqual([401, 'token algorithm not allowed']);
+    }
+  });
+
   it('tries every key of the set for a token without kid (a set with two RSA keys, mid-rotation)', async () => {
     idpUp = true;
     jwks = { keys: [await jwk(rsaA.publicKey), await jwk(rsaB.publicKey)] };
@@ -413,6 +426,19 @@ describe('rate limits (GCRA, RateLimit headers)', () => {
     expect((await get('/rlkey/x', { from: '127.0.0.5' })).status).toBe(200);
     expect((await get('/rlkey/x', { from: '127.0.0.5', headers: { 'x-api-key': '' } })).status).toBe(429);
     expect((await get('/rlkey/x', { from: '127.0.0.5' })).status).toBe(429);
+  });
+});
+
+describe('rate limits keyed by a verified claim', () => {
+  it('counts each subject apart, from one address, and a token that fails verification counts for nobody', async () => {
+    const as = async (token: string): Promise<number> => (await get('/rlsub/x', { headers: { authorization: `Bearer ${token}` } })).status;
+    expect(await as(await hs({ sub: 'alice' }))).toBe(200);
+    expect(await as(await hs({ sub: 'alice' }))).toBe(429);
+    expect(await as(await hs({ sub: 'bob' }))).toBe(200);
+    const [h, p, sig] = (await hs({ sub: 'carol' })).split('.') as [string, string, string];
+    const forged = `${h}.${p}.${sig[0] === 'A' ? 'B' : 'A'}${sig.slice(1)}`;
+    expect(await as(forged)).toBe(401);
+    expect(await as(await hs({ sub: 'carol' }))).toBe(200);
   });
 });
 

@@ -11,7 +11,7 @@ import { z } from 'zod';
 import { configSchema } from './config/schema.ts';
 import { startWorkers } from './server/workers.ts';
 import { serve, type Served } from './lifecycle/serve.ts';
-import { handleSignals } from './lifecycle/signals.ts';
+import { handleSignals, holdReloads } from './lifecycle/signals.ts';
 import { serveWorkers } from './lifecycle/serve-workers.ts';
 import { ListenError } from './server/listen-error.ts';
 import { setGatewayV8Flags } from './runtime.ts';
@@ -182,8 +182,9 @@ export async function runCli(argv: string[], options: CliOptions = {}): Promise<
     return null;
   }
 
-  // GC settings for a serving gateway (lib/runtime.ts); process-wide, so worker threads have them too.
+  // GC settings (lib/runtime.ts), process-wide; a SIGHUP before the handlers below would end the process: held.
   if (isMainThread) setGatewayV8Flags();
+  const reloadAsked = isMainThread ? holdReloads() : () => false;
   const logger = createLogger(logLevel(config.log?.level));
   const closers: Array<() => Promise<void>> = [];
   const workers = args.workers !== undefined ? Number(args.workers) : config.workers ?? 1;
@@ -219,6 +220,7 @@ export async function runCli(argv: string[], options: CliOptions = {}): Promise<
       process.exit(1);
     });
     handleSignals({ drain: () => main.drain().then(() => Promise.all(closers.map((c) => c()))), reload: () => main.reload('signal'), logger });
+    if (reloadAsked()) void main.reload('signal');
     return null;
   }
 
@@ -242,6 +244,7 @@ export async function runCli(argv: string[], options: CliOptions = {}): Promise<
   const drain = (): Promise<unknown> => served.drain().then(() => Promise.all(closers.map((c) => c())));
   // In a worker thread the main thread decides: worker-main.ts relays its reload and drain.
   if (isMainThread) handleSignals({ drain, reload: () => served.reload('signal'), logger });
+  if (reloadAsked()) void served.reload('signal');
   options.onServed?.(served, drain);
   return served.gateway;
 }

@@ -31,3 +31,22 @@ export function handleSignals({ drain, reload, logger }: SignalActions): void {
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGHUP', () => void reload());
 }
+
+/**
+ * A SIGHUP while the gateway starts (Node's default for it ends the
+ * process): held until `handleSignals` can act on it. The returned function
+ * stops holding and says whether one came, so the caller reloads once —
+ * the file may have changed after it was read. A systemd `ExecReload` or a
+ * config tool's `kill -HUP` racing a restart then reloads instead of killing.
+ */
+export function holdReloads(): () => boolean {
+  let held = false;
+  const hold = (): void => {
+    held = true;
+  };
+  process.on('SIGHUP', hold);
+  return () => {
+    process.off('SIGHUP', hold);
+    return held;
+  };
+}

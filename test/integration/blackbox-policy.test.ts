@@ -214,11 +214,12 @@ beforeAll(async () => {
   const gateway = runs.start(['--config', runs.file(`
 listen: { host: 127.0.0.1, port: 0 }
 trustedProxies: [127.0.0.2/32]
-auth: { secret: "${SECRET}", audience: api, issuer: "https://idp.example/" }
+auth: { secret: "${SECRET}", audience: api, issuer: "https://idp.example/", forwardClaims: { sub: x-user-id } }
 services:
   up: { upstreams: ["http://127.0.0.1:${upPort}"], retry: false }
 routes:
   - { path: /hs/*, service: up, auth: required }
+  - { path: /pub/*, service: up, auth: none }
   - { path: /claims/*, service: up, auth: { mode: optional, forwardClaims: { sub: x-user-id, tenant: x-tenant } } }
   - { path: /rl/*, service: up, rateLimit: { limit: 3, window: 1m } }
   - { path: /rlburst/*, service: up, rateLimit: { limit: 60, window: 1m, burst: 2 } }
@@ -317,6 +318,15 @@ describe('JWT bearer auth (RFC 6750, RFC 7519)', () => {
     expect([seen.get('/claims/none')!['x-user-id'], seen.get('/claims/none')!['x-tenant']]).toEqual([undefined, undefined]);
     await get('/claims/some', { headers: { authorization: `Bearer ${await hs({ sub: 'carol' })}`, 'x-user-id': 'admin', 'x-tenant': 'evil' } });
     expect([seen.get('/claims/some')!['x-user-id'], seen.get('/claims/some')!['x-tenant']]).toEqual(['carol', undefined]);
+  });
+});
+
+describe('forwarded claims on a public route', () => {
+  it('strips the top-level forwardClaims headers on a route with auth: none, so a public route to the same upstream cannot forge them', async () => {
+    await get('/pub/x', { headers: { 'X-User-Id': 'admin', 'x-other': 'kept' } });
+    expect([seen.get('/pub/x')!['x-user-id'], seen.get('/pub/x')!['x-other']]).toEqual([undefined, 'kept']);
+    await get('/hs/x', { headers: { authorization: `Bearer ${await hs({ sub: 'dave' })}`, 'x-user-id': 'admin' } });
+    expect(seen.get('/hs/x')!['x-user-id']).toBe('dave');
   });
 });
 

@@ -35,8 +35,7 @@ export function goUpstream(
 /** A 304 or 412 waiting for the stored response's body to end. */
 interface Held {
   readonly outcome: Exclude<Precondition, 'serve'>;
-  /** The entry minus its body: what the answer is made from. */
-  readonly head: CacheEntry;
+  readonly head: CacheEntry; // the entry minus its body: what the answer is made from
   /** The upstream body being read into the store. */
   readonly body: Body;
 }
@@ -129,6 +128,14 @@ export class MissSubscriber extends InnerSubscriber<GatewayResponse> implements 
   }
 
   protected override onError(err: unknown): void {
+    // A revalidation needs only the 304's head: an error after it is not the answer (undici's length
+    // check of a 304 with the 200's Content-Length, RFC 9110 §8.6; undici closes that connection).
+    const then = this.then;
+    if (then !== null) {
+      this.completed = true;
+      then();
+      return;
+    }
     if (this.stale !== undefined && toGatewayError(err).status >= 500) {
       this.serveStale(this.stale);
       return;
@@ -180,12 +187,10 @@ export class MissSubscriber extends InnerSubscriber<GatewayResponse> implements 
   }
 
   /**
-   * After the upstream's 304 to the stored validators, once its exchange is
-   * over (answering the client sooner would cancel it, and undici would
-   * close the connection): the entry, freshened, is stored and answers
-   * (`answerFreshened`), its waiters get it as a HIT. A 304 that is not
-   * about the stored entry (another ETag) is never handed on: the request
-   * goes upstream once more, without validators.
+   * After the upstream's 304 to the stored validators, once its exchange is over (sooner
+   * would cancel it, and undici close the connection): the entry, freshened, is stored and
+   * answers (`answerFreshened`), its waiters get it as a HIT. A 304 not about the stored
+   * entry (another ETag) is never handed on: the request goes upstream again, without validators.
    */
   private revalidated(res: GatewayResponse, old: CacheEntry): void {
     const { ctx, req } = this;

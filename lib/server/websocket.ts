@@ -67,7 +67,8 @@ export function completeUpgrade(res: HttpResponse, req: GatewayRequest, context:
     if (headers.length > 0) {
       // uWS writes its own status on the first writeHeader unless this one comes first (its typings say so).
       res.writeStatus('101 Switching Protocols');
-      for (let i = 0; i < headers.length; i += 2) res.writeHeader(headers[i]!, headers[i + 1]!);
+      // Node reads header bytes as latin1 characters, and uWS writes a string as UTF-8: the bytes, as sent.
+      for (let i = 0; i < headers.length; i += 2) res.writeHeader(headers[i]!, Buffer.from(headers[i + 1]!, 'latin1'));
     }
     res.upgrade<ClientData>({ link }, req.headers['sec-websocket-key'] ?? '', link.protocol, '', context);
   });

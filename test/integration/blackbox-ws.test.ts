@@ -64,7 +64,8 @@ beforeAll(async () => {
   });
   // The last subprotocol offered, or none when the client offers `none`.
   wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, handleProtocols: (set) => set.has('none') ? false : [...set].at(-1)! });
-  wss.on('headers', (headers) => headers.push('Set-Cookie: sid=abc; HttpOnly', 'X-Upstream: yes'));
+  // ws writes these as UTF-8: X-Name's value is the bytes of café in UTF-8.
+  wss.on('headers', (headers) => headers.push('Set-Cookie: sid=abc; HttpOnly', 'X-Upstream: yes', 'X-Name: caf\u00e9'));
   upstream.on('upgrade', (req: IncomingMessage, socket, head) => {
     const u = new URL(req.url!, 'http://up');
     upgradePaths.push(u.pathname);
@@ -219,6 +220,8 @@ describe('the WebSocket relay', () => {
     expect(head).toMatch(/^HTTP\/1\.1 101 /);
     expect(head).toMatch(/\r\nset-cookie: sid=abc; HttpOnly(\r\n|$)/i);
     expect(head).toMatch(/\r\nx-upstream: yes(\r\n|$)/i);
+    // Before: re-encoded, the latin1 characters of its UTF-8 bytes written as UTF-8 (caf\xC3\x83\xC2\xA9).
+    expect(head).toMatch(new RegExp(`\r\nx-name: ${Buffer.from('café', 'utf8').toString('latin1')}(\r\n|$)`, 'i'));
     expect(head.match(/\r\nsec-websocket-protocol: /gi)).toHaveLength(1);
     expect(head.match(/\r\nsec-websocket-accept: /gi)).toHaveLength(1);
     expect(head.match(/\r\nupgrade: /gi)).toHaveLength(1);

@@ -140,6 +140,10 @@ function routeContext(base: ContextBase, stages: StageRegistry): RouteContext {
       const def = stages.get(name);
       if (def === undefined) throw new TypeError(`unknown stage ${JSON.stringify(name)} (known: ${stages.names.join(', ')})`);
       let value = optionsFor(def, route, serviceConfig);
+      // A route without `auth` still drops the headers the top-level auth
+      // writes from claims (`auth: none` does only that), so no public route
+      // lets a client forge them for an upstream that trusts them.
+      if (value === undefined && def.key === 'auth' && forwardsClaims(config.auth)) value = 'none';
       if (value === false) return null;
       if (value === undefined) {
         if (!def.onByDefault && !(explicit?.includes(name) ?? false)) return null;
@@ -156,6 +160,8 @@ function routeContext(base: ContextBase, stages: StageRegistry): RouteContext {
       if (route.websocket === undefined || route.websocket === false) return http;
       return websocketForward(base.service, http, {
         route: ctx.routeName, limits: websocketLimits(defined(route.websocket), `route ${ctx.routeName}`), runtime: base.runtime,
+        // Its identity, as checkDuplicateRoutes has it: unique in a config, and the same after a reload that leaves the route as it was.
+        countKey: JSON.stringify([route.path, route.methods === undefined ? null : [...new Set(route.methods)].sort(), route.match ?? null]),
         preserveHost: route.preserveHost ?? false, events: base.events,
       });
     },
@@ -172,6 +178,10 @@ function optionsFor(def: StageDefinition, route: RouteConfig, service: ServiceCo
   if (r === undefined) return s;
   if (s === undefined || s === false) return r;
   return isObject(r) && isObject(s) ? { ...s, ...r } : r;
+}
+
+function forwardsClaims(auth: unknown): boolean {
+  return isObject(auth) && isObject(auth['forwardClaims']) && Object.keys(auth['forwardClaims']).length > 0;
 }
 
 function isObject(v: unknown): v is Record<string, unknown> {

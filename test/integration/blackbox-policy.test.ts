@@ -220,6 +220,7 @@ services:
 routes:
   - { path: /hs/*, service: up, auth: required }
   - { path: /pub/*, service: up, auth: none }
+  - { path: /open/*, service: up }
   - { path: /claims/*, service: up, auth: { mode: optional, forwardClaims: { sub: x-user-id, tenant: x-tenant } } }
   - { path: /rl/*, service: up, rateLimit: { limit: 3, window: 1m } }
   - { path: /rlburst/*, service: up, rateLimit: { limit: 60, window: 1m, burst: 2 } }
@@ -322,9 +323,11 @@ describe('JWT bearer auth (RFC 6750, RFC 7519)', () => {
 });
 
 describe('forwarded claims on a public route', () => {
-  it('strips the top-level forwardClaims headers on a route with auth: none, so a public route to the same upstream cannot forge them', async () => {
+  it('strips the top-level forwardClaims headers on a route with auth: none or no auth key, so a public route to the same upstream cannot forge them', async () => {
     await get('/pub/x', { headers: { 'X-User-Id': 'admin', 'x-other': 'kept' } });
     expect([seen.get('/pub/x')!['x-user-id'], seen.get('/pub/x')!['x-other']]).toEqual([undefined, 'kept']);
+    await get('/open/x', { headers: { 'x-user-id': 'admin', 'x-other': 'kept' } });
+    expect([seen.get('/open/x')!['x-user-id'], seen.get('/open/x')!['x-other']]).toEqual([undefined, 'kept']);
     await get('/hs/x', { headers: { authorization: `Bearer ${await hs({ sub: 'dave' })}`, 'x-user-id': 'admin' } });
     expect(seen.get('/hs/x')!['x-user-id']).toBe('dave');
   });

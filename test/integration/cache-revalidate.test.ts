@@ -272,6 +272,27 @@ describe.skipIf(!redisUrl())('revalidation with the Redis store', () => {
     expect(up.seen.map((s) => s.headers['if-none-match'])).toEqual([undefined, '"e1"']);
   });
 
+  it('keeps the vary record as long as the Vary entry it freshens (both PX extended)', async () => {
+    const up = await upstream((n, h, res) => {
+      if (h['if-none-match'] === '"e1"') res.writeHead(304, { etag: '"e1"', 'cache-control': 'max-age=600' }).end();
+      else res.writeHead(200, { etag: '"e1"', 'cache-control': 'max-age=60', vary: 'accept-encoding' }).end(`body ${n}`);
+    });
+    const keyPrefix = `rxgate:test:${randomUUID()}:`;
+    const redis = createRedisClient(redisUrl());
+    clients.push(redis);
+    const gw = await gateway(up.url, `redis: { url: "${redisUrl()}" }\ncache: { redis: { keyPrefix: "${keyPrefix}" } }`);
+    const gz = { 'accept-encoding': 'gzip' };
+    const ttls = async (): Promise<number[]> => Promise.all((await redis.keys(`${keyPrefix}*`)).map((k) => redis.pttl(k)));
+    expect(view(await get(`${gw.url}/v`, gz))).toEqual([200, 'MISS', 'body 1']);
+    await until(async () => (await ttls()).length === 2);
+    gw.skew.ms = 5 * 60_000;
+    expect(view(await get(`${gw.url}/v`, gz))).toEqual([200, 'REVALIDATED', 'body 1']);
+    // both records were kept 60 s + keep (10 min); now the variant and the vary record for 600 s + 10 min
+    // (Redis expires by its own clock, which the gateway's skew does not move)
+    await until(async () => (await ttls()).every((t) => t > 1_150_000));
+    expect(await ttls()).toHaveLength(2);
+  });
+
   it('RedisCacheStore.replace writes only while the key holds the entry stored at the given time (a script, atomically)', async () => {
     const keyPrefix = `rxgate:test:${randomUUID()}:`;
     const redis = createRedisClient(redisUrl());

@@ -195,6 +195,21 @@ describe('an expired entry revalidated by the cache operator', () => {
   });
 });
 
+describe('what a 304 does to the stored records', () => {
+  it('extends a Vary entry\'s vary record with the variant: the freshened entry is found after the record\'s first lifetime', async () => {
+    const vary: Reply = { status: 200, headers: ['etag', '"e1"', 'cache-control', 'max-age=60', 'vary', 'accept-encoding'], body: 'gzip body' };
+    const { clock, seen, handler } = setup({}, (_req, n) => (n === 1 ? vary : { status: 304, headers: ['etag', '"e1"', 'cache-control', 'max-age=600'], body: null }));
+    const gz = () => request({ 'accept-encoding': 'gzip' });
+    await send(handler, gz());
+    clock.advance(5 * 60_000);
+    expect(await send(handler, gz())).toMatchObject({ xCache: 'REVALIDATED', body: 'gzip body' });
+    // the first records were kept 60 s + keep (10 min); the variant is fresh until 15 min
+    clock.advance(6 * 60_000 + 1000);
+    expect(await send(handler, gz())).toMatchObject({ xCache: 'HIT', body: 'gzip body' });
+    expect(seen).toHaveLength(2);
+  });
+});
+
 describe('MemoryCacheStore.replace', () => {
   it('writes only while the key holds the entry stored at the given time', () => {
     let t = 0;

@@ -67,6 +67,8 @@ export class CacheTable {
     const key = variantKey(base, req.headers, entry.vary);
     const ttl = this.ttl(entry, now);
     if (ttl <= 0) return key;
+    // the vary record leads to the variant: it must live as long (it keeps a later `until` and its mark)
+    if (entry.vary.length > 0) writeVary(store, base, entry.vary, ttl, now, this.onError);
     try {
       const r = store.replace(key, entry, ttl, old.storedAt);
       if (isPromiseLike(r)) r.then(undefined, this.onError);

@@ -35,21 +35,28 @@ const RETRY_SOON: Readonly<Record<string, string>> = Object.freeze({ 'retry-afte
 /** Handshake headers `ws` writes itself: the client's copies must not go too. */
 const HANDSHAKE = new Set(['sec-websocket-key', 'sec-websocket-version', 'sec-websocket-extensions', 'sec-websocket-protocol']);
 
-/** Open WebSockets by route name, per gateway (its events object, kept across reloads): a rebuilt route counts those opened before it. */
+/** Open WebSockets by route identity, per gateway (its events object, kept across reloads): a rebuilt route counts those opened before it. */
 const OPEN = new WeakMap<object, Map<string, { n: number }>>();
 
-function openCount(gateway: object | null, route: string): { n: number } {
+function openCount(gateway: object | null, key: string): { n: number } {
   if (gateway === null) return { n: 0 };
   let routes = OPEN.get(gateway);
   if (routes === undefined) OPEN.set(gateway, routes = new Map());
-  let count = routes.get(route);
-  if (count === undefined) routes.set(route, count = { n: 0 });
+  let count = routes.get(key);
+  if (count === undefined) routes.set(key, count = { n: 0 });
   return count;
 }
 
 export interface WebSocketForwardOptions {
   /** The route's name, for metrics. */
   route: string;
+  /**
+   * What keeps the route's count of open WebSockets across reloads: one a
+   * rebuilt route with the same key takes on. Not the name, which routes that
+   * differ by `match` or `methods` share (the default is the path).
+   * @default route
+   */
+  countKey?: string;
   limits: WebSocketLimits;
   runtime: Runtime;
   preserveHost?: boolean | string;
@@ -70,7 +77,7 @@ export function websocketForward(service: Service, http: Handler, options: WebSo
   const { route, limits, runtime } = options;
   const preserveHost = options.preserveHost ?? false;
   const events = options.events ?? null;
-  const open = openCount(events, route);
+  const open = openCount(events, options.countKey ?? route);
 
   const connect = (req: GatewayRequest, upstream: Upstream): Observable<GatewayResponse> =>
     new Observable<GatewayResponse>((subscriber) => {

@@ -368,8 +368,8 @@ ${r}`;
   };
 
   /** The status an upgrade gets: 101 (closed at once) or the refusal's. */
-  const upgradeStatus = (url: string): Promise<number> => new Promise((resolve) => {
-    const next = new WebSocket(url);
+  const upgradeStatus = (url: string, headers: Record<string, string> = {}): Promise<number> => new Promise((resolve) => {
+    const next = new WebSocket(url, { headers });
     next.once('unexpected-response', (_req, res) => { res.resume(); resolve(res.statusCode!); });
     next.once('open', () => { next.terminate(); resolve(101); });
   });
@@ -399,6 +399,20 @@ ${r}`;
       expect(await new Promise<string>((r) => ws.once('message', (d) => r(d.toString())))).toBe('still here');
       expect(await upgradeStatus(`ws://127.0.0.1:${port}/ws/reload-2`)).toBe(404);
       ws.terminate();
+    } finally {
+      proc.proc.kill('SIGKILL');
+    }
+  });
+
+  it('counts maxConnections per route, not per route name: two routes on one path that differ by match have a count each', async () => {
+    const { proc, port } = await start(['a', 'b'].map((t) => `  - { path: /ws/*, service: up, match: { headers: { x-tenant: ${t} } }, websocket: { maxConnections: 1 }, rewrite: { stripPrefix: /ws } }\n`).join(''));
+    try {
+      const first = new WebSocket(`ws://127.0.0.1:${port}/ws/tenant-a`, { headers: { 'x-tenant': 'a' } });
+      await new Promise((r) => first.once('open', r));
+      // Before: 503, tenant a's WebSocket counted against tenant b's route (both named /ws/*).
+      expect(await upgradeStatus(`ws://127.0.0.1:${port}/ws/tenant-b`, { 'x-tenant': 'b' })).toBe(101);
+      expect(await upgradeStatus(`ws://127.0.0.1:${port}/ws/tenant-a2`, { 'x-tenant': 'a' })).toBe(503);
+      first.terminate();
     } finally {
       proc.proc.kill('SIGKILL');
     }

@@ -9,6 +9,7 @@ import { MemoryCacheStore } from '../../lib/stages/cache/memory-store.ts';
 import { freshen, hasValidator, revalidationHeaders, selects, updatedHeaders } from '../../lib/stages/cache/revalidation.ts';
 import type { GatewayRequest, GatewayResponse, Handler } from '../../lib/types.ts';
 import { gatewayRequest, respond } from '../support/request.ts';
+import { until } from '../support/wait.ts';
 
 /**
  * Revalidation (RFC 9111 §4.3, nginx's proxy_cache_revalidate): an expired
@@ -207,6 +208,31 @@ describe('what a 304 does to the stored records', () => {
     clock.advance(6 * 60_000 + 1000);
     expect(await send(handler, gz())).toMatchObject({ xCache: 'HIT', body: 'gzip body' });
     expect(seen).toHaveLength(2);
+  });
+  it('removes the stored entry when the 304\'s fields forbid a shared cache to store it (no-store, private): a later 5xx is no longer answered STALE from it', async () => {
+    for (const cc of ['private, max-age=60', 'no-store']) {
+      const { clock, seen, store, handler } = setup({}, (_req, n) => (n === 1 ? { ...FIRST, headers: ['etag', '"e1"', 'cache-control', 'max-age=60, stale-if-error=600'], body: 'shared' }
+        : n === 2 ? { status: 304, headers: ['etag', '"e1"', 'cache-control', cc], body: null } : { status: 503, headers: [], body: 'down' }));
+      await send(handler);
+      clock.advance(61_000);
+      expect(await send(handler), cc).toMatchObject({ status: 200, xCache: 'REVALIDATED', body: 'shared', cc });
+      expect(store.get(baseKey(request())), cc).toBeUndefined();
+      clock.advance(1000);
+      expect(await send(handler), cc).toMatchObject({ status: 503, xCache: 'MISS', body: 'down' });
+      expect(seen.map((r) => r.headers['if-none-match']), cc).toEqual([undefined, '"e1"', undefined]);
+    }
+  });
+
+  it('removes the stored entry when the background refresh\'s 304 says no-store: not served STALE and refreshed again on every hit', async () => {
+    const { clock, seen, handler } = setup({}, (req, n) => (req.headers['if-none-match'] !== undefined ? { status: 304, headers: ['etag', '"e1"', 'cache-control', 'no-store'], body: null }
+      : { status: 200, headers: ['etag', '"e1"', 'cache-control', n === 1 ? 'max-age=60, stale-while-revalidate=600' : 'max-age=60'], body: `body ${n}` }));
+    await send(handler);
+    clock.advance(61_000);
+    expect(await send(handler)).toMatchObject({ xCache: 'STALE', body: 'body 1' });
+    await until(() => seen.length === 2);
+    expect(await send(handler)).toMatchObject({ xCache: 'MISS', body: 'body 3' });
+    expect(await send(handler)).toMatchObject({ xCache: 'HIT', body: 'body 3' });
+    expect(seen.map((r) => r.headers['if-none-match'])).toEqual([undefined, '"e1"', undefined]);
   });
 });
 

@@ -80,7 +80,7 @@ function set(store: CacheStore, key: string, record: CacheRecord, ttl: number, o
   }
 }
 
-function remove(store: CacheStore, key: string, onError: OnError): void {
+export function remove(store: CacheStore, key: string, onError: OnError): void {
   if (store.delete === undefined) return;
   try {
     const r = store.delete(key);

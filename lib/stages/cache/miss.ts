@@ -7,7 +7,7 @@ import { storeEntry, type CacheContext, type Settled } from './context.ts';
 import type { CacheEntry } from './entry.ts';
 import { planStorage, type StoragePlan } from './policy.ts';
 import { entryOf, replay, tagged, type CacheStatus } from './replay.ts';
-import { answerFreshened, freshen, revalidationHeaders, selects } from './revalidation.ts';
+import { answerFreshened, applyNotModified, revalidationHeaders, selects } from './revalidation.ts';
 import { StoreTee, type TeeOwner } from './tee.ts';
 
 /**
@@ -200,13 +200,9 @@ export class MissSubscriber extends InnerSubscriber<GatewayResponse> implements 
       return;
     }
     const now = ctx.clock.now();
-    const { entry, storable } = freshen(old, res, now, ctx.policy);
-    if (storable) {
-      const key = ctx.table.refresh(this.base, req, old, entry, now);
-      if (!this.settled) this.tell({ entry, key, status: 'HIT' });
-    } else {
-      this.giveUp();
-    }
+    const { entry, key } = applyNotModified(ctx, this.base, req, old, res, now);
+    if (key === null) this.giveUp();
+    else if (!this.settled) this.tell({ entry, key, status: 'HIT' });
     answerFreshened(this.downstream, req, entry, now, this.conditional);
   }
 

@@ -5,7 +5,7 @@ import { storeEntry, type CacheContext } from './context.ts';
 import type { CacheEntry } from './entry.ts';
 import { planStorage } from './policy.ts';
 import { backgroundRequest, entryOf } from './replay.ts';
-import { freshen, revalidationHeaders, selects } from './revalidation.ts';
+import { applyNotModified, revalidationHeaders, selects } from './revalidation.ts';
 
 /**
  * `stale-while-revalidate`: one background GET to refresh `key`, not tied
@@ -42,9 +42,7 @@ function refresh(ctx: CacheContext, req: GatewayRequest, base: string, entry: Ca
           refresh(ctx, req, base, null, finish);
           return;
         }
-        const now = ctx.clock.now();
-        const f = freshen(old, res, now, ctx.policy);
-        if (f.storable) ctx.table.refresh(base, bg, old, f.entry, now);
+        applyNotModified(ctx, base, bg, old, res, ctx.clock.now());
         finish();
         return;
       }

@@ -1,6 +1,7 @@
 import type { Subscriber } from 'rxjs';
 import type { GatewayRequest, GatewayResponse, RequestHeaders } from '../../types.ts';
 import { answerPrecondition, evaluate, matches, withoutValidators } from './conditional.ts';
+import type { CacheContext } from './context.ts';
 import { headerValue, storableHeaders, type CacheEntry } from './entry.ts';
 import { httpDate } from './freshness.ts';
 import { planStorage, type StoragePolicy } from './policy.ts';
@@ -104,6 +105,20 @@ export function freshen(entry: CacheEntry, res: GatewayResponse, now: number, po
     },
     storable: false,
   };
+}
+
+/**
+ * What the `304` `res` about `old` does to the store: the freshened entry
+ * replaces it (`CacheTable.refresh`; `key` is where), or, when the merged
+ * fields forbid storing (`no-store`, `private`…), `old` is deleted (`key`
+ * null): kept, it was served `STALE` on a later 5xx, or refreshed on every
+ * hit inside `stale-while-revalidate`, against what the upstream now says.
+ */
+export function applyNotModified(ctx: CacheContext, base: string, req: GatewayRequest, old: CacheEntry, res: GatewayResponse, now: number): { entry: CacheEntry; key: string | null } {
+  const { entry, storable } = freshen(old, res, now, ctx.policy);
+  if (storable) return { entry, key: ctx.table.refresh(base, req, old, entry, now) };
+  ctx.table.remove(base, req, old);
+  return { entry, key: null };
 }
 
 /**

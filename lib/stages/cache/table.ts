@@ -1,7 +1,7 @@
 import type { GatewayRequest } from '../../types.ts';
 import { isPromiseLike, type CacheEntry, type CacheRecord, type CacheStore, type VaryRecord } from './entry.ts';
 import { retention } from './freshness.ts';
-import { current, invalidate, writeVary } from './invalidate.ts';
+import { current, invalidate, remove, writeVary } from './invalidate.ts';
 import { variantKey } from './key.ts';
 import { hasValidator } from './revalidation.ts';
 
@@ -76,6 +76,11 @@ export class CacheTable {
       this.onError(err);
     }
     return key;
+  }
+
+  /** Deletes what `req`'s variant of `base` holds (`old`'s key): a 304 said `old` may not be stored. */
+  remove(base: string, req: GatewayRequest, old: CacheEntry): void {
+    remove(this.store, variantKey(base, req.headers, old.vary), this.onError);
   }
 
   private ttl(entry: CacheEntry, now: number): number {

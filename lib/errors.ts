@@ -170,6 +170,17 @@ export class AtCapacityError extends GatewayError {
   readonly code = 'SERVICE_UNAVAILABLE';
 }
 
+/**
+ * An upstream's answer the gateway cannot pass on (a WebSocket refusal whose
+ * body is over 1 MiB or cut short): 502 as `BadGatewayError`, but not
+ * retryable — the upstream answered, and would answer the same again — so a
+ * circuit breaker does not count it either.
+ */
+export class UnrelayableAnswerError extends GatewayError {
+  readonly status = 502;
+  readonly code = 'BAD_GATEWAY';
+}
+
 /** Every instance of the service is ejected or unhealthy, and the service has `panic: false`. */
 export class NoHealthyUpstreamError extends GatewayError {
   readonly status = 503;

@@ -1,10 +1,10 @@
 import type { IncomingMessage } from 'node:http';
 import { BufferedBody } from '../body.ts';
-import { BadGatewayError } from '../errors.ts';
+import { UnrelayableAnswerError } from '../errors.ts';
 import { connectionTokens, HOP_BY_HOP } from '../headers.ts';
 import type { GatewayResponse } from '../types.ts';
 
-/** The most of a refusal's body the gateway holds to pass on; past it the refusal is a 502. */
+/** The most of a refusal's body the gateway holds to pass on; past it the refusal is a 502 (not retried, not counted by a breaker). */
 export const REFUSAL_BODY_LIMIT = 1024 * 1024; // 1 MiB
 
 /** Headers of the upstream's `101` that the edge (uWS's `upgrade`) writes itself, or that describe a negotiation it did not make. */
@@ -51,7 +51,7 @@ export function refusalResponse(res: IncomingMessage, limit = REFUSAL_BODY_LIMIT
       size += chunk.byteLength;
       if (size > limit) {
         res.destroy();
-        reject(new BadGatewayError(`upstream refused the WebSocket upgrade with ${res.statusCode} and a body over ${limit} bytes`));
+        reject(new UnrelayableAnswerError(`upstream refused the WebSocket upgrade with ${res.statusCode} and a body over ${limit} bytes`));
         return;
       }
       chunks.push(chunk);
@@ -62,7 +62,7 @@ export function refusalResponse(res: IncomingMessage, limit = REFUSAL_BODY_LIMIT
       resolve({ status, ...(res.statusMessage ? { statusText: res.statusMessage } : {}), headers, body: size === 0 ? null : new BufferedBody(chunks) });
     });
     res.on('close', () => {
-      if (!ended && size <= limit) reject(new BadGatewayError(`upstream refused the WebSocket upgrade with ${res.statusCode} and its body was cut short`));
+      if (!ended && size <= limit) reject(new UnrelayableAnswerError(`upstream refused the WebSocket upgrade with ${res.statusCode} and its body was cut short`));
     });
   });
 }

@@ -69,6 +69,17 @@ beforeAll(async () => {
   upstream.on('upgrade', (req: IncomingMessage, socket, head) => {
     const u = new URL(req.url!, 'http://up');
     upgradePaths.push(u.pathname);
+    if (u.pathname === '/refuse-big') {
+      // A refusal the gateway cannot hold to pass on: a body over 1 MiB (the gateway hangs up after 1 MiB).
+      socket.on('error', () => undefined);
+      socket.end(`HTTP/1.1 403 No\r\nContent-Length: ${2 * 1024 * 1024}\r\nConnection: close\r\n\r\n${'x'.repeat(2 * 1024 * 1024)}`);
+      return;
+    }
+    if (u.pathname === '/refuse-short') {
+      // A refusal whose body is cut short: 10 bytes of the 100 announced.
+      socket.end('HTTP/1.1 403 No\r\nContent-Length: 100\r\nConnection: close\r\n\r\n0123456789');
+      return;
+    }
     const refuse = /^\/refuse\/(\d+)$/.exec(u.pathname);
     if (refuse !== null) {
       const body = JSON.stringify({ why: 'upstream says no' });
@@ -179,6 +190,18 @@ describe('the WebSocket relay', () => {
     const plain = await request(`http://${gw}/ws/plain`);
     expect([plain.statusCode, await plain.body.text()]).toEqual([200, 'plain']);
     (await opened('/ws/echo')).terminate();
+  });
+
+  it('answers 502 to a refusal it cannot pass on (a body over 1 MiB, or cut short), once, and does not let it open the breaker', async () => {
+    // Before: a retryable 502, retried and counted by the service's breaker, as refusals were before 34c04da.
+    const before = upgradePaths.length;
+    for (let i = 0; i < 8; i++) {
+      const answer = (await open(i % 2 === 0 ? '/ws/refuse-big' : '/ws/refuse-short')) as Refused;
+      expect([answer.status, (JSON.parse(answer.body) as { error: { code: string } }).error.code]).toEqual([502, 'BAD_GATEWAY']);
+    }
+    expect(upgradePaths.length - before).toBe(8);
+    const plain = await request(`http://${gw}/ws/plain`);
+    expect([plain.statusCode, await plain.body.text()]).toEqual([200, 'plain']);
   });
 
   it("refuses an upgrade the route's ipFilter denies with 403, the upstream never asked", async () => {

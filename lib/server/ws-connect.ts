@@ -140,6 +140,9 @@ export function websocketForward(service: Service, http: Handler, options: WebSo
           accepted = { protocol: chosen ?? '', headers: relayedHeaders(res.rawHeaders, HANDSHAKE_ANSWER) };
         });
         ws.once('unexpected-response', (request, response) => {
+          // The upstream answered: a strike for passive ejection (ejectOnStatuses) or a success, as exchange.ts counts plain HTTP.
+          if (service.strikeStatus[response.statusCode ?? 0] === 1) service.failed(upstream);
+          else upstream.outlier.success();
           settle(true);
           refusal = request;
           // Its own answer, passed on; the connection is not reused (it was asked to upgrade).

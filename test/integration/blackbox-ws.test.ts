@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
-import { connect as tcpConnect, type AddressInfo } from 'node:net';
+import { connect as tcpConnect, type AddressInfo, type Socket } from 'node:net';
 import { createGunzip } from 'node:zlib';
 import { request } from 'undici';
 import WebSocket, { WebSocketServer } from 'ws';
@@ -452,6 +452,42 @@ ${r}`;
       first.terminate();
     } finally {
       proc.proc.kill('SIGKILL');
+    }
+  });
+});
+
+describe('passive outlier ejection', () => {
+  it('ejects an instance that refuses upgrades with a status in ejectOnStatuses, as it does for plain requests', async () => {
+    let badUpgrades = 0;
+    const bad = createServer((_req, res) => res.writeHead(503).end('busy'));
+    bad.on('upgrade', (_req, socket: Socket) => {
+      badUpgrades++;
+      socket.end('HTTP/1.1 503 Busy\r\nContent-Length: 4\r\nConnection: close\r\n\r\nbusy');
+    });
+    await new Promise<void>((r) => bad.listen(0, '127.0.0.1', r));
+    const proc = runs.start(['--config', runs.file(`
+listen: { host: 127.0.0.1, port: 0 }
+services:
+  up: { upstreams: ["http://127.0.0.1:${(bad.address() as AddressInfo).port}", "http://127.0.0.1:${(upstream.address() as AddressInfo).port}"], balancer: round-robin, ejectOnStatuses: [503], ejectAfter: 2, ejectFor: 30s, retry: false, circuitBreaker: false }
+routes:
+  - { path: /ws/*, service: up, websocket: true, rewrite: { stripPrefix: /ws } }
+`)]);
+    try {
+      const port = (await proc.logged('rxgate listening'))['port'] as number;
+      for (let i = 0; i < 20; i++) {
+        const answer = await new Promise<WebSocket | Refused>((resolve, reject) => {
+          const ws = new WebSocket(`ws://127.0.0.1:${port}/ws/eject-${i}`);
+          ws.once('open', () => resolve(ws));
+          ws.once('unexpected-response', (_req, res) => { res.resume(); resolve({ status: res.statusCode!, headers: res.headers, body: '' }); });
+          ws.once('error', reject);
+        });
+        if (answer instanceof WebSocket) answer.terminate();
+      }
+      // Two strikes eject it for 30 s. Before: it kept its round-robin share, 10 of the 20.
+      expect(badUpgrades).toBe(2);
+    } finally {
+      proc.proc.kill('SIGKILL');
+      await new Promise((r) => bad.close(r));
     }
   });
 });

@@ -40,6 +40,13 @@ describe('the 304\'s header fields update the stored ones (RFC 9111 §3.2)', () 
     ]);
   });
 
+  it('keeps the stored Content-Type: a 304\'s (a framework\'s default on every response) does not relabel the stored body', () => {
+    const stored = ['content-type', 'application/json', 'etag', '"e1"', 'cache-control', 'max-age=1'];
+    expect(updatedHeaders(stored, ['etag', '"e1"', 'content-type', 'text/html; charset=UTF-8', 'cache-control', 'max-age=60'])).toEqual([
+      'content-type', 'application/json', 'etag', '"e1"', 'cache-control', 'max-age=60',
+    ]);
+  });
+
   it('freshens from the 304: its Cache-Control and Age set the new lifetime from now, hop-by-hop fields are not stored, the body is the stored one', () => {
     const old = entry(['etag', '"e1"', 'cache-control', 'max-age=1', 'content-type', 'text/plain']);
     const { entry: e, storable } = freshen(old, notModified(['etag', '"e1"', 'cache-control', 'max-age=60', 'age', '10', 'connection', 'x-hop', 'x-hop', '1', 'keep-alive', 'timeout=5']), 5000, POLICY);

@@ -59,9 +59,10 @@ export function selects(entry: CacheEntry, res: GatewayResponse): boolean {
 /**
  * Fields a `304` does not replace (RFC 9111 §3.2): `Content-Length` and the
  * `Content-Encoding` the stored body's bytes are in (the `304` has no body
- * to frame or decode).
+ * to frame or decode), and its `Content-Type`: frameworks set a default one
+ * on every response, a `304` too, and nginx keeps the stored fields.
  */
-const KEPT = new Set(['content-length', 'content-encoding']);
+const KEPT = new Set(['content-length', 'content-encoding', 'content-type']);
 
 /**
  * The stored `headers` updated with a `304`'s (RFC 9111 §3.2): each field

@@ -12,6 +12,8 @@ export interface FunctionCost {
   /** The ELF object it lives in; `???` for JIT code. */
   object: string;
   ir: number;
+  /** With what it calls (self plus every call's inclusive cost; recursion counts twice). */
+  inclusive?: number;
 }
 
 /**
@@ -61,6 +63,7 @@ export function readProfile(path: string): Profile {
           let by = callers.get(edge);
           if (by === undefined) callers.set(edge, (by = new Map()));
           by.set(currentKey, (by.get(currentKey) ?? 0) + ir);
+          if (current !== null) current.inclusive = (current.inclusive ?? 0) + ir;
           edge = null;
         }
         continue;
@@ -96,7 +99,9 @@ export function readProfile(path: string): Profile {
       }
     }
   }
-  return { total, functions: [...costs.values()].filter((f) => f.ir > 0), callers };
+  // `inclusive` gathered the calls' costs so far: add the self cost.
+  for (const f of costs.values()) f.inclusive = f.ir + (f.inclusive ?? 0);
+  return { total, functions: [...costs.values()].filter((f) => f.ir > 0 || (f.inclusive ?? 0) > 0), callers };
 }
 
 /** The parts of the process the report splits instructions into. */

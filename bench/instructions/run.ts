@@ -9,7 +9,7 @@
  * it. See docs/performance-instructions.md.
  *
  *   node --import ./bin/loader/register.mjs bench/instructions/run.ts --target bare
- *     [--windows 4] [--requests 1500] (per window) [--warmup 10000] [--concurrency 4] [--top 40]
+ *     [--windows 4] [--requests 1500] (per window) [--warmup 20000] [--concurrency 4] [--top 40]
  *     [--no-jit] (leave JIT code unnamed: node runs without --perf-basic-prof
  *       --no-compact-code-space --interpreted-frames-native-stack)
  *     [--root DIR] (run the target from another checkout, e.g. a worktree, built)
@@ -69,7 +69,7 @@ export async function signToken(secret: string): Promise<string> {
 }
 
 /** A function's callers: name and the instructions per request spent in calls from there (the callee's inclusive cost). */
-type Named = FunctionCost & { part: Part; perRequest: number; callers?: { name: string; perRequest: number }[] };
+type Named = FunctionCost & { part: Part; perRequest: number; inclusivePerRequest: number; callers?: { name: string; perRequest: number }[] };
 
 /** Functions whose callers are listed (builtins and runtime calls reached from many places). */
 const CALLERS_OF = 60;
@@ -88,16 +88,19 @@ function summarise(profile: Profile, requests: number, name: (address: string) =
     const key = `${part}\0${label}`;
     let entry = merged.get(key);
     if (entry === undefined) {
-      entry = { name: label, object: f.object, ir: 0, part, perRequest: 0 };
+      entry = { name: label, object: f.object, ir: 0, part, perRequest: 0, inclusive: 0, inclusivePerRequest: 0 };
       merged.set(key, entry);
       members.set(entry, []);
     }
     entry.ir += f.ir;
     entry.perRequest = entry.ir / requests;
+    entry.inclusive = (entry.inclusive ?? 0) + (f.inclusive ?? f.ir);
+    entry.inclusivePerRequest = (entry.inclusive ?? 0) / requests;
     members.get(entry)!.push(`${f.object}\0${f.name}`);
   }
   const functions = [...merged.values()].sort((a, b) => b.ir - a.ir);
-  for (const entry of functions.slice(0, CALLERS_OF)) {
+  // The largest functions, and the C entry stub (what calls a runtime function).
+  for (const entry of functions.filter((f, i) => i < CALLERS_OF || f.name.startsWith('Builtins_CEntry'))) {
     const by = new Map<string, number>();
     for (const member of members.get(entry) ?? []) {
       for (const [caller, ir] of profile.callers.get(member) ?? []) {
@@ -180,7 +183,10 @@ export async function countInstructions(options: {
       .filter((f) => /^callgrind\.out\.\d+$/.test(f))
       .sort((a, b) => Number(a.split('.').pop()) - Number(b.split('.').pop()));
     if (dumps.length !== windows) throw new Error(`expected ${windows} callgrind dumps in ${scratch}: ${readdirSync(scratch).join(', ')}\n${child.output(30)}`);
-    const name = jit ? jitNamer(`/tmp/perf-${pid}.map`) : () => null;
+    const named = jit ? jitNamer(`/tmp/perf-${pid}.map`) : () => null;
+    // Paths without the checkout's root, so runs from two worktrees line up in diff.ts.
+    const rootUrl = `file://${root}/`;
+    const name = (address: string): string | null => named(address)?.replaceAll(rootUrl, '').replaceAll(`${root}/`, '') ?? null;
     const counted = dumps.map((dump) => summarise(readProfile(join(scratch, dump)), requests, name));
     // A window with an answer other than 200 ran another path (under callgrind a
     // major GC can take seconds, and the policies' 5 s per-attempt timeout fires):
@@ -249,7 +255,7 @@ async function main(): Promise<void> {
     root: resolve(argValue('root') ?? REPO),
     requests: num('requests', 1500),
     windows: num('windows', 4),
-    warmup: num('warmup', 10000),
+    warmup: num('warmup', 20000),
     concurrency: num('concurrency', 4),
     jit: !process.argv.includes('--no-jit'),
     log: (line) => process.stderr.write(`${line}\n`),

@@ -51,7 +51,7 @@ describe('the 304\'s header fields update the stored ones (RFC 9111 §3.2)', () 
     const old = entry(['etag', '"e1"', 'cache-control', 'max-age=1', 'content-type', 'text/plain']);
     const { entry: e, storable } = freshen(old, notModified(['etag', '"e1"', 'cache-control', 'max-age=60', 'age', '10', 'connection', 'x-hop', 'x-hop', '1', 'keep-alive', 'timeout=5']), 5000, POLICY);
     expect(storable).toBe(true);
-    expect(e.headers).toEqual(['content-type', 'text/plain', 'etag', '"e1"', 'cache-control', 'max-age=60']);
+    expect(e.headers).toEqual(['etag', '"e1"', 'content-type', 'text/plain', 'cache-control', 'max-age=60']);
     expect([e.storedAt, e.initialAge, e.freshUntil]).toEqual([5000, 10, 5000 + 60_000 - 10_000]);
     expect(e.body).toBe(old.body);
     // no Cache-Control in the 304: the stored one gives the lifetime, counted from now
@@ -69,14 +69,25 @@ describe('the 304\'s header fields update the stored ones (RFC 9111 §3.2)', () 
 });
 
 describe('which stored response a 304 is about (RFC 9111 §4.3.4)', () => {
-  it('the one with its ETag (weak comparison), else its Last-Modified, else the one asked about', () => {
+  it('the one with its ETag (weak comparison), else its Last-Modified; a 304 with neither selects none (a stored entry always has one)', () => {
     const both = entry(['etag', '"e1"', 'last-modified', LM]);
     expect(selects(both, notModified(['etag', '"e1"']))).toBe(true);
     expect(selects(both, notModified(['etag', 'W/"e1"']))).toBe(true);
     expect(selects(both, notModified(['etag', '"e2"', 'last-modified', LM]))).toBe(false);
     expect(selects(entry(['last-modified', LM]), notModified(['last-modified', 'Thu, 22 Oct 2015 07:28:00 GMT']))).toBe(false);
     expect(selects(entry(['last-modified', LM]), notModified(['last-modified', LM]))).toBe(true);
-    expect(selects(both, notModified([]))).toBe(true);
+    expect(selects(both, notModified([]))).toBe(false);
+    expect(selects(entry(['last-modified', LM]), notModified(['cache-control', 'max-age=60']))).toBe(false);
+    // a Last-Modified the stored entry has none to compare with does not correspond to it
+    expect(selects(entry(['etag', '"e1"']), notModified(['last-modified', LM]))).toBe(false);
+  });
+
+  it('a strong 304 ETag selects the stored weak one (nginx weakens a gzipped 200\'s, never its 304\'s), and the stored ETag is kept', () => {
+    const gz = entry(['etag', 'W/"e1"', 'content-encoding', 'gzip', 'cache-control', 'max-age=1']);
+    expect(selects(gz, notModified(['etag', '"e1"']))).toBe(true);
+    expect(freshen(gz, notModified(['etag', '"e1"', 'cache-control', 'max-age=60']), 5000, POLICY).entry.headers).toEqual([
+      'etag', 'W/"e1"', 'content-encoding', 'gzip', 'cache-control', 'max-age=60',
+    ]);
   });
 
   it('the request carries the stored validators in place of the client\'s, or none without one', () => {
@@ -167,6 +178,16 @@ describe('an expired entry revalidated by the cache operator', () => {
     expect(await send(handler)).toMatchObject({ status: 200, xCache: 'MISS', body: 'new body' });
     expect(seen.map((r) => r.headers['if-none-match'])).toEqual([undefined, '"e1"', undefined]);
     expect(await send(handler)).toMatchObject({ status: 200, xCache: 'HIT', body: 'new body' });
+  });
+
+  it('follows a 304 with no validator (it selects no stored response, RFC 9111 §4.3.4) with one request without validators', async () => {
+    const { clock, seen, handler } = setup({}, (req, n) => (n === 1 ? FIRST
+      : req.headers['if-none-match'] !== undefined ? { status: 304, headers: ['cache-control', 'max-age=60'], body: null }
+        : { status: 200, headers: ['etag', '"e2"', 'cache-control', 'max-age=60'], body: 'new body' }));
+    await send(handler);
+    clock.advance(61_000);
+    expect(await send(handler)).toMatchObject({ status: 200, xCache: 'MISS', body: 'new body' });
+    expect(seen.map((r) => r.headers['if-none-match'])).toEqual([undefined, '"e1"', undefined]);
   });
 
   it('keeps an entry with a validator `keep` past its windows, one without none, and nothing with keep: 0', async () => {

@@ -41,19 +41,18 @@ export function hasValidator(headers: readonly string[]): boolean {
 
 /**
  * Whether the `304` `res` is about `entry` (RFC 9111 §4.3.4): its `ETag`,
- * when it has one, matches the stored one (weak comparison); else its
- * `Last-Modified`, when both have one, is the same date. A `304` with no
- * validator answers the one stored response the request asked about (RFC
- * 9110 §15.4.5 makes a server send the `ETag` a `200` would carry; nginx
- * and Varnish check nothing).
+ * when it has one, matches the stored one (weak comparison: nginx weakens a
+ * gzipped `200`'s `ETag` and never its `304`'s, where §4.3.4 asks a strong
+ * one to be the same strong one); else its `Last-Modified` is the stored
+ * one's date. A `304` with neither selects nothing: §4.3.4 selects a stored
+ * response without a validator only, and a revalidated entry has one.
  */
 export function selects(entry: CacheEntry, res: GatewayResponse): boolean {
   const etag = headerValue(res.headers, 'etag');
-  if (etag !== undefined) return matches(etag, headerValue(entry.headers, 'etag'), false);
+  if (etag !== undefined) return etag.trim() !== '*' && matches(etag, headerValue(entry.headers, 'etag'), false);
   const modified = headerValue(res.headers, 'last-modified');
   const stored = headerValue(entry.headers, 'last-modified');
-  if (modified === undefined || stored === undefined) return true;
-  return httpDate(modified) === httpDate(stored);
+  return modified !== undefined && stored !== undefined && httpDate(modified) === httpDate(stored);
 }
 
 /**
@@ -67,15 +66,19 @@ const KEPT = new Set(['content-length', 'content-encoding', 'content-type']);
 /**
  * The stored `headers` updated with a `304`'s (RFC 9111 §3.2): each field
  * the `304` carries replaces every stored line of that name, the others
- * stay in their order; `KEPT` fields are not taken from the `304`. Hop-by-hop
- * fields and `Age` are dropped later, as on any store (`storableHeaders`).
+ * stay in their order; `KEPT` fields are not taken from the `304`, nor its
+ * `ETag` over a stored one (they match, weakly: a strong tag never labels a
+ * body stored under a weak one). Hop-by-hop fields and `Age` are dropped
+ * later, as on any store (`storableHeaders`).
  */
 export function updatedHeaders(stored: readonly string[], fresh: readonly string[]): string[] {
+  const etag = headerValue(stored, 'etag') !== undefined;
+  const taken = (name: string): boolean => !KEPT.has(name) && !(etag && name === 'etag');
   const replaced = new Set<string>();
-  for (let i = 0; i < fresh.length; i += 2) if (!KEPT.has(fresh[i]!)) replaced.add(fresh[i]!);
+  for (let i = 0; i < fresh.length; i += 2) if (taken(fresh[i]!)) replaced.add(fresh[i]!);
   const out: string[] = [];
   for (let i = 0; i < stored.length; i += 2) if (!replaced.has(stored[i]!)) out.push(stored[i]!, stored[i + 1]!);
-  for (let i = 0; i < fresh.length; i += 2) if (!KEPT.has(fresh[i]!)) out.push(fresh[i]!, fresh[i + 1]!);
+  for (let i = 0; i < fresh.length; i += 2) if (taken(fresh[i]!)) out.push(fresh[i]!, fresh[i + 1]!);
   return out;
 }
 

@@ -103,7 +103,7 @@ function request(headers: Record<string, string> = {}, over: Partial<GatewayRequ
   return gatewayRequest({ path: '/items', headers: { host: 'api.test', ...headers }, ...over });
 }
 
-interface Reply { status: number; headers: string[]; body: string | null }
+interface Reply { status: number; headers: string[]; body: string | null; /** The exchange fails after the head (undici's length check of a 304 with Content-Length). */ fail?: Error }
 
 /**
  * An upstream whose answers the test releases (`answer`), so concurrent
@@ -118,7 +118,8 @@ function setup(options: CacheOptions, auto?: (req: GatewayRequest, n: number) =>
     seen.push(req);
     const reply = (r: Reply): void => {
       s.next({ status: r.status, headers: r.headers, body: r.body === null ? null : BufferedBody.of(r.body) });
-      s.complete();
+      if (r.fail !== undefined) s.error(r.fail);
+      else s.complete();
     };
     if (auto !== undefined) reply(auto(req, seen.length));
     else pending.push(reply);
@@ -253,6 +254,22 @@ describe('what a 304 does to the stored records', () => {
     expect(await send(handler)).toMatchObject({ xCache: 'MISS', body: 'body 3' });
     expect(await send(handler)).toMatchObject({ xCache: 'HIT', body: 'body 3' });
     expect(seen.map((r) => r.headers['if-none-match'])).toEqual([undefined, '"e1"', undefined]);
+  });
+
+  it('runs one background refresh at a time when the first exchange fails after its 304 about another response, while the GET that follows it runs', async () => {
+    const { clock, seen, pending, handler } = setup({});
+    const first = send(handler);
+    pending.shift()!({ ...FIRST, headers: ['etag', '"e1"', 'cache-control', 'max-age=60, stale-while-revalidate=600'] });
+    await first;
+    clock.advance(61_000);
+    expect(await send(handler)).toMatchObject({ xCache: 'STALE', body: 'stored body' });
+    pending.shift()!({ status: 304, headers: ['etag', '"other"'], body: null, fail: new Error('response body length mismatch') });
+    // the GET without validators that follows it is under way: a stale hit meanwhile starts none
+    expect(await send(handler)).toMatchObject({ xCache: 'STALE', body: 'stored body' });
+    expect(seen.map((r) => r.headers['if-none-match'])).toEqual([undefined, '"e1"', undefined]);
+    pending.shift()!({ status: 200, headers: ['etag', '"e2"', 'cache-control', 'max-age=60'], body: 'new body' });
+    await until(async () => (await send(handler)).xCache === 'HIT');
+    expect(seen).toHaveLength(3);
   });
 });
 

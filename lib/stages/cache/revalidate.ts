@@ -24,7 +24,15 @@ export function revalidate(ctx: CacheContext, req: GatewayRequest, base: string,
   });
 }
 
-function refresh(ctx: CacheContext, req: GatewayRequest, base: string, entry: CacheEntry | null, finish: () => void): void {
+function refresh(ctx: CacheContext, req: GatewayRequest, base: string, entry: CacheEntry | null, done: () => void): void {
+  // One-shot: an exchange can end twice (its 304 handled, then undici's length check fails it),
+  // and once a GET without validators follows a 304, that GET finishes the refresh.
+  let over = false;
+  const finish = (): void => {
+    if (over) return;
+    over = true;
+    done();
+  };
   const bg = backgroundRequest(req);
   const headers = entry === null ? null : revalidationHeaders(bg.headers, entry);
   const old = headers === null ? null : entry;
@@ -39,7 +47,8 @@ function refresh(ctx: CacheContext, req: GatewayRequest, base: string, entry: Ca
       if (res.status === 304 && old !== null) {
         res.body?.destroy();
         if (!selects(old, res)) {
-          refresh(ctx, req, base, null, finish);
+          over = true;
+          refresh(ctx, req, base, null, done);
           return;
         }
         applyNotModified(ctx, base, bg, old, res, ctx.clock.now());

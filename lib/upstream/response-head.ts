@@ -9,6 +9,20 @@ import { connectionTokens, HOP_BY_HOP } from '../headers.ts';
  */
 export const UNKNOWN_TRANSFER_CODING = -1;
 
+/** Node's Buffer method behind `toString('latin1')` (not in its type definitions). */
+type Latin1Sliceable = Buffer & { latin1Slice(start: number, end: number): string };
+
+/**
+ * 1 at the lengths of hop-by-hop names: most headers (content-type,
+ * cache-control, date, content-length…) are none of those lengths and skip
+ * the set lookup.
+ */
+const HOP_BY_HOP_LENGTHS: readonly number[] = (() => {
+  const lengths: number[] = [];
+  for (const name of HOP_BY_HOP) lengths[name.length] = 1;
+  return Array.from({ length: 32 }, (_, i) => lengths[i] ?? 0);
+})();
+
 /**
  * Copies an upstream response's raw header pairs (undici's `Buffer[]`) into
  * `headers` as name, value, ... without hop-by-hop headers or those the
@@ -22,11 +36,13 @@ export function copyResponseHeaders(raw: readonly Buffer[], headers: string[]): 
   for (let i = 0; i < raw.length; i += 2) {
     // Well-known names come interned and lower-cased from undici's lookup tree (no string made per header).
     const name = util.headerNameToString(raw[i]!);
-    const value = raw[i + 1]!.toString('latin1');
+    const bytes = raw[i + 1]! as Latin1Sliceable;
+    // What toString('latin1') returns, without its argument and encoding handling: ~140 instructions fewer per value.
+    const value = bytes.latin1Slice(0, bytes.length);
     if (name === 'connection') named = connectionTokens(value);
     else if (name === 'content-length') length = Number(value);
     else if (name === 'transfer-encoding' && value !== 'chunked' && value.toLowerCase() !== 'chunked') coded = true;
-    if (HOP_BY_HOP.has(name)) continue;
+    if (HOP_BY_HOP_LENGTHS[name.length] === 1 && HOP_BY_HOP.has(name)) continue;
     headers.push(name, value);
   }
   if (named !== null) {

@@ -108,6 +108,18 @@ describe('writeHead', () => {
     expect(out.wire.equals(reference('200 OK', headers, '0.1ms', 'x'))).toBe(true);
   });
 
+  it('writes the same bytes for names past the cache of line starts and for a name outside ASCII', () => {
+    // 600 names: the cache of `\r\nname: ` bytes holds 512, the rest go a character at a time.
+    const many = Array.from({ length: 600 }, (_, i) => [`x-many-${i}`, `v${i}`]).flat();
+    const out = written(many, '0.2ms', 'id-1');
+    expect(out.calls).toBe(1);
+    expect(out.wire.equals(reference('200 OK', many, '0.2ms', 'id-1'))).toBe(true);
+    const again = written(['x-many-599', 'w', 'x-many-3', 'u'], '0.2ms', 'id-2');
+    expect(again.wire.toString('latin1')).toBe('HTTP/1.1 200 OK\r\nx-many-599: w\r\nx-many-3: u\r\nx-gateway-response-time: 0.2ms\r\nx-request-id: id-2\r\n');
+    const foreign = ['content-type', 'text/plain', 'x-caf\u00e9', 'ok'];
+    expect(written(foreign, '0.2ms', 'id-3').wire.equals(reference('200 OK', foreign, '0.2ms', 'id-3'))).toBe(true);
+  });
+
   it('writes the same bytes as a call per header for any header list', () => {
     fc.assert(fc.property(
       fc.array(fc.tuple(fc.oneof(token, fc.constantFrom('content-length', 'date', 'x-request-id', 'caf\u00e9')), value), { maxLength: 12 }),

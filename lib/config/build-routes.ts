@@ -5,7 +5,8 @@ import type { GatewayMetrics } from '../observe/metrics.ts';
 import type { Resources } from '../resources/registry.ts';
 import type { Runtime } from '../runtime.ts';
 import type { StageContext, StageDefinition, StageRegistry } from '../stages/define.ts';
-import type { Handler, Policy } from '../types.ts';
+import type { Startable } from '../subscriber.ts';
+import type { GatewayRequest, Handler, Policy } from '../types.ts';
 import { forward } from '../upstream/forward.ts';
 import { websocketLimits } from '../server/websocket-options.ts';
 import { parseDuration } from '../duration.ts';
@@ -76,7 +77,7 @@ export function buildRoutes(config: GatewayConfig, shared: RouteBuildShared): Bu
     const refusal = first.pipeline.includes('cors') ? first.stage('cors') : null;
     return { route, name: backends[0]!.name, handler: splitHandler(backends, runtime), refusal };
   });
-  out.routes = tableRoutes(built);
+  out.routes = tableRoutes(built, claimHeaders(config));
   return out;
 }
 
@@ -85,7 +86,7 @@ export function buildRoutes(config: GatewayConfig, shared: RouteBuildShared): Bu
  * that tries them in order by their `match` (none: always), 404 when none
  * holds. They must rewrite alike, the table applying the rewrite.
  */
-function tableRoutes(built: ReadonlyArray<{ route: RouteConfig; name: string; handler: Handler; refusal: Policy | null }>): GatewayRoute[] {
+function tableRoutes(built: ReadonlyArray<{ route: RouteConfig; name: string; handler: Handler; refusal: Policy | null }>, claims: readonly string[]): GatewayRoute[] {
   const groups = new Map<string, Array<(typeof built)[number]>>();
   for (const b of built) {
     const key = `${b.route.path} ${JSON.stringify(b.route.methods ?? null)}`;
@@ -108,7 +109,7 @@ function tableRoutes(built: ReadonlyArray<{ route: RouteConfig; name: string; ha
     const refusal = group.find((b) => b.refusal !== null)?.refusal ?? null;
     return {
       path: route.path,
-      handler,
+      handler: claims.length === 0 ? handler : withoutClaimHeaders(claims, handler),
       name: first.name,
       ...(refusal !== null ? { refusal } : {}),
       ...(keep ? { encodedSlashes: 'keep' as const } : {}),
@@ -140,10 +141,6 @@ function routeContext(base: ContextBase, stages: StageRegistry): RouteContext {
       const def = stages.get(name);
       if (def === undefined) throw new TypeError(`unknown stage ${JSON.stringify(name)} (known: ${stages.names.join(', ')})`);
       let value = optionsFor(def, route, serviceConfig);
-      // A route without `auth` still drops the headers the top-level auth
-      // writes from claims (`auth: none` does only that), so no public route
-      // lets a client forge them for an upstream that trusts them.
-      if (value === undefined && def.key === 'auth' && forwardsClaims(config.auth)) value = 'none';
       if (value === false) return null;
       if (value === undefined) {
         if (!def.onByDefault && !(explicit?.includes(name) ?? false)) return null;
@@ -180,8 +177,42 @@ function optionsFor(def: StageDefinition, route: RouteConfig, service: ServiceCo
   return isObject(r) && isObject(s) ? { ...s, ...r } : r;
 }
 
-function forwardsClaims(auth: unknown): boolean {
-  return isObject(auth) && isObject(auth['forwardClaims']) && Object.keys(auth['forwardClaims']).length > 0;
+/**
+ * Every header a `forwardClaims` anywhere in `config` writes (the top-level
+ * auth's, each route's), lower-cased: an upstream behind several routes
+ * trusts them whichever route a request took.
+ */
+function claimHeaders(config: GatewayConfig): string[] {
+  const names = new Set<string>();
+  for (const auth of [config.auth, ...config.routes.map((r) => r['auth'])]) {
+    const map = isObject(auth) ? auth['forwardClaims'] : undefined;
+    if (isObject(map)) for (const header of Object.values(map)) if (typeof header === 'string') names.add(header.toLowerCase());
+  }
+  return [...names];
+}
+
+/**
+ * Deletes the claim headers from every request of a route before its
+ * handler (routing by match, the whole pipeline) sees it, so a public
+ * route, a custom `pipeline` without auth, or a route forwarding other
+ * claims never passes on a client's copy; the route's auth stage then
+ * writes its own from a verified token. Only when some forwardClaims is
+ * configured (no cost otherwise); keeps the handler's `start`.
+ */
+function withoutClaimHeaders(names: readonly string[], handler: Handler): Handler {
+  const strip = (req: GatewayRequest): void => {
+    for (let i = 0; i < names.length; i++) delete req.headers[names[i]!];
+  };
+  const stripped: Handler & Partial<Startable> = function stripClaimHeaders(req) {
+    strip(req);
+    return handler(req);
+  };
+  const start = (handler as Partial<Startable>).start;
+  if (start !== undefined) stripped.start = (req, observer) => {
+    strip(req);
+    return start(req, observer);
+  };
+  return stripped;
 }
 
 function isObject(v: unknown): v is Record<string, unknown> {

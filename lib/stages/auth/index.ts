@@ -1,6 +1,5 @@
 import { defined, type Defined } from '../../config/defined.ts';
 import { defineStage } from '../define.ts';
-import type { Policy } from '../../types.ts';
 import { jwtAuth } from './jwt-auth.ts';
 import { keySource, type KeySource } from './keys.ts';
 import { authOptions, type AuthConfig } from './schema.ts';
@@ -17,13 +16,9 @@ export const authStage = defineStage({
   name: 'auth',
   options: authOptions,
   build(own, ctx) {
+    // Public routes drop every forwarded-claim header too, before the pipeline (build-routes.ts).
+    if (own === 'none' || (typeof own === 'object' && own.mode === 'none')) return null;
     const top = ctx.config.auth;
-    if (own === 'none' || (typeof own === 'object' && own.mode === 'none')) {
-      // A public route still must not pass on the headers the verified
-      // routes write from claims (an upstream behind both trusts them).
-      const names = Object.values({ ...(typeof top === 'object' ? top.forwardClaims : {}), ...(typeof own === 'object' ? own.forwardClaims : {}) });
-      return names.length === 0 ? null : withoutHeaders(names.map((n) => n.toLowerCase()));
-    }
     const base: Defined<Exclude<AuthConfig, string>> = typeof top === 'object' ? defined(top) : {};
     const routeObj = typeof own === 'string' ? { mode: own } : defined(own);
     const clock = { now: ctx.runtime.wallNow };
@@ -52,11 +47,3 @@ export const authStage = defineStage({
     });
   },
 });
-
-/** Deletes `names` from every request's headers; nothing else. */
-function withoutHeaders(names: readonly string[]): Policy {
-  return (next) => function stripClaimHeaders(req) {
-    for (let i = 0; i < names.length; i++) delete req.headers[names[i]!];
-    return next(req);
-  };
-}

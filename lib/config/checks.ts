@@ -1,5 +1,6 @@
 import type { z } from 'zod';
 import type { CircuitBreakerConfig } from '../stages/circuit-breaker/schema.ts';
+import { HMAC_ALGORITHMS } from '../stages/auth/keys.ts';
 import type { StageRegistry } from '../stages/define.ts';
 import { pipelineFor } from './pipeline.ts';
 import type { GatewayConfig, RouteConfig } from './schema.ts';
@@ -86,6 +87,35 @@ export function checkAuthKeys(config: GatewayConfig, route: RouteConfig, i: numb
   if (own === undefined || own === false || own === 'none') return;
   if (typeof own === 'object' && own['mode'] === 'none') return;
   const hasKey = (o: unknown): boolean => typeof o === 'object' && o !== null && ['secret', 'publicKey', 'jwksUrl'].some((k) => (o as Record<string, unknown>)[k] !== undefined);
-  if (hasKey(own) || hasKey(config.auth)) return;
+  if (hasKey(own) || hasKey(config.auth)) {
+    checkInheritedAlgorithms(config.auth, own, i, ctx);
+    return;
+  }
   ctx.addIssue({ code: 'custom', path: ['routes', i, 'auth'], message: 'verifies tokens but has no key: set secret, publicKey or jwksUrl here or in the top-level auth' });
+}
+
+type AuthObject = Record<string, unknown>;
+const HMAC: readonly string[] = HMAC_ALGORITHMS;
+
+/**
+ * `algorithms` from one auth object, a key from the other (the stage's
+ * merge, lib/stages/auth/index.ts): each object's schema checks only its
+ * own pair, and jwtAuth refused the mix at start with no key path.
+ */
+function checkInheritedAlgorithms(top: unknown, own: AuthObject | string, i: number, ctx: z.RefinementCtx): void {
+  if (typeof own !== 'object') return;
+  const kind = (o: AuthObject): 'a shared secret' | 'a public key' | null =>
+    o['secret'] !== undefined ? 'a shared secret' : o['publicKey'] !== undefined || o['jwksUrl'] !== undefined ? 'a public key' : null;
+  const topObj: AuthObject = typeof top === 'object' && top !== null ? top as AuthObject : {};
+  const ownKind = kind(own);
+  const topKind = kind(topObj);
+  const fits = (alg: string, k: string): boolean => HMAC.includes(alg) === (k === 'a shared secret');
+  if (ownKind !== null && own['algorithms'] === undefined && topKind === null && Array.isArray(topObj['algorithms'])) {
+    const unfit = (topObj['algorithms'] as string[]).filter((alg) => !fits(alg, ownKind));
+    if (unfit.length > 0) ctx.addIssue({ code: 'custom', path: ['routes', i, 'auth'], message: `inherits algorithms ${unfit.join(', ')} from the top-level auth, which its own key (${ownKind}) cannot verify: set algorithms here` });
+  } else if (ownKind === null && topKind !== null && Array.isArray(own['algorithms'])) {
+    (own['algorithms'] as string[]).forEach((alg, j) => {
+      if (!fits(alg, topKind)) ctx.addIssue({ code: 'custom', path: ['routes', i, 'auth', 'algorithms', j], message: `${alg} cannot be verified with the top-level auth's key (${topKind})` });
+    });
+  }
 }

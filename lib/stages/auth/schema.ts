@@ -29,7 +29,7 @@ export const authOptions = z.union([
     tokenCache: z.number().int().nonnegative().optional(),
     tokenCacheTtl: duration.optional(),
     jwks: z.strictObject({ cooldown: duration.optional(), cacheMaxAge: duration.optional(), timeout: duration.optional() }).optional(),
-  }).superRefine(algorithmsFitKey),
+  }).superRefine(oneKeySource).superRefine(algorithmsFitKey),
 ]);
 export type AuthConfig = z.output<typeof authOptions>;
 
@@ -39,6 +39,20 @@ function isPublicKey(pem: string): boolean {
     return true;
   } catch {
     return false;
+  }
+}
+
+/**
+ * One key source per auth object, and `jwks` settings only beside a
+ * `jwksUrl` or with no key (a route's `jwks` beside the top-level `jwksUrl`):
+ * keySource refuses the rest when the gateway starts, with no key path.
+ */
+function oneKeySource(o: { secret?: string | undefined; publicKey?: string | undefined; jwksUrl?: string | undefined; jwks?: object | undefined }, ctx: z.RefinementCtx): void {
+  const given = (['secret', 'publicKey', 'jwksUrl'] as const).filter((k) => o[k] !== undefined);
+  if (given.length > 1) {
+    ctx.addIssue({ code: 'custom', path: [given[1]!], message: `only one key source per auth: ${given.join(' and ')} are both set` });
+  } else if (o.jwks !== undefined && given.length === 1 && given[0] !== 'jwksUrl') {
+    ctx.addIssue({ code: 'custom', path: ['jwks'], message: `jwks settings need jwksUrl; this auth verifies with its ${given[0]}` });
   }
 }
 

@@ -11,6 +11,19 @@ export const HOP_BY_HOP: ReadonlySet<string> = new Set([
 export const NON_ASCII = /[^\x00-\x7f]/;
 
 /**
+ * `!NON_ASCII.test(text)`, by a loop for a short text (a path, a query):
+ * the regular expression call costs more before it scans than the loop
+ * does in all (counted under callgrind: the query's check in forward
+ * 517 instructions fewer per bare request, docs/performance-instructions.md).
+ */
+export function isAscii(text: string): boolean {
+  const n = text.length;
+  if (n > 32) return !NON_ASCII.test(text);
+  for (let i = 0; i < n; i++) if (text.charCodeAt(i) > 0x7f) return false;
+  return true;
+}
+
+/**
  * uWS hands the request line over decoded as UTF-8, and undici writes the
  * target as latin1: re-encoded so the bytes sent upstream are the ones received.
  */

@@ -1,7 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import type { HttpRequest, HttpResponse, TemplatedApp, us_listen_socket, us_socket_context_t } from 'uWebSockets.js';
 import { BadRequestError, toGatewayError } from '../errors.ts';
-import { latin1Bytes, NON_ASCII } from '../headers.ts';
+import { isAscii, latin1Bytes } from '../headers.ts';
 import { normalizePath } from '../router/normalize.ts';
 import { NO_PARAMS } from '../router/router.ts';
 import { readHead } from './head-rules.ts';
@@ -170,7 +170,9 @@ export class Edge {
   private handle(res: HttpResponse, uwsReq: HttpRequest, upgrade: us_socket_context_t | null = null): void {
     const headers: Record<string, string> = {};
     const headProblem = readHead(uwsReq, headers, this.controlsRefused);
-    const method = uwsReq.getCaseSensitiveMethod().toUpperCase();
+    const raw = uwsReq.getCaseSensitiveMethod();
+    // Most requests are GETs: the literal, without the new string toUpperCase makes.
+    const method = raw === 'GET' ? 'GET' : raw.toUpperCase();
     const path = uwsReq.getUrl();
     // Kept as characters (what `match.query` and the access log read); forward
     // re-encodes one outside ASCII as bytes for undici, as the path is here.
@@ -183,7 +185,7 @@ export class Edge {
     let normalized;
     let badPath: unknown = null;
     // One scan: only a path with a character outside ASCII can hold U+FFFD or need re-encoding.
-    const ascii = !NON_ASCII.test(path);
+    const ascii = isAscii(path);
     try {
       // Bytes that were not UTF-8 arrive as U+FFFD: they cannot be forwarded as received.
       if (!ascii && path.includes('\uFFFD')) throw new BadRequestError('request path is not valid UTF-8');

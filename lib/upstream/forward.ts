@@ -2,7 +2,7 @@ import { performance } from 'node:perf_hooks';
 import { Readable } from 'node:stream';
 import { Observable, throwError, type Observer } from 'rxjs';
 import { NoHealthyUpstreamError, NoOtherInstance } from '../errors.ts';
-import { latin1Bytes, NON_ASCII } from '../headers.ts';
+import { isAscii, latin1Bytes } from '../headers.ts';
 import type { GatewayEvents } from '../observe/events.ts';
 import type { GatewayRequest, GatewayResponse, Handler } from '../types.ts';
 import { Exchange, requestBody } from './exchange.ts';
@@ -140,7 +140,7 @@ export function forward(service: Service, options: ForwardOptions = {}): Startab
 function querySuffix(req: GatewayRequest): string {
   const query = req.query;
   if (query === '') return req.emptyQuery === true ? '?' : '';
-  return '?' + (NON_ASCII.test(query) ? latin1Bytes(query) : query);
+  return '?' + (isAscii(query) ? query : latin1Bytes(query));
 }
 
 /** Whether an `Accept` header admits `text/event-stream` (what `EventSource` sends). */

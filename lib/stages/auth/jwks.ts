@@ -40,6 +40,18 @@ const FAILED_REFETCH_MS = 1000;
 
 const ACCEPT = 'application/json, application/jwk-set+json';
 
+/** Failures to choose among several fitting keys from a set in which no key has a `kid` (see unnamedKeySet). */
+const fromUnnamedSets = new WeakSet<object>();
+
+/**
+ * Whether `err` (jose's JWKSMultipleMatchingKeys) came from a set with no
+ * `kid` on any key: its issuer cannot name a key in a token, so each
+ * fitting key must be tried, however many there are.
+ */
+export function unnamedKeySet(err: unknown): boolean {
+  return typeof err === 'object' && err !== null && fromUnnamedSets.has(err);
+}
+
 /**
  * A cached JWKS resolver: jose's `createLocalJWKSet` over the last set
  * fetched. One fetch in flight at a time; a refetch on an unknown `kid`
@@ -71,6 +83,7 @@ export function remoteJwks(url: string, options: RemoteJwksOptions = {}, now: ()
   const timeout = Math.round(parseDuration(options.timeout ?? defaults.timeout, 'jwks.timeout'));
 
   let local: JWTVerifyGetKey | undefined;
+  let unnamed = false;
   let fetchedAt = -Infinity;
   let failedAt = -Infinity;
   let failure: unknown;
@@ -80,8 +93,9 @@ export function remoteJwks(url: string, options: RemoteJwksOptions = {}, now: ()
     if (pending !== undefined) return pending;
     if (now() < failedAt + FAILED_REFETCH_MS) return Promise.reject(failure);
     // createLocalJWKSet refuses what is not a key set: a failure like any other.
-    pending = fetchJwks(href, timeout).then((set) => createLocalJWKSet(set)).then((keys) => {
+    pending = fetchJwks(href, timeout).then((set) => ({ keys: createLocalJWKSet(set), named: set.keys.some((k) => typeof k.kid === 'string') })).then(({ keys, named }) => {
       local = keys;
+      unnamed = !named;
       fetchedAt = now();
     }, (err: unknown) => {
       failedAt = now();
@@ -104,11 +118,20 @@ export function remoteJwks(url: string, options: RemoteJwksOptions = {}, now: ()
     try {
       return await local!(header, token);
     } catch (err) {
-      if (!(err instanceof errors.JWKSNoMatchingKey) || now() < fetchedAt + cooldown) throw err;
+      if (!(err instanceof errors.JWKSNoMatchingKey) || now() < fetchedAt + cooldown) throw marked(err);
       await refresh();
-      return local!(header, token);
+      try {
+        return await local!(header, token);
+      } catch (again) {
+        throw marked(again);
+      }
     }
   };
+
+  function marked(err: unknown): unknown {
+    if (unnamed && err instanceof errors.JWKSMultipleMatchingKeys) fromUnnamedSets.add(err);
+    return err;
+  }
 }
 
 function ignore(): void {}

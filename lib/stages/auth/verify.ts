@@ -2,6 +2,7 @@ import { errors, jwtVerify, type JWTVerifyGetKey, type JWTVerifyOptions } from '
 import { ServiceUnavailableError, UnauthorizedError, type GatewayError } from '../../errors.ts';
 import type { Clock } from '../../types.ts';
 import { invalidTokenChallenge } from './bearer.ts';
+import { unnamedKeySet } from './jwks.ts';
 import type { KeySource } from './keys.ts';
 
 /** Verified JWT claims, as `req.locals.claims` carries them. */
@@ -44,6 +45,17 @@ interface Remembered {
 
 /** Marks a failure to obtain keys (JWKS down or garbage), as opposed to a bad token. */
 class KeyFetchError extends Error {}
+
+/**
+ * A token without `kid` is tried against at most this many fitting keys of
+ * a set whose keys have kids (its issuer names the key in each token it
+ * signs); with more, it is refused untried: each try is a signature check,
+ * so a forged token against 500 RSA keys cost 136 ms of CPU (review R3).
+ */
+export const MAX_UNNAMED_CANDIDATES = 4;
+
+/** More keys fit a token without `kid` than are tried (MAX_UNNAMED_CANDIDATES). */
+class TooManyCandidatesError extends Error {}
 
 /**
  * Builds the verification core: jose's `jwtVerify` with our options, and
@@ -116,13 +128,21 @@ export function createVerifier(source: KeySource, options: VerifierOptions): Ver
  * jwtVerify, trying each key when several in a JWKS fit a token (one without
  * `kid` against a set with two RSA keys, mid-rotation), as Envoy's jwt_authn
  * does; jose leaves that to its caller (JWKSMultipleMatchingKeys holds them).
+ * At most MAX_UNNAMED_CANDIDATES of them, unless no key of the set has a kid.
  */
 async function verifyWithKeys(token: string, key: JWTVerifyGetKey, options: JWTVerifyOptions): Promise<Claims> {
   try {
     return (await jwtVerify(token, key, options)).payload as Claims;
   } catch (err) {
     if (!(err instanceof errors.JWKSMultipleMatchingKeys)) throw err;
+    const capped = !unnamedKeySet(err);
+    // Counted before any is tried (importing a key is cached; verifying is what costs).
+    const candidates: CryptoKey[] = [];
     for await (const candidate of err as unknown as AsyncIterable<CryptoKey>) {
+      candidates.push(candidate);
+      if (capped && candidates.length > MAX_UNNAMED_CANDIDATES) throw new TooManyCandidatesError();
+    }
+    for (const candidate of candidates) {
       try {
         return (await jwtVerify(token, candidate, options)).payload as Claims;
       } catch (inner) {
@@ -157,6 +177,9 @@ function unauthorized(description: string, cause: unknown): UnauthorizedError {
 export function authError(err: unknown): GatewayError {
   if (err instanceof KeyFetchError) {
     return new ServiceUnavailableError('token signing keys are unavailable', { cause: err.cause, headers: { 'retry-after': '5' } });
+  }
+  if (err instanceof TooManyCandidatesError) {
+    return unauthorized(`token names no key (kid) and more than ${MAX_UNNAMED_CANDIDATES} signing keys fit it`, err);
   }
   if (err instanceof errors.JWTExpired) {
     return unauthorized(err.claim === 'iat' ? 'token too old' : 'token expired', err);

@@ -17,6 +17,7 @@ import { matchHandler, requestMatcher, splitHandler } from '../upstream/traffic.
 import { RouteNotFoundError } from '../errors.ts';
 import type { GatewayRoute } from '../router/table.ts';
 import { throwError } from 'rxjs';
+import { routeKey } from './checks.ts';
 import { defined } from './defined.ts';
 import { pipelineFor } from './pipeline.ts';
 import type { GatewayConfig, RouteConfig, ServiceConfig } from './schema.ts';
@@ -89,7 +90,7 @@ export function buildRoutes(config: GatewayConfig, shared: RouteBuildShared): Bu
 function tableRoutes(built: ReadonlyArray<{ route: RouteConfig; name: string; handler: Handler; refusal: Policy | null }>, claims: readonly string[]): GatewayRoute[] {
   const groups = new Map<string, Array<(typeof built)[number]>>();
   for (const b of built) {
-    const key = `${b.route.path} ${JSON.stringify(b.route.methods ?? null)}`;
+    const key = routeKey(b.route, false);
     const group = groups.get(key);
     if (group === undefined) groups.set(key, [b]);
     else group.push(b);
@@ -158,7 +159,7 @@ function routeContext(base: ContextBase, stages: StageRegistry): RouteContext {
       return websocketForward(base.service, http, {
         route: ctx.routeName, limits: websocketLimits(defined(route.websocket), `route ${ctx.routeName}`), runtime: base.runtime,
         // Its identity, as checkDuplicateRoutes has it: unique in a config, and the same after a reload that leaves the route as it was.
-        countKey: JSON.stringify([route.path, route.methods === undefined ? null : [...new Set(route.methods)].sort(), route.match ?? null]),
+        countKey: routeKey(route, true),
         preserveHost: route.preserveHost ?? false, events: base.events,
       });
     },

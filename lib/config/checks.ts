@@ -73,12 +73,22 @@ export function checkPerInstance(config: GatewayConfig, route: RouteConfig, i: n
 export function checkDuplicateRoutes(routes: readonly RouteConfig[], ctx: z.RefinementCtx): void {
   const seen = new Map<string, number>();
   routes.forEach((r, i) => {
-    const methods = r.methods === undefined ? null : [...new Set(r.methods)].sort();
-    const key = JSON.stringify([r.path, methods, r.match ?? null]);
+    const key = routeKey(r, true);
     const first = seen.get(key);
     if (first === undefined) seen.set(key, i);
     else ctx.addIssue({ code: 'custom', path: ['routes', i, 'path'], message: `routes[${first}] has the same path, methods and match: this route would never be used` });
   });
+}
+
+/**
+ * A route's identity: its path and methods (de-duplicated and sorted, as
+ * the router treats them: [GET, POST] and [POST, GET] are one), and with
+ * `withMatch` its `match`. Duplicate routes, the router's table entries
+ * (without match) and a WebSocket route's connection count all use it.
+ */
+export function routeKey(r: Pick<RouteConfig, 'path' | 'methods' | 'match'>, withMatch: boolean): string {
+  const methods = r.methods === undefined ? null : [...new Set(r.methods)].sort();
+  return JSON.stringify(withMatch ? [r.path, methods, r.match ?? null] : [r.path, methods]);
 }
 
 /** A route whose `auth` verifies tokens needs a key source: its own or the top level's. */

@@ -1,0 +1,63 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { rxgateRuns, type RxgateRuns } from '../support/rxgate-process.ts';
+
+/**
+ * Review R3 (D5): routes on one path whose methods differ only in order
+ * ([GET, POST] and [POST, GET]) are one table entry, tried in written order
+ * by their match, as checkDuplicateRoutes already counted them the same.
+ * They were two entries, and the router only ever reached the first: a GET
+ * without the first route's header was a 404.
+ */
+
+let runs: RxgateRuns;
+const upstreams: Server[] = [];
+let gw = '';
+
+async function upstream(name: string): Promise<number> {
+  const server = createServer((req, res) => {
+    req.resume();
+    res.writeHead(200, { 'content-type': 'text/plain' }).end(name);
+  });
+  upstreams.push(server);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return (server.address() as AddressInfo).port;
+}
+
+beforeAll(async () => {
+  const [beta, main] = [await upstream('beta'), await upstream('main')];
+  runs = rxgateRuns();
+  const gateway = runs.start(['--config', runs.file(`
+listen: { host: 127.0.0.1, port: 0 }
+services:
+  beta: { upstreams: ["http://127.0.0.1:${beta}"] }
+  main: { upstreams: ["http://127.0.0.1:${main}"] }
+routes:
+  - { path: /a, service: beta, methods: [GET, POST], match: { headers: { x-t: b } } }
+  - { path: /a, service: main, methods: [POST, GET, GET] }
+  - { path: /b, service: beta, methods: [GET, POST], match: { headers: { x-t: b } } }
+  - { path: /b, service: main, methods: [GET, POST] }
+`)], { RXGATE_LOG_LEVEL: 'info' });
+  gw = `http://127.0.0.1:${Number((await gateway.logged('rxgate listening'))['port'])}`;
+}, 60_000);
+
+afterAll(async () => {
+  runs?.remove();
+  for (const s of upstreams) await new Promise((resolve) => s.close(resolve));
+});
+
+async function who(path: string, init: RequestInit = {}): Promise<string> {
+  const res = await fetch(gw + path, init);
+  return `${res.status} ${await res.text()}`.slice(0, 40);
+}
+
+describe('routes on one path with the same methods in another order', () => {
+  it('are one entry: the match route for a request that matches, the other for the rest', async () => {
+    for (const path of ['/a', '/b']) {
+      expect(await who(path), path).toBe('200 main');
+      expect(await who(path, { headers: { 'x-t': 'b' } }), path).toBe('200 beta');
+      expect(await who(path, { method: 'POST', body: 'x' }), path).toBe('200 main');
+    }
+  });
+});

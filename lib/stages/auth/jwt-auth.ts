@@ -74,7 +74,7 @@ export interface JwtAuthOptions extends KeySourceOptions {
    */
   realm?: string;
   /**
-   * Wall clock (Unix ms) for `exp`/`nbf`/`iat`.
+   * Wall clock (Unix ms) for `exp`/`nbf`.
    * @default systemRuntime.wallNow
    */
   clock?: Clock;

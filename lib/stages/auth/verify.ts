@@ -15,7 +15,7 @@ export interface VerifierOptions {
   issuer: string | string[] | undefined;
   /** Accepted `aud` values (one must match); unchecked when undefined. */
   audience: string | string[] | undefined;
-  /** Tolerance for `exp`, `nbf` and `iat`, in seconds. */
+  /** Tolerance for `exp` and `nbf`, in seconds (`iat` is compared with the clock only against a maximum token age, which is not set). */
   clockSkewSeconds: number;
   /** Claims that must be present. */
   requiredClaims: string[];

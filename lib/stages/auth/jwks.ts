@@ -23,12 +23,21 @@ export interface RemoteJwksOptions {
    * @default '5s'
    */
   timeout?: Duration;
+  /**
+   * How long past `cacheMaxAge` keys are still used while every refetch
+   * fails; after that tokens get 503 until a fetch succeeds, so a key the
+   * issuer withdrew during its outage stops verifying. ASP.NET keeps its
+   * last known good keys 1 h by default; jose4j none unless asked.
+   * @default '24h'
+   */
+  staleMaxAge?: Duration;
 }
 
 const defaults = {
   cooldown: '30s',
   cacheMaxAge: '10m',
   timeout: '5s',
+  staleMaxAge: '24h',
 } satisfies Required<RemoteJwksOptions>;
 
 /**
@@ -81,6 +90,7 @@ export function remoteJwks(url: string, options: RemoteJwksOptions = {}, now: ()
   const cooldown = parseDuration(options.cooldown ?? defaults.cooldown, 'jwks.cooldown');
   const cacheMaxAge = parseDuration(options.cacheMaxAge ?? defaults.cacheMaxAge, 'jwks.cacheMaxAge');
   const timeout = Math.round(parseDuration(options.timeout ?? defaults.timeout, 'jwks.timeout'));
+  const staleMaxAge = parseDuration(options.staleMaxAge ?? defaults.staleMaxAge, 'jwks.staleMaxAge');
 
   let local: JWTVerifyGetKey | undefined;
   let unnamed = false;
@@ -108,7 +118,8 @@ export function remoteJwks(url: string, options: RemoteJwksOptions = {}, now: ()
   }
 
   return async function jwksKey(header, token) {
-    if (local === undefined) {
+    // No keys yet, or kept past staleMaxAge while refetches failed: a failure is a 503.
+    if (local === undefined || now() >= fetchedAt + cacheMaxAge + staleMaxAge) {
       await refresh();
     } else if (now() >= fetchedAt + cacheMaxAge) {
       // Known to fail since the last good fetch: keep the old keys, try again beside this request.

@@ -28,7 +28,7 @@ export const authOptions = z.union([
     realm: z.string().optional(),
     tokenCache: z.number().int().nonnegative().optional(),
     tokenCacheTtl: duration.optional(),
-    jwks: z.strictObject({ cooldown: duration.optional(), cacheMaxAge: duration.optional(), timeout: duration.optional() }).optional(),
+    jwks: z.strictObject({ cooldown: duration.optional(), cacheMaxAge: duration.optional(), timeout: duration.optional(), staleMaxAge: duration.optional() }).optional(),
   }).superRefine(oneKeySource).superRefine(algorithmsFitKey),
 ]);
 export type AuthConfig = z.output<typeof authOptions>;

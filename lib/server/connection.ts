@@ -174,6 +174,7 @@ export class Exchange extends ResponseWriter implements Observer<GatewayResponse
     // One clock read for the metrics and the response-time header.
     const now = performance.now();
     this.hooks.onAnswer?.(this.req, response.status, null, now);
+    if (this.inflight.draining) this.closeAtEnd = true;
     this.writeResponse(response, now);
   }
 
@@ -232,6 +233,7 @@ export class Exchange extends ResponseWriter implements Observer<GatewayResponse
 
   private fail(error: GatewayError): void {
     this.status = error.status;
+    if (this.inflight.draining) this.closeAfterError = true;
     // Serialised once: the answer's body, and its length for the access log.
     const body = errorResponseBody(error);
     // A HEAD gets the head alone (unless the connection closes after it: response-writer.ts).

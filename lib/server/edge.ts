@@ -131,6 +131,7 @@ export class Edge {
 
   /** Stops accepting connections; open ones (and requests on them) carry on. */
   stopListening(): void {
+    this.inflight.draining = true;
     if (this.listenSocket !== null) {
       loadUws().us_listen_socket_close(this.listenSocket);
       this.listenSocket = null;

@@ -21,6 +21,13 @@ export interface InFlightEntry {
 export class InFlight implements Iterable<InFlightEntry> {
   private head: InFlightEntry | null = null;
   size = 0;
+  /**
+   * The edge stopped listening (a drain): answers from here say
+   * `Connection: close` and end their connection, as nginx does while it
+   * exits and Envoy's drain does, so a keep-alive client opens its next
+   * request elsewhere instead of losing it when the drain ends.
+   */
+  draining = false;
 
   add(entry: InFlightEntry): void {
     if (this.has(entry)) return;

@@ -1,7 +1,9 @@
 import type { HttpResponse } from 'uWebSockets.js';
 import type { GatewayError } from '../errors.ts';
 import type { Body, BodySink, GatewayRequest, GatewayResponse } from '../types.ts';
-import { bodyless, writeErrorHead, writeHead } from './response-head.ts';
+import { bodyless, elapsed, writeErrorHead, writeHead } from './response-head.ts';
+
+export { elapsed } from './response-head.ts';
 
 // What a corked `flush` sends after the head (when the head is still unsent).
 const HEAD = 0; // nothing more
@@ -39,6 +41,8 @@ export abstract class ResponseWriter implements BodySink {
   protected closed = false;
   /** The error answer closes the connection (a head rxgate refused). */
   protected closeAfterError = false;
+  /** The answer says `Connection: close` and ends the connection (the edge is draining: in-flight.ts). */
+  protected closeAtEnd = false;
   /** A head not yet written: it goes out with the first body chunk, in one send. */
   private head: GatewayResponse | null = null;
   private body: Body | null = null;
@@ -174,15 +178,22 @@ export abstract class ResponseWriter implements BodySink {
     const res = this.res;
     const head = this.head;
     let contentLength: string | undefined;
+    const closeHere = this.closeAtEnd && head !== null && this.endsHere(head);
     if (head !== null) {
       this.head = null;
       contentLength = writeHead(res, head, this.responseTime, this.req.id);
+      if (this.closeAtEnd && !closeHere) res.writeHeader('connection', 'close');
     }
     switch (this.op) {
       case WRITE:
         this.sent = res.write(this.chunk!);
         break;
       case TRY_END: {
+        if (closeHere) {
+          res.end(this.chunk!, true);
+          this.sent = this.sentAll = true;
+          break;
+        }
         // With the head in this cork no body byte has gone yet: uWS's write offset (body bytes) is 0.
         this.sentFrom = head !== null ? 0 : res.getWriteOffset();
         const [ok, done] = res.tryEnd(this.chunk!, this.total);
@@ -191,7 +202,7 @@ export abstract class ResponseWriter implements BodySink {
         break;
       }
       case END:
-        res.end();
+        res.end(undefined, closeHere);
         break;
       case NO_BODY: {
         if (bodyless(head!.status)) res.endWithoutBody();
@@ -200,7 +211,7 @@ export abstract class ResponseWriter implements BodySink {
           // endWithoutBody(n) waits for n body bytes in this uWS build: write the header ourselves.
           if (n !== undefined && Number.isFinite(n)) res.writeHeader('content-length', String(n));
           res.endWithoutBody();
-        } else res.end();
+        } else res.end(undefined, closeHere);
         break;
       }
       case ERROR: {
@@ -217,6 +228,12 @@ export abstract class ResponseWriter implements BodySink {
     }
   }
 
+  /** Whether `flush` ends the response in the head's cork: draining, uWS's `end(…, true)` writes `Connection: close` and closes. */
+  private endsHere(head: GatewayResponse): boolean {
+    const op = this.op;
+    return op === END || (op === TRY_END && this.chunk!.length === this.total) || (op === NO_BODY && !this.isHead && !bodyless(head.status));
+  }
+
   private static flushWaitingHeads(this: void): void {
     try {
       for (let i = 0; i < waitingHeads.length; i++) {
@@ -230,21 +247,4 @@ export abstract class ResponseWriter implements BodySink {
       waitingHeads.length = 0;
     }
   }
-}
-
-/** `x-gateway-response-time` texts by tenths of a millisecond up to 1 s, each made on first use ('' until then). */
-const RESPONSE_TIMES: string[] = new Array<string>(10_000).fill('');
-
-/** `x-gateway-response-time`, e.g. `1.4ms`, at `now` (`performance.now()`): one text per tenth under 1 s, made once. */
-export function elapsed(req: GatewayRequest, now: number): string {
-  const tenths = Math.round((now - req.receivedAt) * 10);
-  if (tenths < 0 || tenths >= RESPONSE_TIMES.length) return responseTimeText(tenths);
-  const text = RESPONSE_TIMES[tenths]!;
-  return text !== '' ? text : (RESPONSE_TIMES[tenths] = responseTimeText(tenths));
-}
-
-/** Integer pieces, cheaper than `toFixed(1)` (the same text). */
-function responseTimeText(tenths: number): string {
-  const ms = Math.floor(tenths / 10);
-  return ms + '.' + (tenths - ms * 10) + 'ms';
 }

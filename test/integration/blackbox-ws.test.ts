@@ -410,6 +410,51 @@ ${r}`;
     expect(upstreamCloses.get('/drain-1')).toEqual({ code: 1001, reason: 'going away' });
   });
 
+  /** A raw keep-alive connection: what it received since the last `clear()`, and when it closed. */
+  const rawConnection = (port: number): { socket: Socket; got(): string; clear(): void; closed: Promise<void> } => {
+    const socket = tcpConnect(port, '127.0.0.1');
+    let got = '';
+    socket.on('data', (d: Buffer) => { got += d.toString(); });
+    socket.on('error', () => undefined);
+    const closed = new Promise<void>((r) => socket.on('close', () => r()));
+    return { socket, got: () => got, clear: () => { got = ''; }, closed };
+  };
+
+  it('answers requests on an open keep-alive connection during the drain with Connection: close, and closes it after the answer', async () => {
+    const { proc, port } = await start('  - { path: /p/*, service: up, rewrite: { stripPrefix: /p } }\n');
+    try {
+      const keepAlive = rawConnection(port);
+      keepAlive.socket.write('GET /p/before HTTP/1.1\r\nHost: x\r\n\r\n');
+      await until(() => keepAlive.got().endsWith('plain'));
+      expect(keepAlive.got()).not.toMatch(/\r\nconnection: close\r\n/i);
+      // A request in flight keeps the drain going.
+      const held = rawConnection(port);
+      held.socket.write('GET /p/hang HTTP/1.1\r\nHost: x\r\n\r\n');
+      await until(() => httpPaths.includes('/hang'));
+      // An error answer on another open connection says so too.
+      const other = rawConnection(port);
+      other.socket.write('GET /nowhere HTTP/1.1\r\nHost: x\r\n\r\n');
+      await until(() => other.got().includes('ROUTE_NOT_FOUND'));
+      proc.proc.kill('SIGTERM');
+      await proc.logged('rxgate draining: not ready, no new connections, requests in flight finish');
+      keepAlive.clear();
+      other.clear();
+      keepAlive.socket.write('GET /p/during HTTP/1.1\r\nHost: x\r\n\r\n');
+      other.socket.write('GET /nowhere HTTP/1.1\r\nHost: x\r\n\r\n');
+      // nginx (ngx_http_header_filter: keepalive off while exiting) and Envoy's drain both say so and close.
+      await keepAlive.closed;
+      expect(keepAlive.got()).toMatch(/^HTTP\/1\.1 200 OK\r\n/);
+      expect(keepAlive.got()).toMatch(/\r\nconnection: close\r\n/i);
+      expect(keepAlive.got().endsWith('plain')).toBe(true);
+      await other.closed;
+      expect(other.got()).toMatch(/^HTTP\/1\.1 404 Not Found\r\n/);
+      expect(other.got()).toMatch(/\r\nconnection: close\r\n/i);
+      held.socket.destroy();
+    } finally {
+      proc.proc.kill('SIGKILL');
+    }
+  });
+
   it('keeps an open WebSocket relaying across a reload that removes its route; a new upgrade then gets 404', async () => {
     const { proc, file, port, admin } = await start('  - { path: /ws/*, service: up, websocket: true, rewrite: { stripPrefix: /ws } }\n  - { path: /p/*, service: up }\n');
     try {

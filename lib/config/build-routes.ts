@@ -202,7 +202,9 @@ function claimHeaders(config: GatewayConfig): string[] {
  */
 function withoutClaimHeaders(names: readonly string[], handler: Handler): Handler {
   const strip = (req: GatewayRequest): void => {
-    for (let i = 0; i < names.length; i++) delete req.headers[names[i]!];
+    // Looked up first: a `delete` of a header the request lacks (the usual case) still costs a runtime call.
+    const headers = req.headers;
+    for (let i = 0; i < names.length; i++) if (headers[names[i]!] !== undefined) delete headers[names[i]!];
   };
   const stripped: Handler & Partial<Startable> = function stripClaimHeaders(req) {
     strip(req);

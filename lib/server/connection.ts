@@ -233,7 +233,7 @@ export class Exchange extends ResponseWriter implements Observer<GatewayResponse
 
   private fail(error: GatewayError): void {
     this.status = error.status;
-    if (this.inflight.draining) this.closeAfterError = true;
+    if (this.inflight.draining) this.closeAtEnd = true;
     // Serialised once: the answer's body, and its length for the access log.
     const body = errorResponseBody(error);
     // A HEAD gets the head alone (unless the connection closes after it: response-writer.ts).

@@ -217,12 +217,12 @@ export abstract class ResponseWriter implements BodySink {
       case ERROR: {
         const error = this.failure!;
         writeErrorHead(res, error.status, error.headers, this.responseTime, this.req.id);
-        // HEAD: the length a GET would get and no body, which a client would read as the next
-        // response (closing, the body does no harm). endWithoutBody(undefined) writes a bogus length.
+        // HEAD: the length a GET would get and no body, which a client would read as the next response
+        // (a refused head closing: the body does no harm). endWithoutBody(undefined) writes a bogus length.
         if (this.isHead && !this.closeAfterError) {
-          res.writeHeader('content-length', String(Buffer.byteLength(this.failureBody)));
-          res.endWithoutBody();
-        } else res.end(this.failureBody, this.closeAfterError);
+          if (this.closeAtEnd) res.writeHeader('connection', 'close');
+          res.writeHeader('content-length', String(Buffer.byteLength(this.failureBody))).endWithoutBody();
+        } else res.end(this.failureBody, this.closeAfterError || this.closeAtEnd);
         break;
       }
     }

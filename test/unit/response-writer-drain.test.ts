@@ -91,14 +91,21 @@ describe('response writer while the edge drains', () => {
     expect(head.calls.at(-1)).toBe('endWithoutBody');
   });
 
-  it('closes an error answer with end(body, true)', () => {
-    const res = new RecordingResponse();
-    const inflight = new InFlight();
-    inflight.draining = true;
-    const exchange = new Exchange(res as unknown as HttpResponse, gatewayRequest({ id: 'r', receivedAt: performance.now() }), hooks, inflight);
-    exchange.error(new Error('boom'));
-    expect(res.calls.at(-1)).toMatch(/^end \d+ close=true$/);
-    expect(res.connectionCloseLines()).toBe(0);
+  it('closes an error answer with end(body, true), and answers a HEAD with the header and no body', () => {
+    const failed = (method: string): RecordingResponse => {
+      const res = new RecordingResponse();
+      const inflight = new InFlight();
+      inflight.draining = true;
+      const exchange = new Exchange(res as unknown as HttpResponse, gatewayRequest({ id: 'r', method, receivedAt: performance.now() }), hooks, inflight);
+      exchange.error(new Error('boom'));
+      return res;
+    };
+    const get = failed('GET');
+    expect(get.calls.at(-1)).toMatch(/^end \d+ close=true$/);
+    expect(get.connectionCloseLines()).toBe(0);
+    const head = failed('HEAD');
+    expect(head.calls.slice(-2)).toEqual([expect.stringMatching(/^content-length: \d+$/), 'endWithoutBody']);
+    expect(head.connectionCloseLines()).toBe(1);
   });
 
   it('says nothing of the connection when not draining', () => {

@@ -88,14 +88,21 @@ export function buildRoutes(config: GatewayConfig, shared: RouteBuildShared): Bu
  * holds. They must rewrite alike, the table applying the rewrite.
  */
 function tableRoutes(built: ReadonlyArray<{ route: RouteConfig; name: string; handler: Handler; refusal: Policy | null }>, claims: readonly string[]): GatewayRoute[] {
-  const groups = new Map<string, Array<(typeof built)[number]>>();
+  const groups: Array<Array<(typeof built)[number]>> = [];
+  // Groups a later route may still join: none on its path that allows one of its methods came between.
+  const open = new Map<string, Array<(typeof built)[number]>>();
   for (const b of built) {
     const key = routeKey(b.route, false);
-    const group = groups.get(key);
-    if (group === undefined) groups.set(key, [b]);
-    else group.push(b);
+    const group = open.get(key);
+    if (group !== undefined) {
+      group.push(b);
+      continue;
+    }
+    for (const [k, g] of open) if (g[0]!.route.path === b.route.path && methodsOverlap(g[0]!.route.methods, b.route.methods)) open.delete(k);
+    groups.push([b]);
+    open.set(key, groups[groups.length - 1]!);
   }
-  return [...groups.values()].map((group) => {
+  return groups.map((group) => {
     const first = group[0]!;
     const { route } = first;
     if (group.some((b) => JSON.stringify(b.route.rewrite) !== JSON.stringify(route.rewrite))) {
@@ -220,4 +227,12 @@ function withoutClaimHeaders(names: readonly string[], handler: Handler): Handle
 
 function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** Whether two routes' methods share one (none listed: every method; HEAD goes where GET does). */
+function methodsOverlap(a: readonly string[] | undefined, b: readonly string[] | undefined): boolean {
+  if (a === undefined || b === undefined) return true;
+  const withHead = (m: readonly string[]): string[] => (m.includes('GET') ? [...m, 'HEAD'] : [...m]);
+  const first = new Set(withHead(a));
+  return withHead(b).some((m) => first.has(m));
 }

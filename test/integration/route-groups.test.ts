@@ -26,18 +26,22 @@ async function upstream(name: string): Promise<number> {
 }
 
 beforeAll(async () => {
-  const [beta, main] = [await upstream('beta'), await upstream('main')];
+  const [beta, main, other] = [await upstream('beta'), await upstream('main'), await upstream('other')];
   runs = rxgateRuns();
   const gateway = runs.start(['--config', runs.file(`
 listen: { host: 127.0.0.1, port: 0 }
 services:
   beta: { upstreams: ["http://127.0.0.1:${beta}"] }
   main: { upstreams: ["http://127.0.0.1:${main}"] }
+  other: { upstreams: ["http://127.0.0.1:${other}"] }
 routes:
   - { path: /a, service: beta, methods: [GET, POST], match: { headers: { x-t: b } } }
   - { path: /a, service: main, methods: [POST, GET, GET] }
   - { path: /b, service: beta, methods: [GET, POST], match: { headers: { x-t: b } } }
   - { path: /b, service: main, methods: [GET, POST] }
+  - { path: /c, service: beta, methods: [GET, POST], match: { headers: { x-t: b } } }
+  - { path: /c, service: other, methods: [GET] }
+  - { path: /c, service: main, methods: [POST, GET] }
 `)], { RXGATE_LOG_LEVEL: 'info' });
   gw = `http://127.0.0.1:${Number((await gateway.logged('rxgate listening'))['port'])}`;
 }, 60_000);
@@ -59,5 +63,15 @@ describe('routes on one path with the same methods in another order', () => {
       expect(await who(path, { headers: { 'x-t': 'b' } }), path).toBe('200 beta');
       expect(await who(path, { method: 'POST', body: 'x' }), path).toBe('200 main');
     }
+  });
+});
+
+describe('a route written between two with the same methods', () => {
+  // Review R4: /c's third route joined the first's entry ahead of the second, so a GET
+  // without the header went to it, past a route written before it (which may require auth).
+  it('keeps the later one out of the earlier entry: the earlier entry answers first, as written', async () => {
+    expect(await who('/c', { headers: { 'x-t': 'b' } })).toBe('200 beta');
+    // The first entry (match only) answers a request without the header: 404, never the route written after /c's second.
+    expect(await who('/c')).toMatch(/^404 /);
   });
 });

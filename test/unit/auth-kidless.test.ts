@@ -73,4 +73,13 @@ describe('a token without kid against a JWKS with several fitting keys', () => {
     const verify = await verifierFor(set);
     expect(await outcome(verify, await sign(privates.at(-1)!))).toBe('ok x');
   });
+
+  it('verifies it against the keys without a kid of a set that mixes both, and only those (review R4)', async () => {
+    const named = await keys(MAX_UNNAMED_CANDIDATES + 1, true);
+    const bare = await keys(2, false);
+    const verify = await verifierFor([...named.set, ...bare.set]);
+    expect(await outcome(verify, await sign(bare.privates[1]!))).toBe('ok x');
+    // A key with a kid is not tried for a token without one: its issuer names it.
+    expect(await outcome(verify, await sign(named.privates[0]!))).toBe('401 bad token signature');
+  });
 });

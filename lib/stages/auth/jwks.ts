@@ -93,6 +93,8 @@ export function remoteJwks(url: string, options: RemoteJwksOptions = {}, now: ()
   const staleMaxAge = parseDuration(options.staleMaxAge ?? defaults.staleMaxAge, 'jwks.staleMaxAge');
 
   let local: JWTVerifyGetKey | undefined;
+  /** The set's keys without a `kid`, when it also has keys with one: what a token without `kid` is tried against. */
+  let localBare: JWTVerifyGetKey | null = null;
   let unnamed = false;
   let fetchedAt = -Infinity;
   let failedAt = -Infinity;
@@ -103,8 +105,13 @@ export function remoteJwks(url: string, options: RemoteJwksOptions = {}, now: ()
     if (pending !== undefined) return pending;
     if (now() < failedAt + FAILED_REFETCH_MS) return Promise.reject(failure);
     // createLocalJWKSet refuses what is not a key set: a failure like any other.
-    pending = fetchJwks(href, timeout).then((set) => ({ keys: createLocalJWKSet(set), named: set.keys.some((k) => typeof k.kid === 'string') })).then(({ keys, named }) => {
+    pending = fetchJwks(href, timeout).then((set) => {
+      const bare = set.keys.filter((k) => typeof k.kid !== 'string');
+      const mixed = bare.length > 0 && bare.length < set.keys.length;
+      return { keys: createLocalJWKSet(set), bare: mixed ? createLocalJWKSet({ keys: bare }) : null, named: bare.length < set.keys.length };
+    }).then(({ keys, bare, named }) => {
       local = keys;
+      localBare = bare;
       unnamed = !named;
       fetchedAt = now();
     }, (err: unknown) => {
@@ -127,20 +134,27 @@ export function remoteJwks(url: string, options: RemoteJwksOptions = {}, now: ()
       else await refresh().catch(ignore);
     }
     try {
-      return await local!(header, token);
+      return await keysFor(header)(header, token);
     } catch (err) {
-      if (!(err instanceof errors.JWKSNoMatchingKey) || now() < fetchedAt + cooldown) throw marked(err);
+      if (!(err instanceof errors.JWKSNoMatchingKey) || now() < fetchedAt + cooldown) throw marked(err, header);
       await refresh();
       try {
-        return await local!(header, token);
+        return await keysFor(header)(header, token);
       } catch (again) {
-        throw marked(again);
+        throw marked(again, header);
       }
     }
   };
 
-  function marked(err: unknown): unknown {
-    if (unnamed && err instanceof errors.JWKSMultipleMatchingKeys) fromUnnamedSets.add(err);
+  /** A token without `kid` against a set that has keys without one: those keys only (review R4). */
+  function keysFor(header: { kid?: string }): JWTVerifyGetKey {
+    return header.kid === undefined && localBare !== null ? localBare : local!;
+  }
+
+  /** Several keys without a `kid` fit: the issuer signs without naming keys, so each is tried (no cap). */
+  function marked(err: unknown, header: { kid?: string }): unknown {
+    const bare = unnamed || (header.kid === undefined && localBare !== null);
+    if (bare && err instanceof errors.JWKSMultipleMatchingKeys) fromUnnamedSets.add(err);
     return err;
   }
 }

@@ -13,7 +13,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { SignJWT } from 'jose';
+import { signToken } from './token.ts';
 import { ChildServer, freePort, killAllSync, probe, stopAll, waitReady } from './child.ts';
 import { cpuSeconds, rssBytes } from './cpu.ts';
 import { pickGenerator, type LoadGenerator } from './load.ts';
@@ -34,15 +34,6 @@ function log(message: string): void {
 
 function nodeTsx(file: string, args: string[]): [string, string[]] {
   return [process.execPath, ['--import', join(REPO_ROOT, 'bin', 'loader', 'register.mjs'), join(REPO_ROOT, 'bench', file), ...args]];
-}
-
-async function signToken(secret: string): Promise<string> {
-  return new SignJWT({ scope: 'bench' })
-    .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
-    .setSubject('bench')
-    .setIssuedAt()
-    .setExpirationTime('6h')
-    .sign(new TextEncoder().encode(secret));
 }
 
 /** A started (or skipped/failed) target. */

@@ -15,7 +15,8 @@ import { join } from 'node:path';
 import { argValue } from '../args.ts';
 import { ChildServer, freePort, waitReady } from '../child.ts';
 import { WrkLikeClient } from './client.ts';
-import { LOADER, REPO, signToken, TARGETS, targetArgs, type TargetName } from './run.ts';
+import { signToken } from '../token.ts';
+import { LOADER, REPO, TARGETS, targetArgs, type TargetName } from './run.ts';
 
 const TICK = 1 / Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim() || 100);
 

@@ -21,7 +21,7 @@ import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { SignJWT } from 'jose';
+import { signToken } from '../token.ts';
 import { argValue } from '../args.ts';
 import { ChildServer, freePort, waitReady } from '../child.ts';
 import { WrkLikeClient } from './client.ts';
@@ -57,15 +57,6 @@ export function targetArgs(target: TargetName, root: string, port: number, upstr
   }
   const config = target === 'bare' ? 'bare.yaml' : target === 'policies' ? 'policies.yaml' : 'full.yaml';
   return [join(root, 'bin', 'rxgate.mjs'), '--config', join(root, 'bench', 'configs', config), '--port', String(port)];
-}
-
-export async function signToken(secret: string): Promise<string> {
-  return new SignJWT({ scope: 'bench' })
-    .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
-    .setSubject('bench')
-    .setIssuedAt()
-    .setExpirationTime('6h')
-    .sign(new TextEncoder().encode(secret));
 }
 
 /** A function's callers: name and the instructions per request spent in calls from there (the callee's inclusive cost). */

@@ -1,10 +1,6 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { request } from 'undici';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { rxgateRuns } from '../support/rxgate-process.ts';
 import { startUpstream, type TestUpstream } from '../support/servers.ts';
 
 // The CLI sets --no-parallel-scavenge at start (docs/gc-promotion.md, "The
@@ -14,22 +10,14 @@ import { startUpstream, type TestUpstream } from '../support/servers.ts';
 // plans: one with the flag, two or more without it (one per MB of young
 // generation plus one, up to the worker threads), whatever the scheduling.
 
-const ROOT = join(import.meta.dirname, '../..');
-const dir = mkdtempSync(join(tmpdir(), 'rxgate-gc-flags-'));
-const run = join(dir, 'run.mjs');
-writeFileSync(run, `import { runCli } from ${JSON.stringify(pathToFileURL(join(ROOT, 'lib/cli.ts')).href)};
-await runCli(process.argv.slice(2), { module: ${JSON.stringify(pathToFileURL(join(ROOT, 'lib/index.ts')).href)} });
-`);
-const children = new Set<ChildProcess>();
+const runs = rxgateRuns();
 let upstream: TestUpstream | undefined;
 
 afterEach(async () => {
-  for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  children.clear();
   await upstream?.close();
   upstream = undefined;
 });
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+afterAll(() => runs.remove());
 
 /**
  * Starts the CLI under `nodeFlags`, sends `requests` requests once it
@@ -38,29 +26,13 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
  */
 async function scavengersPerScavenge(nodeFlags: string[], requests: number): Promise<number[]> {
   upstream = await startUpstream((_req, res) => res.end('x'.repeat(2048)));
-  const config = join(dir, 'gw.yaml');
-  writeFileSync(config, `services:\n  up: { upstreams: ["${upstream.url}"] }\nroutes:\n  - { path: /*, service: up }\n`);
-  const child = spawn(process.execPath, [
-    // A 1 MB semi-space: a scavenge every ~100 requests, and still two tasks planned by default.
-    '--max-semi-space-size=1', '--trace-gc', '--trace-parallel-scavenge', ...nodeFlags,
-    '--import', join(ROOT, 'bin/loader/register.mjs'), run, '--config', config, '--port', '0', '--host', '127.0.0.1',
-  ], { env: { ...process.env, RXGATE_LOG_LEVEL: 'info' }, stdio: ['ignore', 'pipe', 'pipe'] });
-  children.add(child);
-  const exited = new Promise<void>((resolve) => child.on('close', () => resolve()));
+  const config = runs.file(`services:\n  up: { upstreams: ["${upstream.url}"] }\nroutes:\n  - { path: /*, service: up }\n`);
+  // A 1 MB semi-space: a scavenge every ~100 requests, and still two tasks planned by default.
+  const gateway = runs.start(['--config', config, '--port', '0', '--host', '127.0.0.1'], { RXGATE_LOG_LEVEL: 'info' },
+    ['--max-semi-space-size=1', '--trace-gc', '--trace-parallel-scavenge', ...nodeFlags]);
   // V8's traces and pino's log lines share stdout, in order.
-  let out = '';
-  let listenedAt = -1;
-  const port = await new Promise<number>((resolve, reject) => {
-    child.stdout.on('data', (d: Buffer) => {
-      out += d.toString();
-      const m = /"port":(\d+)/.exec(out);
-      if (listenedAt < 0 && m !== null && out.includes('rxgate listening')) {
-        listenedAt = out.indexOf('rxgate listening');
-        resolve(Number(m[1]));
-      }
-    });
-    child.on('close', () => reject(new Error(`rxgate exited before listening: ${out}`)));
-  });
+  const port = Number((await gateway.logged('rxgate listening'))['port']);
+  const listenedAt = gateway.stdout().indexOf('rxgate listening');
   // Sixteen at a time: the machine may be shared.
   let next = 0;
   await Promise.all(Array.from({ length: 16 }, async () => {
@@ -70,11 +42,11 @@ async function scavengersPerScavenge(nodeFlags: string[], requests: number): Pro
       await res.body.text();
     }
   }));
-  child.kill('SIGTERM');
-  await exited;
+  gateway.proc.kill('SIGTERM');
+  await gateway.exited;
   const counts: number[] = [];
   let scavengers = 0;
-  for (const line of out.slice(listenedAt).split('\n')) {
+  for (const line of gateway.stdout().slice(listenedAt).split('\n')) {
     if (/scavenge\[0x[0-9a-f]+\]: time=/.test(line)) scavengers++;
     else if (/\bScavenge\b/.test(line)) {
       counts.push(scavengers);

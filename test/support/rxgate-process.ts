@@ -22,6 +22,8 @@ export interface RxgateProcess {
   readonly lines: ReadonlyArray<Record<string, unknown>>;
   /** Resolves with the `count`th line whose `msg` is `msg` (rejects if the process exits first). */
   logged(msg: string, count?: number): Promise<Record<string, unknown>>;
+  /** Everything written to stdout so far, log lines and anything else (V8's traces) in order. */
+  stdout(): string;
 }
 
 /** A directory for config files and the runner; `remove()` kills what is left and deletes it. */
@@ -29,8 +31,8 @@ export interface RxgateRuns {
   dir: string;
   /** Writes `yaml` to a new file in `dir` and returns its path. */
   file(yaml: string): string;
-  /** Starts rxgate with `args` (e.g. `--config FILE`), and `env` over this process's environment (a variable set to undefined is unset). */
-  start(args: string[], env?: Record<string, string | undefined>): RxgateProcess;
+  /** Starts rxgate with `args` (e.g. `--config FILE`), `env` over this process's environment (a variable set to undefined is unset), and `nodeFlags` for node itself. */
+  start(args: string[], env?: Record<string, string | undefined>, nodeFlags?: string[]): RxgateProcess;
   remove(): void;
 }
 
@@ -49,13 +51,13 @@ await runCli(process.argv.slice(2), { module: ${JSON.stringify(pathToFileURL(joi
       writeFileSync(path, yaml);
       return path;
     },
-    start(args, env = {}) {
+    start(args, env = {}, nodeFlags = []) {
       const full: NodeJS.ProcessEnv = { ...process.env };
       for (const [k, v] of Object.entries(env)) {
         if (v === undefined) delete full[k];
         else full[k] = v;
       }
-      const proc = spawn(process.execPath, ['--import', join(ROOT, 'bin/loader/register.mjs'), run, ...args], { env: full, stdio: ['ignore', 'pipe', 'pipe'] });
+      const proc = spawn(process.execPath, [...nodeFlags, '--import', join(ROOT, 'bin/loader/register.mjs'), run, ...args], { env: full, stdio: ['ignore', 'pipe', 'pipe'] });
       children.add(proc);
       return watchLines(proc);
     },
@@ -80,7 +82,9 @@ function watchLines(proc: ChildProcess): RxgateProcess {
     }
   };
   let buffered = '';
+  let all = '';
   proc.stdout!.on('data', (d: Buffer) => {
+    all += d.toString();
     buffered += d.toString();
     let nl;
     while ((nl = buffered.indexOf('\n')) >= 0) {
@@ -99,6 +103,7 @@ function watchLines(proc: ChildProcess): RxgateProcess {
   const exited = new Promise<number | null>((resolve) => proc.on('exit', (code) => resolve(code)));
   return {
     proc, exited, lines,
+    stdout: () => all,
     logged: (msg, count = 1) => new Promise((resolve, reject) => {
       waiting.push({ msg, count, resolve });
       check();

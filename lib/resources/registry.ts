@@ -18,15 +18,42 @@ export class Resources {
   /** Keys the build under way has asked for, and those it made; null when no build is tracked. */
   private tracking: { used: Set<string>; made: Set<string>; starters: number } | null = null;
 
-  /** The object made for `key`, made now by `make` if there is none. `close` runs when the registry closes. */
+  /** Keys asked for while a `make` runs (innermost last): what the object being made depends on. */
+  private readonly making: Array<Set<string>> = [];
+
+  /**
+   * The object made for `key`, made now by `make` if there is none. `close`
+   * runs when the registry closes. What `make` asks for in turn (a store's
+   * Redis client) is its dependency: a rebuild that finds `key` uses those
+   * too, so they are not retired (closed) under it.
+   */
   get<T>(key: string, make: () => T, close?: (value: T) => Promise<void> | void): T {
-    this.tracking?.used.add(key);
+    this.making.at(-1)?.add(key);
     const found = this.items.get(key);
-    if (found !== undefined) return found.value as T;
-    const value = make();
-    this.items.set(key, { value, close: close === undefined ? null : () => close(value) });
+    if (found !== undefined) {
+      this.use(key);
+      return found.value as T;
+    }
+    this.tracking?.used.add(key);
+    const deps = new Set<string>();
+    this.making.push(deps);
+    let value: T;
+    try {
+      value = make();
+    } finally {
+      this.making.pop();
+    }
+    this.items.set(key, { value, close: close === undefined ? null : () => close(value), deps });
     this.tracking?.made.add(key);
     return value;
+  }
+
+  /** Marks `key` and what it depends on as used by the tracked rebuild. */
+  private use(key: string): void {
+    const used = this.tracking?.used;
+    if (used === undefined || used.has(key)) return;
+    used.add(key);
+    for (const dep of this.items.get(key)?.deps ?? []) this.use(dep);
   }
 
   /** Whether something was made for `key`. */
@@ -42,7 +69,7 @@ export class Resources {
   /** Registers cleanup with no object behind it (it belongs to the build that registered it). */
   onClose(fn: () => Promise<void> | void): void {
     const key = `close:${this.closers++}`;
-    this.items.set(key, { value: null, close: fn });
+    this.items.set(key, { value: null, close: fn, deps: null });
     this.tracking?.used.add(key);
     this.tracking?.made.add(key);
   }
@@ -111,4 +138,6 @@ async function closeAll(entries: readonly Entry[]): Promise<void> {
 interface Entry {
   value: unknown;
   close: (() => Promise<void> | void) | null;
+  /** Keys `make` asked for (null for an `onClose` hook). */
+  deps: ReadonlySet<string> | null;
 }

@@ -79,4 +79,26 @@ describe('Resources across a rebuild', () => {
     await resources.ready();
     expect(started).toBe(0);
   });
+
+  it('keeps what a found object was made with: a rebuild that finds a store does not retire its client', async () => {
+    // Before: the store's client was not asked for again, so every reload closed the Redis client under the stores.
+    const resources = new Resources();
+    const closed: string[] = [];
+    const client = resources.get('redis:a', () => 'client', () => { closed.push('client'); });
+    const store = resources.get('store', () => `store on ${resources.get('redis:a', () => 'other')}`, () => { closed.push('store'); });
+    resources.get('other', () => resources.get('redis:b', () => 'client b', () => { closed.push('client b'); }), () => { closed.push('other'); });
+    expect(store).toBe('store on client');
+    resources.track();
+    expect(resources.get('store', () => 'new store')).toBe(store);
+    await resources.retire()();
+    // A store closes before the client it uses.
+    expect(closed).toEqual(['other', 'client b']);
+    expect(resources.has('redis:a')).toBe(true);
+    expect(resources.get('redis:a', () => 'new client')).toBe(client);
+    // Twice over: the dependency is still known after a rebuild kept it.
+    resources.track();
+    resources.get('store', () => 'new store');
+    await resources.retire()();
+    expect(resources.has('redis:a')).toBe(true);
+  });
 });

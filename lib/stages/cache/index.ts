@@ -40,7 +40,8 @@ function memoryStore(ctx: StageContext): CacheStore {
 
 function redisStore(ctx: StageContext): CacheStore {
   const r = ctx.config.cache?.redis;
-  return ctx.resources.get(`cache:redis:${JSON.stringify(r ?? {})}`, () => new RedisCacheStore(redisClient(ctx), {
+  // The URL in the key: a reload to another Redis makes a store on its client.
+  return ctx.resources.get(`cache:redis:${ctx.config.redis?.url}:${JSON.stringify(r ?? {})}`, () => new RedisCacheStore(redisClient(ctx), {
     ...(r?.keyPrefix !== undefined ? { keyPrefix: r.keyPrefix } : {}),
     ...(r?.timeout !== undefined ? { timeout: r.timeout } : {}),
     runtime: ctx.runtime,

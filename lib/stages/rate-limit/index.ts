@@ -28,7 +28,8 @@ export const rateLimitStage = defineStage({
 });
 
 function redisStore(ctx: StageContext, failOpen: boolean): RedisRateLimitStore {
-  return ctx.resources.get(`ratelimit:redis:${failOpen}`, () => new RedisRateLimitStore({
+  // The URL in the key: a reload to another Redis makes a store on its client.
+  return ctx.resources.get(`ratelimit:redis:${failOpen}:${ctx.config.redis?.url}`, () => new RedisRateLimitStore({
     client: redisClient(ctx),
     failOpen,
     onFallback: () => ctx.events.emit('degraded', { reason: 'ratelimit_redis_fallback' }),

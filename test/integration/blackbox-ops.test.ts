@@ -1,0 +1,150 @@
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { request } from 'undici';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freePort } from '../support/global-setup.ts';
+import { startRedisServer, stopRedisServer } from '../support/redis-server.ts';
+import { redisUrl } from '../support/redis.ts';
+import { rxgateRuns, type RxgateProcess, type RxgateRuns } from '../support/rxgate-process.ts';
+import { until } from '../support/wait.ts';
+
+/**
+ * The fifth black-box audit (notes/s8/A5-findings.md): rxgate started as
+ * users start it (the CLI on a YAML file), probed on its operations side:
+ * Redis-backed limits and cache shared by two gateways and through Redis
+ * outages, hot reload under load, workers, and what the logs, metrics and
+ * trace headers say.
+ */
+
+const shared = redisUrl();
+let runs: RxgateRuns;
+let upstream: Server;
+let up = '';
+const hits = new Map<string, number>();
+let redisPort = 0;
+let redis: ChildProcess | undefined;
+
+beforeAll(async () => {
+  upstream = createServer((req, res) => {
+    req.resume();
+    const path = new URL(req.url!, 'http://up').pathname;
+    hits.set(path, (hits.get(path) ?? 0) + 1);
+    res.setHeader('cache-control', 'max-age=60');
+    res.setHeader('x-seen', JSON.stringify(req.headers));
+    res.end(`from ${path}`);
+  });
+  await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
+  up = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`;
+  runs = rxgateRuns();
+});
+
+afterAll(async () => {
+  runs?.remove();
+  await new Promise((r) => upstream?.close(r));
+  if (redis !== undefined) await stopRedisServer(redis);
+});
+
+interface Gw {
+  proc: RxgateProcess;
+  gw: string;
+  admin: string;
+  /** Writes `yaml` (after the listeners) over the config file and reloads with POST /reload; resolves with its answer. */
+  reload(yaml: string): Promise<{ status: number; body: string }>;
+}
+
+const LISTENERS = 'listen: { host: 127.0.0.1, port: 0 }\nadmin: { host: 127.0.0.1, port: 0 }\nreload: { watch: false }\n';
+
+async function gateway(yaml: string, env: Record<string, string> = {}, args: string[] = []): Promise<Gw> {
+  const file = runs.file(LISTENERS + yaml);
+  const proc = runs.start(['--config', file, ...args], { RXGATE_LOG_LEVEL: 'info', ...env });
+  const [l, a] = await Promise.all([proc.logged('rxgate listening'), proc.logged('rxgate admin listening')]);
+  const admin = `http://127.0.0.1:${a['port'] as number}`;
+  return {
+    proc, admin, gw: `http://127.0.0.1:${l['port'] as number}`,
+    async reload(next) {
+      writeFileSync(file, LISTENERS + next);
+      const res = await request(`${admin}/reload`, { method: 'POST' });
+      return { status: res.statusCode, body: await res.body.text() };
+    },
+  };
+}
+
+async function get(url: string, headers: Record<string, string> = {}): Promise<{ status: number; headers: Record<string, string>; body: string }> {
+  const res = await request(url, { headers, headersTimeout: 5000, bodyTimeout: 5000 });
+  return { status: res.statusCode, headers: res.headers as Record<string, string>, body: await res.body.text() };
+}
+
+async function metric(admin: string, name: string): Promise<number> {
+  const text = (await get(`${admin}/metrics`)).body;
+  let sum = 0;
+  for (const line of text.split('\n')) if (line.startsWith(name)) sum += Number(line.slice(line.lastIndexOf(' ') + 1));
+  return sum;
+}
+
+const cli = (port: number, ...args: string[]): string => execFileSync('redis-cli', ['-p', String(port), ...args], { encoding: 'utf8' }).trim();
+
+describe.skipIf(!shared)('Redis shared by two gateways, and its outages', () => {
+  let a: Gw;
+  let b: Gw;
+  const routes = (url: string): string => `
+redis: { url: "${url}" }
+services: { up: { upstreams: ["${up}"] } }
+routes:
+  - { path: /rl/*, service: up, rateLimit: { limit: 3, window: 1h, store: redis, failOpen: false, key: { header: x-client } } }
+  - { path: /open/*, service: up, rateLimit: { limit: 2, window: 1h, store: redis, key: { header: x-client } } }
+  - { path: /c/*, service: up, cache: { ttl: 60s, store: redis } }
+`;
+  beforeAll(async () => {
+    redisPort = await freePort();
+    redis = await startRedisServer(redisPort);
+    [a, b] = await Promise.all([gateway(routes(`redis://127.0.0.1:${redisPort}`)), gateway(routes(`redis://127.0.0.1:${redisPort}`))]);
+  });
+
+  it('gives two gateways one limit (the 4th of 3 is 429 on either) and one cache (a miss on one is a hit on the other); every key expires', async () => {
+    const answers = [];
+    for (let i = 0; i < 4; i++) answers.push(await get(`${(i % 2 === 0 ? a : b).gw}/rl/x`, { 'x-client': 'shared' }));
+    expect(answers.map((x) => x.status)).toEqual([200, 200, 200, 429]);
+    expect(answers.map((x) => x.headers['ratelimit-remaining'])).toEqual(['2', '1', '0', '0']);
+    expect(Number(answers[3]!.headers['retry-after'])).toBeGreaterThanOrEqual(1);
+    // The key holds Host: instances behind one load balancer see the same one.
+    const miss = await get(`${a.gw}/c/shared`, { host: 'api.example' });
+    await until(() => cli(redisPort, '--scan', '--pattern', 'rxgate:cache:*') !== '');
+    const hit = await get(`${b.gw}/c/shared`, { host: 'api.example' });
+    expect([miss.headers['x-cache'], hit.headers['x-cache'], hit.body, hits.get('/c/shared')]).toEqual(['MISS', 'HIT', 'from /c/shared', 1]);
+    const keys = cli(redisPort, '--scan').split('\n').filter((k) => k !== '');
+    expect(keys.length).toBeGreaterThanOrEqual(2);
+    for (const key of keys) expect(Number(cli(redisPort, 'PTTL', key)), key).toBeGreaterThan(0);
+  });
+
+  it('keeps counting in Redis across a reload (the reload closed the Redis client: every check after it fell back)', async () => {
+    const before = [];
+    for (let i = 0; i < 2; i++) before.push((await get(`${a.gw}/rl/x`, { 'x-client': 'reload' })).status);
+    const reload = await request(`${a.admin}/reload`, { method: 'POST' });
+    expect(reload.statusCode).toBe(200);
+    await reload.body.dump();
+    const after = [];
+    for (let i = 0; i < 2; i++) after.push((await get(`${a.gw}/rl/x`, { 'x-client': 'reload' })).status);
+    expect([...before, ...after]).toEqual([200, 200, 200, 429]);
+    await get(`${a.gw}/c/reload`);
+    expect((await get(`${a.gw}/c/reload`)).headers['x-cache']).toBe('HIT');
+    expect(a.proc.lines.filter((l) => String(l['msg']).includes('unreachable'))).toEqual([]);
+  });
+
+  it('moves limits and cache to the new Redis when a reload changes redis.url (they stayed on the old client)', async () => {
+    const sharedPort = Number(new URL(shared).port);
+    const c = await gateway(routes(`redis://127.0.0.1:${redisPort}`));
+    const rlKeys = (port: number): string[] => cli(port, '--scan', '--pattern', '*moved*').split('\n').filter((k) => k !== '');
+    await get(`${c.gw}/rl/x`, { 'x-client': 'moved' });
+    expect(rlKeys(redisPort)).toHaveLength(1);
+    expect(await c.reload(routes(shared))).toMatchObject({ status: 200 });
+    for (let i = 0; i < 4; i++) await get(`${c.gw}/rl/x`, { 'x-client': 'moved' });
+    expect(rlKeys(sharedPort)).toHaveLength(1);
+    // The old Redis's bucket did not move on: 1 request, then the 3 of the new one and a 429.
+    expect((await get(`${c.gw}/rl/x`, { 'x-client': 'moved' })).status).toBe(429);
+    await get(`${c.gw}/c/moved`);
+    await until(() => cli(sharedPort, '--scan', '--pattern', 'rxgate:cache:*/c/moved*') !== '');
+    c.proc.proc.kill('SIGKILL');
+  });
+});

@@ -1,3 +1,4 @@
+import { createRequire } from 'node:module';
 import { clientScheme, connectionTokens, HOP_BY_HOP } from '../headers.ts';
 import type { GatewayRequest } from '../types.ts';
 import type { Upstream } from './upstream.ts';
@@ -6,6 +7,48 @@ import type { Upstream } from './upstream.ts';
 const REPLACED = ['host', 'expect', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-real-ip', 'x-request-id', 'forwarded'];
 /** Never copied: hop-by-hop and replaced headers, in one set (one lookup per header). */
 const DROPPED: ReadonlySet<string> = new Set([...HOP_BY_HOP, ...REPLACED]);
+
+/** The request headers the gateway adds to every proxied request (tracing's `traceparent` too). */
+export const GATEWAY_SET = ['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-real-ip', 'x-request-id', 'traceparent'] as const;
+
+let warnedUndiciNames = false;
+
+/**
+ * Registers `names` (lower case, valid tokens) in undici's table of
+ * well-known header names (lib/core/constants.js `headerNameLowerCasedRecord`,
+ * a null-prototype object mapping a name to its lower case, internal to
+ * undici), so its `processHeader` finds them there instead of lower-casing
+ * and token-checking each one per request: undici's `processHeader` with
+ * what it calls ~13,800 → ~9,300 instructions per bare request for the six
+ * gateway-set names (docs/performance-instructions.md, eighth round). The same lower-case name results either way, so the bytes
+ * sent do not change. When the table is missing or shaped otherwise (another
+ * undici), nothing is registered and one warning (once per process, code
+ * `RXGATE_UNDICI_NAMES`) says so; the unit test upstream-undici-names fails
+ * then, so an upgrade cannot lose it silently.
+ * Returns whether the names are registered.
+ */
+export function registerWithUndici(names: readonly string[], resolveFrom: string = import.meta.url): boolean {
+  let record: unknown;
+  try {
+    const req = createRequire(createRequire(resolveFrom).resolve('undici'));
+    record = (req('./lib/core/constants.js') as { headerNameLowerCasedRecord?: unknown }).headerNameLowerCasedRecord;
+  } catch {
+    record = undefined;
+  }
+  const table = record as Record<string, string | undefined> | null | undefined;
+  // The shape processHeader relies on: no prototype, a well-known name maps to its lower case.
+  if (typeof table !== 'object' || table === null || Object.getPrototypeOf(table) !== null
+      || table['Content-Type'] !== 'content-type' || table['content-type'] !== 'content-type') {
+    if (!warnedUndiciNames) process.emitWarning('undici\'s header-name table was not found: gateway-set request headers are checked per request', { code: 'RXGATE_UNDICI_NAMES' });
+    warnedUndiciNames = true;
+    return false;
+  }
+  for (const name of names) if (table[name] === undefined) table[name] = name;
+  return true;
+}
+
+/** Whether undici knows the gateway-set names (registered when this module loads). */
+export const UNDICI_KNOWS_GATEWAY_NAMES = registerWithUndici(GATEWAY_SET);
 
 /**
  * The headers sent upstream, as undici's flat `[name, value, …]` list: the

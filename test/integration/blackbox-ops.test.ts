@@ -147,4 +147,94 @@ routes:
     await until(() => cli(sharedPort, '--scan', '--pattern', 'rxgate:cache:*/c/moved*') !== '');
     c.proc.proc.kill('SIGKILL');
   });
+
+  it('answers while Redis is stopped (SIGSTOP: connected, never answering) within the store timeouts, and as before once it answers again', async () => {
+    process.kill(redis!.pid!, 'SIGSTOP');
+    try {
+      const during = await Promise.all([get(`${a.gw}/rl/x`, { 'x-client': 'paused' }), get(`${a.gw}/open/x`, { 'x-client': 'paused' }), get(`${a.gw}/c/paused`)]);
+      expect(during.map((x) => [x.status, x.headers['retry-after'] ?? x.headers['x-cache']])).toEqual([[503, '1'], [200, undefined], [200, 'BYPASS']]);
+    } finally {
+      process.kill(redis!.pid!, 'SIGCONT');
+    }
+    await until(async () => (await get(`${a.gw}/rl/x`, { 'x-client': 'paused-after' })).status === 200);
+  });
+
+  it('keeps answering when Redis dies mid-traffic (503 for failOpen: false, admitted otherwise, cache bypassed), logs and counts it, and recovers when it returns, without a restart', async () => {
+    const before = await metric(a.admin, 'rxgate_degraded_total');
+    await stopRedisServer(redis!, 'SIGKILL');
+    const during = await Promise.all([get(`${a.gw}/rl/x`, { 'x-client': 'dead' }), get(`${a.gw}/open/x`, { 'x-client': 'dead' }), get(`${a.gw}/c/dead`)]);
+    expect(during.map((x) => [x.status, x.headers['retry-after'] ?? x.headers['x-cache']])).toEqual([[503, '1'], [200, undefined], [200, 'BYPASS']]);
+    expect(await metric(a.admin, 'rxgate_degraded_total')).toBeGreaterThan(before);
+    await a.proc.logged('redis unreachable: rate limits fall back and the cache bypasses');
+    redis = await startRedisServer(redisPort);
+    await until(async () => (await get(`${a.gw}/rl/x`, { 'x-client': 'back' })).status === 200, { timeout: 10_000, interval: 100 });
+    await a.proc.logged('redis reachable again');
+    await get(`${b.gw}/c/back`, { host: 'api.example' });
+    await until(async () => (await get(`${a.gw}/c/back`, { host: 'api.example' })).headers['x-cache'] === 'HIT', { timeout: 10_000, interval: 100 });
+  });
 });
+
+describe.skipIf(!shared)('Redis with a password and a database index', () => {
+  it('uses the URL\'s password and database, and never writes the password to a log line, even when it is wrong', async () => {
+    const port = await freePort();
+    const secured = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--requirepass', 's3cr3t-pass'], { stdio: 'ignore' });
+    try {
+      await until(() => { try { return cli(port, '-a', 's3cr3t-pass', '--no-auth-warning', 'PING') === 'PONG'; } catch { return false; } }, { timeout: 10_000, interval: 50 });
+      const yaml = (url: string): string => `
+redis: { url: "${url}" }
+services: { up: { upstreams: ["${up}"] } }
+routes:
+  - { path: /rl/*, service: up, rateLimit: { limit: 3, window: 1h, store: redis, failOpen: false } }
+`;
+      const [good, bad] = await Promise.all([gateway(yaml(`redis://:s3cr3t-pass@127.0.0.1:${port}/3`)), gateway(yaml(`redis://:wrong-pass@127.0.0.1:${port}/3`))]);
+      expect((await get(`${good.gw}/rl/x`)).status).toBe(200);
+      expect(cli(port, '-a', 's3cr3t-pass', '--no-auth-warning', '-n', '3', 'DBSIZE')).toBe('1');
+      expect(cli(port, '-a', 's3cr3t-pass', '--no-auth-warning', '-n', '0', 'DBSIZE')).toBe('0');
+      expect((await get(`${bad.gw}/rl/x`)).status).toBe(503);
+      expect(bad.proc.lines.filter((l) => l['level'] as number >= 40).length).toBeGreaterThan(0);
+      for (const g of [good, bad]) {
+        expect(g.proc.stdout()).not.toContain('s3cr3t-pass');
+        expect(g.proc.stdout()).not.toContain('wrong-pass');
+      }
+    } finally {
+      secured.kill('SIGKILL');
+    }
+  });
+});
+
+describe('one gateway: per-route limits, logs, metrics and trace headers', () => {
+  let g: Gw;
+  beforeAll(async () => {
+    g = await gateway(`
+log: { headers: [authorization, cookie, user-agent] }
+services:
+  up: { upstreams: ["${up}"] }
+  down: { upstreams: ["http://127.0.0.1:1"], retry: false }
+routes:
+  - { path: /api/*, methods: [GET], service: up, rateLimit: { limit: 100, window: 1h } }
+  - { path: /api/*, methods: [POST], service: up, rateLimit: { limit: 1, window: 1h } }
+  - { path: /tier/*, match: { headers: { x-tier: gold } }, service: up, rateLimit: { limit: 100, window: 1h } }
+  - { path: /tier/*, service: up, rateLimit: { limit: 1, window: 1h } }
+  - { name: items, path: /items/:id, service: up }
+  - { path: /down/*, service: down }
+`, { RXGATE_LOG_LEVEL: 'trace' });
+  });
+
+  it('counts each route in its own bucket when unnamed routes share a path (they shared one, under different limits)', async () => {
+    // Before: one request on the basic route (limit 1) made every gold request (limit 100) a 429, and a POST emptied the GETs' bucket.
+    const statuses = async (path: string, n: number, opts: { method?: 'POST'; headers?: Record<string, string> } = {}): Promise<number[]> => {
+      const out: number[] = [];
+      for (let i = 0; i < n; i++) {
+        const res = await request(`${g.gw}${path}`, { method: opts.method ?? 'GET', headers: opts.headers ?? {}, ...(opts.method === 'POST' ? { body: 'x' } : {}) });
+        await res.body.dump();
+        out.push(res.statusCode);
+      }
+      return out;
+    };
+    expect(await statuses('/tier/x', 2)).toEqual([200, 429]);
+    expect(await statuses('/tier/x', 3, { headers: { 'x-tier': 'gold' } })).toEqual([200, 200, 200]);
+    expect(await statuses('/api/x', 2, { method: 'POST' })).toEqual([200, 429]);
+    expect(await statuses('/api/x', 3)).toEqual([200, 200, 200]);
+  });
+});
+

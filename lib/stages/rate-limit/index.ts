@@ -1,3 +1,4 @@
+import { routeKey } from '../../config/checks.ts';
 import { defined } from '../../config/defined.ts';
 import { redisClient } from '../../resources/redis.ts';
 import { defineStage, type StageContext } from '../define.ts';
@@ -23,9 +24,22 @@ export const rateLimitStage = defineStage({
     const store = kind === 'redis' ? redisStore(ctx, failOpen ?? true) : ctx.resources.get('ratelimit:memory', () => new MemoryRateLimitStore({ runtime: ctx.runtime }));
     const route = ctx.routeName;
     const events = ctx.events;
-    return rateLimit({ id: route, ...rest, store: new ObservedStore(store, () => events.emit('rateLimited', { route })) });
+    return rateLimit({ id: bucketId(ctx), ...rest, store: new ObservedStore(store, () => events.emit('rateLimited', { route })) });
   },
 });
+
+/**
+ * The route's buckets' namespace: its name, else its path; and for a route
+ * without a name whose path another route also goes by (GET and POST routes,
+ * a route per matched header), the path with its methods and match, so each
+ * route counts its own (they shared one bucket under different limits).
+ */
+function bucketId(ctx: StageContext): string {
+  const { route, config } = ctx;
+  if (route.name !== undefined) return route.name;
+  const shared = config.routes.some((r) => r !== route && (r.name ?? r.path) === route.path);
+  return shared ? `${route.path} ${routeKey(route, true)}` : route.path;
+}
 
 function redisStore(ctx: StageContext, failOpen: boolean): RedisRateLimitStore {
   // The URL in the key: a reload to another Redis makes a store on its client.

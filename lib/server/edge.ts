@@ -4,7 +4,7 @@ import { BadRequestError, toGatewayError } from '../errors.ts';
 import { isAscii, latin1Bytes } from '../headers.ts';
 import { normalizePath } from '../router/normalize.ts';
 import { NO_PARAMS } from '../router/router.ts';
-import { readHead } from './head-rules.ts';
+import { asksClose, readHead } from './head-rules.ts';
 import { admit } from './limits.ts';
 import type { GatewayRequest } from '../types.ts';
 import { Exchange } from './connection.ts';
@@ -182,6 +182,9 @@ export class Edge {
     const id = headers['x-request-id'] || this.nextRequestId();
     const cl = headers['content-length'];
     const hasBody = (cl !== undefined && cl !== '0') || headers['transfer-encoding'] !== undefined;
+    // RFC 9112 §9.6: no request after one that asks to close (or one the draining edge answers) is processed on its connection.
+    const conn = headers['connection'];
+    const closing = upgrade === null && (this.inflight.draining || (conn !== undefined && asksClose(conn)));
 
     let normalized;
     let badPath: unknown = null;
@@ -208,7 +211,7 @@ export class Edge {
       attempt: { number: 1, tried: NO_ORIGINS, instance: null },
     };
     // A request with a body reads it after the handler, an upgrade answers later: both watch for the client going away at once.
-    const watchNow = hasBody || upgrade !== null || headProblem !== null;
+    const watchNow = hasBody || upgrade !== null || headProblem !== null || closing;
     const exchange = new Exchange(res, req, this.hooks, this.inflight, upgrade, watchNow);
     if (headProblem !== null) {
       // Answer and close on the next turn (see rejectAndClose): what follows this head is never parsed.
@@ -217,15 +220,26 @@ export class Edge {
       return;
     }
     if (hasBody) req.body = exchange.readBody(cl === undefined ? null : Number(cl));
+    if (closing) {
+      // Answered on a later turn, as a refused head is: a request pipelined behind this one in the same
+      // read finds it pending, and uWS closes the connection without handing that one over.
+      exchange.closeAtEnd = true;
+      setImmediate(() => { if (!exchange.gone) this.dispatch(exchange, req, badPath); });
+      return;
+    }
     try {
-      if (badPath !== null) exchange.reject(toGatewayError(badPath));
-      else {
-        const admitted = admit(this.hooks, req, exchange);
-        if (admitted === null) exchange.run();
-        else exchange.respond(admitted);
-      }
+      this.dispatch(exchange, req, badPath);
     } finally {
       if (!watchNow) exchange.watchAbortUnlessAnswered();
+    }
+  }
+
+  private dispatch(exchange: Exchange, req: GatewayRequest, badPath: unknown): void {
+    if (badPath !== null) exchange.reject(toGatewayError(badPath));
+    else {
+      const admitted = admit(this.hooks, req, exchange);
+      if (admitted === null) exchange.run();
+      else exchange.respond(admitted);
     }
   }
 }

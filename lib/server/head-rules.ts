@@ -108,6 +108,21 @@ export function headViolation(headers: Record<string, string>, found: number): s
   return null;
 }
 
+/** `close` among a `Connection` header's options (RFC 9112 §9.6), any case, optional whitespace around commas. */
+const CLOSE_OPTION = /(?:^|,)[ \t]*close[ \t]*(?:,|$)/i;
+
+/**
+ * Whether a request's `Connection` value asks to close the connection after
+ * its answer (RFC 9112 §9.6): then nothing after it on that connection may be
+ * processed. `keep-alive`, what most clients that send the header send, and
+ * a lone `close` are decided without the regular expression.
+ */
+export function asksClose(connection: string): boolean {
+  if (connection === 'keep-alive') return false;
+  if (connection.length === 5) return connection === 'close' || connection.toLowerCase() === 'close';
+  return CLOSE_OPTION.test(connection);
+}
+
 /** The last Host value found valid: most requests repeat it, and comparing two strings costs less than the scan. */
 let validHost = '';
 

@@ -41,8 +41,8 @@ export abstract class ResponseWriter implements BodySink {
   protected closed = false;
   /** The error answer closes the connection (a head rxgate refused). */
   protected closeAfterError = false;
-  /** The answer says `Connection: close` and ends the connection (the edge is draining: in-flight.ts). */
-  protected closeAtEnd = false;
+  /** The answer says `Connection: close` and ends the connection (the edge is draining: in-flight.ts; the client asked to: edge.ts). uWS 20.30's end(…, true) writes the header unless the request's Connection value has 5 bytes (its test for `close`). */
+  closeAtEnd = false;
   /** A head not yet written: it goes out with the first body chunk, in one send. */
   private head: GatewayResponse | null = null;
   private body: Body | null = null;
@@ -182,7 +182,7 @@ export abstract class ResponseWriter implements BodySink {
     if (head !== null) {
       this.head = null;
       contentLength = writeHead(res, head, this.responseTime, this.req.id);
-      if (this.closeAtEnd && !closeHere) res.writeHeader('connection', 'close');
+      if (this.closeAtEnd && (!closeHere || this.req.headers['connection']?.length === 5)) res.writeHeader('connection', 'close');
     }
     switch (this.op) {
       case WRITE:
@@ -222,7 +222,7 @@ export abstract class ResponseWriter implements BodySink {
         if (this.isHead && !this.closeAfterError) {
           if (this.closeAtEnd) res.writeHeader('connection', 'close');
           res.writeHeader('content-length', String(Buffer.byteLength(this.failureBody))).endWithoutBody();
-        } else res.end(this.failureBody, this.closeAfterError || this.closeAtEnd);
+        } else ((this.closeAfterError || this.closeAtEnd) && this.req.headers['connection']?.length === 5 ? res.writeHeader('connection', 'close') : res).end(this.failureBody, this.closeAfterError || this.closeAtEnd);
         break;
       }
     }

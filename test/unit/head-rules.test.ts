@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { HttpRequest } from 'uWebSockets.js';
-import { lastHeadFieldBytes, lastHeadFields, readHead } from '../../lib/server/head-rules.ts';
+import { asksClose, lastHeadFieldBytes, lastHeadFields, readHead } from '../../lib/server/head-rules.ts';
 
 /** A stand-in for uWS's request: `forEach` over lower-case names, in order. */
 function head(lines: Array<[string, string]>): HttpRequest {
@@ -63,5 +63,12 @@ describe('request head rules', () => {
     check([]);
     expect(lastHeadFields()).toBe(0);
     expect(lastHeadFieldBytes()).toBe(0);
+  });
+});
+
+describe('asksClose', () => {
+  it('finds the close option in any case, alone or among others, and nothing else', () => {
+    for (const v of ['close', 'Close', 'CLOSE', 'keep-alive, close', 'close,TE', 'te ,\tclose\t, x', 'Upgrade, Close']) expect(asksClose(v), v).toBe(true);
+    for (const v of ['keep-alive', 'Keep-Alive', 'closed', 'x-close', 'close-x', 'clos', 'xxxxx', 'upgrade', '', 'te, close-it']) expect(asksClose(v), v).toBe(false);
   });
 });

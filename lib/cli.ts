@@ -1,14 +1,15 @@
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
-import { stageRegistry, type PipelineFactory } from './config/build.ts';
+import type { PipelineFactory } from './config/build.ts';
 import type { StageDefinition } from './stages/define.ts';
 import { ConfigError, loadConfig } from './config/load.ts';
+import { ConfigBuildError } from './config/build-errors.ts';
+import { checkBuild } from './config/check.ts';
 import type { Gateway } from './gateway.ts';
 import { createLogger, logLevel, logLevelEnvProblem } from './observe/log.ts';
 import { isMainThread } from 'node:worker_threads';
-import { z } from 'zod';
-import { configSchema } from './config/schema.ts';
+import { configJsonSchema } from './config/json-schema.ts';
 import { startWorkers } from './server/workers.ts';
 import { serve, type Served } from './lifecycle/serve.ts';
 import { handleSignals, holdReloads } from './lifecycle/signals.ts';
@@ -33,56 +34,12 @@ Environment: RXGATE_LOG_LEVEL (over the config's log.level; default info), and a
 // lib/cli.ts in a clone, dist/cli.js in the package: the root is one up from either.
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 
-/**
- * The YAML config's JSON Schema (draft 2020-12), generated from the zod
- * schema of the built-in stages plus `stages`: what `rxgate schema` prints
- * and `rxgate.schema.json` ships. It describes what you write (durations as
- * `'30s'` or ms); the cross-key checks (a route's service exists, a listed
- * stage has options) stay with `rxgate --check`. Pipeline lists enumerate the
- * registered stage names so editors complete them.
- */
-export function configJsonSchema(stages: readonly StageDefinition[] = []): Record<string, unknown> {
-  const registry = stageRegistry(stages);
-  const schema = z.toJSONSchema(configSchema(registry), { io: 'input', unrepresentable: 'any' }) as JsonSchemaNode;
-  const stageName = { type: 'string', enum: [...registry.names] };
-  const routes = schema.properties?.['routes']?.items;
-  for (const list of [schema.properties?.['pipeline'], routes?.properties?.['pipeline']]) {
-    if (list?.items === undefined) throw new TypeError('configJsonSchema: the config schema has no pipeline list where expected');
-    list.items = stageName;
-  }
-  dropZodFormats(schema);
-  return { $schema: schema.$schema, title: 'rxgate gateway config', ...schema };
-}
-
-// zod names its string checks as `format` beside the `pattern` that does the
-// check ("starts_with"); they are no JSON Schema formats, and validators refuse
-// unknown ones.
-const ZOD_FORMATS = new Set(['starts_with', 'ends_with', 'includes', 'regex']);
-
-function dropZodFormats(node: unknown): void {
-  if (Array.isArray(node)) {
-    for (const item of node) dropZodFormats(item);
-  } else if (typeof node === 'object' && node !== null) {
-    const obj = node as Record<string, unknown>;
-    if (typeof obj['format'] === 'string' && ZOD_FORMATS.has(obj['format']) && 'pattern' in obj) delete obj['format'];
-    for (const value of Object.values(obj)) dropZodFormats(value);
-  }
-}
-
-interface JsonSchemaNode {
-  $schema?: string;
-  properties?: Record<string, JsonSchemaNode | undefined>;
-  items?: JsonSchemaNode;
-  [key: string]: unknown;
-}
+export { configJsonSchema } from './config/json-schema.ts';
 
 /** Ends the process for an error at start: a config a stage refuses (2), a listener that cannot bind (1); anything else is rethrown. */
 function startFailed(err: unknown, file: string): never {
   // Options refused when a stage is built (TypeError) are config errors too.
-  if (err instanceof TypeError) {
-    process.stderr.write(`rxgate: invalid config ${file}: ${err.message}\n`);
-    process.exit(2);
-  }
+  if (err instanceof TypeError) refused(err, file);
   // A port in use (public, redirect or admin listener): say which, no stack trace.
   if (err instanceof ListenError) {
     process.stderr.write(`rxgate: ${err.message}\n`);
@@ -90,6 +47,13 @@ function startFailed(err: unknown, file: string): never {
   }
   // Anything else is a bug or an environment problem: its stack is what to report.
   throw err;
+}
+
+/** Ends the process (2) for options refused while the config is built, as `ConfigError` lists the schema's: `--check` and a start say the same. */
+function refused(err: TypeError, file: string): never {
+  const problems = err instanceof ConfigBuildError ? err.problems : [err.message];
+  process.stderr.write(`rxgate: invalid config ${file}:\n${problems.map((p) => `  - ${p}`).join('\n')}\n`);
+  process.exit(2);
 }
 
 export interface CliOptions {
@@ -178,6 +142,13 @@ export async function runCli(argv: string[], options: CliOptions = {}): Promise<
     process.exit(2);
   }
   if (args.check === true) {
+    // What a start builds, short of listening and connecting (lib/config/check.ts).
+    try {
+      await checkBuild(config, pipeline, stages);
+    } catch (err) {
+      if (err instanceof TypeError) refused(err, file);
+      throw err;
+    }
     process.stdout.write(`${file}: OK (${Object.keys(config.services).length} services, ${config.routes.length} routes)\n`);
     return null;
   }

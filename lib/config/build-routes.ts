@@ -5,8 +5,7 @@ import type { GatewayMetrics } from '../observe/metrics.ts';
 import type { Resources } from '../resources/registry.ts';
 import type { Runtime } from '../runtime.ts';
 import type { StageContext, StageDefinition, StageRegistry } from '../stages/define.ts';
-import type { Startable } from '../subscriber.ts';
-import type { GatewayRequest, Handler, Policy } from '../types.ts';
+import type { Handler, Policy } from '../types.ts';
 import { forward } from '../upstream/forward.ts';
 import { websocketLimits } from '../server/websocket-options.ts';
 import { parseDuration } from '../duration.ts';
@@ -18,7 +17,9 @@ import { RouteNotFoundError } from '../errors.ts';
 import type { GatewayRoute } from '../router/table.ts';
 import { throwError } from 'rxjs';
 import { routeKey } from './checks.ts';
+import { collectProblems, keyed } from './build-errors.ts';
 import { defined } from './defined.ts';
+import { claimHeaders, withoutClaimHeaders } from './claim-headers.ts';
 import { pipelineFor } from './pipeline.ts';
 import type { GatewayConfig, RouteConfig, ServiceConfig } from './schema.ts';
 
@@ -55,29 +56,37 @@ export interface BuiltRoutes {
 /**
  * Builds the route table of `config`: one `Service` per service (from the
  * resource registry, so an unchanged one is the running one), and per route
- * the handler the pipeline factory composes. Throws `TypeError` on options
- * a stage refuses.
+ * the handler the pipeline factory composes. Throws `ConfigBuildError` (a
+ * `TypeError`) listing every option a stage, service or route refuses, each
+ * under its key path.
  */
 export function buildRoutes(config: GatewayConfig, shared: RouteBuildShared): BuiltRoutes {
   const { resources, runtime, events, logger, metrics, stages } = shared;
   const out: BuiltRoutes = { routes: [], services: new Set() };
-  const built = config.routes.map((route) => {
+  const serviceOf = (name: string, sc: ServiceConfig): Service => {
+    try {
+      return serviceFor(name, sc, resources, runtime, events);
+    } catch (err) {
+      throw keyed(err, ['services', name], [`service ${name}`], Object.keys(sc));
+    }
+  };
+  const built = collectProblems(config.routes, (route, index) => {
     const backends = (route.backends ?? [{ service: route.service, weight: 1 }]).map((b) => {
       const serviceConfig = config.services[b.service]!;
-      const service = serviceFor(b.service, serviceConfig, resources, runtime, events);
+      const service = serviceOf(b.service, serviceConfig);
       out.services.add(service);
       const own = { ...route, service: b.service };
-      const ctx = routeContext({ config, route: own, serviceConfig, service, runtime, events, logger, resources, metrics }, stages);
+      const ctx = routeContext({ config, route: own, serviceConfig, service, runtime, events, logger, resources, metrics }, stages, index);
       return { weight: b.weight, handler: shared.pipeline(ctx), name: ctx.routeName, ctx };
     });
     // A mirror's shadow service is in the health view too (the same object its stage gets).
     const shadow = (route.mirror as { service?: string } | false | undefined || undefined)?.service;
-    if (shadow !== undefined && config.services[shadow] !== undefined) out.services.add(serviceFor(shadow, config.services[shadow], resources, runtime, events));
+    if (shadow !== undefined && config.services[shadow] !== undefined) out.services.add(serviceOf(shadow, config.services[shadow]));
     // The router's 405 on this path goes through the route's cors, so a page can read it.
     const first = backends[0]!.ctx;
     const refusal = first.pipeline.includes('cors') ? first.stage('cors') : null;
-    return { route, name: backends[0]!.name, handler: splitHandler(backends, runtime), refusal };
-  });
+    return { route, index, name: backends[0]!.name, handler: splitHandler(backends, runtime), refusal };
+  }, (err, route, index) => keyed(err, ['routes', index], [`route ${route.name ?? route.path}`], Object.keys(route)));
   out.routes = tableRoutes(built, claimHeaders(config));
   return out;
 }
@@ -87,7 +96,7 @@ export function buildRoutes(config: GatewayConfig, shared: RouteBuildShared): Bu
  * that tries them in order by their `match` (none: always), 404 when none
  * holds. They must rewrite alike, the table applying the rewrite.
  */
-function tableRoutes(built: ReadonlyArray<{ route: RouteConfig; name: string; handler: Handler; refusal: Policy | null }>, claims: readonly string[]): GatewayRoute[] {
+function tableRoutes(built: ReadonlyArray<{ route: RouteConfig; index: number; name: string; handler: Handler; refusal: Policy | null }>, claims: readonly string[]): GatewayRoute[] {
   const groups: Array<Array<(typeof built)[number]>> = [];
   // Groups a later route may still join: none on its path that allows one of its methods came between.
   const open = new Map<string, Array<(typeof built)[number]>>();
@@ -102,14 +111,22 @@ function tableRoutes(built: ReadonlyArray<{ route: RouteConfig; name: string; ha
     groups.push([b]);
     open.set(key, groups[groups.length - 1]!);
   }
-  return groups.map((group) => {
+  return collectProblems(groups, (group) => {
     const first = group[0]!;
     const { route } = first;
-    if (group.some((b) => JSON.stringify(b.route.rewrite) !== JSON.stringify(route.rewrite))) {
-      throw new TypeError(`routes on ${route.path} differ only by match, so they must rewrite alike`);
+    const unlike = group.find((b) => JSON.stringify(b.route.rewrite) !== JSON.stringify(route.rewrite));
+    if (unlike !== undefined) {
+      throw keyed(new TypeError(`routes on ${route.path} differ only by match, so they must rewrite alike`), ['routes', unlike.index, 'rewrite']);
     }
+    const matcher = (b: (typeof group)[number]): ReturnType<typeof requestMatcher> | null => {
+      try {
+        return b.route.match === undefined ? null : requestMatcher(defined(b.route.match));
+      } catch (err) {
+        throw keyed(err, ['routes', b.index, 'match'], ['match']);
+      }
+    };
     const handler = group.length === 1 && route.match === undefined ? first.handler : matchHandler(group.map((b) => ({
-      match: b.route.match === undefined ? null : requestMatcher(defined(b.route.match)),
+      match: matcher(b),
       handler: group.length === 1 ? b.handler : named(b.name, b.handler),
     })), (req) => throwError(() => new RouteNotFoundError(`no route for ${req.method} ${req.normalizedPath} matches this request`)));
     // Routes sharing an entry keep encoded slashes only if every one of them does.
@@ -137,7 +154,7 @@ function named(name: string, handler: Handler): Handler {
 
 type ContextBase = Omit<RouteContext, 'routeName' | 'pipeline' | 'stage' | 'forward'>;
 
-function routeContext(base: ContextBase, stages: StageRegistry): RouteContext {
+function routeContext(base: ContextBase, stages: StageRegistry, index: number): RouteContext {
   const { route, config, serviceConfig } = base;
   const order = pipelineFor(route, config, stages);
   const explicit = route.pipeline ?? config.pipeline;
@@ -154,7 +171,11 @@ function routeContext(base: ContextBase, stages: StageRegistry): RouteContext {
         if (!def.onByDefault && !(explicit?.includes(name) ?? false)) return null;
         value = def.options.parse({});
       }
-      return def.build(value, ctx);
+      try {
+        return def.build(value, ctx);
+      } catch (err) {
+        throw keyed(err, ['routes', index, def.key], [def.key, def.name, `route ${ctx.routeName}`], isObject(value) ? Object.keys(value) : []);
+      }
     },
     forward() {
       const streamIdle = route.streamIdleTimeout ?? false;
@@ -183,46 +204,6 @@ function optionsFor(def: StageDefinition, route: RouteConfig, service: ServiceCo
   if (r === undefined) return s;
   if (s === undefined || s === false) return r;
   return isObject(r) && isObject(s) ? { ...s, ...r } : r;
-}
-
-/**
- * Every header a `forwardClaims` anywhere in `config` writes (the top-level
- * auth's, each route's), lower-cased: an upstream behind several routes
- * trusts them whichever route a request took.
- */
-function claimHeaders(config: GatewayConfig): string[] {
-  const names = new Set<string>();
-  for (const auth of [config.auth, ...config.routes.map((r) => r['auth'])]) {
-    const map = isObject(auth) ? auth['forwardClaims'] : undefined;
-    if (isObject(map)) for (const header of Object.values(map)) if (typeof header === 'string') names.add(header.toLowerCase());
-  }
-  return [...names];
-}
-
-/**
- * Deletes the claim headers from every request of a route before its
- * handler (routing by match, the whole pipeline) sees it, so a public
- * route, a custom `pipeline` without auth, or a route forwarding other
- * claims never passes on a client's copy; the route's auth stage then
- * writes its own from a verified token. Only when some forwardClaims is
- * configured (no cost otherwise); keeps the handler's `start`.
- */
-function withoutClaimHeaders(names: readonly string[], handler: Handler): Handler {
-  const strip = (req: GatewayRequest): void => {
-    // Looked up first: a `delete` of a header the request lacks (the usual case) still costs a runtime call.
-    const headers = req.headers;
-    for (let i = 0; i < names.length; i++) if (headers[names[i]!] !== undefined) delete headers[names[i]!];
-  };
-  const stripped: Handler & Partial<Startable> = function stripClaimHeaders(req) {
-    strip(req);
-    return handler(req);
-  };
-  const start = (handler as Partial<Startable>).start;
-  if (start !== undefined) stripped.start = (req, observer) => {
-    strip(req);
-    return start(req, observer);
-  };
-  return stripped;
 }
 
 function isObject(v: unknown): v is Record<string, unknown> {

@@ -1,3 +1,4 @@
+import { Resolver } from 'node:dns';
 import { z } from 'zod';
 
 /** Schema pieces every stage's options share. */
@@ -34,3 +35,22 @@ export const httpUrl = z.string().refine((s) => {
     return false;
   }
 }, 'expected an http:// or https:// URL');
+
+/** What `Resolver.setServers` takes (it throws at start otherwise): an IP, with `:port` (`[::1]:53` for IPv6). */
+export const dnsServer = z.string().refine((s) => {
+  try {
+    new Resolver().setServers([s]);
+    return true;
+  } catch {
+    return false;
+  }
+}, 'expected an IP address, with :port if not 53 ([::1]:5353 for IPv6)');
+
+/** A JavaScript regular expression's source, refused here when it does not compile (the router would at start). */
+export const regexSource = z.string().superRefine((source, ctx) => {
+  try {
+    new RegExp(source);
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', message: (err as Error).message });
+  }
+});

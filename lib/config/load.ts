@@ -4,6 +4,7 @@ import type { z } from 'zod';
 import type { StageDefinition } from '../stages/define.ts';
 import { stageRegistry } from './build.ts';
 import { configSchema, type GatewayConfig } from './schema.ts';
+import { formatPath } from './paths.ts';
 
 /** A config file rxgate refuses; the message names the file and the key's path. */
 export class ConfigError extends Error {
@@ -15,15 +16,7 @@ export class ConfigError extends Error {
 
 const ENV_REF = /\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
 
-/** `routes[0].service`-style path for error messages. */
-export function formatPath(path: readonly PropertyKey[]): string {
-  let out = '';
-  for (const key of path) {
-    if (typeof key === 'number') out += `[${key}]`;
-    else out += (out === '' ? '' : '.') + String(key);
-  }
-  return out === '' ? '(top level)' : out;
-}
+export { formatPath } from './paths.ts';
 
 /**
  * Replaces `${VAR}` and `${VAR:-default}` in every string value (not in

@@ -7,7 +7,7 @@ import { ipFilterOptions, trustedProxiesOption } from '../stages/ip-filter/schem
 import { StageRegistry, type StageDefinition } from '../stages/define.ts';
 import { balancerNames } from '../upstream/balancer.ts';
 import '../upstream/balancers.ts';
-import { duration, httpUrl, listenPort, method, port, status } from './common.ts';
+import { dnsServer, duration, httpUrl, listenPort, method, port, regexSource, status } from './common.ts';
 import { checkAuthKeys, checkDuplicateRoutes, checkPerInstance, checkPipeline, checkRouteStages, storeOf } from './checks.ts';
 import { websocketOptions } from '../server/websocket-options.ts';
 import { logOptions, routeLogOptions } from '../observe/log-options.ts';
@@ -56,7 +56,7 @@ const dnsDiscovery = z.strictObject({
   type: z.enum(['A', 'AAAA', 'A+AAAA', 'SRV']).optional(),
   port: port.optional(),
   scheme: z.enum(['http', 'https']).optional(),
-  servers: z.array(z.string()).min(1).optional(),
+  servers: z.array(dnsServer).min(1).optional(),
   minInterval: duration.optional(),
   maxInterval: duration.optional(),
 });
@@ -90,7 +90,7 @@ const serviceBase = z.strictObject({
   panic: z.boolean().optional(),
 });
 
-const valueMatch = z.union([z.string(), z.boolean(), z.strictObject({ regex: z.string() })]);
+const valueMatch = z.union([z.string(), z.boolean(), z.strictObject({ regex: regexSource })]);
 
 /** Conditions on headers, query parameters and cookies, beyond path and method. */
 export const matchSchema = z.strictObject({
@@ -108,7 +108,7 @@ const routeBase = z.strictObject({
   match: matchSchema.optional(),
   methods: z.array(method).min(1).optional(),
   rewrite: z.union([
-    z.strictObject({ pattern: z.string(), replacement: z.string() }),
+    z.strictObject({ pattern: regexSource, replacement: z.string() }),
     z.strictObject({ stripPrefix: z.string().startsWith('/') }),
   ]).optional(),
   preserveHost: z.union([z.boolean(), z.string()]).optional(),

@@ -137,7 +137,7 @@ routes:
   it('refuses at build time: an unreadable client key, a key that is not the certificate\'s, tls.ca with tlsCa, a malformed pin', async () => {
     const port = (upstream.address() as AddressInfo).port;
     const yaml = (service: string): string => `services:\n  api: { upstreams: ["https://127.0.0.1:${port}"], ${service} }\nroutes:\n  - { path: /*, service: api }\n`;
-    await expect(startGatewayFromYaml(yaml(`tls: { cert: ${paths.clientCert}, key: ${files.dir}/nope.key }`))).rejects.toThrow(`service api tls.key: cannot read ${files.dir}/nope.key`);
+    await expect(startGatewayFromYaml(yaml(`tls: { cert: ${paths.clientCert}, key: ${files.dir}/nope.key }`))).rejects.toThrow(`services.api.tls.key: cannot read ${files.dir}/nope.key`);
     const stranger = files.write('stranger.key', (await clientCa.issue('stranger', { client: true })).key);
     await expect(startGatewayFromYaml(yaml(`tls: { cert: ${paths.clientCert}, key: ${stranger} }`))).rejects.toThrow('no usable client certificate and key');
     await expect(startGatewayFromYaml(yaml(`tlsCa: ${paths.serverCa}, tls: { ca: ${paths.serverCa} }`))).rejects.toThrow('set tls.ca or tlsCa, not both');

@@ -51,5 +51,17 @@ if (gateway !== null && served !== null && port !== null) {
       );
     }
   });
+  // An exception nothing caught would end this thread with its uWS sockets
+  // open, and Node aborts the whole process for that: every worker's
+  // connections lost at once. Instead the main thread hears of it (and starts
+  // another worker), and this one stops listening, lets its requests in
+  // flight finish within drain.timeout, and ends as a drained worker does.
+  let crashed = false;
+  process.on('uncaughtException', (err: unknown) => {
+    port.postMessage({ type: 'rxgate:crashed', id: 0, error: err instanceof Error ? err.stack ?? err.message : String(err) } satisfies WorkerReply);
+    if (crashed) return;
+    crashed = true;
+    void drain().finally(() => port.close());
+  });
   port.postMessage({ type: 'rxgate:ready', id: 0 } satisfies WorkerReply);
 }

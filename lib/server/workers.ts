@@ -22,9 +22,9 @@ export type WorkerQuery =
   | { type: 'rxgate:windows'; id: number; seconds: number }
   | { type: 'rxgate:reload'; id: number; trigger: ReloadTrigger };
 
-/** A worker's answer to a `WorkerQuery`, or its word that it listens (`rxgate:ready`). */
+/** A worker's answer to a `WorkerQuery`, its word that it listens (`rxgate:ready`), or that it crashed (`rxgate:crashed`, `error` the stack). */
 export interface WorkerReply {
-  type: 'rxgate:reply' | 'rxgate:ready';
+  type: 'rxgate:reply' | 'rxgate:ready' | 'rxgate:crashed';
   id: number;
   value?: unknown;
   error?: string;
@@ -60,7 +60,7 @@ export interface WorkerPool extends AdminPageData {
   reloadAll(trigger: ReloadTrigger): Promise<PoolReloaded>;
   /** Settles when every worker listens (or has exited). */
   readonly ready: Promise<void>;
-  /** Settles when every worker has exited. */
+  /** Settles when every worker has exited (a crashed worker's replacement included). */
   readonly exited: Promise<void>;
 }
 
@@ -83,13 +83,16 @@ const PROCESS_PREFIX = 'rxgate_process_';
  */
 export function startWorkers(count: number, data: WorkerData, logger: Logger): WorkerPool {
   const workers: Worker[] = [];
-  const exits: Array<Promise<void>> = [];
   const live = new Set<Worker>();
   /** Settles when the worker listens or exits: queries wait for it (start-up can take seconds). */
   const started = new Map<Worker, Promise<void>>();
   const pending = new Map<number, { resolve(v: unknown): void; reject(e: Error): void }>();
   let nextId = 1;
-  for (let i = 0; i < count; i++) {
+  /** Set once the workers are told to drain or stop: a crashed worker is then not replaced. */
+  let told = false;
+  let allExited!: () => void;
+  const exited = new Promise<void>((resolve) => { allExited = resolve; });
+  const spawn = (i: number): Worker => {
     const worker = new Worker(new URL('./worker-entry.mjs', import.meta.url), { workerData: data });
     live.add(worker);
     worker.on('error', (err) => logger.error({ err, worker: i }, 'gateway worker failed'));
@@ -100,6 +103,12 @@ export function startWorkers(count: number, data: WorkerData, logger: Logger): W
       });
     }));
     worker.on('message', (msg: WorkerReply) => {
+      if (msg?.type === 'rxgate:crashed') {
+        // The worker drains and ends (worker-main.ts); one like it takes its place at once, as nginx's master respawns a worker.
+        logger.error({ worker: i, err: msg.error, replaced: !told }, 'gateway worker crashed: it finishes its requests in flight and exits');
+        if (!told) workers.push(spawn(workers.length));
+        return;
+      }
       if (msg?.type !== 'rxgate:reply') return;
       const p = pending.get(msg.id);
       if (p === undefined) return;
@@ -107,13 +116,14 @@ export function startWorkers(count: number, data: WorkerData, logger: Logger): W
       if (msg.error !== undefined) p.reject(new Error(msg.error));
       else p.resolve(msg.value);
     });
-    exits.push(new Promise((resolve) => worker.once('exit', (code) => {
+    worker.once('exit', (code) => {
       live.delete(worker);
       if (code !== 0) logger.error({ worker: i, code }, 'gateway worker exited');
-      resolve();
-    })));
-    workers.push(worker);
-  }
+      if (live.size === 0) allExited();
+    });
+    return worker;
+  };
+  for (let i = 0; i < count; i++) workers.push(spawn(i));
 
   const ask = async <T>(worker: Worker, query: Omit<WorkerQuery, 'id'>): Promise<T> => {
     if (query.type !== 'rxgate:reload') {
@@ -202,9 +212,10 @@ export function startWorkers(count: number, data: WorkerData, logger: Logger): W
     reload: async (trigger) => (await reloadAll(trigger)).result,
     reloadAll,
     broadcast(msg) {
+      told = true;
       for (const w of live) w.postMessage(msg);
     },
     ready: Promise.all(started.values()).then(() => undefined),
-    exited: Promise.all(exits).then(() => undefined),
+    exited,
   };
 }

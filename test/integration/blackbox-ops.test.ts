@@ -2,7 +2,7 @@ import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { request } from 'undici';
+import { Pool, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../support/global-setup.ts';
 import { startRedisServer, stopRedisServer } from '../support/redis-server.ts';
@@ -31,6 +31,8 @@ beforeAll(async () => {
     req.resume();
     const path = new URL(req.url!, 'http://up').pathname;
     hits.set(path, (hits.get(path) ?? 0) + 1);
+    // /items/hang never answers (a client that gives up).
+    if (path === '/items/hang') return;
     res.setHeader('cache-control', 'max-age=60');
     res.setHeader('x-seen', JSON.stringify(req.headers));
     res.end(`from ${path}`);
@@ -42,6 +44,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   runs?.remove();
+  upstream?.closeAllConnections();
   await new Promise((r) => upstream?.close(r));
   if (redis !== undefined) await stopRedisServer(redis);
 });
@@ -132,22 +135,6 @@ routes:
     expect(a.proc.lines.filter((l) => String(l['msg']).includes('unreachable'))).toEqual([]);
   });
 
-  it('moves limits and cache to the new Redis when a reload changes redis.url (they stayed on the old client)', async () => {
-    const sharedPort = Number(new URL(shared).port);
-    const c = await gateway(routes(`redis://127.0.0.1:${redisPort}`));
-    const rlKeys = (port: number): string[] => cli(port, '--scan', '--pattern', '*moved*').split('\n').filter((k) => k !== '');
-    await get(`${c.gw}/rl/x`, { 'x-client': 'moved' });
-    expect(rlKeys(redisPort)).toHaveLength(1);
-    expect(await c.reload(routes(shared))).toMatchObject({ status: 200 });
-    for (let i = 0; i < 4; i++) await get(`${c.gw}/rl/x`, { 'x-client': 'moved' });
-    expect(rlKeys(sharedPort)).toHaveLength(1);
-    // The old Redis's bucket did not move on: 1 request, then the 3 of the new one and a 429.
-    expect((await get(`${c.gw}/rl/x`, { 'x-client': 'moved' })).status).toBe(429);
-    await get(`${c.gw}/c/moved`);
-    await until(() => cli(sharedPort, '--scan', '--pattern', 'rxgate:cache:*/c/moved*') !== '');
-    c.proc.proc.kill('SIGKILL');
-  });
-
   it('answers while Redis is stopped (SIGSTOP: connected, never answering) within the store timeouts, and as before once it answers again', async () => {
     process.kill(redis!.pid!, 'SIGSTOP');
     try {
@@ -172,6 +159,22 @@ routes:
     await get(`${b.gw}/c/back`, { host: 'api.example' });
     await until(async () => (await get(`${a.gw}/c/back`, { host: 'api.example' })).headers['x-cache'] === 'HIT', { timeout: 10_000, interval: 100 });
   });
+  it('moves limits and cache to the new Redis when a reload changes redis.url (they stayed on the old client)', async () => {
+    const sharedPort = Number(new URL(shared).port);
+    // The last of this describe: b leaves the Redis the others share.
+    const c = b;
+    const rlKeys = (port: number): string[] => cli(port, '--scan', '--pattern', '*moved*').split('\n').filter((k) => k !== '');
+    await get(`${c.gw}/rl/x`, { 'x-client': 'moved' });
+    expect(rlKeys(redisPort)).toHaveLength(1);
+    expect(await c.reload(routes(shared))).toMatchObject({ status: 200 });
+    for (let i = 0; i < 4; i++) await get(`${c.gw}/rl/x`, { 'x-client': 'moved' });
+    expect(rlKeys(sharedPort)).toHaveLength(1);
+    // The old Redis's bucket did not move on: 1 request, then the 3 of the new one and a 429.
+    expect((await get(`${c.gw}/rl/x`, { 'x-client': 'moved' })).status).toBe(429);
+    await get(`${c.gw}/c/moved`);
+    await until(() => cli(sharedPort, '--scan', '--pattern', 'rxgate:cache:*/c/moved*') !== '');
+  });
+
 });
 
 describe.skipIf(!shared)('Redis with a password and a database index', () => {
@@ -202,14 +205,17 @@ routes:
   });
 });
 
-describe('one gateway: per-route limits, logs, metrics and trace headers', () => {
+describe('one gateway: per-route limits, reloads under load, logs, metrics and trace headers', () => {
   let g: Gw;
-  beforeAll(async () => {
-    g = await gateway(`
+  let other: Server;
+  let otherUrl = '';
+  /** The config, with /swap/* on `service` (up or other) and `extra` keys on that route. */
+  const config = (service: string, extra = ''): string => `
 log: { headers: [authorization, cookie, user-agent] }
 services:
   up: { upstreams: ["${up}"] }
   down: { upstreams: ["http://127.0.0.1:1"], retry: false }
+  other: { upstreams: ["${otherUrl}"] }
 routes:
   - { path: /api/*, methods: [GET], service: up, rateLimit: { limit: 100, window: 1h } }
   - { path: /api/*, methods: [POST], service: up, rateLimit: { limit: 1, window: 1h } }
@@ -217,7 +223,19 @@ routes:
   - { path: /tier/*, service: up, rateLimit: { limit: 1, window: 1h } }
   - { name: items, path: /items/:id, service: up }
   - { path: /down/*, service: down }
-`, { RXGATE_LOG_LEVEL: 'trace' });
+  - { path: /swap/*, service: ${service}${extra} }
+`;
+  beforeAll(async () => {
+    other = createServer((req, res) => {
+      req.resume();
+      res.end('other');
+    });
+    await new Promise<void>((r) => other.listen(0, '127.0.0.1', r));
+    otherUrl = `http://127.0.0.1:${(other.address() as AddressInfo).port}`;
+    g = await gateway(config('up'), { RXGATE_LOG_LEVEL: 'trace' });
+  });
+  afterAll(async () => {
+    await new Promise((r) => other?.close(r));
   });
 
   it('counts each route in its own bucket when unnamed routes share a path (they shared one, under different limits)', async () => {
@@ -235,6 +253,100 @@ routes:
     expect(await statuses('/tier/x', 3, { headers: { 'x-tier': 'gold' } })).toEqual([200, 200, 200]);
     expect(await statuses('/api/x', 2, { method: 'POST' })).toEqual([200, 429]);
     expect(await statuses('/api/x', 3)).toEqual([200, 200, 200]);
+  });
+
+  it('forwards a valid traceparent (sampled or not) with its tracestate, and replaces an invalid one, dropping its tracestate (W3C Trace Context)', async () => {
+    const valid = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
+    const sent = async (traceparent: string): Promise<[string, string | undefined]> => {
+      const res = await get(`${g.gw}/items/1`, { traceparent, tracestate: 'congo=t61rcWkgMzE' });
+      const seen = JSON.parse(res.headers['x-seen']!) as Record<string, string>;
+      return [seen['traceparent']!, seen['tracestate']];
+    };
+    expect(await sent(valid)).toEqual([valid, 'congo=t61rcWkgMzE']);
+    expect(await sent(valid.replace(/01$/, '00'))).toEqual([valid.replace(/01$/, '00'), 'congo=t61rcWkgMzE']);
+    const invalid = {
+      uppercase: valid.toUpperCase(),
+      'version ff': valid.replace(/^00/, 'ff'),
+      'zero trace id': `00-${'0'.repeat(32)}-00f067aa0ba902b7-01`,
+      'zero parent id': `00-4bf92f3577b34da6a3ce929d0e0e4736-${'0'.repeat(16)}-01`,
+      'short trace id': valid.replace('4736', '473'),
+      'version 00 with more fields': `${valid}-x`,
+      'two values': `${valid}, ${valid}`,
+    };
+    for (const [why, value] of Object.entries(invalid)) {
+      const [traceparent, tracestate] = await sent(value);
+      expect([traceparent.startsWith('00-4bf92f3577b34da6a3ce929d0e0e4736'), tracestate], why).toEqual([false, undefined]);
+      expect(traceparent, why).toMatch(/^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/);
+    }
+  });
+
+  it('writes one JSON line per request with status 499 for a client that left, the instance for a 502, route "none" for no route, and never a credential, even at trace level', async () => {
+    const secret = { authorization: 'Bearer s3cret-token', cookie: 'sid=s3cret-cookie' };
+    expect((await get(`${g.gw}/items/7`, { ...secret, 'x-request-id': 'probe-ok' })).status).toBe(200);
+    expect((await get(`${g.gw}/down/x`, { ...secret, 'x-request-id': 'probe-502' })).status).toBe(502);
+    expect((await get(`${g.gw}/nowhere/${Math.random()}`, { ...secret, 'x-request-id': 'probe-404' })).status).toBe(404);
+    const aborted = new AbortController();
+    const gone = request(`${g.gw}/items/hang`, { headers: { 'x-request-id': 'probe-499' }, signal: aborted.signal }).catch(() => undefined);
+    await until(() => (hits.get('/items/hang') ?? 0) > 0);
+    aborted.abort();
+    await gone;
+    await until(() => g.proc.lines.some((l) => l['reqId'] === 'probe-499'));
+    const line = (id: string): Record<string, unknown> => g.proc.lines.find((l) => l['msg'] === 'access' && l['reqId'] === id)!;
+    expect(line('probe-ok')).toMatchObject({ route: 'items', service: 'up', instance: up, status: 200, bytesOut: 'from /items/7'.length, headers: { authorization: '[redacted]', cookie: '[redacted]' } });
+    expect(line('probe-502')).toMatchObject({ route: '/down/*', instance: 'http://127.0.0.1:1', status: 502 });
+    expect(line('probe-404')).toMatchObject({ status: 404, attempts: 0 });
+    expect(line('probe-404')['route']).toBeUndefined();
+    expect(line('probe-499')).toMatchObject({ status: 499, end: 'aborted', route: 'items' });
+    const out = g.proc.stdout();
+    for (const text of out.split('\n').filter((t) => t !== '')) expect(() => JSON.parse(text), text.slice(0, 120)).not.toThrow();
+    expect(out).not.toContain('s3cret');
+    const metrics = (await get(`${g.admin}/metrics`)).body;
+    expect(metrics).toMatch(/^rxgate_requests_total\{route="none",status="4xx"\} \d+$/m);
+    expect(metrics).not.toContain('nowhere');
+    expect(metrics).toMatch(/^rxgate_requests_total\{route="\/down\/\*",status="5xx"\} 1$/m);
+  });
+
+  it('serves a steady stream without one failure through 5 reloads that move a route between upstreams and a refused one, which names the key and is counted', async () => {
+    const pool = new Pool(g.gw, { connections: 4 });
+    const answers = new Map<string, number>();
+    let stop = false;
+    const stream = async (): Promise<void> => {
+      while (!stop) {
+        let key: string;
+        try {
+          const res = await pool.request({ path: '/swap/x', method: 'GET' });
+          key = `${res.statusCode} ${(await res.body.text()).slice(0, 5)}`;
+        } catch (err) {
+          key = `failed: ${(err as Error).message}`;
+        }
+        answers.set(key, (answers.get(key) ?? 0) + 1);
+      }
+    };
+    const streams = Array.from({ length: 4 }, stream);
+    const outcomes: string[] = [];
+    try {
+      const count = async (): Promise<number> => [...answers.values()].reduce((a, b) => a + b, 0);
+      for (const [service, extra] of [['other', ''], ['up', ''], ['other', ', timeouts: { total: soon }'], ['other', ''], ['up', ''], ['other', '']] as const) {
+        const before = await count();
+        await until(async () => await count() >= before + 20);
+        const reloaded = await g.reload(config(service, extra));
+        outcomes.push(reloaded.status === 200 ? 'applied' : reloaded.body);
+      }
+      const before = await count();
+      await until(async () => await count() >= before + 20);
+    } finally {
+      stop = true;
+      await Promise.all(streams);
+      await pool.close();
+    }
+    expect(outcomes).toEqual(['applied', 'applied', expect.stringContaining('routes[6].timeouts.total'), 'applied', 'applied', 'applied']);
+    expect([...answers.keys()].sort()).toEqual(['200 from ', '200 other']);
+    expect((await get(`${g.gw}/swap/x`)).body).toBe('other');
+    // The limiter's state is kept: the basic route's one request of the hour is still spent.
+    expect((await get(`${g.gw}/tier/x`)).status).toBe(429);
+    expect(await metric(g.admin, 'rxgate_reloads_total{outcome="refused"')).toBe(1);
+    expect(await metric(g.admin, 'rxgate_reloads_total{outcome="applied"')).toBe(5);
+    await g.proc.logged('config reload refused; the old config keeps serving');
   });
 });
 

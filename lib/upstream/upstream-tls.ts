@@ -5,7 +5,7 @@ import { checkKeyPair, readPem } from '../config/pem.ts';
 import { BadGatewayError } from '../errors.ts';
 import type { UpstreamTlsOptions } from './service-options.ts';
 
-/** What a service's pools get as undici's `connect`: TLS options, or a connector when pins or a fixed SNI name need one. */
+/** What a service's pools get as undici's `connect`: a connector (the SNI name is the upstream's, never the request's Host). */
 export type UpstreamConnect = NonNullable<Pool.Options['connect']>;
 
 /** The TLS keys of a service's options (`tls`, and the older `tlsVerify`/`tlsCa`). */
@@ -28,7 +28,7 @@ export interface UpstreamTlsKeys {
 export function upstreamConnect(service: string, keys: UpstreamTlsKeys): UpstreamTls {
   const tls = resolveTls(service, keys);
   const pinned = pinnedConnector(service, tls);
-  return { connect: tls.pins === null && tls.servername === undefined ? tls.options : pinned, connector: pinned };
+  return { connect: pinned, connector: pinned };
 }
 
 /** A service's TLS, read once: what its https pools get, and the same as a connector for its `wss://` upstreams. */
@@ -71,11 +71,22 @@ function resolveTls(service: string, keys: UpstreamTlsKeys): ResolvedTls {
   return { options, pins: tls.pin === undefined ? null : new Pins(tls.pin), servername: tls.servername };
 }
 
-/** undici's connector with the fixed SNI name, and the pins checked after the handshake. */
+/**
+ * undici's connector with the SNI name fixed, and the pins checked after the
+ * handshake. The name is `tls.servername`, else the upstream URL's host
+ * (none for an address), never the one undici takes from a request's `Host`:
+ * on a `preserveHost` route that is the client's, so any client could pick
+ * the name the upstream's certificate is checked against, and five requests
+ * with a made-up Host opened the service's breaker for everyone (502 "upstream
+ * TLS handshake failed", retryable). nginx's `proxy_ssl_name` is the
+ * upstream's name by default too.
+ */
 function pinnedConnector(service: string, { options, pins, servername }: ResolvedTls): buildConnector.connector {
   const connect = buildConnector(options);
   return function pinnedConnect(opts, callback) {
-    connect(servername === undefined ? opts : { ...opts, servername }, (err, socket) => {
+    // Without one, undici's connect takes the name from opts.host, the upstream's own.
+    const { servername: _fromHostHeader, ...upstream } = opts;
+    connect(servername === undefined ? upstream : { ...upstream, servername }, (err, socket) => {
       if (err !== null) {
         callback(err, null);
         return;

@@ -9,9 +9,10 @@ import type { HttpRequest } from 'uWebSockets.js';
  * - `Content-Length` repeated (even with equal values) or not a decimal number;
  * - `Content-Length` together with `Transfer-Encoding`;
  * - `Transfer-Encoding` other than exactly one `chunked` (uWS decodes no other coding);
- * - `Host` repeated, or with a byte nginx's `ngx_http_validate_host` refuses:
- *   one ≤ 0x20, 0x7f, `/`, `\`, or two dots in a row (a path or a space
- *   smuggled into `X-Forwarded-Host` and the cache key);
+ * - `Host` repeated, empty, or with a byte nginx's `ngx_http_validate_host`
+ *   refuses: one ≤ 0x20, 0x7f, `/`, `\`, or two dots in a row (a path or a
+ *   space smuggled into `X-Forwarded-Host` and the cache key); an `http`
+ *   URI has no empty host (RFC 9110 §4.2.1), and nginx refuses one too;
  * - CR, LF or NUL inside a header value.
  *
  * A missing `Host` on HTTP/1.1 is not checked: uWS 20.30 does not expose the
@@ -123,12 +124,13 @@ export function asksClose(connection: string): boolean {
   return CLOSE_OPTION.test(connection);
 }
 
-/** The last Host value found valid: most requests repeat it, and comparing two strings costs less than the scan. */
-let validHost = '';
+/** The last Host value found valid: most requests repeat it, and comparing two strings costs less than the scan. Never '' (refused). */
+let validHost = 'localhost';
 
 /** One scan of the Host value, no allocation (see the rules above). */
 function invalidHost(host: string): boolean {
   if (host === validHost) return false;
+  if (host.length === 0) return true;
   let prev = 0;
   for (let i = 0, n = host.length; i < n; i++) {
     const c = host.charCodeAt(i);

@@ -2,13 +2,12 @@ import { z } from 'zod';
 import { BUILTIN_STAGES } from '../stages/builtin.ts';
 import { authOptions } from '../stages/auth/schema.ts';
 import { cacheStoresOptions } from '../stages/cache/schema.ts';
-import { checkGatewayWideIpFilter } from '../stages/ip-filter/config-check.ts';
 import { ipFilterOptions, trustedProxiesOption } from '../stages/ip-filter/schema.ts';
 import { StageRegistry, type StageDefinition } from '../stages/define.ts';
 import { balancerNames } from '../upstream/balancer.ts';
 import '../upstream/balancers.ts';
 import { dnsServer, duration, httpUrl, listenPort, method, port, regexSource, status } from './common.ts';
-import { checkAuthKeys, checkDuplicateRoutes, checkPerInstance, checkPipeline, checkRouteStages, storeOf } from './checks.ts';
+import { crossKeyChecks } from './cross-checks.ts';
 import { websocketOptions } from '../server/websocket-options.ts';
 import { logOptions, routeLogOptions } from '../observe/log-options.ts';
 import { limitsSchema } from '../server/limits-schema.ts';
@@ -179,45 +178,7 @@ export function configSchema(stages: StageRegistry = new StageRegistry(BUILTIN_S
     ...topLevel,
     services: z.record(z.string().regex(/^[A-Za-z0-9_.-]+$/, 'service names are letters, digits, _ . -'), service),
     routes: z.array(route).min(1, 'needs at least one route'),
-  }).superRefine((config, ctx) => {
-    checkPipeline(config.pipeline, ['pipeline'], stages, ctx);
-    checkGatewayWideIpFilter(config as GatewayConfig, stages, ctx);
-    checkDuplicateRoutes(config.routes as RouteConfig[], ctx);
-    for (const [name, svc] of Object.entries(config.services)) {
-      const { upstreams, discovery } = svc as { upstreams?: unknown[]; discovery?: Record<string, unknown> };
-      if (upstreams === undefined && Object.values(discovery ?? {}).every((d) => d === undefined)) {
-        ctx.addIssue({ code: 'custom', path: ['services', name, 'upstreams'], message: 'needs at least one upstream URL, or discovery' });
-      }
-    }
-    config.routes.forEach((r, i) => {
-      const services = config.services as Record<string, StageKeys>;
-      const given = r as z.output<typeof routeBase> & StageKeys;
-      if ((given.service === undefined) === (given.backends === undefined)) {
-        ctx.addIssue({ code: 'custom', path: ['routes', i, 'service'], message: 'set service, or backends (not both)' });
-        return;
-      }
-      const names = given.backends?.map((b) => b.service) ?? [given.service!];
-      const unknown = names.find((n) => !(n in services));
-      if (unknown !== undefined) {
-        const where = given.backends === undefined ? ['routes', i, 'service'] : ['routes', i, 'backends', names.indexOf(unknown), 'service'];
-        ctx.addIssue({ code: 'custom', path: where, message: `unknown service ${JSON.stringify(unknown)} (known: ${Object.keys(services).join(', ') || 'none'})` });
-        return;
-      }
-      const mirrored = (given as { mirror?: { service?: unknown } }).mirror?.service;
-      if (typeof mirrored === 'string' && !(mirrored in services)) {
-        ctx.addIssue({ code: 'custom', path: ['routes', i, 'mirror', 'service'], message: `unknown service ${JSON.stringify(mirrored)} (known: ${Object.keys(services).join(', ')})` });
-      }
-      const routeCfg = { ...given, service: names[0]! } as RouteConfig;
-      checkPipeline(routeCfg.pipeline, ['routes', i, 'pipeline'], stages, ctx);
-      for (const name of new Set(names)) checkRouteStages(config as GatewayConfig, { ...routeCfg, service: name }, i, stages, ctx);
-      checkPerInstance(config as GatewayConfig, routeCfg, i, ctx);
-      checkAuthKeys(config as GatewayConfig, routeCfg, i, ctx);
-      const usesRedis = storeOf(routeCfg.rateLimit) === 'redis' || storeOf(routeCfg.cache) === 'redis';
-      if (usesRedis && config.redis === undefined) {
-        ctx.addIssue({ code: 'custom', path: ['routes', i], message: 'uses store: redis but the config has no top-level redis.url' });
-      }
-    });
-  });
+  }).superRefine(...crossKeyChecks(stages));
   // A route with backends gets its first backend as `service` (for the
   // stages that key on the route's service), so every route has one.
   const filled = schema.transform((config) => ({

@@ -13,8 +13,8 @@ const HEAD = 12;
 /** Index bytes per record (the slot's typed-array fields, two hash buckets), counted against `maxBytes`. */
 const SLOT_BYTES = 48;
 
-/** V8 heap of a decoded entry kept for later hits (measured for entries as objects, bench/memory/cache-gc.ts), counted against `maxBytes` with its copy of the bytes. */
-const DECODED_BYTES = 640;
+/** V8 heap of a decoded entry kept for later hits (measured for entries as objects, bench/memory/cache-gc.ts) and of its `hot` entry (+ the key's length), counted against `maxBytes` with its copy of the bytes. */
+const DECODED_BYTES = 640 + 48;
 
 const align8 = (n: number): number => (n + 7) & ~7;
 
@@ -51,6 +51,9 @@ export class MemoryCacheStore implements CacheStore {
   private moving = Buffer.allocUnsafeSlow(0);
   /** By slot: the record as the first hit decoded it. */
   private readonly decoded: Array<CacheRecord | undefined> = [];
+  /** Slots with a decoded record by key, and their keys: a hit's key is not encoded, hashed and compared byte by byte (docs/cache-hit.md). */
+  private readonly hot = new Map<string, number>();
+  private readonly hotKeys: Array<string | undefined> = [];
   /** Records removed to make room (expired ones included). */
   evictions = 0;
 
@@ -64,7 +67,7 @@ export class MemoryCacheStore implements CacheStore {
   }
 
   get(key: string): CacheRecord | undefined {
-    const slot = this.find(key);
+    const slot = this.hot.get(key) ?? this.find(key);
     if (slot < 0) return undefined;
     const slots = this.slots;
     const now = this.clock.now();
@@ -82,11 +85,13 @@ export class MemoryCacheStore implements CacheStore {
     const record = unpack(buf);
     // Kept only when it fits beside its own record; room is made at the
     // log's tail as for a store (this record, just read, gets its second chance).
-    const extra = n + DECODED_BYTES;
+    const extra = n + DECODED_BYTES + key.length;
     if (slots.size[slot]! + extra <= this.maxBytes) {
       this.makeRoom(0, extra, now);
       if (slots.pos[slot]! >= 0) {
         this.decoded[slot] = record;
+        this.hot.set(key, slot);
+        this.hotKeys[slot] = key;
         slots.size[slot] += extra;
         this.total += extra;
       }
@@ -148,9 +153,7 @@ export class MemoryCacheStore implements CacheStore {
   }
 
   /** Bytes held now. */
-  get bytes(): number {
-    return this.total;
-  }
+  get bytes(): number { return this.total; }
 
   /** Records held now (entries and vary records). */
   get size(): number {
@@ -180,7 +183,10 @@ export class MemoryCacheStore implements CacheStore {
 
   private drop(slot: number): void {
     this.total -= this.slots.size[slot]!;
-    if (this.decoded[slot] !== undefined) this.decoded[slot] = undefined;
+    if (this.decoded[slot] !== undefined) {
+      this.hot.delete(this.hotKeys[slot]!);
+      this.decoded[slot] = this.hotKeys[slot] = undefined;
+    }
     this.slots.remove(slot);
   }
 

@@ -8,7 +8,7 @@ import { pino } from 'pino';
 import type { Logger } from '../../lib/observe/log.ts';
 import { httpsLocation } from '../../lib/server/redirect-http.ts';
 import { defaultPipeline } from '../../pipeline.ts';
-import { createServer } from 'node:net';
+import { connect as tcpConnect, createServer } from 'node:net';
 import { makeCa, pemFolder, type Ca, type Issued } from '../support/certs.ts';
 import { startGatewayFromYaml, startUpstream, type TestUpstream } from '../support/servers.ts';
 
@@ -132,6 +132,20 @@ routes:
       const socket = await tlsTo({ servername: 'a.test', minVersion: version, maxVersion: version });
       expect(socket.getProtocol()).toBe(version);
     }
+  });
+
+  it('closes plain HTTP sent to the TLS port without an answer (nginx answers 400 there)', async () => {
+    await start();
+    const got = await new Promise<{ text: string; closed: boolean }>((resolve) => {
+      const socket = tcpConnect(gateway!.port, '127.0.0.1');
+      let text = '';
+      socket.on('data', (d: Buffer) => { text += d.toString('latin1'); });
+      socket.on('error', () => undefined);
+      socket.on('close', () => { clearTimeout(cap); resolve({ text, closed: true }); });
+      const cap = setTimeout(() => { socket.destroy(); resolve({ text, closed: false }); }, 3000);
+      socket.write('GET /plain HTTP/1.1\r\nHost: a.test\r\n\r\n');
+    });
+    expect(got).toEqual({ text: '', closed: true });
   });
 
   it('redirects plain HTTP to HTTPS: 301 for GET, 308 for POST, the Host without its port, path and query kept', async () => {

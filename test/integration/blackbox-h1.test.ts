@@ -204,6 +204,25 @@ describe('request bodies and framing', () => {
   });
 });
 
+describe('request bodies cut short by the client', () => {
+  it('never forwards a body cut before its Content-Length or its last chunk as complete, after a FIN or a reset', async () => {
+    const cut = (target: string, framing: string, part: string, reset: boolean): Promise<void> => new Promise((resolve) => {
+      const socket = connect(port, '127.0.0.1');
+      socket.on('error', () => undefined);
+      socket.write(`POST /p/${target} HTTP/1.1\r\nHost: gw.test\r\n${framing}\r\n\r\n${part}`);
+      setTimeout(() => { if (reset) socket.destroy(); else socket.end(); setTimeout(resolve, 400); }, 200);
+    });
+    const before = up.bytes();
+    await Promise.all([
+      cut('cut-cl-fin', 'Content-Length: 10', '12345', false), cut('cut-cl-rst', 'Content-Length: 10', '12345', true),
+      cut('cut-chunked-fin', 'Transfer-Encoding: chunked', '5\r\n12345\r\n', false), cut('cut-chunked-rst', 'Transfer-Encoding: chunked', '5\r\n12345\r\n', true),
+    ]);
+    // The heads (and the first bytes) did reach the upstream: the request was streaming when it was cut.
+    expect(up.bytes()).toBeGreaterThan(before);
+    expect(up.requests.map((r) => r.target).filter((t) => t.startsWith('/cut-'))).toEqual([]);
+  });
+});
+
 describe('request headers toward the upstream (RFC 9110 §7.6)', () => {
   it('drops Connection, the headers it names, Keep-Alive, Proxy-Connection, TE and Upgrade; passes Via and Max-Forwards as sent and adds no Via', async () => {
     await send(GET('/p/hop', 'Connection: keep-alive, x-hop, TE\r\nX-Hop: 1\r\nKeep-Alive: timeout=5\r\nProxy-Connection: keep-alive\r\nTE: trailers\r\nUpgrade: h2c\r\nVia: 1.1 edge\r\nMax-Forwards: 0\r\n'), endsJson);

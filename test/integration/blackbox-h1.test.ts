@@ -233,6 +233,20 @@ describe('request headers toward the upstream (RFC 9110 §7.6)', () => {
   });
 });
 
+describe('Upgrade: h2c (curl --http2 on http://)', () => {
+  it('answers over HTTP/1.1 as if no upgrade were asked (RFC 9113 §3.1), a POST\'s body forwarded, HTTP2-Settings dropped', async () => {
+    const upgrade = 'Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n';
+    const outs = await Promise.all([
+      send(GET('/p/h2c-get', upgrade), endsJson),
+      send(`POST /p/h2c-post HTTP/1.1\r\nHost: gw.test\r\n${upgrade}Content-Length: 5\r\n\r\nhello`, endsJson),
+    ]);
+    expect(outs.map((o) => statuses(o.text))).toEqual([[200], [200]]);
+    const post = up.requests.find((r) => r.target === '/h2c-post')!;
+    expect(post.body).toBe('hello');
+    expect(post.headers.map(([n]) => n)).not.toContain('http2-settings');
+  });
+});
+
 describe('upstream answers (RFC 9110 §6.4.1, §7.6.1; RFC 9112 §6)', () => {
   it('sends 204 and 304 without the body the upstream sent after them, and the connection still serves', async () => {
     for (const path of ['/r/204-with-body', '/r/304-with-body']) {

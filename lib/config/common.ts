@@ -1,5 +1,6 @@
 import { Resolver } from 'node:dns';
 import { z } from 'zod';
+import { parseDuration } from '../duration.ts';
 
 /** Schema pieces every stage's options share. */
 
@@ -10,6 +11,28 @@ export const duration = z.union([
   z.number().nonnegative(),
   z.string().regex(durationPattern, 'expected a duration like 250ms, 30s or 5m'),
 ]);
+
+/**
+ * The longest delay Node's timers take (2^31-1 ms, 24.8 days): a longer one
+ * fires at once (TimeoutOverflowWarning, then 1 ms), so a `total: 720h`
+ * timeout answered 504 at once. nginx and Envoy keep their timers in 64
+ * bits; here a longer value is refused.
+ */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** Whether a duration fits a timer (true for what is no duration: the duration schema says so). */
+export function fitsTimer(d: number | string): boolean {
+  try {
+    return parseDuration(d) <= MAX_TIMER_MS;
+  } catch {
+    return true;
+  }
+}
+
+export const TIMER_BOUND = `must be at most ${MAX_TIMER_MS}ms (24.8 days): a longer timer fires at once; leave the key out for none`;
+
+/** A duration that feeds a timer (a timeout, an interval, a backoff): at most `MAX_TIMER_MS`. */
+export const timerDuration = duration.refine(fitsTimer, TIMER_BOUND);
 
 /** An HTTP method, upper-cased. */
 export const method = z.string().regex(/^[A-Za-z]+$/, 'expected an HTTP method').transform((m) => m.toUpperCase());

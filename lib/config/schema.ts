@@ -6,7 +6,7 @@ import { ipFilterOptions, trustedProxiesOption } from '../stages/ip-filter/schem
 import { StageRegistry, type StageDefinition } from '../stages/define.ts';
 import { balancerNames } from '../upstream/balancer.ts';
 import '../upstream/balancers.ts';
-import { dnsServer, duration, httpUrl, listenPort, method, port, regexSource, status } from './common.ts';
+import { dnsServer, duration, httpUrl, listenPort, method, port, regexSource, status, timerDuration } from './common.ts';
 import { crossKeyChecks } from './cross-checks.ts';
 import { websocketOptions } from '../server/websocket-options.ts';
 import { logOptions, routeLogOptions } from '../observe/log-options.ts';
@@ -26,8 +26,8 @@ export { duration } from './common.ts';
 
 export const healthSchema = z.strictObject({
   path: z.string().startsWith('/'),
-  interval: duration.optional(),
-  timeout: duration.optional(),
+  interval: timerDuration.optional(),
+  timeout: timerDuration.optional(),
   expectedStatuses: z.array(status).min(1).optional(),
   unhealthyAfter: z.number().int().min(1).optional(),
   healthyAfter: z.number().int().min(1).optional(),
@@ -56,11 +56,11 @@ const dnsDiscovery = z.strictObject({
   port: port.optional(),
   scheme: z.enum(['http', 'https']).optional(),
   servers: z.array(dnsServer).min(1).optional(),
-  minInterval: duration.optional(),
-  maxInterval: duration.optional(),
+  minInterval: timerDuration.optional(),
+  maxInterval: timerDuration.optional(),
 });
 
-const fileDiscovery = z.strictObject({ path: z.string().min(1), interval: duration.optional() });
+const fileDiscovery = z.strictObject({ path: z.string().min(1), interval: timerDuration.optional() });
 
 const serviceBase = z.strictObject({
   /** Static instances; with `discovery`, the ones used until it answers (may be left out). */
@@ -69,7 +69,7 @@ const serviceBase = z.strictObject({
   /** How an instance is chosen; default p2c-ewma with more than one instance. */
   balancer: balancerName.optional(),
   hash: hashSchema.optional(),
-  timeout: duration.optional(),
+  timeout: timerDuration.optional(),
   connections: z.number().int().min(1).optional(),
   keepAlive: duration.optional(),
   tlsVerify: z.boolean().optional(),
@@ -116,7 +116,7 @@ const routeBase = z.strictObject({
   /** Accept WebSocket upgrades here and proxy them to the service (`true`, or limits). */
   websocket: z.union([z.boolean(), websocketOptions]).optional(),
   /** Longest gap between two chunks of a `text/event-stream` response; `false` (default): none. */
-  streamIdleTimeout: z.union([duration, z.literal(false)]).optional(),
+  streamIdleTimeout: z.union([timerDuration, z.literal(false)]).optional(),
   /** `{ access: false }`: this route's requests stay out of the access log. */
   log: routeLogOptions.optional(),
   /** The route's stages in order; default: the top-level `pipeline`, else the built-in order. */

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { duration, listenPort } from '../config/common.ts';
+import { listenPort, timerDuration } from '../config/common.ts';
 
 /**
  * The top-level lifecycle keys: the admin listener, graceful drain, hot
@@ -17,7 +17,7 @@ export const adminOptions = z.strictObject({
 /** SIGTERM/SIGINT: how long requests in flight may run before they are cancelled. */
 export const drainOptions = z.strictObject({
   /** @default '25s' */
-  timeout: duration.optional(),
+  timeout: timerDuration.optional(),
 });
 
 /** Hot reload from the config file (SIGHUP and `POST /reload` reload too). */
@@ -25,7 +25,7 @@ export const reloadOptions = z.strictObject({
   /** Reload when the config file changes. @default true (when started from a file) */
   watch: z.boolean().optional(),
   /** Changes closer together than this make one reload. @default '500ms' */
-  debounce: duration.optional(),
+  debounce: timerDuration.optional(),
 });
 
 export const publicMetricsOptions = z.strictObject({

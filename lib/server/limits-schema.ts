@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { duration } from '../config/common.ts';
+import { timerDuration } from '../config/common.ts';
 
 /**
  * The most header lines uWebSockets.js 20.30 hands over: a head with more is
@@ -17,7 +17,7 @@ export const limitsSchema = z.strictObject({
   /** Path plus `?query`, in bytes; longer: 414. */
   maxUrlLength: z.number().int().min(64).optional(),
   /** Longest wait for the next request-body byte while the gateway reads; then 408 and close. `false`: none. */
-  bodyIdleTimeout: z.union([duration, z.literal(false)]).optional(),
+  bodyIdleTimeout: z.union([timerDuration, z.literal(false)]).optional(),
   /** Requests in flight per client address; more: 429. `false`: no limit. */
   maxRequestsPerClient: z.union([z.number().int().min(1), z.literal(false)]).optional(),
 });

@@ -1,6 +1,6 @@
 import { createPublicKey } from 'node:crypto';
 import { z } from 'zod';
-import { duration, headerName, httpUrl } from '../../config/common.ts';
+import { duration, headerName, httpUrl, timerDuration } from '../../config/common.ts';
 import { HMAC_ALGORITHMS, PUBLIC_KEY_ALGORITHMS } from './keys.ts';
 
 const mode = z.enum(['required', 'optional', 'none']);
@@ -28,7 +28,7 @@ export const authOptions = z.union([
     realm: z.string().optional(),
     tokenCache: z.number().int().nonnegative().optional(),
     tokenCacheTtl: duration.optional(),
-    jwks: z.strictObject({ cooldown: duration.optional(), cacheMaxAge: duration.optional(), timeout: duration.optional(), staleMaxAge: duration.optional() }).optional(),
+    jwks: z.strictObject({ cooldown: duration.optional(), cacheMaxAge: duration.optional(), timeout: timerDuration.optional(), staleMaxAge: duration.optional() }).optional(),
   }).superRefine(oneKeySource).superRefine(algorithmsFitKey),
 ]);
 export type AuthConfig = z.output<typeof authOptions>;

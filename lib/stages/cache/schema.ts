@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { duration, status } from '../../config/common.ts';
+import { duration, status, timerDuration } from '../../config/common.ts';
 import { NEVER_STORED } from './policy.ts';
 
 /** `cache:` on a route. */
@@ -22,5 +22,5 @@ export type CacheConfig = z.output<typeof cacheOptions>;
 /** The top-level `cache:` key: store settings shared by every cached route. */
 export const cacheStoresOptions = z.strictObject({
   memory: z.strictObject({ maxBytes: z.number().int().min(1024).optional() }).optional(),
-  redis: z.strictObject({ keyPrefix: z.string().optional(), timeout: duration.optional() }).optional(),
+  redis: z.strictObject({ keyPrefix: z.string().optional(), timeout: timerDuration.optional() }).optional(),
 });

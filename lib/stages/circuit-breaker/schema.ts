@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { duration, status } from '../../config/common.ts';
+import { duration, status, timerDuration } from '../../config/common.ts';
 
 /** `circuitBreaker:` on a service or route (`false` turns it off). */
 export const circuitBreakerOptions = z.strictObject({
@@ -11,9 +11,9 @@ export const circuitBreakerOptions = z.strictObject({
   windowSize: z.number().int().min(1).optional(),
   minimumCalls: z.number().int().min(1).optional(),
   slowCallDuration: duration.optional(),
-  resetTimeout: duration.optional(),
+  resetTimeout: timerDuration.optional(),
   resetBackoff: z.number().min(1).optional(),
-  maxResetTimeout: duration.optional(),
+  maxResetTimeout: timerDuration.optional(),
   probes: z.number().int().min(1).optional(),
   probeSuccesses: z.number().int().min(1).optional(),
   failureStatuses: z.array(status).optional(),

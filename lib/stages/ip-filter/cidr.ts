@@ -80,6 +80,17 @@ export function isCidr(text: string): boolean {
   return ipaddr.isValidCIDR(text) || ipaddr.isValid(text);
 }
 
+/**
+ * For a CIDR whose address has bits set past its prefix (`10.0.0.1/8`),
+ * the network it stands for (`10.0.0.0/8`); null otherwise.
+ */
+export function hostBitsSet(text: string): string | null {
+  if (!text.includes('/') || !ipaddr.isValidCIDR(text)) return null;
+  const [addr, bits] = ipaddr.parseCIDR(text);
+  const network = addr.kind() === 'ipv4' ? ipaddr.IPv4.networkAddressFromCIDR(text) : ipaddr.IPv6.networkAddressFromCIDR(text);
+  return network.toNormalizedString() === addr.toNormalizedString() ? null : `${network.toString()}/${bits}`;
+}
+
 function mask(bits: number): number {
   return bits <= 0 ? 0 : bits >= 32 ? 0xffffffff : (0xffffffff << (32 - bits)) >>> 0;
 }

@@ -1,11 +1,11 @@
 import { z } from 'zod';
-import { duration, method, status } from '../../config/common.ts';
+import { duration, method, status, timerDuration } from '../../config/common.ts';
 
 /** `retry:` on a service or route (`false` turns retrying off). */
 export const retryOptions = z.strictObject({
   attempts: z.number().int().min(1).optional(),
-  base: duration.optional(),
-  cap: duration.optional(),
+  base: timerDuration.optional(),
+  cap: timerDuration.optional(),
   methods: z.array(method).optional(),
   statuses: z.array(status).optional(),
   bufferLimit: z.number().int().nonnegative().optional(),

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { duration } from '../../config/common.ts';
+import { timerDuration } from '../../config/common.ts';
 import { parseDuration } from '../../duration.ts';
 
 /**
@@ -7,7 +7,7 @@ import { parseDuration } from '../../duration.ts';
  * did something else (`perAttempt`); Envoy reads 0 as "no timeout". Neither
  * is worth guessing: leaving the key out is "no limit".
  */
-const limit = duration.refine((d) => {
+const limit = timerDuration.refine((d) => {
   try {
     return parseDuration(d) > 0;
   } catch {

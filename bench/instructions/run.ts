@@ -31,7 +31,7 @@ const HERE = dirname(fileURLToPath(import.meta.url));
 export const REPO = resolve(HERE, '..', '..');
 export const LOADER = join(REPO, 'bin', 'loader', 'register.mjs');
 
-export const TARGETS = ['minimal', 'bare', 'policies', 'full', 'full-hit'] as const;
+export const TARGETS = ['minimal', 'bare', 'policies', 'full', 'full-hit', 'uws-static'] as const;
 export type TargetName = (typeof TARGETS)[number];
 
 export interface InstructionReport {
@@ -55,6 +55,8 @@ export function targetArgs(target: TargetName, root: string, port: number, upstr
   if (target === 'minimal') {
     return ['--import', LOADER, join(root, 'bench', 'minimal-forwarder.ts'), '--port', String(port), '--upstream', upstream];
   }
+  // uws-static: a plain uWS handler answering a full hit's bytes from memory (the floor for a hit, docs/cache-hit.md).
+  if (target === 'uws-static') return ['--import', LOADER, join(root, 'bench', 'instructions', 'uws-static.ts'), '--port', String(port)];
   const config = target === 'bare' ? 'bare.yaml' : target === 'policies' ? 'policies.yaml' : 'full.yaml';
   return [join(root, 'bin', 'rxgate.mjs'), '--config', join(root, 'bench', 'configs', config), '--port', String(port)];
 }

@@ -1,6 +1,6 @@
 import { writeFileSync } from 'node:fs';
 import { request } from 'undici';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { afterAll, describe, it, type TestContext } from 'vitest';
 import { get } from '../support/answer.ts';
 import { holdingUpstream } from '../support/holding-upstream.ts';
 import { rxgateRuns, type RxgateProcess } from '../support/rxgate-process.ts';
@@ -13,26 +13,22 @@ import { startUpstream, type TestUpstream } from '../support/servers.ts';
  */
 
 const runs = rxgateRuns();
-const cleanups: Array<() => Promise<void>> = [];
-afterEach(async () => {
-  while (cleanups.length > 0) await cleanups.pop()!();
-});
 afterAll(() => runs.remove());
 
 /** Past the backstop a drain of `drain.timeout: 300ms` had in the main thread (300 ms + 5 s for the workers to stop). */
 const PAST_OLD_BACKSTOP_MS = 7000;
 
-async function upstream(handler: Parameters<typeof startUpstream>[0]): Promise<TestUpstream> {
+async function upstream(t: TestContext, handler: Parameters<typeof startUpstream>[0]): Promise<TestUpstream> {
   const up = await startUpstream(handler);
-  cleanups.push(() => up.close());
+  t.onTestFinished(() => up.close());
   return up;
 }
 
 /** Starts rxgate with two workers on `file`; resolves once both workers and the admin listener listen. */
-async function workers(file: string): Promise<{ gw: RxgateProcess; url: string; admin: string }> {
+async function workers(t: TestContext, file: string): Promise<{ gw: RxgateProcess; url: string; admin: string }> {
   const gw = runs.start(['--config', file, '--host', '127.0.0.1', '--port', '0', '--workers', '2'], { RXGATE_LOG_LEVEL: 'info' });
   const [listening, admin] = await Promise.all([gw.logged('rxgate listening', 2), gw.logged('rxgate admin listening')]);
-  cleanups.push(async () => {
+  t.onTestFinished(async () => {
     if (gw.proc.exitCode === null) gw.proc.kill('SIGKILL');
     await gw.exited;
   });
@@ -54,12 +50,14 @@ async function reload(admin: string): Promise<unknown> {
 }
 
 // Each test starts an rxgate process with two worker threads: generous timeouts, no duration asserted.
-describe('with --workers 2, a reload changes the main thread\'s part too', { timeout: 120_000 }, () => {
-  it('a reload that raises drain.timeout lets a request slower than the old timeout finish after SIGTERM', async () => {
+// The three run at once (each has its own process, upstream and file; most of their time is waiting).
+describe('with --workers 2, a reload changes the main thread\'s part too', { timeout: 120_000, concurrent: true }, () => {
+  it('a reload that raises drain.timeout lets a request slower than the old timeout finish after SIGTERM', async (t) => {
+    const { expect } = t;
     const up = await holdingUpstream();
-    cleanups.push(() => up.close());
+    t.onTestFinished(() => up.close());
     const file = runs.file(config(up.url, 'drain: { timeout: 300ms }\nreload: { watch: false }'));
-    const { gw, url, admin } = await workers(file);
+    const { gw, url, admin } = await workers(t, file);
     writeFileSync(file, config(up.url, 'drain: { timeout: 20s }\nreload: { watch: false }'));
     expect(await reload(admin)).toEqual({ outcome: 'applied' });
 
@@ -74,10 +72,11 @@ describe('with --workers 2, a reload changes the main thread\'s part too', { tim
     expect(await gw.exited).toBe(0);
   });
 
-  it('a reload that turns reload.watch off: a later change of the file is not applied', async () => {
-    const up = await upstream((_req, res) => res.end('ok'));
+  it('a reload that turns reload.watch off: a later change of the file is not applied', async (t) => {
+    const { expect } = t;
+    const up = await upstream(t, (_req, res) => res.end('ok'));
     const file = runs.file(config(up.url, 'reload: { watch: true, debounce: 50ms }'));
-    const { gw, url, admin } = await workers(file);
+    const { gw, url, admin } = await workers(t, file);
     // The watch itself applies the change that turns it off (in both workers).
     writeFileSync(file, config(up.url, 'reload: { watch: false }'));
     await gw.logged('config reloaded', 2);
@@ -93,10 +92,11 @@ describe('with --workers 2, a reload changes the main thread\'s part too', { tim
     expect((await get(`${url}/b`)).status).toBe(200);
   });
 
-  it('a reload that turns reload.watch on: a later change of the file is applied', async () => {
-    const up = await upstream((_req, res) => res.end('ok'));
+  it('a reload that turns reload.watch on: a later change of the file is applied', async (t) => {
+    const { expect } = t;
+    const up = await upstream(t, (_req, res) => res.end('ok'));
     const file = runs.file(config(up.url, 'reload: { watch: false }'));
-    const { gw, url, admin } = await workers(file);
+    const { gw, url, admin } = await workers(t, file);
     writeFileSync(file, config(up.url, 'reload: { watch: true, debounce: 50ms }'));
     expect(await reload(admin)).toEqual({ outcome: 'applied' });
 

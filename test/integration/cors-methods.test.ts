@@ -1,0 +1,66 @@
+import { request } from 'undici';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startGatewayFromYaml, startUpstream, type TestUpstream } from '../support/servers.ts';
+
+/**
+ * A preflight's Access-Control-Allow-Methods lists only methods some route
+ * on the path answers: it advertised cors's default list (PUT, PATCH,
+ * DELETE…) on a route of [GET, OPTIONS], and the page's PUT then got 405.
+ * Worked out when the route is built (lib/stages/cors/index.ts).
+ */
+
+const ORIGIN = 'https://app.example.com';
+let up: TestUpstream;
+let gw: Awaited<ReturnType<typeof startGatewayFromYaml>>;
+
+beforeAll(async () => {
+  up = await startUpstream((req, res) => {
+    req.resume();
+    res.end('ok');
+  });
+  gw = await startGatewayFromYaml(`
+services:
+  up: { upstreams: ["${up.url}"] }
+routes:
+  - { path: /get, service: up, methods: [GET, OPTIONS], cors: { origins: ["${ORIGIN}"] } }
+  - { path: /split, service: up, methods: [GET, OPTIONS], cors: { origins: ["${ORIGIN}"] } }
+  - { path: /split, service: up, methods: [POST] }
+  - { path: /any, service: up, methods: [GET, DELETE, OPTIONS], cors: { origins: ["${ORIGIN}"], methods: ["*"] } }
+  - { path: /listed, service: up, methods: [GET, OPTIONS], cors: { origins: ["${ORIGIN}"], methods: [GET, DELETE] } }
+  - { path: /all, service: up, cors: { origins: ["${ORIGIN}"] } }
+`);
+});
+
+afterAll(async () => {
+  await gw?.close();
+  await up?.close();
+});
+
+async function allowed(path: string, method = 'GET'): Promise<string | undefined> {
+  const res = await request(`${gw.url}${path}`, { method: 'OPTIONS', headers: { origin: ORIGIN, 'access-control-request-method': method } });
+  await res.body.dump();
+  expect(res.statusCode).toBe(204);
+  return res.headers['access-control-allow-methods'] as string | undefined;
+}
+
+describe('a preflight advertises only methods the path answers', () => {
+  it('leaves out what the route would answer 405 to', async () => {
+    expect(await allowed('/get')).toBe('GET, HEAD');
+    const put = await request(`${gw.url}/get`, { method: 'PUT', headers: { origin: ORIGIN } });
+    await put.body.dump();
+    expect(put.statusCode).toBe(405);
+  });
+
+  it('keeps a method another route on the same path answers', async () => {
+    expect(await allowed('/split', 'POST')).toBe('GET, HEAD, POST');
+  });
+
+  it('turns * and a configured list into the methods the path answers', async () => {
+    expect(await allowed('/any', 'DELETE')).toBe('GET, DELETE, HEAD');
+    expect(await allowed('/listed')).toBe('GET');
+  });
+
+  it('keeps the configured list on a route that takes every method', async () => {
+    expect(await allowed('/all')).toBe('GET, HEAD, PUT, PATCH, POST, DELETE');
+  });
+});

@@ -14,9 +14,11 @@ export const duration = z.union([
 
 /**
  * The longest delay Node's timers take (2^31-1 ms, 24.8 days): a longer one
- * fires at once (TimeoutOverflowWarning, then 1 ms), so a `total: 720h`
- * timeout answered 504 at once. nginx and Envoy keep their timers in 64
- * bits; here a longer value is refused.
+ * fires at once (TimeoutOverflowWarning, then 1 ms): `hedge.after: 720h`
+ * sent its hedge at once, two upstream requests for one. Keys that go
+ * through deadlines (`timeouts.total`) did not misbehave; no such value is
+ * meant anywhere. nginx and Envoy keep their timers in 64 bits; here a
+ * longer value is refused.
  */
 export const MAX_TIMER_MS = 2 ** 31 - 1;
 

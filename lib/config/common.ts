@@ -36,6 +36,15 @@ export const TIMER_BOUND = `must be at most ${MAX_TIMER_MS}ms (24.8 days): a lon
 /** A duration that feeds a timer (a timeout, an interval, a backoff): at most `MAX_TIMER_MS`. */
 export const timerDuration = duration.refine(fitsTimer, TIMER_BOUND);
 
+/** A period or a timeout that must run (health probes, a discovery file's reads): more than 0 and at most `MAX_TIMER_MS`. */
+export const positiveTimer = timerDuration.refine((d) => {
+  try {
+    return parseDuration(d) > 0;
+  } catch {
+    return true;
+  }
+}, 'must be more than 0');
+
 /** An HTTP method, upper-cased. */
 export const method = z.string().regex(/^[A-Za-z]+$/, 'expected an HTTP method').transform((m) => m.toUpperCase());
 

@@ -6,7 +6,7 @@ import { ipFilterOptions, trustedProxiesOption } from '../stages/ip-filter/schem
 import { StageRegistry, type StageDefinition } from '../stages/define.ts';
 import { balancerNames } from '../upstream/balancer.ts';
 import '../upstream/balancers.ts';
-import { dnsServer, duration, httpUrl, listenPort, method, port, regexSource, status, timerDuration } from './common.ts';
+import { dnsServer, duration, httpUrl, listenPort, method, port, positiveTimer, regexSource, status, timerDuration } from './common.ts';
 import { crossKeyChecks } from './cross-checks.ts';
 import { websocketOptions } from '../server/websocket-options.ts';
 import { logOptions, routeLogOptions } from '../observe/log-options.ts';
@@ -26,8 +26,9 @@ export { duration } from './common.ts';
 
 export const healthSchema = z.strictObject({
   path: z.string().startsWith('/'),
-  interval: timerDuration.optional(),
-  timeout: timerDuration.optional(),
+  // Checked here, not only by the probes when they start: `--check` builds services without probing.
+  interval: positiveTimer.optional(),
+  timeout: positiveTimer.optional(),
   expectedStatuses: z.array(status).min(1).optional(),
   unhealthyAfter: z.number().int().min(1).optional(),
   healthyAfter: z.number().int().min(1).optional(),
@@ -60,7 +61,8 @@ const dnsDiscovery = z.strictObject({
   maxInterval: timerDuration.optional(),
 });
 
-const fileDiscovery = z.strictObject({ path: z.string().min(1), interval: timerDuration.optional() });
+// 0 was refused inside the discovery's promise at start: no key path, and an unhandled rejection under --check.
+const fileDiscovery = z.strictObject({ path: z.string().min(1), interval: positiveTimer.optional() });
 
 const serviceBase = z.strictObject({
   /** Static instances; with `discovery`, the ones used until it answers (may be left out). */

@@ -53,6 +53,17 @@ describe('values refused with their key path', () => {
     expect(problems(route('cache: { ttl: 8760h }'))).toEqual([]);
   });
 
+  it('refuses a probe interval or timeout, or a discovery file\'s interval, of 0 (checked by the probes and the discovery at start only: --check builds neither)', () => {
+    expect(problems(`services:
+  users: { upstreams: ["http://127.0.0.1:1"], health: { path: /h, interval: 0, timeout: 0ms } }
+  found: { discovery: { file: { path: /nonexistent, interval: 0s } } }
+routes:\n  - { path: /a, service: users }\n  - { path: /b, service: found }\n`)).toEqual([
+      'services.users.health.interval: must be more than 0',
+      'services.users.health.timeout: must be more than 0',
+      'services.found.discovery.file.interval: must be more than 0',
+    ]);
+  });
+
   it('refuses hedge.max: 0 (no hedge sent: hedge: false says that)', () => {
     expect(problems(route('hedge: { max: 0 }'))).toEqual(['routes[0].hedge.max: must be at least 1 (hedge: false turns hedging off)']);
   });

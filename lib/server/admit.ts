@@ -1,5 +1,5 @@
 import { Observable, throwError, type Observer, type Subscriber, type Unsubscribable } from 'rxjs';
-import { RequestTimeoutError, TooManyInFlightError } from '../errors.ts';
+import { RequestTimeoutError, TooManyInFlightError, type GatewayError } from '../errors.ts';
 import type { GatewayRequest, GatewayResponse } from '../types.ts';
 import type { Exchange } from './connection.ts';
 import type { EdgeHooks } from './edge.ts';
@@ -14,10 +14,11 @@ import { RequestBody } from './request-body.ts';
  * ends; with neither, null: the exchange runs the pipeline itself
  * (`Exchange.run`, nothing added).
  */
-export function admit(hooks: EdgeHooks, req: GatewayRequest, exchange: Exchange): Observable<GatewayResponse> | null {
+export function admit(hooks: EdgeHooks, req: GatewayRequest, exchange: Exchange, headRefusal?: GatewayError | null): Observable<GatewayResponse> | null {
   const limits = hooks.limits;
   if (limits === undefined) return null;
-  const refused = limits.refusal(req);
+  // Judged by the caller when the request is dispatched on a later turn (edge.ts: `closing`).
+  const refused = headRefusal !== undefined ? headRefusal : limits.refusal(req);
   if (refused !== null) return throwError(() => refused);
   const body = limits.sweep !== null && req.body instanceof RequestBody ? req.body : null;
   if (body === null && limits.slots === null) return null;

@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import type { HttpRequest, HttpResponse, TemplatedApp, us_listen_socket, us_socket_context_t } from 'uWebSockets.js';
-import { BadRequestError, toGatewayError } from '../errors.ts';
+import { BadRequestError, toGatewayError, type GatewayError } from '../errors.ts';
 import { isAscii, latin1Bytes } from '../headers.ts';
 import { normalizePath } from '../router/normalize.ts';
 import { NO_PARAMS } from '../router/router.ts';
@@ -40,6 +40,8 @@ export class Edge {
   readonly protocol: 'http' | 'https';
   private listenSocket: us_listen_socket | null = null;
   private readonly inflight = new InFlight();
+  /** Requests whose dispatch waits for a later turn (handle: `closing`). */
+  private deferred = 0;
   private readonly nextRequestId: () => string;
   private readonly tls: EdgeTls | null;
   private redirect: RedirectListener | null = null;
@@ -151,9 +153,12 @@ export class Edge {
     });
   }
 
-  /** Resolves once no exchange is in flight, those that start meanwhile on open connections included. */
+  /** Resolves once no exchange is in flight, those that start meanwhile on open connections (or wait for their turn: `deferred`) included. */
   async idle(): Promise<void> {
-    while (this.inflight.size > 0) await this.settled();
+    while (this.inflight.size > 0 || this.deferred > 0) {
+      if (this.inflight.size > 0) await this.settled();
+      else await new Promise<void>((resolve) => setImmediate(resolve));
+    }
   }
 
   /** Stops accepting connections, cancels requests still under way and closes every connection. */
@@ -162,8 +167,7 @@ export class Edge {
     for (const sub of this.inflight) sub.unsubscribe();
     this.inflight.clear();
     goingAway(this); // WebSockets get 1001 Going Away first (websocket.ts)
-    // Closes every socket, idle keep-alive ones too. Both builds have it
-    // (20.30 on Node 20, 20.69 on Node 22+): detected all the same.
+    // Closes every socket, idle keep-alive ones too (both builds have it: 20.30 on Node 20, 20.69 on Node 22+).
     closeApp(this.app);
     for (const app of this.retired.splice(0)) closeApp(app);
   }
@@ -221,10 +225,12 @@ export class Edge {
     }
     if (hasBody) req.body = exchange.readBody(cl === undefined ? null : Number(cl));
     if (closing) {
-      // Answered on a later turn, as a refused head is: a request pipelined behind this one in the same
-      // read finds it pending, and uWS closes the connection without handing that one over.
+      // Answered on a later turn, as a refused head is: a request pipelined behind this one in the same read finds it
+      // pending, and uWS closes the connection without handing it over. Head limits judged now (they read the last head read).
       exchange.closeAtEnd = true;
-      setImmediate(() => { if (!exchange.gone) this.dispatch(exchange, req, badPath); });
+      const refused = badPath === null ? this.hooks.limits?.refusal(req) ?? null : null;
+      this.deferred++;
+      setImmediate(() => { this.deferred--; if (!exchange.gone) this.dispatch(exchange, req, badPath, refused); });
       return;
     }
     try {
@@ -234,10 +240,10 @@ export class Edge {
     }
   }
 
-  private dispatch(exchange: Exchange, req: GatewayRequest, badPath: unknown): void {
+  private dispatch(exchange: Exchange, req: GatewayRequest, badPath: unknown, headRefusal?: GatewayError | null): void {
     if (badPath !== null) exchange.reject(toGatewayError(badPath));
     else {
-      const admitted = admit(this.hooks, req, exchange);
+      const admitted = admit(this.hooks, req, exchange, headRefusal);
       if (admitted === null) exchange.run();
       else exchange.respond(admitted);
     }

@@ -130,7 +130,8 @@ let validHost = 'localhost';
 /** One scan of the Host value, no allocation (see the rules above). */
 function invalidHost(host: string): boolean {
   if (host === validHost) return false;
-  if (host.length === 0) return true;
+  // No host name before the port (`:80`): nginx refuses it as an empty host too.
+  if (host.length === 0 || host.charCodeAt(0) === 0x3a) return true;
   let prev = 0;
   for (let i = 0, n = host.length; i < n; i++) {
     const c = host.charCodeAt(i);

@@ -128,6 +128,25 @@ routes:
     for (const key of keys) expect(Number(cli(redisPort, 'PTTL', key)), key).toBeGreaterThan(0);
   });
 
+  it('keys a lone unnamed route by its path alone, and unnamed routes sharing a path by path#hash, with no brace (Redis Cluster would hash only the braces\' part: one slot for all)', async () => {
+    const url = `redis://127.0.0.1:${redisPort}`;
+    const pair = (how: string): string => `  - { path: /pair/*, ${how}, service: up, rateLimit: { limit: 5, window: 1h, store: redis, key: { header: x-client } } }\n`;
+    expect(await a.reload(routes(url) + pair('methods: [GET]') + pair('methods: [POST], match: { headers: { x-tier: gold } }'))).toMatchObject({ status: 200 });
+    await get(`${a.gw}/rl/x`, { 'x-client': 'keyed' });
+    const res = await request(`${a.gw}/pair/x`, { method: 'POST', body: 'x', headers: { 'x-client': 'keyed', 'x-tier': 'gold' } });
+    await res.body.dump();
+    await get(`${a.gw}/pair/x`, { 'x-client': 'keyed' });
+    const keys = cli(redisPort, '--scan', '--pattern', '*keyed*').split('\n').filter((k) => k !== '').sort();
+    // Before: every unnamed route's id was its path and the JSON of its methods and match ({"headers":…}).
+    expect(keys).toHaveLength(3);
+    expect(keys[2]).toBe('rxgate:rl:/rl/*:header:x-client:keyed');
+    const paired = /^rxgate:rl:\/pair\/\*#[A-Za-z0-9_-]{12}:header:x-client:keyed$/;
+    expect(keys.slice(0, 2)).toEqual([expect.stringMatching(paired), expect.stringMatching(paired)]);
+    expect(keys[0]).not.toBe(keys[1]);
+    for (const key of keys) expect(key).not.toMatch(/[{}]/);
+    expect(await a.reload(routes(url))).toMatchObject({ status: 200 });
+  });
+
   it('keeps counting in Redis across a reload (the reload closed the Redis client: every check after it fell back)', async () => {
     const before = [];
     for (let i = 0; i < 2; i++) before.push((await get(`${a.gw}/rl/x`, { 'x-client': 'reload' })).status);

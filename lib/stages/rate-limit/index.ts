@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { routeKey } from '../../config/checks.ts';
 import { defined } from '../../config/defined.ts';
 import { redisClient } from '../../resources/redis.ts';
@@ -30,15 +31,20 @@ export const rateLimitStage = defineStage({
 
 /**
  * The route's buckets' namespace: its name, else its path; and for a route
- * without a name whose path another route also goes by (GET and POST routes,
- * a route per matched header), the path with its methods and match, so each
- * route counts its own (they shared one bucket under different limits).
+ * without a name whose path another route also has (GET and POST routes, a
+ * route per matched header), the path and `#` and a hash of its path,
+ * methods and match, so each route counts its own (they shared one bucket
+ * under different limits). Compared by path, not by object: the route here
+ * is a copy per backend. The hash (base64url) has no `{` or `}`: Redis
+ * Cluster would hash only what is between them, one slot for every client.
  */
 function bucketId(ctx: StageContext): string {
   const { route, config } = ctx;
   if (route.name !== undefined) return route.name;
-  const shared = config.routes.some((r) => r !== route && (r.name ?? r.path) === route.path);
-  return shared ? `${route.path} ${routeKey(route, true)}` : route.path;
+  let onPath = 0;
+  for (const r of config.routes) if (r.path === route.path) onPath++;
+  if (onPath < 2) return route.path;
+  return `${route.path}#${createHash('sha1').update(routeKey(route, true)).digest('base64url').slice(0, 12)}`;
 }
 
 function redisStore(ctx: StageContext, failOpen: boolean): RedisRateLimitStore {

@@ -1,8 +1,22 @@
-import { defineConfig } from 'vitest/config';
+import { configDefaults, defineConfig } from 'vitest/config';
+
+// Unit and property files that start a uWS server or a gateway: uWS is a native module with process-wide
+// state (its loop, what it read when it loaded), so they get a process of their own, as integration files do.
+const WITH_UWS = [
+  'test/unit/config-auth-keys.test.ts',
+  'test/unit/edge-abort-watch.test.ts',
+  'test/unit/exchange.test.ts',
+  'test/unit/head-rules.test.ts',
+  'test/unit/limits-cores.test.ts',
+  'test/unit/response-head.test.ts',
+  'test/unit/response-writer-drain.test.ts',
+  'test/unit/response-writer-tick.test.ts',
+  'test/unit/uws-loader.test.ts',
+  'test/property/http-fuzz.test.ts',
+];
 
 export default defineConfig({
   test: {
-    include: ['test/**/*.test.ts'],
     globalSetup: ['test/support/global-setup.ts'],
     testTimeout: 30_000,
     hookTimeout: 30_000,
@@ -11,5 +25,19 @@ export default defineConfig({
     // the suite from 341 s to 221 s (vitest's default here is one, cores − 1).
     maxWorkers: 2,
     reporters: ['default'],
+    projects: [
+      // The other unit and property files share their worker processes (isolate: false): a new process per
+      // file cost more than most of these files' tests (import 297 s of the 67 files' 365 s, and 88 of 117).
+      {
+        extends: true,
+        test: {
+          name: 'unit',
+          include: ['test/unit/**/*.test.ts', 'test/property/**/*.test.ts'],
+          exclude: [...configDefaults.exclude, ...WITH_UWS],
+          isolate: false,
+        },
+      },
+      { extends: true, test: { name: 'integration', include: ['test/integration/**/*.test.ts', ...WITH_UWS] } },
+    ],
   },
 });

@@ -6,7 +6,7 @@ import type { PipelineFactory } from '../config/build.ts';
 import { controlKeys } from '../lifecycle/controls.ts';
 import type { Served } from '../lifecycle/serve.ts';
 import type { StageDefinition } from '../stages/define.ts';
-import type { WorkerData, WorkerQuery, WorkerReloaded, WorkerReply } from './workers.ts';
+import type { WorkerData, WorkerQuery, WorkerReloaded, WorkerReply } from './worker-messages.ts';
 
 const data = workerData as WorkerData;
 const mod = (await import(data.pipelineModule)) as { defaultPipeline?: PipelineFactory; stages?: StageDefinition[] };
@@ -57,9 +57,13 @@ if (gateway !== null && served !== null && port !== null) {
   // another worker), and this one stops listening, lets its requests in
   // flight finish within drain.timeout, and ends as a drained worker does.
   let crashed = false;
+  // Told once: the main thread replaces a worker per message. Later ones, while it drains, are only logged.
   process.on('uncaughtException', (err: unknown) => {
+    if (crashed) {
+      gateway.logger.error({ err }, 'gateway worker: another uncaught exception while it drains after a crash');
+      return;
+    }
     port.postMessage({ type: 'rxgate:crashed', id: 0, error: err instanceof Error ? err.stack ?? err.message : String(err) } satisfies WorkerReply);
-    if (crashed) return;
     crashed = true;
     void drain().finally(() => port.close());
   });

@@ -1,4 +1,5 @@
 import type { Overview } from '../admin/page.ts';
+import { mergeWindows, type SeriesWindow } from '../admin/series.ts';
 import type { BreakerHealth, InstanceHealth, ServiceHealth } from '../upstream/health-view.ts';
 
 const STATUS_RANK = { ok: 0, panic: 1, unavailable: 2 } as const;
@@ -54,4 +55,19 @@ function mergeService(a: ServiceHealth, b: ServiceHealth): ServiceHealth {
     balancer: a.balancer,
     instances: [...byUrl.values()],
   };
+}
+
+/** Every worker's windows per route as one window per route. */
+export function mergeRouteWindows(perWorker: ReadonlyArray<Record<string, SeriesWindow>>): Record<string, SeriesWindow> {
+  const byRoute = new Map<string, SeriesWindow[]>();
+  for (const w of perWorker) {
+    for (const [route, window] of Object.entries(w)) {
+      const list = byRoute.get(route);
+      if (list === undefined) byRoute.set(route, [window]);
+      else list.push(window);
+    }
+  }
+  const out: Record<string, SeriesWindow> = {};
+  for (const [route, list] of byRoute) out[route] = mergeWindows(list);
+  return out;
 }

@@ -1,52 +1,19 @@
 import { Worker } from 'node:worker_threads';
 import { AggregatorRegistry, collectDefaultMetrics, Registry } from 'prom-client';
 import type { AdminPageData, Overview } from '../admin/page.ts';
-import { mergeWindows, type SeriesWindow } from '../admin/series.ts';
-import type { ControlKeys } from '../lifecycle/controls.ts';
+import type { SeriesWindow } from '../admin/series.ts';
 import type { ReloadResult, ReloadTrigger } from '../lifecycle/reload.ts';
 import type { Logger } from '../observe/log.ts';
 import { after, systemRuntime } from '../runtime.ts';
-import { mergeOverviews } from './worker-overview.ts';
+import { mergeOverviews, mergeRouteWindows } from './worker-overview.ts';
+import type { PoolReloaded, WorkerCommand, WorkerData, WorkerQuery, WorkerReloaded, WorkerReply } from './worker-messages.ts';
+import { RestartBackoff } from './worker-restarts.ts';
 
-export interface WorkerData {
-  /** Arguments for the worker's own `runCli` (config file, port…). */
-  argv: string[];
-  /** Module whose `defaultPipeline` export builds each route's handler. */
-  pipelineModule: string;
-}
-
-/** What the main thread asks a worker (worker-main.ts answers with the same `id`). */
-export type WorkerQuery =
-  | { type: 'rxgate:metrics'; id: number }
-  | { type: 'rxgate:overview'; id: number }
-  | { type: 'rxgate:windows'; id: number; seconds: number }
-  | { type: 'rxgate:reload'; id: number; trigger: ReloadTrigger };
-
-/** A worker's answer to a `WorkerQuery`, its word that it listens (`rxgate:ready`), or that it crashed (`rxgate:crashed`, `error` the stack). */
-export interface WorkerReply {
-  type: 'rxgate:reply' | 'rxgate:ready' | 'rxgate:crashed';
-  id: number;
-  value?: unknown;
-  error?: string;
-}
-
-/** A worker's answer to `rxgate:reload`: what its reload did, and the keys of the config it serves since. */
-export interface WorkerReloaded {
-  result: ReloadResult;
-  config: ControlKeys;
-}
-
-/** The workers' reload as one: the result `reload` returns, and the keys the workers serve since (null: none applied it). */
-export interface PoolReloaded {
-  result: ReloadResult;
-  config: ControlKeys | null;
-}
-
-/** What the main thread tells every worker. */
-export type WorkerCommand = 'drain' | 'stop';
+export type { PoolReloaded, WorkerCommand, WorkerData, WorkerQuery, WorkerReloaded, WorkerReply } from './worker-messages.ts';
 
 /** The gateway's worker threads, seen as one gateway by the admin listener. */
 export interface WorkerPool extends AdminPageData {
+  /** The workers not yet exited. */
   readonly workers: readonly Worker[];
   /** The Prometheus text of the whole process: every worker's metrics added up. */
   metrics(): Promise<string>;
@@ -82,16 +49,42 @@ const PROCESS_PREFIX = 'rxgate_process_';
  * whole process whichever thread took a connection.
  */
 export function startWorkers(count: number, data: WorkerData, logger: Logger): WorkerPool {
+  /** The workers not yet exited, replacements included. */
   const workers: Worker[] = [];
   const live = new Set<Worker>();
   /** Settles when the worker listens or exits: queries wait for it (start-up can take seconds). */
   const started = new Map<Worker, Promise<void>>();
+  /** When each worker listened (a crash soon after delays the next start of its slot). */
+  const listenedAt = new Map<Worker, number>();
+  /** Workers whose crash has started (or scheduled) their one replacement. */
+  const replaced = new WeakSet<Worker>();
+  const backoff = new RestartBackoff(() => systemRuntime.now());
+  /** Replacements waiting out their delay. */
+  const waiting = new Set<{ unsubscribe(): void }>();
   const pending = new Map<number, { resolve(v: unknown): void; reject(e: Error): void }>();
   let nextId = 1;
   /** Set once the workers are told to drain or stop: a crashed worker is then not replaced. */
   let told = false;
   let allExited!: () => void;
   const exited = new Promise<void>((resolve) => { allExited = resolve; });
+  const settle = (): void => { if (live.size === 0 && waiting.size === 0) allExited(); };
+  const replace = (worker: Worker, i: number): void => {
+    // Once per worker, however many exceptions it throws while it drains.
+    if (told || replaced.has(worker)) return;
+    replaced.add(worker);
+    const delay = backoff.next(i, listenedAt.get(worker));
+    if (delay === 0) {
+      workers.push(spawn(i));
+      return;
+    }
+    logger.warn({ worker: i, delayMs: delay }, 'gateway worker crashed soon after it started: its replacement waits');
+    const timer = after(systemRuntime, delay, () => {
+      waiting.delete(timer);
+      if (!told) workers.push(spawn(i));
+      settle();
+    });
+    waiting.add(timer);
+  };
   const spawn = (i: number): Worker => {
     const worker = new Worker(new URL('./worker-entry.mjs', import.meta.url), { workerData: data });
     live.add(worker);
@@ -99,14 +92,16 @@ export function startWorkers(count: number, data: WorkerData, logger: Logger): W
     started.set(worker, new Promise<void>((resolve) => {
       worker.once('exit', () => resolve());
       worker.on('message', (msg: WorkerReply) => {
-        if (msg?.type === 'rxgate:ready') resolve();
+        if (msg?.type !== 'rxgate:ready') return;
+        listenedAt.set(worker, systemRuntime.now());
+        resolve();
       });
     }));
     worker.on('message', (msg: WorkerReply) => {
       if (msg?.type === 'rxgate:crashed') {
-        // The worker drains and ends (worker-main.ts); one like it takes its place at once, as nginx's master respawns a worker.
-        logger.error({ worker: i, err: msg.error, replaced: !told }, 'gateway worker crashed: it finishes its requests in flight and exits');
-        if (!told) workers.push(spawn(workers.length));
+        // The worker drains and ends (worker-main.ts); one like it takes its place, as nginx's master respawns a worker.
+        logger.error({ worker: i, err: msg.error, replaced: !told && !replaced.has(worker) }, 'gateway worker crashed: it finishes its requests in flight and exits');
+        replace(worker, i);
         return;
       }
       if (msg?.type !== 'rxgate:reply') return;
@@ -118,12 +113,17 @@ export function startWorkers(count: number, data: WorkerData, logger: Logger): W
     });
     worker.once('exit', (code) => {
       live.delete(worker);
+      started.delete(worker);
+      listenedAt.delete(worker);
+      const at = workers.indexOf(worker);
+      if (at >= 0) workers.splice(at, 1);
       if (code !== 0) logger.error({ worker: i, code }, 'gateway worker exited');
-      if (live.size === 0) allExited();
+      settle();
     });
     return worker;
   };
   for (let i = 0; i < count; i++) workers.push(spawn(i));
+  const ready = Promise.all(started.values()).then(() => undefined);
 
   const ask = async <T>(worker: Worker, query: Omit<WorkerQuery, 'id'>): Promise<T> => {
     if (query.type !== 'rxgate:reload') {
@@ -196,26 +196,18 @@ export function startWorkers(count: number, data: WorkerData, logger: Logger): W
       return mergeOverviews(await askAll<Overview>({ type: 'rxgate:overview' }));
     },
     async windows(seconds: number) {
-      const perWorker = await askAll<Record<string, SeriesWindow>>({ type: 'rxgate:windows', seconds } as Omit<WorkerQuery, 'id'>);
-      const byRoute = new Map<string, SeriesWindow[]>();
-      for (const w of perWorker) {
-        for (const [route, window] of Object.entries(w)) {
-          const list = byRoute.get(route);
-          if (list === undefined) byRoute.set(route, [window]);
-          else list.push(window);
-        }
-      }
-      const out: Record<string, SeriesWindow> = {};
-      for (const [route, list] of byRoute) out[route] = mergeWindows(list);
-      return out;
+      return mergeRouteWindows(await askAll<Record<string, SeriesWindow>>({ type: 'rxgate:windows', seconds } as Omit<WorkerQuery, 'id'>));
     },
     reload: async (trigger) => (await reloadAll(trigger)).result,
     reloadAll,
     broadcast(msg) {
       told = true;
+      for (const t of waiting) t.unsubscribe();
+      waiting.clear();
       for (const w of live) w.postMessage(msg);
+      settle();
     },
-    ready: Promise.all(started.values()).then(() => undefined),
+    ready,
     exited,
   };
 }

@@ -3,10 +3,10 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { Agent, request } from 'undici';
+import { Agent, Pool, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../support/global-setup.ts';
-import { rxgateRuns, type RxgateRuns } from '../support/rxgate-process.ts';
+import { rxgateRuns, type RxgateProcess, type RxgateRuns } from '../support/rxgate-process.ts';
 
 /**
  * `--workers 2` and a worker whose thread throws where nothing catches it
@@ -41,7 +41,42 @@ afterAll(async () => {
   await new Promise((r) => upstream?.close(r));
 });
 
-describe('a worker thread that crashes', { timeout: 60_000 }, () => {
+const CRASHED = 'gateway worker crashed: it finishes its requests in flight and exits';
+
+function configFor(port: number, routes = '  - { path: /*, service: up, pipeline: [crash], crash: true }\n'): string {
+  const up = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`;
+  return `
+listen: { host: 127.0.0.1, port: ${port} }
+admin: { host: 127.0.0.1, port: 0 }
+reload: { watch: false }
+services: { up: { upstreams: ["${up}"] } }
+routes:
+${routes}`;
+}
+
+/** `--workers 2` on configFor's config (watch off), once both listen. */
+async function startTwo(): Promise<{ port: number; file: string; proc: RxgateProcess; admin: string }> {
+  const port = await freePort();
+  const file = runs.file(configFor(port));
+  const proc = runs.start(['--config', file, '--workers', '2'], { RXGATE_LOG_LEVEL: 'info' });
+  const admin = `http://127.0.0.1:${(await proc.logged('rxgate admin listening'))['port'] as number}`;
+  await proc.logged('rxgate listening', 2);
+  return { port, file, proc, admin };
+}
+
+/** Each on a connection of its own, so the kernel spreads them over the workers. */
+async function freshGets(gw: string, paths: string[]): Promise<Array<[number, string]>> {
+  const out: Array<[number, string]> = [];
+  for (const path of paths) {
+    const agent = new Agent({ connections: 1 });
+    const res = await request(`${gw}${path}`, { dispatcher: agent });
+    out.push([res.statusCode, await res.body.text()]);
+    await agent.close();
+  }
+  return out;
+}
+
+describe('a worker thread that crashes', { timeout: 120_000 }, () => {
   it('is replaced while the others serve; its request in flight is answered, the crash is logged, and SIGTERM still exits 0', async () => {
     const port = await freePort();
     const up = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`;
@@ -72,6 +107,36 @@ routes:
     const ready = await request(`${admin}/ready`);
     await ready.body.dump();
     expect(ready.statusCode).toBe(200);
+    proc.proc.kill('SIGTERM');
+    expect(await proc.exited).toBe(0);
+  });
+
+  it('is replaced once however many exceptions it throws: 12 crashing requests at once leave the pool at its size', async () => {
+    const { port, proc, admin } = await startTwo();
+    // Twelve connections at once: each worker takes several, and each of those throws.
+    const pool = new Pool(`http://127.0.0.1:${port}`, { connections: 12, pipelining: 1 });
+    await Promise.all(Array.from({ length: 12 }, (_, i) => pool.request({ path: `/b${i}/crash`, method: 'GET' })
+      .then((r) => r.body.dump(), () => undefined)));
+    await pool.close();
+    await proc.logged(CRASHED);
+    // The crashed workers drain (their requests wait 300 ms upstream) and exit; until then the overview counts them.
+    let workers = 0;
+    for (let i = 0; i < 300; i++) {
+      const res = await request(`${admin}/api/overview`);
+      workers = ((await res.body.json()) as { workers: number }).workers;
+      const crashed = proc.lines.filter((l) => l['msg'] === CRASHED).length;
+      if (workers === 2 && proc.lines.filter((l) => l['msg'] === 'rxgate listening').length === 2 + crashed) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const crashed = proc.lines.filter((l) => l['msg'] === CRASHED);
+    // One line, and one replacement, per worker: before, one per exception (12 lines, 12 new workers).
+    expect(crashed.length).toBeGreaterThanOrEqual(1);
+    expect(crashed.length).toBeLessThanOrEqual(2);
+    expect(crashed.every((l) => l['replaced'] === true)).toBe(true);
+    expect(proc.lines.filter((l) => l['msg'] === 'rxgate listening').length).toBe(2 + crashed.length);
+    expect(workers).toBe(2);
+    expect(await freshGets(`http://127.0.0.1:${port}`, ['/after/1', '/after/2', '/after/3', '/after/4'])).toEqual(
+      [[200, 'ok /after/1'], [200, 'ok /after/2'], [200, 'ok /after/3'], [200, 'ok /after/4']]);
     proc.proc.kill('SIGTERM');
     expect(await proc.exited).toBe(0);
   });

@@ -1,0 +1,41 @@
+import type { ControlKeys } from '../lifecycle/controls.ts';
+import type { ReloadResult, ReloadTrigger } from '../lifecycle/reload.ts';
+
+// What the main thread (workers.ts) and a worker thread (worker-main.ts) pass each other.
+
+export interface WorkerData {
+  /** Arguments for the worker's own `runCli` (config file, port…). */
+  argv: string[];
+  /** Module whose `defaultPipeline` export builds each route's handler. */
+  pipelineModule: string;
+}
+
+/** What the main thread asks a worker (worker-main.ts answers with the same `id`). */
+export type WorkerQuery =
+  | { type: 'rxgate:metrics'; id: number }
+  | { type: 'rxgate:overview'; id: number }
+  | { type: 'rxgate:windows'; id: number; seconds: number }
+  | { type: 'rxgate:reload'; id: number; trigger: ReloadTrigger };
+
+/** A worker's answer to a `WorkerQuery`, its word that it listens (`rxgate:ready`), or that it crashed (`rxgate:crashed`, `error` the stack). */
+export interface WorkerReply {
+  type: 'rxgate:reply' | 'rxgate:ready' | 'rxgate:crashed';
+  id: number;
+  value?: unknown;
+  error?: string;
+}
+
+/** A worker's answer to `rxgate:reload`: what its reload did, and the keys of the config it serves since. */
+export interface WorkerReloaded {
+  result: ReloadResult;
+  config: ControlKeys;
+}
+
+/** The workers' reload as one: the result `reload` returns, and the keys the workers serve since (null: none applied it). */
+export interface PoolReloaded {
+  result: ReloadResult;
+  config: ControlKeys | null;
+}
+
+/** What the main thread tells every worker. */
+export type WorkerCommand = 'drain' | 'stop';

@@ -3,7 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 import type { PipelineFactory } from './config/build.ts';
 import type { StageDefinition } from './stages/define.ts';
-import { ConfigError, loadConfig } from './config/load.ts';
+import { ConfigError, loadConfig, parseConfig } from './config/load.ts';
 import { ConfigBuildError } from './config/build-errors.ts';
 import { checkBuild } from './config/check.ts';
 import type { Gateway } from './gateway.ts';
@@ -74,6 +74,8 @@ export interface CliOptions {
    * signals itself.
    */
   onServed?: (served: Served, drain: () => Promise<unknown>) => void;
+  /** The config's text, built instead of the file's (a worker replacing one that crashed runs what the workers serve); reloads read the file. */
+  configText?: string;
 }
 
 /**
@@ -127,7 +129,7 @@ export async function runCli(argv: string[], options: CliOptions = {}): Promise<
 
   let config;
   try {
-    config = loadConfig(file, process.env, stages);
+    config = options.configText !== undefined ? parseConfig(options.configText, file, process.env, stages) : loadConfig(file, process.env, stages);
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`rxgate: ${err.message}\n`);

@@ -36,6 +36,9 @@ export async function serveWorkers(
   let state: GatewayState = 'starting';
   void pool.ready.then(() => { if (state === 'starting') state = 'serving'; });
   let controls: Controls | null = null;
+  // The text the workers started from (read as they read it), until a reload every worker applied.
+  const first = read(file);
+  if (first !== null) pool.setConfigText(first);
   /** Reloads whose workers have not all answered yet: a drain's backstop waits for the timeout they set. */
   const reloading = new Set<Promise<ReloadResult>>();
   const relay = async (trigger: ReloadTrigger): Promise<ReloadResult> => {
@@ -43,6 +46,8 @@ export async function serveWorkers(
     const loaded = read(file);
     const { result, config: next } = await pool.reloadAll(trigger);
     if (result.outcome === 'refused') logger.error({ trigger, message: result.message }, 'config reload refused; the old config keeps serving');
+    // A replacement of a crashed worker builds from what the workers run, not from a file they refused or never reloaded.
+    if (next !== null && loaded !== null) pool.setConfigText(loaded);
     if (next !== null && controls !== null) {
       controls.setLevel(next);
       controls.apply(next, loaded);

@@ -16,6 +16,7 @@ const gateway = await runCli(data.argv, {
   ...(mod.defaultPipeline !== undefined ? { pipeline: mod.defaultPipeline } : {}),
   stages: mod.stages ?? [],
   onServed: (s, drain) => { served = { served: s, drain }; },
+  ...(data.configText !== undefined ? { configText: data.configText } : {}),
 });
 const port = parentPort;
 if (gateway !== null && served !== null && port !== null) {

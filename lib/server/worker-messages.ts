@@ -8,6 +8,8 @@ export interface WorkerData {
   argv: string[];
   /** Module whose `defaultPipeline` export builds each route's handler. */
   pipelineModule: string;
+  /** The config's text to build from instead of reading the file (a replacement runs what the workers serve); reloads read the file. */
+  configText?: string;
 }
 
 /** What the main thread asks a worker (worker-main.ts answers with the same `id`). */

@@ -15,6 +15,8 @@ export type { PoolReloaded, WorkerCommand, WorkerData, WorkerQuery, WorkerReload
 export interface WorkerPool extends AdminPageData {
   /** The workers not yet exited. */
   readonly workers: readonly Worker[];
+  /** The config text a replacement of a crashed worker builds from: the one the workers last applied. */
+  setConfigText(text: string): void;
   /** The Prometheus text of the whole process: every worker's metrics added up. */
   metrics(): Promise<string>;
   /** The content type of `metrics()`. */
@@ -65,6 +67,8 @@ export function startWorkers(count: number, data: WorkerData, logger: Logger): W
   let nextId = 1;
   /** Set once the workers are told to drain or stop: a crashed worker is then not replaced. */
   let told = false;
+  /** What a replacement builds from: the config the workers last applied (setConfigText). */
+  let configText = data.configText;
   let allExited!: () => void;
   const exited = new Promise<void>((resolve) => { allExited = resolve; });
   const settle = (): void => { if (live.size === 0 && waiting.size === 0) allExited(); };
@@ -86,7 +90,9 @@ export function startWorkers(count: number, data: WorkerData, logger: Logger): W
     waiting.add(timer);
   };
   const spawn = (i: number): Worker => {
-    const worker = new Worker(new URL('./worker-entry.mjs', import.meta.url), { workerData: data });
+    const worker = new Worker(new URL('./worker-entry.mjs', import.meta.url), {
+      workerData: { ...data, ...(configText !== undefined ? { configText } : {}) } satisfies WorkerData,
+    });
     live.add(worker);
     worker.on('error', (err) => logger.error({ err, worker: i }, 'gateway worker failed'));
     started.set(worker, new Promise<void>((resolve) => {
@@ -206,6 +212,9 @@ export function startWorkers(count: number, data: WorkerData, logger: Logger): W
       waiting.clear();
       for (const w of live) w.postMessage(msg);
       settle();
+    },
+    setConfigText(text) {
+      configText = text;
     },
     ready,
     exited,

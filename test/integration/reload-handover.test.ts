@@ -111,6 +111,7 @@ class HeldPool {
       workers: [], contentType: 'text/plain', ready: Promise.resolve(), exited: this.exited,
       metrics: async () => '', overview: async () => ({ routes: [], health: { services: [] } as never }), windows: async () => ({}),
       broadcast: (msg) => { this.told.push(msg); },
+      setConfigText: () => {},
       reload: async () => ({ outcome: 'applied' }),
       reloadAll: (trigger) => new Promise<PoolReloaded>((resolve) => {
         this.reloads.push({ trigger, answer: (keys) => resolve({ result: { outcome: 'applied' }, config: controlKeys(parseConfig(yaml('http://127.0.0.1:1', keys), 'w.yaml')) }) });

@@ -140,4 +140,29 @@ routes:
     proc.proc.kill('SIGTERM');
     expect(await proc.exited).toBe(0);
   });
+
+  it('is replaced by a worker of the config the workers run: not a file they refused (422), nor one never reloaded', async () => {
+    const { port, file, proc, admin } = await startTwo();
+    const gw = `http://127.0.0.1:${port}`;
+    // A config the workers refuse: the old one keeps serving.
+    writeFileSync(file, configFor(port, '  - { path: /broken, service: nope }\n'));
+    const refused = await request(`${admin}/reload`, { method: 'POST' });
+    await refused.body.dump();
+    expect(refused.statusCode).toBe(422);
+    expect(await freshGets(gw, ['/a/crash'])).toEqual([[200, 'ok /a/crash']]);
+    await proc.logged(CRASHED);
+    // Before, the replacement read the refused file and exited with code 2, leaving the pool short.
+    await proc.logged('rxgate listening', 3);
+    // A valid file the workers never reloaded (watch: false) without the /* route.
+    writeFileSync(file, configFor(port, '  - { path: /other/*, service: up }\n'));
+    expect(await freshGets(gw, ['/b/crash'])).toEqual([[200, 'ok /b/crash']]);
+    await proc.logged(CRASHED, 2);
+    await proc.logged('rxgate listening', 4);
+    // Every worker, the replacements too, serves the running config: /* answers (the file's would say 404).
+    const paths = Array.from({ length: 10 }, (_, i) => `/c/${i}`);
+    expect(await freshGets(gw, paths)).toEqual(paths.map((p) => [200, `ok ${p}`]));
+    expect(proc.lines.filter((l) => l['msg'] === 'gateway worker exited')).toEqual([]);
+    proc.proc.kill('SIGTERM');
+    expect(await proc.exited).toBe(0);
+  });
 });

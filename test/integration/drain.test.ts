@@ -2,7 +2,7 @@ import type { ChildProcess } from 'node:child_process';
 import { connect, type Socket } from 'node:net';
 import { Readable } from 'node:stream';
 import { request } from 'undici';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it, type TestContext } from 'vitest';
 import { get } from '../support/answer.ts';
 import { holdingUpstream, type HoldingUpstream } from '../support/holding-upstream.ts';
 import { rxgateRuns } from '../support/rxgate-process.ts';
@@ -43,10 +43,10 @@ async function rxgate(yaml: string, extra: string[] = []): Promise<Child> {
   return { proc: gw.proc, port, url: `http://127.0.0.1:${port}`, admin: `http://127.0.0.1:${admin['port'] as number}`, exited: gw.exited, logged: (msg) => gw.logged(msg) };
 }
 
-/** A `HoldingUpstream`, closed after the test. */
-async function holding(): Promise<HoldingUpstream> {
+/** A `HoldingUpstream`, closed after the test `t`. */
+async function holding(t: TestContext): Promise<HoldingUpstream> {
   const up = await holdingUpstream();
-  cleanups.push(() => up.close());
+  t.onTestFinished(() => up.close());
   return up;
 }
 
@@ -69,9 +69,11 @@ function refused(port: number): Promise<boolean> {
 }
 
 // Each test starts an rxgate process (seconds of CPU on a loaded machine): generous timeouts, no duration asserted.
-describe('graceful drain on SIGTERM', { timeout: 120_000 }, () => {
-  it('finishes a slow request in flight while /ready answers 503 and new connections are refused, then exits 0', async () => {
-    const up = await holding();
+// These four run at once: each has its own process and upstream.
+describe('graceful drain on SIGTERM', { timeout: 120_000, concurrent: true }, () => {
+  it('finishes a slow request in flight while /ready answers 503 and new connections are refused, then exits 0', async (t) => {
+    const { expect } = t;
+    const up = await holding(t);
     const gw = await rxgate(config(up.url));
     expect((await get(`${gw.admin}/ready`)).status).toBe(200);
 
@@ -93,8 +95,9 @@ describe('graceful drain on SIGTERM', { timeout: 120_000 }, () => {
     expect(await gw.exited).toBe(0);
   });
 
-  it('finishes an upload that is still sending when SIGTERM comes', async () => {
-    const up = await holding();
+  it('finishes an upload that is still sending when SIGTERM comes', async (t) => {
+    const { expect } = t;
+    const up = await holding(t);
     const gw = await rxgate(config(up.url));
     const chunk = Buffer.alloc(64 * 1024, 'x');
     const body = new Readable({ read() {} });
@@ -114,8 +117,9 @@ describe('graceful drain on SIGTERM', { timeout: 120_000 }, () => {
     expect(await gw.exited).toBe(0);
   });
 
-  it('exits at once on a second signal, cutting off what is in flight', async () => {
-    const up = await holding();
+  it('exits at once on a second signal, cutting off what is in flight', async (t) => {
+    const { expect } = t;
+    const up = await holding(t);
     const gw = await rxgate(config(up.url));
     const slow = request(`${gw.url}/slow`).then((res) => res.body.text(), (err: unknown) => err);
     await up.arrived;
@@ -126,8 +130,9 @@ describe('graceful drain on SIGTERM', { timeout: 120_000 }, () => {
     expect(await slow).toBeInstanceOf(Error);
   });
 
-  it('cancels what still runs at drain.timeout, then exits 0', async () => {
-    const up = await holding();
+  it('cancels what still runs at drain.timeout, then exits 0', async (t) => {
+    const { expect } = t;
+    const up = await holding(t);
     const gw = await rxgate(config(up.url, 'drain: { timeout: 300ms }'));
     const slow = request(`${gw.url}/slow`).then((res) => res.body.text(), (err: unknown) => err);
     await up.arrived;
@@ -139,8 +144,8 @@ describe('graceful drain on SIGTERM', { timeout: 120_000 }, () => {
 });
 
 describe('with --workers 2', { timeout: 120_000 }, () => {
-  it('relays POST /reload to every worker, and on SIGTERM drains them all and exits 0', async () => {
-    const up = await holding();
+  it('relays POST /reload to every worker, and on SIGTERM drains them all and exits 0', async (t) => {
+    const up = await holding(t);
     const yaml = config(up.url, 'reload: { watch: false }');
     const gw = await rxgate(yaml, ['--workers', '2']);
     await until(async () => (await get(`${gw.admin}/ready`)).status === 200, { timeout: 30_000, interval: 50 });

@@ -1,6 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import { Readable } from 'node:stream';
 import { Observable, throwError, type Observer } from 'rxjs';
+import type { Dispatcher } from 'undici';
 import { NoHealthyUpstreamError, NoOtherInstance } from '../errors.ts';
 import { isAscii, latin1Bytes } from '../headers.ts';
 import type { GatewayEvents } from '../observe/events.ts';
@@ -76,6 +77,13 @@ export function forward(service: Service, options: ForwardOptions = {}): Startab
       path: upstream.basePath + req.path + querySuffix(req),
       method: req.method,
       headers: upstreamHeaders(req, upstream, preserveHost, true),
+      // undici takes a request's TLS name from its Host header unless one is
+      // given (core/request.js), and its client destroys the connection when
+      // that name changes (client.js, "servername changed"): with preserveHost,
+      // clients alternating Host forced a new upstream handshake per request.
+      // The connector ignores this name (upstream-tls.ts): it only has to be
+      // the same for every request to the instance. undefined for http.
+      servername: upstream.servername,
       body,
       // The service's timeout bounds the head and each gap in the body; the
       // exchange keeps it on the service's one deadline list, because
@@ -84,7 +92,7 @@ export function forward(service: Service, options: ForwardOptions = {}): Startab
       // timeout operator's.
       headersTimeout: 0,
       bodyTimeout: 0,
-    }, exchange);
+    } as Dispatcher.DispatchOptions, exchange); // servername: undici reads it, its types do not list it
     return exchange;
   };
 

@@ -44,6 +44,12 @@ export class Upstream {
   readonly basePath: string;
   /** Host header value for this instance. */
   readonly host: string;
+  /**
+   * The TLS name undici is told per request (https only, else undefined):
+   * fixed, so a client's Host cannot make undici drop the connection as a
+   * "servername changed" (the connector picks the real SNI name: upstream-tls.ts).
+   */
+  readonly servername: string | undefined;
   readonly pool: Pool;
   /** Active health, from probes. */
   readonly health: HealthTracker;
@@ -75,6 +81,7 @@ export class Upstream {
     this.url = url;
     this.basePath = u.pathname === '/' ? '' : u.pathname.replace(/\/$/, '');
     this.host = u.host;
+    this.servername = u.protocol === 'https:' ? u.hostname : undefined;
     this.health = options.health;
     this.outlier = options.outlier;
     this.weight = weight;

@@ -9,9 +9,10 @@ import { admit } from './limits.ts';
 import type { GatewayRequest } from '../types.ts';
 import { Exchange } from './connection.ts';
 import type { EdgeHooks, EdgeListenOptions } from './edge-hooks.ts';
+import { serveEndpoints } from './endpoints.ts';
 import { InFlight } from './in-flight.ts';
 import { remoteAddressOf } from './remote-address.ts';
-import { requestIds } from './request-id.ts';
+import { acceptableRequestId, requestIds } from './request-id.ts';
 import { listenRedirect, type RedirectListener } from './redirect-http.ts';
 import { closeApp, EdgeTls } from './tls.ts';
 import { loadUws, uwsBuild } from './uws.ts';
@@ -67,15 +68,7 @@ export class Edge {
   }
 
   private routes(app: TemplatedApp): void {
-    for (const [path, produce] of Object.entries(this.hooks.endpoints ?? {})) {
-      app.get(path, (res) => {
-        let aborted = false;
-        res.onAborted(() => { aborted = true; });
-        void Promise.resolve(produce()).then(({ contentType, body }) => {
-          if (!aborted) res.cork(() => res.writeHeader('content-type', contentType).end(body));
-        });
-      });
-    }
+    serveEndpoints(app, this.hooks.endpoints);
     // Upgrades take the same path (routing, the route's pipeline) and may end as a WebSocket.
     app.ws('/*', websocketBehavior((res, req, context) => this.handle(res, req, context), this));
     app.any('/*', (res, req) => this.handle(res, req));
@@ -183,7 +176,8 @@ export class Edge {
     // re-encodes one outside ASCII as bytes for undici, as the path is here.
     const rawQuery = uwsReq.getQuery(); // undefined without a `?`, '' for a bare one
     const query = rawQuery ?? '';
-    const id = headers['x-request-id'] || this.nextRequestId();
+    const given = headers['x-request-id'];
+    const id = given !== undefined && acceptableRequestId(given) ? given : this.nextRequestId();
     const cl = headers['content-length'];
     const hasBody = (cl !== undefined && cl !== '0') || headers['transfer-encoding'] !== undefined;
     // RFC 9112 §9.6: no request after one that asks to close (or one the draining edge answers) is processed on its connection.

@@ -47,3 +47,26 @@ export function requestIds(kind: RequestIdKind = 'counter'): () => string {
 
 /** Counter ids made at a time (about 5 KiB of text). */
 const BATCH = 256;
+
+/** The longest client `X-Request-Id` kept (a UUID is 36 characters, a W3C trace id 32). */
+export const MAX_CLIENT_REQUEST_ID = 200;
+
+/**
+ * Whether a client's `X-Request-Id` is kept as the request's id: 1 to 200
+ * characters, each visible ASCII (0x21-0x7e: no space, tab, control or
+ * non-ASCII character). Any other is replaced by the gateway's own, so a
+ * client cannot make every log line, the upstream request and the answer
+ * carry 3,000 characters (audit A5). Envoy replaces a client's id at the edge
+ * unless `preserve_external_request_id` is set; nginx's `$request_id` is its
+ * own, whatever the client sent; Kong's correlation-id plugin keeps any
+ * value. The loop runs only on requests that carry the header.
+ */
+export function acceptableRequestId(id: string): boolean {
+  const n = id.length;
+  if (n === 0 || n > MAX_CLIENT_REQUEST_ID) return false;
+  for (let i = 0; i < n; i++) {
+    const c = id.charCodeAt(i);
+    if (c < 0x21 || c > 0x7e) return false;
+  }
+  return true;
+}

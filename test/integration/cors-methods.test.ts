@@ -28,6 +28,11 @@ routes:
   - { path: /any, service: up, methods: [GET, DELETE, OPTIONS], cors: { origins: ["${ORIGIN}"], methods: ["*"] } }
   - { path: /listed, service: up, methods: [GET, OPTIONS], cors: { origins: ["${ORIGIN}"], methods: [GET, DELETE] } }
   - { path: /all, service: up, cors: { origins: ["${ORIGIN}"] } }
+  - { path: /api/users/:id, service: up, methods: [GET, OPTIONS], cors: { origins: ["${ORIGIN}"] } }
+  - { path: /api/*, service: up, methods: [PUT, POST, DELETE, OPTIONS], cors: { origins: ["${ORIGIN}"] } }
+  - { path: /items/:id, service: up, methods: [GET, OPTIONS], cors: { origins: ["${ORIGIN}"] } }
+  - { path: /items/:key, service: up, methods: [PUT] }
+  - { path: /only-get, service: up, methods: [GET, OPTIONS], cors: { origins: ["${ORIGIN}"], methods: [PUT] } }
 `);
 });
 
@@ -62,5 +67,25 @@ describe('a preflight advertises only methods the path answers', () => {
 
   it('keeps the configured list on a route that takes every method', async () => {
     expect(await allowed('/all')).toBe('GET, HEAD, PUT, PATCH, POST, DELETE');
+  });
+});
+
+describe('a preflight on a path another pattern also matches', () => {
+  it('keeps the configured list when a less specific pattern answers the announced method', async () => {
+    // /api/users/:id answers the preflight; the PUT falls through to /api/*.
+    expect(await allowed('/api/users/5', 'PUT')).toBe('GET, HEAD, PUT, PATCH, POST, DELETE');
+    const put = await request(`${gw.url}/api/users/5`, { method: 'PUT', headers: { origin: ORIGIN } });
+    await put.body.dump();
+    expect(put.statusCode).toBe(200);
+  });
+
+  it('counts a route whose pattern differs only in its parameter names as the same path', async () => {
+    expect(await allowed('/items/7', 'PUT')).toBe('GET, HEAD, PUT');
+  });
+});
+
+describe('a configured list the path does not answer', () => {
+  it('advertises none of the methods the operator did not list', async () => {
+    expect(await allowed('/only-get', 'PUT')).toBeUndefined();
   });
 });

@@ -90,7 +90,8 @@ export function cors(options: CorsOptions = {}): Policy {
     }
     const headers = fixed ? [...forAny] : ['access-control-allow-origin', origin, ...common];
     const requestedHeaders = req.headers['access-control-request-headers'];
-    headers.push('access-control-allow-methods', anyMethod && o.credentials ? req.headers['access-control-request-method']! : methods);
+    if (anyMethod && o.credentials) headers.push('access-control-allow-methods', req.headers['access-control-request-method']!);
+    else if (methods !== '') headers.push('access-control-allow-methods', methods);
     if (anyHeader && o.credentials) {
       if (requestedHeaders !== undefined && requestedHeaders !== '') headers.push('access-control-allow-headers', requestedHeaders);
       addVary(headers, 'Access-Control-Request-Headers');

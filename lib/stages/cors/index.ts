@@ -32,29 +32,51 @@ export const corsStage = defineStage({
 const DEFAULT_METHODS = ['GET', 'HEAD', 'PUT', 'PATCH', 'POST', 'DELETE'];
 
 /**
- * The methods some route on `path` answers (HEAD where GET is, as the
- * router has it), or null when one of them takes every method. A
- * preflight is answered by the route that takes OPTIONS, but the request
- * it announces goes to whichever route on the path takes its method.
+ * The methods the routes whose pattern matches exactly the URLs of `path`
+ * answer (HEAD where GET is, as the router has it), or null when one of
+ * them takes every method or another route's pattern matches some of
+ * those URLs too: the router falls through to a less specific pattern
+ * (`/api/users/:id` to `/api/*`) for a method the first does not take, so
+ * a preflight answered by one route may announce a request another
+ * answers. Then the configured list stands.
  */
 function pathMethods(routes: readonly RouteConfig[], path: string): Set<string> | null {
+  const own = shape(path);
   const out = new Set<string>();
   for (const r of routes) {
-    if (r.path !== path) continue;
-    if (r.methods === undefined) return null;
-    for (const m of r.methods) out.add(m);
+    const other = shape(r.path);
+    if (!overlaps(own, other)) continue;
+    if (other.join('/') !== own.join('/') || r.methods === undefined) return null;
+    for (const m of r.methods) out.add(m.toUpperCase());
   }
   if (out.has('GET')) out.add('HEAD');
   return out;
 }
 
+/** A path's segments as the router matches them: `:name` as `:`, `*` last. */
+function shape(path: string): string[] {
+  return path.split('/').filter((p) => p !== '').map((p) => (p.startsWith(':') ? ':' : p));
+}
+
+/** Whether some URL matches both patterns (`:` any one non-empty segment, `*` any rest, none included). */
+function overlaps(a: readonly string[], b: readonly string[]): boolean {
+  for (let i = 0; ; i++) {
+    const x = a[i];
+    const y = b[i];
+    if (x === '*' || y === '*') return true;
+    if (x === undefined || y === undefined) return x === y;
+    if (x !== y && x !== ':' && y !== ':') return false;
+  }
+}
+
 /**
  * What a preflight may advertise: the configured methods the path serves
  * (`*` stands for all of them), so a page is never told a method is
- * allowed that would get 405. Worked out once, when the route is built.
+ * allowed that would get 405. None when the operator listed none of them
+ * (cors() then sends no Access-Control-Allow-Methods, and a browser lets
+ * only GET, HEAD and POST through). Worked out once, when the route is built.
  */
 function advertised(configured: readonly string[], served: ReadonlySet<string>): string[] {
-  const all = [...served].filter((m) => m !== 'OPTIONS');
-  const kept = configured.includes('*') ? all : configured.filter((m) => served.has(m));
-  return kept.length > 0 ? kept : [...served];
+  if (configured.includes('*')) return [...served].filter((m) => m !== 'OPTIONS');
+  return configured.filter((m) => m !== 'OPTIONS' && served.has(m.toUpperCase()));
 }

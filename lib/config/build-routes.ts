@@ -174,7 +174,8 @@ function routeContext(base: ContextBase, stages: StageRegistry, index: number): 
       try {
         return def.build(value, ctx);
       } catch (err) {
-        throw keyed(err, ['routes', index, def.key], [def.key, def.name, `route ${ctx.routeName}`], isObject(value) ? Object.keys(value) : []);
+        const at = writtenOnService(def.key, err, route, serviceConfig) ? ['services', route.service, def.key] : ['routes', index, def.key];
+        throw keyed(err, at, [def.key, def.name, `route ${ctx.routeName}`], isObject(value) ? Object.keys(value) : []);
       }
     },
     forward() {
@@ -193,6 +194,19 @@ function routeContext(base: ContextBase, stages: StageRegistry, index: number): 
     },
   };
   return ctx;
+}
+
+/**
+ * Whether the key a stage refused (`retry.base: …`) was written on the
+ * route's service and not on the route: then
+ * it is reported there, once, not under each route of the service.
+ */
+function writtenOnService(key: string, err: unknown, route: RouteConfig, service: ServiceConfig): boolean {
+  const r = (route as Record<string, unknown>)[key];
+  const s = (service as Record<string, unknown>)[key];
+  if (!isObject(s)) return false;
+  const named = err instanceof Error ? new RegExp(`^${key}\\.(\\w+)`).exec(err.message)?.[1] : undefined;
+  return named !== undefined && named in s && !(isObject(r) && named in r);
 }
 
 /** A stage's options for a route: the route's object merged over its service's; `false` on either turns it off. */

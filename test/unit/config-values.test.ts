@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { checkBuild } from '../../lib/config/check.ts';
 import { ConfigBuildError } from '../../lib/config/build-errors.ts';
 import { ConfigError, parseConfig } from '../../lib/config/load.ts';
+import { defaultCap } from '../../lib/stages/retry/retry.ts';
 
 /**
  * Values the schema accepted that are surely not meant: refused with the
@@ -77,10 +78,23 @@ routes:\n  - { path: /a, service: users }\n  - { path: /b, service: found }\n`))
 
   it('refuses a retry base above its cap, the default cap and a service\'s included', async () => {
     expect(await built(route('retry: { base: 10s, cap: 1s }'))).toEqual(['routes[0].retry.base: 10000ms is more than cap (1000ms): the backoff would never grow from it']);
-    expect(await built(route('retry: { base: 10s }'))).toEqual(['routes[0].retry.base: 10000ms is more than cap (5000ms, the default): the backoff would never grow from it']);
+    // No cap: 10 × base (Envoy's max_interval default), as the 5s cap let such a config start before.
+    expect(await built(route('retry: { attempts: 3, base: 10s }'))).toEqual([]);
+    expect(await built(`services:\n  users: { upstreams: ["http://127.0.0.1:1"], retry: { attempts: 3, base: 10s } }\nroutes:\n  - { path: /a, service: users }\n`)).toEqual([]);
     expect(await built(`services:\n  users: { upstreams: ["http://127.0.0.1:1"], retry: { cap: 200ms } }\nroutes:\n  - { path: /a, service: users, retry: { base: 1s } }\n`))
       .toEqual(['routes[0].retry.base: 1000ms is more than cap (200ms): the backoff would never grow from it']);
     expect(await built(route('retry: { base: 1s, cap: 1s }'))).toEqual([]);
+  });
+
+  it('reports a retry base written on a service under the service, once', async () => {
+    expect(await built(`services:\n  users: { upstreams: ["http://127.0.0.1:1"], retry: { base: 10s, cap: 1s } }\nroutes:\n  - { path: /a, service: users }\n  - { path: /b, service: users, retry: { attempts: 4 } }\n`))
+      .toEqual(['services.users.retry.base: 10000ms is more than cap (1000ms): the backoff would never grow from it']);
+  });
+
+  it('defaults the retry cap to 5s, or 10 × base when that is longer, within the timer limit', () => {
+    expect(defaultCap(100)).toBe(5000);
+    expect(defaultCap(10_000)).toBe(100_000);
+    expect(defaultCap(2 ** 31 - 1)).toBe(2 ** 31 - 1);
   });
 
   it('refuses a CIDR with bits set past its prefix, naming both readings', () => {

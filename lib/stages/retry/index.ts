@@ -19,11 +19,13 @@ export const retryStage = defineStage({
   build(options, ctx) {
     const o = { ...YAML_DEFAULTS, ...defined(options) };
     if (o.attempts === 1) return null;
-    // Envoy refuses a max_interval below base_interval; here every wait would be cap, base unused.
-    // On the merged options (a service's cap, a route's base), with retry()'s defaults (100ms, 5s).
-    const baseMs = parseDuration(o.base ?? '100ms', 'retry.base');
-    const capMs = parseDuration(o.cap ?? '5s', 'retry.cap');
-    if (baseMs > capMs) throw new TypeError(`retry.base: ${baseMs}ms is more than cap (${capMs}ms${o.cap === undefined ? ', the default' : ''}): the backoff would never grow from it`);
+    // Envoy refuses an explicit max_interval below base_interval (every wait would be the cap, base unused);
+    // an unset one is 10 × base. On the merged options (a service's cap, a route's base).
+    if (o.cap !== undefined) {
+      const baseMs = parseDuration(o.base ?? '100ms', 'retry.base');
+      const capMs = parseDuration(o.cap, 'retry.cap');
+      if (baseMs > capMs) throw new TypeError(`retry.base: ${baseMs}ms is more than cap (${capMs}ms): the backoff would never grow from it`);
+    }
     const service = ctx.service.name;
     const route = ctx.routeName;
     const { runtime, events } = ctx;

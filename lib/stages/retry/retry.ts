@@ -16,7 +16,10 @@ export interface RetryOptions {
   attempts?: number;
   /** Backoff base: the first retry waits up to this long. @default '100ms' */
   base?: Duration;
-  /** Longest wait before a retry, `Retry-After` included. @default '5s' */
+  /**
+   * Longest wait before a retry, `Retry-After` included. @default '5s', or
+   * 10 × `base` when that is longer (Envoy's max_interval default)
+   */
   cap?: Duration;
   /**
    * Methods retried after the upstream may have seen the request (idempotent
@@ -82,6 +85,11 @@ const defaults = {
   onRefused: null,
 } satisfies Required<RetryOptions>;
 
+/** The cap when none is given: 5s, or 10 × base when that is longer (as Envoy's max_interval), within Node's timer limit. */
+export function defaultCap(baseMs: number): number {
+  return Math.min(2 ** 31 - 1, Math.max(5000, 10 * baseMs));
+}
+
 function isBuffered(body: Body): body is BufferedBody {
   return typeof (body as Partial<BufferedBody>).replay === 'function';
 }
@@ -103,12 +111,13 @@ export function retry(options: RetryOptions = {}): RetryPolicy {
   for (const s of statuses) if (!Number.isInteger(s) || s < 100 || s > 599) throw new TypeError(`retry.statuses: expected HTTP statuses, got ${s}`);
   const methods = new Set(o.methods.map((m) => m.toUpperCase()));
   const budget = o.budget === false ? null : o.budget instanceof RetryBudget ? o.budget : new RetryBudget({ clock: runtime, ...o.budget });
+  const baseMs = parseDuration(o.base, 'retry.base');
   const decider = new RetryDecider({
     attempts: max,
     statuses,
     retryOn: o.retryOn,
-    baseMs: parseDuration(o.base, 'retry.base'),
-    capMs: parseDuration(o.cap, 'retry.cap'),
+    baseMs,
+    capMs: options.cap === undefined ? defaultCap(baseMs) : parseDuration(o.cap, 'retry.cap'),
     retryAfter: o.retryAfter,
     attemptsHeader: o.attemptsHeader,
     budget,

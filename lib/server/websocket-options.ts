@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { duration } from '../config/common.ts';
+import { MAX_TIMER_MS, timerDuration } from '../config/common.ts';
 import { parseDuration, type Duration } from '../duration.ts';
 
 /** uWS reassembles a client's message up to this, whatever a route allows (its `maxPayloadLength`). */
@@ -9,11 +9,12 @@ export const UWS_MAX_PAYLOAD = 64 * 1024 * 1024; // 64 MiB
 export const websocketOptions = z.strictObject({
   maxMessageSize: z.number().int().min(1).max(UWS_MAX_PAYLOAD).optional(),
   maxConnections: z.number().int().min(1).optional(),
-  idleTimeout: z.union([duration, z.literal(false)]).optional(),
-  connectTimeout: duration.optional(),
+  // Each feeds a runtime timer (ws-link.ts): past 2^31-1 ms Node fires it after 1 ms, so an idle check rescheduled every 1 ms.
+  idleTimeout: z.union([timerDuration, z.literal(false)]).optional(),
+  connectTimeout: timerDuration.optional(),
   highWaterMark: z.number().int().min(1024).optional(),
   maxBuffered: z.number().int().min(1024).optional(),
-  stallTimeout: z.union([duration, z.literal(false)]).optional(),
+  stallTimeout: z.union([timerDuration, z.literal(false)]).optional(),
 });
 
 export interface WebSocketOptions {
@@ -66,6 +67,10 @@ export function websocketLimits(options: WebSocketOptions | true, route = 'route
     maxBuffered: o.maxBuffered,
     stallTimeoutMs: o.stallTimeout === false ? 0 : parseDuration(o.stallTimeout, `${route} websocket.stallTimeout`),
   };
+  for (const key of ['idleTimeout', 'connectTimeout', 'stallTimeout'] as const) {
+    const ms = limits[`${key}Ms`];
+    if (ms > MAX_TIMER_MS) throw new TypeError(`${route} websocket.${key}: ${ms}ms is more than ${MAX_TIMER_MS}ms (24.8 days, Node's timer limit)`);
+  }
   if (limits.maxBuffered <= limits.highWaterMark) {
     throw new TypeError(`${route} websocket.maxBuffered (${limits.maxBuffered}) must be above highWaterMark (${limits.highWaterMark})`);
   }

@@ -3,6 +3,7 @@ import { checkBuild } from '../../lib/config/check.ts';
 import { ConfigBuildError } from '../../lib/config/build-errors.ts';
 import { ConfigError, parseConfig } from '../../lib/config/load.ts';
 import { defaultCap } from '../../lib/stages/retry/retry.ts';
+import { websocketLimits } from '../../lib/server/websocket-options.ts';
 
 /**
  * Values the schema accepted that are surely not meant: refused with the
@@ -67,6 +68,14 @@ routes:\n  - { path: /a, service: users }\n  - { path: /b, service: found }\n`))
 
   it('refuses hedge.max: 0 (no hedge sent: hedge: false says that)', () => {
     expect(problems(route('hedge: { max: 0 }'))).toEqual(['routes[0].hedge.max: must be at least 1 (hedge: false turns hedging off)']);
+  });
+
+  it('refuses WebSocket timers past 2^31-1 ms, keeping false for none', () => {
+    // idleTimeout: 600h rescheduled its idle check about every 1 ms, a TimeoutOverflowWarning each time.
+    expect(problems(route('websocket: { idleTimeout: 600h, connectTimeout: 600h, stallTimeout: 600h }')).map((p) => p.split(':')[0]))
+      .toEqual(['routes[0].websocket.idleTimeout', 'routes[0].websocket.connectTimeout', 'routes[0].websocket.stallTimeout']);
+    expect(problems(route('websocket: { idleTimeout: false, stallTimeout: false, connectTimeout: 596h }'))).toEqual([]);
+    expect(() => websocketLimits({ idleTimeout: '600h' }, 'route /ws')).toThrow('route /ws websocket.idleTimeout: 2160000000ms is more than 2147483647ms');
   });
 
   it('refuses adaptive concurrency limits out of order', async () => {

@@ -15,10 +15,10 @@ export const duration = z.union([
 /**
  * The longest delay Node's timers take (2^31-1 ms, 24.8 days): a longer one
  * fires at once (TimeoutOverflowWarning, then 1 ms): `hedge.after: 720h`
- * sent its hedge at once, two upstream requests for one. Keys that go
- * through deadlines (`timeouts.total`) did not misbehave; no such value is
- * meant anywhere. nginx and Envoy keep their timers in 64 bits; here a
- * longer value is refused.
+ * sent its hedge at once, two upstream requests for one. nginx and Envoy
+ * keep their timers in 64 bits; here a longer value is refused on the keys
+ * that feed a timer. `timeouts.*` go through deadline lists, which arm for
+ * at most this and again for what is left, so they may be longer.
  */
 export const MAX_TIMER_MS = 2 ** 31 - 1;
 
@@ -31,7 +31,8 @@ export function fitsTimer(d: number | string): boolean {
   }
 }
 
-export const TIMER_BOUND = `must be at most ${MAX_TIMER_MS}ms (24.8 days): a longer timer fires at once; leave the key out for none`;
+/** True of every key it is on (some have a default, some take false or 0 for none: their docs say which). */
+export const TIMER_BOUND = "must be at most 24.8 days (2^31-1 ms, Node's timer limit)";
 
 /** A duration that feeds a timer (a timeout, an interval, a backoff): at most `MAX_TIMER_MS`. */
 export const timerDuration = duration.refine(fitsTimer, TIMER_BOUND);

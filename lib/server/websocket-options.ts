@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { MAX_TIMER_MS, timerDuration } from '../config/common.ts';
+import { MAX_TIMER_MS, TIMER_BOUND, timerDuration } from '../config/common.ts';
 import { parseDuration, type Duration } from '../duration.ts';
 
 /** uWS reassembles a client's message up to this, whatever a route allows (its `maxPayloadLength`). */
@@ -69,7 +69,7 @@ export function websocketLimits(options: WebSocketOptions | true, route = 'route
   };
   for (const key of ['idleTimeout', 'connectTimeout', 'stallTimeout'] as const) {
     const ms = limits[`${key}Ms`];
-    if (ms > MAX_TIMER_MS) throw new TypeError(`${route} websocket.${key}: ${ms}ms is more than ${MAX_TIMER_MS}ms (24.8 days, Node's timer limit)`);
+    if (ms > MAX_TIMER_MS) throw new TypeError(`${route} websocket.${key}: ${TIMER_BOUND}`);
   }
   if (limits.maxBuffered <= limits.highWaterMark) {
     throw new TypeError(`${route} websocket.maxBuffered (${limits.maxBuffered}) must be above highWaterMark (${limits.highWaterMark})`);

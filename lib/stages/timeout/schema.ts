@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { timerDuration } from '../../config/common.ts';
+import { duration } from '../../config/common.ts';
 import { parseDuration } from '../../duration.ts';
 
 /**
@@ -7,7 +7,8 @@ import { parseDuration } from '../../duration.ts';
  * did something else (`perAttempt`); Envoy reads 0 as "no timeout". Neither
  * is worth guessing: leaving the key out is "no limit".
  */
-const limit = timerDuration.refine((d) => {
+// Not bounded at Node's timer limit: the deadline lists (deadlines.ts) arm for at most 2^31-1 ms and again for what is left.
+const limit = duration.refine((d) => {
   try {
     return parseDuration(d) > 0;
   } catch {

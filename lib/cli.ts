@@ -143,6 +143,12 @@ export async function runCli(argv: string[], options: CliOptions = {}): Promise<
     process.stderr.write(`rxgate: ${levelProblem}\n`);
     process.exit(2);
   }
+  // Before --check returns: a check that says OK for what the start refuses is no check.
+  const workers = args.workers !== undefined ? Number(args.workers) : config.workers ?? 1;
+  if (!Number.isInteger(workers) || workers < 1) {
+    process.stderr.write(`rxgate: --workers must be a whole number of at least 1, got ${args.workers}\n`);
+    process.exit(2);
+  }
   if (args.check === true) {
     // What a start builds, short of listening and connecting (lib/config/check.ts).
     try {
@@ -160,11 +166,6 @@ export async function runCli(argv: string[], options: CliOptions = {}): Promise<
   const reloadAsked = isMainThread ? holdReloads() : () => false;
   const logger = createLogger(logLevel(config.log?.level));
   const closers: Array<() => Promise<void>> = [];
-  const workers = args.workers !== undefined ? Number(args.workers) : config.workers ?? 1;
-  if (!Number.isInteger(workers) || workers < 1) {
-    process.stderr.write(`rxgate: --workers must be a whole number of at least 1, got ${args.workers}\n`);
-    process.exit(2);
-  }
   if (args.demo === true) {
     const { startDemoUpstreams } = await import('./demo-upstreams.ts');
     const servers = await startDemoUpstreams();

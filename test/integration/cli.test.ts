@@ -123,6 +123,13 @@ routes:
     expect(bad.stderr).toContain('routes[0].service: unknown service "nobody" (known: users)');
   });
 
+  it('refuses --workers 0 under --check as the start does, exit 2', async () => {
+    const res = await run(['--config', file('w0.yaml', GOOD), '--check', '--workers', '0']);
+    expect(res.code).toBe(2);
+    expect(res.stderr).toContain('--workers must be a whole number of at least 1, got 0');
+    expect(res.stdout).not.toContain('OK');
+  });
+
   describe('serving', () => {
     let upstream: TestUpstream | undefined;
     afterEach(async () => {

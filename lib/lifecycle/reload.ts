@@ -1,3 +1,4 @@
+import { ConfigBuildError } from '../config/build-errors.ts';
 import { ConfigError } from '../config/load.ts';
 import type { GatewayConfig } from '../config/schema.ts';
 import type { Gateway } from '../gateway.ts';
@@ -60,11 +61,13 @@ export class Reloader {
       await gateway.reload(next);
     } catch (err) {
       undo?.();
-      const message = err instanceof ConfigError ? err.problems.join('; ') : `invalid config: ${(err as Error).message}`;
-      if (!(err instanceof ConfigError) && !(err instanceof TypeError)) {
+      // A schema's and a build's refusals alike: one problem per key path (a build's message holds them joined by newlines).
+      const problems = err instanceof ConfigError || err instanceof ConfigBuildError ? err.problems : null;
+      const message = problems !== null ? problems.join('; ') : `invalid config: ${(err as Error).message}`;
+      if (problems === null && !(err instanceof TypeError)) {
         logger.error({ trigger, err }, 'config reload failed; the old config keeps serving');
       } else {
-        logger.error({ trigger, problems: err instanceof ConfigError ? err.problems : [message] }, 'config reload refused; the old config keeps serving');
+        logger.error({ trigger, problems: problems ?? [message] }, 'config reload refused; the old config keeps serving');
       }
       gateway.events.emit('reload', { outcome: 'refused', trigger, message });
       return { outcome: 'refused', message };

@@ -1,4 +1,5 @@
 import type { Observable } from 'rxjs';
+import type { HeadBytes } from './server/head-bytes.ts';
 
 /**
  * Where a body's bytes go. `write` returns false when the sink wants no more
@@ -149,6 +150,12 @@ export interface GatewayResponse {
    * passes it on as it is, and no breaker counts it.
    */
   final?: true;
+  /**
+   * The first headers' lines as bytes made once (a cache entry's stored
+   * headers, for every hit of it): the writer uses them only while
+   * `headers` starts with the same entries (head-bytes.ts).
+   */
+  head?: HeadBytes | undefined;
 }
 
 /**

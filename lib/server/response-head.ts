@@ -78,8 +78,24 @@ export function writeHead(res: HttpResponse, response: GatewayResponse, response
   let hasRequestId = false;
   let first: Buffer | string | null = null;
   let at = 0;
+  let i = 0;
   res.writeStatus(statusBytes(response.status, response.statusText));
-  for (let i = 0; i < headers.length; i += 2) {
+  const block = response.head; // a stored head's lines, made once (head-bytes.ts)
+  let mark = -1; // where the block's entries end, when this response makes its bytes
+  if (block !== undefined && block.seen !== -1 && block.prefixOf(headers)) {
+    if (block.bytes === null) {
+      if (block.seen++ > 0) mark = block.headers.length;
+    } else {
+      i = block.headers.length;
+      contentLength = block.contentLength;
+      hasRequestId = block.hasRequestId;
+      first = block.first;
+      if (first !== null) SCRATCH.set(block.bytes, 0);
+      at = block.bytes.length;
+    }
+  }
+  for (; i < headers.length; i += 2) {
+    if (i === mark) block!.keep(SCRATCH, at, first, contentLength, hasRequestId);
     const name = headers[i]!;
     const value = headers[i + 1]!;
     if (SKIP.has(name)) {
@@ -98,6 +114,7 @@ export function writeHead(res: HttpResponse, response: GatewayResponse, response
       at = putBytes(value, 0, false);
     } else at = putLine(name, value, at, false);
   }
+  if (i === mark) block!.keep(SCRATCH, at, first, contentLength, hasRequestId);
   if (at >= 0) {
     if (first === null) {
       first = RESPONSE_TIME;

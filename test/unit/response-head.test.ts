@@ -2,6 +2,7 @@ import fc from 'fast-check';
 import type { HttpResponse } from 'uWebSockets.js';
 import { describe, expect, it } from 'vitest';
 import { writeErrorHead, writeHead } from '../../lib/server/response-head.ts';
+import { Recorder } from '../support/head-recorder.ts';
 
 /**
  * `writeHead` hands uWS every header in one `writeHeader` call
@@ -10,29 +11,6 @@ import { writeErrorHead, writeHead } from '../../lib/server/response-head.ts';
  * bytes the way uWS 20.30 does: `name: value\r\n`, a string as UTF-8, bytes
  * as they are.
  */
-class Recorder {
-  readonly calls: number[] = [];
-  private parts: Buffer[] = [];
-  writeStatus(status: string | Uint8Array): this {
-    this.parts.push(Buffer.from('HTTP/1.1 '), bytes(status), Buffer.from('\r\n'));
-    return this;
-  }
-
-  writeHeader(name: string | Uint8Array, value: string | Uint8Array): this {
-    this.calls.push(1);
-    this.parts.push(bytes(name), Buffer.from(': '), bytes(value), Buffer.from('\r\n'));
-    return this;
-  }
-
-  get wire(): Buffer {
-    return Buffer.concat(this.parts);
-  }
-}
-
-function bytes(s: string | Uint8Array): Buffer {
-  // Copied: the caller may reuse the memory after the call, as uWS lets it.
-  return typeof s === 'string' ? Buffer.from(s, 'utf8') : Buffer.from(s);
-}
 
 const SKIP = new Set(['content-length', 'date', 'transfer-encoding', 'connection', 'keep-alive']);
 

@@ -1,5 +1,6 @@
 import type { BufferedBody } from '../../body.ts';
 import { HOP_BY_HOP, connectionTokens } from '../../headers.ts';
+import type { HeadBytes } from '../../server/head-bytes.ts';
 import type { Freshness } from './freshness.ts';
 
 /** A stored response: what to replay and how long it stays usable. */
@@ -13,6 +14,8 @@ export interface CacheEntry extends Freshness {
   readonly body: BufferedBody | null;
   /** The response's sorted `Vary` names ([] when it does not vary). */
   readonly vary: readonly string[];
+  /** Its headers' lines as the writer makes them once, for an entry decoded for many hits (packed.ts). */
+  readonly head?: HeadBytes | undefined;
 }
 
 /** Stored under a base key when the response varies: where to look next. */

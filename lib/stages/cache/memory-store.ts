@@ -1,5 +1,6 @@
 import type { CacheRecord, CacheStore } from './entry.ts';
-import { packInto, unpack } from './packed.ts';
+import { headBytesOf, packInto, unpack } from './packed.ts';
+import { hitHead } from './replay.ts';
 import { Slabs } from './slabs.ts';
 import { fnv1aBytes } from '../../hash.ts';
 import { Slots } from './slots.ts';
@@ -82,10 +83,10 @@ export class MemoryCacheStore implements CacheStore {
     const n = this.slabs.readInt32(at + 8);
     const buf = Buffer.allocUnsafe(n);
     this.slabs.read(at + HEAD + this.keyLength, n, buf, 0);
-    const record = unpack(buf);
+    const record = unpack(buf, hitHead);
     // Kept only when it fits beside its own record; room is made at the
     // log's tail as for a store (this record, just read, gets its second chance).
-    const extra = n + DECODED_BYTES + key.length;
+    const extra = n + DECODED_BYTES + key.length + headBytesOf(buf);
     if (slots.size[slot]! + extra <= this.maxBytes) {
       this.makeRoom(0, extra, now);
       if (slots.pos[slot]! >= 0) {

@@ -1,4 +1,5 @@
 import { BufferedBody } from '../../body.ts';
+import type { HeadBytes } from '../../server/head-bytes.ts';
 import type { CacheRecord } from './entry.ts';
 
 /**
@@ -81,8 +82,13 @@ export function packInto(record: CacheRecord, buffer: (n: number) => Buffer): nu
   return size;
 }
 
-/** The record `pack` made; the body is a view into `buf`, not a copy. */
-export function unpack(buf: Buffer): CacheRecord {
+/**
+ * The record `pack` made; the body is a view into `buf`, not a copy. With
+ * `head`, an entry comes with the `HeadBytes` it makes of its headers (the
+ * memory store: replay.ts's `hitHead`), whose lines the writer makes once
+ * for the hits of a record the store keeps decoded.
+ */
+export function unpack(buf: Buffer, head?: (headers: readonly string[]) => HeadBytes): CacheRecord {
   if (buf[0] === VARY) {
     const since = buf.readDoubleLE(1);
     const until = buf.readDoubleLE(9);
@@ -117,7 +123,20 @@ export function unpack(buf: Buffer): CacheRecord {
     freshUntil: buf.readDoubleLE(20),
     staleWhileRevalidate: buf.readDoubleLE(28),
     staleIfError: buf.readDoubleLE(36),
+    head: head?.(headers),
   };
+}
+
+/** A `HeadBytes`, its list, its Buffer object and `x-cache: HIT` (estimated). */
+const HEAD_OBJECTS = 240;
+
+/**
+ * What a decoded entry's header lines made once add (head-bytes.ts), at
+ * most: the objects, the text's bytes, and per string ': ' or CRLF and its
+ * slot in the list. The memory store counts it with the record it keeps.
+ */
+export function headBytesOf(buf: Buffer): number {
+  return buf[0] === ENTRY ? HEAD_OBJECTS + buf.readUInt32LE(52) + 10 * buf.readUInt32LE(44) : 0;
 }
 
 type Utf8Sliceable = Buffer & { utf8Slice(start: number, end: number): string };

@@ -1,4 +1,5 @@
 import type { BufferedBody } from '../../body.ts';
+import { HeadBytes } from '../../server/head-bytes.ts';
 import type { GatewayRequest, GatewayResponse } from '../../types.ts';
 import { withoutValidators } from './conditional.ts';
 import { headerValue, type CacheEntry } from './entry.ts';
@@ -21,9 +22,20 @@ export function replay(entry: CacheEntry, method: string, status: CacheStatus, n
     if (headerValue(entry.headers, 'content-length') === undefined) headers.push('content-length', String(entry.body?.length ?? 0));
   }
   const body = method === 'HEAD' || entry.body === null ? null : entry.body.replay();
+  // `head`: the entry's lines made once (hitHead); the writer checks the list still starts with them.
   return entry.statusText === undefined
-    ? { status: entry.status, headers, body }
-    : { status: entry.status, statusText: entry.statusText, headers, body };
+    ? { status: entry.status, headers, body, head: entry.head }
+    : { status: entry.status, statusText: entry.statusText, headers, body, head: entry.head };
+}
+
+/**
+ * The lines a fresh hit of an entry with `headers` starts with: its headers
+ * and `x-cache: HIT`, as `replay` lists them. The writer makes their bytes
+ * once per decoded entry (head-bytes.ts); a STALE or REVALIDATED answer
+ * does not start with them and is written line by line.
+ */
+export function hitHead(headers: readonly string[]): HeadBytes {
+  return new HeadBytes([...headers, 'x-cache', 'HIT']);
 }
 
 /** `res` with an `x-cache` header added. */

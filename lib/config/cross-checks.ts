@@ -82,9 +82,11 @@ function crossKeys(config: Loose, ctx: z.RefinementCtx, stages: StageRegistry, g
     for (const name of new Set(names)) guard(() => checkRouteStages(gateway, { ...routeCfg, service: name }, i, stages, ctx));
     guard(() => checkPerInstance(gateway, routeCfg, i, ctx));
     guard(() => checkAuthKeys(gateway, routeCfg, i, ctx));
-    const usesRedis = storeOf(routeCfg.rateLimit) === 'redis' || storeOf(routeCfg.cache) === 'redis';
-    if (usesRedis && gateway.redis === undefined) {
-      ctx.addIssue({ code: 'custom', path: ['routes', i], message: 'uses store: redis but the config has no top-level redis.url' });
+    // At the store key itself, so a refusal elsewhere under the route does not hide it.
+    for (const key of ['rateLimit', 'cache'] as const) {
+      if (storeOf(routeCfg[key]) === 'redis' && gateway.redis === undefined) {
+        ctx.addIssue({ code: 'custom', path: ['routes', i, key, 'store'], message: 'uses store: redis but the config has no top-level redis.url' });
+      }
     }
   }));
 }

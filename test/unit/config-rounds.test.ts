@@ -32,7 +32,16 @@ describe('config problems in one answer', () => {
       'routes[0].timeot: unknown key',
       'routes[1].service: unknown service "nobody" (known: users)',
       expect.stringMatching(/^routes\[2\]\.pipeline\[1\]: unknown stage "nope"/),
-      'routes[3]: uses store: redis but the config has no top-level redis.url',
+      'routes[3].rateLimit.store: uses store: redis but the config has no top-level redis.url',
+    ]);
+  });
+
+  it('keeps a store without redis.url beside a refused key of the same route', () => {
+    // It sat at routes[0] and was left out as under a refused key (routes[0].retry.attempts).
+    expect(problems(`${SERVICES}routes:\n  - { path: /a, service: users, rateLimit: { limit: 1, window: 1s, store: redis }, cache: { store: redis }, retry: { attempts: x } }\n`)).toEqual([
+      'routes[0].retry.attempts: Invalid input: expected number, received string',
+      'routes[0].rateLimit.store: uses store: redis but the config has no top-level redis.url',
+      'routes[0].cache.store: uses store: redis but the config has no top-level redis.url',
     ]);
   });
 

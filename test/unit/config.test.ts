@@ -141,7 +141,7 @@ routes:
 
   it('refuses a redis store when no redis.url is configured', () => {
     const problems = problemsOf(MINIMAL.replace('service: users', 'service: users\n    cache: { store: redis }'));
-    expect(problems).toContain('routes[0]: uses store: redis but the config has no top-level redis.url');
+    expect(problems).toContain('routes[0].cache.store: uses store: redis but the config has no top-level redis.url');
   });
 
   it('lists every problem, not only the first', () => {

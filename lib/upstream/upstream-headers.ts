@@ -1,12 +1,22 @@
 import { createRequire } from 'node:module';
-import { clientScheme, connectionTokens, HOP_BY_HOP } from '../headers.ts';
+import { BadRequestError } from '../errors.ts';
+import { clientScheme, connectionTokens, HOP_BY_HOP, isAscii, latin1Bytes } from '../headers.ts';
 import type { GatewayRequest } from '../types.ts';
 import type { Upstream } from './upstream.ts';
 
 /** Request headers the gateway sets itself; the client's copies are dropped. */
 const REPLACED = ['host', 'expect', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-real-ip', 'x-request-id', 'forwarded'];
-/** Never copied: hop-by-hop and replaced headers, in one set (one lookup per header). */
-const DROPPED: ReadonlySet<string> = new Set([...HOP_BY_HOP, ...REPLACED]);
+/**
+ * Request headers whose syntax allows only ASCII and that most requests carry: copied without the scan for
+ * characters outside ASCII below (a bearer token is ~200 characters: ~1,000 instructions a request to scan).
+ * A non-ASCII character in one of them reaches undici as before (latin1 up to U+00FF, else its 400).
+ */
+const ASCII_SYNTAX = ['authorization', 'accept', 'accept-encoding', 'accept-language', 'user-agent', 'content-type', 'content-length', 'cache-control', 'pragma', 'origin',
+  'traceparent', 'tracestate']; // traceparent: hex as the gateway checked or made it (trace-context.ts); tracestate: printable ASCII (W3C)
+const DROP = 1;
+const ASCII = 2;
+/** Hop-by-hop and replaced headers (never copied) and `ASCII_SYNTAX`, in one map: one lookup per header. */
+const KIND: ReadonlyMap<string, number> = new Map([...ASCII_SYNTAX.map((n) => [n, ASCII] as const), ...[...HOP_BY_HOP, ...REPLACED].map((n) => [n, DROP] as const)]);
 
 /** The request headers the gateway adds to every proxied request (tracing's `traceparent` too). */
 export const GATEWAY_SET = ['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-real-ip', 'x-request-id', 'traceparent'] as const;
@@ -67,8 +77,10 @@ export function upstreamHeaders(req: GatewayRequest, upstream: Upstream, preserv
   const named = connectionTokens(headers.connection);
   const out: string[] = [];
   for (const name in headers) {
-    if (DROPPED.has(name) || (named !== null && named.has(name))) continue;
-    out.push(name, headers[name]!);
+    const kind = KIND.get(name);
+    if (kind === DROP || (named !== null && named.has(name))) continue;
+    const value = headers[name]!;
+    out.push(name, kind === ASCII || isAscii(value) ? value : utf8Bytes(name, value));
   }
   const clientHost = headers.host ?? '';
   const ip = req.remoteAddress;
@@ -87,4 +99,15 @@ export function upstreamHeaders(req: GatewayRequest, upstream: Upstream, preserv
     'x-request-id', req.id,
   );
   return out;
+}
+
+/**
+ * A header value with characters outside ASCII as its UTF-8 bytes, one latin1 character each: uWS hands values
+ * over decoded as UTF-8 and undici (as Node's http, for ws) writes header strings as latin1, so `café` (63 61 66
+ * C3 A9) reached the upstream as `caf E9`, and `☕` was refused. nginx passes the bytes as received. Bytes that were
+ * not UTF-8 arrive as U+FFFD and cannot be: a 400 naming the header, as for the path (edge.ts).
+ */
+function utf8Bytes(name: string, value: string): string {
+  if (value.includes('\uFFFD')) throw new BadRequestError(`request header ${name} is not valid UTF-8`, { sent: false });
+  return latin1Bytes(value);
 }

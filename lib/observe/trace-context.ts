@@ -31,8 +31,12 @@ function take(n: number): number {
 /** Ids of one `traceparent`: 16 bytes of trace id, 8 of parent id. */
 const ID_BYTES = 24;
 const TRACEPARENT_LENGTH = 55;
-/** `traceparent`s formatted from one refill, end to end in one string. */
-const PER_BATCH = Math.floor(POOL_SIZE / ID_BYTES);
+/**
+ * `traceparent`s formatted at a time, end to end in one string (880
+ * characters). Small, as request-id.ts's batch: each value is a slice that
+ * keeps its batch alive for as long as its request holds it.
+ */
+const PER_BATCH = 16;
 const batchBytes = Buffer.allocUnsafe(PER_BATCH * TRACEPARENT_LENGTH);
 const HEX_DIGITS = Buffer.from('0123456789abcdef', 'latin1');
 const DASH = 45, ZERO = 48, ONE = 49;
@@ -71,7 +75,7 @@ function formatBatch(): void {
  * so upstream services with parent-based sampling keep tracing as they would
  * for a request that came without one.
  *
- * A slice of one string holding a refill's 170 values: four concatenations
+ * A slice of one string holding 16 values: four concatenations
  * per request made a rope (ConsString), which undici's value check then had
  * to flatten through V8's runtime before its regular expression could scan
  * it (docs/performance-instructions.md, eighth round). A slice is flat.

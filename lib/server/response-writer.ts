@@ -18,15 +18,23 @@ type Op = typeof HEAD | typeof WRITE | typeof TRY_END | typeof END | typeof NO_B
 let corking: ResponseWriter | null = null;
 /** Heads waiting for their first body chunk: written alone at the end of the tick if none came (one microtask for all). */
 const waitingHeads: ResponseWriter[] = [];
-/** The microtask that flushes them is a job of this promise: `queueMicrotask` makes an `AsyncResource` and a bound
- * function each time and runs the callback in its async scope (~90 against ~35 ns, ~200 against ~80 bytes). */
+/**
+ * The microtask that flushes them is a job of this promise: Node's
+ * `queueMicrotask` makes an `AsyncResource` and a bound function each time
+ * and runs the callback in its async scope (~90 against ~35 ns, ~200 bytes
+ * against ~80), and a proxied response queues one on most ticks.
+ */
 const RESOLVED = Promise.resolve();
 
 /**
- * The response half of an `Exchange` (connection.ts, the one object per request on the uWS side). It owns the uWS
- * `HttpResponse` and whether uWS still owns it (`closed`), and writes the response: head, then the body with
- * backpressure — `tryEnd` when the length is known (uWS sets Content-Length), chunked `write` otherwise — resuming
- * the source from `onWritable`, registered only once a write is refused. All writes are corked.
+ * The "head + body" answer of an `Exchange` (connection.ts), which is the
+ * one object per request on the uWS side; this is its response half, in its
+ * own file. It owns the uWS `HttpResponse` and whether uWS still owns it
+ * (`closed`), and writes the response: head, then the body with
+ * backpressure — `tryEnd` when the length is known (uWS sets
+ * Content-Length), chunked `write` otherwise — resuming the source from
+ * `onWritable`, which is registered only once a write is refused. All
+ * writes are corked.
  */
 export abstract class ResponseWriter implements BodySink {
   /** uWS no longer owns `res` (the client went away, or the response ended): never touch it again. */
@@ -54,6 +62,7 @@ export abstract class ResponseWriter implements BodySink {
   private sent = false;
   private sentAll = false;
   private sentFrom = 0;
+
   /** Answers to HEAD get the head alone, whatever the pipeline's response carries. */
   private readonly isHead: boolean;
 
@@ -62,9 +71,11 @@ export abstract class ResponseWriter implements BodySink {
   }
 
   /**
-   * Starts the response. Without a body it is written and ended at once. With one, the head waits for the first chunk
-   * (undici usually delivers both in the same tick) so both leave in one corked send; at the end of the tick it is
-   * written alone if the body is slow to start. `now`: `performance.now()` as the answer was decided.
+   * Starts the response. Without a body it is written and ended at once.
+   * With one, the head waits for the first chunk (undici usually delivers
+   * both in the same tick) so head and body leave in one corked send; at the
+   * end of the tick it is written alone if the body is slow to start.
+   * `now`: `performance.now()` as the answer was decided (the response time).
    */
   protected writeResponse(response: GatewayResponse, now: number): void {
     this.responseTime = elapsed(this.req, now);
@@ -158,18 +169,19 @@ export abstract class ResponseWriter implements BodySink {
     this.chunk = null;
   }
 
-  private static flushCorking(this: void): void { corking!.flush(); }
+  private static flushCorking(this: void): void {
+    corking!.flush();
+  }
 
   /** Runs in `cork`: the head if still unsent, then what `op` says. */
   private flush(): void {
     const res = this.res;
     const head = this.head;
     let contentLength: string | undefined;
-    let closeHere = false;
+    const closeHere = this.closeAtEnd && head !== null && this.endsHere(head);
     if (head !== null) {
       this.head = null;
       contentLength = writeHead(res, head, this.responseTime, this.req.id);
-      closeHere = this.closeAtEnd && this.endsHere(head, contentLength);
       if (this.closeAtEnd && (!closeHere || this.req.headers['connection']?.length === 5)) res.writeHeader('connection', 'close');
     }
     switch (this.op) {
@@ -193,13 +205,12 @@ export abstract class ResponseWriter implements BodySink {
         res.end(undefined, closeHere);
         break;
       case NO_BODY: {
-        // Content-Length: 0 on a 204/304 that closes: no framing effect (RFC 9112 §6.3), and caches never take it from a 304 (RFC 9111 §3.2).
-        if (bodyless(head!.status)) (closeHere ? res.endWithoutBody(0, true) : res.endWithoutBody()); // no argument: endWithoutBody(undefined) writes a bogus length
+        if (bodyless(head!.status)) res.endWithoutBody();
         else if (this.isHead) {
-          const n = headLength(head!, contentLength);
-          // endWithoutBody(n) waits for n body bytes in this uWS build: write the header ourselves (closing: n is 0, endsHere).
-          if (closeHere) res.endWithoutBody(0, true);
-          else (n !== undefined ? res.writeHeader('content-length', String(n)) : res).endWithoutBody();
+          const n = contentLength !== undefined ? Number(contentLength) : head!.body?.length ?? undefined;
+          // endWithoutBody(n) waits for n body bytes in this uWS build: write the header ourselves.
+          if (n !== undefined && Number.isFinite(n)) res.writeHeader('content-length', String(n));
+          res.endWithoutBody();
         } else res.end(undefined, closeHere);
         break;
       }
@@ -217,14 +228,10 @@ export abstract class ResponseWriter implements BodySink {
     }
   }
 
-  /** Whether `flush` ends the response in the head's cork with `end(…, true)` or `endWithoutBody(0, true)`: uWS writes `Connection: close` (unless the
-   * request's Connection value has 5 bytes: endWithoutBody() closes a 204/304/HEAD then) and closes. uWS 20.30 cannot close after a HEAD of length > 0
-   * (endWithoutBody(n, true) waits for n body bytes, no timeout) or a body ending after its head's cork (end(…, true) writes into the body): docs/http.md. */
-  private endsHere(head: GatewayResponse, contentLength: string | undefined): boolean {
+  /** Whether `flush` ends the response in the head's cork: draining, uWS's `end(…, true)` writes `Connection: close` and closes. */
+  private endsHere(head: GatewayResponse): boolean {
     const op = this.op;
-    if (op !== NO_BODY) return op === END || (op === TRY_END && this.chunk!.length === this.total);
-    if (!this.isHead && !bodyless(head.status)) return true;
-    return this.req.headers['connection']?.length !== 5 && (bodyless(head.status) || headLength(head, contentLength) === 0);
+    return op === END || (op === TRY_END && this.chunk!.length === this.total) || (op === NO_BODY && !this.isHead && !bodyless(head.status));
   }
 
   private static flushWaitingHeads(this: void): void {
@@ -234,15 +241,10 @@ export abstract class ResponseWriter implements BodySink {
         if (writer.head !== null && !writer.closed) writer.cork(HEAD, null);
       }
     } catch (err) {
-      queueMicrotask(() => { throw err; }); // uncaught, as from `queueMicrotask`: not a rejection of the job's promise
+      // Uncaught, as from `queueMicrotask`: not a rejection of the job's promise.
+      queueMicrotask(() => { throw err; });
     } finally {
       waitingHeads.length = 0;
     }
   }
-}
-
-/** A HEAD answer's Content-Length: the upstream's, else the body's length; undefined when unknown. */
-function headLength(head: GatewayResponse, contentLength: string | undefined): number | undefined {
-  const n = contentLength !== undefined ? Number(contentLength) : head.body?.length ?? undefined;
-  return n !== undefined && Number.isFinite(n) ? n : undefined;
 }

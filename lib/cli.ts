@@ -3,7 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 import type { PipelineFactory } from './config/build.ts';
 import type { StageDefinition } from './stages/define.ts';
-import { ConfigError, loadConfig, parseConfig } from './config/load.ts';
+import { ConfigError, parseConfig, readConfigText } from './config/load.ts';
 import { ConfigBuildError } from './config/build-errors.ts';
 import { checkBuild } from './config/check.ts';
 import type { Gateway } from './gateway.ts';
@@ -128,8 +128,11 @@ export async function runCli(argv: string[], options: CliOptions = {}): Promise<
   }
 
   let config;
+  // Read once: with --workers, every worker builds from this text, not from the file as it is when each starts.
+  let configText = '';
   try {
-    config = options.configText !== undefined ? parseConfig(options.configText, file, process.env, stages) : loadConfig(file, process.env, stages);
+    configText = options.configText ?? readConfigText(file);
+    config = parseConfig(configText, file, process.env, stages);
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`rxgate: ${err.message}\n`);
@@ -180,7 +183,7 @@ export async function runCli(argv: string[], options: CliOptions = {}): Promise<
     const workerArgv = ['--config', file, '--workers', '1',
       ...(port !== undefined ? ['--port', String(port)] : []),
       ...(args.host !== undefined ? ['--host', args.host] : [])];
-    const pool = startWorkers(workers, { argv: workerArgv, pipelineModule }, logger);
+    const pool = startWorkers(workers, { argv: workerArgv, pipelineModule, configText }, logger);
     logger.info({ workers }, 'rxgate started worker threads sharing one port');
     const main = await serveWorkers(pool, config, file, logger).catch(async (err: unknown) => {
       // Workers close their sockets first: exiting under a thread that holds uWS sockets aborts.

@@ -73,11 +73,14 @@ export function parseConfig(text: string, file = '<config>', env: NodeJS.Process
 }
 
 export function loadConfig(file: string, env: NodeJS.ProcessEnv = process.env, stages: readonly StageDefinition[] = []): GatewayConfig {
-  let text: string;
+  return parseConfig(readConfigText(file), file, env, stages);
+}
+
+/** A config file's text, or a ConfigError saying why it cannot be read. */
+export function readConfigText(file: string): string {
   try {
-    text = readFileSync(file, 'utf8');
+    return readFileSync(file, 'utf8');
   } catch (err) {
     throw new ConfigError(file, [`cannot read the file: ${(err as Error).message}`]);
   }
-  return parseConfig(text, file, env, stages);
 }

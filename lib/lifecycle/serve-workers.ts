@@ -36,9 +36,7 @@ export async function serveWorkers(
   let state: GatewayState = 'starting';
   void pool.ready.then(() => { if (state === 'starting') state = 'serving'; });
   let controls: Controls | null = null;
-  // The text the workers started from (read as they read it), until a reload every worker applied.
-  const first = read(file);
-  if (first !== null) pool.setConfigText(first);
+  // A replacement builds from the text the workers started from (startWorkers' configText), until a reload every worker applied.
   /** Reloads whose workers have not all answered yet: a drain's backstop waits for the timeout they set. */
   const reloading = new Set<Promise<ReloadResult>>();
   const relay = async (trigger: ReloadTrigger): Promise<ReloadResult> => {

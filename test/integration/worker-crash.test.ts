@@ -165,4 +165,20 @@ routes:
     proc.proc.kill('SIGTERM');
     expect(await proc.exited).toBe(0);
   });
+
+  it('are all built from the text the main thread read, not the file as it is when each starts', async () => {
+    const port = await freePort();
+    const file = runs.file(configFor(port, '  - { path: /a/*, service: up }\n'));
+    const proc = runs.start(['--config', file, '--workers', '2'], { RXGATE_LOG_LEVEL: 'info' });
+    // The main thread has read and parsed the file; its workers are still loading (a second or more).
+    await proc.logged('rxgate started worker threads sharing one port');
+    writeFileSync(file, configFor(port, '  - { path: /b/*, service: up }\n'));
+    await proc.logged('rxgate listening', 2);
+    const gw = `http://127.0.0.1:${port}`;
+    // Before, each worker read the file itself: both served /b/* and /a/* was 404, under a main thread that ran /a/*.
+    expect(await freshGets(gw, ['/a/1', '/a/2', '/a/3', '/a/4'])).toEqual([[200, 'ok /a/1'], [200, 'ok /a/2'], [200, 'ok /a/3'], [200, 'ok /a/4']]);
+    expect((await freshGets(gw, ['/b/1']))[0]![0]).toBe(404);
+    proc.proc.kill('SIGTERM');
+    expect(await proc.exited).toBe(0);
+  });
 });

@@ -16,8 +16,8 @@ export interface ReloaderOptions {
   gateway: Gateway;
   /** The config serving now. */
   config: GatewayConfig;
-  /** Reads and validates the config again (throws `ConfigError` naming the key path). */
-  load: () => GatewayConfig;
+  /** Reads and validates the config again, or `text` when given (throws `ConfigError` naming the key path). */
+  load: (text?: string) => GatewayConfig;
   /** Runs after a reload applied, with the new config (log level, drain timeout, the watcher). */
   onApplied?: (config: GatewayConfig) => void;
   /**
@@ -50,13 +50,14 @@ export class Reloader {
     return this.config;
   }
 
-  async reload(trigger: ReloadTrigger): Promise<ReloadResult> {
+  /** `text`: the config to apply instead of the file's (workers apply the text their main thread read). */
+  async reload(trigger: ReloadTrigger, text?: string): Promise<ReloadResult> {
     const { gateway } = this.options;
     const logger = gateway.logger;
     let next: GatewayConfig;
     let undo: (() => void) | undefined;
     try {
-      next = this.options.load();
+      next = this.options.load(text);
       undo = this.options.prepare?.(next);
       await gateway.reload(next);
     } catch (err) {

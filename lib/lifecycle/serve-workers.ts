@@ -42,7 +42,8 @@ export async function serveWorkers(
   const relay = async (trigger: ReloadTrigger): Promise<ReloadResult> => {
     // Read before the workers read it: a change made after is newer than what they load, and the watch reloads it.
     const loaded = read(file);
-    const { result, config: next } = await pool.reloadAll(trigger);
+    // Every worker applies this text, not the file as it is when each reads it.
+    const { result, config: next } = await pool.reloadAll(trigger, loaded ?? undefined);
     if (result.outcome === 'refused') logger.error({ trigger, message: result.message }, 'config reload refused; the old config keeps serving');
     // A replacement of a crashed worker builds from what the workers run, not from a file they refused or never reloaded.
     if (next !== null && loaded !== null) pool.setConfigText(loaded);

@@ -1,6 +1,6 @@
 import { gatewaySource } from '../admin/listener.ts';
 import { buildGateway, type BuildOptions, type PipelineFactory } from '../config/build.ts';
-import { loadConfig } from '../config/load.ts';
+import { loadConfig, parseConfig } from '../config/load.ts';
 import type { GatewayConfig } from '../config/schema.ts';
 import type { Gateway } from '../gateway.ts';
 import { Controls } from './controls.ts';
@@ -28,7 +28,8 @@ export interface Served {
   readonly port: number;
   /** The admin listener's port, or null when the config has no `admin`. */
   readonly adminPort: number | null;
-  reload(trigger: ReloadTrigger): Promise<ReloadResult>;
+  /** `text`: apply this config instead of reading the file (a worker applies what its main thread read). */
+  reload(trigger: ReloadTrigger, text?: string): Promise<ReloadResult>;
   /** Graceful stop (see `Gateway.drain`), within the config's `drain.timeout`; then the admin listener closes. */
   drain(): Promise<boolean>;
   /** Stops at once. */
@@ -51,9 +52,9 @@ export async function serve(config: GatewayConfig, pipeline: PipelineFactory | n
   const read = new WeakMap<GatewayConfig, string | null>();
   const reloader: Reloader = new Reloader({
     gateway, config,
-    load: () => {
-      const text = readConfigFile(file);
-      const next = loadConfig(file, env, build.stages ?? []);
+    load: (given) => {
+      const text = given ?? readConfigFile(file);
+      const next = given !== undefined ? parseConfig(given, file, env, build.stages ?? []) : loadConfig(file, env, build.stages ?? []);
       read.set(next, text);
       return next;
     },
@@ -76,7 +77,7 @@ export async function serve(config: GatewayConfig, pipeline: PipelineFactory | n
   return {
     gateway, reloader, port,
     adminPort: own.adminPort,
-    reload: (trigger) => reloader.reload(trigger),
+    reload: (trigger, text) => reloader.reload(trigger, text),
     async drain() {
       own.stopWatching();
       const timeoutMs = own.drainTimeoutMs;

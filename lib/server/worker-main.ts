@@ -29,7 +29,7 @@ if (gateway !== null && served !== null && port !== null) {
       case 'rxgate:overview': return page.overview();
       case 'rxgate:windows': return page.windows(query.seconds);
       case 'rxgate:reload': {
-        const result = await own.reload(query.trigger);
+        const result = await own.reload(query.trigger, query.text);
         return { result, config: controlKeys(own.reloader.current) } satisfies WorkerReloaded;
       }
     }

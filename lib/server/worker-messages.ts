@@ -8,7 +8,7 @@ export interface WorkerData {
   argv: string[];
   /** Module whose `defaultPipeline` export builds each route's handler. */
   pipelineModule: string;
-  /** The config's text to build from instead of reading the file (a replacement runs what the workers serve); reloads read the file. */
+  /** The config's text to build from instead of reading the file (a replacement runs what the workers serve); a reload gets its text from the main thread too. */
   configText?: string;
 }
 
@@ -17,7 +17,7 @@ export type WorkerQuery =
   | { type: 'rxgate:metrics'; id: number }
   | { type: 'rxgate:overview'; id: number }
   | { type: 'rxgate:windows'; id: number; seconds: number }
-  | { type: 'rxgate:reload'; id: number; trigger: ReloadTrigger };
+  | { type: 'rxgate:reload'; id: number; trigger: ReloadTrigger; text?: string };
 
 /** A worker's answer to a `WorkerQuery`, its word that it listens (`rxgate:ready`), or that it crashed (`rxgate:crashed`, `error` the stack). */
 export interface WorkerReply {

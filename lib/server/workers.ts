@@ -24,9 +24,9 @@ export interface WorkerPool extends AdminPageData {
   /** Tells every worker: `reload` its config, `drain` (finish in flight, then exit), `stop` (close now). */
   broadcast(msg: WorkerCommand): void;
   /** Every worker reloads its config; refused if any worker refused (its message), else applied. */
-  reload(trigger: ReloadTrigger): Promise<ReloadResult>;
+  reload(trigger: ReloadTrigger, text?: string): Promise<ReloadResult>;
   /** `reload`, with the keys of the config the workers serve since (what the main thread's watch, drain and log level follow). */
-  reloadAll(trigger: ReloadTrigger): Promise<PoolReloaded>;
+  reloadAll(trigger: ReloadTrigger, text?: string): Promise<PoolReloaded>;
   /** Settles when every worker listens (or has exited). */
   readonly ready: Promise<void>;
   /** Settles when every worker has exited (a crashed worker's replacement included). */
@@ -169,8 +169,10 @@ export function startWorkers(count: number, data: WorkerData, logger: Logger): W
     return answers.flatMap((a) => (a.status === 'fulfilled' ? [a.value] : []));
   };
 
-  const reloadAll = async (trigger: ReloadTrigger): Promise<PoolReloaded> => {
-    const answers = await askAll<WorkerReloaded>({ type: 'rxgate:reload', trigger } as Omit<WorkerQuery, 'id'>);
+  // `text`: the config every worker applies (read once by the main thread), else each reads the file.
+  const reloadAll = async (trigger: ReloadTrigger, text?: string): Promise<PoolReloaded> => {
+    const query = text === undefined ? { type: 'rxgate:reload', trigger } : { type: 'rxgate:reload', trigger, text };
+    const answers = await askAll<WorkerReloaded>(query as Omit<WorkerQuery, 'id'>);
     const results = answers.map((a) => a.result);
     const result = results.find((r) => r.outcome === 'refused') ?? results.find((r) => r.message !== undefined) ?? results[0]
       ?? { outcome: 'refused', message: 'no worker answered' };
@@ -204,7 +206,7 @@ export function startWorkers(count: number, data: WorkerData, logger: Logger): W
     async windows(seconds: number) {
       return mergeRouteWindows(await askAll<Record<string, SeriesWindow>>({ type: 'rxgate:windows', seconds } as Omit<WorkerQuery, 'id'>));
     },
-    reload: async (trigger) => (await reloadAll(trigger)).result,
+    reload: async (trigger, text) => (await reloadAll(trigger, text)).result,
     reloadAll,
     broadcast(msg) {
       told = true;

@@ -124,6 +124,17 @@ routes:
     expect(after).toMatch(/^rxgate_reloads_total\{outcome="applied",trigger="admin"\} 2$/m);
     expect(after).toMatch(/^rxgate_reloads_total\{outcome="refused",trigger="admin"\} 2$/m);
 
+    // A reload with the text the main thread read: every worker applies it, whatever the file says by then (still the bad one).
+    expect(await pool.reload('admin', `
+log: { level: warn }
+services:
+  api: { upstreams: ["${up.url}"], timeout: 2s }
+routes:
+  - { name: api, path: /api/*, service: api }
+  - { name: text, path: /text/*, service: api }
+`)).toEqual({ outcome: 'applied' });
+    expect((await pool.overview()).routes.map((r) => r.name)).toEqual(['api', 'text']);
+
     // Drain: every worker finishes and exits.
     pool.broadcast('drain');
     await pool.exited;

@@ -11,7 +11,10 @@ import { startGatewayFromYaml } from '../support/servers.ts';
  * The SNI name and the name checked against an https upstream's certificate
  * are the upstream's (its URL's host, or `tls.servername`), never the Host a
  * `preserveHost` route passes on from the client: undici takes the name from
- * a request's Host header unless its connector fixes it.
+ * a request's Host header unless its connector fixes it. undici also drops
+ * its connection when that name changes ("servername changed"): clients
+ * alternating Host made a new upstream connection, and a handshake, per
+ * request (review RA4, D4: 19 handshakes for 20 requests).
  */
 
 const files = pemFolder();
@@ -19,6 +22,7 @@ let upstream: Server;
 let gateway: Gateway & { url: string };
 /** The SNI name of each request the upstream got (false: none sent), with its Host. */
 const seen: Array<{ url: string; sni: string | false; host: string }> = [];
+let handshakes = 0;
 
 beforeAll(async () => {
   const ca = await makeCa('upstream CA');
@@ -28,13 +32,14 @@ beforeAll(async () => {
     seen.push({ url: req.url!, sni: (req.socket as TLSSocket & { servername: string | false }).servername, host: req.headers.host! });
     res.end('ok');
   });
+  upstream.on('secureConnection', () => { handshakes++; });
   await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', () => r()));
   const port = (upstream.address() as AddressInfo).port;
   gateway = await startGatewayFromYaml(`
 services:
-  byname: { upstreams: ["https://localhost:${port}"], retry: false, tlsCa: "${caFile}" }
+  byname: { upstreams: ["https://localhost:${port}"], retry: false, connections: 1, tlsCa: "${caFile}" }
   byaddress: { upstreams: ["https://127.0.0.1:${port}"], retry: false, tlsCa: "${caFile}" }
-  fixed: { upstreams: ["https://127.0.0.1:${port}"], retry: false, tls: { ca: "${caFile}", servername: localhost } }
+  fixed: { upstreams: ["https://127.0.0.1:${port}"], retry: false, connections: 1, tls: { ca: "${caFile}", servername: localhost } }
 routes:
   - { path: /name/*, service: byname, preserveHost: true }
   - { path: /address/*, service: byaddress, preserveHost: true }
@@ -77,4 +82,18 @@ describe('the SNI name toward an https upstream on a preserveHost route', () => 
     for (let i = 0; i < 8; i++) expect((await get(`/name/forged-${i}`, `forged-${i}.example`)).status).toBe(200);
     expect((await get('/name/after', 'localhost')).status).toBe(200);
   });
+
+  for (const path of ['/name/', '/fixed/']) {
+    it(`keeps one connection for 20 requests whose Host alternates (${path})`, async () => {
+      const before = handshakes;
+      for (let i = 0; i < 20; i++) {
+        const host = i % 2 === 0 ? 'a.example' : 'b.example';
+        expect(await get(`${path}alternate-${i}`, host)).toEqual({ status: 200, body: 'ok' });
+      }
+      // At most the one connection (the earlier cases may have left it open); each Host change reconnected before.
+      expect(handshakes - before).toBeLessThanOrEqual(1);
+      // The client's Host still reaches the upstream.
+      expect(seen.filter((r) => r.url.startsWith(`${path}alternate-`)).map((r) => r.host).slice(0, 2)).toEqual(['a.example', 'b.example']);
+    });
+  }
 });

@@ -22,6 +22,11 @@ const ENCODED_SLASH = /%2f|%5c|\\/i;
  * A raw `#` is a 400: a request target has no fragment (RFC 9112 §3.2), uWS
  * hands it over as part of the path, and an upstream that cuts the path at
  * it would see another path than the one routed (Envoy refuses it too).
+ * Also a 400: `%00` (nginx refuses it: a NUL ends a path in C, so an
+ * upstream may read a shorter path than the one routed), and a dot-segment
+ * with a path parameter (`..;`, `.;x`): Tomcat and Jetty read `/api/..;/admin`
+ * as `/admin` while the segment is not `..` to a router (the `..;/` bypass
+ * of Istio issue 27409; Jetty's maintainers propose refusing it too).
  */
 export function normalizePath(path: string): NormalizedPath {
   if (!NEEDS_WORK.test(path)) return { match: path, forward: path };
@@ -40,6 +45,7 @@ export function normalizePath(path: string): NormalizedPath {
       continue;
     }
     const dec = decodeSegment(raw);
+    if (dec.charCodeAt(0) === 46 /* . */ && /^\.\.?;/.test(dec)) throw new BadRequestError('a dot-segment with a path parameter (..;) in the path');
     if (dec === '.' || dec === '..') {
       if (dec === '..') {
         outRaw.pop();
@@ -62,9 +68,12 @@ export function normalizePath(path: string): NormalizedPath {
 
 function decodeSegment(raw: string): string {
   if (!raw.includes('%')) return raw;
+  let dec: string;
   try {
-    return decodeURIComponent(raw.replace(/%2f/gi, '%252F'));
+    dec = decodeURIComponent(raw.replace(/%2f/gi, '%252F'));
   } catch {
     throw new BadRequestError('malformed percent-encoding in path');
   }
+  if (dec.includes('\0')) throw new BadRequestError('an encoded NUL (%00) in the path');
+  return dec;
 }

@@ -61,6 +61,19 @@ describe('normalizePath', () => {
     }
   });
 
+  it.each(['/api/%00', '/api/a%00b/x', '/%00/..', '/a/%2e%00'])('refuses an encoded NUL in %s with a 400, as nginx does', (path) => {
+    expect(() => normalizePath(path)).toThrow(/encoded NUL/);
+  });
+
+  it.each(['/api/..;/admin', '/api/.;/admin', '/api/..;x=1/admin', '/api/%2e%2e;/admin', '/api/..%3b/admin', '/..;'])('refuses the dot-segment with a path parameter in %s (read as .. by Tomcat and Jetty) with a 400', (path) => {
+    expect(() => normalizePath(path)).toThrow(/dot-segment with a path parameter/);
+  });
+
+  it('keeps path parameters on other segments, and segments that only start with dots', () => {
+    expect(normalizePath('/api/x;a=b/./y')).toEqual({ match: '/api/x;a=b/y', forward: '/api/x;a=b/y' });
+    expect(normalizePath('/api/...;/y/.')).toEqual({ match: '/api/...;/y/', forward: '/api/...;/y/' });
+  });
+
   it('returns the same object shape for paths that need no work', () => {
     const r = normalizePath('/users/42/orders');
     expect(r.match).toBe('/users/42/orders');

@@ -145,7 +145,7 @@ const OPEN_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'
 /**
  * The route table. Most specific path first; among routes whose path
  * matches, the first that allows the method wins. A path that matches only
- * routes for other methods is a 405 with `Allow`.
+ * routes for other methods is a 405 with `Allow` (HEAD listed with GET).
  */
 export class Router<T> {
   private readonly routes: CompiledRoute<T>[] = [];
@@ -185,7 +185,11 @@ export class Router<T> {
         return { route, params: parts === null ? NO_PARAMS : route.params(parts) };
       }
       allowed ??= new Set();
-      for (const m of methods ?? OPEN_METHODS) allowed.add(m);
+      // A GET route serves HEAD too, so Allow lists it (RFC 9110 §10.2.1: the methods the resource supports).
+      for (const m of methods ?? OPEN_METHODS) {
+        allowed.add(m);
+        if (m === 'GET') allowed.add('HEAD');
+      }
     }
     if (allowed !== null) {
       const allow = [...allowed].join(', ');

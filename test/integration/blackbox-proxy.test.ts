@@ -425,7 +425,7 @@ describe('rxgate as a reverse proxy, probed from outside', () => {
       expect(res.statusCode, path.slice(0, 40)).toBe(status);
       expect(res.headers['content-type']).toBe('application/json');
       expectErrorBody(await res.body.text(), code);
-      if (status === 405) expect(res.headers['allow']).toBe('GET');
+      if (status === 405) expect(res.headers['allow']).toBe('GET, HEAD');
     }
   });
 

@@ -51,27 +51,27 @@ describe("the router's 405 on a route with cors", () => {
   it('carries the CORS headers and Vary: Origin for an allowed origin', async () => {
     const res = await post('/cget/x', ORIGIN);
     expect(res.status).toBe(405);
-    expect(corsOf(res.headers)).toEqual([ORIGIN, 'true', 'Origin', 'GET, OPTIONS']);
+    expect(corsOf(res.headers)).toEqual([ORIGIN, 'true', 'Origin', 'GET, HEAD, OPTIONS']);
   });
 
   it('carries Vary: Origin and no CORS headers for another origin or none', async () => {
     for (const origin of ['https://evil.example', undefined]) {
       const res = await post('/cget/x', origin);
-      expect([res.status, ...corsOf(res.headers)], String(origin)).toEqual([405, undefined, undefined, 'Origin', 'GET, OPTIONS']);
+      expect([res.status, ...corsOf(res.headers)], String(origin)).toEqual([405, undefined, undefined, 'Origin', 'GET, HEAD, OPTIONS']);
     }
   });
 
   it("carries * on a route whose cors admits any origin, and the service's cors on a route that has none of its own", async () => {
     const res = await post('/cany/x', ORIGIN);
-    expect([res.status, ...corsOf(res.headers)]).toEqual([405, '*', undefined, undefined, 'GET, OPTIONS']);
+    expect([res.status, ...corsOf(res.headers)]).toEqual([405, '*', undefined, undefined, 'GET, HEAD, OPTIONS']);
     const svc = await post('/svc/x', ORIGIN);
-    expect([svc.status, ...corsOf(svc.headers)]).toEqual([405, ORIGIN, undefined, 'Origin', 'GET, OPTIONS']);
+    expect([svc.status, ...corsOf(svc.headers)]).toEqual([405, ORIGIN, undefined, 'Origin', 'GET, HEAD, OPTIONS']);
   });
 
   it("stays as it was on a route without cors, or one that turns its service's cors off, and reaches no upstream", async () => {
     for (const path of ['/plain/x', '/off/x']) {
       const res = await post(path, ORIGIN);
-      expect([res.status, ...corsOf(res.headers)], path).toEqual([405, undefined, undefined, undefined, path === '/plain/x' ? 'GET' : 'GET, OPTIONS']);
+      expect([res.status, ...corsOf(res.headers)], path).toEqual([405, undefined, undefined, undefined, path === '/plain/x' ? 'GET, HEAD' : 'GET, HEAD, OPTIONS']);
     }
     expect(upstreamHits).toBe(0);
   });

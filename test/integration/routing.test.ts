@@ -97,7 +97,7 @@ describe('route matching', () => {
     expect((await get('/ro', 'HEAD')).status).toBe(200);
     const denied = await get('/ro', 'POST');
     expect(denied.status).toBe(405);
-    expect(header(denied, 'allow')).toBe('GET');
+    expect(header(denied, 'allow')).toBe('GET, HEAD');
     expect(await served('/rw', 'POST')).toBe('rw /rw');
     expect((await get('/rw', 'DELETE')).status).toBe(405);
   });

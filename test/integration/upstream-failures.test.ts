@@ -226,7 +226,7 @@ describe('routing errors', () => {
       { path: '/things', methods: ['POST', 'PUT'], handler: forward(s) },
     ]);
     const res = await expectErrorResponse(`${gw.url}/things`, 405, 'METHOD_NOT_ALLOWED', { method: 'DELETE' });
-    expect(String(res.headers.allow).split(', ').sort()).toEqual(['GET', 'POST', 'PUT']);
+    expect(String(res.headers.allow).split(', ').sort()).toEqual(['GET', 'HEAD', 'POST', 'PUT']);
   });
 
   it('answers 400 BAD_REQUEST for malformed percent-encoding in the path', async () => {

@@ -91,7 +91,14 @@ describe('Router methods', () => {
     expect(which(r, 'GET', '/x')).toBe('/x');
     expect(which(r, 'POST', '/x')).toBe('/x');
     expect(which(r, 'HEAD', '/x')).toBe('/x');
-    expect(which(r, 'DELETE', '/x')).toBe('405 allow=GET, POST');
+    expect(which(r, 'DELETE', '/x')).toBe('405 allow=GET, HEAD, POST');
+  });
+
+  it('lists HEAD in Allow beside GET, since a GET route serves it, once however the routes list it', () => {
+    expect(which(router({ path: '/x', methods: ['GET'] }), 'POST', '/x')).toBe('405 allow=GET, HEAD');
+    expect(which(router({ path: '/x', methods: ['HEAD', 'GET'] }), 'POST', '/x')).toBe('405 allow=HEAD, GET');
+    expect(which(router({ path: '/x', methods: ['GET'] }, { path: '/*', methods: ['HEAD', 'PUT'] }), 'POST', '/x')).toBe('405 allow=GET, HEAD, PUT');
+    expect(which(router({ path: '/x', methods: ['POST'] }), 'GET', '/x')).toBe('405 allow=POST');
   });
 
   it('lists the methods of every route matching the path in Allow', () => {
@@ -106,7 +113,7 @@ describe('Router methods', () => {
     })();
     expect(err.status).toBe(405);
     expect(err.code).toBe('METHOD_NOT_ALLOWED');
-    expect(err.headers?.allow?.split(', ').sort()).toEqual(['GET', 'PUT']);
+    expect(err.headers?.allow?.split(', ').sort()).toEqual(['GET', 'HEAD', 'PUT']);
   });
 
   it('answers CONNECT and TRACE 405 on a route without methods, and serves them on a route that lists them', () => {

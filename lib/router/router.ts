@@ -39,7 +39,8 @@ export class CompiledRoute<T> {
   readonly segments: Segment[];
   readonly prefix: boolean;
   readonly methods: ReadonlySet<string> | null;
-  readonly rewrite: ((path: string) => string) | null;
+  /** The path to send upstream from the path as received and, for `stripPrefix`, the normalised one it matched by. */
+  readonly rewrite: ((path: string, matched?: string) => string) | null;
   /** Segments a path must have before the `*`, or in all. */
   readonly fixed: number;
   private readonly hasParams: boolean;
@@ -88,14 +89,28 @@ export class CompiledRoute<T> {
   }
 }
 
-function compileRewrite(rewrite: RouteRewrite | undefined): ((path: string) => string) | null {
+/** What is left of `path` once `prefix` (no trailing slash) is taken off: `/` for the prefix itself; null when it does not start with it. */
+function afterPrefix(path: string, prefix: string): string | null {
+  if (!path.startsWith(prefix)) return null;
+  const rest = path.slice(prefix.length);
+  return rest === '' ? '/' : rest.charCodeAt(0) === 47 /* / */ ? rest : null;
+}
+
+function compileRewrite(rewrite: RouteRewrite | undefined): ((path: string, matched?: string) => string) | null {
   if (rewrite === undefined) return null;
   if (rewrite.stripPrefix !== undefined) {
     const prefix = rewrite.stripPrefix.replace(/\/$/, '');
-    return (path) => {
-      if (!path.startsWith(prefix)) return path;
-      const rest = path.slice(prefix.length);
-      return rest === '' ? '/' : rest.startsWith('/') ? rest : path;
+    const depth = prefix.split('/').length - 1;
+    return (path, matched = path) => {
+      const rest = afterPrefix(path, prefix);
+      if (rest !== null || path === matched) return rest ?? path;
+      // The path as received spells the prefix another way (`/%61pi/x` for
+      // `/api`): the matched path, decoded segment for segment, says whether
+      // it is there, and the same number of segments goes from the path sent.
+      if (afterPrefix(matched, prefix) === null) return path;
+      let at = 0;
+      for (let i = 0; i < depth && at !== -1; i++) at = path.indexOf('/', at + 1);
+      return at === -1 ? '/' : path.slice(at);
     };
   }
   if (rewrite.pattern === undefined) throw new TypeError('rewrite needs pattern+replacement or stripPrefix');

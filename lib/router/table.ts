@@ -90,7 +90,7 @@ export class RouteTable {
     }
     req.params = match.params;
     req.locals.route = route.value.name;
-    if (route.rewrite !== null) req.path = route.rewrite(req.path);
+    if (route.rewrite !== null) req.path = route.rewrite(req.path, req.normalizedPath);
     return route.value.handler;
   }
 

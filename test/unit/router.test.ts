@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { MethodNotAllowedError, RouteNotFoundError } from '../../lib/errors.ts';
-import { Router, type RouteDefinition } from '../../lib/router/router.ts';
+import { CompiledRoute, Router, type RouteDefinition } from '../../lib/router/router.ts';
 
 function router(...defs: Array<Omit<RouteDefinition<string>, 'value'> & { value?: string }>): Router<string> {
   const r = new Router<string>();
@@ -173,6 +173,17 @@ describe('Router rewrites', () => {
     const def = { path: '/*', rewrite: { stripPrefix: '/api' } };
     expect(rewrite(def, '/apix/y')).toBe('/apix/y');
     expect(rewrite(def, '/other')).toBe('/other');
+  });
+
+  it('strips a prefix the client spelled with percent-encodings, by the segments it matched by, keeping the rest as sent', () => {
+    const strip = (prefix: string, path: string, matched: string): string => new CompiledRoute({ path: '/*', rewrite: { stripPrefix: prefix }, value: '' }).rewrite!(path, matched);
+    expect(strip('/api', '/%61pi/a%20b', '/api/a b')).toBe('/a%20b');
+    expect(strip('/api/v1', '/api/%76%31/x%2Fy', '/api/v1/x%2Fy')).toBe('/x%2Fy');
+    expect(strip('/api', '/%61pi', '/api')).toBe('/');
+    expect(strip('/api', '/%61pi/', '/api/')).toBe('/');
+    expect(strip('/café', '/caf\xC3\xA9/x', '/café/x')).toBe('/x');
+    expect(strip('/api', '/%61pix/y', '/apix/y')).toBe('/%61pix/y');
+    expect(strip('/api', '/other', '/other')).toBe('/other');
   });
 
   it('has no rewrite when none is configured', () => {

@@ -92,7 +92,17 @@ export class Exchange extends ResponseWriter implements Observer<GatewayResponse
   /** Answers with what the request's pipeline emits, started without its Observable where the route allows (`EdgeHooks.start`). */
   run(): void {
     const start = this.hooks.start;
-    this.running(start !== undefined ? start(this.req, this) : this.hooks.dispatch(this.req).subscribe(this));
+    let subscription;
+    try {
+      subscription = start !== undefined ? start(this.req, this) : this.hooks.dispatch(this.req).subscribe(this);
+    } catch (err) {
+      // A handler that throws instead of returning an Observable (a stage of
+      // one's own; one that returns a Promise): answered as an error it
+      // emitted. Uncaught, it ended the process from inside uWS.
+      if (!this.settled) this.error(err);
+      return;
+    }
+    this.running(subscription);
   }
 
   private running(subscription: Unsubscribable | null): void {

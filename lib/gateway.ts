@@ -3,7 +3,8 @@ import { BufferedBody } from './body.ts';
 import { Edge, type EdgeHooks } from './server/edge.ts';
 import type { GatewayOptions } from './gateway-options.ts';
 import { EdgeLimits } from './server/limits.ts';
-import { RouteTable, type GatewayRoute } from './router/table.ts';
+import type { GatewayRoute, RouteTable } from './router/table.ts';
+import { HostTable } from './router/hosts.ts';
 import type { GatewayConfig } from './config/schema.ts';
 import { GatewayEvents } from './observe/events.ts';
 import { createLogger, type Logger } from './observe/log.ts';
@@ -34,7 +35,7 @@ export class Gateway {
   readonly events: GatewayEvents;
   state: GatewayState = 'starting';
   /** The routes served now; `replaceRoutes` swaps in a new table whole. */
-  private table: RouteTable;
+  private table: RouteTable | HostTable;
   private readonly edge: Edge;
   /** The access log's and tracing's hooks: `onRequest` here, `onFinish` on the edge's hooks. */
   private onRequest: RequestObservers['onRequest'];
@@ -47,7 +48,7 @@ export class Gateway {
     this.logger = options.logger ?? createLogger();
     this.metrics = options.metrics ?? new GatewayMetrics();
     this.events = options.events ?? new GatewayEvents();
-    this.table = new RouteTable(options.routes);
+    this.table = HostTable.of(options.routes);
     const metrics = this.metrics;
     const answers = new RequestMetrics(metrics);
     this.hooks = {
@@ -155,7 +156,7 @@ export class Gateway {
    * flight finish on the pipeline they started with.
    */
   replaceRoutes(routes: readonly GatewayRoute[]): void {
-    this.table = new RouteTable(routes);
+    this.table = HostTable.of(routes);
   }
 
   /**

@@ -107,7 +107,7 @@ function tableRoutes(built: ReadonlyArray<{ route: RouteConfig; index: number; n
       group.push(b);
       continue;
     }
-    for (const [k, g] of open) if (g[0]!.route.path === b.route.path && methodsOverlap(g[0]!.route.methods, b.route.methods)) open.delete(k);
+    for (const [k, g] of open) if (g[0]!.route.path === b.route.path && sameHosts(g[0]!.route, b.route) && methodsOverlap(g[0]!.route.methods, b.route.methods)) open.delete(k);
     groups.push([b]);
     open.set(key, groups[groups.length - 1]!);
   }
@@ -140,8 +140,14 @@ function tableRoutes(built: ReadonlyArray<{ route: RouteConfig; index: number; n
       ...(keep ? { encodedSlashes: 'keep' as const } : {}),
       ...(route.methods !== undefined ? { methods: route.methods } : {}),
       ...(route.rewrite !== undefined ? { rewrite: route.rewrite } : {}),
+      ...(route.hosts !== undefined ? { hosts: route.hosts } : {}),
     };
   });
+}
+
+/** Both routes serve the same hosts (both none included): only then can one shadow the other. */
+function sameHosts(a: RouteConfig, b: RouteConfig): boolean {
+  return routeKey({ path: '', hosts: a.hosts }, false) === routeKey({ path: '', hosts: b.hosts }, false);
 }
 
 /** The matched route's name for metrics and logs, when routes share a table entry. */

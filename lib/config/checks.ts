@@ -86,9 +86,12 @@ export function checkDuplicateRoutes(routes: readonly RouteConfig[], ctx: z.Refi
  * `withMatch` its `match`. Duplicate routes, the router's table entries
  * (without match) and a WebSocket route's connection count all use it.
  */
-export function routeKey(r: Pick<RouteConfig, 'path' | 'methods' | 'match'>, withMatch: boolean): string {
+export function routeKey(r: Pick<RouteConfig, 'path' | 'methods' | 'match' | 'hosts'>, withMatch: boolean): string {
   const methods = r.methods === undefined ? null : [...new Set(r.methods)].sort();
-  return JSON.stringify(withMatch ? [r.path, methods, r.match ?? null] : [r.path, methods]);
+  const key: unknown[] = withMatch ? [r.path, methods, r.match ?? null] : [r.path, methods];
+  // Routes for other hosts are other routes; without hosts the key is what it always was.
+  if (r.hosts !== undefined) key.push([...new Set(r.hosts.map((h) => h.toLowerCase().replace(/\.$/, '')))].sort());
+  return JSON.stringify(key);
 }
 
 /** A route whose `auth` verifies tokens needs a key source: its own or the top level's. */

@@ -11,6 +11,7 @@ import { crossKeyChecks } from './cross-checks.ts';
 import { websocketOptions } from '../server/websocket-options.ts';
 import { logOptions, routeLogOptions } from '../observe/log-options.ts';
 import { limitsSchema } from '../server/limits-schema.ts';
+import { HOST_PATTERN } from '../router/hosts.ts';
 import { listenTlsSchema, redirectHttpSchema, upstreamTlsSchema } from './tls-schema.ts';
 import { lifecycleKeys } from '../lifecycle/schema.ts';
 
@@ -106,6 +107,8 @@ const routeBase = z.strictObject({
   /** The service; or `backends` for a weighted split between services. */
   service: z.string().optional(),
   backends: z.array(z.strictObject({ service: z.string(), weight: z.number().min(0) })).min(1).optional(),
+  /** Host names the route serves (`api.example.com`, `*.example.com`, no port); none: any host. */
+  hosts: z.array(z.string().regex(HOST_PATTERN, 'expected a host name without a port (api.example.com), or *. and a domain (*.example.com)')).min(1).optional(),
   match: matchSchema.optional(),
   methods: z.array(method).min(1).optional(),
   rewrite: z.union([

@@ -26,6 +26,11 @@ export interface GatewayRoute {
    * specific route on the path that has one applies.
    */
   refusal?: Policy;
+  /**
+   * Host names this route serves (`api.example.com`, `*.example.com`); none:
+   * any host, after the routes that name the request's (lib/router/hosts.ts).
+   */
+  hosts?: readonly string[];
 }
 
 interface Entry {
@@ -56,6 +61,11 @@ export class RouteTable {
 
   get size(): number {
     return this.router.size;
+  }
+
+  /** Whether some route here matches `path` (normalised), whatever its methods. */
+  serves(path: string): boolean {
+    return this.router.find(path, servesAny) !== null;
   }
 
   /** Routes one request and runs its route's pipeline. */
@@ -103,3 +113,4 @@ export class RouteTable {
 }
 
 const hasRefusal = (entry: Entry): boolean => entry.refusal !== null;
+const servesAny = (): boolean => true;

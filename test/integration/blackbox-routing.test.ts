@@ -324,6 +324,19 @@ describe('compression', () => {
     expect([part.status, part.headers['content-encoding'], part.headers['content-range'], part.body.toString()]).toEqual([206, undefined, 'bytes 10-19/5000', FULL.slice(10, 20)]);
   });
 
+  it('answers a client holding the compressed representation (If-None-Match W/"x") with a 304 carrying W/"x" and Vary, as its 200 did', async () => {
+    const ae = { 'accept-encoding': 'gzip' };
+    const held = await gz('nm?status=304&h=etag:"x"', { ...ae, 'if-none-match': 'W/"x"' });
+    expect([held.status, held.headers['etag'], held.headers['vary']]).toEqual([304, 'W/"x"', 'Accept-Encoding']);
+    const both = await gz('nm?status=304&h=etag:"x"', { ...ae, 'if-none-match': '"y", W/"x"' });
+    expect(both.headers['etag']).toBe('W/"x"');
+    // A client holding the identity one, or another tag: the upstream's 304 as it is.
+    for (const inm of ['"x"', 'W/"xy"', undefined]) {
+      const res = await gz('nm?status=304&h=etag:"x"', inm === undefined ? ae : { ...ae, 'if-none-match': inm });
+      expect([res.status, res.headers['etag'], res.headers['vary']], String(inm)).toEqual([304, '"x"', undefined]);
+    }
+  });
+
   it('gives a HEAD the head its GET would get, with no body', async () => {
     const res = await gz('head?size=5000', { 'accept-encoding': 'gzip' }, 'HEAD');
     expect([res.status, res.headers['content-encoding'], res.headers['vary'], res.headers['content-length'], res.body.length]).toEqual([200, 'gzip', 'Accept-Encoding', undefined, 0]);

@@ -82,7 +82,7 @@ export function compression(options: CompressionOptions = {}): Policy {
     }
     const down = req;
     const head = req.method === 'HEAD';
-    return new Observable<GatewayResponse>((s) => next(down).subscribe(new CompressionSubscriber(s, encoding, settings, head)));
+    return new Observable<GatewayResponse>((s) => next(down).subscribe(new CompressionSubscriber(s, encoding, settings, head, down.headers)));
   };
 }
 
@@ -111,6 +111,8 @@ class CompressionSubscriber extends InnerSubscriber<GatewayResponse> {
     private readonly settings: Settings,
     /** A HEAD: its head gets what a GET's would, and no body is compressed. */
     private readonly head: boolean,
+    /** The request's headers: a 304 reads its If-None-Match. */
+    private readonly requestHeaders: GatewayRequest['headers'],
   ) {
     super(downstream);
     // Unsubscribing (client gone, timeout) stops the compressor and its source.
@@ -120,6 +122,10 @@ class CompressionSubscriber extends InnerSubscriber<GatewayResponse> {
   protected onNext(res: GatewayResponse): void {
     const body = res.body;
     const h = res.headers;
+    if (res.status === 304) {
+      this.downstream.next(notModified(res, this.requestHeaders['if-none-match']));
+      return;
+    }
     // A HEAD has no body (or a cached GET's, never sent): the length its GET would have is the header's.
     const length = this.head ? declaredLength(h, body) : body?.length ?? null;
     const eligible = (body !== null || this.head) && res.status >= 200 && res.status !== 204 && res.status !== 206 && res.status !== 304
@@ -163,6 +169,24 @@ class CompressionSubscriber extends InnerSubscriber<GatewayResponse> {
     this.bodyDone = true;
     if (this.innerDone) this.downstream.complete();
   }
+}
+
+/**
+ * A 304 answers for the representation the client holds: when that is a
+ * compressed one (its If-None-Match names the weak `W/"x"` a compressed 200
+ * carried) and the upstream confirms the strong `"x"`, the 304 carries
+ * `W/"x"` and the Vary that 200 had (RFC 9110 §15.4.5). With `"x"`, a cache
+ * in front holding `W/"x"` cannot match the 304 to what it stored (RFC 9111
+ * §4.3.4) and must not freshen it (Jetty issue 14137, the same fix).
+ */
+function notModified(res: GatewayResponse, ifNoneMatch: string | undefined): GatewayResponse {
+  if (ifNoneMatch === undefined) return res;
+  const etag = getHeader(res.headers, 'etag');
+  if (etag === undefined || etag.startsWith('W/') || !ifNoneMatch.includes(`W/${etag}`)) return res;
+  const headers = res.headers.slice();
+  for (let i = 0; i < headers.length; i += 2) if (headers[i] === 'etag') headers[i + 1] = `W/${etag}`;
+  addVary(headers, 'Accept-Encoding');
+  return { ...res, headers };
 }
 
 /** A HEAD's `Content-Length` (the length of its GET's body), else the body's; null when unknown. */

@@ -8,7 +8,7 @@ import { ConfigBuildError } from './config/build-errors.ts';
 import { checkBuild } from './config/check.ts';
 import type { Gateway } from './gateway.ts';
 import { createLogger, logLevel, logLevelEnvProblem } from './observe/log.ts';
-import { isMainThread } from 'node:worker_threads';
+import { isMainThread, workerData } from 'node:worker_threads';
 import { configJsonSchema } from './config/json-schema.ts';
 import { startWorkers } from './server/workers.ts';
 import { serve, type Served } from './lifecycle/serve.ts';
@@ -86,6 +86,11 @@ export async function runCli(argv: string[], options: CliOptions = {}): Promise<
   const pipeline = options.pipeline ?? null;
   const stages = options.stages ?? [];
   const pipelineModule = options.module;
+  // A worker thread imports the pipeline module for its exports, which runs
+  // its top level there too: a `runCli(…, { module: import.meta.url })` in it
+  // without an isMainThread guard (as docs once showed) printed the usage in
+  // every worker (no argv there), and the gateway stopped.
+  if (!isMainThread && pipelineModule !== undefined && pipelineModule === (workerData as { pipelineModule?: unknown } | null)?.pipelineModule) return null;
   if (argv[0] === 'schema') {
     process.stdout.write(JSON.stringify(configJsonSchema(stages), null, 2) + '\n');
     return null;

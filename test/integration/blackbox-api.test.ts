@@ -1,6 +1,11 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { Worker } from 'node:worker_threads';
 import { defer, from, NEVER, Observable, throwError } from 'rxjs';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -163,4 +168,37 @@ routes:
   it('refuses bad options with the key path, as docs/stages.md says', () => {
     expect(() => parseConfig(yaml('{ name: 42 }'), 'api.yaml', {}, [requireHeader])).toThrow(/routes\[0\]\.requireHeader\.name: Invalid input: expected string, received number/);
   });
+});
+
+describe('a pipeline module that calls runCli at its top level', () => {
+  it('does not run the CLI again in a worker thread that imports it for its exports (no isMainThread guard needed)', async () => {
+    const root = join(import.meta.dirname, '../..');
+    const dir = mkdtempSync(join(tmpdir(), 'rxgate-module-'));
+    try {
+      // What docs/stages.md showed: the module registers its stages and starts the CLI, unguarded.
+      const mod = join(dir, 'my-gateway.ts');
+      writeFileSync(mod, `import { parentPort } from 'node:worker_threads';
+import { runCli } from ${JSON.stringify(pathToFileURL(join(root, 'lib/index.ts')).href)};
+export const stages = [];
+const started = await runCli([], { stages, module: import.meta.url });
+parentPort?.postMessage(['runCli returned', started]);
+`);
+      // What a gateway worker does first (worker-entry.mjs, worker-main.ts): the loader, then the module, with workerData naming it.
+      const entry = join(dir, 'entry.mjs');
+      writeFileSync(entry, `import ${JSON.stringify(pathToFileURL(join(root, 'bin/loader/register.mjs')).href)};
+import { workerData } from 'node:worker_threads';
+await import(workerData.pipelineModule);
+`);
+      const worker = new Worker(entry, { workerData: { pipelineModule: pathToFileURL(mod).href, argv: [] }, stdout: true, stderr: true });
+      let stderr = '';
+      worker.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
+      const messages: unknown[] = [];
+      worker.on('message', (m) => messages.push(m));
+      const code = await new Promise<number>((resolve) => worker.once('exit', resolve));
+      // Before: the worker printed the usage ('--config FILE is required') and exited 2, which stops the gateway.
+      expect([code, messages, stderr]).toEqual([0, [['runCli returned', null]], '']);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 90_000);
 });

@@ -192,6 +192,8 @@ export class Edge {
       // Bytes that were not UTF-8 arrive as U+FFFD: they cannot be forwarded as received.
       if (!ascii && path.includes('\uFFFD')) throw new BadRequestError('request path is not valid UTF-8');
       if (query !== '' && query.includes('\uFFFD')) throw new BadRequestError('request query is not valid UTF-8');
+      // A fragment after the query is refused as one in the path is (normalize.ts): match.query would see what the upstream may cut.
+      if (query !== '' && query.includes('#')) throw new BadRequestError('a fragment (#) in the request target');
       normalized = normalizePath(path);
     } catch (err) {
       badPath = err;

@@ -297,6 +297,11 @@ describe('compression', () => {
     expect([res.headers['content-encoding'], res.headers['content-length'], res.headers['accept-ranges'], res.headers['etag'], res.headers['vary']])
       .toEqual(['gzip', undefined, undefined, 'W/"v1"', 'Origin, Accept-Encoding']);
     expect(decoded(res)).toBe(FULL);
+    // An upstream's Content-Encoding: identity (or empty) is not a coding: one Content-Encoding goes out, the gateway's.
+    for (const ce of ['identity', '']) {
+      const res = await gz(`ident?size=5000&h=content-encoding:${ce}`, { 'accept-encoding': 'gzip' });
+      expect([res.headers['content-encoding'], decoded(res)], ce).toEqual(['gzip', FULL]);
+    }
     const once = await gz('h?size=5000&h=vary:accept-encoding', { 'accept-encoding': 'gzip' });
     expect(once.headers['vary']).toBe('accept-encoding');
     for (const coding of ['gzip', 'br']) {

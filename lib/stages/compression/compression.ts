@@ -35,8 +35,12 @@ const defaults = {
   removeAcceptEncoding: false,
 } satisfies Required<CompressionOptions>;
 
-/** What a compressed response must not keep: its length is another now, and ranges are of the identity body. */
-const DROPPED = new Set(['content-length', 'accept-ranges', 'etag']);
+/**
+ * What a compressed response must not keep: its length is another now, and
+ * ranges are of the identity body; an upstream's `Content-Encoding:
+ * identity` (or empty) would go out beside the new coding as `identity, gzip`.
+ */
+const DROPPED = new Set(['content-length', 'accept-ranges', 'etag', 'content-encoding']);
 
 /**
  * Compresses responses on the way out, streaming (see `CompressedBody`),

@@ -39,8 +39,12 @@ export class CompiledRoute<T> {
   readonly segments: Segment[];
   readonly prefix: boolean;
   readonly methods: ReadonlySet<string> | null;
-  /** The path to send upstream from the path as received and, for `stripPrefix`, the normalised one it matched by. */
-  readonly rewrite: ((path: string, matched?: string) => string) | null;
+  /**
+   * The path to send upstream from the path as received and, for
+   * `stripPrefix`, the normalised one it matched by; null when a `pattern`
+   * made a dot-segment of it (a 400).
+   */
+  readonly rewrite: ((path: string, matched?: string) => string | null) | null;
   /** Segments a path must have before the `*`, or in all. */
   readonly fixed: number;
   private readonly hasParams: boolean;
@@ -89,6 +93,9 @@ export class CompiledRoute<T> {
   }
 }
 
+/** A `.` or `..` segment, percent-encoded or not, with or without a `;` parameter. */
+const DOT_SEGMENT = /(?:^|\/)(?:\.|%2e){1,2}(?:[;/]|$)/i;
+
 /** What is left of `path` once `prefix` (no trailing slash) is taken off: `/` for the prefix itself; null when it does not start with it. */
 function afterPrefix(path: string, prefix: string): string | null {
   if (!path.startsWith(prefix)) return null;
@@ -96,7 +103,7 @@ function afterPrefix(path: string, prefix: string): string | null {
   return rest === '' ? '/' : rest.charCodeAt(0) === 47 /* / */ ? rest : null;
 }
 
-function compileRewrite(rewrite: RouteRewrite | undefined): ((path: string, matched?: string) => string) | null {
+function compileRewrite(rewrite: RouteRewrite | undefined): ((path: string, matched?: string) => string | null) | null {
   if (rewrite === undefined) return null;
   if (rewrite.stripPrefix !== undefined) {
     const prefix = rewrite.stripPrefix.replace(/\/$/, '');
@@ -123,6 +130,9 @@ function compileRewrite(rewrite: RouteRewrite | undefined): ((path: string, matc
   const replacement = rewrite.replacement ?? '';
   return (path) => {
     const out = path.replace(re, replacement);
+    // A capture taken from inside a segment can make one of `..` (`x../admin` → `/v2/../admin`),
+    // which the upstream resolves out of the rewrite's target: refused (null) rather than sent.
+    if (DOT_SEGMENT.test(out)) return null;
     return out.startsWith('/') ? out : '/' + out;
   };
 }

@@ -100,7 +100,11 @@ export class RouteTable {
     }
     req.params = match.params;
     req.locals.route = route.value.name;
-    if (route.rewrite !== null) req.path = route.rewrite(req.path, req.normalizedPath);
+    if (route.rewrite !== null) {
+      const path = route.rewrite(req.path, req.normalizedPath);
+      if (path === null) return throwError(() => new BadRequestError('the route\'s rewrite made a dot-segment (..) of the path'));
+      req.path = path;
+    }
     return route.value.handler;
   }
 

@@ -137,6 +137,7 @@ routes:
   - { path: /strip-slash/*, service: up, rewrite: { stripPrefix: /strip-slash/ } }
   - { path: /deep/*, service: up, rewrite: { stripPrefix: /deep/v1 } }
   - { path: /re/*, service: up, rewrite: { pattern: "^/re/([^/]+)/(.*)$", replacement: "/v2/$2/$1" } }
+  - { path: /cap/*, service: up, rewrite: { pattern: "^/cap/x(.*)$", replacement: "/v2/$1" } }
   - { path: /keep/*, service: up, encodedSlashes: keep, rewrite: { stripPrefix: /keep } }
   - { path: /limited/*, service: up, maxBodySize: 10 }
   - { path: /gz/*, service: up, compression: true }
@@ -215,6 +216,9 @@ describe('paths as the upstream sees them', () => {
       ['/deep/v1/z', '/z'], ['/deep/v2/z', '/deep/v2/z'], ['/deep/v1x', '/deep/v1x'],
       ['/re/a/b/c?x=%20', '/v2/b/c/a?x=%20'], ['/re/a%20b/c', '/v2/c/a%20b'],
       ['/strip/../api/x', '/api/x'], // normalised first: the /api/* route, no rewrite
+      ['/cap/xy/z', '/v2/y/z'],
+      // A capture from inside a segment that makes a dot-segment would let the upstream resolve out of /v2: refused.
+      ['/cap/x../admin', '400 BAD_REQUEST'], ['/cap/x%2e%2e/admin', '400 BAD_REQUEST'], ['/cap/x..;/admin', '400 BAD_REQUEST'],
     ];
     for (const [target, expected] of cases) expect(await reached(target), target).toBe(expected);
   });

@@ -147,7 +147,7 @@ describe('Router methods', () => {
 });
 
 describe('Router rewrites', () => {
-  function rewrite(def: Omit<RouteDefinition<string>, 'value'>, path: string): string {
+  function rewrite(def: Omit<RouteDefinition<string>, 'value'>, path: string): string | null {
     const r = router(def);
     return r.match('GET', def.path.replace('/*', '').replace(/:\w+/g, 'p') || '/').route.rewrite!(path);
   }
@@ -176,7 +176,7 @@ describe('Router rewrites', () => {
   });
 
   it('strips a prefix the client spelled with percent-encodings, by the segments it matched by, keeping the rest as sent', () => {
-    const strip = (prefix: string, path: string, matched: string): string => new CompiledRoute({ path: '/*', rewrite: { stripPrefix: prefix }, value: '' }).rewrite!(path, matched);
+    const strip = (prefix: string, path: string, matched: string): string | null => new CompiledRoute({ path: '/*', rewrite: { stripPrefix: prefix }, value: '' }).rewrite!(path, matched);
     expect(strip('/api', '/%61pi/a%20b', '/api/a b')).toBe('/a%20b');
     expect(strip('/api/v1', '/api/%76%31/x%2Fy', '/api/v1/x%2Fy')).toBe('/x%2Fy');
     expect(strip('/api', '/%61pi', '/api')).toBe('/');
@@ -184,6 +184,12 @@ describe('Router rewrites', () => {
     expect(strip('/café', '/caf\xC3\xA9/x', '/café/x')).toBe('/x');
     expect(strip('/api', '/%61pix/y', '/apix/y')).toBe('/%61pix/y');
     expect(strip('/api', '/other', '/other')).toBe('/other');
+  });
+
+  it('refuses (null) a pattern rewrite whose capture makes a dot-segment, plain, encoded or with a parameter', () => {
+    const def = { path: '/re/*', rewrite: { pattern: '^/re/x(.*)$', replacement: '/v2/$1' } };
+    for (const path of ['/re/x../admin', '/re/x%2e%2e/admin', '/re/x./a', '/re/x..;/admin', '/re/x..']) expect(rewrite(def, path), path).toBeNull();
+    for (const path of ['/re/x...', '/re/x.a/b', '/re/xa..b/c', '/re/x/.well-known']) expect(rewrite(def, path), path).not.toBeNull();
   });
 
   it('has no rewrite when none is configured', () => {

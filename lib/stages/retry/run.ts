@@ -179,11 +179,16 @@ export class RetryRun extends InnerSubscriber<GatewayResponse> {
 /**
  * The upstream got the request and sent no response head within its
  * service's `timeout` (undici's headers timeout, which the exchange's
- * deadline raises). A timeout stage's 504 (`timeouts.perAttempt`) is not
- * this: a per-attempt limit asks for retries, wherever they go.
+ * deadline raises), or never accepted the connection within undici's connect
+ * timeout (10 s): either would only be waited again on the same instance
+ * (nginx tries each server once). A timeout stage's 504
+ * (`timeouts.perAttempt`) is not this: a per-attempt limit asks for retries,
+ * wherever they go.
  */
 function headTimedOut(err: unknown): boolean {
-  return isGatewayError(err) && err.code === 'GATEWAY_TIMEOUT' && err.sent && (err.cause as { code?: unknown } | undefined)?.code === 'UND_ERR_HEADERS_TIMEOUT';
+  if (!isGatewayError(err) || err.code !== 'GATEWAY_TIMEOUT') return false;
+  const code = (err.cause as { code?: unknown } | undefined)?.code;
+  return err.sent ? code === 'UND_ERR_HEADERS_TIMEOUT' : code === 'UND_ERR_CONNECT_TIMEOUT';
 }
 
 /** The wait is over: the next attempt. */

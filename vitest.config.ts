@@ -1,7 +1,8 @@
 import { configDefaults, defineConfig } from 'vitest/config';
 
 // Unit and property files that start a uWS server or a gateway: uWS is a native module with process-wide
-// state (its loop, what it read when it loaded), so they get a process of their own, as integration files do.
+// state (its loop, what it read when it loaded), so they run with the integration files, which start
+// servers and close them file by file (until session 8 each in a process of its own).
 const WITH_UWS = [
   'test/unit/config-auth-keys.test.ts',
   'test/unit/edge-abort-watch.test.ts',
@@ -37,7 +38,12 @@ export default defineConfig({
           isolate: false,
         },
       },
-      { extends: true, test: { name: 'integration', include: ['test/integration/**/*.test.ts', ...WITH_UWS] } },
+      // Integration files share their worker processes as well (session 9): each file starts and closes its
+      // own servers, gateways and processes, and loading vitest, undici, ioredis, pino, zod and lib/ again for
+      // each of ~110 files was most of their import phase (24 files side by side: import 351 -> 77 s, CPU
+      // 64.5 -> 24.5 s). A file that changes process-wide state it cannot undo in its hooks (vi.mock of a
+      // shared module, an environment variable read when a module loads) needs a project with isolate: true.
+      { extends: true, test: { name: 'integration', include: ['test/integration/**/*.test.ts', ...WITH_UWS], isolate: false } },
     ],
   },
 });

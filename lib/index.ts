@@ -59,3 +59,4 @@ export * from './stages/adaptive-concurrency/index.ts';
 export * from './stages/ip-filter/index.ts';
 export * from './stages/cors/index.ts';
 export * from './stages/compression/index.ts';
+export * from './stages/headers/index.ts';

@@ -29,7 +29,14 @@ export function admit(hooks: EdgeHooks, req: GatewayRequest, exchange: Exchange,
       return undefined;
     }
     const running = new Admitted(limits, exchange, body, client, subscriber);
-    running.start(hooks, req);
+    try {
+      running.start(hooks, req);
+    } catch (err) {
+      // A handler that throws instead of returning an Observable: RxJS hands the
+      // subscriber the error, but no teardown was returned, so give back the slot and the watch here.
+      running.unsubscribe();
+      throw err;
+    }
     return running;
   });
 }

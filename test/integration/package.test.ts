@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -10,7 +10,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
  * `npm pack`, installed from the tarball into a project of its own, and used
  * from plain JavaScript with no loader. The build goes to a staging copy
  * (package.json and its `files`), not to the repository's dist/, which other
- * tests run while this one builds.
+ * tests run while this one builds. When the repository's dist/ already is the
+ * build of the current sources (`npm test` builds it first), the staging copy
+ * takes it instead of building again (tsc: ~21 s of CPU).
  */
 const ROOT = join(import.meta.dirname, '../..');
 const MINUTES = 60_000;
@@ -32,6 +34,42 @@ afterAll(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 
+const TSC = join(ROOT, 'node_modules/typescript/bin/tsc');
+
+/** The lib/ source a file of dist/ was built from (worker-entry.mjs is copied as .mjs). */
+function sourceOf(built: string): string {
+  return built.replace(/\.js(\.map)?$|\.d\.ts$/, '.ts').replace(/\.mjs(\.map)?$|\.d\.mts$/, '.mjs');
+}
+
+function filesUnder(root: string, at = ''): string[] {
+  return readdirSync(join(root, at), { withFileTypes: true }).flatMap((e) =>
+    e.isDirectory() ? filesUnder(root, join(at, e.name)) : [join(at, e.name)]);
+}
+
+/**
+ * Copies the repository's dist/ into the staging copy when it is the build of the current sources:
+ * `tsc -b --dry` finds its .tsbuildinfo newer than every input (each lib/ file, the tsconfig files) and
+ * nothing left to emit, every source has its .js, and no build rewrote it while it was copied. Files of
+ * sources since removed stay out (an incremental build leaves them; npm's prepare starts from an empty
+ * dist/). Returns false, having copied nothing, when it is not: the caller builds.
+ */
+async function copyCurrentDist(to: string): Promise<boolean> {
+  const dist = join(ROOT, 'dist');
+  const info = join(dist, '.tsbuildinfo');
+  if (!existsSync(info)) return false;
+  const stamp = statSync(info).mtimeMs;
+  const dry = await sh(process.execPath, [TSC, '-b', '--dry', '--verbose', join(ROOT, 'tsconfig.build.json')], ROOT);
+  if (!/is up to date because/.test(dry.stdout)) return false;
+  const sources = filesUnder(join(ROOT, 'lib')).filter((f) => /\.(ts|mjs)$/.test(f));
+  if (sources.some((f) => !existsSync(join(dist, f.replace(/\.ts$/, '.js'))))) return false;
+  for (const f of filesUnder(dist)) {
+    if (f === '.tsbuildinfo' || existsSync(join(ROOT, 'lib', sourceOf(f)))) cpSync(join(dist, f), join(to, f));
+  }
+  if (statSync(info).mtimeMs === stamp) return true;
+  rmSync(to, { recursive: true, force: true });
+  return false;
+}
+
 describe('the npm package', () => {
   beforeAll(async () => {
     const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { files: string[]; devDependencies: Record<string, string> };
@@ -41,8 +79,10 @@ describe('the npm package', () => {
       if (entry.startsWith('!') || entry === 'dist' || entry.startsWith('dist/')) continue;
       cpSync(join(ROOT, entry), join(staging, entry), { recursive: true });
     }
-    await sh(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', join(ROOT, 'tsconfig.build.json'),
-      '--outDir', join(staging, 'dist'), '--tsBuildInfoFile', join(staging, 'dist/.tsbuildinfo')], ROOT);
+    if (!(await copyCurrentDist(join(staging, 'dist')))) {
+      await sh(process.execPath, [TSC, '-p', join(ROOT, 'tsconfig.build.json'),
+        '--outDir', join(staging, 'dist'), '--tsBuildInfoFile', join(staging, 'dist/.tsbuildinfo')], ROOT);
+    }
     // `prepare` would build again: the staging copy has no sources to build from.
     const packed = await sh('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', dir], staging);
     const [{ filename }] = JSON.parse(packed.stdout) as [{ filename: string }];

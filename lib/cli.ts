@@ -16,6 +16,7 @@ import { handleSignals, holdReloads } from './lifecycle/signals.ts';
 import { serveWorkers } from './lifecycle/serve-workers.ts';
 import { ListenError } from './server/listen-error.ts';
 import { setGatewayV8Flags } from './runtime.ts';
+import type { Resources } from './resources/registry.ts';
 
 export const USAGE = `Usage: rxgate --config FILE [--port N] [--host H]
        rxgate --demo        (the bundled example with its demo upstreams)
@@ -76,6 +77,8 @@ export interface CliOptions {
   onServed?: (served: Served, drain: () => Promise<unknown>) => void;
   /** The config's text, built instead of the file's (a worker replacing one that crashed runs what the workers serve); reloads read the file. */
   configText?: string;
+  /** The registry the gateway is built against (a worker thread asks its main thread before it listens: worker-main.ts). */
+  resources?: Resources;
 }
 
 /**
@@ -214,6 +217,7 @@ export async function runCli(argv: string[], options: CliOptions = {}): Promise<
       ...(args.host !== undefined ? { host: args.host } : {}),
       // A worker thread leaves the admin listener and the file watch to the main thread.
       ...(isMainThread ? {} : { admin: false, watch: false }),
+      ...(options.resources !== undefined ? { resources: options.resources } : {}),
     });
   } catch (err) {
     startFailed(err, file);

@@ -12,6 +12,18 @@ export interface ReloadResult {
   message?: string;
 }
 
+/** A reload built and serving, not yet kept or undone (see `Reloader.stage`). */
+export interface StagedReload {
+  /** Refused (with why), or applied pending `commit`. */
+  result: ReloadResult;
+  /** The config built; null when refused. */
+  config: GatewayConfig | null;
+  /** Keeps it: logged, the `reload` event, what follows the config (level, watch, drain). */
+  commit(): ReloadResult;
+  /** Serves the config of before again, and counts the reload refused with `message`. */
+  revert(message: string): Promise<ReloadResult>;
+}
+
 export interface ReloaderOptions {
   gateway: Gateway;
   /** The config serving now. */
@@ -52,6 +64,17 @@ export class Reloader {
 
   /** `text`: the config to apply instead of the file's (workers apply the text their main thread read). */
   async reload(trigger: ReloadTrigger, text?: string): Promise<ReloadResult> {
+    return (await this.stage(trigger, text)).commit();
+  }
+
+  /**
+   * Builds `text` (or the file) and serves it, but leaves the reload open:
+   * `commit` makes it the config serving (logged, the `reload` event), and
+   * `revert` goes back to the config serving before (another worker of the
+   * pool refused the same text: a reload is all workers or none). A config
+   * refused here is refused at once (logged, the event) and both do nothing.
+   */
+  async stage(trigger: ReloadTrigger, text?: string): Promise<StagedReload> {
     const { gateway } = this.options;
     const logger = gateway.logger;
     let next: GatewayConfig;
@@ -71,17 +94,38 @@ export class Reloader {
         logger.error({ trigger, problems: problems ?? [message] }, 'config reload refused; the old config keeps serving');
       }
       gateway.events.emit('reload', { outcome: 'refused', trigger, message });
-      return { outcome: 'refused', message };
+      const refused: ReloadResult = { outcome: 'refused', message };
+      return { result: refused, config: null, commit: () => refused, revert: () => Promise.resolve(refused) };
     }
+    return {
+      result: { outcome: 'applied' },
+      config: next,
+      commit: () => this.applied(trigger, next),
+      revert: async (message) => {
+        undo?.();
+        try {
+          await gateway.reload(this.config);
+        } catch (err) {
+          logger.error({ trigger, err }, 'config reload: going back to the config serving before failed');
+        }
+        logger.error({ trigger, problems: [message] }, 'config reload refused by another worker; the old config keeps serving');
+        gateway.events.emit('reload', { outcome: 'refused', trigger, message });
+        return { outcome: 'refused', message };
+      },
+    };
+  }
+
+  private applied(trigger: ReloadTrigger, next: GatewayConfig): ReloadResult {
+    const logger = this.options.gateway.logger;
     const stale = RESTART_KEYS.filter((k) => JSON.stringify(next[k]) !== JSON.stringify(this.config[k]));
     this.config = next;
     // Certificates are re-read on every reload, changed or not.
-    gateway.reloadTls();
+    this.options.gateway.reloadTls();
     this.options.onApplied?.(next);
     const message = stale.length === 0 ? undefined : `${stale.join(', ')} changed: that takes a restart`;
     if (message !== undefined) logger.warn({ trigger, keys: stale }, message);
     logger.info({ trigger, routes: next.routes.length, services: Object.keys(next.services).length }, 'config reloaded');
-    gateway.events.emit('reload', message === undefined ? { outcome: 'applied', trigger } : { outcome: 'applied', trigger, message });
+    this.options.gateway.events.emit('reload', message === undefined ? { outcome: 'applied', trigger } : { outcome: 'applied', trigger, message });
     return message === undefined ? { outcome: 'applied' } : { outcome: 'applied', message };
   }
 }

@@ -4,34 +4,99 @@ import { gatewayPageData } from '../admin/page.ts';
 import { runCli } from '../cli.ts';
 import type { PipelineFactory } from '../config/build.ts';
 import { controlKeys } from '../lifecycle/controls.ts';
+import type { ReloadResult, StagedReload } from '../lifecycle/reload.ts';
 import type { Served } from '../lifecycle/serve.ts';
+import { Resources } from '../resources/registry.ts';
 import type { StageDefinition } from '../stages/define.ts';
-import type { WorkerData, WorkerQuery, WorkerReloaded, WorkerReply } from './worker-messages.ts';
+import type { ListenAnswer, WorkerData, WorkerQuery, WorkerReloaded, WorkerReply } from './worker-messages.ts';
 
 const data = workerData as WorkerData;
+const port = parentPort!;
+/** `drain` or `stop` told while the gateway was still starting: acted on once it serves. */
+let early: 'drain' | 'stop' | null = null;
+let onMessage: ((msg: WorkerQuery | 'drain' | 'stop') => void) | null = null;
+let listenAnswer: ((ok: boolean) => void) | null = null;
+port.on('message', (msg: WorkerQuery | ListenAnswer | 'drain' | 'stop') => {
+  if (typeof msg === 'object' && msg?.type === 'rxgate:listen') listenAnswer?.(msg.ok);
+  else if (onMessage !== null) onMessage(msg);
+  else if (msg === 'drain' || msg === 'stop') early ??= msg;
+});
+
+class NotListening extends Error {}
+/**
+ * The last step before the gateway listens (after Redis and discovery):
+ * asks the main thread, which says no once the gateway is stopping, so a
+ * replacement still starting at SIGTERM never takes connections (it used to
+ * listen, then drain at once). Asked once; a reload's `ready()` is not.
+ */
+class GatedResources extends Resources {
+  private asked = false;
+  override async ready(): Promise<void> {
+    await super.ready();
+    if (this.asked) return;
+    this.asked = true;
+    const ok = await new Promise<boolean>((resolve) => {
+      listenAnswer = resolve;
+      port.postMessage({ type: 'rxgate:may-listen', id: 0 } satisfies WorkerReply);
+    });
+    listenAnswer = null;
+    if (!ok) throw new NotListening('the gateway is stopping');
+  }
+}
+const resources = new GatedResources();
+
 const mod = (await import(data.pipelineModule)) as { defaultPipeline?: PipelineFactory; stages?: StageDefinition[] };
 // What serves this thread's gateway (its Reloader, its drain), as the CLI built it.
 let served: { served: Served; drain: () => Promise<unknown> } | null = null;
-const gateway = await runCli(data.argv, {
-  ...(mod.defaultPipeline !== undefined ? { pipeline: mod.defaultPipeline } : {}),
-  stages: mod.stages ?? [],
-  onServed: (s, drain) => { served = { served: s, drain }; },
-  ...(data.configText !== undefined ? { configText: data.configText } : {}),
-});
-const port = parentPort;
-if (gateway !== null && served !== null && port !== null) {
+let gateway: Awaited<ReturnType<typeof runCli>>;
+try {
+  gateway = await runCli(data.argv, {
+    ...(mod.defaultPipeline !== undefined ? { pipeline: mod.defaultPipeline } : {}),
+    stages: mod.stages ?? [],
+    onServed: (s, drain) => { served = { served: s, drain }; },
+    ...(data.configText !== undefined ? { configText: data.configText } : {}),
+    resources,
+  });
+} catch (err) {
+  if (!(err instanceof NotListening)) throw err;
+  // Built, never listened: what the build opened closes, and the thread ends (the main thread logs it).
+  await resources.close().catch(() => undefined);
+  port.close();
+  process.exit(0);
+}
+if (gateway !== null && served !== null) {
   const { served: own, drain } = served as { served: Served; drain: () => Promise<unknown> };
   const page = gatewayPageData(gateway);
+  /** A reload built and serving that the main thread has yet to keep or undo (`hold`). */
+  let held: StagedReload | null = null;
+  let queue: Promise<unknown> = Promise.resolve();
+  const serially = <T>(fn: () => Promise<T>): Promise<T> => {
+    const run = queue.then(fn);
+    queue = run.catch(() => undefined);
+    return run;
+  };
 
   const answer = async (query: WorkerQuery): Promise<unknown> => {
     switch (query.type) {
       case 'rxgate:metrics': return gateway.metrics.registry.getMetricsAsJSON();
       case 'rxgate:overview': return page.overview();
       case 'rxgate:windows': return page.windows(query.seconds);
-      case 'rxgate:reload': {
-        const result = await own.reload(query.trigger, query.text);
+      // One at a time: a held reload waits for its settle before the next.
+      case 'rxgate:reload': return serially(async () => {
+        if (query.hold !== true) {
+          const result = await own.reload(query.trigger, query.text);
+          return { result, config: controlKeys(own.reloader.current) } satisfies WorkerReloaded;
+        }
+        held = await own.reloader.stage(query.trigger, query.text);
+        return { result: held.result, config: controlKeys(held.config ?? own.reloader.current) } satisfies WorkerReloaded;
+      });
+      case 'rxgate:settle': return serially(async () => {
+        const staged = held;
+        held = null;
+        const result: ReloadResult = staged === null ? { outcome: 'refused', message: 'no reload to settle' }
+          : query.keep ? staged.commit() : await staged.revert(query.message ?? 'refused by another worker');
         return { result, config: controlKeys(own.reloader.current) } satisfies WorkerReloaded;
-      }
+      });
     }
   };
   // The main thread's word: queries (metrics, the admin page's data, a
@@ -40,7 +105,7 @@ if (gateway !== null && served !== null && port !== null) {
   // closes now. Either closes the listen socket and the upstream pools so
   // this thread's loop empties and the worker exits by itself (terminating
   // a thread that still has uWS sockets aborts the process).
-  port.on('message', (msg: WorkerQuery | 'drain' | 'stop') => {
+  onMessage = (msg) => {
     if (msg === 'stop') {
       void gateway.close().finally(() => port.close());
     } else if (msg === 'drain') {
@@ -51,7 +116,8 @@ if (gateway !== null && served !== null && port !== null) {
         (err: unknown) => port.postMessage({ type: 'rxgate:reply', id: msg.id, error: String((err as Error)?.message ?? err) } satisfies WorkerReply),
       );
     }
-  });
+  };
+  if (early !== null) onMessage(early);
   // An exception nothing caught would end this thread with its uWS sockets
   // open, and Node aborts the whole process for that: every worker's
   // connections lost at once. Instead the main thread hears of it (and starts
@@ -66,7 +132,14 @@ if (gateway !== null && served !== null && port !== null) {
     }
     port.postMessage({ type: 'rxgate:crashed', id: 0, error: err instanceof Error ? err.stack ?? err.message : String(err) } satisfies WorkerReply);
     crashed = true;
-    void drain().finally(() => port.close());
+    // Its last counts go to the main thread, which keeps them in the process totals (workers.ts).
+    void drain().finally(async () => {
+      try {
+        port.postMessage({ type: 'rxgate:final', id: 0, value: await gateway.metrics.registry.getMetricsAsJSON() } satisfies WorkerReply);
+      } finally {
+        port.close();
+      }
+    });
   });
   port.postMessage({ type: 'rxgate:ready', id: 0 } satisfies WorkerReply);
 }

@@ -17,11 +17,19 @@ export type WorkerQuery =
   | { type: 'rxgate:metrics'; id: number }
   | { type: 'rxgate:overview'; id: number }
   | { type: 'rxgate:windows'; id: number; seconds: number }
-  | { type: 'rxgate:reload'; id: number; trigger: ReloadTrigger; text?: string };
+  // `hold`: build and serve it, but keep or undo it only when `rxgate:settle` says (every worker applies a reload, or none).
+  | { type: 'rxgate:reload'; id: number; trigger: ReloadTrigger; text?: string; hold?: boolean }
+  | { type: 'rxgate:settle'; id: number; keep: boolean; message?: string };
 
-/** A worker's answer to a `WorkerQuery`, its word that it listens (`rxgate:ready`), or that it crashed (`rxgate:crashed`, `error` the stack). */
+/**
+ * A worker's answer to a `WorkerQuery`, its word that it listens
+ * (`rxgate:ready`), that it crashed (`rxgate:crashed`, `error` the stack),
+ * its question whether it may listen (`rxgate:may-listen`: built, about
+ * to listen; the main thread answers `ListenAnswer`), or, drained after a
+ * crash, its metrics as they end (`rxgate:final`, `value`).
+ */
 export interface WorkerReply {
-  type: 'rxgate:reply' | 'rxgate:ready' | 'rxgate:crashed';
+  type: 'rxgate:reply' | 'rxgate:ready' | 'rxgate:crashed' | 'rxgate:may-listen' | 'rxgate:final';
   id: number;
   value?: unknown;
   error?: string;
@@ -37,6 +45,12 @@ export interface WorkerReloaded {
 export interface PoolReloaded {
   result: ReloadResult;
   config: ControlKeys | null;
+}
+
+/** The main thread's answer to `rxgate:may-listen`: no once the gateway stops (a worker then exits without listening). */
+export interface ListenAnswer {
+  type: 'rxgate:listen';
+  ok: boolean;
 }
 
 /** What the main thread tells every worker. */

@@ -1,12 +1,14 @@
 import { Worker } from 'node:worker_threads';
-import { AggregatorRegistry, collectDefaultMetrics, Registry } from 'prom-client';
+import { Registry } from 'prom-client';
 import type { AdminPageData, Overview } from '../admin/page.ts';
 import type { SeriesWindow } from '../admin/series.ts';
 import type { ReloadResult, ReloadTrigger } from '../lifecycle/reload.ts';
 import type { Logger } from '../observe/log.ts';
 import { after, systemRuntime } from '../runtime.ts';
 import { mergeOverviews, mergeRouteWindows } from './worker-overview.ts';
-import type { PoolReloaded, WorkerCommand, WorkerData, WorkerQuery, WorkerReloaded, WorkerReply } from './worker-messages.ts';
+import type { ListenAnswer, PoolReloaded, WorkerCommand, WorkerData, WorkerQuery, WorkerReloaded, WorkerReply } from './worker-messages.ts';
+import { reloadEvery } from './worker-reload.ts';
+import { PoolMetrics, type MetricJson } from './worker-retired.ts';
 import { RestartBackoff } from './worker-restarts.ts';
 
 export type { PoolReloaded, WorkerCommand, WorkerData, WorkerQuery, WorkerReloaded, WorkerReply } from './worker-messages.ts';
@@ -37,8 +39,6 @@ export interface WorkerPool extends AdminPageData {
 const QUERY_TIMEOUT_MS = 5000; // 5s
 /** A reload may wait for new services' discovery or Redis first. */
 const RELOAD_TIMEOUT_MS = 30_000; // 30s
-/** The process metrics every worker thread would report alike: counted once, by the main thread. */
-const PROCESS_PREFIX = 'rxgate_process_';
 
 /**
  * Runs the gateway on `count` worker threads that all listen on the same
@@ -63,7 +63,12 @@ export function startWorkers(count: number, data: WorkerData, logger: Logger): W
   const backoff = new RestartBackoff(() => systemRuntime.now());
   /** Replacements waiting out their delay. */
   const waiting = new Set<{ unsubscribe(): void }>();
-  const pending = new Map<number, { resolve(v: unknown): void; reject(e: Error): void }>();
+  const pending = new Map<number, { worker: Worker; resolve(v: unknown): void; reject(e: Error): void }>();
+  /** The config text each worker started from or last applied (worker-reload.ts brings one started mid-reload up to date). */
+  const textOf = new Map<Worker, string | undefined>();
+  /** Reloads run one after the other. */
+  let reloads: Promise<unknown> = Promise.resolve();
+  const counts = new PoolMetrics((w) => live.has(w));
   let nextId = 1;
   /** Set once the workers are told to drain or stop: a crashed worker is then not replaced. */
   let told = false;
@@ -94,6 +99,7 @@ export function startWorkers(count: number, data: WorkerData, logger: Logger): W
       workerData: { ...data, ...(configText !== undefined ? { configText } : {}) } satisfies WorkerData,
     });
     live.add(worker);
+    textOf.set(worker, configText);
     worker.on('error', (err) => logger.error({ err, worker: i }, 'gateway worker failed'));
     started.set(worker, new Promise<void>((resolve) => {
       worker.once('exit', () => resolve());
@@ -104,10 +110,20 @@ export function startWorkers(count: number, data: WorkerData, logger: Logger): W
       });
     }));
     worker.on('message', (msg: WorkerReply) => {
+      if (msg?.type === 'rxgate:may-listen') {
+        // Once the gateway stops, a worker still starting (a crash's replacement) exits without listening.
+        if (told) logger.info({ worker: i }, 'gateway worker not started: the gateway is stopping');
+        worker.postMessage({ type: 'rxgate:listen', ok: !told } satisfies ListenAnswer);
+        return;
+      }
       if (msg?.type === 'rxgate:crashed') {
         // The worker drains and ends (worker-main.ts); one like it takes its place, as nginx's master respawns a worker.
         logger.error({ worker: i, err: msg.error, replaced: !told && !replaced.has(worker) }, 'gateway worker crashed: it finishes its requests in flight and exits');
         replace(worker, i);
+        return;
+      }
+      if (msg?.type === 'rxgate:final') {
+        counts.final(worker, msg.value as MetricJson[]);
         return;
       }
       if (msg?.type !== 'rxgate:reply') return;
@@ -119,11 +135,19 @@ export function startWorkers(count: number, data: WorkerData, logger: Logger): W
     });
     worker.once('exit', (code) => {
       live.delete(worker);
+      textOf.delete(worker);
+      // Its questions will not be answered: they fail now, not at their timeout.
+      for (const [id, p] of pending) {
+        if (p.worker !== worker) continue;
+        pending.delete(id);
+        p.reject(new Error(`worker ${worker.threadId} has exited`));
+      }
       started.delete(worker);
       listenedAt.delete(worker);
       const at = workers.indexOf(worker);
       if (at >= 0) workers.splice(at, 1);
       if (code !== 0) logger.error({ worker: i, code }, 'gateway worker exited');
+      counts.retire();
       settle();
     });
     return worker;
@@ -132,7 +156,7 @@ export function startWorkers(count: number, data: WorkerData, logger: Logger): W
   const ready = Promise.all(started.values()).then(() => undefined);
 
   const ask = async <T>(worker: Worker, query: Omit<WorkerQuery, 'id'>): Promise<T> => {
-    if (query.type !== 'rxgate:reload') {
+    if (query.type !== 'rxgate:reload' && query.type !== 'rxgate:settle') {
       await started.get(worker);
       if (!live.has(worker)) throw new Error(`worker ${worker.threadId} has exited`);
       return answerOf<T>(worker, query, QUERY_TIMEOUT_MS);
@@ -158,6 +182,7 @@ export function startWorkers(count: number, data: WorkerData, logger: Logger): W
       reject(new Error(`worker ${worker.threadId} did not answer ${query.type} within ${limit} ms`));
     });
     pending.set(id, {
+      worker,
       resolve: (v) => { timer.unsubscribe(); resolve(v as T); },
       reject: (e) => { timer.unsubscribe(); reject(e); },
     });
@@ -169,37 +194,25 @@ export function startWorkers(count: number, data: WorkerData, logger: Logger): W
     return answers.flatMap((a) => (a.status === 'fulfilled' ? [a.value] : []));
   };
 
-  // `text`: the config every worker applies (read once by the main thread), else each reads the file.
-  const reloadAll = async (trigger: ReloadTrigger, text?: string): Promise<PoolReloaded> => {
-    const query = text === undefined ? { type: 'rxgate:reload', trigger } : { type: 'rxgate:reload', trigger, text };
-    const answers = await askAll<WorkerReloaded>(query as Omit<WorkerQuery, 'id'>);
-    const results = answers.map((a) => a.result);
-    const result = results.find((r) => r.outcome === 'refused') ?? results.find((r) => r.message !== undefined) ?? results[0]
-      ?? { outcome: 'refused', message: 'no worker answered' };
-    // The main thread takes on the reloaded settings (watch, drain timeout, level) only when every worker runs them.
-    const everyWorker = answers.length > 0 && results.every((r) => r.outcome === 'applied');
-    return { result, config: everyWorker ? answers[0]!.config ?? null : null };
-  };
-
-  // The process-wide metrics (CPU, memory; the event loop of this thread) once, from here.
-  let own: Registry | null = null;
-  const processMetrics = (): Registry => {
-    if (own === null) {
-      own = new Registry();
-      collectDefaultMetrics({ register: own, prefix: PROCESS_PREFIX });
-    }
-    return own;
+  // `text`: the config every worker applies (read once by the main thread), else each reads the file. One at a time.
+  const reloadAll = (trigger: ReloadTrigger, text?: string): Promise<PoolReloaded> => {
+    const run = reloads.then(() => reloadEvery({
+      live: () => [...live].filter((w) => !replaced.has(w)),
+      isLive: (w) => live.has(w) && !replaced.has(w),
+      ask,
+      textOf,
+      running: () => configText,
+      setRunning: (t) => { configText = t; },
+      logger,
+    }, trigger, text));
+    reloads = run.catch(() => undefined);
+    return run;
   };
 
   return {
     workers,
     contentType: Registry.PROMETHEUS_CONTENT_TYPE,
-    async metrics() {
-      const perWorker = await askAll<Array<{ name: string }>>({ type: 'rxgate:metrics' });
-      const gatewayOnly = perWorker.map((list) => list.filter((m) => !m.name.startsWith(PROCESS_PREFIX)));
-      const aggregated = AggregatorRegistry.aggregate([...gatewayOnly, await processMetrics().getMetricsAsJSON()]);
-      return aggregated.metrics();
-    },
+    metrics: () => counts.scrape([...live], (w) => ask<MetricJson[]>(w, { type: 'rxgate:metrics' })),
     async overview(): Promise<Overview> {
       return mergeOverviews(await askAll<Overview>({ type: 'rxgate:overview' }));
     },

@@ -76,8 +76,9 @@ async function freshGets(gw: string, paths: string[]): Promise<Array<[number, st
   return out;
 }
 
-describe('a worker thread that crashes', { timeout: 120_000 }, () => {
-  it('is replaced while the others serve; its request in flight is answered, the crash is logged, and SIGTERM still exits 0', async () => {
+// Each case starts its own process on its own port and file; most of their time is waiting, so they run at once.
+describe('a worker thread that crashes', { timeout: 120_000, concurrent: true }, () => {
+  it('is replaced while the others serve; its request in flight is answered, the crash is logged, and SIGTERM still exits 0', async ({ expect }) => {
     const port = await freePort();
     const up = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`;
     const proc = runs.start(['--config', runs.file(`
@@ -111,7 +112,7 @@ routes:
     expect(await proc.exited).toBe(0);
   });
 
-  it('is replaced once however many exceptions it throws: 12 crashing requests at once leave the pool at its size', async () => {
+  it('is replaced once however many exceptions it throws: 12 crashing requests at once leave the pool at its size', async ({ expect }) => {
     const { port, proc, admin } = await startTwo();
     // Twelve connections at once: each worker takes several, and each of those throws.
     const pool = new Pool(`http://127.0.0.1:${port}`, { connections: 12, pipelining: 1 });
@@ -141,9 +142,18 @@ routes:
     expect(await proc.exited).toBe(0);
   });
 
-  it('is replaced by a worker of the config the workers run: not a file they refused (422), nor one never reloaded', async () => {
-    const { port, file, proc, admin } = await startTwo();
+  it('is replaced by a worker of the config the workers run: not a file they refused (422), nor one never reloaded; all are built from the text the main thread read', async ({ expect }) => {
+    const port = await freePort();
+    const file = runs.file(configFor(port));
+    const proc = runs.start(['--config', file, '--workers', '2'], { RXGATE_LOG_LEVEL: 'info' });
+    // The main thread has read and parsed the file; its workers are still loading (a second or more).
+    await proc.logged('rxgate started worker threads sharing one port');
+    writeFileSync(file, configFor(port, '  - { path: /b/*, service: up }\n'));
+    const admin = `http://127.0.0.1:${(await proc.logged('rxgate admin listening'))['port'] as number}`;
+    await proc.logged('rxgate listening', 2);
     const gw = `http://127.0.0.1:${port}`;
+    // Before, each worker read the file itself: both served /b/* alone (/a/* 404) under a main thread that ran /*.
+    expect(await freshGets(gw, ['/a/1', '/a/2', '/a/3', '/a/4'])).toEqual([[200, 'ok /a/1'], [200, 'ok /a/2'], [200, 'ok /a/3'], [200, 'ok /a/4']]);
     // A config the workers refuse: the old one keeps serving.
     writeFileSync(file, configFor(port, '  - { path: /broken, service: nope }\n'));
     const refused = await request(`${admin}/reload`, { method: 'POST' });
@@ -166,19 +176,18 @@ routes:
     expect(await proc.exited).toBe(0);
   });
 
-  it('are all built from the text the main thread read, not the file as it is when each starts', async () => {
-    const port = await freePort();
-    const file = runs.file(configFor(port, '  - { path: /a/*, service: up }\n'));
-    const proc = runs.start(['--config', file, '--workers', '2'], { RXGATE_LOG_LEVEL: 'info' });
-    // The main thread has read and parsed the file; its workers are still loading (a second or more).
-    await proc.logged('rxgate started worker threads sharing one port');
-    writeFileSync(file, configFor(port, '  - { path: /b/*, service: up }\n'));
-    await proc.logged('rxgate listening', 2);
-    const gw = `http://127.0.0.1:${port}`;
-    // Before, each worker read the file itself: both served /b/* and /a/* was 404, under a main thread that ran /a/*.
-    expect(await freshGets(gw, ['/a/1', '/a/2', '/a/3', '/a/4'])).toEqual([[200, 'ok /a/1'], [200, 'ok /a/2'], [200, 'ok /a/3'], [200, 'ok /a/4']]);
-    expect((await freshGets(gw, ['/b/1']))[0]![0]).toBe(404);
+  it('is not replaced once SIGTERM came: a replacement still starting exits without listening, and the process exits 0', async ({ expect }) => {
+    const { port, proc } = await startTwo();
+    const crash = freshGets(`http://127.0.0.1:${port}`, ['/a/crash']);
+    // The replacement starts at once (a slot's first crash) and takes a second or more to build: SIGTERM lands meanwhile.
+    await proc.logged(CRASHED);
     proc.proc.kill('SIGTERM');
+    // The crashing request still finishes (the drain lets it).
+    expect(await crash).toEqual([[200, 'ok /a/crash']]);
     expect(await proc.exited).toBe(0);
+    // Before, it listened (a third 'rxgate listening'), took connections and drained at once.
+    expect(proc.lines.filter((l) => l['msg'] === 'gateway worker not started: the gateway is stopping')).toHaveLength(1);
+    expect(proc.lines.filter((l) => l['msg'] === 'rxgate listening')).toHaveLength(2);
+    expect(proc.lines.filter((l) => l['msg'] === 'gateway worker exited')).toEqual([]);
   });
 });

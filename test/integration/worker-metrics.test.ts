@@ -3,6 +3,7 @@ import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Agent, request } from 'undici';
+import type { Worker } from 'node:worker_threads';
 import { afterEach, describe, expect, it } from 'vitest';
 import { adminPageRoutes, type Overview, type SeriesAnswer } from '../../lib/admin/page.ts';
 import { silentLogger } from '../../lib/observe/log.ts';
@@ -16,6 +17,8 @@ import { startUpstream } from '../support/servers.ts';
  */
 
 const PIPELINE = new URL('../../pipeline.ts', import.meta.url).href;
+/** crash-module's stages and `picky` (refused in one worker thread): test/support/picky-module.ts. */
+const PICKY = new URL('../support/picky-module.ts', import.meta.url).href;
 const cleanups: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
   while (cleanups.length > 0) await cleanups.pop()!();
@@ -138,5 +141,136 @@ routes:
     // Drain: every worker finishes and exits.
     pool.broadcast('drain');
     await pool.exited;
+  });
+});
+
+/** The routes one worker serves, asked of it directly; null when it has exited. */
+async function routesOf(worker: Worker, id: number): Promise<string[] | null> {
+  return new Promise((resolve) => {
+    const onMessage = (msg: WorkerReply): void => {
+      if (msg.id !== id) return;
+      done();
+      resolve((msg.value as Overview).routes.map((r) => r.name));
+    };
+    const onExit = (): void => { done(); resolve(null); };
+    const done = (): void => { worker.off('message', onMessage); worker.off('exit', onExit); };
+    worker.on('message', onMessage);
+    worker.once('exit', onExit);
+    worker.postMessage({ type: 'rxgate:overview', id });
+  });
+}
+
+describe('a reload of every worker', { timeout: 120_000 }, () => {
+  async function pool(routes: string, count = 2): Promise<{ pool: WorkerPool; port: number; config: (extra: string, top?: string) => string }> {
+    const up = await startUpstream((req, res) => { req.resume(); res.end('ok'); });
+    cleanups.push(() => up.close());
+    const config = (extra: string, top = ''): string => `
+log: { level: warn }
+${top}
+services:
+  api: { upstreams: ["${up.url}"], timeout: 2s }
+routes:
+  - { name: api, path: /api/*, service: api, pipeline: [crash], crash: true }
+${extra}`;
+    const dir = mkdtempSync(join(tmpdir(), 'rxgate-workers-'));
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    const file = join(dir, 'rxgate.yaml');
+    writeFileSync(file, config(routes));
+    const port = await freePort();
+    const started = startWorkers(count, {
+      argv: ['--config', file, '--workers', '1', '--port', String(port), '--host', '127.0.0.1'],
+      pipelineModule: PICKY,
+      configText: config(routes),
+    }, silentLogger);
+    cleanups.push(async () => {
+      started.broadcast('stop');
+      await started.exited;
+    });
+    await started.ready;
+    return { pool: started, port, config };
+  }
+
+  it('is refused by every worker when one refuses it: the others go back to the config they ran and count it refused too', async () => {
+    const { pool: workers, config } = await pool('');
+    const refusedIn = workers.workers[0]!.threadId;
+    const result = await workers.reload('admin', config(`  - { name: picky, path: /picky/*, service: api, pipeline: [picky], picky: ${refusedIn} }`));
+    expect(result.outcome).toBe('refused');
+    expect(result.message).toContain(`refused in worker thread ${refusedIn}`);
+    // Before, the other worker kept serving /picky/* beside one that did not: two configs behind one port.
+    expect(await Promise.all(workers.workers.map((w, i) => routesOf(w, 2_000_000 + i)))).toEqual([['api'], ['api']]);
+    const text = await workers.metrics();
+    expect(text).toMatch(/^rxgate_reloads_total\{outcome="refused",trigger="admin"\} 2$/m);
+    expect(text).not.toMatch(/^rxgate_reloads_total\{outcome="applied"/m);
+    // A text both apply is applied by both.
+    expect(await workers.reload('admin', config('  - { name: more, path: /more/*, service: api }'))).toEqual({ outcome: 'applied' });
+    expect(await Promise.all(workers.workers.map((w, i) => routesOf(w, 2_000_010 + i)))).toEqual([['api', 'more'], ['api', 'more']]);
+  });
+
+  it('brings a worker started while it is under way (a crash\'s replacement) to its text before it answers', async () => {
+    const { pool: workers, port, config } = await pool('');
+    const closed = await freePort();
+    // Redis on a port nothing listens on: the reload waits ~3 s for it (then serves with the stores falling back).
+    const slow = config('  - { name: slow, path: /slow/*, service: api, rateLimit: { limit: 100, window: 1m, key: ip, store: redis } }',
+      `redis: { url: "redis://127.0.0.1:${closed}" }`);
+    const before = new Set(workers.workers);
+    const reloading = workers.reload('admin', slow);
+    // A worker crashes meanwhile; its replacement starts from the text the workers ran so far.
+    const agent = new Agent({ connections: 1 });
+    cleanups.push(() => agent.close());
+    const crash = await request(`http://127.0.0.1:${port}/api/crash`, { dispatcher: agent });
+    expect([crash.statusCode, await crash.body.text()]).toEqual([200, 'ok']);
+    for (let i = 0; i < 100 && workers.workers.every((w) => before.has(w)); i++) await new Promise((r) => setTimeout(r, 50));
+    expect(await reloading).toEqual({ outcome: 'applied' });
+    const replacements = workers.workers.filter((w) => !before.has(w));
+    expect(replacements.length).toBeGreaterThanOrEqual(1);
+    // Every live worker, the replacement too, serves the reloaded routes (before: the replacement served the old ones).
+    const routes = (await Promise.all(workers.workers.map((w, i) => routesOf(w, 2_000_020 + i)))).filter((r) => r !== null);
+    expect(routes.length).toBeGreaterThanOrEqual(2);
+    for (const r of routes) expect(r).toEqual(['api', 'slow']);
+  });
+});
+
+describe('the process totals when a worker is replaced', { timeout: 120_000 }, () => {
+  it('keep a crashed worker\'s counters and histograms: no total goes down when it exits (Prometheus would read a reset)', async () => {
+    const up = await startUpstream((req, res) => { req.resume(); res.end('ok'); });
+    cleanups.push(() => up.close());
+    const text = `
+log: { level: warn }
+services:
+  api: { upstreams: ["${up.url}"], timeout: 2s }
+routes:
+  - { name: api, path: /api/*, service: api, pipeline: [crash], crash: true }
+`;
+    const port = await freePort();
+    const pool = startWorkers(2, { argv: ['--config', '/nonexistent.yaml', '--workers', '1', '--port', String(port), '--host', '127.0.0.1'], pipelineModule: PICKY, configText: text }, silentLogger);
+    cleanups.push(async () => {
+      pool.broadcast('stop');
+      await pool.exited;
+    });
+    await pool.ready;
+    const total = (body: string, series: string): number => Number(new RegExp(`^${series.replace(/[{}"]/g, '\\$&')} (\\d+)$`, 'm').exec(body)?.[1] ?? 0);
+    const SENT = 20;
+    for (let i = 0; i < SENT; i++) {
+      const agent = new Agent({ connections: 1 });
+      const res = await request(`http://127.0.0.1:${port}/api/item/${i}`, { dispatcher: agent });
+      await res.body.text();
+      await agent.close();
+    }
+    const before = new Set(pool.workers);
+    const agent = new Agent({ connections: 1 });
+    const crash = await request(`http://127.0.0.1:${port}/api/crash`, { dispatcher: agent });
+    expect([crash.statusCode, await crash.body.text()]).toEqual([200, 'ok']);
+    await agent.close();
+    // The crashed worker drains and exits (it leaves the pool); its replacement listens.
+    for (let i = 0; i < 400 && pool.workers.filter((w) => before.has(w)).length > 1; i++) await new Promise((r) => setTimeout(r, 50));
+    expect(pool.workers.filter((w) => before.has(w))).toHaveLength(1);
+    const after = await pool.metrics();
+    // Before, the crashed worker's share left the sum: the totals dropped to the survivor's.
+    expect(total(after, 'rxgate_requests_total{route="api",status="2xx"}')).toBe(SENT + 1);
+    expect(total(after, 'rxgate_request_duration_seconds_count{route="api"}')).toBe(SENT + 1);
+    expect(total(after, `rxgate_upstream_duration_seconds_count{service="api",instance="${up.url}"}`)).toBe(SENT + 1);
+    // Gauges are the live workers' alone.
+    expect(after).toMatch(/^rxgate_upstream_in_flight\{service="api",instance="[^"]+"\} 0$/m);
+    expect(after.match(/^# TYPE rxgate_requests_total counter$/gm)).toHaveLength(1);
   });
 });

@@ -156,6 +156,10 @@ export class GatewayMetrics {
       collect: (out) => this.upstream.collectDuration(out),
     });
     registerScraped(registry, {
+      name: 'rxgate_upstream_responses_total', help: 'Upstream response heads by service and status class (2xx, 3xx, 4xx, 5xx), every attempt; failures before a head are rxgate_upstream_failures_total', type: 'counter',
+      collect: (out) => this.upstream.collectResponses(out),
+    });
+    registerScraped(registry, {
       name: 'rxgate_upstream_failures_total', help: 'Upstream attempts that failed before a head (refused, reset, timed out), by service and instance', type: 'counter',
       collect: (out) => this.upstream.collectFailures(out),
     });

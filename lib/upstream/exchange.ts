@@ -119,6 +119,7 @@ export class Exchange extends ExchangeDeadline implements Body {
     if (this.service.strikeStatus[status] === 1) this.service.failed(this.upstream);
     else this.upstream.outlier.success();
     this.service.answered(this.upstream, this.sentAt, true);
+    if (this.service.statusObserver !== null) this.service.statusObserver(this.upstream, status);
     this.upstreamResume = resume;
     if (length !== null) this.length = length;
     const hasBody = !this.head && status !== 204 && status !== 304;

@@ -57,6 +57,8 @@ export class Service {
   private healthTimer: Subscription | null = null;
   /** Sees each answer's time to the head, ms, and whether it failed (metrics set it); null: nobody. */
   latencyObserver: ((upstream: Upstream, ms: number, ok: boolean) => void) | null = null;
+  /** Sees each upstream response head's status (metrics count them by class); null: nobody. */
+  statusObserver: ((upstream: Upstream, status: number) => void) | null = null;
 
   constructor(readonly name: string, options: ServiceOptions) {
     const discovery = Object.entries(options.discovery ?? {});

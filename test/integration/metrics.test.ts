@@ -72,4 +72,40 @@ routes:
     expect(text).toContain(`rxgate_upstream_in_flight{service="slow",instance="${up.url}"} 0\n`);
     expect(text).toContain('rxgate_requests_total{route="slow",status="2xx"} 1\n');
   });
+
+  it('counts upstream answers per service by status class, each attempt (a retried 503 and its 200), apart from what the client got and from failures before a head', async () => {
+    let n = 0;
+    const up = await startUpstream((req, res) => {
+      req.resume();
+      // /api/flaky: 503 the first time, 200 the second.
+      if (req.url === '/api/flaky') res.statusCode = n++ === 0 ? 503 : 200;
+      else if (req.url === '/api/missing') res.statusCode = 404;
+      else if (req.url === '/api/moved') { res.statusCode = 302; res.setHeader('location', '/api/ok'); }
+      res.end('x');
+    });
+    cleanups.push(() => up.close());
+    const gw = await startGatewayFromYaml(`
+services:
+  api: { upstreams: ["${up.url}"], timeout: 2s }
+  other: { upstreams: ["${up.url}"], timeout: 2s }
+routes:
+  - { name: api, path: /api/*, service: api, retry: { attempts: 2, base: 1ms, statuses: [503] } }
+  - { name: other, path: /other/*, service: other }
+`);
+    cleanups.push(() => gw.close());
+    expect(await get(`${gw.url}/api/ok`)).toBe(200);
+    expect(await get(`${gw.url}/api/flaky`)).toBe(200);
+    expect(await get(`${gw.url}/api/missing`)).toBe(404);
+    expect(await get(`${gw.url}/api/moved`)).toBe(302);
+    expect(await get(`${gw.url}/other/x`)).toBe(200);
+    const text = await gw.metrics.registry.metrics();
+    expect(text).toContain('# TYPE rxgate_upstream_responses_total counter\n');
+    expect(text).toContain('rxgate_upstream_responses_total{service="api",code_class="2xx"} 2\n');
+    expect(text).toContain('rxgate_upstream_responses_total{service="api",code_class="3xx"} 1\n');
+    expect(text).toContain('rxgate_upstream_responses_total{service="api",code_class="4xx"} 1\n');
+    // The first attempt's 503 is counted though the client got the retry's 200.
+    expect(text).toContain('rxgate_upstream_responses_total{service="api",code_class="5xx"} 1\n');
+    expect(text).toContain('rxgate_upstream_responses_total{service="other",code_class="2xx"} 1\n');
+    expect(text).not.toContain('rxgate_upstream_responses_total{service="other",code_class="5xx"}');
+  });
 });

@@ -58,7 +58,8 @@ const dnsDiscovery = z.strictObject({
   port: port.optional(),
   scheme: z.enum(['http', 'https']).optional(),
   servers: z.array(dnsServer).min(1).optional(),
-  minInterval: timerDuration.optional(),
+  // 0 re-resolved a name with TTL 0 on every loop turn (a busy loop of DNS queries); maxInterval is at least minInterval.
+  minInterval: positiveTimer.optional(),
   maxInterval: timerDuration.optional(),
 });
 

@@ -33,6 +33,7 @@ export function dnsDiscovery(ctx: DiscoveryContext): Discovery {
   const scheme = o.scheme ?? 'http';
   const port = o.port ?? (scheme === 'https' ? 443 : 80);
   const minMs = parseDuration(o.minInterval ?? '1s', `service ${ctx.service} discovery.dns.minInterval`);
+  if (!(minMs > 0)) throw new TypeError(`service ${ctx.service} discovery.dns.minInterval: must be more than 0`);
   const maxMs = Math.max(minMs, parseDuration(o.maxInterval ?? '30s', `service ${ctx.service} discovery.dns.maxInterval`));
   const resolver = new Resolver({ timeout: 2000, tries: 2 });
   if (o.servers !== undefined) resolver.setServers(o.servers);

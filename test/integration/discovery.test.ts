@@ -170,3 +170,28 @@ routes:
     await vi.waitFor(async () => expect(await text(`${gw.url}/x`)).toBe('b'), { timeout: 5_000, interval: 50 });
   });
 });
+
+describe('DNS discovery options', () => {
+  it('refuses minInterval: 0 with its key path, as a health or file interval of 0 is refused (a TTL-0 name would be asked on every loop turn)', async () => {
+    const { parseConfig, ConfigError } = await import('../../lib/config/load.ts');
+    const yaml = (min: string): string => `
+services:
+  api: { discovery: { dns: { name: api.test, minInterval: ${min} } } }
+routes:
+  - { path: /*, service: api }
+`;
+    let problems: readonly string[] = [];
+    try {
+      parseConfig(yaml('0'), 'gw.yaml', {}, []);
+    } catch (err) {
+      expect(err).toBeInstanceOf(ConfigError);
+      problems = (err as InstanceType<typeof ConfigError>).problems;
+    }
+    expect(problems).toEqual([expect.stringMatching(/^services\.api\.discovery\.dns\.minInterval: .*must be more than 0/)]);
+    expect(parseConfig(yaml('1ms'), 'gw.yaml', {}, []).services['api']!.discovery!.dns!.minInterval).toBe('1ms');
+    // In code, past the schema: refused when the service is built.
+    const { dnsDiscovery } = await import('../../lib/upstream/dns-discovery.ts');
+    expect(() => dnsDiscovery({ service: 'api', options: { name: 'api.test', minInterval: 0 } } as unknown as Parameters<typeof dnsDiscovery>[0]))
+      .toThrow(new TypeError('service api discovery.dns.minInterval: must be more than 0'));
+  });
+});

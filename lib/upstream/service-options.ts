@@ -20,7 +20,8 @@ export interface UpstreamTlsOptions {
   /**
    * The name sent as SNI and checked against the upstream's certificate,
    * whatever the Host header or URL say (an upstream addressed by IP).
-   * @default the Host sent upstream (undici's choice)
+   * Never taken from the client's Host (upstream-tls.ts).
+   * @default the upstream URL's host name (no SNI for an IP address)
    */
   servername?: string;
   /** Verify the upstream's certificate chain and name. Same as `tlsVerify`, which it replaces. @default true */
@@ -63,12 +64,18 @@ export interface ServiceOptions {
    */
   timeout?: Duration;
   /**
-   * Keep-alive connections per upstream instance.
+   * Connections per upstream instance, at most; kept alive between
+   * requests. A request beyond them waits in the instance's queue, with no
+   * bound of its own, until one is free: the service's `timeout` starts once
+   * it has a connection (`timeouts.total` bounds the wait).
    * @default 128
    */
   connections?: number;
   /**
-   * Idle keep-alive sockets are closed after this long.
+   * Idle keep-alive sockets are closed after this long. An upstream's
+   * `Keep-Alive: timeout=N` replaces it with N less 2 s (undici's margin:
+   * a connection the upstream is about to close is not reused), so a
+   * connection to one that says `timeout=2` or less is not reused at all.
    * @default '4s'
    */
   keepAlive?: Duration;

@@ -33,6 +33,8 @@ routes:
   - { path: /items/:id, service: up, methods: [GET, OPTIONS], cors: { origins: ["${ORIGIN}"] } }
   - { path: /items/:key, service: up, methods: [PUT] }
   - { path: /only-get, service: up, methods: [GET, OPTIONS], cors: { origins: ["${ORIGIN}"], methods: [PUT] } }
+  - { path: /tier, service: up, methods: [GET, OPTIONS], cors: { origins: ["${ORIGIN}"], allowHeaders: [x-tier] } }
+  - { path: /tier, service: up, match: { headers: { x-tier: gold } }, methods: [PUT, OPTIONS], cors: { origins: ["${ORIGIN}"], allowHeaders: [x-tier] } }
 `);
 });
 
@@ -87,5 +89,20 @@ describe('a preflight on a path another pattern also matches', () => {
 describe('a configured list the path does not answer', () => {
   it('advertises none of the methods the operator did not list', async () => {
     expect(await allowed('/only-get', 'PUT')).toBeUndefined();
+  });
+});
+
+describe('routes on one path that differ only in match', () => {
+  it('are one path to a preflight, which carries none of the header values match tests: the gold route\'s PUT is announced and passes', async () => {
+    // The preflight has no x-tier (a browser sends only the names, in Access-Control-Request-Headers), and the
+    // route without match answers it; announcing only its GET would have the browser block the gold PUT.
+    expect(await allowed('/tier', 'PUT')).toBe('GET, HEAD, PUT');
+    const gold = await request(`${gw.url}/tier`, { method: 'PUT', headers: { origin: ORIGIN, 'x-tier': 'gold' } });
+    await gold.body.dump();
+    expect(gold.statusCode).toBe(200);
+    // A PUT without it is still refused (no route matches it): the preflight's list is a superset.
+    const plain = await request(`${gw.url}/tier`, { method: 'PUT', headers: { origin: ORIGIN } });
+    await plain.body.dump();
+    expect(plain.statusCode).toBe(404);
   });
 });

@@ -38,7 +38,12 @@ const DEFAULT_METHODS = ['GET', 'HEAD', 'PUT', 'PATCH', 'POST', 'DELETE'];
  * those URLs too: the router falls through to a less specific pattern
  * (`/api/users/:id` to `/api/*`) for a method the first does not take, so
  * a preflight answered by one route may announce a request another
- * answers. Then the configured list stands.
+ * answers. Then the configured list stands. Routes whose patterns are the
+ * same count as one path whatever their `match` (or `hosts`): a preflight
+ * carries no cookies and none of the header values `match` tests (only
+ * their names), so it cannot tell which of them the request will reach, and
+ * the union is the list that lets each of them pass (the route reached
+ * still answers 405 to a method it does not take).
  */
 function pathMethods(routes: readonly RouteConfig[], path: string): Set<string> | null {
   const own = shape(path);

@@ -1,11 +1,12 @@
 import fc from 'fast-check';
-import { Histogram, Registry } from 'prom-client';
+import { AggregatorRegistry, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import { mergeWindows, quantile, RouteSeries, SERIES_SECONDS, summarize } from '../../lib/admin/series.ts';
 import { GatewayTimeoutError } from '../../lib/errors.ts';
 import { GatewayMetrics } from '../../lib/observe/metrics.ts';
 import { RequestMetrics } from '../../lib/observe/request-metrics.ts';
 import { bucketOf, histogramSamples, registerScraped } from '../../lib/observe/scraped.ts';
+import { RetiredCounts } from '../../lib/server/worker-retired.ts';
 
 const BOUNDS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
@@ -116,5 +117,32 @@ describe('RouteSeries', () => {
     expect(view.p50).toEqual([null, 1 + 4 * (5.5 / 10)]);
     expect(view.p99[1]).toBe(10_000);
     expect(quantile([0, 4, 0], [0.001, 0.002], 0.5)).toBe(1.5);
+  });
+});
+
+describe('RetiredCounts (the counts of workers that exited)', () => {
+  it('adds counters and histograms series by series, drops gauges, and aggregates with a live worker to the sum', async () => {
+    const worker = async (requests: number, seconds: number[], inFlight: number): Promise<Awaited<ReturnType<Registry['getMetricsAsJSON']>>> => {
+      const r = new Registry();
+      const c = new Counter({ name: 't_requests_total', help: 'h', labelNames: ['route'], registers: [r] });
+      c.inc({ route: 'a' }, requests);
+      const h = new Histogram({ name: 't_seconds', help: 'h', buckets: [0.1, 1], registers: [r] });
+      for (const x of seconds) h.observe(x);
+      const g = new Gauge({ name: 't_in_flight', help: 'h', registers: [r] });
+      g.set(inFlight);
+      return r.getMetricsAsJSON();
+    };
+    const retired = new RetiredCounts();
+    retired.add(await worker(3, [0.05, 0.5], 2) as never);
+    retired.add(await worker(4, [2], 1) as never);
+    const text = await AggregatorRegistry.aggregate([await worker(5, [0.05], 7), retired.json()] as never).metrics();
+    expect(text).toContain('t_requests_total{route="a"} 12\n');
+    expect(text).toContain('t_seconds_bucket{le="0.1"} 2\n');
+    expect(text).toContain('t_seconds_bucket{le="1"} 3\n');
+    expect(text).toContain('t_seconds_bucket{le="+Inf"} 4\n');
+    expect(text).toContain('t_seconds_count 4\n');
+    expect(Number(/^t_seconds_sum (\S+)$/m.exec(text)?.[1])).toBeCloseTo(2.6, 9);
+    // The live worker's gauge alone.
+    expect(text).toContain('t_in_flight 7\n');
   });
 });

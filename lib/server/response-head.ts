@@ -1,7 +1,10 @@
 import { STATUS_CODES } from 'node:http';
 import type { HttpResponse } from 'uWebSockets.js';
 import { NON_ASCII } from '../headers.ts';
-import type { GatewayRequest, GatewayResponse } from '../types.ts';
+import type { GatewayResponse } from '../types.ts';
+import { LastHead, LENGTH, LINE, OWN_ID, SKIPPED } from './last-head.ts';
+
+export { elapsed } from './response-time.ts';
 
 /** Headers uWS writes itself, or that must not be copied from the upstream. */
 const SKIP = new Set(['content-length', 'date', 'transfer-encoding', 'connection', 'keep-alive']);
@@ -82,7 +85,14 @@ export function writeHead(res: HttpResponse, response: GatewayResponse, response
   res.writeStatus(statusBytes(response.status, response.statusText));
   const block = response.head; // a stored head's lines, made once (head-bytes.ts)
   let mark = -1; // where the block's entries end, when this response makes its bytes
-  if (block !== undefined && block.seen !== -1 && block.prefixOf(headers)) {
+  let matched = -1; // entries the last head's bytes gave (a response without a block)
+  if (block === undefined) {
+    i = matched = LAST.match(headers, SCRATCH);
+    if (i > 0) {
+      ({ at, contentLength, hasRequestId } = LAST);
+      if (LAST.hasFirst(i)) first = LAST.first;
+    }
+  } else if (block.seen !== -1 && block.prefixOf(headers)) {
     if (block.bytes === null) {
       if (block.seen++ > 0) mark = block.headers.length;
     } else {
@@ -94,7 +104,8 @@ export function writeHead(res: HttpResponse, response: GatewayResponse, response
       at = block.bytes.length;
     }
   }
-  for (; i < headers.length; i += 2) {
+  // ENDS: where each header's bytes end, for LAST.
+  for (; i < headers.length; ENDS[i >> 1] = at, i += 2) {
     if (i === mark) block!.keep(SCRATCH, at, first, contentLength, hasRequestId);
     const name = headers[i]!;
     const value = headers[i + 1]!;
@@ -115,6 +126,7 @@ export function writeHead(res: HttpResponse, response: GatewayResponse, response
     } else at = putLine(name, value, at, false);
   }
   if (i === mark) block!.keep(SCRATCH, at, first, contentLength, hasRequestId);
+  if (matched >= 0 && at >= 0) LAST.renew(headers, matched, SCRATCH, ENDS, first, kindOf);
   if (at >= 0) {
     if (first === null) {
       first = RESPONSE_TIME;
@@ -134,6 +146,10 @@ export function writeHead(res: HttpResponse, response: GatewayResponse, response
 
 /** Where `writeHead` puts the header lines it hands to uWS in one call. */
 const SCRATCH = Buffer.allocUnsafe(16 * 1024); // 16 KiB; larger heads go header by header
+/** The last head's leading lines (last-head.ts), and where each header of the one being written ends in SCRATCH. */
+const LAST = new LastHead();
+const ENDS = new Int32Array(256);
+const kindOf = (name: string): number => (name === 'content-length' ? LENGTH : SKIP.has(name) ? SKIPPED : name === 'x-request-id' ? OWN_ID : LINE);
 const CR = 13, LF = 10, COLON = 58, SPACE = 32;
 
 /** Views of SCRATCH's first bytes, by length, made once each (a view per response was its one allocation). */
@@ -230,21 +246,4 @@ export function writeErrorHead(res: HttpResponse, status: number, extra: Record<
     for (const name in extra) lines += '\r\n' + name + ': ' + extra[name]!;
   }
   res.writeHeader(CONTENT_TYPE, lines);
-}
-
-/** `x-gateway-response-time` texts by tenths of a millisecond up to 1 s, each made on first use ('' until then). */
-const RESPONSE_TIMES: string[] = new Array<string>(10_000).fill('');
-
-/** `x-gateway-response-time`, e.g. `1.4ms`, at `now` (`performance.now()`): one text per tenth under 1 s, made once. */
-export function elapsed(req: GatewayRequest, now: number): string {
-  const tenths = Math.round((now - req.receivedAt) * 10);
-  if (tenths < 0 || tenths >= RESPONSE_TIMES.length) return responseTimeText(tenths);
-  const text = RESPONSE_TIMES[tenths]!;
-  return text !== '' ? text : (RESPONSE_TIMES[tenths] = responseTimeText(tenths));
-}
-
-/** Integer pieces, cheaper than `toFixed(1)` (the same text). */
-function responseTimeText(tenths: number): string {
-  const ms = Math.floor(tenths / 10);
-  return ms + '.' + (tenths - ms * 10) + 'ms';
 }

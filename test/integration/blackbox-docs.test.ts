@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { connect, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -26,6 +26,8 @@ let upstream: Server;
 let up = '';
 let deadUp = '';
 let gw: RxgateProcess;
+let gwFile = '';
+let gwYaml = '';
 let base = '';
 let admin = '';
 /** Started beside the main gateway (each process takes seconds to load on a shared machine). */
@@ -49,6 +51,8 @@ function answer(req: IncomingMessage, res: ServerResponse): void {
   const headers: Record<string, string> = { 'content-type': 'application/json' };
   if (u.searchParams.has('cookie')) headers['set-cookie'] = 'a=b';
   if (u.searchParams.has('cc')) headers['cache-control'] = u.searchParams.get('cc')!;
+  if (u.searchParams.has('vary')) headers['vary'] = u.searchParams.get('vary')!;
+  if (u.searchParams.has('age')) headers['age'] = u.searchParams.get('age')!;
   res.writeHead(status, headers);
   res.end(JSON.stringify({ url: req.url, n: hits.get(u.pathname) }));
 }
@@ -120,13 +124,14 @@ ipFilter: { deny: [203.0.113.0/24] }
     .replace('port: 8080', 'port: 0')
     .replace('"http://127.0.0.1:3002", "http://127.0.0.1:3003"', `"${up}"`);
   readmeGateway = runs.start(['--config', runs.file(yaml)], { USERS_URL: up, JWT_SECRET: undefined });
-  gw = runs.start(['--config', runs.file(`listen: { host: 127.0.0.1, port: 0 }
+  gwYaml = `listen: { host: 127.0.0.1, port: 0 }
 admin: { host: 127.0.0.1, port: 0 }
 reload: { watch: false }
 auth: { secret: "${SECRET}" }
 services:
   up: { upstreams: ["${up}"] }
   dead: { upstreams: ["${deadUp}"] }
+  dead2: { upstreams: ["${deadUp}"], retry: false }
 routes:
   - path: /auth/*
     service: up
@@ -141,8 +146,13 @@ routes:
   - { path: /rlk/*, service: up, rateLimit: { limit: 1, window: 1m, key: { header: x-api-key } } }
   - { path: /retry/*, service: up, retry: { statuses: [503], base: 1ms, cap: 1ms } }
   - { path: /m/*, service: up, match: { headers: { x-v: true } } }
+  - { path: /fb/*, service: dead2, circuitBreaker: { consecutiveFailures: 1, fallback: { status: 200, headers: { content-type: application/json }, body: '{"items":[]}' } } }
+  - { path: /cors/*, service: up, cors: { origins: ["https://app.example"] }, rateLimit: { limit: 1, window: 1m } }
+  - { path: /v4/*, service: up, ipFilter: { allow: ["::/0"] } }
   - { path: /ac/*, service: up, adaptiveConcurrency: { initialLimit: 1, minLimit: 1, maxLimit: 1 } }
-`)]);
+`;
+  gwFile = runs.file(gwYaml);
+  gw = runs.start(['--config', gwFile]);
   const [l, a] = await Promise.all([gw.logged('rxgate listening'), gw.logged('rxgate admin listening')]);
   base = `http://127.0.0.1:${l['port'] as number}`;
   admin = `http://127.0.0.1:${a['port'] as number}`;
@@ -239,6 +249,16 @@ describe('docs/rate-limiting.md', () => {
 
 });
 
+describe('docs/rate-limiting.md, CORS', () => {
+  it('does not count a CORS preflight (the cors stage answers it first)', async () => {
+    const pre = await request(`${base}/cors/a`, { method: 'OPTIONS', headers: { origin: 'https://app.example', 'access-control-request-method': 'GET' } });
+    await pre.body.dump();
+    expect(pre.statusCode).toBe(204);
+    expect((await get(`${base}/cors/a`, { origin: 'https://app.example' })).status).toBe(200);
+    expect((await get(`${base}/cors/a`, { origin: 'https://app.example' })).status).toBe(429);
+  });
+});
+
 describe('docs/rate-limiting.md, keys', () => {
   it('falls back to the client address when the key header is missing, so leaving it out does not escape the limit', async () => {
     expect((await get(`${base}/rlk/a`, { 'x-api-key': 'k1' })).status).toBe(200);
@@ -278,6 +298,21 @@ describe('docs/cache.md', () => {
     }
   });
 
+  it('sends a HEAD miss upstream as a HEAD and stores nothing; never stores Vary: *; adds the upstream Age to age', async () => {
+    expect((await get(`${base}/cache/h`, {}, 'HEAD')).headers['x-cache']).toBe('MISS');
+    expect((await get(`${base}/cache/h`, {}, 'HEAD')).headers['x-cache']).toBe('MISS');
+    expect(hits.get('/cache/h')).toBe(2);
+    await get(`${base}/cache/v?vary=*`);
+    expect((await get(`${base}/cache/v?vary=*`)).headers['x-cache']).toBe('MISS');
+    await get(`${base}/cache/age?age=10`);
+    const hit = await get(`${base}/cache/age?age=10`);
+    expect(hit.headers['x-cache']).toBe('HIT');
+    expect(Number(hit.headers['age'])).toBeGreaterThanOrEqual(10);
+    // The upstream's Age counts against the lifetime: 100 s old under the default ttl (60s) is never stored.
+    await get(`${base}/cache/old?age=100`);
+    expect((await get(`${base}/cache/old?age=100`)).headers['x-cache']).toBe('MISS');
+  });
+
   it('skips the lookup on a client no-cache (BYPASS) and still stores the fresh answer', async () => {
     await get(`${base}/cache/nc`);
     const refresh = await get(`${base}/cache/nc`, { 'cache-control': 'no-cache' });
@@ -306,6 +341,17 @@ describe('docs/resilience.md', () => {
     expect(post.status).toBe(503);
     expect(hits.get('/retry/p')).toBe(1);
     expect((await get(`${base}/public/one`)).headers['x-gateway-attempts']).toBe('1');
+  });
+
+  it('answers the configured fallback while open, with retry-after, and a fallback counts as nothing', async () => {
+    expect((await get(`${base}/fb/x`)).status).toBe(502);
+    for (let i = 0; i < 2; i++) {
+      const fb = await get(`${base}/fb/x`);
+      expect(fb.status).toBe(200);
+      expect(fb.text).toBe('{"items":[]}');
+      expect(fb.headers['content-type']).toBe('application/json');
+      expect(Number(fb.headers['retry-after'])).toBeGreaterThanOrEqual(1);
+    }
   });
 
   it('opens the default breaker after 5 failures: 503 CIRCUIT_OPEN with retry-after up to 30 s', async () => {
@@ -378,6 +424,10 @@ describe('docs/security.md', () => {
     expect(res.json().error.code).toBe('IP_FORBIDDEN');
   });
 
+  it('never matches an IPv4 client with an IPv6 network (::/0)', async () => {
+    expect((await get(`${base}/v4/x`)).status).toBe(403);
+  });
+
   it('answers %2F in the path 400 and never takes X-Forwarded-Host or Forwarded from the client', async () => {
     expect((await get(`${base}/public/..%2fadmin`)).status).toBe(400);
     await get(`${base}/public/fh`, { 'x-forwarded-host': 'evil.example', forwarded: 'for=1.2.3.4;host=evil.example', host: 'gw.test' });
@@ -448,4 +498,18 @@ describe('README.md', () => {
     proc.proc.kill('SIGTERM');
     expect(await proc.exited).toBe(0);
   }, 15_000);
+});
+
+describe('docs/operations.md, reload (last: it rewrites the main gateway\'s file)', () => {
+  it('applies a POST /reload, says a changed metrics key takes a restart, and counts it by outcome and trigger', async () => {
+    writeFileSync(gwFile, gwYaml.replace('reload: { watch: false }', 'reload: { watch: false }\nmetrics: { public: true }'));
+    const res = await request(`${admin}/reload`, { method: 'POST' });
+    const body = await res.body.json() as { outcome: string; message?: string };
+    expect(res.statusCode).toBe(200);
+    expect(body.outcome).toBe('applied');
+    expect(body.message).toContain('metrics');
+    expect((await get(`${base}/__rxgate/metrics`)).status).toBe(404);
+    const metrics = (await get(`${admin}/metrics`)).text;
+    expect(metrics).toMatch(/rxgate_reloads_total\{[^}]*outcome="applied"[^}]*trigger="admin"[^}]*\} 1/);
+  });
 });

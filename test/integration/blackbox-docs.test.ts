@@ -149,6 +149,8 @@ routes:
   - { path: /fb/*, service: dead2, circuitBreaker: { consecutiveFailures: 1, fallback: { status: 200, headers: { content-type: application/json }, body: '{"items":[]}' } } }
   - { path: /cors/*, service: up, cors: { origins: ["https://app.example"] }, rateLimit: { limit: 1, window: 1m } }
   - { path: /v4/*, service: up, ipFilter: { allow: ["::/0"] } }
+  - { path: /mir/*, service: up, mirror: { service: up } }
+  - { path: /mird/*, service: up, mirror: { service: dead2 } }
   - { path: /ac/*, service: up, adaptiveConcurrency: { initialLimit: 1, minLimit: 1, maxLimit: 1 } }
 `;
   gwFile = runs.file(gwYaml);
@@ -417,6 +419,15 @@ describe('docs/traffic-shaping.md, match', () => {
   });
 });
 
+describe('docs/traffic-shaping.md, mirror', () => {
+  it('sends a copy (percent 100 by default) and never lets the shadow\'s failure reach the client', async () => {
+    const res = await get(`${base}/mir/x`);
+    expect(res.status).toBe(200);
+    await until(() => hits.get('/mir/x') === 2);
+    expect((await get(`${base}/mird/x`)).status).toBe(200);
+  });
+});
+
 describe('docs/security.md', () => {
   it('answers an address outside allow 403 IP_FORBIDDEN', async () => {
     const res = await get(`${base}/ipf/x`);
@@ -434,6 +445,9 @@ describe('docs/security.md', () => {
     const h = seen.get('/public/fh')!;
     expect(h['x-forwarded-host']).toBe('gw.test');
     expect(h['forwarded']).toBeUndefined();
+    // From a peer not in trustedProxies the scheme is the gateway's own.
+    await get(`${base}/public/proto`, { 'x-forwarded-proto': 'https' });
+    expect(seen.get('/public/proto')!['x-forwarded-proto']).toBe('http');
   });
 });
 

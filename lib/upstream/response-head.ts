@@ -34,8 +34,7 @@ export function copyResponseHeaders(raw: readonly Buffer[], headers: string[]): 
   let named: Set<string> | null = null;
   let coded = false;
   for (let i = 0; i < raw.length; i += 2) {
-    // Well-known names come interned and lower-cased from undici's lookup tree (no string made per header).
-    const name = util.headerNameToString(raw[i]!);
+    const name = nameText(raw[i]!, i >> 1);
     const value = valueText(raw[i + 1]! as Latin1Sliceable, i >> 1);
     if (name === 'connection') named = connectionTokens(value);
     else if (name === 'content-length') length = Number(value);
@@ -60,36 +59,68 @@ export function copyResponseHeaders(raw: readonly Buffer[], headers: string[]): 
  * value under callgrind (docs/performance-instructions.md, eighth round).
  */
 const SLOTS = 32;
-/** Longer values are not kept (the comparison would cost more than it saves). */
-const SLOT_BYTES_MAX = 128;
-const lastBytes: (Uint8Array | undefined)[] = new Array<Uint8Array | undefined>(SLOTS).fill(undefined);
-const lastText: string[] = new Array<string>(SLOTS).fill('');
-/** Misses in a row per slot: a value that changes every time is copied only now and then. */
-const missStreak = new Int32Array(SLOTS);
+
+/** Per position of a head: the last bytes seen there (a copy) and their text. */
+class Recent {
+  private readonly bytes: (Uint8Array | undefined)[] = new Array<Uint8Array | undefined>(SLOTS).fill(undefined);
+  private readonly text: string[] = new Array<string>(SLOTS).fill('');
+  /** Misses in a row per slot: bytes that change every time are copied only now and then. */
+  private readonly misses = new Int32Array(SLOTS);
+
+  /** @param maxBytes longer bytes are not kept (the comparison would cost more than it saves) */
+  constructor(readonly maxBytes: number) {}
+
+  /** The text kept for `bytes` at `slot` (< SLOTS, `bytes` at most `maxBytes`), or null. */
+  find(bytes: Uint8Array, slot: number): string | null {
+    const last = this.bytes[slot];
+    const n = bytes.length;
+    if (last === undefined || last.length !== n) return null;
+    let j = 0;
+    while (j < n && last[j] === bytes[j]) j++;
+    if (j !== n) return null;
+    this.misses[slot] = 0;
+    return this.text[slot]!;
+  }
+
+  /** After a miss: keeps `bytes` and their `text` at `slot` on the first two misses in a row, then every 32nd. */
+  keep(bytes: Uint8Array, slot: number, text: string): void {
+    const streak = ++this.misses[slot]!;
+    if (streak > 2 && (streak & 31) !== 0) return;
+    // A copy: undici's Buffer is a view of the socket's read, which is not ours to keep.
+    const copy = new Uint8Array(bytes.length);
+    copy.set(bytes);
+    this.bytes[slot] = copy;
+    this.text[slot] = text;
+  }
+}
+
+const VALUES = new Recent(128);
+const NAMES = new Recent(64);
 
 /** `bytes` as latin1 text (what `toString('latin1')` returns), reusing the text of the same bytes at the same position last time. */
 function valueText(bytes: Latin1Sliceable, slot: number): string {
   const n = bytes.length;
-  if (slot >= SLOTS || n > SLOT_BYTES_MAX) return bytes.latin1Slice(0, n);
-  const last = lastBytes[slot];
-  if (last !== undefined && last.length === n) {
-    let j = 0;
-    while (j < n && last[j] === bytes[j]) j++;
-    if (j === n) {
-      missStreak[slot] = 0;
-      return lastText[slot]!;
-    }
-  }
+  if (slot >= SLOTS || n > VALUES.maxBytes) return bytes.latin1Slice(0, n);
+  const kept = VALUES.find(bytes, slot);
+  if (kept !== null) return kept;
   // What toString('latin1') returns, without its argument and encoding handling.
   const text = bytes.latin1Slice(0, n);
-  const streak = ++missStreak[slot]!;
-  if (streak <= 2 || (streak & 31) === 0) {
-    // A copy: undici's Buffer is a view of the socket's read, which is not ours to keep.
-    const copy = new Uint8Array(n);
-    copy.set(bytes);
-    lastBytes[slot] = copy;
-    lastText[slot] = text;
-  }
+  VALUES.keep(bytes, slot, text);
+  return text;
+}
+
+/**
+ * A header name in lower case, as undici's `headerNameToString` gives it
+ * (well-known names interned from its lookup tree, others lower-cased),
+ * reusing the name of the same bytes at the same position last time: the
+ * tree walks several nodes per character, the comparison one step each.
+ */
+function nameText(bytes: Buffer, slot: number): string {
+  if (slot >= SLOTS || bytes.length > NAMES.maxBytes) return util.headerNameToString(bytes);
+  const kept = NAMES.find(bytes, slot);
+  if (kept !== null) return kept;
+  const text = util.headerNameToString(bytes);
+  NAMES.keep(bytes, slot, text);
   return text;
 }
 

@@ -71,7 +71,7 @@ async function token(claims: Record<string, unknown>, exp: string | number | nul
 }
 
 /** Sends `GET target` on a connection of its own, exactly as written; resolves with the answer's head. */
-async function raw(target: string): Promise<string> {
+async function raw(target: string, extra = ''): Promise<string> {
   const port = Number(new URL(base).port);
   return new Promise((resolve, reject) => {
     const socket = connect(port, '127.0.0.1');
@@ -82,7 +82,7 @@ async function raw(target: string): Promise<string> {
       if (end >= 0) { socket.destroy(); resolve(got.slice(0, end + 2)); }
     });
     socket.on('error', reject);
-    socket.write(`GET ${target} HTTP/1.1\r\nHost: gw.test\r\n\r\n`);
+    socket.write(`GET ${target} HTTP/1.1\r\nHost: gw.test\r\n${extra}\r\n`);
   });
 }
 
@@ -416,6 +416,14 @@ describe('docs/traffic-shaping.md, match', () => {
     const none = await get(`${base}/m/x`);
     expect(none.status).toBe(404);
     expect(none.json().error.code).toBe('ROUTE_NOT_FOUND');
+  });
+});
+
+describe('docs/websocket-and-sse.md', () => {
+  it('answers an upgrade on a route without websocket as plain HTTP, the Upgrade not passed on', async () => {
+    const head = await raw('/public/up', 'Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n');
+    expect(head).toMatch(/^HTTP\/1\.1 200 /);
+    expect(seen.get('/public/up')!['upgrade']).toBeUndefined();
   });
 });
 

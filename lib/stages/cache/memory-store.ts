@@ -1,5 +1,5 @@
 import type { CacheRecord, CacheStore } from './entry.ts';
-import { headBytesOf, packInto, unpack } from './packed.ts';
+import { headBytesOf, packInto, TextMemo, unpack } from './packed.ts';
 import { hitHead } from './replay.ts';
 import { Slabs } from './slabs.ts';
 import { fnv1aBytes } from '../../hash.ts';
@@ -48,6 +48,8 @@ export class MemoryCacheStore implements CacheStore {
   private keyHash = 0;
   /** The record `set` is storing, packed. */
   private scratch = Buffer.allocUnsafeSlow(4096);
+  /** The last entry's header text, encoded (packed.ts). */
+  private readonly memo = new TextMemo();
   /** A record being moved to the newest end (while `scratch` holds the one being stored). */
   private moving = Buffer.allocUnsafeSlow(0);
   /** By slot: the record as the first hit decoded it. */
@@ -101,7 +103,7 @@ export class MemoryCacheStore implements CacheStore {
   }
 
   set(key: string, record: CacheRecord, ttl: number): void {
-    const dataLength = packInto(record, this.scratchOf);
+    const dataLength = packInto(record, this.scratchOf, this.memo);
     const data = this.scratch;
     const old = this.find(key);
     if (old >= 0) this.drop(old);
@@ -157,9 +159,7 @@ export class MemoryCacheStore implements CacheStore {
   get bytes(): number { return this.total; }
 
   /** Records held now (entries and vary records). */
-  get size(): number {
-    return this.slots.count;
-  }
+  get size(): number { return this.slots.count; }
 
   /** Slabs allocated so far. */
   get slabCount(): number {

@@ -43,7 +43,7 @@ export function pack(record: CacheRecord): Buffer {
  * written from 0), and returns `n`: the memory store packs into a scratch
  * Buffer it reuses, so a miss allocates nothing for it.
  */
-export function packInto(record: CacheRecord, buffer: (n: number) => Buffer): number {
+export function packInto(record: CacheRecord, buffer: (n: number) => Buffer, memo?: TextMemo): number {
   if (record.kind === 'vary') {
     const text = record.names.join(SEP);
     const n = Buffer.byteLength(text);
@@ -57,10 +57,10 @@ export function packInto(record: CacheRecord, buffer: (n: number) => Buffer): nu
   }
   const body = record.body;
   const statusText = record.statusText;
-  let text = record.headers.join(SEP);
-  if (record.vary.length > 0) text = record.headers.length > 0 ? `${text}${SEP}${record.vary.join(SEP)}` : record.vary.join(SEP);
-  if (statusText !== undefined) text = record.headers.length + record.vary.length > 0 ? `${text}${SEP}${statusText}` : statusText;
-  const n = Buffer.byteLength(text);
+  // The same strings as the last entry packed (an upstream repeats its headers): their bytes again, without a join and an encode.
+  const same = memo !== undefined && memo.matches(record.headers, record.vary, statusText);
+  const text = same ? '' : joined(record.headers, record.vary, statusText);
+  const n = same ? memo.length : Buffer.byteLength(text);
   const size = ENTRY_HEAD + n + (body === null ? 0 : body.length);
   const buf = buffer(size);
   buf[0] = ENTRY;
@@ -74,12 +74,87 @@ export function packInto(record: CacheRecord, buffer: (n: number) => Buffer): nu
   buf.writeUInt32LE(record.headers.length, 44);
   buf.writeUInt32LE(record.vary.length, 48);
   buf.writeUInt32LE(n, 52);
-  let offset = ENTRY_HEAD + buf.write(text, ENTRY_HEAD, 'utf8');
+  if (same) memo.copyTo(buf, ENTRY_HEAD);
+  else {
+    buf.write(text, ENTRY_HEAD, 'utf8');
+    memo?.keep(record.headers, record.vary, statusText, buf, ENTRY_HEAD, n);
+  }
+  let offset = ENTRY_HEAD + n;
   if (body !== null) for (const chunk of body.chunks) {
     buf.set(chunk, offset);
     offset += chunk.byteLength;
   }
   return size;
+}
+
+/** The headers, the vary names and the status text joined by '\n'. */
+function joined(headers: readonly string[], vary: readonly string[], statusText: string | undefined): string {
+  let text = headers.join(SEP);
+  if (vary.length > 0) text = headers.length > 0 ? `${text}${SEP}${vary.join(SEP)}` : vary.join(SEP);
+  if (statusText !== undefined) text = headers.length + vary.length > 0 ? `${text}${SEP}${statusText}` : statusText;
+  return text;
+}
+
+/** Of a run of mismatches, every 8th is kept (so a store whose entries' headers all differ pays the copy once in 8). */
+const KEEP_EVERY = 8;
+
+/**
+ * The strings of the last entry `packInto` encoded (headers, vary names,
+ * status text) and their UTF-8 bytes. An upstream sends the same header
+ * values from one response to the next (the forward path hands them over as
+ * the same strings, lib/upstream/response-head.ts; the names are undici's
+ * constants), so most stored misses compare ~12 strings, mostly by
+ * reference, and copy ~200 bytes instead of joining them into a new string,
+ * measuring it and encoding it (docs/cache-memory.md, ninth round). Equal
+ * strings give equal bytes: the record is the same either way.
+ */
+export class TextMemo {
+  private strings: string[] = [];
+  private headerCount = -1;
+  private varyCount = -1;
+  private statusText: string | undefined = undefined;
+  private bytes = Buffer.allocUnsafeSlow(0);
+  /** Mismatches since the last match. */
+  private misses = 0;
+  /** Bytes of the text kept. */
+  length = 0;
+
+  matches(headers: readonly string[], vary: readonly string[], statusText: string | undefined): boolean {
+    if (headers.length !== this.headerCount || vary.length !== this.varyCount || statusText !== this.statusText) return this.missed();
+    const strings = this.strings;
+    for (let i = 0; i < headers.length; i++) if (headers[i] !== strings[i]) return this.missed();
+    for (let i = 0; i < vary.length; i++) if (vary[i] !== strings[headers.length + i]) return this.missed();
+    this.misses = 0;
+    return true;
+  }
+
+  private missed(): false {
+    this.misses++;
+    return false;
+  }
+
+  copyTo(buf: Buffer, at: number): void {
+    this.bytes.copy(buf, at, 0, this.length);
+  }
+
+  /**
+   * Keeps the strings just encoded as `buf[at, at + n)`: the first list, the
+   * first after a match (a `date` that moved on a second), then every
+   * `KEEP_EVERY`th of a run of mismatches.
+   */
+  keep(headers: readonly string[], vary: readonly string[], statusText: string | undefined, buf: Buffer, at: number, n: number): void {
+    if (this.headerCount >= 0 && this.misses !== 1 && this.misses % KEEP_EVERY !== 0) return;
+    const strings = this.strings;
+    strings.length = 0;
+    for (const h of headers) strings.push(h);
+    for (const v of vary) strings.push(v);
+    if (this.bytes.length < n) this.bytes = Buffer.allocUnsafeSlow(Math.max(n, 2 * this.bytes.length));
+    buf.copy(this.bytes, 0, at, at + n);
+    this.length = n;
+    this.headerCount = headers.length;
+    this.varyCount = vary.length;
+    this.statusText = statusText;
+  }
 }
 
 /**

@@ -6,6 +6,7 @@ import { compressionStage } from './compression/index.ts';
 import { corsStage } from './cors/index.ts';
 import { adaptiveConcurrencyStage } from './adaptive-concurrency/index.ts';
 import type { StageDefinition } from './define.ts';
+import { headersStage } from './headers/index.ts';
 import { hedgeStage } from './hedge/index.ts';
 import { ipFilterStage } from './ip-filter/index.ts';
 import { mirrorStage } from './mirror/index.ts';
@@ -20,6 +21,7 @@ export const BUILTIN_STAGES: readonly StageDefinition[] = [
   authStage,           // 401/403 before anything else runs
   rateLimitStage,      // 429 once the caller is known
   maxBodySizeStage,    // 413 for request bodies over the limit
+  headersStage,        // request headers set/added/removed; the same on responses coming back
   compressionStage,    // gzip/br out; outside the cache, which keeps identity bodies
   cacheStage,          // answer from cache, or coalesce misses
   mirrorStage,         // a copy of the request to a shadow service, response discarded

@@ -1,0 +1,82 @@
+import { map } from 'rxjs';
+import type { GatewayRequest, GatewayResponse, Policy, ResponseHeaders } from '../../types.ts';
+import type { HeaderRules, HeadersOptions } from './schema.ts';
+
+/**
+ * Headers a rule may not name. On the request: the framing and hop-by-hop
+ * headers the gateway and undici write themselves, and `host` (the route's
+ * `preserveHost` decides it). On the response: framing, hop-by-hop and
+ * `content-encoding`, which must describe the body as sent.
+ */
+const REQUEST_REFUSED = ['host', 'content-length', 'transfer-encoding', 'connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'upgrade', 'expect'];
+const RESPONSE_REFUSED = ['content-length', 'transfer-encoding', 'connection', 'keep-alive', 'proxy-connection', 'trailer', 'upgrade', 'content-encoding'];
+
+/** Rules with lower-case names, checked against the names the side refuses. */
+interface Compiled {
+  remove: string[];
+  set: Array<[string, string]>;
+  add: Array<[string, string]>;
+}
+
+function compile(rules: HeaderRules | undefined, refused: readonly string[], side: string): Compiled | null {
+  if (rules === undefined) return null;
+  const lower = (entries: Record<string, string> | undefined): Array<[string, string]> => Object.entries(entries ?? {}).map(([n, v]) => [n.toLowerCase(), v]);
+  const out: Compiled = { remove: (rules.remove ?? []).map((n) => n.toLowerCase()), set: lower(rules.set), add: lower(rules.add) };
+  for (const [kind, names] of [['remove', out.remove], ['set', out.set.map(([n]) => n)], ['add', out.add.map(([n]) => n)]] as const) {
+    for (const n of names) {
+      if (refused.includes(n)) throw new TypeError(`headers.${side}.${kind}: ${n} is written by the gateway (framing, hop-by-hop${side === 'request' ? ' or Host: see preserveHost' : ' or the body\'s coding'}); a rule cannot change it`);
+    }
+  }
+  if (out.remove.length + out.set.length + out.add.length === 0) return null;
+  return out;
+}
+
+/** The request's headers with the rules applied, in place (the request is this one client's). */
+function applyToRequest(req: GatewayRequest, rules: Compiled): void {
+  const h = req.headers;
+  for (const n of rules.remove) delete h[n];
+  for (const [n, v] of rules.set) h[n] = v;
+  for (const [n, v] of rules.add) {
+    const old = h[n];
+    // Cookie pairs are joined with "; " (RFC 6265 §5.4); other fields with ", " (RFC 9110 §5.3).
+    h[n] = old === undefined || old === '' ? v : old + (n === 'cookie' ? '; ' : ', ') + v;
+  }
+}
+
+/** A new header list with the rules applied: the response's own may be a cache entry's, shared by every hit. */
+function applyToResponse(res: GatewayResponse, rules: Compiled, drop: ReadonlySet<string>): GatewayResponse {
+  const h = res.headers;
+  const out: ResponseHeaders = [];
+  for (let i = 0; i < h.length; i += 2) {
+    if (!drop.has(h[i]!)) out.push(h[i]!, h[i + 1]!);
+  }
+  for (const [n, v] of rules.set) out.push(n, v);
+  for (const [n, v] of rules.add) out.push(n, v);
+  return { ...res, headers: out };
+}
+
+/**
+ * `headers`: sets, adds and removes headers on the request the upstream
+ * gets and on the response the client gets (nginx's `proxy_set_header` and
+ * `add_header`, Envoy's `request_headers_to_add`/`_remove`, Traefik's
+ * headers middleware, Kong's request- and response-transformer). Remove,
+ * then set, then add. Response rules apply to what comes back through the
+ * stage (the upstream's answers and cache hits), not to the gateway's own
+ * error answers.
+ */
+export function headerRules(options: HeadersOptions): Policy | null {
+  const request = compile(options.request, REQUEST_REFUSED, 'request');
+  const response = compile(options.response, RESPONSE_REFUSED, 'response');
+  if (request === null && response === null) return null;
+  const drop = new Set(response === null ? [] : [...response.remove, ...response.set.map(([n]) => n)]);
+  const onResponse = response === null ? null : map((res: GatewayResponse) => applyToResponse(res, response, drop));
+  // Once per request: a retry or hedge after this stage (a `pipeline` list may put one there) subscribes again.
+  const applied = new WeakSet<GatewayRequest>();
+  return (next) => function withHeaderRules(req) {
+    if (request !== null && !applied.has(req)) {
+      applied.add(req);
+      applyToRequest(req, request);
+    }
+    return onResponse === null ? next(req) : next(req).pipe(onResponse);
+  };
+}

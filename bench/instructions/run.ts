@@ -62,10 +62,17 @@ export function targetArgs(target: TargetName, root: string, port: number, upstr
 }
 
 /** A function's callers: name and the instructions per request spent in calls from there (the callee's inclusive cost). */
-type Named = FunctionCost & { part: Part; perRequest: number; inclusivePerRequest: number; callers?: { name: string; perRequest: number }[] };
+type Named = FunctionCost & {
+  part: Part; perRequest: number; inclusivePerRequest: number;
+  callers?: { name: string; perRequest: number }[];
+  /** JavaScript functions: what each calls, with the callee's inclusive cost per request, 24 at most (docs/performance-instructions.md, ninth round). */
+  callees?: { name: string; perRequest: number }[];
+};
 
 /** Functions whose callers are listed (builtins and runtime calls reached from many places). */
 const CALLERS_OF = 60;
+/** JavaScript functions (JIT code named from V8's perf map), whose callees are listed. */
+const OWN = /^JS:/;
 
 /** One window's profile per request, by part and by function (JIT code by JS function when `name` knows it). */
 function summarise(profile: Profile, requests: number, name: (address: string) => string | null): { perRequest: number; parts: Record<Part, number>; functions: Named[] } {
@@ -105,6 +112,23 @@ function summarise(profile: Profile, requests: number, name: (address: string) =
     }
     entry.callers = [...by].sort((a, b) => b[1] - a[1]).slice(0, 8).map(([n, ir]) => ({ name: n, perRequest: ir / requests }));
   }
+  // Callees of JavaScript functions: the call edges read the other way round.
+  const entryOf = new Map<string, Named>();
+  for (const [entry, keys] of members) if (OWN.test(entry.name)) for (const k of keys) entryOf.set(k, entry);
+  const callees = new Map<Named, Map<string, number>>();
+  for (const [calleeKey, by] of profile.callers) {
+    const [object = '', fn = ''] = calleeKey.split('\0');
+    const f = { object, name: fn, ir: 0 };
+    const label = labelOf(f, partOf(f));
+    for (const [callerKey, ir] of by) {
+      const entry = entryOf.get(callerKey);
+      if (entry === undefined) continue;
+      let m = callees.get(entry);
+      if (m === undefined) callees.set(entry, (m = new Map()));
+      m.set(label, (m.get(label) ?? 0) + ir);
+    }
+  }
+  for (const [entry, m] of callees) entry.callees = [...m].sort((a, b) => b[1] - a[1]).slice(0, 24).map(([n, ir]) => ({ name: n, perRequest: ir / requests }));
   return { perRequest: profile.total / requests, parts, functions };
 }
 

@@ -50,7 +50,7 @@ async function ownCount(pool: WorkerPool, index: number, route: string): Promise
   return requests?.values.find((v) => v.labels['route'] === route && v.labels['status'] === '2xx')?.value ?? 0;
 }
 
-describe('metrics across worker threads', () => {
+describe('metrics across worker threads', { timeout: 120_000 }, () => {
   it('adds up every worker\'s counts (the totals equal the requests sent), and relays reloads and the drain to every worker', async () => {
     const up = await startUpstream((req, res) => {
       req.resume();

@@ -5,7 +5,7 @@ import type { GatewayMetrics } from '../observe/metrics.ts';
 import type { Resources } from '../resources/registry.ts';
 import type { Runtime } from '../runtime.ts';
 import type { StageContext, StageDefinition, StageRegistry } from '../stages/define.ts';
-import type { Handler, Policy } from '../types.ts';
+import type { GatewayRequest, Handler, Policy } from '../types.ts';
 import { forward } from '../upstream/forward.ts';
 import { websocketLimits } from '../server/websocket-options.ts';
 import { parseDuration } from '../duration.ts';
@@ -125,10 +125,12 @@ function tableRoutes(built: ReadonlyArray<{ route: RouteConfig; index: number; n
         throw keyed(err, ['routes', b.index, 'match'], ['match']);
       }
     };
-    const handler = group.length === 1 && route.match === undefined ? first.handler : matchHandler(group.map((b) => ({
-      match: matcher(b),
-      handler: group.length === 1 ? b.handler : named(b.name, b.handler),
-    })), (req) => throwError(() => new RouteNotFoundError(`no route for ${req.method} ${req.normalizedPath} matches this request`)));
+    const members = group.map((b) => ({ match: matcher(b), handler: group.length === 1 ? b.handler : named(b.name, b.handler) }));
+    const handler = group.length === 1 && route.match === undefined ? first.handler : matchHandler(members,
+      (req) => throwError(() => new RouteNotFoundError(`no route for ${req.method} ${req.normalizedPath} matches this request`)));
+    // When none of the entry's routes matches, the table goes on to the next route on the path.
+    const tests = members.map((m) => m.match);
+    const when = tests.includes(null) ? null : (req: GatewayRequest): boolean => tests.some((t) => t!(req));
     // Routes sharing an entry keep encoded slashes only if every one of them does.
     const keep = group.every((b) => b.route.encodedSlashes === 'keep');
     const refusal = group.find((b) => b.refusal !== null)?.refusal ?? null;
@@ -141,6 +143,7 @@ function tableRoutes(built: ReadonlyArray<{ route: RouteConfig; index: number; n
       ...(route.methods !== undefined ? { methods: route.methods } : {}),
       ...(route.rewrite !== undefined ? { rewrite: route.rewrite } : {}),
       ...(route.hosts !== undefined ? { hosts: route.hosts } : {}),
+      ...(when !== null ? { when } : {}),
     };
   });
 }

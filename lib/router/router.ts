@@ -195,8 +195,12 @@ export class Router<T> {
     return null;
   }
 
-  /** Matches a normalised path; throws RouteNotFoundError or MethodNotAllowedError. */
-  match(method: string, path: string): RouteMatch<T> {
+  /**
+   * Matches a normalised path; throws RouteNotFoundError or MethodNotAllowedError.
+   * With `accept`, a route whose value it refuses (a route's `match` the
+   * request fails) is passed over as if its path did not match.
+   */
+  match<A>(method: string, path: string, accept?: (value: T, arg: A) => boolean, arg?: A): RouteMatch<T> {
     // Split only for a route that looks at segments: `/*` matches any path as it is.
     let parts: string[] | null = null;
     let allowed: Set<string> | null = null;
@@ -205,6 +209,7 @@ export class Router<T> {
         parts ??= segmentsOf(path);
         if (!route.matches(parts)) continue;
       }
+      if (accept !== undefined && !accept(route.value, arg as A)) continue;
       const methods = route.methods;
       if (methods === null ? method !== 'CONNECT' && method !== 'TRACE' : methods.has(method) || (method === 'HEAD' && methods.has('GET'))) {
         return { route, params: parts === null ? NO_PARAMS : route.params(parts) };

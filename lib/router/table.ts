@@ -31,6 +31,11 @@ export interface GatewayRoute {
    * any host, after the routes that name the request's (lib/router/hosts.ts).
    */
   hosts?: readonly string[];
+  /**
+   * The route serves only requests that pass this (its `match`); the others
+   * go on to the next route on the path, as if this one were not there.
+   */
+  when?: (req: GatewayRequest) => boolean;
 }
 
 interface Entry {
@@ -38,6 +43,7 @@ interface Entry {
   handler: Handler;
   keepEncodedSlashes: boolean;
   refusal: Policy | null;
+  when: ((req: GatewayRequest) => boolean) | null;
 }
 
 /**
@@ -47,12 +53,15 @@ interface Entry {
  */
 export class RouteTable {
   private readonly router = new Router<Entry>();
+  /** Some route has a `when`: only then does matching ask each candidate (nothing more per request otherwise). */
+  private readonly conditional: boolean;
 
   constructor(routes: readonly GatewayRoute[]) {
+    this.conditional = routes.some((r) => r.when !== undefined);
     for (const route of routes) {
       this.router.add({
         path: route.path,
-        value: { name: route.name ?? route.path, handler: route.handler, keepEncodedSlashes: route.encodedSlashes === 'keep', refusal: route.refusal ?? null },
+        value: { name: route.name ?? route.path, handler: route.handler, keepEncodedSlashes: route.encodedSlashes === 'keep', refusal: route.refusal ?? null, when: route.when ?? null },
         ...(route.methods !== undefined ? { methods: route.methods } : {}),
         ...(route.rewrite !== undefined ? { rewrite: route.rewrite } : {}),
       });
@@ -90,7 +99,7 @@ export class RouteTable {
   private route(req: GatewayRequest): Handler | Observable<never> {
     let match;
     try {
-      match = this.router.match(req.method, req.normalizedPath);
+      match = this.conditional ? this.router.match(req.method, req.normalizedPath, passes, req) : this.router.match(req.method, req.normalizedPath);
     } catch (err) {
       return err instanceof MethodNotAllowedError ? this.refused(req, err) : throwError(() => err);
     }
@@ -118,3 +127,4 @@ export class RouteTable {
 
 const hasRefusal = (entry: Entry): boolean => entry.refusal !== null;
 const servesAny = (): boolean => true;
+const passes = (entry: Entry, req: GatewayRequest): boolean => entry.when === null || entry.when(req);

@@ -42,6 +42,11 @@ routes:
   - { path: /c, service: beta, methods: [GET, POST], match: { headers: { x-t: b } } }
   - { path: /c, service: other, methods: [GET] }
   - { path: /c, service: main, methods: [POST, GET] }
+  - { path: /tier, service: beta, methods: [GET, PUT, OPTIONS], match: { headers: { x-t: b } } }
+  - { path: /tier, service: main, methods: [GET, OPTIONS] }
+  - { path: /deep/x, service: beta, match: { headers: { x-t: b } } }
+  - { path: /deep/*, service: other }
+  - { path: /only-match, service: beta, match: { headers: { x-t: b } } }
 `)], { RXGATE_LOG_LEVEL: 'info' });
   gw = `http://127.0.0.1:${Number((await gateway.logged('rxgate listening'))['port'])}`;
 }, 60_000);
@@ -71,7 +76,29 @@ describe('a route written between two with the same methods', () => {
   // without the header went to it, past a route written before it (which may require auth).
   it('keeps the later one out of the earlier entry: the earlier entry answers first, as written', async () => {
     expect(await who('/c', { headers: { 'x-t': 'b' } })).toBe('200 beta');
-    // The first entry (match only) answers a request without the header: 404, never the route written after /c's second.
-    expect(await who('/c')).toMatch(/^404 /);
+    // A request without the header passes the first entry over to the route written next (/c's second), never the third.
+    expect(await who('/c')).toBe('200 other');
+  });
+});
+
+describe('a route whose match the request fails', () => {
+  // Helper L (session 9): the router chose the first route on the path that allows the method and, when its
+  // match failed, answered 404, though a later route on the same path (other methods listed) or a less
+  // specific one (/deep/*) served the request. nginx and Envoy go on to the next route; so does rxgate now.
+  it('passes the request on to the next route on the path, or to a less specific one', async () => {
+    expect(await who('/tier')).toBe('200 main');
+    expect(await who('/tier', { headers: { 'x-t': 'b' } })).toBe('200 beta');
+    expect(await who('/tier', { method: 'PUT', body: 'x', headers: { 'x-t': 'b' } })).toBe('200 beta');
+    const put = await fetch(gw + '/tier', { method: 'PUT', body: 'x' });
+    expect(put.status).toBe(405);
+    expect(put.headers.get('allow')).toBe('GET, HEAD, OPTIONS');
+    await put.text();
+    expect(await who('/deep/x')).toBe('200 other');
+    expect(await who('/deep/x', { headers: { 'x-t': 'b' } })).toBe('200 beta');
+  });
+
+  it('is a 404 when no other route serves the path', async () => {
+    expect(await who('/only-match', { headers: { 'x-t': 'b' } })).toBe('200 beta');
+    expect(await who('/only-match')).toMatch(/^404 .*ROUTE_NOT_FOUND/);
   });
 });

@@ -21,5 +21,18 @@ export function aboutInstance(code: string, sent: boolean): boolean {
  * unreachable, or no head in time): a strike towards ejecting it.
  */
 export function strikesInstance(error: GatewayError, code: string): boolean {
-  return error.code === 'GATEWAY_TIMEOUT' || (error.code === 'BAD_GATEWAY' && (error.sent ? CONNECTION_LOST.has(code) : aboutInstance(code, false)));
+  return error.code === 'GATEWAY_TIMEOUT' || (error.code === 'BAD_GATEWAY' && (error.sent ? CONNECTION_LOST.has(code) && !reused(error.cause) : aboutInstance(code, false)));
+}
+
+/**
+ * Whether a lost connection had carried an answer before (undici's
+ * `SocketError` carries the socket's counts: `bytesRead` > 0 on a reused
+ * keep-alive connection, 0 on a fresh one). Its loss is then the idle-timeout
+ * race (the instance closed it as the request arrived), not a strike: a GET is
+ * sent again on a fresh connection, whose failure is one. Envoy needs 5 such
+ * resets in a row; one ejected an instance here with `ejectAfter: 1`.
+ */
+function reused(cause: unknown): boolean {
+  const socket = (cause as { socket?: { bytesRead?: unknown } } | null | undefined)?.socket;
+  return typeof socket?.bytesRead === 'number' && socket.bytesRead > 0;
 }

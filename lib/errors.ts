@@ -27,7 +27,8 @@ export type ErrorCode =
   | 'REQUEST_TIMEOUT'
   | 'URI_TOO_LONG'
   | 'HEADERS_TOO_LARGE'
-  | 'TOO_MANY_IN_FLIGHT';
+  | 'TOO_MANY_IN_FLIGHT'
+  | 'UPSTREAM_OVERLOADED';
 
 export interface GatewayErrorOptions {
   cause?: unknown;
@@ -189,6 +190,11 @@ export class NoHealthyUpstreamError extends GatewayError {
   constructor(message: string, options: GatewayErrorOptions = {}) { // probes and ejections decide within seconds
     super(message, { headers: RETRY_IN_5S, ...options });
   }
+}
+
+/** An instance's queue behind `connections` is full (`maxPending`): the clients' load, not its failure; not retried, no breaker or strike counts it. */
+export class UpstreamOverloadedError extends GatewayError {
+  readonly status = 503; readonly code = 'UPSTREAM_OVERLOADED';
 }
 
 export class CircuitOpenError extends GatewayError {

@@ -75,6 +75,10 @@ const serviceBase = z.strictObject({
   hash: hashSchema.optional(),
   timeout: timerDuration.optional(),
   connections: z.number().int().min(1).optional(),
+  /** Requests waiting for a connection per instance, at most; one more is 503 UPSTREAM_OVERLOADED (default 1024). */
+  maxPending: z.number().int().min(0).optional(),
+  /** Time allowed to open a connection to an instance (default 10s). */
+  connectTimeout: positiveTimer.optional(),
   keepAlive: duration.optional(),
   tlsVerify: z.boolean().optional(),
   tlsCa: z.string().optional(),

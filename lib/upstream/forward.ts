@@ -106,6 +106,9 @@ export function forward(service: Service, options: ForwardOptions = {}): Startab
     return throwError(() => new NoHealthyUpstreamError(`no healthy upstream for service ${service.name}`, { sent: false }));
   };
 
+  // A function of its own: a closure over `choose`'s `upstream` would allocate a context per request.
+  const overloaded = (upstream: Upstream): Observable<never> => throwError(() => upstream.overloaded());
+
   // Instances that keep failing are out of rotation (the service's outlier
   // ejection, which `circuitBreaker.perInstance` configures): pick skips them.
   /** The instance for `req`, or what answers it instead: none usable, or a traced attempt (its own Observable). */
@@ -113,6 +116,8 @@ export function forward(service: Service, options: ForwardOptions = {}): Startab
     const attempt = req.attempt;
     const upstream = service.pick(attempt.tried, req);
     if (upstream === undefined) return unavailable();
+    // Its queue behind `connections` is full (`maxPending`): refused at once, not queued.
+    if (upstream.inFlight >= upstream.maxInFlight) return overloaded(upstream);
     // After a head timeout, retry asks for another instance or none (see Attempt.elsewhereOr).
     const or = attempt.elsewhereOr;
     if (or !== undefined && attempt.tried.includes(upstream.origin)) return throwError(() => new NoOtherInstance(or));

@@ -11,8 +11,8 @@ import { Service } from './service.ts';
  * registry (routes, mirrors and a rebuild with the same config share one).
  */
 export function serviceFor(name: string, sc: ServiceConfig, resources: Resources, runtime: Runtime, events: GatewayEvents): Service {
-  const { upstreams = [], discovery, balancer, hash, timeout, connections, keepAlive, tlsVerify, tlsCa, health, ejectFor, ejectAfter, maxEjectFor, maxEjectionPercent, ejectOnStatuses, panic } = sc;
-  const own = defined({ balancer, timeout, connections, keepAlive, tlsVerify, tlsCa, ...perInstanceEjection(sc), maxEjectionPercent, panic });
+  const { upstreams = [], discovery, balancer, hash, timeout, connections, maxPending, connectTimeout, keepAlive, tlsVerify, tlsCa, health, ejectFor, ejectAfter, maxEjectFor, maxEjectionPercent, ejectOnStatuses, panic } = sc;
+  const own = defined({ balancer, timeout, connections, maxPending, connectTimeout, keepAlive, tlsVerify, tlsCa, ...perInstanceEjection(sc), maxEjectionPercent, panic });
   const extra = {
     ...(hash !== undefined ? { hash: defined(hash) } : {}),
     ...(health !== undefined ? { health: defined(health) } : {}),

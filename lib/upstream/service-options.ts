@@ -65,12 +65,27 @@ export interface ServiceOptions {
   timeout?: Duration;
   /**
    * Connections per upstream instance, at most; kept alive between
-   * requests. A request beyond them waits in the instance's queue, with no
-   * bound of its own, until one is free: the service's `timeout` starts once
+   * requests. A request beyond them waits in the instance's queue (at most
+   * `maxPending`) until one is free: the service's `timeout` starts once
    * it has a connection (`timeouts.total` bounds the wait).
    * @default 128
    */
   connections?: number;
+  /**
+   * Requests waiting for one of an instance's `connections`, at most (Envoy's
+   * `max_pending_requests`, per instance here): one more is answered at once
+   * `503 UPSTREAM_OVERLOADED` with `retry-after: 1`, not retried, and counted
+   * neither by a circuit breaker nor as a strike (the load is the clients').
+   * @default 1024
+   */
+  maxPending?: number;
+  /**
+   * Time allowed to open a connection to an instance (TCP and TLS); past it
+   * the attempt is `504 GATEWAY_TIMEOUT` "upstream connect timed out" and a
+   * strike (Envoy's `connect_timeout`, nginx's `proxy_connect_timeout`).
+   * @default '10s'
+   */
+  connectTimeout?: Duration;
   /**
    * Idle keep-alive sockets are closed after this long. An upstream's
    * `Keep-Alive: timeout=N` replaces it with N less 2 s (undici's margin:
@@ -138,6 +153,8 @@ export interface ServiceOptions {
 export const serviceDefaults = {
   timeout: '30s',
   connections: 128,
+  maxPending: 1024,
+  connectTimeout: '10s', // undici's own default, kept
   keepAlive: '4s',
   tlsVerify: true,
   ejectFor: '10s',

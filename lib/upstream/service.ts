@@ -84,7 +84,7 @@ export class Service {
     new HealthTracker(this.healthOptions); // bad thresholds throw here
     const tls = upstreamConnect(name, options);
     this.tlsConnector = tls.connector;
-    this.settings = { connections: o.connections, keepAliveMs, timeoutMs, connect: tls.connect };
+    this.settings = { connections: o.connections, maxPending: o.maxPending, keepAliveMs, timeoutMs, connect: tls.connect };
     this.balancerName = options.balancer ?? (options.upstreams.length > 1 || discovery.length > 0 ? 'p2c-ewma' : 'round-robin');
     const factory = balancerFactory(this.balancerName);
     if (factory === undefined) throw new TypeError(`service ${name} balancer: unknown balancer ${JSON.stringify(this.balancerName)} (known: ${balancerNames().join(', ')})`);

@@ -1,7 +1,9 @@
 import { createHash, type X509Certificate } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
 import { buildConnector, type Pool } from 'undici';
+import { MAX_TIMER_MS } from '../config/common.ts';
 import { checkKeyPair, readPem } from '../config/pem.ts';
+import { parseDuration, type Duration } from '../duration.ts';
 import { BadGatewayError } from '../errors.ts';
 import type { UpstreamTlsOptions } from './service-options.ts';
 
@@ -13,6 +15,8 @@ export interface UpstreamTlsKeys {
   tlsVerify?: boolean;
   tlsCa?: string;
   tls?: UpstreamTlsOptions;
+  /** Time allowed to open a connection (TCP and TLS). @default '10s' */
+  connectTimeout?: Duration;
 }
 
 /**
@@ -44,7 +48,7 @@ export interface UpstreamTls {
 }
 
 interface ResolvedTls {
-  options: { rejectUnauthorized: boolean; ca?: Buffer; cert?: Buffer; key?: Buffer; passphrase?: string };
+  options: { timeout: number; rejectUnauthorized: boolean; ca?: Buffer; cert?: Buffer; key?: Buffer; passphrase?: string };
   pins: Pins | null;
   servername: string | undefined;
 }
@@ -62,7 +66,10 @@ function resolveTls(service: string, keys: UpstreamTlsKeys): ResolvedTls {
     passphrase: tls.passphrase, ca, files: { cert: tls.cert, key: tls.key },
   } : null;
   if (client !== null) checkKeyPair(`service ${service} tls`, client, 'client certificate and key');
+  const timeout = parseDuration(keys.connectTimeout ?? '10s', `service ${service} connectTimeout`);
+  if (!(timeout > 0 && timeout <= MAX_TIMER_MS)) throw new TypeError(`service ${service} connectTimeout: expected more than 0 and at most 2^31-1 ms, got ${timeout}`);
   const options = {
+    timeout, // undici's connector, TCP and TLS: UND_ERR_CONNECT_TIMEOUT, 504 "upstream connect timed out"
     rejectUnauthorized: tls.rejectUnauthorized ?? keys.tlsVerify ?? true,
     ...(ca !== undefined ? { ca } : {}),
     ...(client !== null ? { cert: client.cert, key: client.key } : {}),

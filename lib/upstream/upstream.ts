@@ -1,4 +1,5 @@
 import { Pool } from 'undici';
+import { UpstreamOverloadedError } from '../errors.ts';
 import type { HealthTracker } from './health.ts';
 import type { OutlierTracker } from './outlier.ts';
 import type { UpstreamConnect } from './upstream-tls.ts';
@@ -6,6 +7,8 @@ import type { UpstreamConnect } from './upstream-tls.ts';
 /** How `Service` builds each instance. */
 export interface UpstreamSettings {
   connections: number;
+  /** Requests waiting for a connection, at most (`maxPending`). @default 1024 */
+  maxPending?: number;
   keepAliveMs: number;
   timeoutMs: number;
   /** undici's `connect`: TLS options, or a connector checking pins (see `upstreamConnect` in upstream-tls.ts). */
@@ -27,6 +30,8 @@ export interface CheckResult {
   readonly at: number;
   readonly error?: string;
 }
+
+const RETRY_IN_1S: Readonly<Record<string, string>> = Object.freeze({ 'retry-after': '1' });
 
 /** Decay time of the peak-EWMA latency (Finagle's and linkerd's default). */
 export const EWMA_DECAY_MS = 10_000; // 10s
@@ -59,6 +64,9 @@ export class Upstream {
   readonly id: number;
   /** Requests sent to this instance and not yet finished. */
   inFlight = 0;
+  /** `connections` + `maxPending`: a request that finds `inFlight` at this is refused (forward.ts), not queued. */
+  readonly maxInFlight: number;
+  private readonly maxPending: number;
   /** Peak-EWMA latency to the response head in ms, as of `ewmaAt`; 0 before the first response. */
   ewma = 0;
   ewmaAt = 0;
@@ -86,6 +94,9 @@ export class Upstream {
     this.outlier = options.outlier;
     this.weight = weight;
     this.id = options.id ?? 0;
+    const maxPending = this.maxPending = options.maxPending ?? 1024;
+    if (!Number.isInteger(maxPending) || maxPending < 0) throw new TypeError(`upstream ${url}: maxPending must be an integer of 0 or more, got ${maxPending}`);
+    this.maxInFlight = options.connections + maxPending;
     this.pool = new Pool(u.origin, {
       connections: options.connections,
       pipelining: 1,
@@ -94,6 +105,11 @@ export class Upstream {
       bodyTimeout: options.timeoutMs,
       connect: options.connect,
     });
+  }
+
+  /** What a request gets when `inFlight` is at `maxInFlight`: 503 UPSTREAM_OVERLOADED, never sent. */
+  overloaded(): UpstreamOverloadedError {
+    return new UpstreamOverloadedError(`upstream ${this.origin} has ${this.maxPending} requests waiting for a connection`, { headers: RETRY_IN_1S, sent: false });
   }
 
   /**

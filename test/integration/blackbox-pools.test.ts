@@ -1,3 +1,4 @@
+import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { Client, request } from 'undici';
@@ -138,6 +139,48 @@ describe('an upstream that closes a kept-alive connection as the gateway reuses 
       await client.close();
     }
   });
+
+  it('takes the idle-timeout race for no strike: no ejection at ejectAfter: 1, the instance stays in rotation and answers', async () => {
+    // The second GET meets the connection the first left, closed under it
+    // (undici's SocketError, bytesRead > 0), and is sent again on a fresh one.
+    // Before, the race was a strike: one ejected the instance for 10 s.
+    const before = up.seen.length;
+    expect((await send(g.gw, '/ka/r1')).status).toBe(200);
+    expect((await send(g.gw, '/ka/r2')).status).toBe(200);
+    expect(up.seen.slice(before).map((s) => [s.target, s.nth])).toEqual([['/ka/r1', 1], ['/ka/r2', 2], ['/ka/r2', 1]]);
+    expect(await metric(g, 'rxgate_upstream_ejections_total', 'service="up"')).toBe(0);
+    expect(await instanceOf(g, 'up')).toMatchObject({ ejected: false, ejectedUntil: null });
+    expect((await send(g.gw, '/ka/after')).status).toBe(200);
+  });
+});
+
+/** A counter's value on the admin listener's /metrics (0 when the series is not there yet). */
+async function metric(g: Gw, name: string, labels: string): Promise<number> {
+  const text = (await send(g.admin, '/metrics')).body;
+  const line = text.split('\n').find((l) => l.startsWith(`${name}{`) && l.includes(labels));
+  return line === undefined ? 0 : Number(line.slice(line.lastIndexOf(' ') + 1));
+}
+
+interface InstanceView { ejected: boolean; ejectedUntil: string | null; inFlight: number }
+
+/** A service's first instance in the health view. */
+async function instanceOf(g: Gw, service: string): Promise<InstanceView> {
+  const health = JSON.parse((await send(g.gw, '/__rxgate/health')).body) as { services: Record<string, { instances: InstanceView[] }> };
+  return health.services[service]!.instances[0]!;
+}
+
+describe('an instance that resets fresh connections as well', () => {
+  it('is still ejected: the retry\'s fresh connection (bytesRead 0) is a strike', async () => {
+    const up = await rawUpstream(() => 'reset');
+    ups.push(up);
+    const g = await gateway(`services: { rst: { upstreams: ["${up.url}"] } }\nroutes:\n  - { path: /rst/*, service: rst }\n`);
+    const res = await send(g.gw, '/rst/1');
+    expect([res.status, JSON.parse(res.body).error.code]).toEqual([502, 'BAD_GATEWAY']);
+    // Every attempt met a fresh connection: a strike each (ejectAfter: 1).
+    expect(up.connections).toBeGreaterThanOrEqual(1);
+    expect(await metric(g, 'rxgate_upstream_ejections_total', 'service="rst"')).toBeGreaterThanOrEqual(1);
+    expect((await instanceOf(g, 'rst')).ejected).toBe(true);
+  });
 });
 
 describe('connection reuse, limits and failures', () => {
@@ -244,5 +287,88 @@ routes:
     const res = await request(`${g.gw}/early/upload`, { method: 'POST', body: Buffer.alloc(4 * 1024 * 1024, 'a'), headersTimeout: 10_000 });
     const body = await res.body.text();
     expect([res.statusCode, body]).toEqual([413, '{"too":"large"}']);
+  });
+});
+
+describe('the queue behind connections is bounded (maxPending)', () => {
+  it('answers the request past connections + maxPending 503 UPSTREAM_OVERLOADED at once, sends it nowhere, and no breaker or strike counts it', async () => {
+    const held = await rawUpstream((s) => (s.target.includes('/hold') ? 'hold' : ok(`${s.target} on ${s.conn}`)));
+    ups.push(held);
+    // consecutiveFailures: 1: one refusal counted by the breaker would open it.
+    const g = await gateway(`services:
+  bounded: { upstreams: ["${held.url}"], connections: 1, maxPending: 1, circuitBreaker: { consecutiveFailures: 1 } }
+routes:
+  - { path: /b/*, service: bounded }
+`);
+    const first = send(g.gw, '/b/hold');
+    const second = send(g.gw, '/b/queued');
+    while ((await instanceOf(g, 'bounded')).inFlight < 2) await new Promise((r) => setTimeout(r, 10));
+    const refused = [];
+    for (let i = 0; i < 3; i++) refused.push(await send(g.gw, `/b/over-${i}`));
+    expect(refused.map((r) => [r.status, JSON.parse(r.body).error.code, r.headers['retry-after']])).toEqual(Array(3).fill([503, 'UPSTREAM_OVERLOADED', '1']));
+    expect(held.seen.map((s) => s.target)).toEqual(['/b/hold']);
+    const socket = [...held.sockets][0]!;
+    socket.write(ok('released'));
+    expect((await Promise.all([first, second])).map((r) => r.status)).toEqual([200, 200]);
+    // Not the instance's failure, nor the service's: in rotation, breaker closed.
+    expect((await send(g.gw, '/b/after')).status).toBe(200);
+    expect(await metric(g, 'rxgate_errors_total', 'code="UPSTREAM_OVERLOADED"')).toBe(3);
+    expect(await metric(g, 'rxgate_upstream_ejections_total', 'service="bounded"')).toBe(0);
+    expect((await instanceOf(g, 'bounded')).ejected).toBe(false);
+  });
+});
+
+/**
+ * An address that never accepts: a listen(0) socket whose one backlog slot
+ * is taken, so the kernel drops further SYNs (A7's probe; node:net accepts
+ * everything, so Python holds it).
+ */
+function blackhole(): Promise<{ url: string; proc: ChildProcess }> {
+  const script = [
+    'import socket, sys',
+    's = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(0)',
+    'port = s.getsockname()[1]; fill = []',
+    'for _ in range(4):',
+    '    c = socket.socket(); c.setblocking(False); c.connect_ex(("127.0.0.1", port)); fill.append(c)',
+    'print(port, flush=True); sys.stdin.read()',
+  ].join('\n');
+  const proc = spawn('python3', ['-c', script], { stdio: ['pipe', 'pipe', 'inherit'] });
+  return new Promise((resolve, reject) => {
+    proc.once('error', reject);
+    proc.stdout!.once('data', (d: Buffer) => resolve({ url: `http://127.0.0.1:${d.toString().trim()}`, proc }));
+  });
+}
+
+describe('connectTimeout', () => {
+  let hole: { url: string; proc: ChildProcess } | undefined;
+  afterAll(() => {
+    hole?.proc.kill();
+  });
+
+  it('gives up a connection that is never accepted after the service\'s connectTimeout: 504 "upstream connect timed out", as with undici\'s 10 s', async () => {
+    hole = await blackhole();
+    const g = await gateway(`services: { hole: { upstreams: ["${hole.url}"], connectTimeout: 300ms } }\nroutes:\n  - { path: /hole/*, service: hole }\n`);
+    // The client waits 8 s at most: with the 10 s default this request has no answer by then.
+    const res = await request(`${g.gw}/hole/x`, { headersTimeout: 8000 });
+    const body = JSON.parse(await res.body.text()) as { error: { code: string; message: string } };
+    expect([res.statusCode, body.error.code, body.error.message]).toEqual([504, 'GATEWAY_TIMEOUT', 'upstream connect timed out']);
+    expect(await metric(g, 'rxgate_upstream_ejections_total', 'service="hole"')).toBe(1);
+  });
+
+  it('refuses a connectTimeout of 0 or past the timer limit, and a negative maxPending, with their key paths', async () => {
+    const { parseConfig, ConfigError } = await import('../../lib/config/load.ts');
+    const problems = (keys: string): readonly string[] => {
+      try {
+        parseConfig(`services: { s: { upstreams: ["http://127.0.0.1:1"], ${keys} } }\nroutes:\n  - { path: /s/*, service: s }\n`, 'gw.yaml', {}, []);
+      } catch (err) {
+        expect(err).toBeInstanceOf(ConfigError);
+        return (err as InstanceType<typeof ConfigError>).problems;
+      }
+      return [];
+    };
+    expect(problems('connectTimeout: 0')).toEqual([expect.stringMatching(/^services\.s\.connectTimeout: .*must be more than 0/)]);
+    expect(problems('connectTimeout: 2147483648')).toEqual([expect.stringMatching(/^services\.s\.connectTimeout: .*24\.8 days/)]);
+    expect(problems('maxPending: -1')).toEqual([expect.stringMatching(/^services\.s\.maxPending: /)]);
+    expect(problems('connectTimeout: 2s, maxPending: 0')).toEqual([]);
   });
 });

@@ -36,8 +36,7 @@ export class Exchange extends ResponseWriter implements Observer<GatewayResponse
   private status = 0;
   private bytesOut = 0;
   private finished = false;
-  /** The request body, when the request has one. */
-  private requestBody: RequestBody | null = null;
+  private requestBody: RequestBody | null = null; // the request body, when the request has one
 
   /**
    * @param upgrade the uWS socket context when the request came through `app.ws` (an opening handshake), else null
@@ -52,11 +51,9 @@ export class Exchange extends ResponseWriter implements Observer<GatewayResponse
   }
 
   /**
-   * Registers `onAborted` unless the response already ended, which a
-   * pipeline answering in the uWS handler itself does (a cache hit, a 404, a
-   * 401): uWS needs the handler only for a response that outlives its
-   * handler, and registering one costs a closure and a native persistent
-   * handle (85–145 ns). Call before the uWS handler returns.
+   * Registers `onAborted` unless the response already ended (a pipeline that answered in the uWS handler: a cache hit, a 404,
+   * a 401): uWS needs it only for a response that outlives its handler, and one costs a closure and a native persistent handle
+   * (85–145 ns). Call before the uWS handler returns.
    */
   watchAbortUnlessAnswered(): void {
     if (!this.closed) this.watchAbort();
@@ -67,10 +64,9 @@ export class Exchange extends ResponseWriter implements Observer<GatewayResponse
   }
 
   /**
-   * Starts reading the request body: chunks that come before the pipeline
-   * pipes it are queued and the client paused, so memory stays at one chunk
-   * whatever the body's size. Call in the uWS handler, before any stage
-   * runs, or the first chunks are lost.
+   * Starts reading the request body: chunks that come before the pipeline pipes it are queued and the client paused,
+   * so memory stays at one chunk whatever the body's size. Call in the uWS handler, before any stage runs, or the
+   * first chunks are lost.
    */
   readBody(length: number | null): Body {
     const body = new RequestBody(this.res, this, length);
@@ -96,9 +92,8 @@ export class Exchange extends ResponseWriter implements Observer<GatewayResponse
     try {
       subscription = start !== undefined ? start(this.req, this) : this.hooks.dispatch(this.req).subscribe(this);
     } catch (err) {
-      // A handler that throws instead of returning an Observable (a stage of
-      // one's own; one that returns a Promise): answered as an error it
-      // emitted. Uncaught, it ended the process from inside uWS.
+      // A handler that throws instead of returning an Observable (a stage of one's own; one that returns a Promise):
+      // answered as an error it emitted. Uncaught, it ended the process from inside uWS.
       if (!this.settled) this.error(err);
       return;
     }
@@ -112,9 +107,8 @@ export class Exchange extends ResponseWriter implements Observer<GatewayResponse
     }
   }
 
-  // `unsubscribe` and `add` are what the edge called on the pipeline's
-  // Subscription when it kept a Set of them. (With a `remove` as well, RxJS
-  // would take this object for a Subscriber and not wrap it: do not add one.)
+  // `unsubscribe` and `add` are what the edge called on the pipeline's Subscription when it kept a Set of them.
+  // (With a `remove` as well, RxJS would take this object for a Subscriber and not wrap it: do not add one.)
 
   /** Stops the pipeline (the edge is closing), which aborts the upstream request. */
   unsubscribe(): void {
@@ -145,12 +139,10 @@ export class Exchange extends ResponseWriter implements Observer<GatewayResponse
   }
 
   /**
-   * Answers `error` and closes the connection, so nothing after this request
-   * on it is parsed. Called on a later turn than the uWS handler: inside it
-   * uWS has the socket corked, so `end(body, closeConnection)` could not
-   * close before uWS parsed the rest of the read (a body smuggled as a
-   * request). Left pending, the request makes uWS close the connection
-   * itself if another request follows in that read (then no answer is sent).
+   * Answers `error` and closes the connection, so nothing after this request on it is parsed. Called on a later turn
+   * than the uWS handler: inside it uWS has the socket corked, so `end(body, closeConnection)` could not close before
+   * uWS parsed the rest of the read (a body smuggled as a request). Left pending, the request makes uWS close the
+   * connection itself if another request follows in that read (then no answer is sent).
    */
   rejectAndClose(error: GatewayError): void {
     if (this.closed) return;

@@ -16,11 +16,10 @@ import { serviceDefaults, type ServiceOptions, type UpstreamSpec } from './servi
 import { Upstream, type UpstreamSettings } from './upstream.ts';
 import { upstreamConnect, type UpstreamTls } from './upstream-tls.ts';
 
-export { Upstream };
+export { Upstream, type ServiceOptions, type UpstreamSpec };
 
 /** The latency a failed request counts as, at least (see `answered`). */
 const FAILURE_PENALTY_MS = 1000; // 1s
-export type { ServiceOptions, UpstreamSpec };
 
 /**
  * A named upstream service: its instances and the balancer that picks one

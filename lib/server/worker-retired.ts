@@ -64,9 +64,13 @@ export class PoolMetrics {
 
   constructor(private readonly isLive: (worker: Worker) => boolean) {}
 
-  /** A crashed worker's metrics as its drain ended. */
+  /**
+   * A crashed worker's metrics as its drain ended. Its gauges are dropped
+   * here, not only at `retire()`: between its exit and the retire a scrape
+   * would otherwise add its last in-flight and connections to the live ones.
+   */
   final(worker: Worker, list: readonly MetricJson[]): void {
-    this.finals.set(worker, gatewayOnly(list));
+    this.finals.set(worker, gatewayOnly(list).filter((m) => m.type !== 'gauge'));
   }
 
   /** Moves the finals of exited workers into the retired counts (a worker exited). */

@@ -19,7 +19,7 @@ import { throwError } from 'rxjs';
 import { routeKey } from './checks.ts';
 import { collectProblems, keyed } from './build-errors.ts';
 import { defined } from './defined.ts';
-import { claimHeaders, withoutClaimHeaders } from './claim-headers.ts';
+import { claimHeaders, claimStripper, withoutClaimHeaders } from './claim-headers.ts';
 import { pipelineFor } from './pipeline.ts';
 import type { GatewayConfig, RouteConfig, ServiceConfig } from './schema.ts';
 
@@ -130,7 +130,12 @@ function tableRoutes(built: ReadonlyArray<{ route: RouteConfig; index: number; n
       (req) => throwError(() => new RouteNotFoundError(`no route for ${req.method} ${req.normalizedPath} matches this request`)));
     // When none of the entry's routes matches, the table goes on to the next route on the path.
     const tests = members.map((m) => m.match);
-    const when = tests.includes(null) ? null : (req: GatewayRequest): boolean => tests.some((t) => t!(req));
+    // The client's copies of claim headers go before the test, as before the route's own (a match must not see them).
+    const strip = claims.length === 0 ? null : claimStripper(claims);
+    const when = tests.includes(null) ? null : (req: GatewayRequest): boolean => {
+      strip?.(req);
+      return tests.some((t) => t!(req));
+    };
     // Routes sharing an entry keep encoded slashes only if every one of them does.
     const keep = group.every((b) => b.route.encodedSlashes === 'keep');
     const refusal = group.find((b) => b.refusal !== null)?.refusal ?? null;

@@ -100,9 +100,9 @@ export class HostTable {
     const name = hostName(req.headers['host']);
     const path = req.normalizedPath;
     const table = this.exact.get(name);
-    if (table !== undefined && table.serves(path)) return table;
+    if (table !== undefined && table.serves(path, req)) return table;
     for (const w of this.wildcards) {
-      if (name.length > w.suffix.length && name.endsWith(w.suffix) && w.table.serves(path)) return w.table;
+      if (name.length > w.suffix.length && name.endsWith(w.suffix) && w.table.serves(path, req)) return w.table;
     }
     return this.rest;
   }

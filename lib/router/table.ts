@@ -72,15 +72,18 @@ export class RouteTable {
     return this.router.size;
   }
 
-  /** Whether some route here matches `path` (normalised), whatever its methods. */
-  serves(path: string): boolean {
-    return this.router.find(path, servesAny) !== null;
+  /** Whether some route here matches `path` (normalised) and, if it has a `match`, `req`; whatever its methods. */
+  serves(path: string, req: GatewayRequest): boolean {
+    return this.router.find(path, this.conditional ? (entry) => passes(entry, req) : servesAny) !== null;
   }
 
   /** Routes one request and runs its route's pipeline. */
   dispatch(req: GatewayRequest): Observable<GatewayResponse> {
     const handler = this.route(req);
-    return typeof handler === 'function' ? handler(req) : handler;
+    if (typeof handler !== 'function') return handler;
+    const out = handler(req);
+    // Off the hot path (the edge calls `start`): one property read.
+    return typeof out?.subscribe === 'function' ? out : throwError(() => notObservable(out, undefined));
   }
 
   /**
@@ -92,7 +95,14 @@ export class RouteTable {
     const handler = this.route(req);
     if (typeof handler !== 'function') return handler.subscribe(observer);
     const start = (handler as Partial<Startable>).start;
-    return start !== undefined ? start(req, observer) : handler(req).subscribe(observer);
+    if (start !== undefined) return start(req, observer);
+    const out = handler(req);
+    try {
+      return out.subscribe(observer);
+    } catch (err) {
+      // Free unless thrown: the edge answers the throw 500 (connection.ts run).
+      throw notObservable(out, err);
+    }
   }
 
   /** The matched route's handler, with the request updated for it; or the refusal to answer with. */
@@ -124,6 +134,20 @@ export class RouteTable {
     return route === null ? fail() : route.value.refusal!(fail);
   }
 }
+
+/**
+ * What a handler returned instead of an Observable (a stage written as an
+ * `async` function returns a Promise): the error to answer 500 with. A
+ * thenable gets a rejection handler first, or its rejection, unhandled,
+ * ended the process (review RR2 #1): it is answered 500 as a resolved one is.
+ */
+function notObservable(out: unknown, err: unknown): unknown {
+  const then = (out as { then?: unknown } | null | undefined)?.then;
+  if (typeof then !== 'function') return err ?? new TypeError('a route\'s handler returned no Observable');
+  then.call(out, undefined, ignore);
+  return new TypeError('a route\'s handler returned a Promise, not an Observable (a stage must return one: wrap it in from() or defer())', { cause: err });
+}
+const ignore = (): void => {};
 
 const hasRefusal = (entry: Entry): boolean => entry.refusal !== null;
 const servesAny = (): boolean => true;

@@ -23,6 +23,8 @@ function compile(rules: HeaderRules | undefined, refused: readonly string[], sid
   const lower = (entries: Record<string, string> | undefined): Array<[string, string]> => Object.entries(entries ?? {}).map(([n, v]) => [n.toLowerCase(), v]);
   const out: Compiled = { remove: (rules.remove ?? []).map((n) => n.toLowerCase()), set: lower(rules.set), add: lower(rules.add) };
   for (const [kind, names] of [['remove', out.remove], ['set', out.set.map(([n]) => n)], ['add', out.add.map(([n]) => n)]] as const) {
+    const twice = names.find((n, i) => names.indexOf(n) !== i);
+    if (twice !== undefined) throw new TypeError(`headers.${side}.${kind}: ${twice} is named twice (names compare without case)`);
     for (const n of names) {
       if (refused.includes(n)) throw new TypeError(`headers.${side}.${kind}: ${n} is written by the gateway (framing, hop-by-hop${side === 'request' ? ' or Host: see preserveHost' : ' or the body\'s coding'}); a rule cannot change it`);
     }
@@ -70,11 +72,12 @@ export function headerRules(options: HeadersOptions): Policy | null {
   if (request === null && response === null) return null;
   const drop = new Set(response === null ? [] : [...response.remove, ...response.set.map(([n]) => n)]);
   const onResponse = response === null ? null : map((res: GatewayResponse) => applyToResponse(res, response, drop));
-  // Once per request: a retry or hedge after this stage (a `pipeline` list may put one there) subscribes again.
-  const applied = new WeakSet<GatewayRequest>();
+  // Once per request: a retry or hedge after this stage (a `pipeline` list may put one there) subscribes again with a
+  // copy of the request per attempt, which shares the first one's `headers` and `locals`: keyed by `locals`.
+  const applied = new WeakSet<object>();
   return (next) => function withHeaderRules(req) {
-    if (request !== null && !applied.has(req)) {
-      applied.add(req);
+    if (request !== null && !applied.has(req.locals)) {
+      applied.add(req.locals);
       applyToRequest(req, request);
     }
     return onResponse === null ? next(req) : next(req).pipe(onResponse);

@@ -231,6 +231,20 @@ export async function runCli(argv: string[], options: CliOptions = {}): Promise<
   // In a worker thread the main thread decides: worker-main.ts relays its reload and drain.
   if (isMainThread) handleSignals({ drain, reload: () => served.reload('signal'), logger });
   if (reloadAsked()) void served.reload('signal');
+  keepServingOnRejection(logger, served.gateway.metrics.errorCounts);
   options.onServed?.(served, drain);
   return served.gateway;
+}
+
+/**
+ * A Promise nothing handled (a stage's `async` function nested inside
+ * another stage, review RR2 #1) is logged and counted as an INTERNAL_ERROR
+ * instead of ending the process (Node's default), as a failing nginx module
+ * or Envoy filter never takes the server down. Per thread: a worker's own.
+ */
+function keepServingOnRejection(logger: Gateway['logger'], errorCounts: Map<string, number>): void {
+  process.on('unhandledRejection', (reason: unknown) => {
+    errorCounts.set('INTERNAL_ERROR', (errorCounts.get('INTERNAL_ERROR') ?? 0) + 1);
+    logger.error({ err: reason }, 'unhandled rejection (a Promise nothing handled, e.g. a stage\'s async function): rxgate serves on');
+  });
 }

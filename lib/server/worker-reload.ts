@@ -15,6 +15,8 @@ export interface ReloadPool {
   /** The text every worker runs (what a new worker starts from). */
   running(): string | undefined;
   setRunning(text: string): void;
+  /** Runs `run` in the pool's reload queue once `worker` has started (listens) or exited. */
+  later(worker: Worker, run: () => Promise<void>): void;
   logger: Logger;
 }
 
@@ -37,11 +39,15 @@ export async function reloadEvery(pool: ReloadPool, trigger: ReloadTrigger, text
   const holding: Worker[] = [];
   asked.forEach((worker, i) => {
     const answer = staged[i]!;
+    // A refusal counts even from a worker that crashed since: its replacement would build the same text.
+    if (answer.status === 'fulfilled' && answer.value.result.outcome === 'refused') {
+      refusal ??= answer.value.result;
+      return;
+    }
     // One that exited or crashed meanwhile is left out: it serves nothing new any more.
     if (!pool.isLive(worker)) return;
     if (answer.status === 'fulfilled') {
-      if (answer.value.result.outcome === 'refused') refusal ??= answer.value.result;
-      else holding.push(worker);
+      holding.push(worker);
     } else {
       // Alive but silent: it may still apply it, so it is told to undo it, and the reload is not every worker's.
       refusal ??= { outcome: 'refused', message: String((answer.reason as Error)?.message ?? answer.reason) };
@@ -63,14 +69,33 @@ export async function reloadEvery(pool: ReloadPool, trigger: ReloadTrigger, text
   return { result: kept.find((k) => k.result.message !== undefined)?.result ?? { outcome: 'applied' }, config: kept[0]?.config ?? null };
 }
 
-/** Workers that started from another text than the one every worker runs (during a reload) apply it. */
+/**
+ * Workers that started from another text than the one every worker runs
+ * (during a reload) apply it. One that does not answer (still starting
+ * after the 30 s limit: a slow Redis, discovery) is logged and asked again
+ * once it has started, so it does not stay on the old text until the next
+ * reload; it serves nothing before it listens.
+ */
 async function align(pool: ReloadPool, trigger: ReloadTrigger): Promise<void> {
   const running = pool.running();
   if (running === undefined) return;
   const behind = pool.live().filter((w) => pool.textOf.get(w) !== running);
-  await Promise.allSettled(behind.map(async (worker) => {
+  await Promise.all(behind.map((worker) => alignOne(pool, worker, trigger, true)));
+}
+
+async function alignOne(pool: ReloadPool, worker: Worker, trigger: ReloadTrigger, again: boolean): Promise<void> {
+  // Read when it runs: a later reload may have brought it up to date, or changed the text.
+  const running = pool.running();
+  if (running === undefined || !pool.isLive(worker) || pool.textOf.get(worker) === running) return;
+  try {
     const answer = await pool.ask<WorkerReloaded>(worker, { type: 'rxgate:reload', trigger, text: running } as Omit<WorkerQuery, 'id'>);
     if (answer.result.outcome === 'applied') pool.textOf.set(worker, running);
     else pool.logger.error({ worker: worker.threadId, message: answer.result.message }, 'a gateway worker started during a reload refused the config the others run');
-  }));
+  } catch (err) {
+    if (!pool.isLive(worker)) return; // exited: it serves nothing
+    pool.logger.error({ worker: worker.threadId, err, again }, again
+      ? 'a gateway worker started during a reload did not apply the config the others run: asked again once it has started'
+      : 'a gateway worker started during a reload did not apply the config the others run: it runs the old one until the next reload');
+    if (again) pool.later(worker, () => alignOne(pool, worker, trigger, false));
+  }
 }

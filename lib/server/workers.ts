@@ -203,6 +203,8 @@ export function startWorkers(count: number, data: WorkerData, logger: Logger): W
       textOf,
       running: () => configText,
       setRunning: (t) => { configText = t; },
+      // Queued once it listens (not before: a later reload would wait for its start).
+      later: (w, fn) => void started.get(w)?.then(() => { reloads = reloads.then(fn).catch(() => undefined); }),
       logger,
     }, trigger, text));
     reloads = run.catch(() => undefined);

@@ -16,6 +16,9 @@ const WITH_UWS = [
   'test/property/http-fuzz.test.ts',
 ];
 
+// Integration files that change process-wide state their hooks cannot undo: a process of their own.
+const ISOLATED = ['test/integration/uws.test.ts'];
+
 export default defineConfig({
   test: {
     globalSetup: ['test/support/global-setup.ts'],
@@ -43,7 +46,10 @@ export default defineConfig({
       // each of ~110 files was most of their import phase (24 files side by side: import 351 -> 77 s, CPU
       // 64.5 -> 24.5 s). A file that changes process-wide state it cannot undo in its hooks (vi.mock of a
       // shared module, an environment variable read when a module loads) needs a project with isolate: true.
-      { extends: true, test: { name: 'integration', include: ['test/integration/**/*.test.ts', ...WITH_UWS], isolate: false } },
+      { extends: true, test: { name: 'integration', include: ['test/integration/**/*.test.ts', ...WITH_UWS], exclude: [...configDefaults.exclude, ...ISOLATED], isolate: false } },
+      // uws.test.ts loads uWS afresh with vi.resetModules(), which empties the module registry for every later file in a
+      // shared worker (review RS: they imported lib/ again, a second copy of every module-level cache).
+      { extends: true, test: { name: 'isolated', include: ISOLATED, isolate: true } },
     ],
   },
 });

@@ -107,9 +107,15 @@ export function loadUws(): UwsModule {
   const path = resolveCandidate(choice.id)!;
   let module: UwsModule;
   try {
-    // Read once, when the binary loads (20.69 reads it; 20.30's head buffer is a fixed 4 KiB): limits.maxHeaderBytes.
-    process.env.UWS_HTTP_MAX_HEADERS_SIZE ??= String(uwsHeadersSize());
-    module = require(path) as UwsModule;
+    // Read once, when the binary loads (20.69 reads it in a static initialiser; 20.30's head buffer is a fixed 4 KiB):
+    // limits.maxHeaderBytes. Removed again after if we set it, so child processes and later loads do not inherit it.
+    const set = process.env.UWS_HTTP_MAX_HEADERS_SIZE === undefined;
+    if (set) process.env.UWS_HTTP_MAX_HEADERS_SIZE = String(uwsHeadersSize());
+    try {
+      module = require(path) as UwsModule;
+    } finally {
+      if (set) delete process.env.UWS_HTTP_MAX_HEADERS_SIZE;
+    }
   } catch (err) {
     throw new Error(refusal(host, `${choice.id} did not load: ${(err as Error).message}`), { cause: err });
   }

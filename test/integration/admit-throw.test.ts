@@ -3,6 +3,7 @@ import { afterAll, expect, it } from 'vitest';
 import { ForbiddenError } from '../../lib/errors.ts';
 import { Gateway } from '../../lib/gateway.ts';
 import { silentLogger } from '../../lib/observe/log.ts';
+import { GatewayMetrics } from '../../lib/observe/metrics.ts';
 
 /**
  * A handler that throws when called (a stage of one's own) under
@@ -16,7 +17,7 @@ afterAll(async () => { await gateway?.close(); });
 
 it('gives the client its slot back when a handler throws, so the next requests are answered, not 429', async () => {
   gateway = new Gateway({
-    host: '127.0.0.1', port: 0, services: [], logger: silentLogger, limits: { maxRequestsPerClient: 1 },
+    host: '127.0.0.1', port: 0, services: [], logger: silentLogger, metrics: new GatewayMetrics({ defaultMetrics: false }), limits: { maxRequestsPerClient: 1 },
     routes: [{ path: '/throws', handler: () => { throw new ForbiddenError('thrown'); } }],
   });
   const gw = `http://127.0.0.1:${await gateway.listen()}`;

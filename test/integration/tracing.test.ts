@@ -19,7 +19,13 @@ import { until } from '../support/wait.ts';
 
 const cleanups: Array<() => Promise<void>> = [];
 afterEach(async () => {
-  while (cleanups.length > 0) await cleanups.pop()!();
+  try {
+    while (cleanups.length > 0) await cleanups.pop()!();
+  } finally {
+    // Integration files share worker processes: a registered SDK must never outlive this file's case, even when a close throws.
+    cleanups.length = 0;
+    trace.disable();
+  }
 });
 
 const CLIENT_TRACE = '0af7651916cd43dd8448eb211c80319c';

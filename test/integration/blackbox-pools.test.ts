@@ -266,6 +266,8 @@ routes:
       return health.services['queued']!.instances[0]!.inFlight;
     };
     while ((await inFlight()) < 2) await new Promise((r) => setTimeout(r, 10));
+    while (held.seen.length === before) await new Promise((r) => setTimeout(r, 10));
+    await new Promise((r) => setTimeout(r, 100));
     // …and only the first reached the upstream: the second waits for the one connection.
     expect(held.seen.slice(before).map((s) => s.target)).toEqual(['/q/hold/release-me']);
     const conn = held.seen[before]!.conn;

@@ -101,6 +101,24 @@ export class RetryBudget {
     return true;
   }
 
+  /**
+   * Gives back a retry `tryRetry` granted at `at` (ms, this budget's clock)
+   * whose attempt was never sent (no other instance after a head timeout):
+   * the window counts retries that reach an upstream. `retryDone()` still
+   * frees its slot.
+   */
+  refund(at: number): void {
+    this.counts.retries--;
+    const index = Math.floor(at / this.width);
+    const b = this.ring[((index % this.buckets) + this.buckets) % this.buckets]!;
+    if (b.index === index && b.retries > 0) b.retries--;
+  }
+
+  /** Now, on this budget's clock (what `refund` takes). */
+  now(): number {
+    return this.clock.now();
+  }
+
   /** The attempt of a retry `tryRetry` granted is over (answered, failed or torn down). */
   retryDone(): void {
     if (this.active > 0) this.active--;

@@ -59,20 +59,33 @@ export class RetryDecider {
    * `immediate`: the upstream never saw the request, so there is no load to
    * back off from (the next attempt goes to another instance). A granted
    * retry holds one of the budget's concurrent slots until `done()`.
+   * `announce` false: the retry is neither counted nor told to `onRetry`
+   * yet: `announce(event)` does it once its attempt is sent, or
+   * `refund(at)` gives the budget's share back when it never is.
    */
-  decide(event: RetryEvent, retryAfter: string | undefined, immediate: boolean): number | null {
+  decide(event: RetryEvent, retryAfter: string | undefined, immediate: boolean, announce = true): number | null {
     const s = this.settings;
     if (s.budget !== null && !s.budget.tryRetry()) {
       this.counts.refused++;
       s.onRefused?.(event);
       return null;
     }
-    this.counts.retries++;
     let delay = immediate ? 0 : fullJitter(event.attempt, s.baseMs, s.capMs, s.random);
     const asked = s.retryAfter ? parseRetryAfter(retryAfter, s.dateNow()) : null;
     if (asked !== null) delay = Math.min(asked, s.capMs);
-    s.onRetry?.({ ...event, delay });
+    if (announce) this.announce({ ...event, delay });
     return delay;
+  }
+
+  /** Counts a granted retry and tells `onRetry` (at once, or once its attempt is sent: see `decide`). */
+  announce(event: RetryEvent): void {
+    this.counts.retries++;
+    this.settings.onRetry?.(event);
+  }
+
+  /** A retry `decide` granted, unannounced, at `at` (the budget's clock) was never sent: the budget's window gets it back. */
+  refund(at: number): void {
+    this.settings.budget?.refund(at);
   }
 
   /** A retry granted by `decide` is over (its attempt answered, failed, or was torn down). */

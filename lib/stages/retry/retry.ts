@@ -54,7 +54,7 @@ export interface RetryOptions {
   random?: () => number;
   /** Wall-clock ms since the epoch, for `Retry-After` dates. @default runtime.wallNow */
   dateNow?: () => number;
-  /** Called before each retry's wait. @default null */
+  /** Called before each retry's wait; after a head or connect timeout, once the attempt went to an instance. @default null */
   onRetry?: ((event: RetryEvent) => void) | null;
   /** Called when the budget refuses a retry. @default null */
   onRefused?: ((event: RetryEvent) => void) | null;

@@ -5,7 +5,7 @@ import { getHeader } from '../../headers.ts';
 import { InnerSubscriber, subscribeNext } from '../../subscriber.ts';
 import { headersWithRoom } from '../response-headers.ts';
 import type { GatewayRequest, GatewayResponse, Handler } from '../../types.ts';
-import type { RetryDecider } from './decide.ts';
+import type { RetryDecider, RetryEvent } from './decide.ts';
 
 /**
  * One request's attempts, one at a time, and the waits between them: what
@@ -41,6 +41,13 @@ export class RetryRun extends InnerSubscriber<GatewayResponse> {
   private holding = false;
   /** The head timeout the next attempt must not repeat on an instance already tried (Attempt.elsewhereOr). */
   private timedOut: unknown = undefined;
+  /**
+   * The retry granted for the next attempt, told to `onRetry` only once that
+   * attempt is sent: after a head timeout forward may find no other instance
+   * (NoOtherInstance, at once as the attempt is subscribed), and a retry
+   * that never leaves is neither counted nor charged to the budget's window.
+   */
+  private granted: { event: RetryEvent; at: number; subscribing: boolean } | null = null;
 
   constructor(
     private readonly decider: RetryDecider,
@@ -69,7 +76,25 @@ export class RetryRun extends InnerSubscriber<GatewayResponse> {
       this.failed(err, null);
       return;
     }
+    if (this.granted !== null) this.granted.subscribing = true;
     subscribeNext(this.handler, this.current, new AttemptSubscriber(this, this.downstream));
+    // Not failed with NoOtherInstance as it was subscribed: the attempt went to an instance.
+    this.sent();
+  }
+
+  /** The retry whose attempt is being subscribed is counted (and told to onRetry): the attempt left. */
+  private sent(): void {
+    const granted = this.granted;
+    if (granted === null || !granted.subscribing) return;
+    this.granted = null;
+    this.decider.announce(granted.event);
+  }
+
+  /** `decider.decide`, holding the retry's announcement back when the next attempt may find no instance. */
+  private decide(event: RetryEvent, retryAfter: string | undefined, immediate: boolean, elsewhere: boolean): number | null {
+    const delay = this.decider.decide(event, retryAfter, immediate, !elsewhere);
+    if (delay !== null && elsewhere) this.granted = { event: { ...event, delay }, at: this.decider.settings.budget?.now() ?? 0, subscribing: false };
+    return delay;
   }
 
   protected onNext(res: GatewayResponse): void {
@@ -98,11 +123,12 @@ export class RetryRun extends InnerSubscriber<GatewayResponse> {
   response(res: GatewayResponse, from: InnerSubscriber<GatewayResponse>): void {
     const { decider, n } = this;
     const s = decider.settings;
+    this.sent();
     try {
       this.release();
       if (this.repeatable && n < s.attempts && s.statuses.has(res.status) && res.final !== true) {
         const ra = res.status === 429 || res.status === 503 ? getHeader(res.headers, 'retry-after') : undefined;
-        const delay = decider.decide({ req: this.current, attempt: n, status: res.status }, ra, false);
+        const delay = this.decide({ req: this.current, attempt: n, status: res.status }, ra, false, this.timedOut !== undefined);
         if (delay !== null) {
           res.body?.destroy();
           this.again(delay, from);
@@ -133,16 +159,20 @@ export class RetryRun extends InnerSubscriber<GatewayResponse> {
       this.release();
       // forward found no other instance than those that timed out: no further attempt.
       if (err instanceof NoOtherInstance) {
+        const granted = this.granted;
+        this.granted = null;
+        if (granted?.subscribing === true) decider.refund(granted.at);
         this.downstream.error(err.error);
         return;
       }
+      this.sent();
       if (!this.emitted && n < s.attempts && s.retryOn(err)) {
         const unsent = isUnsentError(err);
         if (unsent || this.repeatable) {
           // A Retry-After on an error the upstream never saw (a 503 with no instance, a WebSocket
           // route full) is for the client: the next attempt goes at once, to another instance.
           const ra = !unsent && isGatewayError(err) && (err.status === 429 || err.status === 503) ? err.headers?.['retry-after'] : undefined;
-          delay = decider.decide({ req: this.current, attempt: n, error: err }, ra, unsent);
+          delay = this.decide({ req: this.current, attempt: n, error: err }, ra, unsent, this.timedOut !== undefined || headTimedOut(err));
         }
       }
     } catch (thrown) {

@@ -11,16 +11,12 @@ import { completeUpgrade } from './websocket.ts';
 import { upgradeOf } from './ws-connect.ts';
 
 /**
- * One request/response exchange on the uWS side, from the uWS handler to the
- * end of the response or the client going away: the one object that owns
- * the uWS `HttpResponse` for that time, so whether uWS still owns it
- * (`closed`) is known in one place. It starts reading the request body
- * (`readBody`: `onData`, pause/resume in `RequestBody`), writes the response to it (the `ResponseWriter`
- * it extends: cork, `tryEnd`/`write`, `onWritable`), and on `onAborted`
- * unsubscribes from the pipeline, which aborts the upstream request.
- *
- * It is the pipeline's observer and the response body's sink; the request
- * body, when there is one, is a `RequestBody` on the same `HttpResponse`.
+ * One request/response exchange on the uWS side, from the uWS handler to the end of the response or the client going
+ * away: the one object that owns the uWS `HttpResponse` for that time, so whether uWS still owns it (`closed`) is known
+ * in one place. It starts reading the request body (`readBody`: `onData`, pause/resume in `RequestBody`), writes the
+ * response to it (the `ResponseWriter` it extends: cork, `tryEnd`/`write`, `onWritable`), and on `onAborted`
+ * unsubscribes from the pipeline, which aborts the upstream request. It is the pipeline's observer and the response
+ * body's sink; the request body, when there is one, is a `RequestBody` on the same `HttpResponse`.
  */
 export class Exchange extends ResponseWriter implements Observer<GatewayResponse>, InFlightEntry {
   /** The pipeline is over: it completed, failed, or was unsubscribed. */
@@ -28,14 +24,10 @@ export class Exchange extends ResponseWriter implements Observer<GatewayResponse
   /** The pipeline's response was taken: from here a failure can only drop the connection. */
   private answered = false;
   private subscription: Unsubscribable | null = null;
-  // The edge's list of running pipelines (in-flight.ts).
-  prevInFlight: InFlightEntry | null = null;
-  nextInFlight: InFlightEntry | null = null;
+  prevInFlight: InFlightEntry | null = null; nextInFlight: InFlightEntry | null = null; // the edge's list of running pipelines (in-flight.ts)
   private finalizers: (() => void)[] | null = null;
   // For `hooks.onFinish` (the access log): what was answered, bytes each way, once.
-  private status = 0;
-  private bytesOut = 0;
-  private finished = false;
+  private status = 0; private bytesOut = 0; private finished = false;
   private requestBody: RequestBody | null = null; // the request body, when the request has one
 
   /**
@@ -51,9 +43,8 @@ export class Exchange extends ResponseWriter implements Observer<GatewayResponse
   }
 
   /**
-   * Registers `onAborted` unless the response already ended (a pipeline that answered in the uWS handler: a cache hit, a 404,
-   * a 401): uWS needs it only for a response that outlives its handler, and one costs a closure and a native persistent handle
-   * (85–145 ns). Call before the uWS handler returns.
+   * Registers `onAborted` unless the response already ended (a pipeline that answered in the uWS handler: a cache hit, a
+   * 404, a 401): uWS needs it only for a response that outlives it; one costs a closure and a native handle (85–145 ns).
    */
   watchAbortUnlessAnswered(): void {
     if (!this.closed) this.watchAbort();
@@ -64,9 +55,8 @@ export class Exchange extends ResponseWriter implements Observer<GatewayResponse
   }
 
   /**
-   * Starts reading the request body: chunks that come before the pipeline pipes it are queued and the client paused,
-   * so memory stays at one chunk whatever the body's size. Call in the uWS handler, before any stage runs, or the
-   * first chunks are lost.
+   * Starts reading the request body: chunks that come before the pipeline pipes it are queued and the client paused, so
+   * memory stays at one chunk whatever the body's size. Call in the uWS handler, before any stage runs, or lose chunks.
    */
   readBody(length: number | null): Body {
     const body = new RequestBody(this.res, this, length);
@@ -92,8 +82,7 @@ export class Exchange extends ResponseWriter implements Observer<GatewayResponse
     try {
       subscription = start !== undefined ? start(this.req, this) : this.hooks.dispatch(this.req).subscribe(this);
     } catch (err) {
-      // A handler that throws instead of returning an Observable (a stage of one's own; one that returns a Promise):
-      // answered as an error it emitted. Uncaught, it ended the process from inside uWS.
+      // A handler that throws instead of returning an Observable (a stage of one's own, one returning a Promise): answered as an error it emitted. Uncaught, it ended the process from inside uWS.
       if (!this.settled) this.error(err);
       return;
     }
@@ -107,8 +96,8 @@ export class Exchange extends ResponseWriter implements Observer<GatewayResponse
     }
   }
 
-  // `unsubscribe` and `add` are what the edge called on the pipeline's Subscription when it kept a Set of them.
-  // (With a `remove` as well, RxJS would take this object for a Subscriber and not wrap it: do not add one.)
+  // `unsubscribe` and `add` are what the edge called on the pipeline's Subscription when it kept a Set of them. (With a
+  // `remove` as well, RxJS would take this object for a Subscriber and not wrap it: do not add one.)
 
   /** Stops the pipeline (the edge is closing), which aborts the upstream request. */
   unsubscribe(): void {
@@ -151,7 +140,6 @@ export class Exchange extends ResponseWriter implements Observer<GatewayResponse
   }
 
   // ---- the pipeline's observer ----
-
   next(response: GatewayResponse): void {
     const link = upgradeOf(response);
     if (link !== null) {
@@ -177,7 +165,19 @@ export class Exchange extends ResponseWriter implements Observer<GatewayResponse
     const now = performance.now();
     this.hooks.onAnswer?.(this.req, response.status, null, now);
     if (this.inflight.draining) this.closeAtEnd = true;
-    this.writeResponse(response, now);
+    try {
+      this.writeResponse(response, now);
+    } catch (err) { // what else the write throws (refused heads answer 500: headRefused) ended the process through RxJS
+      response.body?.destroy();
+      this.hooks.logger.error({ reqId: this.req.id, err }, 'internal error writing a response; connection closed');
+      this.drop();
+    }
+  }
+
+  /** A head the writer refused, answered 500 in its place (response-writer.ts `refuseHead`, review RR2 #4): logged. */
+  protected override headRefused(error: GatewayError): void {
+    this.status = 500;
+    this.hooks.logger.error({ reqId: this.req.id, err: error }, 'internal error: a response head with a header or status that is not a string or holds CR, LF or NUL');
   }
 
   error(err: unknown): void {

@@ -1,64 +1,22 @@
-import { STATUS_CODES } from 'node:http';
 import type { HttpResponse } from 'uWebSockets.js';
 import { NON_ASCII } from '../headers.ts';
 import type { GatewayResponse } from '../types.ts';
 import { LastHead, LENGTH, LINE, OWN_ID, SKIPPED } from './last-head.ts';
+import { NAME_BYTES_MAX, nameBytes, safeHeaders, statusBytes, UNSAFE } from './head-names.ts';
 
 export { elapsed } from './response-time.ts';
+export { statusLine } from './head-names.ts';
 
 /** Headers uWS writes itself, or that must not be copied from the upstream. */
 const SKIP = new Set(['content-length', 'date', 'transfer-encoding', 'connection', 'keep-alive']);
-
-const statusLines = new Map<number, string>();
-export function statusLine(status: number, text?: string): string {
-  const standard = STATUS_CODES[status];
-  if (text !== undefined && text !== '' && text !== standard) return `${status} ${text}`;
-  let line = statusLines.get(status);
-  if (line === undefined) {
-    line = `${status} ${standard ?? 'Unknown'}`;
-    statusLines.set(status, line);
-  }
-  return line;
-}
 
 /** Statuses whose responses never have a body. */
 export function bodyless(status: number): boolean {
   return status === 204 || status === 304 || (status >= 100 && status < 200);
 }
 
-/**
- * Header names and status lines as bytes: uWS takes a Buffer's bytes as
- * they are, and a string only after converting it to UTF-8 (measured inside
- * a uWS handler: 189 → 152 ns per `writeHeader`, min of 200). Names are
- * tokens (ASCII), so both give the same bytes. Bounded: a name past the
- * limit goes as a string.
- */
-const NAME_BYTES = new Map<string, Buffer>();
-const NAME_BYTES_MAX = 512;
-const STATUS_BYTES = new Map<number, Buffer>();
 const RESPONSE_TIME = Buffer.from('x-gateway-response-time', 'latin1');
 const REQUEST_ID = Buffer.from('x-request-id', 'latin1');
-
-function nameBytes(name: string): Buffer | string {
-  let bytes = NAME_BYTES.get(name);
-  if (bytes === undefined) {
-    if (NAME_BYTES.size >= NAME_BYTES_MAX || NON_ASCII.test(name)) return name;
-    bytes = Buffer.from(name, 'latin1');
-    NAME_BYTES.set(name, bytes);
-  }
-  return bytes;
-}
-
-/** `statusLine` as bytes when the reason phrase is the standard one (the usual case). */
-function statusBytes(status: number, text: string | undefined): Buffer | string {
-  if (text !== undefined && text !== '' && text !== STATUS_CODES[status]) return statusLine(status, text);
-  let bytes = STATUS_BYTES.get(status);
-  if (bytes === undefined) {
-    bytes = Buffer.from(statusLine(status), 'latin1');
-    STATUS_BYTES.set(status, bytes);
-  }
-  return bytes;
-}
 
 /**
  * Writes a response's status line and headers to uWS, then the two the edge
@@ -74,15 +32,20 @@ function statusBytes(status: number, text: string | undefined): Buffer | string 
  * min, 3.8 → 2.3 median) and no string built. Header values are bytes as
  * undici hands them over (latin1); a name outside ASCII, or headers larger
  * than the scratch buffer, go one call per header (`writeEach`).
+ *
+ * Returns null, having written nothing, for a head uWS would throw on or
+ * that would split the response (review RR2 #4: a code stage's header that
+ * is not a string, or holds CR, LF or NUL). Only lines written fresh are
+ * scanned, as their bytes are copied; lines equal to the last head's, or a
+ * stored head's, were scanned when first written.
  */
-export function writeHead(res: HttpResponse, response: GatewayResponse, responseTime: string, requestId: string): string | undefined {
+export function writeHead(res: HttpResponse, response: GatewayResponse, responseTime: string, requestId: string): string | undefined | null {
   const headers = response.headers;
   let contentLength: string | undefined;
   let hasRequestId = false;
   let first: Buffer | string | null = null;
   let at = 0;
   let i = 0;
-  res.writeStatus(statusBytes(response.status, response.statusText));
   const block = response.head; // a stored head's lines, made once (head-bytes.ts)
   let mark = -1; // where the block's entries end, when this response makes its bytes
   let matched = -1; // entries the last head's bytes gave (a response without a block)
@@ -115,13 +78,10 @@ export function writeHead(res: HttpResponse, response: GatewayResponse, response
     }
     if (name === 'x-request-id') hasRequestId = true;
     if (at < 0) continue;
-    // A stage in plain JS may push a number: uWS refuses it (writeEach), as it did before one call carried all.
-    if (typeof value !== 'string' || typeof name !== 'string') {
-      at = -1;
-      continue;
-    }
+    // A stage in plain JS may push a number, which uWS throws on: refused, nothing written.
+    if (typeof value !== 'string' || typeof name !== 'string') return null;
     if (first === null) {
-      first = nameBytes(name);
+      if ((first = nameBytes(name)) === null) return null;
       at = putBytes(value, 0, false);
     } else at = putLine(name, value, at, false);
   }
@@ -133,6 +93,9 @@ export function writeHead(res: HttpResponse, response: GatewayResponse, response
       at = putBytes(responseTime, 0, true);
     } else at = putAfter(RESPONSE_TIME_LINE, responseTime, at, true);
   }
+  const status = statusBytes(response.status, response.statusText);
+  if (status === null || (at < 0 && !safeHeaders(headers))) return null;
+  res.writeStatus(status);
   if (at < 0) {
     writeEach(res, headers, responseTime, hasRequestId ? null : requestId);
     return contentLength;
@@ -178,7 +141,7 @@ const REQUEST_ID_LINE = Buffer.from('\r\nx-request-id: ', 'latin1');
  */
 function putLine(name: string, value: string, at: number, ascii: boolean): number {
   let start = LINE_STARTS.get(name);
-  if (start === undefined && LINE_STARTS.size < NAME_BYTES_MAX && !NON_ASCII.test(name)) {
+  if (start === undefined && LINE_STARTS.size < NAME_BYTES_MAX && !NON_ASCII.test(name) && !UNSAFE.test(name)) {
     start = Buffer.from(`\r\n${name}: `, 'latin1');
     LINE_STARTS.set(name, start);
   }
@@ -199,7 +162,7 @@ function putLineChars(name: string, value: string, at: number, ascii: boolean): 
   SCRATCH[at++] = LF;
   for (let j = 0; j < name.length; j++) {
     const c = name.charCodeAt(j);
-    if (c > 0x7f) return -1;
+    if (c > 0x7f || c === CR || c === LF || c === 0) return -1;
     SCRATCH[at++] = c;
   }
   SCRATCH[at++] = COLON;
@@ -207,12 +170,13 @@ function putLineChars(name: string, value: string, at: number, ascii: boolean): 
   return putBytes(value, at, ascii);
 }
 
-/** `value` into SCRATCH at `at` (see `putLine`). */
+/** `value` into SCRATCH at `at` (see `putLine`); -1 as well for a CR, LF or NUL, which `safeHeaders` then refuses. */
 function putBytes(value: string, at: number, ascii: boolean): number {
   if (at + value.length > SCRATCH.length) return -1;
   for (let j = 0; j < value.length; j++) {
     const c = value.charCodeAt(j);
-    if (c > 0x7f && ascii) return -1;
+    // One range compare for the usual printable ASCII byte, as `c > 0x7f` was before.
+    if ((c - 0x20) >>> 0 > 0x5f && (c > 0x7f ? ascii : c === CR || c === LF || c === 0)) return -1;
     SCRATCH[at++] = c; // a Uint8Array stores the low byte, as latin1 does
   }
   return at;
@@ -224,7 +188,7 @@ function writeEach(res: HttpResponse, headers: readonly string[], responseTime: 
     const name = headers[i]!;
     if (SKIP.has(name)) continue;
     const value = headers[i + 1]!;
-    res.writeHeader(nameBytes(name), NON_ASCII.test(value) ? Buffer.from(value, 'latin1') : value);
+    res.writeHeader(nameBytes(name)!, NON_ASCII.test(value) ? Buffer.from(value, 'latin1') : value);
   }
   res.writeHeader(RESPONSE_TIME, responseTime);
   if (requestId !== null) res.writeHeader(REQUEST_ID, requestId);
@@ -239,7 +203,7 @@ const CONTENT_TYPE = Buffer.from('content-type', 'latin1');
  * (`retry-after`, `www-authenticate`, `allow`…). Call inside `cork`.
  */
 export function writeErrorHead(res: HttpResponse, status: number, extra: Record<string, string> | undefined, responseTime: string, requestId: string): void {
-  res.writeStatus(statusBytes(status, undefined));
+  res.writeStatus(statusBytes(status, undefined)!);
   // One `writeHeader`, as in `writeHead`: every part is a string, which uWS writes as UTF-8 whether in one call or several.
   let lines = JSON_TYPE + '\r\nx-request-id: ' + requestId + '\r\nx-gateway-response-time: ' + responseTime;
   if (extra !== undefined) {

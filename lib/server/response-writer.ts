@@ -1,7 +1,8 @@
 import type { HttpResponse } from 'uWebSockets.js';
-import type { GatewayError } from '../errors.ts';
+import { errorResponseBody, InternalError, type GatewayError } from '../errors.ts';
 import type { Body, BodySink, GatewayRequest, GatewayResponse } from '../types.ts';
-import { bodyless, elapsed, writeErrorHead, writeHead } from './response-head.ts';
+import { bodyless, elapsed, writeHead } from './response-head.ts';
+import { writeErrorAnswer } from './error-answer.ts';
 
 export { elapsed } from './response-head.ts';
 
@@ -19,22 +20,18 @@ let corking: ResponseWriter | null = null;
 /** Heads waiting for their first body chunk: written alone at the end of the tick if none came (one microtask for all). */
 const waitingHeads: ResponseWriter[] = [];
 /**
- * The microtask that flushes them is a job of this promise: Node's
- * `queueMicrotask` makes an `AsyncResource` and a bound function each time
- * and runs the callback in its async scope (~90 against ~35 ns, ~200 bytes
- * against ~80), and a proxied response queues one on most ticks.
+ * The microtask that flushes them is a job of this promise: Node's `queueMicrotask` makes an `AsyncResource` and a bound
+ * function each time and runs the callback in its async scope (~90 against ~35 ns, ~200 bytes against ~80), and a
+ * proxied response queues one on most ticks.
  */
 const RESOLVED = Promise.resolve();
 
 /**
- * The "head + body" answer of an `Exchange` (connection.ts), which is the
- * one object per request on the uWS side; this is its response half, in its
- * own file. It owns the uWS `HttpResponse` and whether uWS still owns it
- * (`closed`), and writes the response: head, then the body with
- * backpressure — `tryEnd` when the length is known (uWS sets
- * Content-Length), chunked `write` otherwise — resuming the source from
- * `onWritable`, which is registered only once a write is refused. All
- * writes are corked.
+ * The "head + body" answer of an `Exchange` (connection.ts), which is the one object per request on the uWS side; this
+ * is its response half, in its own file. It owns the uWS `HttpResponse` and whether uWS still owns it (`closed`), and
+ * writes the response: head, then the body with backpressure — `tryEnd` when the length is known (uWS sets
+ * Content-Length), chunked `write` otherwise — resuming the source from `onWritable`, which is registered only once a
+ * write is refused. All writes are corked.
  */
 export abstract class ResponseWriter implements BodySink {
   /** uWS no longer owns `res` (the client went away, or the response ended): never touch it again. */
@@ -48,20 +45,16 @@ export abstract class ResponseWriter implements BodySink {
   private body: Body | null = null;
   /** The body's length, -1 when unknown (sent chunked). */
   private total = -1;
-  private responseTime = '';
-  private failure: GatewayError | null = null;
+  private responseTime = ''; private failure: GatewayError | null = null;
   /** The error answer's JSON body (`errorResponseBody`), serialised once by the caller. */
   private failureBody = '';
   private writable = false;
   /** A chunk `tryEnd` did not take in full, and the write offset it started at. */
-  private pending: Uint8Array | null = null;
-  private pendingOffset = 0;
+  private pending: Uint8Array | null = null; private pendingOffset = 0;
   // In and out of a corked `flush`.
   private op: Op = HEAD;
   private chunk: Uint8Array | null = null;
-  private sent = false;
-  private sentAll = false;
-  private sentFrom = 0;
+  private sent = false; private sentAll = false; private sentFrom = 0;
 
   /** Answers to HEAD get the head alone, whatever the pipeline's response carries. */
   private readonly isHead: boolean;
@@ -71,11 +64,9 @@ export abstract class ResponseWriter implements BodySink {
   }
 
   /**
-   * Starts the response. Without a body it is written and ended at once.
-   * With one, the head waits for the first chunk (undici usually delivers
-   * both in the same tick) so head and body leave in one corked send; at the
-   * end of the tick it is written alone if the body is slow to start.
-   * `now`: `performance.now()` as the answer was decided (the response time).
+   * Starts the response. Without a body it is written and ended at once. With one, the head waits for the first chunk
+   * (undici usually delivers both in the same tick) so head and body leave in one corked send; at the end of the tick it
+   * is written alone if the body is slow to start. `now`: `performance.now()` as the answer was decided (the response time).
    */
   protected writeResponse(response: GatewayResponse, now: number): void {
     this.responseTime = elapsed(this.req, now);
@@ -181,8 +172,10 @@ export abstract class ResponseWriter implements BodySink {
     const closeHere = this.closeAtEnd && head !== null && this.endsHere(head);
     if (head !== null) {
       this.head = null;
-      contentLength = writeHead(res, head, this.responseTime, this.req.id);
-      if (this.closeAtEnd && (!closeHere || this.req.headers['connection']?.length === 5)) res.writeHeader('connection', 'close');
+      const length = writeHead(res, head, this.responseTime, this.req.id);
+      if (length === null) this.refuseHead(head); // op is ERROR: the 500 below
+      else contentLength = length;
+      if (length !== null && this.closeAtEnd && (!closeHere || this.req.headers['connection']?.length === 5)) res.writeHeader('connection', 'close');
     }
     switch (this.op) {
       case WRITE:
@@ -214,19 +207,26 @@ export abstract class ResponseWriter implements BodySink {
         } else res.end(undefined, closeHere);
         break;
       }
-      case ERROR: {
-        const error = this.failure!;
-        writeErrorHead(res, error.status, error.headers, this.responseTime, this.req.id);
-        // HEAD: the length a GET would get and no body, which a client would read as the next response
-        // (a refused head closing: the body does no harm). endWithoutBody(undefined) writes a bogus length.
-        if (this.isHead && !this.closeAfterError) {
-          if (this.closeAtEnd) res.writeHeader('connection', 'close');
-          res.writeHeader('content-length', String(Buffer.byteLength(this.failureBody))).endWithoutBody();
-        } else ((this.closeAfterError || this.closeAtEnd) && this.req.headers['connection']?.length === 5 ? res.writeHeader('connection', 'close') : res).end(this.failureBody, this.closeAfterError || this.closeAtEnd);
+      case ERROR:
+        writeErrorAnswer(res, this.req, this.failure!, this.failureBody, this.responseTime, this.isHead, this.closeAfterError, this.closeAtEnd);
         break;
-      }
     }
   }
+
+  /** A head `writeHead` refused, nothing written (RR2 #4): a 500 in its place, then the connection closed; in the cork. */
+  private refuseHead(head: GatewayResponse): void {
+    const error = new InternalError('the response head has a header or status that cannot be written as given');
+    this.failure = error;
+    this.failureBody = errorResponseBody(error);
+    this.closeAfterError = true;
+    this.closed = this.sent = this.sentAll = true; // what write/end/writeResponse read after the cork: over
+    (this.body ?? head.body)?.destroy();
+    this.op = ERROR;
+    this.headRefused(error);
+  }
+
+  /** Told of a head refused and answered 500 (`refuseHead`): the exchange's status and log. */
+  protected headRefused(_error: GatewayError): void {}
 
   /** Whether `flush` ends the response in the head's cork: draining, uWS's `end(…, true)` writes `Connection: close` and closes. */
   private endsHere(head: GatewayResponse): boolean {

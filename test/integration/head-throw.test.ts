@@ -29,16 +29,16 @@ afterAll(async () => {
 });
 
 describe('a response head that throws as it is written', () => {
-  it('leaves the process serving: the client that got no answer can go away, the next request is answered', async () => {
+  // Since review RR2 #4 the head is refused before uWS sees it: a 500 in its place (response-head-refused.test.ts).
+  it('leaves the process serving: the client gets a 500 in its place, nothing thrown, the next request is answered', async () => {
     for (const method of ['GET', 'HEAD'] as const) {
-      const ac = new AbortController();
-      const pending = request(`${gw.url}/none`, { method, signal: ac.signal });
-      setTimeout(() => ac.abort(), 300);
-      await expect(pending).rejects.toThrow();
+      const res = await request(`${gw.url}/none`, { method });
+      await res.body.text();
+      expect(res.statusCode).toBe(500);
     }
     const ok = await request(`${gw.url}/ok`);
     await ok.body.text();
     expect(ok.statusCode).toBe(200);
-    expect(thrown.length).toBeGreaterThan(0);
+    expect(thrown).toEqual([]);
   });
 });

@@ -37,9 +37,9 @@ function lastLength(headers: readonly string[]): string | undefined {
   return length;
 }
 
-function write(headers: string[], requestId: string): { wire: Buffer; contentLength: string | undefined } {
+function write(headers: string[], requestId: string): { wire: Buffer; contentLength: string | undefined | null } {
   const r = new Recorder();
-  const contentLength = writeHead(r as unknown as HttpResponse, { status: 200, headers, body: null }, '0.3ms', requestId);
+  const contentLength = writeHead(r as unknown as HttpResponse, { status: 200, headers, body: null }, '0.3ms', requestId); // null: refused
   return { wire: r.wire, contentLength };
 }
 
@@ -85,6 +85,12 @@ describe('writeHead with the last head\'s lines', () => {
         for (const e of [{ kind: 'same' }, { kind: 'same' }, ...edits]) {
           list = apply(list, e);
           const { wire, contentLength } = write(list, 'id-7');
+          // A written line with CR, LF or NUL: the head refused, nothing written, the next ones as before (review RR2 #4).
+          // eslint-disable-next-line no-control-regex
+          if (list.some((v, i) => i % 2 === 1 && !SKIP.has(list[i - 1]!) && /[\r\n\0]/.test(v))) {
+            expect([wire.length, contentLength]).toEqual([0, null]);
+            continue;
+          }
           expect(wire.toString('latin1')).toBe(reference(list, '0.3ms', 'id-7').toString('latin1'));
           expect(contentLength).toBe(lastLength(list));
         }

@@ -184,7 +184,7 @@ export class Exchange extends ExchangeDeadline implements Body {
     const error = toGatewayError(err, this.connected);
     const code = (err as { code?: string }).code ?? '';
     if (!this.headed && aboutInstance(code, error.sent)) {
-      if (strikesInstance(error, code)) this.service.failed(this.upstream);
+      if (strikesInstance(error, code, this.upstream.outlier)) this.service.failed(this.upstream);
       this.service.answered(this.upstream, this.sentAt, false);
     }
     this.subscriber.error(error);

@@ -70,13 +70,16 @@ export function forward(service: Service, options: ForwardOptions = {}): Startab
     // Only a client that accepts an event stream (EventSource always says
     // so) may get one, so only its exchange may apply the route's gap limit.
     const streaming = acceptsEventStream(req.headers.accept);
+    // Before the exchange, which counts the request in flight: a header it refuses (400, not UTF-8) throws here, and
+    // the count it took was never given back (review RR3: 1,152 such requests held the instance at 503 for good).
+    const headers = upstreamHeaders(req, upstream, preserveHost, true);
     const exchange = new Exchange(observer, req.method === 'HEAD', service, upstream, streaming ? streamIdleMs : -1);
     const body = requestBody(req.body);
     if (body instanceof Readable) exchange.upload = body;
     upstream.pool.dispatch({
       path: upstream.basePath + req.path + querySuffix(req),
       method: req.method,
-      headers: upstreamHeaders(req, upstream, preserveHost, true),
+      headers,
       // undici takes a request's TLS name from its Host header unless one is
       // given (core/request.js), and its client destroys the connection when
       // that name changes (client.js, "servername changed"): with preserveHost,

@@ -12,8 +12,23 @@ export class OutlierTracker {
   /** Ejections since the last success (grows the next ejection's length). */
   ejections = 0;
   private failures = 0;
+  /** A lost reused connection may be forgiven once per answer the instance gives (see `forgiveRace`). */
+  private raceForgivable = true;
 
   constructor(private readonly config: OutlierConfig) {}
+
+  /**
+   * Whether a reused connection lost under a request is forgiven as the
+   * idle-timeout race (no strike): once, until the instance answers again.
+   * An instance that breaks every response (a head cut short, on a fresh
+   * connection whose socket has read some bytes already) strikes from its
+   * second failure on (review RR3).
+   */
+  forgiveRace(): boolean {
+    if (!this.raceForgivable) return false;
+    this.raceForgivable = false;
+    return true;
+  }
 
   /** Whether the instance is out of rotation at clock time `now`. */
   ejected(now: number): boolean {
@@ -23,6 +38,7 @@ export class OutlierTracker {
   /** A response head arrived from the instance. */
   success(): void {
     // The usual case (nothing to forgive) writes nothing.
+    if (!this.raceForgivable) this.raceForgivable = true;
     if (this.failures !== 0 || this.ejections !== 0) {
       this.failures = 0;
       this.ejections = 0;

@@ -20,16 +20,20 @@ export function aboutInstance(code: string, sent: boolean): boolean {
  * response head, says the instance itself is in trouble (refused,
  * unreachable, or no head in time): a strike towards ejecting it.
  */
-export function strikesInstance(error: GatewayError, code: string): boolean {
-  return error.code === 'GATEWAY_TIMEOUT' || (error.code === 'BAD_GATEWAY' && (error.sent ? CONNECTION_LOST.has(code) && !reused(error.cause) : aboutInstance(code, false)));
+export function strikesInstance(error: GatewayError, code: string, outlier: { forgiveRace(): boolean }): boolean {
+  if (error.code === 'GATEWAY_TIMEOUT') return true;
+  if (error.code !== 'BAD_GATEWAY') return false;
+  if (!error.sent) return aboutInstance(code, false);
+  return CONNECTION_LOST.has(code) && !(reused(error.cause) && outlier.forgiveRace());
 }
 
 /**
  * Whether a lost connection had carried an answer before (undici's
  * `SocketError` carries the socket's counts: `bytesRead` > 0 on a reused
  * keep-alive connection, 0 on a fresh one). Its loss is then the idle-timeout
- * race (the instance closed it as the request arrived), not a strike: a GET is
- * sent again on a fresh connection, whose failure is one. Envoy needs 5 such
+ * race (the instance closed it as the request arrived), not a strike, once
+ * per answer the instance gives (`OutlierTracker.forgiveRace`): a GET is sent
+ * again on a fresh connection, whose failure is one. Envoy needs 5 such
  * resets in a row; one ejected an instance here with `ejectAfter: 1`.
  */
 function reused(cause: unknown): boolean {

@@ -63,6 +63,13 @@ describe('a request header value outside ASCII', () => {
     expect(got.head).toBeUndefined();
   });
 
+  it('gives the instance back the in-flight count such a request took (review RR3: it leaked, and maxPending then held the instance at 503)', async () => {
+    for (let i = 0; i < 3; i++) expect((await sendWith(`leak-${i}`, bytes('X-Name: caf', [0xe9], ' noir'))).status).toBe(400);
+    const health = await (await fetch(`${gw.url}/__rxgate/health`)).json() as { services: Record<string, { instances: Array<{ inFlight: number }> }> };
+    expect(health.services['up']!.instances[0]!.inFlight).toBe(0);
+    expect((await sendWith('after-leak', bytes('X-Name: plain'))).status).toBe(200);
+  });
+
   it('passes ASCII values as they are', async () => {
     const got = await sendWith('ascii', bytes('X-Name: plain value'));
     expect(got.head!.includes(bytes('x-name: plain value\r\n'))).toBe(true);

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { toGatewayError } from '../../lib/errors.ts';
+import { OutlierTracker } from '../../lib/upstream/outlier.ts';
 import { strikesInstance } from '../../lib/upstream/strikes.ts';
 
 /**
@@ -11,11 +12,20 @@ function socketError(bytesRead: number): Error {
   return Object.assign(new Error('other side closed'), { name: 'SocketError', code: 'UND_ERR_SOCKET', socket: { bytesRead, bytesWritten: 60 } });
 }
 
-const strikes = (err: Error & { code?: string }, sent = true): boolean => strikesInstance(toGatewayError(err, sent), err.code ?? '');
+const tracker = (): OutlierTracker => new OutlierTracker({ ejectAfter: 1, ejectMs: 10_000, maxEjectMs: 300_000 });
+const strikes = (err: Error & { code?: string }, sent = true, outlier = tracker()): boolean => strikesInstance(toGatewayError(err, sent), err.code ?? '', outlier);
 
 describe('strikesInstance', () => {
   it('takes a reused connection closed under a request (the idle-timeout race) for no strike', () => {
     expect(strikes(socketError(40))).toBe(false);
+  });
+
+  it('forgives a lost reused connection once per answer: a second one before the instance answers again strikes (review RR3: a head cut short left bytesRead > 0 on fresh connections, and such an instance was never ejected)', () => {
+    const outlier = tracker();
+    expect(strikes(socketError(40), true, outlier)).toBe(false);
+    expect(strikes(socketError(40), true, outlier)).toBe(true);
+    outlier.success();
+    expect(strikes(socketError(40), true, outlier)).toBe(false);
   });
 
   it('takes a fresh connection closed under a request for a strike', () => {

@@ -111,16 +111,31 @@ export function forward(service: Service, options: ForwardOptions = {}): Startab
 
   // A function of its own: a closure over `choose`'s `upstream` would allocate a context per request.
   const overloaded = (upstream: Upstream): Observable<never> => throwError(() => upstream.overloaded());
+  /** Another instance the balancer would pick with room in its queue, passing over the full ones (review RR3); null when none has. */
+  const withRoom = (full: Upstream, tried: readonly string[], req: GatewayRequest): Upstream | null => {
+    const avoid = [...tried, full.origin];
+    for (let i = 0; i < service.upstreams.length; i++) {
+      const u = service.pick(avoid, req);
+      if (u === undefined || avoid.includes(u.origin)) return null;
+      if (u.inFlight < u.maxInFlight) return u;
+      avoid.push(u.origin);
+    }
+    return null;
+  };
 
   // Instances that keep failing are out of rotation (the service's outlier
   // ejection, which `circuitBreaker.perInstance` configures): pick skips them.
   /** The instance for `req`, or what answers it instead: none usable, or a traced attempt (its own Observable). */
   const choose = (req: GatewayRequest): Upstream | Observable<GatewayResponse> => {
     const attempt = req.attempt;
-    const upstream = service.pick(attempt.tried, req);
+    let upstream = service.pick(attempt.tried, req);
     if (upstream === undefined) return unavailable();
-    // Its queue behind `connections` is full (`maxPending`): refused at once, not queued.
-    if (upstream.inFlight >= upstream.maxInFlight) return overloaded(upstream);
+    // Its queue behind `connections` is full (`maxPending`): another instance with room, else refused at once, not queued.
+    if (upstream.inFlight >= upstream.maxInFlight) {
+      const other = withRoom(upstream, attempt.tried, req);
+      if (other === null) return overloaded(upstream);
+      upstream = other;
+    }
     // After a head timeout, retry asks for another instance or none (see Attempt.elsewhereOr).
     const or = attempt.elsewhereOr;
     if (or !== undefined && attempt.tried.includes(upstream.origin)) return throwError(() => new NoOtherInstance(or));

@@ -94,7 +94,7 @@ export function writeHead(res: HttpResponse, response: GatewayResponse, response
     } else at = putAfter(RESPONSE_TIME_LINE, responseTime, at, true);
   }
   const status = statusBytes(response.status, response.statusText);
-  if (status === null || (at < 0 && !safeHeaders(headers))) return null;
+  if (status === null || (at < 0 && !safeHeaders(headers, SKIP))) return null;
   res.writeStatus(status);
   if (at < 0) {
     writeEach(res, headers, responseTime, hasRequestId ? null : requestId);

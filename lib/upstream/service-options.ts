@@ -164,3 +164,15 @@ export const serviceDefaults = {
   panic: true,
   runtime: systemRuntime,
 } satisfies Required<Omit<ServiceOptions, 'upstreams' | 'health' | 'tlsCa' | 'tls' | 'balancer' | 'hash' | 'balancerOptions' | 'events' | 'discovery' | 'ejectOnStatuses'>>;
+
+/**
+ * A service's counts, checked when it is built (YAML's schema checks them
+ * too; code does not go through it): also before discovery has found an
+ * instance, whose own check would come only then (review RR3).
+ */
+export function checkCounts(name: string, o: { ejectAfter: number; maxPending?: number | undefined }): void {
+  if (!Number.isInteger(o.ejectAfter) || o.ejectAfter < 1) throw new TypeError(`service ${name} ejectAfter: expected a positive integer, got ${o.ejectAfter}`);
+  if (o.maxPending !== undefined && (!Number.isInteger(o.maxPending) || o.maxPending < 0)) {
+    throw new TypeError(`service ${name} maxPending: expected an integer of 0 or more, got ${o.maxPending}`);
+  }
+}

@@ -12,7 +12,7 @@ import { serviceDeadlines } from './exchange-deadline.ts';
 import { HealthTracker, type HealthOptions } from './health.ts';
 import { OutlierTracker, type OutlierConfig } from './outlier.ts';
 import { startProbes } from './probe.ts';
-import { serviceDefaults, type ServiceOptions, type UpstreamSpec } from './service-options.ts';
+import { checkCounts, serviceDefaults, type ServiceOptions, type UpstreamSpec } from './service-options.ts';
 import { Upstream, type UpstreamSettings } from './upstream.ts';
 import { upstreamConnect, type UpstreamTls } from './upstream-tls.ts';
 
@@ -69,7 +69,7 @@ export class Service {
     const keepAliveMs = parseDuration(o.keepAlive, `service ${name} keepAlive`);
     const ejectMs = parseDuration(o.ejectFor, `service ${name} ejectFor`);
     const maxEjectMs = Math.max(ejectMs, parseDuration(o.maxEjectFor, `service ${name} maxEjectFor`));
-    if (!Number.isInteger(o.ejectAfter) || o.ejectAfter < 1) throw new TypeError(`service ${name} ejectAfter: expected a positive integer, got ${o.ejectAfter}`);
+    checkCounts(name, o);
     if (!(o.maxEjectionPercent >= 0 && o.maxEjectionPercent <= 100)) throw new TypeError(`service ${name} maxEjectionPercent: expected 0 to 100, got ${o.maxEjectionPercent}`);
     this.outlierConfig = { ejectAfter: o.ejectAfter, ejectMs, maxEjectMs };
     this.maxEjectionPercent = o.maxEjectionPercent;

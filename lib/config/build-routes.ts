@@ -134,7 +134,8 @@ function tableRoutes(built: ReadonlyArray<{ route: RouteConfig; index: number; n
     const strip = claims.length === 0 ? null : claimStripper(claims);
     const when = tests.includes(null) ? null : (req: GatewayRequest): boolean => {
       strip?.(req);
-      return tests.some((t) => t!(req));
+      for (let i = 0; i < tests.length; i++) if (tests[i]!(req)) return true;
+      return false;
     };
     // Routes sharing an entry keep encoded slashes only if every one of them does.
     const keep = group.every((b) => b.route.encodedSlashes === 'keep');

@@ -1,4 +1,5 @@
 import type { z } from 'zod';
+import { canonicalHost } from '../router/hosts.ts';
 import type { CircuitBreakerConfig } from '../stages/circuit-breaker/schema.ts';
 import { HMAC_ALGORITHMS } from '../stages/auth/keys.ts';
 import type { StageRegistry } from '../stages/define.ts';
@@ -90,7 +91,7 @@ export function routeKey(r: Pick<RouteConfig, 'path' | 'methods' | 'match' | 'ho
   const methods = r.methods === undefined ? null : [...new Set(r.methods)].sort();
   const key: unknown[] = withMatch ? [r.path, methods, r.match ?? null] : [r.path, methods];
   // Routes for other hosts are other routes; without hosts the key is what it always was.
-  if (r.hosts !== undefined) key.push([...new Set(r.hosts.map((h) => h.toLowerCase().replace(/\.$/, '')))].sort());
+  if (r.hosts !== undefined) key.push([...new Set(r.hosts.map(canonicalHost))].sort());
   return JSON.stringify(key);
 }
 

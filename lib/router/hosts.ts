@@ -30,9 +30,31 @@ export function hostName(host: string | undefined): string {
 }
 
 /** A `hosts` entry as compared: lower case, no trailing dot. */
-function canonical(pattern: string): string {
+export function canonicalHost(pattern: string): string {
   const p = pattern.toLowerCase();
   return p.endsWith('.') ? p.slice(0, -1) : p;
+}
+
+/** Whether `name` lies under a wildcard's `suffix` (`.example.com`): one label or more before it. */
+function under(name: string, suffix: string): boolean {
+  return name.length > suffix.length && name.endsWith(suffix);
+}
+
+/** Whether a canonical `hosts` entry serves every name the other does, or some of them (both wildcards). */
+function covers(p: string, q: string): boolean {
+  if (p === q) return true;
+  if (!p.startsWith('*.')) return false;
+  const suffix = p.slice(1);
+  return q.startsWith('*.') ? q.endsWith(suffix) : under(q, suffix);
+}
+
+/** Whether two routes' `hosts` can share a name a request carries: yes when either has none. */
+export function hostsOverlap(a: readonly string[] | undefined, b: readonly string[] | undefined): boolean {
+  if (a === undefined || b === undefined) return true;
+  return a.some((x) => b.some((y) => {
+    const [p, q] = [canonicalHost(x), canonicalHost(y)];
+    return covers(p, q) || covers(q, p);
+  }));
 }
 
 /**
@@ -63,7 +85,7 @@ export class HostTable {
         rest.push(route);
         continue;
       }
-      for (const pattern of new Set(route.hosts.map(canonical))) {
+      for (const pattern of new Set(route.hosts.map(canonicalHost))) {
         let list = byPattern.get(pattern);
         if (list === undefined) byPattern.set(pattern, (list = []));
         list.push(route);
@@ -102,7 +124,7 @@ export class HostTable {
     const table = this.exact.get(name);
     if (table !== undefined && table.serves(path, req)) return table;
     for (const w of this.wildcards) {
-      if (name.length > w.suffix.length && name.endsWith(w.suffix) && w.table.serves(path, req)) return w.table;
+      if (under(name, w.suffix) && w.table.serves(path, req)) return w.table;
     }
     return this.rest;
   }

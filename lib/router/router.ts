@@ -189,9 +189,9 @@ export class Router<T> {
    * The most specific route whose path matches `path` and whose value passes
    * `test`, whatever its methods: for answering a refusal as that route would.
    */
-  find(path: string, test: (value: T) => boolean): CompiledRoute<T> | null {
+  find<A>(path: string, test: (value: T, arg: A) => boolean, arg?: A): CompiledRoute<T> | null {
     const parts = segmentsOf(path);
-    for (const route of this.routes) if (test(route.value) && route.matches(parts)) return route;
+    for (const route of this.routes) if (test(route.value, arg as A) && route.matches(parts)) return route;
     return null;
   }
 

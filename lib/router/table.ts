@@ -74,7 +74,7 @@ export class RouteTable {
 
   /** Whether some route here matches `path` (normalised) and, if it has a `match`, `req`; whatever its methods. */
   serves(path: string, req: GatewayRequest): boolean {
-    return this.router.find(path, this.conditional ? (entry) => passes(entry, req) : servesAny) !== null;
+    return this.router.find(path, this.conditional ? passes : servesAny, req) !== null;
   }
 
   /** Routes one request and runs its route's pipeline. */

@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import { of } from 'rxjs';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, parseConfig } from '../../lib/config/load.ts';
-import { HostTable, hostName } from '../../lib/router/hosts.ts';
+import { HostTable, hostName, hostsOverlap } from '../../lib/router/hosts.ts';
 import { RouteTable } from '../../lib/router/table.ts';
 import type { GatewayResponse, Handler } from '../../lib/types.ts';
 import { callNow, gatewayRequest } from '../support/request.ts';
@@ -29,6 +29,19 @@ describe('hostName: the name a Host header routes by', () => {
     fc.assert(fc.property(fc.domain(), fc.integer({ min: 0, max: 65535 }), (name, port) => {
       expect(hostName(`${name.toUpperCase()}:${port}`)).toBe(name.toLowerCase());
     }));
+  });
+});
+
+describe('hostsOverlap: whether two routes can serve one Host', () => {
+  it('compares names without case or trailing dot, and wildcards by the names under them', () => {
+    expect(hostsOverlap(undefined, ['a.test'])).toBe(true);
+    expect(hostsOverlap(['A.Test.'], ['a.test'])).toBe(true);
+    expect(hostsOverlap(['a.test'], ['b.test'])).toBe(false);
+    expect(hostsOverlap(['*.example.com'], ['x.example.com'])).toBe(true);
+    expect(hostsOverlap(['x.example.com'], ['*.example.com'])).toBe(true);
+    expect(hostsOverlap(['*.example.com'], ['example.com'])).toBe(false);
+    expect(hostsOverlap(['*.example.com'], ['*.a.example.com'])).toBe(true);
+    expect(hostsOverlap(['*.a.test'], ['*.b.test'])).toBe(false);
   });
 });
 

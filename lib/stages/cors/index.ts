@@ -1,5 +1,6 @@
 import { defined } from '../../config/defined.ts';
 import type { RouteConfig } from '../../config/schema.ts';
+import { hostsOverlap } from '../../router/hosts.ts';
 import { defineStage } from '../define.ts';
 import { cors } from './cors.ts';
 import { corsOptions } from './schema.ts';
@@ -23,7 +24,7 @@ export const corsStage = defineStage({
       throw new TypeError(`route ${ctx.routeName}: cors needs OPTIONS in its methods (preflights are OPTIONS requests), or no methods list`);
     }
     const o = defined(options);
-    const served = pathMethods(ctx.config.routes.filter((r) => !disjointHosts(ctx.route.hosts, r.hosts)), ctx.route.path);
+    const served = pathMethods(ctx.config.routes.filter((r) => hostsOverlap(ctx.route.hosts, r.hosts)), ctx.route.path);
     return cors(served === null ? o : { ...o, methods: advertised(o.methods ?? DEFAULT_METHODS, served) });
   },
 });
@@ -84,15 +85,4 @@ function overlaps(a: readonly string[], b: readonly string[]): boolean {
 function advertised(configured: readonly string[], served: ReadonlySet<string>): string[] {
   if (configured.includes('*')) return [...served].filter((m) => m !== 'OPTIONS');
   return configured.filter((m) => m !== 'OPTIONS' && served.has(m.toUpperCase()));
-}
-
-/**
- * Two routes' `hosts` share no name a request could carry (both set): a
- * preflight names its Host, so routes for other hosts are not its path's.
- */
-function disjointHosts(a: readonly string[] | undefined, b: readonly string[] | undefined): boolean {
-  if (a === undefined || b === undefined) return false;
-  const canon = (h: string): string => h.toLowerCase().replace(/\.$/, '');
-  const covers = (p: string, q: string): boolean => p === q || (p.startsWith('*.') && (q.startsWith('*.') ? q.endsWith(p.slice(1)) : q.endsWith(p.slice(1)) && q.length > p.length - 1));
-  return !a.some((x) => b.some((y) => covers(canon(x), canon(y)) || covers(canon(y), canon(x))));
 }

@@ -1,4 +1,5 @@
 import { map } from 'rxjs';
+import { HOP_BY_HOP } from '../../headers.ts';
 import type { GatewayRequest, GatewayResponse, Policy, ResponseHeaders } from '../../types.ts';
 import type { HeaderRules, HeadersOptions } from './schema.ts';
 
@@ -8,8 +9,8 @@ import type { HeaderRules, HeadersOptions } from './schema.ts';
  * `preserveHost` decides it). On the response: framing, hop-by-hop and
  * `content-encoding`, which must describe the body as sent.
  */
-const REQUEST_REFUSED = ['host', 'content-length', 'transfer-encoding', 'connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'upgrade', 'expect'];
-const RESPONSE_REFUSED = ['content-length', 'transfer-encoding', 'connection', 'keep-alive', 'proxy-connection', 'trailer', 'upgrade', 'content-encoding'];
+const REQUEST_REFUSED: ReadonlySet<string> = new Set([...HOP_BY_HOP, 'host', 'content-length', 'expect']);
+const RESPONSE_REFUSED: ReadonlySet<string> = new Set([...HOP_BY_HOP, 'content-length', 'content-encoding']);
 
 /** Rules with lower-case names, checked against the names the side refuses. */
 interface Compiled {
@@ -18,7 +19,7 @@ interface Compiled {
   add: Array<[string, string]>;
 }
 
-function compile(rules: HeaderRules | undefined, refused: readonly string[], side: string): Compiled | null {
+function compile(rules: HeaderRules | undefined, refused: ReadonlySet<string>, side: string): Compiled | null {
   if (rules === undefined) return null;
   const lower = (entries: Record<string, string> | undefined): Array<[string, string]> => Object.entries(entries ?? {}).map(([n, v]) => [n.toLowerCase(), v]);
   const out: Compiled = { remove: (rules.remove ?? []).map((n) => n.toLowerCase()), set: lower(rules.set), add: lower(rules.add) };
@@ -26,7 +27,7 @@ function compile(rules: HeaderRules | undefined, refused: readonly string[], sid
     const twice = names.find((n, i) => names.indexOf(n) !== i);
     if (twice !== undefined) throw new TypeError(`headers.${side}.${kind}: ${twice} is named twice (names compare without case)`);
     for (const n of names) {
-      if (refused.includes(n)) throw new TypeError(`headers.${side}.${kind}: ${n} is written by the gateway (framing, hop-by-hop${side === 'request' ? ' or Host: see preserveHost' : ' or the body\'s coding'}); a rule cannot change it`);
+      if (refused.has(n)) throw new TypeError(`headers.${side}.${kind}: ${n} is written by the gateway (framing, hop-by-hop${side === 'request' ? ' or Host: see preserveHost' : ' or the body\'s coding'}); a rule cannot change it`);
     }
   }
   if (out.remove.length + out.set.length + out.add.length === 0) return null;

@@ -88,7 +88,9 @@ export class Exchange extends ExchangeDeadline implements Body {
   onConnect(abort: (err: Error) => void): void {
     // undici calls this as it starts writing the request to a connected socket.
     this.connected = true;
-    if (this.cancelled) abort(new ClientAbortedError('request cancelled'));
+    // Cancelled while it waited for a connection (the client left while queued): thrown, undici fails the request
+    // unwritten and keeps the socket (client-h1's writeH1); its abort would destroy a connection that did nothing wrong.
+    if (this.cancelled) throw new ClientAbortedError('request cancelled');
     else {
       this.abort = abort;
       this.timed?.add(this);

@@ -1,0 +1,131 @@
+import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
+import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { request } from 'undici';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { rxgateRuns, type RxgateProcess, type RxgateRuns } from '../support/rxgate-process.ts';
+import { until } from '../support/wait.ts';
+
+/**
+ * The ninth black-box audit (notes/s10/A9-findings.md), pools and
+ * resilience in depth: rxgate started as users start it (the CLI on a YAML
+ * file) with upstreams written here on loopback, probed the way an Envoy or
+ * nginx user would probe balancers, active health, ejection, retry, the
+ * breaker, hedging, mirroring and discovery. Every assertion is a count or
+ * a status, never a duration.
+ */
+
+let runs: RxgateRuns;
+const servers: Array<Server | HttpServer> = [];
+const sockets = new Set<Socket>();
+
+beforeAll(() => {
+  runs = rxgateRuns();
+});
+
+afterAll(async () => {
+  runs?.remove();
+  for (const s of sockets) s.destroy();
+  for (const s of servers) {
+    if ('closeAllConnections' in s) s.closeAllConnections();
+    await new Promise((r) => s.close(r));
+  }
+});
+
+interface Gw { proc: RxgateProcess; gw: string; admin: string }
+
+async function gateway(yaml: string): Promise<Gw> {
+  const file = runs.file(`listen: { host: 127.0.0.1, port: 0 }\nadmin: { host: 127.0.0.1, port: 0 }\nreload: { watch: false }\n${yaml}`);
+  const proc = runs.start(['--config', file], { RXGATE_LOG_LEVEL: 'info' });
+  const [l, a] = await Promise.all([proc.logged('rxgate listening'), proc.logged('rxgate admin listening')]);
+  return { proc, gw: `http://127.0.0.1:${l['port'] as number}`, admin: `http://127.0.0.1:${a['port'] as number}` };
+}
+
+interface Answer { status: number; headers: Record<string, string>; body: string }
+
+async function send(url: string, init: { method?: string; headers?: Record<string, string>; body?: string; signal?: AbortSignal } = {}): Promise<Answer> {
+  const res = await request(url, { headersTimeout: 10_000, bodyTimeout: 10_000, ...init });
+  return { status: res.statusCode, headers: res.headers as Record<string, string>, body: await res.body.text() };
+}
+
+/** A counter's value on the admin listener's /metrics, summed over the series whose labels include `labels` (0 when none). */
+async function metric(g: Gw, name: string, labels = ''): Promise<number> {
+  const text = (await send(`${g.admin}/metrics`)).body;
+  return text.split('\n').filter((l) => l.startsWith(`${name}{`) && l.includes(labels))
+    .reduce((sum, l) => sum + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);
+}
+
+interface InstanceView { url?: string; origin?: string; healthy: boolean; ejected: boolean; ejectedUntil: string | null; inFlight: number }
+
+async function instances(g: Gw, service: string): Promise<InstanceView[]> {
+  const health = JSON.parse((await send(`${g.gw}/__rxgate/health`)).body) as { services: Record<string, { instances: InstanceView[] }> };
+  return health.services[service]!.instances;
+}
+
+/** An HTTP upstream on loopback that answers through `handle` and names itself in `x-up`. */
+async function httpUp(name: string, handle: (req: IncomingMessage, res: ServerResponse) => void = (_q, s) => s.end(name)): Promise<{ url: string; server: HttpServer; hits: string[] }> {
+  const hits: string[] = [];
+  const server = createHttpServer((req, res) => {
+    hits.push(req.url!);
+    res.setHeader('x-up', name);
+    handle(req, res);
+  });
+  server.on('connection', (s) => sockets.add(s));
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  servers.push(server);
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, server, hits };
+}
+
+/** One request a raw upstream framed, and on which connection. */
+interface Seen { conn: number; target: string; socket: Socket }
+
+/** A node:net upstream: `answer` returns the bytes to write, or 'hold' to answer never (the test writes on `socket`). */
+async function rawUp(answer: (seen: Seen) => string | 'hold'): Promise<{ url: string; seen: Seen[]; connections: number; closed: number }> {
+  const up = { url: '', seen: [] as Seen[], connections: 0, closed: 0 };
+  const server = createServer((socket) => {
+    const conn = ++up.connections;
+    sockets.add(socket);
+    socket.on('close', () => up.closed++);
+    socket.on('error', () => {});
+    let buf = '';
+    socket.on('data', (d: Buffer) => {
+      buf += d.toString('latin1');
+      let end;
+      while ((end = buf.indexOf('\r\n\r\n')) >= 0) {
+        const target = buf.slice(0, end).split(' ')[1]!;
+        buf = buf.slice(end + 4);
+        const seen = { conn, target, socket };
+        up.seen.push(seen);
+        const out = answer(seen);
+        if (out !== 'hold') socket.write(out);
+      }
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  servers.push(server);
+  up.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return up;
+}
+
+const ok = (body: string): string => `HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
+
+describe('the queue behind connections', () => {
+  it('drops a queued request whose client left: never sent, and the connection it waited for is kept (Envoy drops a pending request on a downstream reset)', async () => {
+    const up = await rawUp((s) => (s.target.includes('hold') ? 'hold' : ok(`${s.target} on ${s.conn}`)));
+    const g = await gateway(`services:\n  one: { upstreams: ["${up.url}"], connections: 1 }\nroutes:\n  - { path: /q/*, service: one }\n`);
+    const first = send(`${g.gw}/q/hold`);
+    await until(() => up.seen.length === 1);
+    const leaving = new AbortController();
+    const queued = send(`${g.gw}/q/queued`, { signal: leaving.signal }).catch((err: Error) => err);
+    await until(async () => (await instances(g, 'one'))[0]!.inFlight === 2);
+    leaving.abort();
+    expect(await queued).toBeInstanceOf(Error);
+    await until(async () => (await instances(g, 'one'))[0]!.inFlight === 1);
+    up.seen[0]!.socket.write(ok('released'));
+    expect((await first).body).toBe('released');
+    const third = await send(`${g.gw}/q/third`);
+    expect(third.status).toBe(200);
+    // Never sent, and the one connection carried the third request: not destroyed for the request that left.
+    expect(up.seen.map((s) => [s.target, s.conn])).toEqual([['/q/hold', 1], ['/q/third', 1]]);
+    expect(up.connections).toBe(1);
+  });
+});

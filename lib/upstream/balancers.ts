@@ -11,25 +11,7 @@ import type { Upstream } from './upstream.ts';
  */
 export function roundRobin(): Balancer {
   const score: number[] = [];
-  return {
-    pick(candidates) {
-      let total = 0;
-      let best: Upstream = candidates[0]!;
-      let bestScore = -Infinity;
-      for (let i = 0; i < candidates.length; i++) {
-        const u = candidates[i]!;
-        const s = (score[u.id] ?? 0) + u.weight;
-        score[u.id] = s;
-        total += u.weight;
-        if (s > bestScore) {
-          bestScore = s;
-          best = u;
-        }
-      }
-      score[best.id] = bestScore - total;
-      return best;
-    },
-  };
+  return { pick: (candidates) => smooth(candidates, score) };
 }
 
 /** Weighted random: each candidate with probability weight / total. */
@@ -49,28 +31,51 @@ export function weightedRandom(runtime: Runtime): Balancer {
 }
 
 /**
- * Least requests: the fewest requests in flight per unit of weight; ties go
- * to the one after the last pick, so an idle service still rotates.
+ * Least requests: the fewest requests in flight per unit of weight; ties
+ * (an idle service, whatever the weights) go by smooth weighted round-robin
+ * among the tied, as nginx's `least_conn` does. The load is in flight /
+ * weight, not (in flight + 1) / weight: with that, an idle service with
+ * weights 1:3 sent every request to the heavier instance (audit A9).
  */
 export function leastRequest(): Balancer {
-  let start = 0;
+  const score: number[] = [];
+  const tied: Upstream[] = [];
   return {
     pick(candidates) {
-      const n = candidates.length;
-      let best: Upstream = candidates[start % n]!;
       let bestLoad = Infinity;
-      for (let k = 0; k < n; k++) {
-        const u = candidates[(start + k) % n]!;
-        const load = (u.inFlight + 1) / u.weight;
+      for (let i = 0; i < candidates.length; i++) {
+        const u = candidates[i]!;
+        const load = u.inFlight / u.weight;
         if (load < bestLoad) {
           bestLoad = load;
-          best = u;
+          tied.length = 0;
         }
+        if (load === bestLoad) tied.push(u);
       }
-      start = (start + 1) % 1_000_000;
+      const best = tied.length === 1 ? tied[0]! : smooth(tied, score);
+      tied.length = 0;
       return best;
     },
   };
+}
+
+/** One smooth weighted round-robin pick among `candidates`, on running scores kept by instance id. */
+function smooth(candidates: readonly Upstream[], score: number[]): Upstream {
+  let total = 0;
+  let best: Upstream = candidates[0]!;
+  let bestScore = -Infinity;
+  for (let i = 0; i < candidates.length; i++) {
+    const u = candidates[i]!;
+    const s = (score[u.id] ?? 0) + u.weight;
+    score[u.id] = s;
+    total += u.weight;
+    if (s > bestScore) {
+      bestScore = s;
+      best = u;
+    }
+  }
+  score[best.id] = bestScore - total;
+  return best;
 }
 
 /**

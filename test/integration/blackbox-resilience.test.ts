@@ -129,3 +129,63 @@ describe('the queue behind connections', () => {
     expect(up.connections).toBe(1);
   });
 });
+
+/** How many of `n` GETs to `url` each upstream (its `x-up`) answered. */
+async function spread(url: string, n: number, headers: (i: number) => Record<string, string> = () => ({})): Promise<Record<string, number>> {
+  const counts: Record<string, number> = {};
+  for (let i = 0; i < n; i++) {
+    const res = await send(url, { headers: headers(i) });
+    expect(res.status).toBe(200);
+    const up = res.headers['x-up']!;
+    counts[up] = (counts[up] ?? 0) + 1;
+  }
+  return counts;
+}
+
+describe('balancers and weights', () => {
+  let g: Gw;
+  let a: string;
+  let b: string;
+  beforeAll(async () => {
+    [a, b] = await Promise.all([httpUp('a'), httpUp('b')]).then((u) => u.map((x) => x.url)) as [string, string];
+    const slow = await httpUp('slow', (_q, s) => { setTimeout(() => s.end('slow'), 150); });
+    const fast = await httpUp('fast');
+    const pair = `[{ url: "${a}", weight: 1 }, { url: "${b}", weight: 3 }]`;
+    g = await gateway(`services:
+  rr: { upstreams: ${pair}, balancer: round-robin }
+  rnd: { upstreams: ${pair}, balancer: random }
+  lr: { upstreams: ${pair}, balancer: least-request }
+  ewma: { upstreams: ["${slow.url}", "${fast.url}"], balancer: p2c-ewma }
+routes:
+  - { path: /rr/*, service: rr }
+  - { path: /rnd/*, service: rnd }
+  - { path: /lr/*, service: lr }
+  - { path: /ewma/*, service: ewma }
+`);
+  });
+
+  it('round-robin honours weights 1:3 exactly as smooth weighted round-robin does: 100 and 300 of 400, never a twice in a row', async () => {
+    const order: string[] = [];
+    for (let i = 0; i < 400; i++) order.push((await send(`${g.gw}/rr/${i}`)).headers['x-up']!);
+    expect([order.filter((u) => u === 'a').length, order.filter((u) => u === 'b').length]).toEqual([100, 300]);
+    expect(order.join('')).not.toContain('aa');
+  });
+
+  it('random follows the weights 1:3 roughly (a binomial draw: 100 of 400 expected, bounds 4.6 standard deviations wide)', async () => {
+    const counts = await spread(`${g.gw}/rnd/x`, 400);
+    expect(counts['a']).toBeGreaterThan(60);
+    expect(counts['a']).toBeLessThan(140);
+  });
+
+  it('least-request on an idle service follows the weights 1:3 (nginx least_conn breaks ties by weighted round-robin): 100 and 300 of 400', async () => {
+    // Before (load = (in flight + 1) / weight), every request of an idle service went to b: 0 and 400.
+    const counts = await spread(`${g.gw}/lr/x`, 400);
+    expect([counts['a'] ?? 0, counts['b'] ?? 0]).toEqual([100, 300]);
+  });
+
+  it('p2c-ewma sends little to a slow instance once it has seen its latency', async () => {
+    const counts = await spread(`${g.gw}/ewma/x`, 60);
+    // The first request goes to the first listed (slow): after that, the fast one wins every comparison.
+    expect(counts['slow'] ?? 0).toBeLessThanOrEqual(3);
+  });
+});

@@ -51,7 +51,9 @@ export function startDiscovery(
       ...base,
       options,
       update: (specs) => {
-        update(specs);
+        // An empty answer keeps the instances the service has (a lookup hiccup, not an empty service): said in the log.
+        if (specs.length === 0) error(kind, new Error('no instances in the answer: the current ones are kept'));
+        else update(specs);
         resolve();
       },
       error: (err) => {

@@ -1,3 +1,5 @@
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { request } from 'undici';
@@ -187,5 +189,71 @@ routes:
     const counts = await spread(`${g.gw}/ewma/x`, 60);
     // The first request goes to the first listed (slow): after that, the fast one wins every comparison.
     expect(counts['slow'] ?? 0).toBeLessThanOrEqual(3);
+  });
+});
+
+describe('hash stickiness and file discovery', () => {
+  let g: Gw;
+  let file: string;
+  const ups: Array<{ url: string; name: string }> = [];
+  const write = (names: string[]): void => writeFileSync(file, names.map((n) => ups.find((u) => u.name === n)!.url).join('\n') + (names.length > 0 ? '\n' : ''));
+  /** Which instance (its `x-up`) each of 200 keys lands on, by header, cookie or client address. */
+  const where = async (path: string, headers: (k: number) => Record<string, string>): Promise<string[]> => {
+    const out: string[] = [];
+    for (let k = 0; k < 200; k++) out.push((await send(`${g.gw}${path}`, { headers: headers(k) })).headers['x-up']!);
+    return out;
+  };
+  beforeAll(async () => {
+    for (const name of ['h1', 'h2', 'h3', 'h4']) ups.push({ name, url: (await httpUp(name)).url });
+    file = join(runs.dir, 'sticky.txt');
+    write(['h1', 'h2', 'h3']);
+    g = await gateway(`services:
+  sticky: { discovery: { file: { path: "${file}", interval: 50ms } }, balancer: hash, hash: { header: x-user } }
+  crumbs: { upstreams: ["${ups[0]!.url}", "${ups[1]!.url}", "${ups[2]!.url}"], balancer: hash, hash: { cookie: sid } }
+  byip: { upstreams: ["${ups[0]!.url}", "${ups[1]!.url}", "${ups[2]!.url}"], balancer: hash, hash: { ip: true } }
+routes:
+  - { path: /sticky/*, service: sticky }
+  - { path: /crumbs/*, service: crumbs }
+  - { path: /byip/*, service: byip }
+`);
+  });
+
+  it('keeps each key on one instance, by header and by cookie, and one client address on one instance', async () => {
+    const byHeader = await where('/sticky/x', (k) => ({ 'x-user': `u${k}` }));
+    expect(await where('/sticky/y', (k) => ({ 'x-user': `u${k}` }))).toEqual(byHeader);
+    expect(new Set(byHeader).size).toBe(3);
+    const byCookie = await where('/crumbs/x', (k) => ({ cookie: `a=1; sid=s${k}; b=2` }));
+    expect(await where('/crumbs/y', (k) => ({ cookie: `sid=s${k}` }))).toEqual(byCookie);
+    expect(new Set(byCookie).size).toBe(3);
+    expect(new Set(await where('/byip/x', () => ({}))).size).toBe(1);
+  });
+
+  it('moves only the keys the added instance takes (about a quarter), and on removal only the removed instance\'s keys', async () => {
+    const before = await where('/sticky/x', (k) => ({ 'x-user': `u${k}` }));
+    write(['h1', 'h2', 'h3', 'h4']);
+    await until(async () => (await instances(g, 'sticky')).length === 4);
+    const added = await where('/sticky/x', (k) => ({ 'x-user': `u${k}` }));
+    const moved = added.filter((u, k) => u !== before[k]);
+    // Every key that moved went to the new instance; its share is near 1/4 of 200.
+    expect(new Set(moved)).toEqual(new Set(['h4']));
+    expect(moved.length).toBeGreaterThan(20);
+    expect(moved.length).toBeLessThan(90);
+    write(['h1', 'h3', 'h4']);
+    await until(async () => (await instances(g, 'sticky')).length === 3);
+    const removed = await where('/sticky/x', (k) => ({ 'x-user': `u${k}` }));
+    // Keys on h2 went elsewhere; every other key stayed where it was.
+    expect(removed.filter((u, k) => u !== added[k]).length).toBe(added.filter((u) => u === 'h2').length);
+    expect(removed.every((u, k) => added[k] === 'h2' || u === added[k])).toBe(true);
+    expect(removed).not.toContain('h2');
+  });
+
+  it('keeps the instances it has when the file lists none, and says so in the log', async () => {
+    write([]);
+    await g.proc.logged('service sticky: file discovery failed');
+    const line = g.proc.lines.find((l) => l['msg'] === 'service sticky: file discovery failed')!;
+    expect(line['err']).toMatch(/no instances in the answer/);
+    expect((await instances(g, 'sticky')).length).toBe(3);
+    expect((await send(`${g.gw}/sticky/x`, { headers: { 'x-user': 'u1' } })).status).toBe(200);
+    write(['h1', 'h3', 'h4']);
   });
 });

@@ -44,7 +44,6 @@ export abstract class InnerSubscriber<T, R = T> extends Subscription implements 
     this.parent = null;
     this.spilled = false;
     (this as unknown as { downstream: Subscriber<R> }).downstream = downstream;
-    // null only for ObserverSubscriber, the outermost, which has no downstream subscriber.
     if (downstream !== null) downstream.add(this);
   }
 
@@ -144,64 +143,6 @@ export abstract class InnerSubscriber<T, R = T> extends Subscription implements 
 
   protected onComplete(): void {
     this.downstream.complete();
-  }
-}
-
-/**
- * What a stage started with a plain observer (the edge's) runs on: what
- * RxJS's `subscribe` makes of one (a SafeSubscriber around a
- * ConsumerObserver, a closure for its error context, and a finaliser array
- * for the stage's subscriber) in one object. Same behaviour: events go to
- * the observer's handlers that exist, one that throws is reported as RxJS
- * reports it (`config.onUnhandledError`, else thrown on a later tick), an
- * error without a handler too, and nothing arrives after an error,
- * completion or unsubscription.
- */
-export class ObserverSubscriber<T> extends InnerSubscriber<T> {
-  private declare observer: Partial<Observer<T>> | null;
-
-  constructor(observer: Partial<Observer<T>>) {
-    super(null as unknown as Subscriber<T>);
-    this.observer = observer;
-  }
-
-  protected onNext(value: T): void {
-    const o = this.observer!;
-    if (typeof o.next !== 'function') return;
-    try {
-      o.next(value);
-    } catch (err) {
-      reportUnhandledError(err);
-    }
-  }
-
-  protected override onError(err: unknown): void {
-    const o = this.observer!;
-    if (typeof o.error !== 'function') {
-      reportUnhandledError(err);
-      return;
-    }
-    try {
-      o.error(err);
-    } catch (thrown) {
-      reportUnhandledError(thrown);
-    }
-  }
-
-  protected override onComplete(): void {
-    const o = this.observer!;
-    if (typeof o.complete !== 'function') return;
-    try {
-      o.complete();
-    } catch (err) {
-      reportUnhandledError(err);
-    }
-  }
-
-  override unsubscribe(): void {
-    if (this.closed) return;
-    super.unsubscribe();
-    this.observer = null;
   }
 }
 

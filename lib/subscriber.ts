@@ -1,8 +1,9 @@
 import { config, Observable, Subscription, type Observer, type Subscriber, type TeardownLogic, type Unsubscribable } from 'rxjs';
-import { ObserverSubscriber } from './inner-subscriber.ts';
+import { ObserverSubscriber } from './observer-subscriber.ts';
 import type { GatewayRequest, GatewayResponse, Handler } from './types.ts';
 
-export { InnerSubscriber, ObserverSubscriber, reportUnhandledError } from './inner-subscriber.ts';
+export { InnerSubscriber, reportUnhandledError } from './inner-subscriber.ts';
+export { ObserverSubscriber } from './observer-subscriber.ts';
 
 /**
  * The Observable a hand-written stage returns for one request: `body(a, b,

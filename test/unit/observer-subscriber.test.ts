@@ -47,6 +47,69 @@ describe('a stage started with a plain observer (the edge\'s)', () => {
     expect(stopped).toBe(1);
   });
 
+  it('is no InnerSubscriber (a fifth class through its methods made them megamorphic), and tearing it down stops the stage\'s subscriber and the upstream once', () => {
+    const log: string[] = [];
+    const next = Object.assign((() => of(ok)) as Handler, { start: () => ({ unsubscribe: () => { log.push('upstream'); } }) });
+    const h = handler((n, r, s) => {
+      const pass = new Pass<GatewayResponse>(s as Subscriber<GatewayResponse>);
+      pass.add(() => log.push('stage'));
+      subscribeNext(n, r, pass);
+      return () => log.push('body');
+    }, next);
+    const stop = h.start(req, { next: () => log.push('next'), error: () => log.push('error'), complete: () => log.push('complete') });
+    expect(stop).toBeInstanceOf(ObserverSubscriber);
+    expect(stop).not.toBeInstanceOf(InnerSubscriber);
+    stop!.unsubscribe();
+    stop!.unsubscribe();
+    expect(log).toEqual(['stage', 'upstream', 'body']);
+  });
+
+  it('runs a teardown added after its stage\'s subscriber ended on its own, and reports a throwing one after the rest', () => {
+    const log: string[] = [];
+    const boom = new Error('teardown');
+    let inner: Pass<GatewayResponse> | null = null;
+    const h = handler((_n, _r, s) => {
+      inner = new Pass<GatewayResponse>(s as Subscriber<GatewayResponse>);
+      inner.add(() => { throw boom; });
+      return undefined;
+    });
+    const stop = h.start(req, { next: () => {}, error: () => {}, complete: () => log.push('complete') }) as unknown as ObserverSubscriber<GatewayResponse>;
+    let thrown: unknown = null;
+    try {
+      inner!.unsubscribe();
+    } catch (err) {
+      thrown = err;
+    }
+    expect((thrown as UnsubscriptionError).errors).toEqual([boom]);
+    stop.add(() => log.push('later'));
+    expect(log).toEqual([]);
+    stop.complete();
+    expect(log).toEqual(['complete', 'later']);
+    expect(stop.closed).toBe(true);
+    stop.add(() => log.push('after close'));
+    expect(log).toEqual(['complete', 'later', 'after close']);
+  });
+
+  it('comes out of its teardown with the inner subscriber\'s throw as an UnsubscriptionError, its other teardowns run', () => {
+    const log: string[] = [];
+    const boom = new Error('inner teardown');
+    const h = handler((_n, _r, s) => {
+      const pass = new Pass<GatewayResponse>(s as Subscriber<GatewayResponse>);
+      pass.add(() => { throw boom; });
+      return () => log.push('body');
+    });
+    const stop = h.start(req, { next: () => {}, error: () => {}, complete: () => {} });
+    let thrown: unknown = null;
+    try {
+      stop!.unsubscribe();
+    } catch (err) {
+      thrown = err;
+    }
+    expect((thrown as UnsubscriptionError).errors).toEqual([boom]);
+    expect(log).toEqual(['body']);
+    expect((stop as Subscription).closed).toBe(true);
+  });
+
   it('delivers to the handlers the observer has, and nothing after completion', () => {
     const seen: string[] = [];
     const h = handler((_n, _r, s) => {

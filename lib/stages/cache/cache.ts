@@ -9,7 +9,7 @@ import type { CacheContext } from './context.ts';
 import { isPromiseLike, type CacheEntry, type CacheStore } from './entry.ts';
 import { entryState } from './freshness.ts';
 import { Inflight } from './inflight.ts';
-import { baseKey, getKey } from './key.ts';
+import { getKey, KeyMemo } from './key.ts';
 import { MemoryCacheStore } from './memory-store.ts';
 import { goUpstream } from './miss.ts';
 import { invalidates, NEVER_STORED, onlyIfCached, requestMode, type StoragePolicy } from './policy.ts';
@@ -157,6 +157,7 @@ export function cache(options: CacheOptions = {}): Policy {
       next, policy, maxEntrySize, clock, table, storeCopies: store.copiesBodies === true,
       inflight: new Inflight(), revalidating: new Set(),
     };
+    const keys = new KeyMemo();
 
     /** The request's fate once the lookup has answered. */
     function decide(subscriber: Subscriber<GatewayResponse>, req: GatewayRequest, base: string, found: Found): void {
@@ -212,7 +213,7 @@ export function cache(options: CacheOptions = {}): Policy {
       if (mode === 'unavailable') {
         return new Observable<GatewayResponse>((subscriber) => noStoredResponse(subscriber, req));
       }
-      const base = baseKey(req);
+      const base = keys.baseKey(req);
       if (mode === 'refresh') {
         return new Observable<GatewayResponse>((subscriber) => {
           goUpstream(ctx, subscriber, req, base, 'BYPASS', req.method === 'GET');

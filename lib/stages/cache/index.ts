@@ -13,6 +13,8 @@ export { MemoryCacheStore } from './memory-store.ts';
 export { RedisCacheStore } from './redis-store.ts';
 
 const MEMORY_DEFAULT = 64 * 1024 * 1024; // 64 MiB
+/** Keys `namespaced` remembers with their prefixed forms: a power of two. */
+const MEMO_SIZE = 32;
 
 /** `cache` on a route: answers from cache (Cache-Control aware), coalesces misses. */
 export const cacheStage = defineStage({
@@ -50,7 +52,19 @@ function redisStore(ctx: StageContext): CacheStore {
 
 /** A view of `store` whose keys all start with `ns` (exported for its test). */
 export function namespaced(store: CacheStore, ns: string): CacheStore {
-  const k = (key: string): string => `${ns} ${key}`;
+  // The last keys by length, each with its prefixed form: a base key the
+  // stage's KeyMemo gives again maps to the same string object, whose hash
+  // V8 keeps, so the store's Map need not hash a new concatenation per hit.
+  const keys = new Array<string | undefined>(MEMO_SIZE).fill(undefined);
+  const prefixed = new Array<string>(MEMO_SIZE).fill('');
+  const k = (key: string): string => {
+    const i = key.length & (MEMO_SIZE - 1);
+    if (keys[i] === key) return prefixed[i]!;
+    const out = `${ns} ${key}`;
+    keys[i] = key;
+    prefixed[i] = out;
+    return out;
+  };
   return {
     // Without it the miss path copies every stored body once more for the
     // store to copy it again (the view had dropped it: bench/memory/cache-miss.ts).

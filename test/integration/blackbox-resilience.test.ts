@@ -56,7 +56,7 @@ async function metric(g: Gw, name: string, labels = ''): Promise<number> {
     .reduce((sum, l) => sum + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);
 }
 
-interface InstanceView { url?: string; origin?: string; healthy: boolean; ejected: boolean; ejectedUntil: string | null; inFlight: number }
+interface InstanceView { url: string; healthy: boolean; ejected: boolean; ejectedUntil: string | null; inFlight: number; lastCheck: { ok: boolean; status: number | null; at: string; error?: string } | null }
 
 async function instances(g: Gw, service: string): Promise<InstanceView[]> {
   const health = JSON.parse((await send(`${g.gw}/__rxgate/health`)).body) as { services: Record<string, { instances: InstanceView[] }> };
@@ -80,8 +80,8 @@ async function httpUp(name: string, handle: (req: IncomingMessage, res: ServerRe
 /** One request a raw upstream framed, and on which connection. */
 interface Seen { conn: number; target: string; socket: Socket }
 
-/** A node:net upstream: `answer` returns the bytes to write, or 'hold' to answer never (the test writes on `socket`). */
-async function rawUp(answer: (seen: Seen) => string | 'hold'): Promise<{ url: string; seen: Seen[]; connections: number; closed: number }> {
+/** A node:net upstream: `answer` returns the bytes to write, 'hold' to answer never (the test writes on `socket`), or 'reset' to close without answering. */
+async function rawUp(answer: (seen: Seen) => string | 'hold' | 'reset'): Promise<{ url: string; seen: Seen[]; connections: number; closed: number }> {
   const up = { url: '', seen: [] as Seen[], connections: 0, closed: 0 };
   const server = createServer((socket) => {
     const conn = ++up.connections;
@@ -98,6 +98,7 @@ async function rawUp(answer: (seen: Seen) => string | 'hold'): Promise<{ url: st
         const seen = { conn, target, socket };
         up.seen.push(seen);
         const out = answer(seen);
+        if (out === 'reset') return void socket.destroy();
         if (out !== 'hold') socket.write(out);
       }
     });
@@ -255,5 +256,139 @@ routes:
     expect((await instances(g, 'sticky')).length).toBe(3);
     expect((await send(`${g.gw}/sticky/x`, { headers: { 'x-user': 'u1' } })).status).toBe(200);
     write(['h1', 'h3', 'h4']);
+  });
+});
+
+/** An upstream whose /health probes wait until the test answers them, one at a time, oldest first. */
+async function scriptedHealth(name: string): Promise<{ url: string; answer(status: number): Promise<void>; held: ServerResponse[]; probes: number }> {
+  const held: ServerResponse[] = [];
+  const waiting: Array<() => void> = [];
+  const up = await httpUp(name, (req, res) => {
+    if (req.url !== '/health') return void res.end(name);
+    out.probes++;
+    held.push(res);
+    waiting.shift()?.();
+  });
+  const out = {
+    url: up.url, held, probes: 0,
+    async answer(status: number) {
+      if (held.length === 0) await new Promise<void>((r) => waiting.push(r));
+      held.shift()!.writeHead(status).end();
+    },
+  };
+  return out;
+}
+
+describe('active health checks', () => {
+  let g: Gw;
+  let counted: Awaited<ReturnType<typeof scriptedHealth>>;
+  let hanging: { url: string; server: HttpServer };
+  beforeAll(async () => {
+    counted = await scriptedHealth('counted');
+    hanging = await httpUp('hanging', (req, res) => { if (req.url !== '/health') res.end('hanging'); });
+    g = await gateway(`services:
+  counted: { upstreams: ["${counted.url}"], health: { path: /health, interval: 100ms, timeout: 20s, unhealthyAfter: 3, healthyAfter: 2, expectedStatuses: [200, 418] } }
+  hanging: { upstreams: ["${hanging.url}"], health: { path: /health, interval: 100ms, timeout: 150ms, unhealthyAfter: 2, healthyAfter: 1 } }
+routes:
+  - { path: /counted/*, service: counted }
+  - { path: /hanging/*, service: hanging }
+`);
+  });
+
+  it('counts unhealthyAfter and healthyAfter in a row exactly, by expectedStatuses (a 204 not listed fails, a 418 listed passes)', async () => {
+    const states: boolean[] = [];
+    for (const status of [500, 503, 418, 500, 500, 204, 200, 500, 418, 200]) {
+      const before = (await instances(g, 'counted'))[0]!;
+      await counted.answer(status);
+      await until(async () => (await instances(g, 'counted'))[0]!.lastCheck?.at !== before.lastCheck?.at);
+      states.push((await instances(g, 'counted'))[0]!.healthy);
+    }
+    // Down at the third failure in a row (a pass between resets the count), up at the second pass in a row.
+    expect(states).toEqual([true, true, true, true, true, false, false, false, false, true]);
+    expect(g.proc.lines.filter((l) => l['service'] === 'counted').map((l) => l['msg'])).toEqual(['upstream instance unhealthy', 'upstream instance healthy']);
+  });
+
+  it('fails a check that hangs past health.timeout (undici\'s head timeout), two in a row taking the instance out', async () => {
+    await until(async () => !(await instances(g, 'hanging'))[0]!.healthy);
+    const view = (await instances(g, 'hanging'))[0]!;
+    expect(view.healthy).toBe(false);
+    expect(view.lastCheck).toMatchObject({ ok: false, status: null, error: 'UND_ERR_HEADERS_TIMEOUT' });
+  });
+});
+
+describe('passive ejection', () => {
+  it('doubles ejectFor on each ejection up to maxEjectFor, and starts again from ejectFor after an answer', async () => {
+    let good = false;
+    const up = await rawUp(() => (good ? ok('fine') : 'reset'));
+    const g = await gateway(`services:
+  flaky: { upstreams: ["${up.url}"], ejectFor: 100ms, maxEjectFor: 350ms, ejectAfter: 1, panic: false, retry: false, circuitBreaker: false }
+routes:
+  - { path: /flaky/*, service: flaky }
+`);
+    const strike = async (): Promise<void> => {
+      await until(async () => !(await instances(g, 'flaky'))[0]!.ejected);
+      expect((await send(`${g.gw}/flaky/x`)).status).toBe(502);
+    };
+    for (let i = 0; i < 4; i++) await strike();
+    // While ejected, panic: false answers at once without sending.
+    expect((await send(`${g.gw}/flaky/x`)).status).toBe(503);
+    await until(async () => !(await instances(g, 'flaky'))[0]!.ejected);
+    good = true;
+    expect((await send(`${g.gw}/flaky/x`)).status).toBe(200);
+    good = false;
+    // The kept connection reset under the next request is the idle-timeout race, forgiven once per answer: no ejection.
+    expect((await send(`${g.gw}/flaky/x`)).status).toBe(502);
+    expect((await instances(g, 'flaky'))[0]!.ejected).toBe(false);
+    await strike();
+    await g.proc.logged('upstream instance ejected', 5);
+    const ejections = g.proc.lines.filter((l) => l['msg'] === 'upstream instance ejected').map((l) => [Math.round(l['forMs'] as number), l['ejections']]);
+    expect(ejections).toEqual([[100, 1], [200, 2], [350, 3], [350, 4], [100, 1]]);
+  });
+});
+
+describe('retry from YAML', () => {
+  let g: Gw;
+  let first: Awaited<ReturnType<typeof httpUp>>;
+  let second: Awaited<ReturnType<typeof httpUp>>;
+  beforeAll(async () => {
+    const byQuery = (name: string) => (req: IncomingMessage, res: ServerResponse): void => {
+      const status = Number(new URL(req.url!, 'http://x').searchParams.get(name) ?? 200);
+      res.writeHead(status, status === 503 ? { 'retry-after': '7' } : {}).end(name);
+    };
+    first = await httpUp('first', byQuery('first'));
+    second = await httpUp('second', byQuery('second'));
+    const pair = `["${first.url}", "${second.url}"], balancer: round-robin`;
+    g = await gateway(`services:
+  plain: { upstreams: ${pair} }
+  on503: { upstreams: ${pair}, retry: { statuses: [503], retryAfter: false } }
+  stingy: { upstreams: ${pair}, retry: { statuses: [503], retryAfter: false, budget: { ratio: 0, minRetries: 0, minConcurrent: 0 } } }
+routes:
+  - { path: /plain/*, service: plain }
+  - { path: /on503/*, service: on503 }
+  - { path: /stingy/*, service: stingy }
+`);
+  });
+
+  it('passes an upstream 503 on by default, not retried, with its Retry-After (nginx proxy_next_upstream: error timeout; Envoy retries only what retry_on lists)', async () => {
+    const before = [first.hits.length, second.hits.length];
+    const res = await send(`${g.gw}/plain/x?first=503&second=503`);
+    expect([res.status, res.headers['retry-after'], res.headers['x-gateway-attempts']]).toEqual([503, '7', '1']);
+    expect(first.hits.length + second.hits.length - before[0]! - before[1]!).toBe(1);
+  });
+
+  it('retries a listed status on the other instance and says 2 attempts', async () => {
+    const before = [first.hits.length, second.hits.length];
+    // Round-robin: one of the two requests goes to first (503, then retried on second), the other to second.
+    const answers = [await send(`${g.gw}/on503/x?first=503`), await send(`${g.gw}/on503/x?first=503`)];
+    expect(answers.map((a) => [a.status, a.body])).toEqual([[200, 'second'], [200, 'second']]);
+    expect(answers.map((a) => a.headers['x-gateway-attempts']).sort()).toEqual(['1', '2']);
+    expect([first.hits.length - before[0]!, second.hits.length - before[1]!]).toEqual([1, 2]);
+  });
+
+  it('gives the first attempt\'s answer when the budget refuses the retry, and logs the refusal', async () => {
+    const res = await send(`${g.gw}/stingy/x?first=503&second=503`);
+    expect([res.status, res.headers['x-gateway-attempts']]).toEqual([503, '1']);
+    await g.proc.logged('retry refused: retry budget spent');
+    expect(await metric(g, 'rxgate_retry_budget_refused_total', 'service="stingy"')).toBe(1);
   });
 });

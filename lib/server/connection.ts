@@ -1,7 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import type { Observable, Observer, Unsubscribable } from 'rxjs';
 import type { HttpResponse, us_socket_context_t } from 'uWebSockets.js';
-import { BadRequestError, errorResponseBody, toGatewayError, type GatewayError } from '../errors.ts';
+import { BadRequestError, errorResponseBody, PayloadTooLargeError, toGatewayError, type GatewayError } from '../errors.ts';
 import type { Body, GatewayRequest, GatewayResponse } from '../types.ts';
 import type { EdgeHooks } from './edge.ts';
 import type { InFlight, InFlightEntry } from './in-flight.ts';
@@ -19,8 +19,7 @@ import { upgradeOf } from './ws-connect.ts';
  * body's sink; the request body, when there is one, is a `RequestBody` on the same `HttpResponse`.
  */
 export class Exchange extends ResponseWriter implements Observer<GatewayResponse>, InFlightEntry {
-  /** The pipeline is over: it completed, failed, or was unsubscribed. */
-  private settled = false;
+  private settled = false; // the pipeline is over: it completed, failed, or was unsubscribed
   /** The pipeline's response was taken: from here a failure can only drop the connection. */
   private answered = false;
   private subscription: Unsubscribable | null = null;
@@ -96,8 +95,7 @@ export class Exchange extends ResponseWriter implements Observer<GatewayResponse
     }
   }
 
-  // `unsubscribe` and `add` are what the edge called on the pipeline's Subscription when it kept a Set of them. (With a
-  // `remove` as well, RxJS would take this object for a Subscriber and not wrap it: do not add one.)
+  // `unsubscribe` and `add`: what the edge called on the pipeline's Subscription (with a `remove`, RxJS would take this for a Subscriber: do not add one).
 
   /** Stops the pipeline (the edge is closing), which aborts the upstream request. */
   unsubscribe(): void {
@@ -236,6 +234,8 @@ export class Exchange extends ResponseWriter implements Observer<GatewayResponse
   private fail(error: GatewayError): void {
     this.status = error.status;
     if (this.inflight.draining) this.closeAtEnd = true;
+    // 413 with the body still coming: none of the rest is read (RequestBody.hold) and the client is told to close (nginx closes too).
+    if (error.status === 413 && this.requestBody?.hold() === true) error = new PayloadTooLargeError(error.message, { headers: { ...error.headers, connection: 'close' } });
     // Serialised once: the answer's body, and its length for the access log.
     const body = errorResponseBody(error);
     // A HEAD gets the head alone (unless the connection closes after it: response-writer.ts).

@@ -66,7 +66,29 @@ export class RequestBody implements Body, IdleWatched {
     this.sink = null;
     this.queue = null;
     // Let uWS read and drop the rest rather than stall the connection.
-    if (this.paused && !this.connection.gone) this.res.resume();
+    if (this.paused && !this.connection.gone) {
+      this.paused = false;
+      this.res.resume();
+    }
+  }
+
+  /**
+   * Stops reading a body that is still coming, for good: its answer refuses
+   * it (413). The client stays paused, so no more than the socket buffers
+   * hold is read, where `destroy` lets uWS read and drop the rest (an endless
+   * chunked body: for ever). The answer says `Connection: close`; a client
+   * that keeps sending instead is closed at uWS's idle timeout (~10 s), after
+   * it could read the answer, as nginx's lingering close does. Returns
+   * whether the body was still coming (else nothing changes).
+   */
+  hold(): boolean {
+    if (this.last || this.connection.gone) return false;
+    this.destroy();
+    if (!this.paused) {
+      this.paused = true;
+      this.res.pause();
+    }
+    return true;
   }
 
   private flush(): void {

@@ -217,6 +217,38 @@ describe('slow clients, each bounded by a timer of uWS or rxgate (side by side: 
     expect(new Set(parseResponses(c.got()).map((r) => r.status))).toEqual(new Set([404]));
     await until(() => c.closed(), { timeout: 25_000 });
   });
+  it.concurrent('a chunked upload past maxBodySize is answered 413 mid-stream with Connection: close, the upstream request aborted, and no more of the body read', async () => {
+    const c = open();
+    c.socket.write('POST /small/chunked HTTP/1.1\r\nHost: gw\r\nTransfer-Encoding: chunked\r\n\r\n');
+    const chunk = `4000\r\n${'y'.repeat(0x4000)}\r\n`;
+    // Up to 64 MiB, whatever the answer says (an endless body, as far as the gateway knows): a write waits while the gateway reads nothing.
+    let written = 0;
+    for (let i = 0; i < 4096 && !c.closed(); i++) {
+      await write(c.socket, chunk);
+      written += chunk.length;
+    }
+    await until(() => c.closed(), { timeout: 25_000 });
+    const answers = parseResponses(c.got());
+    expect(answers.map((r) => [r.status, /\r\nconnection: close/i.test(r.head)])).toEqual([[413, true]]);
+    // The socket buffers on both sides, not the 64 MiB (before: all of it read and dropped, the connection kept).
+    expect(written).toBeLessThan(16 * MiB);
+    await until(() => seenAt('/small/chunked').every((s) => s.closed));
+    expect(seenAt('/small/chunked').map((s) => s.complete)).not.toContain(true);
+  });
+
+  it.concurrent('a Content-Length over maxBodySize is 413 with Connection: close before any byte is forwarded, and the body is not read', async () => {
+    const c = open();
+    c.socket.write('POST /small/length HTTP/1.1\r\nHost: gw\r\nContent-Length: 100000000\r\n\r\n');
+    let written = 0;
+    for (let i = 0; i < 6104 && !c.closed(); i++) {
+      await write(c.socket, Buffer.alloc(0x4000, 0x79));
+      written += 0x4000;
+    }
+    await until(() => c.closed(), { timeout: 25_000 });
+    expect(parseResponses(c.got()).map((r) => [r.status, /\r\nconnection: close/i.test(r.head)])).toEqual([[413, true]]);
+    expect(written).toBeLessThan(16 * MiB);
+    expect(seenAt('/small/length')).toEqual([]);
+  });
 });
 
 describe('floods and limits answered at once', () => {

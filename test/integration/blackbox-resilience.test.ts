@@ -20,9 +20,22 @@ let runs: RxgateRuns;
 const servers: Array<Server | HttpServer> = [];
 const sockets = new Set<Socket>();
 
-beforeAll(() => {
+/** One gateway for the file (its start is most of a case's cost): each describe adds its upstreams, services and routes as a part. */
+let g: Gw;
+interface Part { services: string; routes: string }
+const parts: Array<() => Promise<Part>> = [];
+const part = (setup: () => Promise<Part>): void => { parts.push(setup); };
+/** A `services: … routes: …` YAML text as a part. */
+const split = (yaml: string): Part => {
+  const at = yaml.indexOf('routes:\n');
+  return { services: yaml.slice('services:\n'.length, at), routes: yaml.slice(at + 'routes:\n'.length) };
+};
+
+beforeAll(async () => {
   runs = rxgateRuns();
-});
+  const all = await Promise.all(parts.map((setup) => setup()));
+  g = await gateway(`services:\n${all.map((x) => x.services).join('')}routes:\n${all.map((x) => x.routes).join('')}`);
+}, 30_000);
 
 afterAll(async () => {
   runs?.remove();
@@ -112,9 +125,13 @@ async function rawUp(answer: (seen: Seen) => string | 'hold' | 'reset'): Promise
 const ok = (body: string): string => `HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
 
 describe('the queue behind connections', () => {
+  let up: Awaited<ReturnType<typeof rawUp>>;
+  part(async () => {
+    up = await rawUp((s) => (s.target.includes('hold') ? 'hold' : ok(`${s.target} on ${s.conn}`)));
+    return split(`services:\n  one: { upstreams: ["${up.url}"], connections: 1 }\nroutes:\n  - { path: /q/*, service: one }\n`);
+  });
+
   it('drops a queued request whose client left: never sent, and the connection it waited for is kept (Envoy drops a pending request on a downstream reset)', async () => {
-    const up = await rawUp((s) => (s.target.includes('hold') ? 'hold' : ok(`${s.target} on ${s.conn}`)));
-    const g = await gateway(`services:\n  one: { upstreams: ["${up.url}"], connections: 1 }\nroutes:\n  - { path: /q/*, service: one }\n`);
     const first = send(`${g.gw}/q/hold`);
     await until(() => up.seen.length === 1);
     const leaving = new AbortController();
@@ -146,15 +163,14 @@ async function spread(url: string, n: number, headers: (i: number) => Record<str
 }
 
 describe('balancers and weights', () => {
-  let g: Gw;
   let a: string;
   let b: string;
-  beforeAll(async () => {
+  part(async () => {
     [a, b] = await Promise.all([httpUp('a'), httpUp('b')]).then((u) => u.map((x) => x.url)) as [string, string];
     const slow = await httpUp('slow', (_q, s) => { setTimeout(() => s.end('slow'), 150); });
     const fast = await httpUp('fast');
     const pair = `[{ url: "${a}", weight: 1 }, { url: "${b}", weight: 3 }]`;
-    g = await gateway(`services:
+    return split(`services:
   rr: { upstreams: ${pair}, balancer: round-robin }
   rnd: { upstreams: ${pair}, balancer: random }
   lr: { upstreams: ${pair}, balancer: least-request }
@@ -194,7 +210,6 @@ routes:
 });
 
 describe('hash stickiness and file discovery', () => {
-  let g: Gw;
   let file: string;
   const ups: Array<{ url: string; name: string }> = [];
   const write = (names: string[]): void => writeFileSync(file, names.map((n) => ups.find((u) => u.name === n)!.url).join('\n') + (names.length > 0 ? '\n' : ''));
@@ -204,11 +219,11 @@ describe('hash stickiness and file discovery', () => {
     for (let k = 0; k < 200; k++) out.push((await send(`${g.gw}${path}`, { headers: headers(k) })).headers['x-up']!);
     return out;
   };
-  beforeAll(async () => {
+  part(async () => {
     for (const name of ['h1', 'h2', 'h3', 'h4']) ups.push({ name, url: (await httpUp(name)).url });
     file = join(runs.dir, 'sticky.txt');
     write(['h1', 'h2', 'h3']);
-    g = await gateway(`services:
+    return split(`services:
   sticky: { discovery: { file: { path: "${file}", interval: 50ms } }, balancer: hash, hash: { header: x-user } }
   crumbs: { upstreams: ["${ups[0]!.url}", "${ups[1]!.url}", "${ups[2]!.url}"], balancer: hash, hash: { cookie: sid } }
   byip: { upstreams: ["${ups[0]!.url}", "${ups[1]!.url}", "${ups[2]!.url}"], balancer: hash, hash: { ip: true } }
@@ -280,13 +295,12 @@ async function scriptedHealth(name: string): Promise<{ url: string; answer(statu
 }
 
 describe('active health checks', () => {
-  let g: Gw;
   let counted: Awaited<ReturnType<typeof scriptedHealth>>;
   let hanging: { url: string; server: HttpServer };
-  beforeAll(async () => {
+  part(async () => {
     counted = await scriptedHealth('counted');
     hanging = await httpUp('hanging', (req, res) => { if (req.url !== '/health') res.end('hanging'); });
-    g = await gateway(`services:
+    return split(`services:
   counted: { upstreams: ["${counted.url}"], health: { path: /health, interval: 100ms, timeout: 20s, unhealthyAfter: 3, healthyAfter: 2, expectedStatuses: [200, 418] } }
   hanging: { upstreams: ["${hanging.url}"], health: { path: /health, interval: 100ms, timeout: 150ms, unhealthyAfter: 2, healthyAfter: 1 } }
 routes:
@@ -317,14 +331,17 @@ routes:
 });
 
 describe('passive ejection', () => {
-  it('doubles ejectFor on each ejection up to maxEjectFor, and starts again from ejectFor after an answer', async () => {
-    let good = false;
+  let good = false;
+  part(async () => {
     const up = await rawUp(() => (good ? ok('fine') : 'reset'));
-    const g = await gateway(`services:
+    return split(`services:
   flaky: { upstreams: ["${up.url}"], ejectFor: 100ms, maxEjectFor: 350ms, ejectAfter: 1, panic: false, retry: false, circuitBreaker: false }
 routes:
   - { path: /flaky/*, service: flaky }
 `);
+  });
+
+  it('doubles ejectFor on each ejection up to maxEjectFor, and starts again from ejectFor after an answer', async () => {
     const strike = async (): Promise<void> => {
       await until(async () => !(await instances(g, 'flaky'))[0]!.ejected);
       expect((await send(`${g.gw}/flaky/x`)).status).toBe(502);
@@ -340,17 +357,16 @@ routes:
     expect((await send(`${g.gw}/flaky/x`)).status).toBe(502);
     expect((await instances(g, 'flaky'))[0]!.ejected).toBe(false);
     await strike();
-    await g.proc.logged('upstream instance ejected', 5);
-    const ejections = g.proc.lines.filter((l) => l['msg'] === 'upstream instance ejected').map((l) => [Math.round(l['forMs'] as number), l['ejections']]);
+    await until(() => g.proc.lines.filter((l) => l['service'] === 'flaky' && l['msg'] === 'upstream instance ejected').length === 5);
+    const ejections = g.proc.lines.filter((l) => l['service'] === 'flaky' && l['msg'] === 'upstream instance ejected').map((l) => [Math.round(l['forMs'] as number), l['ejections']]);
     expect(ejections).toEqual([[100, 1], [200, 2], [350, 3], [350, 4], [100, 1]]);
   });
 });
 
 describe('retry from YAML', () => {
-  let g: Gw;
   let first: Awaited<ReturnType<typeof httpUp>>;
   let second: Awaited<ReturnType<typeof httpUp>>;
-  beforeAll(async () => {
+  part(async () => {
     const byQuery = (name: string) => (req: IncomingMessage, res: ServerResponse): void => {
       const status = Number(new URL(req.url!, 'http://x').searchParams.get(name) ?? 200);
       res.writeHead(status, status === 503 ? { 'retry-after': '7' } : {}).end(name);
@@ -358,7 +374,7 @@ describe('retry from YAML', () => {
     first = await httpUp('first', byQuery('first'));
     second = await httpUp('second', byQuery('second'));
     const pair = `["${first.url}", "${second.url}"], balancer: round-robin`;
-    g = await gateway(`services:
+    return split(`services:
   plain: { upstreams: ${pair} }
   on503: { upstreams: ${pair}, retry: { statuses: [503], retryAfter: false } }
   stingy: { upstreams: ${pair}, retry: { statuses: [503], retryAfter: false, budget: { ratio: 0, minRetries: 0, minConcurrent: 0 } } }
@@ -390,5 +406,117 @@ routes:
     expect([res.status, res.headers['x-gateway-attempts']]).toEqual([503, '1']);
     await g.proc.logged('retry refused: retry budget spent');
     expect(await metric(g, 'rxgate_retry_budget_refused_total', 'service="stingy"')).toBe(1);
+  });
+});
+
+/** An upstream holding /hold requests until the test answers them (`held`), counting requests whose connection closed unanswered. */
+async function holdingUp(name: string, holds = true): Promise<{ url: string; hits: string[]; held: ServerResponse[]; aborted: number }> {
+  const out = { url: '', hits: [] as string[], held: [] as ServerResponse[], aborted: 0 };
+  const up = await httpUp(name, (req, res) => {
+    const path = new URL(req.url!, 'http://x').pathname;
+    if (holds && path.endsWith('/hold')) {
+      out.held.push(res);
+      res.on('close', () => { if (!res.writableFinished) out.aborted++; });
+      return;
+    }
+    res.writeHead(path.endsWith('/fail') ? 500 : path.endsWith('/missing') ? 404 : 200).end(name);
+  });
+  out.url = up.url;
+  out.hits = up.hits;
+  return out;
+}
+
+describe('circuit breaker, hedging, mirroring and adaptive concurrency from YAML', () => {
+  let brk: Awaited<ReturnType<typeof holdingUp>>;
+  let slow: Awaited<ReturnType<typeof holdingUp>>;
+  let fast: Awaited<ReturnType<typeof holdingUp>>;
+  let shadow: Awaited<ReturnType<typeof holdingUp>>;
+  let limited: Awaited<ReturnType<typeof holdingUp>>;
+  part(async () => {
+    [brk, slow, fast, shadow, limited] = await Promise.all(['brk', 'slow', 'fast', 'shadow', 'limited'].map((n) => holdingUp(n, n !== 'fast')));
+    return split(`services:
+  brk: { upstreams: ["${brk.url}"], retry: false, circuitBreaker: { consecutiveFailures: 2, resetTimeout: 1s, resetBackoff: 4, maxResetTimeout: 1m, probes: 2, failureStatuses: [500] } }
+  rate: { upstreams: ["${brk.url}"], retry: false, circuitBreaker: { consecutiveFailures: 0, failureRate: 0.5, windowType: count, windowSize: 4, minimumCalls: 4, failureStatuses: [500] } }
+  hedged: { upstreams: ["${slow.url}", "${fast.url}"], balancer: round-robin, retry: false }
+  main: { upstreams: ["${fast.url}"] }
+  shadow: { upstreams: ["${shadow.url}"] }
+  limited: { upstreams: ["${limited.url}"], retry: false, adaptiveConcurrency: { initialLimit: 2, minLimit: 2, maxLimit: 2 } }
+routes:
+  - { path: /brk/*, service: brk }
+  - { path: /rate/*, service: rate }
+  - { path: /hedged/*, service: hedged, hedge: { after: 100ms, max: 1 } }
+  - { path: /mirrored/*, service: main, mirror: { service: shadow, percent: 25 } }
+  - { path: /limited/*, service: limited }
+`);
+  });
+
+  const breakerState = async (name: string): Promise<string> => {
+    const report = JSON.parse((await send(`${g.gw}/__rxgate/health`)).body) as { breakers: Array<{ breaker: string; state: string }> };
+    return report.breakers.find((b) => b.breaker === name)?.state ?? 'closed';
+  };
+  const code = (a: Answer): string => (a.status === 503 ? JSON.parse(a.body).error.code as string : String(a.status));
+
+  it('counts no 4xx as a failure, opens at consecutiveFailures, admits exactly `probes` calls half-open, and re-opens for resetTimeout × resetBackoff', async () => {
+    for (let i = 0; i < 5; i++) expect((await send(`${g.gw}/brk/missing`)).status).toBe(404);
+    expect(await breakerState('brk')).toBe('closed');
+    const openedAt = Date.now();
+    expect([(await send(`${g.gw}/brk/fail`)).status, (await send(`${g.gw}/brk/fail`)).status]).toEqual([500, 500]);
+    const open = await send(`${g.gw}/brk/x`);
+    expect([code(open), open.headers['retry-after']]).toEqual(['CIRCUIT_OPEN', '1']);
+    // Open turns half-open lazily, on the first request after resetTimeout (the health view says open until then).
+    await until(() => Date.now() - openedAt > 1100, { timeout: 3000, interval: 20 });
+    const before = brk.held.length;
+    const results: string[] = [];
+    const four = Array.from({ length: 4 }, () => send(`${g.gw}/brk/hold`).then((a) => { results.push(code(a)); return a; }));
+    await until(() => brk.held.length - before === 2 && results.length === 2);
+    // The two over the probe slots were refused at once; only two reached the upstream.
+    expect(results).toEqual(['CIRCUIT_OPEN', 'CIRCUIT_OPEN']);
+    expect(brk.held.length - before).toBe(2);
+    // One probe fails: open again, for 1 s × 4.
+    brk.held[before]!.writeHead(500).end('probe failed');
+    await until(() => results.includes('500'));
+    const again = await send(`${g.gw}/brk/x`);
+    expect([code(again), again.headers['retry-after']]).toEqual(['CIRCUIT_OPEN', '4']);
+    // The other probe's late success does not close it.
+    brk.held[before + 1]!.end('late');
+    await Promise.all(four);
+    expect(code(await send(`${g.gw}/brk/x`))).toBe('CIRCUIT_OPEN');
+  });
+
+  it('opens on failureRate only once the window holds minimumCalls', async () => {
+    const statuses = [];
+    for (const path of ['fail', 'fail', 'fail', 'ok', 'fail', 'ok']) statuses.push(code(await send(`${g.gw}/rate/${path}`)));
+    // 3 of 3 failed, but under minimumCalls 4: closed; the fifth call's failure makes 3 of 4: open.
+    expect(statuses).toEqual(['500', '500', '500', '200', '500', 'CIRCUIT_OPEN']);
+  });
+
+  it('hedges a GET without a head after `after` to the other instance and aborts the loser: the slow upstream sees its connection close', async () => {
+    const res = await send(`${g.gw}/hedged/hold`);
+    expect([res.status, res.body]).toEqual([200, 'fast']);
+    await until(() => slow.aborted === 1);
+    expect(slow.held.length).toBe(1);
+    expect(await metric(g, 'rxgate_hedges_total', 'outcome="won"')).toBe(1);
+    // The next request goes to fast first (round-robin) and is answered before `after`: no hedge.
+    const slowBefore = slow.hits.length;
+    expect((await send(`${g.gw}/hedged/quick`)).body).toBe('fast');
+    expect(slow.hits.length).toBe(slowBefore);
+    expect(await metric(g, 'rxgate_hedges_total', 'outcome="sent"')).toBe(1);
+  });
+
+  it('mirrors about `percent` of the requests (percent 25: 50 of 200 expected, a binomial draw)', async () => {
+    for (let i = 0; i < 200; i++) expect((await send(`${g.gw}/mirrored/m${i}`)).status).toBe(200);
+    await until(async () => shadow.hits.length === await metric(g, 'rxgate_mirror_total', 'outcome="sent"'));
+    expect(shadow.hits.length).toBeGreaterThan(20);
+    expect(shadow.hits.length).toBeLessThan(80);
+  });
+
+  it('refuses what is over the adaptive concurrency limit at once with 503 and Retry-After: 1, sending it nowhere', async () => {
+    const four = Array.from({ length: 4 }, () => send(`${g.gw}/limited/hold`));
+    await until(() => limited.held.length === 2);
+    const refused = await Promise.race([Promise.all([four[2]!, four[3]!]), Promise.all([four[0]!, four[1]!])]);
+    expect(refused.map((r) => [r.status, r.headers['retry-after']])).toEqual([[503, '1'], [503, '1']]);
+    expect(limited.hits.length).toBe(2);
+    for (const res of limited.held) res.end('done');
+    expect((await Promise.all(four)).map((r) => r.status).sort()).toEqual([200, 200, 503, 503]);
   });
 });

@@ -51,7 +51,8 @@ describe('the 304\'s header fields update the stored ones (RFC 9111 §3.2)', () 
     const old = entry(['etag', '"e1"', 'cache-control', 'max-age=1', 'content-type', 'text/plain']);
     const { entry: e, storable } = freshen(old, notModified(['etag', '"e1"', 'cache-control', 'max-age=60', 'age', '10', 'connection', 'x-hop', 'x-hop', '1', 'keep-alive', 'timeout=5']), 5000, POLICY);
     expect(storable).toBe(true);
-    expect(e.headers).toEqual(['etag', '"e1"', 'content-type', 'text/plain', 'cache-control', 'max-age=60']);
+    // accept-ranges: a stored 200 answers byte ranges (range.ts)
+    expect(e.headers).toEqual(['etag', '"e1"', 'content-type', 'text/plain', 'cache-control', 'max-age=60', 'accept-ranges', 'bytes']);
     expect([e.storedAt, e.initialAge, e.freshUntil]).toEqual([5000, 10, 5000 + 60_000 - 10_000]);
     expect(e.body).toBe(old.body);
     // no Cache-Control in the 304: the stored one gives the lifetime, counted from now
@@ -86,7 +87,7 @@ describe('which stored response a 304 is about (RFC 9111 §4.3.4)', () => {
     const gz = entry(['etag', 'W/"e1"', 'content-encoding', 'gzip', 'cache-control', 'max-age=1']);
     expect(selects(gz, notModified(['etag', '"e1"']))).toBe(true);
     expect(freshen(gz, notModified(['etag', '"e1"', 'cache-control', 'max-age=60']), 5000, POLICY).entry.headers).toEqual([
-      'etag', 'W/"e1"', 'content-encoding', 'gzip', 'cache-control', 'max-age=60',
+      'etag', 'W/"e1"', 'content-encoding', 'gzip', 'cache-control', 'max-age=60', 'accept-ranges', 'bytes',
     ]);
   });
 

@@ -536,7 +536,7 @@ describe('cache', () => {
     await send(handler);
     const hit = await send(handler);
     const names = hit.headers.filter((_h, i) => i % 2 === 0);
-    expect(names).toEqual(['content-type', 'set-cookie2', 'x-cache', 'age']);
+    expect(names).toEqual(['content-type', 'set-cookie2', 'accept-ranges', 'x-cache', 'age']);
   });
 
   it('turns a failing store into a bypass and reports the failure', async () => {

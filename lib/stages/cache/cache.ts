@@ -13,6 +13,7 @@ import { getKey, KeyMemo } from './key.ts';
 import { MemoryCacheStore } from './memory-store.ts';
 import { goUpstream } from './miss.ts';
 import { invalidates, NEVER_STORED, onlyIfCached, requestMode, type StoragePolicy } from './policy.ts';
+import { replayRange } from './range.ts';
 import { replay } from './replay.ts';
 import { revalidate } from './revalidate.ts';
 import { CacheTable, type Found } from './table.ts';
@@ -173,7 +174,8 @@ export function cache(options: CacheOptions = {}): Policy {
           else if (hasPreconditions(req.headers) && answerConditional(subscriber, req, entry, now)) return;
           const status = state === 'fresh' ? 'HIT' : 'STALE';
           req.locals.cache = status;
-          subscriber.next(replay(entry, req.method, status, now));
+          const range = req.headers.range; // a byte range of the stored 200 (range.ts)
+          subscriber.next(range === undefined ? replay(entry, req.method, status, now) : replayRange(entry, req, range, status, now));
           subscriber.complete();
           return;
         }

@@ -4,6 +4,7 @@ import { answerConditional, hasPreconditions } from './conditional.ts';
 import type { CacheContext } from './context.ts';
 import { variantKey } from './key.ts';
 import { goUpstream } from './miss.ts';
+import { replayRange } from './range.ts';
 import { replay } from './replay.ts';
 
 /**
@@ -25,7 +26,8 @@ export function waitForLeader(
       // the leader's stored 200 answers a waiter's preconditions as a fresh hit would
       if (v.status === 'HIT' && hasPreconditions(req.headers) && answerConditional(downstream, req, v.entry, now)) return;
       req.locals.cache = v.status;
-      downstream.next(replay(v.entry, req.method, v.status, now));
+      const range = req.headers.range;
+      downstream.next(range === undefined ? replay(v.entry, req.method, v.status, now) : replayRange(v.entry, req, range, v.status, now));
       downstream.complete();
       return;
     }

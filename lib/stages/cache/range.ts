@@ -1,0 +1,162 @@
+import { BufferedBody } from '../../body.ts';
+import type { GatewayRequest, GatewayResponse } from '../../types.ts';
+import { matches } from './conditional.ts';
+import { headerValue, type CacheEntry } from './entry.ts';
+import { ageSeconds, httpDate } from './freshness.ts';
+import { replay, type CacheStatus } from './replay.ts';
+
+/**
+ * Byte ranges answered from a stored 200 (RFC 9110 §14), as nginx's range
+ * filter answers them from its cache and Envoy's cache filter does: one
+ * satisfiable `bytes=` range gets a 206 with `Content-Range` and those
+ * bytes (views of the entry's chunks, no copy); a range set none of whose
+ * ranges overlap the body a 416 with `Content-Range: bytes *\/len` and no
+ * body. Everything else is the stored 200 whole: several satisfiable ranges
+ * (no multipart/byteranges), a range unit other than bytes, a malformed
+ * set (RFC 9110 §14.2 lets a server ignore it; nginx answers 416), an
+ * `If-Range` that does not match, an entry that is not a 200 or has no body.
+ * Only hits come here: a Range on a miss goes upstream as it came, and the
+ * 206 it gets is never stored (policy.ts NEVER_STORED; miss.ts).
+ */
+
+/** A satisfiable range: `start` to `end`, both included (as Content-Range writes them). */
+export interface ByteRange { readonly start: number; readonly end: number }
+
+/** What a `Range` field makes of a body of `length` bytes: one range, 416, or the whole body (null). */
+export type RangeOutcome = ByteRange | 'unsatisfiable' | null;
+
+const DIGITS = /^[0-9]+$/;
+
+/**
+ * The `Range` field `field` against a body of `length` bytes (RFC 9110
+ * §14.1.1-2): the one satisfiable range, `unsatisfiable` when the set is
+ * valid and no range in it is, null to serve the whole body.
+ */
+export function byteRange(field: string, length: number): RangeOutcome {
+  const eq = field.indexOf('=');
+  if (eq < 0 || field.slice(0, eq).trim().toLowerCase() !== 'bytes') return null;
+  let found: ByteRange | null = null;
+  let count = 0;
+  let specs = 0;
+  for (const raw of field.slice(eq + 1).split(',')) {
+    const spec = raw.trim();
+    if (spec === '') continue; // empty list elements are allowed (RFC 9110 §5.6.1)
+    specs++;
+    const dash = spec.indexOf('-');
+    if (dash < 0) return null;
+    const first = spec.slice(0, dash).trim();
+    const last = spec.slice(dash + 1).trim();
+    let start: number;
+    let end: number;
+    if (first === '') {
+      // suffix-range: the last n bytes, all of them when n is larger
+      if (!DIGITS.test(last)) return null;
+      const n = Number(last);
+      if (n === 0) continue;
+      start = Math.max(0, length - n);
+      end = length - 1;
+    } else {
+      if (!DIGITS.test(first) || (last !== '' && !DIGITS.test(last))) return null;
+      start = Number(first);
+      end = last === '' ? Infinity : Number(last);
+      if (end < start) return null; // invalid (§14.1.1): ignored
+      if (start >= length) continue;
+      if (end >= length) end = length - 1;
+    }
+    count++;
+    found = { start, end };
+  }
+  if (specs === 0) return null;
+  if (count === 0) return 'unsatisfiable';
+  return count === 1 ? found : null;
+}
+
+/**
+ * Whether `If-Range` lets the range through (RFC 9110 §13.1.5): an
+ * entity-tag equal to the entry's by strong comparison (a weak one never
+ * matches), or an HTTP-date equal to its `Last-Modified`.
+ */
+export function ifRangeHolds(field: string, entry: CacheEntry): boolean {
+  const value = field.trim();
+  if (value.endsWith('"')) {
+    // one entity-tag, not a list: a comma inside it is part of the opaque-tag
+    return !value.startsWith('W/') && matches(value, headerValue(entry.headers, 'etag'), true);
+  }
+  const date = httpDate(value);
+  return !Number.isNaN(date) && date === httpDate(headerValue(entry.headers, 'last-modified') ?? '');
+}
+
+/** The entry's body bytes `start` to `end` (included), as views of its chunks. */
+function slice(chunks: readonly Uint8Array[], start: number, end: number): BufferedBody {
+  const out: Uint8Array[] = [];
+  let at = 0;
+  for (const c of chunks) {
+    const from = Math.max(start, at);
+    const to = Math.min(end + 1, at + c.byteLength);
+    if (from < to) out.push(from === at && to === at + c.byteLength ? c : c.subarray(from - at, to - at));
+    at += c.byteLength;
+    if (at > end) break;
+  }
+  return new BufferedBody(out);
+}
+
+/**
+ * The stored headers minus the length (the part's or 0 is given instead),
+ * plus `content-range`, `x-cache` and `age`. A HEAD's length is read from
+ * the header (replay.ts); a GET's from its body.
+ */
+function partHeaders(entry: CacheEntry, contentRange: string, length: number, status: CacheStatus, now: number, whole: boolean): string[] {
+  const stored = entry.headers;
+  const out: string[] = [];
+  for (let i = 0; i < stored.length; i += 2) {
+    const name = stored[i]!;
+    if (name === 'content-length') continue;
+    // A 416 has no body: the fields about the representation's bytes stay out.
+    if (!whole && (name === 'content-type' || name === 'content-encoding')) continue;
+    out.push(name, stored[i + 1]!);
+  }
+  out.push('content-range', contentRange, 'content-length', String(length), 'x-cache', status, 'age', String(ageSeconds(entry, now)));
+  return out;
+}
+
+/**
+ * A hit for a request with a `Range` field: the 206 or 416 `byteRange`
+ * decides on a stored 200 with a body when `If-Range`, if any, holds;
+ * otherwise the stored answer as `replay` makes it. A HEAD gets the same
+ * status and headers, no body.
+ */
+export function replayRange(entry: CacheEntry, req: GatewayRequest, range: string, status: CacheStatus, now: number): GatewayResponse {
+  const body = entry.body;
+  const length = body === null ? 0 : body.length;
+  if (entry.status !== 200 || length === 0) return replay(entry, req.method, status, now);
+  const ifRange = req.headers['if-range'];
+  if (ifRange !== undefined && !ifRangeHolds(ifRange, entry)) return replay(entry, req.method, status, now);
+  const outcome = byteRange(range, length);
+  if (outcome === null) return replay(entry, req.method, status, now);
+  if (outcome === 'unsatisfiable') {
+    return { status: 416, headers: partHeaders(entry, `bytes */${length}`, 0, status, now, false), body: null };
+  }
+  const { start, end } = outcome;
+  return {
+    status: 206,
+    headers: partHeaders(entry, `bytes ${start}-${end}/${length}`, end - start + 1, status, now, true),
+    body: req.method === 'HEAD' ? null : slice(body!.chunks, start, end),
+  };
+}
+
+/**
+ * The headers of a stored 200 with `Accept-Ranges: bytes`, as nginx sends
+ * it on what it answers from its cache: hits of it answer ranges whatever
+ * the upstream said (an upstream's `none` is replaced, as nginx does).
+ * Changes `headers` (the entry's own copy) in place.
+ */
+export function acceptingRanges(headers: string[]): string[] {
+  for (let i = 0; i < headers.length; i += 2) {
+    if (headers[i] === 'accept-ranges') {
+      headers[i + 1] = 'bytes';
+      return headers;
+    }
+  }
+  headers.push('accept-ranges', 'bytes');
+  return headers;
+}

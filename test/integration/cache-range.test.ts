@@ -1,0 +1,166 @@
+import type { IncomingHttpHeaders } from 'node:http';
+import { request } from 'undici';
+import { afterEach, describe, expect, it } from 'vitest';
+import { startGatewayFromYaml, startUpstream } from '../support/servers.ts';
+
+/**
+ * Byte ranges from the cache (RFC 9110 §14): a hit of a stored 200 answers
+ * one satisfiable `bytes=` range with a 206 and those bytes, an
+ * unsatisfiable one with a 416, as nginx's proxy_cache does; before, every
+ * hit was the 200 whole. A Range on a miss goes upstream as it came, and
+ * the upstream's 206 is never stored as the resource.
+ */
+
+const BODY = 'abcdefghijklmnopqrstuvwxyz0123456789'; // 36 bytes
+const LAST_MODIFIED = 'Wed, 21 Oct 2015 07:28:00 GMT';
+
+const cleanups: Array<() => Promise<void>> = [];
+
+afterEach(async () => {
+  while (cleanups.length > 0) await cleanups.pop()!();
+});
+
+/** An upstream with BODY under ETag `etag`, answering `bytes=a-b` itself with a 206 when `ranges`; keeps what it got. */
+async function upstream(etag = '"v1"', ranges = false) {
+  const seen: IncomingHttpHeaders[] = [];
+  const up = await startUpstream((req, res) => {
+    req.resume();
+    seen.push(req.headers);
+    const head = { etag, 'last-modified': LAST_MODIFIED, 'cache-control': 'max-age=60', 'content-type': 'text/plain' };
+    const m = ranges ? /^bytes=(\d+)-(\d+)$/.exec(req.headers.range ?? '') : null;
+    if (m !== null) {
+      const [a, b] = [Number(m[1]), Number(m[2])];
+      res.writeHead(206, { ...head, 'content-range': `bytes ${a}-${b}/${BODY.length}` }).end(BODY.slice(a, b + 1));
+      return;
+    }
+    // in three writes: the stored body may come in several chunks
+    res.writeHead(200, head);
+    res.write(BODY.slice(0, 10));
+    res.write(BODY.slice(10, 20));
+    res.end(BODY.slice(20));
+  });
+  cleanups.push(() => up.close());
+  return { url: up.url, seen };
+}
+
+async function gateway(upstreamUrl: string): Promise<string> {
+  const gw = await startGatewayFromYaml(`
+services:
+  api: { upstreams: ["${upstreamUrl}"] }
+routes:
+  - { path: /*, service: api, cache: { ttl: 60s } }
+`);
+  cleanups.push(() => gw.close());
+  return gw.url;
+}
+
+async function get(url: string, headers: Record<string, string> = {}, method: 'GET' | 'HEAD' = 'GET') {
+  const res = await request(url, { method, headers, headersTimeout: 5000, bodyTimeout: 5000 });
+  return { status: res.statusCode, headers: res.headers, body: await res.body.text() };
+}
+
+/** A gateway whose cache holds /r (the first GET is the miss that stores it). */
+async function warmed(etag?: string) {
+  const up = await upstream(etag);
+  const gw = await gateway(up.url);
+  const first = await get(`${gw}/r`);
+  expect([first.status, first.headers['x-cache'], first.body]).toEqual([200, 'MISS', BODY]);
+  return { gw, up };
+}
+
+describe('a Range request answered from a stored 200', () => {
+  it('gets a 206 with Content-Range and only those bytes; the full hit says Accept-Ranges: bytes', async () => {
+    const { gw, up } = await warmed();
+    const full = await get(`${gw}/r`);
+    expect([full.status, full.headers['x-cache'], full.headers['accept-ranges'], full.body]).toEqual([200, 'HIT', 'bytes', BODY]);
+
+    const part = await get(`${gw}/r`, { range: 'bytes=0-9' });
+    expect([part.status, part.headers['x-cache'], part.headers['content-range'], part.headers['content-length'], part.body])
+      .toEqual([206, 'HIT', 'bytes 0-9/36', '10', 'abcdefghij']);
+    expect([part.headers.etag, part.headers['content-type']]).toEqual(['"v1"', 'text/plain']);
+
+    // across the upstream's chunks, open-ended, suffix, a last-pos past the end, whitespace and the unit's case
+    const cases: Array<[string, string, string]> = [
+      ['bytes=8-21', 'bytes 8-21/36', BODY.slice(8, 22)],
+      ['bytes=30-', 'bytes 30-35/36', '456789'],
+      ['bytes=-4', 'bytes 32-35/36', '6789'],
+      ['bytes=-100', 'bytes 0-35/36', BODY],
+      ['bytes=35-999', 'bytes 35-35/36', '9'],
+      ['Bytes= 2-3 ', 'bytes 2-3/36', 'cd'],
+    ];
+    for (const [range, contentRange, body] of cases) {
+      const r = await get(`${gw}/r`, { range });
+      expect([range, r.status, r.headers['content-range'], r.body]).toEqual([range, 206, contentRange, body]);
+    }
+    expect(up.seen).toHaveLength(1);
+  });
+
+  it('gets a 416 with Content-Range: bytes */36 and no body when no range overlaps the body', async () => {
+    const { gw, up } = await warmed();
+    for (const range of ['bytes=36-', 'bytes=100-200', 'bytes=-0', 'bytes=40-50, 60-']) {
+      const r = await get(`${gw}/r`, { range });
+      expect([range, r.status, r.headers['content-range'], r.headers['x-cache'], r.headers['content-length'], r.body])
+        .toEqual([range, 416, 'bytes */36', 'HIT', '0', '']);
+    }
+    expect(up.seen).toHaveLength(1);
+  });
+
+  it('gets the 200 whole for several ranges, another unit, or a malformed range set', async () => {
+    const { gw } = await warmed();
+    for (const range of ['bytes=0-1,4-5', 'items=0-1', 'bytes=abc', 'bytes=5-2', 'bytes=', 'bytes=1-2;x']) {
+      const r = await get(`${gw}/r`, { range });
+      expect([range, r.status, r.headers['content-range'], r.body]).toEqual([range, 200, undefined, BODY]);
+    }
+    // several ranges of which one overlaps the body: that one (nginx does the same)
+    const one = await get(`${gw}/r`, { range: 'bytes=0-1, 100-200' });
+    expect([one.status, one.headers['content-range'], one.body]).toEqual([206, 'bytes 0-1/36', 'ab']);
+  });
+
+  it('honours If-Range: the stored strong ETag or Last-Modified date gets the part, anything else the 200 whole', async () => {
+    const { gw } = await warmed();
+    const range = 'bytes=0-2';
+    const ask = (ifRange: string) => get(`${gw}/r`, { range, 'if-range': ifRange });
+    expect((await ask('"v1"')).status).toBe(206);
+    expect((await ask(LAST_MODIFIED)).status).toBe(206);
+    for (const other of ['"v2"', 'W/"v1"', 'Thu, 22 Oct 2015 07:28:00 GMT', 'not a date']) {
+      const r = await ask(other);
+      expect([other, r.status, r.body]).toEqual([other, 200, BODY]);
+    }
+  });
+
+  it('a weak stored ETag never matches If-Range', async () => {
+    const { gw } = await warmed('W/"v1"');
+    for (const ifRange of ['W/"v1"', '"v1"']) {
+      const r = await get(`${gw}/r`, { range: 'bytes=0-2', 'if-range': ifRange });
+      expect([ifRange, r.status, r.body]).toEqual([ifRange, 200, BODY]);
+    }
+    // without If-Range the weak entry still answers ranges
+    expect((await get(`${gw}/r`, { range: 'bytes=0-2' })).body).toBe('abc');
+  });
+
+  it('a HEAD with Range gets the same status and headers, no body', async () => {
+    const { gw } = await warmed();
+    const part = await get(`${gw}/r`, { range: 'bytes=0-9' }, 'HEAD');
+    expect([part.status, part.headers['content-range'], part.headers['content-length'], part.body]).toEqual([206, 'bytes 0-9/36', '10', '']);
+    const none = await get(`${gw}/r`, { range: 'bytes=50-' }, 'HEAD');
+    expect([none.status, none.headers['content-range'], none.body]).toEqual([416, 'bytes */36', '']);
+  });
+});
+
+describe('a Range request on a miss', () => {
+  it('goes upstream with its Range, and the 206 it gets is not stored as the resource', async () => {
+    const up = await upstream('"v1"', true);
+    const gw = await gateway(up.url);
+    const part = await get(`${gw}/r`, { range: 'bytes=2-4' });
+    expect([part.status, part.headers['x-cache'], part.headers['content-range'], part.body]).toEqual([206, 'MISS', 'bytes 2-4/36', 'cde']);
+    expect(up.seen[0]!.range).toBe('bytes=2-4');
+
+    const plain = await get(`${gw}/r`);
+    expect([plain.status, plain.headers['x-cache'], plain.body]).toEqual([200, 'MISS', BODY]);
+    const hit = await get(`${gw}/r`);
+    expect([hit.status, hit.headers['x-cache'], hit.body]).toEqual([200, 'HIT', BODY]);
+    const fromCache = await get(`${gw}/r`, { range: 'bytes=2-4' });
+    expect([fromCache.status, fromCache.headers['x-cache'], fromCache.body]).toEqual([206, 'HIT', 'cde']);
+    expect(up.seen).toHaveLength(2);
+  });
+});

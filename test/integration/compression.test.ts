@@ -96,6 +96,32 @@ describe('compression from YAML', () => {
     }
   });
 
+  it('sends Vary: Accept-Encoding on a 304 to a client holding the compressed 200 whose weak ETag the upstream made (RFC 9110 §15.4.5)', async () => {
+    // Express's default: weak tags. The compressed 200 keeps W/"w1" and gets Vary; the 304 for it had none.
+    const url = await setup((req, res) => {
+      if (req.headers['if-none-match']?.includes('W/"w1"') === true) {
+        res.writeHead(304, { etag: 'W/"w1"' }).end();
+        return;
+      }
+      res.writeHead(200, { 'content-type': 'application/json', etag: 'W/"w1"', 'content-length': String(json.length) }).end(json);
+    });
+    const full = await get(`${url}/items`, { 'accept-encoding': 'gzip' });
+    expect([full.status, full.headers.etag, full.headers.vary, full.headers['content-encoding']]).toEqual([200, 'W/"w1"', 'Accept-Encoding', 'gzip']);
+    const again = await get(`${url}/items`, { 'accept-encoding': 'gzip', 'if-none-match': 'W/"w1"' });
+    expect([again.status, again.headers.etag, again.headers.vary]).toEqual([304, 'W/"w1"', 'Accept-Encoding']);
+  });
+
+  it('sends no Vary on a weak 304 whose Content-Type or no-transform says the 200 was never compressed', async () => {
+    const url = await setup((req, res) => {
+      const head = req.url === '/png' ? { 'content-type': 'image/png' } : { 'cache-control': 'no-transform' };
+      res.writeHead(304, { etag: 'W/"w1"', ...head }).end();
+    });
+    for (const path of ['/png', '/nt']) {
+      const res = await get(`${url}${path}`, { 'accept-encoding': 'gzip', 'if-none-match': 'W/"w1"' });
+      expect([path, res.status, res.headers.vary]).toEqual([path, 304, undefined]);
+    }
+  });
+
   it('leaves Cache-Control: no-transform responses alone', async () => {
     const url = await setup((req, res) => {
       res.setHeader('cache-control', 'public, no-transform');

@@ -127,7 +127,7 @@ class CompressionSubscriber extends InnerSubscriber<GatewayResponse> {
     const body = res.body;
     const h = res.headers;
     if (res.status === 304) {
-      this.downstream.next(notModified(res, this.requestHeaders['if-none-match']));
+      this.downstream.next(notModified(res, this.requestHeaders['if-none-match'], this.settings.compressible));
       return;
     }
     // A HEAD has no body (or a cached GET's, never sent): the length its GET would have is the header's.
@@ -181,14 +181,24 @@ class CompressionSubscriber extends InnerSubscriber<GatewayResponse> {
  * carried) and the upstream confirms the strong `"x"`, the 304 carries
  * `W/"x"` and the Vary that 200 had (RFC 9110 §15.4.5). With `"x"`, a cache
  * in front holding `W/"x"` cannot match the 304 to what it stored (RFC 9111
- * §4.3.4) and must not freshen it (Jetty issue 14137, the same fix).
+ * §4.3.4) and must not freshen it (Jetty issue 14137, the same fix). When
+ * the upstream's tag is weak already (`W/"x"`, Express's default), the
+ * compressed 200 kept it, and its 304 gets that Vary too, unless the 304
+ * says the 200 was not compressible (its type, `no-transform`): before, it
+ * went without, against §15.4.5.
  */
-function notModified(res: GatewayResponse, ifNoneMatch: string | undefined): GatewayResponse {
+function notModified(res: GatewayResponse, ifNoneMatch: string | undefined, compressible: (type: string | undefined) => boolean): GatewayResponse {
   if (ifNoneMatch === undefined) return res;
   const etag = getHeader(res.headers, 'etag');
-  if (etag === undefined || etag.startsWith('W/') || !ifNoneMatch.includes(`W/${etag}`)) return res;
-  const headers = res.headers.slice();
-  for (let i = 0; i < headers.length; i += 2) if (headers[i] === 'etag') headers[i + 1] = `W/${etag}`;
+  if (etag === undefined) return res;
+  const weak = etag.startsWith('W/');
+  if (!ifNoneMatch.includes(weak ? etag : `W/${etag}`)) return res;
+  const h = res.headers;
+  // A 304 rarely carries Content-Type: without one, the client's weak tag says what it holds.
+  const type = getHeader(h, 'content-type');
+  if (weak && ((type !== undefined && !compressible(type)) || noTransform(getHeader(h, 'cache-control')))) return res;
+  const headers = h.slice();
+  if (!weak) for (let i = 0; i < headers.length; i += 2) if (headers[i] === 'etag') headers[i + 1] = `W/${etag}`;
   addVary(headers, 'Accept-Encoding');
   return { ...res, headers };
 }

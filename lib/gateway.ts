@@ -58,6 +58,7 @@ export class Gateway {
       start: (req, observer) => this.start(req, observer),
       limits: new EdgeLimits(options.limits),
       onAnswer: (req, status, error, now) => answers.answered(req.locals.route ?? 'none', status, req.receivedAt, error, req.locals.cache, now),
+      onHeadRefused: (req, status, error) => answers.refused(req.locals.route ?? 'none', status, error),
       onClientAbort: () => metrics.clientAborts.inc(),
       onBroken: () => metrics.brokenResponses.inc(),
       endpoints: {

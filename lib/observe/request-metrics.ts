@@ -73,4 +73,21 @@ export class RequestMetrics {
     if (error !== null) this.errors.set(error.code, (this.errors.get(error.code) ?? 0) + 1);
     if (cache !== undefined) stats.cache[cache === 'HIT' ? 0 : cache === 'MISS' ? 1 : cache === 'STALE' ? 2 : cache === 'BYPASS' ? 3 : 4]!++;
   }
+
+  /**
+   * An answer `answered` counted under `status` whose head the writer then
+   * refused (a CR, LF or NUL, a value not a string): the client got a 500
+   * (`error`) instead, so it moves to 5xx and its error is counted. Its
+   * time to the head stays as counted, and so does the admin page's
+   * per-second series (a request, not an error, in that second).
+   */
+  refused(route: string, status: number, error: GatewayError): void {
+    const stats = this.routes.get(route);
+    if (stats !== undefined) {
+      const cls = (status / 100) | 0;
+      stats.byClass[cls > 0 && cls < 6 ? cls : 5]!--;
+      stats.byClass[5]!++;
+    }
+    this.errors.set(error.code, (this.errors.get(error.code) ?? 0) + 1);
+  }
 }

@@ -174,7 +174,7 @@ export class Exchange extends ResponseWriter implements Observer<GatewayResponse
 
   /** A head the writer refused, answered 500 in its place (response-writer.ts `refuseHead`, review RR2 #4): logged. */
   protected override headRefused(error: GatewayError): void {
-    this.status = 500;
+    this.hooks.onHeadRefused?.(this.req, this.status, error); this.status = 500; // counted under the stage's status: now the 500 sent
     this.hooks.logger.error({ reqId: this.req.id, err: error }, 'internal error: a response head with a header or status that is not a string or holds CR, LF or NUL');
   }
 

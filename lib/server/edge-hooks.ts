@@ -19,6 +19,8 @@ export interface EdgeHooks {
   start?(req: GatewayRequest, observer: Observer<GatewayResponse>): Unsubscribable | null;
   /** Called once per request when its answer is decided (head or error), for metrics; `now` is `performance.now()` then. */
   onAnswer?(req: GatewayRequest, status: number, error: GatewayError | null, now: number): void;
+  /** A head answered under `status` (onAnswer) that the writer refused and answered 500 (`error`) in its place: for metrics. */
+  onHeadRefused?(req: GatewayRequest, status: number, error: GatewayError): void;
   onClientAbort?(req: GatewayRequest): void;
   onBroken?(req: GatewayRequest, error: GatewayError): void;
   /**

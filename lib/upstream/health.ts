@@ -21,12 +21,17 @@ export interface HealthOptions {
  * successes in a row. Synchronous; the probing lives in `Service`.
  */
 export class HealthTracker {
-  healthy = true;
+  healthy: boolean;
   private streak = 0;
+  /** Out of rotation until its first check: the first pass brings it in (Envoy's first_check_). */
+  private pending: boolean;
   private readonly unhealthyAfter: number;
   private readonly healthyAfter: number;
 
-  constructor(options: HealthOptions) {
+  /** `joining`: an instance discovery added to a running service, unhealthy until a check passes (Envoy's FAILED_ACTIVE_HC on hosts added). */
+  constructor(options: HealthOptions, joining = false) {
+    this.healthy = !joining;
+    this.pending = joining;
     this.unhealthyAfter = options.unhealthyAfter ?? 2;
     this.healthyAfter = options.healthyAfter ?? 2;
     if (!Number.isInteger(this.unhealthyAfter) || !Number.isInteger(this.healthyAfter) || this.unhealthyAfter < 1 || this.healthyAfter < 1) {
@@ -36,6 +41,10 @@ export class HealthTracker {
 
   /** Records one probe; returns true when the state changed. */
   record(ok: boolean): boolean {
+    if (this.pending) {
+      this.pending = false;
+      if (ok) return (this.healthy = true);
+    }
     if (ok === this.healthy) {
       this.streak = 0;
       return false;

@@ -20,7 +20,7 @@ export function startProbes(
   runtime: Runtime,
   instances: () => readonly Upstream[],
   changed: (u: Upstream) => void,
-): Subscription {
+): Probes {
   const intervalMs = parseDuration(options.interval ?? DEFAULT_INTERVAL, `service ${service} health.interval`);
   if (intervalMs <= 0) throw new TypeError(`service ${service} health.interval: expected a positive duration`);
   const timeoutMs = parseDuration(options.timeout ?? DEFAULT_TIMEOUT, `service ${service} health.timeout`);
@@ -32,15 +32,15 @@ export function startProbes(
     u.lastCheck = error === undefined ? { ok, status, at: runtime.wallNow() } : { ok, status, at: runtime.wallNow(), error };
     if (u.health.record(ok)) changed(u);
   };
+  const check = (u: Upstream): void => {
+    u.pool.request({ path: u.basePath + path, method: 'GET', headersTimeout: timeoutMs, bodyTimeout: timeoutMs })
+      .then(async (res) => {
+        await res.body.dump();
+        record(u, passes(res.statusCode), res.statusCode);
+      }, (err: Error) => record(u, false, null, (err as { code?: string }).code ?? err.message));
+  };
   const probe = (): void => {
-    for (const u of instances()) {
-      if (u.draining) continue;
-      u.pool.request({ path: u.basePath + path, method: 'GET', headersTimeout: timeoutMs, bodyTimeout: timeoutMs })
-        .then(async (res) => {
-          await res.body.dump();
-          record(u, passes(res.statusCode), res.statusCode);
-        }, (err: Error) => record(u, false, null, (err as { code?: string }).code ?? err.message));
-    }
+    for (const u of instances()) if (!u.draining) check(u);
   };
   probe();
   const timers = new Subscription();
@@ -48,5 +48,8 @@ export function startProbes(
     probe();
     timers.add(every(runtime, intervalMs, probe));
   }));
-  return timers;
+  return Object.assign(timers, { check });
 }
+
+/** The running checks: unsubscribe stops them; `check(u)` probes one instance now (one discovery added). */
+export type Probes = Subscription & { check(u: Upstream): void };

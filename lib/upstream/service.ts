@@ -1,4 +1,3 @@
-import type { Subscription } from 'rxjs';
 import { parseDuration } from '../duration.ts';
 import type { GatewayEvents } from '../observe/events.ts';
 import type { Runtime } from '../runtime.ts';
@@ -11,7 +10,7 @@ import './dns-discovery.ts';
 import { serviceDeadlines } from './exchange-deadline.ts';
 import { HealthTracker, type HealthOptions } from './health.ts';
 import { OutlierTracker, type OutlierConfig } from './outlier.ts';
-import { startProbes } from './probe.ts';
+import { startProbes, type Probes } from './probe.ts';
 import { checkCounts, serviceDefaults, type ServiceOptions, type UpstreamSpec } from './service-options.ts';
 import { Upstream, type UpstreamSettings } from './upstream.ts';
 import { upstreamConnect, type UpstreamTls } from './upstream-tls.ts';
@@ -53,7 +52,7 @@ export class Service {
   private readonly candidates: Upstream[] = [];
   /** The latest `ejectedUntil` of any instance: until then `pick` looks at the clock. */
   private outUntil = -Infinity;
-  private healthTimer: Subscription | null = null;
+  private healthTimer: Probes | null = null;
   /** Sees each answer's time to the head, ms, and whether it failed (metrics set it); null: nobody. */
   latencyObserver: ((upstream: Upstream, ms: number, ok: boolean) => void) | null = null;
   /** Sees each upstream response head's status (metrics count them by class); null: nobody. */
@@ -104,17 +103,14 @@ export class Service {
   readonly discovered: Promise<void>;
   private readonly sources: Discovery[] = [];
 
-  /** Makes an instance of this service from its spec. */
-  protected instance(spec: UpstreamSpec): Upstream {
+  /** Makes an instance of this service from its spec; one `joining` a running service with health checks is out until its first check, made now, passes. */
+  protected instance(spec: UpstreamSpec, joining = false): Upstream {
     const url = typeof spec === 'string' ? spec : spec.url;
     const weight = typeof spec === 'string' ? 1 : spec.weight ?? 1;
-    return new Upstream(url, {
-      ...this.settings,
-      weight,
-      id: this.nextId++,
-      health: new HealthTracker(this.healthOptions),
-      outlier: new OutlierTracker(this.outlierConfig),
-    });
+    const health = new HealthTracker(this.healthOptions, joining);
+    const u = new Upstream(url, { ...this.settings, weight, id: this.nextId++, health, outlier: new OutlierTracker(this.outlierConfig) });
+    if (joining) this.healthTimer!.check(u);
+    return u;
   }
 
   /**
@@ -226,11 +222,13 @@ export class Service {
   setUpstreams(specs: readonly UpstreamSpec[]): void {
     if (specs.length === 0) return; // an empty answer is a discovery hiccup, not an empty service
     const old = new Map(this.upstreams.map((u) => [`${u.url} ${u.weight}`, u]));
+    // Not at the first answer: the service then has no instance to keep serving while they are checked.
+    const joining = this.healthTimer !== null && this.upstreams.length > 0;
     const next = specs.map((spec) => {
       const key = typeof spec === 'string' ? `${spec} 1` : `${spec.url} ${spec.weight ?? 1}`;
       const kept = old.get(key);
       old.delete(key);
-      return kept ?? this.instance(spec);
+      return kept ?? this.instance(spec, joining);
     });
     this.upstreams = next;
     this.balancer.update?.(next);

@@ -1,4 +1,5 @@
-import { Cluster, Redis, type RedisOptions } from 'ioredis';
+import { createRequire } from 'node:module';
+import type { Cluster, Redis, RedisOptions } from 'ioredis';
 import { parseDuration, type Duration } from '../duration.ts';
 import { after, systemRuntime, type Runtime } from '../runtime.ts';
 
@@ -56,6 +57,15 @@ export type RedisTarget =
     kind: 'sentinel'; sentinels: RedisNode[]; name: string; db: number; tls: boolean;
     username?: string; password?: string; sentinelUsername?: string; sentinelPassword?: string;
   };
+
+/**
+ * ioredis, loaded on the first client: a gateway whose config names no Redis
+ * never loads it (1.8 MiB of V8 heap that every mark-compact would walk;
+ * bench/memory/module-heap.mjs, docs/gc-promotion.md "Tenth round"). It is
+ * CommonJS, so `require` gives the same classes an `import` would.
+ */
+let ioredis: typeof import('ioredis') | undefined;
+const loadIoredis = (): typeof import('ioredis') => (ioredis ??= createRequire(import.meta.url)('ioredis') as typeof import('ioredis'));
 
 const MULTI_HOST = /^(rediss?)\+(cluster|sentinel):\/\/(?:([^@/]*)@)?([^/?#]+)(\/[^?#]*)?(?:\?([^#]*))?$/i;
 
@@ -146,6 +156,7 @@ export function createRedisClient(url: string, options: RedisClientOptions = {})
   };
   const onError = options.onError ?? defaults.onError;
 
+  const { Cluster, Redis } = loadIoredis();
   let client: RedisClient;
   switch (target.kind) {
     case 'standalone':
@@ -202,6 +213,7 @@ export function createRedisClient(url: string, options: RedisClientOptions = {})
  */
 export function redisReady(client: RedisClient, timeout: Duration = '5s', runtime: Runtime = systemRuntime): Promise<void> {
   const ms = parseDuration(timeout, 'redisReady.timeout');
+  const { Cluster } = loadIoredis();
   if (client.status === 'ready' && !(client instanceof Cluster)) return Promise.resolve();
   return new Promise((resolve, reject) => {
     let waiting: Redis | Cluster = client;

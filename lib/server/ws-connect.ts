@@ -1,6 +1,7 @@
+import { createRequire } from 'node:module';
 import type { Socket } from 'node:net';
 import { Observable, throwError, type Subscriber } from 'rxjs';
-import WebSocket from 'ws';
+import type WebSocket from 'ws';
 import { AtCapacityError, BadGatewayError, BadRequestError, GatewayError, GatewayTimeoutError, NoHealthyUpstreamError } from '../errors.ts';
 import { NON_ASCII } from '../headers.ts';
 import type { GatewayEvents } from '../observe/events.ts';
@@ -12,6 +13,10 @@ import type { Upstream } from '../upstream/upstream.ts';
 import type { WebSocketLimits } from './websocket-options.ts';
 import { WsLink } from './ws-link.ts';
 import { HANDSHAKE_ANSWER, refusalResponse, relayedHeaders } from './ws-refusal.ts';
+
+/** `ws`, loaded on the first upgrade sent upstream: a gateway without WebSocket routes never loads it (1.4 MiB of V8 heap; docs/gc-promotion.md "Tenth round"). CommonJS: the class an `import` gives. */
+let wsClass: typeof WebSocket | undefined;
+const loadWs = (): typeof WebSocket => (wsClass ??= createRequire(import.meta.url)('ws') as typeof WebSocket);
 
 /** The upstream link a `101` response carries to the edge (a symbol key survives `{ ...response }`). */
 const UPGRADE = Symbol('rxgate.websocket');
@@ -113,7 +118,7 @@ export function websocketForward(service: Service, http: Handler, options: WebSo
       const handshake = (tlsSocket: Socket | null): void => {
         let ws: WebSocket;
         try {
-          ws = socket = new WebSocket(url, [], {
+          ws = socket = new (loadWs())(url, [], {
             headers,
             handshakeTimeout: limits.connectTimeoutMs,
             maxPayload: limits.maxMessageSize,

@@ -2,6 +2,7 @@ import { Observable, tap, type Subscriber } from 'rxjs';
 import { parseDuration, type Duration } from '../../duration.ts';
 import { GatewayTimeoutError } from '../../errors.ts';
 import { systemRuntime, type Runtime } from '../../runtime.ts';
+import { stageHandler } from '../../subscriber.ts';
 import type { Clock, GatewayRequest, GatewayResponse, Handler, Policy } from '../../types.ts';
 import { waitForLeader } from './coalesce.ts';
 import { answerConditional, hasPreconditions } from './conditional.ts';
@@ -201,45 +202,36 @@ export function cache(options: CacheOptions = {}): Policy {
 
     // Every path below hangs its work on `subscriber` (a child subscriber,
     // or a finalizer), so unsubscribing it stops whatever is under way.
-    return function cacheHandler(req: GatewayRequest): Observable<GatewayResponse> {
+    function lookup(_next: Handler, req: GatewayRequest, subscriber: Subscriber<GatewayResponse>): void {
       const mode = requestMode(req, cacheAuthorized);
       if (mode === 'bypass') {
-        const bypass = new Observable<GatewayResponse>((subscriber) => {
-          goUpstream(ctx, subscriber, req, '', 'BYPASS', false);
-        });
         // RFC 9111 §4.4: an unsafe method's non-error answer invalidates what is stored for its URL.
-        return invalidates(req) ? bypass.pipe(tap((res) => {
+        if (!invalidates(req)) goUpstream(ctx, subscriber, req, '', 'BYPASS', false);
+        else new Observable<GatewayResponse>((s) => goUpstream(ctx, s, req, '', 'BYPASS', false)).pipe(tap((res) => {
           if (res.status < 400) table.invalidate(getKey(req), req, clock.now());
-        })) : bypass;
+        })).subscribe(subscriber);
+        return;
       }
-      if (mode === 'unavailable') {
-        return new Observable<GatewayResponse>((subscriber) => noStoredResponse(subscriber, req));
-      }
+      if (mode === 'unavailable') return noStoredResponse(subscriber, req);
       const base = keys.baseKey(req);
-      if (mode === 'refresh') {
-        return new Observable<GatewayResponse>((subscriber) => {
-          goUpstream(ctx, subscriber, req, base, 'BYPASS', req.method === 'GET');
-        });
+      if (mode === 'refresh') return goUpstream(ctx, subscriber, req, base, 'BYPASS', req.method === 'GET');
+      let found: Found | PromiseLike<Found>;
+      try {
+        found = table.lookup(req, base);
+      } catch (err) {
+        return lookupFailed(subscriber, req, err);
       }
-      return new Observable<GatewayResponse>((subscriber) => {
-        let found: Found | PromiseLike<Found>;
-        try {
-          found = table.lookup(req, base);
-        } catch (err) {
-          lookupFailed(subscriber, req, err);
-          return;
-        }
-        if (!isPromiseLike(found)) {
-          decide(subscriber, req, base, found);
-          return;
-        }
-        found.then(
-          (f) => {
-            if (!subscriber.closed) decide(subscriber, req, base, f);
-          },
-          (err: unknown) => lookupFailed(subscriber, req, err),
-        );
-      });
-    };
+      if (!isPromiseLike(found)) return decide(subscriber, req, base, found);
+      found.then(
+        (f) => {
+          if (!subscriber.closed) decide(subscriber, req, base, f);
+        },
+        (err: unknown) => lookupFailed(subscriber, req, err),
+      );
+    }
+
+    // A StageCall per request, none when the stage before starts this one
+    // directly (stageHandler): no Observable and closure per request.
+    return stageHandler('cacheHandler', lookup, next);
   };
 }

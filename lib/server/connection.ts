@@ -1,11 +1,11 @@
 import { performance } from 'node:perf_hooks';
 import type { Observable, Observer, Unsubscribable } from 'rxjs';
 import type { HttpResponse, us_socket_context_t } from 'uWebSockets.js';
-import { BadRequestError, errorResponseBody, PayloadTooLargeError, toGatewayError, type GatewayError } from '../errors.ts';
+import { BadRequestError, errorResponseBody, toGatewayError, type GatewayError } from '../errors.ts';
 import type { Body, GatewayRequest, GatewayResponse } from '../types.ts';
 import type { EdgeHooks } from './edge.ts';
 import type { InFlight, InFlightEntry } from './in-flight.ts';
-import { RequestBody } from './request-body.ts';
+import { RequestBody, toldToClose } from './request-body.ts';
 import { ResponseWriter } from './response-writer.ts';
 import { completeUpgrade } from './websocket.ts';
 import { upgradeOf } from './ws-connect.ts';
@@ -234,8 +234,8 @@ export class Exchange extends ResponseWriter implements Observer<GatewayResponse
   private fail(error: GatewayError): void {
     this.status = error.status;
     if (this.inflight.draining) this.closeAtEnd = true;
-    // 413 with the body still coming: none of the rest is read (RequestBody.hold) and the client is told to close (nginx closes too).
-    if (error.status === 413 && this.requestBody?.hold() === true) error = new PayloadTooLargeError(error.message, { headers: { ...error.headers, connection: 'close' } });
+    // A body still coming, refused as too large or chunked (no end in sight): none of the rest is read (RequestBody.hold), the client is told to close.
+    if ((error.status === 413 || this.requestBody?.length === null) && this.requestBody?.hold() === true) error = toldToClose(error);
     // Serialised once: the answer's body, and its length for the access log.
     const body = errorResponseBody(error);
     // A HEAD gets the head alone (unless the connection closes after it: response-writer.ts).

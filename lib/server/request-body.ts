@@ -1,4 +1,5 @@
 import type { HttpResponse } from 'uWebSockets.js';
+import type { GatewayError } from '../errors.ts';
 import type { Body, BodySink } from '../types.ts';
 import type { IdleWatched } from './limits-cores.ts';
 
@@ -76,7 +77,7 @@ export class RequestBody implements Body, IdleWatched {
    * Stops reading a body that is still coming, for good: its answer refuses
    * it (413). The client stays paused, so no more than the socket buffers
    * hold is read, where `destroy` lets uWS read and drop the rest (an endless
-   * chunked body: for ever). The answer says `Connection: close`; a client
+   * chunked body: for ever). The answer says `Connection: close` (`toldToClose`); a client
    * that keeps sending instead is closed at uWS's idle timeout (~10 s), after
    * it could read the answer, as nginx's lingering close does. Returns
    * whether the body was still coming (else nothing changes).
@@ -131,4 +132,15 @@ export class RequestBody implements Body, IdleWatched {
     this.paused = true;
     if (!this.connection.gone) this.res.pause();
   }
+}
+
+/**
+ * `error` with `Connection: close` among its headers, for an answer given
+ * while its body is held (`RequestBody.hold`): a copy, as errors may be
+ * shared, of the same class, status and code.
+ */
+export function toldToClose(error: GatewayError): GatewayError {
+  const fields: PropertyDescriptorMap = Object.getOwnPropertyDescriptors(error);
+  fields['headers'] = { value: { ...error.headers, connection: 'close' }, enumerable: true };
+  return Object.create(Object.getPrototypeOf(error) as object, fields) as GatewayError;
 }

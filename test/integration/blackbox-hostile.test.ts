@@ -105,6 +105,7 @@ limits: { bodyIdleTimeout: 1s, maxRequestsPerClient: 8 }
 trustedProxies: [127.0.0.1]
 services:
   up: { upstreams: ["${up}"], timeout: 60s }
+  dead: { upstreams: ["http://127.0.0.1:1"] }
 routes:
   - { path: /small/*, service: up, maxBodySize: 1000 }
   - { path: /upload, service: up, maxBodySize: 104857600 }
@@ -112,6 +113,7 @@ routes:
   - { path: /sse, service: up }
   - { path: /hold/*, service: up }
   - { path: /ok, service: up }
+  - { path: /dead, service: dead }
   - path: /ws/*
     service: up
     websocket: { maxMessageSize: 65536, idleTimeout: 1s }
@@ -160,6 +162,23 @@ async function write(socket: Socket, data: string | Buffer): Promise<void> {
 }
 
 const pause = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * POSTs a chunked body of up to 64 MiB to `path` on a raw connection, whatever the answer says (an endless body, as
+ * far as the gateway knows; a write waits while the gateway reads nothing), until the gateway closes the connection.
+ */
+async function endlessChunked(path: string): Promise<{ answers: Array<[number, boolean]>; written: number }> {
+  const c = open();
+  c.socket.write(`POST ${path} HTTP/1.1\r\nHost: gw\r\nTransfer-Encoding: chunked\r\n\r\n`);
+  const chunk = `4000\r\n${'y'.repeat(0x4000)}\r\n`;
+  let written = 0;
+  for (let i = 0; i < 4096 && !c.closed(); i++) {
+    await write(c.socket, chunk);
+    written += chunk.length;
+  }
+  await until(() => c.closed(), { timeout: 25_000 });
+  return { answers: parseResponses(c.got()).map((r) => [r.status, /\r\nconnection: close/i.test(r.head)]), written };
+}
 
 describe('slow clients, each bounded by a timer of uWS or rxgate (side by side: uWS`s take ~10 s)', () => {
   it.concurrent('slowloris: 100 heads dribbled a byte at a time are closed without an answer, while other clients are served', async () => {
@@ -218,22 +237,19 @@ describe('slow clients, each bounded by a timer of uWS or rxgate (side by side: 
     await until(() => c.closed(), { timeout: 25_000 });
   });
   it.concurrent('a chunked upload past maxBodySize is answered 413 mid-stream with Connection: close, the upstream request aborted, and no more of the body read', async () => {
-    const c = open();
-    c.socket.write('POST /small/chunked HTTP/1.1\r\nHost: gw\r\nTransfer-Encoding: chunked\r\n\r\n');
-    const chunk = `4000\r\n${'y'.repeat(0x4000)}\r\n`;
-    // Up to 64 MiB, whatever the answer says (an endless body, as far as the gateway knows): a write waits while the gateway reads nothing.
-    let written = 0;
-    for (let i = 0; i < 4096 && !c.closed(); i++) {
-      await write(c.socket, chunk);
-      written += chunk.length;
-    }
-    await until(() => c.closed(), { timeout: 25_000 });
-    const answers = parseResponses(c.got());
-    expect(answers.map((r) => [r.status, /\r\nconnection: close/i.test(r.head)])).toEqual([[413, true]]);
+    const { answers, written } = await endlessChunked('/small/chunked');
+    expect(answers).toEqual([[413, true]]);
     // The socket buffers on both sides, not the 64 MiB (before: all of it read and dropped, the connection kept).
     expect(written).toBeLessThan(16 * MiB);
     await until(() => seenAt('/small/chunked').every((s) => s.closed));
     expect(seenAt('/small/chunked').map((s) => s.complete)).not.toContain(true);
+  });
+
+  it.concurrent('an endless chunked upload answered 404 (no route) or 502 (the upstream refuses) is no more read either, and told Connection: close', async () => {
+    const [none, dead] = await Promise.all([endlessChunked('/no-route-here'), endlessChunked('/dead')]);
+    expect([none.answers, dead.answers]).toEqual([[[404, true]], [[502, true]]]);
+    expect(none.written).toBeLessThan(16 * MiB);
+    expect(dead.written).toBeLessThan(16 * MiB);
   });
 
   it.concurrent('a Content-Length over maxBodySize is 413 with Connection: close before any byte is forwarded, and the body is not read', async () => {

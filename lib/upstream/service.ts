@@ -192,7 +192,7 @@ export class Service {
     const until = upstream.outlier.failure(now, this.mayEject(upstream, now));
     if (until === null) return;
     if (until > this.outUntil) this.outUntil = until;
-    this.events?.emit('upstreamEjected', { service: this.name, instance: upstream.url, forMs: until - now, ejections: upstream.outlier.ejections });
+    this.events?.emit('upstreamEjected', { service: this.name, instance: upstream.url, forMs: Math.round(until - now), ejections: upstream.outlier.ejections });
   }
 
   private mayEject(upstream: Upstream, now: number): boolean {

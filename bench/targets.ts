@@ -124,6 +124,14 @@ export const TARGETS: readonly Target[] = [
     launch: (ctx) => rxgate(ctx, 'full.yaml', [], ['--no-memory-reducer']),
   },
   {
+    name: 'full-hgp',
+    label: 'rxgate, full pipeline, cache miss path, node started with `--heap-growing-percent=300` (the launcher flag A/B; only when named)',
+    fixedUrl: false,
+    optional: true,
+    checks: ['auth'],
+    launch: (ctx) => rxgate(ctx, 'full.yaml', [], ['--heap-growing-percent=300']),
+  },
+  {
     name: 'minimal',
     label: 'hand-written uWebSockets.js + undici forwarder, no RxJS (`bench/minimal-forwarder.ts`, the floor of our stack)',
     fixedUrl: false,

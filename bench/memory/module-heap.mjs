@@ -1,6 +1,6 @@
-// V8 heap a module keeps once imported: heapUsed after enough full
-// collections for unused bytecode to be flushed (V8 ages it per
-// mark-compact), with the module against without. `node --expose-gc
+// V8 heap a module keeps once imported: heapUsed after 12 forced full
+// collections, with the module against without (forced collections do not
+// flush bytecode: this is what a module holds once loaded). `node --expose-gc
 // bench/memory/module-heap.mjs <specifier>…`; each figure is what that
 // module adds to those before it (docs/gc-promotion.md "Tenth round").
 const settle = () => { for (let i = 0; i < 12; i++) global.gc(); return process.memoryUsage().heapUsed; };

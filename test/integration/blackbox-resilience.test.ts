@@ -592,3 +592,31 @@ routes:
     expect((await Promise.all(twelve)).every((r) => r.status === 200)).toBe(true);
   });
 });
+
+describe('an instance file discovery removes', () => {
+  let file: string;
+  let d1: Awaited<ReturnType<typeof holdingUp>>;
+  let d2: Awaited<ReturnType<typeof holdingUp>>;
+  part(async () => {
+    [d1, d2] = await Promise.all([holdingUp('d1'), holdingUp('d2')]);
+    file = join(runs.dir, 'draining.txt');
+    writeFileSync(file, `${d1.url}\n${d2.url}\n`);
+    return split(`services:
+  draining: { discovery: { file: { path: "${file}", interval: 50ms } }, balancer: round-robin, retry: false }
+routes:
+  - { path: /drain/*, service: draining }
+`);
+  });
+
+  it('lets the request it has in flight finish, and gets no new ones', async () => {
+    // Round-robin's first pick is the first listed.
+    const inFlight = send(`${g.gw}/drain/hold`);
+    await until(() => d1.held.length === 1);
+    writeFileSync(file, `${d2.url}\n`);
+    await until(async () => (await instances(g, 'draining')).length === 1);
+    d1.held[0]!.end('finished');
+    expect([(await inFlight).status, (await inFlight).body]).toEqual([200, 'finished']);
+    expect(d1.aborted).toBe(0);
+    expect(await spread(`${g.gw}/drain/x`, 4)).toEqual({ d2: 4 });
+  });
+});

@@ -39,21 +39,35 @@ export function weightedRandom(runtime: Runtime): Balancer {
  */
 export function leastRequest(): Balancer {
   const score: number[] = [];
-  const tied: Upstream[] = [];
   return {
     pick(candidates) {
-      let bestLoad = Infinity;
+      let least = Infinity;
+      let only: Upstream | null = null;
       for (let i = 0; i < candidates.length; i++) {
         const u = candidates[i]!;
         const load = u.inFlight / u.weight;
-        if (load < bestLoad) {
-          bestLoad = load;
-          tied.length = 0;
-        }
-        if (load === bestLoad) tied.push(u);
+        if (load < least) {
+          least = load;
+          only = u;
+        } else if (load === least) only = null;
       }
-      const best = tied.length === 1 ? tied[0]! : smooth(tied, score);
-      tied.length = 0;
+      if (only !== null) return only;
+      // Smooth weighted round-robin among those at the least load (no array of them: nothing allocated per pick).
+      let total = 0;
+      let best: Upstream = candidates[0]!;
+      let bestScore = -Infinity;
+      for (let i = 0; i < candidates.length; i++) {
+        const u = candidates[i]!;
+        if (u.inFlight / u.weight !== least) continue;
+        const s = (score[u.id] ?? 0) + u.weight;
+        score[u.id] = s;
+        total += u.weight;
+        if (s > bestScore) {
+          bestScore = s;
+          best = u;
+        }
+      }
+      score[best.id] = bestScore - total;
       return best;
     },
   };

@@ -70,7 +70,7 @@ export class Edge {
   private routes(app: TemplatedApp): void {
     serveEndpoints(app, this.hooks.endpoints);
     // Upgrades take the same path (routing, the route's pipeline) and may end as a WebSocket.
-    app.ws('/*', websocketBehavior((res, req, context) => this.handle(res, req, context), this));
+    app.ws('/*', websocketBehavior((res, req, context) => this.handle(res, req, context), this, this.hooks.limits?.maxWebSocketMessage));
     app.any('/*', (res, req) => this.handle(res, req));
   }
 

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { timerDuration } from '../config/common.ts';
+import { UWS_MAX_PAYLOAD } from './websocket-options.ts';
 
 /**
  * The most header lines uWebSockets.js 20.30 hands over: a head with more is
@@ -20,6 +21,8 @@ export const limitsSchema = z.strictObject({
   bodyIdleTimeout: z.union([timerDuration, z.literal(false)]).optional(),
   /** Requests in flight per client address; more: 429. `false`: no limit. */
   maxRequestsPerClient: z.union([z.number().int().min(1), z.literal(false)]).optional(),
+  /** Bytes of a client's WebSocket message uWS reassembles, on every route; more: the client is closed. */
+  maxWebSocketMessage: z.number().int().min(1024).max(UWS_MAX_PAYLOAD).optional(),
 });
 
 export type LimitsConfig = z.output<typeof limitsSchema>;

@@ -7,6 +7,7 @@ import { lastHeadFieldBytes, lastHeadFields } from './head-rules.ts';
 import { ClientSlots, IdleSweep, ROUNDS, type IdleWatched } from './limits-cores.ts';
 import { UWS_MAX_HEADERS, type LimitsConfig } from './limits-schema.ts';
 import { setUwsHeadersSize } from './uws-head-size.ts';
+import { UWS_MAX_PAYLOAD } from './websocket-options.ts';
 
 export type { IdleWatched } from './limits-cores.ts';
 export { admit } from './admit.ts';
@@ -27,6 +28,15 @@ export interface LimitsOptions {
   bodyIdleTimeout?: Duration | false;
   /** Requests in flight per client address (`req.clientAddress ?? remoteAddress`); more: `429 TOO_MANY_IN_FLIGHT`. `false`: no limit. @default false */
   maxRequestsPerClient?: number | false;
+  /**
+   * The most of a client's WebSocket message uWS reassembles, on every route,
+   * before a route's `maxMessageSize` can refuse it: each client connection
+   * may hold this much while it sends. Past it uWS closes the client at once
+   * (1006, no close frame). Set it to the largest `maxMessageSize` of the
+   * routes. Read when the edge is built: a reload does not change it.
+   * @default 67108864 (64 MiB, uWS's bound)
+   */
+  maxWebSocketMessage?: number;
   /** Peers whose `X-Forwarded-For` names the client (the top-level `trustedProxies`). @default [] */
   trustedProxies?: readonly string[];
 }
@@ -37,6 +47,7 @@ export const limitsDefaults = {
   maxUrlLength: 8 * 1024,
   bodyIdleTimeout: '5s',
   maxRequestsPerClient: false,
+  maxWebSocketMessage: UWS_MAX_PAYLOAD,
   trustedProxies: [],
 } satisfies Required<LimitsOptions>;
 
@@ -59,6 +70,7 @@ export class EdgeLimits {
   readonly maxHeaderBytes: number;
   readonly maxHeaders: number;
   readonly maxUrlLength: number;
+  readonly maxWebSocketMessage: number;
   /** ms; 0 when off. */
   readonly bodyIdleTimeout: number;
   readonly sweep: IdleSweep | null;
@@ -72,11 +84,15 @@ export class EdgeLimits {
       if (!Number.isInteger(o[key]) || o[key] < 1) throw new TypeError(`limits.${key}: expected a positive integer, got ${o[key]}`);
     }
     if (o.maxHeaders > UWS_MAX_HEADERS) throw new TypeError(`limits.maxHeaders: uWebSockets.js hands over at most ${UWS_MAX_HEADERS} header lines, got ${o.maxHeaders}`);
+    if (!Number.isInteger(o.maxWebSocketMessage) || o.maxWebSocketMessage < 1024 || o.maxWebSocketMessage > UWS_MAX_PAYLOAD) {
+      throw new TypeError(`limits.maxWebSocketMessage: expected bytes from 1024 to ${UWS_MAX_PAYLOAD}, got ${o.maxWebSocketMessage}`);
+    }
     const max = o.maxRequestsPerClient;
     if (max !== false && (!Number.isInteger(max) || max < 1)) throw new TypeError(`limits.maxRequestsPerClient: expected a positive integer or false, got ${max}`);
     this.maxHeaderBytes = o.maxHeaderBytes;
     this.maxHeaders = o.maxHeaders;
     this.maxUrlLength = o.maxUrlLength;
+    this.maxWebSocketMessage = o.maxWebSocketMessage;
     this.bodyIdleTimeout = o.bodyIdleTimeout === false ? 0 : parseDuration(o.bodyIdleTimeout, 'limits.bodyIdleTimeout');
     this.sweep = this.bodyIdleTimeout > 0 ? new IdleSweep() : null;
     this.slots = max === false ? null : new ClientSlots(max);

@@ -16,12 +16,13 @@ import type { ClientData, WsLink } from './ws-link.ts';
 export function websocketBehavior(
   handle: (res: HttpResponse, req: HttpRequest, context: us_socket_context_t) => void,
   owner: object = {},
+  maxPayloadLength = UWS_MAX_PAYLOAD, // limits.maxWebSocketMessage: what uWS reassembles before a route's maxMessageSize applies
 ): WebSocketBehavior<ClientData> {
   let sockets = OPEN.get(owner);
   if (sockets === undefined) OPEN.set(owner, sockets = new Set());
   const open = sockets;
   return {
-    maxPayloadLength: UWS_MAX_PAYLOAD,
+    maxPayloadLength,
     idleTimeout: 0,
     maxBackpressure: 1024 * 1024 * 1024, // 1 GiB: never reached, links close slow consumers first
     closeOnBackpressureLimit: 0,

@@ -100,7 +100,7 @@ beforeAll(async () => {
   runs = rxgateRuns();
   const proc = runs.start(['--config', runs.file(`
 listen: { host: 127.0.0.1, port: 0 }
-limits: { bodyIdleTimeout: 1s, maxRequestsPerClient: 8 }
+limits: { bodyIdleTimeout: 1s, maxRequestsPerClient: 8, maxWebSocketMessage: 1048576 }
 # Each case's client is told apart by X-Forwarded-For where it matters (the 429 case).
 trustedProxies: [127.0.0.1]
 services:
@@ -355,6 +355,44 @@ describe('WebSockets', () => {
     await until(() => upstreamOf('/ws/tiny')?.messages === 100_000, { timeout: 20_000 });
     expect(await ok()).toBe(200);
     c.socket.destroy();
+  });
+
+  it('limits.maxWebSocketMessage bounds what uWS reassembles: four clients each announcing a 60 MiB frame are closed after a few MiB, memory flat, the upstream never gets a message', async () => {
+    const before = rss();
+    const frame = Buffer.alloc(14);
+    frame[0] = 0x82;
+    frame[1] = 0x80 | 127;
+    frame.writeBigUInt64BE(BigInt(60 * MiB), 2);
+    const sent = await Promise.all([0, 1, 2, 3].map(async (i) => {
+      const c = open();
+      c.socket.write(`GET /ws/huge${i} HTTP/1.1\r\nHost: gw\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n`);
+      await until(() => c.got().includes('\r\n\r\n'));
+      await write(c.socket, frame);
+      let written = 0;
+      for (let k = 0; k < 60 && !c.closed(); k++) {
+        await write(c.socket, Buffer.alloc(MiB, 7));
+        written += MiB;
+      }
+      await until(() => c.closed());
+      return written;
+    }));
+    // Before the key (uWS's 64 MiB for every route): all 60 MiB of each taken, RSS +176 MiB for the four (audit A10).
+    for (const written of sent) expect(written).toBeLessThan(16 * MiB);
+    expect(rss() - before).toBeLessThan(64);
+    await until(() => [0, 1, 2, 3].every((i) => upstreamOf(`/ws/huge${i}`)?.code != null));
+    expect([0, 1, 2, 3].map((i) => upstreamOf(`/ws/huge${i}`)!.messages)).toEqual([0, 0, 0, 0]);
+  });
+
+  it('limits.maxWebSocketMessage outside 1024 … 64 MiB is refused (exit 2, the key path in the message)', async () => {
+    const bad = runs.start(['--config', runs.file(`
+listen: { host: 127.0.0.1, port: 0 }
+limits: { maxWebSocketMessage: 100 }
+services:
+  up: { upstreams: ["http://127.0.0.1:1"] }
+routes:
+  - { path: /x, service: up }
+`)]);
+    expect(await bad.exited).toBe(2);
   });
 
   it('a client that never reads while the upstream floods: the upstream is held back, then closed 1013 as the client is a slow consumer; memory stays flat', async () => {

@@ -49,10 +49,42 @@ function describeIssue(issue: z.core.$ZodIssue, prefix: readonly PropertyKey[] =
   if (issue.code === 'invalid_union') {
     // `retry: { … } | false` and the like: when one branch got past the
     // value's type, its issues say what is wrong, with their key path.
-    const branch = issue.errors.find((errs) => errs.some((e) => e.path.length > 0));
+    const branches = unionBranches(issue.errors);
+    const branch = branches.find((errs) => errs.some((e) => e.path.length > 0));
     if (branch !== undefined) return branch.map((e) => describeIssue(e, path)).join('\n  - ');
+    // No branch got that far: say what the key takes rather than zod's bare
+    // "Invalid input" (`maxBodySize: 10mb`, `key: sub`, a missing `window`).
+    const allowed = expectedOf(branches);
+    if (allowed.length > 0) {
+      const got = branches.flat().map((e) => /received (\w+)/.exec(e.message)?.[1]).find((r) => r !== undefined);
+      if (got === 'undefined') return `${formatPath(path)}: required, not set (expected ${allowed.join(' or ')})`;
+      return `${formatPath(path)}: expected ${allowed.join(' or ')}${got === undefined ? '' : `, got a ${got}`}`;
+    }
   }
   return `${formatPath(path)}: ${issue.message}`;
+}
+
+type Branch = readonly z.core.$ZodIssue[];
+
+/** A union's branches, a branch that is itself a union on the same value flattened into them. */
+function unionBranches(errors: readonly Branch[]): Branch[] {
+  return errors.flatMap((errs) => {
+    const only = errs.length === 1 ? errs[0] : undefined;
+    return only?.code === 'invalid_union' && only.path.length === 0 ? unionBranches(only.errors) : [errs];
+  });
+}
+
+/** What the branches accept, when each failed on the value itself: `a number`, `"ip"`, `false`. */
+function expectedOf(branches: readonly Branch[]): string[] {
+  const out: string[] = [];
+  for (const errs of branches) {
+    for (const e of errs) {
+      if (e.path.length > 0) continue;
+      if (e.code === 'invalid_type') out.push(e.expected === 'object' ? 'an object' : `a ${e.expected}`);
+      else if (e.code === 'invalid_value') out.push(...e.values.map((v) => JSON.stringify(v)));
+    }
+  }
+  return [...new Set(out)];
 }
 
 /**

@@ -1,6 +1,7 @@
-import { map } from 'rxjs';
+import type { Subscriber } from 'rxjs';
 import { HOP_BY_HOP } from '../../headers.ts';
-import type { GatewayRequest, GatewayResponse, Policy, ResponseHeaders } from '../../types.ts';
+import { InnerSubscriber, stageHandler, subscribeNext } from '../../subscriber.ts';
+import type { GatewayRequest, GatewayResponse, Handler, Policy, ResponseHeaders } from '../../types.ts';
 import type { HeaderRules, HeadersOptions } from './schema.ts';
 
 /**
@@ -59,6 +60,28 @@ function applyToResponse(res: GatewayResponse, rules: Compiled, drop: ReadonlySe
 }
 
 /**
+ * Passes the response on with the rules applied: one object per request,
+ * where `pipe(map(...))` cost a lifted Observable, an operator subscriber
+ * and its closures. Like `map`, a throw goes downstream as the error.
+ */
+class RulesSubscriber extends InnerSubscriber<GatewayResponse> {
+  constructor(downstream: Subscriber<GatewayResponse>, private readonly rules: Compiled, private readonly drop: ReadonlySet<string>) {
+    super(downstream);
+  }
+
+  protected onNext(res: GatewayResponse): void {
+    let out: GatewayResponse;
+    try {
+      out = applyToResponse(res, this.rules, this.drop);
+    } catch (err) {
+      this.error(err);
+      return;
+    }
+    this.downstream.next(out);
+  }
+}
+
+/**
  * `headers`: sets, adds and removes headers on the request the upstream
  * gets and on the response the client gets (nginx's `proxy_set_header` and
  * `add_header`, Envoy's `request_headers_to_add`/`_remove`, Traefik's
@@ -72,15 +95,16 @@ export function headerRules(options: HeadersOptions): Policy | null {
   const response = compile(options.response, RESPONSE_REFUSED, 'response');
   if (request === null && response === null) return null;
   const drop = new Set(response === null ? [] : [...response.remove, ...response.set.map(([n]) => n)]);
-  const onResponse = response === null ? null : map((res: GatewayResponse) => applyToResponse(res, response, drop));
   // Once per request: a retry or hedge after this stage (a `pipeline` list may put one there) subscribes again with a
   // copy of the request per attempt, which shares the first one's `headers` and `locals`: keyed by `locals`.
   const applied = new WeakSet<object>();
-  return (next) => function withHeaderRules(req) {
+  /** Per request, when subscribed: no Observable of its own, and without response rules nothing on the way back. */
+  function withHeaderRules(next: Handler, req: GatewayRequest, subscriber: Subscriber<GatewayResponse>): void {
     if (request !== null && !applied.has(req.locals)) {
       applied.add(req.locals);
       applyToRequest(req, request);
     }
-    return onResponse === null ? next(req) : next(req).pipe(onResponse);
-  };
+    subscribeNext(next, req, response === null ? subscriber : new RulesSubscriber(subscriber, response, drop));
+  }
+  return (next) => stageHandler('withHeaderRules', withHeaderRules, next);
 }

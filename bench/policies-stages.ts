@@ -28,6 +28,7 @@
  */
 import { parseArgs } from 'node:util';
 import { Observable, type Observer } from 'rxjs';
+import { BadGatewayError } from '../lib/errors.ts';
 import type { Startable } from '../lib/subscriber.ts';
 import type { GatewayRequest, GatewayResponse, Handler } from '../lib/types.ts';
 import { authorization, benchConfig, benchRequest, routeHandler } from './route-harness.ts';
@@ -36,7 +37,7 @@ const { values } = parseArgs({
   options: {
     mode: { type: 'string' }, requests: { type: 'string' }, batches: { type: 'string' }, inflight: { type: 'string' },
     config: { type: 'string' }, clock: { type: 'string' }, rounds: { type: 'string' }, only: { type: 'string' }, alloc: { type: 'boolean' }, single: { type: 'boolean' },
-    cold: { type: 'string' },
+    cold: { type: 'string' }, retried: { type: 'boolean' },
   },
 });
 const MODE = values.mode ?? 'later';
@@ -59,6 +60,15 @@ const config = benchConfig(values.config ?? new URL('./configs/policies.yaml', i
 
 const resHeaders = ['content-type', 'application/json', 'content-length', '1068', 'date', 'Sun, 29 Nov 2026 04:00:00 GMT'];
 const pending: Array<Observer<GatewayResponse>> = [];
+/**
+ * `--retried`: after the warm-up, one request of the all-stages case fails
+ * once (a 502) and is retried, so that retry's subscriber for a later
+ * attempt (AttemptSubscriber) has run before anything is measured, as after
+ * a gateway's first retry: a fifth InnerSubscriber class through the
+ * shared methods (docs/performance-policies.md, tenth round).
+ */
+const failOnce = new Set<Observer<GatewayResponse>>();
+let failNext = false;
 /** What `forward`'s start returns: the exchange, which cancels the upstream request. */
 class FakeExchange {
   cancelled = false;
@@ -76,6 +86,10 @@ const terminal: Handler = MODE === 'sync'
   }), {
     start(_req: GatewayRequest, observer: Observer<GatewayResponse>) {
       pending.push(observer);
+      if (failNext) {
+        failNext = false;
+        failOnce.add(observer);
+      }
       return new FakeExchange();
     },
   } satisfies Startable);
@@ -83,6 +97,10 @@ function flush(): void {
   for (let i = 0; i < pending.length; i++) {
     const s = pending[i]!;
     if (COLD.length > 0) evict();
+    if (failOnce.delete(s)) {
+      s.error(new BadGatewayError('retried once'));
+      continue;
+    }
     s.next({ status: 200, headers: resHeaders, body: null });
     s.complete();
   }
@@ -153,6 +171,18 @@ for (let t = 0; done < cases.length; t++) {
   flush();
 }
 for (const [, h] of cases) run(h, 20_000); // warm up every case before measuring any
+const retried = values.retried === true ? cases.find(([name]) => name.startsWith('all')) : undefined;
+if (retried !== undefined) {
+  const before = done;
+  failNext = true;
+  run(retried[1], 1);
+  for (let t = 0; done === before; t++) {
+    if (t > 500) throw new Error('the retried request did not complete');
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    flush();
+  }
+  if (failed !== null) throw failed;
+}
 if (values.alloc === true) {
   // Bytes allocated per request: run with --expose-gc and a young generation
   // big enough for a batch (--max-semi-space-size=64 --min-semi-space-size=64);

@@ -3,7 +3,7 @@ import { ObserverSubscriber } from './observer-subscriber.ts';
 import type { GatewayRequest, GatewayResponse, Handler } from './types.ts';
 
 export { InnerSubscriber, reportUnhandledError } from './inner-subscriber.ts';
-export { ObserverSubscriber } from './observer-subscriber.ts';
+export { HoldingSubscriber, ObserverSubscriber } from './observer-subscriber.ts';
 
 /**
  * The Observable a hand-written stage returns for one request: `body(a, b,

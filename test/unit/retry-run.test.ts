@@ -4,7 +4,8 @@ import { beforeEach, describe, expect, it } from 'vitest';
 import { BadGatewayError } from '../../lib/errors.ts';
 import { retry } from '../../lib/stages/retry/retry.ts';
 import { RetryBudget } from '../../lib/stages/retry/budget.ts';
-import type { GatewayResponse, Handler } from '../../lib/types.ts';
+import { HoldingSubscriber, InnerSubscriber, type Startable } from '../../lib/subscriber.ts';
+import type { GatewayRequest, GatewayResponse, Handler } from '../../lib/types.ts';
 import { gatewayRequest } from '../support/request.ts';
 
 // The run is the first attempt's subscriber itself; later attempts get their own.
@@ -62,5 +63,26 @@ describe('RetryRun as the first attempt\'s subscriber', () => {
     expect(tornDown).toBe(1);
     sink!.next({ status: 200, headers: [], body: null });
     expect(seen).toEqual([]);
+  });
+
+  it('gives a later attempt a subscriber that is no InnerSubscriber (a fifth class made theirs megamorphic), which stops that attempt when the client goes away', () => {
+    const seen: Array<{ observer: unknown; stopped: number }> = [];
+    const next = Object.assign((() => { throw new Error('started, not subscribed'); }) as Handler, {
+      start(_req: GatewayRequest, observer: { error(e: unknown): void }) {
+        const attempt = { observer: observer as unknown, stopped: 0 };
+        seen.push(attempt);
+        if (seen.length === 1) observer.error(new BadGatewayError('reset'));
+        return { unsubscribe: () => { attempt.stopped++; } };
+      },
+    } satisfies Partial<Startable>) as Handler;
+    scheduler.run(({ expectObservable }) => {
+      const h = retry({ ...fixed, budget: false, scheduler })(next);
+      // The first attempt fails at once, the second starts after the 50ms wait; the client leaves at 80ms.
+      expectObservable(h(gatewayRequest()), '^ 79ms !').toBe('');
+    });
+    expect(seen).toHaveLength(2);
+    expect(seen[1]!.observer).toBeInstanceOf(HoldingSubscriber);
+    expect(seen[1]!.observer).not.toBeInstanceOf(InnerSubscriber);
+    expect(seen.map((a) => a.stopped)).toEqual([1, 1]);
   });
 });

@@ -1,8 +1,8 @@
-import type { SchedulerAction, Subscriber } from 'rxjs';
+import type { SchedulerAction, Subscriber, Subscription } from 'rxjs';
 import type { BufferedBody } from '../../body.ts';
 import { isGatewayError, isUnsentError, NoOtherInstance } from '../../errors.ts';
 import { getHeader } from '../../headers.ts';
-import { InnerSubscriber, subscribeNext } from '../../subscriber.ts';
+import { HoldingSubscriber, InnerSubscriber, subscribeNext } from '../../subscriber.ts';
 import { headersWithRoom } from '../response-headers.ts';
 import type { GatewayRequest, GatewayResponse, Handler } from '../../types.ts';
 import type { RetryDecider, RetryEvent } from './decide.ts';
@@ -120,7 +120,7 @@ export class RetryRun extends InnerSubscriber<GatewayResponse> {
   }
 
   /** An attempt's response head. */
-  response(res: GatewayResponse, from: InnerSubscriber<GatewayResponse>): void {
+  response(res: GatewayResponse, from: Subscription): void {
     const { decider, n } = this;
     const s = decider.settings;
     this.sent();
@@ -151,7 +151,7 @@ export class RetryRun extends InnerSubscriber<GatewayResponse> {
   }
 
   /** An attempt failed (`from`: its subscriber; null when it could not even start). */
-  failed(err: unknown, from: InnerSubscriber<GatewayResponse> | null): void {
+  failed(err: unknown, from: Subscription | null): void {
     const { decider, n } = this;
     const s = decider.settings;
     let delay: number | null = null;
@@ -189,7 +189,7 @@ export class RetryRun extends InnerSubscriber<GatewayResponse> {
   }
 
   /** Tears the failed attempt down (aborting its upstream request), then waits `delay` before the next. */
-  private again(delay: number, from: InnerSubscriber<GatewayResponse> | null): void {
+  private again(delay: number, from: Subscription | null): void {
     from?.unsubscribe();
     // Once per request, at its first retry: give the budget slot back if the client goes away.
     if (this.n === 1) this.downstream.add(() => this.release());
@@ -227,9 +227,9 @@ function nextAttempt(this: SchedulerAction<RetryRun>, run?: RetryRun): void {
   run!.start();
 }
 
-/** Subscribes a later attempt for its RetryRun; a child of the downstream subscriber, so unsubscribing stops it. */
-class AttemptSubscriber extends InnerSubscriber<GatewayResponse> {
-  constructor(private readonly run: RetryRun, downstream: Subscriber<GatewayResponse>) {
+/** A later attempt's subscriber, a child of downstream (unsubscribing stops it); no InnerSubscriber (see HoldingSubscriber). */
+class AttemptSubscriber extends HoldingSubscriber<GatewayResponse> {
+  constructor(private readonly run: RetryRun, private readonly downstream: Subscriber<GatewayResponse>) {
     super(downstream);
   }
 
@@ -237,7 +237,11 @@ class AttemptSubscriber extends InnerSubscriber<GatewayResponse> {
     this.run.response(res, this);
   }
 
-  protected override onError(err: unknown): void {
+  protected onError(err: unknown): void {
     this.run.failed(err, this);
+  }
+
+  protected onComplete(): void {
+    this.downstream.complete();
   }
 }

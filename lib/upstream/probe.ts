@@ -33,7 +33,7 @@ export function startProbes(
     if (u.health.record(ok)) changed(u);
   };
   const check = (u: Upstream): void => {
-    u.pool.request({ path: u.basePath + path, method: 'GET', headersTimeout: timeoutMs, bodyTimeout: timeoutMs })
+    u.checks().request({ path: u.basePath + path, method: 'GET', headersTimeout: timeoutMs, bodyTimeout: timeoutMs })
       .then(async (res) => {
         await res.body.dump();
         record(u, passes(res.statusCode), res.statusCode);

@@ -179,7 +179,7 @@ export class Service {
   /** A request `started` on `upstream` is over (completed, failed or cancelled). */
   finished(upstream: Upstream): void {
     upstream.inFlight--;
-    if (upstream.draining && upstream.inFlight === 0) void upstream.pool.close().catch(() => upstream.pool.destroy());
+    if (upstream.draining && upstream.inFlight === 0) void upstream.close();
   }
 
   /**
@@ -234,7 +234,7 @@ export class Service {
     this.balancer.update?.(next);
     for (const u of old.values()) {
       u.draining = true;
-      if (u.inFlight === 0) void u.pool.close().catch(() => u.pool.destroy());
+      if (u.inFlight === 0) void u.close();
     }
   }
 
@@ -242,7 +242,7 @@ export class Service {
     for (const d of this.sources) d.stop();
     this.healthTimer?.unsubscribe();
     this.healthTimer = null;
-    await Promise.all(this.upstreams.map((u) => u.pool.close().catch(() => u.pool.destroy())));
+    await Promise.all(this.upstreams.map((u) => u.close()));
     // The deadline list stays: requests on retired instances (not awaited) keep their timeout; its timer is unref'd.
   }
 }

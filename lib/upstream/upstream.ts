@@ -1,4 +1,4 @@
-import { Pool } from 'undici';
+import { Client, Pool } from 'undici';
 import { UpstreamOverloadedError } from '../errors.ts';
 import type { HealthTracker } from './health.ts';
 import type { OutlierTracker } from './outlier.ts';
@@ -74,6 +74,15 @@ export class Upstream {
   lastCheck: CheckResult | null = null;
   /** Removed from its service by discovery: it finishes what it has, then its pool closes. */
   draining = false;
+  /**
+   * The active health checks' own connection, made at the first check: a
+   * check queued behind requests holding every one of `connections` neither
+   * passed nor failed until one freed up, so an instance busy with long
+   * requests was not checked at all (Envoy's health checker keeps its own
+   * connection per host, `reuse_connection`).
+   */
+  private checker: Client | null = null;
+  private readonly checkerOptions: Client.Options;
 
   constructor(url: string, options: UpstreamSettings) {
     let u: URL;
@@ -97,6 +106,7 @@ export class Upstream {
     const maxPending = this.maxPending = options.maxPending ?? 1024;
     if (!Number.isInteger(maxPending) || maxPending < 0) throw new TypeError(`upstream ${url}: maxPending must be an integer of 0 or more, got ${maxPending}`);
     this.maxInFlight = options.connections + maxPending;
+    this.checkerOptions = { pipelining: 1, keepAliveTimeout: options.keepAliveMs, connect: options.connect };
     this.pool = new Pool(u.origin, {
       connections: options.connections,
       pipelining: 1,
@@ -105,6 +115,17 @@ export class Upstream {
       bodyTimeout: options.timeoutMs,
       connect: options.connect,
     });
+  }
+
+  /** Where active health checks go: a connection of their own. */
+  checks(): Client {
+    return this.checker ??= new Client(this.origin, this.checkerOptions);
+  }
+
+  /** Closes the pool and the checks' connection once what they carry is done (destroyed if that fails). */
+  async close(): Promise<void> {
+    const checker = this.checker;
+    await Promise.all([this.pool.close().catch(() => this.pool.destroy()), checker?.close().catch(() => checker.destroy())]);
   }
 
   /** What a request gets when `inFlight` is at `maxInFlight`: 503 UPSTREAM_OVERLOADED, never sent. */

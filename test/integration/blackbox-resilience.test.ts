@@ -620,3 +620,35 @@ routes:
     expect(await spread(`${g.gw}/drain/x`, 4)).toEqual({ d2: 4 });
   });
 });
+
+describe('health checks of a busy instance', () => {
+  let held: ServerResponse | null = null;
+  let sick = false;
+  let checks = 0;
+  part(async () => {
+    const busy = await httpUp('busy', (req, res) => {
+      if (req.url !== '/health') return void (held = res);
+      checks++;
+      res.writeHead(sick ? 503 : 200).end();
+    });
+    return split(`services:
+  busy: { upstreams: ["${busy.url}"], connections: 1, retry: false, health: { path: /health, interval: 100ms, timeout: 1s, unhealthyAfter: 1, healthyAfter: 1 } }
+routes:
+  - { path: /busy/*, service: busy }
+`);
+  });
+
+  it('checks an instance whose one connection a long request holds, on a connection of its own (Envoy\'s health checker keeps one per host)', async () => {
+    const long = send(`${g.gw}/busy/long`);
+    await until(() => held !== null);
+    sick = true;
+    // Before, every check waited in the pool's queue behind the long request: none reached the instance, it stayed in.
+    const before = checks;
+    await until(() => checks >= before + 2, { timeout: 5000, interval: 20 });
+    await until(async () => !(await instances(g, 'busy'))[0]!.healthy);
+    held!.end('done');
+    expect((await long).status).toBe(200);
+    sick = false;
+    await until(async () => (await instances(g, 'busy'))[0]!.healthy);
+  });
+});

@@ -135,7 +135,7 @@ describe('health probes', () => {
     const service = new Service('probed', { upstreams: [up.url], health: { path: '/health', interval: '1s' }, runtime });
     cleanups.push(() => service.close());
     // The probe at start went out in the constructor; count the periodic ones.
-    const probe = vi.spyOn(service.upstreams[0]!.pool, 'request');
+    const probe = vi.spyOn(service.upstreams[0]!.checks(), 'request'); // checks have a connection of their own
     const probesAt = (frame: number): number => {
       scheduler.maxFrames = frame;
       scheduler.flush();

@@ -147,6 +147,21 @@ describe('a Range request answered from a stored 200', () => {
   });
 });
 
+describe('a Range request answered from a stale entry', () => {
+  it('gets the 206 with x-cache: STALE inside stale-while-revalidate', async () => {
+    // Stored already stale: Age 100 past max-age 60, inside stale-while-revalidate.
+    const up = await startUpstream((req, res) => {
+      req.resume();
+      res.writeHead(200, { etag: '"s1"', age: '100', 'cache-control': 'max-age=60, stale-while-revalidate=600', 'content-type': 'text/plain' }).end(BODY);
+    });
+    cleanups.push(() => up.close());
+    const gw = await gateway(up.url);
+    expect((await get(`${gw}/s`)).headers['x-cache']).toBe('MISS');
+    const part = await get(`${gw}/s`, { range: 'bytes=-3' });
+    expect([part.status, part.headers['x-cache'], part.headers['content-range'], part.body]).toEqual([206, 'STALE', 'bytes 33-35/36', '789']);
+  });
+});
+
 describe('a Range request on a miss', () => {
   it('goes upstream with its Range, and the 206 it gets is not stored as the resource', async () => {
     const up = await upstream('"v1"', true);

@@ -51,35 +51,24 @@ export function leastRequest(): Balancer {
           only = u;
         } else if (load === least) only = null;
       }
-      if (only !== null) return only;
       // Smooth weighted round-robin among those at the least load (no array of them: nothing allocated per pick).
-      let total = 0;
-      let best: Upstream = candidates[0]!;
-      let bestScore = -Infinity;
-      for (let i = 0; i < candidates.length; i++) {
-        const u = candidates[i]!;
-        if (u.inFlight / u.weight !== least) continue;
-        const s = (score[u.id] ?? 0) + u.weight;
-        score[u.id] = s;
-        total += u.weight;
-        if (s > bestScore) {
-          bestScore = s;
-          best = u;
-        }
-      }
-      score[best.id] = bestScore - total;
-      return best;
+      return only ?? smooth(candidates, score, least);
     },
   };
 }
 
-/** One smooth weighted round-robin pick among `candidates`, on running scores kept by instance id. */
-function smooth(candidates: readonly Upstream[], score: number[]): Upstream {
+/**
+ * One smooth weighted round-robin pick among `candidates` (only those whose
+ * in flight / weight is `load`, when it is 0 or more), on running scores kept
+ * by instance id.
+ */
+function smooth(candidates: readonly Upstream[], score: number[], load = -1): Upstream {
   let total = 0;
   let best: Upstream = candidates[0]!;
   let bestScore = -Infinity;
   for (let i = 0; i < candidates.length; i++) {
     const u = candidates[i]!;
+    if (load >= 0 && u.inFlight / u.weight !== load) continue;
     const s = (score[u.id] ?? 0) + u.weight;
     score[u.id] = s;
     total += u.weight;

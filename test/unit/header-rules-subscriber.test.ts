@@ -1,7 +1,7 @@
 import { Observable, Subscriber, type Observer } from 'rxjs';
 import { describe, expect, it } from 'vitest';
 import { headerRules } from '../../lib/stages/headers/headers.ts';
-import { InnerSubscriber } from '../../lib/subscriber.ts';
+import { HoldingSubscriber, InnerSubscriber } from '../../lib/subscriber.ts';
 import type { GatewayRequest, GatewayResponse, Handler } from '../../lib/types.ts';
 
 /**
@@ -41,13 +41,14 @@ describe('the headers stage per request', () => {
     expect(got).toEqual([res]);
   });
 
-  it('with response rules, one subscriber of its own that passes on the response with the rules applied', () => {
+  it('with response rules, one subscriber of its own (no InnerSubscriber) that passes on the response with the rules applied', () => {
     const { next, seen } = startable();
     const handler = headerRules({ response: { set: { 'x-a': '2' }, remove: ['x-b'] } })!(next);
     const got: GatewayResponse[] = [];
     handler(request()).subscribe(new Subscriber<GatewayResponse>({ next: (r) => { got.push(r); }, error: () => {}, complete: () => {} }));
     expect(seen).toHaveLength(1);
-    expect(seen[0]).toBeInstanceOf(InnerSubscriber);
+    // no InnerSubscriber: a fifth class through its methods makes them megamorphic (docs/performance-policies.md)
+    expect([seen[0] instanceof HoldingSubscriber, seen[0] instanceof InnerSubscriber]).toEqual([true, false]);
     expect(got.map((r) => r.headers)).toEqual([['x-k', 'v', 'x-a', '2']]);
     expect(res.headers).toEqual(['x-b', '1', 'x-k', 'v']); // the next handler's list is not touched
   });

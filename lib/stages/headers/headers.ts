@@ -1,6 +1,6 @@
 import type { Subscriber } from 'rxjs';
 import { HOP_BY_HOP } from '../../headers.ts';
-import { InnerSubscriber, stageHandler, subscribeNext } from '../../subscriber.ts';
+import { HoldingSubscriber, stageHandler, subscribeNext } from '../../subscriber.ts';
 import type { GatewayRequest, GatewayResponse, Handler, Policy, ResponseHeaders } from '../../types.ts';
 import type { HeaderRules, HeadersOptions } from './schema.ts';
 
@@ -62,11 +62,22 @@ function applyToResponse(res: GatewayResponse, rules: Compiled, drop: ReadonlySe
 /**
  * Passes the response on with the rules applied: one object per request,
  * where `pipe(map(...))` cost a lifted Observable, an operator subscriber
- * and its closures. Like `map`, a throw goes downstream as the error.
+ * and its closures. Like `map`, a throw goes downstream as the error. No
+ * InnerSubscriber: one more class through its methods would make them
+ * megamorphic on a route with the policies' four (HoldingSubscriber;
+ * docs/performance-policies.md, tenth round).
  */
-class RulesSubscriber extends InnerSubscriber<GatewayResponse> {
-  constructor(downstream: Subscriber<GatewayResponse>, private readonly rules: Compiled, private readonly drop: ReadonlySet<string>) {
+class RulesSubscriber extends HoldingSubscriber<GatewayResponse> {
+  constructor(private readonly downstream: Subscriber<GatewayResponse>, private readonly rules: Compiled, private readonly drop: ReadonlySet<string>) {
     super(downstream);
+  }
+
+  protected onError(err: unknown): void {
+    this.downstream.error(err);
+  }
+
+  protected onComplete(): void {
+    this.downstream.complete();
   }
 
   protected onNext(res: GatewayResponse): void {

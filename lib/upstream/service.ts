@@ -222,12 +222,15 @@ export class Service {
   setUpstreams(specs: readonly UpstreamSpec[]): void {
     if (specs.length === 0) return; // an empty answer is a discovery hiccup, not an empty service
     const old = new Map(this.upstreams.map((u) => [`${u.url} ${u.weight}`, u]));
-    // Not at the first answer: the service then has no instance to keep serving while they are checked.
-    const joining = this.healthTimer !== null && this.upstreams.length > 0;
-    const next = specs.map((spec) => {
-      const key = typeof spec === 'string' ? `${spec} 1` : `${spec.url} ${spec.weight ?? 1}`;
-      const kept = old.get(key);
-      old.delete(key);
+    const keys = specs.map((spec) => (typeof spec === 'string' ? `${spec} 1` : `${spec.url} ${spec.weight ?? 1}`));
+    // New ones wait for a check only while a kept one serves (all replaced or re-weighted: in rotation at once).
+    const joining = this.healthTimer !== null && keys.some((k) => {
+      const u = old.get(k);
+      return u !== undefined && this.inRotation(u);
+    });
+    const next = specs.map((spec, i) => {
+      const kept = old.get(keys[i]!);
+      old.delete(keys[i]!);
       return kept ?? this.instance(spec, joining);
     });
     this.upstreams = next;

@@ -570,6 +570,34 @@ routes:
   });
 });
 
+describe('health of instances discovery puts in place of all the others', () => {
+  let file: string;
+  let before: string;
+  let after: string;
+  part(async () => {
+    before = (await httpUp('before')).url;
+    // Its /health never answers: only a check's timeout could judge it, long after the switch.
+    after = (await httpUp('after', (req, res) => {
+      if (req.url !== '/health') res.end('after');
+    })).url;
+    file = join(runs.dir, 'replaced.txt');
+    writeFileSync(file, `${before}\n`);
+    return split(`services:
+  replaced: { discovery: { file: { path: "${file}", interval: 50ms } }, panic: false, health: { path: /health, interval: 5s, timeout: 4s } }
+routes:
+  - { path: /replaced/*, service: replaced }
+`);
+  });
+
+  it('serves through the new instances at once, with none of the old left to serve while they are checked (as Envoy keeps routing through a host set change)', async () => {
+    expect(await spread(`${g.gw}/replaced/x`, 2)).toEqual({ before: 2 });
+    writeFileSync(file, `${after}\n`);
+    await until(async () => (await instances(g, 'replaced')).every((i) => new URL(i.url).port === new URL(after).port));
+    // Before: each of these was 503 NO_HEALTHY_UPSTREAM until the new instance's first check passed.
+    expect(await spread(`${g.gw}/replaced/x`, 10)).toEqual({ after: 10 });
+  });
+});
+
 describe('the hash balancer\'s load bound', () => {
   let ups: Array<Awaited<ReturnType<typeof holdingUp>>>;
   part(async () => {

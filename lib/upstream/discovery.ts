@@ -42,7 +42,7 @@ export function startDiscovery(
   base: Pick<DiscoveryContext, 'service' | 'runtime'>,
   running: Discovery[],
   update: (instances: UpstreamSpec[]) => void,
-  error: (kind: string, err: unknown) => void,
+  error: (kind: string, err: unknown, what?: string) => void,
 ): Promise<void> {
   const unknown = sources.find(([kind]) => discoveryFactory(kind) === undefined);
   if (unknown !== undefined) throw new TypeError(`service ${base.service} discovery: unknown source ${JSON.stringify(unknown[0])}`);
@@ -51,8 +51,9 @@ export function startDiscovery(
       ...base,
       options,
       update: (specs) => {
-        // An empty answer keeps the instances the service has (a lookup hiccup, not an empty service): said in the log.
-        if (specs.length === 0) error(kind, new Error('no instances in the answer: the current ones are kept'));
+        // An empty answer keeps the instances the service has (a lookup hiccup, not an empty service): said in the log,
+        // not as a failure (the lookup answered). Envoy's STRICT_DNS empties the cluster instead: docs/upstream-pools.md.
+        if (specs.length === 0) error(kind, undefined, 'answered no instances: the current ones are kept');
         else update(specs);
         resolve();
       },

@@ -89,8 +89,8 @@ export class Service {
     this.balancer = factory({ service: name, runtime: this.runtime, options: this.balancerName === 'hash' ? options.hash : options.balancerOptions });
     this.upstreams = options.upstreams.map((spec) => this.instance(spec));
     this.balancer.update?.(this.upstreams);
-    this.discovered = startDiscovery(discovery, { service: name, runtime: this.runtime }, this.sources, (specs) => this.setUpstreams(specs), (kind, err) => {
-      this.events?.emit('degraded', { reason: 'discovery', message: `service ${name}: ${kind} discovery failed`, err });
+    this.discovered = startDiscovery(discovery, { service: name, runtime: this.runtime }, this.sources, (specs) => this.setUpstreams(specs), (kind, err, what) => {
+      this.events?.emit('degraded', { reason: 'discovery', message: `service ${name}: ${kind} discovery ${what ?? 'failed'}`, err });
     });
     if (options.health?.path !== undefined) {
       this.healthTimer = startProbes(name, options.health, this.runtime, () => this.upstreams, (u) => {

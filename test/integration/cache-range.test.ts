@@ -162,6 +162,46 @@ describe('a Range request answered from a stale entry', () => {
   });
 });
 
+describe('a Range request answered from a stale entry refreshes it whole', () => {
+  it('the background refresh carries no Range or If-Range, so the changed 200 is stored and a plain GET gets it', async () => {
+    // v1 stored already stale (Age 100 past max-age 60, inside stale-while-revalidate); then the resource changes to v2.
+    // The upstream answers ranges itself: a refresh carrying the client's Range would get a 206, which is never stored.
+    let version = 'v1';
+    const seen: IncomingHttpHeaders[] = [];
+    const up = await startUpstream((req, res) => {
+      req.resume();
+      seen.push(req.headers);
+      const body = `${version}:${BODY}`;
+      const head = version === 'v1'
+        ? { etag: '"v1"', age: '100', 'cache-control': 'max-age=60, stale-while-revalidate=600', 'content-type': 'text/plain' }
+        : { etag: '"v2"', 'cache-control': 'max-age=60', 'content-type': 'text/plain' };
+      const m = /^bytes=(\d+)-(\d+)$/.exec(req.headers.range ?? '');
+      if (m !== null) {
+        const [a, b] = [Number(m[1]), Number(m[2])];
+        res.writeHead(206, { ...head, 'content-range': `bytes ${a}-${b}/${body.length}` }).end(body.slice(a, b + 1));
+        return;
+      }
+      res.writeHead(200, head).end(body);
+    });
+    cleanups.push(() => up.close());
+    const gw = await gateway(up.url);
+    expect((await get(`${gw}/c`)).headers['x-cache']).toBe('MISS');
+    version = 'v2';
+    const part = await get(`${gw}/c`, { range: 'bytes=0-1', 'if-range': '"v1"' });
+    expect([part.status, part.headers['x-cache'], part.body]).toEqual([206, 'STALE', 'v1']);
+    // Until the refresh is stored a plain GET is STALE and starts no other refresh (one per key at a time).
+    let plain = await get(`${gw}/c`);
+    for (let i = 0; i < 100 && plain.body !== `v2:${BODY}`; i++) {
+      await new Promise((r) => setImmediate(r));
+      plain = await get(`${gw}/c`);
+    }
+    expect([plain.status, plain.headers['x-cache'], plain.body]).toEqual([200, 'HIT', `v2:${BODY}`]);
+    // the miss and the one refresh, which asked for the whole resource
+    expect(seen).toHaveLength(2);
+    expect([seen[1]!.range, seen[1]!['if-range'], seen[1]!['if-none-match']]).toEqual([undefined, undefined, '"v1"']);
+  });
+});
+
 describe('a Range request on a miss', () => {
   it('goes upstream with its Range, and the 206 it gets is not stored as the resource', async () => {
     const up = await upstream('"v1"', true);

@@ -60,11 +60,16 @@ export function entryOf(res: GatewayResponse, plan: StoragePlan, body: BufferedB
  * builds from the forwarding headers is stored for everyone) with a bare `?`
  * kept, as forward sends it, no body, and headers minus the client's
  * validators (a 304 to them is about the client's copy, not the stored one:
- * revalidate.ts sends the stored entry's instead), its own header object
+ * revalidate.ts sends the stored entry's instead) and minus `Range` and
+ * `If-Range` (a stale Range hit refreshes the whole entry), its own header object
  * and locals (minus the response headers meant for the client), so it
  * cannot disturb the request it came from.
  */
 export function backgroundRequest(req: GatewayRequest): GatewayRequest {
   const { responseHeaders: _, ...locals } = req.locals;
-  return { ...req, method: 'GET', emptyQuery: req.emptyQuery === true, headers: withoutValidators(req.headers), body: null, locals };
+  const headers = withoutValidators(req.headers);
+  // The whole 200 is what is stored: a part (206) would leave the entry stale.
+  delete headers.range;
+  delete headers['if-range'];
+  return { ...req, method: 'GET', emptyQuery: req.emptyQuery === true, headers, body: null, locals };
 }

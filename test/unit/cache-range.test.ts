@@ -1,8 +1,12 @@
+import { Observable, Subject } from 'rxjs';
 import { describe, expect, it } from 'vitest';
 import { BufferedBody } from '../../lib/body.ts';
+import { getHeader } from '../../lib/headers.ts';
+import { cache } from '../../lib/stages/cache/cache.ts';
 import type { CacheEntry } from '../../lib/stages/cache/entry.ts';
 import { acceptingRanges, byteRange, replayRange } from '../../lib/stages/cache/range.ts';
-import type { GatewayRequest } from '../../lib/types.ts';
+import type { GatewayRequest, GatewayResponse, Handler } from '../../lib/types.ts';
+import { gatewayRequest, respond } from '../support/request.ts';
 
 const entry = (chunks: Uint8Array[], status = 200): CacheEntry => ({
   kind: 'entry', status, statusText: undefined, headers: ['content-type', 'text/plain', 'content-length', '12'], body: new BufferedBody(chunks), vary: [],
@@ -48,5 +52,65 @@ describe('acceptingRanges', () => {
   it('adds Accept-Ranges: bytes, or replaces what the upstream said', () => {
     expect(acceptingRanges(['etag', '"a"'])).toEqual(['etag', '"a"', 'accept-ranges', 'bytes']);
     expect(acceptingRanges(['accept-ranges', 'none', 'etag', '"a"'])).toEqual(['accept-ranges', 'bytes', 'etag', '"a"']);
+  });
+});
+
+/** An upstream whose answers wait for `release`: a 206 to a Range, else the 200 (`hold` says which wait). */
+function heldUpstream(hold: (req: GatewayRequest) => boolean) {
+  const release = new Subject<void>();
+  const seen: Array<string | undefined> = [];
+  const BODY = 'abcdefghij';
+  const handler: Handler = (req) => new Observable<GatewayResponse>((s) => {
+    seen.push(req.headers.range);
+    const answer = (): void => {
+      const range = req.headers.range;
+      s.next(range !== undefined
+        ? { status: 206, headers: ['content-range', 'bytes 0-1/10', 'cache-control', 'max-age=60'], body: BufferedBody.of('ab') }
+        : { status: 200, headers: ['cache-control', 'max-age=60', 'content-type', 'text/plain', 'etag', '"e"'], body: BufferedBody.of(BODY) });
+      s.complete();
+    };
+    if (!hold(req)) {
+      answer();
+      return undefined;
+    }
+    const sub = release.subscribe(answer);
+    return () => sub.unsubscribe();
+  });
+  return { release, seen, handler };
+}
+
+const cached = (headers: Record<string, string> = {}): GatewayRequest => gatewayRequest({ path: '/r', headers: { host: 'api.test', ...headers } });
+
+async function answer(h: Handler, req: GatewayRequest) {
+  const { response: r, body } = await respond(h, req);
+  return [r.status, getHeader(r.headers, 'x-cache'), getHeader(r.headers, 'content-range'), body === null ? null : body.toString()];
+}
+
+describe('coalescing and Range (review RB)', () => {
+  it('a GET with Range does not lead: a plain GET arriving meanwhile goes upstream and is stored, not held behind the 206', async () => {
+    const up = heldUpstream((req) => req.headers.range !== undefined);
+    const handler = cache({ clock: { now: () => 0 } })(up.handler);
+    const part = answer(handler, cached({ range: 'bytes=0-1' }));
+    // Before: the plain GET waited for the Range leader, whose upstream waits here: it never answered.
+    expect(await answer(handler, cached())).toEqual([200, 'MISS', undefined, 'abcdefghij']);
+    up.release.next();
+    expect(await part).toEqual([206, 'MISS', 'bytes 0-1/10', 'ab']);
+    expect(await answer(handler, cached())).toEqual([200, 'HIT', undefined, 'abcdefghij']);
+    expect(up.seen).toEqual(['bytes=0-1', undefined]);
+  });
+
+  it("a coalesced waiter with Range gets its part of the leader's stored 200, a 416 past its end", async () => {
+    const up = heldUpstream(() => true);
+    const handler = cache({ clock: { now: () => 0 } })(up.handler);
+    const lead = answer(handler, cached());
+    const part = answer(handler, cached({ range: 'bytes=2-4' }));
+    const none = answer(handler, cached({ range: 'bytes=20-' }));
+    const ifRange = answer(handler, cached({ range: 'bytes=2-4', 'if-range': '"other"' }));
+    up.release.next();
+    expect(await lead).toEqual([200, 'MISS', undefined, 'abcdefghij']);
+    expect(await part).toEqual([206, 'HIT', 'bytes 2-4/10', 'cde']);
+    expect(await none).toEqual([416, 'HIT', 'bytes */10', null]);
+    expect(await ifRange).toEqual([200, 'HIT', undefined, 'abcdefghij']);
+    expect(up.seen).toEqual([undefined]);
   });
 });

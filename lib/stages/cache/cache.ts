@@ -191,6 +191,8 @@ export function cache(options: CacheOptions = {}): Policy {
       if (req.method === 'HEAD') goUpstream(ctx, subscriber, req, base, 'MISS', false, stale);
       else if (!coalesce) goUpstream(ctx, subscriber, req, base, 'MISS', true, stale, undefined, key, entry);
       else if (ctx.inflight.has(key)) waitForLeader(ctx, subscriber, req, base, key);
+      // A GET with Range does not lead: its 206 is never stored, so no plain GET may wait on it (docs/cache.md).
+      else if (req.headers.range !== undefined) goUpstream(ctx, subscriber, req, base, 'MISS', true, stale, undefined, key, entry);
       else goUpstream(ctx, subscriber, req, base, 'MISS', true, stale, ctx.inflight.lead(key), key, entry);
     }
 

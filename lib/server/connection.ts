@@ -5,7 +5,7 @@ import { BadRequestError, errorResponseBody, toGatewayError, type GatewayError }
 import type { Body, GatewayRequest, GatewayResponse } from '../types.ts';
 import type { EdgeHooks } from './edge.ts';
 import type { InFlight, InFlightEntry } from './in-flight.ts';
-import { RequestBody, toldToClose } from './request-body.ts';
+import { RequestBody } from './request-body.ts';
 import { ResponseWriter } from './response-writer.ts';
 import { completeUpgrade } from './websocket.ts';
 import { upgradeOf } from './ws-connect.ts';
@@ -20,8 +20,7 @@ import { upgradeOf } from './ws-connect.ts';
  */
 export class Exchange extends ResponseWriter implements Observer<GatewayResponse>, InFlightEntry {
   private settled = false; // the pipeline is over: it completed, failed, or was unsubscribed
-  /** The pipeline's response was taken: from here a failure can only drop the connection. */
-  private answered = false;
+  private answered = false; // the pipeline's response was taken: from here a failure can only drop the connection
   private subscription: Unsubscribable | null = null;
   prevInFlight: InFlightEntry | null = null; nextInFlight: InFlightEntry | null = null; // the edge's list of running pipelines (in-flight.ts)
   private finalizers: (() => void)[] | null = null;
@@ -65,9 +64,7 @@ export class Exchange extends ResponseWriter implements Observer<GatewayResponse
   }
 
   /** uWS no longer owns the response (the client went away, or it ended): the request body must not pause or resume it. */
-  get gone(): boolean {
-    return this.closed;
-  }
+  get gone(): boolean { return this.closed; }
 
   /** Answers with what the pipeline emits: one head, then its body. */
   respond(response$: Observable<GatewayResponse>): void {
@@ -234,8 +231,6 @@ export class Exchange extends ResponseWriter implements Observer<GatewayResponse
   private fail(error: GatewayError): void {
     this.status = error.status;
     if (this.inflight.draining) this.closeAtEnd = true;
-    // A body still coming, refused as too large or chunked (no end in sight): none of the rest is read (RequestBody.hold), the client is told to close.
-    if ((error.status === 413 || this.requestBody?.length === null) && this.requestBody?.hold() === true) error = toldToClose(error);
     // Serialised once: the answer's body, and its length for the access log.
     const body = errorResponseBody(error);
     // A HEAD gets the head alone (unless the connection closes after it: response-writer.ts).
@@ -245,6 +240,11 @@ export class Exchange extends ResponseWriter implements Observer<GatewayResponse
     if (error.status >= 500 && error.code === 'INTERNAL_ERROR') {
       this.hooks.logger.error({ reqId: this.req.id, err: error.cause ?? error }, 'internal error');
     }
+    // The body still coming: written once its rest came (kept alive) or was cut short (closed): RequestBody.linger.
+    if (!this.closeAfterError && this.requestBody?.linger((complete) => {
+      if (!complete) this.closeAfterError = true; // uWS writes Connection: close and closes
+      if (!this.closed) this.writeError(error, body, now);
+    }) === true) return;
     this.writeError(error, body, now);
   }
 }

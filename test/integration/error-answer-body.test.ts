@@ -1,0 +1,135 @@
+import { readdirSync, readlinkSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import { connect, type AddressInfo, type Socket } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseResponses } from '../support/raw-http.ts';
+import { rxgateRuns, type RxgateRuns } from '../support/rxgate-process.ts';
+import { until } from '../support/wait.ts';
+
+/**
+ * Error answers given while the request body is still coming (RequestBody.linger), against the CLI on YAML over raw
+ * sockets. Review RA of audit A10's body hold: a 413 or 404 answered before uWS had handed over a body the client had
+ * sent whole held the client paused, and a paused uWS 20.30 socket has no timer: every such connection stayed open for
+ * good (CLOSE_WAIT once the client closed), and a request pipelined behind the `Connection: close` answer was still
+ * forwarded. Counts only: the gateway's sockets (/proc/<pid>/fd), answers, what the upstream got.
+ */
+
+const N = 20;
+let runs: RxgateRuns;
+let upstream: Server;
+let port = 0;
+let pid = 0;
+const upstreamGot: string[] = [];
+
+beforeAll(async () => {
+  upstream = createServer((req, res) => {
+    upstreamGot.push(req.url!);
+    req.resume();
+    req.on('end', () => res.end('ok'));
+  });
+  await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
+  const up = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`;
+  runs = rxgateRuns();
+  const proc = runs.start(['--config', runs.file(`
+listen: { host: 127.0.0.1, port: 0 }
+services:
+  up: { upstreams: ["${up}"] }
+routes:
+  - { path: /small/*, service: up, maxBodySize: 1000 }
+  - { path: /ok/*, service: up }
+`)]);
+  port = (await proc.logged('rxgate listening'))['port'] as number;
+  pid = proc.proc.pid!;
+});
+
+afterAll(async () => {
+  runs?.remove();
+  upstream?.closeAllConnections();
+  await new Promise((r) => upstream?.close(r));
+});
+
+/** The gateway's open sockets (its listener, upstream connections, clients). */
+function sockets(): number {
+  let n = 0;
+  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+    try {
+      if (readlinkSync(`/proc/${pid}/fd/${fd}`).startsWith('socket:')) n++;
+    } catch { /* closed meanwhile */ }
+  }
+  return n;
+}
+
+/** A raw connection that records what it got and whether the gateway closed it. */
+function open(data: string | Buffer): { socket: Socket; got: () => string; closed: () => boolean } {
+  const socket = connect(port, '127.0.0.1', () => socket.write(data));
+  let got = '';
+  let closed = false;
+  socket.on('data', (d: Buffer) => { got += d.toString('latin1'); });
+  socket.on('error', () => undefined);
+  socket.on('close', () => { closed = true; });
+  return { socket, got: () => got, closed: () => closed };
+}
+
+const answers = (got: string): Array<[number, boolean]> => parseResponses(got).map((r) => [r.status, /\r\nconnection: close/i.test(r.head)]);
+
+describe('an error answered before uWS handed over a body the client sent whole', () => {
+  it('20 clients sending a whole body over maxBodySize get a keep-alive 413, and once they close the gateway holds none of their sockets', async () => {
+    const before = sockets();
+    const cs = Array.from({ length: N }, (_, i) => open(`POST /small/${i} HTTP/1.1\r\nHost: gw\r\nContent-Length: 2000\r\n\r\n${'x'.repeat(2000)}`));
+    await until(() => cs.every((c) => parseResponses(c.got()).length === 1), { timeout: 15_000 });
+    expect(new Set(cs.map((c) => JSON.stringify(answers(c.got()))))).toEqual(new Set([JSON.stringify([[413, false]])]));
+    for (const c of cs) c.socket.end();
+    // Before: all 20 stayed open (paused by the hold, no timer), in CLOSE_WAIT.
+    await until(() => sockets() <= before + 2, { timeout: 15_000 });
+  });
+
+  it('20 clients sending a whole chunked body to a path no route serves get a keep-alive 404, and once they close the gateway holds none of their sockets', async () => {
+    const before = sockets();
+    const cs = Array.from({ length: N }, (_, i) => open(`POST /nowhere/${i} HTTP/1.1\r\nHost: gw\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n`));
+    await until(() => cs.every((c) => parseResponses(c.got()).length === 1), { timeout: 15_000 });
+    expect(new Set(cs.map((c) => JSON.stringify(answers(c.got()))))).toEqual(new Set([JSON.stringify([[404, false]])]));
+    for (const c of cs) c.socket.end();
+    await until(() => sockets() <= before + 2, { timeout: 15_000 });
+  });
+
+  it('a client that sent its whole body and idles after the 413 is closed by the gateway, and one that sends another request on the connection is served', async () => {
+    const body = `POST /small/idle HTTP/1.1\r\nHost: gw\r\nContent-Length: 2000\r\n\r\n${'x'.repeat(2000)}`;
+    const idle = open(body);
+    const again = open(body);
+    await until(() => parseResponses(idle.got()).length === 1 && parseResponses(again.got()).length === 1, { timeout: 15_000 });
+    again.socket.write('GET /ok/again HTTP/1.1\r\nHost: gw\r\n\r\n');
+    await until(() => parseResponses(again.got()).length === 2, { timeout: 15_000 });
+    expect(answers(again.got())).toEqual([[413, false], [200, false]]);
+    // uWS closes an idle keep-alive connection after ~10 s; before, the held one never was.
+    await until(() => idle.closed(), { timeout: 25_000 });
+    expect(answers(idle.got())).toEqual([[413, false]]);
+    again.socket.destroy();
+  }, 30_000);
+
+  it('a request pipelined behind the 413 of a whole body is answered only after an answer that keeps the connection, never behind a Connection: close', async () => {
+    const c = open(`POST /small/piped HTTP/1.1\r\nHost: gw\r\nContent-Length: 2000\r\n\r\n${'x'.repeat(2000)}POST /ok/piped HTTP/1.1\r\nHost: gw\r\nContent-Length: 2\r\n\r\nhi`);
+    await until(() => parseResponses(c.got()).length === 2 || c.closed(), { timeout: 15_000 });
+    // Before: [413 with connection: close, 200] and /ok/piped forwarded (RFC 9112 §9.6: nothing after a close is processed).
+    expect(answers(c.got())).toEqual([[413, false], [200, false]]);
+    expect(upstreamGot.filter((u) => u.startsWith('/small/'))).toEqual([]);
+    c.socket.destroy();
+  });
+});
+
+describe('an error answered while the body really is still coming', () => {
+  it('a chunked body that stops half-way after the 413 is answered with Connection: close and its connection closed; 20 such leave no socket behind', async () => {
+    const before = sockets();
+    const cs = Array.from({ length: N }, (_, i) => open(`POST /small/half-${i} HTTP/1.1\r\nHost: gw\r\nTransfer-Encoding: chunked\r\n\r\n7d0\r\n${'x'.repeat(2000)}\r\n`));
+    await until(() => cs.every((c) => c.closed()), { timeout: 15_000 });
+    expect(new Set(cs.map((c) => JSON.stringify(answers(c.got()))))).toEqual(new Set([JSON.stringify([[413, true]])]));
+    await until(() => sockets() <= before + 2, { timeout: 15_000 });
+  });
+
+  it('a client that leaves while its over-limit body is still coming leaves no socket behind', async () => {
+    const before = sockets();
+    const cs = Array.from({ length: N }, (_, i) => open(`POST /small/gone-${i} HTTP/1.1\r\nHost: gw\r\nContent-Length: 100000\r\n\r\n${'x'.repeat(2000)}`));
+    await until(() => cs.every((c) => c.socket.readyState === 'open'), { timeout: 15_000 });
+    for (const c of cs) c.socket.destroy();
+    await until(() => sockets() <= before + 2, { timeout: 15_000 });
+  });
+});

@@ -102,8 +102,7 @@ function slice(chunks: readonly Uint8Array[], start: number, end: number): Buffe
 
 /**
  * The stored headers minus the length (the part's or 0 is given instead),
- * plus `content-range`, `x-cache` and `age`. A HEAD's length is read from
- * the header (replay.ts); a GET's from its body.
+ * plus `content-range`, `x-cache` and `age`.
  */
 function partHeaders(entry: CacheEntry, contentRange: string, length: number, status: CacheStatus, now: number, whole: boolean): string[] {
   const stored = entry.headers;
@@ -122,13 +121,14 @@ function partHeaders(entry: CacheEntry, contentRange: string, length: number, st
 /**
  * A hit for a request with a `Range` field: the 206 or 416 `byteRange`
  * decides on a stored 200 with a body when `If-Range`, if any, holds;
- * otherwise the stored answer as `replay` makes it. A HEAD gets the same
- * status and headers, no body.
+ * otherwise the stored answer as `replay` makes it, as for a HEAD, which
+ * ignores Range.
  */
 export function replayRange(entry: CacheEntry, req: GatewayRequest, range: string, status: CacheStatus, now: number): GatewayResponse {
   const body = entry.body;
   const length = body === null ? 0 : body.length;
-  if (entry.status !== 200 || length === 0) return replay(entry, req.method, status, now);
+  // Range is a GET's only (RFC 9110 §14.2): a HEAD gets the 200's headers whole.
+  if (entry.status !== 200 || length === 0 || req.method !== 'GET') return replay(entry, req.method, status, now);
   const ifRange = req.headers['if-range'];
   if (ifRange !== undefined && !ifRangeHolds(ifRange, entry)) return replay(entry, req.method, status, now);
   const outcome = byteRange(range, length);
@@ -140,7 +140,7 @@ export function replayRange(entry: CacheEntry, req: GatewayRequest, range: strin
   return {
     status: 206,
     headers: partHeaders(entry, `bytes ${start}-${end}/${length}`, end - start + 1, status, now, true),
-    body: req.method === 'HEAD' ? null : slice(body!.chunks, start, end),
+    body: slice(body!.chunks, start, end),
   };
 }
 

@@ -5,6 +5,7 @@ import type { StageDefinition } from '../stages/define.ts';
 import { stageRegistry } from './build.ts';
 import { configSchema, type GatewayConfig } from './schema.ts';
 import { formatPath } from './paths.ts';
+import { allowedKeys, unknownKeyHint } from './unknown-keys.ts';
 
 /** A config file rxgate refuses; the message names the file and the key's path. */
 export class ConfigError extends Error {
@@ -41,17 +42,19 @@ export function substituteEnv(value: unknown, env: NodeJS.ProcessEnv, path: Prop
   return value;
 }
 
-function describeIssue(issue: z.core.$ZodIssue, prefix: readonly PropertyKey[] = []): string {
+function describeIssue(issue: z.core.$ZodIssue, schema: z.ZodType, prefix: readonly PropertyKey[] = []): string {
   const path = [...prefix, ...issue.path];
   if (issue.code === 'unrecognized_keys') {
-    return issue.keys.map((k) => `${formatPath([...path, k])}: unknown key`).join('\n  - ');
+    // What the object takes, from its schema: `(did you mean jwksUrl?)` or `(allowed: access)`.
+    const allowed = allowedKeys(schema, path);
+    return issue.keys.map((k) => `${formatPath([...path, k])}: unknown key${unknownKeyHint(k, allowed)}`).join('\n  - ');
   }
   if (issue.code === 'invalid_union') {
     // `retry: { … } | false` and the like: when one branch got past the
     // value's type, its issues say what is wrong, with their key path.
     const branches = unionBranches(issue.errors);
     const branch = branches.find((errs) => errs.some((e) => e.path.length > 0));
-    if (branch !== undefined) return branch.map((e) => describeIssue(e, path)).join('\n  - ');
+    if (branch !== undefined) return branch.map((e) => describeIssue(e, schema, path)).join('\n  - ');
     // No branch got that far: say what the key takes rather than zod's bare
     // "Invalid input" (`maxBodySize: 10mb`, `key: sub`, a missing `window`).
     const allowed = expectedOf(branches);
@@ -99,8 +102,9 @@ export function parseConfig(text: string, file = '<config>', env: NodeJS.Process
   const problems: string[] = [];
   const raw = substituteEnv(doc.toJS(), env, [], problems);
   if (problems.length > 0) throw new ConfigError(file, problems);
-  const result = configSchema(stageRegistry(stages)).safeParse(raw);
-  if (!result.success) throw new ConfigError(file, result.error.issues.map((issue) => describeIssue(issue)));
+  const schema = configSchema(stageRegistry(stages));
+  const result = schema.safeParse(raw);
+  if (!result.success) throw new ConfigError(file, result.error.issues.map((issue) => describeIssue(issue, schema)));
   return result.data;
 }
 

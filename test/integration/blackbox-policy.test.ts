@@ -625,7 +625,7 @@ describe('config errors', () => {
       run(`${services}\nroutes: [{ path: /a, service: up }]\n`),
     ]);
     expect(bad.code).toBe(2);
-    expect(bad.out).toMatch(/invalid config .*\n {2}- routes\[0\]\.timeot: unknown key\n {2}- routes\[1\]\.rateLimit\.window: must be at least 1ms\n$/);
+    expect(bad.out).toMatch(/invalid config .*\n {2}- routes\[0\]\.timeot: unknown key \(did you mean timeouts\?\)\n {2}- routes\[1\]\.rateLimit\.window: must be at least 1ms\n$/);
     expect([good.code, good.out]).toEqual([0, expect.stringContaining('OK (1 services, 1 routes)')]);
   });
 

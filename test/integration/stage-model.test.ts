@@ -135,7 +135,7 @@ routes:
     expect(problems(`${base}  - { path: /a, service: api }\n  - { path: /b, service: api }\n  - { path: /c, service: api, requireHeader: { name: 42 } }\n`))
       .toEqual([expect.stringMatching(/^routes\[2\]\.requireHeader\.name: .*expected string/)]);
     expect(problems(`${base}  - { path: /c, service: api, requireHeader: { name: x, nmae: y } }\n`))
-      .toEqual(['routes[0].requireHeader.nmae: unknown key']);
+      .toEqual(['routes[0].requireHeader.nmae: unknown key (did you mean name?)']);
   });
 
   it('refuses an unknown stage in a pipeline list, at the top level and on a route', () => {

@@ -29,7 +29,7 @@ describe('config problems in one answer', () => {
   - { path: /d, service: users, rateLimit: { limit: 10, window: 1s, store: redis } }
 `)).toEqual([
       'routes[0].retry.attempts: Invalid input: expected number, received string',
-      'routes[0].timeot: unknown key',
+      'routes[0].timeot: unknown key (did you mean timeouts?)',
       'routes[1].service: unknown service "nobody" (known: users)',
       expect.stringMatching(/^routes\[2\]\.pipeline\[1\]: unknown stage "nope"/),
       'routes[3].rateLimit.store: uses store: redis but the config has no top-level redis.url',

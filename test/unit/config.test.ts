@@ -109,14 +109,26 @@ routes:
   - path: /api/*
     servce: users
 `);
-    expect(problems).toContain('routes[0].servce: unknown key');
+    expect(problems).toContain('routes[0].servce: unknown key (did you mean service?)');
   });
 
   it('refuses an unknown top-level key and an unknown nested key', () => {
     const problems = problemsOf(MINIMAL + 'listn: { port: 1 }\n');
-    expect(problems).toContain('listn: unknown key');
+    expect(problems).toContain('listn: unknown key (did you mean listen?)');
     const nested = problemsOf(MINIMAL.replace('upstreams:', 'health: { path: /h, intervall: 5s }\n    upstreams:'));
-    expect(nested).toContain('services.users.health.intervall: unknown key');
+    expect(nested).toContain('services.users.health.intervall: unknown key (did you mean interval?)');
+  });
+
+  it('says which key was meant, or which keys the object takes, for an unknown key', () => {
+    const auth = (keys: string): readonly string[] => problemsOf(MINIMAL.replace('service: users', `service: users\n    auth: { jwksUrl: "https://idp.example/jwks", ${keys} }`));
+    expect(auth('audince: api')).toContain('routes[0].auth.audince: unknown key (did you mean audience?)');
+    expect(auth('jwksUrlCooldown: 5m')).toContain('routes[0].auth.jwksUrlCooldown: unknown key (did you mean jwksUrl?)');
+    // An object with few keys lists them; a short key is not "meant" two edits away (per is no key).
+    expect(problemsOf(MINIMAL.replace('service: users', 'service: users\n    log: { format: json }'))).toContain('routes[0].log.format: unknown key (allowed: access)');
+    const per = problemsOf(MINIMAL.replace('service: users', 'service: users\n    rateLimit: { limit: 3, window: 1m, per: 1m }'));
+    expect(per).toContain('routes[0].rateLimit.per: unknown key (allowed: burst, failOpen, headers, id, key, limit, store, window)');
+    // A key inside a union's object branch (a service's retry: { … } | false).
+    expect(problemsOf(MINIMAL.replace('upstreams:', 'retry: { atempts: 2 }\n    upstreams:'))).toContain('services.users.retry.atempts: unknown key (did you mean attempts?)');
   });
 
   it.each(['ftp://files.example', 'not a url', '127.0.0.1:3001'])('refuses the upstream %j naming the key', (value) => {

@@ -30,6 +30,9 @@ export type ErrorCode =
   | 'TOO_MANY_IN_FLIGHT'
   | 'UPSTREAM_OVERLOADED';
 
+/** A `GatewayError`'s code: rxgate's (`ErrorCode` stays closed) or a user's own subclass's, with no cast. */
+export type GatewayErrorCode = ErrorCode | (string & {});
+
 export interface GatewayErrorOptions {
   cause?: unknown;
   /** Extra response headers, e.g. `retry-after`, `www-authenticate`, `allow`. */
@@ -44,7 +47,7 @@ const RETRY_IN_5S: Readonly<Record<string, string>> = Object.freeze({ 'retry-aft
 
 export abstract class GatewayError extends Error {
   abstract readonly status: number;
-  abstract readonly code: ErrorCode;
+  abstract readonly code: GatewayErrorCode;
   /** Whether repeating the same request upstream may succeed. */
   readonly retryable: boolean = false;
   readonly headers: Record<string, string> | undefined;
@@ -160,12 +163,7 @@ export class ServiceUnavailableError extends GatewayError {
   override readonly retryable = true;
 }
 
-/**
- * The gateway's own capacity is used up (a WebSocket route at its
- * `maxConnections`): 503 as `ServiceUnavailableError`, but not retryable —
- * another attempt meets the same count, and a circuit breaker must not take
- * the gateway's refusal for the upstream's failure.
- */
+/** The gateway's own capacity is used up (a WebSocket route at its `maxConnections`): 503 as `ServiceUnavailableError`, but not retryable — another attempt meets the same count, and a circuit breaker must not take the gateway's refusal for the upstream's failure. */
 export class AtCapacityError extends GatewayError {
   readonly status = 503;
   readonly code = 'SERVICE_UNAVAILABLE';

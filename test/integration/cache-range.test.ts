@@ -101,6 +101,7 @@ describe('a Range request answered from a stored 200', () => {
       const r = await get(`${gw}/r`, { range });
       expect([range, r.status, r.headers['content-range'], r.headers['x-cache'], r.headers['content-length'], r.body])
         .toEqual([range, 416, 'bytes */36', 'HIT', '0', '']);
+      expect([r.headers['content-type'], r.headers.etag, r.headers['last-modified']]).toEqual([undefined, '"v1"', LAST_MODIFIED]);
     }
     expect(up.seen).toHaveLength(1);
   });
@@ -144,6 +145,24 @@ describe('a Range request answered from a stored 200', () => {
       const r = await get(`${gw}/r`, { range }, 'HEAD');
       expect([range, r.status, r.headers['content-range'], r.headers['content-length'], r.headers['accept-ranges'], r.headers['x-cache'], r.body])
         .toEqual([range, 200, undefined, '36', 'bytes', 'HIT', '']);
+    }
+  });
+});
+
+describe('a stored 200 with a Content-Encoding and no strong ETag (review RB)', () => {
+  it('does not say Accept-Ranges: bytes and answers a Range whole', async () => {
+    const up = await startUpstream((req, res) => {
+      req.resume();
+      res.writeHead(200, { etag: 'W/"g1"', 'content-encoding': 'gzip', 'cache-control': 'max-age=60', 'content-type': 'text/plain' }).end(BODY);
+    });
+    cleanups.push(() => up.close());
+    const gw = await gateway(up.url);
+    expect((await get(`${gw}/g`)).headers['x-cache']).toBe('MISS');
+    const hit = await get(`${gw}/g`);
+    expect([hit.status, hit.headers['x-cache'], hit.headers['accept-ranges']]).toEqual([200, 'HIT', undefined]);
+    for (const range of ['bytes=0-1', 'bytes=100-']) {
+      const r = await get(`${gw}/g`, { range });
+      expect([range, r.status, r.headers['content-range'], r.body]).toEqual([range, 200, undefined, BODY]);
     }
   });
 });

@@ -4,7 +4,7 @@ import { BufferedBody } from '../../lib/body.ts';
 import { getHeader } from '../../lib/headers.ts';
 import { cache } from '../../lib/stages/cache/cache.ts';
 import type { CacheEntry } from '../../lib/stages/cache/entry.ts';
-import { acceptingRanges, byteRange, replayRange } from '../../lib/stages/cache/range.ts';
+import { acceptingRanges, byteRange, rangeable, replayRange } from '../../lib/stages/cache/range.ts';
 import type { GatewayRequest, GatewayResponse, Handler } from '../../lib/types.ts';
 import { gatewayRequest, respond } from '../support/request.ts';
 
@@ -45,6 +45,37 @@ describe('replayRange', () => {
   it('leaves an entry that is not a 200 whole', () => {
     const res = replayRange(entry([Buffer.from('abc')], 404), request('bytes=0-0'), 'bytes=0-0', 'HIT', 0);
     expect(res.status).toBe(404);
+  });
+});
+
+describe('a coded entry (review RB)', () => {
+  const coded = (etag: string): CacheEntry => ({
+    ...entry([Buffer.from('0123456789ab')]),
+    headers: ['content-type', 'text/plain', 'content-encoding', 'gzip', 'etag', etag, 'content-length', '12'],
+  });
+
+  it('with no strong ETag is never cut: a Range gets the 200 whole', () => {
+    for (const etag of ['W/"a"', 'junk']) {
+      expect([etag, replayRange(coded(etag), request('bytes=0-1'), 'bytes=0-1', 'HIT', 0).status]).toEqual([etag, 200]);
+      expect([etag, replayRange(coded(etag), request('bytes=50-'), 'bytes=50-', 'HIT', 0).status]).toEqual([etag, 200]);
+    }
+    const bare = { ...coded('"a"'), headers: ['content-encoding', 'br'] };
+    expect(replayRange(bare, request('bytes=0-1'), 'bytes=0-1', 'HIT', 0).status).toBe(200);
+  });
+
+  it("with a strong ETag is cut; its 416 has none of the entry's Content-Type and Content-Encoding", () => {
+    expect(replayRange(coded('"a"'), request('bytes=0-1'), 'bytes=0-1', 'HIT', 0).status).toBe(206);
+    const none = replayRange(coded('"a"'), request('bytes=50-'), 'bytes=50-', 'HIT', 0);
+    expect([none.status, none.body]).toEqual([416, null]);
+    expect(none.headers).toEqual(['etag', '"a"', 'content-range', 'bytes */12', 'content-length', '0', 'x-cache', 'HIT', 'age', '0']);
+  });
+
+  it('rangeable: identity or no coding, or a strong ETag', () => {
+    expect(rangeable(['content-type', 'text/plain'])).toBe(true);
+    expect(rangeable(['content-encoding', 'identity'])).toBe(true);
+    expect(rangeable(['content-encoding', 'gzip', 'etag', '"x"'])).toBe(true);
+    expect(rangeable(['content-encoding', 'gzip', 'etag', 'W/"x"'])).toBe(false);
+    expect(rangeable(['content-encoding', 'gzip'])).toBe(false);
   });
 });
 

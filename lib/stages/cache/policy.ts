@@ -3,7 +3,7 @@ import { has, parseCacheControl, storageDirectives } from './cache-control.ts';
 import { headerValue, storableHeaders } from './entry.ts';
 import { freshnessOf, retention, type Freshness, type FreshnessPolicy } from './freshness.ts';
 import { parseVary } from './key.ts';
-import { acceptingRanges } from './range.ts';
+import { acceptingRanges, rangeable } from './range.ts';
 
 /** Server-Sent Events: a live stream, never stored or shared. */
 const EVENT_STREAM = 'text/event-stream';
@@ -95,6 +95,6 @@ export function planStorage(res: GatewayResponse, now: number, policy: StoragePo
     policy,
   );
   if (retention(freshness, now) <= 0) return null;
-  // A stored 200 answers byte ranges (range.ts): its hits say so.
-  return { freshness, headers: res.status === 200 ? acceptingRanges(storableHeaders(headers)) : storableHeaders(headers), vary };
+  // A stored 200 answers byte ranges (range.ts), unless coded without a strong ETag: its hits say so.
+  return { freshness, headers: res.status === 200 && rangeable(headers) ? acceptingRanges(storableHeaders(headers)) : storableHeaders(headers), vary };
 }

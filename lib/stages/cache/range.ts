@@ -128,7 +128,7 @@ export function replayRange(entry: CacheEntry, req: GatewayRequest, range: strin
   const body = entry.body;
   const length = body === null ? 0 : body.length;
   // Range is a GET's only (RFC 9110 §14.2): a HEAD gets the 200's headers whole.
-  if (entry.status !== 200 || length === 0 || req.method !== 'GET') return replay(entry, req.method, status, now);
+  if (entry.status !== 200 || length === 0 || req.method !== 'GET' || !rangeable(entry.headers)) return replay(entry, req.method, status, now);
   const ifRange = req.headers['if-range'];
   if (ifRange !== undefined && !ifRangeHolds(ifRange, entry)) return replay(entry, req.method, status, now);
   const outcome = byteRange(range, length);
@@ -142,6 +142,21 @@ export function replayRange(entry: CacheEntry, req: GatewayRequest, range: strin
     headers: partHeaders(entry, `bytes ${start}-${end}/${length}`, end - start + 1, status, now, true),
     body: slice(body!.chunks, start, end),
   };
+}
+
+/**
+ * Whether a stored 200 with `headers` may be cut into ranges: not when it
+ * has a `Content-Encoding` and no strong `ETag`. The same URL is stored in
+ * other codings too (Vary: Accept-Encoding, or an upstream that changes its
+ * mind), and a client joining parts of two codings gets neither; only a
+ * strong tag, which If-Range checks, tells the parts apart (RFC 9110 §8.8.1,
+ * §13.1.5).
+ */
+export function rangeable(headers: readonly string[]): boolean {
+  const coding = headerValue(headers, 'content-encoding');
+  if (coding === undefined || coding.trim().toLowerCase() === 'identity') return true;
+  const etag = headerValue(headers, 'etag');
+  return etag !== undefined && etag.trimStart().startsWith('"');
 }
 
 /**

@@ -36,6 +36,8 @@ export class GatewayMetrics {
   readonly errorCounts = new Map<string, number>();
   /** Upstream latency and in-flight by service and instance. */
   readonly upstream = new UpstreamMetrics();
+  /** The services whose breakers have a `rxgate_circuit_state` series. */
+  private breaking = new Set<string>();
   /** The routes and services of the config now served, for the admin page. */
   catalog: { routes: readonly RouteInfo[] } = { routes: [] };
   readonly clientAborts = new Counter({
@@ -174,5 +176,11 @@ export class GatewayMetrics {
   describe(routes: readonly RouteInfo[], services: Iterable<Service>): void {
     this.catalog = { routes };
     this.upstream.watch(services);
+    // A breaker's state has a series from the start (0, closed), as Envoy's and Resilience4j's
+    // do, so an alert on it has something to read; a service no route breaks for loses its series.
+    const breaking = new Set(routes.filter((r) => r.stages.includes('circuitBreaker')).flatMap((r) => r.services));
+    for (const service of breaking) if (!this.breaking.has(service)) this.breakerState.set({ service }, 0);
+    for (const service of this.breaking) if (!breaking.has(service)) this.breakerState.remove({ service });
+    this.breaking = breaking;
   }
 }

@@ -1,0 +1,82 @@
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { request } from 'undici';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { rxgateRuns, type RxgateProcess, type RxgateRuns } from '../support/rxgate-process.ts';
+import { startUpstream } from '../support/servers.ts';
+import { until } from '../support/wait.ts';
+
+/**
+ * What an SRE reads from a gateway run by the CLI on YAML (audit U's gaps,
+ * notes/s10/U-findings.md P2, P3): a breaker's state from the start, and
+ * which instances are in rotation now, on one process and across workers.
+ */
+
+let runs: RxgateRuns;
+let good = '';
+let bad = '';
+let third = '';
+const closers: Array<() => Promise<void>> = [];
+
+beforeAll(async () => {
+  // `good` and `third` pass their checks; `bad` answers its /health 500.
+  for (const failing of [false, true, false]) {
+    const up = await startUpstream((req, res) => {
+      req.resume();
+      res.statusCode = failing && req.url === '/health' ? 500 : 200;
+      res.end('ok');
+    });
+    closers.push(() => up.close());
+    if (good === '') good = up.url;
+    else if (bad === '') bad = up.url;
+    else third = up.url;
+  }
+  runs = rxgateRuns();
+});
+
+afterAll(async () => {
+  runs?.remove();
+  for (const close of closers) await close();
+});
+
+const started: RxgateProcess[] = [];
+afterEach(() => {
+  for (const p of started.splice(0)) if (p.proc.exitCode === null && p.proc.signalCode === null) p.proc.kill('SIGKILL');
+});
+
+async function start(yaml: string, args: string[] = []): Promise<{ gw: string; admin: string }> {
+  const p = runs.start(['--config', runs.file(yaml), ...args]);
+  started.push(p);
+  const gw = await p.logged('rxgate listening');
+  const admin = await p.logged('rxgate admin listening');
+  return { gw: `http://127.0.0.1:${gw['port'] as number}`, admin: `http://127.0.0.1:${admin['port'] as number}` };
+}
+
+async function scrape(admin: string): Promise<string> {
+  const res = await request(`${admin}/metrics`);
+  return res.body.text();
+}
+
+const esc = (s: string): string => s.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
+const healthy = (service: string, instance: string, value: 0 | 1): RegExp => new RegExp(`^rxgate_upstream_healthy\\{service="${service}",instance="${esc(instance)}"\\} ${value}$`, 'm');
+
+describe('what /metrics tells an SRE', { timeout: 90_000 }, () => {
+  it('has rxgate_circuit_state 0 for every service with a breaker before any request, and none for a service without one', async () => {
+    const { admin } = await start(`listen: { host: 127.0.0.1, port: 0 }
+admin: { host: 127.0.0.1, port: 0 }
+reload: { watch: false }
+services:
+  users: { upstreams: ["${good}"] }
+  shop: { upstreams: ["${good}"], circuitBreaker: false }
+  orders: { upstreams: ["${good}"] }
+routes:
+  - { path: /users/*, service: users }
+  - { path: /shop/*, service: shop }
+  - { path: /orders/*, service: orders, circuitBreaker: { consecutiveFailures: 5 } }
+`);
+    const text = await scrape(admin);
+    expect(text).toMatch(/^rxgate_circuit_state\{service="users"\} 0$/m);
+    expect(text).toMatch(/^rxgate_circuit_state\{service="orders"\} 0$/m);
+    expect(text).not.toMatch(/^rxgate_circuit_state\{service="shop"\}/m);
+  });
+});

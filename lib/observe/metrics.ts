@@ -166,6 +166,12 @@ export class GatewayMetrics {
       collect: (out) => this.upstream.collectFailures(out),
     });
     registerScraped(registry, {
+      name: 'rxgate_upstream_healthy', help: 'Upstream instances in rotation (1) or out of it, failing active checks or ejected (0), by service and instance', type: 'gauge',
+      // Each worker checks and ejects on its own: an instance out in any worker shows 0, not a sum.
+      aggregator: 'min',
+      collect: (out) => this.upstream.collectHealthy(out),
+    });
+    registerScraped(registry, {
       name: 'rxgate_upstream_in_flight', help: 'Requests sent to an upstream instance and not yet finished', type: 'gauge',
       collect: (out) => this.upstream.collectInFlight(out),
     });

@@ -1,3 +1,4 @@
+import { inRotation } from '../upstream/health-view.ts';
 import type { Service, Upstream } from '../upstream/service.ts';
 import { bucketOf, histogramSamples, type Sample } from './scraped.ts';
 
@@ -72,6 +73,14 @@ export class UpstreamMetrics {
   collectFailures(out: Sample[]): void {
     for (const list of this.stats.values()) {
       for (const s of list) if (s !== undefined) out.push({ labels: s.labels, value: s.failures });
+    }
+  }
+
+  /** 1 for an instance in rotation, 0 for one out (failing its checks or ejected); an instance discovery removed has no line. */
+  collectHealthy(out: Sample[]): void {
+    for (const service of this.services) {
+      const now = service.runtime.now();
+      for (const u of service.upstreams) out.push({ labels: { service: service.name, instance: u.url }, value: inRotation(u, now) ? 1 : 0 });
     }
   }
 

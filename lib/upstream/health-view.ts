@@ -1,4 +1,4 @@
-import type { Service } from './service.ts';
+import type { Service, Upstream } from './service.ts';
 
 /** One instance in `GET /__rxgate/health`. */
 export interface InstanceHealth {
@@ -40,6 +40,11 @@ export interface HealthReport {
   services: Record<string, ServiceHealth>;
   /** Breakers that are not closed, or that have changed state since start. */
   breakers: BreakerHealth[];
+}
+
+/** Whether `u` takes requests now: healthy by active checks and not ejected (what `/health`'s `ok` counts; `rxgate_upstream_healthy`). */
+export function inRotation(u: Upstream, now: number): boolean {
+  return u.health.healthy && !u.outlier.ejected(now);
 }
 
 /** A service's instances as the health view shows them. */

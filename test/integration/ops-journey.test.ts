@@ -79,4 +79,47 @@ routes:
     expect(text).toMatch(/^rxgate_circuit_state\{service="orders"\} 0$/m);
     expect(text).not.toMatch(/^rxgate_circuit_state\{service="shop"\}/m);
   });
+
+  it('exposes rxgate_upstream_healthy 1 for an instance in rotation, 0 for one failing its checks, and drops an instance discovery removed', async () => {
+    const list = join(runs.dir, 'instances.txt');
+    writeFileSync(list, `${good}\n${bad}\n${third}\n`);
+    const { admin } = await start(`listen: { host: 127.0.0.1, port: 0 }
+admin: { host: 127.0.0.1, port: 0 }
+reload: { watch: false }
+services:
+  users:
+    discovery: { file: { path: "${list}", interval: 50ms } }
+    health: { path: /health, interval: 100ms, unhealthyAfter: 1, healthyAfter: 1 }
+routes:
+  - { path: /users/*, service: users }
+`);
+    await until(async () => healthy('users', bad, 0).test(await scrape(admin)));
+    let text = await scrape(admin);
+    expect(text).toMatch(healthy('users', good, 1));
+    expect(text).toMatch(healthy('users', third, 1));
+    writeFileSync(list, `${good}\n${bad}\n`);
+    await until(async () => !(await scrape(admin)).includes(`instance="${third}"} `));
+    text = await scrape(admin);
+    expect(text).toMatch(healthy('users', good, 1));
+    expect(text).toMatch(healthy('users', bad, 0));
+    expect(text).not.toMatch(new RegExp(`rxgate_upstream_healthy\\{[^}]*instance="${esc(third)}"`));
+  });
+
+  it('under --workers 2 shows an instance 1 or 0, not a sum over the workers, and one breaker series per service', async () => {
+    const { admin } = await start(`listen: { host: 127.0.0.1, port: 0 }
+admin: { host: 127.0.0.1, port: 0 }
+reload: { watch: false }
+services:
+  users:
+    upstreams: ["${good}", "${bad}"]
+    health: { path: /health, interval: 100ms, unhealthyAfter: 1, healthyAfter: 1 }
+routes:
+  - { path: /users/*, service: users }
+`, ['--workers', '2']);
+    await until(async () => (await request(`${admin}/ready`).catch(() => null))?.statusCode === 200, { timeout: 40_000 });
+    await until(async () => healthy('users', bad, 0).test(await scrape(admin)), { timeout: 10_000 });
+    const text = await scrape(admin);
+    expect(text).toMatch(healthy('users', good, 1));
+    expect(text).toMatch(/^rxgate_circuit_state\{service="users"\} 0$/m);
+  });
 });

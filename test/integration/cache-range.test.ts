@@ -167,6 +167,38 @@ describe('a stored 200 with a Content-Encoding and no strong ETag (review RB)', 
   });
 });
 
+describe('a part on a compression route (review RB)', () => {
+  it('carries Vary: Accept-Encoding when its 200 would, and is not compressed', async () => {
+    const big = 'x'.repeat(2000);
+    const up = await startUpstream((req, res) => {
+      req.resume();
+      const type = req.url === '/png' ? 'image/png' : 'text/plain';
+      res.writeHead(200, { etag: '"b1"', 'cache-control': 'max-age=60', 'content-type': type }).end(req.url === '/small' ? BODY : big);
+    });
+    cleanups.push(() => up.close());
+    const gw = await startGatewayFromYaml(`
+services:
+  api: { upstreams: ["${up.url}"] }
+routes:
+  - { path: /*, service: api, compression: true, cache: { ttl: 60s } }
+`);
+    cleanups.push(() => gw.close());
+    const gzip = { 'accept-encoding': 'gzip' };
+    for (const path of ['/big', '/small', '/png']) expect((await get(`${gw.url}${path}`)).headers['x-cache']).toBe('MISS');
+    const whole = await get(`${gw.url}/big`, gzip);
+    expect([whole.status, whole.headers['content-encoding'], whole.headers.vary]).toEqual([200, 'gzip', 'Accept-Encoding']);
+    for (const headers of [gzip, {}]) {
+      const part = await get(`${gw.url}/big`, { ...headers, range: 'bytes=0-9' });
+      expect([part.status, part.headers['content-encoding'], part.headers.vary, part.body]).toEqual([206, undefined, 'Accept-Encoding', 'x'.repeat(10)]);
+    }
+    // the 200s of these have no Vary (under minSize; not a compressible type): neither have their parts
+    for (const path of ['/small', '/png']) {
+      const part = await get(`${gw.url}${path}`, { ...gzip, range: 'bytes=0-1' });
+      expect([path, part.status, part.headers.vary]).toEqual([path, 206, undefined]);
+    }
+  });
+});
+
 describe('a Range request answered from a stale entry', () => {
   it('gets the 206 with x-cache: STALE inside stale-while-revalidate', async () => {
     // Stored already stale: Age 100 past max-age 60, inside stale-while-revalidate.

@@ -130,9 +130,13 @@ class CompressionSubscriber extends InnerSubscriber<GatewayResponse> {
       this.downstream.next(notModified(res, this.requestHeaders['if-none-match'], this.settings.compressible));
       return;
     }
+    if (res.status === 206 || res.status === 416) {
+      this.downstream.next(part(res, this.settings));
+      return;
+    }
     // A HEAD has no body (or a cached GET's, never sent): the length its GET would have is the header's.
     const length = this.head ? declaredLength(h, body) : body?.length ?? null;
-    const eligible = (body !== null || this.head) && res.status >= 200 && res.status !== 204 && res.status !== 206 && res.status !== 304
+    const eligible = (body !== null || this.head) && res.status >= 200 && res.status !== 204
       && !encoded(getHeader(h, 'content-encoding')) && this.settings.compressible(getHeader(h, 'content-type'))
       && !noTransform(getHeader(h, 'cache-control')) && (length === null || length >= this.settings.minSize);
     if (!eligible) {
@@ -199,6 +203,25 @@ function notModified(res: GatewayResponse, ifNoneMatch: string | undefined, comp
   if (weak && ((type !== undefined && !compressible(type)) || noTransform(getHeader(h, 'cache-control')))) return res;
   const headers = h.slice();
   if (!weak) for (let i = 0; i < headers.length; i += 2) if (headers[i] === 'etag') headers[i + 1] = `W/${etag}`;
+  addVary(headers, 'Accept-Encoding');
+  return { ...res, headers };
+}
+
+/**
+ * A part (206) or a 416 goes as it is, identity: the stage cannot make the
+ * whole 200 of it, which nginx's gzip answers instead (its range filter
+ * leaves a gzipped response whole), and ignoring Range for every client
+ * that accepts a coding would lose ranges of incompressible types (media)
+ * too. It carries `Vary: Accept-Encoding` when the 200 would (RFC 9110
+ * §15.3.7): a compressible type, no coding, no `no-transform`, and a
+ * complete length (Content-Range's `/len`) unknown or at least `minSize`.
+ */
+function part(res: GatewayResponse, settings: Settings): GatewayResponse {
+  const h = res.headers;
+  if (encoded(getHeader(h, 'content-encoding')) || !settings.compressible(getHeader(h, 'content-type')) || noTransform(getHeader(h, 'cache-control'))) return res;
+  const complete = /\/\s*(\d+)\s*$/.exec(getHeader(h, 'content-range') ?? '');
+  if (complete !== null && Number(complete[1]) < settings.minSize) return res;
+  const headers = h.slice();
   addVary(headers, 'Accept-Encoding');
   return { ...res, headers };
 }

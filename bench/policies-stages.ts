@@ -25,10 +25,13 @@
  *   node --import ./bin/loader/register.mjs bench/policies-stages.ts [--mode later] [--requests 20000] [--clock cpu|wall]
  *   node --expose-gc --min-semi-space-size=64 --max-semi-space-size=64 --import ./bin/loader/register.mjs bench/policies-stages.ts --alloc
  *   node --import ./bin/loader/register.mjs bench/policies-stages.ts --cold 2048   # caches evicted around each request
+ *   node --import ./bin/loader/register.mjs bench/policies-stages.ts --mixed   # after other routes' stages ran; adds the full route
  */
 import { parseArgs } from 'node:util';
 import { Observable, type Observer } from 'rxjs';
+import { parseConfig } from '../lib/config/load.ts';
 import { BadGatewayError } from '../lib/errors.ts';
+import { setGatewayV8Flags } from '../lib/runtime.ts';
 import type { Startable } from '../lib/subscriber.ts';
 import type { GatewayRequest, GatewayResponse, Handler } from '../lib/types.ts';
 import { authorization, benchConfig, benchRequest, routeHandler } from './route-harness.ts';
@@ -37,9 +40,11 @@ const { values } = parseArgs({
   options: {
     mode: { type: 'string' }, requests: { type: 'string' }, batches: { type: 'string' }, inflight: { type: 'string' },
     config: { type: 'string' }, clock: { type: 'string' }, rounds: { type: 'string' }, only: { type: 'string' }, alloc: { type: 'boolean' }, single: { type: 'boolean' },
-    cold: { type: 'string' }, retried: { type: 'boolean' },
+    cold: { type: 'string' }, retried: { type: 'boolean' }, mixed: { type: 'boolean' },
   },
 });
+// The V8 flags the gateway's CLI sets at start (unless given to node here).
+setGatewayV8Flags();
 const MODE = values.mode ?? 'later';
 const N = Number(values.requests ?? 20_000);
 const BATCHES = Number(values.batches ?? 15);
@@ -124,13 +129,13 @@ const observer = {
   complete: () => { done++; },
 };
 
-function run(handler: Handler, n: number): void {
+function run(handler: Handler, n: number, make: () => GatewayRequest = request): void {
   for (let i = 0; i < n; i++) {
     // As the edge does (RouteTable.start): started with its plain observer when the handler can start.
     const start = (handler as Partial<Startable>).start;
     if (COLD.length > 0) evict();
-    if (start !== undefined) start(request(), observer);
-    else handler(request()).subscribe(observer);
+    if (start !== undefined) start(make(), observer);
+    else handler(make()).subscribe(observer);
     if (pending.length >= INFLIGHT) flush();
   }
   flush();
@@ -148,10 +153,10 @@ function nsNow(): number {
   return (u.user + u.system) * 1000;
 }
 
-function batch(handler: Handler): number {
+function batch(handler: Handler, make?: () => GatewayRequest): number {
   const n = Math.floor(N / BATCHES);
   const t0 = nsNow();
-  run(handler, n);
+  run(handler, n, make);
   return (nsNow() - t0) / n;
 }
 
@@ -162,15 +167,46 @@ const cases: Array<[string, Handler]> = ([
   ...names.map((n): [string, Handler] => [`without ${n}`, build(n)]),
   ...(values.single === true ? names.map((n): [string, Handler] => [`only ${n}`, build(`=${n}`)]) : []),
 ] as Array<[string, Handler]>).filter(([name]) => values.only === undefined || name.includes(values.only));
+/**
+ * `--mixed`: other routes' stages run in the same process before anything
+ * is warmed up or measured, as in a gateway with more than one kind of
+ * route: the full route's cache miss (MissSubscriber), and a route with
+ * CORS, compression and response header rules. Every subscriber class of a
+ * built-in stage has then been through the shared subscriber bases' methods
+ * (docs/performance-policies.md, eleventh round). The full route (a new
+ * URL per request: every request a miss that is stored) is measured too.
+ */
+const MIXED = values.mixed === true;
+let missCounter = 0;
+const missRequest = (): GatewayRequest => benchRequest(`/bench/${missCounter++}`, HEADERS);
+const OTHER = `services:
+  echo: { upstreams: ["http://127.0.0.1:1"] }
+routes:
+  - path: /*
+    service: echo
+    cors: { origins: ["*"] }
+    compression: true
+    headers: { response: { remove: [x-powered-by] } }
+`;
+const misses: Array<[string, Handler, () => GatewayRequest]> = MIXED
+  ? [['full route (cache miss)', routeHandler(benchConfig(new URL('./configs/full.yaml', import.meta.url), 'full.yaml'), () => true, terminal), missRequest]]
+  : [];
+const others: Array<[Handler, () => GatewayRequest]> = MIXED
+  ? [[routeHandler(parseConfig(OTHER, 'other.yaml', {}), () => true, terminal), () => benchRequest('/bench', { ...HEADERS, origin: 'https://a.example', 'accept-encoding': 'gzip' })]]
+  : [];
 // One request first, and a turn for its token check to settle: from then on
 // the token is in the verifier's cache, as for a client reusing its token.
 for (const [, h] of cases) run(h, 1);
-for (let t = 0; done < cases.length; t++) {
+for (const [, h, make] of misses) run(h, 1, make);
+for (let t = 0; done < cases.length + misses.length; t++) {
   if (t > 500) throw new Error('the first requests did not complete');
   await new Promise((resolve) => setTimeout(resolve, 10));
   flush();
 }
+for (const [h, make] of others) run(h, 2_000, make);
+for (const [, h, make] of misses) run(h, 2_000, make);
 for (const [, h] of cases) run(h, 20_000); // warm up every case before measuring any
+for (const [, h, make] of misses) run(h, 20_000, make);
 const retried = values.retried === true ? cases.find(([name]) => name.startsWith('all')) : undefined;
 if (retried !== undefined) {
   const before = done;
@@ -194,29 +230,30 @@ if (values.alloc === true) {
   const gc = (globalThis as { gc?: () => void }).gc;
   if (gc === undefined) throw new Error('--alloc needs node --expose-gc');
   console.log('| case | bytes/request |\n|---|---:|');
-  for (const [name, h] of cases) {
+  for (const [name, h, make] of [...cases, ...misses] as Array<[string, Handler, (() => GatewayRequest)?]>) {
     const per: number[] = [];
     for (let k = 0; k < 7; k++) {
       gc();
       const before = process.memoryUsage().heapUsed;
-      run(h, ALLOC_N);
+      run(h, ALLOC_N, make);
       per.push((process.memoryUsage().heapUsed - before) / ALLOC_N);
     }
     console.log(`| ${name} | ${per.sort((a, b) => a - b)[3]!.toFixed(0)} |`);
   }
   process.exit(0);
 }
-const best = new Map<string, number>(cases.map(([name]) => [name, Infinity]));
+const best = new Map<string, number>([...cases, ...misses].map(([name]) => [name, Infinity]));
 for (let r = 0; r < ROUNDS; r++) {
   for (let b = 0; b < BATCHES; b++) {
     for (const [name, h] of cases) best.set(name, Math.min(best.get(name)!, batch(h)));
+    for (const [name, h, make] of misses) best.set(name, Math.min(best.get(name)!, batch(h, make)));
   }
 }
 const all = best.get('all stages (the policies route)') ?? NaN;
 const none = best.get('no stages (terminal only)') ?? NaN;
 console.log(`mode ${MODE}${MODE === 'later' ? ` (${INFLIGHT} in flight)` : ''}${COLD.length > 0 ? `, caches evicted (${COLD.length >> 10} KB) around each request` : ''}; ${CPU_CLOCK ? 'CPU' : 'wall'} ns/request, min of ${BATCHES * ROUNDS} batches of ${Math.floor(N / BATCHES)}\n`);
 console.log('| case | ns/request | stage cost (all − without) |\n|---|---:|---:|');
-for (const [name] of cases) {
+for (const [name] of [...cases, ...misses]) {
   const ns = best.get(name)!;
   const cost = name.startsWith('without') ? (all - ns).toFixed(0) : name.startsWith('all') ? `${(all - none).toFixed(0)} (all stages)` : '—';
   console.log(`| ${name} | ${ns.toFixed(0)} | ${cost} |`);

@@ -17,8 +17,11 @@ import { jwtAuth } from '../lib/stages/auth/jwt-auth.ts';
 import { rateLimit } from '../lib/stages/rate-limit/rate-limit.ts';
 import { retry } from '../lib/stages/retry/retry.ts';
 import { timeout } from '../lib/stages/timeout/timeout.ts';
+import { setGatewayV8Flags } from '../lib/runtime.ts';
 import type { GatewayRequest, GatewayResponse, Handler, Policy } from '../lib/types.ts';
 
+// The V8 flags the gateway's CLI sets at start (unless given to node here).
+setGatewayV8Flags();
 const { values } = parseArgs({ options: { requests: { type: 'string' } } });
 const N = Number(values.requests ?? 20_000);
 const BATCHES = 5;

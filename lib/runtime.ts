@@ -70,13 +70,22 @@ function seeded(seed: number): () => number {
 
 /**
  * V8 flags the gateway's process sets when the CLI starts (`runCli`), before
- * it serves; V8 reads each at every collection, so setting it at run time
- * acts (checked by `--trace-gc-nvp`, docs/gc-promotion.md "The pause, phase
- * by phase"). `--no-parallel-scavenge`: a scavenge runs on the main thread
- * alone instead of waiting, in its pause, for helper threads that share the
- * cores with the main thread, the upstream and the clients.
+ * it serves; V8 reads each where it acts, so setting it at run time acts
+ * (test/integration/gc-flags.test.ts watches both).
+ * - `--no-parallel-scavenge` (read at every collection): a scavenge runs on
+ *   the main thread alone instead of waiting, in its pause, for helper
+ *   threads that share the cores with the main thread, the upstream and the
+ *   clients (docs/gc-promotion.md, "The pause, phase by phase").
+ * - `--max-valid-polymorphic-map-count=16` (V8's default is 4; read each
+ *   time an inline cache takes another map): a property read or write seen
+ *   with more classes than that goes megamorphic for good, through V8's
+ *   stub cache. The subscriber bases' methods (lib/inner-subscriber.ts)
+ *   serve every stage's subscriber class: seven built in, with a user's own
+ *   stages more, and a fifth class anywhere in the process cost every route
+ *   ~0.8 µs per request on the policies route in one process
+ *   (docs/performance-policies.md, eleventh round).
  */
-export const gatewayV8Flags: readonly string[] = ['--no-parallel-scavenge'];
+export const gatewayV8Flags: readonly string[] = ['--no-parallel-scavenge', '--max-valid-polymorphic-map-count=16'];
 
 /**
  * Sets `flags` except those node's own command line or `NODE_OPTIONS` names

@@ -48,6 +48,16 @@ describe('KeyMemo', () => {
   });
 });
 
+describe('KeyMemo and a bare ?', () => {
+  it('gives /x and /x? their own keys, in either order (review RB)', () => {
+    const memo = new KeyMemo();
+    const plain = gatewayRequest({ path: '/x', headers: { host: 'api.test' } });
+    const bare = gatewayRequest({ path: '/x', emptyQuery: true, headers: { host: 'api.test' } });
+    expect([memo.baseKey(plain), memo.baseKey(bare), memo.baseKey(plain), memo.baseKey(bare)])
+      .toEqual(['GET http://api.test/x', 'GET http://api.test/x?', 'GET http://api.test/x', 'GET http://api.test/x?']);
+  });
+});
+
 describe('namespaced', () => {
   it('prefixes every key with its service, whatever keys came before', () => {
     const seen: string[] = [];

@@ -1,5 +1,9 @@
 import { constants } from 'node:os';
 import type { Logger } from '../observe/log.ts';
+import { registeredTracerProvider } from '../observe/tracing.ts';
+
+/** How long the exit waits for a tracing SDK to export what it holds. */
+const FLUSH_TIMEOUT = 2 * 1000; // 2s
 
 export interface SignalActions {
   /** The graceful stop (SIGTERM, SIGINT); the process exits 0 when it resolves. */
@@ -10,7 +14,8 @@ export interface SignalActions {
 }
 
 /**
- * The process's signals: SIGTERM or SIGINT drains and exits 0; a second one
+ * The process's signals: SIGTERM or SIGINT drains, flushes a tracing SDK
+ * (`flushTraces`) and exits 0; a second one
  * exits at once (128 + its number, as a shell reports it); SIGHUP reloads.
  */
 export function handleSignals({ drain, reload, logger }: SignalActions): void {
@@ -22,14 +27,29 @@ export function handleSignals({ drain, reload, logger }: SignalActions): void {
     }
     draining = true;
     logger.info({ signal }, 'rxgate stopping');
-    drain().then(() => process.exit(0), (err: unknown) => {
+    drain().then(() => 0, (err: unknown) => {
       logger.error({ err }, 'rxgate: drain failed');
-      process.exit(1);
-    });
+      return 1;
+    }).then((code) => flushTraces(FLUSH_TIMEOUT).then(() => process.exit(code)));
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGHUP', () => void reload());
+}
+
+/**
+ * Exports what a registered tracing SDK still holds (a BatchSpanProcessor
+ * sends every 5 s), so the spans of the requests the drain let finish reach
+ * the collector before the process exits; at most `timeoutMs`, and nothing
+ * without an SDK or with a provider that has no `forceFlush`.
+ */
+export async function flushTraces(timeoutMs: number): Promise<void> {
+  const provider = registeredTracerProvider() as { forceFlush?: () => Promise<unknown> } | null;
+  if (typeof provider?.forceFlush !== 'function') return;
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<void>((resolve) => { timer = setTimeout(resolve, timeoutMs); });
+  await Promise.race([provider.forceFlush().catch(() => undefined), late]);
+  clearTimeout(timer);
 }
 
 /**

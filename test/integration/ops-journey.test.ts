@@ -1,4 +1,6 @@
 import { writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { request } from 'undici';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -44,12 +46,12 @@ afterEach(() => {
   for (const p of started.splice(0)) if (p.proc.exitCode === null && p.proc.signalCode === null) p.proc.kill('SIGKILL');
 });
 
-async function start(yaml: string, args: string[] = []): Promise<{ gw: string; admin: string }> {
-  const p = runs.start(['--config', runs.file(yaml), ...args]);
+async function start(yaml: string, args: string[] = [], env: Record<string, string> = {}, nodeFlags: string[] = []): Promise<{ gw: string; admin: string; p: RxgateProcess }> {
+  const p = runs.start(['--config', runs.file(yaml), ...args], env, nodeFlags);
   started.push(p);
   const gw = await p.logged('rxgate listening');
   const admin = await p.logged('rxgate admin listening');
-  return { gw: `http://127.0.0.1:${gw['port'] as number}`, admin: `http://127.0.0.1:${admin['port'] as number}` };
+  return { gw: `http://127.0.0.1:${gw['port'] as number}`, admin: `http://127.0.0.1:${admin['port'] as number}`, p };
 }
 
 async function scrape(admin: string): Promise<string> {
@@ -121,5 +123,48 @@ routes:
     const text = await scrape(admin);
     expect(text).toMatch(healthy('users', good, 1));
     expect(text).toMatch(/^rxgate_circuit_state\{service="users"\} 0$/m);
+  });
+});
+
+describe('traces at exit', { timeout: 60_000 }, () => {
+  it('exports the spans of a request that finishes during the drain, with a BatchSpanProcessor and no process.exit wrapper', async () => {
+    // A stand-in collector: each POST is one exported batch.
+    const spans: Array<{ name: string; kind: number; traceId: string }> = [];
+    const collector: Server = createServer((req, res) => {
+      let body = '';
+      req.on('data', (c: Buffer) => { body += c.toString(); });
+      req.on('end', () => {
+        spans.push(...(JSON.parse(body) as typeof spans));
+        res.end();
+      });
+    });
+    await new Promise<void>((r) => collector.listen(0, '127.0.0.1', r));
+    closers.push(() => new Promise((r) => collector.close(() => r())));
+    // An upstream that answers 2 s after the request came.
+    let arrived = false;
+    const slow = await startUpstream((req, res) => {
+      req.resume();
+      arrived = true;
+      setTimeout(() => res.end('late'), 2000);
+    });
+    closers.push(() => slow.close());
+    const preload = new URL('../support/otel-batch-preload.mjs', import.meta.url).pathname;
+    const { gw, p } = await start(`listen: { host: 127.0.0.1, port: 0 }
+admin: { host: 127.0.0.1, port: 0 }
+reload: { watch: false }
+drain: { timeout: 10s }
+services:
+  slow: { upstreams: ["${slow.url}"] }
+routes:
+  - { path: /slow, service: slow }
+`, [], { OTEL_TEST_COLLECTOR: `http://127.0.0.1:${(collector.address() as AddressInfo).port}/v1/traces` }, ['--import', preload]);
+    const answer = request(`${gw}/slow`).then(async (res) => ({ status: res.statusCode, body: await res.body.text() }));
+    await until(() => arrived);
+    p.proc.kill('SIGTERM');
+    expect(await answer).toEqual({ status: 200, body: 'late' });
+    expect(await p.exited).toBe(0);
+    // SERVER (kind 1) and CLIENT (kind 2) of the one request, in one trace.
+    expect(spans.map((s) => s.kind).sort()).toEqual([1, 2]);
+    expect(new Set(spans.map((s) => s.traceId)).size).toBe(1);
   });
 });

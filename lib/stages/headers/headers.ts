@@ -2,7 +2,7 @@ import type { Subscriber } from 'rxjs';
 import { HOP_BY_HOP } from '../../headers.ts';
 import { HoldingSubscriber, stageHandler, subscribeNext } from '../../subscriber.ts';
 import type { GatewayRequest, GatewayResponse, Handler, Policy, ResponseHeaders } from '../../types.ts';
-import type { HeaderRules, HeadersOptions } from './schema.ts';
+import { EDGE_HEADERS, type HeaderRules, type HeadersOptions } from './schema.ts';
 
 /**
  * Headers a rule may not name. On the request: the framing and hop-by-hop
@@ -28,6 +28,7 @@ function compile(rules: HeaderRules | undefined, refused: ReadonlySet<string>, s
     const twice = names.find((n, i) => names.indexOf(n) !== i);
     if (twice !== undefined) throw new TypeError(`headers.${side}.${kind}: ${twice} is named twice (names compare without case)`);
     for (const n of names) {
+      if (side === 'response' && kind === 'remove' && EDGE_HEADERS.has(n)) throw new TypeError(`headers.response.remove: ${n} is written by the gateway's edge after the route's response rules and cannot be removed by them (see docs/headers.md)`);
       if (refused.has(n)) throw new TypeError(`headers.${side}.${kind}: ${n} is written by the gateway (framing, hop-by-hop${side === 'request' ? ' or Host: see preserveHost' : ' or the body\'s coding'}); a rule cannot change it`);
     }
   }

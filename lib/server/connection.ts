@@ -5,7 +5,7 @@ import { BadRequestError, errorResponseBody, toGatewayError, type GatewayError }
 import type { Body, GatewayRequest, GatewayResponse } from '../types.ts';
 import type { EdgeHooks } from './edge.ts';
 import type { InFlight, InFlightEntry } from './in-flight.ts';
-import { RequestBody } from './request-body.ts';
+import { RequestBody, toldToClose } from './request-body.ts';
 import { ResponseWriter } from './response-writer.ts';
 import { completeUpgrade } from './websocket.ts';
 import { upgradeOf } from './ws-connect.ts';
@@ -242,8 +242,7 @@ export class Exchange extends ResponseWriter implements Observer<GatewayResponse
     }
     // The body still coming: written once its rest came (kept alive) or was cut short (closed): RequestBody.linger.
     if (!this.closeAfterError && this.requestBody?.linger((complete) => {
-      if (!complete) this.closeAfterError = true; // uWS writes Connection: close and closes
-      if (!this.closed) this.writeError(error, body, now);
+      if (!this.closed) this.writeError(complete ? error : toldToClose(error), body, now); // cut short: uWS closes the paused client later
     }) === true) return;
     this.writeError(error, body, now);
   }

@@ -1,17 +1,12 @@
 import type { HttpResponse } from 'uWebSockets.js';
+import type { GatewayError } from '../errors.ts';
 import type { Body, BodySink } from '../types.ts';
 import type { IdleWatched } from './limits-cores.ts';
 
 /** An error answered while the body is still coming waits for at most this much more of it, read and dropped (`linger`). */
 export const LINGER_BYTES = 1024 * 1024; // 1 MiB, Envoy's per_connection_buffer_limit_bytes
-/** … and at most this long, then it is answered and the connection closed. */
+/** … and at most this long; then it is answered with `Connection: close`. */
 export const LINGER_MS = 1000; // 1s, Envoy's delayed_close_timeout
-/**
- * Cut short, the client is paused this long before the answer and the close: one still writing then waits for the
- * socket to drain, so it reads the answer before the reset a close with unread bytes sends (without: Node clients
- * writing in a loop lost the answer to EPIPE in 2 of 9 runs; with 100 or 300 ms none of 18 did).
- */
-const CUT_GRACE_MS = 250;
 
 /**
  * The client's request body, read from uWS `onData` with backpressure and
@@ -97,12 +92,15 @@ export class RequestBody implements Body, IdleWatched {
    * read and dropped, and `then(true)` runs when its last chunk comes, so the
    * answer keeps the connection as for a complete body. Once more than
    * `LINGER_BYTES` was dropped or `LINGER_MS` passed, the client is paused
-   * and `then(false)` runs `CUT_GRACE_MS` later: the answer closes the
-   * connection. Never both, and neither once the client is gone. A paused
-   * uWS 20.30 socket has no timer, and after an answer rxgate has no handle
-   * to close it, so no answer leaves the client paused (audit RA: every
-   * connection answered so stayed open, in CLOSE_WAIT once the client
-   * closed). Returns false when the body is complete: answer now.
+   * for good and `then(false)` runs (on a later turn, once uWS has handed
+   * over what it had read): the answer says `Connection: close`, and uWS's
+   * idle timer closes the connection ~10 s later, after the client could read
+   * it (closing with the answer resets a client still writing, which then
+   * loses it: Envoy's #2929). Never both, and neither once the client is gone.
+   * Never paused before: a paused uWS 20.30 socket that has had its last
+   * body chunk has no timer, and after the answer rxgate has no handle to
+   * close it (review RA: 50 of 50 such connections stayed open for good).
+   * Returns false when the body is complete: answer now.
    */
   linger(then: (complete: boolean) => void): boolean {
     if (this.last || this.connection.gone) return false;
@@ -121,22 +119,24 @@ export class RequestBody implements Body, IdleWatched {
       return;
     }
     this.dropped += bytes;
-    if (this.dropped > LINGER_BYTES) this.cut();
+    if (this.dropped > LINGER_BYTES && this.lingerTimer !== null) {
+      clearTimeout(this.lingerTimer);
+      this.lingerTimer = null;
+      setImmediate(() => this.cut());
+    }
   }
 
   private cut(): void {
-    const then = this.lingering;
-    this.lingering = null;
-    if (then === null) return;
-    if (this.lingerTimer !== null) clearTimeout(this.lingerTimer);
-    if (!this.paused && !this.connection.gone) {
+    if (this.lingering === null || this.connection.gone) return;
+    if (!this.paused) {
       this.paused = true;
       this.res.pause();
     }
-    this.lingerTimer = setTimeout(() => this.lingered(false, then), CUT_GRACE_MS);
+    this.lingered(false);
   }
 
-  private lingered(complete: boolean, then = this.lingering): void {
+  private lingered(complete: boolean): void {
+    const then = this.lingering;
     this.lingering = null;
     if (this.lingerTimer !== null) clearTimeout(this.lingerTimer);
     this.lingerTimer = null;
@@ -183,4 +183,15 @@ export class RequestBody implements Body, IdleWatched {
     this.paused = true;
     if (!this.connection.gone) this.res.pause();
   }
+}
+
+/**
+ * `error` with `Connection: close` among its headers, for an answer that
+ * leaves the client paused (`RequestBody.linger`): a copy, as errors may be
+ * shared, of the same class, status and code.
+ */
+export function toldToClose(error: GatewayError): GatewayError {
+  const fields: PropertyDescriptorMap = Object.getOwnPropertyDescriptors(error);
+  fields['headers'] = { value: { ...error.headers, connection: 'close' }, enumerable: true };
+  return Object.create(Object.getPrototypeOf(error) as object, fields) as GatewayError;
 }

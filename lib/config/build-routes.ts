@@ -45,6 +45,8 @@ export interface RouteBuildShared {
   stages: StageRegistry;
   events: GatewayEvents;
   pipeline: PipelineFactory;
+  /** `limits.maxWebSocketMessage` as the edge was built with it (a reload does not change uWS's): caps each route's `websocket.maxMessageSize`. */
+  maxWebSocketMessage?: number;
 }
 
 /** A config's route table, and what its health view reads. */
@@ -76,7 +78,7 @@ export function buildRoutes(config: GatewayConfig, shared: RouteBuildShared): Bu
       const service = serviceOf(b.service, serviceConfig);
       out.services.add(service);
       const own = { ...route, service: b.service };
-      const ctx = routeContext({ config, route: own, serviceConfig, service, runtime, events, logger, resources, metrics }, stages, index);
+      const ctx = routeContext({ config, route: own, serviceConfig, service, runtime, events, logger, resources, metrics }, stages, index, shared.maxWebSocketMessage);
       return { weight: b.weight, handler: shared.pipeline(ctx), name: ctx.routeName, ctx };
     });
     // A mirror's shadow service is in the health view too (the same object its stage gets).
@@ -169,7 +171,7 @@ function named(name: string, handler: Handler): Handler {
 
 type ContextBase = Omit<RouteContext, 'routeName' | 'pipeline' | 'stage' | 'forward'>;
 
-function routeContext(base: ContextBase, stages: StageRegistry, index: number): RouteContext {
+function routeContext(base: ContextBase, stages: StageRegistry, index: number, maxWebSocketMessage?: number): RouteContext {
   const { route, config, serviceConfig } = base;
   const order = pipelineFor(route, config, stages);
   const explicit = route.pipeline ?? config.pipeline;
@@ -201,7 +203,7 @@ function routeContext(base: ContextBase, stages: StageRegistry, index: number): 
       });
       if (route.websocket === undefined || route.websocket === false) return http;
       return websocketForward(base.service, http, {
-        route: ctx.routeName, limits: websocketLimits(defined(route.websocket), `route ${ctx.routeName}`), runtime: base.runtime,
+        route: ctx.routeName, limits: websocketLimits(defined(route.websocket), `route ${ctx.routeName}`, maxWebSocketMessage), runtime: base.runtime,
         // Its identity, as checkDuplicateRoutes has it: unique in a config, and the same after a reload that leaves the route as it was.
         countKey: routeKey(route, true),
         preserveHost: route.preserveHost ?? false, events: base.events,

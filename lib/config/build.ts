@@ -66,6 +66,7 @@ export function buildGateway(config: GatewayConfig, pipeline: PipelineFactory | 
     runtime: options.runtime ?? systemRuntime,
     stages: stageRegistry(options.stages),
     pipeline: pipeline ?? stagePipeline,
+    ...(config.limits?.maxWebSocketMessage !== undefined ? { maxWebSocketMessage: config.limits.maxWebSocketMessage } : {}),
   };
   // One health view for the gateway's life: a reload swaps the services it reads.
   const health = new HealthSources(events);

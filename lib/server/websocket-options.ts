@@ -18,7 +18,7 @@ export const websocketOptions = z.strictObject({
 });
 
 export interface WebSocketOptions {
-  /** Largest message either side may send, in bytes: larger closes with 1009. @default 16 MiB */
+  /** Largest message either side may send, in bytes: larger closes with 1009. At most `limits.maxWebSocketMessage`. @default 16 MiB, or `limits.maxWebSocketMessage` when that is lower */
   maxMessageSize?: number;
   /** Open connections on the route; the next upgrade gets 503. @default 10000 */
   maxConnections?: number;
@@ -55,11 +55,18 @@ export interface WebSocketLimits {
   readonly stallTimeoutMs: number;
 }
 
-/** Parses a route's `websocket:` value; throws `TypeError` for limits that contradict each other. */
-export function websocketLimits(options: WebSocketOptions | true, route = 'route'): WebSocketLimits {
+/**
+ * Parses a route's `websocket:` value; throws `TypeError` for limits that contradict each other. `cap`:
+ * `limits.maxWebSocketMessage`, what uWS reassembles of a client's message before the route sees it (past it uWS closes
+ * the client 1006, with no close frame): the route's `maxMessageSize` is at most that, and one set above it is refused.
+ */
+export function websocketLimits(options: WebSocketOptions | true, route = 'route', cap = UWS_MAX_PAYLOAD): WebSocketLimits {
   const o = { ...websocketDefaults, ...(options === true ? {} : options) };
+  if (options !== true && options.maxMessageSize !== undefined && options.maxMessageSize > cap) {
+    throw new TypeError(`${route} websocket.maxMessageSize (${options.maxMessageSize}) is over limits.maxWebSocketMessage (${cap}), the most of a client's message uWS takes: lower it, or raise that key`);
+  }
   const limits: WebSocketLimits = {
-    maxMessageSize: o.maxMessageSize,
+    maxMessageSize: Math.min(o.maxMessageSize, cap),
     maxConnections: o.maxConnections,
     idleTimeoutMs: o.idleTimeout === false ? 0 : parseDuration(o.idleTimeout, `${route} websocket.idleTimeout`),
     connectTimeoutMs: parseDuration(o.connectTimeout, `${route} websocket.connectTimeout`),

@@ -82,6 +82,7 @@ beforeAll(async () => {
     sockets.push(rec);
     ws.on('message', () => { rec.messages++; });
     ws.on('close', (code) => { rec.code = code; });
+    if (rec.path === '/flood/two-mib') ws.send(Buffer.alloc(2 * MiB, 2));
     if (rec.path === '/flood/out') {
       // 64 KiB messages as fast as ws buffers them (kept under 1 MiB queued here), up to 200 MiB.
       const chunk = Buffer.alloc(64 * 1024, 1);
@@ -393,6 +394,26 @@ routes:
   - { path: /x, service: up }
 `)]);
     expect(await bad.exited).toBe(2);
+  });
+
+  it('a route`s maxMessageSize is at most limits.maxWebSocketMessage: the default 16 MiB is read as the key`s 1 MiB (an upstream message of 2 MiB closes the client 1009), and a route setting more is refused (exit 2, the key path)', async () => {
+    const w = await ws('/flood/two-mib');
+    let got = 0;
+    w.on('message', () => { got++; });
+    // Before: relayed whole to the client, whose own 2 MiB message uWS would refuse (1006).
+    expect(await closed(w)).toBe(1009);
+    expect(got).toBe(0);
+    const bad = runs.start(['--config', runs.file(`
+listen: { host: 127.0.0.1, port: 0 }
+limits: { maxWebSocketMessage: 1048576 }
+services:
+  up: { upstreams: ["http://127.0.0.1:1"] }
+routes:
+  - { path: /x, service: up, websocket: { maxMessageSize: 2097152 } }
+`)]);
+    expect(await bad.exited).toBe(2);
+    // What it wrote to stderr, as the rejection of a wait for a line it never logs carries it.
+    expect(await bad.logged('rxgate listening').catch((err: Error) => err.message)).toMatch(/websocket\.maxMessageSize \(2097152\) is over limits\.maxWebSocketMessage \(1048576\)/);
   });
 
   it('a client that never reads while the upstream floods: the upstream is held back, then closed 1013 as the client is a slow consumer; memory stays flat', async () => {

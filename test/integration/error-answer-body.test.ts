@@ -134,6 +134,17 @@ describe('an error answered while the body really is still coming', () => {
     await until(() => sockets() <= before + 2, { timeout: 25_000 });
   }, 45_000);
 
+  it('behind a 2 MiB chunked body refused 413, a pipelined request is served only when the 413 kept the connection, never forwarded behind a Connection: close', async () => {
+    const chunk = `4000\r\n${'x'.repeat(0x4000)}\r\n`;
+    const c = open(`POST /small/big-piped HTTP/1.1\r\nHost: gw\r\nTransfer-Encoding: chunked\r\n\r\n${chunk.repeat(128)}0\r\n\r\nGET /ok/after-big HTTP/1.1\r\nHost: gw\r\n\r\n`);
+    await until(() => c.closed() || parseResponses(c.got()).length === 2, { timeout: 25_000 });
+    const got = answers(c.got());
+    // Either the rest came within the bound (keep-alive, then 200) or it was cut (close, and nothing after it read).
+    expect([JSON.stringify([[413, false], [200, false]]), JSON.stringify([[413, true]])]).toContain(JSON.stringify(got));
+    expect(upstreamGot.includes('/ok/after-big')).toBe(got.length === 2);
+    c.socket.destroy();
+  }, 45_000);
+
   it('a client that leaves while its over-limit body is still coming leaves no socket behind', async () => {
     const before = sockets();
     const cs = Array.from({ length: N }, (_, i) => open(`POST /small/gone-${i} HTTP/1.1\r\nHost: gw\r\nContent-Length: 100000\r\n\r\n${'x'.repeat(2000)}`));

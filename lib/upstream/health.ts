@@ -5,7 +5,7 @@ export interface HealthOptions {
   path?: string;
   /** Time between probes (each starts at a random phase within the first). @default '5s' */
   interval?: Duration;
-  /** A probe without a response head (and body) in this time failed. @default '2s' */
+  /** A probe not done in this time (connect, TLS, head and body) failed. @default '2s' */
   timeout?: Duration;
   /** Statuses that pass. @default every 2xx and 3xx (nginx's) */
   expectedStatuses?: number[];

@@ -13,6 +13,14 @@ const DEFAULT_TIMEOUT = '2s';
  * started together do not probe in lockstep), on the runtime's scheduler.
  * `instances` is read at each round, so instances discovery adds are probed
  * too. `changed` hears of each instance whose health flipped.
+ *
+ * One check per instance at a time: a round skips an instance whose check
+ * is still running (Envoy arms its interval timer only after the response
+ * or the timeout), and `timeout` bounds a check's whole life, connecting
+ * and TLS included. Past it the check fails and its connection is dropped
+ * (Envoy closes it too). Until session 10 a round sent a check every
+ * `interval` regardless, so with a slow `/health` and `timeout` over
+ * `interval` they queued on the checks' one connection without bound.
  */
 export function startProbes(
   service: string,
@@ -28,22 +36,42 @@ export function startProbes(
   const expected = options.expectedStatuses;
   const passes = (status: number): boolean => expected === undefined ? status >= 200 && status < 400 : expected.includes(status);
   const path = options.path!;
-  const record = (u: Upstream, ok: boolean, status: number | null, error?: string): void => {
-    u.lastCheck = error === undefined ? { ok, status, at: runtime.wallNow() } : { ok, status, at: runtime.wallNow(), error };
-    if (u.health.record(ok)) changed(u);
-  };
+  const timers = new Subscription();
+  /** Instances whose check is running. */
+  const running = new Set<Upstream>();
+  let stopped = false;
+  timers.add(() => { stopped = true; });
   const check = (u: Upstream): void => {
+    if (running.has(u) || stopped) return;
+    running.add(u);
+    let headed = false;
+    const done = (ok: boolean, status: number | null, error?: string): void => {
+      if (!running.delete(u)) return; // settled already (timed out)
+      timers.remove(deadline);
+      deadline.unsubscribe();
+      if (stopped) return;
+      u.lastCheck = error === undefined ? { ok, status, at: runtime.wallNow() } : { ok, status, at: runtime.wallNow(), error };
+      if (u.health.record(ok)) changed(u);
+    };
+    const deadline = after(runtime, timeoutMs, function checkTimedOut() {
+      // Named after the phase it stopped in: undici's codes once the request is out, as its own timeouts said before.
+      const error = headed ? 'UND_ERR_BODY_TIMEOUT' : u.checksConnected() ? 'UND_ERR_HEADERS_TIMEOUT' : CONNECT_PHASE_TIMEOUT;
+      done(false, null, error);
+      u.dropChecks();
+    });
+    timers.add(deadline);
+    // undici's own head and body timeouts stay, in real time, for a runtime on virtual time.
     u.checks().request({ path: u.basePath + path, method: 'GET', headersTimeout: timeoutMs, bodyTimeout: timeoutMs })
       .then(async (res) => {
+        headed = true;
         await res.body.dump();
-        record(u, passes(res.statusCode), res.statusCode);
-      }, (err: Error) => record(u, false, null, (err as { code?: string }).code ?? err.message));
+        done(passes(res.statusCode), res.statusCode);
+      }, (err: Error) => done(false, null, (err as { code?: string }).code ?? err.message));
   };
   const probe = (): void => {
     for (const u of instances()) if (!u.draining) check(u);
   };
   probe();
-  const timers = new Subscription();
   timers.add(after(runtime, runtime.random() * intervalMs, () => {
     probe();
     timers.add(every(runtime, intervalMs, probe));
@@ -51,5 +79,8 @@ export function startProbes(
   return Object.assign(timers, { check });
 }
 
-/** The running checks: unsubscribe stops them; `check(u)` probes one instance now (one discovery added). */
+/** `lastCheck.error` of a check that had no connection (TCP or TLS not done) at `health.timeout`. */
+export const CONNECT_PHASE_TIMEOUT = 'HEALTH_CHECK_TIMEOUT';
+
+/** The running checks: unsubscribe stops them; `check(u)` probes one instance now, unless its check is running. */
 export type Probes = Subscription & { check(u: Upstream): void };

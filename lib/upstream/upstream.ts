@@ -82,6 +82,7 @@ export class Upstream {
    * connection per host, `reuse_connection`).
    */
   private checker: Client | null = null;
+  private checkerUp = false;
   private readonly checkerOptions: Client.Options;
 
   constructor(url: string, options: UpstreamSettings) {
@@ -119,13 +120,29 @@ export class Upstream {
 
   /** Where active health checks go: a connection of their own. */
   checks(): Client {
-    return this.checker ??= new Client(this.origin, this.checkerOptions);
+    if (this.checker !== null) return this.checker;
+    const client = this.checker = new Client(this.origin, this.checkerOptions);
+    client.on('connect', () => { if (this.checker === client) this.checkerUp = true; });
+    client.on('disconnect', () => { if (this.checker === client) this.checkerUp = false; });
+    return client;
   }
 
-  /** Closes the pool and the checks' connection once what they carry is done (destroyed if that fails). */
+  /** Whether the checks' connection is open (TCP and TLS done), so a check's request is out. */
+  checksConnected(): boolean {
+    return this.checkerUp;
+  }
+
+  /** Destroys the checks' connection (a check timed out: Envoy closes it too); the next check makes another. */
+  dropChecks(): void {
+    this.checker?.destroy().catch(() => {});
+    this.checker = null;
+    this.checkerUp = false;
+  }
+
+  /** Closes the pool once what it carries is done (destroyed if that fails); a running check has nothing worth waiting for. */
   async close(): Promise<void> {
-    const checker = this.checker;
-    await Promise.all([this.pool.close().catch(() => this.pool.destroy()), checker?.close().catch(() => checker.destroy())]);
+    this.dropChecks();
+    await this.pool.close().catch(() => this.pool.destroy());
   }
 
   /** What a request gets when `inFlight` is at `maxInFlight`: 503 UPSTREAM_OVERLOADED, never sent. */

@@ -103,13 +103,13 @@ export class Service {
   readonly discovered: Promise<void>;
   private readonly sources: Discovery[] = [];
 
-  /** Makes an instance of this service from its spec; one `joining` a running service with health checks is out until its first check, made now, passes. */
+  /** Makes an instance of this service from its spec, checked at once on a running service with health checks; one `joining` is out until its first check passes. */
   protected instance(spec: UpstreamSpec, joining = false): Upstream {
     const url = typeof spec === 'string' ? spec : spec.url;
     const weight = typeof spec === 'string' ? 1 : spec.weight ?? 1;
     const health = new HealthTracker(this.healthOptions, joining);
     const u = new Upstream(url, { ...this.settings, weight, id: this.nextId++, health, outlier: new OutlierTracker(this.outlierConfig) });
-    if (joining) this.healthTimer!.check(u);
+    this.healthTimer?.check(u); // joining or not (review RC D5: a replacement took traffic until the next round)
     return u;
   }
 

@@ -101,3 +101,25 @@ describe('a check to an https instance that never finishes the handshake', () =>
     expect(u.lastCheck).toMatchObject({ ok: false, error: CONNECT_PHASE_TIMEOUT });
   }, 30_000);
 });
+
+describe('instances discovery puts in place of every old one', () => {
+  it('are checked at once, not at the next round', async () => {
+    const ok = createHttpServer((_req, res) => res.end('ok'));
+    const sick = createHttpServer((_req, res) => { res.statusCode = 500; res.end('sick'); });
+    for (const s of [ok, sick]) {
+      await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+      cleanups.push(() => new Promise<void>((r) => { s.closeAllConnections(); s.close(() => r()); }));
+    }
+    const url = (s: HttpServer): string => `http://127.0.0.1:${(s.address() as AddressInfo).port}`;
+    const service = new Service('replaced', { upstreams: [url(ok)], health: { path: '/health', interval: '1h', unhealthyAfter: 1 } });
+    cleanups.push(() => service.close());
+    await until(() => service.upstreams[0]!.lastCheck !== null);
+    service.setUpstreams([url(sick)]); // no kept instance: the new one starts in rotation
+    const fresh = service.upstreams[0]!;
+    expect(fresh.url).toBe(url(sick));
+    // Before: first checked at the next round, an hour away, taking traffic meanwhile.
+    await until(() => fresh.lastCheck !== null, { timeout: 3_000 });
+    expect(fresh.lastCheck).toMatchObject({ ok: false, status: 500 });
+    expect(service.inRotation(fresh)).toBe(false);
+  });
+});

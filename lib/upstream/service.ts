@@ -198,9 +198,7 @@ export class Service {
   private mayEject(upstream: Upstream, now: number): boolean {
     const list = this.upstreams;
     let out = 0;
-    for (let i = 0; i < list.length; i++) {
-      if (list[i] !== upstream && list[i]!.outlier.ejected(now)) out++;
-    }
+    for (let i = 0; i < list.length; i++) if (list[i] !== upstream && list[i]!.outlier.ejected(now)) out++;
     return out + 1 <= Math.max(1, Math.floor(list.length * this.maxEjectionPercent / 100));
   }
 

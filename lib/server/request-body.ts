@@ -106,6 +106,7 @@ export class RequestBody implements Body, IdleWatched {
     if (this.last || this.connection.gone) return false;
     this.destroy();
     this.lingering = then;
+    // Node's timer, unref'd, not a runtime's: the edge has none, and a drain must not wait for it (exchange-deadline.ts's realClock, same reason).
     const timer = setTimeout(() => this.cut(), LINGER_MS);
     timer.unref();
     this.lingerTimer = timer;

@@ -61,13 +61,19 @@ function describeIssue(issue: z.core.$ZodIssue, schema: z.ZodType, prefix: reado
     if (allowed.length > 0) {
       const got = branches.flat().map((e) => /received (\w+)/.exec(e.message)?.[1]).find((r) => r !== undefined);
       if (got === 'undefined') return `${formatPath(path)}: required, not set (expected ${allowed.join(' or ')})`;
-      return `${formatPath(path)}: expected ${allowed.join(' or ')}${got === undefined ? '' : `, got a ${got}`}`;
+      return `${formatPath(path)}: expected ${allowed.join(' or ')}${got === undefined ? '' : `, got ${withArticle(got)}`}`;
     }
   }
   return `${formatPath(path)}: ${issue.message}`;
 }
 
 type Branch = readonly z.core.$ZodIssue[];
+
+/** A type as the messages say it: `a number`, `an array`, `an integer` (zod's `int`), `null`. */
+function withArticle(type: string): string {
+  const word = type === 'int' ? 'integer' : type;
+  return word === 'null' || word === 'undefined' ? word : `${/^[aeiou]/.test(word) ? 'an' : 'a'} ${word}`;
+}
 
 /** A union's branches, a branch that is itself a union on the same value flattened into them. */
 function unionBranches(errors: readonly Branch[]): Branch[] {
@@ -83,7 +89,7 @@ function expectedOf(branches: readonly Branch[]): string[] {
   for (const errs of branches) {
     for (const e of errs) {
       if (e.path.length > 0) continue;
-      if (e.code === 'invalid_type') out.push(e.expected === 'object' ? 'an object' : `a ${e.expected}`);
+      if (e.code === 'invalid_type') out.push(withArticle(e.expected));
       else if (e.code === 'invalid_value') out.push(...e.values.map((v) => JSON.stringify(v)));
     }
   }

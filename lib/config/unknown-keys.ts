@@ -77,7 +77,7 @@ export function editDistance(a: string, b: string): number {
  * What to add to "unknown key": `did you mean timeout?` for an allowed key
  * within two edits (one for keys under six letters), or the longest allowed
  * key that starts the given one or starts with it (`jwksUrl` for `jwksUrlCooldown`),
- * else the allowed keys when there are at most 10.
+ * else the allowed keys.
  */
 export function unknownKeyHint(key: string, allowed: readonly string[]): string {
   if (allowed.length === 0) return '';
@@ -96,6 +96,6 @@ export function unknownKeyHint(key: string, allowed: readonly string[]): string 
   const near = allowed.filter((a) => a.length >= 3 && lower.length >= 3 && (a.toLowerCase().startsWith(lower) || lower.startsWith(a.toLowerCase())));
   const longest = near.sort((a, b) => b.length - a.length)[0];
   if (longest !== undefined) return ` (did you mean ${longest}?)`;
-  if (allowed.length <= 10) return ` (allowed: ${[...allowed].sort().join(', ')})`;
-  return '';
+  // Every object says what it takes, however many keys (until session 10 only up to 10: `auth.jwt` got nothing, `retry.backoff` a list).
+  return ` (allowed: ${[...allowed].sort().join(', ')})`;
 }

@@ -4,6 +4,7 @@ import { gatewayPageData } from '../admin/page.ts';
 import { runCli } from '../cli.ts';
 import type { PipelineFactory } from '../config/build.ts';
 import { controlKeys } from '../lifecycle/controls.ts';
+import { flushTraces } from '../lifecycle/signals.ts';
 import type { ReloadResult, StagedReload } from '../lifecycle/reload.ts';
 import type { Served } from '../lifecycle/serve.ts';
 import { Resources } from '../resources/registry.ts';
@@ -11,6 +12,8 @@ import type { StageDefinition } from '../stages/define.ts';
 import type { ListenAnswer, WorkerData, WorkerQuery, WorkerReloaded, WorkerReply } from './worker-messages.ts';
 
 const data = workerData as WorkerData;
+/** How long a drained worker waits for its tracing SDK's export, as the CLI (signals.ts). */
+const FLUSH_MS = 2 * 1000; // 2s
 const port = parentPort!;
 /** `drain` or `stop` told while the gateway was still starting: acted on once it serves. */
 let early: 'drain' | 'stop' | null = null;
@@ -109,7 +112,8 @@ if (gateway !== null && served !== null) {
     if (msg === 'stop') {
       void gateway.close().finally(() => port.close());
     } else if (msg === 'drain') {
-      void drain().finally(() => port.close());
+      // This thread's tracing SDK (the preload runs in each) exports what it holds, as the CLI's main thread does.
+      void drain().then(() => flushTraces(FLUSH_MS)).finally(() => port.close());
     } else if (typeof msg === 'object' && msg !== null && typeof msg.id === 'number') {
       answer(msg).then(
         (value) => port.postMessage({ type: 'rxgate:reply', id: msg.id, value } satisfies WorkerReply),
@@ -133,7 +137,7 @@ if (gateway !== null && served !== null) {
     port.postMessage({ type: 'rxgate:crashed', id: 0, error: err instanceof Error ? err.stack ?? err.message : String(err) } satisfies WorkerReply);
     crashed = true;
     // Its last counts go to the main thread, which keeps them in the process totals (workers.ts).
-    void drain().finally(async () => {
+    void drain().then(() => flushTraces(FLUSH_MS)).finally(async () => {
       try {
         port.postMessage({ type: 'rxgate:final', id: 0, value: await gateway.metrics.registry.getMetricsAsJSON() } satisfies WorkerReply);
       } finally {

@@ -37,16 +37,18 @@ export function startProbes(
   const passes = (status: number): boolean => expected === undefined ? status >= 200 && status < 400 : expected.includes(status);
   const path = options.path!;
   const timers = new Subscription();
-  /** Instances whose check is running. */
-  const running = new Set<Upstream>();
+  /** Instances whose check is running, each with its check's token (a late answer of a timed-out one settles nothing). */
+  const running = new Map<Upstream, object>();
   let stopped = false;
   timers.add(() => { stopped = true; });
   const check = (u: Upstream): void => {
     if (running.has(u) || stopped) return;
-    running.add(u);
+    const token = {};
+    running.set(u, token);
     let headed = false;
     const done = (ok: boolean, status: number | null, error?: string): void => {
-      if (!running.delete(u)) return; // settled already (timed out)
+      if (running.get(u) !== token) return; // settled already (timed out)
+      running.delete(u);
       timers.remove(deadline);
       deadline.unsubscribe();
       if (stopped) return;

@@ -3,7 +3,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { request } from 'undici';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, type TestContext } from 'vitest';
 import { rxgateRuns, type RxgateProcess, type RxgateRuns } from '../support/rxgate-process.ts';
 import { startUpstream } from '../support/servers.ts';
 import { until } from '../support/wait.ts';
@@ -41,14 +41,13 @@ afterAll(async () => {
   for (const close of closers) await close();
 });
 
-const started: RxgateProcess[] = [];
-afterEach(() => {
-  for (const p of started.splice(0)) if (p.proc.exitCode === null && p.proc.signalCode === null) p.proc.kill('SIGKILL');
-});
-
-async function start(yaml: string, args: string[] = [], env: Record<string, string> = {}, nodeFlags: string[] = []): Promise<{ gw: string; admin: string; p: RxgateProcess }> {
+// The cases run side by side (each starts a gateway of its own and waits on it), each killing its own when it ends
+// (through its own context's onTestFinished: vitest does not track concurrent cases in the global one).
+async function start({ onTestFinished }: TestContext, yaml: string, args: string[] = [], env: Record<string, string> = {}, nodeFlags: string[] = []): Promise<{ gw: string; admin: string; p: RxgateProcess }> {
   const p = runs.start(['--config', runs.file(yaml), ...args], env, nodeFlags);
-  started.push(p);
+  onTestFinished(() => {
+    if (p.proc.exitCode === null && p.proc.signalCode === null) p.proc.kill('SIGKILL');
+  });
   const gw = await p.logged('rxgate listening');
   const admin = await p.logged('rxgate admin listening');
   return { gw: `http://127.0.0.1:${gw['port'] as number}`, admin: `http://127.0.0.1:${admin['port'] as number}`, p };
@@ -62,9 +61,9 @@ async function scrape(admin: string): Promise<string> {
 const esc = (s: string): string => s.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
 const healthy = (service: string, instance: string, value: 0 | 1): RegExp => new RegExp(`^rxgate_upstream_healthy\\{service="${service}",instance="${esc(instance)}"\\} ${value}$`, 'm');
 
-describe('what /metrics tells an SRE', { timeout: 90_000 }, () => {
-  it('has rxgate_circuit_state 0 for every service with a breaker before any request, and none for a service without one', async () => {
-    const { admin } = await start(`listen: { host: 127.0.0.1, port: 0 }
+describe.concurrent('what /metrics tells an SRE', { timeout: 90_000 }, () => {
+  it('has rxgate_circuit_state 0 for every service with a breaker before any request, and none for a service without one', async (ctx) => {
+    const { admin } = await start(ctx, `listen: { host: 127.0.0.1, port: 0 }
 admin: { host: 127.0.0.1, port: 0 }
 reload: { watch: false }
 services:
@@ -82,10 +81,10 @@ routes:
     expect(text).not.toMatch(/^rxgate_circuit_state\{service="shop"\}/m);
   });
 
-  it('exposes rxgate_upstream_healthy 1 for an instance in rotation, 0 for one failing its checks, and drops an instance discovery removed', async () => {
+  it('exposes rxgate_upstream_healthy 1 for an instance in rotation, 0 for one failing its checks, and drops an instance discovery removed', async (ctx) => {
     const list = join(runs.dir, 'instances.txt');
     writeFileSync(list, `${good}\n${bad}\n${third}\n`);
-    const { admin } = await start(`listen: { host: 127.0.0.1, port: 0 }
+    const { admin } = await start(ctx, `listen: { host: 127.0.0.1, port: 0 }
 admin: { host: 127.0.0.1, port: 0 }
 reload: { watch: false }
 services:
@@ -107,8 +106,8 @@ routes:
     expect(text).not.toMatch(new RegExp(`rxgate_upstream_healthy\\{[^}]*instance="${esc(third)}"`));
   });
 
-  it('under --workers 2 shows an instance 1 or 0, not a sum over the workers, and one breaker series per service', async () => {
-    const { admin } = await start(`listen: { host: 127.0.0.1, port: 0 }
+  it('under --workers 2 shows an instance 1 or 0, not a sum over the workers, and one breaker series per service', async (ctx) => {
+    const { admin } = await start(ctx, `listen: { host: 127.0.0.1, port: 0 }
 admin: { host: 127.0.0.1, port: 0 }
 reload: { watch: false }
 services:
@@ -126,8 +125,8 @@ routes:
   });
 });
 
-describe('traces at exit', { timeout: 60_000 }, () => {
-  it('exports the spans of a request that finishes during the drain, with a BatchSpanProcessor and no process.exit wrapper', async () => {
+describe.concurrent('traces at exit', { timeout: 60_000 }, () => {
+  it('exports the spans of a request that finishes during the drain, with a BatchSpanProcessor and no process.exit wrapper', async (ctx) => {
     // A stand-in collector: each POST is one exported batch.
     const spans: Array<{ name: string; kind: number; traceId: string }> = [];
     const collector: Server = createServer((req, res) => {
@@ -149,7 +148,7 @@ describe('traces at exit', { timeout: 60_000 }, () => {
     });
     closers.push(() => slow.close());
     const preload = new URL('../support/otel-batch-preload.mjs', import.meta.url).pathname;
-    const { gw, p } = await start(`listen: { host: 127.0.0.1, port: 0 }
+    const { gw, p } = await start(ctx, `listen: { host: 127.0.0.1, port: 0 }
 admin: { host: 127.0.0.1, port: 0 }
 reload: { watch: false }
 drain: { timeout: 10s }

@@ -6,6 +6,7 @@ import WebSocket, { WebSocketServer } from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseResponses, rawSend } from '../support/raw-http.ts';
 import { rxgateRuns, type RxgateRuns } from '../support/rxgate-process.ts';
+import { together } from '../support/together.ts';
 import { until } from '../support/wait.ts';
 
 /**
@@ -17,7 +18,8 @@ import { until } from '../support/wait.ts';
  * flood, stall, idle or send too much, and an event stream left mid-way.
  * Each case counts what happened (answers, closes, bytes, the gateway's RSS),
  * never how long it took; the waits on uWS's own ~10 s timers run side by
- * side (`it.concurrent`).
+ * side (started together, test/support/together.ts: `it.concurrent` ran at
+ * most five at a time).
  *
  * One node:http upstream records every request it gets and how it ended
  * (`complete`: the whole body arrived; `closed`: the gateway hung up).
@@ -37,6 +39,8 @@ const seenAt = (path: string): Seen[] => seen.filter((s) => s.path === path);
 const sockets: Array<{ path: string; messages: number; sent: number; code: number | null }> = [];
 /** Held requests (`/hold/*`), released by the test. */
 const held: Array<() => void> = [];
+/** The cases waiting on uWS's ~10 s timers, started together once the gateway listens. */
+const slow = together();
 
 /** The gateway's resident set, MiB (Linux /proc). */
 const rss = (): number => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024;
@@ -125,9 +129,11 @@ routes:
   const listening = await proc.logged('rxgate listening');
   port = listening['port'] as number;
   pid = proc.proc.pid!;
+  slow.start();
 });
 
 afterAll(async () => {
+  await slow.settled();
   for (const release of held) release();
   for (const c of wss?.clients ?? []) c.terminate();
   runs?.remove();
@@ -182,7 +188,7 @@ async function endlessChunked(path: string): Promise<{ answers: Array<[number, b
 }
 
 describe('slow clients, each bounded by a timer of uWS or rxgate (side by side: uWS`s take ~10 s)', () => {
-  it.concurrent('slowloris: 100 heads dribbled a byte at a time are closed without an answer, while other clients are served', async () => {
+  it('slowloris: 100 heads dribbled a byte at a time are closed without an answer, while other clients are served', slow.add(async () => {
     const head = 'GET /ok HTTP/1.1\r\nHost: gw\r\nX-Slow: ' + 'a'.repeat(200);
     const conns = Array.from({ length: 100 }, () => open());
     let served = 0;
@@ -195,9 +201,9 @@ describe('slow clients, each bounded by a timer of uWS or rxgate (side by side: 
     expect(conns.filter((c) => c.got() !== '')).toEqual([]);
     expect(served).toBeGreaterThan(0);
     expect(await ok()).toBe(200);
-  });
+  }));
 
-  it.concurrent('a 1 MB upload sent a byte at a time is cut (faster than bodyIdleTimeout, slower than uWS takes), and the upstream request aborted', async () => {
+  it('a 1 MB upload sent a byte at a time is cut (faster than bodyIdleTimeout, slower than uWS takes), and the upstream request aborted', slow.add(async () => {
     const c = open();
     c.socket.write('POST /upload HTTP/1.1\r\nHost: gw\r\nContent-Length: 1000000\r\n\r\n');
     for (let i = 0; i < 100 && !c.closed(); i++) {
@@ -208,9 +214,9 @@ describe('slow clients, each bounded by a timer of uWS or rxgate (side by side: 
     await until(() => seenAt('/upload').some((s) => s.closed));
     const [s] = seenAt('/upload');
     expect([s!.complete, s!.bytes < 1000]).toEqual([false, true]);
-  });
+  }));
 
-  it.concurrent('a client that never reads a 50 MiB body: the upstream is held back, the gateway`s memory stays flat, and the connection is dropped', async () => {
+  it('a client that never reads a 50 MiB body: the upstream is held back, the gateway`s memory stays flat, and the connection is dropped', slow.add(async () => {
     const before = rss();
     const c = open((s) => {
       s.write('GET /big HTTP/1.1\r\nHost: gw\r\n\r\n');
@@ -226,9 +232,9 @@ describe('slow clients, each bounded by a timer of uWS or rxgate (side by side: 
     expect(s!.written).toBeLessThan(40 * MiB);
     expect(peak - before).toBeLessThan(64);
     c.socket.destroy();
-  });
+  }));
 
-  it.concurrent('an idle keep-alive connection is closed by the gateway after its answer; 200 requests on one connection are all answered', async () => {
+  it('an idle keep-alive connection is closed by the gateway after its answer; 200 requests on one connection are all answered', slow.add(async () => {
     const c = open();
     let req = '';
     for (let i = 0; i < 200; i++) req += 'GET /nothing HTTP/1.1\r\nHost: gw\r\n\r\n';
@@ -236,24 +242,24 @@ describe('slow clients, each bounded by a timer of uWS or rxgate (side by side: 
     await until(() => parseResponses(c.got()).length === 200);
     expect(new Set(parseResponses(c.got()).map((r) => r.status))).toEqual(new Set([404]));
     await until(() => c.closed(), { timeout: 25_000 });
-  });
-  it.concurrent('a chunked upload past maxBodySize is answered 413 mid-stream with Connection: close, the upstream request aborted, and no more of the body read', async () => {
+  }));
+  it('a chunked upload past maxBodySize is answered 413 mid-stream with Connection: close, the upstream request aborted, and no more of the body read', slow.add(async () => {
     const { answers, written } = await endlessChunked('/small/chunked');
     expect(answers).toEqual([[413, true]]);
     // The socket buffers on both sides, not the 64 MiB (before: all of it read and dropped, the connection kept).
     expect(written).toBeLessThan(16 * MiB);
     await until(() => seenAt('/small/chunked').every((s) => s.closed));
     expect(seenAt('/small/chunked').map((s) => s.complete)).not.toContain(true);
-  });
+  }));
 
-  it.concurrent('an endless chunked upload answered 404 (no route) or 502 (the upstream refuses) is no more read either, and told Connection: close', async () => {
+  it('an endless chunked upload answered 404 (no route) or 502 (the upstream refuses) is no more read either, and told Connection: close', slow.add(async () => {
     const [none, dead] = await Promise.all([endlessChunked('/no-route-here'), endlessChunked('/dead')]);
     expect([none.answers, dead.answers]).toEqual([[[404, true]], [[502, true]]]);
     expect(none.written).toBeLessThan(16 * MiB);
     expect(dead.written).toBeLessThan(16 * MiB);
-  });
+  }));
 
-  it.concurrent('a Content-Length over maxBodySize is 413 with Connection: close before any byte is forwarded, and the body is not read', async () => {
+  it('a Content-Length over maxBodySize is 413 with Connection: close before any byte is forwarded, and the body is not read', slow.add(async () => {
     const c = open();
     c.socket.write('POST /small/length HTTP/1.1\r\nHost: gw\r\nContent-Length: 100000000\r\n\r\n');
     let written = 0;
@@ -265,7 +271,7 @@ describe('slow clients, each bounded by a timer of uWS or rxgate (side by side: 
     expect(parseResponses(c.got()).map((r) => [r.status, /\r\nconnection: close/i.test(r.head)])).toEqual([[413, true]]);
     expect(written).toBeLessThan(16 * MiB);
     expect(seenAt('/small/length')).toEqual([]);
-  });
+  }));
 });
 
 describe('floods and limits answered at once', () => {

@@ -1,10 +1,10 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { request } from 'undici';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { rxgateRuns } from '../support/rxgate-process.ts';
-import { startUpstream, type TestUpstream } from '../support/servers.ts';
-import { connect, echo, startWsUpstream, wsUrl, type WsUpstream } from '../support/ws.ts';
+import { startUpstream } from '../support/servers.ts';
+import { connect, echo, startWsUpstream, wsUrl } from '../support/ws.ts';
 
 // ioredis and ws are loaded on first use (lib/resources/redis-client.ts,
 // lib/server/ws-connect.ts): a gateway whose config needs neither keeps
@@ -23,15 +23,7 @@ process.on('exit', () => {
   writeFileSync(process.env.LOADED_OUT, JSON.stringify({ ioredis: has('ioredis'), ws: has('ws') }));
 });
 `);
-let upstream: TestUpstream | undefined;
-let wsUp: WsUpstream | undefined;
 let runsDone = 0;
-
-afterEach(async () => {
-  await upstream?.close();
-  await wsUp?.close();
-  upstream = wsUp = undefined;
-});
 afterAll(() => runs.remove());
 
 /** Starts the CLI with `yaml`, runs `traffic` against its port, stops it, and returns what it had loaded. */
@@ -52,9 +44,11 @@ async function get(port: number, path: string): Promise<number> {
   return res.statusCode;
 }
 
-describe('modules a config does not use are not loaded', { timeout: 60_000 }, () => {
-  it('a gateway with a cache in memory and no WebSocket route loads neither ioredis nor ws', async () => {
-    upstream = await startUpstream((_req, res) => res.end('ok'));
+// Each case has a gateway and an upstream of its own: they run side by side.
+describe.concurrent('modules a config does not use are not loaded', { timeout: 60_000 }, () => {
+  it('a gateway with a cache in memory and no WebSocket route loads neither ioredis nor ws', async ({ onTestFinished }) => {
+    const upstream = await startUpstream((_req, res) => res.end('ok'));
+    onTestFinished(() => upstream.close());
     const loaded = await loadedBy(`services:\n  up: { upstreams: ["${upstream.url}"] }\nroutes:\n  - { path: /*, service: up, cache: { ttl: 60s } }\n`, async (port) => {
       expect(await get(port, '/a')).toBe(200);
       expect(await get(port, '/a')).toBe(200);
@@ -62,16 +56,18 @@ describe('modules a config does not use are not loaded', { timeout: 60_000 }, ()
     expect(loaded).toEqual({ ioredis: false, ws: false });
   });
 
-  it('a cache stored in Redis loads ioredis (Redis down: the gateway starts anyway)', async () => {
-    upstream = await startUpstream((_req, res) => res.end('ok'));
+  it('a cache stored in Redis loads ioredis (Redis down: the gateway starts anyway)', async ({ onTestFinished }) => {
+    const upstream = await startUpstream((_req, res) => res.end('ok'));
+    onTestFinished(() => upstream.close());
     const loaded = await loadedBy(`redis: { url: "redis://127.0.0.1:1" }\nservices:\n  up: { upstreams: ["${upstream.url}"] }\nroutes:\n  - { path: /*, service: up, cache: { ttl: 60s, store: redis } }\n`, async (port) => {
       expect(await get(port, '/a')).toBe(200);
     });
     expect(loaded).toEqual({ ioredis: true, ws: false });
   });
 
-  it('a WebSocket upgraded through a websocket route loads ws', async () => {
-    wsUp = await startWsUpstream(echo);
+  it('a WebSocket upgraded through a websocket route loads ws', async ({ onTestFinished }) => {
+    const wsUp = await startWsUpstream(echo);
+    onTestFinished(() => wsUp.close());
     const loaded = await loadedBy(`services:\n  chat: { upstreams: ["${wsUp.url}"] }\nroutes:\n  - { path: /chat/*, service: chat, websocket: true }\n`, async (port) => {
       const ws = await connect(`${wsUrl(`http://127.0.0.1:${port}`)}/chat/x`);
       ws.terminate();

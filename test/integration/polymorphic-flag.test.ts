@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { request } from 'undici';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { rxgateRuns } from '../support/rxgate-process.ts';
 import { startUpstream, type TestUpstream } from '../support/servers.ts';
 
@@ -16,13 +16,12 @@ import { startUpstream, type TestUpstream } from '../support/servers.ts';
 // compression's), past V8's default of four.
 
 const runs = rxgateRuns();
-let upstream: TestUpstream | undefined;
-
-afterEach(async () => {
-  await upstream?.close();
-  upstream = undefined;
+let logs = 0;
+const upstreams: TestUpstream[] = [];
+afterAll(async () => {
+  runs.remove();
+  for (const u of upstreams) await u.close();
 });
-afterAll(() => runs.remove());
 
 /**
  * Starts the CLI under `nodeFlags` with V8's inline-cache log, sends
@@ -31,11 +30,12 @@ afterAll(() => runs.remove());
  * whose inline cache for `spilled` went megamorphic.
  */
 async function megamorphicSpilledSites(nodeFlags: string[], perRoute: number): Promise<{ sites: number; seen: number }> {
-  upstream = await startUpstream((_req, res) => {
+  const upstream = await startUpstream((_req, res) => {
     res.setHeader('content-type', 'application/json');
     res.setHeader('cache-control', 'max-age=60');
     res.end(`{"a":"${'x'.repeat(2048)}"}`);
   });
+  upstreams.push(upstream);
   const config = runs.file(`services:
   up: { upstreams: ["${upstream.url}"] }
 routes:
@@ -53,7 +53,7 @@ routes:
     cors: { origins: ["*"] }
     compression: true
 `);
-  const log = join(runs.dir, `v8-${Date.now()}.log`);
+  const log = join(runs.dir, `v8-${logs++}.log`);
   const gateway = runs.start(['--config', config, '--port', '0', '--host', '127.0.0.1'], { RXGATE_LOG_LEVEL: 'info' },
     ['--log-ic', `--logfile=${log}`, '--no-logfile-per-isolate', ...nodeFlags]);
   const port = Number((await gateway.logged('rxgate listening'))['port']);
@@ -78,7 +78,8 @@ routes:
   return { sites: megamorphic.size, seen };
 }
 
-describe('the inline-cache limit the CLI sets at start', { timeout: 90_000 }, () => {
+// The two gateways run side by side.
+describe.concurrent('the inline-cache limit the CLI sets at start', { timeout: 90_000 }, () => {
   it('keeps the subscriber bases\' field accesses polymorphic with seven stage subscriber classes in the process', async () => {
     const { sites, seen } = await megamorphicSpilledSites([], 150);
     expect(seen).toBeGreaterThan(0); // the sites did see several classes

@@ -61,7 +61,8 @@ async function get(url: string, headers: Record<string, string> = {}, method = '
 
 const echo = (b: Buffer): { url: string; headers: Record<string, string>; size: number; port: number } => JSON.parse(b.toString()) as never;
 
-describe('an nginx user in front of two services', () => {
+// The journeys run side by side, each on gateways of its own (the echo upstream is shared: it keeps no state).
+describe.concurrent('an nginx user in front of two services', () => {
   const nginxYaml = (extra = ''): string => `listen: { host: 127.0.0.1, port: 0 }
 admin: { host: 127.0.0.1, port: 0 }
 reload: { watch: false }
@@ -165,7 +166,7 @@ routes:
   }, 20_000);
 });
 
-describe('a Kong user securing an API', () => {
+describe.concurrent('a Kong user securing an API', () => {
   it('verifies JWTs from a JWKS URL, limits per consumer by a claim, answers CORS, filters IPs, and maps a stage of their own and its typed errors to the JSON error shape', async () => {
     const { publicKey, privateKey } = await generateKeyPair('RS256');
     const jwk = { ...(await exportJWK(publicKey)), kid: 'k1', alg: 'RS256', use: 'sig' };

@@ -48,7 +48,9 @@ export async function flushTraces(timeoutMs: number): Promise<void> {
   if (typeof provider?.forceFlush !== 'function') return;
   let timer: NodeJS.Timeout | undefined;
   const late = new Promise<void>((resolve) => { timer = setTimeout(resolve, timeoutMs); });
-  await Promise.race([provider.forceFlush().catch(() => undefined), late]);
+  // A flush that throws or returns no Promise must not turn a clean stop into an unhandled rejection (review RD 7).
+  const flushed = Promise.resolve().then(() => provider.forceFlush!()).catch(() => undefined);
+  await Promise.race([flushed, late]);
   clearTimeout(timer);
 }
 

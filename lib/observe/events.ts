@@ -17,6 +17,8 @@ export interface GatewayEventMap {
   rateLimited: { route: string };
   /** A circuit breaker changed state. */
   breakerTransition: { service: string; breaker: string; from: BreakerState; to: BreakerState };
+  /** A service breaker was made (at start, or by a reload that changed its options): closed, with no transition. */
+  breakerBuilt: { service: string; breaker: string };
   /** Anything that degrades without failing: a Redis fallback, a bypassed cache… */
   degraded: { reason: string; message?: string; err?: unknown };
   /** A degraded dependency is back. */

@@ -36,6 +36,7 @@ export function observe(events: GatewayEvents, metrics: GatewayMetrics, logger: 
     metrics.breakerState.set({ service: e.service }, STATE_VALUE[e.to]);
     logger.warn({ service: e.service, breaker: e.breaker, from: e.from, to: e.to }, 'circuit breaker transition');
   });
+  events.on('breakerBuilt', (e) => metrics.breakerState.set({ service: e.service }, 0));
   events.on('degraded', (e) => {
     countDegraded(e.reason);
     if (e.message !== undefined) logger.warn({ reason: e.reason, err: errorText(e.err) }, e.message);

@@ -15,6 +15,10 @@ export class HealthSources {
     events.on('breakerTransition', (e) => {
       if (e.breaker === e.service) this.serviceBreakers.set(`${e.service}\n${e.breaker}`, { service: e.service, breaker: e.breaker, state: e.to });
     });
+    // A reload that replaced a breaker: the new one is closed (it has made no transition yet).
+    events.on('breakerBuilt', (e) => {
+      if (this.serviceBreakers.has(`${e.service}\n${e.breaker}`)) this.serviceBreakers.set(`${e.service}\n${e.breaker}`, { service: e.service, breaker: e.breaker, state: 'closed' });
+    });
   }
 
   report(): HealthReport {

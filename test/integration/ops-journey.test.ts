@@ -81,6 +81,40 @@ routes:
     expect(text).not.toMatch(/^rxgate_circuit_state\{service="shop"\}/m);
   });
 
+  it('sets rxgate_circuit_state back to 0, and /health to closed, when a reload replaces an open breaker with a new one (review RD 4)', async (ctx) => {
+    // A port nothing listens on: every attempt fails (502), and the breaker opens.
+    const dead = await startUpstream((_req, res) => res.end());
+    const deadUrl = dead.url;
+    await dead.close();
+    const yaml = (failures: number): string => `listen: { host: 127.0.0.1, port: 0 }
+admin: { host: 127.0.0.1, port: 0 }
+reload: { watch: false }
+services:
+  gone: { upstreams: ["${deadUrl}"], retry: false }
+routes:
+  - { path: /gone/*, service: gone, circuitBreaker: { consecutiveFailures: ${failures} } }
+`;
+    const file = runs.file(yaml(2));
+    const p = runs.start(['--config', file]);
+    ctx.onTestFinished(() => {
+      if (p.proc.exitCode === null && p.proc.signalCode === null) p.proc.kill('SIGKILL');
+    });
+    const gw = `http://127.0.0.1:${(await p.logged('rxgate listening'))['port'] as number}`;
+    const admin = `http://127.0.0.1:${(await p.logged('rxgate admin listening'))['port'] as number}`;
+    const statuses: number[] = [];
+    for (let i = 0; i < 3; i++) statuses.push((await request(`${gw}/gone/x`).then(async (r) => { await r.body.dump(); return r; })).statusCode);
+    expect(statuses).toEqual([502, 502, 503]);
+    expect(await scrape(admin)).toMatch(/^rxgate_circuit_state\{service="gone"\} 2$/m);
+    writeFileSync(file, yaml(3));
+    const reload = await request(`${admin}/reload`, { method: 'POST' });
+    expect(((await reload.body.json()) as { outcome: string }).outcome).toBe('applied');
+    // Before: the series stayed 2 (and /health said open) while the new breaker let every request through.
+    expect(await scrape(admin)).toMatch(/^rxgate_circuit_state\{service="gone"\} 0$/m);
+    const health = (await (await request(`${gw}/__rxgate/health`)).body.json()) as { breakers: Array<{ service: string; state: string }> };
+    expect(health.breakers.find((b) => b.service === 'gone')?.state).toBe('closed');
+    expect((await request(`${gw}/gone/x`).then(async (r) => { await r.body.dump(); return r; })).statusCode).toBe(502);
+  });
+
   it('exposes rxgate_upstream_healthy 1 for an instance in rotation, 0 for one failing its checks, and drops an instance discovery removed', async (ctx) => {
     const list = join(runs.dir, 'instances.txt');
     writeFileSync(list, `${good}\n${bad}\n${third}\n`);

@@ -30,7 +30,11 @@ function serviceBreaker(options: CircuitBreakerConfig, ctx: StageContext): Polic
   };
   const runtime = ctx.runtime;
   const isFailure = failureStatuses !== undefined ? failOnStatuses(failureStatuses) : undefined;
-  const breaker = ctx.resources.get(key, () => new Breaker({ ...rest, key: service, runtime, onTransition }));
+  const breaker = ctx.resources.get(key, () => {
+    // A reload that changes the options makes a new, closed breaker: say so, or its state series keeps the old one's.
+    ctx.events.emit('breakerBuilt', { service, breaker: service });
+    return new Breaker({ ...rest, key: service, runtime, onTransition });
+  });
   return circuitBreaker(breaker, {
     ...(isFailure !== undefined ? { isFailure } : {}),
     ...(fallback !== undefined ? { fallback: defined(fallback) } : {}),

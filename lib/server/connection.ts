@@ -100,10 +100,10 @@ export class Exchange extends ResponseWriter implements Observer<GatewayResponse
     this.leave();
   }
 
-  /** Runs `finalizer` once the pipeline is over (at once if it is). */
+  /** Runs `finalizer` once the pipeline is over (at once if it is). The drain waits so: an error answer lingering goes out now. */
   add(finalizer: () => void): void {
-    if (!this.inflight.has(this)) finalizer();
-    else (this.finalizers ??= []).push(finalizer);
+    if (!this.inflight.has(this)) return finalizer();
+    (this.finalizers ??= []).push(finalizer); if (this.inflight.draining) this.requestBody?.cut();
   }
 
   /** Off the edge's list of running pipelines; finalisers run. */
@@ -216,7 +216,7 @@ export class Exchange extends ResponseWriter implements Observer<GatewayResponse
 
   private onAborted(): void {
     this.closed = true;
-    if (this.settled) return;
+    if (this.settled) return this.leave(); // an error answer that was lingering (fail)
     this.settled = true;
     const subscription = this.subscription;
     if (subscription !== null) {
@@ -240,10 +240,11 @@ export class Exchange extends ResponseWriter implements Observer<GatewayResponse
     if (error.status >= 500 && error.code === 'INTERNAL_ERROR') {
       this.hooks.logger.error({ reqId: this.req.id, err: error.cause ?? error }, 'internal error');
     }
-    // The body still coming: written once its rest came (kept alive) or was cut short (closed): RequestBody.linger.
-    if (!this.closeAfterError && this.requestBody?.linger((complete) => {
-      if (!this.closed) this.writeError(complete ? error : toldToClose(error), body, now); // cut short: uWS closes the paused client later
-    }) === true) return;
-    this.writeError(error, body, now);
+    // The body still coming: written once its rest came (kept alive) or cut short (closed): RequestBody.linger. In flight meanwhile: a drain writes it at once (`add`; review RD).
+    if (this.closeAfterError || this.requestBody?.linger((complete) => {
+      if (!this.closed) this.writeError(complete || this.closeAtEnd ? error : toldToClose(error), body, now); // cut short: uWS closes the paused client later
+      this.leave();
+    }) !== true) return this.writeError(error, body, now);
+    this.inflight.add(this); if (this.inflight.draining) this.requestBody!.cut();
   }
 }

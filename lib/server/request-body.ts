@@ -127,7 +127,8 @@ export class RequestBody implements Body, IdleWatched {
     }
   }
 
-  private cut(): void {
+  /** Cuts a linger now (the edge is draining: the answer must go out before the connection closes). */
+  cut(): void {
     if (this.lingering === null || this.connection.gone) return;
     if (!this.paused) {
       this.paused = true;

@@ -38,6 +38,9 @@ services:
 routes:
   - { path: /small/*, service: up, maxBodySize: 1000 }
   - { path: /ok/*, service: up }
+  - path: /auth/*
+    service: up
+    auth: { mode: required, secret: "0123456789abcdef0123456789abcdef" }
 `)]);
   port = (await proc.logged('rxgate listening'))['port'] as number;
   pid = proc.proc.pid!;
@@ -175,4 +178,38 @@ describe.concurrent('an error answered while the body really is still coming', (
     for (const c of cs) c.socket.destroy();
     await until(() => held(cs) === 0, { timeout: 25_000 });
   }, 45_000);
+});
+
+describe('an error answer lingering for the rest of the body when the gateway drains (review RD)', () => {
+  it('a slow chunked upload to an auth route gets its 401 when SIGTERM comes during it, and the gateway exits 0', async () => {
+    const own = runs.start(['--config', runs.file(`
+listen: { host: 127.0.0.1, port: 0 }
+services:
+  up: { upstreams: ["http://127.0.0.1:1"] }
+routes:
+  - path: /auth/*
+    service: up
+    auth: { mode: required, secret: "0123456789abcdef0123456789abcdef" }
+`)]);
+    const ownPort = (await own.logged('rxgate listening'))['port'] as number;
+    let got = '';
+    let sent = 0;
+    const socket = connect(ownPort, '127.0.0.1', () => socket.write('POST /auth/slow HTTP/1.1\r\nHost: gw\r\nTransfer-Encoding: chunked\r\n\r\n'));
+    socket.on('data', (d: Buffer) => { got += d.toString('latin1'); });
+    socket.on('error', () => undefined);
+    // 100 bytes every 20 ms: the body never ends while the answer waits; the signal comes once some of it is in.
+    const writer = setInterval(() => { if (!socket.destroyed) { socket.write(`64\r\n${'x'.repeat(100)}\r\n`); sent++; } }, 20);
+    try {
+      await until(() => sent >= 5);
+      expect(got).toBe('');
+      own.proc.kill('SIGTERM');
+      // Before: no status line, the socket closed, exit 0 (the answer waited outside the drain's list).
+      expect(await own.exited).toBe(0);
+      await until(() => parseResponses(got).length === 1, { timeout: 5_000 });
+      expect(parseResponses(got).map((r) => r.status)).toEqual([401]);
+    } finally {
+      clearInterval(writer);
+      socket.destroy();
+    }
+  });
 });

@@ -171,6 +171,23 @@ async function write(socket: Socket, data: string | Buffer): Promise<void> {
 const pause = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /**
+ * The most a client can have written to a gateway that stopped reading: what the kernels buffer on both ends (the
+ * largest send and receive buffers autotuning may reach, tcp_wmem and tcp_rmem's max: 4 + 32 MiB on the CI VM), the
+ * 1 MiB an error answer lingers for (request-body.ts LINGER_BYTES), and 2 MiB for uWS's reads and the client's own
+ * buffer. Under load autotuning grows the buffers (review RD: 17,916,456 bytes went in against a fixed 16 MiB bound).
+ */
+const kernelMax = (f: string): number => Number(readFileSync(`/proc/sys/net/ipv4/${f}`, 'utf8').trim().split(/\s+/)[2]);
+const unreadBound = kernelMax('tcp_wmem') + kernelMax('tcp_rmem') + 3 * MiB;
+/** 64 MiB: the endless chunked uploads below offer this and their framing, the Content-Length one 95 MiB. */
+const OFFERED = 4096 * 0x4000;
+
+/** The gateway stopped reading: the client could not write all it offered, nor more than buffers and the linger hold. */
+function notAllRead(written: number): void {
+  expect(written).toBeLessThan(OFFERED);
+  expect(written).toBeLessThan(unreadBound);
+}
+
+/**
  * POSTs a chunked body of up to 64 MiB to `path` on a raw connection, whatever the answer says (an endless body, as
  * far as the gateway knows; a write waits while the gateway reads nothing), until the gateway closes the connection.
  */
@@ -247,7 +264,7 @@ describe('slow clients, each bounded by a timer of uWS or rxgate (side by side: 
     const { answers, written } = await endlessChunked('/small/chunked');
     expect(answers).toEqual([[413, true]]);
     // The socket buffers on both sides, not the 64 MiB (before: all of it read and dropped, the connection kept).
-    expect(written).toBeLessThan(16 * MiB);
+    notAllRead(written);
     await until(() => seenAt('/small/chunked').every((s) => s.closed));
     expect(seenAt('/small/chunked').map((s) => s.complete)).not.toContain(true);
   }));
@@ -255,8 +272,8 @@ describe('slow clients, each bounded by a timer of uWS or rxgate (side by side: 
   it('an endless chunked upload answered 404 (no route) or 502 (the upstream refuses) is no more read either, and told Connection: close', slow.add(async () => {
     const [none, dead] = await Promise.all([endlessChunked('/no-route-here'), endlessChunked('/dead')]);
     expect([none.answers, dead.answers]).toEqual([[[404, true]], [[502, true]]]);
-    expect(none.written).toBeLessThan(16 * MiB);
-    expect(dead.written).toBeLessThan(16 * MiB);
+    notAllRead(none.written);
+    notAllRead(dead.written);
   }));
 
   it('a Content-Length over maxBodySize is 413 with Connection: close before any byte is forwarded, and the body is not read', slow.add(async () => {
@@ -269,7 +286,7 @@ describe('slow clients, each bounded by a timer of uWS or rxgate (side by side: 
     }
     await until(() => c.closed(), { timeout: 25_000 });
     expect(parseResponses(c.got()).map((r) => [r.status, /\r\nconnection: close/i.test(r.head)])).toEqual([[413, true]]);
-    expect(written).toBeLessThan(16 * MiB);
+    notAllRead(written);
     expect(seenAt('/small/length')).toEqual([]);
   }));
 });
@@ -284,8 +301,11 @@ describe('floods and limits answered at once', () => {
     const longUrl = await rawSend(port, [`GET /${'a'.repeat(100_000)} HTTP/1.1\r\nHost: gw\r\n\r\n`], { awaitClose: true, holdMs: 2000 });
     expect(longUrl.held).toBe(false);
     expect(longUrl.responses.length === 0 ? longUrl.closed : longUrl.responses.map((r) => r.status)).toEqual(longUrl.responses.length === 0 ? true : [414]);
-    const big = await rawSend(port, [`GET /ok HTTP/1.1\r\nHost: gw\r\nX-Big: ${'a'.repeat(64 * 1024)}\r\n\r\n`]);
-    expect(big.responses.map((r) => r.status)).toEqual([431]);
+    // A 64 KB head is handed over when it came in one read (431), and closed unanswered when it came in more than one
+    // (uWS 20.30's fixed 4 KiB head buffer; docs/limits.md): under load one write of it can arrive in pieces (review RD).
+    const big = await rawSend(port, [`GET /ok HTTP/1.1\r\nHost: gw\r\nX-Big: ${'a'.repeat(64 * 1024)}\r\n\r\n`], { holdMs: 2000 });
+    expect(big.held).toBe(false);
+    expect(big.responses.length === 0 ? big.closed : big.responses.map((r) => r.status)).toEqual(big.responses.length === 0 ? true : [431]);
     const url = await rawSend(port, [`GET /${'a'.repeat(9000)} HTTP/1.1\r\nHost: gw\r\n\r\n`]);
     expect(url.responses.map((r) => r.status)).toEqual([414]);
     expect(seen.filter((s) => s.path.startsWith('/aaaa') || s.path === '/many')).toEqual([]);

@@ -15,8 +15,8 @@ export interface GatewayEventMap {
   retryRefused: { service: string; route: string; requestId: string };
   /** A request refused by a rate limit. */
   rateLimited: { route: string };
-  /** A circuit breaker changed state. */
-  breakerTransition: { service: string; breaker: string; from: BreakerState; to: BreakerState };
+  /** A circuit breaker changed state; `replaced`: one a reload has replaced (it only settles the requests it admitted). */
+  breakerTransition: { service: string; breaker: string; from: BreakerState; to: BreakerState; replaced?: true };
   /** A service breaker was made (at start, or by a reload that changed its options): closed, with no transition. */
   breakerBuilt: { service: string; breaker: string };
   /** Anything that degrades without failing: a Redis fallback, a bypassed cache… */

@@ -33,8 +33,9 @@ export function observe(events: GatewayEvents, metrics: GatewayMetrics, logger: 
   events.on('rateLimited', (e) => child(limited, e.route, () => metrics.rateLimited.labels(e.route)).inc());
   events.on('breakerTransition', (e) => {
     metrics.breakerTransitions.inc({ service: e.service, to: e.to });
-    metrics.breakerState.set({ service: e.service }, STATE_VALUE[e.to]);
-    logger.warn({ service: e.service, breaker: e.breaker, from: e.from, to: e.to }, 'circuit breaker transition');
+    // The series is the breaker now serving: a replaced one's late transitions move it no more.
+    if (e.replaced !== true) metrics.breakerState.set({ service: e.service }, STATE_VALUE[e.to]);
+    logger.warn({ service: e.service, breaker: e.breaker, from: e.from, to: e.to, replaced: e.replaced }, 'circuit breaker transition');
   });
   events.on('breakerBuilt', (e) => metrics.breakerState.set({ service: e.service }, 0));
   events.on('degraded', (e) => {

@@ -13,7 +13,7 @@ export class HealthSources {
 
   constructor(events: GatewayEvents) {
     events.on('breakerTransition', (e) => {
-      if (e.breaker === e.service) this.serviceBreakers.set(`${e.service}\n${e.breaker}`, { service: e.service, breaker: e.breaker, state: e.to });
+      if (e.breaker === e.service && e.replaced !== true) this.serviceBreakers.set(`${e.service}\n${e.breaker}`, { service: e.service, breaker: e.breaker, state: e.to });
     });
     // A reload that replaced a breaker: the new one is closed (it has made no transition yet).
     events.on('breakerBuilt', (e) => {

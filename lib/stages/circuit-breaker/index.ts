@@ -26,7 +26,9 @@ function serviceBreaker(options: CircuitBreakerConfig, ctx: StageContext): Polic
   const own = ctx.route.circuitBreaker !== undefined;
   const key = `breaker:${service}${own ? `:${ctx.route.path}` : ''}:${JSON.stringify(options)}`;
   const onTransition = (t: BreakerTransition): void => {
-    ctx.events.emit('breakerTransition', { service, breaker: t.key, from: t.from, to: t.to });
+    // A reload that replaced this breaker took its key out of the registry; it still settles the requests it admitted.
+    const replaced = !ctx.resources.has(key);
+    ctx.events.emit('breakerTransition', { service, breaker: t.key, from: t.from, to: t.to, ...(replaced ? { replaced } : {}) });
   };
   const runtime = ctx.runtime;
   const isFailure = failureStatuses !== undefined ? failOnStatuses(failureStatuses) : undefined;

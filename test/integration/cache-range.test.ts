@@ -101,7 +101,7 @@ describe('a Range request answered from a stored 200', () => {
       const r = await get(`${gw}/r`, { range });
       expect([range, r.status, r.headers['content-range'], r.headers['x-cache'], r.headers['content-length'], r.body])
         .toEqual([range, 416, 'bytes */36', 'HIT', '0', '']);
-      expect([r.headers['content-type'], r.headers.etag, r.headers['last-modified']]).toEqual([undefined, '"v1"', LAST_MODIFIED]);
+      expect([r.headers['content-type'], r.headers.etag, r.headers['last-modified']]).toEqual(['text/plain', '"v1"', LAST_MODIFIED]);
     }
     expect(up.seen).toHaveLength(1);
   });
@@ -195,6 +195,31 @@ routes:
     for (const path of ['/small', '/png']) {
       const part = await get(`${gw.url}${path}`, { ...gzip, range: 'bytes=0-1' });
       expect([path, part.status, part.headers.vary]).toEqual([path, 206, undefined]);
+    }
+  });
+
+  it('gives a 416 the Vary its 200 gets, and Content-Range: bytes */len (before: no Content-Type kept, so no Vary)', async () => {
+    const up = await startUpstream((req, res) => {
+      req.resume();
+      const type = req.url === '/png' ? 'image/png' : 'text/plain';
+      const vary = req.url === '/lang' ? { vary: 'Accept-Language' } : {};
+      res.writeHead(200, { etag: '"b1"', 'cache-control': 'max-age=60', 'content-type': type, ...vary }).end(req.url === '/small' ? BODY : 'x'.repeat(2000));
+    });
+    cleanups.push(() => up.close());
+    const gw = await startGatewayFromYaml('services:\n  api: { upstreams: ["' + up.url + '"] }\nroutes:\n  - { path: /*, service: api, compression: true, cache: { ttl: 60s } }\n');
+    cleanups.push(() => gw.close());
+    for (const path of ['/big', '/lang', '/small', '/png']) expect((await get(`${gw.url}${path}`)).headers['x-cache']).toBe('MISS');
+    for (const headers of [{ 'accept-encoding': 'gzip' }, {}]) {
+      const none = await get(`${gw.url}/big`, { ...headers, range: 'bytes=5000-' });
+      expect([none.status, none.headers['x-cache'], none.headers['content-range'], none.headers['content-encoding'], none.headers.vary, none.body])
+        .toEqual([416, 'HIT', 'bytes */2000', undefined, 'Accept-Encoding', '']);
+    }
+    const lang = await get(`${gw.url}/lang`, { 'accept-encoding': 'gzip', range: 'bytes=5000-' });
+    expect([lang.status, lang.headers['content-range'], lang.headers.vary]).toEqual([416, 'bytes */2000', 'Accept-Language, Accept-Encoding']);
+    // the 200s of these have no Vary (under minSize; not a compressible type): neither have their 416s
+    for (const path of ['/small', '/png']) {
+      const none = await get(`${gw.url}${path}`, { 'accept-encoding': 'gzip', range: 'bytes=5000-' });
+      expect([path, none.status, none.headers.vary]).toEqual([path, 416, undefined]);
     }
   });
 });

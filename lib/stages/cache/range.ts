@@ -11,7 +11,9 @@ import { replay, type CacheStatus } from './replay.ts';
  * satisfiable `bytes=` range gets a 206 with `Content-Range` and those
  * bytes (views of the entry's chunks, no copy); a range set none of whose
  * ranges overlap the body a 416 with `Content-Range: bytes *\/len` and no
- * body. Everything else is the stored 200 whole: several satisfiable ranges
+ * body (the stored headers but the length and coding: its `Vary`, and its
+ * `Content-Type`, by which the compression stage adds its own `Vary`).
+ * Everything else is the stored 200 whole: several satisfiable ranges
  * (no multipart/byteranges), a range unit other than bytes, a malformed
  * set (RFC 9110 §14.2 lets a server ignore it; nginx answers 416), an
  * `If-Range` that does not match, an entry that is not a 200 or has no body.
@@ -110,8 +112,9 @@ function partHeaders(entry: CacheEntry, contentRange: string, length: number, st
   for (let i = 0; i < stored.length; i += 2) {
     const name = stored[i]!;
     if (name === 'content-length') continue;
-    // A 416 has no body: the fields about the representation's bytes stay out.
-    if (!whole && (name === 'content-type' || name === 'content-encoding')) continue;
+    // A 416 has no body: its coding stays out. Its type stays, as a HEAD's does: the compression stage
+    // decides by it whether the 200 carries Vary: Accept-Encoding, and so the 416 (RFC 9110 §15.3.7).
+    if (!whole && name === 'content-encoding') continue;
     out.push(name, stored[i + 1]!);
   }
   out.push('content-range', contentRange, 'content-length', String(length), 'x-cache', status, 'age', String(ageSeconds(entry, now)));

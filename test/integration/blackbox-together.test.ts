@@ -1,0 +1,462 @@
+import { readFileSync, writeFileSync } from 'node:fs';
+import { createServer, request as httpRequest, type IncomingMessage, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { gunzipSync, gzipSync } from 'node:zlib';
+import { SignJWT } from 'jose';
+import { request } from 'undici';
+import WebSocket, { WebSocketServer } from 'ws';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freePort } from '../support/global-setup.ts';
+import { rxgateRuns, type RxgateProcess, type RxgateRuns } from '../support/rxgate-process.ts';
+
+/**
+ * The eleventh black-box audit (notes/s11/A11-findings.md): features met on
+ * one route and one request, as users combine them. rxgate started as users
+ * start it (the CLI on a YAML file); one node:http upstream written here
+ * records every request (method, path, headers, body length) and upgrade.
+ * 127.0.0.2 plays a trusted load balancer, 127.0.0.3 a denied client.
+ * Counts and statuses only, no durations.
+ */
+
+const SECRET = 'blackbox-together-secret-of-at-least-32-bytes';
+const ORIGIN = 'https://app.example.com';
+
+let runs: RxgateRuns;
+let upstream: Server;
+let wss: WebSocketServer;
+let upPort = 0;
+/** The mirror's shadow: what it got. */
+let shadow: Server;
+const shadowGot: Array<{ method: string; url: string; bytes: number }> = [];
+let gw = '';
+/** Every request the upstream got: method, path (with query), headers, body bytes. */
+const got: Array<{ method: string; url: string; headers: IncomingMessage['headers']; bytes: number }> = [];
+const upgrades: string[] = [];
+/** Answers of /flaky/*: 'ok' until set to 'fail'. */
+let flaky: 'ok' | 'fail' = 'ok';
+
+function hits(prefix: string): number {
+  return got.filter((g) => g.url.startsWith(prefix)).length;
+}
+
+function answer(req: IncomingMessage, body: number, res: import('node:http').ServerResponse): void {
+  const u = new URL(req.url!, 'http://up');
+  const p = u.pathname;
+  if (p.startsWith('/private')) {
+    res.writeHead(200, { 'content-type': 'text/plain', 'cache-control': 'private, max-age=60' }).end(`for ${String(req.headers['authorization'])}`);
+  } else if (p.startsWith('/vary')) {
+    res.writeHead(200, { 'content-type': 'text/plain', 'cache-control': 'max-age=60', vary: 'x-lang' }).end(`lang ${String(req.headers['x-lang'])}`);
+  } else if (p.startsWith('/text')) {
+    res.writeHead(200, { 'content-type': 'text/plain', 'cache-control': 'max-age=60', 'x-secret': 'upstream-only' }).end('z'.repeat(4000));
+  } else if (p.startsWith('/pregzip')) {
+    // An upstream that compresses by itself (removeAcceptEncoding off).
+    const gz = /gzip/.test(String(req.headers['accept-encoding'] ?? ''));
+    res.writeHead(200, { 'content-type': 'text/plain', 'cache-control': 'max-age=60', vary: 'Accept-Encoding', ...(gz ? { 'content-encoding': 'gzip' } : {}) });
+    res.end(gz ? gzipSync('y'.repeat(3000)) : 'y'.repeat(3000));
+  } else if (p.startsWith('/flaky')) {
+    if (flaky === 'fail') res.writeHead(503, { 'content-type': 'text/plain' }).end('down');
+    else res.writeHead(200, { 'content-type': 'text/plain', 'cache-control': 'max-age=1, stale-if-error=600' }).end('fresh');
+  } else if (p.startsWith('/sse')) {
+    res.writeHead(200, { 'content-type': 'text/event-stream' });
+    let n = 0;
+    const t = setInterval(() => {
+      n++;
+      res.write(`data: ${n}\n\n`);
+      if (n === 8) { clearInterval(t); res.end(); }
+    }, 100);
+    req.socket.on('close', () => clearInterval(t));
+  } else if (p.startsWith('/slow')) {
+    setTimeout(() => res.writeHead(200).end('late'), 1000);
+  } else if (p.startsWith('/redirect')) {
+    res.writeHead(302, { location: '/login?from=x', 'content-type': 'text/plain' }).end('go');
+  } else {
+    res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'max-age=60' })
+      .end(JSON.stringify({ path: req.url, bytes: body, xff: req.headers['x-forwarded-for'] ?? null, real: req.headers['x-real-ip'] ?? null }));
+  }
+}
+
+beforeAll(async () => {
+  upstream = createServer((req, res) => {
+    let bytes = 0;
+    req.on('data', (d: Buffer) => { bytes += d.length; });
+    req.on('end', () => {
+      got.push({ method: req.method!, url: req.url!, headers: req.headers, bytes });
+      answer(req, bytes, res);
+    });
+  });
+  wss = new WebSocketServer({ noServer: true, perMessageDeflate: false });
+  upstream.on('upgrade', (req, socket, head) => {
+    upgrades.push(req.url!);
+    wss.handleUpgrade(req, socket, head, (ws) => ws.on('message', (d, bin) => ws.send(d as Buffer, { binary: bin })));
+  });
+  await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
+  upPort = (upstream.address() as AddressInfo).port;
+  shadow = createServer((req, res) => {
+    let bytes = 0;
+    req.on('data', (d: Buffer) => { bytes += d.length; });
+    req.on('end', () => { shadowGot.push({ method: req.method!, url: req.url!, bytes }); res.end('shadow'); });
+  });
+  await new Promise<void>((r) => shadow.listen(0, '127.0.0.1', r));
+  const shadowPort = (shadow.address() as AddressInfo).port;
+  runs = rxgateRuns();
+  const dead = await freePort();
+  const proc = runs.start(['--config', runs.file(`
+listen: { host: 127.0.0.1, port: 0 }
+auth: { secret: "${SECRET}" }
+trustedProxies: [127.0.0.2/32]
+services:
+  up: { upstreams: ["http://127.0.0.1:${upPort}"], retry: false }
+  gone: { upstreams: ["http://127.0.0.1:${dead}"], retry: false, circuitBreaker: { consecutiveFailures: 1, resetTimeout: 1h } }
+  shadow: { upstreams: ["http://127.0.0.1:${shadowPort}"] }
+  pair: { upstreams: ["http://127.0.0.1:${dead}", "http://127.0.0.1:${upPort}"], balancer: round-robin, ejectFor: 0 }
+routes:
+  - path: /all/*
+    service: up
+    auth: required
+    rateLimit: { limit: 2, window: 1h, key: ip }
+    ipFilter: { deny: [127.0.0.3/32, 10.6.6.6/32] }
+    cache: { ttl: 30s, cacheAuthorized: true }
+    cors: { origins: ["${ORIGIN}"], credentials: true }
+    compression: true
+    websocket: true
+  - path: /private/*
+    service: up
+    auth: required
+    cache: { ttl: 30s, cacheAuthorized: true }
+  - path: /vary/*
+    service: up
+    cache: { ttl: 30s }
+  - path: /text/*
+    service: up
+    compression: true
+    cache: { ttl: 30s }
+    headers: { response: { remove: [x-secret], add: { x-added: one } } }
+  - path: /pregzip/*
+    service: up
+    compression: true
+    cache: { ttl: 30s }
+  - path: /flaky/*
+    service: up
+    cache: { ttl: 1s }
+  - path: /sse/*
+    service: up
+    timeouts: { total: 300ms }
+  - path: /upload/*
+    service: pair
+    methods: [POST]
+  - path: /pre/*
+    service: up
+    rewrite: { stripPrefix: /pre }
+    cache: { ttl: 30s }
+  - path: /ip/*
+    service: up
+    ipFilter: { deny: [10.6.6.6/32] }
+    rateLimit: { limit: 1, window: 1h, key: ip }
+  - path: /gone/*
+    service: gone
+    cors: { origins: ["${ORIGIN}"] }
+  - path: /slow/*
+    service: up
+    cors: { origins: ["${ORIGIN}"] }
+    timeouts: { total: 200ms }
+  - path: /small/*
+    service: up
+    cors: { origins: ["${ORIGIN}"] }
+    maxBodySize: 10
+  - path: /mirrored/*
+    service: pair
+    methods: [POST, PUT]
+    retry: { attempts: 2 }
+    mirror: { service: shadow, percent: 100 }
+`)], { RXGATE_LOG_LEVEL: 'info' });
+  reloading = startReloading();
+  gw = `http://127.0.0.1:${Number((await proc.logged('rxgate listening'))['port'])}`;
+  await reloading;
+}, 30_000);
+
+/** The reload case's gateway, started beside the main one (a start takes seconds on a loaded machine). */
+let reloading: ReturnType<typeof startReloading>;
+async function startReloading(): Promise<{ file: string; proc: RxgateProcess; base: string; admin: string }> {
+  const file = runs.file(`
+listen: { host: 127.0.0.1, port: 0 }
+admin: { host: 127.0.0.1, port: 0 }
+reload: { watch: false }
+auth: { secret: "${SECRET}" }
+services:
+  up: { upstreams: ["http://127.0.0.1:${upPort}"] }
+routes:
+  - { path: /r/*, service: up, websocket: true, rewrite: { stripPrefix: /r } }
+`);
+  const proc = runs.start(['--config', file], { RXGATE_LOG_LEVEL: 'info' });
+  const [l, adm] = await Promise.all([proc.logged('rxgate listening'), proc.logged('rxgate admin listening')]);
+  return { file, proc, base: `http://127.0.0.1:${Number(l['port'])}`, admin: `http://127.0.0.1:${Number(adm['port'])}` };
+}
+
+afterAll(async () => {
+  runs?.remove();
+  wss?.close();
+  upstream?.closeAllConnections();
+  await new Promise<void>((r) => upstream?.close(() => r()));
+  shadow?.closeAllConnections();
+  await new Promise<void>((r) => shadow?.close(() => r()));
+});
+
+interface Answer { status: number; headers: Record<string, string | string[] | undefined>; body: Buffer }
+
+/** A request over node:http (so it can come from `from`, a loopback source address), its body read whole. */
+function send(path: string, init: { method?: string; headers?: Record<string, string>; body?: Buffer | string; from?: string } = {}): Promise<Answer> {
+  const target = new URL(gw + path);
+  return new Promise((resolve, reject) => {
+    const req = httpRequest({
+      host: target.hostname, port: target.port, path: target.pathname + target.search, method: init.method ?? 'GET',
+      headers: init.headers ?? {}, agent: false, ...(init.from === undefined ? {} : { localAddress: init.from }),
+    }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (d: Buffer) => chunks.push(d));
+      res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body: Buffer.concat(chunks) }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end(init.body);
+  });
+}
+
+function token(sub: string): Promise<string> {
+  return new SignJWT({ sub }).setProtectedHeader({ alg: 'HS256' }).setExpirationTime('10m').sign(new TextEncoder().encode(SECRET));
+}
+
+const preflight = { origin: ORIGIN, 'access-control-request-method': 'GET', 'access-control-request-headers': 'authorization' };
+
+describe('CORS with auth, a rate limit, an IP filter and a cache on one route', () => {
+  it('answers preflights without a token, never upstream, never counted by the rate limit, never cached', async () => {
+    const before = hits('/');
+    for (let i = 0; i < 4; i++) {
+      const a = await send('/all/pre', { method: 'OPTIONS', headers: preflight, from: '127.0.0.4' });
+      expect(a.status).toBe(204);
+      expect(a.headers['access-control-allow-origin']).toBe(ORIGIN);
+      expect(a.headers['access-control-allow-credentials']).toBe('true');
+      expect(a.headers['x-cache']).toBeUndefined();
+    }
+    expect(hits('/') - before).toBe(0);
+    // The limit of 2 was not touched by the four preflights.
+    const t = await token('alice');
+    const first = await send('/all/pre', { headers: { authorization: `Bearer ${t}`, origin: ORIGIN }, from: '127.0.0.4' });
+    expect(first.status).toBe(200);
+    expect(first.headers['ratelimit-remaining']).toBe('1');
+  });
+
+  it('gives the gateway\'s own 401 and 429 the CORS headers, so a page reads the status', async () => {
+    const noToken = await send('/all/a', { headers: { origin: ORIGIN }, from: '127.0.0.5' });
+    expect(noToken.status).toBe(401);
+    expect(noToken.headers['access-control-allow-origin']).toBe(ORIGIN);
+    expect(noToken.headers['vary']).toMatch(/origin/i);
+    const t = await token('bob');
+    const statuses: number[] = [];
+    let last: Answer | undefined;
+    for (let i = 0; i < 3; i++) {
+      last = await send('/all/a', { headers: { authorization: `Bearer ${t}`, origin: ORIGIN }, from: '127.0.0.5' });
+      statuses.push(last.status);
+    }
+    expect(statuses).toEqual([200, 200, 429]);
+    expect(last!.headers['access-control-allow-origin']).toBe(ORIGIN);
+    expect(last!.headers['retry-after']).toBeDefined();
+  });
+
+  it('counts a cache hit against the rate limit (the limit runs before the cache, as nginx limit_req and Kong run before their caches)', async () => {
+    const t = await token('carol');
+    const a = await send('/all/counted', { headers: { authorization: `Bearer ${t}` }, from: '127.0.0.6' });
+    const b = await send('/all/counted', { headers: { authorization: `Bearer ${t}` }, from: '127.0.0.6' });
+    const c = await send('/all/counted', { headers: { authorization: `Bearer ${t}` }, from: '127.0.0.6' });
+    expect([a.status, a.headers['x-cache'], b.status, b.headers['x-cache'], c.status]).toEqual([200, 'MISS', 200, 'HIT', 429]);
+    expect(hits('/all/counted')).toBe(1);
+  });
+});
+
+describe('CORS headers on every answer the gateway makes itself', () => {
+  it('puts them on 502, 503 CIRCUIT_OPEN, 504 and 413', async () => {
+    const h = { origin: ORIGIN };
+    const bad = await send('/gone/a', { headers: h });
+    const open = await send('/gone/a', { headers: h });
+    const late = await send('/slow/a', { headers: h });
+    const big = await send('/small/a', { method: 'POST', headers: h, body: 'x'.repeat(100) });
+    expect([bad.status, open.status, late.status, big.status]).toEqual([502, 503, 504, 413]);
+    for (const a of [bad, open, late, big]) {
+      expect(a.headers['access-control-allow-origin']).toBe(ORIGIN);
+      expect(a.headers['vary']).toMatch(/origin/i);
+    }
+  });
+});
+
+describe('the cache with auth, Vary, compression, header rules and failures', () => {
+  it('never serves a private answer stored for one token to another token', async () => {
+    const [ta, tb] = await Promise.all([token('alice'), token('bob')]);
+    const a = await send('/private/me', { headers: { authorization: `Bearer ${ta}` } });
+    const b = await send('/private/me', { headers: { authorization: `Bearer ${tb}` } });
+    expect(a.body.toString()).toContain(ta);
+    expect(b.body.toString()).toContain(tb);
+    expect(hits('/private/me')).toBe(2);
+  });
+
+  it('keeps Vary variants apart', async () => {
+    const en = await send('/vary/x', { headers: { 'x-lang': 'en' } });
+    const fr = await send('/vary/x', { headers: { 'x-lang': 'fr' } });
+    const en2 = await send('/vary/x', { headers: { 'x-lang': 'en' } });
+    expect([en.body.toString(), fr.body.toString(), en2.body.toString()]).toEqual(['lang en', 'lang fr', 'lang en']);
+    expect(en2.headers['x-cache']).toBe('HIT');
+    expect(hits('/vary/x')).toBe(2);
+  });
+
+  it('stores identity once and gives an identity client, then a gzip client, then a gzip HEAD each their own coding; response rules once, on hits too', async () => {
+    const plain = await send('/text/a');
+    const gz = await send('/text/a', { headers: { 'accept-encoding': 'gzip' } });
+    const head = await send('/text/a', { method: 'HEAD', headers: { 'accept-encoding': 'gzip' } });
+    expect(hits('/text/a')).toBe(1);
+    expect(plain.headers['content-encoding']).toBeUndefined();
+    expect(plain.body.toString()).toBe('z'.repeat(4000));
+    expect(gz.headers['x-cache']).toBe('HIT');
+    expect(gz.headers['content-encoding']).toBe('gzip');
+    expect(gunzipSync(gz.body).toString()).toBe('z'.repeat(4000));
+    expect(head.headers['content-encoding']).toBe('gzip');
+    expect(head.body.length).toBe(0);
+    for (const a of [plain, gz, head]) {
+      expect(a.headers['x-secret']).toBeUndefined();
+      expect(a.headers['x-added']).toBe('one');
+      expect(String(a.headers['vary']).toLowerCase().split(/\s*,\s*/).filter((v) => v === 'accept-encoding')).toHaveLength(1);
+    }
+  });
+
+  it('never gives an identity client the gzip body an upstream compressed by itself', async () => {
+    const gz = await send('/pregzip/a', { headers: { 'accept-encoding': 'gzip' } });
+    const plain = await send('/pregzip/a');
+    expect(gz.headers['content-encoding']).toBe('gzip');
+    expect(gunzipSync(gz.body).toString()).toBe('y'.repeat(3000));
+    expect(plain.headers['content-encoding']).toBeUndefined();
+    expect(plain.body.toString()).toBe('y'.repeat(3000));
+  });
+
+  it('stands a stale entry in for the upstream\'s 503 inside stale-if-error', async () => {
+    const first = await send('/flaky/a');
+    expect(first.body.toString()).toBe('fresh');
+    await new Promise((r) => setTimeout(r, 2100)); // past max-age=1: the entry is stale
+    flaky = 'fail';
+    const stale = await send('/flaky/a');
+    flaky = 'ok';
+    expect([stale.status, stale.headers['x-cache'], stale.body.toString()]).toEqual([200, 'STALE', 'fresh']);
+  });
+});
+
+describe('timeouts, bodies and retries together', () => {
+  it('does not cut an event stream at timeouts.total, which bounds the time to the response head', async () => {
+    const a = await send('/sse/a', { headers: { accept: 'text/event-stream' } });
+    expect(a.status).toBe(200);
+    expect(a.body.toString().match(/data: \d+/g)).toHaveLength(8);
+  });
+
+  it('sends a 2 MB POST to the instance that accepts when the first refuses the connection (nothing was read from the body)', async () => {
+    const body = Buffer.alloc(2 * 1024 * 1024, 7);
+    const before = hits('/upload');
+    const statuses: number[] = [];
+    for (let i = 0; i < 2; i++) {
+      const a = await send('/upload/x', { method: 'POST', body, headers: { 'content-type': 'application/octet-stream' } });
+      statuses.push(a.status);
+      if (a.status === 200) expect(JSON.parse(a.body.toString()).bytes).toBe(body.length);
+    }
+    expect(statuses).toEqual([200, 200]);
+    expect(hits('/upload') - before).toBe(2);
+  });
+});
+
+describe('mirror, retry and a request body', () => {
+  it('sends the body whole to the instance that answers and once to the shadow, when the first instance refuses the connection', async () => {
+    const body = Buffer.alloc(50_000, 1);
+    const before = hits('/mirrored');
+    const statuses: number[] = [];
+    for (let i = 0; i < 2; i++) statuses.push((await send('/mirrored/x', { method: 'PUT', body })).status);
+    expect(statuses).toEqual([200, 200]);
+    expect(got.filter((g) => g.url.startsWith('/mirrored')).slice(before).map((g) => g.bytes)).toEqual([body.length, body.length]);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(shadowGot.filter((g) => g.url.startsWith('/mirrored')).map((g) => g.bytes)).toEqual([body.length, body.length]);
+  });
+});
+
+describe('forwarding headers, rewrites and redirects', () => {
+  it('uses one client address for the IP filter, the rate limit and X-Forwarded-For behind a trusted proxy', async () => {
+    const a = await send('/ip/a', { headers: { 'x-forwarded-for': '10.9.9.9' }, from: '127.0.0.2' });
+    const b = await send('/ip/a', { headers: { 'x-forwarded-for': '10.9.9.9' }, from: '127.0.0.2' });
+    const other = await send('/ip/b', { headers: { 'x-forwarded-for': '10.9.9.8' }, from: '127.0.0.2' });
+    const denied = await send('/ip/c', { headers: { 'x-forwarded-for': '10.6.6.6' }, from: '127.0.0.2' });
+    const forged = await send('/ip/d', { headers: { 'x-forwarded-for': '10.6.6.6' }, from: '127.0.0.7' });
+    expect([a.status, b.status, other.status, denied.status, forged.status]).toEqual([200, 429, 200, 403, 200]);
+    const seen = JSON.parse(a.body.toString()) as { xff: string; real: string };
+    expect(seen.xff).toBe('10.9.9.9, 127.0.0.2');
+    expect(seen.real).toBe('10.9.9.9');
+    expect(JSON.parse(forged.body.toString()).real).toBe('127.0.0.7');
+  });
+
+  it('keys the cache on the client\'s path under stripPrefix, and passes an upstream redirect\'s Location as sent', async () => {
+    const a = await send('/pre/item?a=1');
+    const b = await send('/pre/item?a=1');
+    expect(JSON.parse(a.body.toString()).path).toBe('/item?a=1');
+    expect(b.headers['x-cache']).toBe('HIT');
+    const r = await send('/pre/redirect');
+    expect(r.status).toBe(302);
+    expect(r.headers['location']).toBe('/login?from=x');
+  });
+});
+
+describe('a WebSocket upgrade on a route with auth, a rate limit, an IP filter, CORS and a cache', () => {
+  it('asks for the token on the upgrade, never caches it, and counts it against the rate limit', async () => {
+    const url = gw.replace('http', 'ws') + '/all/ws';
+    const refused = await new Promise<number>((resolve) => {
+      const ws = new WebSocket(url, { headers: { origin: ORIGIN }, localAddress: '127.0.0.8' });
+      ws.on('unexpected-response', (_q, res) => resolve(res.statusCode!));
+      ws.on('open', () => resolve(101));
+      ws.on('error', () => resolve(0));
+    });
+    expect(refused).toBe(401);
+    const t = await token('dave');
+    const open = async (): Promise<number> => new Promise<number>((resolve) => {
+      const ws = new WebSocket(url, { headers: { origin: ORIGIN, authorization: `Bearer ${t}` }, localAddress: '127.0.0.8' });
+      ws.on('unexpected-response', (_q, res) => resolve(res.statusCode!));
+      ws.on('open', () => { ws.send('hi'); ws.once('message', () => { ws.close(); resolve(101); }); });
+      ws.on('error', () => resolve(0));
+    });
+    const before = upgrades.length;
+    expect([await open(), await open(), await open()]).toEqual([101, 101, 429]);
+    expect(upgrades.length - before).toBe(2);
+  });
+});
+
+describe('a reload that changes the stages of a route with a request, an event stream and a WebSocket open', () => {
+  it('lets what is open finish on the old stages and applies the new ones to what comes after', async () => {
+    const { file, proc, base, admin } = await reloading;
+    const ws = new WebSocket(`${base.replace('http', 'ws')}/r/ws-open`);
+    await new Promise((r) => ws.once('open', r));
+    const sse = request(`${base}/r/sse/reload`, { headers: { accept: 'text/event-stream' } });
+    const slow = request(`${base}/r/slow/reload`);
+    const firstEvent = await sse;
+    writeFileSync(file, readFileSync(file, 'utf8').replace('rewrite: { stripPrefix: /r } }', 'rewrite: { stripPrefix: /r }, auth: required, rateLimit: { limit: 100, window: 1m } }'));
+    const reload = await request(`${admin}/reload`, { method: 'POST' });
+    expect([reload.statusCode, await reload.body.json()]).toEqual([200, { outcome: 'applied' }]);
+    ws.send('after reload');
+    expect(await new Promise<string>((r) => ws.once('message', (d) => r(d.toString())))).toBe('after reload');
+    const events = (await firstEvent.body.text()).match(/data: \d+/g);
+    const late = await slow;
+    expect([firstEvent.statusCode, events?.length, late.statusCode, await late.body.text()]).toEqual([200, 8, 200, 'late']);
+    const after = await request(`${base}/r/x`);
+    await after.body.dump();
+    expect(after.statusCode).toBe(401);
+    const t = await token('erin');
+    const withToken = await request(`${base}/r/x`, { headers: { authorization: `Bearer ${t}` } });
+    await withToken.body.dump();
+    expect([withToken.statusCode, withToken.headers['ratelimit-limit']]).toEqual([200, '100']);
+    const upgrade = await new Promise<number>((resolve) => {
+      const next = new WebSocket(`${base.replace('http', 'ws')}/r/ws-new`);
+      next.once('unexpected-response', (_q, res) => { res.resume(); resolve(res.statusCode!); });
+      next.once('open', () => { next.terminate(); resolve(101); });
+    });
+    expect(upgrade).toBe(401);
+    ws.terminate();
+    proc.proc.kill('SIGKILL');
+  });
+});

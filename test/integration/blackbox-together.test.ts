@@ -262,6 +262,20 @@ describe('CORS with auth, a rate limit, an IP filter and a cache on one route', 
     expect(last!.headers['retry-after']).toBeDefined();
   });
 
+  it('gives the IP filter\'s 403 the CORS headers too, and answers a refused address\'s preflight, so the page reads the 403 (Kong runs cors before ip-restriction)', async () => {
+    const t = await token('bob');
+    const pre = await send('/all/a', { method: 'OPTIONS', headers: preflight, from: '127.0.0.3' });
+    expect([pre.status, pre.headers['access-control-allow-origin']]).toEqual([204, ORIGIN]);
+    const denied = await send('/all/a', { headers: { authorization: `Bearer ${t}`, origin: ORIGIN }, from: '127.0.0.3' });
+    expect([denied.status, JSON.parse(denied.body.toString()).error.code]).toEqual([403, 'IP_FORBIDDEN']);
+    expect(denied.headers['access-control-allow-origin']).toBe(ORIGIN);
+    expect(denied.headers['access-control-allow-credentials']).toBe('true');
+    expect(denied.headers['vary']).toMatch(/origin/i);
+    const stranger = await send('/all/a', { headers: { origin: 'https://evil.example' }, from: '127.0.0.3' });
+    expect([stranger.status, stranger.headers['access-control-allow-origin']]).toEqual([403, undefined]);
+    expect(hits('/all/a')).toBe(1); // bob's two 200s: a miss, then a hit
+  });
+
   it('counts a cache hit against the rate limit (the limit runs before the cache, as nginx limit_req and Kong run before their caches)', async () => {
     const t = await token('carol');
     const a = await send('/all/counted', { headers: { authorization: `Bearer ${t}` }, from: '127.0.0.6' });

@@ -1,6 +1,6 @@
 import { Observable } from 'rxjs';
 import { IpForbiddenError } from '../../errors.ts';
-import type { GatewayRequest, GatewayResponse, Policy } from '../../types.ts';
+import type { GatewayRequest, GatewayResponse, Handler, Policy } from '../../types.ts';
 import { CidrList, parseAddress } from './cidr.ts';
 import { ClientAddressResolver } from './client-address.ts';
 
@@ -19,9 +19,20 @@ export interface IpFilterOptions {
    * socket's address is the client's. @default []
    */
   trustedProxies?: readonly string[];
+  /**
+   * What the `403` goes through on its way out: the route's `cors`, when
+   * it runs after this stage, so a page reads the 403 instead of a CORS
+   * failure (and a preflight from a refused address is answered as any
+   * other). null: the error as it is. @default null
+   */
+  refusal?: Policy | null;
 }
 
-const defaults = { allow: [], deny: [], trustedProxies: [] } satisfies Required<IpFilterOptions>;
+const defaults = { allow: [], deny: [], trustedProxies: [], refusal: null } satisfies Required<IpFilterOptions>;
+
+function forbidden(): Observable<GatewayResponse> {
+  return new Observable<GatewayResponse>((s) => s.error(new IpForbiddenError('your address is not allowed here')));
+}
 
 /**
  * Admits a request by its client's address: `403 IP_FORBIDDEN` when `deny`
@@ -34,7 +45,7 @@ const defaults = { allow: [], deny: [], trustedProxies: [] } satisfies Required<
  * the last address is kept (a client sends request after request).
  */
 export function ipFilter(options: IpFilterOptions = {}): Policy {
-  const { allow, deny, trustedProxies } = { ...defaults, ...options };
+  const { allow, deny, trustedProxies, refusal } = { ...defaults, ...options };
   if (allow.length === 0 && deny.length === 0 && trustedProxies.length === 0) return (next) => next;
   const allowed = new CidrList(allow, 'ipFilter.allow');
   const denied = new CidrList(deny, 'ipFilter.deny');
@@ -43,6 +54,7 @@ export function ipFilter(options: IpFilterOptions = {}): Policy {
   const words = new Uint32Array(4);
   let lastAddress = '';
   let lastVerdict = true;
+  const refuse: Handler = refusal === null ? forbidden : refusal(forbidden);
 
   function admits(address: string): boolean {
     if (address === lastAddress) return lastVerdict;
@@ -59,6 +71,6 @@ export function ipFilter(options: IpFilterOptions = {}): Policy {
     // Only then: an untrusted request keeps its shape (one field fewer to add).
     if (resolver.peerTrusted) req.viaTrustedProxy = true;
     if (!filters || admits(address)) return next(req);
-    return new Observable<GatewayResponse>((s) => s.error(new IpForbiddenError('your address is not allowed here')));
+    return refuse(req);
   };
 }

@@ -41,16 +41,20 @@ export class MemoryCacheStore implements CacheStore {
   private head = 0;
   private tail = 0;
   private total = 0;
-  /** A key's UTF-8 bytes, for hashing and comparing. */
+  /** A key's UTF-8 bytes (for hashing and comparing), their length and their hash. */
   private key = Buffer.allocUnsafeSlow(256);
   private keyLength = 0;
-  /** Its hash. */
   private keyHash = 0;
-  /** The record `set` is storing, packed. */
-  private scratch = Buffer.allocUnsafeSlow(4096);
+  /** Where `set` packs a record: at its place in the log, after its header and key (offset > 0), or `scratch` (offset 0). */
+  private readonly target = { offset: 0, reserve: (n: number): Buffer => this.reserve(n) };
+  /** A record `set` packs aside (one larger than a slab, or than `maxBytes`). */
+  private scratch = Buffer.allocUnsafeSlow(0);
+  /** The record `set` is storing: its length in the log (-1: not stored), and when. */
+  private recordLength = 0;
+  private storingAt = 0;
   /** The last entry's header text, encoded (packed.ts). */
   private readonly memo = new TextMemo();
-  /** A record being moved to the newest end (while `scratch` holds the one being stored). */
+  /** A record being moved to the newest end. */
   private moving = Buffer.allocUnsafeSlow(0);
   /** By slot: the record as the first hit decoded it. */
   private readonly decoded: Array<CacheRecord | undefined> = [];
@@ -103,34 +107,32 @@ export class MemoryCacheStore implements CacheStore {
   }
 
   set(key: string, record: CacheRecord, ttl: number): void {
-    const dataLength = packInto(record, this.scratchOf, this.memo);
-    const data = this.scratch;
     const old = this.find(key);
     if (old >= 0) this.drop(old);
+    const now = (this.storingAt = this.clock.now());
+    // Packed where it stays in the log (`reserve` makes room first), or aside when it spans slabs.
+    const dataLength = packInto(record, this.target, this.memo);
+    const len = this.recordLength;
+    if (len < 0) return;
     const n = this.keyLength;
-    const len = align8(HEAD + n + dataLength);
-    const size = len + SLOT_BYTES;
-    if (size > this.maxBytes) return;
-    const now = this.clock.now();
-    this.makeRoom(len, size, now);
-    const slots = this.slots;
-    const slot = slots.allocate();
     const slabs = this.slabs;
     const at = this.head % slabs.capacity;
+    if (this.target.offset === 0) slabs.write(at + HEAD + n, this.scratch, 0, dataLength);
+    const slots = this.slots;
+    const slot = slots.allocate();
     slabs.writeInt32(at, len);
     slabs.writeInt32(at + 4, slot);
     slabs.writeInt32(at + 8, dataLength);
     slabs.write(at + HEAD, this.key, 0, n);
-    slabs.write(at + HEAD + n, data, 0, dataLength);
     slots.pos[slot] = this.head;
     slots.len[slot] = len;
-    slots.size[slot] = size;
+    slots.size[slot] = len + SLOT_BYTES;
     slots.hash[slot] = this.keyHash;
     slots.keyLength[slot] = n;
     slots.expiresAt[slot] = now + ttl;
     slots.insert(slot);
     this.head += len;
-    this.total += size;
+    this.total += len + SLOT_BYTES;
   }
 
   delete(key: string): void {
@@ -160,24 +162,30 @@ export class MemoryCacheStore implements CacheStore {
 
   /** Records held now (entries and vary records). */
   get size(): number { return this.slots.count; }
-
   /** Slabs allocated so far. */
-  get slabCount(): number {
-    return this.slabs.allocated;
-  }
+  get slabCount(): number { return this.slabs.allocated; }
 
-  /** The slot holding `key`, -1 when none; leaves the key's bytes in `this.key` and their hash in `this.keyHash` (`set` stores them). */
+  /** The slot holding `key`, -1 when none; leaves the key's bytes in `this.key` (by Node's encoder, without `write`'s argument checks) and their hash in `this.keyHash` (`set` stores them). */
   private find(key: string): number {
     if (this.key.length < key.length * 3) this.key = Buffer.allocUnsafeSlow(key.length * 3);
-    const n = (this.keyLength = this.key.write(key, 0, 'utf8'));
+    const n = (this.keyLength = (this.key as Buffer & { utf8Write(s: string, at: number, n: number): number }).utf8Write(key, 0, this.key.length));
     const h = (this.keyHash = fnv1aBytes(this.key, n));
     return this.slots.find(h, n, this.sameKey);
   }
 
-  private readonly scratchOf = (n: number): Buffer => {
+  /** Makes room at the log's head for `n` packed bytes after the key `find` left, and says where to pack them. */
+  private reserve(n: number): Buffer {
+    const len = align8(HEAD + this.keyLength + n);
+    const stored = len + SLOT_BYTES <= this.maxBytes;
+    this.recordLength = stored ? len : -1;
+    if (stored) this.makeRoom(len, len + SLOT_BYTES, this.storingAt);
+    const at = this.head % this.slabs.capacity;
+    this.target.offset = stored && len <= this.slabs.slabSize ? at - this.slabs.slabStart(at) + HEAD + this.keyLength : 0;
+    if (this.target.offset > 0) return this.slabs.slabAt(at);
+    // Not stored, or spanning slabs: `set` copies it in.
     if (this.scratch.length < n) this.scratch = Buffer.allocUnsafeSlow(Math.max(n, this.scratch.length * 2));
     return this.scratch;
-  };
+  }
 
   private readonly sameKey = (slot: number): boolean =>
     this.slabs.equals((this.slots.pos[slot]! % this.slabs.capacity) + HEAD, this.key, this.keyLength);
@@ -197,25 +205,17 @@ export class MemoryCacheStore implements CacheStore {
     for (;;) {
       // Empty: start again at the log's first byte, so any record that fits the bound fits.
       if (this.head === this.tail) this.head = this.tail = Math.ceil(this.head / cap) * cap;
-      const pad = this.padFor(len);
+      const pad = this.slabs.skipFor(this.head, len);
       if (cap - (this.head - this.tail) >= pad + len && this.total + size <= this.maxBytes) break;
       this.advanceTail(now);
     }
-    this.pad(this.padFor(len));
-  }
-
-  /** Bytes to skip so that a record of `len` does not run past the log's end. */
-  private padFor(len: number): number {
-    const cap = this.slabs.capacity;
-    const at = this.head % cap;
-    return at + len > cap ? cap - at : 0;
+    this.pad(this.slabs.skipFor(this.head, len));
   }
 
   private pad(n: number): void {
     if (n === 0) return;
-    const at = this.head % this.slabs.capacity;
-    this.slabs.writeInt32(at, n);
-    this.slabs.writeInt32(at + 4, -1);
+    this.slabs.writeInt32(this.head % this.slabs.capacity, n);
+    this.slabs.writeInt32((this.head % this.slabs.capacity) + 4, -1);
     this.head += n;
   }
 
@@ -235,7 +235,7 @@ export class MemoryCacheStore implements CacheStore {
   }
 
   private moveToHead(slot: number, at: number, len: number): boolean {
-    const pad = this.padFor(len);
+    const pad = this.slabs.skipFor(this.head, len);
     if (this.slabs.capacity - (this.head - this.tail) < pad + len) return false;
     // Through a copy: the bytes just freed at the tail may be where the head writes.
     if (this.moving.length < len) this.moving = Buffer.allocUnsafeSlow(Math.max(len, this.moving.length * 2));

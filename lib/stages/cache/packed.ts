@@ -39,20 +39,30 @@ export function pack(record: CacheRecord): Buffer {
 }
 
 /**
- * Packs `record` into the Buffer `buffer(n)` returns (at least `n` bytes;
- * written from 0), and returns `n`: the memory store packs into a scratch
- * Buffer it reuses, so a miss allocates nothing for it.
+ * Where `packInto` writes: `reserve(n)` returns the Buffer that takes the
+ * record's `n` bytes from `offset` (read after the call). The memory store
+ * hands out its log's slab at the record's place, so a record is packed
+ * where it stays: no scratch Buffer, no second copy.
  */
-export function packInto(record: CacheRecord, buffer: (n: number) => Buffer, memo?: TextMemo): number {
+export interface PackTarget {
+  reserve(n: number): Buffer;
+  readonly offset: number;
+}
+
+/**
+ * Packs `record` into the Buffer `target` gives (a function: at least `n`
+ * bytes, written from 0; a `PackTarget`: from its `offset`), and returns `n`.
+ */
+export function packInto(record: CacheRecord, target: ((n: number) => Buffer) | PackTarget, memo?: TextMemo): number {
   if (record.kind === 'vary') {
     const text = record.names.join(SEP);
     const n = Buffer.byteLength(text);
-    const buf = buffer(VARY_HEAD + n);
-    buf[0] = VARY;
-    buf.writeDoubleLE(record.since ?? NaN, 1);
-    buf.writeDoubleLE(record.until ?? NaN, 9);
-    buf.writeUInt32LE(n, 17);
-    buf.write(text, VARY_HEAD, 'utf8');
+    const [buf, o] = placed(target, VARY_HEAD + n);
+    buf[o] = VARY;
+    buf.writeDoubleLE(record.since ?? NaN, o + 1);
+    buf.writeDoubleLE(record.until ?? NaN, o + 9);
+    buf.writeUInt32LE(n, o + 17);
+    buf.write(text, o + VARY_HEAD, 'utf8');
     return VARY_HEAD + n;
   }
   const body = record.body;
@@ -62,29 +72,41 @@ export function packInto(record: CacheRecord, buffer: (n: number) => Buffer, mem
   const text = same ? '' : joined(record.headers, record.vary, statusText);
   const n = same ? memo.length : Buffer.byteLength(text);
   const size = ENTRY_HEAD + n + (body === null ? 0 : body.length);
-  const buf = buffer(size);
-  buf[0] = ENTRY;
-  buf.writeUInt16LE(record.status, 1);
-  buf[3] = (body === null ? 0 : HAS_BODY) | (statusText === undefined ? 0 : HAS_STATUS_TEXT);
-  buf.writeDoubleLE(record.storedAt, 4);
-  buf.writeDoubleLE(record.initialAge, 12);
-  buf.writeDoubleLE(record.freshUntil, 20);
-  buf.writeDoubleLE(record.staleWhileRevalidate, 28);
-  buf.writeDoubleLE(record.staleIfError, 36);
-  buf.writeUInt32LE(record.headers.length, 44);
-  buf.writeUInt32LE(record.vary.length, 48);
-  buf.writeUInt32LE(n, 52);
-  if (same) memo.copyTo(buf, ENTRY_HEAD);
+  let buf: Buffer;
+  let o = 0;
+  if (typeof target === 'function') buf = target(size);
   else {
-    buf.write(text, ENTRY_HEAD, 'utf8');
-    memo?.keep(record.headers, record.vary, statusText, buf, ENTRY_HEAD, n);
+    buf = target.reserve(size);
+    o = target.offset;
   }
-  let offset = ENTRY_HEAD + n;
+  buf[o] = ENTRY;
+  buf.writeUInt16LE(record.status, o + 1);
+  buf[o + 3] = (body === null ? 0 : HAS_BODY) | (statusText === undefined ? 0 : HAS_STATUS_TEXT);
+  buf.writeDoubleLE(record.storedAt, o + 4);
+  buf.writeDoubleLE(record.initialAge, o + 12);
+  buf.writeDoubleLE(record.freshUntil, o + 20);
+  buf.writeDoubleLE(record.staleWhileRevalidate, o + 28);
+  buf.writeDoubleLE(record.staleIfError, o + 36);
+  buf.writeUInt32LE(record.headers.length, o + 44);
+  buf.writeUInt32LE(record.vary.length, o + 48);
+  buf.writeUInt32LE(n, o + 52);
+  if (same) memo.copyTo(buf, o + ENTRY_HEAD);
+  else {
+    buf.write(text, o + ENTRY_HEAD, 'utf8');
+    memo?.keep(record.headers, record.vary, statusText, buf, o + ENTRY_HEAD, n);
+  }
+  let offset = o + ENTRY_HEAD + n;
   if (body !== null) for (const chunk of body.chunks) {
     buf.set(chunk, offset);
     offset += chunk.byteLength;
   }
   return size;
+}
+
+function placed(target: ((n: number) => Buffer) | PackTarget, n: number): [Buffer, number] {
+  if (typeof target === 'function') return [target(n), 0];
+  const buf = target.reserve(n);
+  return [buf, target.offset];
 }
 
 /** The headers, the vary names and the status text joined by '\n'. */
@@ -114,6 +136,8 @@ export class TextMemo {
   private varyCount = -1;
   private statusText: string | undefined = undefined;
   private bytes = Buffer.allocUnsafeSlow(0);
+  /** `bytes[0, length)`, made when kept: `set` copies a whole view, where `copy` of a part makes one per call (Node 20's `_copyActual`). */
+  private text = new Uint8Array(0);
   /** Mismatches since the last match. */
   private misses = 0;
   /** Bytes of the text kept. */
@@ -134,7 +158,7 @@ export class TextMemo {
   }
 
   copyTo(buf: Buffer, at: number): void {
-    this.bytes.copy(buf, at, 0, this.length);
+    buf.set(this.text, at);
   }
 
   /**
@@ -150,6 +174,7 @@ export class TextMemo {
     for (const v of vary) strings.push(v);
     if (this.bytes.length < n) this.bytes = Buffer.allocUnsafeSlow(Math.max(n, 2 * this.bytes.length));
     buf.copy(this.bytes, 0, at, at + n);
+    this.text = this.bytes.subarray(0, n);
     this.length = n;
     this.headerCount = headers.length;
     this.varyCount = vary.length;

@@ -7,6 +7,9 @@
  * range may span two slabs. Positions of 32-bit fields must be multiples of
  * 4 (the slab size is a multiple of 8, so such a field never spans slabs).
  */
+/** Bytes `write` copies in a loop rather than through `copy`. */
+const SMALL = 128;
+
 export class Slabs {
   readonly capacity: number;
   readonly slabSize: number;
@@ -39,6 +42,28 @@ export class Slabs {
     return this.slabs[i]!;
   }
 
+  /** The slab holding `pos` (allocated if new); `pos - slabStart(pos)` is where in it. */
+  slabAt(pos: number): Buffer {
+    return this.slab(Math.floor(pos / this.slabSize));
+  }
+
+  /** Where the slab holding `pos` starts. */
+  slabStart(pos: number): number {
+    return Math.floor(pos / this.slabSize) * this.slabSize;
+  }
+
+  /**
+   * Bytes to skip at `pos` so that `len` bytes from there run neither past
+   * the end nor, when they fit in one slab, across a slab's end (so that
+   * they can be written in place, as one slab's range).
+   */
+  skipFor(pos: number, len: number): number {
+    const at = pos % this.capacity;
+    if (at + len > this.capacity) return this.capacity - at;
+    const end = this.slabStart(at) + this.slabSize;
+    return len <= this.slabSize && at + len > end ? end - at : 0;
+  }
+
   readInt32(pos: number): number {
     const i = Math.floor(pos / this.slabSize);
     this.slab(i);
@@ -51,14 +76,18 @@ export class Slabs {
     this.words[i]![(pos - i * this.slabSize) >> 2] = value;
   }
 
-  /** Copies `src[start, end)` to `pos` (with `copy`, which makes no view object). */
+  /**
+   * Copies `src[start, end)` to `pos`. A few bytes (a key) byte by byte: on
+   * Node 20 `copy` of part of a Buffer makes a Uint8Array view per call.
+   */
   write(pos: number, src: Buffer, start: number, end: number): void {
     while (start < end) {
       const i = Math.floor(pos / this.slabSize);
       const at = pos - i * this.slabSize;
       const slab = this.slab(i);
       const n = Math.min(end - start, slab.length - at);
-      src.copy(slab, at, start, start + n);
+      if (n <= SMALL) for (let k = 0; k < n; k++) slab[at + k] = src[start + k]!;
+      else src.copy(slab, at, start, start + n);
       start += n;
       pos += n;
     }

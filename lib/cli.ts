@@ -204,7 +204,7 @@ export async function runCli(argv: string[], options: CliOptions = {}): Promise<
       logger.error('every gateway worker has exited: rxgate stops');
       process.exit(1);
     });
-    handleSignals({ drain: () => main.drain().then(() => Promise.all(closers.map((c) => c()))), reload: () => main.reload('signal'), logger });
+    handleSignals({ drain: () => main.drain().then(() => Promise.all(closers.map((c) => c()))), reload: () => main.reload('signal'), logger, stopNow: () => main.stop() });
     if (reloadAsked()) void main.reload('signal');
     return null;
   }
@@ -229,7 +229,7 @@ export async function runCli(argv: string[], options: CliOptions = {}): Promise<
   }
   const drain = (): Promise<unknown> => served.drain().then(() => Promise.all(closers.map((c) => c())));
   // In a worker thread the main thread decides: worker-main.ts relays its reload and drain.
-  if (isMainThread) handleSignals({ drain, reload: () => served.reload('signal'), logger });
+  if (isMainThread) handleSignals({ drain, reload: () => served.reload('signal'), logger, stopNow: () => served.close() });
   if (reloadAsked()) void served.reload('signal');
   keepServingOnRejection(logger, served.gateway.metrics.errorCounts);
   options.onServed?.(served, drain);

@@ -17,6 +17,8 @@ export interface ServedWorkers {
   readonly lost: Promise<void>;
   reload(trigger: ReloadTrigger): Promise<ReloadResult>;
   drain(): Promise<void>;
+  /** Tells every worker to stop at once (each closes, flushes its tracer and exits); settles when all have exited. */
+  stop(): Promise<void>;
 }
 
 /**
@@ -79,6 +81,11 @@ export async function serveWorkers(
     adminPort: own.adminPort,
     lost,
     reload,
+    stop() {
+      state = 'closed';
+      pool.broadcast('stop');
+      return pool.exited;
+    },
     async drain() {
       state = 'draining';
       own.stopWatching();

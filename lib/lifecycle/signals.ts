@@ -11,26 +11,51 @@ export interface SignalActions {
   /** SIGHUP. */
   reload: () => Promise<unknown>;
   logger: Logger;
+  /**
+   * A second SIGTERM or SIGINT: what stops at once before the exit (the
+   * gateway closed, cutting what is in flight; under `--workers` each worker
+   * told to stop, and each flushes its own tracer). Waited for, with the
+   * tracer's flush, at most 2 s; a third signal exits at once.
+   * @default nothing
+   */
+  stopNow?: () => Promise<unknown>;
 }
 
 /**
  * The process's signals: SIGTERM or SIGINT drains, flushes a tracing SDK
- * (`flushTraces`) and exits 0; a second one
- * exits at once (128 + its number, as a shell reports it); SIGHUP reloads.
+ * (`flushTraces`) and exits 0; a second one stops at once (`stopNow`), still
+ * flushes (both within 2 s: the spans of what it cut off) and exits 128 +
+ * its number, as a shell reports it; a third exits there and then. SIGHUP
+ * reloads.
  */
-export function handleSignals({ drain, reload, logger }: SignalActions): void {
+export function handleSignals({ drain, reload, logger, stopNow }: SignalActions): void {
   let draining = false;
+  let stopping = false;
   const stop = (signal: 'SIGTERM' | 'SIGINT'): void => {
+    const code = 128 + constants.signals[signal];
+    if (stopping) process.exit(code);
     if (draining) {
+      stopping = true;
       logger.warn({ signal }, 'rxgate: second signal, exiting now');
-      process.exit(128 + constants.signals[signal]);
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<void>((resolve) => { timer = setTimeout(resolve, FLUSH_TIMEOUT); });
+      // The stop first: what it cuts off ends its spans, which the flush then exports.
+      const stopped = Promise.resolve().then(() => stopNow?.()).catch(() => undefined).then(() => flushTraces(FLUSH_TIMEOUT));
+      void Promise.race([stopped, late]).then(() => {
+        clearTimeout(timer);
+        process.exit(code);
+      });
+      return;
     }
     draining = true;
     logger.info({ signal }, 'rxgate stopping');
     drain().then(() => 0, (err: unknown) => {
       logger.error({ err }, 'rxgate: drain failed');
       return 1;
-    }).then((code) => flushTraces(FLUSH_TIMEOUT).then(() => process.exit(code)));
+    }).then((code) => flushTraces(FLUSH_TIMEOUT).then(() => {
+      // A second signal's stop ends the drain too: its own exit, with its code, is on the way.
+      if (!stopping) process.exit(code);
+    }));
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));

@@ -110,7 +110,8 @@ if (gateway !== null && served !== null) {
   // a thread that still has uWS sockets aborts the process).
   onMessage = (msg) => {
     if (msg === 'stop') {
-      void gateway.close().finally(() => port.close());
+      // At once (a second signal, or the drain's backstop), yet what it cut off is traced: the flush, at most 2 s.
+      void gateway.close().finally(() => flushTraces(FLUSH_MS)).finally(() => port.close());
     } else if (msg === 'drain') {
       // This thread's tracing SDK (the preload runs in each) exports what it holds, as the CLI's main thread does.
       void drain().then(() => flushTraces(FLUSH_MS)).finally(() => port.close());

@@ -87,10 +87,12 @@ export class Breaker {
   /**
    * `tryAcquire` into `slot`, an unsettled permit of the caller's: true
    * when admitted (then settle `slot` as a permit), false when rejected.
+   * `stamp: false` leaves `slot.startedAt` alone when this breaker does not
+   * measure slow calls (`slowCallDuration` null): only that measure reads
+   * it, and the clock read is saved (the operator's own subscriber).
    */
-  acquire(slot: PermitSlot): boolean {
+  acquire(slot: PermitSlot, stamp = true): boolean {
     const s = this.look();
-    const now = this.config.clock.now();
     let probe = false;
     if (s.name === 'half-open' && s.inFlight < this.config.probes) {
       s.inFlight++;
@@ -100,7 +102,7 @@ export class Breaker {
       return false;
     }
     slot.generation = this.generation;
-    slot.startedAt = now;
+    if (stamp || this.config.slowMs !== Infinity) slot.startedAt = this.config.clock.now();
     slot.probe = probe;
     slot.settled = false;
     return true;

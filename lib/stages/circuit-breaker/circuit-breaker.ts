@@ -106,7 +106,8 @@ export function circuitBreaker(
     const breaker = breakerFor(req);
     // judged() inlined, the subscriber its own permit: one object per request.
     const judge = new JudgedSubscriber(subscriber, breaker, null, isFailure);
-    const admitted = breaker.acquire(judge);
+    // Unstamped: the subscriber's startedAt is read only to measure slow calls.
+    const admitted = breaker.acquire(judge, false);
     // Only the access log and tracing read it: recorded when the request is
     // observed (`attempts` set, see requestObservers), as forward does.
     const l = req.locals;

@@ -9,20 +9,33 @@
  * the difference to the full route is that stage's share of a hit. See
  * docs/cache-hit.md for what the figures say and the end-to-end ones.
  *
- * Reported: ns per request, the minimum over the batches (the
- * least-disturbed batch on a shared machine), cases interleaved.
+ * Requests are started as the edge starts them (`RouteTable.start`): through
+ * the handler's `start` with a plain observer when it has one; the V8 flags
+ * the gateway's CLI sets are set here too (`setGatewayV8Flags`).
  *
- *   node --import ./bin/loader/register.mjs bench/cache-hit.ts [--requests 20000] [--batches 10] [--rounds 3]
+ * Reported: ns per request, the minimum over the batches (the
+ * least-disturbed batch on a shared machine), cases interleaved; the
+ * process's CPU time by default (`--clock wall` for elapsed time).
+ * `--alloc`: bytes allocated per request instead (median of 7 readings of
+ * `--requests` requests each; run node with --expose-gc and a young
+ * generation big enough for them, as below).
+ *
+ *   node --import ./bin/loader/register.mjs bench/cache-hit.ts [--requests 20000] [--batches 10] [--rounds 3] [--clock cpu|wall]
+ *   node --expose-gc --min-semi-space-size=64 --max-semi-space-size=64 --import ./bin/loader/register.mjs bench/cache-hit.ts --alloc
  */
 import { parseArgs } from 'node:util';
 import { Observable } from 'rxjs';
 import { BufferedBody } from '../lib/body.ts';
+import { setGatewayV8Flags } from '../lib/runtime.ts';
+import type { Startable } from '../lib/subscriber.ts';
 import type { GatewayRequest, GatewayResponse, Handler } from '../lib/types.ts';
 import { authorization, benchConfig, benchRequest, DrainingObserver, routeHandler } from './route-harness.ts';
 
 const { values } = parseArgs({
-  options: { requests: { type: 'string' }, batches: { type: 'string' }, rounds: { type: 'string' } },
+  options: { requests: { type: 'string' }, batches: { type: 'string' }, rounds: { type: 'string' }, clock: { type: 'string' }, alloc: { type: 'boolean' } },
 });
+// The V8 flags the gateway's CLI sets at start (unless given to node here).
+setGatewayV8Flags();
 const N = Number(values.requests ?? 20_000);
 const BATCHES = Number(values.batches ?? 10);
 const ROUNDS = Number(values.rounds ?? 3);
@@ -46,11 +59,26 @@ const request = (): GatewayRequest => benchRequest('/item', HEADERS);
 
 const observer = new DrainingObserver();
 
+/** One request, as the edge starts it (RouteTable.start): the handler's `start` with a plain observer when it has one. */
+function send(handler: Handler): void {
+  const start = (handler as Partial<Startable>).start;
+  if (start !== undefined) start(request(), observer);
+  else handler(request()).subscribe(observer);
+}
+
+/** The process's CPU time (default: a batch descheduled on the shared machine does not count its wait) or wall time, in ns. */
+const CPU_CLOCK = (values.clock ?? 'cpu') === 'cpu';
+function nsNow(): number {
+  if (!CPU_CLOCK) return Number(process.hrtime.bigint());
+  const u = process.cpuUsage();
+  return (u.user + u.system) * 1000;
+}
+
 function batch(handler: Handler): number {
   const n = Math.floor(N / BATCHES);
-  const t0 = process.hrtime.bigint();
-  for (let i = 0; i < n; i++) handler(request()).subscribe(observer);
-  const ns = Number(process.hrtime.bigint() - t0) / n;
+  const t0 = nsNow();
+  for (let i = 0; i < n; i++) send(handler);
+  const ns = (nsNow() - t0) / n;
   if (observer.failed !== null) throw observer.failed;
   return ns;
 }
@@ -63,9 +91,28 @@ const cases: Array<[string, Handler]> = [
   ['no stages (the fake upstream answers)', build(() => false)],
 ];
 // A first request stores the entry and puts the token in the verifier's cache.
-for (const [, h] of cases) h(request()).subscribe(observer);
+for (const [, h] of cases) send(h);
 await new Promise((resolve) => setTimeout(resolve, 50));
 for (const [, h] of cases) batch(h); // warm every case before measuring any
+if (values.alloc === true) {
+  // Nothing is collected between the two readings (a young generation big
+  // enough for them), so their difference is what the requests allocated.
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (gc === undefined) throw new Error('--alloc needs node --expose-gc');
+  console.log('| case | bytes/request |\n|---|---:|');
+  for (const [name, h] of cases) {
+    const per: number[] = [];
+    for (let k = 0; k < 7; k++) {
+      gc();
+      const before = process.memoryUsage().heapUsed;
+      for (let i = 0; i < N; i++) send(h);
+      per.push((process.memoryUsage().heapUsed - before) / N);
+    }
+    console.log(`| ${name} | ${per.sort((a, b) => a - b)[3]!.toFixed(0)} |`);
+  }
+  if (observer.failed !== null) throw observer.failed;
+  process.exit(0);
+}
 const best = new Map<string, number>(cases.map(([name]) => [name, Infinity]));
 for (let r = 0; r < ROUNDS; r++) {
   for (let b = 0; b < BATCHES; b++) {
@@ -73,7 +120,7 @@ for (let r = 0; r < ROUNDS; r++) {
   }
 }
 const all = best.get(cases[0]![0])!;
-console.log(`ns per request, min of ${BATCHES * ROUNDS} batches of ${Math.floor(N / BATCHES)}\n`);
+console.log(`${CPU_CLOCK ? 'CPU' : 'wall'} ns per request, min of ${BATCHES * ROUNDS} batches of ${Math.floor(N / BATCHES)}\n`);
 console.log('| case | ns/request | all − this |\n|---|---:|---:|');
 for (const [name] of cases) {
   const ns = best.get(name)!;

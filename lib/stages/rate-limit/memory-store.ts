@@ -42,6 +42,15 @@ export class MemoryRateLimitStore implements RateLimitStore {
   private readonly maxKeys: number;
   /** The key admitted last, so already at the back of `tats`. */
   private last: string | undefined;
+  /**
+   * The last admission's result and what it was made from. A client within
+   * its rate is admitted with its TAT one emission interval ahead every
+   * time, so it gets the same result, handed out again (a result is
+   * read-only) rather than made anew per request.
+   */
+  private admittedRule: GcraRule | null = null;
+  private admittedAhead = -1;
+  private admitted: RateLimitResult | null = null;
 
   constructor(options: MemoryRateLimitStoreOptions = {}) {
     this.clock = options.clock ?? options.runtime ?? defaults.runtime;
@@ -79,7 +88,12 @@ export class MemoryRateLimitStore implements RateLimitStore {
     }
     tats.set(key, next);
     if (tats.size > this.maxKeys) tats.delete(tats.keys().next().value!);
-    return gcraResult(rule, true, ahead, 0);
+    if (ahead === this.admittedAhead && rule === this.admittedRule) return this.admitted!;
+    const result = gcraResult(rule, true, ahead, 0);
+    this.admittedRule = rule;
+    this.admittedAhead = ahead;
+    this.admitted = result;
+    return result;
   }
 
   /**

@@ -79,29 +79,51 @@ const defaults = {
  * whole seconds) to the response. When an inner stage (a second limit on the
  * same route) already set them, the tighter of the two is kept.
  */
-function withRateLimitHeaders(res: GatewayResponse, r: RateLimitResult, limit: string): GatewayResponse {
+function withRateLimitHeaders(res: GatewayResponse, r: RateLimitResult, values: HeaderValues): GatewayResponse {
   const h = res.headers;
   for (let i = 0; i < h.length; i += 2) {
     if (h[i] === 'ratelimit-remaining') {
       if (Number(h[i + 1]) <= r.remaining) return res;
       const kept = h.filter((_, j) => j % 2 === 0 ? !h[j]!.startsWith('ratelimit-') : !h[j - 1]!.startsWith('ratelimit-'));
-      return { ...res, headers: appendHeaders(kept, r, limit) };
+      return { ...res, headers: appendHeaders(kept, values.of(r)) };
     }
   }
-  return { ...res, headers: appendHeaders(h, r, limit) };
+  return { ...res, headers: appendHeaders(h, values.of(r)) };
 }
 
 /** A copy of `h` with our three headers at the end. */
-function appendHeaders(h: string[], r: RateLimitResult, limit: string): string[] {
+function appendHeaders(h: string[], values: HeaderValues): string[] {
   const n = h.length;
   const out = headersWithRoom(h, 6);
   out[n] = 'ratelimit-limit';
-  out[n + 1] = limit;
+  out[n + 1] = values.limit;
   out[n + 2] = 'ratelimit-remaining';
-  out[n + 3] = String(r.remaining);
+  out[n + 3] = values.remaining;
   out[n + 4] = 'ratelimit-reset';
-  out[n + 5] = String(Math.ceil(r.resetMs / 1000));
+  out[n + 5] = values.reset;
   return out;
+}
+
+/**
+ * A stage's header values for its last result, made again only for another
+ * result: the memory store hands a client within its rate the same result
+ * request after request, and so the same strings.
+ */
+class HeaderValues {
+  private result: RateLimitResult | null = null;
+  remaining = '';
+  reset = '';
+
+  constructor(readonly limit: string) {}
+
+  of(r: RateLimitResult): this {
+    if (r !== this.result) {
+      this.result = r;
+      this.remaining = String(r.remaining);
+      this.reset = String(Math.ceil(r.resetMs / 1000));
+    }
+    return this;
+  }
 }
 
 /**
@@ -111,14 +133,14 @@ function appendHeaders(h: string[], r: RateLimitResult, limit: string): string[]
  * of closures each time. Like `map`, a throw goes downstream as the error.
  */
 class HeadersSubscriber extends InnerSubscriber<GatewayResponse> {
-  constructor(downstream: Subscriber<GatewayResponse>, private readonly result: RateLimitResult, private readonly limit: string) {
+  constructor(downstream: Subscriber<GatewayResponse>, private readonly result: RateLimitResult, private readonly values: HeaderValues) {
     super(downstream);
   }
 
   protected onNext(res: GatewayResponse): void {
     let out: GatewayResponse;
     try {
-      out = withRateLimitHeaders(res, this.result, this.limit);
+      out = withRateLimitHeaders(res, this.result, this.values);
     } catch (err) {
       this.error(err);
       return;
@@ -152,7 +174,7 @@ export function rateLimit(options: RateLimitOptions = {}): Policy {
   const prefix = `${options.id ?? defaults.id}:`;
   const store = options.store ?? new MemoryRateLimitStore({ runtime: options.runtime ?? defaults.runtime });
   const withHeaders = options.headers ?? defaults.headers;
-  const limitHeader = String(rule.limit);
+  const headerValues = new HeaderValues(String(rule.limit));
   // The last key and its prefixed form, reused while the key repeats: the
   // same string object each time keeps its hash, so the store's Map lookup
   // need not flatten and hash a new concatenation per request.
@@ -170,7 +192,7 @@ export function rateLimit(options: RateLimitOptions = {}): Policy {
     req.locals.rateLimit = r;
     if (!r.allowed) subscriber.error(refused(r));
     else if (!withHeaders) subscribeNext(next, req, subscriber);
-    else subscribeNext(next, req, new HeadersSubscriber(subscriber, r, limitHeader));
+    else subscribeNext(next, req, new HeadersSubscriber(subscriber, r, headerValues));
   }
 
   /** The check, run when a request's Observable is subscribed. */

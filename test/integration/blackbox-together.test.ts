@@ -28,6 +28,9 @@ let upPort = 0;
 /** The mirror's shadow: what it got. */
 let shadow: Server;
 const shadowGot: Array<{ method: string; url: string; bytes: number }> = [];
+/** An instance that reads the whole body and answers 503: the bytes it read, per request. */
+let busy: Server;
+const busyGot: number[] = [];
 let gw = '';
 /** Every request the upstream got: method, path (with query), headers, body bytes. */
 const got: Array<{ method: string; url: string; headers: IncomingMessage['headers']; bytes: number }> = [];
@@ -63,7 +66,7 @@ function answer(req: IncomingMessage, body: number, res: import('node:http').Ser
       n++;
       res.write(`data: ${n}\n\n`);
       if (n === 8) { clearInterval(t); res.end(); }
-    }, 100);
+    }, 50);
     req.socket.on('close', () => clearInterval(t));
   } else if (p.startsWith('/slow')) {
     setTimeout(() => res.writeHead(200).end('late'), 1000);
@@ -98,6 +101,13 @@ beforeAll(async () => {
   });
   await new Promise<void>((r) => shadow.listen(0, '127.0.0.1', r));
   const shadowPort = (shadow.address() as AddressInfo).port;
+  busy = createServer((req, res) => {
+    let bytes = 0;
+    req.on('data', (d: Buffer) => { bytes += d.length; });
+    req.on('end', () => { busyGot.push(bytes); res.writeHead(503, { 'content-type': 'text/plain' }).end('busy'); });
+  });
+  await new Promise<void>((r) => busy.listen(0, '127.0.0.1', r));
+  const busyPort = (busy.address() as AddressInfo).port;
   runs = rxgateRuns();
   const dead = await freePort();
   const proc = runs.start(['--config', runs.file(`
@@ -108,6 +118,8 @@ services:
   up: { upstreams: ["http://127.0.0.1:${upPort}"], retry: false }
   gone: { upstreams: ["http://127.0.0.1:${dead}"], retry: false, circuitBreaker: { consecutiveFailures: 1, resetTimeout: 1h } }
   shadow: { upstreams: ["http://127.0.0.1:${shadowPort}"] }
+  brk: { upstreams: ["http://127.0.0.1:${upPort}"], retry: false, circuitBreaker: { consecutiveFailures: 1, failureStatuses: [503], resetTimeout: 1h } }
+  two: { upstreams: ["http://127.0.0.1:${busyPort}", "http://127.0.0.1:${upPort}"], balancer: round-robin }
   pair: { upstreams: ["http://127.0.0.1:${dead}", "http://127.0.0.1:${upPort}"], balancer: round-robin, ejectFor: 0 }
 routes:
   - path: /all/*
@@ -138,6 +150,10 @@ routes:
   - path: /flaky/*
     service: up
     cache: { ttl: 1s }
+  - path: /broken/*
+    service: brk
+    rewrite: { pattern: "^/broken", replacement: "/flaky" }
+    cache: { ttl: 1s }
   - path: /sse/*
     service: up
     timeouts: { total: 300ms }
@@ -163,6 +179,27 @@ routes:
     service: up
     cors: { origins: ["${ORIGIN}"] }
     maxBodySize: 10
+  - path: /stream/*
+    service: up
+    rewrite: { stripPrefix: /stream }
+    cors: { origins: ["${ORIGIN}"] }
+    rateLimit: { limit: 100, window: 1m }
+    compression: true
+    cache: { ttl: 30s }
+    timeouts: { total: 300ms }
+  - path: /co/*
+    service: up
+    rewrite: { stripPrefix: /co }
+    cache: { ttl: 30s }
+    timeouts: { total: 300ms }
+  - path: /twice/*
+    service: two
+    methods: [PUT, POST]
+    retry: { attempts: 2, statuses: [503] }
+  - path: /copied/*
+    service: up
+    methods: [POST]
+    mirror: { service: shadow, percent: 100 }
   - path: /mirrored/*
     service: pair
     methods: [POST, PUT]
@@ -170,9 +207,24 @@ routes:
     mirror: { service: shadow, percent: 100 }
 `)], { RXGATE_LOG_LEVEL: 'info' });
   reloading = startReloading();
+  workers = startWorkers();
   gw = `http://127.0.0.1:${Number((await proc.logged('rxgate listening'))['port'])}`;
-  await reloading;
+  await Promise.all([reloading, workers]);
 }, 30_000);
+
+/** A gateway of two worker threads (started beside the main one): its base URL. */
+let workers: Promise<string>;
+async function startWorkers(): Promise<string> {
+  const proc = runs.start(['--workers', '2', '--config', runs.file(`
+listen: { host: 127.0.0.1, port: 0 }
+services:
+  up: { upstreams: ["http://127.0.0.1:${upPort}"] }
+routes:
+  - { path: /limited/*, service: up, rateLimit: { limit: 2, window: 1h, key: route } }
+  - { path: /cached/*, service: up, cache: { ttl: 30s } }
+`)], { RXGATE_LOG_LEVEL: 'info' });
+  return `http://127.0.0.1:${Number((await proc.logged('rxgate listening'))['port'])}`;
+}
 
 /** The reload case's gateway, started beside the main one (a start takes seconds on a loaded machine). */
 let reloading: ReturnType<typeof startReloading>;
@@ -197,6 +249,8 @@ afterAll(async () => {
   wss?.close();
   upstream?.closeAllConnections();
   await new Promise<void>((r) => upstream?.close(() => r()));
+  busy?.closeAllConnections();
+  await new Promise<void>((r) => busy?.close(() => r()));
   shadow?.closeAllConnections();
   await new Promise<void>((r) => shadow?.close(() => r()));
 });
@@ -205,7 +259,11 @@ interface Answer { status: number; headers: Record<string, string | string[] | u
 
 /** A request over node:http (so it can come from `from`, a loopback source address), its body read whole. */
 function send(path: string, init: { method?: string; headers?: Record<string, string>; body?: Buffer | string; from?: string } = {}): Promise<Answer> {
-  const target = new URL(gw + path);
+  return sendTo(gw, path, init);
+}
+
+function sendTo(base: string, path: string, init: { method?: string; headers?: Record<string, string>; body?: Buffer | string; from?: string } = {}): Promise<Answer> {
+  const target = new URL(base + path);
   return new Promise((resolve, reject) => {
     const req = httpRequest({
       host: target.hostname, port: target.port, path: target.pathname + target.search, method: init.method ?? 'GET',
@@ -348,18 +406,53 @@ describe('the cache with auth, Vary, compression, header rules and failures', ()
     expect(plain.body.toString()).toBe('y'.repeat(3000));
   });
 
-  it('stands a stale entry in for the upstream\'s 503 inside stale-if-error', async () => {
+  it('stands a stale entry in for the upstream\'s 503 inside stale-if-error, and for the open breaker that 503 opened', async () => {
     const first = await send('/flaky/a');
-    expect(first.body.toString()).toBe('fresh');
-    await new Promise((r) => setTimeout(r, 2100)); // past max-age=1: the entry is stale
+    const brokenFirst = await send('/broken/a');
+    expect([first.body.toString(), brokenFirst.body.toString()]).toEqual(['fresh', 'fresh']);
+    await new Promise((r) => setTimeout(r, 2100)); // past max-age=1: the entries are stale
     flaky = 'fail';
     const stale = await send('/flaky/a');
+    const before = hits('/flaky/a');
+    const answers = [];
+    for (let i = 0; i < 3; i++) answers.push(await send('/broken/a'));
+    const uncached = await send('/broken/other');
     flaky = 'ok';
     expect([stale.status, stale.headers['x-cache'], stale.body.toString()]).toEqual([200, 'STALE', 'fresh']);
+    // The first 503 opens the breaker (consecutiveFailures: 1); the entry stands in for it, and for the breaker's 503s after it.
+    expect(answers.map((a) => [a.status, a.headers['x-cache'], a.body.toString()])).toEqual(Array(3).fill([200, 'STALE', 'fresh']));
+    expect(hits('/flaky/a') - before).toBe(1);
+    expect([uncached.status, JSON.parse(uncached.body.toString()).error.code]).toEqual([503, 'CIRCUIT_OPEN']);
   });
 });
 
 describe('timeouts, bodies and retries together', () => {
+  it('streams an event stream on a route with CORS, a rate limit, compression, a cache and timeouts.total: uncompressed, not stored, not cut', async () => {
+    const h = { accept: 'text/event-stream', 'accept-encoding': 'gzip', origin: ORIGIN };
+    const a = await send('/stream/sse/one', { headers: h });
+    const b = await send('/stream/sse/one', { headers: h });
+    for (const x of [a, b]) {
+      expect([x.status, x.headers['content-encoding'], x.headers['access-control-allow-origin'], x.headers['ratelimit-limit']]).toEqual([200, undefined, ORIGIN, '100']);
+      expect(x.body.toString().match(/data: \d+/g)).toHaveLength(8);
+    }
+    expect(hits('/sse/one')).toBe(2);
+  });
+
+  it('names Origin and Accept-Encoding once each in Vary, with the upstream\'s own Vary kept, on a miss and a hit', async () => {
+    const h = { 'accept-encoding': 'gzip', origin: ORIGIN, 'x-lang': 'de' };
+    for (const path of ['/stream/text/v', '/stream/vary/v']) {
+      const miss = await send(path, { headers: h });
+      const hit = await send(path, { headers: h });
+      expect([miss.headers['x-cache'], hit.headers['x-cache']]).toEqual(['MISS', 'HIT']);
+      for (const a of [miss, hit]) {
+        const vary = String(a.headers['vary']).toLowerCase().split(/\s*,\s*/);
+        expect(new Set(vary).size).toBe(vary.length);
+        // /vary's 7 bytes are under compression's minSize when the upstream sends their length (chunked, they are compressed).
+        expect(vary).toEqual(expect.arrayContaining(path.includes('vary') ? ['origin', 'x-lang'] : ['accept-encoding', 'origin']));
+      }
+    }
+  });
+
   it('does not cut an event stream at timeouts.total, which bounds the time to the response head', async () => {
     const a = await send('/sse/a', { headers: { accept: 'text/event-stream' } });
     expect(a.status).toBe(200);
@@ -380,7 +473,46 @@ describe('timeouts, bodies and retries together', () => {
   });
 });
 
+describe('the cache coalescing misses under timeouts.total', () => {
+  it('answers each waiter 504 once its own request after the leader\'s 504 times out too (docs/cache.md, Coalescing: a waiter goes upstream itself when the leader fails)', async () => {
+    const before = hits('/slow/co');
+    const answers = await Promise.all([0, 1, 2].map(() => send('/co/slow/co')));
+    expect(answers.map((a) => a.status)).toEqual([504, 504, 504]);
+    await new Promise((r) => setTimeout(r, 1200)); // the upstream answers each after 1 s
+    expect(hits('/slow/co') - before).toBe(3);
+  });
+});
+
 describe('mirror, retry and a request body', () => {
+  it('retries a PUT answered 503 with its body whole, or passes the 503 on: never a part of the body', async () => {
+    const small = Buffer.alloc(20_000, 2);
+    const large = Buffer.alloc(2 * 1024 * 1024, 3);
+    const answers: Array<[number, string]> = [];
+    for (const body of [small, large]) {
+      busyGot.length = 0;
+      const before = hits('/twice');
+      // Round robin: the busy instance first or second; two requests make sure one starts there.
+      for (let i = 0; i < 2; i++) {
+        const a = await send('/twice/x', { method: 'PUT', body });
+        answers.push([a.status, String(a.headers['x-gateway-attempts'])]);
+      }
+      for (const g of got.slice(got.length - (hits('/twice') - before))) expect(g.bytes).toBe(body.length);
+      for (const n of busyGot) expect(n).toBe(body.length);
+    }
+    // 20 kB fits bufferLimit (64 KiB): replayed to the other instance. 2 MB does not: the 503 is the answer.
+    expect(answers.filter(([s]) => s === 200)).toHaveLength(3);
+    expect(answers.slice(2).map(([s]) => s).sort()).toEqual([200, 503]);
+  });
+
+  it('sends the shadow a body that fits maxBodyBytes whole, and none over it, never a part', async () => {
+    const before = shadowGot.length;
+    const fits = await send('/copied/fits', { method: 'POST', body: Buffer.alloc(1000, 4) });
+    const over = await send('/copied/over', { method: 'POST', body: Buffer.alloc(200_000, 5) });
+    expect([fits.status, JSON.parse(fits.body.toString()).bytes, over.status, JSON.parse(over.body.toString()).bytes]).toEqual([200, 1000, 200, 200_000]);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(shadowGot.slice(before).map((g) => `${g.url} ${g.bytes}`)).toEqual(['/copied/fits 1000']);
+  });
+
   it('sends the body whole to the instance that answers and once to the shadow, when the first instance refuses the connection', async () => {
     const body = Buffer.alloc(50_000, 1);
     const before = hits('/mirrored');
@@ -472,5 +604,21 @@ describe('a reload that changes the stages of a route with a request, an event s
     expect(upgrade).toBe(401);
     ws.terminate();
     proc.proc.kill('SIGKILL');
+  });
+});
+
+describe('--workers 2 with an in-memory rate limit and cache', () => {
+  it('keeps them per worker, as docs/workers.md says: at most twice the limit admitted, at most two upstream requests for one cached URL', async () => {
+    const base = await workers;
+    const statuses: number[] = [];
+    for (let i = 0; i < 16; i++) statuses.push((await sendTo(base, '/limited/a')).status);
+    const admitted = statuses.filter((x) => x === 200).length;
+    expect(admitted).toBeGreaterThanOrEqual(2);
+    expect(admitted).toBeLessThanOrEqual(4);
+    expect(statuses.filter((x) => x !== 200 && x !== 429)).toEqual([]);
+    const before = hits('/cached/a');
+    for (let i = 0; i < 16; i++) expect((await sendTo(base, '/cached/a')).status).toBe(200);
+    expect(hits('/cached/a') - before).toBeGreaterThanOrEqual(1);
+    expect(hits('/cached/a') - before).toBeLessThanOrEqual(2);
   });
 });

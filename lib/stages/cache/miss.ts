@@ -4,7 +4,7 @@ import { InnerSubscriber } from '../../subscriber.ts';
 import type { Body, BodySink, GatewayRequest, GatewayResponse } from '../../types.ts';
 import { answerPrecondition, answerUnstored, evaluate, hasPreconditions, withoutValidators, type Precondition } from './conditional.ts';
 import { storeEntry, type CacheContext, type Settled } from './context.ts';
-import type { CacheEntry } from './entry.ts';
+import { withPair, type CacheEntry } from './entry.ts';
 import { planStorage, type StoragePlan } from './policy.ts';
 import { entryOf, replay, tagged, type CacheStatus } from './replay.ts';
 import { answerFreshened, applyNotModified, revalidationHeaders, selects } from './revalidation.ts';
@@ -124,7 +124,7 @@ export class MissSubscriber extends InnerSubscriber<GatewayResponse> implements 
       return;
     }
     const tee = new StoreTee(body, ctx.maxEntrySize, this, res, plan, ctx.storeCopies);
-    this.downstream.next({ ...res, headers: [...res.headers, 'x-cache', this.status], body: tee });
+    this.downstream.next({ ...res, headers: withPair(res.headers, 'x-cache', this.status), body: tee });
   }
 
   protected override onError(err: unknown): void {

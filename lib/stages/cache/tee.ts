@@ -20,7 +20,10 @@ export interface TeeOwner {
 export class StoreTee implements Body, BodySink {
   readonly length: number | null;
   private sink: BodySink | null = null;
-  private chunks: Uint8Array[] | null = [];
+  /** The copy: the first chunk, then a list once a second comes (most bodies come in one); `copying` false once dropped. */
+  private first: Uint8Array | null = null;
+  private chunks: Uint8Array[] | null = null;
+  private copying = true;
   private size = 0;
 
   constructor(
@@ -45,30 +48,36 @@ export class StoreTee implements Body, BodySink {
   }
 
   destroy(): void {
-    this.chunks = null;
+    this.drop();
     this.owner.dropped();
     this.source.destroy();
   }
 
   /** From the upstream body: copy, then pass on. */
   write(chunk: Uint8Array): boolean {
-    const chunks = this.chunks;
-    if (chunks !== null) {
+    if (this.copying) {
       this.size += chunk.byteLength;
       if (this.size > this.limit) {
-        this.chunks = null; // too large: drop the copy, keep streaming
+        this.drop(); // too large: drop the copy, keep streaming
         this.owner.dropped();
+      } else if (this.first === null) {
+        this.first = chunk;
       } else {
-        chunks.push(chunk);
+        (this.chunks ??= [this.first]).push(chunk);
       }
     }
     return this.sink!.write(chunk);
   }
 
+  private drop(): void {
+    this.copying = false;
+    this.first = this.chunks = null;
+  }
+
   /** From the upstream body: store the copy, then end the client's body. */
   end(): void {
-    const chunks = this.chunks;
-    if (chunks !== null) {
+    if (this.copying) {
+      const chunks = this.chunks ?? (this.first === null ? [] : [this.first]);
       // A chunk from undici is a view into its socket read buffer: a store
       // that keeps it would keep the whole buffer alive (the LRU counts only
       // the view's bytes), so it gets a copy of exactly `size` bytes, unless
@@ -76,7 +85,7 @@ export class StoreTee implements Body, BodySink {
       // one copy per stored miss instead of two. Coalesced waiters replay
       // the chunks at once and drop them.
       const data = new BufferedBody(this.storeCopies ? chunks : [compact(chunks, this.size)]);
-      this.chunks = null;
+      this.drop();
       this.owner.stored(entryOf(this.res, this.plan, data));
     }
     this.sink!.end();

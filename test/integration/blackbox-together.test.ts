@@ -70,6 +70,8 @@ function answer(req: IncomingMessage, body: number, res: import('node:http').Ser
     req.socket.on('close', () => clearInterval(t));
   } else if (p.startsWith('/slow')) {
     setTimeout(() => res.writeHead(200).end('late'), 1000);
+  } else if (p.startsWith('/redirect-abs')) {
+    res.writeHead(302, { location: `http://127.0.0.1:${upPort}/login`, 'content-type': 'text/plain' }).end('go');
   } else if (p.startsWith('/redirect')) {
     res.writeHead(302, { location: '/login?from=x', 'content-type': 'text/plain' }).end('go');
   } else {
@@ -128,7 +130,7 @@ routes:
     rateLimit: { limit: 2, window: 1h, key: ip }
     ipFilter: { deny: [127.0.0.3/32, 10.6.6.6/32] }
     cache: { ttl: 30s, cacheAuthorized: true }
-    cors: { origins: ["${ORIGIN}"], credentials: true }
+    cors: { origins: ["${ORIGIN}"], credentials: true, exposeHeaders: [retry-after, ratelimit-remaining] }
     compression: true
     websocket: true
   - path: /private/*
@@ -318,6 +320,8 @@ describe('CORS with auth, a rate limit, an IP filter and a cache on one route', 
     expect(statuses).toEqual([200, 200, 429]);
     expect(last!.headers['access-control-allow-origin']).toBe(ORIGIN);
     expect(last!.headers['retry-after']).toBeDefined();
+    // Retry-After and RateLimit-* are not CORS-safelisted: a page reads them only when exposeHeaders lists them.
+    expect(last!.headers['access-control-expose-headers']).toBe('retry-after, ratelimit-remaining');
   });
 
   it('gives the IP filter\'s 403 the CORS headers too, and answers a refused address\'s preflight, so the page reads the 403 (Kong runs cors before ip-restriction)', async () => {
@@ -539,7 +543,7 @@ describe('forwarding headers, rewrites and redirects', () => {
     expect(JSON.parse(forged.body.toString()).real).toBe('127.0.0.7');
   });
 
-  it('keys the cache on the client\'s path under stripPrefix, and passes an upstream redirect\'s Location as sent', async () => {
+  it('keys the cache on the client\'s path under stripPrefix, and passes an upstream redirect\'s Location as sent, relative or absolute', async () => {
     const a = await send('/pre/item?a=1');
     const b = await send('/pre/item?a=1');
     expect(JSON.parse(a.body.toString()).path).toBe('/item?a=1');
@@ -547,6 +551,9 @@ describe('forwarding headers, rewrites and redirects', () => {
     const r = await send('/pre/redirect');
     expect(r.status).toBe(302);
     expect(r.headers['location']).toBe('/login?from=x');
+    // Absolute, naming the upstream itself: passed on too (docs/known-behaviour.md; nginx's proxy_redirect default would rewrite it).
+    const abs = await send('/pre/redirect-abs');
+    expect([abs.status, abs.headers['location']]).toEqual([302, `http://127.0.0.1:${upPort}/login`]);
   });
 });
 

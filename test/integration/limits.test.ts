@@ -6,6 +6,7 @@ import { EdgeLimits } from '../../lib/server/limits.ts';
 import type { Gateway } from '../../lib/gateway.ts';
 import { rawSend, split, startRawUpstream, type RawUpstream } from '../support/raw-http.ts';
 import { startGatewayFromYaml } from '../support/servers.ts';
+import { together } from '../support/together.ts';
 import { until } from '../support/wait.ts';
 
 /**
@@ -19,23 +20,28 @@ let upstream: RawUpstream;
 let gateway: Gateway & { url: string };
 let port: number;
 
-const yaml = (limits: string, extra = ''): string => `
+const yaml = (limits: string, extra = '', up = upstream.url): string => `
 ${extra}
 limits: ${limits}
 services:
-  api: { upstreams: ["${upstream.url}"] }
+  api: { upstreams: ["${up}"] }
 routes:
   - path: /public/*
     service: api
 `;
 
+/** The case waiting on uWS's ~10 s idle timer: started at the end of beforeAll, so the other cases run meanwhile. */
+const slow = together();
+
 beforeAll(async () => {
   upstream = await startRawUpstream();
   gateway = await startGatewayFromYaml(yaml('{ maxHeaderBytes: 2048, maxHeaders: 20, maxUrlLength: 1024, bodyIdleTimeout: 400ms }'));
   port = Number(new URL(gateway.url).port);
+  slow.start();
 });
 
 afterAll(async () => {
+  await slow.settled();
   await gateway.close();
   await upstream.close();
 });
@@ -133,10 +139,12 @@ describe('what uWebSockets.js 20.30 decides before rxgate sees a request (as it 
     expect(bytes).toBe(0);
   });
 
-  it('closes an unfinished head after its idle timeout (about 10 s, no answer) however slowly it keeps coming; without bodyIdleTimeout, a body under 16 KiB per 10 s is cut the same way', async () => {
-    const patient = await startGatewayFromYaml(yaml('{ bodyIdleTimeout: false }'));
+  // Started with the gateway (slow.add): the ~10 s wait overlaps the cases above.
+  it('closes an unfinished head after its idle timeout (about 10 s, no answer) however slowly it keeps coming; without bodyIdleTimeout, a body under 16 KiB per 10 s is cut the same way', slow.add(async () => {
+    // An upstream of its own: the other cases count the bytes reaching theirs while this one dribbles.
+    const patientUpstream = await startRawUpstream();
+    const patient = await startGatewayFromYaml(yaml('{ bodyIdleTimeout: false }', '', patientUpstream.url));
     try {
-      const before = upstream.requests.length;
       const head = get('/public/a', 'X-Slow: ' + 'x'.repeat(100));
       const upload = 'POST /public/dribble HTTP/1.1\r\nHost: gw\r\nContent-Length: 100\r\n\r\n';
       // One byte every 500 ms: uWS 20.30 neither restarts its timer for a head in progress nor for a body that slow.
@@ -148,11 +156,12 @@ describe('what uWebSockets.js 20.30 decides before rxgate sees a request (as it 
       expect(slowHead.responses).toEqual([]);
       expect(slowBody.closed).toBe(true);
       expect(slowBody.responses).toEqual([]);
-      expect(upstream.requests.slice(before).filter((r) => r.target === '/public/dribble')).toEqual([]);
+      expect(patientUpstream.requests.filter((r) => r.target === '/public/dribble')).toEqual([]);
     } finally {
       await patient.close();
+      await patientUpstream.close();
     }
-  }, 30_000);
+  }), 30_000);
 });
 
 describe('maxRequestsPerClient', () => {

@@ -373,7 +373,11 @@ describe('the Prometheus exposition', () => {
   });
 });
 
-describe('drain and reload, with WebSockets open', () => {
+// Each case below starts a process of its own (its own port, paths and WebSockets on the shared upstream):
+// they start and run side by side, with the time six processes starting at once take on a loaded machine.
+const SIDE_BY_SIDE = { timeout: 120_000 };
+
+describe.concurrent('drain and reload, with WebSockets open', SIDE_BY_SIDE, () => {
   const start = async (routes: string): Promise<{ proc: ReturnType<RxgateRuns['start']>; file: string; port: number; admin: string }> => {
     const up = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`;
     const yaml = (r: string): string => `
@@ -501,7 +505,7 @@ ${r}`;
   });
 });
 
-describe('passive outlier ejection', () => {
+describe.concurrent('passive outlier ejection', SIDE_BY_SIDE, () => {
   it('ejects an instance that refuses upgrades with a status in ejectOnStatuses, as it does for plain requests', async () => {
     let badUpgrades = 0;
     const bad = createServer((_req, res) => res.writeHead(503).end('busy'));

@@ -17,6 +17,7 @@ import { buildRoutes, type BuiltRoutes, type PipelineFactory, type RouteBuildSha
 import type { GatewayConfig } from './schema.ts';
 import { edgeListenOptions } from './tls-schema.ts';
 import { limitsFromConfig } from '../server/limits.ts';
+import { unresolvedClientRoutes } from '../stages/ip-filter/config-check.ts';
 
 export type { PipelineFactory, RouteContext } from './build-routes.ts';
 
@@ -75,6 +76,7 @@ export function buildGateway(config: GatewayConfig, pipeline: PipelineFactory | 
     for (const s of built.services) health.services.add(s);
   };
   const first = buildRoutes(config, shared);
+  warnUnresolvedClients(config, logger);
   show(first);
   metrics.describe(routeCatalog(config, shared.stages), first.services);
   const gateway: Gateway = new Gateway({
@@ -101,6 +103,7 @@ export function buildGateway(config: GatewayConfig, pipeline: PipelineFactory | 
         throw err;
       }
       gateway.replaceRoutes(built.routes);
+      warnUnresolvedClients(next, logger);
       gateway.observe(observersFor(next, logger, tracing));
       show(built);
       metrics.describe(routeCatalog(next, shared.stages), built.services);
@@ -108,4 +111,12 @@ export function buildGateway(config: GatewayConfig, pipeline: PipelineFactory | 
     },
   });
   return gateway;
+}
+
+/** `ipFilter: false` beside `trustedProxies` and a rate limit by address: one bucket per proxy (see `unresolvedClientRoutes`). */
+function warnUnresolvedClients(config: GatewayConfig, logger: Logger): void {
+  const routes = unresolvedClientRoutes(config);
+  if (routes.length > 0) {
+    logger.warn({ routes }, 'ipFilter: false resolves no client behind trustedProxies on these routes: their rateLimit counts every client behind a proxy as that proxy (ipFilter: { allow: [], deny: [] } keeps resolving)');
+  }
 }

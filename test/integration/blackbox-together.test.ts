@@ -32,6 +32,7 @@ const shadowGot: Array<{ method: string; url: string; bytes: number }> = [];
 let busy: Server;
 const busyGot: number[] = [];
 let gw = '';
+let mainProc: RxgateProcess;
 /** Every request the upstream got: method, path (with query), headers, body bytes. */
 const got: Array<{ method: string; url: string; headers: IncomingMessage['headers']; bytes: number }> = [];
 const upgrades: string[] = [];
@@ -112,7 +113,7 @@ beforeAll(async () => {
   const busyPort = (busy.address() as AddressInfo).port;
   runs = rxgateRuns();
   const dead = await freePort();
-  const proc = runs.start(['--config', runs.file(`
+  const proc = mainProc = runs.start(['--config', runs.file(`
 listen: { host: 127.0.0.1, port: 0 }
 auth: { secret: "${SECRET}" }
 trustedProxies: [127.0.0.2/32]
@@ -170,6 +171,14 @@ routes:
     service: up
     ipFilter: { deny: [10.6.6.6/32] }
     rateLimit: { limit: 1, window: 1h, key: ip }
+  - path: /open/*
+    service: up
+    ipFilter: { allow: [], deny: [] }
+    rateLimit: { limit: 1, window: 1h, key: ip }
+  - path: /off/*
+    service: up
+    ipFilter: false
+    rateLimit: { limit: 1, window: 1h, key: ip }
   - path: /gone/*
     service: gone
     cors: { origins: ["${ORIGIN}"] }
@@ -212,7 +221,7 @@ routes:
   workers = startWorkers();
   gw = `http://127.0.0.1:${Number((await proc.logged('rxgate listening'))['port'])}`;
   await Promise.all([reloading, workers]);
-}, 30_000);
+}, 60_000);
 
 /** A gateway of two worker threads (started beside the main one): its base URL. */
 let workers: Promise<string>;
@@ -240,6 +249,7 @@ services:
   up: { upstreams: ["http://127.0.0.1:${upPort}"] }
 routes:
   - { path: /r/*, service: up, websocket: true, rewrite: { stripPrefix: /r } }
+  - { path: /k/*, service: up, rewrite: { stripPrefix: /k }, cache: { ttl: 30s }, rateLimit: { limit: 3, window: 1h, key: route } }
 `);
   const proc = runs.start(['--config', file], { RXGATE_LOG_LEVEL: 'info' });
   const [l, adm] = await Promise.all([proc.logged('rxgate listening'), proc.logged('rxgate admin listening')]);
@@ -543,6 +553,23 @@ describe('forwarding headers, rewrites and redirects', () => {
     expect(JSON.parse(forged.body.toString()).real).toBe('127.0.0.7');
   });
 
+  it('resolves the client behind a trusted proxy for the rate limit, X-Real-IP and X-Forwarded-Proto on a route that clears the lists with ipFilter: { allow: [], deny: [] }', async () => {
+    const a = await send('/open/a', { headers: { 'x-forwarded-for': '10.1.1.1', 'x-forwarded-proto': 'https' }, from: '127.0.0.2' });
+    const b = await send('/open/b', { headers: { 'x-forwarded-for': '10.1.1.2', 'x-forwarded-proto': 'https' }, from: '127.0.0.2' });
+    const seen = got.filter((g) => g.url === '/open/a')[0]!.headers;
+    expect([a.status, b.status, seen['x-real-ip'], seen['x-forwarded-proto']]).toEqual([200, 200, '10.1.1.1', 'https']);
+  });
+
+  it('trusts no proxy on a route with ipFilter: false (docs/security.md), so its rate limit by ip counts everyone behind the proxy as one: said by a warning at start', async () => {
+    const a = await send('/off/a', { headers: { 'x-forwarded-for': '10.1.1.1', 'x-forwarded-proto': 'https' }, from: '127.0.0.2' });
+    const b = await send('/off/b', { headers: { 'x-forwarded-for': '10.1.1.2', 'x-forwarded-proto': 'https' }, from: '127.0.0.2' });
+    const seen = got.filter((g) => g.url === '/off/a')[0]!.headers;
+    expect([a.status, b.status, seen['x-real-ip'], seen['x-forwarded-proto']]).toEqual([200, 429, '127.0.0.2', 'http']);
+    const warning = mainProc.lines.find((l) => String(l['msg']).startsWith('ipFilter: false resolves no client'));
+    expect(warning?.['routes']).toEqual([expect.stringMatching(/^routes\[\d+\] \(\/off\/\*\)$/)]);
+    expect(warning?.['level']).toBe(40);
+  });
+
   it('keys the cache on the client\'s path under stripPrefix, and passes an upstream redirect\'s Location as sent, relative or absolute', async () => {
     const a = await send('/pre/item?a=1');
     const b = await send('/pre/item?a=1');
@@ -587,8 +614,11 @@ describe('a reload that changes the stages of a route with a request, an event s
     await new Promise((r) => ws.once('open', r));
     const sse = request(`${base}/r/sse/reload`, { headers: { accept: 'text/event-stream' } });
     const slow = request(`${base}/r/slow/reload`);
+    const kept = [];
+    for (let i = 0; i < 2; i++) kept.push(await request(`${base}/k/kept`));
     const firstEvent = await sse;
-    writeFileSync(file, readFileSync(file, 'utf8').replace('rewrite: { stripPrefix: /r } }', 'rewrite: { stripPrefix: /r }, auth: required, rateLimit: { limit: 100, window: 1m } }'));
+    writeFileSync(file, readFileSync(file, 'utf8').replace('rewrite: { stripPrefix: /r } }', 'rewrite: { stripPrefix: /r }, auth: required, rateLimit: { limit: 100, window: 1m } }')
+      .replace('key: route } }', 'key: route }, headers: { response: { add: { x-after: reload } } } }'));
     const reload = await request(`${admin}/reload`, { method: 'POST' });
     expect([reload.statusCode, await reload.body.json()]).toEqual([200, { outcome: 'applied' }]);
     ws.send('after reload');
@@ -609,6 +639,11 @@ describe('a reload that changes the stages of a route with a request, an event s
       next.once('open', () => { next.terminate(); resolve(101); });
     });
     expect(upgrade).toBe(401);
+    // The cache and the bucket of a route whose own cache and rateLimit did not change are the running ones (docs/operations.md).
+    const keptAfter = [await request(`${base}/k/kept`), await request(`${base}/k/kept`)];
+    const seen = [...kept, ...keptAfter].map((r) => [r.statusCode, r.headers['x-cache'], r.headers['ratelimit-remaining'], r.headers['x-after']]);
+    for (const r of [...kept, ...keptAfter]) await r.body.dump();
+    expect(seen).toEqual([[200, 'MISS', '2', undefined], [200, 'HIT', '1', undefined], [200, 'HIT', '0', 'reload'], [429, undefined, '0', undefined]]);
     ws.terminate();
     proc.proc.kill('SIGKILL');
   });

@@ -27,3 +27,23 @@ export function checkGatewayWideIpFilter(config: GatewayConfig, stages: StageReg
     });
   });
 }
+
+/**
+ * The routes that turn the stage off with `ipFilter: false` while
+ * `trustedProxies` is set and keep a rate limit that keys by the client's
+ * address (`key: ip`, the default, or a claim or header, which fall back to
+ * it): off, the stage resolves no address there, so every client behind a
+ * trusted proxy is counted as that proxy. Logged as a warning at start and
+ * on each reload (refusing them would break configs that run);
+ * `ipFilter: { allow: [], deny: [] }` clears the lists and keeps resolving.
+ */
+export function unresolvedClientRoutes(config: GatewayConfig): string[] {
+  if ((config.trustedProxies ?? []).length === 0) return [];
+  const out: string[] = [];
+  config.routes.forEach((route, i) => {
+    const limit = route['rateLimit'] as { key?: unknown } | false | undefined;
+    if (route.ipFilter !== false || limit === undefined || limit === false || limit.key === 'route') return;
+    out.push(`routes[${i}] (${route.name ?? route.path})`);
+  });
+  return out;
+}

@@ -8,7 +8,8 @@
 # (--trace-gc), upstream connections the target opened in the window, req/s.
 #   flock /tmp/rxgate-bench.lock bench/memory/ab.sh ROUNDS SECS NAME=SPEC…
 # SPEC: `cfg:<rxgate config>[:fixed]` (node bin/rxgate.mjs, so `npm run build`
-# first) or `minimal[:fixed]` (bench/minimal-forwarder.ts, the floor), then
+# first; `tree:<dir>:cfg:…` runs that checkout's bin/rxgate.mjs and dist, built there: an A/B of two
+# trees in one run) or `minimal[:fixed]` (bench/minimal-forwarder.ts, the floor), then
 # node flags for that target alone, each after a `+` (`…full.yaml+--max-semi-space-size=4`).
 # NODE_FLAGS: extra node flags for every target; STRACE=1: `strace -c -f` over
 # each window instead (syscalls per response; slows the target, so no CPU). RENICE: see below.
@@ -30,11 +31,12 @@ for arg in "$@"; do
   name=${arg%%=*}; spec=${arg#*=}; port=$((port + 1))
   flags=(); [[ $spec == *+* ]] && { IFS=+ read -r -a flags <<<"${spec#*+}"; spec=${spec%%+*}; }
   fixed=0; [[ $spec == *:fixed ]] && { fixed=1; spec=${spec%:fixed}; }
+  tree=$ROOT; [[ $spec == tree:* ]] && { spec=${spec#tree:}; tree=${spec%%:*}; spec=${spec#*:}; }
   if [[ $spec == minimal ]]; then
     cmd=(--import "$ROOT/bin/loader/register.mjs" "$ROOT/bench/minimal-forwarder.ts" --port $port --upstream http://127.0.0.1:$UP)
   else
     cfg=${spec#cfg:}; [[ $cfg == /* ]] || cfg=$ROOT/$cfg
-    cmd=("$ROOT/bin/rxgate.mjs" --config "$cfg" --port $port)
+    cmd=("$tree/bin/rxgate.mjs" --config "$cfg" --port $port)
   fi
   # shellcheck disable=SC2086
   BENCH_UPSTREAM=http://127.0.0.1:$UP BENCH_JWT_SECRET=$SECRET NODE_ENV=production \

@@ -100,7 +100,15 @@ async function send(client: Client | string, path: string, method = 'GET', body?
   return { status: res.statusCode, headers: res.headers as Record<string, string>, body: await res.body.text() };
 }
 
-describe('an upstream that closes a kept-alive connection as the gateway reuses it', () => {
+/**
+ * The blocks below run side by side, each on a gateway process and upstreams of its own (starting them one
+ * after another was most of the file's time), with the time five processes starting at once take on a loaded
+ * machine; the cases of a block run in order (`it.sequential`: they share its gateway, and some count its
+ * upstreams' connections).
+ */
+const SIDE_BY_SIDE = { concurrent: true, timeout: 120_000 } as const;
+
+describe('an upstream that closes a kept-alive connection as the gateway reuses it', SIDE_BY_SIDE, () => {
   let up: RawUpstream;
   let g: Gw;
   beforeAll(async () => {
@@ -111,9 +119,9 @@ describe('an upstream that closes a kept-alive connection as the gateway reuses 
     up = await rawUpstream((s) => (s.nth === 1 ? ok(`${s.method} ${s.target} on ${s.conn}`) : 'reset'));
     ups.push(up);
     g = await gateway(`services: { up: { upstreams: ["${up.url}"] } }\nroutes:\n  - { path: /ka/*, service: up }\n`);
-  });
+  }, SIDE_BY_SIDE.timeout);
 
-  it('answers a GET with 200 from a fresh connection (retried, as nginx and undici retry an idempotent request on a reused connection)', async () => {
+  it.sequential('answers a GET with 200 from a fresh connection (retried, as nginx and undici retry an idempotent request on a reused connection)', async () => {
     const client = new Client(g.gw);
     try {
       expect((await send(client, '/ka/1')).status).toBe(200);
@@ -126,7 +134,7 @@ describe('an upstream that closes a kept-alive connection as the gateway reuses 
     }
   });
 
-  it('never replays a POST whose bytes reached the upstream: one copy upstream, 502 with the JSON error', async () => {
+  it.sequential('never replays a POST whose bytes reached the upstream: one copy upstream, 502 with the JSON error', async () => {
     const client = new Client(g.gw);
     try {
       // A GET leaves a connection used once (retried onto a fresh one if it met a used one).
@@ -140,7 +148,7 @@ describe('an upstream that closes a kept-alive connection as the gateway reuses 
     }
   });
 
-  it('takes the idle-timeout race for no strike: no ejection at ejectAfter: 1, the instance stays in rotation and answers', async () => {
+  it.sequential('takes the idle-timeout race for no strike: no ejection at ejectAfter: 1, the instance stays in rotation and answers', async () => {
     // The second GET meets the connection the first left, closed under it
     // (undici's SocketError, bytesRead > 0), and is sent again on a fresh one.
     // Before, the race was a strike: one ejected the instance for 10 s.
@@ -169,8 +177,8 @@ async function instanceOf(g: Gw, service: string): Promise<InstanceView> {
   return health.services[service]!.instances[0]!;
 }
 
-describe('an instance that resets fresh connections as well', () => {
-  it('is still ejected: the retry\'s fresh connection (bytesRead 0) is a strike', async () => {
+describe('an instance that resets fresh connections as well', SIDE_BY_SIDE, () => {
+  it.sequential('is still ejected: the retry\'s fresh connection (bytesRead 0) is a strike', async () => {
     const up = await rawUpstream(() => 'reset');
     ups.push(up);
     const g = await gateway(`services: { rst: { upstreams: ["${up.url}"] } }\nroutes:\n  - { path: /rst/*, service: rst }\n`);
@@ -183,7 +191,7 @@ describe('an instance that resets fresh connections as well', () => {
   });
 });
 
-describe('connection reuse, limits and failures', () => {
+describe('connection reuse, limits and failures', SIDE_BY_SIDE, () => {
   let closing: RawUpstream;
   let hinting: HttpServer;
   let hintConnections = 0;
@@ -232,9 +240,9 @@ routes:
   - { path: /early/*, service: early }
   - { path: /pair/*, service: pair }
 `);
-  });
+  }, SIDE_BY_SIDE.timeout);
 
-  it('opens a new connection after an upstream\'s Connection: close, with no failed request', async () => {
+  it.sequential('opens a new connection after an upstream\'s Connection: close, with no failed request', async () => {
     const before = closing.connections;
     const answers = [];
     for (let i = 0; i < 4; i++) answers.push(await send(g.gw, `/close/${i}`));
@@ -242,7 +250,7 @@ routes:
     expect(closing.connections - before).toBe(4);
   });
 
-  it('takes an upstream\'s Keep-Alive: timeout=1 as the connection\'s life: no request is sent on it after, none fails', async () => {
+  it.sequential('takes an upstream\'s Keep-Alive: timeout=1 as the connection\'s life: no request is sent on it after, none fails', async () => {
     const answers = [];
     for (let i = 0; i < 4; i++) answers.push(await send(g.gw, `/hint/${i}`));
     expect(answers.map((a) => a.status)).toEqual([200, 200, 200, 200]);
@@ -250,13 +258,13 @@ routes:
     expect(hintConnections).toBe(4);
   });
 
-  it('answers 504 GATEWAY_TIMEOUT with the JSON error when the upstream takes the request and never answers', async () => {
+  it.sequential('answers 504 GATEWAY_TIMEOUT with the JSON error when the upstream takes the request and never answers', async () => {
     const res = await send(g.gw, '/hold/never');
     expect(res.status).toBe(504);
     expect(JSON.parse(res.body).error.code).toBe('GATEWAY_TIMEOUT');
   });
 
-  it('queues a request beyond connections: 1 until the connection is free, then sends it on that connection (no refusal)', async () => {
+  it.sequential('queues a request beyond connections: 1 until the connection is free, then sends it on that connection (no refusal)', async () => {
     const before = held.seen.length;
     const first = send(g.gw, '/q/hold/release-me');
     const second = send(g.gw, '/q/second');
@@ -279,21 +287,21 @@ routes:
     expect(held.seen.slice(before).map((s) => [s.target, s.conn, s.nth])).toEqual([['/q/hold/release-me', conn, 1], ['/q/second', conn, 2]]);
   });
 
-  it('fails a GET over to the live instance when one of two is down, and a POST too (it never reached the down one)', async () => {
+  it.sequential('fails a GET over to the live instance when one of two is down, and a POST too (it never reached the down one)', async () => {
     const answers = [];
     for (let i = 0; i < 6; i++) answers.push(await send(g.gw, `/pair/${i}`, i % 2 === 0 ? 'GET' : 'POST', 'x'));
     expect(answers.map((a) => a.status)).toEqual([200, 200, 200, 200, 200, 200]);
   });
 
-  it('relays an upstream\'s early 413 to a client still uploading', async () => {
+  it.sequential('relays an upstream\'s early 413 to a client still uploading', async () => {
     const res = await request(`${g.gw}/early/upload`, { method: 'POST', body: Buffer.alloc(4 * 1024 * 1024, 'a'), headersTimeout: 10_000 });
     const body = await res.body.text();
     expect([res.statusCode, body]).toEqual([413, '{"too":"large"}']);
   });
 });
 
-describe('the queue behind connections is bounded (maxPending)', () => {
-  it('answers the request past connections + maxPending 503 UPSTREAM_OVERLOADED at once, sends it nowhere, and no breaker or strike counts it', async () => {
+describe('the queue behind connections is bounded (maxPending)', SIDE_BY_SIDE, () => {
+  it.sequential('answers the request past connections + maxPending 503 UPSTREAM_OVERLOADED at once, sends it nowhere, and no breaker or strike counts it', async () => {
     const held = await rawUpstream((s) => (s.target.includes('/hold') ? 'hold' : ok(`${s.target} on ${s.conn}`)));
     ups.push(held);
     // consecutiveFailures: 1: one refusal counted by the breaker would open it.
@@ -341,13 +349,13 @@ function blackhole(): Promise<{ url: string; proc: ChildProcess }> {
   });
 }
 
-describe('connectTimeout', () => {
+describe('connectTimeout', SIDE_BY_SIDE, () => {
   let hole: { url: string; proc: ChildProcess } | undefined;
   afterAll(() => {
     hole?.proc.kill();
   });
 
-  it('gives up a connection that is never accepted after the service\'s connectTimeout: 504 "upstream connect timed out", as with undici\'s 10 s', async () => {
+  it.sequential('gives up a connection that is never accepted after the service\'s connectTimeout: 504 "upstream connect timed out", as with undici\'s 10 s', async () => {
     hole = await blackhole();
     const g = await gateway(`services: { hole: { upstreams: ["${hole.url}"], connectTimeout: 300ms } }\nroutes:\n  - { path: /hole/*, service: hole }\n`);
     // The client waits 8 s at most: with the 10 s default this request has no answer by then.
@@ -357,7 +365,7 @@ describe('connectTimeout', () => {
     expect(await metric(g, 'rxgate_upstream_ejections_total', 'service="hole"')).toBe(1);
   });
 
-  it('refuses a connectTimeout of 0 or past the timer limit, and a negative maxPending, with their key paths', async () => {
+  it.sequential('refuses a connectTimeout of 0 or past the timer limit, and a negative maxPending, with their key paths', async () => {
     const { parseConfig, ConfigError } = await import('../../lib/config/load.ts');
     const problems = (keys: string): readonly string[] => {
       try {

@@ -36,6 +36,7 @@ let mainProc: RxgateProcess;
 /** Every request the upstream got: method, path (with query), headers, body bytes. */
 const got: Array<{ method: string; url: string; headers: IncomingMessage['headers']; bytes: number }> = [];
 const upgrades: string[] = [];
+const wsOrigins: string[] = [];
 /** Answers of /flaky/*: 'ok' until set to 'fail'. */
 let flaky: 'ok' | 'fail' = 'ok';
 
@@ -93,6 +94,7 @@ beforeAll(async () => {
   wss = new WebSocketServer({ noServer: true, perMessageDeflate: false });
   upstream.on('upgrade', (req, socket, head) => {
     upgrades.push(req.url!);
+    wsOrigins.push(String(req.headers.origin));
     wss.handleUpgrade(req, socket, head, (ws) => ws.on('message', (d, bin) => ws.send(d as Buffer, { binary: bin })));
   });
   await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
@@ -604,6 +606,16 @@ describe('a WebSocket upgrade on a route with auth, a rate limit, an IP filter, 
     const before = upgrades.length;
     expect([await open(), await open(), await open()]).toEqual([101, 101, 429]);
     expect(upgrades.length - before).toBe(2);
+    // CORS does not apply to WebSockets (browsers send Origin and do not check the answer): an origin
+    // the route's cors does not admit is upgraded, and the upstream gets its Origin to judge, as with Envoy and Kong.
+    const evil = await new Promise<number>((resolve) => {
+      const ws = new WebSocket(url, { headers: { origin: 'https://evil.example', authorization: `Bearer ${t}` }, localAddress: '127.0.0.9' });
+      ws.on('unexpected-response', (_q, res) => resolve(res.statusCode!));
+      ws.on('open', () => { ws.close(); resolve(101); });
+      ws.on('error', () => resolve(0));
+    });
+    expect(evil).toBe(101);
+    expect(wsOrigins.at(-1)).toBe('https://evil.example');
   });
 });
 

@@ -84,3 +84,25 @@ describe('the memory store hands a repeated admission the same result', () => {
     expect(reset).toEqual(['1', '2', '3', '1', '1']);
   });
 });
+
+describe('the memory store\'s sweep', () => {
+  it('forgets at most two expired keys from the front per check, stops at a live one, and keeps the key being checked', () => {
+    const clock = fakeClock(1_000);
+    const store = new MemoryRateLimitStore({ clock });
+    const rule = gcraRule(10, 1000); // one request costs 100 ms
+    const sizes: number[] = [];
+    for (let i = 0; i < 5; i++) store.consume(`k${i}`, rule); // k0..k4, each live until 1,100
+    sizes.push(store.size);
+    clock.advance(50);
+    store.consume('fresh', rule); // front k0 still live: nothing forgotten
+    sizes.push(store.size);
+    clock.advance(100);
+    store.consume('fresh', rule); // k0, k1 expired: both forgotten, the third not looked at
+    sizes.push(store.size);
+    store.consume('k2', rule); // k2 (expired, being checked) kept and moved back, k3 forgotten
+    sizes.push(store.size);
+    store.consume('k9', rule); // k4 forgotten, then `fresh` (live until 1,250) stops the sweep
+    sizes.push(store.size);
+    expect(sizes).toEqual([5, 6, 4, 3, 3]);
+  });
+});

@@ -156,7 +156,18 @@ export interface GatewayResponse {
    * `headers` starts with the same entries (head-bytes.ts).
    */
   head?: HeadBytes | undefined;
+  /**
+   * Headers the edge writes on every answer that this response goes without
+   * (`EDGE_REQUEST_ID | EDGE_RESPONSE_TIME`): set by the `headers` stage of a
+   * route whose response rules remove them. Absent on every other response.
+   */
+  omit?: number;
 }
+
+/** `GatewayResponse.omit`: no `x-request-id` from the edge. */
+export const EDGE_REQUEST_ID = 1;
+/** `GatewayResponse.omit`: no `x-gateway-response-time`. */
+export const EDGE_RESPONSE_TIME = 2;
 
 /**
  * The unit of a pipeline: a cold Observable that emits one response (its head,

@@ -1,6 +1,6 @@
 import type { HttpResponse } from 'uWebSockets.js';
 import { NON_ASCII } from '../headers.ts';
-import type { GatewayResponse } from '../types.ts';
+import { EDGE_REQUEST_ID, EDGE_RESPONSE_TIME, type GatewayResponse } from '../types.ts';
 import { LastHead, LENGTH, LINE, OWN_ID, SKIPPED } from './last-head.ts';
 import { NAME_BYTES_MAX, nameBytes, safeHeaders, statusBytes, UNSAFE } from './head-names.ts';
 
@@ -40,6 +40,8 @@ const REQUEST_ID = Buffer.from('x-request-id', 'latin1');
  * stored head's, were scanned when first written.
  */
 export function writeHead(res: HttpResponse, response: GatewayResponse, responseTime: string, requestId: string): string | undefined | null {
+  // A route whose rules remove an edge header (the headers stage): apart, so no other response pays more than this read.
+  if (response.omit !== undefined) return writeOmitting(res, response, responseTime, requestId, response.omit);
   const headers = response.headers;
   let contentLength: string | undefined;
   let hasRequestId = false;
@@ -182,16 +184,32 @@ function putBytes(value: string, at: number, ascii: boolean): number {
   return at;
 }
 
-/** `writeHead`'s headers one `writeHeader` call each: values with bytes outside ASCII as latin1 bytes. */
-function writeEach(res: HttpResponse, headers: readonly string[], responseTime: string, requestId: string | null): void {
+/** `writeHead`'s headers one `writeHeader` call each: values with bytes outside ASCII as latin1 bytes; null: not written. */
+function writeEach(res: HttpResponse, headers: readonly string[], responseTime: string | null, requestId: string | null): void {
   for (let i = 0; i < headers.length; i += 2) {
     const name = headers[i]!;
     if (SKIP.has(name)) continue;
     const value = headers[i + 1]!;
     res.writeHeader(nameBytes(name)!, NON_ASCII.test(value) ? Buffer.from(value, 'latin1') : value);
   }
-  res.writeHeader(RESPONSE_TIME, responseTime);
+  if (responseTime !== null) res.writeHeader(RESPONSE_TIME, responseTime);
   if (requestId !== null) res.writeHeader(REQUEST_ID, requestId);
+}
+
+/** `writeHead` for a response without some of the edge's headers (`GatewayResponse.omit`): header by header, as refused heads are checked. */
+function writeOmitting(res: HttpResponse, response: GatewayResponse, responseTime: string, requestId: string, omit: number): string | undefined | null {
+  const headers = response.headers;
+  const status = statusBytes(response.status, response.statusText);
+  if (status === null || !safeHeaders(headers, SKIP)) return null;
+  let contentLength: string | undefined;
+  let hasRequestId = false;
+  for (let i = 0; i < headers.length; i += 2) {
+    if (headers[i] === 'content-length') contentLength = headers[i + 1];
+    else if (headers[i] === 'x-request-id') hasRequestId = true;
+  }
+  res.writeStatus(status);
+  writeEach(res, headers, (omit & EDGE_RESPONSE_TIME) === 0 ? responseTime : null, (omit & EDGE_REQUEST_ID) === 0 && !hasRequestId ? requestId : null);
+  return contentLength;
 }
 
 const JSON_TYPE = 'application/json';

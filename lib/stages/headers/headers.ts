@@ -1,8 +1,8 @@
 import type { Subscriber } from 'rxjs';
 import { HOP_BY_HOP } from '../../headers.ts';
 import { HoldingSubscriber, stageHandler, subscribeNext } from '../../subscriber.ts';
-import type { GatewayRequest, GatewayResponse, Handler, Policy, ResponseHeaders } from '../../types.ts';
-import { EDGE_HEADERS, type HeaderRules, type HeadersOptions } from './schema.ts';
+import { EDGE_REQUEST_ID, EDGE_RESPONSE_TIME, type GatewayRequest, type GatewayResponse, type Handler, type Policy, type ResponseHeaders } from '../../types.ts';
+import type { HeaderRules, HeadersOptions } from './schema.ts';
 
 /**
  * Headers a rule may not name. On the request: the framing and hop-by-hop
@@ -28,7 +28,6 @@ function compile(rules: HeaderRules | undefined, refused: ReadonlySet<string>, s
     const twice = names.find((n, i) => names.indexOf(n) !== i);
     if (twice !== undefined) throw new TypeError(`headers.${side}.${kind}: ${twice} is named twice (names compare without case)`);
     for (const n of names) {
-      if (side === 'response' && kind === 'remove' && EDGE_HEADERS.has(n)) throw new TypeError(`headers.response.remove: ${n} is written by the gateway's edge after the route's response rules and cannot be removed by them (see docs/headers.md)`);
       if (refused.has(n)) throw new TypeError(`headers.${side}.${kind}: ${n} is written by the gateway (framing, hop-by-hop${side === 'request' ? ' or Host: see preserveHost' : ' or the body\'s coding'}); a rule cannot change it`);
     }
   }
@@ -48,8 +47,18 @@ function applyToRequest(req: GatewayRequest, rules: Compiled): void {
   }
 }
 
+/**
+ * The edge's headers (written after the rules) a response rule removes: the edge leaves them out of the answers that
+ * come back through it (`GatewayResponse.omit`), as Envoy's `response_headers_to_remove` and nginx's
+ * `proxy_hide_header` do. 0: none, and the responses carry no `omit` (their shape as on every other route).
+ */
+function edgeOmitted(rules: Compiled | null): number {
+  const removed = rules?.remove ?? [];
+  return (removed.includes('x-request-id') ? EDGE_REQUEST_ID : 0) | (removed.includes('x-gateway-response-time') ? EDGE_RESPONSE_TIME : 0);
+}
+
 /** A new header list with the rules applied: the response's own may be a cache entry's, shared by every hit. */
-function applyToResponse(res: GatewayResponse, rules: Compiled, drop: ReadonlySet<string>): GatewayResponse {
+function applyToResponse(res: GatewayResponse, rules: Compiled, drop: ReadonlySet<string>, omit: number): GatewayResponse {
   const h = res.headers;
   const out: ResponseHeaders = [];
   for (let i = 0; i < h.length; i += 2) {
@@ -57,7 +66,7 @@ function applyToResponse(res: GatewayResponse, rules: Compiled, drop: ReadonlySe
   }
   for (const [n, v] of rules.set) out.push(n, v);
   for (const [n, v] of rules.add) out.push(n, v);
-  return { ...res, headers: out };
+  return omit === 0 ? { ...res, headers: out } : { ...res, headers: out, omit: (res.omit ?? 0) | omit };
 }
 
 /**
@@ -69,7 +78,9 @@ function applyToResponse(res: GatewayResponse, rules: Compiled, drop: ReadonlySe
  * docs/performance-policies.md, tenth round).
  */
 class RulesSubscriber extends HoldingSubscriber<GatewayResponse> {
-  constructor(private readonly downstream: Subscriber<GatewayResponse>, private readonly rules: Compiled, private readonly drop: ReadonlySet<string>) {
+  constructor(
+    private readonly downstream: Subscriber<GatewayResponse>, private readonly rules: Compiled, private readonly drop: ReadonlySet<string>, private readonly omit: number,
+  ) {
     super(downstream);
   }
 
@@ -84,7 +95,7 @@ class RulesSubscriber extends HoldingSubscriber<GatewayResponse> {
   protected onNext(res: GatewayResponse): void {
     let out: GatewayResponse;
     try {
-      out = applyToResponse(res, this.rules, this.drop);
+      out = applyToResponse(res, this.rules, this.drop, this.omit);
     } catch (err) {
       this.error(err);
       return;
@@ -100,13 +111,15 @@ class RulesSubscriber extends HoldingSubscriber<GatewayResponse> {
  * headers middleware, Kong's request- and response-transformer). Remove,
  * then set, then add. Response rules apply to what comes back through the
  * stage (the upstream's answers and cache hits), not to the gateway's own
- * error answers.
+ * error answers; removing `x-request-id` or `x-gateway-response-time`
+ * keeps the edge from writing it on them.
  */
 export function headerRules(options: HeadersOptions): Policy | null {
   const request = compile(options.request, REQUEST_REFUSED, 'request');
   const response = compile(options.response, RESPONSE_REFUSED, 'response');
   if (request === null && response === null) return null;
   const drop = new Set(response === null ? [] : [...response.remove, ...response.set.map(([n]) => n)]);
+  const omit = edgeOmitted(response);
   // Once per request: a retry or hedge after this stage (a `pipeline` list may put one there) subscribes again with a
   // copy of the request per attempt, which shares the first one's `headers` and `locals`: keyed by `locals`.
   const applied = new WeakSet<object>();
@@ -116,7 +129,7 @@ export function headerRules(options: HeadersOptions): Policy | null {
       applied.add(req.locals);
       applyToRequest(req, request);
     }
-    subscribeNext(next, req, response === null ? subscriber : new RulesSubscriber(subscriber, response, drop));
+    subscribeNext(next, req, response === null ? subscriber : new RulesSubscriber(subscriber, response, drop, omit));
   }
   return (next) => stageHandler('withHeaderRules', withHeaderRules, next);
 }

@@ -14,28 +14,10 @@ const rules = z.strictObject({
   remove: z.array(headerName).optional(),
 });
 
-/**
- * The headers the edge writes after a route's response rules have run, on
- * every answer: a response rule cannot see them, so removing one is refused
- * when the config is read rather than ignored. Honouring it would cost every
- * response a check at the edge (docs/headers.md).
- */
-export const EDGE_HEADERS: ReadonlySet<string> = new Set(['x-request-id', 'x-gateway-response-time']);
-
-const responseRules = rules.superRefine((r, ctx) => {
-  r.remove?.forEach((name, i) => {
-    if (!EDGE_HEADERS.has(name.toLowerCase())) return;
-    ctx.addIssue({
-      code: 'custom', path: ['remove', i],
-      message: `${name} is written by the gateway's edge after the route's response rules and cannot be removed by them (see docs/headers.md)`,
-    });
-  });
-});
-
 /** `headers:` on a service or route: what to set, add and remove on the request forwarded and on the response returned. */
 export const headersOptions = z.strictObject({
   request: rules.optional(),
-  response: responseRules.optional(),
+  response: rules.optional(),
 });
 
 export type HeaderRules = z.output<typeof rules>;

@@ -180,7 +180,7 @@ export class MemoryCacheStore implements CacheStore {
     this.recordLength = stored ? len : -1;
     if (stored) this.makeRoom(len, len + SLOT_BYTES, this.storingAt);
     const at = this.head % this.slabs.capacity;
-    this.target.offset = stored && len <= this.slabs.slabSize ? at - this.slabs.slabStart(at) + HEAD + this.keyLength : 0;
+    this.target.offset = stored && this.slabs.inOneSlab(at, len) ? at - this.slabs.slabStart(at) + HEAD + this.keyLength : 0;
     if (this.target.offset > 0) return this.slabs.slabAt(at);
     // Not stored, or spanning slabs: `set` copies it in.
     if (this.scratch.length < n) this.scratch = Buffer.allocUnsafeSlow(Math.max(n, this.scratch.length * 2));

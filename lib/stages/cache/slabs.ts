@@ -53,15 +53,26 @@ export class Slabs {
   }
 
   /**
-   * Bytes to skip at `pos` so that `len` bytes from there run neither past
-   * the end nor, when they fit in one slab, across a slab's end (so that
-   * they can be written in place, as one slab's range).
+   * Bytes to skip at `pos` so that `len` bytes from there do not run past
+   * the end and, when they fit in one slab and at most a sixteenth of a slab
+   * is left unused, not across a slab's end (so that they can be written in
+   * place, as one slab's range). A larger gap is not skipped: the record
+   * spans the two slabs, or a store of 0.5 MiB entries would hold half as
+   * many (review RA). Nor is one that would put the record past the end of a
+   * store whose last slab is short.
    */
   skipFor(pos: number, len: number): number {
     const at = pos % this.capacity;
     if (at + len > this.capacity) return this.capacity - at;
     const end = this.slabStart(at) + this.slabSize;
-    return len <= this.slabSize && at + len > end ? end - at : 0;
+    if (len > this.slabSize || at + len <= end || end - at > this.slabSize >> 4 || end + len > this.capacity) return 0;
+    return end - at;
+  }
+
+  /** Whether `len` bytes at `pos` lie within one slab. */
+  inOneSlab(pos: number, len: number): boolean {
+    const at = pos % this.capacity;
+    return at + len <= this.slabStart(at) + this.slabSize;
   }
 
   readInt32(pos: number): number {
@@ -86,6 +97,7 @@ export class Slabs {
       const at = pos - i * this.slabSize;
       const slab = this.slab(i);
       const n = Math.min(end - start, slab.length - at);
+      if (n <= 0) throw new RangeError(`Slabs.write past the end: ${pos} of ${this.capacity}`);
       if (n <= SMALL) for (let k = 0; k < n; k++) slab[at + k] = src[start + k]!;
       else src.copy(slab, at, start, start + n);
       start += n;
@@ -100,6 +112,7 @@ export class Slabs {
       const at = pos - i * this.slabSize;
       const slab = this.slab(i);
       const m = Math.min(n, slab.length - at);
+      if (m <= 0) throw new RangeError(`Slabs.read past the end: ${pos} of ${this.capacity}`);
       slab.copy(dst, offset, at, at + m);
       n -= m;
       pos += m;
@@ -115,6 +128,7 @@ export class Slabs {
       const at = pos - i * this.slabSize;
       const slab = this.slab(i);
       const m = Math.min(n - j, slab.length - at);
+      if (m <= 0) return false;
       for (let k = 0; k < m; k++) if (slab[at + k] !== bytes[j + k]) return false;
       j += m;
       pos += m;

@@ -61,6 +61,11 @@ export class Resources {
     return this.items.has(key);
   }
 
+  /** What is kept for `key` now, without marking it used by a tracked rebuild. */
+  peek(key: string): unknown {
+    return this.items.get(key)?.value;
+  }
+
   /** Work to await before the gateway listens (connecting to Redis…). */
   beforeListen(fn: () => Promise<void>): void {
     this.starters.push(fn);

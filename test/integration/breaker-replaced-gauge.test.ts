@@ -78,4 +78,33 @@ describe('a replaced breaker and rxgate_circuit_state', () => {
     expect(await state()).toBe(2);
     expect(await healthView()).toBe('open');
   });
+
+  it('keeps it when a reload goes back to the first options, which makes another breaker under the same key (review RA)', async () => {
+    const held: Array<() => void> = [];
+    const up = await startUpstream((req, res) => {
+      req.resume();
+      held.push(() => {
+        res.statusCode = 500;
+        res.end('broken');
+      });
+    });
+    cleanups.push(() => up.close());
+    const metrics = new GatewayMetrics({ defaultMetrics: false });
+    const served = await serve(parseConfig(yaml(up.url, 1), 'inline.yaml'), defaultPipeline, {
+      file: 'inline.yaml', logger: silentLogger, metrics, host: '127.0.0.1', port: 0, watch: false,
+    });
+    cleanups.push(() => served.close());
+    const state = async (): Promise<number | undefined> => (await metrics.breakerState.get()).values.find((v) => v.labels.service === 'held')?.value;
+    const first = request(`http://127.0.0.1:${served.port}/held/a`).then(async (r) => {
+      await r.body.dump();
+      return r.statusCode;
+    });
+    await until(() => held.length === 1);
+    // 1 → 2 → 1: the last reload makes a new breaker with the first one's key, while the first still holds its request.
+    expect((await served.reload('api', yaml(up.url, 2))).outcome).toBe('applied');
+    expect((await served.reload('api', yaml(up.url, 1))).outcome).toBe('applied');
+    held.shift()!();
+    expect(await first).toBe(500);
+    expect(await state()).toBe(0);
+  });
 });

@@ -26,8 +26,9 @@ function serviceBreaker(options: CircuitBreakerConfig, ctx: StageContext): Polic
   const own = ctx.route.circuitBreaker !== undefined;
   const key = `breaker:${service}${own ? `:${ctx.route.path}` : ''}:${JSON.stringify(options)}`;
   const onTransition = (t: BreakerTransition): void => {
-    // A reload that replaced this breaker took its key out of the registry; it still settles the requests it admitted.
-    const replaced = !ctx.resources.has(key);
+    // A reload that replaced this breaker took its key out of the registry, or put another breaker under it
+    // (a reload back to these options); it still settles the requests it admitted.
+    const replaced = ctx.resources.peek(key) !== breaker;
     ctx.events.emit('breakerTransition', { service, breaker: t.key, from: t.from, to: t.to, ...(replaced ? { replaced } : {}) });
   };
   const runtime = ctx.runtime;

@@ -26,8 +26,12 @@ export default defineConfig({
     hookTimeout: 30_000,
     pool: 'forks',
     // Most files wait on sockets, timers and child processes: two at a time on a 2-core machine took
-    // the suite from 341 s to 221 s (vitest's default here is one, cores − 1).
-    maxWorkers: 2,
+    // the suite from 341 s to 221 s (vitest's default here is one, cores − 1). Three since session 11: the
+    // clean-clone run of 5e3e560 had two files running all along (521 s of file time in 275.5 s) and used
+    // ~400 of the 2 × 275 core-seconds (432 s user+sys at load 15), so a third file runs in what the waiting
+    // leaves idle: 185-221 s for 330-440 s of CPU, from the CI run's per-file times (docs/testing.md). A
+    // fourth adds nothing once the CPU is all used.
+    maxWorkers: 3,
     reporters: ['default'],
     projects: [
       // The other unit and property files share their worker processes (isolate: false): a new process per

@@ -13,6 +13,9 @@
 # node flags for that target alone, each after a `+` (`…full.yaml+--max-semi-space-size=4`).
 # NODE_FLAGS: extra node flags for every target; STRACE=1: `strace -c -f` over
 # each window instead (syscalls per response; slows the target, so no CPU). RENICE: see below.
+# POOLPROBE=1: every target preloads bench/memory/pool-probe.mjs, and a line per window gives undici's
+# Pool per response: clients walked past per search, searches that queued, clients it added, sockets
+# connected and closed (after the upstream's FIN or not), the largest pool, disconnect reasons.
 # e.g. bench/memory/ab.sh 3 8 full=cfg:bench/configs/full.yaml floor=minimal
 set -euo pipefail
 ROOT=${ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
@@ -38,8 +41,9 @@ for arg in "$@"; do
     cfg=${spec#cfg:}; [[ $cfg == /* ]] || cfg=$ROOT/$cfg
     cmd=("$tree/bin/rxgate.mjs" --config "$cfg" --port $port)
   fi
+  [ "${POOLPROBE:-0}" = 1 ] && flags+=("--import=$ROOT/bench/memory/pool-probe.mjs")
   # shellcheck disable=SC2086
-  BENCH_UPSTREAM=http://127.0.0.1:$UP BENCH_JWT_SECRET=$SECRET NODE_ENV=production \
+  POOL_PROBE_DIR=$TMP BENCH_UPSTREAM=http://127.0.0.1:$UP BENCH_JWT_SECRET=$SECRET NODE_ENV=production \
     stdbuf -oL node $GCFLAG ${NODE_FLAGS:-} ${flags[@]+"${flags[@]}"} "${cmd[@]}" >"$TMP/$name.log" 2>&1 &
   NAMES+=("$name"); PIDS+=($!); PORTS+=($port); FIXED+=($fixed)
 done
@@ -67,6 +71,7 @@ for round in $(seq "$ROUNDS"); do
     name=${NAMES[$i]}; pid=${PIDS[$i]}; port=${PORTS[$i]}; fixed=${FIXED[$i]}
     load $port $fixed "w$round$name$RANDOM" "${WARM:-2}" >/dev/null
     L0=$(wc -l <"$TMP/$name.log"); conns $pid >"$TMP/c0"
+    [ "${POOLPROBE:-0}" = 1 ] && { sleep 0.3; cp "$TMP/pool-$pid.json" "$TMP/p0.json"; }
     if [ "${STRACE:-0}" = 1 ]; then
       strace -c -f -p $pid -o "$TMP/strace.txt" & SPID=$!; sleep 0.5
       load $port $fixed "m$round$name$RANDOM" "$SECS" >"$TMP/wrk.txt"
@@ -76,6 +81,7 @@ for round in $(seq "$ROUNDS"); do
       load $port $fixed "m$round$name$RANDOM" "$SECS" >"$TMP/wrk.txt"
       read -r U1 S1 < <(awk '{print $14, $15}' /proc/$pid/stat); M1=$(awk '{print $14+$15}' /proc/$pid/task/$pid/stat)
     fi
+    [ "${POOLPROBE:-0}" = 1 ] && { sleep 0.3; cp "$TMP/pool-$pid.json" "$TMP/p1.json"; }
     conns $pid >"$TMP/c1"; RSS=$(awk '/VmRSS/{printf "%d", $2/1024}' /proc/$pid/status)
     # KEEP: each measured window's slice of the target's log as well (<name>-<round>.log), for bench/memory/gc-phases.mjs.
     [ -n "${KEEP:-}" ] && tail -n +$((L0 + 1)) "$TMP/$name.log" >"$KEEP/$name-$round.log"
@@ -93,5 +99,11 @@ for round in $(seq "$ROUNDS"); do
       printf '%-5s %-10s %8s %7s %8.1f %7.1f %7.1f %5s %s\n' $round $name $REQ $RPS "$(echo "($U1+$S1-$U0-$S0)*10000/$REQ" | bc -l)" \
         "$(echo "($S1-$S0)*10000/$REQ" | bc -l)" "$(echo "($M1-$M0)*10000/$REQ" | bc -l)" $NEW "${MC:-0}; RSS $RSS MB"
     fi
+    [ "${POOLPROBE:-0}" = 1 ] && node -e '
+      const [a, b] = [1, 2].map((i) => JSON.parse(require("fs").readFileSync(process.argv[i])));
+      const n = b.dispatches - a.dispatches, r = {};
+      for (const k in b.reasons) if (b.reasons[k] - (a.reasons[k] ?? 0)) r[k] = b.reasons[k] - (a.reasons[k] ?? 0);
+      console.log(`      pool: ${n} searches, walked ${((b.walked - a.walked) / n).toFixed(2)}/search (max so far ${b.maxWalk}), queued ${b.queued - a.queued}, added ${b.created - a.created}, connected ${b.connects - a.connects}, closed ${b.closedRemote - a.closedRemote} by upstream FIN / ${b.closedLocal - a.closedLocal} other, pool ${b.poolSize}, reasons ${JSON.stringify(r)}`);
+    ' "$TMP/p0.json" "$TMP/p1.json" || true
   done
 done

@@ -28,23 +28,29 @@ routes:
   - { path: /held/*, service: held, circuitBreaker: { consecutiveFailures: ${failures}, failureStatuses: [500] } }
 `;
 
+/** A gateway whose one route's breaker opens after one failure, and an upstream that holds each request until told to answer 500. */
+async function start() {
+  const held: Array<() => void> = [];
+  const up = await startUpstream((req, res) => {
+    req.resume();
+    held.push(() => {
+      res.statusCode = 500;
+      res.end('broken');
+    });
+  });
+  cleanups.push(() => up.close());
+  const metrics = new GatewayMetrics({ defaultMetrics: false });
+  const served = await serve(parseConfig(yaml(up.url, 1), 'inline.yaml'), defaultPipeline, {
+    file: 'inline.yaml', logger: silentLogger, metrics, host: '127.0.0.1', port: 0, watch: false,
+  });
+  cleanups.push(() => served.close());
+  const state = async (): Promise<number | undefined> => (await metrics.breakerState.get()).values.find((v) => v.labels.service === 'held')?.value;
+  return { held, up, served, state };
+}
+
 describe('a replaced breaker and rxgate_circuit_state', () => {
   it('keeps the series at the new breaker\'s 0 when a request the old breaker admitted fails after the reload', async () => {
-    const held: Array<() => void> = [];
-    const up = await startUpstream((req, res) => {
-      req.resume();
-      held.push(() => {
-        res.statusCode = 500;
-        res.end('broken');
-      });
-    });
-    cleanups.push(() => up.close());
-    const metrics = new GatewayMetrics({ defaultMetrics: false });
-    const served = await serve(parseConfig(yaml(up.url, 1), 'inline.yaml'), defaultPipeline, {
-      file: 'inline.yaml', logger: silentLogger, metrics, host: '127.0.0.1', port: 0, watch: false,
-    });
-    cleanups.push(() => served.close());
-    const state = async (): Promise<number | undefined> => (await metrics.breakerState.get()).values.find((v) => v.labels.service === 'held')?.value;
+    const { held, up, served, state } = await start();
     const healthView = async (): Promise<string | undefined> => {
       const body = (await (await request(`http://127.0.0.1:${served.port}/__rxgate/health`)).body.json()) as { breakers: Array<{ service: string; state: string }> };
       return body.breakers.find((b) => b.service === 'held')?.state;
@@ -80,21 +86,7 @@ describe('a replaced breaker and rxgate_circuit_state', () => {
   });
 
   it('keeps it when a reload goes back to the first options, which makes another breaker under the same key (review RA)', async () => {
-    const held: Array<() => void> = [];
-    const up = await startUpstream((req, res) => {
-      req.resume();
-      held.push(() => {
-        res.statusCode = 500;
-        res.end('broken');
-      });
-    });
-    cleanups.push(() => up.close());
-    const metrics = new GatewayMetrics({ defaultMetrics: false });
-    const served = await serve(parseConfig(yaml(up.url, 1), 'inline.yaml'), defaultPipeline, {
-      file: 'inline.yaml', logger: silentLogger, metrics, host: '127.0.0.1', port: 0, watch: false,
-    });
-    cleanups.push(() => served.close());
-    const state = async (): Promise<number | undefined> => (await metrics.breakerState.get()).values.find((v) => v.labels.service === 'held')?.value;
+    const { held, up, served, state } = await start();
     const first = request(`http://127.0.0.1:${served.port}/held/a`).then(async (r) => {
       await r.body.dump();
       return r.statusCode;

@@ -5,9 +5,8 @@ import { BadRequestError, errorResponseBody, toGatewayError, type GatewayError }
 import type { Body, GatewayRequest, GatewayResponse } from '../types.ts';
 import type { EdgeHooks } from './edge.ts';
 import type { InFlight, InFlightEntry } from './in-flight.ts';
-import { endErrorAnswer, writeErrorAnswerHead } from './error-answer.ts';
 import { RequestBody, toldToClose } from './request-body.ts';
-import { elapsed, ResponseWriter } from './response-writer.ts';
+import { ResponseWriter } from './response-writer.ts';
 import { completeUpgrade } from './websocket.ts';
 import { upgradeOf } from './ws-connect.ts';
 
@@ -205,12 +204,14 @@ export class Exchange extends ResponseWriter implements Observer<GatewayResponse
   }
 
   private finish(kind: 0 | 1 | 2): void {
-    if (this.finished) return; this.finished = true;
+    if (this.finished) return;
+    this.finished = true;
     this.hooks.onFinish?.(this.req, this.status, this.requestBody?.bytesIn ?? 0, this.bytesOut, kind);
   }
 
   private settle(): void {
-    this.settled = true; this.leave();
+    this.settled = true;
+    this.leave();
   }
 
   private onAborted(): void {
@@ -236,15 +237,14 @@ export class Exchange extends ResponseWriter implements Observer<GatewayResponse
     if (this.hooks.onFinish !== undefined) this.bytesOut = this.req.method === 'HEAD' && !this.closeAfterError ? 0 : Buffer.byteLength(body);
     const now = performance.now();
     this.hooks.onAnswer?.(this.req, error.status, error, now);
-    if (error.status >= 500 && error.code === 'INTERNAL_ERROR') this.hooks.logger.error({ reqId: this.req.id, err: error.cause ?? error }, 'internal error');
-    // The body still coming (RequestBody.linger, `left`): a short Content-Length rest gets the answer now but its last byte (error-answer.ts); else it is
-    // written once the rest came (kept alive) or cut short (closed: uWS closes the paused client later). In flight meanwhile: a drain ends it at once (`add`; review RD).
-    const left = this.closeAfterError ? null : this.requestBody?.left ?? null;
-    const early = left === 'short' && !this.closeAtEnd && this.req.method !== 'HEAD' ? writeErrorAnswerHead(this.res, this.req, error, body, elapsed(this.req, now)) : null;
+    if (error.status >= 500 && error.code === 'INTERNAL_ERROR') {
+      this.hooks.logger.error({ reqId: this.req.id, err: error.cause ?? error }, 'internal error');
+    }
+    // The body still coming: written once its rest came (kept alive) or cut short (closed): RequestBody.linger. In flight meanwhile: a drain writes it at once (`add`; review RD).
     if (this.closeAfterError || this.requestBody?.linger((complete) => {
-      if (!this.closed) early !== null ? endErrorAnswer(this.res, early) : this.writeError(complete || this.closeAtEnd ? error : toldToClose(error), body, now);
-      this.closed = true; this.leave();
+      if (!this.closed) this.writeError(complete || this.closeAtEnd ? error : toldToClose(error), body, now); // cut short: uWS closes the paused client later
+      this.leave();
     }) !== true) return this.writeError(error, body, now);
-    this.inflight.add(this); if (this.inflight.draining || left === 'long') this.requestBody!.cut();
+    this.inflight.add(this); if (this.inflight.draining) this.requestBody!.cut();
   }
 }

@@ -86,16 +86,6 @@ export class RequestBody implements Body, IdleWatched {
   }
 
   /**
-   * Of a Content-Length body still coming, how its error answer goes at once: `short`, at most `LINGER_BYTES` left, all
-   * but its last byte now (error-answer.ts); `long`, more, cut now (the bound would be passed anyway); else null (a
-   * chunked body's length is unknown: it waits for the rest, within the bounds).
-   */
-  get left(): 'short' | 'long' | null {
-    if (this.length === null || this.last || this.connection.gone) return null;
-    return this.length - this.bytesIn <= LINGER_BYTES ? 'short' : 'long';
-  }
-
-  /**
    * For an error answered while the body is still coming (a 413 from
    * Content-Length, a 404 decided from the head before uWS handed over the
    * body bytes it had read, an upstream that failed mid-upload): the rest is
@@ -110,8 +100,7 @@ export class RequestBody implements Body, IdleWatched {
    * Never paused before: a paused uWS 20.30 socket that has had its last
    * body chunk has no timer, and after the answer rxgate has no handle to
    * close it (review RA: 50 of 50 such connections stayed open for good).
-   * Returns false when the body is complete: answer now. A short Content-Length rest (`left`) has its answer written
-   * already but its last byte (error-answer.ts), which `then` sends.
+   * Returns false when the body is complete: answer now.
    */
   linger(then: (complete: boolean) => void): boolean {
     if (this.last || this.connection.gone) return false;

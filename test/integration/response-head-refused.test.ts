@@ -83,15 +83,14 @@ describe('a response head a code stage cannot have written as given', () => {
     expect(logged.length).toBe(before + 1);
   });
 
-  // The two below each wait out raw()'s 2 s on a connection kept alive after a 200: side by side, on connections of their own.
-  it.concurrent('refuses a CR/LF in a line after lines equal to the last head\'s (only fresh lines are scanned)', async ({ expect }) => {
+  it('refuses a CR/LF in a line after lines equal to the last head\'s (only fresh lines are scanned)', async () => {
     expect((await raw('/same')).text).toMatch(/^HTTP\/1\.1 200 OK\r\n[^]*x-a: fine\r\nx-c: ok\r\n/);
     const { text } = await raw('/crlf');
     expect(text).toMatch(/^HTTP\/1\.1 500 /);
     expect(text).not.toContain('x-injected');
   });
 
-  it.concurrent('HEAD gets the 500 too, and the gateway serves on', async ({ expect }) => {
+  it('HEAD gets the 500 too, and the gateway serves on', async () => {
     const head = await raw('/crlf', 'HEAD');
     expect([head.text.startsWith('HTTP/1.1 500 '), head.text.includes('x-injected'), head.closedByServer]).toEqual([true, false, true]);
     const ok = await raw('/ok');

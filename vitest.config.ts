@@ -17,7 +17,8 @@ const WITH_UWS = [
 ];
 
 // Integration files that change process-wide state their hooks cannot undo: a process of their own.
-const ISOLATED = ['test/integration/uws.test.ts'];
+// pool-probe-p9 patches undici's Pool for the whole process and keeps every pool it sees (review RB).
+const ISOLATED = ['test/integration/uws.test.ts', 'test/unit/pool-probe-p9.test.ts'];
 
 export default defineConfig({
   test: {
@@ -41,7 +42,7 @@ export default defineConfig({
         test: {
           name: 'unit',
           include: ['test/unit/**/*.test.ts', 'test/property/**/*.test.ts'],
-          exclude: [...configDefaults.exclude, ...WITH_UWS],
+          exclude: [...configDefaults.exclude, ...WITH_UWS, ...ISOLATED],
           isolate: false,
         },
       },

@@ -3,7 +3,6 @@ import { BufferedBody } from './body.ts';
 import { Edge, type EdgeHooks } from './server/edge.ts';
 import type { GatewayOptions } from './gateway-options.ts';
 import { EdgeLimits } from './server/limits.ts';
-import { claimWebSocketForwards } from './server/websocket-options.ts';
 import type { GatewayRoute, RouteTable } from './router/table.ts';
 import { HostTable } from './router/hosts.ts';
 import type { GatewayConfig } from './config/schema.ts';
@@ -50,8 +49,6 @@ export class Gateway {
     this.metrics = options.metrics ?? new GatewayMetrics();
     this.events = options.events ?? new GatewayEvents();
     this.table = HostTable.of(options.routes);
-    // WebSocket forwards built in code for these routes: checked against limits.maxWebSocketMessage, as YAML routes are.
-    claimWebSocketForwards(options.limits?.maxWebSocketMessage);
     const metrics = this.metrics;
     const answers = new RequestMetrics(metrics);
     this.hooks = {
@@ -160,7 +157,6 @@ export class Gateway {
    * flight finish on the pipeline they started with.
    */
   replaceRoutes(routes: readonly GatewayRoute[]): void {
-    claimWebSocketForwards(this.hooks.limits?.maxWebSocketMessage);
     this.table = HostTable.of(routes);
   }
 

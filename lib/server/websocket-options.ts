@@ -62,8 +62,9 @@ export interface WebSocketLimits {
  */
 export function websocketLimits(options: WebSocketOptions | true, route = 'route', cap = UWS_MAX_PAYLOAD): WebSocketLimits {
   const o = { ...websocketDefaults, ...(options === true ? {} : options) };
-  const asked = options === true ? undefined : options.maxMessageSize;
-  if (asked !== undefined && asked > cap) throw overCap(route, asked, cap);
+  if (options !== true && options.maxMessageSize !== undefined && options.maxMessageSize > cap) {
+    throw new TypeError(`${route} websocket.maxMessageSize (${options.maxMessageSize}) is over limits.maxWebSocketMessage (${cap}), the most of a client's message uWS takes: lower it, or raise that key`);
+  }
   const limits: WebSocketLimits = {
     maxMessageSize: Math.min(o.maxMessageSize, cap),
     maxConnections: o.maxConnections,
@@ -80,35 +81,5 @@ export function websocketLimits(options: WebSocketOptions | true, route = 'route
   if (limits.maxBuffered <= limits.highWaterMark) {
     throw new TypeError(`${route} websocket.maxBuffered (${limits.maxBuffered}) must be above highWaterMark (${limits.highWaterMark})`);
   }
-  if (asked !== undefined) ASKED.set(limits, asked);
   return limits;
-}
-
-function overCap(route: string, asked: number, cap: number): TypeError {
-  return new TypeError(`${route} websocket.maxMessageSize (${asked}) is over limits.maxWebSocketMessage (${cap}), the most of a client's message uWS takes: lower it, or raise that key`);
-}
-
-/** The `maxMessageSize` a route's options set, by the limits made of them (a default is not asked for: it is read as the cap). */
-const ASKED = new WeakMap<WebSocketLimits, number>();
-
-/** WebSocket forwards built in code (`websocketForward` without a gateway's events), not yet checked against a gateway's cap. */
-const unclaimed: Array<{ route: string; limits: WebSocketLimits; capTo: (limits: WebSocketLimits) => void }> = [];
-
-/** A forward built in code: `claimWebSocketForwards` checks its limits, and gives it the capped ones (`capTo`). */
-export function awaitWebSocketCap(route: string, limits: WebSocketLimits, capTo: (limits: WebSocketLimits) => void): void {
-  unclaimed.push({ route, limits, capTo });
-}
-
-/**
- * What a YAML route's `websocketLimits` does with `limits.maxWebSocketMessage`, for the forwards built in code since
- * the last call (a `Gateway` calls it with its routes, which are built just before it): a forward that asked for more
- * than `cap` is refused (thrown, naming the route and both figures), every other one's `maxMessageSize` is at most `cap`.
- */
-export function claimWebSocketForwards(cap = UWS_MAX_PAYLOAD): void {
-  const forwards = unclaimed.splice(0);
-  for (const f of forwards) {
-    const asked = ASKED.get(f.limits) ?? (f.limits.maxMessageSize === websocketDefaults.maxMessageSize ? undefined : f.limits.maxMessageSize);
-    if (asked !== undefined && asked > cap) throw overCap(`route ${f.route}`, asked, cap);
-  }
-  for (const f of forwards) if (f.limits.maxMessageSize > cap) f.capTo({ ...f.limits, maxMessageSize: cap });
 }

@@ -10,7 +10,7 @@ import type { GatewayRequest, GatewayResponse, Handler } from '../types.ts';
 import type { Service } from '../upstream/service.ts';
 import { upstreamHeaders } from '../upstream/upstream-headers.ts';
 import type { Upstream } from '../upstream/upstream.ts';
-import { awaitWebSocketCap, type WebSocketLimits } from './websocket-options.ts';
+import type { WebSocketLimits } from './websocket-options.ts';
 import { WsLink } from './ws-link.ts';
 import { HANDSHAKE_ANSWER, refusalResponse, relayedHeaders } from './ws-refusal.ts';
 
@@ -79,12 +79,9 @@ export interface WebSocketForwardOptions {
  * request goes to `http` (the route's ordinary forward).
  */
 export function websocketForward(service: Service, http: Handler, options: WebSocketForwardOptions): Handler {
-  const { route, runtime } = options;
-  let limits = options.limits;
+  const { route, limits, runtime } = options;
   const preserveHost = options.preserveHost ?? false;
   const events = options.events ?? null;
-  // Built in code (a YAML route's has the gateway's events, and limits made with its cap): checked by the Gateway it is given to.
-  if (events === null) awaitWebSocketCap(route, limits, (capped) => { limits = capped; });
   const open = openCount(events, options.countKey ?? route);
 
   const connect = (req: GatewayRequest, upstream: Upstream): Observable<GatewayResponse> =>

@@ -57,8 +57,12 @@ type Expected =
   | { kind: 'answer'; status: number; forwarded: Forwarded | null; closes?: boolean }
   /** The connection closes with a 400 or with no answer (uWS refuses some heads itself); the upstream gets no byte. */
   | { kind: 'closed400' }
-  /** uWS closes without an answer; the upstream gets no byte. */
-  | { kind: 'closed' }
+  /**
+   * uWS closes without an answer; the upstream gets no byte. `orOneRead`: the answer when the pieces, sent 5 ms
+   * apart, are read as one all the same (a gateway busy elsewhere; the clean-clone CI run of dfa7aec, three files
+   * at a time, answered a 4.5 KB head in two pieces 431 that way).
+   */
+  | { kind: 'closed'; orOneRead?: number }
   /** uWS holds the connection without an answer; the upstream gets no byte. */
   | { kind: 'held' }
   /** 408 and close; the upstream never gets the request whole. */
@@ -194,7 +198,7 @@ const oversize: fc.Arbitrary<Case> = fc.oneof(
   // Over 4 KiB in one read: uWS hands it over, rxgate answers 431; in pieces uWS closes.
   fc.record({ n: fc.integer({ min: 4500, max: 30_000 }), pieces: fc.integer({ min: 1, max: 8 }) }).map(({ n, pieces }) => ({
     name: `head of ${n} bytes in ${pieces} pieces`, pieces: split(head('GET /public/a HTTP/1.1', [['Host', 'gw'], ...big(n)]), pieces), gapMs: pieces > 1 ? 5 : 0,
-    expected: (pieces === 1 ? { kind: 'answer', status: 431, forwarded: null } : { kind: 'closed' }) as Expected,
+    expected: (pieces === 1 ? { kind: 'answer', status: 431, forwarded: null } : { kind: 'closed', orOneRead: 431 }) as Expected,
   })),
   fc.constant<Case>({ name: 'head of 400 KB whole', pieces: [head('GET /public/a HTTP/1.1', [['Host', 'gw'], ...many(1), ...big(400_000)])], gapMs: 0, expected: { kind: 'closed' } }),
   // Header lines: over maxHeaders (Host counts) is 431; over 48 uWS holds.
@@ -207,7 +211,7 @@ const oversize: fc.Arbitrary<Case> = fc.oneof(
     const apart = pieces > 1 && n > 4200;
     return {
       name: `target of ${n} bytes in ${pieces} pieces`, pieces: split(head(`GET /public/${'u'.repeat(n - 8)} HTTP/1.1`, [['Host', 'gw']]), apart ? pieces : 1), gapMs: apart ? 5 : 0,
-      expected: apart ? { kind: 'closed' } : { kind: 'answer', status: 414, forwarded: null },
+      expected: apart ? { kind: 'closed', orOneRead: 414 } : { kind: 'answer', status: 414, forwarded: null },
     };
   }),
 );
@@ -293,8 +297,12 @@ async function runCase(c: Case): Promise<void> {
       expect(sentUpstream, `${c.name}: bytes reached the upstream`).toBe(0);
       break;
     case 'closed':
-      expect(out.closed, c.name).toBe(true);
-      expect(statuses, c.name).toEqual([]);
+      if (e.orOneRead !== undefined && statuses.length > 0) {
+        expect(statuses, `${c.name}: read as one`).toEqual([e.orOneRead]);
+      } else {
+        expect(out.closed, c.name).toBe(true);
+        expect(statuses, c.name).toEqual([]);
+      }
       expect(sentUpstream, `${c.name}: bytes reached the upstream`).toBe(0);
       break;
     case 'held':
@@ -339,7 +347,7 @@ describe('HTTP/1.1 fuzzing over raw sockets', () => {
     {
       name: 'a head of 4.5 KB in two reads is closed by uWS without an answer',
       pieces: split(head('GET /public/a HTTP/1.1', [['Host', 'gw'], ...big(4500)]), 2), gapMs: 5,
-      expected: { kind: 'closed' },
+      expected: { kind: 'closed', orOneRead: 431 },
     },
     {
       name: '48 header lines (over maxHeaders, all uWS takes) are answered 431 by rxgate',

@@ -1,11 +1,10 @@
 import { writeFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it, type TestContext } from 'vitest';
 import { rxgateRuns, type RxgateProcess, type RxgateRuns } from '../support/rxgate-process.ts';
 import { startUpstream } from '../support/servers.ts';
+import { startSpanCollector } from '../support/span-collector.ts';
 import { until } from '../support/wait.ts';
 
 /**
@@ -161,18 +160,10 @@ routes:
 
 describe.concurrent('traces at exit', { timeout: 60_000 }, () => {
   it('exports the spans of a request that finishes during the drain, with a BatchSpanProcessor and no process.exit wrapper', async (ctx) => {
-    // A stand-in collector: each POST is one exported batch.
-    const spans: Array<{ name: string; kind: number; traceId: string }> = [];
-    const collector: Server = createServer((req, res) => {
-      let body = '';
-      req.on('data', (c: Buffer) => { body += c.toString(); });
-      req.on('end', () => {
-        spans.push(...(JSON.parse(body) as typeof spans));
-        res.end();
-      });
-    });
-    await new Promise<void>((r) => collector.listen(0, '127.0.0.1', r));
-    closers.push(() => new Promise((r) => collector.close(() => r())));
+    // A stand-in collector: each POST is one exported batch (test/support/span-collector.ts).
+    const collector = await startSpanCollector();
+    const spans = collector.spans;
+    closers.push(() => collector.close());
     // An upstream that answers 2 s after the request came.
     let arrived = false;
     const slow = await startUpstream((req, res) => {
@@ -190,7 +181,7 @@ services:
   slow: { upstreams: ["${slow.url}"] }
 routes:
   - { path: /slow, service: slow }
-`, [], { OTEL_TEST_COLLECTOR: `http://127.0.0.1:${(collector.address() as AddressInfo).port}/v1/traces` }, ['--import', preload]);
+`, [], { OTEL_TEST_COLLECTOR: collector.url }, ['--import', preload]);
     const answer = request(`${gw}/slow`).then(async (res) => ({ status: res.statusCode, body: await res.body.text() }));
     await until(() => arrived);
     p.proc.kill('SIGTERM');

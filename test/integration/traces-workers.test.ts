@@ -1,9 +1,8 @@
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { request } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
 import { rxgateRuns, type RxgateRuns } from '../support/rxgate-process.ts';
 import { startUpstream } from '../support/servers.ts';
+import { startSpanCollector } from '../support/span-collector.ts';
 import { until } from '../support/wait.ts';
 
 /**
@@ -20,17 +19,9 @@ afterEach(async () => {
 
 describe('traces at exit under --workers 2', { timeout: 60_000 }, () => {
   it('exports the spans of a request a worker finishes during the drain', async () => {
-    const spans: Array<{ name: string; kind: number; traceId: string }> = [];
-    const collector: Server = createServer((req, res) => {
-      let body = '';
-      req.on('data', (c: Buffer) => { body += c.toString(); });
-      req.on('end', () => {
-        spans.push(...(JSON.parse(body) as typeof spans));
-        res.end();
-      });
-    });
-    await new Promise<void>((r) => collector.listen(0, '127.0.0.1', r));
-    closers.push(() => new Promise<void>((r) => collector.close(() => r())));
+    const collector = await startSpanCollector();
+    const spans = collector.spans;
+    closers.push(() => collector.close());
     let arrived = false;
     const slow = await startUpstream((req, res) => {
       req.resume();
@@ -49,7 +40,7 @@ services:
 routes:
   - { path: /slow, service: slow }
 `);
-    const p = runs.start(['--config', file, '--workers', '2'], { OTEL_TEST_COLLECTOR: `http://127.0.0.1:${(collector.address() as AddressInfo).port}/v1/traces` }, ['--import', preload]);
+    const p = runs.start(['--config', file, '--workers', '2'], { OTEL_TEST_COLLECTOR: collector.url }, ['--import', preload]);
     const listening = await p.logged('rxgate listening');
     const answer = request(`http://127.0.0.1:${listening['port'] as number}/slow`).then(async (res) => ({ status: res.statusCode, body: await res.body.text() }));
     await until(() => arrived);

@@ -2,8 +2,8 @@ import { constants } from 'node:os';
 import type { Logger } from '../observe/log.ts';
 import { registeredTracerProvider } from '../observe/tracing.ts';
 
-/** How long the exit waits for a tracing SDK to export what it holds. */
-const FLUSH_TIMEOUT = 2 * 1000; // 2s
+/** How long an exit waits for a tracing SDK to export what it holds (the CLI's, and each worker's: worker-main.ts). */
+export const FLUSH_TIMEOUT = 2 * 1000; // 2s
 
 export interface SignalActions {
   /** The graceful stop (SIGTERM, SIGINT); the process exits 0 when it resolves. */
@@ -37,14 +37,9 @@ export function handleSignals({ drain, reload, logger, stopNow }: SignalActions)
     if (draining) {
       stopping = true;
       logger.warn({ signal }, 'rxgate: second signal, exiting now');
-      let timer: NodeJS.Timeout | undefined;
-      const late = new Promise<void>((resolve) => { timer = setTimeout(resolve, FLUSH_TIMEOUT); });
-      // The stop first: what it cuts off ends its spans, which the flush then exports.
-      const stopped = Promise.resolve().then(() => stopNow?.()).catch(() => undefined).then(() => flushTraces(FLUSH_TIMEOUT));
-      void Promise.race([stopped, late]).then(() => {
-        clearTimeout(timer);
-        process.exit(code);
-      });
+      // The stop first: what it cuts off ends its spans, which the flush then exports; both within FLUSH_TIMEOUT.
+      const stopThenFlush = (): Promise<void> => settledWithin(() => stopNow?.(), FLUSH_TIMEOUT).then(() => flushTraces(FLUSH_TIMEOUT));
+      void settledWithin(stopThenFlush, FLUSH_TIMEOUT).then(() => process.exit(code));
       return;
     }
     draining = true;
@@ -71,11 +66,19 @@ export function handleSignals({ drain, reload, logger, stopNow }: SignalActions)
 export async function flushTraces(timeoutMs: number): Promise<void> {
   const provider = registeredTracerProvider() as { forceFlush?: () => Promise<unknown> } | null;
   if (typeof provider?.forceFlush !== 'function') return;
+  await settledWithin(() => provider.forceFlush!(), timeoutMs);
+}
+
+/**
+ * Runs `work` and settles when it does or after `timeoutMs`, whichever comes
+ * first, never rejecting: work that throws or returns no Promise must not
+ * turn a stop into an unhandled rejection (review RD 7).
+ */
+async function settledWithin(work: () => unknown, timeoutMs: number): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
   const late = new Promise<void>((resolve) => { timer = setTimeout(resolve, timeoutMs); });
-  // A flush that throws or returns no Promise must not turn a clean stop into an unhandled rejection (review RD 7).
-  const flushed = Promise.resolve().then(() => provider.forceFlush!()).catch(() => undefined);
-  await Promise.race([flushed, late]);
+  const done = Promise.resolve().then(work).then(() => undefined, () => undefined);
+  await Promise.race([done, late]);
   clearTimeout(timer);
 }
 

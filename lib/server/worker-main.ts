@@ -4,7 +4,7 @@ import { gatewayPageData } from '../admin/page.ts';
 import { runCli } from '../cli.ts';
 import type { PipelineFactory } from '../config/build.ts';
 import { controlKeys } from '../lifecycle/controls.ts';
-import { flushTraces } from '../lifecycle/signals.ts';
+import { FLUSH_TIMEOUT, flushTraces } from '../lifecycle/signals.ts';
 import type { ReloadResult, StagedReload } from '../lifecycle/reload.ts';
 import type { Served } from '../lifecycle/serve.ts';
 import { Resources } from '../resources/registry.ts';
@@ -12,8 +12,6 @@ import type { StageDefinition } from '../stages/define.ts';
 import type { ListenAnswer, WorkerData, WorkerQuery, WorkerReloaded, WorkerReply } from './worker-messages.ts';
 
 const data = workerData as WorkerData;
-/** How long a drained worker waits for its tracing SDK's export, as the CLI (signals.ts). */
-const FLUSH_MS = 2 * 1000; // 2s
 const port = parentPort!;
 /** `drain` or `stop` told while the gateway was still starting: acted on once it serves. */
 let early: 'drain' | 'stop' | null = null;
@@ -111,10 +109,10 @@ if (gateway !== null && served !== null) {
   onMessage = (msg) => {
     if (msg === 'stop') {
       // At once (a second signal, or the drain's backstop), yet what it cut off is traced: the flush, at most 2 s.
-      void gateway.close().finally(() => flushTraces(FLUSH_MS)).finally(() => port.close());
+      void gateway.close().finally(() => flushTraces(FLUSH_TIMEOUT)).finally(() => port.close());
     } else if (msg === 'drain') {
       // This thread's tracing SDK (the preload runs in each) exports what it holds, as the CLI's main thread does.
-      void drain().then(() => flushTraces(FLUSH_MS)).finally(() => port.close());
+      void drain().then(() => flushTraces(FLUSH_TIMEOUT)).finally(() => port.close());
     } else if (typeof msg === 'object' && msg !== null && typeof msg.id === 'number') {
       answer(msg).then(
         (value) => port.postMessage({ type: 'rxgate:reply', id: msg.id, value } satisfies WorkerReply),
@@ -138,7 +136,7 @@ if (gateway !== null && served !== null) {
     port.postMessage({ type: 'rxgate:crashed', id: 0, error: err instanceof Error ? err.stack ?? err.message : String(err) } satisfies WorkerReply);
     crashed = true;
     // Its last counts go to the main thread, which keeps them in the process totals (workers.ts).
-    void drain().then(() => flushTraces(FLUSH_MS)).finally(async () => {
+    void drain().then(() => flushTraces(FLUSH_TIMEOUT)).finally(async () => {
       try {
         port.postMessage({ type: 'rxgate:final', id: 0, value: await gateway.metrics.registry.getMetricsAsJSON() } satisfies WorkerReply);
       } finally {

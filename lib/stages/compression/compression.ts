@@ -207,6 +207,9 @@ function notModified(res: GatewayResponse, ifNoneMatch: string | undefined, comp
   return { ...res, headers };
 }
 
+/** `Content-Range`'s complete length (`bytes 0-9/1234`, `bytes *\/1234`). */
+const COMPLETE_LENGTH = /\/\s*(\d+)\s*$/;
+
 /**
  * A part (206) or a 416 goes as it is, identity: the stage cannot make the
  * whole 200 of it, which nginx's gzip answers instead (its range filter
@@ -219,7 +222,7 @@ function notModified(res: GatewayResponse, ifNoneMatch: string | undefined, comp
 function part(res: GatewayResponse, settings: Settings): GatewayResponse {
   const h = res.headers;
   if (encoded(getHeader(h, 'content-encoding')) || !settings.compressible(getHeader(h, 'content-type')) || noTransform(getHeader(h, 'cache-control'))) return res;
-  const complete = /\/\s*(\d+)\s*$/.exec(getHeader(h, 'content-range') ?? '');
+  const complete = COMPLETE_LENGTH.exec(getHeader(h, 'content-range') ?? '');
   if (complete !== null && Number(complete[1]) < settings.minSize) return res;
   const headers = h.slice();
   addVary(headers, 'Accept-Encoding');

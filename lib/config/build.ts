@@ -113,10 +113,10 @@ export function buildGateway(config: GatewayConfig, pipeline: PipelineFactory | 
   return gateway;
 }
 
-/** `ipFilter: false` beside `trustedProxies` and a rate limit by address: one bucket per proxy (see `unresolvedClientRoutes`). */
+/** `ipFilter: false` beside `trustedProxies` and a rate limit keyed by ip: one bucket per proxy (see `unresolvedClientRoutes`). */
 function warnUnresolvedClients(config: GatewayConfig, logger: Logger): void {
   const routes = unresolvedClientRoutes(config);
   if (routes.length > 0) {
-    logger.warn({ routes }, 'ipFilter: false resolves no client behind trustedProxies on these routes: their rateLimit counts every client behind a proxy as that proxy (ipFilter: { allow: [], deny: [] } keeps resolving)');
+    logger.warn({ routes }, 'ipFilter: false resolves no client behind trustedProxies on these routes: their rateLimit by ip counts every client behind a proxy as that proxy (ipFilter: { allow: [], deny: [] } keeps resolving)');
   }
 }

@@ -30,10 +30,12 @@ export function checkGatewayWideIpFilter(config: GatewayConfig, stages: StageReg
 
 /**
  * The routes that turn the stage off with `ipFilter: false` while
- * `trustedProxies` is set and keep a rate limit that keys by the client's
- * address (`key: ip`, the default, or a claim or header, which fall back to
- * it): off, the stage resolves no address there, so every client behind a
- * trusted proxy is counted as that proxy. Logged as a warning at start and
+ * `trustedProxies` is set and keep a rate limit keyed by the client's
+ * address (`key: ip`, the default): off, the stage resolves no address
+ * there, so every client behind a trusted proxy is counted as that proxy.
+ * A claim or header key is not named: it counts by the client's address
+ * only for a request without that claim or header, which a config cannot
+ * tell (docs/known-behaviour.md says so). Logged as a warning at start and
  * on each reload (refusing them would break configs that run);
  * `ipFilter: { allow: [], deny: [] }` clears the lists and keeps resolving.
  */
@@ -42,7 +44,8 @@ export function unresolvedClientRoutes(config: GatewayConfig): string[] {
   const out: string[] = [];
   config.routes.forEach((route, i) => {
     const limit = route['rateLimit'] as { key?: unknown } | false | undefined;
-    if (route.ipFilter !== false || limit === undefined || limit === false || limit.key === 'route') return;
+    if (route.ipFilter !== false || limit === undefined || limit === false) return;
+    if (limit.key !== undefined && limit.key !== 'ip') return;
     out.push(`routes[${i}] (${route.name ?? route.path})`);
   });
   return out;

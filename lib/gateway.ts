@@ -56,7 +56,8 @@ export class Gateway {
       ...(options.requestId !== undefined ? { requestId: options.requestId } : {}),
       dispatch: (req) => this.dispatch(req),
       start: (req, observer) => this.start(req, observer),
-      limits: new EdgeLimits(options.limits),
+      // Its refusals (429, 414, 431) go out through the cors of the route the request would reach.
+      limits: new EdgeLimits(options.limits, (req, err) => this.table.refuse(req, err)),
       onAnswer: (req, status, error, now) => answers.answered(req.locals.route ?? 'none', status, req.receivedAt, error, req.locals.cache, now),
       onHeadRefused: (req, status, error) => answers.refused(req.locals.route ?? 'none', status, error),
       onClientAbort: () => metrics.clientAborts.inc(),

@@ -113,6 +113,11 @@ export class HostTable {
     return this.tableFor(req).start(req, observer);
   }
 
+  /** `RouteTable.refuse` in the table that would serve the request. */
+  refuse(req: GatewayRequest, err: unknown): Observable<never> {
+    return this.tableFor(req).refuse(req, err);
+  }
+
   /**
    * The first table that serves the path: the exact name's, then each
    * wildcard's that covers the name (longest first), then the routes

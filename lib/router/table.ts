@@ -127,6 +127,27 @@ export class RouteTable {
     return route.value.handler;
   }
 
+  /**
+   * `err`, a refusal the edge made before routing (429 over
+   * `maxRequestsPerClient`, 414, 431: `EdgeLimits.refused`), through the
+   * refusal policy (cors) of the route the request would reach, or for a
+   * method no route there allows, of the route a 405 would take; none when
+   * no route serves the path. A preflight gets the refusal as it is: a
+   * browser fails a preflight answered with anything but 2xx whatever its
+   * headers, and the route's cors would answer it 204 in the refusal's place.
+   */
+  refuse(req: GatewayRequest, err: unknown): Observable<never> {
+    const fail = (): Observable<never> => throwError(() => err);
+    if (req.method === 'OPTIONS' && req.headers['access-control-request-method'] !== undefined) return fail();
+    let entry: Entry | null;
+    try {
+      entry = (this.conditional ? this.router.match(req.method, req.normalizedPath, passes, req) : this.router.match(req.method, req.normalizedPath)).route.value;
+    } catch (e) {
+      entry = e instanceof MethodNotAllowedError ? this.router.find(req.normalizedPath, hasRefusal)?.value ?? null : null;
+    }
+    return entry === null || entry.refusal === null ? fail() : entry.refusal(fail)(req) as Observable<never>;
+  }
+
   /** A 405, through the refusal policy of the most specific route on the path that has one. */
   private refused(req: GatewayRequest, err: MethodNotAllowedError): Handler | Observable<never> {
     const fail = (): Observable<never> => throwError(() => err);

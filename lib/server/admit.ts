@@ -1,4 +1,4 @@
-import { Observable, throwError, type Observer, type Subscriber, type Unsubscribable } from 'rxjs';
+import { Observable, type Observer, type Subscriber, type Unsubscribable } from 'rxjs';
 import { RequestTimeoutError, TooManyInFlightError, type GatewayError } from '../errors.ts';
 import type { GatewayRequest, GatewayResponse } from '../types.ts';
 import type { Exchange } from './connection.ts';
@@ -8,7 +8,9 @@ import { RequestBody } from './request-body.ts';
 
 /**
  * The pipeline's response to subscribe for `req`, or the refusal of a limit:
- * 414 or 431 for the head, 429 over `maxRequestsPerClient`. With a body and
+ * 414 or 431 for the head, 429 over `maxRequestsPerClient`, each through
+ * the refusal policy of the route the request would reach (its cors:
+ * `EdgeLimits.refused`). With a body and
  * `bodyIdleTimeout`, or a per-client limit, the pipeline runs inside an
  * `Admitted`, which stops watching the body and frees the slot when it
  * ends; with neither, null: the exchange runs the pipeline itself
@@ -19,14 +21,13 @@ export function admit(hooks: EdgeHooks, req: GatewayRequest, exchange: Exchange,
   if (limits === undefined) return null;
   // Judged by the caller when the request is dispatched on a later turn (edge.ts: `closing`).
   const refused = headRefusal !== undefined ? headRefusal : limits.refusal(req);
-  if (refused !== null) return throwError(() => refused);
+  if (refused !== null) return limits.refused(req, refused);
   const body = limits.sweep !== null && req.body instanceof RequestBody ? req.body : null;
   if (body === null && limits.slots === null) return null;
   return new Observable<GatewayResponse>(function admitted(subscriber) {
     const client = limits.slots === null ? null : limits.clientOf(req);
     if (client !== null && !limits.slots!.acquire(client)) {
-      subscriber.error(new TooManyInFlightError(`this client already has ${limits.slots!.max} requests in flight`));
-      return undefined;
+      return limits.refused(req, new TooManyInFlightError(`this client already has ${limits.slots!.max} requests in flight`)).subscribe(subscriber);
     }
     const running = new Admitted(limits, exchange, body, client, subscriber);
     try {

@@ -1,8 +1,9 @@
+import { throwError, type Observable } from 'rxjs';
 import { parseDuration, type Duration } from '../duration.ts';
 import { HeadersTooLargeError, UriTooLongError, type GatewayError } from '../errors.ts';
 import { CidrList } from '../stages/ip-filter/cidr.ts';
 import { ClientAddressResolver } from '../stages/ip-filter/client-address.ts';
-import type { GatewayRequest } from '../types.ts';
+import type { GatewayRequest, GatewayResponse } from '../types.ts';
 import { lastHeadFieldBytes, lastHeadFields } from './head-rules.ts';
 import { ClientSlots, IdleSweep, ROUNDS, type IdleWatched } from './limits-cores.ts';
 import { UWS_MAX_HEADERS, type LimitsConfig } from './limits-schema.ts';
@@ -10,6 +11,9 @@ import { setUwsHeadersSize } from './uws-head-size.ts';
 import { UWS_MAX_PAYLOAD } from './websocket-options.ts';
 
 export type { IdleWatched } from './limits-cores.ts';
+
+/** How an edge refusal made before routing is answered: `err` through the refusal policy of the route `req` would reach. */
+export type RefusalAnswer = (req: GatewayRequest, err: GatewayError) => Observable<never>;
 export { admit } from './admit.ts';
 
 export interface LimitsOptions {
@@ -78,7 +82,11 @@ export class EdgeLimits {
   private readonly resolver: ClientAddressResolver | null;
   private timer: ReturnType<typeof setInterval> | null = null;
 
-  constructor(options: LimitsOptions = {}) {
+  /**
+   * @param answer how `refused` answers: the gateway's route table (its
+   * routes' cors), so a page can read a 429, 414 or 431; none: the error as it is
+   */
+  constructor(options: LimitsOptions = {}, private readonly answer: RefusalAnswer | null = null) {
     const o = { ...limitsDefaults, ...options };
     for (const key of ['maxHeaderBytes', 'maxHeaders', 'maxUrlLength'] as const) {
       if (!Number.isInteger(o[key]) || o[key] < 1) throw new TypeError(`limits.${key}: expected a positive integer, got ${o[key]}`);
@@ -109,6 +117,11 @@ export class EdgeLimits {
     const bytes = req.method.length + target + 12 + lastHeadFieldBytes() + 2;
     if (bytes > this.maxHeaderBytes) return new HeadersTooLargeError(`the request head is larger than ${this.maxHeaderBytes} bytes`);
     return null;
+  }
+
+  /** `err`, a refusal of these limits, as the answer to `req` (see the constructor's `answer`). Off the hot path. */
+  refused(req: GatewayRequest, err: GatewayError): Observable<GatewayResponse> {
+    return this.answer === null ? throwError(() => err) : this.answer(req, err);
   }
 
   /** The address `maxRequestsPerClient` counts by. */

@@ -1,4 +1,5 @@
 import { spawnSync, type ChildProcess } from 'node:child_process';
+import { chooseCliFrom, cliFromLine, newerInput, type CliChoice } from './cli-from.ts';
 import { startRedisServer, stopRedisServer } from './redis-server.ts';
 import { createServer } from 'node:net';
 import type { TestProject } from 'vitest/node';
@@ -7,11 +8,24 @@ import type { TestProject } from 'vitest/node';
  * Starts one real `redis-server` on a free loopback port for the whole run and
  * hands its URL to tests through `inject('redisUrl')`. Without redis-server
  * the Redis tests say so loudly; under CI (`CI=true`) they fail instead of
- * skipping (see test/support/redis.ts).
+ * skipping (see test/support/redis.ts). Decides once where the tests' rxgate
+ * processes load rxgate from (test/support/cli-from.ts), says so, and hands it
+ * over as `inject('rxgateCli')`.
  */
 let redis: ChildProcess | undefined;
+// vitest loads this module and calls setup once per project that runs files: the choice is made, and
+// said, once per run (held on globalThis, which the projects' module instances share).
+const CLI_KEY = Symbol.for('rxgate.tests.cliFrom');
+type Made = Promise<{ choice: CliChoice; at: number }>;
+const held = globalThis as { [CLI_KEY]?: Made };
 
 export async function setup(project: TestProject): Promise<void> {
+  const at = Date.now();
+  held[CLI_KEY] ??= chooseCliFrom().then((choice) => {
+    console.warn(`\n${cliFromLine(choice)}\n`);
+    return { choice, at };
+  });
+  project.provide('rxgateCli', (await held[CLI_KEY]).choice.from);
   const found = spawnSync('redis-server', ['--version'], { encoding: 'utf8' });
   if (found.status !== 0) {
     console.warn('\n[rxgate tests] redis-server NOT FOUND: Redis tests will be ' +
@@ -26,6 +40,11 @@ export async function setup(project: TestProject): Promise<void> {
 
 export async function teardown(): Promise<void> {
   if (redis !== undefined) await stopRedisServer(redis);
+  // A source changed during a run from dist/: processes started after it ran the build from before it.
+  const made = await held[CLI_KEY];
+  delete held[CLI_KEY];
+  const changed = made?.choice.from === 'dist' ? newerInput(made.at) : undefined;
+  if (changed !== undefined) console.warn(`\n[rxgate tests] ${changed} CHANGED DURING THE RUN: rxgate processes started from dist/ after that ran the code from before it\n`);
 }
 
 export function freePort(): Promise<number> {
@@ -42,5 +61,6 @@ export function freePort(): Promise<number> {
 declare module 'vitest' {
   export interface ProvidedContext {
     redisUrl: string;
+    rxgateCli: import('./cli-from.ts').CliFrom;
   }
 }

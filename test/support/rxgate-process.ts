@@ -4,15 +4,27 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { request } from 'undici';
+import { inject } from 'vitest';
+import type { CliFrom } from './cli-from.ts';
 import { until } from './wait.ts';
 
 /**
- * An rxgate process run as bin/rxgate.mjs runs it, on the sources (through
- * the repository's TypeScript loader) instead of dist/, with its JSON log
- * lines parsed as they come.
+ * An rxgate process run as bin/rxgate.mjs runs it, with its JSON log lines
+ * parsed as they come: from dist/ when the global setup found it the build of
+ * the current sources, else on the sources through the repository's
+ * TypeScript loader (test/support/cli-from.ts; the run says which).
  */
 
 const ROOT = join(import.meta.dirname, '../..');
+const here = (path: string): string => pathToFileURL(join(ROOT, path)).href;
+
+/** Where this run's rxgate processes load rxgate from. */
+export const CLI_FROM: CliFrom = inject('rxgateCli') ?? 'loader';
+
+/** The CLI and the package's entry a runner imports, and node's arguments that go before the runner. */
+export const CLI = CLI_FROM === 'dist'
+  ? { cli: here('dist/cli.js'), index: here('dist/index.js'), node: [] as string[] }
+  : { cli: here('lib/cli.ts'), index: here('lib/index.ts'), node: ['--import', join(ROOT, 'bin/loader/register.mjs')] };
 
 export interface RxgateProcess {
   proc: ChildProcess;
@@ -39,8 +51,8 @@ export interface RxgateRuns {
 export function rxgateRuns(): RxgateRuns {
   const dir = mkdtempSync(join(tmpdir(), 'rxgate-run-'));
   const run = join(dir, 'run.mjs');
-  writeFileSync(run, `import { runCli } from ${JSON.stringify(pathToFileURL(join(ROOT, 'lib/cli.ts')).href)};
-await runCli(process.argv.slice(2), { module: ${JSON.stringify(pathToFileURL(join(ROOT, 'lib/index.ts')).href)} });
+  writeFileSync(run, `import { runCli } from ${JSON.stringify(CLI.cli)};
+await runCli(process.argv.slice(2), { module: ${JSON.stringify(CLI.index)} });
 `);
   const children = new Set<ChildProcess>();
   let files = 0;
@@ -57,7 +69,7 @@ await runCli(process.argv.slice(2), { module: ${JSON.stringify(pathToFileURL(joi
         if (v === undefined) delete full[k];
         else full[k] = v;
       }
-      const proc = spawn(process.execPath, [...nodeFlags, '--import', join(ROOT, 'bin/loader/register.mjs'), run, ...args], { env: full, stdio: ['ignore', 'pipe', 'pipe'] });
+      const proc = spawn(process.execPath, [...nodeFlags, ...CLI.node, run, ...args], { env: full, stdio: ['ignore', 'pipe', 'pipe'] });
       children.add(proc);
       return watchLines(proc);
     },

@@ -1,0 +1,78 @@
+import { execFile } from 'node:child_process';
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { promisify } from 'node:util';
+
+/**
+ * Where the tests' rxgate processes (test/support/rxgate-process.ts) load rxgate from, decided once per
+ * vitest run by the global setup: `dist` when dist/ is the build of the current sources (`npm test` builds
+ * it first), else `loader`, the sources through bin/loader (what every run did until session 12). Starting
+ * from dist/ takes ~1 s of CPU a start off the ~2 s the loader takes (docs/testing.md, twelfth round); a
+ * stale dist/ would run old code, so anything short of proof keeps the loader.
+ */
+export type CliFrom = 'dist' | 'loader';
+
+export interface CliChoice {
+  from: CliFrom;
+  /** Why, for the line the run prints. */
+  why: string;
+}
+
+const ROOT = join(import.meta.dirname, '../..');
+const TSC = join(ROOT, 'node_modules/typescript/bin/tsc');
+const STAMP = join(ROOT, 'dist/.tsbuildinfo');
+
+function filesUnder(dir: string): string[] {
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir, { withFileTypes: true, recursive: true })
+    .filter((e) => e.isFile())
+    .map((e) => join(e.parentPath, e.name));
+}
+
+/** What the build reads or what a start from dist/ depends on besides dist/: lib/, bin/, package.json, the tsconfig files. */
+function inputs(): string[] {
+  const tsconfigs = readdirSync(ROOT).filter((f) => /^tsconfig.*\.json$/.test(f)).map((f) => join(ROOT, f));
+  return [...filesUnder(join(ROOT, 'lib')), ...filesUnder(join(ROOT, 'bin')), join(ROOT, 'package.json'), ...tsconfigs];
+}
+
+/** The newest of the inputs no older than `than` (ms), or undefined. */
+export function newerInput(than: number): string | undefined {
+  let newest: { file: string; at: number } | undefined;
+  for (const file of inputs()) {
+    const at = statSync(file).mtimeMs;
+    if (at >= than && (newest === undefined || at > newest.at)) newest = { file, at };
+  }
+  return newest && relative(ROOT, newest.file);
+}
+
+/**
+ * `dist` only when all of these hold: RXGATE_TEST_CLI is not `loader`; dist/.tsbuildinfo is newer than
+ * every input (lib/, bin/, package.json, tsconfig*.json); `tsc -b --dry` finds the build up to date (a build
+ * that stopped early or left errors to report is not); every lib/ source has its output; no build rewrote
+ * dist/.tsbuildinfo meanwhile. The proof package.test.ts asks before it packs the repository's dist/.
+ */
+export async function chooseCliFrom(env: NodeJS.ProcessEnv = process.env): Promise<CliChoice> {
+  if (env['RXGATE_TEST_CLI'] === 'loader') return { from: 'loader', why: 'RXGATE_TEST_CLI=loader' };
+  if (!existsSync(STAMP)) return { from: 'loader', why: 'no dist/.tsbuildinfo: dist/ was never built here' };
+  const stamp = statSync(STAMP).mtimeMs;
+  const newer = newerInput(stamp);
+  if (newer !== undefined) return { from: 'loader', why: `${newer} is newer than dist/` };
+  const dry = await promisify(execFile)(process.execPath, [TSC, '-b', '--dry', '--verbose', join(ROOT, 'tsconfig.build.json')], { cwd: ROOT })
+    .then(({ stdout }) => stdout, (err: Error) => err.message);
+  if (!/is up to date because/.test(dry)) return { from: 'loader', why: '`tsc -b --dry` would build again' };
+  const missing = filesUnder(join(ROOT, 'lib'))
+    .filter((f) => /\.(ts|mjs)$/.test(f))
+    .find((f) => !existsSync(join(ROOT, 'dist', relative(join(ROOT, 'lib'), f).replace(/\.ts$/, '.js'))));
+  if (missing !== undefined) return { from: 'loader', why: `${relative(ROOT, missing)} has no output in dist/` };
+  if (statSync(STAMP).mtimeMs !== stamp) return { from: 'loader', why: 'a build rewrote dist/ while it was checked' };
+  return { from: 'dist', why: 'dist/ is the build of the current sources' };
+}
+
+/** The line the run prints: which mode, why, and what to do for the other. */
+export function cliFromLine(choice: CliChoice): string {
+  return choice.from === 'dist'
+    ? `[rxgate tests] rxgate processes start FROM dist/ (${choice.why}; RXGATE_TEST_CLI=loader runs the sources through the loader)`
+    : `[rxgate tests] rxgate processes start THROUGH THE TYPESCRIPT LOADER (${choice.why}): ~1 s more CPU a start; ` +
+      '`npm run build` first (npm test does) to start them from dist/. cli, fleet and config-schema run bin/rxgate.mjs, ' +
+      'which is dist/ whatever this says';
+}

@@ -13,18 +13,31 @@ import { applyNotModified, revalidationHeaders, selects } from './revalidation.t
  * at a time; a failed one leaves the entry as it was, so a later stale hit
  * tries again. It carries `entry`'s validators: a 304 freshens the entry
  * without a body (one that is about another response is followed by a GET
- * without them), a 200 replaces it.
+ * without them), a 200 replaces it. An answer that may not be stored but
+ * says the resource changed or is gone (`supersedes`) deletes it: kept, it
+ * was served `STALE` for the whole window, and refreshed on every hit.
  */
 export function revalidate(ctx: CacheContext, req: GatewayRequest, base: string, key: string, entry: CacheEntry | null): void {
   const revalidating = ctx.revalidating;
   if (revalidating.has(key)) return;
   revalidating.add(key);
-  refresh(ctx, req, base, entry, () => {
+  refresh(ctx, req, base, entry, entry, () => {
     revalidating.delete(key);
   });
 }
 
-function refresh(ctx: CacheContext, req: GatewayRequest, base: string, entry: CacheEntry | null, done: () => void): void {
+/**
+ * An answer that replaces what is stored even when it may not be stored
+ * itself (`no-store`, `private`, a `Set-Cookie`, a status not listed, too
+ * large): not an error (2xx, 3xx, as for an unsafe method's invalidation),
+ * or a `404`/`410` (the resource is gone). A 5xx, a `429` and other 4xx
+ * leave the entry to a later try.
+ */
+export function supersedes(status: number): boolean {
+  return status < 400 || status === 404 || status === 410;
+}
+
+function refresh(ctx: CacheContext, req: GatewayRequest, base: string, stale: CacheEntry | null, entry: CacheEntry | null, done: () => void): void {
   // One-shot: an exchange can end twice (its 304 handled, then undici's length check fails it),
   // and once a GET without validators follows a 304, that GET finishes the refresh.
   let over = false;
@@ -48,7 +61,7 @@ function refresh(ctx: CacheContext, req: GatewayRequest, base: string, entry: Ca
         res.body?.destroy();
         if (!selects(old, res)) {
           over = true;
-          refresh(ctx, req, base, null, done);
+          refresh(ctx, req, base, stale, null, done);
           return;
         }
         applyNotModified(ctx, base, bg, old, res, ctx.clock.now());
@@ -60,6 +73,7 @@ function refresh(ctx: CacheContext, req: GatewayRequest, base: string, entry: Ca
       if (plan === null || (body !== null && body.length !== null && body.length > ctx.maxEntrySize)) {
         body?.destroy();
         sub.unsubscribe();
+        if (stale !== null && supersedes(res.status)) ctx.table.remove(base, req, stale);
         finish();
         return;
       }

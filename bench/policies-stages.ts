@@ -26,6 +26,7 @@
  *   node --expose-gc --min-semi-space-size=64 --max-semi-space-size=64 --import ./bin/loader/register.mjs bench/policies-stages.ts --alloc
  *   node --import ./bin/loader/register.mjs bench/policies-stages.ts --cold 2048   # caches evicted around each request
  *   node --import ./bin/loader/register.mjs bench/policies-stages.ts --mixed   # after other routes' stages ran; adds the full route
+ *   node --import ./bin/loader/register.mjs bench/policies-stages.ts --expire 61000   # measured, every cached token expired once under load, measured again
  */
 import { parseArgs } from 'node:util';
 import { Observable, type Observer } from 'rxjs';
@@ -40,7 +41,7 @@ const { values } = parseArgs({
   options: {
     mode: { type: 'string' }, requests: { type: 'string' }, batches: { type: 'string' }, inflight: { type: 'string' },
     config: { type: 'string' }, clock: { type: 'string' }, rounds: { type: 'string' }, only: { type: 'string' }, alloc: { type: 'boolean' }, single: { type: 'boolean' },
-    cold: { type: 'string' }, retried: { type: 'boolean' }, mixed: { type: 'boolean' },
+    cold: { type: 'string' }, retried: { type: 'boolean' }, mixed: { type: 'boolean' }, expire: { type: 'string' },
   },
 });
 // The V8 flags the gateway's CLI sets at start (unless given to node here).
@@ -61,6 +62,19 @@ const COLD = new Uint8Array(Number(values.cold ?? 0) * 1024);
 function evict(): void {
   for (let i = 0; i < COLD.length; i += 64) COLD[i]!++;
 }
+/**
+ * `--expire MS`: the cases are measured, then the wall clock (Date.now, what
+ * auth's token cache reads) moves MS ahead while INFLIGHT requests of each
+ * case are started, so with MS past `tokenCacheTtl` (60 s) every one of them
+ * finds its token expired and takes the asynchronous verification (a Promise,
+ * RxJS's `from` and `switchMap`), as a gateway's requests do once a minute;
+ * then the cases are measured again. `--expire 0` is the control: the same
+ * requests and wait, nothing expires.
+ */
+const EXPIRE = values.expire === undefined ? null : Number(values.expire);
+const realDateNow = Date.now;
+let skewMs = 0;
+if (EXPIRE !== null) Date.now = () => realDateNow() + skewMs;
 const config = benchConfig(values.config ?? new URL('./configs/policies.yaml', import.meta.url), 'policies.yaml');
 
 const resHeaders = ['content-type', 'application/json', 'content-length', '1068', 'date', 'Sun, 29 Nov 2026 04:00:00 GMT'];
@@ -242,20 +256,38 @@ if (values.alloc === true) {
   }
   process.exit(0);
 }
-const best = new Map<string, number>([...cases, ...misses].map(([name]) => [name, Infinity]));
-for (let r = 0; r < ROUNDS; r++) {
-  for (let b = 0; b < BATCHES; b++) {
-    for (const [name, h] of cases) best.set(name, Math.min(best.get(name)!, batch(h)));
-    for (const [name, h, make] of misses) best.set(name, Math.min(best.get(name)!, batch(h, make)));
+function measure(): Map<string, number> {
+  const best = new Map<string, number>([...cases, ...misses].map(([name]) => [name, Infinity]));
+  for (let r = 0; r < ROUNDS; r++) {
+    for (let b = 0; b < BATCHES; b++) {
+      for (const [name, h] of cases) best.set(name, Math.min(best.get(name)!, batch(h)));
+      for (const [name, h, make] of misses) best.set(name, Math.min(best.get(name)!, batch(h, make)));
+    }
+  }
+  return best;
+}
+function print(best: Map<string, number>, title: string): void {
+  const all = best.get('all stages (the policies route)') ?? NaN;
+  const none = best.get('no stages (terminal only)') ?? NaN;
+  console.log(`${title}mode ${MODE}${MODE === 'later' ? ` (${INFLIGHT} in flight)` : ''}${COLD.length > 0 ? `, caches evicted (${COLD.length >> 10} KB) around each request` : ''}; ${CPU_CLOCK ? 'CPU' : 'wall'} ns/request, min of ${BATCHES * ROUNDS} batches of ${Math.floor(N / BATCHES)}\n`);
+  console.log('| case | ns/request | stage cost (all − without) |\n|---|---:|---:|');
+  for (const [name] of [...cases, ...misses]) {
+    const ns = best.get(name)!;
+    const cost = name.startsWith('without') ? (all - ns).toFixed(0) : name.startsWith('all') ? `${(all - none).toFixed(0)} (all stages)` : '—';
+    console.log(`| ${name} | ${ns.toFixed(0)} | ${cost} |`);
   }
 }
-const all = best.get('all stages (the policies route)') ?? NaN;
-const none = best.get('no stages (terminal only)') ?? NaN;
-console.log(`mode ${MODE}${MODE === 'later' ? ` (${INFLIGHT} in flight)` : ''}${COLD.length > 0 ? `, caches evicted (${COLD.length >> 10} KB) around each request` : ''}; ${CPU_CLOCK ? 'CPU' : 'wall'} ns/request, min of ${BATCHES * ROUNDS} batches of ${Math.floor(N / BATCHES)}\n`);
-console.log('| case | ns/request | stage cost (all − without) |\n|---|---:|---:|');
-for (const [name] of [...cases, ...misses]) {
-  const ns = best.get(name)!;
-  const cost = name.startsWith('without') ? (all - ns).toFixed(0) : name.startsWith('all') ? `${(all - none).toFixed(0)} (all stages)` : '—';
-  console.log(`| ${name} | ${ns.toFixed(0)} | ${cost} |`);
-}
+if (EXPIRE !== null) {
+  print(measure(), 'before: ');
+  skewMs += EXPIRE;
+  const before = done;
+  for (const [, h] of cases) run(h, INFLIGHT);
+  for (let t = 0; done < before + cases.length * INFLIGHT; t++) {
+    if (t > 500) throw new Error('the requests with expired tokens did not complete');
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    flush();
+  }
+  if (failed !== null) throw failed;
+  print(measure(), `\nafter every cached token expired once (the clock ${EXPIRE} ms ahead): `);
+} else print(measure(), '');
 process.exit(0);

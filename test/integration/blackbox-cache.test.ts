@@ -15,12 +15,12 @@ import { until } from '../support/wait.ts';
  * to and records every request it got.
  */
 
-type Answer = (req: IncomingMessage, res: ServerResponse, n: number) => void;
+type Answer = (req: IncomingMessage, res: ServerResponse, n: number, body: string) => void;
 
 let runs: RxgateRuns;
 let upstream: TestUpstream;
 let gw = '';
-/** How each path is answered (the test's plan); the request count is passed as `n`, from 1. */
+/** How each path is answered (the test's plan); the request count is passed as `n`, from 1, and the request body read whole. */
 const plans = new Map<string, Answer>();
 /** Every request the upstream got, by path (without the query). */
 const got = new Map<string, IncomingMessage[]>();
@@ -55,11 +55,13 @@ beforeAll(async () => {
     const list = got.get(path) ?? [];
     list.push(req);
     got.set(path, list);
-    req.resume();
+    let body = '';
+    req.setEncoding('utf8');
+    req.on('data', (d: string) => { body += d; });
     req.on('end', () => {
       const answer = plans.get(path);
       if (answer === undefined) res.writeHead(200, { 'content-type': 'text/plain' }).end(`default ${list.length}`);
-      else answer(req, res, list.length);
+      else answer(req, res, list.length, body);
     });
   });
   runs = rxgateRuns();
@@ -201,6 +203,16 @@ describe('request directives', () => {
     await send('/c/only-if-cached');
     const stored = await send('/c/only-if-cached', { 'cache-control': 'only-if-cached' });
     expect([stored.status, header(stored, 'x-cache'), seen('/c/only-if-cached').length]).toEqual([200, 'HIT', 1]);
+  });
+
+  it('neither answers nor stores a GET with a body: the key does not hold it (a search API\'s query, a "fat GET" poisoning the entry; Envoy passes it too)', async () => {
+    plans.set('/c/fat-get', (_req, res, n, body) => res.writeHead(200, { 'cache-control': 'max-age=60' }).end(`${n}: ${body}`));
+    const fat = await send('/c/fat-get', { 'content-type': 'application/json' }, 'GET', '{"q":"poison"}');
+    const plain = await send('/c/fat-get');
+    const again = await send('/c/fat-get', { 'content-type': 'application/json' }, 'GET', '{"q":"other"}');
+    expect([fat, plain, again].map((r) => [header(r, 'x-cache'), r.body.toString()])).toEqual([
+      ['BYPASS', '1: {"q":"poison"}'], ['MISS', '2: '], ['BYPASS', '3: {"q":"other"}'],
+    ]);
   });
 
   it('never answers a request with Authorization from the store, nor stores its answer, even public (cacheAuthorized: false)', async () => {

@@ -9,10 +9,11 @@ import { acceptingRanges, rangeable } from './range.ts';
 const EVENT_STREAM = 'text/event-stream';
 
 /**
- * What to do with a request: `bypass` goes upstream and stores nothing;
+ * What to do with a request: `bypass` goes upstream and stores nothing
+ * (an unsafe method, a stream, Authorization, a body, a client `no-store`);
  * `refresh` skips the lookup (client `no-cache`) but may store the answer;
  * `lookup` consults the cache; `unavailable` is a GET or HEAD with
- * `only-if-cached` that `no-cache`, `no-store` or its Authorization would
+ * `only-if-cached` that `no-cache`, `no-store`, its Authorization or body would
  * send past the store: no stored response can answer it, so it gets the
  * 504 a miss gets (RFC 9111 §5.2.1.7).
  */
@@ -22,6 +23,9 @@ export function requestMode(req: GatewayRequest, cacheAuthorized: boolean): Requ
   if (req.method !== 'GET' && req.method !== 'HEAD') return 'bypass';
   // Streams are never shared: a WebSocket handshake, or a client asking for Server-Sent Events.
   if (req.headers.upgrade !== undefined || req.headers.accept?.includes(EVENT_STREAM) === true) return 'bypass';
+  // A GET with a body (a search API's query, or a "fat GET" poisoning the entry): the key
+  // does not hold the body, so its answer is nobody else's. Envoy's cache filter passes it too.
+  if (req.body !== null) return onlyIfCached(req) ? 'unavailable' : 'bypass';
   // A token the auth stage verified (and may have stripped) still makes the request personal.
   if (!cacheAuthorized && (req.headers.authorization !== undefined || req.locals.claims !== undefined)) return onlyIfCached(req) ? 'unavailable' : 'bypass';
   const raw = req.headers['cache-control'];

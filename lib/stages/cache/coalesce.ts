@@ -1,5 +1,12 @@
 import type { Subscriber } from 'rxjs';
+import { parseDuration, type Duration } from '../../duration.ts';
+import { GatewayTimeoutError } from '../../errors.ts';
+import type { Runtime } from '../../runtime.ts';
+import { InnerSubscriber } from '../../subscriber.ts';
 import type { GatewayRequest, GatewayResponse } from '../../types.ts';
+import type { StageContext } from '../define.ts';
+import { Deadlines, type Deadline } from '../timeout/deadlines.ts';
+import type { TimeoutsConfig } from '../timeout/schema.ts';
 import { answerConditional, hasPreconditions } from './conditional.ts';
 import type { CacheContext } from './context.ts';
 import { variantKey } from './key.ts';
@@ -12,6 +19,12 @@ import { replay } from './replay.ts';
  * settles on if it is this request's variant, else goes upstream itself (the
  * leader's answer was not storable, or the leader went away). Only for
  * concurrent misses, so closures are fine here.
+ *
+ * With `limit` (the route's `timeouts.total`, which the timeout stage, run
+ * after the cache, never sees of this wait) the waiter has a deadline of its
+ * own from when it joins until a response head: past it, it stops waiting,
+ * or stops the request it sent itself, and fails with the 504 the timeout
+ * stage gives (`waitLimit`).
  */
 export function waitForLeader(
   ctx: CacheContext,
@@ -19,19 +32,91 @@ export function waitForLeader(
   req: GatewayRequest,
   base: string,
   key: string,
+  limit: WaitLimit | null = null,
 ): void {
+  const out = limit === null ? downstream : new Waiter(downstream, limit) as unknown as Subscriber<GatewayResponse>;
   const leave = ctx.inflight.join(key, (v) => {
     if (v !== null && v.key === variantKey(base, req.headers, v.entry.vary)) {
       const now = ctx.clock.now();
       // the leader's stored 200 answers a waiter's preconditions as a fresh hit would
-      if (v.status === 'HIT' && hasPreconditions(req.headers) && answerConditional(downstream, req, v.entry, now)) return;
+      if (v.status === 'HIT' && hasPreconditions(req.headers) && answerConditional(out, req, v.entry, now)) return;
       req.locals.cache = v.status;
       const range = req.headers.range;
-      downstream.next(range === undefined ? replay(v.entry, req.method, v.status, now) : replayRange(v.entry, req, range, v.status, now));
-      downstream.complete();
+      out.next(range === undefined ? replay(v.entry, req.method, v.status, now) : replayRange(v.entry, req, range, v.status, now));
+      out.complete();
       return;
     }
-    goUpstream(ctx, downstream, req, base, 'MISS', true);
+    goUpstream(ctx, out, req, base, 'MISS', true);
   });
-  downstream.add(leave);
+  out.add(leave);
+}
+
+/**
+ * The bound on a coalesced waiter: the route's `timeouts.total`, one
+ * deadline list (and one timer) per cache stage, as the timeout stage keeps
+ * its own. A waiter whose bound passes answers 504, as the timeout stage
+ * would have: it does not go upstream then, since its whole `total` is
+ * spent (Envoy's route timeout bounds the whole request the same way).
+ */
+export interface WaitLimit {
+  readonly deadlines: Deadlines;
+  readonly error: () => GatewayTimeoutError;
+}
+
+/**
+ * A route's `timeouts.total` as the timeout stage gets it (the route's
+ * `timeouts` merged over its service's; `false` on either: none): what
+ * bounds its coalesced waiters (`CacheOptions.waitTimeout`).
+ */
+export function routeTotal(ctx: Pick<StageContext, 'route' | 'serviceConfig'>): Duration | null {
+  const r = ctx.route['timeouts'] as TimeoutsConfig | false | undefined;
+  const s = ctx.serviceConfig['timeouts'] as TimeoutsConfig | false | undefined;
+  if (r === false || (r === undefined && s === false)) return null;
+  return r?.total ?? (s === false ? undefined : s?.total) ?? null;
+}
+
+/** The `WaitLimit` of a route whose `timeouts.total` is `total`; null for none. */
+export function waitLimit(total: Duration | null, runtime: Runtime): WaitLimit | null {
+  if (total === null) return null;
+  const ms = parseDuration(total, 'timeouts.total');
+  return {
+    deadlines: new Deadlines(runtime.scheduler, () => runtime.now(), ms),
+    // The timeout stage's message for `total`, so a waiter's 504 reads as any other request's.
+    error: () => new GatewayTimeoutError(`no response from upstream within ${ms}ms`),
+  };
+}
+
+/**
+ * A waiter under its bound: passes everything on to the client's subscriber
+ * and leaves the deadline list at the response head. Unsubscribing it (the
+ * client went away, or the bound passed) leaves the leader's list of
+ * waiters and stops the request it sent itself, never the leader's.
+ * `Deadlines.remove` does nothing for an entry off the list, so no flag.
+ */
+class Waiter extends InnerSubscriber<GatewayResponse> implements Deadline {
+  deadline = 0;
+  prevDeadline: Deadline | null = null;
+  nextDeadline: Deadline | null = null;
+
+  constructor(downstream: Subscriber<GatewayResponse>, private readonly limit: WaitLimit) {
+    super(downstream);
+    limit.deadlines.add(this);
+  }
+
+  protected onNext(res: GatewayResponse): void {
+    this.limit.deadlines.remove(this);
+    this.downstream.next(res);
+  }
+
+  override unsubscribe(): void {
+    super.unsubscribe();
+    this.limit.deadlines.remove(this);
+  }
+
+  /** The bound passed (the list let go of it): stop waiting, or the request sent itself, then 504. */
+  expire(): void {
+    const downstream = this.downstream;
+    this.unsubscribe();
+    downstream.error(this.limit.error());
+  }
 }

@@ -3,13 +3,12 @@ import { writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { gunzipSync } from 'node:zlib';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../lib/index.ts';
-import { rxgateRuns, type RxgateProcess, type RxgateRuns } from '../support/rxgate-process.ts';
+import { CLI, rxgateRuns, type RxgateProcess, type RxgateRuns } from '../support/rxgate-process.ts';
 
 /**
  * Audit U (notes/s10/U-findings.md): a new user's first day, from the
@@ -20,7 +19,6 @@ import { rxgateRuns, type RxgateProcess, type RxgateRuns } from '../support/rxga
  * key and says what it takes.
  */
 
-const ROOT = join(import.meta.dirname, '../..');
 let runs: RxgateRuns;
 let upstream: Server;
 let up = '';
@@ -179,7 +177,7 @@ describe.concurrent('a Kong user securing an API', () => {
     const url = (spec: string): string => JSON.stringify(import.meta.resolve(spec));
     writeFileSync(mod, `import { throwError } from ${url('rxjs')};
 import { z } from ${url('zod')};
-import { defineStage, ForbiddenError, GatewayError, runCli } from ${JSON.stringify(pathToFileURL(join(ROOT, 'lib/index.ts')).href)};
+import { defineStage, ForbiddenError, GatewayError, runCli } from ${JSON.stringify(CLI.index)};
 class TenantSuspendedError extends ForbiddenError {}
 class PaymentRequiredError extends GatewayError { status = 402; code = 'PAYMENT_REQUIRED'; }
 export const tenantGate = defineStage({
@@ -212,7 +210,7 @@ routes:
   - { path: /office/*, service: api, ipFilter: { allow: [10.0.0.0/8] } }
   - { path: /local/*, service: api, ipFilter: { allow: [127.0.0.1/32] } }
 `);
-    const proc = spawn(process.execPath, ['--import', join(ROOT, 'bin/loader/register.mjs'), mod, '-c', file], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const proc = spawn(process.execPath, [...CLI.node, mod, '-c', file], { stdio: ['ignore', 'pipe', 'pipe'] });
     children.push(proc);
     const port = await new Promise<number>((resolve, reject) => {
       let out = '';

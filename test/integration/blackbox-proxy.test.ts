@@ -5,10 +5,10 @@ import { connect as tcpConnect, createServer as createTcpServer, type AddressInf
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { pathToFileURL } from 'node:url';
 import { gunzipSync } from 'node:zlib';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CLI } from '../support/rxgate-process.ts';
 import { startUpstream, type TestUpstream } from '../support/servers.ts';
 import { closed, connect, echo, wsUrl } from '../support/ws.ts';
 import { WebSocketServer } from 'ws';
@@ -22,11 +22,10 @@ import { WebSocketServer } from 'ws';
  * for exact request-line bytes and answers node:http cannot send.
  */
 
-const ROOT = join(import.meta.dirname, '../..');
 const dir = mkdtempSync(join(tmpdir(), 'rxgate-blackbox-'));
 const RUN = join(dir, 'run.mjs');
-writeFileSync(RUN, `import { runCli } from ${JSON.stringify(pathToFileURL(join(ROOT, 'lib/cli.ts')).href)};
-await runCli(process.argv.slice(2), { module: ${JSON.stringify(pathToFileURL(join(ROOT, 'lib/index.ts')).href)} });
+writeFileSync(RUN, `import { runCli } from ${JSON.stringify(CLI.cli)};
+await runCli(process.argv.slice(2), { module: ${JSON.stringify(CLI.index)} });
 `);
 
 let up: TestUpstream;
@@ -98,7 +97,7 @@ function upstreamHandler(req: import('node:http').IncomingMessage, res: import('
 function startCli(yaml: string): Promise<void> {
   const file = join(dir, 'gateway.yaml');
   writeFileSync(file, yaml);
-  child = spawn(process.execPath, ['--import', join(ROOT, 'bin/loader/register.mjs'), RUN, '--config', file], {
+  child = spawn(process.execPath, [...CLI.node, RUN, '--config', file], {
     env: { ...process.env, RXGATE_LOG_LEVEL: 'info' }, stdio: ['ignore', 'pipe', 'pipe'],
   });
   exited = new Promise((resolve) => child.on('exit', (code) => resolve(code)));

@@ -6,7 +6,7 @@ import { pathToFileURL } from 'node:url';
 import { Agent, Pool, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../support/global-setup.ts';
-import { rxgateRuns, type RxgateProcess, type RxgateRuns } from '../support/rxgate-process.ts';
+import { CLI, CLI_FROM, rxgateRuns, type RxgateProcess, type RxgateRuns } from '../support/rxgate-process.ts';
 
 /**
  * `--workers 2` and a worker whose thread throws where nothing catches it
@@ -29,10 +29,11 @@ beforeAll(async () => {
   });
   await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
   runs = rxgateRuns();
-  // The runner, with the module that adds the crash stage.
-  writeFileSync(join(runs.dir, 'run.mjs'), `import { runCli } from ${JSON.stringify(pathToFileURL(join(ROOT, 'lib/cli.ts')).href)};
-import * as mod from ${JSON.stringify(pathToFileURL(join(ROOT, 'test/support/crash-module.ts')).href)};
-await runCli(process.argv.slice(2), { module: ${JSON.stringify(pathToFileURL(join(ROOT, 'test/support/crash-module.ts')).href)}, stages: mod.stages });
+  // The runner, with the module that adds the crash stage (on dist/ or on the sources, as rxgateRuns starts them).
+  const crash = JSON.stringify(pathToFileURL(join(ROOT, CLI_FROM === 'dist' ? 'test/support/crash-module.dist.mjs' : 'test/support/crash-module.ts')).href);
+  writeFileSync(join(runs.dir, 'run.mjs'), `import { runCli } from ${JSON.stringify(CLI.cli)};
+import * as mod from ${crash};
+await runCli(process.argv.slice(2), { module: ${crash}, stages: mod.stages });
 `);
 });
 

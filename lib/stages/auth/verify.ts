@@ -81,6 +81,18 @@ export function createVerifier(source: KeySource, options: VerifierOptions): Ver
   // whenever the cache changes.
   let lastToken: string | undefined;
   let lastHit: Remembered | undefined;
+  /**
+   * Verifications under way, by token. When a busy client's entry expires
+   * (every `cacheTtl`), each of its requests in flight missed the cache and
+   * checked the signature again, 50 at once behind 50 connections (an RS256
+   * check each on a JWKS-keyed route): they now wait for the first one's. Only its success is shared: a waiter whose shared check
+   * failed checks again on its own, so a refusal is each request's own error,
+   * as before.
+   */
+  const verifying = new Map<string, Promise<Claims>>();
+  const settled = (token: string) => () => {
+    verifying.delete(token);
+  };
 
   async function verifyJwt(token: string): Promise<Claims> {
     const now = clock.now();
@@ -120,7 +132,13 @@ export function createVerifier(source: KeySource, options: VerifierOptions): Ver
       cache.delete(token);
       lastToken = undefined;
     }
-    return verifyJwt(token);
+    const under = verifying.get(token);
+    if (under !== undefined) return under.then(undefined, () => verifyJwt(token));
+    const verification = verifyJwt(token);
+    verifying.set(token, verification);
+    const forget = settled(token);
+    verification.then(forget, forget);
+    return verification;
   };
 }
 

@@ -62,6 +62,17 @@ export function invalidates(req: GatewayRequest): boolean {
   return !SAFE_METHODS.has(req.method);
 }
 
+/**
+ * An answer that replaces what is stored even when it may not be stored
+ * itself (`no-store`, `private`, a `Set-Cookie`, a status not listed, too
+ * large): not an error (2xx, 3xx, as for an unsafe method's invalidation),
+ * or a `404`/`410` (the resource is gone). A 5xx, a `429` and other 4xx
+ * leave the entry to a later try.
+ */
+export function supersedes(status: number): boolean {
+  return status < 400 || status === 404 || status === 410;
+}
+
 export interface StoragePolicy extends FreshnessPolicy {
   readonly statuses: ReadonlySet<number>;
 }

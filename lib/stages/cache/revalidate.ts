@@ -3,7 +3,7 @@ import { BufferedBody, collectBody } from '../../body.ts';
 import type { GatewayRequest } from '../../types.ts';
 import { storeEntry, type CacheContext } from './context.ts';
 import type { CacheEntry } from './entry.ts';
-import { planStorage } from './policy.ts';
+import { planStorage, supersedes } from './policy.ts';
 import { backgroundRequest, entryOf } from './replay.ts';
 import { applyNotModified, revalidationHeaders, selects } from './revalidation.ts';
 
@@ -24,17 +24,6 @@ export function revalidate(ctx: CacheContext, req: GatewayRequest, base: string,
   refresh(ctx, req, base, entry, entry, () => {
     revalidating.delete(key);
   });
-}
-
-/**
- * An answer that replaces what is stored even when it may not be stored
- * itself (`no-store`, `private`, a `Set-Cookie`, a status not listed, too
- * large): not an error (2xx, 3xx, as for an unsafe method's invalidation),
- * or a `404`/`410` (the resource is gone). A 5xx, a `429` and other 4xx
- * leave the entry to a later try.
- */
-export function supersedes(status: number): boolean {
-  return status < 400 || status === 404 || status === 410;
 }
 
 function refresh(ctx: CacheContext, req: GatewayRequest, base: string, stale: CacheEntry | null, entry: CacheEntry | null, done: () => void): void {

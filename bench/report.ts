@@ -188,6 +188,20 @@ export function markdown(report: RunReport): string {
   if (measured.length > 0 && s.rounds > 1) {
     lines.push('', '**req/s per round**', '');
     for (const t of measured) lines.push(`- \`${t.name}\`: ${t.samples.map((x) => int.format(x.rps)).join(', ')}`);
+    // A target's rounds drifting while the floor's hold is read here first (docs/performance.md, thirteenth round).
+    const cpu = measured.filter((t) => t.samples.some((x) => cpuPerRequest(x) !== null));
+    if (cpu.length > 0) {
+      lines.push('', '**CPU µs/req per round** (and the ratio to the floor\'s in the same round)', '');
+      const floor = report.targets.find((t) => t.name === 'minimal')?.samples;
+      for (const t of cpu) {
+        lines.push(`- \`${t.name}\`: ${t.samples.map((x) => {
+          const own = cpuPerRequest(x);
+          const same = floor?.find((f) => f.round === x.round);
+          const base = same === undefined ? null : cpuPerRequest(same);
+          return t.name === 'minimal' || own === null || base === null ? us(own) : `${us(own)} (${times(own, base)})`;
+        }).join(', ')}`);
+      }
+    }
   }
   lines.push('', '**Machine**', '');
   lines.push(

@@ -215,6 +215,13 @@ describe('request directives', () => {
     ]);
   });
 
+  it('answers a request with a Cookie from the store, the Cookie not in the key, as nginx does (docs/cache.md; Varnish passes it)', async () => {
+    plan('/c/cookie', 200, { 'cache-control': 'max-age=60' }, (n) => `v${n}`);
+    await send('/c/cookie', { cookie: 'sid=alice' });
+    const bob = await send('/c/cookie', { cookie: 'sid=bob' });
+    expect([header(bob, 'x-cache'), bob.body.toString(), seen('/c/cookie').length]).toEqual(['HIT', 'v1', 1]);
+  });
+
   it('never answers a request with Authorization from the store, nor stores its answer, even public (cacheAuthorized: false)', async () => {
     plan('/c/authorized', 200, { 'cache-control': 'public, s-maxage=60' }, (n) => `v${n}`);
     await send('/c/authorized');
@@ -240,6 +247,12 @@ describe('Age, Date and the cache status', () => {
     for (const r of [miss, hit, later]) expect(r.headerLines.filter(([n]) => n === 'date').map(([, v]) => v === date)).toEqual([false]);
     plan('/c/age-past-lifetime', 200, { 'cache-control': 'max-age=60', age: '100' });
     expect(await twice('/c/age-past-lifetime')).toEqual(['MISS', 2]);
+  });
+
+  it('passes and stores an upstream\'s own x-cache ahead of its own: the gateway\'s is the last x-cache line', async () => {
+    plan('/c/upstream-x-cache', 200, { 'cache-control': 'max-age=60', 'x-cache': 'HIT from cdn' });
+    const answers = [await send('/c/upstream-x-cache'), await send('/c/upstream-x-cache')];
+    expect(answers.map((r) => r.headerLines.filter(([n]) => n === 'x-cache').map(([, v]) => v))).toEqual([['HIT from cdn', 'MISS'], ['HIT from cdn', 'HIT']]);
   });
 
   it('says what it did in x-cache on every answer of a cached route, and sends no RFC 9211 Cache-Status (not implemented)', async () => {
@@ -347,16 +360,18 @@ describe('revalidation and stale answers', () => {
     expect(seen('/swr/page').length).toBe(2);
   });
 
-  it('serves a stale entry under stale-if-error when the upstream answers 5xx, and passes a 4xx on', async () => {
-    plan('/sie/page', 200, { 'cache-control': 'max-age=1' }, 'stored');
-    await send('/sie/page');
-    await sleep(PAST_ONE_SECOND);
-    plan('/sie/page', 503, {}, 'down');
-    const stale = await send('/sie/page');
-    expect([stale.status, header(stale, 'x-cache'), stale.body.toString()]).toEqual([200, 'STALE', 'stored']);
-    plan('/sie/page', 404, {}, 'gone');
-    const gone = await send('/sie/page');
-    expect([gone.status, gone.body.toString()]).toEqual([404, 'gone']);
+  it('serves a stale entry under stale-if-error when the upstream answers 5xx, and passes a 4xx on; s-maxage keeps the route\'s window, as nginx\'s proxy_cache_use_stale (docs/cache.md: RFC 9111 has it imply proxy-revalidate)', async () => {
+    for (const cc of ['max-age=1', 's-maxage=1']) {
+      const path = `/sie/page-${cc.slice(0, cc.indexOf('='))}`;
+      plan(path, 200, { 'cache-control': cc }, 'stored');
+      await send(path);
+      await sleep(PAST_ONE_SECOND);
+      plan(path, 503, {}, 'down');
+      const stale = await send(path);
+      plan(path, 404, {}, 'gone');
+      const gone = await send(path);
+      expect([cc, stale.status, header(stale, 'x-cache'), stale.body.toString(), gone.status, gone.body.toString()]).toEqual([cc, 200, 'STALE', 'stored', 404, 'gone']);
+    }
   });
 });
 

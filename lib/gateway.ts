@@ -3,6 +3,7 @@ import { BufferedBody } from './body.ts';
 import { Edge, type EdgeHooks } from './server/edge.ts';
 import type { GatewayOptions } from './gateway-options.ts';
 import { EdgeLimits } from './server/limits.ts';
+import { capWebSocketForwards } from './server/websocket-options.ts';
 import type { GatewayRoute, RouteTable } from './router/table.ts';
 import { HostTable } from './router/hosts.ts';
 import type { GatewayConfig } from './config/schema.ts';
@@ -67,6 +68,8 @@ export class Gateway {
         ...(options.publicMetrics === true ? { [PUBLIC_METRICS_PATH]: () => this.metricsText() } : {}),
       },
     };
+    // The WebSocket forwards built for this gateway (on its events) are held to its limits.maxWebSocketMessage.
+    capWebSocketForwards(this.events, this.hooks.limits!.maxWebSocketMessage);
     this.observe(options.observers ?? {});
     this.edge = new Edge(this.hooks, {
       ...(options.tls !== undefined ? { tls: options.tls } : {}),

@@ -62,9 +62,8 @@ export interface WebSocketLimits {
  */
 export function websocketLimits(options: WebSocketOptions | true, route = 'route', cap = UWS_MAX_PAYLOAD): WebSocketLimits {
   const o = { ...websocketDefaults, ...(options === true ? {} : options) };
-  if (options !== true && options.maxMessageSize !== undefined && options.maxMessageSize > cap) {
-    throw new TypeError(`${route} websocket.maxMessageSize (${options.maxMessageSize}) is over limits.maxWebSocketMessage (${cap}), the most of a client's message uWS takes: lower it, or raise that key`);
-  }
+  const asked = options === true ? undefined : options.maxMessageSize;
+  if (asked !== undefined && asked > cap) throw overCap(route, asked, cap);
   const limits: WebSocketLimits = {
     maxMessageSize: Math.min(o.maxMessageSize, cap),
     maxConnections: o.maxConnections,
@@ -81,5 +80,72 @@ export function websocketLimits(options: WebSocketOptions | true, route = 'route
   if (limits.maxBuffered <= limits.highWaterMark) {
     throw new TypeError(`${route} websocket.maxBuffered (${limits.maxBuffered}) must be above highWaterMark (${limits.highWaterMark})`);
   }
+  if (asked !== undefined) ASKED.set(limits, asked);
   return limits;
+}
+
+function overCap(route: string, asked: number, cap: number): TypeError {
+  return new TypeError(`${route} websocket.maxMessageSize (${asked}) is over limits.maxWebSocketMessage (${cap}), the most of a client's message uWS takes: lower it, or raise that key`);
+}
+
+/** The `maxMessageSize` a route's options set, by the limits `websocketLimits` made of them (a default is not asked for). */
+const ASKED = new WeakMap<WebSocketLimits, number>();
+
+/** A WebSocket forward held to its gateway's `limits.maxWebSocketMessage`; `capTo` gives it the capped limits. */
+export interface CappedForward {
+  readonly route: string;
+  readonly limits: WebSocketLimits;
+  capTo(limits: WebSocketLimits): void;
+}
+
+/**
+ * By gateway, keyed by its event bus (as ws-connect.ts keeps each gateway's
+ * open counts): its `limits.maxWebSocketMessage` once a `Gateway` has been
+ * made on it, and the forwards built for it before that. A forward is built
+ * with the events of the gateway that serves it (a YAML route's with the
+ * gateway's; one built in code is given them), so each gateway checks its
+ * own forwards, never another's (session 11's 7b181dc had one queue for the
+ * process, which the next gateway made claimed: review RB).
+ */
+const GATEWAYS = new WeakMap<object, { cap: number | null; held: CappedForward[] }>();
+
+function gatewayOf(events: object): { cap: number | null; held: CappedForward[] } {
+  let g = GATEWAYS.get(events);
+  if (g === undefined) GATEWAYS.set(events, g = { cap: null, held: [] });
+  return g;
+}
+
+/**
+ * Holds `forward` to the key of the gateway whose events it publishes on:
+ * checked at once when that gateway exists (a reload's routes, built inside
+ * the rebuild, are refused with their key path), else when it is made
+ * (`capWebSocketForwards`). Throws as `websocketLimits` does for a YAML route.
+ */
+export function holdToGatewayCap(events: object, forward: CappedForward): void {
+  const g = gatewayOf(events);
+  if (g.cap === null) g.held.push(forward);
+  else capForward(forward, g.cap);
+}
+
+/**
+ * A `Gateway` on `events` with this key: checks the forwards built for it so
+ * far, throwing for the first that asks for more than `cap` (before anything
+ * is capped), and caps the rest; later forwards are checked as they are built.
+ */
+export function capWebSocketForwards(events: object, cap: number = UWS_MAX_PAYLOAD): void {
+  const g = gatewayOf(events);
+  for (const f of g.held) askedOver(f, cap);
+  for (const f of g.held.splice(0)) capForward(f, cap);
+  g.cap = cap;
+}
+
+/** Throws when `f`'s options asked for more than `cap` (a limits object made by hand: anything but the default). */
+function askedOver(f: CappedForward, cap: number): void {
+  const asked = ASKED.get(f.limits) ?? (f.limits.maxMessageSize === websocketDefaults.maxMessageSize ? undefined : f.limits.maxMessageSize);
+  if (asked !== undefined && asked > cap) throw overCap(`route ${f.route}`, asked, cap);
+}
+
+function capForward(f: CappedForward, cap: number): void {
+  askedOver(f, cap);
+  if (f.limits.maxMessageSize > cap) f.capTo({ ...f.limits, maxMessageSize: cap });
 }

@@ -10,7 +10,7 @@ import type { GatewayRequest, GatewayResponse, Handler } from '../types.ts';
 import type { Service } from '../upstream/service.ts';
 import { upstreamHeaders } from '../upstream/upstream-headers.ts';
 import type { Upstream } from '../upstream/upstream.ts';
-import type { WebSocketLimits } from './websocket-options.ts';
+import { holdToGatewayCap, type WebSocketLimits } from './websocket-options.ts';
 import { WsLink } from './ws-link.ts';
 import { HANDSHAKE_ANSWER, refusalResponse, relayedHeaders } from './ws-refusal.ts';
 
@@ -79,9 +79,12 @@ export interface WebSocketForwardOptions {
  * request goes to `http` (the route's ordinary forward).
  */
 export function websocketForward(service: Service, http: Handler, options: WebSocketForwardOptions): Handler {
-  const { route, limits, runtime } = options;
+  const { route, runtime } = options;
+  let limits = options.limits;
   const preserveHost = options.preserveHost ?? false;
   const events = options.events ?? null;
+  // Held to limits.maxWebSocketMessage of the gateway these events are (websocket-options.ts); without them, unchecked.
+  if (events !== null) holdToGatewayCap(events, { route, limits, capTo: (capped) => { limits = capped; } });
   const open = openCount(events, options.countKey ?? route);
 
   const connect = (req: GatewayRequest, upstream: Upstream): Observable<GatewayResponse> =>

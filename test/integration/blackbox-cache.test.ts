@@ -19,6 +19,8 @@ type Answer = (req: IncomingMessage, res: ServerResponse, n: number, body: strin
 
 let runs: RxgateRuns;
 let upstream: TestUpstream;
+/** An upstream the test stops: `/down/*` goes to it. */
+let doomed: TestUpstream;
 let gw = '';
 /** How each path is answered (the test's plan); the request count is passed as `n`, from 1, and the request body read whole. */
 const plans = new Map<string, Answer>();
@@ -64,17 +66,23 @@ beforeAll(async () => {
       else answer(req, res, list.length, body);
     });
   });
+  doomed = await startUpstream((req, res) => {
+    const mustRevalidate = req.url!.includes('must-revalidate');
+    res.writeHead(200, { 'cache-control': mustRevalidate ? 'max-age=1, must-revalidate' : 'max-age=1' }).end('stored before the upstream went away');
+  });
   runs = rxgateRuns();
   const proc = runs.start(['--config', runs.file(`
 listen: { host: 127.0.0.1, port: 0 }
 services:
   up: { upstreams: ["${upstream.url}"], retry: false, circuitBreaker: false }
+  doomed: { upstreams: ["${doomed.url}"], retry: false, circuitBreaker: false }
 routes:
   - { path: /c/*, service: up, cache: { ttl: 60s } }
   - { path: /st/*, service: up, cache: { ttl: 60s, statuses: [200, 203, 204, 300, 301, 308, 404, 405, 410, 414, 501] } }
   - { path: /sie/*, service: up, cache: { ttl: 60s, staleIfError: 60s } }
   - { path: /swr/*, service: up, cache: { ttl: 60s, staleWhileRevalidate: 60s } }
   - { path: /small/*, service: up, cache: { ttl: 60s, maxEntrySize: 1024 } }
+  - { path: /down/*, service: doomed, cache: { ttl: 60s, staleIfError: 60s } }
 `)], { RXGATE_LOG_LEVEL: 'info' });
   gw = `http://127.0.0.1:${Number((await proc.logged('rxgate listening'))['port'])}`;
 }, 30_000);
@@ -82,6 +90,7 @@ routes:
 afterAll(async () => {
   runs?.remove();
   await upstream?.close();
+  await doomed?.close();
 });
 
 /** Two GETs of `path`: the second's x-cache, and how many requests reached the upstream. */
@@ -372,6 +381,17 @@ describe('revalidation and stale answers', () => {
       const gone = await send(path);
       expect([cc, stale.status, header(stale, 'x-cache'), stale.body.toString(), gone.status, gone.body.toString()]).toEqual([cc, 200, 'STALE', 'stored', 404, 'gone']);
     }
+  });
+  it('answers from the stale entry under stale-if-error when the upstream is gone (refused connections), but not past must-revalidate', async () => {
+    await send('/down/page');
+    await send('/down/must-revalidate');
+    await sleep(PAST_ONE_SECOND);
+    await doomed.close();
+    const stale = await send('/down/page');
+    const refused = await send('/down/must-revalidate');
+    expect([stale.status, header(stale, 'x-cache'), stale.body.toString()]).toEqual([200, 'STALE', 'stored before the upstream went away']);
+    // The gateway's own error answer (docs/cache.md: without x-cache; the access log's cache field says MISS).
+    expect([refused.status, JSON.parse(refused.body.toString()).error.code]).toEqual([502, 'BAD_GATEWAY']);
   });
 });
 

@@ -36,7 +36,7 @@ const build = (at: string): void => {
 // One build of a small project shaped like the repository's; each case works on a copy (mtimes kept).
 beforeAll(() => {
   write('tsconfig.build.json', JSON.stringify({
-    compilerOptions: { target: 'ES2022', module: 'NodeNext', strict: true, rootDir: 'lib', outDir: 'dist', types: [], incremental: true, tsBuildInfoFile: 'dist/.tsbuildinfo' },
+    compilerOptions: { target: 'ES2022', module: 'NodeNext', lib: ['ES5'], strict: true, rootDir: 'lib', outDir: 'dist', types: [], incremental: true, tsBuildInfoFile: 'dist/.tsbuildinfo' },
     include: ['lib'],
   }), built);
   write('package.json', '{ "type": "module" }', built);

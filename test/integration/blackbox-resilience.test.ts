@@ -323,6 +323,8 @@ routes:
     }
     // Down at the third failure in a row (a pass between resets the count), up at the second pass in a row.
     expect(states).toEqual([true, true, true, true, true, false, false, false, false, true]);
+    // The line goes out on stdout while /__rxgate/health answers on a socket: wait for it before counting.
+    await until(() => g.proc.lines.some((l) => l['service'] === 'counted' && l['msg'] === 'upstream instance healthy'));
     expect(g.proc.lines.filter((l) => l['service'] === 'counted').map((l) => l['msg'])).toEqual(['upstream instance unhealthy', 'upstream instance healthy']);
   });
 

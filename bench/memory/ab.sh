@@ -27,8 +27,10 @@ upstream
 GCFLAG=--trace-gc; [ "${NVP:-0}" = 1 ] && GCFLAG=--trace-gc-nvp
 NAMES=(); PIDS=(); PORTS=(); FIXED=()
 # KEEP=<dir>: the targets' logs (GC traces) are copied there at the end, and each window's slice as it ends.
-stop_all() { [ -n "${KEEP:-}" ] && cp "$TMP"/*.log "$KEEP"/; for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; kill $UPPID 2>/dev/null || true; rm -rf "$TMP"; }
+# The processes are stopped first: a failed copy must not leave them running (they hold the bench lock's fd).
+stop_all() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; kill $UPPID 2>/dev/null || true; [ -z "${KEEP:-}" ] || cp "$TMP"/*.log "$KEEP"/ || true; rm -rf "$TMP"; }
 trap stop_all EXIT
+[ -z "${KEEP:-}" ] || mkdir -p "$KEEP"
 port=$GW
 for arg in "$@"; do
   name=${arg%%=*}; spec=${arg#*=}; port=$((port + 1))

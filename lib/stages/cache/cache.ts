@@ -4,7 +4,7 @@ import { GatewayTimeoutError } from '../../errors.ts';
 import { systemRuntime, type Runtime } from '../../runtime.ts';
 import { stageHandler } from '../../subscriber.ts';
 import type { Clock, GatewayRequest, GatewayResponse, Handler, Policy } from '../../types.ts';
-import { waitForLeader } from './coalesce.ts';
+import { waitForLeader, waitLimit } from './coalesce.ts';
 import { answerConditional, hasPreconditions } from './conditional.ts';
 import type { CacheContext } from './context.ts';
 import { isPromiseLike, type CacheEntry, type CacheStore } from './entry.ts';
@@ -79,6 +79,14 @@ export interface CacheOptions {
    */
   coalesce?: boolean;
   /**
+   * How long a coalesced miss may wait for the one it joined, and then for
+   * its own request, until a response head: past it, 504. The YAML stage
+   * sets the route's `timeouts.total`, which the timeout stage (after the
+   * cache) does not apply to the wait. null: no bound.
+   * @default null
+   */
+  waitTimeout?: Duration | null;
+  /**
    * Time source (wall-clock ms) for all freshness math; overrides
    * `runtime.wallNow`. Must agree across gateways sharing a store.
    * @default runtime.wallNow
@@ -115,6 +123,7 @@ const defaults = {
   staleIfError: 0,
   keep: '10m',
   coalesce: true,
+  waitTimeout: null,
   runtime: systemRuntime,
   onStoreError: () => {},
 } satisfies Required<Omit<CacheOptions, 'clock'>>;
@@ -152,6 +161,7 @@ export function cache(options: CacheOptions = {}): Policy {
   };
   const store: CacheStore = o.store ?? new MemoryCacheStore({ clock });
   const { onStoreError, coalesce, cacheAuthorized } = o;
+  const limit = waitLimit(o.waitTimeout, runtime);
   const table = new CacheTable(store, onStoreError, parseDuration(o.keep, 'keep'));
 
   return (next: Handler): Handler => {
@@ -190,7 +200,7 @@ export function cache(options: CacheOptions = {}): Policy {
       // revalidates the entry still held (inside stale-if-error, or kept past its windows for this, `keep`).
       if (req.method === 'HEAD') goUpstream(ctx, subscriber, req, base, 'MISS', false, stale);
       else if (!coalesce) goUpstream(ctx, subscriber, req, base, 'MISS', true, stale, undefined, key, entry);
-      else if (ctx.inflight.has(key)) waitForLeader(ctx, subscriber, req, base, key);
+      else if (ctx.inflight.has(key)) waitForLeader(ctx, subscriber, req, base, key, limit);
       // A GET with Range does not lead: its 206 is never stored, so no plain GET may wait on it (docs/cache.md).
       else if (req.headers.range !== undefined) goUpstream(ctx, subscriber, req, base, 'MISS', true, stale, undefined, key, entry);
       else goUpstream(ctx, subscriber, req, base, 'MISS', true, stale, ctx.inflight.lead(key), key, entry);

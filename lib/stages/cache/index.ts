@@ -2,6 +2,7 @@ import { defined } from '../../config/defined.ts';
 import { redisClient } from '../../resources/redis.ts';
 import { defineStage, type StageContext } from '../define.ts';
 import { cache } from './cache.ts';
+import { routeTotal } from './coalesce.ts';
 import type { CacheRecord, CacheStore } from './entry.ts';
 import { MemoryCacheStore } from './memory-store.ts';
 import { RedisCacheStore } from './redis-store.ts';
@@ -27,6 +28,8 @@ export const cacheStage = defineStage({
     return cache({
       ...rest,
       runtime: ctx.runtime,
+      // The timeout stage runs after the cache: a coalesced wait is bounded here.
+      waitTimeout: routeTotal(ctx),
       // Keys name the request after its route's rewrite: the service completes
       // them, or two services' `/items` would share one entry.
       store: namespaced(store, ctx.service.name),

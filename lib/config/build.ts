@@ -17,6 +17,7 @@ import { buildRoutes, type BuiltRoutes, type PipelineFactory, type RouteBuildSha
 import type { GatewayConfig } from './schema.ts';
 import { edgeListenOptions } from './tls-schema.ts';
 import { limitsFromConfig } from '../server/limits.ts';
+import { capWebSocketForwards } from '../server/websocket-options.ts';
 import { unresolvedClientRoutes } from '../stages/ip-filter/config-check.ts';
 
 export type { PipelineFactory, RouteContext } from './build-routes.ts';
@@ -75,6 +76,8 @@ export function buildGateway(config: GatewayConfig, pipeline: PipelineFactory | 
     health.services.clear();
     for (const s of built.services) health.services.add(s);
   };
+  // The forwards built below are this gateway's (its events): checked as they are built, so a refusal names its route's key path.
+  capWebSocketForwards(events, config.limits?.maxWebSocketMessage);
   const first = buildRoutes(config, shared);
   warnUnresolvedClients(config, logger);
   show(first);

@@ -108,7 +108,7 @@ limits: { maxWebSocketMessage: 1048576 }
 services: { up: { upstreams: ["http://127.0.0.1:1"] } }
 routes: [{ path: /x, service: up, name: ${name} }]
 `;
-    await expect(startGatewayFromYaml(yaml('chat'), pipeline)).rejects.toThrow('route chat websocket.maxMessageSize (2097152) is over limits.maxWebSocketMessage (1048576)');
+    await expect(startGatewayFromYaml(yaml('chat'), pipeline)).rejects.toThrow('routes[0]: route chat websocket.maxMessageSize (2097152) is over limits.maxWebSocketMessage (1048576)');
     const gw = await startGatewayFromYaml(yaml('plain'), pipeline);
     cleanups.push(() => gw.close());
     await expect(gw.reload(parseConfig(yaml('chat'), 'reload.yaml', {})))

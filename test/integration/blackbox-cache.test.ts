@@ -424,6 +424,19 @@ describe('a refresh that may not be stored', () => {
     const again = await send('/swr/refresh-fails');
     expect([header(again, 'x-cache'), again.body.toString()]).toEqual(['STALE', 'old']);
   });
+
+  it('deletes an expired entry when the request that found it is answered no-store: a later 5xx inside stale-if-error is not answered with it', async () => {
+    plans.set('/sie/answered-no-store', (_req, res, n) => {
+      if (n === 1) res.writeHead(200, { 'cache-control': 'max-age=1' }).end('old');
+      else if (n === 2) res.writeHead(200, { 'cache-control': 'no-store' }).end('new');
+      else res.writeHead(503).end('down');
+    });
+    await send('/sie/answered-no-store');
+    await sleep(PAST_ONE_SECOND);
+    const fresh = await send('/sie/answered-no-store');
+    const failed = await send('/sie/answered-no-store');
+    expect([fresh.body.toString(), header(fresh, 'x-cache'), failed.status, header(failed, 'x-cache'), failed.body.toString()]).toEqual(['new', 'MISS', 503, 'MISS', 'down']);
+  });
 });
 
 describe('sizes and aborts', () => {

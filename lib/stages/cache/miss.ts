@@ -5,7 +5,7 @@ import type { Body, BodySink, GatewayRequest, GatewayResponse } from '../../type
 import { answerPrecondition, answerUnstored, evaluate, hasPreconditions, withoutValidators, type Precondition } from './conditional.ts';
 import { storeEntry, type CacheContext, type Settled } from './context.ts';
 import { withPair, type CacheEntry } from './entry.ts';
-import { planStorage, type StoragePlan } from './policy.ts';
+import { planStorage, supersedes, type StoragePlan } from './policy.ts';
 import { entryOf, replay, tagged, type CacheStatus } from './replay.ts';
 import { answerFreshened, applyNotModified, revalidationHeaders, selects } from './revalidation.ts';
 import { StoreTee, type TeeOwner } from './tee.ts';
@@ -105,6 +105,9 @@ export class MissSubscriber extends InnerSubscriber<GatewayResponse> implements 
     const body = res.body;
     if (plan === null || (body !== null && body.length !== null && body.length > ctx.maxEntrySize)) {
       this.giveUp();
+      // What the lookup found expired is superseded by an answer that may not be stored (revalidate.ts).
+      const old = this.revalidating ?? this.stale;
+      if (this.storeIt && old !== undefined && supersedes(res.status)) ctx.table.remove(this.base, this.req, old);
       // Not stored: the client's preconditions, kept from the upstream, are answered here.
       if (this.conditional && answerUnstored(this.downstream, this.req.headers, res, ctx.clock.now(), this.status)) return;
       this.downstream.next(tagged(res, this.status));

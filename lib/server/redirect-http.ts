@@ -1,4 +1,4 @@
-import type { TemplatedApp, us_listen_socket } from 'uWebSockets.js';
+import type { HttpRequest, TemplatedApp, us_listen_socket } from 'uWebSockets.js';
 import { closeApp } from './tls.ts';
 import type { UwsModule } from './uws.ts';
 import { ListenError } from './listen-error.ts';
@@ -14,8 +14,13 @@ export interface RedirectHttpOptions {
   httpsPort?: number;
 }
 
-/** A host name, IPv4 address or bracketed IPv6 address, then an optional port: nothing else reaches `Location`. */
-const HOST = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?)(?::\d{1,5})?$/;
+/**
+ * A host name (labels of letters, digits, `-` and `_`, one dot between
+ * them, a trailing dot allowed and dropped, as nginx's `$host` drops it),
+ * IPv4 address or bracketed IPv6 address, then an optional port: nothing
+ * else reaches `Location` (nginx answers 400 to `a..b` too).
+ */
+const HOST = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9_-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9_-]*[A-Za-z0-9])?)*)\.?(?::\d{1,5})?$/;
 
 /**
  * Where a plain-HTTP request is sent: `https://<its Host without the
@@ -44,11 +49,13 @@ export interface RedirectListener {
 export function listenRedirect(uws: UwsModule, host: string, options: RedirectHttpOptions, httpsPort: number): Promise<RedirectListener> {
   const app: TemplatedApp = uws.App();
   const to = options.httpsPort ?? httpsPort;
-  app.any('/*', (res, req) => {
-    const location = httpsLocation(req.getHeader('host'), req.getUrl(), req.getQuery() ?? '', to);
+  app.any('/*', function redirectToHttps(res, req) {
+    const query = req.getQuery(); // undefined without a `?`; '' for a bare one, which `Location` keeps (nginx's $request_uri does)
+    const location = hosts(req) === 1 ? httpsLocation(req.getHeader('host'), query === '' ? `${req.getUrl()}?` : req.getUrl(), query ?? '', to) : null;
     const method = req.getCaseSensitiveMethod().toUpperCase();
     if (location === null) {
-      res.writeStatus('400 Bad Request').writeHeader('connection', 'close').end('a redirect to HTTPS needs a Host header naming a host\n');
+      // end(…, true) writes `Connection: close` and closes: a header written by hand left the connection open.
+      res.writeStatus('400 Bad Request').end('a redirect to HTTPS needs one Host header naming a host\n', true);
       return;
     }
     res.writeStatus(method === 'GET' || method === 'HEAD' ? '301 Moved Permanently' : '308 Permanent Redirect').writeHeader('location', location).end();
@@ -70,4 +77,11 @@ export function listenRedirect(uws: UwsModule, host: string, options: RedirectHt
       });
     });
   });
+}
+
+/** How many Host headers the request has: a repeated one is refused (RFC 9112 §3.2; nginx answers 400 too), not its first taken. */
+function hosts(req: HttpRequest): number {
+  let n = 0;
+  req.forEach((name) => { if (name === 'host') n++; });
+  return n;
 }

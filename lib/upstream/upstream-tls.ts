@@ -89,7 +89,11 @@ function resolveTls(service: string, keys: UpstreamTlsKeys): ResolvedTls {
  * upstream's name by default too.
  */
 function pinnedConnector(service: string, { options, pins, servername }: ResolvedTls): buildConnector.connector {
-  const connect = buildConnector(options);
+  // A resumed TLS session carries no peer certificate (getPeerX509Certificate() is undefined), so with
+  // undici's session cache every connection after a pool's first answered 502 "matches none of the pinned
+  // keys" and ejected the instance. And a TLS 1.2 session is cached before the pin check runs, so trusting
+  // a resumed one could resume a session whose certificate failed it: a pinned service does full handshakes.
+  const connect = buildConnector(pins === null ? options : { ...options, maxCachedSessions: 0 });
   return function pinnedConnect(opts, callback) {
     // Without one, undici's connect takes the name from opts.host, the upstream's own.
     const { servername: _fromHostHeader, ...upstream } = opts;

@@ -375,6 +375,7 @@ describe('upstream TLS, as Envoy users probe it', () => {
       mtls: await https('mtls', good, { requestCert: true, ca: clientCa.cert }),
       reuse: await https('reuse', good),
       resume: await https('resume', good, { close: true }),
+      pinned: await https('pinned', good, { close: true }),
     };
     const expiredCaFile = files.write('expired-ca.pem', expiredCa.cert);
     runs = rxgateRuns();
@@ -391,6 +392,7 @@ services:
     health: { path: /health, interval: 1s, timeout: 2s }
   reuse: { upstreams: ["https://localhost:${ports.reuse}"], tls: { ca: ${caFile} } }
   resume: { upstreams: ["https://localhost:${ports.resume}"], tls: { ca: ${caFile} } }
+  pinned: { upstreams: ["https://localhost:${ports.pinned}"], retry: false, tls: { ca: ${caFile}, pin: ["${good.spkiPin}"] } }
 routes:
   - { path: /selfsigned/*, service: selfsigned }
   - { path: /expired/*, service: expired }
@@ -398,6 +400,7 @@ routes:
   - { path: /mtls/*, service: mtls }
   - { path: /reuse/*, service: reuse }
   - { path: /resume/*, service: resume }
+  - { path: /pinned/*, service: pinned }
 `)], { RXGATE_LOG_LEVEL: 'info' });
     const [listening, adminListening] = await Promise.all([proc.logged('rxgate listening'), proc.logged('rxgate admin listening')]);
     gw = `http://127.0.0.1:${listening['port'] as number}`;
@@ -456,5 +459,11 @@ routes:
     const seen = handshakes.get('resume')!;
     expect(seen.length).toBe(4);
     expect(seen.slice(1).some((h) => h.resumed)).toBe(true);
+  });
+
+  it('a pinned service answers every request on new connections: a resumed TLS session has no certificate to check, so none is resumed', async () => {
+    // Before, the second connection resumed the first one's session and got 502 "matches none of the pinned keys".
+    for (let i = 0; i < 4; i++) expect((await get(`/pinned/${i}`)).status, `request ${i}`).toBe(200);
+    expect(handshakes.get('pinned')!.map((h) => h.resumed)).toEqual([false, false, false, false]);
   });
 });

@@ -133,7 +133,11 @@ export function createVerifier(source: KeySource, options: VerifierOptions): Ver
       lastToken = undefined;
     }
     const under = verifying.get(token);
-    if (under !== undefined) return under.then(undefined, () => verifyJwt(token));
+    if (under !== undefined) {
+      // The shared check judged exp at its own start: this request is judged at its arrival, as a cache hit is.
+      const arrived = clock.now();
+      return under.then((claims) => (typeof claims.exp !== 'number' || arrived < claims.exp * 1000 + skewMs ? claims : verifyJwt(token)), () => verifyJwt(token));
+    }
     const verification = verifyJwt(token);
     verifying.set(token, verification);
     const forget = settled(token);

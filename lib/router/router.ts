@@ -137,9 +137,17 @@ function compileRewrite(rewrite: RouteRewrite | undefined): ((path: string, matc
   };
 }
 
-function segmentsOf(path: string): string[] {
-  const parts = path === '/' ? [] : path.slice(1).split('/');
-  if (parts.length > 0 && parts[parts.length - 1] === '') parts.pop();
+/**
+ * The path's segments, at most `limit` + 1 of them: a route looks at its
+ * first `fixed` (at most `limit` - 1) and at whether there are more, so a
+ * path of thousands of segments (a 414 being answered through a route's
+ * cors) is not split whole. A trailing empty segment is dropped only when
+ * the list is whole.
+ */
+function segmentsOf(path: string, limit: number): string[] {
+  if (path === '/') return [];
+  const parts = path.slice(1).split('/', limit + 1);
+  if (parts.length <= limit && parts[parts.length - 1] === '') parts.pop();
   return parts;
 }
 
@@ -174,10 +182,14 @@ const OPEN_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'
  */
 export class Router<T> {
   private readonly routes: CompiledRoute<T>[] = [];
+  /** One more segment than the deepest route's fixed ones: what `segmentsOf` keeps. */
+  private limit = 1;
 
   add(definition: RouteDefinition<T>): this {
-    this.routes.push(new CompiledRoute(definition));
+    const route = new CompiledRoute(definition);
+    this.routes.push(route);
     this.routes.sort(compareSpecificity);
+    this.limit = Math.max(this.limit, route.fixed + 1);
     return this;
   }
 
@@ -190,7 +202,7 @@ export class Router<T> {
    * `test`, whatever its methods: for answering a refusal as that route would.
    */
   find<A>(path: string, test: (value: T, arg: A) => boolean, arg?: A): CompiledRoute<T> | null {
-    const parts = segmentsOf(path);
+    const parts = segmentsOf(path, this.limit);
     for (const route of this.routes) if (test(route.value, arg as A) && route.matches(parts)) return route;
     return null;
   }
@@ -206,7 +218,7 @@ export class Router<T> {
     let allowed: Set<string> | null = null;
     for (const route of this.routes) {
       if (route.fixed !== 0 || !route.prefix) {
-        parts ??= segmentsOf(path);
+        parts ??= segmentsOf(path, this.limit);
         if (!route.matches(parts)) continue;
       }
       if (accept !== undefined && !accept(route.value, arg as A)) continue;

@@ -79,6 +79,19 @@ describe('Router matching', () => {
     expect(which(r, 'GET', '/other')).toBe('/*');
   });
 
+  it('matches paths with more segments than any route looks at, with and without a trailing slash, as a whole split would (a 414 refusal of 16,000 segments is routed for its cors, review RB of bc6785c)', () => {
+    const r = router({ path: '/users/:id' }, { path: '/users/:id/orders/*' }, { path: '/a/b' }, { path: '/api/*' });
+    const deep = (n: number, trail: string) => '/' + Array.from({ length: n }, (_, i) => `s${i}`).join('/') + trail;
+    expect(which(r, 'GET', '/api' + deep(16000, '/'))).toBe('/api/*');
+    expect(which(r, 'GET', '/users/1/orders' + deep(5000, ''))).toBe('/users/:id/orders/*');
+    expect(which(r, 'GET', '/users/1/')).toBe('/users/:id');
+    expect(which(r, 'GET', '/users/1/x/')).toBe('404');
+    expect(which(r, 'GET', '/a/b/')).toBe('/a/b');
+    expect(which(r, 'GET', '/a/b/c/')).toBe('404');
+    expect(which(r, 'GET', '/a/b/c/d/')).toBe('404');
+    expect(r.match('GET', '/users/42/orders/x/y/').params).toEqual({ id: '42' });
+  });
+
   it('keeps the first of two equally specific routes', () => {
     const r = router({ path: '/a/:x', value: 'first' }, { path: '/a/:y', value: 'second' });
     expect(which(r, 'GET', '/a/1')).toBe('first');

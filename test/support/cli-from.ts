@@ -1,6 +1,7 @@
 import { execFile } from 'node:child_process';
-import { existsSync, readdirSync, statSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { createHash } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { dirname, join, relative, resolve } from 'node:path';
 import { promisify } from 'node:util';
 
 /**
@@ -64,8 +65,28 @@ export async function chooseCliFrom(env: NodeJS.ProcessEnv = process.env, root =
     .filter((f) => /\.(ts|mjs)$/.test(f))
     .find((f) => !existsSync(join(root, 'dist', relative(join(root, 'lib'), f).replace(/\.ts$/, '.js'))));
   if (missing !== undefined) return { from: 'loader', why: `${relative(root, missing)} has no output in dist/` };
+  const differs = sourceNotBuilt(info, root);
+  if (differs !== undefined) return { from: 'loader', why: `${differs} is not the text dist/ was built from` };
   if (statSync(info).mtimeMs !== stamp) return { from: 'loader', why: 'a build rewrote dist/ while it was checked' };
   return { from: 'dist', why: 'dist/ is the build of the current sources' };
+}
+
+/**
+ * A lib/ source whose text is not the one the last build compiled (its sha256 against the version
+ * dist/.tsbuildinfo records), or undefined. mtimes alone miss a file saved while tsc was running
+ * (older than the stamp it writes at the end) and a copy that keeps old mtimes.
+ */
+function sourceNotBuilt(info: string, root: string): string | undefined {
+  const build = JSON.parse(readFileSync(info, 'utf8')) as { fileNames?: string[]; fileInfos?: Array<string | { version?: string }> };
+  const versions = new Map<string, string | undefined>();
+  (build.fileNames ?? []).forEach((f, i) => {
+    const v = build.fileInfos?.[i];
+    versions.set(resolve(dirname(info), f), typeof v === 'string' ? v : v?.version);
+  });
+  const changed = filesUnder(join(root, 'lib'))
+    .filter((f) => /\.(ts|mjs)$/.test(f))
+    .find((f) => versions.get(f) !== createHash('sha256').update(readFileSync(f)).digest('hex'));
+  return changed && relative(root, changed);
 }
 
 /** The line the run prints: which mode, why, and what to do for the other. */

@@ -78,10 +78,24 @@ export class EdgeTls {
     const ciphers = this.options.ciphers ?? MODERN_CIPHERS;
     const app = uws.SSLApp(appOptions(this.options, ciphers));
     register(app);
-    for (const sni of this.options.sni ?? []) {
+    const entries = this.options.sni ?? [];
+    for (const sni of entries) {
       app.addServerName(sni.serverName, appOptions(sni, ciphers));
       register(app.domain(sni.serverName));
     }
+    if (entries.length === 0) return app;
+    // uSockets matches SNI names byte for byte, so `API.example.com` got the default certificate where
+    // `api.example.com` has one (RFC 6066: host names compare case-insensitively). A name in another case
+    // is added as it came, up to MAX_SNI_ALIASES per app: past that, the default certificate, as before.
+    let aliases = 0;
+    app.missingServerName(function sniInAnotherCase(hostname) {
+      if (aliases >= MAX_SNI_ALIASES) return;
+      const sni = sniEntry(entries, hostname);
+      if (sni === undefined) return;
+      aliases++;
+      app.addServerName(hostname, appOptions(sni, ciphers));
+      register(app.domain(hostname));
+    });
     return app;
   }
 
@@ -115,6 +129,19 @@ export class EdgeTls {
     this.pending = [];
     return socket;
   }
+}
+
+/** How many SNI names in another case than their entry's one app adds (each is a TLS context and a router). */
+export const MAX_SNI_ALIASES = 32;
+
+/** The entry whose name is `hostname` in another case (exact, or `*.domain` for one label), for a name uSockets did not match. */
+export function sniEntry(entries: readonly SniCertificate[], hostname: string): SniCertificate | undefined {
+  const name = hostname.toLowerCase();
+  const rest = name.slice(name.indexOf('.') + 1);
+  return entries.find((s) => {
+    const entry = s.serverName.toLowerCase();
+    return entry === name || (entry.startsWith('*.') && name.indexOf('.') > 0 && entry.slice(2) === rest);
+  });
 }
 
 /** Closes an app and every connection it has (both builds have `close`, their typings not all). */

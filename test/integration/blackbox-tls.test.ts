@@ -114,6 +114,7 @@ describe('the HTTPS listener, as nginx users probe it', () => {
     keyPath = files.write('privkey.pem', leaf.key);
     apiCa = await makeCa('api CA');
     const api = await apiCa.issue('api.test', { names: ['api.test'] });
+    const shop = await apiCa.issue('shop wildcard', { names: ['*.shop.test'] });
     upstream = createServer((req, res) => {
       if (req.url === '/sse') {
         res.writeHead(200, { 'content-type': 'text/event-stream' });
@@ -139,7 +140,9 @@ listen:
   tls:
     cert: \${A13_CERT}
     key: \${A13_KEY}
-    sni: [{ serverName: api.test, cert: ${files.write('api.crt', api.cert)}, key: ${files.write('api.key', api.key)} }]
+    sni:
+      - { serverName: api.test, cert: ${files.write('api.crt', api.cert)}, key: ${files.write('api.key', api.key)} }
+      - { serverName: "*.Shop.test", cert: ${files.write('shop.crt', shop.cert)}, key: ${files.write('shop.key', shop.key)} }
   redirectHttp: { port: ${redirectPort} }
 services:
   up: { upstreams: ["http://127.0.0.1:${(upstream.address() as AddressInfo).port}"] }
@@ -200,13 +203,41 @@ routes:
     }
   });
 
-  it('picks the sni entry\'s certificate for its name and the default one for any other', async () => {
-    const api = await tlsTo(port, apiCa.cert, 'api.test');
-    expect(api.getPeerCertificate().subject.CN).toBe('api.test');
-    api.destroy();
+  it('picks the sni entry\'s certificate for its name, in any case (RFC 6066: DNS names are case-insensitive), and the default one for any other', async () => {
+    // Before, a name in another case than its entry's got the default certificate (uSockets compares bytes).
+    for (const [name, cn] of [['api.test', 'api.test'], ['API.Test', 'api.test'], ['a.shop.test', 'shop wildcard'], ['B.SHOP.TEST', 'shop wildcard']]) {
+      const api = await tlsTo(port, apiCa.cert, name!);
+      expect(api.getPeerCertificate().subject.CN, name).toBe(cn);
+      expect(await ask(api, '/sni'), name).toMatch(/^HTTP\/1\.1 200 /);
+      api.destroy();
+    }
+    // Two labels under a one-label wildcard: the default certificate (which does not name it).
+    const deeper = await new Promise<TLSSocket>((resolve, reject) => {
+      const s = tlsConnect({ host: '127.0.0.1', port, servername: 'A.b.Shop.test', rejectUnauthorized: false }, () => resolve(s));
+      s.on('error', reject);
+    });
+    expect(deeper.getPeerCertificate().subject.CN).toBe('localhost');
+    deeper.destroy();
     const other = await tlsTo(port, root.cert, 'localhost');
     expect(other.getPeerCertificate().subject.CN).toBe('localhost');
     other.destroy();
+  });
+
+  it('adds at most 32 names in another case per listener (each a TLS context and a router), then serves the default certificate', async () => {
+    // 40 spellings of api.test none of the other cases used: uppercase letters by the bits of 40..79.
+    const spellings = Array.from({ length: 40 }, (_, i) => [...'apitest'].map((c, b) => ((i + 40) >> b) & 1 ? c.toUpperCase() : c).join('').replace(/^(...)/, '$1.'));
+    const served: string[] = [];
+    for (const name of spellings) {
+      const s = await new Promise<TLSSocket>((resolve, reject) => {
+        const c = tlsConnect({ host: '127.0.0.1', port, servername: name, rejectUnauthorized: false }, () => resolve(c));
+        c.on('error', reject);
+      });
+      served.push(s.getPeerCertificate().subject.CN as string);
+      s.destroy();
+    }
+    expect(served[0]).toBe('api.test');
+    expect(served.at(-1)).toBe('localhost');
+    expect(served.filter((cn) => cn === 'api.test').length).toBeLessThanOrEqual(32);
   });
 
   it('closes a connection whose handshake never finishes, and one that sends plain HTTP, without a byte', async () => {

@@ -15,8 +15,8 @@ import { WebSocketServer } from 'ws';
 
 /**
  * A black-box audit: rxgate started as users start it (the CLI on a YAML
- * file, from the sources through the repository's loader, as drain.test.ts
- * does), probed over HTTP, raw sockets and WebSocket the way suites written
+ * file, from dist/ when the run found it current, else the sources through
+ * the loader (test/support/cli-from.ts), as drain.test.ts does), probed over HTTP, raw sockets and WebSocket the way suites written
  * for nginx, Envoy or Traefik probe a reverse proxy. Upstreams are written
  * here: a node:http one that reports what it received, and a node:net one
  * for exact request-line bytes and answers node:http cannot send.

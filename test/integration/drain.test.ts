@@ -16,7 +16,7 @@ import { until } from '../support/wait.ts';
  * 0; a second signal exits at once; drain.timeout cancels what is left.
  */
 
-// What bin/rxgate.mjs does, on the sources (through the repository's loader) instead of dist/.
+// What bin/rxgate.mjs does: from dist/ when the run found it current, else the sources through the loader (test/support/cli-from.ts).
 const runs = rxgateRuns();
 const cleanups: Array<() => Promise<void>> = [];
 afterEach(async () => {

@@ -1,7 +1,9 @@
 import { spawnSync, type ChildProcess } from 'node:child_process';
 import { chooseCliFrom, cliFromLine, newerInput, type CliChoice } from './cli-from.ts';
 import { startRedisServer, stopRedisServer } from './redis-server.ts';
+import { existsSync, statSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { join } from 'node:path';
 import type { TestProject } from 'vitest/node';
 
 /**
@@ -21,7 +23,9 @@ const held = globalThis as { [CLI_KEY]?: Made };
 
 export async function setup(project: TestProject): Promise<void> {
   const at = Date.now();
-  held[CLI_KEY] ??= chooseCliFrom().then((choice) => {
+  // Watch mode reruns files after an edit without calling setup again: a choice of dist/ would go stale, so the loader.
+  const watching = project.vitest.config.watch;
+  held[CLI_KEY] ??= (watching ? Promise.resolve<CliChoice>({ from: 'loader', why: 'watch mode: reruns after an edit must not run the build from before it' }) : chooseCliFrom()).then((choice) => {
     console.warn(`\n${cliFromLine(choice)}\n`);
     return { choice, at };
   });
@@ -45,6 +49,9 @@ export async function teardown(): Promise<void> {
   delete held[CLI_KEY];
   const changed = made?.choice.from === 'dist' ? newerInput(made.at) : undefined;
   if (changed !== undefined) console.warn(`\n[rxgate tests] ${changed} CHANGED DURING THE RUN: rxgate processes started from dist/ after that ran the code from before it\n`);
+  // A build during the run (another checkout user's `npm test`) rewrote dist/ under the processes started from it.
+  const stamp = join(import.meta.dirname, '../../dist/.tsbuildinfo');
+  if (made?.choice.from === 'dist' && (!existsSync(stamp) || statSync(stamp).mtimeMs >= made.at)) console.warn('\n[rxgate tests] A BUILD REWROTE dist/ DURING THE RUN: rxgate processes started from dist/ may have run a mix of builds\n');
 }
 
 export function freePort(): Promise<number> {

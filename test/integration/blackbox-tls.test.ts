@@ -203,6 +203,23 @@ routes:
     }
   });
 
+  it('refuses a client-initiated TLS 1.2 renegotiation (a CPU-exhaustion lever nginx refuses too)', async () => {
+    const s = await new Promise<TLSSocket>((resolve, reject) => {
+      const c = tlsConnect({ host: '127.0.0.1', port, ca: root.cert, servername: 'localhost', maxVersion: 'TLSv1.2' }, () => resolve(c));
+      c.on('error', reject);
+    });
+    s.on('error', () => undefined);
+    try {
+      const outcome = await new Promise<string>((resolve) => {
+        s.renegotiate({ rejectUnauthorized: true }, (err) => resolve(err === null ? 'renegotiated' : 'refused'));
+        s.once('close', () => resolve('refused'));
+      });
+      expect(outcome).toBe('refused');
+    } finally {
+      s.destroy();
+    }
+  });
+
   it('picks the sni entry\'s certificate for its name, in any case (RFC 6066: DNS names are case-insensitive), and the default one for any other', async () => {
     // Before, a name in another case than its entry's got the default certificate (uSockets compares bytes).
     for (const [name, cn] of [['api.test', 'api.test'], ['API.Test', 'api.test'], ['a.shop.test', 'shop wildcard'], ['B.SHOP.TEST', 'shop wildcard']]) {

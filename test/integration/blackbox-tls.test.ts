@@ -433,6 +433,7 @@ admin: { host: 127.0.0.1, port: 0 }
 services:
   selfsigned: { upstreams: ["https://localhost:${ports.selfSigned}"], retry: false }
   expired: { upstreams: ["https://localhost:${ports.expired}"], retry: false, tls: { ca: ${expiredCaFile} } }
+  expiredchecked: { upstreams: ["https://localhost:${ports.expired}"], tls: { ca: ${expiredCaFile} }, health: { path: /health, interval: 1s } }
   othername: { upstreams: ["https://localhost:${ports.otherName}"], retry: false, tls: { ca: ${caFile} } }
   mtls:
     upstreams: ["https://127.0.0.1:${ports.mtls}"]
@@ -444,6 +445,7 @@ services:
 routes:
   - { path: /selfsigned/*, service: selfsigned }
   - { path: /expired/*, service: expired }
+  - { path: /expiredchecked/*, service: expiredchecked }
   - { path: /othername/*, service: othername }
   - { path: /mtls/*, service: mtls }
   - { path: /reuse/*, service: reuse }
@@ -481,6 +483,16 @@ routes:
       expect(r.status, path).toBe(502);
       expect(r.body.error?.code, path).toBe('BAD_GATEWAY');
     }
+  });
+
+  it('says why in the admin /health: a health-checked instance whose certificate expired shows lastCheck.error CERT_HAS_EXPIRED', async () => {
+    type Health = { services: Record<string, { instances: Array<{ healthy: boolean; lastCheck: { ok: boolean; error?: string } | null }> }> };
+    let instance: Health['services'][string]['instances'][number] | undefined;
+    await until(async () => {
+      instance = (await (await request(`${admin}/health`)).body.json() as Health).services['expiredchecked']!.instances[0];
+      return instance?.lastCheck !== null && instance?.lastCheck !== undefined;
+    }, { timeout: 10_000 });
+    expect(instance!.lastCheck).toMatchObject({ ok: false, error: 'CERT_HAS_EXPIRED' });
   });
 
   it('presents the client certificate on requests and on health probes, which mark the instance healthy', async () => {

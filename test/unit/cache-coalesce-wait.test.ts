@@ -8,6 +8,7 @@ import type { CacheContext } from '../../lib/stages/cache/context.ts';
 import { Inflight } from '../../lib/stages/cache/inflight.ts';
 import { MemoryCacheStore } from '../../lib/stages/cache/memory-store.ts';
 import { CacheTable } from '../../lib/stages/cache/table.ts';
+import type { CacheEntry } from '../../lib/stages/cache/entry.ts';
 import type { GatewayResponse, Handler } from '../../lib/types.ts';
 import { gatewayRequest } from '../support/request.ts';
 
@@ -58,14 +59,15 @@ function setup(answerAt: number | null) {
   return { scheduler, up, ctx, limit };
 }
 
-interface Outcome { at: number | null; status: number | null; error: unknown; sub: Subscription }
+interface Outcome { at: number | null; status: number | null; error: unknown; sub: Subscription; cache: unknown }
 
 /** A waiter joining `KEY`'s leader now; what it got and when. */
 function join(ctx: CacheContext, scheduler: VirtualTimeScheduler, limit: WaitLimit | null): Outcome {
-  const out: Outcome = { at: null, status: null, error: null, sub: null! };
-  out.sub = new Observable<GatewayResponse>((s) => waitForLeader(ctx, s, gatewayRequest({ path: '/items', headers: { host: 'api.test' } }), KEY, KEY, limit)).subscribe({
-    next: (res) => { out.status = res.status; out.at = scheduler.now(); },
-    error: (err) => { out.error = err; out.at = scheduler.now(); },
+  const out: Outcome = { at: null, status: null, error: null, sub: null!, cache: undefined };
+  const req = gatewayRequest({ path: '/items', headers: { host: 'api.test' } });
+  out.sub = new Observable<GatewayResponse>((s) => waitForLeader(ctx, s, req, KEY, KEY, limit)).subscribe({
+    next: (res) => { out.status = res.status; out.at = scheduler.now(); out.cache = req.locals.cache; },
+    error: (err) => { out.error = err; out.at = scheduler.now(); out.cache = req.locals.cache; },
   });
   return out;
 }
@@ -136,5 +138,88 @@ describe('a coalesced waiter under its route\'s timeouts.total', () => {
     const at = (route: unknown, service: unknown) => routeTotal({ route: { timeouts: route }, serviceConfig: { timeouts: service } } as never);
     expect([at({ total: '2s' }, { total: '5s' }), at(undefined, { total: '5s' }), at({ perAttempt: '1s' }, { total: '5s' })]).toEqual(['2s', '5s', '5s']);
     expect([at(false, { total: '5s' }), at(undefined, false), at(undefined, undefined), at({ perAttempt: '1s' }, undefined)]).toEqual([null, null, null, null]);
+  });
+});
+
+/** A stored 200 as a leader settles on it. */
+function stored(now: number): CacheEntry {
+  return {
+    kind: 'entry', status: 200, statusText: undefined, headers: [], body: BufferedBody.of('entry'), vary: [],
+    storedAt: now, initialAge: 0, freshUntil: now + 60_000, staleWhileRevalidate: 0, staleIfError: 0,
+  };
+}
+
+describe('a coalesced waiter whose leader has its upstream head (review RA, H1)', () => {
+  it('is not answered 504 while the leader\'s body streams past its total, and is served the entry (it joined before the head)', () => {
+    const { scheduler, up, ctx, limit } = setup(null);
+    const settle = ctx.inflight.lead(KEY);
+    const w = join(ctx, scheduler, limit);
+    runTo(scheduler, 300);
+    settle(undefined); // the leader's upstream answered: its body is still to come
+    expect(limit.deadlines.size).toBe(0);
+    runTo(scheduler, 5000); // five totals: the body takes its time, as the leader's client's does
+    expect([w.at, w.error]).toEqual([null, null]);
+    settle({ entry: stored(ctx.clock.now()), key: KEY, status: 'HIT' });
+    expect([w.status, w.at, w.error, up.calls]).toEqual([200, 5000, null, 0]);
+  });
+
+  it('is never bounded when it joins after the leader\'s head, and gets one answer', () => {
+    const { scheduler, up, ctx, limit } = setup(null);
+    const settle = ctx.inflight.lead(KEY);
+    runTo(scheduler, 100);
+    settle(undefined);
+    settle(undefined); // a second head (a revalidation's 304, then the request again) tells nobody twice
+    runTo(scheduler, 200);
+    const w = join(ctx, scheduler, limit);
+    expect(limit.deadlines.size).toBe(0);
+    runTo(scheduler, 5000);
+    settle({ entry: stored(ctx.clock.now()), key: KEY, status: 'HIT' });
+    settle(null); // settles once: later calls do nothing
+    expect([w.status, w.at, w.error, up.calls]).toEqual([200, 5000, null, 0]);
+  });
+
+  it('goes upstream itself, bounded by the timeout stage (not here), when the leader fails after its head', () => {
+    const { scheduler, up, ctx, limit } = setup(null);
+    const settle = ctx.inflight.lead(KEY);
+    const w = join(ctx, scheduler, limit);
+    settle(undefined);
+    runTo(scheduler, 3000);
+    settle(null); // the leader's body failed
+    runTo(scheduler, 9000);
+    expect([w.at, w.error, up.calls, up.open, limit.deadlines.size]).toEqual([null, null, 1, 1, 0]);
+    w.sub.unsubscribe();
+    expect(up.open).toBe(0);
+  });
+
+  it('keeps a key\'s head mark through the table\'s growth and clears it with the key', () => {
+    const { scheduler, ctx, limit } = setup(null);
+    const settle = ctx.inflight.lead(KEY);
+    settle(undefined);
+    const others = Array.from({ length: 100 }, (_, i) => ctx.inflight.lead(`${KEY}/${i}`)); // grows the table past 64 slots
+    const w = join(ctx, scheduler, limit);
+    expect(limit.deadlines.size).toBe(0);
+    settle(null);
+    for (const s of others) s(null);
+    const again = ctx.inflight.lead(KEY); // a new leader: no head yet
+    const v = join(ctx, scheduler, limit);
+    expect(limit.deadlines.size).toBe(1);
+    runTo(scheduler, 5000);
+    expect([v.at, (v.error as Error | null)?.name, w.error]).toEqual([TOTAL, 'GatewayTimeoutError', null]);
+    again(null);
+  });
+
+  it('is logged MISS when its deadline answers it (the access log\'s cache field, review RA L1)', () => {
+    const { scheduler, ctx, limit } = setup(null);
+    const settle = ctx.inflight.lead(KEY);
+    const w = join(ctx, scheduler, limit);
+    runTo(scheduler, 5000);
+    expect([w.at, w.cache]).toEqual([TOTAL, 'MISS']);
+    settle(null);
+  });
+
+  it('refuses a waitTimeout of 0 and names waitTimeout in its errors (review RA L2)', () => {
+    const runtime = virtualRuntime(new VirtualTimeScheduler());
+    expect(() => waitLimit(0, runtime)).toThrow(new TypeError('waitTimeout: expected more than 0 ms (null for no bound)'));
+    expect(() => waitLimit('soon' as never, runtime)).toThrow(/^waitTimeout: expected a duration/);
   });
 });

@@ -79,10 +79,10 @@ export interface CacheOptions {
    */
   coalesce?: boolean;
   /**
-   * How long a coalesced miss may wait for the one it joined, and then for
-   * its own request, until a response head: past it, 504. The YAML stage
-   * sets the route's `timeouts.total`, which the timeout stage (after the
-   * cache) does not apply to the wait. null: no bound.
+   * How long a coalesced miss may wait for an upstream head: the leader's,
+   * or its own request's. Past it, 504. The YAML stage sets the route's
+   * `timeouts.total`, which the timeout stage (after the cache) does not
+   * apply to the wait. null: no bound; more than 0.
    * @default null
    */
   waitTimeout?: Duration | null;

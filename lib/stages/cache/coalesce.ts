@@ -22,9 +22,12 @@ import { replay } from './replay.ts';
  *
  * With `limit` (the route's `timeouts.total`, which the timeout stage, run
  * after the cache, never sees of this wait) the waiter has a deadline of its
- * own from when it joins until a response head: past it, it stops waiting,
- * or stops the request it sent itself, and fails with the 504 the timeout
- * stage gives (`waitLimit`).
+ * own from when it joins until an upstream head: the leader's, or that of the
+ * request it sent itself. `total` bounds a head everywhere else too: the
+ * entry (or a held 304) only comes once the body is stored, and a body may
+ * stream past `total` as the leader's client's does. Past the deadline the
+ * waiter stops waiting, or stops the request it sent itself, and fails with
+ * the 504 the timeout stage gives (`waitLimit`).
  */
 export function waitForLeader(
   ctx: CacheContext,
@@ -34,13 +37,20 @@ export function waitForLeader(
   key: string,
   limit: WaitLimit | null = null,
 ): void {
-  const out = limit === null ? downstream : new Waiter(downstream, limit) as unknown as Subscriber<GatewayResponse>;
+  const waiter = limit === null ? null : new Waiter(downstream, limit);
+  const out = waiter === null ? downstream : waiter as unknown as Subscriber<GatewayResponse>;
+  // What the access log and traces say of a waiter that never gets further (its deadline passed); an answer overwrites it.
+  req.locals.cache = 'MISS';
   const leave = ctx.inflight.join(key, (v) => {
+    if (v === undefined) {
+      waiter?.headed(); // the leader's upstream answered: the bound is met
+      return;
+    }
     if (v !== null && v.key === variantKey(base, req.headers, v.entry.vary)) {
       const now = ctx.clock.now();
       // the leader's stored 200 answers a waiter's preconditions as a fresh hit would
-      if (v.status === 'HIT' && hasPreconditions(req.headers) && answerConditional(out, req, v.entry, now)) return;
       req.locals.cache = v.status;
+      if (v.status === 'HIT' && hasPreconditions(req.headers) && answerConditional(out, req, v.entry, now)) return;
       const range = req.headers.range;
       out.next(range === undefined ? replay(v.entry, req.method, v.status, now) : replayRange(v.entry, req, range, v.status, now));
       out.complete();
@@ -49,6 +59,11 @@ export function waitForLeader(
     goUpstream(ctx, out, req, base, 'MISS', true);
   });
   out.add(leave);
+}
+
+/** A coalesced waiter: told when its upstream's head came, since its own answer waits for the body (miss.ts's `hold`). */
+export interface Headed {
+  headed(): void;
 }
 
 /**
@@ -78,7 +93,9 @@ export function routeTotal(ctx: Pick<StageContext, 'route' | 'serviceConfig'>): 
 /** The `WaitLimit` of a route whose `timeouts.total` is `total`; null for none. */
 export function waitLimit(total: Duration | null, runtime: Runtime): WaitLimit | null {
   if (total === null) return null;
-  const ms = parseDuration(total, 'timeouts.total');
+  const ms = parseDuration(total, 'waitTimeout');
+  // YAML refuses `total: 0` too ("leave the key out"): 0 would answer every waiter 504 at once.
+  if (ms === 0) throw new TypeError('waitTimeout: expected more than 0 ms (null for no bound)');
   return {
     deadlines: new Deadlines(runtime.scheduler, () => runtime.now(), ms),
     // The timeout stage's message for `total`, so a waiter's 504 reads as any other request's.
@@ -93,7 +110,7 @@ export function waitLimit(total: Duration | null, runtime: Runtime): WaitLimit |
  * waiters and stops the request it sent itself, never the leader's.
  * `Deadlines.remove` does nothing for an entry off the list, so no flag.
  */
-class Waiter extends InnerSubscriber<GatewayResponse> implements Deadline {
+class Waiter extends InnerSubscriber<GatewayResponse> implements Deadline, Headed {
   deadline = 0;
   prevDeadline: Deadline | null = null;
   nextDeadline: Deadline | null = null;
@@ -110,6 +127,11 @@ class Waiter extends InnerSubscriber<GatewayResponse> implements Deadline {
 
   override unsubscribe(): void {
     super.unsubscribe();
+    this.limit.deadlines.remove(this);
+  }
+
+  /** An upstream head came for this waiter (the leader's, or its own request's held 304): it waits on without a bound. */
+  headed(): void {
     this.limit.deadlines.remove(this);
   }
 

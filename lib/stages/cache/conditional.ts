@@ -1,6 +1,6 @@
 import type { Subscriber } from 'rxjs';
 import { PreconditionFailedError } from '../../errors.ts';
-import type { GatewayRequest, GatewayResponse, RequestHeaders } from '../../types.ts';
+import type { Body, GatewayRequest, GatewayResponse, RequestHeaders } from '../../types.ts';
 import { headerValue, type CacheEntry } from './entry.ts';
 import { ageSeconds, httpDate } from './freshness.ts';
 import type { CacheStatus } from './replay.ts';
@@ -45,6 +45,14 @@ export function withoutValidators(headers: RequestHeaders): RequestHeaders {
 
 /** What the preconditions make of a hit: the stored answer, a 304, or a 412. */
 export type Precondition = 'serve' | 'not-modified' | 'failed';
+
+/** A 304 or 412 waiting for the stored response's body to end (miss.ts's `hold`). */
+export interface Held {
+  readonly outcome: Exclude<Precondition, 'serve'>;
+  readonly head: CacheEntry; // the entry minus its body: what the answer is made from
+  /** The upstream body being read into the store. */
+  readonly body: Body;
+}
 
 /** The preconditions of `h` against `entry`, in RFC 9110 §13.2.2's order (the method is GET or HEAD). */
 export function evaluate(h: RequestHeaders, entry: CacheEntry): Precondition {

@@ -1,7 +1,8 @@
 import { fnv1a } from '../../hash.ts';
 import { fillsHole } from './slots.ts';
 
-type Waiter<T> = (v: T | null) => void;
+/** `undefined`: the leader has its upstream's head (not settled: the entry is still to come). */
+type Waiter<T> = (v: T | null | undefined) => void;
 
 const INITIAL = 64;
 
@@ -23,6 +24,8 @@ export class Inflight<T> {
   private keys: Array<string | undefined> = new Array<string | undefined>(INITIAL).fill(undefined);
   private lists: Array<Waiter<T>[] | undefined> = new Array<Waiter<T>[] | undefined>(INITIAL).fill(undefined);
   private hashes = new Int32Array(INITIAL);
+  /** 1 once the key's leader has its head: a waiter joining then is told at once. */
+  private heads = new Uint8Array(INITIAL);
   private count = 0;
   /** `has(key)` is followed by `lead(key)` or `join(key)`: hash that key once. */
   private lastKey: string | undefined = undefined;
@@ -32,8 +35,12 @@ export class Inflight<T> {
     return this.slot(key, this.hash(key)) >= 0;
   }
 
-  /** Registers a leader; the returned function settles the key once (later calls do nothing). */
-  lead(key: string): (v: T | null) => void {
+  /**
+   * Registers a leader; the returned function settles the key once (later
+   * calls do nothing). Called with `undefined` it does not settle: it tells
+   * the waiters, and those that join later, that the leader has its head.
+   */
+  lead(key: string): (v: T | null | undefined) => void {
     const list: Waiter<T>[] = [];
     const h = this.hash(key);
     const at = this.slot(key, h);
@@ -42,6 +49,12 @@ export class Inflight<T> {
     let done = false;
     return (v) => {
       if (done) return;
+      if (v === undefined) {
+        const i = this.slot(key, h);
+        if (i >= 0 && this.lists[i] === list) this.heads[i] = 1;
+        for (let j = 0; j < list.length; j++) list[j]!(undefined);
+        return;
+      }
       done = true;
       const i = this.slot(key, h);
       if (i >= 0 && this.lists[i] === list) this.removeAt(i);
@@ -57,6 +70,7 @@ export class Inflight<T> {
     if (at < 0) throw new Error(`no leader for ${key}`);
     const list = this.lists[at]!;
     list.push(cb);
+    if (this.heads[at] === 1) cb(undefined);
     return () => {
       const i = list.indexOf(cb);
       if (i >= 0) list.splice(i, 1);
@@ -94,18 +108,20 @@ export class Inflight<T> {
     this.keys[i] = key;
     this.lists[i] = list;
     this.hashes[i] = h;
+    this.heads[i] = 0;
     this.count++;
   }
 
   /** Linear probing's deletion: later entries of the run shift back (slots.ts's `fillsHole`), so no tombstones. */
   private removeAt(i: number): void {
-    const { keys, lists, hashes } = this;
+    const { keys, lists, hashes, heads } = this;
     const mask = keys.length - 1;
     for (let j = (i + 1) & mask; keys[j] !== undefined; j = (j + 1) & mask) {
       if (!fillsHole(i, j, hashes[j]! & mask, mask)) continue;
       keys[i] = keys[j];
       lists[i] = lists[j];
       hashes[i] = hashes[j]!;
+      heads[i] = heads[j]!;
       i = j;
     }
     keys[i] = undefined;
@@ -114,12 +130,17 @@ export class Inflight<T> {
   }
 
   private grow(): void {
-    const { keys, lists, hashes } = this;
+    const { keys, lists, hashes, heads } = this;
     const n = keys.length * 2;
     this.keys = new Array<string | undefined>(n).fill(undefined);
     this.lists = new Array<Waiter<T>[] | undefined>(n).fill(undefined);
     this.hashes = new Int32Array(n);
+    this.heads = new Uint8Array(n);
     this.count = 0;
-    for (let i = 0; i < keys.length; i++) if (keys[i] !== undefined) this.insert(keys[i]!, hashes[i]!, lists[i]!);
+    for (let i = 0; i < keys.length; i++) {
+      if (keys[i] === undefined) continue;
+      this.insert(keys[i]!, hashes[i]!, lists[i]!);
+      if (heads[i] === 1) this.heads[this.slot(keys[i]!, hashes[i]!)] = 1;
+    }
   }
 }

@@ -1,8 +1,9 @@
 import type { Subscriber } from 'rxjs';
 import { toGatewayError } from '../../errors.ts';
 import { InnerSubscriber } from '../../subscriber.ts';
-import type { Body, BodySink, GatewayRequest, GatewayResponse } from '../../types.ts';
-import { answerPrecondition, answerUnstored, evaluate, hasPreconditions, withoutValidators, type Precondition } from './conditional.ts';
+import type { BodySink, GatewayRequest, GatewayResponse } from '../../types.ts';
+import type { Headed } from './coalesce.ts';
+import { answerPrecondition, answerUnstored, evaluate, hasPreconditions, withoutValidators, type Held } from './conditional.ts';
 import { storeEntry, type CacheContext, type Settled } from './context.ts';
 import { withPair, type CacheEntry } from './entry.ts';
 import { planStorage, supersedes, type StoragePlan } from './policy.ts';
@@ -17,7 +18,7 @@ import { StoreTee, type TeeOwner } from './tee.ts';
  */
 export function goUpstream(
   ctx: CacheContext, downstream: Subscriber<GatewayResponse>, req: GatewayRequest, base: string, status: CacheStatus, storeIt: boolean,
-  stale?: CacheEntry, settle?: (v: Settled | null) => void, lookupKey: string = base, stored?: CacheEntry,
+  stale?: CacheEntry, settle?: (v: Settled | null | undefined) => void, lookupKey: string = base, stored?: CacheEntry,
 ): void {
   req.locals.cache = status;
   // A miss the cache may store asks for the whole response, as nginx's
@@ -30,14 +31,6 @@ export function goUpstream(
   const headers = storable && stored !== undefined ? revalidationHeaders(req.headers, stored) : null;
   const sent = headers !== null ? { ...req, headers } : conditional ? { ...req, headers: withoutValidators(req.headers) } : req;
   ctx.next(sent).subscribe(new MissSubscriber(downstream, ctx, req, base, status, storeIt, stale, settle, lookupKey, conditional, headers === null ? null : stored!));
-}
-
-/** A 304 or 412 waiting for the stored response's body to end. */
-interface Held {
-  readonly outcome: Exclude<Precondition, 'serve'>;
-  readonly head: CacheEntry; // the entry minus its body: what the answer is made from
-  /** The upstream body being read into the store. */
-  readonly body: Body;
 }
 
 /**
@@ -69,7 +62,7 @@ export class MissSubscriber extends InnerSubscriber<GatewayResponse> implements 
     private readonly status: CacheStatus,
     private readonly storeIt: boolean,
     private readonly stale: CacheEntry | undefined,
-    private readonly settle: ((v: Settled | null) => void) | undefined,
+    private readonly settle: ((v: Settled | null | undefined) => void) | undefined,
     private readonly lookupKey: string,
     private readonly conditional = false,
     /** The entry whose validators went upstream: a 304 freshens it. */
@@ -113,6 +106,8 @@ export class MissSubscriber extends InnerSubscriber<GatewayResponse> implements 
       this.downstream.next(tagged(res, this.status));
       return;
     }
+    // The upstream answered: a coalesced waiter's bound ends here, not once the entry is stored (coalesce.ts).
+    if (!this.settled) this.settle!(undefined);
     if (this.conditional) {
       const head = entryOf(res, plan, null);
       const outcome = evaluate(this.req.headers, head);
@@ -163,6 +158,8 @@ export class MissSubscriber extends InnerSubscriber<GatewayResponse> implements 
    * the rest of the body is not read (`dropped`).
    */
   private hold(res: GatewayResponse, plan: StoragePlan, head: CacheEntry, outcome: Held['outcome']): void {
+    // This request's own upstream answered: its bound as a coalesced waiter ends here too (`Waiter.headed`).
+    (this.downstream as Partial<Headed>).headed?.();
     if (res.body === null) {
       this.stored(head);
       answerPrecondition(this.downstream, outcome, head, this.ctx.clock.now(), this.status);

@@ -67,10 +67,12 @@ export function invalidates(req: GatewayRequest): boolean {
  * itself (`no-store`, `private`, a `Set-Cookie`, a status not listed, too
  * large): not an error (2xx, 3xx, as for an unsafe method's invalidation),
  * or a `404`/`410` (the resource is gone). A 5xx, a `429` and other 4xx
- * leave the entry to a later try.
+ * leave the entry to a later try. A `206` (a part, the answer to a Range
+ * request) and a `304` (about the client's own copy) are never stored
+ * whatever they say: they supersede nothing.
  */
 export function supersedes(status: number): boolean {
-  return status < 400 || status === 404 || status === 410;
+  return (status < 400 && status !== 206 && status !== 304) || status === 404 || status === 410;
 }
 
 export interface StoragePolicy extends FreshnessPolicy {

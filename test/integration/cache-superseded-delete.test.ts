@@ -1,0 +1,79 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { VirtualTimeScheduler } from 'rxjs';
+import { request } from 'undici';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { virtualRuntime } from '../../lib/runtime.ts';
+import { defaultPipeline } from '../../pipeline.ts';
+import { startGatewayFromYaml, startUpstream, type TestUpstream } from '../support/servers.ts';
+
+/**
+ * Review RA (M1, M2) of 1871508 and 36c6916: what deleting an expired entry
+ * superseded by an answer that may not be stored removes. Not a Range
+ * request's 206 or a 304 to the client's own validators (neither says
+ * anything about the stored entry), and never more than the entry the
+ * request found: not a response stored meanwhile, not the URL's vary record
+ * and its invalidation mark. A YAML gateway on virtual time (entries expire
+ * when the test moves the clock); the upstream answers when the test says.
+ */
+
+type Answer = (req: IncomingMessage, res: ServerResponse, n: number) => void;
+const plans = new Map<string, Answer>();
+const counts = new Map<string, number>();
+const scheduler = new VirtualTimeScheduler();
+let up: TestUpstream;
+let gw: Awaited<ReturnType<typeof startGatewayFromYaml>>;
+
+beforeAll(async () => {
+  up = await startUpstream((req, res) => {
+    const path = new URL(req.url!, 'http://x').pathname;
+    const n = (counts.get(path) ?? 0) + 1;
+    counts.set(path, n);
+    plans.get(path)!(req, res, n);
+  });
+  gw = await startGatewayFromYaml(`
+services:
+  api: { upstreams: ["${up.url}"], retry: false, circuitBreaker: false, timeout: 1h }
+routes:
+  - { path: /sie/*, service: api, cache: { ttl: 60s, staleIfError: 60s } }
+  - { path: /swr/*, service: api, cache: { ttl: 60s, staleWhileRevalidate: 60s } }
+`, defaultPipeline, process.env, { runtime: virtualRuntime(scheduler) });
+});
+afterAll(async () => { await gw?.close(); await up?.close(); });
+
+/** Moves the virtual clock (the cache's) on by `ms`. */
+function later(ms: number): void {
+  const to = scheduler.now() + ms;
+  scheduler.schedule(() => {}, ms);
+  scheduler.maxFrames = to;
+  scheduler.flush();
+}
+
+async function get(path: string, headers: Record<string, string> = {}) {
+  const r = await request(`${gw.url}${path}`, { headers });
+  return `${r.statusCode} ${r.headers['x-cache']} ${await r.body.text()}`;
+}
+
+describe('a Range request inside stale-if-error (review RA, M2)', () => {
+  it('leaves the stale entry in place when answered 206: a later 5xx is still answered STALE', async () => {
+    plans.set('/sie/range', (req, res, n) => {
+      if (n === 1) res.writeHead(200, { 'cache-control': 'max-age=1' }).end('old');
+      else if (req.headers.range !== undefined) res.writeHead(206, { 'content-range': 'bytes 0-0/3' }).end('o');
+      else res.writeHead(503).end('down');
+    });
+    await get('/sie/range');
+    later(2000);
+    expect([await get('/sie/range', { range: 'bytes=0-0' }), await get('/sie/range')]).toEqual(['206 MISS o', '200 STALE old']);
+  });
+
+  it('leaves the stale entry in place when the client\'s own validators (kept on a Range request) are answered 304', async () => {
+    plans.set('/sie/range304', (req, res, n) => {
+      if (n === 1) res.writeHead(200, { 'cache-control': 'max-age=1', etag: '"a"' }).end('old');
+      else if (n === 2 && req.headers['if-none-match'] === '"a"') res.writeHead(304, { etag: '"a"' }).end();
+      else res.writeHead(503).end('down');
+    });
+    await get('/sie/range304');
+    later(2000);
+    const nm = await get('/sie/range304', { range: 'bytes=0-0', 'if-none-match': '"a"' });
+    expect([nm.slice(0, 3), await get('/sie/range304')]).toEqual(['304', '200 STALE old']);
+  });
+});

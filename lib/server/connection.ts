@@ -237,9 +237,9 @@ export class Exchange extends ResponseWriter implements Observer<GatewayResponse
     if (this.hooks.onFinish !== undefined) this.bytesOut = this.req.method === 'HEAD' && !this.closeAfterError ? 0 : Buffer.byteLength(body);
     const now = performance.now();
     this.hooks.onAnswer?.(this.req, error.status, error, now);
-    if (error.status >= 500 && error.code === 'INTERNAL_ERROR') {
-      this.hooks.logger.error({ reqId: this.req.id, err: error.cause ?? error }, 'internal error');
-    }
+    if (error.status >= 500 && error.code === 'INTERNAL_ERROR') this.hooks.logger.error({ reqId: this.req.id, err: error.cause ?? error }, 'internal error');
+    // Why a 502 (the answer says "upstream TLS handshake failed", the cause CERT_HAS_EXPIRED): nginx's error log, Envoy's %UPSTREAM_TRANSPORT_FAILURE_REASON%.
+    else if (error.status === 502 && error.cause !== undefined) this.hooks.logger.warn({ reqId: this.req.id, err: error.cause }, error.message);
     // The body still coming: written once its rest came (kept alive) or cut short (closed): RequestBody.linger. In flight meanwhile: a drain writes it at once (`add`; review RD).
     if (this.closeAfterError || this.requestBody?.linger((complete) => {
       if (!this.closed) this.writeError(complete || this.closeAtEnd ? error : toldToClose(error), body, now); // cut short: uWS closes the paused client later

@@ -377,6 +377,7 @@ routes:
 
 describe('upstream TLS, as Envoy users probe it', () => {
   let runs: RxgateRuns;
+  let proc: RxgateProcess;
   let admin = '';
   let gw = '';
   const files = pemFolder();
@@ -427,7 +428,7 @@ describe('upstream TLS, as Envoy users probe it', () => {
     };
     const expiredCaFile = files.write('expired-ca.pem', expiredCa.cert);
     runs = rxgateRuns();
-    const proc = runs.start(['--config', runs.file(`
+    proc = runs.start(['--config', runs.file(`
 listen: { host: 127.0.0.1, port: 0 }
 admin: { host: 127.0.0.1, port: 0 }
 services:
@@ -483,6 +484,13 @@ routes:
       expect(r.status, path).toBe(502);
       expect(r.body.error?.code, path).toBe('BAD_GATEWAY');
     }
+  });
+
+  it('logs why an upstream handshake failed: the 502 says "upstream TLS handshake failed", the line names the certificate\'s fault', async () => {
+    for (const path of ['/expired/why', '/othername/why', '/selfsigned/why']) expect((await get(path)).status, path).toBe(502);
+    await until(() => proc.lines.filter((l) => l['msg'] === 'upstream TLS handshake failed').length >= 3, { timeout: 10_000 });
+    const codes = proc.lines.filter((l) => l['msg'] === 'upstream TLS handshake failed').map((l) => (l['err'] as { code?: string }).code);
+    expect(codes).toEqual(expect.arrayContaining(['CERT_HAS_EXPIRED', 'ERR_TLS_CERT_ALTNAME_INVALID', 'DEPTH_ZERO_SELF_SIGNED_CERT']));
   });
 
   it('says why in the admin /health: a health-checked instance whose certificate expired shows lastCheck.error CERT_HAS_EXPIRED', async () => {

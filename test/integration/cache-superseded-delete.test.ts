@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { VirtualTimeScheduler } from 'rxjs';
 import { request } from 'undici';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { virtualRuntime } from '../../lib/runtime.ts';
 import { defaultPipeline } from '../../pipeline.ts';
 import { startGatewayFromYaml, startUpstream, type TestUpstream } from '../support/servers.ts';
@@ -75,5 +75,69 @@ describe('a Range request inside stale-if-error (review RA, M2)', () => {
     later(2000);
     const nm = await get('/sie/range304', { range: 'bytes=0-0', 'if-none-match': '"a"' });
     expect([nm.slice(0, 3), await get('/sie/range304')]).toEqual(['304', '200 STALE old']);
+  });
+});
+
+/** Upstream answers held until the test sends them. */
+const held: ServerResponse[] = [];
+
+describe('the delete of a superseded entry races a newer one (review RA, M1)', () => {
+  it('does not delete a fresh entry a no-cache request stored while the superseding answer was on its way (foreground, inside stale-if-error)', async () => {
+    plans.set('/sie/race', (req, res, n) => {
+      if (n === 1) res.writeHead(200, { 'cache-control': 'max-age=1' }).end('old');
+      else if (req.headers['cache-control'] === 'no-cache') res.writeHead(200, { 'cache-control': 'max-age=60' }).end('fresh');
+      else if (req.headers['x-slow'] === '1') held.push(res);
+      else res.writeHead(200, { 'cache-control': 'no-store' }).end('personal');
+    });
+    await get('/sie/race');
+    later(2000);
+    const slow = get('/sie/race', { 'x-slow': '1' }); // finds 'old' inside stale-if-error, goes upstream
+    await vi.waitFor(() => expect(held).toHaveLength(1));
+    const refreshed = await get('/sie/race', { 'cache-control': 'no-cache' }); // stores 'fresh'
+    const before = await get('/sie/race');
+    held.pop()!.writeHead(200, { 'cache-control': 'no-store' }).end('personal');
+    expect([refreshed, before, await slow, await get('/sie/race')]).toEqual(['200 BYPASS fresh', '200 HIT fresh', '200 MISS personal', '200 HIT fresh']);
+  });
+
+  it('does not delete a fresh entry stored while a stale-while-revalidate refresh was on its way (background)', async () => {
+    plans.set('/swr/race', (req, res, n) => {
+      if (n === 1) res.writeHead(200, { 'cache-control': 'max-age=1, stale-while-revalidate=60' }).end('old');
+      else if (req.headers['cache-control'] === 'no-cache') res.writeHead(200, { 'cache-control': 'max-age=60' }).end('fresh');
+      else if (n === 2) held.push(res); // the refresh
+      else res.writeHead(200, { 'cache-control': 'no-store' }).end('personal');
+    });
+    await get('/swr/race');
+    later(2000);
+    const stale = await get('/swr/race'); // answered STALE; the background refresh is held
+    await vi.waitFor(() => expect(held).toHaveLength(1));
+    await get('/swr/race', { 'cache-control': 'no-cache' });
+    const before = await get('/swr/race');
+    const refresh = held.pop()!;
+    refresh.writeHead(200, { 'cache-control': 'no-store' }).end('personal');
+    await new Promise((r) => refresh.on('finish', r));
+    await new Promise((r) => setTimeout(r, 200)); // a wait (nobody answers the refresh's client): the gateway reads the answer
+    expect([stale, before, await get('/swr/race')]).toEqual(['200 STALE old', '200 HIT fresh', '200 HIT fresh']);
+  });
+
+  it('does not take the URL\'s vary record, and its invalidation mark, with it: an invalidated variant is not served again', async () => {
+    let version = 'pre';
+    plans.set('/sie/doc', (req, res, n) => {
+      if (req.method === 'PUT') { version = 'post'; res.writeHead(200).end('ok'); return; }
+      if (n === 1) { res.writeHead(200, { 'cache-control': 'max-age=1' }).end('old'); return; }
+      if (req.headers['x-slow'] === '1') { held.push(res); return; }
+      res.writeHead(200, { 'cache-control': 'max-age=60', vary: 'accept' }).end(`${req.headers.accept}-${version}`);
+    });
+    await get('/sie/doc'); // 'old', no Vary, max-age=1
+    later(2000);
+    const slow = get('/sie/doc', { 'x-slow': '1' }); // finds 'old' inside stale-if-error
+    await vi.waitFor(() => expect(held).toHaveLength(1));
+    await get('/sie/doc', { accept: 'y', 'cache-control': 'no-cache' }); // the resource now varies: vary record + 'y-pre'
+    const y1 = await get('/sie/doc', { accept: 'y' });
+    const r = await request(`${gw.url}/sie/doc`, { method: 'PUT', headers: { accept: 'x' } }); // marks the vary record
+    await r.body.text();
+    held.pop()!.writeHead(200, { 'cache-control': 'no-store' }).end('personal');
+    await slow; // the superseded 'old' is no longer there: nothing to delete
+    const z = await get('/sie/doc', { accept: 'z' }); // rewrites the record (it keeps its mark)
+    expect([y1, z, await get('/sie/doc', { accept: 'y' })]).toEqual(['200 HIT y-pre', '200 MISS z-post', '200 MISS y-post']);
   });
 });

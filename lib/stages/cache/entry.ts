@@ -52,6 +52,13 @@ export interface CacheStore {
   set(key: string, record: CacheRecord, ttl: number): void | PromiseLike<void>;
   delete?(key: string): void | PromiseLike<void>;
   /**
+   * `delete`, only while `key` holds the entry stored at `storedAt` (as
+   * `replace` checks): a superseded entry's delete never takes a newer one,
+   * or a vary record, with it. Without it, a superseded entry is deleted
+   * with `delete`.
+   */
+  deleteIf?(key: string, storedAt: number): void | PromiseLike<void>;
+  /**
    * Keep `record` for `ttl` ms, only if `key` still holds the entry stored
    * at `storedAt` (the one a 304 freshened); answers whether it did. Without
    * it, a freshened entry is written with `set`.

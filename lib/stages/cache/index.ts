@@ -75,6 +75,7 @@ export function namespaced(store: CacheStore, ns: string): CacheStore {
     get: (key) => store.get(k(key)),
     set: (key, record, ttl) => store.set(k(key), record, ttl),
     ...(store.delete !== undefined ? { delete: (key: string) => store.delete!(k(key)) } : {}),
+    ...(store.deleteIf !== undefined ? { deleteIf: (key: string, at: number) => store.deleteIf!(k(key), at) } : {}),
     ...(store.replace !== undefined ? { replace: (key: string, record: CacheRecord, ttl: number, at: number) => store.replace!(k(key), record, ttl, at) } : {}),
   };
 }

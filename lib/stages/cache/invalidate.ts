@@ -80,11 +80,11 @@ function set(store: CacheStore, key: string, record: CacheRecord, ttl: number, o
   }
 }
 
-export function remove(store: CacheStore, key: string, onError: OnError): void {
-  if (store.delete === undefined) return;
+/** Deletes `key`; with `storedAt`, only while it holds the entry stored then (`CacheStore.deleteIf`, when the store has it). */
+export function remove(store: CacheStore, key: string, onError: OnError, storedAt?: number): void {
   try {
-    const r = store.delete(key);
-    if (isPromiseLike(r)) r.then(undefined, onError);
+    const r = storedAt !== undefined && store.deleteIf !== undefined ? store.deleteIf(key, storedAt) : store.delete?.(key);
+    if (r !== undefined && isPromiseLike(r)) r.then(undefined, onError);
   } catch (err) {
     onError(err);
   }

@@ -36,3 +36,10 @@ export const defaults = {
   slabBytes: 1024 * 1024, // 1 MiB
 } satisfies Required<Omit<MemoryCacheStoreOptions, 'clock'>>;
 
+/** The options with their defaults, checked: a bad value throws a `TypeError` when the store is built. */
+export function checked(options: MemoryCacheStoreOptions): { maxBytes: number; slabBytes: number; clock: Clock } {
+  const { maxBytes = defaults.maxBytes, runtime = defaults.runtime, slabBytes = defaults.slabBytes } = options;
+  if (!Number.isFinite(maxBytes) || maxBytes <= 0) throw new TypeError(`maxBytes: expected a positive number, got ${maxBytes}`);
+  if (!Number.isInteger(slabBytes) || slabBytes <= 0 || slabBytes % 8 !== 0) throw new TypeError(`slabBytes: expected a positive multiple of 8, got ${slabBytes}`);
+  return { maxBytes, slabBytes, clock: options.clock ?? { now: () => runtime.wallNow() } };
+}

@@ -1,10 +1,10 @@
 import type { CacheRecord, CacheStore } from './entry.ts';
-import { headBytesOf, packInto, TextMemo, unpack } from './packed.ts';
+import { headBytesOf, packInto, storedAtIn, TextMemo, unpack } from './packed.ts';
 import { hitHead } from './replay.ts';
 import { Slabs } from './slabs.ts';
 import { fnv1aBytes } from '../../hash.ts';
 import { Slots } from './slots.ts';
-import { defaults, type MemoryCacheStoreOptions } from './memory-store-options.ts';
+import { checked, type MemoryCacheStoreOptions } from './memory-store-options.ts';
 import type { Clock } from '../../types.ts';
 
 export type { MemoryCacheStoreOptions };
@@ -61,16 +61,13 @@ export class MemoryCacheStore implements CacheStore {
   /** Slots with a decoded record by key, and their keys: a hit's key is not encoded, hashed and compared byte by byte (docs/cache-hit.md). */
   private readonly hot = new Map<string, number>();
   private readonly hotKeys: Array<string | undefined> = [];
-  /** Records removed to make room (expired ones included). */
-  evictions = 0;
+  evictions = 0; // records removed to make room (expired ones included)
 
   constructor(options: MemoryCacheStoreOptions = {}) {
-    const { maxBytes = defaults.maxBytes, runtime = defaults.runtime, slabBytes = defaults.slabBytes } = options;
-    if (!Number.isFinite(maxBytes) || maxBytes <= 0) throw new TypeError(`maxBytes: expected a positive number, got ${maxBytes}`);
+    const { maxBytes, slabBytes, clock } = checked(options);
     this.maxBytes = maxBytes;
-    if (!Number.isInteger(slabBytes) || slabBytes <= 0 || slabBytes % 8 !== 0) throw new TypeError(`slabBytes: expected a positive multiple of 8, got ${slabBytes}`);
     this.slabs = new Slabs(maxBytes, slabBytes);
-    this.clock = options.clock ?? { now: () => runtime.wallNow() };
+    this.clock = clock;
   }
 
   get(key: string): CacheRecord | undefined {
@@ -107,8 +104,7 @@ export class MemoryCacheStore implements CacheStore {
   }
 
   set(key: string, record: CacheRecord, ttl: number): void {
-    const old = this.find(key);
-    if (old >= 0) this.drop(old);
+    this.delete(key); // and leaves the key's bytes and hash for the record
     const now = (this.storingAt = this.clock.now());
     // Packed where it stays in the log (`reserve` makes room first), or aside when it spans slabs.
     const dataLength = packInto(record, this.target, this.memo);
@@ -142,24 +138,28 @@ export class MemoryCacheStore implements CacheStore {
 
   /** `set`, only while `key` holds the entry stored at `storedAt` (a revalidated entry's write, revalidation.ts). */
   replace(key: string, record: CacheRecord, ttl: number, storedAt: number): boolean {
-    const slot = this.find(key);
-    if (slot < 0 || this.slots.expiresAt[slot]! <= this.clock.now()) return false;
-    const kept = this.decoded[slot];
-    if (kept !== undefined) {
-      if (kept.kind !== 'entry' || kept.storedAt !== storedAt) return false;
-    } else {
-      // packed.ts: the kind byte, then storedAt at offset 4
-      const head = Buffer.allocUnsafe(12);
-      this.slabs.read((this.slots.pos[slot]! % this.slabs.capacity) + HEAD + this.keyLength, 12, head, 0);
-      if (head[0] !== 0 || head.readDoubleLE(4) !== storedAt) return false;
-    }
+    if (this.holding(key, storedAt) < 0) return false;
     this.set(key, record, ttl);
     return true;
   }
 
+  /** `delete`, only while `key` holds the entry stored at `storedAt` (a superseded entry's, table.ts's `remove`). */
+  deleteIf(key: string, storedAt: number): void {
+    const slot = this.holding(key, storedAt);
+    if (slot >= 0) this.drop(slot);
+  }
+
+  /** The slot of `key` while it holds the live entry stored at `storedAt`, else -1. */
+  private holding(key: string, storedAt: number): number {
+    const slot = this.find(key);
+    if (slot < 0 || this.slots.expiresAt[slot]! <= this.clock.now()) return -1;
+    const kept = this.decoded[slot];
+    const at = kept !== undefined ? (kept.kind === 'entry' ? kept.storedAt : NaN) : storedAtIn(this.slabs, (this.slots.pos[slot]! % this.slabs.capacity) + HEAD + this.keyLength);
+    return at === storedAt ? slot : -1;
+  }
+
   /** Bytes held now. */
   get bytes(): number { return this.total; }
-
   /** Records held now (entries and vary records). */
   get size(): number { return this.slots.count; }
   /** Slabs allocated so far. */

@@ -1,6 +1,7 @@
 import { BufferedBody } from '../../body.ts';
 import type { HeadBytes } from '../../server/head-bytes.ts';
 import type { CacheRecord } from './entry.ts';
+import type { Slabs } from './slabs.ts';
 import type { TextMemo } from './text-memo.ts';
 
 export { TextMemo } from './text-memo.ts';
@@ -211,4 +212,11 @@ const NEWLINE = 0x0a;
 /** `s` as V8's one copy of it (a property name is internalised): equal names then compare by reference. */
 function internalised(s: string): string {
   return Object.keys({ [s]: 0 })[0]!;
+}
+
+/** The `storedAt` of the record packed at `at` in `slabs` (the kind byte, 0 for an entry, then storedAt at 4); NaN for a vary record. */
+export function storedAtIn(slabs: Slabs, at: number): number {
+  const head = Buffer.allocUnsafe(12);
+  slabs.read(at, 12, head, 0);
+  return head[0] === 0 ? head.readDoubleLE(4) : NaN;
 }

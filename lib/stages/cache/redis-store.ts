@@ -56,17 +56,24 @@ return 1
 `;
 
 /**
- * SET KEYS[1] ARGV[1] PX ARGV[2] only while KEYS[1] holds an entry (codec.ts:
- * version 1, 4-byte length, JSON head with k 'e') stored at ARGV[3] (its a);
- * 1 when written, else 0.
+ * Lua that returns 0 unless KEYS[1] holds an entry (codec.ts: version 1,
+ * 4-byte length, JSON head with k 'e') stored at ARGV[n] (its a).
  */
-const REPLACE = `
+const holds = (n: number): string => `
 local old = redis.call('GET', KEYS[1])
 if not old or #old < 5 or string.byte(old, 1) ~= 1 then return 0 end
 local len = struct.unpack('>I4', string.sub(old, 2, 5))
 local ok, h = pcall(cjson.decode, string.sub(old, 6, 5 + len))
-if not ok or type(h) ~= 'table' or h.k ~= 'e' or h.a ~= tonumber(ARGV[3]) then return 0 end
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+if not ok or type(h) ~= 'table' or h.k ~= 'e' or h.a ~= tonumber(ARGV[${n}]) then return 0 end
+`;
+
+/** SET KEYS[1] ARGV[1] PX ARGV[2] only while KEYS[1] holds the entry stored at ARGV[3]; 1 when written, else 0. */
+const REPLACE = `${holds(3)}redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
+`;
+
+/** DEL KEYS[1] only while it holds the entry stored at ARGV[1]; 1 when deleted, else 0. */
+const DELETE_IF = `${holds(1)}redis.call('DEL', KEYS[1])
 return 1
 `;
 
@@ -155,6 +162,16 @@ export class RedisCacheStore implements CacheStore {
 
   delete(key: string): Promise<void> {
     return this.guard(this.client.del(this.prefix + key)).then(() => undefined);
+  }
+
+  /**
+   * Deletes a superseded entry only while the key still holds it (compared
+   * by `storedAt`, atomically in a script, as `replace`): a response stored
+   * meanwhile, by this gateway or another, or a vary record, stays.
+   */
+  deleteIf(key: string, storedAt: number): Promise<void> {
+    const command = this.client.eval(DELETE_IF, 1, this.prefix + key, String(storedAt)) as Promise<number>;
+    return this.guard(command).then(() => undefined);
   }
 
   private guard<T>(command: Promise<T>): Promise<T> {

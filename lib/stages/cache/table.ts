@@ -78,9 +78,14 @@ export class CacheTable {
     return key;
   }
 
-  /** Deletes what `req`'s variant of `base` holds (`old`'s key): a 304 said `old` may not be stored. */
+  /**
+   * Deletes `old` (a 304, or an answer that may not be stored, superseded it)
+   * at `req`'s variant of `base`, only while the key still holds it: a
+   * response stored meanwhile (a refresh, another gateway) is newer than the
+   * answer, and a vary record there now keeps the URL's invalidation mark.
+   */
   remove(base: string, req: GatewayRequest, old: CacheEntry): void {
-    remove(this.store, variantKey(base, req.headers, old.vary), this.onError);
+    remove(this.store, variantKey(base, req.headers, old.vary), this.onError, old.storedAt);
   }
 
   private ttl(entry: CacheEntry, now: number): number {

@@ -36,6 +36,7 @@ services:
 routes:
   - { path: /sie/*, service: api, cache: { ttl: 60s, staleIfError: 60s } }
   - { path: /swr/*, service: api, cache: { ttl: 60s, staleWhileRevalidate: 60s } }
+  - { path: /keep/*, service: api, cache: { ttl: 60s } }
 `, defaultPipeline, process.env, { runtime: virtualRuntime(scheduler) });
 });
 afterAll(async () => { await gw?.close(); await up?.close(); });
@@ -139,5 +140,22 @@ describe('the delete of a superseded entry races a newer one (review RA, M1)', (
     await slow; // the superseded 'old' is no longer there: nothing to delete
     const z = await get('/sie/doc', { accept: 'z' }); // rewrites the record (it keeps its mark)
     expect([y1, z, await get('/sie/doc', { accept: 'y' })]).toEqual(['200 HIT y-pre', '200 MISS z-post', '200 MISS y-post']);
+  });
+});
+
+describe('an entry kept for keep (review RA, L5)', () => {
+  it('is deleted when its revalidation\'s 304 is about another response and the request sent again is answered no-store', async () => {
+    const sent: Array<string | undefined> = [];
+    plans.set('/keep/doc', (req, res, n) => {
+      sent.push(req.headers['if-none-match'] as string | undefined);
+      if (n === 1) res.writeHead(200, { 'cache-control': 'max-age=1', etag: '"a"' }).end('old');
+      else if (req.headers['if-none-match'] !== undefined) res.writeHead(304, { etag: '"b"' }).end();
+      else res.writeHead(200, { 'cache-control': 'no-store' }).end('personal');
+    });
+    await get('/keep/doc');
+    later(2000); // past its freshness, no stale window: kept for keep, to be revalidated
+    const first = await get('/keep/doc'); // 304 about "b": sent again without validators, answered no-store
+    const next = await get('/keep/doc'); // nothing kept: no validators, no second 304 round
+    expect([first, next, sent]).toEqual(['200 MISS personal', '200 MISS personal', [undefined, '"a"', undefined, undefined]]);
   });
 });

@@ -18,7 +18,7 @@ import { StoreTee, type TeeOwner } from './tee.ts';
  */
 export function goUpstream(
   ctx: CacheContext, downstream: Subscriber<GatewayResponse>, req: GatewayRequest, base: string, status: CacheStatus, storeIt: boolean,
-  stale?: CacheEntry, settle?: (v: Settled | null | undefined) => void, lookupKey: string = base, stored?: CacheEntry,
+  stale?: CacheEntry, settle?: (v: Settled | null | undefined) => void, lookupKey: string = base, stored?: CacheEntry, found?: CacheEntry,
 ): void {
   req.locals.cache = status;
   // A miss the cache may store asks for the whole response, as nginx's
@@ -30,7 +30,7 @@ export function goUpstream(
   // Revalidating, the validators sent are the stored entry's, never the client's.
   const headers = storable && stored !== undefined ? revalidationHeaders(req.headers, stored) : null;
   const sent = headers !== null ? { ...req, headers } : conditional ? { ...req, headers: withoutValidators(req.headers) } : req;
-  ctx.next(sent).subscribe(new MissSubscriber(downstream, ctx, req, base, status, storeIt, stale, settle, lookupKey, conditional, headers === null ? null : stored!));
+  ctx.next(sent).subscribe(new MissSubscriber(downstream, ctx, req, base, status, storeIt, stale, settle, lookupKey, conditional, headers === null ? null : stored!, found));
 }
 
 /**
@@ -67,6 +67,8 @@ export class MissSubscriber extends InnerSubscriber<GatewayResponse> implements 
     private readonly conditional = false,
     /** The entry whose validators went upstream: a 304 freshens it. */
     private readonly revalidating: CacheEntry | null = null,
+    /** The entry the lookup found, when its revalidation's 304 was about another response: only to be superseded. */
+    private readonly found?: CacheEntry,
   ) {
     super(downstream);
     this.settled = settle === undefined;
@@ -99,7 +101,7 @@ export class MissSubscriber extends InnerSubscriber<GatewayResponse> implements 
     if (plan === null || (body !== null && body.length !== null && body.length > ctx.maxEntrySize)) {
       this.giveUp();
       // What the lookup found expired is superseded by an answer that may not be stored (revalidate.ts).
-      const old = this.revalidating ?? this.stale;
+      const old = this.revalidating ?? this.stale ?? this.found;
       if (this.storeIt && old !== undefined && supersedes(res.status)) ctx.table.remove(this.base, this.req, old);
       // Not stored: the client's preconditions, kept from the upstream, are answered here.
       if (this.conditional && answerUnstored(this.downstream, this.req.headers, res, ctx.clock.now(), this.status)) return;
@@ -196,7 +198,7 @@ export class MissSubscriber extends InnerSubscriber<GatewayResponse> implements 
     const { ctx, req } = this;
     if (!selects(old, res)) {
       this.settled = true; // the next exchange tells the waiters
-      goUpstream(ctx, this.downstream, req, this.base, this.status, this.storeIt, this.stale, this.settle, this.lookupKey);
+      goUpstream(ctx, this.downstream, req, this.base, this.status, this.storeIt, this.stale, this.settle, this.lookupKey, undefined, old);
       return;
     }
     const now = ctx.clock.now();

@@ -91,7 +91,8 @@ export class EdgeTls {
     app.missingServerName(function sniInAnotherCase(hostname) {
       if (aliases >= MAX_SNI_ALIASES) return;
       const sni = sniEntry(entries, hostname);
-      if (sni === undefined) return;
+      // uWS reads the files now, not at start: a pair changed, half written or gone since would crash the process (review RC).
+      if (sni === undefined || !usablePair(sni)) return;
       aliases++;
       app.addServerName(hostname, appOptions(sni, ciphers));
       register(app.domain(hostname));
@@ -138,10 +139,19 @@ export const MAX_SNI_ALIASES = 32;
 export function sniEntry(entries: readonly SniCertificate[], hostname: string): SniCertificate | undefined {
   const name = hostname.toLowerCase();
   const rest = name.slice(name.indexOf('.') + 1);
-  return entries.find((s) => {
-    const entry = s.serverName.toLowerCase();
-    return entry === name || (entry.startsWith('*.') && name.indexOf('.') > 0 && entry.slice(2) === rest);
-  });
+  // An exact name before a wildcard, whatever their order, as uSockets picks them for a name in the entry's case.
+  return entries.find((s) => s.serverName.toLowerCase() === name)
+    ?? entries.find((s) => { const entry = s.serverName.toLowerCase(); return entry.startsWith('*.') && name.indexOf('.') > 0 && entry.slice(2) === rest; });
+}
+
+/** Whether an entry's files, as they are now, are a certificate and key uWS can load. */
+function usablePair(pair: SniCertificate): boolean {
+  try {
+    checkKeyPair(pair.serverName, { cert: readPem('cert', pair.cert), key: readPem('key', pair.key), passphrase: pair.passphrase, files: pair });
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** Closes an app and every connection it has (both builds have `close`, their typings not all). */

@@ -48,3 +48,16 @@ export function toGatewayError(err: unknown, sent = true): GatewayError {
   }
   return new InternalError('internal gateway error', options);
 }
+
+/**
+ * What a log line keeps of a 502's cause: its name, code and message. Not the
+ * whole error: undici's HTTPParserError carries `data`, the rest of the
+ * upstream's read (up to 64 KiB of its response), and the stack says nothing
+ * an operator can act on (review RC).
+ */
+export function causeForLog(cause: unknown): unknown {
+  if (!(cause instanceof Error)) return cause;
+  const { code } = cause as { code?: unknown };
+  // No prototype: pino's err serializer then takes the type from `name`, not from Object.
+  return Object.assign(Object.create(null) as object, { name: cause.name, message: cause.message, ...(code !== undefined ? { code } : {}) });
+}

@@ -240,7 +240,7 @@ export class ClientAbortedError extends GatewayError {
   readonly code = 'CLIENT_ABORTED';
 }
 
-export { toGatewayError } from './error-map.ts';
+export { causeForLog, toGatewayError } from './error-map.ts';
 
 /** The JSON body every error response carries. */
 export function errorResponseBody(err: GatewayError): string {

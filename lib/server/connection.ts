@@ -1,7 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import type { Observable, Observer, Unsubscribable } from 'rxjs';
 import type { HttpResponse, us_socket_context_t } from 'uWebSockets.js';
-import { BadRequestError, errorResponseBody, toGatewayError, type GatewayError } from '../errors.ts';
+import { BadRequestError, causeForLog, errorResponseBody, toGatewayError, type GatewayError } from '../errors.ts';
 import type { Body, GatewayRequest, GatewayResponse } from '../types.ts';
 import type { EdgeHooks } from './edge.ts';
 import type { InFlight, InFlightEntry } from './in-flight.ts';
@@ -239,7 +239,7 @@ export class Exchange extends ResponseWriter implements Observer<GatewayResponse
     this.hooks.onAnswer?.(this.req, error.status, error, now);
     if (error.status >= 500 && error.code === 'INTERNAL_ERROR') this.hooks.logger.error({ reqId: this.req.id, err: error.cause ?? error }, 'internal error');
     // Why a 502 (the answer says "upstream TLS handshake failed", the cause CERT_HAS_EXPIRED): nginx's error log, Envoy's %UPSTREAM_TRANSPORT_FAILURE_REASON%.
-    else if (error.status === 502 && error.cause !== undefined) this.hooks.logger.warn({ reqId: this.req.id, err: error.cause }, error.message);
+    else if (error.status === 502 && error.cause !== undefined) this.hooks.logger.warn({ reqId: this.req.id, err: causeForLog(error.cause) }, error.message);
     // The body still coming: written once its rest came (kept alive) or cut short (closed): RequestBody.linger. In flight meanwhile: a drain writes it at once (`add`; review RD).
     if (this.closeAfterError || this.requestBody?.linger((complete) => {
       if (!this.closed) this.writeError(complete || this.closeAtEnd ? error : toldToClose(error), body, now); // cut short: uWS closes the paused client later

@@ -12,7 +12,10 @@ import { startGatewayFromYaml, startUpstream } from '../support/servers.ts';
  * leader's whole body is stored (or, on its own request with validators, a
  * held 304 once its body is). A leader whose upstream answered at once but
  * whose body took longer than `total` was served 200, and its waiters 504.
- * `total` bounds a head: the waiter's bound now ends at an upstream head.
+ * `total` bounds a head: the waiter is served the entry if the leader's body
+ * ends within its bound; past its bound it leaves the leader (whose body may be
+ * held by a slow client: review RD's D1) and goes upstream itself, as nginx's
+ * proxy_cache_lock_timeout does.
  * A YAML gateway on virtual time; the upstream sends each part when the
  * test says, so no duration is asserted or relied on.
  */
@@ -42,7 +45,7 @@ routes:
 }
 
 describe('a coalesced waiter under timeouts.total whose upstream answered in time (review RA, H1)', () => {
-  it('is served the leader\'s entry (HIT), not 504, when the leader\'s body streams past total', async () => {
+  it('is served the leader\'s entry (HIT), not 504, when the leader\'s head came and its body ends within the waiter\'s bound', async () => {
     const { held, gw, until, frames } = await setup();
     const get = () => request(`${gw.url}/slow-body`);
     const leader = get();
@@ -52,11 +55,30 @@ describe('a coalesced waiter under timeouts.total whose upstream answered in tim
     await vi.waitFor(() => expect(frames()).toContain(700)); // the waiter joined: its bound is on the clock
     held[0]!.res.writeHead(200, { 'cache-control': 'max-age=60', 'content-type': 'text/plain' });
     held[0]!.res.write('first ');
-    const l = await leader; // the leader's head: the waiter's bound ended with it
-    until(5000); // well past the waiter's 700
+    const l = await leader;
+    until(650); // past the leader's own total (600: it bounds the head, which came), before the waiter's 700
     held[0]!.res.end('second');
     expect([l.statusCode, await l.body.text()]).toEqual([200, 'first second']);
     expect([await waiter, held.length]).toEqual([{ status: 200, cache: 'HIT', body: 'first second' }, 1]);
+  });
+
+  it('goes upstream itself at its bound, not 504, when the leader\'s body is still coming then (a slow leading client holds it: review RD, D1)', async () => {
+    const { held, gw, until, frames } = await setup();
+    const get = () => request(`${gw.url}/slow-body`);
+    const leader = get();
+    await vi.waitFor(() => expect(held).toHaveLength(1));
+    until(100);
+    const waiter = get().then(async (r) => ({ status: r.statusCode, cache: r.headers['x-cache'], body: await r.body.text() }));
+    await vi.waitFor(() => expect(frames()).toContain(700));
+    held[0]!.res.writeHead(200, { 'cache-control': 'max-age=60', 'content-type': 'text/plain' });
+    held[0]!.res.write('first ');
+    const l = await leader;
+    until(750); // past the waiter's 700: it left the leader for a request of its own (its own total is due at 1300)
+    await vi.waitFor(() => expect(held).toHaveLength(2));
+    held[1]!.res.writeHead(200, { 'cache-control': 'max-age=60' }).end('its own');
+    expect(await waiter).toEqual({ status: 200, cache: 'MISS', body: 'its own' });
+    held[0]!.res.end('second');
+    expect([l.statusCode, await l.body.text()]).toEqual([200, 'first second']);
   });
 
   it('gets its 304 when its own request (after the leader\'s answer was not storable) answered in time and its body streams past total', async () => {

@@ -149,21 +149,33 @@ function stored(now: number): CacheEntry {
   };
 }
 
-describe('a coalesced waiter whose leader has its upstream head (review RA, H1)', () => {
-  it('is not answered 504 while the leader\'s body streams past its total, and is served the entry (it joined before the head)', () => {
+describe('a coalesced waiter whose leader has its upstream head (review RA, H1; review RD, D1)', () => {
+  it('is served the entry, not 504, when the leader\'s body ends within the waiter\'s total (it joined before the head)', () => {
     const { scheduler, up, ctx, limit } = setup(null);
     const settle = ctx.inflight.lead(KEY);
     const w = join(ctx, scheduler, limit);
     runTo(scheduler, 300);
     settle(undefined); // the leader's upstream answered: its body is still to come
-    expect(limit.deadlines.size).toBe(0);
-    runTo(scheduler, 5000); // five totals: the body takes its time, as the leader's client's does
-    expect([w.at, w.error]).toEqual([null, null]);
+    runTo(scheduler, 900);
     settle({ entry: stored(ctx.clock.now()), key: KEY, status: 'HIT' });
-    expect([w.status, w.at, w.error, up.calls]).toEqual([200, 5000, null, 0]);
+    expect([w.status, w.at, w.error, up.calls]).toEqual([200, 900, null, 0]);
   });
 
-  it('is never bounded when it joins after the leader\'s head, and gets one answer', () => {
+  it('leaves at its deadline and goes upstream itself when the leader\'s body is still coming (its client reads slowly), not 504 (review RD, D1)', () => {
+    const { scheduler, up, ctx, limit } = setup(null);
+    const settle = ctx.inflight.lead(KEY);
+    const w = join(ctx, scheduler, limit);
+    runTo(scheduler, 300);
+    settle(undefined);
+    runTo(scheduler, 5000); // the leader's body is held by its slow client: the waiter is not
+    expect([w.at, w.error, up.calls, up.open, limit.deadlines.size]).toEqual([null, null, 1, 1, 0]);
+    settle({ entry: stored(ctx.clock.now()), key: KEY, status: 'HIT' }); // too late: it left the leader
+    expect([w.at, w.status]).toEqual([null, null]);
+    w.sub.unsubscribe();
+    expect(up.open).toBe(0);
+  });
+
+  it('is bounded the same way when it joins after the leader\'s head, and gets one answer', () => {
     const { scheduler, up, ctx, limit } = setup(null);
     const settle = ctx.inflight.lead(KEY);
     runTo(scheduler, 100);
@@ -171,11 +183,10 @@ describe('a coalesced waiter whose leader has its upstream head (review RA, H1)'
     settle(undefined); // a second head (a revalidation's 304, then the request again) tells nobody twice
     runTo(scheduler, 200);
     const w = join(ctx, scheduler, limit);
-    expect(limit.deadlines.size).toBe(0);
-    runTo(scheduler, 5000);
+    runTo(scheduler, 1100);
     settle({ entry: stored(ctx.clock.now()), key: KEY, status: 'HIT' });
     settle(null); // settles once: later calls do nothing
-    expect([w.status, w.at, w.error, up.calls]).toEqual([200, 5000, null, 0]);
+    expect([w.status, w.at, w.error, up.calls]).toEqual([200, 1100, null, 0]);
   });
 
   it('goes upstream itself, bounded by the timeout stage (not here), when the leader fails after its head', () => {
@@ -192,19 +203,19 @@ describe('a coalesced waiter whose leader has its upstream head (review RA, H1)'
   });
 
   it('keeps a key\'s head mark through the table\'s growth and clears it with the key', () => {
-    const { scheduler, ctx, limit } = setup(null);
+    const { scheduler, up, ctx, limit } = setup(null);
     const settle = ctx.inflight.lead(KEY);
     settle(undefined);
     const others = Array.from({ length: 100 }, (_, i) => ctx.inflight.lead(`${KEY}/${i}`)); // grows the table past 64 slots
-    const w = join(ctx, scheduler, limit);
-    expect(limit.deadlines.size).toBe(0);
-    settle(null);
+    const w = join(ctx, scheduler, limit); // told of the head: at its deadline it goes upstream itself
     for (const s of others) s(null);
+    runTo(scheduler, 5000);
+    expect([w.error, up.calls]).toEqual([null, 1]);
+    settle(null);
     const again = ctx.inflight.lead(KEY); // a new leader: no head yet
     const v = join(ctx, scheduler, limit);
-    expect(limit.deadlines.size).toBe(1);
-    runTo(scheduler, 5000);
-    expect([v.at, (v.error as Error | null)?.name, w.error]).toEqual([TOTAL, 'GatewayTimeoutError', null]);
+    runTo(scheduler, 10000);
+    expect([v.at, (v.error as Error | null)?.name, up.calls]).toEqual([5000 + TOTAL, 'GatewayTimeoutError', 1]);
     again(null);
   });
 

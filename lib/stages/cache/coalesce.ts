@@ -22,12 +22,12 @@ import { replay } from './replay.ts';
  *
  * With `limit` (the route's `timeouts.total`, which the timeout stage, run
  * after the cache, never sees of this wait) the waiter has a deadline of its
- * own from when it joins until an upstream head: the leader's, or that of the
- * request it sent itself. `total` bounds a head everywhere else too: the
- * entry (or a held 304) only comes once the body is stored, and a body may
- * stream past `total` as the leader's client's does. Past the deadline the
- * waiter stops waiting, or stops the request it sent itself, and fails with
- * the 504 the timeout stage gives (`waitLimit`).
+ * own from when it joins. Past it: with no upstream head yet, it stops
+ * waiting (or stops the request it sent itself) and fails with the 504 the
+ * timeout stage gives (`waitLimit`); when the leader has its head, it leaves
+ * the leader and goes upstream itself, unstored, as nginx does at
+ * `proxy_cache_lock_timeout`, since the leader's body comes at the pace its
+ * client reads it (review RD). A held 304 of its own request ends the bound.
  */
 export function waitForLeader(
   ctx: CacheContext,
@@ -43,7 +43,12 @@ export function waitForLeader(
   req.locals.cache = 'MISS';
   const leave = ctx.inflight.join(key, (v) => {
     if (v === undefined) {
-      waiter?.headed(); // the leader's upstream answered: the bound is met
+      // The leader's upstream answered: its body now comes at its client's pace, which must not hold this request
+      // past its bound (review RD): at the deadline it leaves and goes upstream itself, as nginx's proxy_cache_lock_timeout.
+      if (waiter !== null) waiter.lapse = () => {
+        leave();
+        goUpstream(ctx, downstream, req, base, 'MISS', false);
+      };
       return;
     }
     if (v !== null && v.key === variantKey(base, req.headers, v.entry.vary)) {
@@ -130,13 +135,22 @@ class Waiter extends InnerSubscriber<GatewayResponse> implements Deadline, Heade
     this.limit.deadlines.remove(this);
   }
 
-  /** An upstream head came for this waiter (the leader's, or its own request's held 304): it waits on without a bound. */
+  /** Its own request's head came (a 304 held until the body is stored, miss.ts's `hold`): it waits on without a bound. */
   headed(): void {
     this.limit.deadlines.remove(this);
   }
 
-  /** The bound passed (the list let go of it): stop waiting, or the request sent itself, then 504. */
+  /** Set once the leader has its head: what the bound does then instead of a 504. */
+  lapse: (() => void) | null = null;
+
+  /** The bound passed (the list let go of it): leave the leader that has its head for a request of its own, else stop and 504. */
   expire(): void {
+    const lapse = this.lapse;
+    if (lapse !== null) {
+      this.lapse = null;
+      lapse();
+      return;
+    }
     const downstream = this.downstream;
     this.unsubscribe();
     downstream.error(this.limit.error());

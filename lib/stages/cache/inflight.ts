@@ -44,7 +44,7 @@ export class Inflight<T> {
     const list: Waiter<T>[] = [];
     const h = this.hash(key);
     const at = this.slot(key, h);
-    if (at >= 0) this.lists[at] = list;
+    if (at >= 0) { this.lists[at] = list; this.heads[at] = 0; }
     else this.insert(key, h, list);
     let done = false;
     return (v) => {

@@ -44,18 +44,23 @@ routes:
   return { held, gw, until, frames };
 }
 
+/** A leader at 0 whose upstream has sent its head and part of the body, and a waiter that joined at 100 (its bound at 700). */
+async function headWithBodyToCome() {
+  const { held, gw, until, frames } = await setup();
+  const get = () => request(`${gw.url}/slow-body`);
+  const leader = get();
+  await vi.waitFor(() => expect(held).toHaveLength(1));
+  until(100);
+  const waiter = get().then(async (r) => ({ status: r.statusCode, cache: r.headers['x-cache'], body: await r.body.text() }));
+  await vi.waitFor(() => expect(frames()).toContain(700)); // the waiter joined: its bound is on the clock
+  held[0]!.res.writeHead(200, { 'cache-control': 'max-age=60', 'content-type': 'text/plain' });
+  held[0]!.res.write('first ');
+  return { held, until, waiter, l: await leader };
+}
+
 describe('a coalesced waiter under timeouts.total whose upstream answered in time (review RA, H1)', () => {
   it('is served the leader\'s entry (HIT), not 504, when the leader\'s head came and its body ends within the waiter\'s bound', async () => {
-    const { held, gw, until, frames } = await setup();
-    const get = () => request(`${gw.url}/slow-body`);
-    const leader = get();
-    await vi.waitFor(() => expect(held).toHaveLength(1));
-    until(100);
-    const waiter = get().then(async (r) => ({ status: r.statusCode, cache: r.headers['x-cache'], body: await r.body.text() }));
-    await vi.waitFor(() => expect(frames()).toContain(700)); // the waiter joined: its bound is on the clock
-    held[0]!.res.writeHead(200, { 'cache-control': 'max-age=60', 'content-type': 'text/plain' });
-    held[0]!.res.write('first ');
-    const l = await leader;
+    const { held, until, waiter, l } = await headWithBodyToCome();
     until(650); // past the leader's own total (600: it bounds the head, which came), before the waiter's 700
     held[0]!.res.end('second');
     expect([l.statusCode, await l.body.text()]).toEqual([200, 'first second']);
@@ -63,16 +68,7 @@ describe('a coalesced waiter under timeouts.total whose upstream answered in tim
   });
 
   it('goes upstream itself at its bound, not 504, when the leader\'s body is still coming then (a slow leading client holds it: review RD, D1)', async () => {
-    const { held, gw, until, frames } = await setup();
-    const get = () => request(`${gw.url}/slow-body`);
-    const leader = get();
-    await vi.waitFor(() => expect(held).toHaveLength(1));
-    until(100);
-    const waiter = get().then(async (r) => ({ status: r.statusCode, cache: r.headers['x-cache'], body: await r.body.text() }));
-    await vi.waitFor(() => expect(frames()).toContain(700));
-    held[0]!.res.writeHead(200, { 'cache-control': 'max-age=60', 'content-type': 'text/plain' });
-    held[0]!.res.write('first ');
-    const l = await leader;
+    const { held, until, waiter, l } = await headWithBodyToCome();
     until(750); // past the waiter's 700: it left the leader for a request of its own (its own total is due at 1300)
     await vi.waitFor(() => expect(held).toHaveLength(2));
     held[1]!.res.writeHead(200, { 'cache-control': 'max-age=60' }).end('its own');

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, X509Certificate } from 'node:crypto';
 import { createSecureContext } from 'node:tls';
 import type { AppOptions, TemplatedApp, us_listen_socket } from 'uWebSockets.js';
 import { checkKeyPair, readPem } from '../config/pem.ts';
@@ -192,4 +192,30 @@ export function readTls(options: ListenTlsOptions): Map<string, string> {
     }
   }
   return digests;
+}
+
+/** When one `listen.tls` entry's certificate stops being valid. */
+export interface CertificateExpiry {
+  /** `listen.tls`, or `listen.tls.sni[0]`. */
+  entry: string;
+  /** The `sni` entry's name; '' for the default certificate. */
+  serverName: string;
+  /** The leaf certificate's notAfter, in ms since the epoch. */
+  notAfter: number;
+}
+
+/**
+ * Each entry's leaf certificate's notAfter (the first certificate in its PEM
+ * file), for the expiry gauge and warning. An entry whose file cannot be
+ * read or parsed now is left out: `readTls` is what refuses it.
+ */
+export function certificateExpiries(options: ListenTlsOptions): CertificateExpiry[] {
+  const entries = [{ entry: 'listen.tls', serverName: '', file: options.cert }, ...(options.sni ?? []).map((s, i) => ({ entry: `listen.tls.sni[${i}]`, serverName: s.serverName, file: s.cert }))];
+  const out: CertificateExpiry[] = [];
+  for (const { entry, serverName, file } of entries) {
+    try {
+      out.push({ entry, serverName, notAfter: Date.parse(new X509Certificate(readPem(entry, file)).validTo) });
+    } catch { /* refused by readTls, with its reason */ }
+  }
+  return out;
 }

@@ -4,8 +4,13 @@ import { clientScheme, connectionTokens, HOP_BY_HOP, isAscii, latin1Bytes } from
 import type { GatewayRequest } from '../types.ts';
 import type { Upstream } from './upstream.ts';
 
-/** Request headers the gateway sets itself; the client's copies are dropped. */
-const REPLACED = ['host', 'expect', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-real-ip', 'x-request-id', 'forwarded'];
+/**
+ * Request headers the gateway sets itself, or that only a proxy may set; the client's copies are dropped.
+ * `x-forwarded-client-cert` (Envoy's XFCC) says which client certificate a proxy verified: the edge verifies
+ * none (uWS cannot require one, docs/tls.md), so a client's own would pass for one. Envoy's default
+ * (`forward_client_cert_details: SANITIZE`) drops it the same way.
+ */
+const REPLACED = ['host', 'expect', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-real-ip', 'x-request-id', 'forwarded', 'x-forwarded-client-cert'];
 /**
  * Request headers whose syntax allows only ASCII and that most requests carry: copied without the scan for
  * characters outside ASCII below (a bearer token is ~200 characters: ~1,000 instructions a request to scan).
@@ -65,7 +70,8 @@ export const UNDICI_KNOWS_GATEWAY_NAMES = registerWithUndici(GATEWAY_SET);
  * client's, less hop-by-hop ones (and those `Connection` names), with
  * `Host` as `preserveHost` says and the `X-Forwarded-*` family, `X-Real-IP`
  * and `X-Request-Id` set by the gateway (`X-Forwarded-Proto` as a trusted
- * proxy sent it, `req.viaTrustedProxy`); a client's `Forwarded` is dropped.
+ * proxy sent it, `req.viaTrustedProxy`); a client's `Forwarded` and
+ * `X-Forwarded-Client-Cert` are dropped.
  *
  * `ownHostImplied`: the caller's client sends the instance's own host when
  * the list has none (undici writes its pool's precomputed `host:` line, the

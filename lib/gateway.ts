@@ -7,6 +7,7 @@ import { capWebSocketForwards } from './server/websocket-options.ts';
 import type { GatewayRoute, RouteTable } from './router/table.ts';
 import { HostTable } from './router/hosts.ts';
 import type { GatewayConfig } from './config/schema.ts';
+import { showCertificateExpiries } from './observe/certificates.ts';
 import { GatewayEvents } from './observe/events.ts';
 import { createLogger, type Logger } from './observe/log.ts';
 import { GatewayMetrics } from './observe/metrics.ts';
@@ -15,6 +16,7 @@ import type { RequestObservers } from './observe/request-log.ts';
 import type { GatewayRequest, GatewayResponse } from './types.ts';
 import { healthReport, type HealthReport } from './upstream/health-view.ts';
 import { after, systemRuntime, type Runtime } from './runtime.ts';
+import { certificateExpiries } from './server/tls.ts';
 
 /** The aggregated health view: 200 when every service has an instance in rotation, else 503. */
 export const HEALTH_PATH = '/__rxgate/health';
@@ -75,6 +77,12 @@ export class Gateway {
       ...(options.tls !== undefined ? { tls: options.tls } : {}),
       ...(options.redirectHttp !== undefined ? { redirectHttp: options.redirectHttp } : {}),
     });
+    this.showCertificates();
+  }
+
+  /** The listener's certificates' expiry: gauge, and a warn or error line when one is near or past. */
+  private showCertificates(): void {
+    if (this.options.tls !== undefined) showCertificateExpiries(certificateExpiries(this.options.tls), this.metrics, this.logger, systemRuntime.wallNow());
   }
 
   /**
@@ -92,6 +100,7 @@ export class Gateway {
       this.logger.error({ err }, 'TLS certificate files are unreadable or invalid: the listener keeps the certificates it has');
       return;
     }
+    this.showCertificates();
     if (swapped) {
       this.logger.info('TLS certificates reloaded: new connections get the new files, open ones finish on the old');
       return;

@@ -118,6 +118,13 @@ export class GatewayMetrics {
     name: 'rxgate_reloads_total', help: 'Config reloads, by outcome (applied, refused) and trigger',
     labelNames: ['outcome', 'trigger'] as const, registers: [this.registry],
   });
+  /** Set at start and on each reload (lib/observe/certificates.ts). */
+  readonly certificateExpiry = new Gauge({
+    name: 'rxgate_tls_certificate_expiration_timestamp_seconds', help: 'When each listen.tls certificate expires (its notAfter), unix seconds, by entry and server_name (\'\' for the default one)',
+    labelNames: ['entry', 'server_name'] as const, registers: [this.registry],
+    // Every worker reads the same files: the soonest shows, not a sum.
+    aggregator: 'min',
+  });
   readonly retryBudgetRefused = new Counter({
     name: 'rxgate_retry_budget_refused_total', help: 'Retries the retry budget refused, by service',
     labelNames: ['service'] as const, registers: [this.registry],

@@ -81,7 +81,8 @@ export function headerValue(headers: readonly string[], name: string): string | 
 
 /**
  * The headers worth replaying: hop-by-hop headers (and any the `Connection`
- * header names) belong to one connection, and `age` is recomputed per hit.
+ * header names) belong to one connection, `age` is recomputed per hit, and an
+ * upstream's own `x-cache` would be read ahead of the gateway's (A12's F7).
  */
 export function storableHeaders(headers: readonly string[]): string[] {
   // Most responses have none to leave out (the forward path has dropped the
@@ -94,7 +95,7 @@ export function storableHeaders(headers: readonly string[]): string[] {
   const out: string[] = [];
   for (let i = 0; i < headers.length; i += 2) {
     const name = headers[i]!;
-    if (HOP_BY_HOP.has(name) || name === 'age' || named?.has(name) === true) continue;
+    if (HOP_BY_HOP.has(name) || name === 'age' || name === 'x-cache' || named?.has(name) === true) continue;
     out.push(name, headers[i + 1]!);
   }
   return out;
@@ -114,6 +115,21 @@ function withRoom(headers: readonly string[]): string[] {
 }
 
 /**
+ * `headers` without an upstream's `x-cache`, then the gateway's: the client
+ * reads one value, the gateway's (A12's F7). Without one, `withPair`'s copy.
+ */
+export function withCacheStatus(headers: readonly string[], status: string): string[] {
+  const n = headers.length;
+  let i = 0;
+  while (i < n && headers[i] !== 'x-cache') i += 2;
+  if (i >= n) return withPair(headers, 'x-cache', status);
+  const out: string[] = [];
+  for (let j = 0; j < n; j += 2) if (headers[j] !== 'x-cache') out.push(headers[j]!, headers[j + 1]!);
+  out.push('x-cache', status);
+  return out;
+}
+
+/**
  * `headers` and one more pair (`x-cache` on a miss), in an array of exactly
  * that length: a spread into an array literal grows its backing store as it
  * goes (with the response object, 352 against 192 heap bytes).
@@ -129,13 +145,13 @@ export function withPair(headers: readonly string[], name: string, value: string
 
 /** Names `storableHeaders` may leave out, by length: a name of another length is kept without a set lookup. */
 const DROP_LENGTHS = ((): Uint8Array => {
-  const names = [...HOP_BY_HOP, 'age'];
+  const names = [...HOP_BY_HOP, 'age', 'x-cache'];
   const out = new Uint8Array(Math.max(...names.map((n) => n.length)) + 1);
   for (const n of names) out[n.length] = 1;
   return out;
 })();
 
-/** A hop-by-hop header or `age`: without a `Connection` header (itself hop-by-hop), the only names left out. */
+/** A hop-by-hop header, `age` or `x-cache`: without a `Connection` header (itself hop-by-hop), the only names left out. */
 function droppable(name: string): boolean {
-  return name.length < DROP_LENGTHS.length && DROP_LENGTHS[name.length] === 1 && (name === 'age' || HOP_BY_HOP.has(name));
+  return name.length < DROP_LENGTHS.length && DROP_LENGTHS[name.length] === 1 && (name === 'age' || name === 'x-cache' || HOP_BY_HOP.has(name));
 }

@@ -5,7 +5,7 @@ import type { BodySink, GatewayRequest, GatewayResponse } from '../../types.ts';
 import type { Headed } from './coalesce.ts';
 import { answerPrecondition, answerUnstored, evaluate, hasPreconditions, withoutValidators, type Held } from './conditional.ts';
 import { storeEntry, type CacheContext, type Settled } from './context.ts';
-import { withPair, type CacheEntry } from './entry.ts';
+import { withCacheStatus, type CacheEntry } from './entry.ts';
 import { planStorage, supersedes, type StoragePlan } from './policy.ts';
 import { entryOf, replay, tagged, type CacheStatus } from './replay.ts';
 import { answerFreshened, applyNotModified, revalidationHeaders, selects } from './revalidation.ts';
@@ -124,7 +124,7 @@ export class MissSubscriber extends InnerSubscriber<GatewayResponse> implements 
       return;
     }
     const tee = new StoreTee(body, ctx.maxEntrySize, this, res, plan, ctx.storeCopies);
-    this.downstream.next({ ...res, headers: withPair(res.headers, 'x-cache', this.status), body: tee });
+    this.downstream.next({ ...res, headers: withCacheStatus(res.headers, this.status), body: tee });
   }
 
   protected override onError(err: unknown): void {

@@ -2,7 +2,7 @@ import type { BufferedBody } from '../../body.ts';
 import { HeadBytes } from '../../server/head-bytes.ts';
 import type { GatewayRequest, GatewayResponse } from '../../types.ts';
 import { withoutValidators } from './conditional.ts';
-import { headerValue, type CacheEntry } from './entry.ts';
+import { headerValue, withCacheStatus, type CacheEntry } from './entry.ts';
 import { ageSeconds } from './freshness.ts';
 import type { StoragePlan } from './policy.ts';
 
@@ -38,9 +38,9 @@ export function hitHead(headers: readonly string[]): HeadBytes {
   return new HeadBytes([...headers, 'x-cache', 'HIT']);
 }
 
-/** `res` with an `x-cache` header added. */
+/** `res` with the gateway's `x-cache` header in place of an upstream's. */
 export function tagged(res: GatewayResponse, status: CacheStatus): GatewayResponse {
-  return { ...res, headers: [...res.headers, 'x-cache', status] };
+  return { ...res, headers: withCacheStatus(res.headers, status) };
 }
 
 export function entryOf(res: GatewayResponse, plan: StoragePlan, body: BufferedBody | null): CacheEntry {

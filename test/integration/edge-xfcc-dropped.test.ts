@@ -3,6 +3,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Gateway } from '../../lib/gateway.ts';
 import { makeCa, pemFolder, type Ca, type Issued } from '../support/certs.ts';
 import { startGatewayFromYaml, startUpstream, type TestUpstream } from '../support/servers.ts';
+import { connect, echo, startWsUpstream, wsUrl } from '../support/ws.ts';
 
 /**
  * A client's own `X-Forwarded-Client-Cert` never reaches the upstream: the edge verifies no client
@@ -68,5 +69,22 @@ ${routes()}`);
     });
     expect(res.statusCode).toBe(200);
     expect(await res.body.json()).toEqual({ xfcc: null, other: 'kept' });
+  });
+
+  it('is dropped from a WebSocket upgrade sent upstream', async () => {
+    const ws = await startWsUpstream(echo);
+    try {
+      gateway = await startGatewayFromYaml(`services:
+  chat: { upstreams: ["${ws.url}"], timeout: 2s }
+routes:
+  - { path: /chat/*, service: chat, websocket: true }
+`);
+      const client = await connect(`${wsUrl(gateway.url)}/chat/a`, [], { 'x-forwarded-client-cert': FORGED, 'x-other': 'kept' });
+      client.terminate();
+      expect(ws.handshakes[0]!.headers['x-forwarded-client-cert']).toBeUndefined();
+      expect(ws.handshakes[0]!.headers['x-other']).toBe('kept');
+    } finally {
+      await ws.close();
+    }
   });
 });

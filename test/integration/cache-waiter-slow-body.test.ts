@@ -55,7 +55,7 @@ async function headWithBodyToCome() {
   await vi.waitFor(() => expect(frames()).toContain(700)); // the waiter joined: its bound is on the clock
   held[0]!.res.writeHead(200, { 'cache-control': 'max-age=60', 'content-type': 'text/plain' });
   held[0]!.res.write('first ');
-  return { held, until, waiter, l: await leader };
+  return { held, until, waiter, l: await leader, get };
 }
 
 describe('a coalesced waiter under timeouts.total whose upstream answered in time (review RA, H1)', () => {
@@ -75,6 +75,20 @@ describe('a coalesced waiter under timeouts.total whose upstream answered in tim
     expect(await waiter).toEqual({ status: 200, cache: 'MISS', body: 'its own' });
     held[0]!.res.end('second');
     expect([l.statusCode, await l.body.text()]).toEqual([200, 'first second']);
+  });
+
+  it('stores the answer of a waiter that left a slow leader, so the next request is a hit, not another total behind that leader (review RE, E2; nginx\'s proxy_cache_lock_age)', async () => {
+    const { held, until, waiter, get } = await headWithBodyToCome();
+    until(750); // the waiter lapses at 700 and goes upstream itself
+    await vi.waitFor(() => expect(held).toHaveLength(2));
+    held[1]!.res.writeHead(200, { 'cache-control': 'max-age=60' }).end('its own');
+    expect(await waiter).toEqual({ status: 200, cache: 'MISS', body: 'its own' });
+    until(800);
+    const third = get().then(async (r) => ({ status: r.statusCode, cache: r.headers['x-cache'], body: await r.body.text() }));
+    // Before: it joined the same slow leader and waited for its own bound (due at 1400 on the virtual clock, never run here).
+    const outcome = await Promise.race([third, new Promise((r) => setTimeout(() => r('still waiting'), 1000))]);
+    expect([outcome, held.length]).toEqual([{ status: 200, cache: 'HIT', body: 'its own' }, 2]);
+    held[0]!.res.end('second');
   });
 
   it('gets its 304 when its own request (after the leader\'s answer was not storable) answered in time and its body streams past total', async () => {

@@ -25,8 +25,8 @@ import { replay } from './replay.ts';
  * own from when it joins. Past it: with no upstream head yet, it stops
  * waiting (or stops the request it sent itself) and fails with the 504 the
  * timeout stage gives (`waitLimit`); when the leader has its head, it leaves
- * the leader and goes upstream itself, unstored, as nginx does at
- * `proxy_cache_lock_timeout`, since the leader's body comes at the pace its
+ * the leader and goes upstream itself (its answer stored, so later requests
+ * hit: review RE), as nginx does at `proxy_cache_lock_timeout`, since the leader's body comes at the pace its
  * client reads it (review RD). A held 304 of its own request ends the bound.
  */
 export function waitForLeader(
@@ -47,10 +47,12 @@ export function waitForLeader(
       // past its bound (review RD): at the deadline it leaves and goes upstream itself, as nginx's proxy_cache_lock_timeout.
       if (waiter !== null) waiter.lapse = () => {
         leave();
-        goUpstream(ctx, downstream, req, base, 'MISS', false);
+        goUpstream(ctx, downstream, req, base, 'MISS', true);
       };
       return;
     }
+    // Settled: no lapse any more. After the leader's head, its own request is bounded by the timeout stage alone (as before 16e3450).
+    if (waiter !== null && waiter.lapse !== null) { waiter.lapse = null; waiter.headed(); }
     if (v !== null && v.key === variantKey(base, req.headers, v.entry.vary)) {
       const now = ctx.clock.now();
       // the leader's stored 200 answers a waiter's preconditions as a fresh hit would

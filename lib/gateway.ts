@@ -100,7 +100,8 @@ export class Gateway {
       this.logger.error({ err }, 'TLS certificate files are unreadable or invalid: the listener keeps the certificates it has');
       return;
     }
-    this.showCertificates();
+    // The gauge shows what serves: changed files the listener could not take over serve after a restart (tlsPending).
+    if (swapped || this.edge.tlsPending.length === 0) this.showCertificates();
     if (swapped) {
       this.logger.info('TLS certificates reloaded: new connections get the new files, open ones finish on the old');
       return;

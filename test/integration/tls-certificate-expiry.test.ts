@@ -8,6 +8,7 @@ import { EXPIRY_WARNING, showCertificateExpiries } from '../../lib/observe/certi
 import { GatewayMetrics } from '../../lib/observe/metrics.ts';
 import { certificateExpiries } from '../../lib/server/tls.ts';
 import { defaultPipeline } from '../../pipeline.ts';
+import { freePort } from '../support/rxgate-process.ts';
 import { makeCa, pemFolder, type Issued } from '../support/certs.ts';
 import { startGatewayFromYaml } from '../support/servers.ts';
 
@@ -90,7 +91,7 @@ services:
   s: { upstreams: ["http://127.0.0.1:9"] }
 routes:
   - { path: /*, service: s }
-`, defaultPipeline, process.env, { port: 0 });
+`, defaultPipeline, process.env, { port: await freePort() }); // a port a reload can take over (port 0 cannot: tlsPending)
     const text = await gateway.metrics.registry.metrics();
     expect(text).toContain(`${GAUGE}{entry="listen.tls",server_name=""} ${Math.floor(notAfter(main.cert) / 1000)}\n`);
     expect(text).toContain(`${GAUGE}{entry="listen.tls.sni[0]",server_name="a.test"} ${Math.floor(notAfter(a.cert) / 1000)}\n`);
@@ -100,5 +101,24 @@ routes:
     files.write('d.key', expired.key);
     gateway.reloadTls();
     expect(await gateway.metrics.registry.metrics()).toContain(`${GAUGE}{entry="listen.tls",server_name=""} ${Math.floor(notAfter(expired.cert) / 1000)}\n`);
+  });
+
+  it('keeps showing the certificate the listener serves when a reload cannot take the port over (review RE, E3)', async () => {
+    const f = write();
+    gateway = await startGatewayFromYaml(`
+listen:
+  tls:
+    cert: ${f.cert}
+    key: ${f.key}
+services:
+  s: { upstreams: ["http://127.0.0.1:9"] }
+routes:
+  - { path: /*, service: s }
+`, defaultPipeline, process.env, { port: 0 });
+    const expired = await until('default.test', Date.now() - 86_400_000);
+    files.write('d.crt', expired.cert);
+    files.write('d.key', expired.key);
+    gateway.reloadTls(); // port 0: the new files serve only after a restart (tlsPending)
+    expect(await gateway.metrics.registry.metrics()).toContain(`${GAUGE}{entry="listen.tls",server_name=""} ${Math.floor(notAfter(main.cert) / 1000)}\n`);
   });
 });

@@ -184,10 +184,10 @@ describe.concurrent('an error answered while the body really is still coming', (
 });
 
 describe('an error answer lingering for the rest of the body when the gateway drains (review RD)', () => {
-  // retry: the gateway exits with the client's unread chunks in its socket, so the kernel resets the connection, and a client
-  // starved of CPU (session 12's clean-clone run, two helpers beside it) can lose the 401 it had not read yet. A lingering
-  // close (nginx's) would fix it; uWS 20.30 has none (docs/limits.md). Alone or four at once it passed every time.
-  it('a slow chunked upload to an auth route gets its 401 when SIGTERM comes during it, and the gateway exits 0', { retry: 2 }, async () => {
+  // retry under CI only: session 12's clean-clone run (two helpers beside it) once saw exit 0 and no 401, unexplained: alone,
+  // four at once and twelve under load it passed, and review RE showed this kernel keeps data that came before a reset, so
+  // the loss may be the gateway's (exiting before uWS wrote the answer). A failure prints what the client got and the log.
+  it('a slow chunked upload to an auth route gets its 401 when SIGTERM comes during it, and the gateway exits 0', { retry: process.env.CI === 'true' ? 2 : 0 }, async () => {
     const own = runs.start(['--config', runs.file(`
 listen: { host: 127.0.0.1, port: 0 }
 services:
@@ -211,7 +211,9 @@ routes:
       own.proc.kill('SIGTERM');
       // Before: no status line, the socket closed, exit 0 (the answer waited outside the drain's list).
       expect(await own.exited).toBe(0);
-      await until(() => parseResponses(got).length === 1, { timeout: 5_000 });
+      await until(() => parseResponses(got).length === 1, { timeout: 5_000 }).catch((err: Error) => {
+        throw new Error(`${err.message}; the client got ${JSON.stringify(got)}; the gateway logged ${JSON.stringify(own.lines.map((l) => l['msg']))}`);
+      });
       expect(parseResponses(got).map((r) => r.status)).toEqual([401]);
     } finally {
       clearInterval(writer);

@@ -78,9 +78,10 @@ describe('listener certificate expiry', () => {
     expect(shown(expiries, end + 1000)).toMatchObject([{ level: 50, msg: 'TLS certificate has expired: it still serves, and clients refuse it', certificate: 'listen.tls' }]);
   });
 
-  it('sets the gauge at start, and on a reload to the files as they are then', async () => {
+  /** A gateway on `port` with the default certificate and one sni entry, from this test's files. */
+  const started = (port: number): ReturnType<typeof startGatewayFromYaml> => {
     const f = write();
-    gateway = await startGatewayFromYaml(`
+    return startGatewayFromYaml(`
 listen:
   tls:
     cert: ${f.cert}
@@ -91,7 +92,11 @@ services:
   s: { upstreams: ["http://127.0.0.1:9"] }
 routes:
   - { path: /*, service: s }
-`, defaultPipeline, process.env, { port: await freePort() }); // a port a reload can take over (port 0 cannot: tlsPending)
+`, defaultPipeline, process.env, { port });
+  };
+
+  it('sets the gauge at start, and on a reload to the files as they are then', async () => {
+    gateway = await started(await freePort()); // a port a reload can take over (port 0 cannot: tlsPending)
     const text = await gateway.metrics.registry.metrics();
     expect(text).toContain(`${GAUGE}{entry="listen.tls",server_name=""} ${Math.floor(notAfter(main.cert) / 1000)}\n`);
     expect(text).toContain(`${GAUGE}{entry="listen.tls.sni[0]",server_name="a.test"} ${Math.floor(notAfter(a.cert) / 1000)}\n`);
@@ -104,17 +109,7 @@ routes:
   });
 
   it('keeps showing the certificate the listener serves when a reload cannot take the port over (review RE, E3)', async () => {
-    const f = write();
-    gateway = await startGatewayFromYaml(`
-listen:
-  tls:
-    cert: ${f.cert}
-    key: ${f.key}
-services:
-  s: { upstreams: ["http://127.0.0.1:9"] }
-routes:
-  - { path: /*, service: s }
-`, defaultPipeline, process.env, { port: 0 });
+    gateway = await started(0);
     const expired = await until('default.test', Date.now() - 86_400_000);
     files.write('d.crt', expired.cert);
     files.write('d.key', expired.key);

@@ -8,7 +8,7 @@ import type { StageContext } from '../define.ts';
 import { Deadlines, type Deadline } from '../timeout/deadlines.ts';
 import type { TimeoutsConfig } from '../timeout/schema.ts';
 import { answerConditional, hasPreconditions } from './conditional.ts';
-import type { CacheContext } from './context.ts';
+import { HEADED, type CacheContext, type Headed } from './context.ts';
 import { variantKey } from './key.ts';
 import { goUpstream } from './miss.ts';
 import { replayRange } from './range.ts';
@@ -26,8 +26,9 @@ import { replay } from './replay.ts';
  * waiting (or stops the request it sent itself) and fails with the 504 the
  * timeout stage gives (`waitLimit`); when the leader has its head, it leaves
  * the leader and goes upstream itself (its answer stored, so later requests
- * hit: review RE), as nginx does at `proxy_cache_lock_timeout`, since the leader's body comes at the pace its
- * client reads it (review RD). A held 304 of its own request ends the bound.
+ * hit: review RE), as nginx does at `proxy_cache_lock_timeout`, since the
+ * leader's body comes at the pace its client reads it (review RD). A held
+ * 304 of its own request ends the bound.
  */
 export function waitForLeader(
   ctx: CacheContext,
@@ -52,7 +53,7 @@ export function waitForLeader(
       return;
     }
     // Settled: no lapse any more. After the leader's head, its own request is bounded by the timeout stage alone (as before 16e3450).
-    if (waiter !== null && waiter.lapse !== null) { waiter.lapse = null; waiter.headed(); }
+    if (waiter !== null && waiter.lapse !== null) { waiter.lapse = null; waiter[HEADED](); }
     if (v !== null && v.key === variantKey(base, req.headers, v.entry.vary)) {
       const now = ctx.clock.now();
       // the leader's stored 200 answers a waiter's preconditions as a fresh hit would
@@ -68,17 +69,13 @@ export function waitForLeader(
   out.add(leave);
 }
 
-/** A coalesced waiter: told when its upstream's head came, since its own answer waits for the body (miss.ts's `hold`). */
-export interface Headed {
-  headed(): void;
-}
-
 /**
  * The bound on a coalesced waiter: the route's `timeouts.total`, one
  * deadline list (and one timer) per cache stage, as the timeout stage keeps
- * its own. A waiter whose bound passes answers 504, as the timeout stage
- * would have: it does not go upstream then, since its whole `total` is
- * spent (Envoy's route timeout bounds the whole request the same way).
+ * its own. A waiter whose bound passes before any upstream head answers 504,
+ * as the timeout stage would have, and does not go upstream (Envoy's route
+ * timeout bounds the whole request the same way); after the leader's head
+ * it goes upstream itself (`Waiter.lapse`).
  */
 export interface WaitLimit {
   readonly deadlines: Deadlines;
@@ -112,7 +109,7 @@ export function waitLimit(total: Duration | null, runtime: Runtime): WaitLimit |
 
 /**
  * A waiter under its bound: passes everything on to the client's subscriber
- * and leaves the deadline list at the response head. Unsubscribing it (the
+ * and leaves the deadline list at its response head, or its own request's. Unsubscribing it (the
  * client went away, or the bound passed) leaves the leader's list of
  * waiters and stops the request it sent itself, never the leader's.
  * `Deadlines.remove` does nothing for an entry off the list, so no flag.
@@ -138,7 +135,7 @@ class Waiter extends InnerSubscriber<GatewayResponse> implements Deadline, Heade
   }
 
   /** Its own request's head came (a 304 held until the body is stored, miss.ts's `hold`): it waits on without a bound. */
-  headed(): void {
+  [HEADED](): void {
     this.limit.deadlines.remove(this);
   }
 

@@ -5,6 +5,18 @@ import type { StoragePolicy } from './policy.ts';
 import type { CacheTable } from './table.ts';
 
 /** What a coalescing leader hands its waiters: the entry it stored, or the stale one it fell back to. */
+/**
+ * The method a coalesced waiter (coalesce.ts) is told by, when its own
+ * request's head came (miss.ts's `hold`): a symbol, so no other subscriber's
+ * field of a common name is called by mistake (review RD).
+ */
+export const HEADED: unique symbol = Symbol('rxgate.cache.headed');
+
+/** A coalesced waiter: told when its own upstream's head came, since its answer waits for the body. */
+export interface Headed {
+  [HEADED](): void;
+}
+
 export interface Settled {
   entry: CacheEntry;
   key: string;

@@ -2,9 +2,8 @@ import type { Subscriber } from 'rxjs';
 import { toGatewayError } from '../../errors.ts';
 import { InnerSubscriber } from '../../subscriber.ts';
 import type { BodySink, GatewayRequest, GatewayResponse } from '../../types.ts';
-import type { Headed } from './coalesce.ts';
 import { answerPrecondition, answerUnstored, evaluate, hasPreconditions, withoutValidators, type Held } from './conditional.ts';
-import { storeEntry, type CacheContext, type Settled } from './context.ts';
+import { HEADED, storeEntry, type CacheContext, type Headed, type Settled } from './context.ts';
 import { withCacheStatus, type CacheEntry } from './entry.ts';
 import { planStorage, supersedes, type StoragePlan } from './policy.ts';
 import { entryOf, replay, tagged, type CacheStatus } from './replay.ts';
@@ -160,8 +159,8 @@ export class MissSubscriber extends InnerSubscriber<GatewayResponse> implements 
    * the rest of the body is not read (`dropped`).
    */
   private hold(res: GatewayResponse, plan: StoragePlan, head: CacheEntry, outcome: Held['outcome']): void {
-    // This request's own upstream answered: its bound as a coalesced waiter ends here too (`Waiter.headed`).
-    (this.downstream as Partial<Headed>).headed?.();
+    // This request's own upstream answered: its bound as a coalesced waiter ends here too (`Waiter[HEADED]`).
+    (this.downstream as Partial<Headed>)[HEADED]?.();
     if (res.body === null) {
       this.stored(head);
       answerPrecondition(this.downstream, outcome, head, this.ctx.clock.now(), this.status);

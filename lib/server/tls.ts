@@ -144,14 +144,22 @@ export function sniEntry(entries: readonly SniCertificate[], hostname: string): 
     ?? entries.find((s) => { const entry = s.serverName.toLowerCase(); return entry.startsWith('*.') && name.indexOf('.') > 0 && entry.slice(2) === rest; });
 }
 
-/** Whether an entry's files, as they are now, are a certificate and key uWS can load. */
+/** Whether an entry's files, as they are now, are a certificate and key uWS can load (`checkedPair`). */
 function usablePair(pair: SniCertificate): boolean {
   try {
-    checkKeyPair(pair.serverName, { cert: readPem('cert', pair.cert), key: readPem('key', pair.key), passphrase: pair.passphrase, files: pair });
+    checkedPair(pair.serverName, pair);
     return true;
   } catch {
     return false;
   }
+}
+
+/** A pair's files read and loaded into Node's OpenSSL; throws naming `where` and the file. */
+function checkedPair(where: string, pair: { cert: string; key: string; passphrase?: string }): { cert: Buffer; key: Buffer } {
+  const cert = readPem(`${where}.cert`, pair.cert);
+  const key = readPem(`${where}.key`, pair.key);
+  checkKeyPair(where, { cert, key, passphrase: pair.passphrase, files: pair });
+  return { cert, key };
 }
 
 /** Closes an app and every connection it has (both builds have `close`, their typings not all). */
@@ -179,9 +187,7 @@ export function readTls(options: ListenTlsOptions): Map<string, string> {
     ...(options.sni ?? []).map((s, i) => [`listen.tls.sni[${i}] (${s.serverName})`, s] as [string, SniCertificate]),
   ];
   for (const [where, pair] of pairs) {
-    const cert = readPem(`${where}.cert`, pair.cert);
-    const key = readPem(`${where}.key`, pair.key);
-    checkKeyPair(where, { cert, key, passphrase: pair.passphrase, files: pair });
+    const { cert, key } = checkedPair(where, pair);
     digests.set(where, createHash('sha256').update(cert).update('\0').update(key).update('\0').update(pair.passphrase ?? '').digest('base64'));
   }
   if (options.ciphers !== undefined) {

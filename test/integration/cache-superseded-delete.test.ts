@@ -2,7 +2,9 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { VirtualTimeScheduler } from 'rxjs';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { Resources } from '../../lib/resources/registry.ts';
 import { virtualRuntime } from '../../lib/runtime.ts';
+import { MemoryCacheStore } from '../../lib/stages/cache/index.ts';
 import { defaultPipeline } from '../../pipeline.ts';
 import { startGatewayFromYaml, startUpstream, type TestUpstream } from '../support/servers.ts';
 
@@ -20,6 +22,21 @@ type Answer = (req: IncomingMessage, res: ServerResponse, n: number) => void;
 const plans = new Map<string, Answer>();
 const counts = new Map<string, number>();
 const scheduler = new VirtualTimeScheduler();
+const runtime = virtualRuntime(scheduler);
+/** Called when the gateway deletes from its cache (the background refresh's answer acted on). */
+let deleted: (() => void) | null = null;
+/** The routes' memory store (the one the cache stage takes from the registry, by its key), telling the test of each delete. */
+class WatchedStore extends MemoryCacheStore {
+  override delete(key: string): void {
+    super.delete(key);
+    deleted?.();
+  }
+
+  override deleteIf(key: string, storedAt: number): void {
+    super.deleteIf(key, storedAt);
+    deleted?.();
+  }
+}
 let up: TestUpstream;
 let gw: Awaited<ReturnType<typeof startGatewayFromYaml>>;
 
@@ -30,6 +47,8 @@ beforeAll(async () => {
     counts.set(path, n);
     plans.get(path)!(req, res, n);
   });
+  const resources = new Resources();
+  resources.get(`cache:memory:${64 * 1024 * 1024}`, () => new WatchedStore({ maxBytes: 64 * 1024 * 1024, runtime }));
   gw = await startGatewayFromYaml(`
 services:
   api: { upstreams: ["${up.url}"], retry: false, circuitBreaker: false, timeout: 1h }
@@ -37,7 +56,7 @@ routes:
   - { path: /sie/*, service: api, cache: { ttl: 60s, staleIfError: 60s } }
   - { path: /swr/*, service: api, cache: { ttl: 60s, staleWhileRevalidate: 60s } }
   - { path: /keep/*, service: api, cache: { ttl: 60s } }
-`, defaultPipeline, process.env, { runtime: virtualRuntime(scheduler) });
+`, defaultPipeline, process.env, { runtime, resources });
 });
 afterAll(async () => { await gw?.close(); await up?.close(); });
 
@@ -113,10 +132,11 @@ describe('the delete of a superseded entry races a newer one (review RA, M1)', (
     await vi.waitFor(() => expect(held).toHaveLength(1));
     await get('/swr/race', { 'cache-control': 'no-cache' });
     const before = await get('/swr/race');
-    const refresh = held.pop()!;
-    refresh.writeHead(200, { 'cache-control': 'no-store' }).end('personal');
-    await new Promise((r) => refresh.on('finish', r));
-    await new Promise((r) => setTimeout(r, 200)); // a wait (nobody answers the refresh's client): the gateway reads the answer
+    // Nobody answers the refresh's client: the store's delete says the gateway has acted on its answer.
+    const acted = new Promise<void>((resolve) => { deleted = resolve; });
+    held.pop()!.writeHead(200, { 'cache-control': 'no-store' }).end('personal');
+    await acted;
+    deleted = null;
     expect([stale, before, await get('/swr/race')]).toEqual(['200 STALE old', '200 HIT fresh', '200 HIT fresh']);
   });
 

@@ -12,6 +12,19 @@ import type { HeaderRules, HeadersOptions } from './schema.ts';
  */
 const REQUEST_REFUSED: ReadonlySet<string> = new Set([...HOP_BY_HOP, 'host', 'content-length', 'expect']);
 const RESPONSE_REFUSED: ReadonlySet<string> = new Set([...HOP_BY_HOP, 'content-length', 'content-encoding']);
+/**
+ * Request headers a `set` or `add` would write in vain: the gateway drops the
+ * client's copy and sends its own after the rules (upstream-headers.ts), or
+ * none. Refused so a config cannot look as if it sent them (audit A15; until
+ * session 13 such a rule was accepted and never reached the upstream).
+ * `remove` stays allowed: the upstream gets no client copy of them either way.
+ * `x-forwarded-for` is not here: a rule on it changes the client's list the
+ * gateway appends the peer to.
+ */
+const REQUEST_WRITTEN: ReadonlyMap<string, string> = new Map([
+  ...['x-forwarded-proto', 'x-forwarded-host', 'x-real-ip', 'x-request-id'].map((n) => [n, 'the gateway writes its own after the rules'] as const),
+  ...['forwarded', 'x-forwarded-client-cert'].map((n) => [n, 'the gateway drops it from every request (docs/security.md)'] as const),
+]);
 
 /** Rules with lower-case names, checked against the names the side refuses. */
 interface Compiled {
@@ -29,6 +42,8 @@ function compile(rules: HeaderRules | undefined, refused: ReadonlySet<string>, s
     if (twice !== undefined) throw new TypeError(`headers.${side}.${kind}: ${twice} is named twice (names compare without case)`);
     for (const n of names) {
       if (refused.has(n)) throw new TypeError(`headers.${side}.${kind}: ${n} is written by the gateway (framing, hop-by-hop${side === 'request' ? ' or Host: see preserveHost' : ' or the body\'s coding'}); a rule cannot change it`);
+      const why = side === 'request' && kind !== 'remove' ? REQUEST_WRITTEN.get(n) : undefined;
+      if (why !== undefined) throw new TypeError(`headers.request.${kind}: ${n} would never reach the upstream: ${why}`);
     }
   }
   if (out.remove.length + out.set.length + out.add.length === 0) return null;

@@ -252,7 +252,7 @@ describe('Age, Date and the cache status', () => {
     expect([header(miss, 'x-cache'), header(miss, 'age'), header(hit, 'x-cache'), header(later, 'x-cache')]).toEqual(['MISS', '5', 'HIT', 'HIT']);
     expect(Number(header(hit, 'age'))).toBeGreaterThanOrEqual(5);
     expect(Number(header(later, 'age'))).toBeGreaterThanOrEqual(6);
-    // docs/http.md: the upstream's Date is dropped for the gateway's own, a hit's too (findings: Expires and Age then count twice downstream).
+    // docs/http.md: the upstream's Date is dropped for the gateway's own, a hit's too (uWS writes it; a hit restates an Expires that gave the freshness: cache-hit-expires-held-once).
     for (const r of [miss, hit, later]) expect(r.headerLines.filter(([n]) => n === 'date').map(([, v]) => v === date)).toEqual([false]);
     plan('/c/age-past-lifetime', 200, { 'cache-control': 'max-age=60', age: '100' });
     expect(await twice('/c/age-past-lifetime')).toEqual(['MISS', 2]);

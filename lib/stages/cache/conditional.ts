@@ -2,7 +2,7 @@ import type { Subscriber } from 'rxjs';
 import { PreconditionFailedError } from '../../errors.ts';
 import type { Body, GatewayRequest, GatewayResponse, RequestHeaders } from '../../types.ts';
 import { headerValue, type CacheEntry } from './entry.ts';
-import { ageSeconds, httpDate } from './freshness.ts';
+import { ageSeconds, expiresLast, httpDate, restatedExpires } from './freshness.ts';
 import type { CacheStatus } from './replay.ts';
 
 /**
@@ -126,9 +126,11 @@ function entityTags(list: string): EntityTag[] {
 export function notModified(entry: CacheEntry, now: number, status: CacheStatus = 'HIT'): GatewayResponse {
   const headers: string[] = [];
   const stored = entry.headers;
-  for (let i = 0; i < stored.length; i += 2) {
+  const n = expiresLast(stored) ? stored.length - 2 : stored.length;
+  for (let i = 0; i < n; i += 2) {
     if (NOT_MODIFIED_FIELDS.has(stored[i]!)) headers.push(stored[i]!, stored[i + 1]!);
   }
+  if (n < stored.length) headers.push('expires', restatedExpires(entry, now));
   headers.push('x-cache', status, 'age', String(ageSeconds(entry, now)));
   return { status: 304, headers, body: null };
 }

@@ -103,6 +103,38 @@ export function ageSeconds(f: Freshness, now: number): number {
   return f.initialAge + Math.max(0, Math.floor((now - f.storedAt) / 1000));
 }
 
+/**
+ * A stored `Expires` as a hit states it (`expiresLast`): the gateway's
+ * `Date` (uWS writes its own, the current second, and cannot leave it out)
+ * plus the `Age` sent plus the time the entry stays fresh here. A
+ * downstream cache takes `Expires` − `Date` as the lifetime and counts
+ * `Age` against it (RFC 9111 §4.2.1, §4.2.3): so it counts the time held
+ * here once, as it does from the stored `Date` and `Age` Varnish sends.
+ * Before, the stored `Expires` under the gateway's `Date` counted it twice.
+ */
+export function restatedExpires(f: Freshness, now: number): string {
+  const ms = now - (now % 1000) + ageSeconds(f, now) * 1000 + (f.freshUntil - now);
+  // Hits of one entry within a second state the same date: made once.
+  if (ms !== lastExpires) {
+    lastExpires = ms;
+    lastExpiresText = new Date(ms).toUTCString();
+  }
+  return lastExpiresText;
+}
+
+let lastExpires = Number.NaN;
+let lastExpiresText = '';
+
+/**
+ * Whether a stored header list ends with the `Expires` line that hits
+ * restate (`restatedExpires`): `planStorage` puts it last when the
+ * freshness came from it, and keeps it from the end otherwise.
+ */
+export function expiresLast(headers: readonly string[]): boolean {
+  const n = headers.length;
+  return n >= 2 && headers[n - 2] === 'expires';
+}
+
 /** How long a store should keep the entry (ms): fresh time left plus the longer stale window; ≤ 0 means don't store. */
 export function retention(f: Freshness, now: number): number {
   return Math.ceil(f.freshUntil + Math.max(f.staleWhileRevalidate, f.staleIfError) - now);

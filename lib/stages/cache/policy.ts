@@ -1,7 +1,7 @@
 import type { GatewayRequest, GatewayResponse } from '../../types.ts';
 import { has, parseCacheControl, storageDirectives } from './cache-control.ts';
 import { headerValue, storableHeaders } from './entry.ts';
-import { freshnessOf, retention, type Freshness, type FreshnessPolicy } from './freshness.ts';
+import { freshnessOf, httpDate, retention, type Freshness, type FreshnessPolicy } from './freshness.ts';
 import { parseVary } from './key.ts';
 import { acceptingRanges, rangeable } from './range.ts';
 
@@ -103,15 +103,37 @@ export function planStorage(res: GatewayResponse, now: number, policy: StoragePo
   if (headerValue(headers, 'set-cookie') !== undefined) return null;
   const vary = parseVary(headerValue(headers, 'vary'));
   if (vary === '*') return null;
-  const freshness = freshnessOf(
-    cc,
-    headerValue(headers, 'expires'),
-    headerValue(headers, 'date'),
-    headerValue(headers, 'age'),
-    now,
-    policy,
-  );
+  const expires = headerValue(headers, 'expires');
+  const freshness = freshnessOf(cc, expires, headerValue(headers, 'date'), headerValue(headers, 'age'), now, policy);
   if (retention(freshness, now) <= 0) return null;
   // A stored 200 answers byte ranges (range.ts), unless coded without a strong ETag: its hits say so.
-  return { freshness, headers: res.status === 200 && rangeable(headers) ? acceptingRanges(storableHeaders(headers)) : storableHeaders(headers), vary };
+  const stored = res.status === 200 && rangeable(headers) ? acceptingRanges(storableHeaders(headers)) : storableHeaders(headers);
+  if (expires !== undefined) placeExpires(stored, storageDirectives(cc).lifetime === undefined && !Number.isNaN(httpDate(expires)));
+  return { freshness, headers: stored, vary };
+}
+
+/**
+ * Puts the one `Expires` line last when the freshness came from it, where
+ * hits restate it against the gateway's `Date` (freshness.ts's
+ * `expiresLast`); otherwise (`max-age` or `s-maxage` rules, which
+ * downstream caches prefer) moves it off the end, so it is left as it came.
+ * The order of lines of different names means nothing (RFC 9110 §5.3).
+ */
+function placeExpires(headers: string[], restate: boolean): void {
+  const n = headers.length;
+  const at = headers.indexOf('expires');
+  if (at < 0 || at % 2 !== 0) return;
+  if (restate ? at === n - 2 : at !== n - 2 || n < 4) return;
+  const value = headers[at + 1]!;
+  if (restate) {
+    headers.copyWithin(at, at + 2);
+    headers[n - 2] = 'expires';
+    headers[n - 1] = value;
+  } else {
+    // last, and not to be restated: swap with the line before it
+    headers[at] = headers[at - 2]!;
+    headers[at + 1] = headers[at - 1]!;
+    headers[at - 2] = 'expires';
+    headers[at - 1] = value;
+  }
 }

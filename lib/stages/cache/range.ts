@@ -2,7 +2,7 @@ import { BufferedBody } from '../../body.ts';
 import type { GatewayRequest, GatewayResponse } from '../../types.ts';
 import { matches } from './conditional.ts';
 import { headerValue, type CacheEntry } from './entry.ts';
-import { ageSeconds, httpDate } from './freshness.ts';
+import { ageSeconds, expiresLast, httpDate, restatedExpires } from './freshness.ts';
 import { replay, type CacheStatus } from './replay.ts';
 
 /**
@@ -109,7 +109,8 @@ function slice(chunks: readonly Uint8Array[], start: number, end: number): Buffe
 function partHeaders(entry: CacheEntry, contentRange: string, length: number, status: CacheStatus, now: number, whole: boolean): string[] {
   const stored = entry.headers;
   const out: string[] = [];
-  for (let i = 0; i < stored.length; i += 2) {
+  const n = expiresLast(stored) ? stored.length - 2 : stored.length;
+  for (let i = 0; i < n; i += 2) {
     const name = stored[i]!;
     if (name === 'content-length') continue;
     // A 416 has no body: its coding stays out. Its type stays, as a HEAD's does: the compression stage
@@ -117,6 +118,7 @@ function partHeaders(entry: CacheEntry, contentRange: string, length: number, st
     if (!whole && name === 'content-encoding') continue;
     out.push(name, stored[i + 1]!);
   }
+  if (n < stored.length) out.push('expires', restatedExpires(entry, now));
   out.push('content-range', contentRange, 'content-length', String(length), 'x-cache', status, 'age', String(ageSeconds(entry, now)));
   return out;
 }

@@ -3,7 +3,7 @@ import { HeadBytes } from '../../server/head-bytes.ts';
 import type { GatewayRequest, GatewayResponse } from '../../types.ts';
 import { withoutValidators } from './conditional.ts';
 import { headerValue, withCacheStatus, type CacheEntry } from './entry.ts';
-import { ageSeconds } from './freshness.ts';
+import { ageSeconds, expiresLast, restatedExpires } from './freshness.ts';
 import type { StoragePlan } from './policy.ts';
 
 /** The `x-cache` values. */
@@ -11,13 +11,21 @@ export type CacheStatus = 'HIT' | 'MISS' | 'STALE' | 'BYPASS' | 'REVALIDATED';
 
 /**
  * A response replayed from `entry` at `now`: its headers plus `x-cache` and
- * `age`, a fresh body. A HEAD gets no body and the `content-length` the GET
+ * `age` (and a stored `Expires` restated: freshness.ts), a fresh body. A HEAD gets no body and the `content-length` the GET
  * gets (RFC 9110 §9.3.2): the edge takes a HEAD's length from that header,
  * and an entry stored from a chunked answer has none.
  */
 export function replay(entry: CacheEntry, method: string, status: CacheStatus, now: number): GatewayResponse {
-  const headers = entry.headers.slice();
-  headers.push('x-cache', status, 'age', String(ageSeconds(entry, now)));
+  const stored = entry.headers;
+  let headers: string[];
+  if (expiresLast(stored)) {
+    // Restated after x-cache, so the lines before it stay those of `hitHead`.
+    headers = stored.slice(0, stored.length - 2);
+    headers.push('x-cache', status, 'expires', restatedExpires(entry, now), 'age', String(ageSeconds(entry, now)));
+  } else {
+    headers = stored.slice();
+    headers.push('x-cache', status, 'age', String(ageSeconds(entry, now)));
+  }
   if (method === 'HEAD') {
     if (headerValue(entry.headers, 'content-length') === undefined) headers.push('content-length', String(entry.body?.length ?? 0));
   }
@@ -35,7 +43,7 @@ export function replay(entry: CacheEntry, method: string, status: CacheStatus, n
  * does not start with them and is written line by line.
  */
 export function hitHead(headers: readonly string[]): HeadBytes {
-  return new HeadBytes([...headers, 'x-cache', 'HIT']);
+  return new HeadBytes([...(expiresLast(headers) ? headers.slice(0, headers.length - 2) : headers), 'x-cache', 'HIT']);
 }
 
 /** `res` with the gateway's `x-cache` header in place of an upstream's. */

@@ -61,16 +61,17 @@ export const MODERN_CIPHERS = [
  * certificates, open ones finish on the old app (`takeOver`).
  */
 export class EdgeTls {
-  /** A digest of each entry's files as the listener read them, by entry (`listen.tls`, `listen.tls.sni[0] (a.test)`…). */
-  private served: ReadonlyMap<string, string>;
-  /** The digests as of the latest `reread`. */
-  private latest: ReadonlyMap<string, string>;
+  /** Each entry's files as the listener read them, by entry (`listen.tls`, `listen.tls.sni[0] (a.test)`…). */
+  private served: ReadonlyMap<string, LoadedPair>;
+  /** The files as of the latest `reread`. */
+  private latest: ReadonlyMap<string, LoadedPair>;
   /** Entries whose files changed since the listener read them (as of the latest `reread`). */
   pending: readonly string[] = [];
 
   constructor(readonly options: ListenTlsOptions) {
     this.served = readTls(options);
     this.latest = this.served;
+    servedExpiries.set(options, expiriesOf(this.served));
   }
 
   /** An `SSLApp` with the default certificate and every SNI one, `register` run for each of its routers. */
@@ -108,7 +109,7 @@ export class EdgeTls {
   reread(): void {
     const now = readTls(this.options);
     this.latest = now;
-    this.pending = [...now].filter(([entry, digest]) => this.served.get(entry) !== digest).map(([entry]) => entry);
+    this.pending = [...now].filter(([entry, pair]) => this.served.get(entry)?.digest !== pair.digest).map(([entry]) => entry);
   }
 
   /**
@@ -127,6 +128,7 @@ export class EdgeTls {
     }
     uws.us_listen_socket_close(current);
     this.served = this.latest;
+    servedExpiries.set(this.options, expiriesOf(this.served));
     this.pending = [];
     return socket;
   }
@@ -174,22 +176,31 @@ function appOptions(o: { cert: string; key: string; passphrase?: string }, ciphe
   };
 }
 
+/** One entry's files as read: a digest of their bytes, and its certificate's expiry (null: no parsable leaf). */
+export interface LoadedPair {
+  digest: string;
+  expiry: CertificateExpiry | null;
+}
+
 /**
  * Reads every certificate and key file and checks each pair with Node's
  * OpenSSL (uWS would only say "App construction failed", or print to
- * stdout and serve nothing for that name). Returns a digest of each
- * entry's bytes, by entry.
+ * stdout and serve nothing for that name). Returns, by entry, a digest of
+ * its bytes and its leaf's expiry from the same bytes.
  */
-export function readTls(options: ListenTlsOptions): Map<string, string> {
-  const digests = new Map<string, string>();
+export function readTls(options: ListenTlsOptions): Map<string, LoadedPair> {
+  const digests = new Map<string, LoadedPair>();
   const pairs: Array<[string, { cert: string; key: string; passphrase?: string }]> = [
     ['listen.tls', options],
     ...(options.sni ?? []).map((s, i) => [`listen.tls.sni[${i}] (${s.serverName})`, s] as [string, SniCertificate]),
   ];
-  for (const [where, pair] of pairs) {
+  pairs.forEach(([where, pair], i) => {
     const { cert, key } = checkedPair(where, pair);
-    digests.set(where, createHash('sha256').update(cert).update('\0').update(key).update('\0').update(pair.passphrase ?? '').digest('base64'));
-  }
+    const digest = createHash('sha256').update(cert).update('\0').update(key).update('\0').update(pair.passphrase ?? '').digest('base64');
+    // The gauge's entry names the sni entry by its index alone (its server_name label has the name).
+    const expiry = leafExpiry(i === 0 ? 'listen.tls' : `listen.tls.sni[${i - 1}]`, i === 0 ? '' : (pair as SniCertificate).serverName, cert);
+    digests.set(where, { digest, expiry });
+  });
   if (options.ciphers !== undefined) {
     try {
       createSecureContext({ ciphers: options.ciphers });
@@ -210,18 +221,28 @@ export interface CertificateExpiry {
   notAfter: number;
 }
 
+/** The expiries of the pairs a listener serves, by the options it was made with (EdgeTls sets them as it loads the files). */
+const servedExpiries = new WeakMap<ListenTlsOptions, CertificateExpiry[]>();
+
 /**
  * Each entry's leaf certificate's notAfter (the first certificate in its PEM
- * file), for the expiry gauge and warning. An entry whose file cannot be
- * read or parsed now is left out: `readTls` is what refuses it.
+ * file), for the expiry gauge and warning. For a listener's options, those
+ * of the bytes it loaded (at start, or the reload it took over), with no
+ * file read: the certificates that serve, not what the files hold now.
+ * Otherwise from the files, as `readTls` reads them (it throws as it does).
  */
 export function certificateExpiries(options: ListenTlsOptions): CertificateExpiry[] {
-  const entries = [{ entry: 'listen.tls', serverName: '', file: options.cert }, ...(options.sni ?? []).map((s, i) => ({ entry: `listen.tls.sni[${i}]`, serverName: s.serverName, file: s.cert }))];
-  const out: CertificateExpiry[] = [];
-  for (const { entry, serverName, file } of entries) {
-    try {
-      out.push({ entry, serverName, notAfter: Date.parse(new X509Certificate(readPem(entry, file)).validTo) });
-    } catch { /* refused by readTls, with its reason */ }
+  return servedExpiries.get(options) ?? expiriesOf(readTls(options));
+}
+
+function leafExpiry(entry: string, serverName: string, pem: Buffer): CertificateExpiry | null {
+  try {
+    return { entry, serverName, notAfter: Date.parse(new X509Certificate(pem).validTo) };
+  } catch {
+    return null;
   }
-  return out;
+}
+
+function expiriesOf(pairs: ReadonlyMap<string, LoadedPair>): CertificateExpiry[] {
+  return [...pairs.values()].flatMap((p) => (p.expiry === null ? [] : [p.expiry]));
 }

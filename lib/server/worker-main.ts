@@ -4,6 +4,7 @@ import { gatewayPageData } from '../admin/page.ts';
 import { runCli } from '../cli.ts';
 import type { PipelineFactory } from '../config/build.ts';
 import { controlKeys } from '../lifecycle/controls.ts';
+import { leaveExpiryLinesToFirstWorker } from '../observe/certificates.ts';
 import { FLUSH_TIMEOUT, flushTraces } from '../lifecycle/signals.ts';
 import type { ReloadResult, StagedReload } from '../lifecycle/reload.ts';
 import type { Served } from '../lifecycle/serve.ts';
@@ -13,6 +14,8 @@ import type { ListenAnswer, WorkerData, WorkerQuery, WorkerReloaded, WorkerReply
 
 const data = workerData as WorkerData;
 const port = parentPort!;
+// Each worker reads the same certificate files: one logs their expiry, not every one.
+if ((data.slot ?? 0) > 0) leaveExpiryLinesToFirstWorker();
 /** `drain` or `stop` told while the gateway was still starting: acted on once it serves. */
 let early: 'drain' | 'stop' | null = null;
 let onMessage: ((msg: WorkerQuery | 'drain' | 'stop') => void) | null = null;

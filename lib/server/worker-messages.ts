@@ -8,6 +8,12 @@ export interface WorkerData {
   argv: string[];
   /** Module whose `defaultPipeline` export builds each route's handler. */
   pipelineModule: string;
+  /**
+   * Which worker this is, from 0; a crashed worker's replacement takes its
+   * slot. Worker 0 logs what every worker would log alike (the listener's
+   * certificates' expiry).
+   */
+  slot?: number;
   /** The config's text to build from instead of reading the file (a replacement runs what the workers serve); a reload gets its text from the main thread too. */
   configText?: string;
 }

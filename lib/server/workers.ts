@@ -96,7 +96,7 @@ export function startWorkers(count: number, data: WorkerData, logger: Logger): W
   };
   const spawn = (i: number): Worker => {
     const worker = new Worker(new URL('./worker-entry.mjs', import.meta.url), {
-      workerData: { ...data, ...(configText !== undefined ? { configText } : {}) } satisfies WorkerData,
+      workerData: { ...data, slot: i, ...(configText !== undefined ? { configText } : {}) } satisfies WorkerData,
     });
     live.add(worker);
     textOf.set(worker, configText);

@@ -1,9 +1,8 @@
-import { webcrypto, X509Certificate } from 'node:crypto';
-import 'reflect-metadata';
-import * as x509 from '@peculiar/x509';
+import { X509Certificate } from 'node:crypto';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { certificateExpiries, EdgeTls } from '../../lib/server/tls.ts';
 import { makeCa, pemFolder, type Issued } from '../support/certs.ts';
+import { selfSigned } from '../support/short-lived-cert.ts';
 
 /**
  * The expiry gauge's source (session 12's leftover, F21 item 2): a
@@ -28,15 +27,6 @@ afterEach(() => files.remove());
 
 const notAfter = (pem: string): number => Date.parse(new X509Certificate(pem).validTo);
 
-/** A self-signed P-256 certificate valid for `days` from now, and its key (another notAfter than the CA's 30 days). */
-async function selfSigned(days: number): Promise<{ cert: string; key: string }> {
-  const alg = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const;
-  const keys = await webcrypto.subtle.generateKey(alg, true, ['sign', 'verify']);
-  const cert = await x509.X509CertificateGenerator.createSelfSigned({ serialNumber: '0b', name: 'CN=default.test', notAfter: new Date(Date.now() + days * 86_400_000), keys, signingAlgorithm: alg });
-  const der = Buffer.from(await webcrypto.subtle.exportKey('pkcs8', keys.privateKey));
-  return { cert: cert.toString('pem'), key: `-----BEGIN PRIVATE KEY-----\n${der.toString('base64').replace(/(.{64})/g, '$1\n')}\n-----END PRIVATE KEY-----\n` };
-}
-
 describe('a listener\'s certificate expiries', () => {
   it('are those of the files it loaded, and showing them reads no file (a reload the listener takes over: tls-certificate-expiry)', async () => {
     files = pemFolder();
@@ -51,7 +41,7 @@ describe('a listener\'s certificate expiries', () => {
     ];
     expect(certificateExpiries(options)).toEqual(loaded);
     // A rotation writes the default pair: the listener still serves what it loaded, and a reread alone changes nothing served.
-    const renewed = await selfSigned(3);
+    const renewed = await selfSigned('default.test', 3);
     files.write('d.crt', renewed.cert);
     files.write('d.key', renewed.key);
     expect(certificateExpiries(options)).toEqual(loaded);

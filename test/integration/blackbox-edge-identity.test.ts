@@ -207,6 +207,12 @@ describe('behind a trusted proxy', () => {
     expect(got(a, 'x-real-ip')).toEqual(['2001:db8::1']);
   });
 
+  it('drops a zone id from the client it names: one IPv6 client is one key, whatever %zone the chain spells', async () => {
+    const keys: string[][] = [];
+    for (const zone of ['', '%a', '%b']) keys.push(got(await send('127.0.0.2', GET('/echo/x', `X-Forwarded-For: fe80::7${zone}`)), 'x-real-ip'));
+    expect(keys).toEqual([['fe80::7'], ['fe80::7'], ['fe80::7']]);
+  });
+
   it('filters a WebSocket upgrade by the address behind the proxy, the upstream never asked', async () => {
     const before = ws.attempts;
     const a = await send('127.0.0.2', `GET /ws/x HTTP/1.1\r\nHost: gw.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nX-Forwarded-For: 10.2.2.2\r\n\r\n`);

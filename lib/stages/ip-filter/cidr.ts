@@ -63,13 +63,20 @@ function wordsOf(parts: readonly number[], out: Uint32Array): AddressKind {
   return 6;
 }
 
-/** The canonical text of an address (IPv4 dotted, IPv6 per RFC 5952, mapped IPv6 as IPv4), or null when `text` is none. */
+/**
+ * The canonical text of an address (IPv4 dotted, IPv6 per RFC 5952, mapped
+ * IPv6 as IPv4, without a zone id), or null when `text` is none. A zone id
+ * (`fe80::1%eth0`) names an interface of the host that wrote it and nothing
+ * of the client: kept, each spelling (`%a`, `%b`…) was one more client in
+ * rate-limit keys and logs (audit A15).
+ */
 export function canonicalAddress(text: string): string | null {
   if (parseV4(text) >= 0) return text;
   if (!text.includes(':')) return null;
   try {
     const a = ipaddr.IPv6.parse(text);
-    return a.isIPv4MappedAddress() ? a.toIPv4Address().toString() : a.toRFC5952String();
+    if (a.isIPv4MappedAddress()) return a.toIPv4Address().toString();
+    return a.zoneId === undefined ? a.toRFC5952String() : new ipaddr.IPv6(a.parts).toRFC5952String();
   } catch {
     return null;
   }

@@ -15,6 +15,14 @@ const END_NAMES = ['', 'aborted', 'broken'] as const;
 /** What JSON strings must escape (and lone surrogates, which JSON.stringify writes as escapes). */
 const NEEDS_ESCAPE = /["\\\u0000-\u001f\ud800-\udfff]/;
 const REDACTED = '[redacted]';
+/**
+ * The most characters of a client's own text (path, query, each header
+ * value) a line holds; the rest is cut and `…` marks the cut. A path may be
+ * as long as `limits.maxHeaderBytes` (up to 1 MiB): whole, one request wrote
+ * a line Docker's and containerd's log drivers split at 16 KiB, which a JSON
+ * shipper then reads as two broken records.
+ */
+export const MAX_FIELD = 2048;
 /** The status logged for a request the client left before any answer (nginx's). */
 export const CLIENT_CLOSED = 499;
 
@@ -116,8 +124,8 @@ export class AccessLog {
     if (l.route !== undefined) line += ',"route":' + str(l.route);
     if (l.service !== undefined) line += ',"service":' + str(l.service);
     if (l.instance !== undefined) line += ',"instance":' + str(l.instance);
-    line += ',"method":' + str(req.method) + ',"path":' + str(req.normalizedPath);
-    if (this.query && req.query !== '') line += ',"query":' + str(this.maskQuery(req.query));
+    line += ',"method":' + str(req.method) + ',"path":' + str(bounded(req.normalizedPath));
+    if (this.query && req.query !== '') line += ',"query":' + str(bounded(this.maskQuery(req.query)));
     // Nothing was answered before the client went away: nginx's 499.
     line += ',"status":' + (status === 0 ? CLIENT_CLOSED : status) + ',"bytesIn":' + bytesIn + ',"bytesOut":' + bytesOut
       + ',"durationMs":' + round(now - req.receivedAt);
@@ -161,7 +169,7 @@ export class AccessLog {
     let out: Record<string, string> | undefined;
     for (const name of this.headers) {
       const value = headers[name];
-      if (value !== undefined) (out ??= {})[name] = this.redact.has(name) ? REDACTED : value;
+      if (value !== undefined) (out ??= {})[name] = this.redact.has(name) ? REDACTED : bounded(value);
     }
     return out;
   }
@@ -197,6 +205,11 @@ function watchExit(): void {
   process.once('exit', () => {
     for (const log of unflushed) log.flushSync();
   });
+}
+
+/** `s`, or its first MAX_FIELD characters and `…`. */
+function bounded(s: string): string {
+  return s.length > MAX_FIELD ? s.slice(0, MAX_FIELD) + '…' : s;
 }
 
 /** A JSON string. */

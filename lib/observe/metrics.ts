@@ -118,6 +118,23 @@ export class GatewayMetrics {
     name: 'rxgate_reloads_total', help: 'Config reloads, by outcome (applied, refused) and trigger',
     labelNames: ['outcome', 'trigger'] as const, registers: [this.registry],
   });
+  /**
+   * 1 while the config file last read was applied, 0 after a refused one:
+   * what an alert reads (Prometheus's own prometheus_config_last_reload_successful),
+   * since the refusal's count in rxgate_reloads_total leaves the alert's
+   * window while the file on disk, which the next start reads, is still bad.
+   */
+  readonly configApplied = new Gauge({
+    name: 'rxgate_config_last_reload_successful', help: 'Whether the last config reload was applied (1) or refused (0); 1 at start',
+    registers: [this.registry],
+    // Workers: one that refused shows.
+    aggregator: 'min',
+  });
+  readonly configAppliedAt = new Gauge({
+    name: 'rxgate_config_last_reload_success_timestamp_seconds', help: 'When the config serving now was applied (the start, or the last applied reload), unix seconds',
+    registers: [this.registry],
+    aggregator: 'min',
+  });
   /** Set at start and on each reload (lib/observe/certificates.ts). */
   readonly certificateExpiry = new Gauge({
     name: 'rxgate_tls_certificate_expiration_timestamp_seconds', help: 'When each listen.tls certificate expires (its notAfter), unix seconds, by entry and server_name (\'\' for the default one)',
@@ -182,6 +199,8 @@ export class GatewayMetrics {
       name: 'rxgate_upstream_in_flight', help: 'Requests sent to an upstream instance and not yet finished', type: 'gauge',
       collect: (out) => this.upstream.collectInFlight(out),
     });
+    this.configApplied.set(1);
+    this.configAppliedAt.set(Date.now() / 1000);
     if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: 'rxgate_process_' });
   }
 

@@ -67,7 +67,11 @@ export function observe(events: GatewayEvents, metrics: GatewayMetrics, logger: 
     metrics.websocketMessages.inc({ route: e.route, direction: 'out' }, e.messagesOut);
   });
   // The reload itself logs its outcome (lib/lifecycle); here it is counted.
-  events.on('reload', (e) => metrics.reloads.inc({ outcome: e.outcome, trigger: e.trigger }));
+  events.on('reload', (e) => {
+    metrics.reloads.inc({ outcome: e.outcome, trigger: e.trigger });
+    metrics.configApplied.set(e.outcome === 'applied' ? 1 : 0);
+    if (e.outcome === 'applied') metrics.configAppliedAt.set(Date.now() / 1000);
+  });
   events.on('recovered', (e) => {
     if (e.message !== undefined) logger.info({ reason: e.reason }, e.message);
   });

@@ -24,6 +24,14 @@ export function gatewaySource(gateway: Gateway, reload: (() => Promise<ReloadRes
 }
 
 const JSON_TYPE = 'application/json';
+/** Said once at start when the admin listener is reachable off the host: it has no authentication. */
+export const OPEN_ADMIN = 'rxgate admin listener is on a non-loopback address and has no authentication: anyone who reaches this port can read /metrics and /api/overview (upstream addresses) and POST /reload; restrict it (a NetworkPolicy, a firewall) or use 127.0.0.1';
+
+/** `127.0.0.0/8`, `::1`, `localhost` (and IPv4-mapped loopback): the admin listener is not reachable off the host. */
+export function isLoopback(host: string): boolean {
+  const h = host.toLowerCase();
+  return h === 'localhost' || h === '::1' || /^(::ffff:)?127\.\d+\.\d+\.\d+$/.test(h);
+}
 const LIVE: AdminAnswer = { status: 200, contentType: JSON_TYPE, body: '{"status":"ok"}' };
 
 /**
@@ -97,6 +105,7 @@ export class AdminListener {
         this.server.off('error', refused);
         this.port = (this.server.address() as AddressInfo).port;
         this.options.logger.info({ host: this.options.host, port: this.port }, 'rxgate admin listening');
+        if (!isLoopback(host)) this.options.logger.warn({ host, port: this.port }, OPEN_ADMIN);
         resolve(this.port);
       });
     });

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Service } from '../upstream/service.ts';
 import { CACHE_RESULTS, DURATION_BUCKETS, type RouteStats } from './request-metrics.ts';
@@ -16,6 +17,8 @@ export interface RouteInfo {
 }
 
 const CLASSES = ['', '1xx', '2xx', '3xx', '4xx', '5xx'] as const;
+/** rxgate's version: its package.json is two levels up from lib/observe/ and dist/observe/ alike. */
+const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
 /**
  * The gateway's Prometheus metrics (prom-client), served on the admin
@@ -135,6 +138,13 @@ export class GatewayMetrics {
     registers: [this.registry],
     aggregator: 'min',
   });
+  /** Which rxgate answers, for a rollout's dashboard (as prometheus_build_info, Envoy's server.version). */
+  readonly buildInfo = new Gauge({
+    name: 'rxgate_build_info', help: 'Always 1; the version label is the rxgate running',
+    labelNames: ['version'] as const, registers: [this.registry],
+    // Workers run one build: 1, not N.
+    aggregator: 'max',
+  });
   /** Set at start and on each reload (lib/observe/certificates.ts). */
   readonly certificateExpiry = new Gauge({
     name: 'rxgate_tls_certificate_expiration_timestamp_seconds', help: 'When each listen.tls certificate expires (its notAfter), unix seconds, by entry and server_name (\'\' for the default one)',
@@ -199,6 +209,7 @@ export class GatewayMetrics {
       name: 'rxgate_upstream_in_flight', help: 'Requests sent to an upstream instance and not yet finished', type: 'gauge',
       collect: (out) => this.upstream.collectInFlight(out),
     });
+    this.buildInfo.set({ version: VERSION }, 1);
     this.configApplied.set(1);
     this.configAppliedAt.set(Date.now() / 1000);
     if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: 'rxgate_process_' });

@@ -1,7 +1,7 @@
 import { connect } from 'node:net';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { Pool, request } from 'undici';
 import WebSocket, { WebSocketServer } from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -130,6 +130,7 @@ function rawExchange(port: number, raw: string | Buffer, ms = 1500): Promise<str
   });
 }
 
+const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 const random = (n: number): string => Math.random().toString(36).slice(2, 2 + n);
 
 const ROUTES = `
@@ -241,6 +242,8 @@ describe('/metrics with --workers 2', () => {
       expect(total(families, 'rxgate_requests_total')).toBe(20);
       expect(total(families, 'rxgate_request_duration_seconds_count')).toBe(20);
       expect(text.match(/^# TYPE rxgate_process_process_cpu_user_seconds_total /gm)).toHaveLength(1);
+      // Which build answers, 1 and not 2 (A16-findings F9).
+      expect(families.get('rxgate_build_info')?.samples).toEqual([{ name: 'rxgate_build_info', labels: { version: VERSION }, value: 1 }]);
     } finally {
       g.proc.proc.kill('SIGTERM');
       expect(await g.proc.exited).toBe(0);
@@ -356,6 +359,8 @@ routes:
     g.proc.proc.kill('SIGTERM');
     await g.proc.logged('rxgate draining: not ready, no new connections, requests in flight finish');
     expect(await get(`${g.admin}/ready`)).toMatchObject({ status: 503, body: '{"status":"draining"}' });
+    // Liveness stays 200 through the drain: a failing liveness probe would have the kubelet kill the pod mid-drain.
+    expect((await get(`${g.admin}/live`)).status).toBe(200);
     expect(await rawExchange(g.port, 'GET /api/new HTTP/1.1\r\nHost: a\r\n\r\n', 1000)).toBe('');
     const kept = await pool.request({ path: '/api/kept', method: 'GET' });
     expect(kept.statusCode).toBe(200);

@@ -457,27 +457,41 @@ describe('sizes and aborts', () => {
     expect([header(chunked, 'x-cache'), chunked.chunked, chunked.body.length, seen('/small/chunked').length]).toEqual(['MISS', true, 1600, 2]);
   });
 
-  it('stores nothing of a miss whose client went away before its body ended; a request waiting on it gets a whole answer of its own', async () => {
-    let release: () => void = () => {};
+  it('stores nothing of a miss whose client went away before its body ended when nobody waits; with a request waiting on it, reads on and answers that one from the entry', async () => {
+    const releases: Array<() => void> = [];
     plans.set('/c/abort', (_req, res, n) => {
       res.writeHead(200, { 'cache-control': 'max-age=60' });
       res.write(`first half ${n}, `);
-      if (n === 1) release = () => res.end('second half');
+      releases.push(() => res.end('second half'));
+    });
+    plans.set('/c/abort-alone', (_req, res, n) => {
+      res.writeHead(200, { 'cache-control': 'max-age=60' });
+      res.write(`first half ${n}, `);
+      if (n === 1) releases.push(() => res.end('second half'));
       else res.end('second half');
     });
     const { hostname, port } = new URL(gw);
-    const socket = connect(Number(port), hostname);
-    socket.write('GET /c/abort HTTP/1.1\r\nhost: cache.test\r\n\r\n');
-    await new Promise<void>((r) => socket.once('data', () => r()));
-    // Coalesced on the first if it comes in before the abort (docs/cache.md), a miss of its own if not: a whole answer either way.
-    const waiter = send('/c/abort');
-    await sleep(100);
-    socket.destroy();
-    await sleep(100);
-    release();
-    const waited = await waiter;
+    const leave = async (path: string): Promise<void> => {
+      const socket = connect(Number(port), hostname);
+      socket.write(`GET ${path} HTTP/1.1\r\nhost: cache.test\r\n\r\n`);
+      await new Promise<void>((r) => socket.once('data', () => r()));
+      if (path === '/c/abort') waiting = send(path); // joins the leader, whose head has come
+      await sleep(100);
+      socket.destroy();
+      await sleep(100);
+    };
+    let waiting: Promise<RawResponse> | null = null;
+    // Nobody waits: the exchange is cancelled with its client, as any other, and nothing is stored.
+    await leave('/c/abort-alone');
+    releases.pop()!();
+    const alone = await send('/c/abort-alone');
+    expect([header(alone, 'x-cache'), alone.body.toString(), seen('/c/abort-alone').length]).toEqual(['MISS', 'first half 2, second half', 2]);
+    // A request waits: the upstream is read on without the client (nginx reads on what it caches), and the waiter is a HIT.
+    await leave('/c/abort');
+    releases.pop()!();
+    const waited = await waiting!;
     const next = await send('/c/abort');
     expect([header(waited, 'x-cache'), waited.body.toString(), header(next, 'x-cache'), next.body.toString(), seen('/c/abort').length])
-      .toEqual(['MISS', 'first half 2, second half', 'HIT', 'first half 2, second half', 2]);
+      .toEqual(['HIT', 'first half 1, second half', 'HIT', 'first half 1, second half', 1]);
   });
 });

@@ -77,6 +77,12 @@ export class Inflight<T> {
     };
   }
 
+  /** Whether requests wait on the led `key` (a leader whose client left reads on for them: tee.ts). */
+  waited(key: string): boolean {
+    const at = this.slot(key, this.hash(key));
+    return at >= 0 && this.lists[at]!.length > 0;
+  }
+
   /** Keys led and not settled yet. */
   get size(): number {
     return this.count;

@@ -20,9 +20,8 @@ export function goUpstream(
   stale?: CacheEntry, settle?: (v: Settled | null | undefined) => void, lookupKey: string = base, stored?: CacheEntry, found?: CacheEntry,
 ): void {
   req.locals.cache = status;
-  // A miss the cache may store asks for the whole response, as nginx's
-  // proxy_cache does: the client's validators are answered from what is
-  // stored (`hold`). On a copy: the client's request is what the cache keys
+  // A storable miss asks for the whole response, as nginx's proxy_cache does: the client's validators
+  // are answered from what is stored (`hold`). On a copy: the client's request is what the cache keys
   // by. A Range request keeps them: its 206 is never stored anyway.
   const storable = storeIt && req.headers.range === undefined;
   const conditional = storable && hasPreconditions(req.headers);
@@ -35,13 +34,11 @@ export function goUpstream(
 /**
  * Subscribes the upstream exchange of a miss (or a refresh or bypass, which
  * store nothing or just tag). With `storeIt`, a storable response is copied
- * while it streams to the client and stored when it ends (too large: the
- * copy is dropped). With `stale`, an upstream failure answers with that
- * entry. `settle` tells coalesced waiters what came of it, once. One object
- * per request, in place of an Observable, an observer and their closures.
- * With `conditional` (the client's validators were not sent upstream), a
- * stored 200 they match answers 304 or 412 once it is stored; one that is
- * not stored, at once.
+ * into the entry at the upstream's pace while the client reads it at its own
+ * (tee.ts), and stored when it ends. With `stale`, an upstream failure
+ * answers with that entry. `settle` tells coalesced waiters what came of it,
+ * once. With `conditional` (the client's validators were not sent upstream),
+ * a stored 200 they match answers 304 or 412 once stored; else at once.
  */
 export class MissSubscriber extends InnerSubscriber<GatewayResponse> implements TeeOwner {
   /** The exchange ended: its body is through, or a stale entry answered. */
@@ -50,6 +47,8 @@ export class MissSubscriber extends InnerSubscriber<GatewayResponse> implements 
   private settled: boolean;
   /** The client's preconditions decided its answer: sent once the body is stored. */
   private held: Held | null = null;
+  /** The body the client gets, copied into the entry (null until then, or when not stored). */
+  private tee: StoreTee | null = null;
   /** What a 304 to the stored validators leaves to do once the exchange is over. */
   private then: (() => void) | null = null;
 
@@ -122,7 +121,7 @@ export class MissSubscriber extends InnerSubscriber<GatewayResponse> implements 
       this.downstream.next(tagged(res, this.status));
       return;
     }
-    const tee = new StoreTee(body, ctx.maxEntrySize, this, res, plan, ctx.storeCopies);
+    const tee = this.tee = new StoreTee(body, ctx.maxEntrySize, this, res, plan, ctx.storeCopies);
     this.downstream.next({ ...res, headers: withCacheStatus(res.headers, this.status), body: tee });
   }
 
@@ -147,16 +146,19 @@ export class MissSubscriber extends InnerSubscriber<GatewayResponse> implements 
     this.completed = true;
     const then = this.then;
     if (then !== null) then();
-    // a held answer completes the client's exchange itself, once sent
-    else if (this.held === null) this.downstream.complete();
+    // A held answer completes the client's exchange itself, once sent; a body read ahead of a slow client, once it has the rest.
+    else if (this.held === null && this.tee?.completesLater(this.downstream) !== true) this.downstream.complete();
+  }
+
+  /** Its client went away while the entry may be stored: requests wait for it, so read on (tee.ts `readsOn`). */
+  readOn(): boolean {
+    return !this.isStopped && !this.settled && this.ctx.inflight.waited(this.lookupKey);
   }
 
   /**
-   * Stores the response, then answers the client's preconditions from it
-   * (the body is read on without a client, as nginx reads on into its cache
-   * after a 304). A body that grows past `maxEntrySize` is not stored: the
-   * answer, decided by the same response's validators, is sent at once and
-   * the rest of the body is not read (`dropped`).
+   * Stores the response, then answers the client's preconditions from it (as
+   * nginx reads on into its cache after a 304). A body past `maxEntrySize` is
+   * not stored: the answer is sent at once, the rest not read (`dropped`).
    */
   private hold(res: GatewayResponse, plan: StoragePlan, head: CacheEntry, outcome: Held['outcome']): void {
     // This request's own upstream answered: its bound as a coalesced waiter ends here too (`Waiter[HEADED]`).
@@ -181,6 +183,8 @@ export class MissSubscriber extends InnerSubscriber<GatewayResponse> implements 
 
   override unsubscribe(): void {
     if (this.closed) return;
+    // The client left while others wait for the entry: the exchange goes on for them.
+    if (!this.isStopped && this.tee?.readsOn() === true) return;
     super.unsubscribe();
     // A handler completes once its body has ended; unsubscribed earlier,
     // the body never will, so waiters must not wait for it.
@@ -188,10 +192,9 @@ export class MissSubscriber extends InnerSubscriber<GatewayResponse> implements 
   }
 
   /**
-   * After the upstream's 304 to the stored validators, once its exchange is over (sooner
-   * would cancel it, and undici close the connection): the entry, freshened, is stored and
-   * answers (`answerFreshened`), its waiters get it as a HIT. A 304 not about the stored
-   * entry (another ETag) is never handed on: the request goes upstream again, without validators.
+   * After the upstream's 304 to the stored validators, once its exchange is over (sooner would
+   * cancel it): the entry, freshened, is stored and answers, its waiters get it as a HIT. A 304
+   * about another response is never handed on: the request goes again, without validators.
    */
   private revalidated(res: GatewayResponse, old: CacheEntry): void {
     const { ctx, req } = this;
@@ -213,12 +216,11 @@ export class MissSubscriber extends InnerSubscriber<GatewayResponse> implements 
     if (!this.settled) this.tell({ entry, key, status: 'HIT' });
   }
 
-  /**
-   * The copy was given up (too large, or its body destroyed): nothing to
-   * store. A held answer does not wait for the rest of a body nobody reads.
-   */
+  /** The copy was given up (too large, or its body destroyed). A held answer does not wait for the rest. */
   dropped(): void {
     this.giveUp();
+    // Read on for waiters after the client left, now too large: nothing left to read for.
+    if (this.tee?.orphaned === true) this.unsubscribe();
     const held = this.held;
     if (held === null) return;
     this.release();

@@ -4,18 +4,28 @@ import type { CacheEntry } from './entry.ts';
 import type { StoragePlan } from './policy.ts';
 import { entryOf } from './replay.ts';
 
-/** Who hears how a tee's copy ended: whole (an entry to store) or given up. */
+/** Who hears how a tee's copy ended: whole (an entry to store) or given up; and when the client has the whole body. */
 export interface TeeOwner {
   stored(entry: CacheEntry): void;
   dropped(): void;
+  /** The client went away while the copy may still be stored: true to read on for others (waiters), false to stop. */
+  readOn?(): boolean;
 }
 
 /**
  * A response body that streams to the client while a copy of it is kept,
- * and stored as an entry once the body ends. A copy growing past `limit`
- * is dropped and the body keeps streaming; a destroyed body stores nothing.
- * One object per stored miss: it is both the client's Body and the sink the
- * upstream body writes into.
+ * and stored as an entry once the body ends. One object per stored miss:
+ * it is both the client's Body and the sink the upstream body writes into.
+ *
+ * While the copy may still be stored (at most `limit` bytes), the upstream
+ * is read at its own pace, not the client's: a chunk the client's sink
+ * cannot take yet waits in `queue` (the copy holds it anyway), and the
+ * entry is stored, and coalesced waiters answered, when the upstream ends,
+ * however slowly the client reads (nginx's `proxy_buffering` with its cache
+ * lock; review RD). The client is fed from the queue at its pace. Past
+ * `limit` the copy is dropped and the upstream waits for the client again
+ * (the backpressure of any other response), so one request holds at most
+ * about `limit` bytes of unread body. A destroyed body stores nothing.
  */
 export class StoreTee implements Body, BodySink {
   readonly length: number | null;
@@ -25,6 +35,13 @@ export class StoreTee implements Body, BodySink {
   private chunks: Uint8Array[] | null = null;
   private copying = true;
   private size = 0;
+  /** Chunks read ahead of the client (its sink said wait): written from `queued` on, at its pace. */
+  private queue: Uint8Array[] | null = null;
+  private queued = 0;
+  /** WAITING, PAUSED, ENDED, DELIVERED, ORPHANED: one field, not five (one object per stored miss). */
+  private flags = 0;
+  /** What to do once the client's sink has ended (the owner's exchange completed before). */
+  private then: (() => void) | null = null;
 
   constructor(
     private readonly source: Body,
@@ -43,17 +60,81 @@ export class StoreTee implements Body, BodySink {
     this.source.pipe(this);
   }
 
+  /** From the client: write what was read ahead, then let the upstream go on. */
   resume(): void {
-    this.source.resume();
+    this.flags &= ~WAITING;
+    const queue = this.queue;
+    if (queue !== null) {
+      while (this.queued < queue.length) {
+        const chunk = queue[this.queued]!;
+        queue[this.queued++] = EMPTY; // written: not held for the client any more
+        if (!this.sink!.write(chunk)) {
+          this.flags |= WAITING;
+          return;
+        }
+      }
+      this.queue = null;
+      this.queued = 0;
+    }
+    if ((this.flags & ENDED) !== 0) this.finish();
+    else if ((this.flags & PAUSED) !== 0) {
+      this.flags &= ~PAUSED;
+      this.source.resume();
+    }
   }
 
   destroy(): void {
+    this.queue = null;
+    if (this.readsOn()) return;
     this.drop();
     this.owner.dropped();
     this.source.destroy();
   }
 
-  /** From the upstream body: copy, then pass on. */
+  /**
+   * The client went away (its body destroyed, its exchange unsubscribed):
+   * true when the upstream is read on into the copy without it, because
+   * the copy may still be stored and the owner has others waiting for it,
+   * as nginx reads on a response it caches after its client closed. Past
+   * `limit` the copy is dropped then, and the upstream stopped.
+   */
+  readsOn(): boolean {
+    if (!this.copying || (this.flags & ENDED) !== 0) return false;
+    if ((this.flags & ORPHANED) === 0) {
+      if (this.owner.readOn?.() !== true) return false;
+      this.flags |= ORPHANED;
+      this.detach();
+    }
+    return true;
+  }
+
+  /**
+   * The owner's exchange completed (the upstream body ended): true when the
+   * client still has chunks read ahead to get, and `downstream` is completed
+   * once it has them (the edge's exchange, its access log's bytes and its
+   * in-flight count, lasts until the body is written).
+   */
+  completesLater(downstream: { complete(): void }): boolean {
+    if ((this.flags & DELIVERED) !== 0) return false;
+    this.then = () => downstream.complete();
+    return true;
+  }
+
+  /** The upstream is read on without the client, for the owner's waiters. */
+  get orphaned(): boolean {
+    return (this.flags & ORPHANED) !== 0;
+  }
+
+  private detach(): void {
+    this.sink = null;
+    this.queue = null;
+    const paused = (this.flags & PAUSED) !== 0;
+    this.flags &= ~(WAITING | PAUSED);
+    if (paused) this.source.resume();
+  }
+
+
+  /** From the upstream body: copy, then pass on or keep for the client. */
   write(chunk: Uint8Array): boolean {
     if (this.copying) {
       this.size += chunk.byteLength;
@@ -66,7 +147,23 @@ export class StoreTee implements Body, BodySink {
         (this.chunks ??= [this.first]).push(chunk);
       }
     }
-    return this.sink!.write(chunk);
+    const sink = this.sink;
+    if (sink === null) {
+      // No client (detached): past `limit` nothing is left to read for.
+      if (this.copying) return true;
+      this.source.destroy();
+      return false;
+    }
+    if ((this.flags & WAITING) === 0) {
+      if (sink.write(chunk)) return true;
+      this.flags |= WAITING;
+    } else {
+      (this.queue ??= []).push(chunk);
+    }
+    // The client waits: read on while the copy may be stored, else wait with it.
+    if (this.copying) return true;
+    this.flags |= PAUSED;
+    return false;
   }
 
   private drop(): void {
@@ -74,8 +171,9 @@ export class StoreTee implements Body, BodySink {
     this.first = this.chunks = null;
   }
 
-  /** From the upstream body: store the copy, then end the client's body. */
+  /** From the upstream body: store the copy, then end the client's body once it has the rest. */
   end(): void {
+    this.flags |= ENDED;
     if (this.copying) {
       const chunks = this.chunks ?? (this.first === null ? [] : [this.first]);
       // A chunk from undici is a view into its socket read buffer: a store
@@ -88,9 +186,32 @@ export class StoreTee implements Body, BodySink {
       this.drop();
       this.owner.stored(entryOf(this.res, this.plan, data));
     }
-    this.sink!.end();
+    if ((this.flags & WAITING) === 0) this.finish();
+  }
+
+  private finish(): void {
+    this.flags |= DELIVERED;
+    this.sink?.end();
+    const then = this.then;
+    if (then !== null) {
+      this.then = null;
+      then();
+    }
   }
 }
+
+/** The client's sink said wait (false from `write`), until it resumes the body. */
+const WAITING = 1;
+/** The upstream was told to wait (past `limit`: backpressure as before). */
+const PAUSED = 2;
+/** The upstream body ended; the client's sink ends once the queue is written. */
+const ENDED = 4;
+/** The client's sink has ended. */
+const DELIVERED = 8;
+/** The client went away and the upstream is read on for the owner's waiters (`readsOn`). */
+const ORPHANED = 16;
+
+const EMPTY = new Uint8Array(0);
 
 /** The chunks copied into one buffer of exactly `size` bytes (small ones share Node's 8 KiB pool slabs, which LRU order frees roughly in turn). */
 function compact(chunks: readonly Uint8Array[], size: number): Buffer {

@@ -1,0 +1,97 @@
+import { describe, expect, it } from 'vitest';
+import type { CacheEntry } from '../../lib/stages/cache/entry.ts';
+import type { StoragePlan } from '../../lib/stages/cache/policy.ts';
+import { StoreTee } from '../../lib/stages/cache/tee.ts';
+import type { Body, BodySink, GatewayResponse } from '../../lib/types.ts';
+
+/**
+ * The stored miss's body reads the upstream at the upstream's pace while it
+ * may be stored, not at its client's (review RD, D1): the entry is stored
+ * when the upstream ends, the client is fed what was read at its own pace,
+ * and past `maxEntrySize` the upstream waits for the client again.
+ */
+
+const plan: StoragePlan = {
+  freshness: { storedAt: 0, initialAge: 0, freshUntil: 60_000, staleWhileRevalidate: 0, staleIfError: 0 },
+  headers: [],
+  vary: [],
+};
+const res: GatewayResponse = { status: 200, headers: [], body: null };
+
+/** An upstream body the test drives: `send` gives the tee a chunk and answers what its write said. */
+function upstream() {
+  let sink: BodySink | null = null;
+  const source = {
+    resumed: 0,
+    destroyed: false,
+    length: null,
+    pipe: (s: BodySink) => { sink = s; },
+    resume: () => { source.resumed++; },
+    destroy: () => { source.destroyed = true; },
+    send: (text: string): boolean => sink!.write(Buffer.from(text)),
+    end: (): void => sink!.end(),
+  };
+  return source satisfies Body;
+}
+
+/** A client whose sink takes chunks but says wait while `slow`. */
+function client() {
+  const got: string[] = [];
+  const c = { got, slow: true, ended: false, sink: { write: (chunk: Uint8Array) => (got.push(Buffer.from(chunk).toString()), !c.slow), end: () => { c.ended = true; } } };
+  return c;
+}
+
+function setup(limit: number, readOn = false) {
+  const up = upstream();
+  const events: string[] = [];
+  let entry: CacheEntry | undefined;
+  const tee = new StoreTee(up, limit, {
+    stored: (e) => { entry = e; events.push('stored'); },
+    dropped: () => events.push('dropped'),
+    readOn: () => readOn,
+  }, res, plan, true);
+  const c = client();
+  tee.pipe(c.sink);
+  return { up, tee, c, events, entry: () => entry };
+}
+
+describe('StoreTee reads the upstream at its own pace while the body may be stored', () => {
+  it('reads on while its client waits, stores the entry when the upstream ends, then feeds the client the rest in order', () => {
+    const { up, tee, c, events, entry } = setup(100);
+    // The client says wait after the first chunk; the upstream is never told to (before: false, the client's answer).
+    expect([up.send('one '), up.send('two '), up.send('three')]).toEqual([true, true, true]);
+    up.end();
+    // Stored (and so the waiters told) while the client has one chunk of three.
+    expect([events, c.got, c.ended]).toEqual([['stored'], ['one '], false]);
+    expect(Buffer.concat(entry()!.body!.chunks).toString()).toBe('one two three');
+    c.slow = false;
+    tee.resume();
+    expect([c.got.join(''), c.ended, events, up.resumed]).toEqual(['one two three', true, ['stored'], 0]);
+  });
+
+  it('past maxEntrySize drops the copy and makes the upstream wait for the client again, then passes the rest through', () => {
+    const { up, tee, c, events } = setup(25);
+    expect([up.send('aaaaaaaaaa'), up.send('bbbbbbbbbb')]).toEqual([true, true]); // 20 bytes read ahead of the client
+    expect(up.send('cccccccccc')).toBe(false); // 30 > 25: not stored, so not read ahead further
+    expect([events, c.got]).toEqual([['dropped'], ['aaaaaaaaaa']]);
+    c.slow = false;
+    tee.resume();
+    expect([c.got.join(''), up.resumed]).toEqual(['aaaaaaaaaabbbbbbbbbbcccccccccc', 1]);
+    expect(up.send('dd')).toBe(true);
+    up.end();
+    expect([c.got.join(''), c.ended, events]).toEqual(['aaaaaaaaaabbbbbbbbbbccccccccccdd', true, ['dropped']]);
+  });
+
+  it('a client that goes away: reads on into the entry when its owner says others wait, else drops it and stops the upstream', () => {
+    const kept = setup(100, true);
+    kept.up.send('one ');
+    kept.tee.destroy();
+    expect([kept.up.send('two'), kept.up.destroyed]).toEqual([true, false]);
+    kept.up.end();
+    expect([kept.events, Buffer.concat(kept.entry()!.body!.chunks).toString()]).toEqual([['stored'], 'one two']);
+    const alone = setup(100, false);
+    alone.up.send('one ');
+    alone.tee.destroy();
+    expect([alone.events, alone.up.destroyed]).toEqual([['dropped'], true]);
+  });
+});

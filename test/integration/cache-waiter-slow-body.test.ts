@@ -13,8 +13,9 @@ import { startGatewayFromYaml, startUpstream } from '../support/servers.ts';
  * held 304 once its body is). A leader whose upstream answered at once but
  * whose body took longer than `total` was served 200, and its waiters 504.
  * `total` bounds a head: the waiter is served the entry if the leader's body
- * ends within its bound; past its bound it leaves the leader (whose body may be
- * held by a slow client: review RD's D1) and goes upstream itself, as nginx's
+ * ends within its bound; past its bound it leaves the leader (whose upstream
+ * sends its body slowly; a slow leading client no longer holds it since
+ * session 13: cache-slow-leader-waiters) and goes upstream itself, as nginx's
  * proxy_cache_lock_timeout does.
  * A YAML gateway on virtual time; the upstream sends each part when the
  * test says, so no duration is asserted or relied on.
@@ -67,7 +68,7 @@ describe('a coalesced waiter under timeouts.total whose upstream answered in tim
     expect([await waiter, held.length]).toEqual([{ status: 200, cache: 'HIT', body: 'first second' }, 1]);
   });
 
-  it('goes upstream itself at its bound, not 504, when the leader\'s body is still coming then (a slow leading client holds it: review RD, D1)', async () => {
+  it('goes upstream itself at its bound, not 504, when the leader\'s body is still coming then (its upstream is slow: review RD, D1)', async () => {
     const { held, until, waiter, l } = await headWithBodyToCome();
     until(750); // past the waiter's 700: it left the leader for a request of its own (its own total is due at 1300)
     await vi.waitFor(() => expect(held).toHaveLength(2));

@@ -26,9 +26,10 @@ import { replay } from './replay.ts';
  * waiting (or stops the request it sent itself) and fails with the 504 the
  * timeout stage gives (`waitLimit`); when the leader has its head, it leaves
  * the leader and goes upstream itself (its answer stored, so later requests
- * hit: review RE), as nginx does at `proxy_cache_lock_timeout`, since the
- * leader's body comes at the pace its client reads it (review RD). A held
- * 304 of its own request ends the bound.
+ * hit: review RE), as nginx does at `proxy_cache_lock_timeout`: a slow
+ * upstream body must not hold it (a slow leading client no longer does:
+ * tee.ts reads at the upstream's pace). A held 304 of its own request ends
+ * the bound.
  */
 export function waitForLeader(
   ctx: CacheContext,
@@ -44,7 +45,7 @@ export function waitForLeader(
   req.locals.cache = 'MISS';
   const leave = ctx.inflight.join(key, (v) => {
     if (v === undefined) {
-      // The leader's upstream answered: its body now comes at its client's pace, which must not hold this request
+      // The leader's upstream answered: its body, however slowly the upstream sends it, must not hold this request
       // past its bound (review RD): at the deadline it leaves and goes upstream itself, as nginx's proxy_cache_lock_timeout.
       if (waiter !== null) waiter.lapse = () => {
         leave();

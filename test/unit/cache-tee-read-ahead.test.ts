@@ -67,6 +67,11 @@ describe('StoreTee reads the upstream at its own pace while the body may be stor
     c.slow = false;
     tee.resume();
     expect([c.got.join(''), c.ended, events, up.resumed]).toEqual(['one two three', true, ['stored'], 0]);
+    // A resume after the end ends nothing twice.
+    let ends = 0;
+    c.sink.end = () => { ends++; };
+    tee.resume();
+    expect(ends).toBe(0);
   });
 
   it('past maxEntrySize drops the copy and makes the upstream wait for the client again, then passes the rest through', () => {

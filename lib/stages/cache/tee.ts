@@ -190,6 +190,7 @@ export class StoreTee implements Body, BodySink {
   }
 
   private finish(): void {
+    if ((this.flags & DELIVERED) !== 0) return; // a resume after the end: once is enough
     this.flags |= DELIVERED;
     this.sink?.end();
     const then = this.then;

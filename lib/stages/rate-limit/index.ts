@@ -4,7 +4,7 @@ import { defined } from '../../config/defined.ts';
 import { redisClient } from '../../resources/redis.ts';
 import { defineStage, type StageContext } from '../define.ts';
 import type { GcraRule, RateLimitResult } from './gcra.ts';
-import { MemoryRateLimitStore } from './memory-store.ts';
+import { KeyBudget, MemoryRateLimitStore } from './memory-store.ts';
 import { rateLimit } from './rate-limit.ts';
 import { RedisRateLimitStore } from './redis-store.ts';
 import { rateLimitOptions } from './schema.ts';
@@ -13,19 +13,22 @@ import { isThenable, type RateLimitStore } from './store.ts';
 export { rateLimit, type RateLimitOptions } from './rate-limit.ts';
 export { gcraRule } from './gcra.ts';
 export type { RateLimitStore } from './store.ts';
-export { MemoryRateLimitStore } from './memory-store.ts';
+export { KeyBudget, MemoryRateLimitStore } from './memory-store.ts';
 export { RedisRateLimitStore } from './redis-store.ts';
+
+/** Keys the memory stores of a gateway hold together (about 20-40 MB at most). */
+const MEMORY_KEYS = 100_000;
 
 /** `rateLimit` on a route: GCRA per client (or claim, header, route), 429 over the limit. */
 export const rateLimitStage = defineStage({
   name: 'rateLimit',
   options: rateLimitOptions,
   build(options, ctx) {
-    const { store: kind, failOpen, ...rest } = defined(options);
-    const store = kind === 'redis' ? redisStore(ctx, failOpen ?? true) : ctx.resources.get('ratelimit:memory', () => new MemoryRateLimitStore({ runtime: ctx.runtime }));
+    const { store: kind, failOpen, id = bucketId(ctx), ...rest } = defined(options);
+    const store = kind === 'redis' ? redisStore(ctx, failOpen ?? true) : memoryStore(ctx, id);
     const route = ctx.routeName;
     const events = ctx.events;
-    return rateLimit({ id: bucketId(ctx), ...rest, store: new ObservedStore(store, () => events.emit('rateLimited', { route })) });
+    return rateLimit({ id, ...rest, store: new ObservedStore(store, () => events.emit('rateLimited', { route })) });
   },
 });
 
@@ -45,6 +48,21 @@ function bucketId(ctx: StageContext): string {
   for (const r of config.routes) if (r.path === route.path) onPath++;
   if (onPath < 2) return route.path;
   return `${route.path}#${createHash('sha1').update(routeKey(route, true)).digest('base64url').slice(0, 12)}`;
+}
+
+/**
+ * One store per bucket id, all in one budget of keys: a flood of new keys on
+ * one route (an address or a header value per request) forgets that route's
+ * own clients past the budget, not those of another route's limit (one
+ * store for all forgave a client refused on a login route once another
+ * route had admitted 100,000 new keys after it). Kept across reloads for an
+ * unchanged id, as before.
+ */
+function memoryStore(ctx: StageContext, id: string): MemoryRateLimitStore {
+  return ctx.resources.get(`ratelimit:memory:${id}`, () => new MemoryRateLimitStore({
+    runtime: ctx.runtime,
+    budget: ctx.resources.get('ratelimit:memory-budget', () => new KeyBudget(MEMORY_KEYS)),
+  }), (store) => store.close());
 }
 
 function redisStore(ctx: StageContext, failOpen: boolean): RedisRateLimitStore {

@@ -20,12 +20,47 @@ export interface MemoryRateLimitStoreOptions {
    * @default 100_000
    */
   maxKeys?: number;
+  /**
+   * A key count shared with other stores (the config layer's one store per
+   * bucket id); overrides `maxKeys`. Past its `max`, the store holding the
+   * most keys forgets its least recently admitted one.
+   * @default a budget of `maxKeys` for this store alone
+   */
+  budget?: KeyBudget;
+}
+
+/**
+ * Keys held by several stores together, at most `max`. Past it, the store
+ * holding the most keys forgets one: a flood of new keys on one route (a
+ * header or address per request) forgets that route's own clients, not
+ * those of a tighter limit on another route, as nginx's limit_req zones
+ * are apart. Only a new key or a forgotten one touches it.
+ */
+export class KeyBudget {
+  /** Keys held by `stores` together. */
+  count = 0;
+  readonly stores = new Set<MemoryRateLimitStore>();
+
+  constructor(readonly max: number) {
+    if (!Number.isInteger(max) || max < 1) throw new TypeError(`memoryRateLimitStore: maxKeys must be a positive integer, got ${max}`);
+  }
+
+  /**
+   * `from` added a key past `max` (it counted it): the largest store forgets
+   * its least recently admitted one. A store holding its fair share or more
+   * forgets its own without the scan (the flooding one, after its first keys).
+   */
+  spent(from: MemoryRateLimitStore): void {
+    let largest = from;
+    if (from.size * this.stores.size < this.max) for (const store of this.stores) if (store.size > largest.size) largest = store;
+    largest.forgetOldest();
+  }
 }
 
 const defaults = {
   runtime: systemRuntime,
   maxKeys: 100_000,
-} satisfies Required<Omit<MemoryRateLimitStoreOptions, 'clock'>>;
+} satisfies Required<Omit<MemoryRateLimitStoreOptions, 'clock' | 'budget'>>;
 
 /** Expired entries looked at per check: enough to keep up with inserts, O(1) per check. */
 const SWEEP_PER_CHECK = 2;
@@ -39,7 +74,7 @@ const SWEEP_PER_CHECK = 2;
 export class MemoryRateLimitStore implements RateLimitStore {
   private readonly tats = new Map<string, number>();
   private readonly clock: Clock;
-  private readonly maxKeys: number;
+  private readonly budget: KeyBudget;
   /** The key admitted last, so already at the back of `tats`. */
   private last: string | undefined;
   /**
@@ -54,10 +89,8 @@ export class MemoryRateLimitStore implements RateLimitStore {
 
   constructor(options: MemoryRateLimitStoreOptions = {}) {
     this.clock = options.clock ?? options.runtime ?? defaults.runtime;
-    this.maxKeys = options.maxKeys ?? defaults.maxKeys;
-    if (!Number.isInteger(this.maxKeys) || this.maxKeys < 1) {
-      throw new TypeError(`memoryRateLimitStore: maxKeys must be a positive integer, got ${this.maxKeys}`);
-    }
+    this.budget = options.budget ?? new KeyBudget(options.maxKeys ?? defaults.maxKeys);
+    this.budget.stores.add(this);
   }
 
   /** Keys currently held. */
@@ -87,7 +120,8 @@ export class MemoryRateLimitStore implements RateLimitStore {
       this.last = key;
     }
     tats.set(key, next);
-    if (tats.size > this.maxKeys) tats.delete(tats.keys().next().value!);
+    const budget = this.budget;
+    if (stored === undefined && ++budget.count > budget.max) budget.spent(this);
     if (ahead === this.admittedAhead && rule === this.admittedRule) return this.admitted!;
     const result = gcraResult(rule, true, ahead, 0);
     this.admittedRule = rule;
@@ -110,7 +144,24 @@ export class MemoryRateLimitStore implements RateLimitStore {
     // array per entry looked at, every check once more than one key is held.
     for (const key of tats.keys()) {
       if (n++ >= SWEEP_PER_CHECK || tats.get(key)! > now) return;
-      if (key !== current) tats.delete(key);
+      if (key !== current && tats.delete(key)) this.budget.count--;
     }
+  }
+
+  /** Forgets the least recently admitted key (its client starts afresh): the budget is spent. */
+  forgetOldest(): void {
+    const oldest = this.tats.keys().next();
+    if (oldest.done === true) return;
+    this.tats.delete(oldest.value);
+    if (oldest.value === this.last) this.last = undefined;
+    this.budget.count--;
+  }
+
+  /** Forgets every key and leaves the budget (the config layer closes a store its routes no longer use). */
+  close(): void {
+    this.budget.count -= this.tats.size;
+    this.budget.stores.delete(this);
+    this.tats.clear();
+    this.last = undefined;
   }
 }

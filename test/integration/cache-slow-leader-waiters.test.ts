@@ -1,5 +1,6 @@
 import type { ServerResponse } from 'node:http';
 import { connect, type Socket } from 'node:net';
+import pino from 'pino';
 import { VirtualTimeScheduler } from 'rxjs';
 import { request } from 'undici';
 import { afterEach, describe, expect, it, vi } from 'vitest';
@@ -32,6 +33,8 @@ afterEach(async () => {
 
 async function setup() {
   let requests = 0;
+  const access: Array<Record<string, unknown>> = [];
+  const logger = pino({ level: 'info' }, { write: (l: string) => { const line = JSON.parse(l) as Record<string, unknown>; if (line.msg === 'access') access.push(line); } });
   const up = await startUpstream((_req, res) => {
     requests++;
     res.writeHead(200, { 'cache-control': 'max-age=60', 'content-length': String(SIZE) });
@@ -44,9 +47,9 @@ services:
   api: { upstreams: ["${up.url}"], retry: false, circuitBreaker: false }
 routes:
   - { path: /*, service: api, cache: { ttl: 60s, maxEntrySize: 16777216 }, timeouts: { total: 30s } }
-`);
+`, defaultPipeline, process.env, { logger });
   cleanups.push(() => gw.close());
-  return { gw, port: Number(new URL(gw.url).port), requests: () => requests };
+  return { gw, port: Number(new URL(gw.url).port), requests: () => requests, access };
 }
 
 /** A client that sends its GET and reads nothing after its first bytes until `resume`; `received`: bytes so far. */
@@ -68,7 +71,7 @@ function slowClient(port: number, path: string) {
 
 describe('a coalesced miss led by a client that reads slowly (review RD, D1)', () => {
   it('answers its waiter from the entry once the upstream has sent the body, while the leading client has not read it, with one upstream request', async () => {
-    const { gw, port, requests } = await setup();
+    const { gw, port, requests, access } = await setup();
     const leader = slowClient(port, '/big');
     await vi.waitFor(() => expect(leader.head().slice(0, 15)).toBe('HTTP/1.1 200 OK'), { timeout: 10_000 });
     const waiter = await request(`${gw.url}/big`);
@@ -77,9 +80,12 @@ describe('a coalesced miss led by a client that reads slowly (review RD, D1)', (
     // Before: the waiter was held until its lapse at total, then fetched the body itself (MISS, two upstream requests).
     expect([waiter.statusCode, waiter.headers['x-cache'], body.byteLength, requests()]).toEqual([200, 'HIT', SIZE, 1]);
     expect(readByLeader).toBeLessThan(SIZE);
-    // The leading client then gets the whole body at its own pace.
+    // The leader's exchange is not over while its client reads: only the waiter's access line so far.
+    expect(access.map((l) => l['cache'])).toEqual(['HIT']);
+    // The leading client then gets the whole body at its own pace, and its line says so.
     leader.socket.resume();
     await vi.waitFor(() => expect(leader.received()).toBeGreaterThan(SIZE), { timeout: 20_000 });
+    await vi.waitFor(() => expect(access.map((l) => [l['cache'], l['bytesOut']])).toEqual([['HIT', SIZE], ['MISS', SIZE]]));
     const after = await request(`${gw.url}/big`);
     expect([after.headers['x-cache'], (await after.body.arrayBuffer()).byteLength, requests()]).toEqual(['HIT', SIZE, 1]);
   }, 60_000);

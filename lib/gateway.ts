@@ -61,8 +61,14 @@ export class Gateway {
       start: (req, observer) => this.start(req, observer),
       // Its refusals (429, 414, 431) go out through the cors of the route the request would reach.
       limits: new EdgeLimits(options.limits, (req, err) => this.table.refuse(req, err)),
-      onAnswer: (req, status, error, now) => answers.answered(req.locals.route ?? 'none', status, req.receivedAt, error, req.locals.cache, now),
-      onHeadRefused: (req, status, error) => answers.refused(req.locals.route ?? 'none', status, error),
+      onAnswer: (req, status, error, now) => {
+        if (error !== null) req.locals.error = error.code;
+        answers.answered(req.locals.route ?? 'none', status, req.receivedAt, error, req.locals.cache, now);
+      },
+      onHeadRefused: (req, status, error) => {
+        req.locals.error = error.code;
+        answers.refused(req.locals.route ?? 'none', status, error);
+      },
       onClientAbort: () => metrics.clientAborts.inc(),
       onBroken: () => metrics.brokenResponses.inc(),
       endpoints: {

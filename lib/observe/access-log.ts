@@ -131,6 +131,7 @@ export class AccessLog {
       + ',"durationMs":' + round(now - req.receivedAt);
     if (l.upstreamAt !== undefined) line += ',"upstreamMs":' + round(now - l.upstreamAt);
     line += ',"attempts":' + (l.attempts ?? 0);
+    if (l.error !== undefined) line += ',"error":' + str(l.error);
     if (l.cache !== undefined) line += ',"cache":"' + l.cache + '"';
     if (l.breaker !== undefined) line += ',"breaker":"' + l.breaker + '"';
     line += ',"client":' + str(req.clientAddress ?? req.remoteAddress);

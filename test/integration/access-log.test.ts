@@ -280,4 +280,29 @@ routes:
     await until(() => log.access().length === 2);
     expect(log.access()[1]).toMatchObject({ method: 'HEAD', status: 404, bytesOut: 0 });
   });
+  it('names the code of an error the gateway answered, and none on the upstream\'s own 504 (Envoy\'s response flags)', async () => {
+    const up = await upstream((res) => { res.statusCode = 504; res.end('upstream says 504'); });
+    const slow = await upstream(() => { /* never answers: the gateway's own 504 */ });
+    const { url, log } = await gateway(`
+services:
+  up: { upstreams: ["${up.url}"] }
+  slow: { upstreams: ["${slow.url}"] }
+routes:
+  - { path: /theirs, service: up }
+  - { path: /ours, service: slow, timeouts: { total: 100ms } }
+  - { path: /limited, service: up, rateLimit: { limit: 1, window: 1h } }
+`);
+    const theirs = await request(`${url}/theirs`);
+    await theirs.body.text();
+    const ours = await request(`${url}/ours`);
+    expect((await ours.body.json() as { error: { code: string } }).error.code).toBe('GATEWAY_TIMEOUT');
+    for (let i = 0; i < 2; i++) await (await request(`${url}/limited`)).body.text();
+    await until(() => log.access().length === 4);
+    const byPath = (path: string) => log.access().filter((l) => l.path === path);
+    expect(theirs.statusCode).toBe(504);
+    expect(byPath('/theirs')[0]).toMatchObject({ status: 504 });
+    expect(byPath('/theirs')[0]).not.toHaveProperty('error');
+    expect(byPath('/ours')[0]).toMatchObject({ status: 504, error: 'GATEWAY_TIMEOUT' });
+    expect(byPath('/limited').map((l) => [l.status, l.error])).toEqual([[504, undefined], [429, 'RATE_LIMITED']]);
+  });
 });

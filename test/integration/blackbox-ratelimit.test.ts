@@ -5,6 +5,7 @@ import { SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sendFrom, type FromAnswer, type FromInit } from '../support/from-address.ts';
 import { freePort } from '../support/global-setup.ts';
+import { rawSend } from '../support/raw-http.ts';
 import { redisUrl } from '../support/redis.ts';
 import { startRedisServer, stopRedisServer } from '../support/redis-server.ts';
 import { rxgateRuns, type RxgateProcess, type RxgateRuns } from '../support/rxgate-process.ts';
@@ -181,6 +182,19 @@ describe('the 429', () => {
     expect(refused.headers['ratelimit-remaining']).toBe('0');
     expect(Number(refused.headers['ratelimit-reset'])).toBeGreaterThanOrEqual(retryAfter);
     expect(Number(refused.headers['ratelimit-reset'])).toBeLessThanOrEqual(3600);
+  });
+
+  it('keeps the connection open, as nginx does: a refused POST\'s body is read past and the next request on it is answered', async () => {
+    expect(await statuses(2, '/ip/keep')).toEqual([200, 200]);
+    const port = Number(new URL(gw).port);
+    const body = 'x'.repeat(1000);
+    const out = await rawSend(port, [
+      `POST /ip/keep HTTP/1.1\r\nHost: gw\r\nContent-Type: text/plain\r\nContent-Length: ${body.length}\r\n\r\n${body}`
+      + 'GET /ip/keep HTTP/1.1\r\nHost: gw\r\n\r\n',
+    ], { expected: 2 });
+    expect(out.responses.map((r) => [r.status, JSON.parse(r.body).error.code])).toEqual([[429, 'RATE_LIMITED'], [429, 'RATE_LIMITED']]);
+    expect(out.closed).toBe(false);
+    expect(hits.get('/ip/keep')).toBe(2);
   });
 
   it('carries the CORS headers, so a browser app can read Retry-After; a preflight is not counted', async () => {

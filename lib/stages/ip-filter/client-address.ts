@@ -51,7 +51,8 @@ export class ClientAddressResolver {
       if (entry === '') continue;
       const kind = parseAddress(entry, this.words);
       if (kind === 0) return nearest;
-      const canonical = canonicalAddress(entry) ?? entry;
+      // A dotted address is its own canonical text (not parsed again); an IPv6 one's is kept with its parse (cidr.ts).
+      const canonical = entry.includes(':') ? canonicalAddress(entry) ?? entry : entry;
       if (!this.trusted.hasParsed(kind, this.words)) return canonical;
       nearest = canonical;
     }

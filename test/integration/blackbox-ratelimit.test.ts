@@ -242,7 +242,7 @@ describe('--workers 2 with the memory store', () => {
 });
 
 describe('bad rates in the config', () => {
-  it('rxgate --check refuses a zero or non-numeric limit, a zero or unparsable window, a negative or fractional burst, each with its key path', async () => {
+  it('rxgate --check refuses a zero or non-numeric limit, a zero or unparsable window, a negative or fractional burst, failOpen on a memory store, each with its key path', async () => {
     const proc = runs.start(['--check', '--config', runs.file(`
 services: { up: { upstreams: ["http://127.0.0.1:${upPort}"] } }
 routes:
@@ -253,6 +253,7 @@ routes:
   - { path: /e, service: up, rateLimit: { limit: 5, window: 1s, burst: -1 } }
   - { path: /f, service: up, rateLimit: { limit: 5, window: 1s, burst: 1.5 } }
   - { path: /g, service: up, rateLimit: { rate: 10r/s } }
+  - { path: /h, service: up, rateLimit: { limit: 5, window: 1s, failOpen: false } }
 `)]);
     let out = '';
     proc.proc.stderr!.on('data', (d: Buffer) => { out += d.toString(); });
@@ -262,7 +263,9 @@ routes:
       'routes[0].rateLimit.limit', 'routes[1].rateLimit.limit', 'routes[2].rateLimit.window', 'routes[3].rateLimit.window',
       'routes[4].rateLimit.burst', 'routes[5].rateLimit.burst',
       'routes[6].rateLimit.limit', 'routes[6].rateLimit.window', 'routes[6].rateLimit.rate',
+      'routes[7].rateLimit.failOpen',
     ]);
+    expect(out).toContain('routes[7].rateLimit.failOpen: applies only to store: redis');
   });
 });
 

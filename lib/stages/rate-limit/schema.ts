@@ -17,6 +17,10 @@ export const rateLimitOptions = z.strictObject({
   /** Bucket namespace: routes with the same id share buckets. Default: the route's name or path. */
   id: z.string().optional(),
   headers: z.boolean().optional(),
+}).refine((o) => o.failOpen === undefined || o.store === 'redis', {
+  // It decides what happens when Redis cannot answer: on a memory store it would do nothing, silently.
+  message: 'applies only to store: redis (a memory store always answers)',
+  path: ['failOpen'],
 });
 export type RateLimitConfig = z.output<typeof rateLimitOptions>;
 

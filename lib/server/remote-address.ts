@@ -1,4 +1,5 @@
 import type { HttpResponse } from 'uWebSockets.js';
+import { canonicalAddress } from '../stages/ip-filter/cidr.ts';
 
 /** IPv4 addresses seen lately, as text: a client's next request on its connection costs a lookup. */
 const v4 = new Map<number, string>();
@@ -14,17 +15,39 @@ const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'
  */
 export function remoteAddressOf(res: HttpResponse): string {
   const bytes = new Uint8Array(res.getRemoteAddress());
-  if (bytes.length === 4) {
-    const key = ((bytes[0]! << 24) | (bytes[1]! << 16) | (bytes[2]! << 8) | bytes[3]!) >>> 0;
-    let text = v4.get(key);
-    if (text === undefined) {
-      text = `${bytes[0]}.${bytes[1]}.${bytes[2]}.${bytes[3]}`;
-      if (v4.size >= V4_CACHE_MAX) v4.clear();
-      v4.set(key, text);
-    }
-    return text;
+  return bytes.length === 4 ? v4Text(bytes, 0) : addressText(bytes);
+}
+
+/**
+ * The peer's address as nginx's `$remote_addr` and Envoy write it: dotted
+ * IPv4, also for an IPv4 client of a dual-stack (`::`) listener, which uWS
+ * shows as `0000:0000:0000:0000:0000:ffff:7f00:0001`; IPv6 per RFC 5952
+ * (`::1`). What `remoteAddressOf` gives went into X-Forwarded-For, X-Real-IP
+ * and the access log as it was (audit A15): one client, two spellings, and
+ * an app comparing the hop with `127.0.0.1` found no match. An IPv4 client
+ * costs what it did on an IPv4 listener (the same cache); an IPv6 one its
+ * text and a lookup of its canonical form (cidr.ts keeps the last 1,024).
+ */
+export function peerAddressOf(res: HttpResponse): string {
+  const bytes = new Uint8Array(res.getRemoteAddress());
+  if (bytes.length === 4) return v4Text(bytes, 0);
+  if (bytes.length !== 16) return '';
+  if (bytes[10] === 0xff && bytes[11] === 0xff && bytes[0] === 0 && bytes[1] === 0 && bytes[2] === 0 && bytes[3] === 0 && bytes[4] === 0
+    && bytes[5] === 0 && bytes[6] === 0 && bytes[7] === 0 && bytes[8] === 0 && bytes[9] === 0) return v4Text(bytes, 12);
+  const text = addressText(bytes);
+  return canonicalAddress(text) ?? text;
+}
+
+/** The dotted text of the four bytes at `at`, from the cache of recent IPv4 addresses. */
+function v4Text(bytes: Uint8Array, at: number): string {
+  const key = ((bytes[at]! << 24) | (bytes[at + 1]! << 16) | (bytes[at + 2]! << 8) | bytes[at + 3]!) >>> 0;
+  let text = v4.get(key);
+  if (text === undefined) {
+    text = `${bytes[at]}.${bytes[at + 1]}.${bytes[at + 2]}.${bytes[at + 3]}`;
+    if (v4.size >= V4_CACHE_MAX) v4.clear();
+    v4.set(key, text);
   }
-  return addressText(bytes);
+  return text;
 }
 
 /** uWS's text form of a binary address (exported for unit tests). */

@@ -384,3 +384,60 @@ routes:
     expect(await problems('cors: { credentials: true }')).toMatch(/credentials: true needs a list of origins/);
   });
 });
+
+/**
+ * Known differences from what nginx/Envoy/Traefik users expect, kept as
+ * `it.fails` so each turns red once fixed (A15-findings.md; the fixes are in
+ * files this audit did not own: lib/upstream/upstream-headers.ts, lib/server/edge.ts).
+ */
+describe('known differences (it.fails)', () => {
+  it.fails("drops a client's X-Forwarded-Port, -Prefix, -Scheme and -Ssl, as it drops its X-Forwarded-Host (F1)", async () => {
+    const a = await send('127.0.0.3', GET('/echo/x', 'X-Forwarded-Port: 6666', 'X-Forwarded-Prefix: /evil', 'X-Forwarded-Scheme: https', 'X-Forwarded-Ssl: on'));
+    expect([got(a, 'x-forwarded-port'), got(a, 'x-forwarded-prefix'), got(a, 'x-forwarded-scheme'), got(a, 'x-forwarded-ssl')]).toEqual([[], [], [], []]);
+  });
+
+  it.fails('a client X-Forwarded-For that Connection names is hop-by-hop: the upstream gets the peer alone (F2)', async () => {
+    const a = await send('127.0.0.3', GET('/echo/x', 'Connection: x-forwarded-for', 'X-Forwarded-For: 10.0.0.1'));
+    expect(got(a, 'x-forwarded-for')).toEqual(['127.0.0.3']);
+  });
+
+  describe('on a dual-stack listener (host ::)', () => {
+    let dual: Gateway & { url: string };
+    const dualLog: string[] = [];
+    beforeAll(async () => {
+      const logger = pino({ name: 'rxgate', level: 'info' }, { write: (line: string) => void dualLog.push(line) });
+      dual = await startGatewayFromYaml(`
+services:
+  up: { upstreams: ["${up.url}"] }
+routes:
+  - { path: /*, service: up }
+`, defaultPipeline, process.env, { logger, host: '::' });
+    });
+    afterAll(async () => {
+      await dual?.close();
+    });
+
+    it.fails('writes an IPv4 client as 127.0.0.3 in X-Real-IP, X-Forwarded-For and the access log (F3)', async () => {
+      const before = seen.length;
+      const text = await new Promise<string>((resolve, reject) => {
+        const s = connect({ port: Number(new URL(dual.url).port), host: '127.0.0.1', localAddress: '127.0.0.3' });
+        let t = '';
+        s.on('data', (d: Buffer) => {
+          t += d.toString('latin1');
+          if (t.endsWith('ok')) {
+            s.destroy();
+            resolve(t);
+          }
+        });
+        s.on('error', reject);
+        s.write(GET('/x'));
+      });
+      expect(text).toMatch(/^HTTP\/1\.1 200/);
+      await new Promise((r) => setImmediate(r));
+      const headers = seen[before]!.headers;
+      const access = dualLog.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.msg === 'access');
+      expect([headers.find(([n]) => n === 'x-real-ip')?.[1], headers.find(([n]) => n === 'x-forwarded-for')?.[1], access[0]?.client])
+        .toEqual(['127.0.0.3', '127.0.0.3', '127.0.0.3']);
+    });
+  });
+});

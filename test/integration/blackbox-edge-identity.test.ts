@@ -143,11 +143,6 @@ describe('a client that is not a trusted proxy', () => {
     expect(got(a, 'x-forwarded-client-cert')).toEqual([]);
   });
 
-  it('passes X-Forwarded-Port through as it came: the gateway writes none (README, docs/security.md)', async () => {
-    const a = await send('127.0.0.3', GET('/echo/x', ...SPOOF));
-    expect(got(a, 'x-forwarded-port')).toEqual(['443']);
-  });
-
   it('is the address the ip filter, the rate limit by ip and the access log use', async () => {
     expect((await send('127.0.0.3', GET('/deny10/x', 'X-Forwarded-For: 1.1.1.1'))).status).toBe(200);
     expect((await send('127.0.0.3', GET('/deny10/x', 'X-Forwarded-For: 10.0.0.1', 'X-Real-IP: 10.0.0.1'))).status).toBe(200);

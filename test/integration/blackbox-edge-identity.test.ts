@@ -78,6 +78,7 @@ routes:
       request: { remove: [x-debug], set: { x-api: "2" }, add: { x-tag: gw } }
       response: { remove: [x-upstream], set: { x-frame-options: DENY }, add: { set-cookie: "gw=1" } }
   - { path: /peer-only/*, service: up, headers: { request: { remove: [x-forwarded-for, x-forwarded-port] } } }
+  - { path: /cors-rules/*, service: up, cors: { origins: ["https://app.example"] }, headers: { response: { set: { access-control-allow-origin: "https://other.example" } } } }
 `, defaultPipeline, process.env, { logger });
   port = Number(new URL(gw.url).port);
 });
@@ -326,6 +327,11 @@ describe('header rules', () => {
     const a = await send('127.0.0.3', GET('/rules/x', 'X-Debug: 1', 'X-Api: 1', 'X-Tag: client'));
     expect([got(a, 'x-debug'), got(a, 'x-api'), got(a, 'x-tag')]).toEqual([[], ['2'], ['client, gw']]);
     expect([a.headers['x-upstream'], a.headers['x-frame-options'], a.headers['set-cookie']]).toEqual([undefined, ['DENY'], ['gw=1']]);
+  });
+
+  it("on a cors route, a response rule's Access-Control-* header gives way to the cors stage's (docs/headers.md)", async () => {
+    const a = await send('127.0.0.3', GET('/cors-rules/x', 'Origin: https://app.example'));
+    expect(a.headers['access-control-allow-origin']).toEqual(['https://app.example']);
   });
 
   it("a rule removing X-Forwarded-For leaves the upstream the peer alone (nginx's proxy_set_header X-Forwarded-For $remote_addr)", async () => {

@@ -1,3 +1,4 @@
+import { isMainThread, workerData } from 'node:worker_threads';
 import type { CertificateExpiry } from '../server/tls.ts';
 import type { Logger } from './log.ts';
 import type { GatewayMetrics } from './metrics.ts';
@@ -6,33 +7,85 @@ const DAY = 24 * 60 * 60 * 1000;
 /** A certificate expiring within this is logged at warn (Let's Encrypt renews at 30 days left, cert-manager alerts at 14-21). */
 export const EXPIRY_WARNING = 14 * DAY;
 
-/** Whether this thread logs the lines (every thread sets the gauge). */
-let logsLines = true;
-
 /**
- * Leaves the expiry lines to another thread: under `--workers N` every
- * worker reads the same files, and only the first logs them, not N alike
- * lines per certificate (worker-main.ts). The gauge is still set here:
- * `/metrics` merges the workers' by min, one series per entry.
+ * A worker thread of `--workers N` (lib/server/workers.ts starts them with
+ * `pool: true` in their WorkerData) leaves the lines to its main thread,
+ * which logs what the workers report they serve once per change
+ * (`ServedCertificates`), not N alike lines per certificate.
  */
-export function leaveExpiryLinesToFirstWorker(): void {
-  logsLines = false;
-}
+const linesInMainThread = !isMainThread && (workerData as { pool?: unknown } | null)?.pool === true;
 
 /**
  * Shows when the listener's certificates expire: the gauge, set anew (an
- * entry a reload removed loses its series), and a warn line for one that
- * expires within EXPIRY_WARNING, an error line for one that has expired.
- * An expired certificate still serves: clients refuse it, rxgate does not.
+ * entry a reload removed loses its series), and the lines of
+ * `logCertificateExpiries` (left to the main thread in a pool worker).
  */
 export function showCertificateExpiries(expiries: readonly CertificateExpiry[], metrics: GatewayMetrics, logger: Logger, now: number): void {
   metrics.certificateExpiry.reset();
   for (const { entry, serverName, notAfter } of expiries) {
     metrics.certificateExpiry.set({ entry, server_name: serverName }, Math.floor(notAfter / 1000));
-    if (!logsLines) continue;
+  }
+  if (!linesInMainThread) logCertificateExpiries(expiries, logger, now);
+}
+
+/**
+ * A warn line for a certificate that expires within EXPIRY_WARNING, an
+ * error line for one that has expired. An expired certificate still
+ * serves: clients refuse it, rxgate does not.
+ */
+export function logCertificateExpiries(expiries: readonly CertificateExpiry[], logger: Logger, now: number): void {
+  for (const { entry, serverName, notAfter } of expiries) {
     const left = notAfter - now;
     const fields = { certificate: entry, serverName, notAfter: new Date(notAfter).toISOString() };
     if (left <= 0) logger.error(fields, 'TLS certificate has expired: it still serves, and clients refuse it');
     else if (left <= EXPIRY_WARNING) logger.warn({ ...fields, days: Math.floor(left / DAY) }, 'TLS certificate expires within 14 days');
+  }
+}
+
+/** What a gateway's listener serves, as its gauge has it (set by `showCertificateExpiries`): a worker's report to its main thread. */
+export async function servedCertificates(metrics: GatewayMetrics): Promise<CertificateExpiry[]> {
+  const { values } = await metrics.certificateExpiry.get();
+  return values.map((v) => ({ entry: String(v.labels.entry), serverName: String(v.labels.server_name ?? ''), notAfter: v.value * 1000 }));
+}
+
+/**
+ * The main thread's view of what its workers serve (each reports its
+ * certificates when it listens and with each reload's answer): logged once
+ * when it changes (at start, and at a reload or a replacement that changes
+ * it), with the soonest expiry per entry across the workers, as /metrics
+ * merges the gauge. A worker that crashed or exited is left out.
+ */
+export class ServedCertificates<W> {
+  private readonly byWorker = new Map<W, readonly CertificateExpiry[]>();
+  private shown = '';
+
+  constructor(private readonly logger: Logger, private readonly now: () => number) {}
+
+  /** `worker` serves `expiries` now (undefined: it did not say, e.g. no TLS). */
+  served(worker: W, expiries: readonly CertificateExpiry[] | undefined): void {
+    if (expiries === undefined) return;
+    this.byWorker.set(worker, expiries);
+    this.show();
+  }
+
+  /** `worker` serves no more (crashed, exited). */
+  gone(worker: W): void {
+    this.byWorker.delete(worker);
+  }
+
+  private show(): void {
+    const soonest = new Map<string, CertificateExpiry>();
+    for (const expiries of this.byWorker.values()) {
+      for (const e of expiries) {
+        const key = `${e.entry}\0${e.serverName}`;
+        const seen = soonest.get(key);
+        if (seen === undefined || e.notAfter < seen.notAfter) soonest.set(key, e);
+      }
+    }
+    const merged = [...soonest.values()].sort((a, b) => a.entry.localeCompare(b.entry, 'en', { numeric: true }));
+    const key = JSON.stringify(merged);
+    if (key === this.shown) return;
+    this.shown = key;
+    logCertificateExpiries(merged, this.logger, this.now());
   }
 }

@@ -4,18 +4,16 @@ import { gatewayPageData } from '../admin/page.ts';
 import { runCli } from '../cli.ts';
 import type { PipelineFactory } from '../config/build.ts';
 import { controlKeys } from '../lifecycle/controls.ts';
-import { leaveExpiryLinesToFirstWorker } from '../observe/certificates.ts';
+import { servedCertificates } from '../observe/certificates.ts';
 import { FLUSH_TIMEOUT, flushTraces } from '../lifecycle/signals.ts';
 import type { ReloadResult, StagedReload } from '../lifecycle/reload.ts';
 import type { Served } from '../lifecycle/serve.ts';
 import { Resources } from '../resources/registry.ts';
 import type { StageDefinition } from '../stages/define.ts';
-import type { ListenAnswer, WorkerData, WorkerQuery, WorkerReloaded, WorkerReply } from './worker-messages.ts';
+import type { ListenAnswer, WorkerData, WorkerListening, WorkerQuery, WorkerReloaded, WorkerReply } from './worker-messages.ts';
 
 const data = workerData as WorkerData;
 const port = parentPort!;
-// Each worker reads the same certificate files: one logs their expiry, not every one.
-if ((data.slot ?? 0) > 0) leaveExpiryLinesToFirstWorker();
 /** `drain` or `stop` told while the gateway was still starting: acted on once it serves. */
 let early: 'drain' | 'stop' | null = null;
 let onMessage: ((msg: WorkerQuery | 'drain' | 'stop') => void) | null = null;
@@ -89,7 +87,7 @@ if (gateway !== null && served !== null) {
       case 'rxgate:reload': return serially(async () => {
         if (query.hold !== true) {
           const result = await own.reload(query.trigger, query.text);
-          return { result, config: controlKeys(own.reloader.current) } satisfies WorkerReloaded;
+          return { result, config: controlKeys(own.reloader.current), certificates: await servedCertificates(gateway.metrics) } satisfies WorkerReloaded;
         }
         held = await own.reloader.stage(query.trigger, query.text);
         return { result: held.result, config: controlKeys(held.config ?? own.reloader.current) } satisfies WorkerReloaded;
@@ -99,7 +97,8 @@ if (gateway !== null && served !== null) {
         held = null;
         const result: ReloadResult = staged === null ? { outcome: 'refused', message: 'no reload to settle' }
           : query.keep ? staged.commit() : await staged.revert(query.message ?? 'refused by another worker');
-        return { result, config: controlKeys(own.reloader.current) } satisfies WorkerReloaded;
+        // The certificates serving once settled (a commit takes new files over: reload.ts's applied, reloadTls).
+        return { result, config: controlKeys(own.reloader.current), certificates: await servedCertificates(gateway.metrics) } satisfies WorkerReloaded;
       });
     }
   };
@@ -147,5 +146,5 @@ if (gateway !== null && served !== null) {
       }
     });
   });
-  port.postMessage({ type: 'rxgate:ready', id: 0 } satisfies WorkerReply);
+  port.postMessage({ type: 'rxgate:ready', id: 0, value: { certificates: await servedCertificates(gateway.metrics) } satisfies WorkerListening } satisfies WorkerReply);
 }

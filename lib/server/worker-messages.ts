@@ -1,4 +1,5 @@
 import type { ControlKeys } from '../lifecycle/controls.ts';
+import type { CertificateExpiry } from './tls.ts';
 import type { ReloadResult, ReloadTrigger } from '../lifecycle/reload.ts';
 
 // What the main thread (workers.ts) and a worker thread (worker-main.ts) pass each other.
@@ -8,12 +9,14 @@ export interface WorkerData {
   argv: string[];
   /** Module whose `defaultPipeline` export builds each route's handler. */
   pipelineModule: string;
-  /**
-   * Which worker this is, from 0; a crashed worker's replacement takes its
-   * slot. Worker 0 logs what every worker would log alike (the listener's
-   * certificates' expiry).
-   */
+  /** Which worker this is, from 0 (its log lines); a crashed worker's replacement takes its slot. */
   slot?: number;
+  /**
+   * Set by the pool: this thread's gateway leaves to the main thread what
+   * every worker would log alike (the certificate-expiry lines,
+   * lib/observe/certificates.ts), and reports what it serves instead.
+   */
+  pool?: true;
   /** The config's text to build from instead of reading the file (a replacement runs what the workers serve); a reload gets its text from the main thread too. */
   configText?: string;
 }
@@ -45,6 +48,13 @@ export interface WorkerReply {
 export interface WorkerReloaded {
   result: ReloadResult;
   config: ControlKeys;
+  /** The listener's certificates it serves since (none without TLS): the main thread logs their expiry once per change. */
+  certificates?: CertificateExpiry[];
+}
+
+/** What a worker's `rxgate:ready` carries as its `value`: the listener's certificates it serves (see `WorkerReloaded`). */
+export interface WorkerListening {
+  certificates: CertificateExpiry[];
 }
 
 /** The workers' reload as one: the result `reload` returns, and the keys the workers serve since (null: none applied it). */

@@ -3,10 +3,11 @@ import { Registry } from 'prom-client';
 import type { AdminPageData, Overview } from '../admin/page.ts';
 import type { SeriesWindow } from '../admin/series.ts';
 import type { ReloadResult, ReloadTrigger } from '../lifecycle/reload.ts';
+import { ServedCertificates } from '../observe/certificates.ts';
 import type { Logger } from '../observe/log.ts';
 import { after, systemRuntime } from '../runtime.ts';
 import { mergeOverviews, mergeRouteWindows } from './worker-overview.ts';
-import type { ListenAnswer, PoolReloaded, WorkerCommand, WorkerData, WorkerQuery, WorkerReloaded, WorkerReply } from './worker-messages.ts';
+import type { ListenAnswer, PoolReloaded, WorkerCommand, WorkerData, WorkerListening, WorkerQuery, WorkerReloaded, WorkerReply } from './worker-messages.ts';
 import { reloadEvery } from './worker-reload.ts';
 import { PoolMetrics, type MetricJson } from './worker-retired.ts';
 import { RestartBackoff } from './worker-restarts.ts';
@@ -69,6 +70,8 @@ export function startWorkers(count: number, data: WorkerData, logger: Logger): W
   /** Reloads run one after the other. */
   let reloads: Promise<unknown> = Promise.resolve();
   const counts = new PoolMetrics((w) => live.has(w));
+  /** What the workers serve: the certificate-expiry lines are logged here, once per change, not by each worker. */
+  const certificates = new ServedCertificates<Worker>(logger, () => systemRuntime.wallNow());
   let nextId = 1;
   /** Set once the workers are told to drain or stop: a crashed worker is then not replaced. */
   let told = false;
@@ -96,7 +99,7 @@ export function startWorkers(count: number, data: WorkerData, logger: Logger): W
   };
   const spawn = (i: number): Worker => {
     const worker = new Worker(new URL('./worker-entry.mjs', import.meta.url), {
-      workerData: { ...data, slot: i, ...(configText !== undefined ? { configText } : {}) } satisfies WorkerData,
+      workerData: { ...data, slot: i, pool: true, ...(configText !== undefined ? { configText } : {}) } satisfies WorkerData,
     });
     live.add(worker);
     textOf.set(worker, configText);
@@ -106,6 +109,7 @@ export function startWorkers(count: number, data: WorkerData, logger: Logger): W
       worker.on('message', (msg: WorkerReply) => {
         if (msg?.type !== 'rxgate:ready') return;
         listenedAt.set(worker, systemRuntime.now());
+        certificates.served(worker, (msg.value as WorkerListening | undefined)?.certificates);
         resolve();
       });
     }));
@@ -119,6 +123,7 @@ export function startWorkers(count: number, data: WorkerData, logger: Logger): W
       if (msg?.type === 'rxgate:crashed') {
         // The worker drains and ends (worker-main.ts); one like it takes its place, as nginx's master respawns a worker.
         logger.error({ worker: i, err: msg.error, replaced: !told && !replaced.has(worker) }, 'gateway worker crashed: it finishes its requests in flight and exits');
+        certificates.gone(worker);
         replace(worker, i);
         return;
       }
@@ -136,6 +141,7 @@ export function startWorkers(count: number, data: WorkerData, logger: Logger): W
     worker.once('exit', (code) => {
       live.delete(worker);
       textOf.delete(worker);
+      certificates.gone(worker);
       // Its questions will not be answered: they fail now, not at their timeout.
       for (const [id, p] of pending) {
         if (p.worker !== worker) continue;
@@ -173,7 +179,10 @@ export function startWorkers(count: number, data: WorkerData, logger: Logger): W
       timer?.unsubscribe();
     }
     if (!live.has(worker)) throw new Error(`worker ${worker.threadId} has exited`);
-    return answerOf<T>(worker, query, RELOAD_TIMEOUT_MS - (systemRuntime.now() - since));
+    const reloaded = await answerOf<WorkerReloaded>(worker, query, RELOAD_TIMEOUT_MS - (systemRuntime.now() - since));
+    // What it serves since (a held reload's answer has none yet: its settle's has).
+    if (!replaced.has(worker)) certificates.served(worker, reloaded.certificates);
+    return reloaded as T;
   };
   const answerOf = <T>(worker: Worker, query: Omit<WorkerQuery, 'id'>, limit: number): Promise<T> => new Promise<T>((resolve, reject) => {
     const id = nextId++;

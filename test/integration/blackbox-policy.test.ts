@@ -1,9 +1,10 @@
 import { generateKeyPairSync, type KeyObject } from 'node:crypto';
-import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createTcpServer, type AddressInfo, type Server as TcpServer } from 'node:net';
 import { exportJWK, SignJWT, type JWK } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, parseConfig } from '../../lib/config/load.ts';
+import { sendFrom, type FromInit } from '../support/from-address.ts';
 import { freePort } from '../support/global-setup.ts';
 import { redisUrl } from '../support/redis.ts';
 import { rxgateRuns, type RxgateProcess, type RxgateRuns } from '../support/rxgate-process.ts';
@@ -243,23 +244,9 @@ afterAll(async () => {
 
 interface Answer { status: number; headers: Record<string, string | string[] | undefined>; body: string }
 
-/** A request (node:http, so it can come from `from`, a loopback source address: undici's Agent ignores localAddress). */
-function get(url: string, init: { method?: string; headers?: Record<string, string>; body?: string; from?: string } = {}): Promise<Answer> {
-  const target = new URL(url.startsWith('http') ? url : gw + url);
-  return new Promise((resolve, reject) => {
-    const req = httpRequest({
-      host: target.hostname, port: target.port, path: target.pathname + target.search, method: init.method ?? 'GET',
-      headers: init.headers ?? {}, agent: false, ...(init.from === undefined ? {} : { localAddress: init.from }),
-    }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (d: string) => { body += d; });
-      res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body }));
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-    req.end(init.body);
-  });
+/** A request on its own connection, from `from` when given (test/support/from-address.ts); a path goes to `gw`. */
+function get(url: string, init: FromInit = {}): Promise<Answer> {
+  return sendFrom(url.startsWith('http') ? url : gw + url, init);
 }
 
 function code(body: string): string {

@@ -2,13 +2,15 @@
 // rxgate's own sources in development): esbuild strips the types file by
 // file. Unlike tsx this keeps no function names (`keepNames` wraps every
 // closure in a defineProperty call, which costs the hot path several
-// microseconds per request). Only `.ts` files are transformed, and esbuild is
-// loaded on the first one: the compiled package registers these hooks in
-// its worker threads without needing esbuild installed.
+// microseconds per request). Only `.ts` files are transformed (typescript.mjs),
+// and esbuild is loaded on the first one: a worker thread of the compiled
+// package registers these hooks only for a `.ts` pipeline module
+// (lib/server/worker-entry.mjs), and esbuild need not be installed until then.
 import { createHash } from 'node:crypto';
 import { mkdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
+import { isTypeScript } from './typescript.mjs';
 
 const OPTIONS = { loader: 'ts', format: 'esm', target: 'node20', sourcemap: 'inline' };
 // Bump when what an entry holds changes.
@@ -47,7 +49,7 @@ async function openCache() {
 const sha256 = (text) => createHash('sha256').update(text).digest('hex');
 
 export async function load(url, context, nextLoad) {
-  if (!url.endsWith('.ts') || !url.startsWith('file:')) return nextLoad(url, context);
+  if (!url.startsWith('file:') || !isTypeScript(url)) return nextLoad(url, context);
   esbuild ??= await loadEsbuild();
   // Without esbuild, leave .ts to Node (its own type stripping on 22.6+).
   if (esbuild === null) return nextLoad(url, context).catch((err) => {

@@ -9,7 +9,7 @@ import { CLI, CLI_FROM, freePort } from '../support/rxgate-process.ts';
 /**
  * Worker threads started from dist/ register the TypeScript loader only for
  * a pipeline module that is TypeScript (session 12's leftover, F21 item 3).
- * They registered it always: ~0.2-0.4 s of CPU per worker start for nothing
+ * They registered it always: ~0.2 s of CPU per worker start for nothing
  * (docs/workers.md has the measurement). Each worker's pipeline module here
  * writes, from its thread, whether a .ts file beside it loads: only through
  * the loader on Node 20. From dist/ only: from the sources every worker

@@ -1,0 +1,45 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { isTypeScript } from '../../bin/loader/typescript.mjs';
+
+/**
+ * What the loader transforms and what a worker thread registers it for are
+ * one test (bin/loader/typescript.mjs; review RF, R2): the worker entry
+ * registered the loader for `.mts`/`.cts` pipeline modules, which the loader
+ * then left to Node (ERR_UNKNOWN_FILE_EXTENSION), and the loader left a
+ * `.ts` URL with a query to Node, which the worker entry took for TypeScript.
+ */
+const ROOT = join(import.meta.dirname, '../..');
+const dir = mkdtempSync(join(tmpdir(), 'rxgate-loader-urls-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+/** What `node --import bin/loader/register.mjs` makes of importing `specifier` from a module in `dir`. */
+function importing(specifier: string): string {
+  const main = join(dir, `main-${specifier.replace(/\W/g, '_')}.mjs`);
+  writeFileSync(main, `await import(${JSON.stringify(specifier)}).then((m) => console.log('loaded', m.typed), (err) => console.log(err.code));\n`);
+  const out = spawnSync(process.execPath, ['--import', join(ROOT, 'bin/loader/register.mjs'), main], { encoding: 'utf8', timeout: 20_000 });
+  return out.stdout.trim();
+}
+
+writeFileSync(join(dir, 'typed.ts'), 'export const typed: number = 1;\n');
+writeFileSync(join(dir, 'typed.mts'), 'export const typed: number = 2;\n');
+
+describe('the TypeScript the loader runs', () => {
+  it('is a .ts file, its URL with a query or a fragment too', () => {
+    expect(importing('./typed.ts')).toBe('loaded 1');
+    expect(importing('./typed.ts?v=2')).toBe('loaded 1');
+    expect(importing('./typed.ts#x')).toBe('loaded 1');
+  });
+
+  it('is not .mts (nor .cts, .tsx): Node refuses those, with the loader or without', () => {
+    expect(importing('./typed.mts')).toBe('ERR_UNKNOWN_FILE_EXTENSION');
+  });
+
+  it('is what a worker thread registers the loader for (lib/server/worker-entry.mjs)', () => {
+    const urls = ['file:///p/pipeline.ts', 'file:///p/pipeline.ts?v=2', 'file:///p/pipeline.mts', 'file:///p/pipeline.cts', 'file:///p/pipeline.tsx', 'file:///p/pipeline.mjs', 'file:///p/ts/pipeline.js'];
+    expect(urls.filter((u) => isTypeScript(u))).toEqual(['file:///p/pipeline.ts', 'file:///p/pipeline.ts?v=2']);
+  });
+});

@@ -11,7 +11,7 @@ import { Exchange } from './connection.ts';
 import type { EdgeHooks, EdgeListenOptions } from './edge-hooks.ts';
 import { serveEndpoints } from './endpoints.ts';
 import { InFlight } from './in-flight.ts';
-import { remoteAddressOf } from './remote-address.ts';
+import { peerAddressOf } from './remote-address.ts';
 import { acceptableRequestId, requestIds } from './request-id.ts';
 import { listenRedirect, type RedirectListener } from './redirect-http.ts';
 import { closeApp, EdgeTls } from './tls.ts';
@@ -202,7 +202,7 @@ export class Edge {
     const req: GatewayRequest = {
       id, method, path: ascii ? normalized.forward : latin1Bytes(normalized.forward), query, emptyQuery: rawQuery === '', normalizedPath: normalized.match,
       encodedSlash: normalized.encodedSlash === true, headers,
-      remoteAddress: remoteAddressOf(res),
+      remoteAddress: peerAddressOf(res),
       protocol: this.protocol,
       body: null,
       params: NO_PARAMS,

@@ -10,7 +10,10 @@ import type { Upstream } from './upstream.ts';
  * none (uWS cannot require one, docs/tls.md), so a client's own would pass for one. Envoy's default
  * (`forward_client_cert_details: SANITIZE`) drops it the same way.
  */
-const REPLACED = ['host', 'expect', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-real-ip', 'x-request-id', 'forwarded', 'x-forwarded-client-cert'];
+const REPLACED = ['host', 'expect', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-real-ip', 'x-request-id', 'forwarded', 'x-forwarded-client-cert',
+  // Forwarding headers the gateway does not write, which apps read for the links they build (Rack: -Port, -Scheme, -Ssl
+  // before X-Forwarded-Proto; Spring: -Port, -Prefix): from a client they would pick those links, as X-Forwarded-Host would (audit A15).
+  'x-forwarded-port', 'x-forwarded-prefix', 'x-forwarded-scheme', 'x-forwarded-ssl', 'x-forwarded-server'];
 /**
  * Request headers whose syntax allows only ASCII and that most requests carry: copied without the scan for
  * characters outside ASCII below (a bearer token is ~200 characters: ~1,000 instructions a request to scan).
@@ -90,7 +93,8 @@ export function upstreamHeaders(req: GatewayRequest, upstream: Upstream, preserv
   }
   const clientHost = headers.host ?? '';
   const ip = req.remoteAddress;
-  const xff = headers['x-forwarded-for'];
+  // A client's X-Forwarded-For that its Connection names is hop-by-hop (RFC 9110 §7.6.1): not the list the peer is appended to.
+  const xff = named !== null && named.has('x-forwarded-for') ? undefined : headers['x-forwarded-for'];
   const host = preserveHost === false ? upstream.host : preserveHost === true ? clientHost || upstream.host : preserveHost;
   if (host !== upstream.host || !ownHostImplied) out.push('host', host);
   out.push(

@@ -387,17 +387,16 @@ routes:
 });
 
 /**
- * Known differences from what nginx/Envoy/Traefik users expect, kept as
- * `it.fails` so each turns red once fixed (A15-findings.md; the fixes are in
- * files this audit did not own: lib/upstream/upstream-headers.ts, lib/server/edge.ts).
+ * What audit A15 found in files it did not own (A15-findings.md F1, F2 and the peer's spelling),
+ * fixed by the lead from its proposals: lib/upstream/upstream-headers.ts, lib/server/edge.ts.
  */
-describe('known differences (it.fails)', () => {
-  it.fails("drops a client's X-Forwarded-Port, -Prefix, -Scheme and -Ssl, as it drops its X-Forwarded-Host (F1)", async () => {
+describe('forwarding headers a client cannot choose, and the peer as nginx writes it', () => {
+  it("drops a client's X-Forwarded-Port, -Prefix, -Scheme and -Ssl, as it drops its X-Forwarded-Host (F1)", async () => {
     const a = await send('127.0.0.3', GET('/echo/x', 'X-Forwarded-Port: 6666', 'X-Forwarded-Prefix: /evil', 'X-Forwarded-Scheme: https', 'X-Forwarded-Ssl: on'));
     expect([got(a, 'x-forwarded-port'), got(a, 'x-forwarded-prefix'), got(a, 'x-forwarded-scheme'), got(a, 'x-forwarded-ssl')]).toEqual([[], [], [], []]);
   });
 
-  it.fails('a client X-Forwarded-For that Connection names is hop-by-hop: the upstream gets the peer alone (F2)', async () => {
+  it('a client X-Forwarded-For that Connection names is hop-by-hop: the upstream gets the peer alone (F2)', async () => {
     const a = await send('127.0.0.3', GET('/echo/x', 'Connection: x-forwarded-for', 'X-Forwarded-For: 10.0.0.1'));
     expect(got(a, 'x-forwarded-for')).toEqual(['127.0.0.3']);
   });
@@ -418,7 +417,7 @@ routes:
       await dual?.close();
     });
 
-    it.fails('writes an IPv4 client as 127.0.0.3 in X-Real-IP, X-Forwarded-For and the access log (F3)', async () => {
+    it('writes an IPv4 client as 127.0.0.3 in X-Real-IP, X-Forwarded-For and the access log (F3)', async () => {
       const before = seen.length;
       const text = await new Promise<string>((resolve, reject) => {
         const s = connect({ port: Number(new URL(dual.url).port), host: '127.0.0.1', localAddress: '127.0.0.3' });

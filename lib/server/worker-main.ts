@@ -11,6 +11,8 @@ import type { Served } from '../lifecycle/serve.ts';
 import { Resources } from '../resources/registry.ts';
 import type { StageDefinition } from '../stages/define.ts';
 import type { ListenAnswer, WorkerData, WorkerListening, WorkerQuery, WorkerReloaded, WorkerReply } from './worker-messages.ts';
+import type { MetricJson } from './worker-retired.ts';
+import { workerMetrics } from './worker-runtime.ts';
 
 const data = workerData as WorkerData;
 const port = parentPort!;
@@ -80,7 +82,8 @@ if (gateway !== null && served !== null) {
 
   const answer = async (query: WorkerQuery): Promise<unknown> => {
     switch (query.type) {
-      case 'rxgate:metrics': return gateway.metrics.registry.getMetricsAsJSON();
+      // Its own runtime metrics labelled by its slot; none once it drains after a crash (its replacement has the slot).
+      case 'rxgate:metrics': return workerMetrics((await gateway.metrics.registry.getMetricsAsJSON()) as unknown as MetricJson[], crashed ? null : String(data.slot ?? 0));
       case 'rxgate:overview': return page.overview();
       case 'rxgate:windows': return page.windows(query.seconds);
       // One at a time: a held reload waits for its settle before the next.

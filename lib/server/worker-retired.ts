@@ -1,8 +1,6 @@
 import type { Worker } from 'node:worker_threads';
 import { AggregatorRegistry, collectDefaultMetrics, Registry } from 'prom-client';
-
-/** The process metrics every worker thread would report alike: counted once, by the main thread. */
-const PROCESS_PREFIX = 'rxgate_process_';
+import { isThreadMetric, PROCESS_PREFIX, threadMetrics } from './worker-runtime.ts';
 
 /** One metric as prom-client's `getMetricsAsJSON` gives it (what workers send the main thread). */
 export interface MetricJson {
@@ -52,7 +50,9 @@ export class RetiredCounts {
  * The pool's `/metrics`: every live worker's registry added up
  * (prom-client's `AggregatorRegistry.aggregate()`), plus the counts of
  * workers that crashed and exited (`RetiredCounts`), plus the process
- * metrics once, from the main thread.
+ * metrics once, from the main thread. Each thread's own runtime metrics
+ * (event loop, heap, GC) come labelled by `worker` (worker-runtime.ts): a
+ * live worker sends its own, the main thread adds its own as `main`.
  */
 export class PoolMetrics {
   /** A crashed worker's last counts (`rxgate:final`), until it exits; then they join `retired`. */
@@ -70,7 +70,8 @@ export class PoolMetrics {
    * would otherwise add its last in-flight and connections to the live ones.
    */
   final(worker: Worker, list: readonly MetricJson[]): void {
-    this.finals.set(worker, gatewayOnly(list).filter((m) => m.type !== 'gauge'));
+    // Its runtime metrics end with it: a replacement's start from zero under the same label, as a restarted process's.
+    this.finals.set(worker, list.filter((m) => !m.name.startsWith(PROCESS_PREFIX) && m.type !== 'gauge'));
   }
 
   /** Moves the finals of exited workers into the retired counts (a worker exited). */
@@ -94,7 +95,8 @@ export class PoolMetrics {
         return list === undefined ? [] : [list];
       });
       const before = [...this.finals].filter(([w]) => !live.includes(w)).map(([, last]) => last);
-      const all = [...perWorker, ...before, this.retired.json(), await this.processMetrics().getMetricsAsJSON()];
+      const own = (await this.processMetrics().getMetricsAsJSON()) as unknown as MetricJson[];
+      const all = [...perWorker, ...before, this.retired.json(), own.filter((m) => !isThreadMetric(m.name)), threadMetrics(own, 'main')];
       return await AggregatorRegistry.aggregate(all as Parameters<typeof AggregatorRegistry.aggregate>[0]).metrics();
     } finally {
       this.scraping--;
@@ -102,7 +104,7 @@ export class PoolMetrics {
     }
   }
 
-  // The process-wide metrics (CPU, memory; the event loop of this thread) once, from here.
+  // The process-wide metrics (CPU, RSS, fds) once, from here, and this thread's own.
   private processMetrics(): Registry {
     if (this.own === null) {
       this.own = new Registry();
@@ -112,6 +114,7 @@ export class PoolMetrics {
   }
 }
 
+/** A live worker's metrics without the process-wide ones (the main thread's count once); its thread's own stay (labelled by it). */
 function gatewayOnly(list: readonly MetricJson[]): MetricJson[] {
-  return list.filter((m) => !m.name.startsWith(PROCESS_PREFIX));
+  return list.filter((m) => !m.name.startsWith(PROCESS_PREFIX) || isThreadMetric(m.name));
 }

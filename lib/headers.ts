@@ -1,4 +1,12 @@
 /**
+ * Forwarding headers the gateway does not write, which apps read for the links they build (Rack: -Port, -Scheme,
+ * -Ssl before X-Forwarded-Proto; Spring: -Port, -Prefix): a client's copy would pick those links, as X-Forwarded-Host
+ * would (audit A15), so it is dropped; one a `headers.request` rule wrote (`set x-forwarded-prefix: /api` on a
+ * route that strips `/api`) is sent (`req.locals.forwarding`, set by the headers stage).
+ */
+export const CLIENT_FORWARDING: ReadonlySet<string> = new Set(['x-forwarded-port', 'x-forwarded-prefix', 'x-forwarded-scheme', 'x-forwarded-ssl', 'x-forwarded-server']);
+
+/**
  * Hop-by-hop headers (RFC 9110 §7.6.1) never cross the gateway in either
  * direction, nor does any header a `Connection` header names.
  */

@@ -136,6 +136,8 @@ export interface RequestLocals {
   attempts?: number;
   /** `performance.now()` when the latest attempt was handed to the upstream pool (set by forward, as above). */
   upstreamAt?: number;
+  /** The client-forwarding headers (`X-Forwarded-Port`…) a `headers.request` rule wrote: sent, where a client's own are dropped. */
+  forwarding?: ReadonlySet<string>;
   /** The stable code of the gateway's own error answer (`GATEWAY_TIMEOUT`, `RATE_LIMITED`…), set by the gateway when it answers one. */
   error?: string;
 }

@@ -1,6 +1,6 @@
 import { createRequire } from 'node:module';
 import { BadRequestError } from '../errors.ts';
-import { clientScheme, connectionTokens, HOP_BY_HOP, isAscii, latin1Bytes } from '../headers.ts';
+import { CLIENT_FORWARDING, clientScheme, connectionTokens, HOP_BY_HOP, isAscii, latin1Bytes } from '../headers.ts';
 import type { GatewayRequest } from '../types.ts';
 import type { Upstream } from './upstream.ts';
 
@@ -10,10 +10,7 @@ import type { Upstream } from './upstream.ts';
  * none (uWS cannot require one, docs/tls.md), so a client's own would pass for one. Envoy's default
  * (`forward_client_cert_details: SANITIZE`) drops it the same way.
  */
-const REPLACED = ['host', 'expect', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-real-ip', 'x-request-id', 'forwarded', 'x-forwarded-client-cert',
-  // Forwarding headers the gateway does not write, which apps read for the links they build (Rack: -Port, -Scheme, -Ssl
-  // before X-Forwarded-Proto; Spring: -Port, -Prefix): from a client they would pick those links, as X-Forwarded-Host would (audit A15).
-  'x-forwarded-port', 'x-forwarded-prefix', 'x-forwarded-scheme', 'x-forwarded-ssl', 'x-forwarded-server'];
+const REPLACED = ['host', 'expect', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-real-ip', 'x-request-id', 'forwarded', 'x-forwarded-client-cert'];
 /**
  * Request headers whose syntax allows only ASCII and that most requests carry: copied without the scan for
  * characters outside ASCII below (a bearer token is ~200 characters: ~1,000 instructions a request to scan).
@@ -23,8 +20,10 @@ const ASCII_SYNTAX = ['authorization', 'accept', 'accept-encoding', 'accept-lang
   'traceparent', 'tracestate']; // traceparent: hex as the gateway checked or made it (trace-context.ts); tracestate: printable ASCII (W3C)
 const DROP = 1;
 const ASCII = 2;
-/** Hop-by-hop and replaced headers (never copied) and `ASCII_SYNTAX`, in one map: one lookup per header. */
-const KIND: ReadonlyMap<string, number> = new Map([...ASCII_SYNTAX.map((n) => [n, ASCII] as const), ...[...HOP_BY_HOP, ...REPLACED].map((n) => [n, DROP] as const)]);
+const FORWARDING = 3;
+/** Hop-by-hop and replaced headers (never copied), `CLIENT_FORWARDING` and `ASCII_SYNTAX`, in one map: one lookup per header. */
+const KIND: ReadonlyMap<string, number> = new Map([...ASCII_SYNTAX.map((n) => [n, ASCII] as const), ...[...CLIENT_FORWARDING].map((n) => [n, FORWARDING] as const),
+  ...[...HOP_BY_HOP, ...REPLACED].map((n) => [n, DROP] as const)]);
 
 /** The request headers the gateway adds to every proxied request (tracing's `traceparent` too). */
 export const GATEWAY_SET = ['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-real-ip', 'x-request-id', 'traceparent'] as const;
@@ -88,6 +87,7 @@ export function upstreamHeaders(req: GatewayRequest, upstream: Upstream, preserv
   for (const name in headers) {
     const kind = KIND.get(name);
     if (kind === DROP || (named !== null && named.has(name))) continue;
+    if (kind === FORWARDING && req.locals.forwarding?.has(name) !== true) continue;
     const value = headers[name]!;
     out.push(name, kind === ASCII || isAscii(value) ? value : utf8Bytes(name, value));
   }

@@ -78,6 +78,7 @@ routes:
       request: { remove: [x-debug], set: { x-api: "2" }, add: { x-tag: gw } }
       response: { remove: [x-upstream], set: { x-frame-options: DENY }, add: { set-cookie: "gw=1" } }
   - { path: /peer-only/*, service: up, headers: { request: { remove: [x-forwarded-for, x-forwarded-port] } } }
+  - { path: /prefixed/*, service: up, headers: { request: { set: { x-forwarded-prefix: /api }, add: { x-forwarded-port: "443" } } } }
   - { path: /cors-rules/*, service: up, cors: { origins: ["https://app.example"] }, headers: { response: { set: { access-control-allow-origin: "https://other.example" } } } }
 `, defaultPipeline, process.env, { logger });
   port = Number(new URL(gw.url).port);
@@ -394,6 +395,11 @@ describe('forwarding headers a client cannot choose, and the peer as nginx write
   it("drops a client's X-Forwarded-Port, -Prefix, -Scheme and -Ssl, as it drops its X-Forwarded-Host (F1)", async () => {
     const a = await send('127.0.0.3', GET('/echo/x', 'X-Forwarded-Port: 6666', 'X-Forwarded-Prefix: /evil', 'X-Forwarded-Scheme: https', 'X-Forwarded-Ssl: on'));
     expect([got(a, 'x-forwarded-port'), got(a, 'x-forwarded-prefix'), got(a, 'x-forwarded-scheme'), got(a, 'x-forwarded-ssl')]).toEqual([[], [], [], []]);
+  });
+
+  it('sends the X-Forwarded-Prefix and -Port a request rule writes (set and add), and never the client\'s own beside them', async () => {
+    const a = await send('127.0.0.3', GET('/prefixed/x', 'X-Forwarded-Port: 6666', 'X-Forwarded-Prefix: /evil', 'X-Forwarded-Ssl: on'));
+    expect([got(a, 'x-forwarded-prefix'), got(a, 'x-forwarded-port'), got(a, 'x-forwarded-ssl')]).toEqual([['/api'], ['443'], []]);
   });
 
   it('a client X-Forwarded-For that Connection names is hop-by-hop: the upstream gets the peer alone (F2)', async () => {

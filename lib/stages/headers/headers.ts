@@ -1,5 +1,5 @@
 import type { Subscriber } from 'rxjs';
-import { HOP_BY_HOP } from '../../headers.ts';
+import { CLIENT_FORWARDING, HOP_BY_HOP } from '../../headers.ts';
 import { HoldingSubscriber, stageHandler, subscribeNext } from '../../subscriber.ts';
 import { EDGE_REQUEST_ID, EDGE_RESPONSE_TIME, type GatewayRequest, type GatewayResponse, type Handler, type Policy, type ResponseHeaders } from '../../types.ts';
 import type { HeaderRules, HeadersOptions } from './schema.ts';
@@ -31,12 +31,16 @@ interface Compiled {
   remove: string[];
   set: Array<[string, string]>;
   add: Array<[string, string]>;
+  /** The `CLIENT_FORWARDING` names the rules write, sent upstream though a client's own are not (null: none). */
+  forwarding: ReadonlySet<string> | null;
 }
 
 function compile(rules: HeaderRules | undefined, refused: ReadonlySet<string>, side: string): Compiled | null {
   if (rules === undefined) return null;
   const lower = (entries: Record<string, string> | undefined): Array<[string, string]> => Object.entries(entries ?? {}).map(([n, v]) => [n.toLowerCase(), v]);
-  const out: Compiled = { remove: (rules.remove ?? []).map((n) => n.toLowerCase()), set: lower(rules.set), add: lower(rules.add) };
+  const out: Compiled = { remove: (rules.remove ?? []).map((n) => n.toLowerCase()), set: lower(rules.set), add: lower(rules.add), forwarding: null };
+  const written = [...out.set, ...out.add].map(([n]) => n).filter((n) => CLIENT_FORWARDING.has(n));
+  if (side === 'request' && written.length > 0) out.forwarding = new Set(written);
   for (const [kind, names] of [['remove', out.remove], ['set', out.set.map(([n]) => n)], ['add', out.add.map(([n]) => n)]] as const) {
     const twice = names.find((n, i) => names.indexOf(n) !== i);
     if (twice !== undefined) throw new TypeError(`headers.${side}.${kind}: ${twice} is named twice (names compare without case)`);
@@ -54,6 +58,11 @@ function compile(rules: HeaderRules | undefined, refused: ReadonlySet<string>, s
 function applyToRequest(req: GatewayRequest, rules: Compiled): void {
   const h = req.headers;
   for (const n of rules.remove) delete h[n];
+  if (rules.forwarding !== null) {
+    // The client's copy is never sent (upstream-headers.ts): an `add` starts from nothing, as a `set` does.
+    for (const n of rules.forwarding) delete h[n];
+    req.locals.forwarding = rules.forwarding;
+  }
   for (const [n, v] of rules.set) h[n] = v;
   for (const [n, v] of rules.add) {
     const old = h[n];

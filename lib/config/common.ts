@@ -4,9 +4,9 @@ import { parseDuration } from '../duration.ts';
 
 /** Schema pieces every stage's options share. */
 
-const durationPattern = /^\d+(\.\d+)?(ms|s|m|h)$/;
+const durationPattern = /^\d+(\.\d+)?(ms|s|m|h|d)$/;
 
-/** `250ms`, `30s`, `5m`, `1h`, or a number of milliseconds. */
+/** `250ms`, `30s`, `5m`, `1h`, `1d`, or a number of milliseconds. */
 export const duration = z.union([
   z.number().nonnegative(),
   z.string().regex(durationPattern, 'expected a duration like 250ms, 30s or 5m'),

@@ -87,6 +87,7 @@ describe('parseConfig', () => {
     ['30s', 30_000],
     ['5m', 300_000],
     ['1.5s', 1500],
+    ['1d', 86_400_000],
     [100, 100],
   ])('accepts the duration %s and the service uses it as %i ms', async (value, ms) => {
     const config = parseConfig(MINIMAL.replace('upstreams:', `timeout: ${value}\n    upstreams:`), 't.yaml', {});
@@ -96,7 +97,7 @@ describe('parseConfig', () => {
     await service.close();
   });
 
-  it.each(['5 minutes', '30', '-1s', '1d', 'soon'])('refuses the duration %j naming the key', (value) => {
+  it.each(['5 minutes', '30', '-1s', '1w', 'soon'])('refuses the duration %j naming the key', (value) => {
     const problems = problemsOf(MINIMAL.replace('upstreams:', `timeout: "${value}"\n    upstreams:`));
     expect(problems).toContain('services.users.timeout: expected a duration like 250ms, 30s or 5m');
   });

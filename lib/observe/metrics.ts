@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { readAhead } from '../stages/cache/read-ahead.ts';
 import type { Service } from '../upstream/service.ts';
 import { CACHE_RESULTS, DURATION_BUCKETS, type RouteStats } from './request-metrics.ts';
 import { histogramSamples, registerScraped } from './scraped.ts';
@@ -180,6 +181,15 @@ export class GatewayMetrics {
           for (let i = 0; i < CACHE_RESULTS.length; i++) if (s.cache[i]! > 0) out.push({ labels: { route: s.route, result: CACHE_RESULTS[i]! }, value: s.cache[i]! });
         }
       },
+    });
+    // The process's cache read-ahead (lib/stages/cache/read-ahead.ts): one budget per thread, summed across workers.
+    registerScraped(registry, {
+      name: 'rxgate_cache_read_ahead_bytes', help: 'Bytes stored misses have read from upstreams ahead of slow clients, held now (bounded by cache.maxReadAhead)', type: 'gauge',
+      collect: (out) => { out.push({ labels: {}, value: readAhead.used }); },
+    });
+    registerScraped(registry, {
+      name: 'rxgate_cache_read_ahead_refused_total', help: 'Times a stored miss stopped reading ahead of its slow client because cache.maxReadAhead was spent (its upstream waited for the client)', type: 'counter',
+      collect: (out) => { out.push({ labels: {}, value: readAhead.refused }); },
     });
     registerScraped(registry, {
       name: 'rxgate_errors_total', help: 'Error answers by code', type: 'counter',

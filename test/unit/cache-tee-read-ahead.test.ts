@@ -1,6 +1,7 @@
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import type { CacheEntry } from '../../lib/stages/cache/entry.ts';
 import type { StoragePlan } from '../../lib/stages/cache/policy.ts';
+import { READ_AHEAD_DEFAULT, readAhead } from '../../lib/stages/cache/read-ahead.ts';
 import { StoreTee } from '../../lib/stages/cache/tee.ts';
 import type { Body, BodySink, GatewayResponse } from '../../lib/types.ts';
 
@@ -98,5 +99,40 @@ describe('StoreTee reads the upstream at its own pace while the body may be stor
     alone.up.send('one ');
     alone.tee.destroy();
     expect([alone.events, alone.up.destroyed]).toEqual([['dropped'], true]);
+  });
+});
+
+describe('the process-wide read-ahead budget (review RG, H1)', () => {
+  afterEach(() => { readAhead.max = READ_AHEAD_DEFAULT; });
+
+  it('a second slow leader past the budget makes its upstream wait for its client, and the bytes held return to 0', () => {
+    readAhead.max = 15;
+    const [used, refused] = [readAhead.used, readAhead.refused];
+    const a = setup(100);
+    const b = setup(100);
+    // Each client takes its first chunk and says wait; the next is read ahead of it.
+    expect([a.up.send('a'), a.up.send('aaaaaaaaaa')]).toEqual([true, true]);
+    expect(readAhead.used - used).toBe(10);
+    // B's read-ahead would pass the budget: its upstream is told to wait (before: true, 20 bytes held).
+    expect([b.up.send('b'), b.up.send('bbbbbbbbbb')]).toEqual([true, false]);
+    expect([readAhead.used - used, readAhead.refused - refused]).toEqual([20, 1]);
+    // A's client takes its queue: A's bytes leave the budget.
+    a.c.slow = false;
+    a.tee.resume();
+    expect([readAhead.used - used, a.c.got.join('')]).toEqual([10, 'aaaaaaaaaaa']);
+    // B's client takes its queue: its upstream goes on, and the copy is still stored at the end.
+    b.c.slow = false;
+    b.tee.resume();
+    expect([readAhead.used - used, b.up.resumed]).toEqual([0, 1]);
+    expect(b.up.send('!')).toBe(true);
+    b.up.end();
+    expect([b.events, Buffer.concat(b.entry()!.body!.chunks).toString(), b.c.ended]).toEqual([['stored'], 'bbbbbbbbbbb!', true]);
+    // A client that goes away with chunks read ahead gives them back too.
+    const c = setup(100);
+    c.up.send('c');
+    c.up.send('cccc');
+    expect(readAhead.used - used).toBe(4);
+    c.tee.destroy();
+    expect(readAhead.used - used).toBe(0);
   });
 });

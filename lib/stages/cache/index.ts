@@ -5,6 +5,7 @@ import { cache } from './cache.ts';
 import { routeTotal } from './coalesce.ts';
 import type { CacheRecord, CacheStore } from './entry.ts';
 import { MemoryCacheStore } from './memory-store.ts';
+import { READ_AHEAD_DEFAULT, readAhead } from './read-ahead.ts';
 import { RedisCacheStore } from './redis-store.ts';
 import { cacheOptions } from './schema.ts';
 
@@ -25,6 +26,8 @@ export const cacheStage = defineStage({
     const { store: kind, ...rest } = defined(options);
     const store = kind === 'redis' ? redisStore(ctx) : memoryStore(ctx);
     const events = ctx.events;
+    // One budget per process (thread): the config last built sets it.
+    readAhead.max = ctx.config.cache?.maxReadAhead ?? READ_AHEAD_DEFAULT;
     return cache({
       ...rest,
       runtime: ctx.runtime,

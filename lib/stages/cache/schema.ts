@@ -23,4 +23,6 @@ export type CacheConfig = z.output<typeof cacheOptions>;
 export const cacheStoresOptions = z.strictObject({
   memory: z.strictObject({ maxBytes: z.number().int().min(1024).optional() }).optional(),
   redis: z.strictObject({ keyPrefix: z.string().optional(), timeout: timerDuration.optional() }).optional(),
+  /** Bytes the process reads ahead of slow clients on stored misses, all routes together (read-ahead.ts); 0: never. */
+  maxReadAhead: z.number().int().min(0).optional(),
 });

@@ -2,6 +2,7 @@ import { BufferedBody } from '../../body.ts';
 import type { Body, BodySink, GatewayResponse } from '../../types.ts';
 import type { CacheEntry } from './entry.ts';
 import type { StoragePlan } from './policy.ts';
+import { readAhead } from './read-ahead.ts';
 import { entryOf } from './replay.ts';
 
 /** Who hears how a tee's copy ended: whole (an entry to store) or given up; and when the client has the whole body. */
@@ -25,7 +26,9 @@ export interface TeeOwner {
  * lock; review RD). The client is fed from the queue at its pace. Past
  * `limit` the copy is dropped and the upstream waits for the client again
  * (the backpressure of any other response), so one request holds at most
- * about `limit` bytes of unread body. A destroyed body stores nothing.
+ * about `limit` bytes of unread body; and once the queues of the whole
+ * process hold `readAhead.max` (read-ahead.ts), a tee whose client waits
+ * stops reading ahead too. A destroyed body stores nothing.
  */
 export class StoreTee implements Body, BodySink {
   readonly length: number | null;
@@ -38,6 +41,8 @@ export class StoreTee implements Body, BodySink {
   /** Chunks read ahead of the client (its sink said wait): written from `queued` on, at its pace. */
   private queue: Uint8Array[] | null = null;
   private queued = 0;
+  /** Bytes of `queue` not written yet, counted in `readAhead.used`. */
+  private ahead = 0;
   /** WAITING, PAUSED, ENDED, DELIVERED, ORPHANED: one field, not five (one object per stored miss). */
   private flags = 0;
   /** What to do once the client's sink has ended (the owner's exchange completed before). */
@@ -68,6 +73,8 @@ export class StoreTee implements Body, BodySink {
       while (this.queued < queue.length) {
         const chunk = queue[this.queued]!;
         queue[this.queued++] = EMPTY; // written: not held for the client any more
+        this.ahead -= chunk.byteLength;
+        readAhead.used -= chunk.byteLength;
         if (!this.sink!.write(chunk)) {
           this.flags |= WAITING;
           return;
@@ -84,7 +91,7 @@ export class StoreTee implements Body, BodySink {
   }
 
   destroy(): void {
-    this.queue = null;
+    this.unqueue();
     if (this.readsOn()) return;
     this.drop();
     this.owner.dropped();
@@ -127,7 +134,7 @@ export class StoreTee implements Body, BodySink {
 
   private detach(): void {
     this.sink = null;
-    this.queue = null;
+    this.unqueue();
     const paused = (this.flags & PAUSED) !== 0;
     this.flags &= ~(WAITING | PAUSED);
     if (paused) this.source.resume();
@@ -159,11 +166,23 @@ export class StoreTee implements Body, BodySink {
       this.flags |= WAITING;
     } else {
       (this.queue ??= []).push(chunk);
+      this.ahead += chunk.byteLength;
+      readAhead.used += chunk.byteLength;
     }
-    // The client waits: read on while the copy may be stored, else wait with it.
-    if (this.copying) return true;
+    // The client waits: read on while the copy may be stored and the process's read-ahead lasts, else wait with it.
+    if (this.copying) {
+      if (readAhead.used <= readAhead.max) return true;
+      readAhead.refused++;
+    }
     this.flags |= PAUSED;
     return false;
+  }
+
+  /** The queue is given up (the client went away): its bytes leave the process's read-ahead. */
+  private unqueue(): void {
+    readAhead.used -= this.ahead;
+    this.ahead = 0;
+    this.queue = null;
   }
 
   private drop(): void {

@@ -139,7 +139,8 @@ export class MissSubscriber extends InnerSubscriber<GatewayResponse> implements 
       return;
     }
     this.giveUp();
-    this.downstream.error(err);
+    // A slow client gets the chunks read ahead for it first (tee.ts `failsLater`).
+    if (this.tee?.failsLater(() => this.downstream.error(err)) !== true) this.downstream.error(err);
   }
 
   protected override onComplete(): void {

@@ -1,9 +1,11 @@
 import { BufferedBody } from '../../body.ts';
 import type { Body, BodySink, GatewayResponse } from '../../types.ts';
+import { compact } from './compact.ts';
 import type { CacheEntry } from './entry.ts';
 import type { StoragePlan } from './policy.ts';
 import { readAhead } from './read-ahead.ts';
 import { entryOf } from './replay.ts';
+import { DELIVERED, ENDED, FAILED, ORPHANED, PAUSED, WAITING } from './tee-flags.ts';
 
 /** Who hears how a tee's copy ended: whole (an entry to store) or given up; and when the client has the whole body. */
 export interface TeeOwner {
@@ -43,7 +45,7 @@ export class StoreTee implements Body, BodySink {
   private queued = 0;
   /** Bytes of `queue` not written yet, counted in `readAhead.used`. */
   private ahead = 0;
-  /** WAITING, PAUSED, ENDED, DELIVERED, ORPHANED: one field, not five (one object per stored miss). */
+  /** WAITING, PAUSED, ENDED, DELIVERED, ORPHANED, FAILED: one field, not six (one object per stored miss). */
   private flags = 0;
   /** What to do once the client's sink has ended (the owner's exchange completed before). */
   private then: (() => void) | null = null;
@@ -83,7 +85,11 @@ export class StoreTee implements Body, BodySink {
       this.queue = null;
       this.queued = 0;
     }
-    if ((this.flags & ENDED) !== 0) this.finish();
+    if ((this.flags & FAILED) !== 0) {
+      const fail = this.then;
+      this.then = null;
+      fail?.();
+    } else if ((this.flags & ENDED) !== 0) this.finish();
     else if ((this.flags & PAUSED) !== 0) {
       this.flags &= ~PAUSED;
       this.source.resume();
@@ -124,6 +130,20 @@ export class StoreTee implements Body, BodySink {
   completesLater(downstream: { complete(): void }): boolean {
     if ((this.flags & DELIVERED) !== 0) return false;
     this.then = () => downstream.complete();
+    return true;
+  }
+
+  /**
+   * The upstream body broke off: true when the client still has chunks read
+   * ahead for it, and `fail` runs once they are written (it gets every byte
+   * the upstream sent, as when it read at its own pace; review RG, M1); false:
+   * fail now. Its sink is not ended: that would pass a chunked body off as whole.
+   */
+  failsLater(fail: () => void): boolean {
+    if (this.queue === null || this.queued >= this.queue.length) return false;
+    this.drop();
+    this.flags |= FAILED;
+    this.then = fail;
     return true;
   }
 
@@ -220,26 +240,4 @@ export class StoreTee implements Body, BodySink {
   }
 }
 
-/** The client's sink said wait (false from `write`), until it resumes the body. */
-const WAITING = 1;
-/** The upstream was told to wait (past `limit`: backpressure as before). */
-const PAUSED = 2;
-/** The upstream body ended; the client's sink ends once the queue is written. */
-const ENDED = 4;
-/** The client's sink has ended. */
-const DELIVERED = 8;
-/** The client went away and the upstream is read on for the owner's waiters (`readsOn`). */
-const ORPHANED = 16;
-
 const EMPTY = new Uint8Array(0);
-
-/** The chunks copied into one buffer of exactly `size` bytes (small ones share Node's 8 KiB pool slabs, which LRU order frees roughly in turn). */
-function compact(chunks: readonly Uint8Array[], size: number): Buffer {
-  const out = Buffer.allocUnsafe(size);
-  let offset = 0;
-  for (const c of chunks) {
-    out.set(c, offset);
-    offset += c.byteLength;
-  }
-  return out;
-}

@@ -35,8 +35,8 @@ afterEach(async () => {
   await resources.close();
 });
 
-function routes(): Map<string, Handler> {
-  const built = buildRoutes(parseConfig(YAML, 'flood.yaml', {}), {
+function routes(yaml = YAML): Map<string, Handler> {
+  const built = buildRoutes(parseConfig(yaml, 'flood.yaml', {}), {
     logger: silentLogger, metrics: new GatewayMetrics({ defaultMetrics: false }), runtime: systemRuntime, resources,
     events: new GatewayEvents(), stages: stageRegistry(),
     pipeline: (ctx) => ctx.stage('rateLimit')!(() => of({ status: 200, headers: [], body: null })),
@@ -58,5 +58,21 @@ describe('a flood of new keys on one route', () => {
     // The flooding route forgot its own oldest key: that client starts afresh.
     expect(status(keys, '/keys/x', '198.51.100.1', { 'x-api-key': 'k0' })).toBe(200);
     expect(status(keys, '/keys/x', '198.51.100.1', { 'x-api-key': 'k100000' })).toBe(429);
+  });
+
+  it('does not forgive a client refused on /login when /login holds its fair share of the budget (review RH, M1)', () => {
+    // 10 limited routes: a share of 10,000 keys each. A busy login route held more than that, so it forgot its
+    // own oldest client (the refused one: a refusal does not move its key) for each new client past the flood.
+    const others = Array.from({ length: 8 }, (_, i) => `  - { path: /r${i}, service: up, rateLimit: { limit: 1, window: 1h } }`).join('\n');
+    const table = routes(`${YAML}${others}\n`);
+    const login = table.get('/login')!;
+    const keys = table.get('/keys/*')!;
+    const addr = (i: number): string => `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`;
+    expect([status(login, '/login', '203.0.113.7'), status(login, '/login', '203.0.113.7')]).toEqual([200, 429]);
+    for (let i = 1; i <= 10_000; i++) status(login, '/login', addr(i)); // a busy login route
+    for (let i = 0; i < 90_000; i++) status(keys, '/keys/x', '198.51.100.1', { 'x-api-key': `k${i}` }); // the flood
+    expect(status(login, '/login', '203.0.113.7')).toBe(429);
+    status(login, '/login', addr(20_000)); // one more client logs in
+    expect(status(login, '/login', '203.0.113.7')).toBe(429);
   });
 });

@@ -33,27 +33,59 @@ export interface MemoryRateLimitStoreOptions {
  * Keys held by several stores together, at most `max`. Past it, the store
  * holding the most keys forgets one: a flood of new keys on one route (a
  * header or address per request) forgets that route's own clients, not
- * those of a tighter limit on another route, as nginx's limit_req zones
- * are apart. Only a new key or a forgotten one touches it.
+ * those of a tighter limit on another route, however many that route holds,
+ * as nginx's limit_req zones are apart. Only a new key or a forgotten one
+ * touches it.
  */
 export class KeyBudget {
   /** Keys held by `stores` together. */
   count = 0;
   readonly stores = new Set<MemoryRateLimitStore>();
+  /**
+   * A store holding the most keys, or null when that is not known. Kept only
+   * while spends alone change sizes: a sweep or a close (after which a store
+   * may grow without a spend), or a spend that takes the key from another
+   * store than the one adding it, may make another store the largest, so
+   * they clear it and the next spend scans the stores (one per bucket id).
+   */
+  private largest: MemoryRateLimitStore | null = null;
 
   constructor(readonly max: number) {
     if (!Number.isInteger(max) || max < 1) throw new TypeError(`memoryRateLimitStore: maxKeys must be a positive integer, got ${max}`);
   }
 
   /**
-   * `from` added a key past `max` (it counted it): the largest store forgets
-   * its least recently admitted one. A store holding its fair share or more
-   * forgets its own without the scan (the flooding one, after its first keys).
+   * `from` added a key past `max` (it counted it): the store holding the most
+   * forgets its least recently admitted key. During a flood the flooding
+   * store is both, and stays the largest: no scan.
    */
   spent(from: MemoryRateLimitStore): void {
-    let largest = from;
-    if (from.size * this.stores.size < this.max) for (const store of this.stores) if (store.size > largest.size) largest = store;
-    largest.forgetOldest();
+    let largest = this.largest;
+    let still: boolean;
+    if (largest === null) {
+      largest = from;
+      let second = 0;
+      for (const store of this.stores) {
+        if (store === from) continue;
+        if (store.size > largest.size) {
+          second = largest.size;
+          largest = store;
+        } else if (store.size > second) second = store.size;
+      }
+      largest.forgetOldest();
+      still = largest.size >= second;
+    } else {
+      // Only spends changed sizes since `largest` was found: `from` grew by one.
+      if (from.size > largest.size) largest = from;
+      largest.forgetOldest();
+      still = largest === from;
+    }
+    this.largest = still ? largest : null;
+  }
+
+  /** A store forgot keys other than by a spend (a sweep, a close): the largest must be found again. */
+  shrank(): void {
+    this.largest = null;
   }
 }
 
@@ -144,7 +176,10 @@ export class MemoryRateLimitStore implements RateLimitStore {
     // array per entry looked at, every check once more than one key is held.
     for (const key of tats.keys()) {
       if (n++ >= SWEEP_PER_CHECK || tats.get(key)! > now) return;
-      if (key !== current && tats.delete(key)) this.budget.count--;
+      if (key !== current && tats.delete(key)) {
+        this.budget.count--;
+        this.budget.shrank();
+      }
     }
   }
 
@@ -161,6 +196,7 @@ export class MemoryRateLimitStore implements RateLimitStore {
   close(): void {
     this.budget.count -= this.tats.size;
     this.budget.stores.delete(this);
+    this.budget.shrank();
     this.tats.clear();
     this.last = undefined;
   }

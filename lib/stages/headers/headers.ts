@@ -33,14 +33,18 @@ interface Compiled {
   add: Array<[string, string]>;
   /** The `CLIENT_FORWARDING` names the rules write, sent upstream though a client's own are not (null: none). */
   forwarding: ReadonlySet<string> | null;
+  /** The names `set` and `add` write: a client's `Connection` cannot make them hop-by-hop (null: none). */
+  written: ReadonlySet<string> | null;
 }
 
 function compile(rules: HeaderRules | undefined, refused: ReadonlySet<string>, side: string): Compiled | null {
   if (rules === undefined) return null;
   const lower = (entries: Record<string, string> | undefined): Array<[string, string]> => Object.entries(entries ?? {}).map(([n, v]) => [n.toLowerCase(), v]);
-  const out: Compiled = { remove: (rules.remove ?? []).map((n) => n.toLowerCase()), set: lower(rules.set), add: lower(rules.add), forwarding: null };
-  const written = [...out.set, ...out.add].map(([n]) => n).filter((n) => CLIENT_FORWARDING.has(n));
-  if (side === 'request' && written.length > 0) out.forwarding = new Set(written);
+  const out: Compiled = { remove: (rules.remove ?? []).map((n) => n.toLowerCase()), set: lower(rules.set), add: lower(rules.add), forwarding: null, written: null };
+  const written = [...out.set, ...out.add].map(([n]) => n);
+  if (side === 'request' && written.length > 0) out.written = new Set(written);
+  const forwarding = written.filter((n) => CLIENT_FORWARDING.has(n));
+  if (side === 'request' && forwarding.length > 0) out.forwarding = new Set(forwarding);
   for (const [kind, names] of [['remove', out.remove], ['set', out.set.map(([n]) => n)], ['add', out.add.map(([n]) => n)]] as const) {
     const twice = names.find((n, i) => names.indexOf(n) !== i);
     if (twice !== undefined) throw new TypeError(`headers.${side}.${kind}: ${twice} is named twice (names compare without case)`);
@@ -62,6 +66,13 @@ function applyToRequest(req: GatewayRequest, rules: Compiled): void {
     // The client's copy is never sent (upstream-headers.ts): an `add` starts from nothing, as a `set` does.
     for (const n of rules.forwarding) delete h[n];
     req.locals.forwarding = rules.forwarding;
+  }
+  const c = h.connection;
+  // A client's Connection naming a header a rule writes would drop the rule's value before forwarding (RFC 9110
+  // §7.6.1 is about the client's own copy): those names leave the list. nginx's proxy_set_header values are sent.
+  if (rules.written !== null && c !== undefined && c !== 'keep-alive' && c !== 'close' && c !== 'Keep-Alive') {
+    const written = rules.written;
+    h.connection = c.split(',').filter((t) => !written.has(t.trim().toLowerCase())).join(',');
   }
   for (const [n, v] of rules.set) h[n] = v;
   for (const [n, v] of rules.add) {

@@ -89,6 +89,8 @@ interface V6Parsed { readonly kind: AddressKind; readonly canonical: string; rea
  */
 const v6Seen = new Map<string, V6Parsed>();
 const V6_SEEN_MAX = 1024;
+/** Longer texts are parsed, not kept: 45 characters is the longest address (`ffff:…:255.255.255.255`); a zone id may be any length. */
+const V6_KEPT_LENGTH = 64;
 const v6Words = new Uint32Array(4);
 
 /** Forgets the IPv6 texts kept (for tests: a cold answer to compare a kept one with). */
@@ -108,6 +110,7 @@ function v6Of(text: string): V6Parsed | null {
   const kind = wordsOf(a.parts, v6Words);
   const canonical = kind === 4 ? a.toIPv4Address().toString() : a.zoneId === undefined ? a.toRFC5952String() : new ipaddr.IPv6(a.parts).toRFC5952String();
   const parsed = { kind, canonical, w0: v6Words[0]!, w1: v6Words[1]!, w2: v6Words[2]!, w3: v6Words[3]! };
+  if (text.length > V6_KEPT_LENGTH) return parsed;
   if (v6Seen.size >= V6_SEEN_MAX) v6Seen.clear();
   // A copy as the key: `text` is often a slice of an X-Forwarded-For value, which V8 would keep alive with it.
   v6Seen.set(Buffer.from(text, 'latin1').toString('latin1'), parsed);

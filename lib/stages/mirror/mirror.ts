@@ -54,7 +54,7 @@ export function mirror(options: MirrorOptions): MirrorPolicy {
       if (sub !== null) copies.delete(sub);
       if (failed) onMirror('failed');
     };
-    const copy: GatewayRequest = { ...req, headers: { ...req.headers }, body, locals: {}, attempt: { number: 1, tried: [], instance: null } };
+    const copy: GatewayRequest = { ...req, headers: { ...req.headers }, body, locals: req.locals.forwarding === undefined ? {} : { forwarding: req.locals.forwarding }, attempt: { number: 1, tried: [], instance: null } };
     try {
       const s = to(copy).subscribe({
         next: (res: GatewayResponse) => res.body?.pipe(DISCARD),

@@ -35,7 +35,7 @@ export function websocketBehavior(
     message: (ws, message, isBinary) => ws.getUserData().link.fromClient(message, isBinary),
     drain: (ws) => ws.getUserData().link.clientDrained(),
     ping: (ws) => ws.getUserData().link.touch(),
-    pong: (ws) => ws.getUserData().link.touch(),
+    pong: (ws, message) => ws.getUserData().link.clientPong(message),
     close: (ws, code, message) => {
       open.delete(ws);
       ws.getUserData().link.clientClosed(code, message);

@@ -13,6 +13,14 @@ export function shortReason(reason: string): string {
   return b.byteLength <= 123 ? reason : b.subarray(0, 123).toString().replace(/\uFFFD+$/, '');
 }
 
+/** What the client is closed with when the upstream closed with `code`: as sent, but 1009 for a message too big and 1011 for an abrupt close. */
+export function forClient(code: number, reason: string, tooBig: boolean): { code: number; reason: string } {
+  if (tooBig) return { code: 1009, reason: 'message too big' };
+  if (sendable(code)) return { code, reason: shortReason(reason) };
+  // 1005: a close frame without a code, and uWS's end(1005) sends one so.
+  return code === 1005 ? { code, reason: '' } : { code: 1011, reason: 'upstream went away' };
+}
+
 /** Closes the upstream's `ws` socket (no code: a close frame without one) unless it is closing already. */
 export function closeUpstream(up: WebSocket, code: number | null, reason: string): void {
   if (up.readyState === up.CLOSING || up.readyState === up.CLOSED) return;

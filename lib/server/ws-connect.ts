@@ -126,6 +126,8 @@ export function websocketForward(service: Service, http: Handler, options: WebSo
             handshakeTimeout: limits.connectTimeoutMs,
             maxPayload: limits.maxMessageSize,
             perMessageDeflate: false,
+            // The upstream's pings go to the client, and its pongs come back from the client (ws-link.ts), as nginx and Envoy relay them.
+            autoPong: false,
             followRedirects: false,
             // wss: the connection is already made, verified and pinned by the service's TLS (upstream-tls.ts).
             ...(tlsSocket !== null ? { createConnection: () => tlsSocket } : {}),

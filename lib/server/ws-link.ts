@@ -3,13 +3,10 @@ import type { WebSocket as ClientSocket } from 'uWebSockets.js';
 import type WebSocket from 'ws';
 import { after, type Runtime } from '../runtime.ts';
 import type { WebSocketLimits } from './websocket-options.ts';
-import { closeUpstream, sendable, shortReason } from './ws-close.ts';
-import type { ClientData, LinkEnd, LinkSummary } from './ws-types.ts';
+import { closeUpstream, forClient, sendable, shortReason } from './ws-close.ts';
+import type { ClientData, LinkEnd, LinkSummary, Pausable } from './ws-types.ts';
 
 export type { ClientData, LinkEnd, LinkSummary };
-
-/** `pause`/`resume` on a uWS WebSocket exist from uWS 20.4x (the Node 22 build), not in the Node 20 one. */
-type Pausable = { pause?: () => void; resume?: () => void };
 
 /**
  * One proxied WebSocket: the client's uWS socket and the upstream's `ws`
@@ -18,7 +15,8 @@ type Pausable = { pause?: () => void; resume?: () => void };
  * other; past `maxBuffered`, or paused longer than `stallTimeout`, it is a
  * slow consumer: closed with 1008, the other side with 1013), close codes
  * and reasons passed on (an abrupt close becomes 1001 upstream, 1011 to the
- * client), and an idle limit.
+ * client), the upstream's pings relayed to the client and its pongs back,
+ * and an idle limit.
  */
 export class WsLink {
   private client: ClientSocket<ClientData> | null = null;
@@ -50,7 +48,8 @@ export class WsLink {
     this.openedAt = this.lastActivity = runtime.now();
     upstream.on('message', (data, isBinary) => this.fromUpstream(data as Buffer, isBinary));
     upstream.on('close', (code, reason) => this.upstreamClosed(code, reason.toString()));
-    upstream.on('ping', () => this.touch());
+    // Relayed, not answered here (ws-connect.ts turns ws's autoPong off): an upstream's heartbeat sees whether the client answers.
+    upstream.on('ping', (data) => { this.touch(); if (!this.done) this.client?.ping(data); });
     // A stage that drops the 101 (a hedge's loser, a timeout's race) never hands the link to the edge: close it.
     this.idle = after(runtime, limits.connectTimeoutMs, () => {
       if (this.client === null) this.abort();
@@ -80,7 +79,6 @@ export class WsLink {
   }
 
   // ---- uWS behavior callbacks ----
-
   opened(client: ClientSocket<ClientData>): void {
     this.client = client;
     this.idle?.unsubscribe();
@@ -119,6 +117,12 @@ export class WsLink {
     this.lastActivity = this.runtime.now();
   }
 
+  /** The client's pong (to the upstream's ping, relayed; or unsolicited, which RFC 6455 5.5.3 allows) goes upstream. */
+  clientPong(data: ArrayBuffer): void {
+    this.touch();
+    if (!this.done) this.upstream.pong(Buffer.from(new Uint8Array(data)));
+  }
+
   clientDrained(): void {
     const client = this.client;
     if (this.done || client === null || !this.upstreamPaused) return;
@@ -152,15 +156,12 @@ export class WsLink {
 
   private upstreamClosed(code: number, reason: string): void {
     if (this.done) return;
-    const big = this.upstreamTooBig;
-    // 1005: a close frame without a code, and uWS's end(1005) sends one so.
-    const out = big ? 1009 : sendable(code) || code === 1005 ? code : 1011;
-    const text = big ? 'message too big' : sendable(code) ? shortReason(reason) : code === 1005 ? '' : 'upstream went away';
+    const out = forClient(code, reason, this.upstreamTooBig);
     if (this.client === null) {
-      this.pendingClose = { code: out, reason: text };
+      this.pendingClose = out;
       return;
     }
-    this.endClient(out, text, big ? 'too-big' : 'upstream', code);
+    this.endClient(out.code, out.reason, this.upstreamTooBig ? 'too-big' : 'upstream', code);
   }
 
   // ---- backpressure ----
@@ -231,7 +232,6 @@ export class WsLink {
   }
 
   // ---- closing ----
-
   private endClient(code: number, reason: string, end: LinkEnd, upstreamCode = code): void {
     const client = this.client;
     this.finish(end, upstreamCode);

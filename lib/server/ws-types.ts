@@ -18,3 +18,6 @@ export interface LinkSummary {
 export interface ClientData {
   link: WsLink;
 }
+
+/** `pause`/`resume` on a uWS WebSocket exist from uWS 20.4x (the Node 22 build), not in the Node 20 one. */
+export type Pausable = { pause?: () => void; resume?: () => void };

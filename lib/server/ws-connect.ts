@@ -3,7 +3,7 @@ import type { Socket } from 'node:net';
 import { Observable, throwError, type Subscriber } from 'rxjs';
 import type WebSocket from 'ws';
 import { AtCapacityError, BadGatewayError, BadRequestError, GatewayError, GatewayTimeoutError, NoHealthyUpstreamError } from '../errors.ts';
-import { NON_ASCII } from '../headers.ts';
+import { connectionTokens, NON_ASCII } from '../headers.ts';
 import type { GatewayEvents } from '../observe/events.ts';
 import { after, type Runtime } from '../runtime.ts';
 import type { GatewayRequest, GatewayResponse, Handler } from '../types.ts';
@@ -31,7 +31,9 @@ export function upgradeOf(response: GatewayResponse): WsLink | null {
 /** A WebSocket opening handshake (RFC 6455 4.1); anything else on a websocket route is plain HTTP. */
 export function isUpgrade(req: GatewayRequest): boolean {
   // uWS's `ws` route takes only keys of 24 characters (16 bytes, base64): other requests arrive at `any`.
-  return req.method === 'GET' && req.headers.upgrade?.toLowerCase() === 'websocket' && req.headers['sec-websocket-key']?.length === 24;
+  return req.method === 'GET' && req.headers.upgrade?.toLowerCase() === 'websocket' && req.headers['sec-websocket-key']?.length === 24
+    // RFC 6455 4.1: Connection names upgrade; without it a request is plain HTTP, as Envoy and the upstream's own server take it.
+    && connectionTokens(req.headers.connection)?.has('upgrade') === true;
 }
 
 /** A WebSocket that closes frees a place: `Retry-After: 1` on the 503 at `maxConnections` (shared, never written to). */

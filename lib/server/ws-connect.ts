@@ -36,6 +36,9 @@ export function isUpgrade(req: GatewayRequest): boolean {
     && connectionTokens(req.headers.connection)?.has('upgrade') === true;
 }
 
+/** RFC 6455 4.4: the version spoken, on the answer to an upgrade of another (shared, never written to). */
+const VERSION_13: Readonly<Record<string, string>> = Object.freeze({ 'sec-websocket-version': '13' });
+
 /** A WebSocket that closes frees a place: `Retry-After: 1` on the 503 at `maxConnections` (shared, never written to). */
 const RETRY_SOON: Readonly<Record<string, string>> = Object.freeze({ 'retry-after': '1' });
 
@@ -209,6 +212,11 @@ export function websocketForward(service: Service, http: Handler, options: WebSo
 
   return function forwardWebSocket(req) {
     if (!isUpgrade(req)) return http(req);
+    const version = req.headers['sec-websocket-version'];
+    // ws would send 13 upstream in its place, and the client that speaks another got a 101 for a version it did not ask for.
+    if (version !== '13') {
+      return throwError(() => new BadRequestError(`Sec-WebSocket-Version ${version ?? '(none)'} is not supported: 13 is`, { sent: false, headers: VERSION_13 }));
+    }
     if (open.n >= limits.maxConnections) {
       return throwError(() => new AtCapacityError(`route ${route} has its ${limits.maxConnections} WebSocket connections open`, { sent: false, headers: RETRY_SOON }));
     }

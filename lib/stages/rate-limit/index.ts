@@ -4,7 +4,8 @@ import { defined } from '../../config/defined.ts';
 import { redisClient } from '../../resources/redis.ts';
 import { defineStage, type StageContext } from '../define.ts';
 import type { GcraRule, RateLimitResult } from './gcra.ts';
-import { KeyBudget, MemoryRateLimitStore } from './memory-store.ts';
+import { KeptStores } from './kept-stores.ts';
+import { MemoryRateLimitStore } from './memory-store.ts';
 import { rateLimit } from './rate-limit.ts';
 import { RedisRateLimitStore } from './redis-store.ts';
 import { rateLimitOptions } from './schema.ts';
@@ -14,6 +15,7 @@ export { rateLimit, type RateLimitOptions } from './rate-limit.ts';
 export { gcraRule } from './gcra.ts';
 export type { RateLimitStore } from './store.ts';
 export { KeyBudget, MemoryRateLimitStore } from './memory-store.ts';
+export { KeptStores } from './kept-stores.ts';
 export { RedisRateLimitStore } from './redis-store.ts';
 
 /** Keys the memory stores of a gateway hold together (about 20-40 MB at most). */
@@ -55,14 +57,15 @@ function bucketId(ctx: StageContext): string {
  * one route (an address or a header value per request) forgets that route's
  * own clients past the budget, not those of another route's limit (one
  * store for all forgave a client refused on a login route once another
- * route had admitted 100,000 new keys after it). Kept across reloads for an
- * unchanged id, as before.
+ * route had admitted 100,000 new keys after it). Kept across reloads by id,
+ * also through a reload that drops the id (see KeptStores).
  */
 function memoryStore(ctx: StageContext, id: string): MemoryRateLimitStore {
-  return ctx.resources.get(`ratelimit:memory:${id}`, () => new MemoryRateLimitStore({
+  const kept = ctx.resources.get('ratelimit:memory', () => new KeptStores(MEMORY_KEYS), (k) => k.close());
+  return ctx.resources.get(`ratelimit:memory:${id}`, () => kept.take(id, (budget) => new MemoryRateLimitStore({
     runtime: ctx.runtime,
-    budget: ctx.resources.get('ratelimit:memory-budget', () => new KeyBudget(MEMORY_KEYS)),
-  }), (store) => store.close());
+    budget,
+  })), () => kept.leave(id));
 }
 
 function redisStore(ctx: StageContext, failOpen: boolean): RedisRateLimitStore {

@@ -183,6 +183,20 @@ export class MemoryRateLimitStore implements RateLimitStore {
     }
   }
 
+  /**
+   * Forgets every key whose bucket has refilled (an expired TAT counts as no
+   * TAT): for a store no route uses, which no check sweeps.
+   */
+  forgetRefilled(): void {
+    const now = toMicros(this.clock.now());
+    const before = this.tats.size;
+    for (const [key, tat] of this.tats) if (tat <= now) this.tats.delete(key);
+    if (this.tats.size === before) return;
+    this.budget.count -= before - this.tats.size;
+    this.budget.shrank();
+    this.last = undefined;
+  }
+
   /** Forgets the least recently admitted key (its client starts afresh): the budget is spent. */
   forgetOldest(): void {
     const oldest = this.tats.keys().next();

@@ -136,3 +136,23 @@ describe('the process-wide read-ahead budget (review RG, H1)', () => {
     expect(readAhead.used - used).toBe(0);
   });
 });
+
+describe('a stored miss whose client\'s writer refuses the last chunk (the flaky cache-slow-leader-waiters case)', () => {
+  it('completes the exchange once the last byte is with the writer, without waiting for a resume the writer never sends', () => {
+    // Read ahead, then written on resume: the last queued chunk refused.
+    const queued = setup(100);
+    let completed = 0;
+    queued.up.send('one ');
+    queued.up.send('two');
+    queued.up.end();
+    expect(queued.tee.completesLater({ complete: () => { completed++; } })).toBe(true); // 'two' is still queued
+    queued.tee.resume(); // the client's writer takes 'two' and says wait: it sends it on and ends the response itself
+    // Before: 0, the access line and the in-flight count waited for a resume that never came.
+    expect([queued.c.got.join(''), completed]).toEqual(['one two', 1]);
+    // The last chunk refused as it came: the exchange completes at once.
+    const direct = setup(100);
+    direct.up.send('only');
+    direct.up.end();
+    expect(direct.tee.completesLater({ complete: () => { completed++; } })).toBe(false);
+  });
+});

@@ -1,4 +1,14 @@
-/** The states of a `StoreTee` (tee.ts), bits of its one `flags` field. */
+import type { CacheEntry } from './entry.ts';
+
+/** What a `StoreTee` (tee.ts) shares: its owner's interface, and its states, bits of its one `flags` field. */
+
+/** Who hears how a tee's copy ended: whole (an entry to store) or given up; and when the client has the whole body. */
+export interface TeeOwner {
+  stored(entry: CacheEntry): void;
+  dropped(): void;
+  /** The client went away while the copy may still be stored: true to read on for others (waiters), false to stop. */
+  readOn?(): boolean;
+}
 
 /** The client's sink said wait (false from `write`), until it resumes the body. */
 export const WAITING = 1;
@@ -12,3 +22,5 @@ export const DELIVERED = 8;
 export const ORPHANED = 16;
 /** The upstream body failed; the client's exchange errors once the queue is written. */
 export const FAILED = 32;
+/** The upstream body ended and its last byte is with the client's writer (refused: sent on by the writer): the exchange may complete. */
+export const HANDED = 64;

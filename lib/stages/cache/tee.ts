@@ -1,19 +1,12 @@
 import { BufferedBody } from '../../body.ts';
 import type { Body, BodySink, GatewayResponse } from '../../types.ts';
 import { compact } from './compact.ts';
-import type { CacheEntry } from './entry.ts';
 import type { StoragePlan } from './policy.ts';
 import { readAhead } from './read-ahead.ts';
 import { entryOf } from './replay.ts';
-import { DELIVERED, ENDED, FAILED, ORPHANED, PAUSED, WAITING } from './tee-flags.ts';
+import { DELIVERED, ENDED, FAILED, HANDED, ORPHANED, PAUSED, WAITING, type TeeOwner } from './tee-flags.ts';
 
-/** Who hears how a tee's copy ended: whole (an entry to store) or given up; and when the client has the whole body. */
-export interface TeeOwner {
-  stored(entry: CacheEntry): void;
-  dropped(): void;
-  /** The client went away while the copy may still be stored: true to read on for others (waiters), false to stop. */
-  readOn?(): boolean;
-}
+export type { TeeOwner } from './tee-flags.ts';
 
 /**
  * A response body that streams to the client while a copy of it is kept,
@@ -45,7 +38,7 @@ export class StoreTee implements Body, BodySink {
   private queued = 0;
   /** Bytes of `queue` not written yet, counted in `readAhead.used`. */
   private ahead = 0;
-  /** WAITING, PAUSED, ENDED, DELIVERED, ORPHANED, FAILED: one field, not six (one object per stored miss). */
+  /** WAITING, PAUSED, ENDED, DELIVERED, ORPHANED, FAILED, HANDED (tee-flags.ts): one field (one object per stored miss). */
   private flags = 0;
   /** What to do once the client's sink has ended (the owner's exchange completed before). */
   private then: (() => void) | null = null;
@@ -79,6 +72,7 @@ export class StoreTee implements Body, BodySink {
         readAhead.used -= chunk.byteLength;
         if (!this.sink!.write(chunk)) {
           this.flags |= WAITING;
+          if (this.queued === queue.length && (this.flags & ENDED) !== 0) this.handedOver();
           return;
         }
       }
@@ -128,7 +122,7 @@ export class StoreTee implements Body, BodySink {
    * in-flight count, lasts until the body is written).
    */
   completesLater(downstream: { complete(): void }): boolean {
-    if ((this.flags & DELIVERED) !== 0) return false;
+    if ((this.flags & (DELIVERED | HANDED)) !== 0) return false;
     this.then = () => downstream.complete();
     return true;
   }
@@ -159,7 +153,6 @@ export class StoreTee implements Body, BodySink {
     this.flags &= ~(WAITING | PAUSED);
     if (paused) this.source.resume();
   }
-
 
   /** From the upstream body: copy, then pass on or keep for the client. */
   write(chunk: Uint8Array): boolean {
@@ -226,6 +219,19 @@ export class StoreTee implements Body, BodySink {
       this.owner.stored(entryOf(this.res, this.plan, data));
     }
     if ((this.flags & WAITING) === 0) this.finish();
+    else if (this.queue === null || this.queued >= this.queue.length) this.handedOver();
+  }
+
+  /**
+   * The last byte is with the client's writer, which refused it and sends it on itself: the exchange is
+   * over. A writer that ends a known length in `onWritable` does not resume the body (response-writer.ts):
+   * waiting for `resume` left the exchange (its access line, its in-flight count) open for good.
+   */
+  private handedOver(): void {
+    this.flags |= HANDED;
+    const then = this.then;
+    this.then = null;
+    then?.();
   }
 
   private finish(): void {

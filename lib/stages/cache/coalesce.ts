@@ -15,6 +15,51 @@ import { replayRange } from './range.ts';
 import { replay } from './replay.ts';
 
 /**
+ * Answers with `res` and completes `out` once the last byte of its body is
+ * with the client's writer (taken or refused), not at once as a hit does:
+ * the entry a leader just stored holds the copy's chunks, many, and a replay
+ * stops at the first the writer refuses, so completing at once wrote the
+ * waiter's access line (its `bytesOut`) and left the edge's in-flight count
+ * before most of the body was handed over (3,975,013 of 8 MiB in
+ * cache-slow-leader-waiters under load). A stored entry is one chunk: a hit
+ * hands it over whole.
+ */
+function answerWhole(out: Subscriber<GatewayResponse>, res: GatewayResponse): void {
+  const body = res.body;
+  if (body === null || body.length === null || body.length === 0) {
+    out.next(res);
+    out.complete();
+    return;
+  }
+  let left = body.length;
+  // Handed over within `next` (the client's writer took it all): completed after it, never inside it.
+  let answering = true;
+  let over = false;
+  out.next({
+    ...res,
+    body: {
+      length: body.length,
+      pipe: (sink) => body.pipe({
+        write(chunk) {
+          const ok = sink.write(chunk);
+          left -= chunk.byteLength;
+          if (left === 0) {
+            if (answering) over = true;
+            else out.complete();
+          }
+          return ok;
+        },
+        end: () => sink.end(),
+      }),
+      resume: () => body.resume(),
+      destroy: () => body.destroy(),
+    },
+  });
+  answering = false;
+  if (over) out.complete();
+}
+
+/**
  * Joins the leader fetching `key` (request coalescing): serves the entry it
  * settles on if it is this request's variant, else goes upstream itself (the
  * leader's answer was not storable, or the leader went away). Only for
@@ -61,8 +106,7 @@ export function waitForLeader(
       req.locals.cache = v.status;
       if (v.status === 'HIT' && hasPreconditions(req.headers) && answerConditional(out, req, v.entry, now)) return;
       const range = req.headers.range;
-      out.next(range === undefined ? replay(v.entry, req.method, v.status, now) : replayRange(v.entry, req, range, v.status, now));
-      out.complete();
+      answerWhole(out, range === undefined ? replay(v.entry, req.method, v.status, now) : replayRange(v.entry, req, range, v.status, now));
       return;
     }
     goUpstream(ctx, out, req, base, 'MISS', true);

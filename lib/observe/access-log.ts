@@ -14,13 +14,16 @@ export type FinishKind = typeof FINISHED | typeof ABORTED | typeof BROKEN;
 const END_NAMES = ['', 'aborted', 'broken'] as const;
 /** What JSON strings must escape (and lone surrogates, which JSON.stringify writes as escapes). */
 const NEEDS_ESCAPE = /["\\\u0000-\u001f\ud800-\udfff]/;
+/** What may take more than one byte in a JSON string: escapes and anything beyond ASCII. */
+const NOT_PLAIN = /[^\u0020\u0021\u0023-\u005b\u005d-\u007f]/;
 const REDACTED = '[redacted]';
 /**
- * The most characters of a client's own text (path, query, each header
- * value) a line holds; the rest is cut and `…` marks the cut. A path may be
- * as long as `limits.maxHeaderBytes` (up to 1 MiB): whole, one request wrote
- * a line Docker's and containerd's log drivers split at 16 KiB, which a JSON
- * shipper then reads as two broken records.
+ * The most bytes a client's own text (path, query, each header value) takes
+ * in a line, as written (JSON-escaped, UTF-8); the rest is cut and `…`
+ * marks the cut. A path may be as long as `limits.maxHeaderBytes` (up to
+ * 1 MiB): whole, one request wrote a line Docker's and containerd's log
+ * drivers split at 16 KiB, which a JSON shipper then reads as two broken
+ * records.
  */
 export const MAX_FIELD = 2048;
 /** The status logged for a request the client left before any answer (nginx's). */
@@ -208,9 +211,32 @@ function watchExit(): void {
   });
 }
 
-/** `s`, or its first MAX_FIELD characters and `…`. */
+/**
+ * `s`, or as much of it as takes MAX_FIELD bytes written, and `…`. A short
+ * one (6 bytes a character at most) or plain ASCII costs a compare or a
+ * regex test; only a long one with escapes or beyond ASCII is walked.
+ */
 function bounded(s: string): string {
-  return s.length > MAX_FIELD ? s.slice(0, MAX_FIELD) + '…' : s;
+  if (s.length <= MAX_FIELD / 6) return s;
+  if (!NOT_PLAIN.test(s)) return s.length > MAX_FIELD ? s.slice(0, MAX_FIELD) + '…' : s;
+  return cutWritten(s);
+}
+
+/** `s` cut where its JSON-escaped UTF-8 passes MAX_FIELD bytes, never between the halves of a pair. */
+function cutWritten(s: string): string {
+  let bytes = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    let n = c < 0x20 ? 6 : c === 0x22 || c === 0x5c ? 2 : c < 0x80 ? 1 : c < 0x800 ? 2 : 3;
+    // A pair is 4 bytes (a character beyond the BMP); a lone half is written as a 6-byte escape.
+    const pair = (c & 0xfc00) === 0xd800 && (s.charCodeAt(i + 1) & 0xfc00) === 0xdc00;
+    if (pair) n = 4;
+    else if ((c & 0xf800) === 0xd800) n = 6;
+    if (bytes + n > MAX_FIELD) return s.slice(0, i) + '…';
+    bytes += n;
+    if (pair) i++;
+  }
+  return s;
 }
 
 /** A JSON string. */

@@ -42,14 +42,14 @@ function client() {
   return c;
 }
 
-function setup(limit: number, readOn = false) {
+function setup(limit: number, readOn: boolean | (() => boolean) = false) {
   const up = upstream();
   const events: string[] = [];
   let entry: CacheEntry | undefined;
   const tee = new StoreTee(up, limit, {
     stored: (e) => { entry = e; events.push('stored'); },
     dropped: () => events.push('dropped'),
-    readOn: () => readOn,
+    readOn: () => (typeof readOn === 'function' ? readOn() : readOn),
   }, res, plan, true);
   const c = client();
   tee.pipe(c.sink);
@@ -154,5 +154,18 @@ describe('a stored miss whose client\'s writer refuses the last chunk (the flaky
     direct.up.send('only');
     direct.up.end();
     expect(direct.tee.completesLater({ complete: () => { completed++; } })).toBe(false);
+  });
+});
+
+describe('a leader read on for waiters after its client left (review RG, L2)', () => {
+  it('stops reading the upstream at its next chunk once every waiter has left too', () => {
+    let waiters = 1;
+    const { up, tee, events } = setup(100, () => waiters > 0);
+    up.send('one ');
+    tee.destroy(); // the leading client leaves; one waiter waits
+    expect([up.send('two '), up.destroyed]).toEqual([true, false]);
+    waiters = 0; // the waiter leaves (its client gone, or its deadline)
+    // Before: true, and the upstream was read for nobody up to its end or maxEntrySize.
+    expect([up.send('three'), up.destroyed, events]).toEqual([false, true, ['dropped']]);
   });
 });

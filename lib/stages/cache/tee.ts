@@ -79,11 +79,8 @@ export class StoreTee implements Body, BodySink {
       this.queue = null;
       this.queued = 0;
     }
-    if ((this.flags & FAILED) !== 0) {
-      const fail = this.then;
-      this.then = null;
-      fail?.();
-    } else if ((this.flags & ENDED) !== 0) this.finish();
+    if ((this.flags & FAILED) !== 0) this.handedOver(); // the error, once what was read is written
+    else if ((this.flags & ENDED) !== 0) this.finish();
     else if ((this.flags & PAUSED) !== 0) {
       this.flags &= ~PAUSED;
       this.source.resume();
@@ -169,8 +166,12 @@ export class StoreTee implements Body, BodySink {
     }
     const sink = this.sink;
     if (sink === null) {
-      // No client (detached): past `limit` nothing is left to read for.
-      if (this.copying) return true;
+      // No client (detached): read on while the copy may be stored and someone still waits for it (review RG, L2).
+      if (this.copying) {
+        if (this.owner.readOn?.() === true) return true;
+        this.drop();
+        this.owner.dropped(); // orphaned: unsubscribes, which aborts the upstream request
+      }
       this.source.destroy();
       return false;
     }

@@ -108,7 +108,14 @@ export function planStorage(res: GatewayResponse, now: number, policy: StoragePo
   if (retention(freshness, now) <= 0) return null;
   // A stored 200 answers byte ranges (range.ts), unless coded without a strong ETag: its hits say so.
   const stored = res.status === 200 && rangeable(headers) ? acceptingRanges(storableHeaders(headers)) : storableHeaders(headers);
-  if (expires !== undefined) placeExpires(stored, storageDirectives(cc).lifetime === undefined && !Number.isNaN(httpDate(expires)));
+  if (expires !== undefined) {
+    // Restated on hits only when Expires gave the lifetime and maxTtl did not cut it: the cap is on what
+    // this cache keeps, not the upstream's word to pass downstream (a miss passes its Expires as it came; review RG, L1).
+    const exp = httpDate(expires);
+    const date = headerValue(headers, 'date');
+    const uncapped = policy.maxTtl === null || exp - (date === undefined ? now : httpDate(date)) <= policy.maxTtl;
+    placeExpires(stored, storageDirectives(cc).lifetime === undefined && !Number.isNaN(exp) && uncapped);
+  }
   return { freshness, headers: stored, vary };
 }
 

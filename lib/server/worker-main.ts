@@ -9,6 +9,7 @@ import { FLUSH_TIMEOUT, flushTraces } from '../lifecycle/signals.ts';
 import type { ReloadResult, StagedReload } from '../lifecycle/reload.ts';
 import type { Served } from '../lifecycle/serve.ts';
 import { Resources } from '../resources/registry.ts';
+import { systemRuntime } from '../runtime.ts';
 import type { StageDefinition } from '../stages/define.ts';
 import type { ListenAnswer, WorkerData, WorkerListening, WorkerQuery, WorkerReloaded, WorkerReply } from './worker-messages.ts';
 import type { MetricJson } from './worker-retired.ts';
@@ -82,8 +83,11 @@ if (gateway !== null && served !== null) {
 
   const answer = async (query: WorkerQuery): Promise<unknown> => {
     switch (query.type) {
-      // Its own runtime metrics labelled by its slot; none once it drains after a crash (its replacement has the slot).
-      case 'rxgate:metrics': return workerMetrics((await gateway.metrics.registry.getMetricsAsJSON()) as unknown as MetricJson[], crashed ? null : String(data.slot ?? 0));
+      // Read after the scrape gave up on it (this thread was blocked past its limit): collecting would reset the
+      // event-loop lag window that holds the stall, for an answer the main thread drops (review RJ, M1).
+      case 'rxgate:metrics': if (query.before !== undefined && systemRuntime.wallNow() > query.before) return null;
+        // Its own runtime metrics labelled by its slot; none once it drains after a crash (its replacement has the slot).
+        return workerMetrics((await gateway.metrics.registry.getMetricsAsJSON()) as unknown as MetricJson[], crashed ? null : String(data.slot ?? 0));
       case 'rxgate:overview': return page.overview();
       case 'rxgate:windows': return page.windows(query.seconds);
       // One at a time: a held reload waits for its settle before the next.

@@ -23,7 +23,8 @@ export interface WorkerData {
 
 /** What the main thread asks a worker (worker-main.ts answers with the same `id`). */
 export type WorkerQuery =
-  | { type: 'rxgate:metrics'; id: number }
+  // `before`: the wall-clock ms past which the scrape no longer waits for this answer (it has left this worker out).
+  | { type: 'rxgate:metrics'; id: number; before?: number }
   | { type: 'rxgate:overview'; id: number }
   | { type: 'rxgate:windows'; id: number; seconds: number }
   // `hold`: build and serve it, but keep or undo it only when `rxgate:settle` says (every worker applies a reload, or none).

@@ -165,7 +165,9 @@ export function startWorkers(count: number, data: WorkerData, logger: Logger): W
     if (query.type !== 'rxgate:reload' && query.type !== 'rxgate:settle') {
       await started.get(worker);
       if (!live.has(worker)) throw new Error(`worker ${worker.threadId} has exited`);
-      return answerOf<T>(worker, query, QUERY_TIMEOUT_MS);
+      // A scrape says until when it waits: a worker blocked past that does not collect (and reset its lag window) for nothing.
+      const until = query.type === 'rxgate:metrics' ? { ...query, before: systemRuntime.wallNow() + QUERY_TIMEOUT_MS } : query;
+      return answerOf<T>(worker, until, QUERY_TIMEOUT_MS);
     }
     // A reload's limit counts from the ask, start-up included (a drain may be waiting on its answer).
     const since = systemRuntime.now();

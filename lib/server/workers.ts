@@ -162,18 +162,14 @@ export function startWorkers(count: number, data: WorkerData, logger: Logger): W
   const ready = Promise.all(started.values()).then(() => undefined);
 
   const ask = async <T>(worker: Worker, query: Omit<WorkerQuery, 'id'>): Promise<T> => {
-    if (query.type !== 'rxgate:reload' && query.type !== 'rxgate:settle') {
-      await started.get(worker);
-      if (!live.has(worker)) throw new Error(`worker ${worker.threadId} has exited`);
-      // A scrape says until when it waits: a worker blocked past that does not collect (and reset its lag window) for nothing.
-      const until = query.type === 'rxgate:metrics' ? { ...query, before: systemRuntime.wallNow() + QUERY_TIMEOUT_MS } : query;
-      return answerOf<T>(worker, until, QUERY_TIMEOUT_MS);
-    }
-    // A reload's limit counts from the ask, start-up included (a drain may be waiting on its answer).
+    const reload = query.type === 'rxgate:reload' || query.type === 'rxgate:settle';
+    // The limit counts from the ask, start-up included: a drain may wait on a reload's answer, and a scrape or the
+    // admin page must not wait out a replacement's slow start (Redis, discovery) for every worker's series (review RJ, M2).
+    const limit = reload ? RELOAD_TIMEOUT_MS : QUERY_TIMEOUT_MS;
     const since = systemRuntime.now();
     let timer: { unsubscribe(): void } | undefined;
     const expired = new Promise<never>((_, reject) => {
-      timer = after(systemRuntime, RELOAD_TIMEOUT_MS, () => reject(new Error(`worker ${worker.threadId} did not start within ${RELOAD_TIMEOUT_MS} ms`)));
+      timer = after(systemRuntime, limit, () => reject(new Error(`worker ${worker.threadId} did not start within ${limit} ms`)));
     });
     try {
       await Promise.race([started.get(worker), expired]);
@@ -181,10 +177,14 @@ export function startWorkers(count: number, data: WorkerData, logger: Logger): W
       timer?.unsubscribe();
     }
     if (!live.has(worker)) throw new Error(`worker ${worker.threadId} has exited`);
-    const reloaded = await answerOf<WorkerReloaded>(worker, query, RELOAD_TIMEOUT_MS - (systemRuntime.now() - since));
+    const left = limit - (systemRuntime.now() - since);
+    // A scrape says until when it waits: a worker blocked past that does not collect (and reset its lag window) for nothing.
+    const asked = query.type === 'rxgate:metrics' ? { ...query, before: systemRuntime.wallNow() + left } : query;
+    const answer = await answerOf<T>(worker, asked, left);
+    if (!reload) return answer;
     // What it serves since (a held reload's answer has none yet: its settle's has).
-    if (!replaced.has(worker)) certificates.served(worker, reloaded.certificates);
-    return reloaded as T;
+    if (!replaced.has(worker)) certificates.served(worker, (answer as WorkerReloaded).certificates);
+    return answer;
   };
   const answerOf = <T>(worker: Worker, query: Omit<WorkerQuery, 'id'>, limit: number): Promise<T> => new Promise<T>((resolve, reject) => {
     const id = nextId++;

@@ -1,9 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { silentLogger } from '../../lib/observe/log.ts';
-import { startWorkers, type WorkerData } from '../../lib/server/workers.ts';
-import { BLOCK, BLOCKED, heldData, release } from '../support/held-worker-module.ts';
+import { BLOCK, BLOCKED, release } from '../support/held-worker-module.ts';
+import { startHeldPool } from '../support/held-pool.ts';
 import { parseExposition } from '../support/prom-text.ts';
-import { freePort } from '../support/rxgate-process.ts';
 
 /**
  * Review RJ, M1: a worker's event-loop lag statistics come from a histogram
@@ -15,7 +13,6 @@ import { freePort } from '../support/rxgate-process.ts';
  * scrape waits, and a worker that reads it later does not collect.
  */
 
-const HELD = new URL('../support/held-worker-module.ts', import.meta.url).href;
 const cleanups: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
   while (cleanups.length > 0) await cleanups.pop()!();
@@ -23,19 +20,8 @@ afterEach(async () => {
 
 describe('a worker blocked through a scrape that gave up on it', { timeout: 60_000 }, () => {
   it('shows its stall in the next scrape\'s lag series (the late query does not reset them)', async () => {
-    const { flags, data } = heldData(1);
-    const config = 'log: { level: warn }\nservices: { s: { upstreams: ["http://127.0.0.1:9"] } }\nroutes: [{ path: /*, service: s }]\n';
-    const pool = startWorkers(2, {
-      argv: ['--config', '/nonexistent.yaml', '--port', String(await freePort()), '--host', '127.0.0.1'],
-      pipelineModule: HELD,
-      configText: config,
-      ...data,
-    } as WorkerData, silentLogger);
-    cleanups.push(async () => {
-      release(flags, BLOCK, 2);
-      pool.broadcast('stop');
-      await pool.exited;
-    });
+    const { pool, flags, stop } = await startHeldPool(1);
+    cleanups.push(stop);
     await pool.ready;
     await pool.metrics();
 

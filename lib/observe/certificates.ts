@@ -50,10 +50,15 @@ export async function servedCertificates(metrics: GatewayMetrics): Promise<Certi
 
 /**
  * The main thread's view of what its workers serve (each reports its
- * certificates when it listens and with each reload's answer): logged once
- * when it changes (at start, and at a reload or a replacement that changes
- * it), with the soonest expiry per entry across the workers, as /metrics
- * merges the gauge. A worker that crashed or exited is left out.
+ * certificates when it listens and with each reload's answer), logged with
+ * the soonest expiry per entry across the workers, as /metrics merges the
+ * gauge, when the lines it makes change: at start, at a replacement's
+ * start, and once per pool reload (`show`), as one process logs at each
+ * reload, but not N times alike. The lines are compared with the days left
+ * in them, so a reload on a later day logs again as one process would (a
+ * certificate that entered its 14 days, or expired, since), and one the
+ * same day with unchanged files does not. A worker that crashed or exited
+ * is left out.
  */
 export class ServedCertificates<W> {
   private readonly byWorker = new Map<W, readonly CertificateExpiry[]>();
@@ -61,11 +66,11 @@ export class ServedCertificates<W> {
 
   constructor(private readonly logger: Logger, private readonly now: () => number) {}
 
-  /** `worker` serves `expiries` now (undefined: it did not say, e.g. no TLS). */
-  served(worker: W, expiries: readonly CertificateExpiry[] | undefined): void {
+  /** `worker` serves `expiries` now (undefined: it did not say, e.g. no TLS); `show`: log now, else at the reload's end. */
+  served(worker: W, expiries: readonly CertificateExpiry[] | undefined, show = true): void {
     if (expiries === undefined) return;
     this.byWorker.set(worker, expiries);
-    this.show();
+    if (show) this.show();
   }
 
   /** `worker` serves no more (crashed, exited). */
@@ -73,7 +78,8 @@ export class ServedCertificates<W> {
     this.byWorker.delete(worker);
   }
 
-  private show(): void {
+  /** Logs the lines of what the workers serve, unless they are the lines last logged. */
+  show(): void {
     const soonest = new Map<string, CertificateExpiry>();
     for (const expiries of this.byWorker.values()) {
       for (const e of expiries) {
@@ -83,9 +89,11 @@ export class ServedCertificates<W> {
       }
     }
     const merged = [...soonest.values()].sort((a, b) => a.entry.localeCompare(b.entry, 'en', { numeric: true }));
-    const key = JSON.stringify(merged);
+    const now = this.now();
+    // What the lines would say (review RJ, L1): the entries within the warning, with their days left.
+    const key = JSON.stringify(merged.filter((e) => e.notAfter - now <= EXPIRY_WARNING).map((e) => [e.entry, e.serverName, e.notAfter, Math.floor((e.notAfter - now) / DAY)]));
     if (key === this.shown) return;
     this.shown = key;
-    logCertificateExpiries(merged, this.logger, this.now());
+    logCertificateExpiries(merged, this.logger, now);
   }
 }

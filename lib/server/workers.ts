@@ -183,7 +183,7 @@ export function startWorkers(count: number, data: WorkerData, logger: Logger): W
     const answer = await answerOf<T>(worker, asked, left);
     if (!reload) return answer;
     // What it serves since (a held reload's answer has none yet: its settle's has).
-    if (!replaced.has(worker)) certificates.served(worker, (answer as WorkerReloaded).certificates);
+    if (!replaced.has(worker)) certificates.served(worker, (answer as WorkerReloaded).certificates, false);
     return answer;
   };
   const answerOf = <T>(worker: Worker, query: Omit<WorkerQuery, 'id'>, limit: number): Promise<T> => new Promise<T>((resolve, reject) => {
@@ -215,9 +215,9 @@ export function startWorkers(count: number, data: WorkerData, logger: Logger): W
       running: () => configText,
       setRunning: (t) => { configText = t; },
       // Queued once it listens (not before: a later reload would wait for its start).
-      later: (w, fn) => void started.get(w)?.then(() => { reloads = reloads.then(fn).catch(() => undefined); }),
+      later: (w, fn) => void started.get(w)?.then(() => { reloads = reloads.then(fn).catch(() => undefined).finally(() => certificates.show()); }),
       logger,
-    }, trigger, text));
+    }, trigger, text)).finally(() => certificates.show()); // the expiry lines once per reload, from every worker's answer
     reloads = run.catch(() => undefined);
     return run;
   };

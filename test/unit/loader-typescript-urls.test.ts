@@ -26,6 +26,8 @@ function importing(specifier: string): string {
 
 writeFileSync(join(dir, 'typed.ts'), 'export const typed: number = 1;\n');
 writeFileSync(join(dir, 'typed.mts'), 'export const typed: number = 2;\n');
+// Valid JavaScript that esbuild's TypeScript reads as a generic call (x<2>(0)): it fails if transformed.
+writeFileSync(join(dir, 'generic.mjs'), 'export const typed = 3; const x = 1; export default x < 2 > (0);\n');
 
 describe('the TypeScript the loader runs', () => {
   it('is a .ts file, its URL with a query or a fragment too', () => {
@@ -34,12 +36,17 @@ describe('the TypeScript the loader runs', () => {
     expect(importing('./typed.ts#x')).toBe('loaded 1');
   });
 
+  it('is not a JavaScript file whose query or fragment names a .ts (review RJ, L3)', () => {
+    expect(importing('./generic.mjs?v=a.ts')).toBe('loaded 3');
+    expect(importing('./generic.mjs#a.ts')).toBe('loaded 3');
+  });
+
   it('is not .mts (nor .cts, .tsx): Node refuses those, with the loader or without', () => {
     expect(importing('./typed.mts')).toBe('ERR_UNKNOWN_FILE_EXTENSION');
   });
 
   it('is what a worker thread registers the loader for (lib/server/worker-entry.mjs)', () => {
-    const urls = ['file:///p/pipeline.ts', 'file:///p/pipeline.ts?v=2', 'file:///p/pipeline.mts', 'file:///p/pipeline.cts', 'file:///p/pipeline.tsx', 'file:///p/pipeline.mjs', 'file:///p/ts/pipeline.js'];
+    const urls = ['file:///p/pipeline.ts', 'file:///p/pipeline.ts?v=2', 'file:///p/pipeline.mjs?v=a.ts', 'file:///p/pipeline.mjs#a.ts', 'file:///p/pipeline.mjs?from=x.ts&b=1', 'file:///p/pipeline.mts', 'file:///p/pipeline.cts', 'file:///p/pipeline.tsx', 'file:///p/pipeline.mjs', 'file:///p/ts/pipeline.js'];
     expect(urls.filter((u) => isTypeScript(u))).toEqual(['file:///p/pipeline.ts', 'file:///p/pipeline.ts?v=2']);
   });
 });

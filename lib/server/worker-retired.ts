@@ -60,9 +60,12 @@ export class PoolMetrics {
   private readonly retired = new RetiredCounts();
   /** Scrapes under way: a final joins `retired` only between scrapes, so none counts a worker twice. */
   private scraping = 0;
-  private own: Registry | null = null;
+  /** The process-wide metrics (CPU, RSS, fds) once, from here, and this thread's own: made with the pool, as prom-client's CPU counter counts from its registration (review RJ, L5). */
+  private readonly own = new Registry();
 
-  constructor(private readonly isLive: (worker: Worker) => boolean) {}
+  constructor(private readonly isLive: (worker: Worker) => boolean) {
+    collectDefaultMetrics({ register: this.own, prefix: PROCESS_PREFIX });
+  }
 
   /**
    * A crashed worker's metrics as its drain ended. Its gauges are dropped
@@ -95,22 +98,13 @@ export class PoolMetrics {
         return list === undefined ? [] : [list];
       });
       const before = [...this.finals].filter(([w]) => !live.includes(w)).map(([, last]) => last);
-      const own = (await this.processMetrics().getMetricsAsJSON()) as unknown as MetricJson[];
+      const own = (await this.own.getMetricsAsJSON()) as unknown as MetricJson[];
       const all = [...perWorker, ...before, this.retired.json(), own.filter((m) => !isThreadMetric(m.name)), threadMetrics(own, 'main')];
       return await AggregatorRegistry.aggregate(all as Parameters<typeof AggregatorRegistry.aggregate>[0]).metrics();
     } finally {
       this.scraping--;
       this.retire();
     }
-  }
-
-  // The process-wide metrics (CPU, RSS, fds) once, from here, and this thread's own.
-  private processMetrics(): Registry {
-    if (this.own === null) {
-      this.own = new Registry();
-      collectDefaultMetrics({ register: this.own, prefix: PROCESS_PREFIX });
-    }
-    return this.own;
   }
 }
 

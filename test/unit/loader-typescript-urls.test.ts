@@ -1,7 +1,8 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Worker } from 'node:worker_threads';
 import { afterAll, describe, expect, it } from 'vitest';
 import { isTypeScript } from '../../bin/loader/typescript.mjs';
 
@@ -45,8 +46,26 @@ describe('the TypeScript the loader runs', () => {
     expect(importing('./typed.mts')).toBe('ERR_UNKNOWN_FILE_EXTENSION');
   });
 
-  it('is what a worker thread registers the loader for (lib/server/worker-entry.mjs)', () => {
+  it('is what a worker thread registers the loader for (lib/server/worker-entry.mjs)', async () => {
     const urls = ['file:///p/pipeline.ts', 'file:///p/pipeline.ts?v=2', 'file:///p/pipeline.mjs?v=a.ts', 'file:///p/pipeline.mjs#a.ts', 'file:///p/pipeline.mjs?from=x.ts&b=1', 'file:///p/pipeline.mts', 'file:///p/pipeline.cts', 'file:///p/pipeline.tsx', 'file:///p/pipeline.mjs', 'file:///p/ts/pipeline.js'];
     expect(urls.filter((u) => isTypeScript(u))).toEqual(['file:///p/pipeline.ts', 'file:///p/pipeline.ts?v=2']);
+    // The entry itself, run as a worker from a tree with no worker-main.ts (as dist/ has none), its register.mjs a stub that says so (review RJ, L2).
+    const tree = join(dir, 'entry-tree');
+    mkdirSync(join(tree, 'lib/server'), { recursive: true });
+    mkdirSync(join(tree, 'bin/loader'), { recursive: true });
+    copyFileSync(join(ROOT, 'lib/server/worker-entry.mjs'), join(tree, 'lib/server/worker-entry.mjs'));
+    copyFileSync(join(ROOT, 'bin/loader/typescript.mjs'), join(tree, 'bin/loader/typescript.mjs'));
+    writeFileSync(join(tree, 'bin/loader/register.mjs'), "import { parentPort } from 'node:worker_threads';\nparentPort.postMessage('registered');\n");
+    const registers = async (url: string): Promise<boolean> => {
+      const worker = new Worker(join(tree, 'lib/server/worker-entry.mjs'), { workerData: { pipelineModule: url } });
+      let registered = false;
+      worker.on('message', (msg) => { registered ||= msg === 'registered'; });
+      worker.on('error', () => undefined); // its worker-main.ts is not there
+      await new Promise((resolve) => worker.once('exit', resolve));
+      return registered;
+    };
+    const registered: string[] = [];
+    for (const url of urls) if (await registers(url)) registered.push(url);
+    expect(registered).toEqual(['file:///p/pipeline.ts', 'file:///p/pipeline.ts?v=2']);
   });
 });

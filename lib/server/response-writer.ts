@@ -142,9 +142,6 @@ export abstract class ResponseWriter implements BodySink {
       const [ok, done] = this.res.tryEnd(pending.subarray(offset - this.pendingOffset), this.total);
       if (done) {
         this.closed = true;
-        // The last bytes are out: let the body reach its end (its end() is a no-op once closed), so a body that does
-        // work there (the cache's tee completing its exchange) runs it (F24: b74ad66 found an exchange left in flight).
-        this.body?.resume();
         return true;
       }
       if (!ok) return false;

@@ -70,7 +70,10 @@ export class Gateway {
         answers.refused(req.locals.route ?? 'none', status, error);
       },
       onClientAbort: () => metrics.clientAborts.inc(),
-      onBroken: () => metrics.brokenResponses.inc(),
+      onBroken: (req, error) => {
+        req.locals.error = error.code;
+        metrics.brokenResponses.inc();
+      },
       endpoints: {
         [LIVE_PATH]: () => ({ contentType: 'application/json', body: '{"status":"ok"}' }),
         ...(options.publicMetrics === true ? { [PUBLIC_METRICS_PATH]: () => this.metricsText() } : {}),

@@ -239,7 +239,7 @@ routes:
     const res = await request(`${url}/cut`);
     await expect(res.body.text()).rejects.toThrow();
     await until(() => log.access().length === 1);
-    expect(log.access()[0]).toMatchObject({ route: '/cut', status: 200, end: 'broken', bytesOut: 7 });
+    expect(log.access()[0]).toMatchObject({ route: '/cut', status: 200, end: 'broken', bytesOut: 7, error: 'BAD_GATEWAY' });
   });
 
   it('logs a WebSocket upgrade once, with status 101, when the upstream accepts it', async () => {

@@ -12,7 +12,7 @@ const HELD = new URL('./held-worker-module.ts', import.meta.url).href;
  */
 export async function startHeldPool(slot: number, upstream = 'http://127.0.0.1:9'): Promise<{ pool: WorkerPool; flags: Int32Array; port: number; stop(): Promise<void> }> {
   const { flags, data } = heldData(slot);
-  const config = `log: { level: warn }\nservices: { s: { upstreams: ["${upstream}"] } }\nroutes: [{ path: /api/*, service: s, pipeline: [held], held: true }, { path: /*, service: s }]\n`;
+  const config = `log: { level: error }\nservices: { s: { upstreams: ["${upstream}"] } }\nroutes: [{ path: /api/*, service: s, pipeline: [held], held: true }, { path: /*, service: s }]\n`;
   const port = await freePort();
   const pool = startWorkers(2, {
     argv: ['--config', '/nonexistent.yaml', '--port', String(port), '--host', '127.0.0.1'],

@@ -27,7 +27,6 @@ export class Exchange extends ResponseWriter implements Observer<GatewayResponse
   // For `hooks.onFinish` (the access log): what was answered, bytes each way, once.
   private status = 0; private bytesOut = 0; private finished = false;
   private requestBody: RequestBody | null = null; // the request body, when the request has one
-
   /**
    * @param upgrade the uWS socket context when the request came through `app.ws` (an opening handshake), else null
    * @param watchAbort register `onAborted` now; false: the edge calls `watchAbortUnlessAnswered` before its handler returns
@@ -223,6 +222,7 @@ export class Exchange extends ResponseWriter implements Observer<GatewayResponse
       subscription.unsubscribe();
       this.leave();
     }
+    this.abandonBody();
     this.req.body?.destroy();
     this.hooks.onClientAbort?.(this.req);
     this.finish(1);

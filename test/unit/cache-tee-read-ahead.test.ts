@@ -138,22 +138,23 @@ describe('the process-wide read-ahead budget (review RG, H1)', () => {
 });
 
 describe('a stored miss whose client\'s writer refuses the last chunk (the flaky cache-slow-leader-waiters case)', () => {
-  it('completes the exchange once the last byte is with the writer, without waiting for a resume the writer never sends', () => {
-    // Read ahead, then written on resume: the last queued chunk refused.
+  it('completes the exchange once the writer, having sent the last byte it refused, resumes the body (not before: a drain would cut it)', () => {
     const queued = setup(100);
     let completed = 0;
     queued.up.send('one ');
     queued.up.send('two');
     queued.up.end();
     expect(queued.tee.completesLater({ complete: () => { completed++; } })).toBe(true); // 'two' is still queued
-    queued.tee.resume(); // the client's writer takes 'two' and says wait: it sends it on and ends the response itself
-    // Before: 0, the access line and the in-flight count waited for a resume that never came.
-    expect([queued.c.got.join(''), completed]).toEqual(['one two', 1]);
-    // The last chunk refused as it came: the exchange completes at once.
+    queued.tee.resume(); // the writer takes 'two' and says wait: it is still the writer's to send
+    expect([queued.c.got.join(''), completed]).toEqual(['one two', 0]);
+    queued.tee.resume(); // onWritable's tryEnd sent the rest: the writer resumes the body (eb8e431)
+    expect(completed).toBe(1);
     const direct = setup(100);
     direct.up.send('only');
     direct.up.end();
-    expect(direct.tee.completesLater({ complete: () => { completed++; } })).toBe(false);
+    expect(direct.tee.completesLater({ complete: () => { completed++; } })).toBe(true);
+    direct.tee.resume();
+    expect(completed).toBe(2);
   });
 });
 

@@ -72,7 +72,6 @@ export class StoreTee implements Body, BodySink {
         readAhead.used -= chunk.byteLength;
         if (!this.sink!.write(chunk)) {
           this.flags |= WAITING;
-          if (this.queued === queue.length && (this.flags & ENDED) !== 0) this.handedOver();
           return;
         }
       }
@@ -220,7 +219,6 @@ export class StoreTee implements Body, BodySink {
       this.owner.stored(entryOf(this.res, this.plan, data));
     }
     if ((this.flags & WAITING) === 0) this.finish();
-    else if (this.queue === null || this.queued >= this.queue.length) this.handedOver();
   }
 
   /**

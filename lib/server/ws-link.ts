@@ -49,7 +49,8 @@ export class WsLink {
     upstream.on('message', (data, isBinary) => this.fromUpstream(data as Buffer, isBinary));
     upstream.on('close', (code, reason) => this.upstreamClosed(code, reason.toString()));
     // Relayed, not answered here (ws-connect.ts turns ws's autoPong off): an upstream's heartbeat sees whether the client answers.
-    upstream.on('ping', (data) => { this.touch(); if (!this.done) this.client?.ping(data); });
+    // Held to maxBuffered as a message is (review RK): a flood of pings to a client that does not read queued without bound.
+    upstream.on('ping', (data) => { this.touch(); const c = this.client; if (this.done || c === null) return; if (c.getBufferedAmount() > limits.maxBuffered) this.slowClient(); else c.ping(data); });
     // A stage that drops the 101 (a hedge's loser, a timeout's race) never hands the link to the edge: close it.
     this.idle = after(runtime, limits.connectTimeoutMs, () => {
       if (this.client === null) this.abort();
@@ -102,11 +103,7 @@ export class WsLink {
     this.lastActivity = this.runtime.now();
     this.messagesIn++;
     const upstream = this.upstream;
-    if (upstream.bufferedAmount > this.limits.maxBuffered) {
-      closeUpstream(this.upstream, 1008, 'slow consumer');
-      this.endClient(1013, 'upstream too slow', 'slow-upstream');
-      return;
-    }
+    if (upstream.bufferedAmount > this.limits.maxBuffered) return this.slowUpstream();
     // uWS takes the ArrayBuffer back when this callback returns: copy it.
     upstream.send(Buffer.from(new Uint8Array(data)), { binary: isBinary }, () => this.upstreamDrained());
     if (upstream.bufferedAmount > this.limits.highWaterMark) this.pauseClient();
@@ -120,7 +117,10 @@ export class WsLink {
   /** The client's pong (to the upstream's ping, relayed; or unsolicited, which RFC 6455 5.5.3 allows) goes upstream. */
   clientPong(data: ArrayBuffer): void {
     this.touch();
-    if (!this.done) this.upstream.pong(Buffer.from(new Uint8Array(data)));
+    if (this.done) return;
+    // Held to maxBuffered as a message is: a flood of pongs to an upstream that does not read queued without bound.
+    if (this.upstream.bufferedAmount > this.limits.maxBuffered) this.slowUpstream();
+    else this.upstream.pong(Buffer.from(new Uint8Array(data)));
   }
 
   clientDrained(): void {
@@ -145,11 +145,7 @@ export class WsLink {
     this.lastActivity = this.runtime.now();
     this.messagesOut++;
     // Pausing stops reading, but what was already read still arrives: up to one message past the mark.
-    if (client.getBufferedAmount() > this.limits.maxBuffered) {
-      closeUpstream(this.upstream, 1013, 'client too slow');
-      this.endClient(1008, 'slow consumer', 'slow-client');
-      return;
-    }
+    if (client.getBufferedAmount() > this.limits.maxBuffered) return this.slowClient();
     client.send(data, isBinary);
     if (client.getBufferedAmount() > this.limits.highWaterMark) this.pauseUpstream();
   }
@@ -169,10 +165,7 @@ export class WsLink {
     if (this.upstreamPaused) return;
     this.upstreamPaused = true;
     this.upstream.pause();
-    this.armStall(() => {
-      closeUpstream(this.upstream, 1013, 'client too slow');
-      this.endClient(1008, 'slow consumer', 'slow-client');
-    });
+    this.armStall(() => this.slowClient());
   }
 
   private resumeUpstream(): void {
@@ -188,10 +181,7 @@ export class WsLink {
     if (this.clientPaused || client === null || client.pause === undefined) return;
     this.clientPaused = true;
     client.pause();
-    this.armStall(() => {
-      closeUpstream(this.upstream, 1008, 'slow consumer');
-      this.endClient(1013, 'upstream too slow', 'slow-upstream');
-    });
+    this.armStall(() => this.slowUpstream());
   }
 
   private upstreamDrained(): void {
@@ -199,6 +189,16 @@ export class WsLink {
     this.clientPaused = false;
     this.disarmStall();
     (this.client as (ClientSocket<ClientData> & Pausable) | null)?.resume?.();
+  }
+
+  /** A slow consumer: the client (1008; the upstream 1013) or the upstream (1008; the client 1013). */
+  private slowClient(): void {
+    closeUpstream(this.upstream, 1013, 'client too slow');
+    this.endClient(1008, 'slow consumer', 'slow-client');
+  }
+  private slowUpstream(): void {
+    closeUpstream(this.upstream, 1008, 'slow consumer');
+    this.endClient(1013, 'upstream too slow', 'slow-upstream');
   }
 
   private armStall(onStall: () => void): void {

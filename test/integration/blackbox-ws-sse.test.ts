@@ -139,11 +139,18 @@ afterAll(async () => {
 
 interface Refused { status: number; body: string }
 
-/** Opens a WebSocket through the gateway with ws's `options`; resolves once it is open. */
+/**
+ * Opens a WebSocket through the gateway with ws's `options`; resolves once it is open. Frames read with the 101
+ * are emitted on a tick before the caller's await resumes: held until the next turn, so the caller's listeners see them.
+ */
 function opened(path: string, protocols: string[] = [], options: WebSocket.ClientOptions = {}): Promise<WebSocket> {
   const ws = new WebSocket(`ws://${gw}${path}`, protocols, { perMessageDeflate: false, ...options });
   return new Promise((resolve, reject) => {
-    ws.once('open', () => resolve(ws));
+    ws.once('open', () => {
+      ws.pause();
+      resolve(ws);
+      setImmediate(() => ws.resume());
+    });
     ws.once('error', reject);
   });
 }

@@ -19,6 +19,9 @@ class FakeUpstream extends EventEmitter {
   pause(): void { this.paused = true; }
   resume(): void { this.paused = false; }
   send(data: Buffer): void { this.sent.push(data); }
+  /** Counted as queued, as ws counts a frame the socket has not taken yet. */
+  pong(data: Buffer): void { this.pongs.push(data); this.bufferedAmount += data.length + 6; }
+  pongs: Buffer[] = [];
   close(code?: number, reason?: string): void {
     this.readyState = this.CLOSING;
     this.closedWith = [code, reason];
@@ -31,6 +34,8 @@ class FakeClient {
   ended: [number, string] | null = null;
   constructor(private readonly link: () => WsLink) {}
   send(data: Buffer): number { this.sent.push(data); this.buffered += data.length; return 1; }
+  pings: Buffer[] = [];
+  ping(data: Buffer): number { this.pings.push(data); this.buffered += data.length + 2; return 1; }
   getBufferedAmount(): number { return this.buffered; }
   // uWS calls `close` from inside `end`.
   end(code: number, reason: string): void {
@@ -165,5 +170,32 @@ describe('WsLink', () => {
     a.upstream.emit('close', 1006, Buffer.alloc(0));
     expect(a.client.ended).toEqual([1009, 'message too big']);
     expect(a.ends.map((e) => e.end)).toEqual(['too-big']);
+  });
+
+  it("relays the upstream's ping to the client and the client's pong (solicited or not) upstream, payload as sent", () => {
+    const { link, upstream, client, open } = setup();
+    open();
+    upstream.emit('ping', Buffer.alloc(125, 1));
+    link.clientPong(new Uint8Array(125).fill(1).buffer);
+    link.clientPong(new TextEncoder().encode('unsolicited').buffer);
+    expect([client.pings.map((p) => p.length), upstream.pongs.map((p) => p.length)]).toEqual([[125], [125, 11]]);
+  });
+
+  it("closes a client whose pongs pile up past maxBuffered towards an upstream that does not read: 1013 to it, 1008 upstream (review RK)", () => {
+    const { link, upstream, client, ends, open } = setup({ highWaterMark: 4096, maxBuffered: 65536 });
+    open();
+    const pong = new Uint8Array(125).buffer;
+    // Before: all 100,000 (13 MB) queued, the link open, as a flood of pongs through rxgate grew its RSS by 1.3 GB.
+    for (let i = 0; i < 100_000 && ends.length === 0; i++) link.clientPong(pong);
+    expect(upstream.bufferedAmount).toBeLessThanOrEqual(65536 + 131);
+    expect([client.ended, upstream.closedWith, ends.map((e) => e.end)]).toEqual([[1013, 'upstream too slow'], [1008, 'slow consumer'], ['slow-upstream']]);
+  });
+
+  it("closes a client that does not read past maxBuffered when the upstream's pings pile up towards it: 1008 to it, 1013 upstream (review RK)", () => {
+    const { upstream, client, ends, open } = setup({ highWaterMark: 4096, maxBuffered: 65536 });
+    open();
+    for (let i = 0; i < 100_000 && ends.length === 0; i++) upstream.emit('ping', Buffer.alloc(125));
+    expect(client.buffered).toBeLessThanOrEqual(65536 + 127);
+    expect([client.ended, upstream.closedWith, ends.map((e) => e.end)]).toEqual([[1008, 'slow consumer'], [1013, 'client too slow'], ['slow-client']]);
   });
 });

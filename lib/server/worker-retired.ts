@@ -87,11 +87,12 @@ export class PoolMetrics {
     }
   }
 
-  /** The Prometheus text of the whole process. `ask`: one live worker's metrics. */
-  async scrape(live: readonly Worker[], ask: (worker: Worker) => Promise<MetricJson[]>): Promise<string> {
+  /** The Prometheus text of the whole process. `ask`: one live worker's metrics; `missed`: told of a live worker left out (no answer in time). */
+  async scrape(live: readonly Worker[], ask: (worker: Worker) => Promise<MetricJson[]>, missed?: (worker: Worker, reason: unknown) => void): Promise<string> {
     this.scraping++;
     try {
       const answers = await Promise.allSettled(live.map(ask));
+      answers.forEach((a, i) => { if (a.status === 'rejected' && this.isLive(live[i]!)) missed?.(live[i]!, a.reason); });
       const perWorker = answers.flatMap((a, i) => {
         // A worker that crashed and exited meanwhile counts by its last values.
         const list = a.status === 'fulfilled' ? gatewayOnly(a.value) : this.finals.get(live[i]!);

@@ -225,7 +225,7 @@ export function startWorkers(count: number, data: WorkerData, logger: Logger): W
   return {
     workers,
     contentType: Registry.PROMETHEUS_CONTENT_TYPE,
-    metrics: () => counts.scrape([...live], (w) => ask<MetricJson[]>(w, { type: 'rxgate:metrics' })),
+    metrics: () => counts.scrape([...live], (w) => ask<MetricJson[]>(w, { type: 'rxgate:metrics' }), (w, err) => logger.warn({ thread: w.threadId, err }, 'gateway worker left out of this /metrics scrape: its series are missing from it')),
     async overview(): Promise<Overview> {
       return mergeOverviews(await askAll<Overview>({ type: 'rxgate:overview' }));
     },

@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import { createLogger } from '../../lib/observe/log.ts';
 import { BLOCK, BLOCKED, release } from '../support/held-worker-module.ts';
 import { startHeldPool } from '../support/held-pool.ts';
 import { parseExposition } from '../support/prom-text.ts';
@@ -20,7 +21,8 @@ afterEach(async () => {
 
 describe('a worker blocked through a scrape that gave up on it', { timeout: 60_000 }, () => {
   it('shows its stall in the next scrape\'s lag series (the late query does not reset them)', async () => {
-    const { pool, flags, stop } = await startHeldPool(1);
+    const logged: Array<{ msg: string; thread?: number }> = [];
+    const { pool, flags, stop } = await startHeldPool(1, createLogger('warn', { write: (line: string) => { logged.push(JSON.parse(line)); } }));
     cleanups.push(stop);
     await pool.ready;
     await pool.metrics();
@@ -33,6 +35,8 @@ describe('a worker blocked through a scrape that gave up on it', { timeout: 60_0
     const lagMax = (families: typeof during): Record<string, number> => Object.fromEntries(
       (families.get('rxgate_process_nodejs_eventloop_lag_max_seconds')?.samples ?? []).map((s) => [s.labels['worker'], s.value]));
     expect(Object.keys(lagMax(during)).sort()).toEqual(['0', 'main']);
+    // It says which worker it left out.
+    expect(logged.map((l) => [l.msg, l.thread])).toEqual([['gateway worker left out of this /metrics scrape: its series are missing from it', pool.workers[1]!.threadId]]);
     release(flags, BLOCK, 2);
     const stalled = (Date.now() - blockedAt) / 1000;
 

@@ -1,4 +1,4 @@
-import { silentLogger } from '../../lib/observe/log.ts';
+import { silentLogger, type Logger } from '../../lib/observe/log.ts';
 import { startWorkers, type WorkerData, type WorkerPool } from '../../lib/server/workers.ts';
 import { BLOCK, heldData, HOLD_REQUEST, HOLD_START, release } from './held-worker-module.ts';
 import { freePort } from './global-setup.ts';
@@ -7,10 +7,10 @@ const HELD = new URL('./held-worker-module.ts', import.meta.url).href;
 
 /**
  * A pool of 2 workers on held-worker-module.ts whose slot `slot` the test
- * holds through `flags`, listening on `port` (a route /api/* through the
+ * holds through `flags`, logging to `logger`, listening on `port` (a route /api/* through the
  * `held` stage to `upstream`). `stop` lets go of every hold and stops it.
  */
-export async function startHeldPool(slot: number, upstream = 'http://127.0.0.1:9'): Promise<{ pool: WorkerPool; flags: Int32Array; port: number; stop(): Promise<void> }> {
+export async function startHeldPool(slot: number, logger: Logger = silentLogger, upstream = 'http://127.0.0.1:9'): Promise<{ pool: WorkerPool; flags: Int32Array; port: number; stop(): Promise<void> }> {
   const { flags, data } = heldData(slot);
   const config = `log: { level: error }\nservices: { s: { upstreams: ["${upstream}"] } }\nroutes: [{ path: /api/*, service: s, pipeline: [held], held: true }, { path: /*, service: s }]\n`;
   const port = await freePort();
@@ -19,7 +19,7 @@ export async function startHeldPool(slot: number, upstream = 'http://127.0.0.1:9
     pipelineModule: HELD,
     configText: config,
     ...data,
-  } as WorkerData, silentLogger);
+  } as WorkerData, logger);
   const stop = async (): Promise<void> => {
     release(flags, BLOCK, 2);
     release(flags, HOLD_START, 0);

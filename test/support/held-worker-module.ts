@@ -47,14 +47,20 @@ if (flags !== undefined && data?.slot === data?.heldSlot) {
   if (Atomics.add(flags, STARTS, 1) > 0) {
     while (Atomics.load(flags, HOLD_START) === 1) await sleep(20);
   }
+  let blocking = false;
   const poll = setInterval(() => {
     if (Atomics.load(flags, CRASH) === 1) {
       Atomics.store(flags, CRASH, 0);
       setImmediate(() => { throw new Error('held-worker-module: a bug nothing caught'); });
     }
-    if (Atomics.load(flags, BLOCK) !== 1) return;
-    Atomics.store(flags, BLOCKED, 1);
-    Atomics.wait(flags, BLOCK, 1);
+    if (Atomics.load(flags, BLOCK) !== 1 || blocking) return;
+    blocking = true;
+    // In the check phase: the next loop turn runs its due timers (the lag histogram's sample of the stall) before it
+    // reads the messages queued meanwhile, so where the stall is sampled does not depend on the two timers' phases.
+    setImmediate(() => {
+      Atomics.store(flags, BLOCKED, 1);
+      Atomics.wait(flags, BLOCK, 1);
+    });
   }, 20);
   poll.unref();
 }

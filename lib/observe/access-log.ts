@@ -218,7 +218,7 @@ function watchExit(): void {
  */
 function bounded(s: string): string {
   if (s.length <= MAX_FIELD / 6) return s;
-  if (!NOT_PLAIN.test(s)) return s.length > MAX_FIELD ? s.slice(0, MAX_FIELD) + '…' : s;
+  if (!NOT_PLAIN.test(s.length > MAX_FIELD ? s.slice(0, MAX_FIELD) : s)) return s.length > MAX_FIELD ? s.slice(0, MAX_FIELD) + '…' : s;
   return cutWritten(s);
 }
 

@@ -376,3 +376,18 @@ describe('Redis URLs', () => {
     }
   });
 });
+
+describe('the memory store\'s sweep (review RM, M1)', () => {
+  it('sweeps a refilled key that the sweep stepped past as the only one held', () => {
+    let t = 1_000;
+    const store = new MemoryRateLimitStore({ clock: { now: () => t }, maxKeys: 8 });
+    const one = gcraRule(1, 1000);
+    store.consume('a', one);
+    store.consume('b', one); // [a, b]
+    t += 1000;
+    store.consume('b', one); // a swept; b, the key checked and the last admitted, stepped past and updated in place
+    t += 1000;
+    store.consume('c', one); // b has refilled: swept, as before 1a96089's live iterator
+    expect(store.size).toBe(1);
+  });
+});

@@ -185,6 +185,8 @@ export class MemoryRateLimitStore implements RateLimitStore {
     for (let n = 0; n < SWEEP_PER_CHECK; n++) {
       const key = this.oldest();
       if (key === undefined || tats.get(key)! > now) return;
+      // The key checked, the last admitted and the oldest: the only one held, updated in place, still the front (review RM).
+      if (key === current && key === this.last) return;
       this.front = undefined;
       if (key === current) continue;
       tats.delete(key);

@@ -135,6 +135,20 @@ describe('the process-wide read-ahead budget (review RG, H1)', () => {
     c.tee.destroy();
     expect(readAhead.used - used).toBe(0);
   });
+
+  it('reads nothing ahead with maxReadAhead 0: the upstream waits as soon as the client does, and no refusal is counted (review RL, L3)', () => {
+    readAhead.max = 0;
+    const [used, refused] = [readAhead.used, readAhead.refused];
+    const s = setup(100);
+    // The client takes the chunk and says wait. Before: `used <= max` held (0 <= 0), one more chunk was read and queued.
+    expect(s.up.send('a')).toBe(false);
+    expect([readAhead.used - used, readAhead.refused - refused]).toEqual([0, 0]);
+    s.c.slow = false;
+    s.tee.resume();
+    expect([s.up.resumed, s.up.send('b'), s.c.got.join('')]).toEqual([1, true, 'ab']);
+    s.up.end();
+    expect([s.events, s.c.ended]).toEqual([['stored'], true]);
+  });
 });
 
 describe('a stored miss whose client\'s writer refuses the last chunk (the flaky cache-slow-leader-waiters case)', () => {

@@ -183,9 +183,10 @@ export class StoreTee implements Body, BodySink {
       readAhead.used += chunk.byteLength;
     }
     // The client waits: read on while the copy may be stored and the process's read-ahead lasts, else wait with it.
+    // `<`: with `maxReadAhead: 0` nothing is read ahead, not one chunk (review RL, L3); that is no refusal to count.
     if (this.copying) {
-      if (readAhead.used <= readAhead.max) return true;
-      readAhead.refused++;
+      if (readAhead.used < readAhead.max) return true;
+      if (readAhead.max > 0) readAhead.refused++;
     }
     this.flags |= PAUSED;
     return false;

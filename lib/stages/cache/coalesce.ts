@@ -15,24 +15,26 @@ import { replayRange } from './range.ts';
 import { replay } from './replay.ts';
 
 /**
- * Answers with `res` and completes `out` once the last byte of its body is
- * with the client's writer (taken or refused), not at once as a hit does:
- * the entry a leader just stored holds the copy's chunks, many, and a replay
- * stops at the first the writer refuses, so completing at once wrote the
- * waiter's access line (its `bytesOut`) and left the edge's in-flight count
- * before most of the body was handed over (3,975,013 of 8 MiB in
- * cache-slow-leader-waiters under load). A stored entry is one chunk: a hit
- * hands it over whole.
+ * Answers with `res` and completes `out` once its body has ended at the
+ * client's writer, not at once as a hit does: the entry a leader just stored
+ * holds the copy's chunks, many, and a replay stops at the first the writer
+ * refuses, so completing at once wrote the waiter's access line (its
+ * `bytesOut`) and left the edge's in-flight count before most of the body
+ * was handed over (3,975,013 of 8 MiB in cache-slow-leader-waiters under
+ * load). Not at the last chunk handed over either (404ba53): a refused one
+ * is still partly in the writer, and a drain would close the connection on
+ * it (review RL, I1; the tee's M1). The replay ends once the writer, having
+ * sent its last byte, resumes it (afb844c). A stored entry is one chunk: a
+ * hit hands it over whole. Exported for its test.
  */
-function answerWhole(out: Subscriber<GatewayResponse>, res: GatewayResponse): void {
+export function answerWhole(out: Subscriber<GatewayResponse>, res: GatewayResponse): void {
   const body = res.body;
   if (body === null || body.length === null || body.length === 0) {
     out.next(res);
     out.complete();
     return;
   }
-  let left = body.length;
-  // Handed over within `next` (the client's writer took it all): completed after it, never inside it.
+  // Ended within `next` (the client's writer took it all): completed after it, never inside it.
   let answering = true;
   let over = false;
   out.next({
@@ -40,16 +42,12 @@ function answerWhole(out: Subscriber<GatewayResponse>, res: GatewayResponse): vo
     body: {
       length: body.length,
       pipe: (sink) => body.pipe({
-        write(chunk) {
-          const ok = sink.write(chunk);
-          left -= chunk.byteLength;
-          if (left === 0) {
-            if (answering) over = true;
-            else out.complete();
-          }
-          return ok;
+        write: (chunk) => sink.write(chunk),
+        end() {
+          if (answering) over = true;
+          else out.complete();
+          sink.end();
         },
-        end: () => sink.end(),
       }),
       resume: () => body.resume(),
       destroy: () => body.destroy(),

@@ -1,3 +1,8 @@
+/** Request headers the gateway writes itself after the header rules (a client's copy, and a rule's, never reach the upstream). */
+export const GATEWAY_WRITTEN: readonly string[] = ['x-forwarded-proto', 'x-forwarded-host', 'x-real-ip', 'x-request-id'];
+/** Request headers the gateway drops from every request and sends none of (docs/security.md). */
+export const CLIENT_DROPPED: readonly string[] = ['forwarded', 'x-forwarded-client-cert'];
+
 /**
  * Forwarding headers the gateway does not write, which apps read for the links they build (Rack: -Port, -Scheme,
  * -Ssl before X-Forwarded-Proto; Spring: -Port, -Prefix): a client's copy would pick those links, as X-Forwarded-Host

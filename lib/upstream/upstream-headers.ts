@@ -1,6 +1,6 @@
 import { createRequire } from 'node:module';
 import { BadRequestError } from '../errors.ts';
-import { CLIENT_FORWARDING, clientScheme, connectionTokens, HOP_BY_HOP, isAscii, latin1Bytes } from '../headers.ts';
+import { CLIENT_DROPPED, CLIENT_FORWARDING, clientScheme, connectionTokens, GATEWAY_WRITTEN, HOP_BY_HOP, isAscii, latin1Bytes } from '../headers.ts';
 import type { GatewayRequest } from '../types.ts';
 import type { Upstream } from './upstream.ts';
 
@@ -10,7 +10,7 @@ import type { Upstream } from './upstream.ts';
  * none (uWS cannot require one, docs/tls.md), so a client's own would pass for one. Envoy's default
  * (`forward_client_cert_details: SANITIZE`) drops it the same way.
  */
-const REPLACED = ['host', 'expect', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-real-ip', 'x-request-id', 'forwarded', 'x-forwarded-client-cert'];
+const REPLACED = ['host', 'expect', 'x-forwarded-for', ...GATEWAY_WRITTEN, ...CLIENT_DROPPED];
 /**
  * Request headers whose syntax allows only ASCII and that most requests carry: copied without the scan for
  * characters outside ASCII below (a bearer token is ~200 characters: ~1,000 instructions a request to scan).

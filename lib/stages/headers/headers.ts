@@ -1,5 +1,5 @@
 import type { Subscriber } from 'rxjs';
-import { CLIENT_FORWARDING, HOP_BY_HOP } from '../../headers.ts';
+import { CLIENT_DROPPED, CLIENT_FORWARDING, GATEWAY_WRITTEN, HOP_BY_HOP } from '../../headers.ts';
 import { HoldingSubscriber, stageHandler, subscribeNext } from '../../subscriber.ts';
 import { EDGE_REQUEST_ID, EDGE_RESPONSE_TIME, type GatewayRequest, type GatewayResponse, type Handler, type Policy, type ResponseHeaders } from '../../types.ts';
 import type { HeaderRules, HeadersOptions } from './schema.ts';
@@ -22,8 +22,8 @@ const RESPONSE_REFUSED: ReadonlySet<string> = new Set([...HOP_BY_HOP, 'content-l
  * gateway appends the peer to.
  */
 const REQUEST_WRITTEN: ReadonlyMap<string, string> = new Map([
-  ...['x-forwarded-proto', 'x-forwarded-host', 'x-real-ip', 'x-request-id'].map((n) => [n, 'the gateway writes its own after the rules'] as const),
-  ...['forwarded', 'x-forwarded-client-cert'].map((n) => [n, 'the gateway drops it from every request (docs/security.md)'] as const),
+  ...GATEWAY_WRITTEN.map((n) => [n, 'the gateway writes its own after the rules'] as const),
+  ...CLIENT_DROPPED.map((n) => [n, 'the gateway drops it from every request (docs/security.md)'] as const),
 ]);
 
 /** Rules with lower-case names, checked against the names the side refuses. */

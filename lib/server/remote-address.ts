@@ -6,22 +6,10 @@ const V4_CACHE_MAX = 4096;
 const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
 
 /**
- * The peer's address as text, exactly as uWS's `getRemoteAddressAsText()`
- * writes it (`127.0.0.1`; IPv6 as eight 4-digit groups,
- * `0000:0000:0000:0000:0000:ffff:7f00:0001`), from the binary
- * `getRemoteAddress()`: the same one `getpeername` call, without the text
- * ArrayBuffer and its Buffer round trip.
- */
-export function remoteAddressOf(res: HttpResponse): string {
-  const bytes = new Uint8Array(res.getRemoteAddress());
-  return bytes.length === 4 ? v4Text(bytes, 0) : addressText(bytes);
-}
-
-/**
  * The peer's address as nginx's `$remote_addr` and Envoy write it: dotted
  * IPv4, also for an IPv4 client of a dual-stack (`::`) listener, which uWS
  * shows as `0000:0000:0000:0000:0000:ffff:7f00:0001`; IPv6 per RFC 5952
- * (`::1`). What `remoteAddressOf` gives went into X-Forwarded-For, X-Real-IP
+ * (`::1`). Until session 13 uWS's text (`addressText`) went into X-Forwarded-For, X-Real-IP
  * and the access log as it was (audit A15): one client, two spellings, and
  * an app comparing the hop with `127.0.0.1` found no match. An IPv4 client
  * costs what it did on an IPv4 listener (the same cache); an IPv6 one its

@@ -1,13 +1,13 @@
 import { request } from 'undici';
 import type { us_listen_socket } from 'uWebSockets.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { peerAddressOf, remoteAddressOf } from '../../lib/server/remote-address.ts';
+import { addressText, peerAddressOf } from '../../lib/server/remote-address.ts';
 import { loadUws } from '../../lib/server/uws.ts';
 
 /**
  * The peer's address as nginx's `$remote_addr` writes it (audit A15, F3): a
  * dual-stack listener's IPv4 client is dotted, an IPv6 client compressed,
- * where uWS's own text (`remoteAddressOf`) is eight 4-digit groups.
+ * where uWS's own text (`addressText` of its binary form) is eight 4-digit groups.
  */
 let closeAll = (): void => {};
 let port = 0;
@@ -15,7 +15,7 @@ let port = 0;
 beforeAll(async () => {
   const uws = loadUws();
   const app = uws.App().get('/*', (res) => {
-    res.end(JSON.stringify([peerAddressOf(res), peerAddressOf(res), remoteAddressOf(res)]));
+    res.end(JSON.stringify([peerAddressOf(res), peerAddressOf(res), addressText(new Uint8Array(res.getRemoteAddress()))]));
   });
   const socket = await new Promise<us_listen_socket>((resolve, reject) => app.listen('::', 0, (s: us_listen_socket | false) => (s === false ? reject(new Error('cannot listen on ::')) : resolve(s))));
   port = uws.us_socket_local_port(socket);

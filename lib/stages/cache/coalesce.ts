@@ -1,4 +1,5 @@
 import type { Subscriber } from 'rxjs';
+import { tapBody } from '../../body.ts';
 import { parseDuration, type Duration } from '../../duration.ts';
 import { GatewayTimeoutError } from '../../errors.ts';
 import type { Runtime } from '../../runtime.ts';
@@ -27,6 +28,9 @@ import { replay } from './replay.ts';
  * sent its last byte, resumes it (afb844c). A stored entry is one chunk: a
  * hit hands it over whole. Exported for its test.
  */
+/** answerWhole's tap: nothing to do per chunk. */
+const noTap = (): void => {};
+
 export function answerWhole(out: Subscriber<GatewayResponse>, res: GatewayResponse): void {
   const body = res.body;
   if (body === null || body.length === null || body.length === 0) {
@@ -37,22 +41,10 @@ export function answerWhole(out: Subscriber<GatewayResponse>, res: GatewayRespon
   // Ended within `next` (the client's writer took it all): completed after it, never inside it.
   let answering = true;
   let over = false;
-  out.next({
-    ...res,
-    body: {
-      length: body.length,
-      pipe: (sink) => body.pipe({
-        write: (chunk) => sink.write(chunk),
-        end() {
-          if (answering) over = true;
-          else out.complete();
-          sink.end();
-        },
-      }),
-      resume: () => body.resume(),
-      destroy: () => body.destroy(),
-    },
-  });
+  out.next({ ...res, body: tapBody(body, noTap, () => {
+    if (answering) over = true;
+    else out.complete();
+  }) });
   answering = false;
   if (over) out.complete();
 }

@@ -22,5 +22,3 @@ export const DELIVERED = 8;
 export const ORPHANED = 16;
 /** The upstream body failed; the client's exchange errors once the queue is written. */
 export const FAILED = 32;
-/** The upstream body ended and its last byte is with the client's writer (refused: sent on by the writer): the exchange may complete. */
-export const HANDED = 64;

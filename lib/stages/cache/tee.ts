@@ -4,7 +4,7 @@ import { compact } from './compact.ts';
 import type { StoragePlan } from './policy.ts';
 import { readAhead } from './read-ahead.ts';
 import { entryOf } from './replay.ts';
-import { DELIVERED, ENDED, FAILED, HANDED, ORPHANED, PAUSED, WAITING, type TeeOwner } from './tee-flags.ts';
+import { DELIVERED, ENDED, FAILED, ORPHANED, PAUSED, WAITING, type TeeOwner } from './tee-flags.ts';
 
 export type { TeeOwner } from './tee-flags.ts';
 
@@ -38,7 +38,7 @@ export class StoreTee implements Body, BodySink {
   private queued = 0;
   /** Bytes of `queue` not written yet, counted in `readAhead.used`. */
   private ahead = 0;
-  /** WAITING, PAUSED, ENDED, DELIVERED, ORPHANED, FAILED, HANDED (tee-flags.ts): one field (one object per stored miss). */
+  /** WAITING, PAUSED, ENDED, DELIVERED, ORPHANED, FAILED (tee-flags.ts): one field (one object per stored miss). */
   private flags = 0;
   /** What to do once the client's sink has ended (the owner's exchange completed before). */
   private then: (() => void) | null = null;
@@ -118,7 +118,7 @@ export class StoreTee implements Body, BodySink {
    * in-flight count, lasts until the body is written).
    */
   completesLater(downstream: { complete(): void }): boolean {
-    if ((this.flags & (DELIVERED | HANDED)) !== 0) return false;
+    if ((this.flags & DELIVERED) !== 0) return false;
     this.then = () => downstream.complete();
     return true;
   }
@@ -222,13 +222,8 @@ export class StoreTee implements Body, BodySink {
     if ((this.flags & WAITING) === 0) this.finish();
   }
 
-  /**
-   * The last byte is with the client's writer, which refused it and sends it on itself: the exchange is
-   * over. A writer that ends a known length in `onWritable` does not resume the body (response-writer.ts):
-   * waiting for `resume` left the exchange (its access line, its in-flight count) open for good.
-   */
+  /** The upstream's error (`failsLater`), once what was read ahead is written. */
   private handedOver(): void {
-    this.flags |= HANDED;
     const then = this.then;
     this.then = null;
     then?.();

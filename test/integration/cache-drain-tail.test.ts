@@ -91,12 +91,13 @@ describe('a drain while a slow client reads a response (review RL, M1)', () => {
   for (const [cache, what] of [[true, 'a cached miss'], [false, 'a plain proxied response (the control)']] as const) {
     it(`gives the slow client of ${what} every byte before the drain closes its connection`, async () => {
       const got: Array<{ body: number; drained: boolean }> = [];
-      for (const extra of EXTRA) {
+      const extras = cache ? EXTRA : [0]; // the control does not read extra
+      for (const extra of extras) {
         got.push(await drainWhileSlowClientReads(cache, extra));
         while (cleanups.length > 0) await cleanups.pop()!();
       }
       // Cached, before afb844c: 8,367,971 bytes or so in some runs (the tail still in the writer when the connection closed).
-      expect(got).toEqual(EXTRA.map(() => ({ body: SIZE, drained: true })));
+      expect(got).toEqual(extras.map(() => ({ body: SIZE, drained: true })));
     }, 120_000);
   }
 });

@@ -1,6 +1,4 @@
-import { webcrypto, X509Certificate } from 'node:crypto';
-import 'reflect-metadata';
-import * as x509 from '@peculiar/x509';
+import { X509Certificate } from 'node:crypto';
 import { pino } from 'pino';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Gateway } from '../../lib/gateway.ts';
@@ -11,6 +9,7 @@ import { defaultPipeline } from '../../pipeline.ts';
 import { freePort } from '../support/rxgate-process.ts';
 import { makeCa, pemFolder, type Issued } from '../support/certs.ts';
 import { startGatewayFromYaml } from '../support/servers.ts';
+import { selfSigned } from '../support/short-lived-cert.ts';
 
 /**
  * The listener's certificates' expiry (A13's F10): a gauge of each entry's
@@ -30,15 +29,6 @@ beforeAll(async () => {
 });
 
 const notAfter = (pem: string): number => Date.parse(new X509Certificate(pem).validTo);
-
-/** A self-signed certificate for `cn` valid until `until` (ms since the epoch), and its key. */
-async function until(cn: string, end: number): Promise<{ cert: string; key: string }> {
-  const alg = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const;
-  const keys = await webcrypto.subtle.generateKey(alg, true, ['sign', 'verify']);
-  const cert = await x509.X509CertificateGenerator.createSelfSigned({ serialNumber: '0a', name: `CN=${cn}`, notBefore: new Date(end - 100 * 86_400_000), notAfter: new Date(end), keys, signingAlgorithm: alg });
-  const pkcs8 = Buffer.from(await webcrypto.subtle.exportKey('pkcs8', keys.privateKey)).toString('base64');
-  return { cert: cert.toString('pem'), key: `-----BEGIN PRIVATE KEY-----\n${pkcs8.match(/.{1,64}/g)!.join('\n')}\n-----END PRIVATE KEY-----\n` };
-}
 
 /** The log lines (parsed) of showCertificateExpiries at `now`. */
 function shown(expiries: ReturnType<typeof certificateExpiries>, now: number): Array<{ level: number; msg: string; certificate: string }> {
@@ -101,7 +91,7 @@ routes:
     expect(text).toContain(`${GAUGE}{entry="listen.tls",server_name=""} ${Math.floor(notAfter(main.cert) / 1000)}\n`);
     expect(text).toContain(`${GAUGE}{entry="listen.tls.sni[0]",server_name="a.test"} ${Math.floor(notAfter(a.cert) / 1000)}\n`);
     // The default certificate's file now holds one that expired yesterday: its series follows on reload, with an error line.
-    const expired = await until('default.test', Date.now() - 86_400_000);
+    const expired = await selfSigned('default.test', -1);
     files.write('d.crt', expired.cert);
     files.write('d.key', expired.key);
     gateway.reloadTls();
@@ -110,7 +100,7 @@ routes:
 
   it('keeps showing the certificate the listener serves when a reload cannot take the port over (review RE, E3)', async () => {
     gateway = await started(0);
-    const expired = await until('default.test', Date.now() - 86_400_000);
+    const expired = await selfSigned('default.test', -1);
     files.write('d.crt', expired.cert);
     files.write('d.key', expired.key);
     gateway.reloadTls(); // port 0: the new files serve only after a restart (tlsPending)

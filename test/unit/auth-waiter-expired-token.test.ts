@@ -1,6 +1,6 @@
 import { generateKeyPair, SignJWT, type CryptoKey } from 'jose';
 import { lastValueFrom, of } from 'rxjs';
-import { expect, it } from 'vitest';
+import { expect, it, vi } from 'vitest';
 import { jwtAuth } from '../../lib/stages/auth/jwt-auth.ts';
 import type { GatewayResponse, Handler } from '../../lib/types.ts';
 import { gatewayRequest } from '../support/request.ts';
@@ -14,7 +14,8 @@ it('a request that arrives after its token expired is not admitted on a check th
   const pair = await generateKeyPair('RS256');
   let release!: () => void;
   let gate: Promise<void> = Promise.resolve();
-  const keys = { kind: 'jwks' as const, algorithms: ['RS256'], key: async (): Promise<CryptoKey> => { await gate; return pair.publicKey; } };
+  let lookups = 0;
+  const keys = { kind: 'jwks' as const, algorithms: ['RS256'], key: async (): Promise<CryptoKey> => { lookups++; await gate; return pair.publicKey; } };
   let now = NOW_S * 1000;
   const handler = jwtAuth({ keys, clock: { now: () => now }, tokenCacheTtl: '60s', clockTolerance: '0s' })(answer);
   // exp 62 s from now: the first check's cache entry lasts 60 s (ttl)
@@ -24,7 +25,7 @@ it('a request that arrives after its token expired is not admitted on a check th
   now += 61_000; // entry expired, token still valid
   gate = new Promise<void>((r) => { release = r; }); // the key lookup (a JWKS refetch) takes a while
   const a = outcome(handler(gatewayRequest({ headers })));
-  await new Promise((r) => setTimeout(r, 20));
+  await vi.waitFor(() => expect(lookups).toBe(2)); // A's check is in its (slow) key lookup
   now += 5_000; // the token is now 4 s past exp (tolerance 0)
   const b = outcome(handler(gatewayRequest({ headers })));
   release();

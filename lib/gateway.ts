@@ -16,7 +16,7 @@ import type { RequestObservers } from './observe/request-log.ts';
 import type { GatewayRequest, GatewayResponse } from './types.ts';
 import { healthReport, type HealthReport } from './upstream/health-view.ts';
 import { after, systemRuntime, type Runtime } from './runtime.ts';
-import { certificateExpiries } from './server/tls.ts';
+import type { CertificateExpiry } from './server/tls.ts';
 
 /** The aggregated health view: 200 when every service has an instance in rotation, else 503. */
 export const HEALTH_PATH = '/__rxgate/health';
@@ -91,7 +91,12 @@ export class Gateway {
 
   /** The listener's certificates' expiry: gauge, and a warn or error line when one is near or past. */
   private showCertificates(): void {
-    if (this.options.tls !== undefined) showCertificateExpiries(certificateExpiries(this.options.tls), this.metrics, this.logger, systemRuntime.wallNow());
+    if (this.options.tls !== undefined) showCertificateExpiries(this.edge.tlsExpiries, this.metrics, this.logger, systemRuntime.wallNow());
+  }
+
+  /** The expiries of the certificates the listener serves: what a worker reports to its main thread. */
+  get servedCertificates(): CertificateExpiry[] {
+    return this.edge.tlsExpiries;
   }
 
   /**

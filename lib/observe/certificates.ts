@@ -42,12 +42,6 @@ export function logCertificateExpiries(expiries: readonly CertificateExpiry[], l
   }
 }
 
-/** What a gateway's listener serves, as its gauge has it (set by `showCertificateExpiries`): a worker's report to its main thread. */
-export async function servedCertificates(metrics: GatewayMetrics): Promise<CertificateExpiry[]> {
-  const { values } = await metrics.certificateExpiry.get();
-  return values.map((v) => ({ entry: String(v.labels.entry), serverName: String(v.labels.server_name ?? ''), notAfter: v.value * 1000 }));
-}
-
 /**
  * The main thread's view of what its workers serve (each reports its
  * certificates when it listens and with each reload's answer), logged with

@@ -14,7 +14,7 @@ import { InFlight } from './in-flight.ts';
 import { peerAddressOf } from './remote-address.ts';
 import { acceptableRequestId, requestIds } from './request-id.ts';
 import { listenRedirect, type RedirectListener } from './redirect-http.ts';
-import { closeApp, EdgeTls } from './tls.ts';
+import { closeApp, EdgeTls, type CertificateExpiry } from './tls.ts';
 import { loadUws, uwsBuild } from './uws.ts';
 import { goingAway, websocketBehavior } from './websocket.ts';
 import { ListenError } from './listen-error.ts';
@@ -123,6 +123,7 @@ export class Edge {
   get tlsPending(): readonly string[] {
     return this.tls?.pending ?? [];
   }
+  /** The expiries of the certificates the listener serves (none without TLS). */ get tlsExpiries(): CertificateExpiry[] { return this.tls?.expiries ?? []; }
 
   /** Stops accepting connections; open ones (and requests on them) carry on. */
   stopListening(): void {

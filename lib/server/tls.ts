@@ -71,7 +71,11 @@ export class EdgeTls {
   constructor(readonly options: ListenTlsOptions) {
     this.served = readTls(options);
     this.latest = this.served;
-    servedExpiries.set(options, expiriesOf(this.served));
+  }
+
+  /** The expiries of the pairs this listener serves (start, or the reload it took over): no file read. */
+  get expiries(): CertificateExpiry[] {
+    return expiriesOf(this.served);
   }
 
   /** An `SSLApp` with the default certificate and every SNI one, `register` run for each of its routers. */
@@ -128,7 +132,6 @@ export class EdgeTls {
     }
     uws.us_listen_socket_close(current);
     this.served = this.latest;
-    servedExpiries.set(this.options, expiriesOf(this.served));
     this.pending = [];
     return socket;
   }
@@ -221,18 +224,13 @@ export interface CertificateExpiry {
   notAfter: number;
 }
 
-/** The expiries of the pairs a listener serves, by the options it was made with (EdgeTls sets them as it loads the files). */
-const servedExpiries = new WeakMap<ListenTlsOptions, CertificateExpiry[]>();
-
 /**
  * Each entry's leaf certificate's notAfter (the first certificate in its PEM
- * file), for the expiry gauge and warning. For a listener's options, those
- * of the bytes it loaded (at start, or the reload it took over), with no
- * file read: the certificates that serve, not what the files hold now.
- * Otherwise from the files, as `readTls` reads them (it throws as it does).
+ * file), from the files as `readTls` reads them (it throws as it does). What
+ * a listener serves is `EdgeTls.expiries`, read from the bytes it loaded.
  */
 export function certificateExpiries(options: ListenTlsOptions): CertificateExpiry[] {
-  return servedExpiries.get(options) ?? expiriesOf(readTls(options));
+  return expiriesOf(readTls(options));
 }
 
 function leafExpiry(entry: string, serverName: string, pem: Buffer): CertificateExpiry | null {

@@ -4,7 +4,6 @@ import { gatewayPageData } from '../admin/page.ts';
 import { runCli } from '../cli.ts';
 import type { PipelineFactory } from '../config/build.ts';
 import { controlKeys } from '../lifecycle/controls.ts';
-import { servedCertificates } from '../observe/certificates.ts';
 import { FLUSH_TIMEOUT, flushTraces } from '../lifecycle/signals.ts';
 import type { ReloadResult, StagedReload } from '../lifecycle/reload.ts';
 import type { Served } from '../lifecycle/serve.ts';
@@ -94,7 +93,7 @@ if (gateway !== null && served !== null) {
       case 'rxgate:reload': return serially(async () => {
         if (query.hold !== true) {
           const result = await own.reload(query.trigger, query.text);
-          return { result, config: controlKeys(own.reloader.current), certificates: await servedCertificates(gateway.metrics) } satisfies WorkerReloaded;
+          return { result, config: controlKeys(own.reloader.current), certificates: gateway.servedCertificates } satisfies WorkerReloaded;
         }
         held = await own.reloader.stage(query.trigger, query.text);
         return { result: held.result, config: controlKeys(held.config ?? own.reloader.current) } satisfies WorkerReloaded;
@@ -105,7 +104,7 @@ if (gateway !== null && served !== null) {
         const result: ReloadResult = staged === null ? { outcome: 'refused', message: 'no reload to settle' }
           : query.keep ? staged.commit() : await staged.revert(query.message ?? 'refused by another worker');
         // The certificates serving once settled (a commit takes new files over: reload.ts's applied, reloadTls).
-        return { result, config: controlKeys(own.reloader.current), certificates: await servedCertificates(gateway.metrics) } satisfies WorkerReloaded;
+        return { result, config: controlKeys(own.reloader.current), certificates: gateway.servedCertificates } satisfies WorkerReloaded;
       });
     }
   };
@@ -153,5 +152,5 @@ if (gateway !== null && served !== null) {
       }
     });
   });
-  port.postMessage({ type: 'rxgate:ready', id: 0, value: { certificates: await servedCertificates(gateway.metrics) } satisfies WorkerListening } satisfies WorkerReply);
+  port.postMessage({ type: 'rxgate:ready', id: 0, value: { certificates: gateway.servedCertificates } satisfies WorkerListening } satisfies WorkerReply);
 }

@@ -39,21 +39,21 @@ describe('a listener\'s certificate expiries', () => {
       { entry: 'listen.tls', serverName: '', notAfter: notAfter(main.cert) },
       { entry: 'listen.tls.sni[0]', serverName: 'a.test', notAfter: notAfter(a.cert) },
     ];
-    expect(certificateExpiries(options)).toEqual(loaded);
+    expect(tls.expiries).toEqual(loaded);
     // A rotation writes the default pair: the listener still serves what it loaded, and a reread alone changes nothing served.
     const renewed = await selfSigned('default.test', 3);
     files.write('d.crt', renewed.cert);
     files.write('d.key', renewed.key);
-    expect(certificateExpiries(options)).toEqual(loaded);
+    expect(tls.expiries).toEqual(loaded);
     tls.reread();
     expect(tls.pending).toEqual(['listen.tls']);
-    expect(certificateExpiries(options)).toEqual(loaded);
+    expect(tls.expiries).toEqual(loaded);
     // No file is read to show them: with the files gone, the same.
     files.remove();
-    expect(certificateExpiries(options)).toEqual(loaded);
+    expect(tls.expiries).toEqual(loaded);
   });
 
-  it('of options no listener loaded are read from the files', () => {
+  it('of options alone are read from the files (certificateExpiries)', () => {
     files = pemFolder();
     const options = { cert: files.write('d.crt', main.cert), key: files.write('d.key', main.key) };
     expect(certificateExpiries(options)).toEqual([{ entry: 'listen.tls', serverName: '', notAfter: notAfter(main.cert) }]);
